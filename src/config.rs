@@ -1,0 +1,438 @@
+//! Settings: defaults, then an optional TOML file, then `PR_REMINDER_*` environment variables.
+//! Validated once at start; an invalid value names its key and the process exits with code 2.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::domain::DEFAULT_REQUIRED_APPROVALS;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE: &str = "./pr-reminder.db";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+const ENV_PREFIX: &str = "PR_REMINDER_";
+
+/// How `/webhooks/bitbucket` treats `X-Hub-Signature`.
+#[derive(Clone)]
+pub enum SignaturePolicy {
+    /// Verify against these secrets (several during a rotation).
+    Verify(Vec<SecretString>),
+    /// No secret, explicitly allowed by the operator (`PR_REMINDER_INSECURE_SKIP_SIGNATURE=1`).
+    Insecure,
+    /// Nothing configured at all and listening on loopback only: the README's first command.
+    Demo,
+}
+
+impl fmt::Debug for SignaturePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignaturePolicy::Verify(secrets) => {
+                write!(f, "verify ({} secret(s), redacted)", secrets.len())
+            }
+            SignaturePolicy::Insecure => f.write_str("INSECURE: signatures not checked"),
+            SignaturePolicy::Demo => f.write_str("DEMO: signatures not checked, loopback only"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The effective settings. `Debug` never shows a secret.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database: PathBuf,
+    pub signature: SignaturePolicy,
+    pub required_approvals: u32,
+    pub max_body_bytes: usize,
+    /// SQLite `synchronous`: `full` (default: a 2xx survives power loss) or `normal`.
+    pub synchronous: String,
+    pub max_batch: usize,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Defaults with signature checking off; for tests and embedding. `load` is the real entry.
+    pub fn with_defaults(signature: SignaturePolicy) -> Self {
+        Settings {
+            listen: DEFAULT_LISTEN.parse().expect("valid default"),
+            database: PathBuf::from(DEFAULT_DATABASE),
+            signature,
+            required_approvals: DEFAULT_REQUIRED_APPROVALS,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            synchronous: "full".into(),
+            max_batch: 512,
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// Reads the file (if given) and the environment, then validates.
+    pub fn load(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+        insecure_flag: bool,
+    ) -> Result<Settings, ConfigError> {
+        let mut raw = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+                })?;
+                toml::from_str::<RawSettings>(&text).map_err(|e| {
+                    ConfigError::new(
+                        path.display().to_string(),
+                        e.message().to_owned() + &describe_span(&text, e.span()),
+                    )
+                })?
+            }
+            None => RawSettings::default(),
+        };
+        let configured = file.is_some() || env.keys().any(|k| k.starts_with(ENV_PREFIX));
+        raw.apply_env(env)?;
+        raw.resolve(configured, insecure_flag)
+    }
+
+    /// The settings as `check-config` prints them: TOML, secrets redacted.
+    pub fn render(&self) -> String {
+        let secret = match &self.signature {
+            SignaturePolicy::Verify(s) => format!("\"[redacted: {} secret(s)]\"", s.len()),
+            SignaturePolicy::Insecure | SignaturePolicy::Demo => "\"\" # not set".into(),
+        };
+        format!(
+            "listen = \"{}\"\ndatabase = \"{}\"\nwebhook_secret = {}\ninsecure_skip_signature = {}\n\
+             # signature policy: {:?}\nrequired_approvals = {}\nmax_body_bytes = {}\n\
+             synchronous = \"{}\"\nmax_batch = {}\nlog_format = \"{}\"\n",
+            self.listen,
+            self.database.display(),
+            secret,
+            matches!(self.signature, SignaturePolicy::Insecure),
+            self.signature,
+            self.required_approvals,
+            self.max_body_bytes,
+            self.synchronous,
+            self.max_batch,
+            match self.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }
+        )
+    }
+}
+
+fn describe_span(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].lines().count().max(1);
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+/// A configuration problem, naming the key (file key or environment variable).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One secret or a list; in the environment, a comma-separated list.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SecretList {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    listen: Option<String>,
+    database: Option<PathBuf>,
+    webhook_secret: Option<SecretList>,
+    required_approvals: Option<i64>,
+    insecure_skip_signature: Option<bool>,
+    max_body_bytes: Option<i64>,
+    synchronous: Option<String>,
+    max_batch: Option<i64>,
+    log_format: Option<LogFormat>,
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(ConfigError::new(
+            key,
+            format!("`{value}` is not a boolean (use 1/0, true/false)"),
+        )),
+    }
+}
+
+fn parse_int(key: &str, value: &str) -> Result<i64, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(key, format!("`{value}` is not a whole number")))
+}
+
+impl RawSettings {
+    fn apply_env(&mut self, env: &HashMap<String, String>) -> Result<(), ConfigError> {
+        let get = |name: &str| env.get(&format!("{ENV_PREFIX}{name}")).map(String::as_str);
+        if let Some(v) = get("LISTEN") {
+            self.listen = Some(v.to_owned());
+        }
+        if let Some(v) = get("DATABASE") {
+            self.database = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("WEBHOOK_SECRET") {
+            self.webhook_secret = Some(SecretList::One(v.to_owned()));
+        }
+        if let Some(v) = get("REQUIRED_APPROVALS") {
+            self.required_approvals = Some(parse_int("PR_REMINDER_REQUIRED_APPROVALS", v)?);
+        }
+        if let Some(v) = get("INSECURE_SKIP_SIGNATURE") {
+            self.insecure_skip_signature =
+                Some(parse_bool("PR_REMINDER_INSECURE_SKIP_SIGNATURE", v)?);
+        }
+        if let Some(v) = get("MAX_BODY_BYTES") {
+            self.max_body_bytes = Some(parse_int("PR_REMINDER_MAX_BODY_BYTES", v)?);
+        }
+        if let Some(v) = get("SYNCHRONOUS") {
+            self.synchronous = Some(v.to_owned());
+        }
+        if let Some(v) = get("MAX_BATCH") {
+            self.max_batch = Some(parse_int("PR_REMINDER_MAX_BATCH", v)?);
+        }
+        if let Some(v) = get("LOG_FORMAT") {
+            self.log_format = Some(match v.trim().to_ascii_lowercase().as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::new(
+                        "PR_REMINDER_LOG_FORMAT",
+                        format!("`{v}` is not one of text, json"),
+                    ))
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn resolve(self, configured: bool, insecure_flag: bool) -> Result<Settings, ConfigError> {
+        let mut settings = Settings::with_defaults(SignaturePolicy::Demo);
+        if let Some(listen) = self.listen {
+            settings.listen = listen.parse().map_err(|_| {
+                ConfigError::new(
+                    "listen (PR_REMINDER_LISTEN)",
+                    format!("`{listen}` is not an address:port such as 127.0.0.1:8080"),
+                )
+            })?;
+        }
+        if let Some(path) = self.database {
+            if path.as_os_str().is_empty() {
+                return Err(ConfigError::new(
+                    "database (PR_REMINDER_DATABASE)",
+                    "must be a file path",
+                ));
+            }
+            settings.database = path;
+        }
+        if let Some(n) = self.required_approvals {
+            settings.required_approvals = u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| {
+                ConfigError::new(
+                    "required_approvals (PR_REMINDER_REQUIRED_APPROVALS)",
+                    format!("{n} is not between 1 and 100"),
+                )
+            })?;
+        }
+        if let Some(n) = self.max_body_bytes {
+            settings.max_body_bytes = usize::try_from(n)
+                .ok()
+                .filter(|n| (1024..=64 * 1024 * 1024).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "max_body_bytes (PR_REMINDER_MAX_BODY_BYTES)",
+                        format!("{n} is not between 1024 and 67108864"),
+                    )
+                })?;
+        }
+        if let Some(mode) = self.synchronous {
+            let mode = mode.trim().to_ascii_lowercase();
+            if !matches!(mode.as_str(), "full" | "normal" | "extra") {
+                return Err(ConfigError::new(
+                    "synchronous (PR_REMINDER_SYNCHRONOUS)",
+                    format!("`{mode}` is not one of full, normal, extra"),
+                ));
+            }
+            settings.synchronous = mode;
+        }
+        if let Some(n) = self.max_batch {
+            settings.max_batch = usize::try_from(n)
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "max_batch (PR_REMINDER_MAX_BATCH)",
+                        format!("{n} is not between 1 and 10000"),
+                    )
+                })?;
+        }
+        if let Some(format) = self.log_format {
+            settings.log_format = format;
+        }
+
+        let secrets: Vec<SecretString> = match self.webhook_secret {
+            None => Vec::new(),
+            Some(SecretList::One(s)) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| SecretString::from(s.to_owned()))
+                .collect(),
+            Some(SecretList::Many(list)) => list
+                .into_iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .map(SecretString::from)
+                .collect(),
+        };
+        let insecure = insecure_flag || self.insecure_skip_signature.unwrap_or(false);
+        settings.signature = if !secrets.is_empty() {
+            SignaturePolicy::Verify(secrets)
+        } else if insecure {
+            SignaturePolicy::Insecure
+        } else if !configured && settings.listen.ip().is_loopback() {
+            SignaturePolicy::Demo
+        } else {
+            return Err(ConfigError::new(
+                "webhook_secret (PR_REMINDER_WEBHOOK_SECRET)",
+                "not set: deliveries could not be verified. Set the secret you entered in \
+                 Bitbucket, or PR_REMINDER_INSECURE_SKIP_SIGNATURE=1 to accept unsigned ones",
+            ));
+        };
+        Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn nothing_configured_is_demo_mode() {
+        let s = Settings::load(None, &env(&[]), false).unwrap();
+        assert!(matches!(s.signature, SignaturePolicy::Demo));
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(s.database, PathBuf::from(DEFAULT_DATABASE));
+        assert_eq!(s.required_approvals, 2);
+    }
+
+    #[test]
+    fn configured_without_secret_refuses() {
+        let err = Settings::load(
+            None,
+            &env(&[("PR_REMINDER_REQUIRED_APPROVALS", "3")]),
+            false,
+        )
+        .unwrap_err();
+        assert!(err.key.contains("PR_REMINDER_WEBHOOK_SECRET"), "{err}");
+        let s = Settings::load(
+            None,
+            &env(&[("PR_REMINDER_INSECURE_SKIP_SIGNATURE", "1")]),
+            false,
+        )
+        .unwrap();
+        assert!(matches!(s.signature, SignaturePolicy::Insecure));
+        let s = Settings::load(None, &env(&[("PR_REMINDER_LISTEN", "0.0.0.0:80")]), true).unwrap();
+        assert!(matches!(s.signature, SignaturePolicy::Insecure));
+    }
+
+    #[test]
+    fn secrets_split_on_commas_and_never_print() {
+        let s = Settings::load(
+            None,
+            &env(&[("PR_REMINDER_WEBHOOK_SECRET", "old-s3cret, new-s3cret")]),
+            false,
+        )
+        .unwrap();
+        match &s.signature {
+            SignaturePolicy::Verify(list) => assert_eq!(list.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        let shown = format!("{s:?}\n{}", s.render());
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("2 secret(s)"));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (key, value) in [
+            ("PR_REMINDER_REQUIRED_APPROVALS", "two"),
+            ("PR_REMINDER_REQUIRED_APPROVALS", "0"),
+            ("PR_REMINDER_LISTEN", "localhost"),
+            ("PR_REMINDER_INSECURE_SKIP_SIGNATURE", "maybe"),
+            ("PR_REMINDER_MAX_BODY_BYTES", "12"),
+            ("PR_REMINDER_LOG_FORMAT", "xml"),
+        ] {
+            let err = Settings::load(
+                None,
+                &env(&[(key, value), ("PR_REMINDER_WEBHOOK_SECRET", "s")]),
+                false,
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nwebhook_secret = [\"a\", \"b\"]\nrequired_approvals = 3\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            Some(&path),
+            &env(&[("PR_REMINDER_REQUIRED_APPROVALS", "1")]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.required_approvals, 1);
+
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nlisten_port = 3\n").unwrap();
+        let err = Settings::load(Some(&path), &env(&[]), false).unwrap_err();
+        assert!(err.to_string().contains("listen_port"), "{err}");
+    }
+}

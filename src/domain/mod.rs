@@ -1,0 +1,13 @@
+//! The pure core: what a pull request, a review and a delivery are, and the review policy.
+//! Nothing in here does I/O, so it is tested with plain unit tests.
+
+mod event;
+mod policy;
+mod time;
+
+pub use event::{
+    BuildState, Change, CommitStatus, Delivery, Outcome, Participant, PrState, PullRequest,
+    Repository, ReviewState, Role, User,
+};
+pub use policy::{ReviewSummary, DEFAULT_REQUIRED_APPROVALS};
+pub use time::Timestamp;

@@ -1,0 +1,95 @@
+use super::{Participant, ReviewState, User};
+
+pub const DEFAULT_REQUIRED_APPROVALS: u32 = 2;
+
+/// Where a pull request stands with its reviewers.
+///
+/// Policy: an author's approval of their own PR does not count (Bitbucket lets authors approve,
+/// and some old payloads show it), nor do their own "changes requested". The SQL view
+/// `pending_reviews` applies the same rule; tests keep the two in agreement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewSummary<'a> {
+    pub approved_by: Vec<&'a User>,
+    pub changes_requested_by: Vec<&'a User>,
+    pub required: u32,
+}
+
+impl<'a> ReviewSummary<'a> {
+    pub fn new(author: &User, participants: &'a [Participant], required: u32) -> Self {
+        let others = participants.iter().filter(|p| p.user.key != author.key);
+        let mut approved_by = Vec::new();
+        let mut changes_requested_by = Vec::new();
+        for p in others {
+            match p.state {
+                ReviewState::Approved => approved_by.push(&p.user),
+                ReviewState::ChangesRequested => changes_requested_by.push(&p.user),
+                ReviewState::None => {}
+            }
+        }
+        Self {
+            approved_by,
+            changes_requested_by,
+            required,
+        }
+    }
+
+    pub fn approvals(&self) -> u32 {
+        u32::try_from(self.approved_by.len()).unwrap_or(u32::MAX)
+    }
+
+    pub fn needs_review(&self) -> bool {
+        self.approvals() < self.required
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Role;
+
+    fn user(key: &str) -> User {
+        User {
+            key: key.into(),
+            uuid: Some(key.into()),
+            account_id: None,
+            nickname: None,
+            username: None,
+            display_name: Some(key.to_uppercase()),
+        }
+    }
+
+    fn part(key: &str, state: ReviewState) -> Participant {
+        Participant {
+            user: user(key),
+            role: Role::Reviewer,
+            state,
+            state_on: None,
+        }
+    }
+
+    #[test]
+    fn author_approval_does_not_count() {
+        let parts = vec![
+            part("author", ReviewState::Approved),
+            part("a", ReviewState::Approved),
+        ];
+        let s = ReviewSummary::new(&user("author"), &parts, 2);
+        assert_eq!(s.approvals(), 1);
+        assert!(s.needs_review());
+    }
+
+    #[test]
+    fn reaches_required_count() {
+        let parts = vec![
+            part("a", ReviewState::Approved),
+            part("b", ReviewState::Approved),
+            part("c", ReviewState::ChangesRequested),
+            part("d", ReviewState::None),
+        ];
+        let s = ReviewSummary::new(&user("author"), &parts, 2);
+        assert_eq!(s.approvals(), 2);
+        assert!(!s.needs_review());
+        assert_eq!(s.changes_requested_by.len(), 1);
+        assert_eq!(s.changes_requested_by[0].label(), "C");
+    }
+}

@@ -1,0 +1,110 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use pr_reminder::config::{LogFormat, Settings};
+use pr_reminder::startup::Application;
+use pr_reminder::{store, telemetry};
+
+/// Reminds chat rooms about Bitbucket pull requests that still need review.
+#[derive(Parser)]
+#[command(name = "pr-reminder", version, about)]
+struct Cli {
+    /// TOML settings file; PR_REMINDER_* environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format (overrides PR_REMINDER_LOG_FORMAT).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<CliLogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliLogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (POST /webhooks/bitbucket, GET /healthz, GET /readyz).
+    Serve {
+        /// Accept deliveries without a verified signature (never on a reachable network).
+        #[arg(long)]
+        insecure_skip_signature: bool,
+    },
+    /// Create the database if needed, apply pending migrations, and exit.
+    Migrate,
+    /// Validate the settings and print them, secrets redacted.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let insecure = matches!(
+        cli.command,
+        Command::Serve {
+            insecure_skip_signature: true
+        }
+    );
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let mut settings = match Settings::load(cli.config.as_deref(), &env, insecure) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("pr-reminder: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(format) = cli.log_format {
+        settings.log_format = match format {
+            CliLogFormat::Text => LogFormat::Text,
+            CliLogFormat::Json => LogFormat::Json,
+        };
+    }
+    telemetry::init(settings.log_format);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("pr-reminder: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::CheckConfig => {
+                print!("{}", settings.render());
+                Ok(())
+            }
+            Command::Migrate => {
+                let pool = store::open(&settings.database, &settings.synchronous).await?;
+                pool.close().await;
+                println!("database {} is up to date", settings.database.display());
+                Ok(())
+            }
+            Command::Serve { .. } => {
+                let app = Application::build(settings.clone()).await?;
+                tracing::info!(
+                    listen = %settings.listen,
+                    port = app.port(),
+                    database = %settings.database.display(),
+                    "pr-reminder listening; POST Bitbucket webhooks to /webhooks/bitbucket"
+                );
+                app.run_until_stopped().await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "fatal");
+            eprintln!("pr-reminder: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,114 @@
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use sqlx::{ConnectOptions, SqlitePool};
+use tokio::task::JoinHandle;
+
+use crate::config::{Settings, SignaturePolicy};
+use crate::routes;
+use crate::store::{self, Writer, WriterConfig};
+
+/// What every request handler can reach.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub pool: SqlitePool,
+    pub writer: Writer,
+}
+
+/// The running service: database ready, writer started, listener bound.
+pub struct Application {
+    port: u16,
+    server: Server,
+    writer_task: JoinHandle<()>,
+    pool: SqlitePool,
+}
+
+impl Application {
+    /// Opens (and migrates) the database, starts the writer and binds `settings.listen`
+    /// (port 0 picks a free port: see `port()`).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let pool = store::open(&settings.database, &settings.synchronous).await?;
+        store::write_settings(&pool, settings.required_approvals).await?;
+        let write_conn = store::connect_options(&settings.database, &settings.synchronous)?
+            .connect()
+            .await
+            .context("opening the write connection")?;
+        let (writer, writer_task) = Writer::spawn(
+            write_conn,
+            WriterConfig {
+                max_batch: settings.max_batch,
+                ..WriterConfig::default()
+            },
+        );
+
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let port = listener
+            .local_addr()
+            .context("reading the bound port")?
+            .port();
+        match &settings.signature {
+            SignaturePolicy::Verify(_) => {}
+            SignaturePolicy::Insecure => tracing::warn!(
+                "INSECURE: webhook signatures are NOT verified (insecure_skip_signature is set); \
+                 anyone who can reach this port can write pull-request state"
+            ),
+            SignaturePolicy::Demo => tracing::warn!(
+                "DEMO MODE: no configuration found, so unsigned deliveries are accepted on {} only. \
+                 Set PR_REMINDER_WEBHOOK_SECRET before exposing the service",
+                settings.listen
+            ),
+        }
+
+        let state = web::Data::new(AppState {
+            settings: Arc::new(settings),
+            pool: pool.clone(),
+            writer,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .route(
+                    "/webhooks/bitbucket",
+                    web::post().to(routes::webhook::bitbucket),
+                )
+                .route("/healthz", web::get().to(routes::health::healthz))
+                .route("/readyz", web::get().to(routes::health::readyz))
+        })
+        .listen(listener)
+        .context("starting the HTTP server")?
+        .shutdown_timeout(10)
+        .run();
+
+        Ok(Application {
+            port,
+            server,
+            writer_task,
+            pool,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM (handled by actix), then lets in-flight requests finish,
+    /// lets the writer commit what it holds, and closes the database.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("HTTP server")?;
+        // The server (and with it every Writer handle) is gone; the writer drains and ends.
+        if tokio::time::timeout(Duration::from_secs(10), self.writer_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("writer did not finish within 10 s");
+        }
+        self.pool.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+//! SQLite persistence. One writer task owns the only write connection and group-commits
+//! deliveries (see `writer`); everything else reads through a small pool.
+
+pub mod writer;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use writer::{WriteOutcome, Writer, WriterConfig};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connection options shared by the writer and the read pool: WAL so readers never block the
+/// writer, foreign keys on, and a busy timeout for the rare outside writer (`sqlite3`, `migrate`).
+pub fn connect_options(path: &Path, synchronous: &str) -> anyhow::Result<SqliteConnectOptions> {
+    let synchronous = SqliteSynchronous::from_str(synchronous)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("database synchronous mode")?;
+    Ok(SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(synchronous)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5))
+        // The writer's statements have a fixed text, so the default cache is plenty.
+        .statement_cache_capacity(64))
+}
+
+/// Opens the read pool, creating the file if needed, and applies pending migrations.
+pub async fn open(path: &Path, synchronous: &str) -> anyhow::Result<SqlitePool> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the database folder {}", dir.display()))?;
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .min_connections(1)
+        .connect_with(connect_options(path, synchronous)?)
+        .await
+        .with_context(|| format!("opening the database {}", path.display()))?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .with_context(|| format!("applying migrations to {}", path.display()))?;
+    Ok(pool)
+}
+
+/// Writes the settings that the SQL views read (`pending_reviews.required_approvals`).
+pub async fn write_settings(pool: &SqlitePool, required_approvals: u32) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO settings (name, value) VALUES ('required_approvals', ?1) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(required_approvals.to_string())
+    .execute(pool)
+    .await
+    .context("writing settings")?;
+    Ok(())
+}
+
+/// `SELECT 1`, for readiness.
+pub async fn ping(pool: &SqlitePool) -> anyhow::Result<()> {
+    sqlx::query("SELECT 1")
+        .execute(pool)
+        .await
+        .context("database ping")?;
+    Ok(())
+}
