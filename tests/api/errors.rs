@@ -1,0 +1,299 @@
+//! What a sender can get wrong. Each is a 4xx with a reason, is recorded, and the service keeps
+//! serving afterwards. None is a 5xx.
+
+use pr_reminder::bitbucket::signature::sign;
+use pr_reminder::config::SignaturePolicy;
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::helpers::{own_fixture, spawn_app, spawn_app_with, SECRET};
+
+fn body() -> Vec<u8> {
+    serde_json::to_vec(&own_fixture("pullrequest_created.json")).unwrap()
+}
+
+#[tokio::test]
+async fn signature_problems_are_401_and_recorded_without_the_body() {
+    let app = spawn_app().await;
+    let body = body();
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case> = vec![
+        ("no signature", vec![], "missing X-Hub-Signature header"),
+        (
+            "wrong secret",
+            vec![("X-Hub-Signature", sign("not-the-secret", &body))],
+            "X-Hub-Signature does not match the body for any configured secret",
+        ),
+        (
+            "signature of another body",
+            vec![("X-Hub-Signature", sign(SECRET, b"{}"))],
+            "X-Hub-Signature does not match the body for any configured secret",
+        ),
+        (
+            "not sha256",
+            vec![("X-Hub-Signature", "sha1=0123456789abcdef".to_owned())],
+            "X-Hub-Signature must look like sha256=<64 hex digits>",
+        ),
+    ];
+    for (i, (what, extra, reason)) in cases.iter().enumerate() {
+        let id = format!("sig-{i}");
+        let mut headers = vec![
+            ("X-Event-Key", "pullrequest:created"),
+            ("X-Request-UUID", id.as_str()),
+        ];
+        headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        let answer = app.post(&headers, body.clone()).await;
+        assert_eq!(answer.status, 401, "{what}");
+        assert_eq!(
+            answer.body,
+            json!({"status": "rejected", "reason": reason}),
+            "{what}"
+        );
+        app.assert_still_serving().await;
+    }
+    let rows = app.wait_for_deliveries(2 * cases.len()).await;
+    let rejected: Vec<_> = rows.iter().filter(|r| r.2 == "rejected").collect();
+    assert_eq!(rejected.len(), cases.len());
+    assert_eq!(rejected[0].0.as_deref(), Some("sig-0"));
+    assert_eq!(rejected[0].1.as_deref(), Some("pullrequest:created"));
+    assert_eq!(
+        rejected[0].3.as_deref(),
+        Some("missing X-Hub-Signature header")
+    );
+    assert_eq!(app.count("SELECT count(*) FROM pull_requests").await, 0);
+}
+
+#[tokio::test]
+async fn any_rotated_secret_is_accepted() {
+    let app = spawn_app_with(|s| {
+        s.signature = SignaturePolicy::Verify(vec![
+            SecretString::from("old-secret".to_owned()),
+            SecretString::from("new-secret".to_owned()),
+        ])
+    })
+    .await;
+    let body = body();
+    for (i, secret) in ["old-secret", "new-secret"].iter().enumerate() {
+        let id = format!("rot-{i}");
+        let sig = sign(secret, &body);
+        let answer = app
+            .post(
+                &[
+                    ("X-Event-Key", "pullrequest:created"),
+                    ("X-Request-UUID", &id),
+                    ("X-Hub-Signature", &sig),
+                ],
+                body.clone(),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{secret}: {}", answer.body);
+    }
+    let sig = sign(SECRET, &body);
+    let answer = app
+        .post(
+            &[
+                ("X-Event-Key", "pullrequest:created"),
+                ("X-Request-UUID", "rot-x"),
+                ("X-Hub-Signature", &sig),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(answer.status, 401);
+}
+
+#[tokio::test]
+async fn oversize_body_is_413() {
+    let app = spawn_app_with(|s| s.max_body_bytes = 4096).await;
+    let mut big = own_fixture("pullrequest_created.json");
+    big["pullrequest"]["description"] = json!("x".repeat(5000));
+    let big = serde_json::to_vec(&big).unwrap();
+    let answer = app.deliver("pullrequest:created", "big-1", &big).await;
+    assert_eq!(answer.status, 413);
+    assert_eq!(
+        answer.body,
+        json!({"status": "rejected", "reason": "body larger than 4096 bytes"})
+    );
+    app.assert_still_serving().await;
+
+    // Without a Content-Length (chunked), the limit still holds while reading.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        big.chunks(1000).map(|c| Ok(c.to_vec())).collect();
+    let response = app
+        .client
+        .post(format!("{}/webhooks/bitbucket", app.address))
+        .header("X-Event-Key", "pullrequest:created")
+        .header("X-Request-UUID", "big-2")
+        .header("X-Hub-Signature", sign(SECRET, &big))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    app.assert_still_serving().await;
+    let rows = app.wait_for_deliveries(4).await;
+    assert_eq!(rows.iter().filter(|r| r.2 == "rejected").count(), 2);
+}
+
+#[tokio::test]
+async fn malformed_payloads_are_400_naming_the_field() {
+    let app = spawn_app().await;
+    let good = own_fixture("pullrequest_created.json");
+    let full = serde_json::to_vec(&good).unwrap();
+
+    let mut wrong_type = good.clone();
+    wrong_type["pullrequest"]["id"] = json!("forty-two");
+    let mut missing = good.clone();
+    missing["pullrequest"]
+        .as_object_mut()
+        .unwrap()
+        .remove("updated_on");
+    let mut bad_date = good.clone();
+    bad_date["pullrequest"]["created_on"] = json!("last tuesday");
+    let mut bad_state = good.clone();
+    bad_state["pullrequest"]["state"] = json!("ARCHIVED");
+    let mut user_without_id = good.clone();
+    user_without_id["pullrequest"]["author"] = json!({"display_name": "Nobody"});
+    let mut bad_participant = good.clone();
+    bad_participant["pullrequest"]["participants"][1]["approved"] = json!("yes");
+
+    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        ("truncated JSON", "pullrequest:created", full[..full.len() / 2].to_vec(), "body is not valid JSON"),
+        ("not JSON", "pullrequest:created", b"<html>".to_vec(), "body is not valid JSON"),
+        ("trailing garbage", "pullrequest:created", [full.clone(), b"}".to_vec()].concat(), "body is not valid JSON"),
+        ("wrong type", "pullrequest:updated", serde_json::to_vec(&wrong_type).unwrap(), "pullrequest.id: invalid type: string \"forty-two\", expected i64"),
+        ("missing field", "pullrequest:updated", serde_json::to_vec(&missing).unwrap(), "pullrequest: missing field `updated_on`"),
+        ("bad date", "pullrequest:updated", serde_json::to_vec(&bad_date).unwrap(), "pullrequest.created_on: `last tuesday` is not an RFC 3339 date-time"),
+        ("unknown state", "pullrequest:updated", serde_json::to_vec(&bad_state).unwrap(), "pullrequest.state: unknown state `ARCHIVED`"),
+        ("user without id", "pullrequest:updated", serde_json::to_vec(&user_without_id).unwrap(), "pullrequest.author: user has no uuid, account_id or username"),
+        ("participant flag", "pullrequest:updated", serde_json::to_vec(&bad_participant).unwrap(), "pullrequest.participants[1].approved: invalid type"),
+        ("status without commit", "repo:commit_status_updated", br#"{"repository":{"full_name":"a/b"},"commit_status":{"key":"k","state":"FAILED","updated_on":"2026-01-01T00:00:00Z"}}"#.to_vec(), "commit_status.commit.hash: missing field"),
+        ("ignored key, not JSON", "repo:push", b"nope".to_vec(), "body is not valid JSON"),
+    ];
+    for (i, (what, key, body, reason)) in cases.iter().enumerate() {
+        let answer = app.deliver(key, &format!("bad-{i}"), body).await;
+        assert_eq!(answer.status, 400, "{what}: {}", answer.body);
+        assert_eq!(answer.body["status"], "rejected", "{what}");
+        let got = answer.body["reason"].as_str().unwrap();
+        assert!(
+            got.starts_with(reason),
+            "{what}: {got:?} does not start with {reason:?}"
+        );
+        app.assert_still_serving().await;
+    }
+    assert_eq!(app.count("SELECT count(*) FROM pull_requests").await, 0);
+    let rows = app.wait_for_deliveries(2 * cases.len()).await;
+    assert_eq!(
+        rows.iter().filter(|r| r.2 == "rejected").count(),
+        cases.len()
+    );
+}
+
+#[tokio::test]
+async fn missing_headers_are_400() {
+    let app = spawn_app().await;
+    let body = body();
+    let sig = sign(SECRET, &body);
+    let answer = app
+        .post(
+            &[("X-Request-UUID", "h-1"), ("X-Hub-Signature", &sig)],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(
+        (answer.status, answer.body["reason"].as_str()),
+        (400, Some("missing or unreadable X-Event-Key header"))
+    );
+    let answer = app
+        .post(
+            &[
+                ("X-Event-Key", "pullrequest:created"),
+                ("X-Hub-Signature", &sig),
+            ],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(
+        (answer.status, answer.body["reason"].as_str()),
+        (400, Some("missing or unreadable X-Request-UUID header"))
+    );
+    // Data Center's header name is accepted too.
+    let answer = app
+        .post(
+            &[
+                ("X-Event-Key", "pullrequest:created"),
+                ("X-Request-Id", "dc-1"),
+                ("X-Hub-Signature", &sig),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    app.assert_still_serving().await;
+}
+
+#[tokio::test]
+async fn unknown_event_keys_are_acknowledged_and_recorded() {
+    let app = spawn_app().await;
+    for (i, key) in [
+        "repo:push",
+        "pullrequest:comment_deleted",
+        "pr:opened",
+        "something:new",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let answer = app
+            .deliver(key, &format!("unk-{i}"), br#"{"anything": true}"#)
+            .await;
+        assert_eq!(answer.status, 200, "{key}");
+        assert_eq!(answer.body["status"], "ignored", "{key}");
+        assert!(
+            answer.body["reason"].as_str().unwrap().contains(key),
+            "{}",
+            answer.body
+        );
+    }
+    let rows = app.deliveries().await;
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r.2 == "ignored" && r.3.is_some()));
+    assert_eq!(app.count("SELECT count(*) FROM pull_requests").await, 0);
+}
+
+#[tokio::test]
+async fn insecure_mode_accepts_unsigned_deliveries() {
+    let app = spawn_app_with(|s| s.signature = SignaturePolicy::Insecure).await;
+    let answer = app
+        .post(
+            &[
+                ("X-Event-Key", "pullrequest:created"),
+                ("X-Request-UUID", "u-1"),
+            ],
+            body(),
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body["status"], "processed");
+}
+
+#[tokio::test]
+async fn health_endpoints() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz").await, 200);
+    assert_eq!(app.get("/readyz").await, 200);
+    assert_eq!(app.get("/nothing-here").await, 404);
+    let response = app
+        .client
+        .get(format!("{}/webhooks/bitbucket", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        404,
+        "GET on the webhook is not a route"
+    );
+}

@@ -1,0 +1,290 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pr_reminder::bitbucket::signature::sign;
+use pr_reminder::config::{Settings, SignaturePolicy};
+use pr_reminder::startup::Application;
+use secrecy::SecretString;
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::Row;
+use tempfile::TempDir;
+
+pub const SECRET: &str = "test-webhook-secret";
+
+pub struct TestApp {
+    pub address: String,
+    pub db: SqlitePool,
+    pub client: reqwest::Client,
+    _dir: TempDir,
+}
+
+/// The app with one webhook secret, `SECRET`.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_path = dir.path().join("pr-reminder.db");
+    let mut settings = Settings::with_defaults(SignaturePolicy::Verify(vec![SecretString::from(
+        SECRET.to_owned(),
+    )]));
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.database = db_path.clone();
+    adjust(&mut settings);
+    let app = Application::build(settings).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+
+    let db = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(&db_path)
+                .read_only(true),
+        )
+        .await
+        .expect("test reader");
+    TestApp {
+        address,
+        db,
+        client: reqwest::Client::new(),
+
+        _dir: dir,
+    }
+}
+
+/// What the service answered.
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl TestApp {
+    /// A delivery signed with `SECRET`, as Bitbucket Cloud sends it.
+    pub async fn deliver(&self, event_key: &str, request_id: &str, body: &[u8]) -> Answer {
+        let signature = sign(SECRET, body);
+        self.post(
+            &[
+                ("X-Event-Key", event_key),
+                ("X-Request-UUID", request_id),
+                ("X-Hub-Signature", &signature),
+                ("X-Attempt-Number", "1"),
+            ],
+            body.to_vec(),
+        )
+        .await
+    }
+
+    pub async fn deliver_json(&self, event_key: &str, request_id: &str, body: &Value) -> Answer {
+        self.deliver(event_key, request_id, &serde_json::to_vec(body).unwrap())
+            .await
+    }
+
+    /// A request with exactly these headers (plus Content-Type).
+    pub async fn post(&self, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+        let mut request = self
+            .client
+            .post(format!("{}/webhooks/bitbucket", self.address))
+            .header("Content-Type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body read");
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("answer is not JSON: {status} {text}"));
+        Answer { status, body }
+    }
+
+    pub async fn get(&self, path: &str) -> u16 {
+        self.client
+            .get(format!("{}{}", self.address, path))
+            .send()
+            .await
+            .expect("request sent")
+            .status()
+            .as_u16()
+    }
+
+    /// Asserts the service still answers and still stores deliveries.
+    pub async fn assert_still_serving(&self) {
+        assert_eq!(self.get("/healthz").await, 200);
+        assert_eq!(self.get("/readyz").await, 200);
+        let probe = uuid_like("probe");
+        let answer = self
+            .deliver("repo:push", &probe, br#"{"push": {"changes": []}}"#)
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.body["status"], "ignored");
+    }
+
+    pub async fn pull_request(&self, repository: &str, number: i64) -> Option<PrRow> {
+        sqlx::query(
+            "SELECT repository, number, title, author, source_branch, source_commit, \
+             destination_branch, state, draft, created_on, updated_on, last_activity_on, url \
+             FROM pull_requests WHERE repository = ?1 AND number = ?2",
+        )
+        .bind(repository)
+        .bind(number)
+        .fetch_optional(&self.db)
+        .await
+        .unwrap()
+        .map(|r| PrRow {
+            repository: r.get(0),
+            number: r.get(1),
+            title: r.get(2),
+            author: r.get(3),
+            source_branch: r.get(4),
+            source_commit: r.get(5),
+            destination_branch: r.get(6),
+            state: r.get(7),
+            draft: r.get(8),
+            created_on: r.get(9),
+            updated_on: r.get(10),
+            last_activity_on: r.get(11),
+            url: r.get(12),
+        })
+    }
+
+    /// (user_key, role, state) for a PR, ordered by user key.
+    pub async fn reviews(&self, repository: &str, number: i64) -> Vec<(String, String, String)> {
+        sqlx::query_as(
+            "SELECT user_key, role, state FROM reviews WHERE repository = ?1 AND number = ?2 \
+             ORDER BY user_key",
+        )
+        .bind(repository)
+        .bind(number)
+        .fetch_all(&self.db)
+        .await
+        .unwrap()
+    }
+
+    pub async fn pending(&self) -> Vec<PendingRow> {
+        sqlx::query(
+            "SELECT repository, number, title, author, approvals, required_approvals, \
+             changes_requested, build_state, age_hours, url FROM pending_reviews",
+        )
+        .fetch_all(&self.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| PendingRow {
+            repository: r.get(0),
+            number: r.get(1),
+            title: r.get(2),
+            author: r.get(3),
+            approvals: r.get(4),
+            required_approvals: r.get(5),
+            changes_requested: r.get(6),
+            build_state: r.get(7),
+            age_hours: r.get(8),
+            url: r.get(9),
+        })
+        .collect()
+    }
+
+    /// All deliveries: (request_id, event_key, outcome, reason).
+    pub async fn deliveries(&self) -> Vec<DeliveryRow> {
+        sqlx::query_as("SELECT request_id, event_key, outcome, reason FROM deliveries ORDER BY id")
+            .fetch_all(&self.db)
+            .await
+            .unwrap()
+    }
+
+    /// Refused deliveries are recorded without making the sender wait; poll until they land.
+    pub async fn wait_for_deliveries(&self, count: usize) -> Vec<DeliveryRow> {
+        for _ in 0..200 {
+            let rows = self.deliveries().await;
+            if rows.len() >= count {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "expected {count} deliveries, found {:?}",
+            self.deliveries().await
+        );
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
+    }
+}
+
+pub type DeliveryRow = (Option<String>, Option<String>, String, Option<String>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrRow {
+    pub repository: String,
+    pub number: i64,
+    pub title: String,
+    pub author: String,
+    pub source_branch: Option<String>,
+    pub source_commit: Option<String>,
+    pub destination_branch: Option<String>,
+    pub state: String,
+    pub draft: i64,
+    pub created_on: String,
+    pub updated_on: String,
+    pub last_activity_on: String,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingRow {
+    pub repository: String,
+    pub number: i64,
+    pub title: String,
+    pub author: String,
+    pub approvals: i64,
+    pub required_approvals: i64,
+    pub changes_requested: i64,
+    pub build_state: Option<String>,
+    pub age_hours: i64,
+    pub url: Option<String>,
+}
+
+/// A unique request id with a readable prefix.
+pub fn uuid_like(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("{prefix}-{:012}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn own_fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/cloud")
+        .join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `../shared/fixtures/bitbucket` (or `PR_REMINDER_SHARED_FIXTURES`). A user's clone has no
+/// `../shared`: the tests that need it then say so and pass over it; under `CI=true` a missing
+/// folder is a failure.
+pub fn shared_fixtures() -> Option<PathBuf> {
+    let dir = std::env::var_os("PR_REMINDER_SHARED_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/bitbucket")
+        });
+    if dir.join("index.json").is_file() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "CI=true but the shared Bitbucket fixtures are missing at {}",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "NOTE: shared Bitbucket fixtures not found at {}; skipping the tests that need them",
+        dir.display()
+    );
+    None
+}

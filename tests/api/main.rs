@@ -1,0 +1,9 @@
+//! Integration tests: each spawns the real application on port 0 with a fresh SQLite file and
+//! talks to it over HTTP, then reads the database the way an operator would.
+
+mod cli;
+mod errors;
+mod fixtures;
+mod helpers;
+mod lifecycle;
+mod ordering;
