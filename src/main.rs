@@ -43,12 +43,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let insecure = matches!(
-        cli.command,
+    // Only `serve` receives deliveries; the other commands need no webhook secret.
+    let insecure = match cli.command {
         Command::Serve {
-            insecure_skip_signature: true
-        }
-    );
+            insecure_skip_signature,
+        } => insecure_skip_signature,
+        Command::Migrate => true,
+        Command::CheckConfig => false,
+    };
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let mut settings = match Settings::load(cli.config.as_deref(), &env, insecure) {
         Ok(settings) => settings,
