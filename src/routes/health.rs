@@ -12,7 +12,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match crate::store::ping(&state.pool).await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
         Err(err) => {
-            tracing::warn!(error = ?err, "readiness check failed");
+            tracing::warn!(error = %format!("{err:#}"), "readiness check failed");
             HttpResponse::ServiceUnavailable().json(
                 serde_json::json!({"status": "unavailable", "reason": "database unreachable"}),
             )

@@ -6,13 +6,15 @@
 //! waiting handler. Throughput therefore grows with load instead of being capped by one fsync per
 //! request, while every 2xx still means "committed".
 //!
-//! Each statement takes the whole batch as one JSON array bound to `?1` and reads it with
+//! Each statement takes the whole batch as one JSON array bound to its one parameter and reads it with
 //! `json_each`, so the SQL text never changes (prepared once, cached) whatever the batch size, and
 //! no statement runs into SQLite's bound-parameter limit.
 
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
+use std::sync::LazyLock;
+
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -122,13 +124,13 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, max_batch:
             }
             Err(err) => {
                 // One bad delivery must not sink the others: retry each on its own.
-                tracing::error!(error = ?err, size = batch.len(), "batch failed; retrying one by one");
+                tracing::error!(error = %format!("{err:#}"), size = batch.len(), "batch failed; retrying one by one");
                 for job in batch.drain(..) {
                     let result = apply(&mut conn, &[&job.delivery], &mut buffers).await;
                     let result = match result {
                         Ok(mut outcomes) => Ok(outcomes.pop().unwrap_or(WriteOutcome::Committed)),
                         Err(err) => {
-                            tracing::error!(error = ?err, request_id = ?job.delivery.request_id, "delivery could not be stored");
+                            tracing::error!(error = %format!("{err:#}"), request_id = ?job.delivery.request_id, "delivery could not be stored");
                             Err(WriteError::Failed)
                         }
                     };
@@ -140,7 +142,7 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, max_batch:
         }
     }
     if let Err(err) = conn.close().await {
-        tracing::warn!(error = ?err, "closing the write connection");
+        tracing::warn!(error = %err, "closing the write connection");
     }
     tracing::debug!("writer stopped");
 }
@@ -148,6 +150,7 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, max_batch:
 /// Reused JSON buffers, one per statement, so a batch allocates little.
 #[derive(Default)]
 struct Buffers {
+    request_ids: String,
     deliveries: String,
     repositories: String,
     users: String,
@@ -156,16 +159,20 @@ struct Buffers {
     statuses: String,
 }
 
+// Request ids of this batch that were accepted before. Normally none, so this returns no rows:
+// cheaper than `RETURNING` every inserted row through the driver.
+const ALREADY_ACCEPTED: &str = "\
+SELECT request_id FROM deliveries
+WHERE request_id IN (SELECT value FROM json_each(?)) AND outcome <> 'rejected'";
+
 const INSERT_DELIVERIES: &str = "\
 INSERT INTO deliveries (request_id, event_key, received_at, outcome, reason, repository, pr_number, attempt)
 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7
-FROM json_each(?1) WHERE true
-ON CONFLICT (request_id) WHERE outcome <> 'rejected' DO NOTHING
-RETURNING request_id, outcome";
+FROM json_each(?)";
 
 const UPSERT_REPOSITORIES: &str = "\
 INSERT INTO repositories (full_name, uuid, url)
-SELECT value->>0, value->>1, value->>2 FROM json_each(?1) WHERE true
+SELECT value->>0, value->>1, value->>2 FROM json_each(?) WHERE true
 ON CONFLICT (full_name) DO UPDATE SET
     uuid = coalesce(excluded.uuid, uuid),
     url = coalesce(excluded.url, url)
@@ -173,7 +180,7 @@ WHERE coalesce(excluded.uuid, uuid) IS NOT uuid OR coalesce(excluded.url, url) I
 
 const UPSERT_USERS: &str = "\
 INSERT INTO users (user_key, uuid, account_id, nickname, username, display_name)
-SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?1) WHERE true
+SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?) WHERE true
 ON CONFLICT (user_key) DO UPDATE SET
     uuid = coalesce(excluded.uuid, uuid),
     account_id = coalesce(excluded.account_id, account_id),
@@ -192,7 +199,7 @@ INSERT INTO pull_requests (repository, number, title, author, source_branch, sou
     destination_branch, state, draft, created_on, updated_on, last_activity_on, url)
 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,
     value->>8, value->>9, value->>10, value->>11, value->>12
-FROM json_each(?1) WHERE true
+FROM json_each(?) WHERE true
 ON CONFLICT (repository, number) DO UPDATE SET
     title = excluded.title,
     author = excluded.author,
@@ -210,7 +217,7 @@ WHERE excluded.updated_on >= pull_requests.updated_on";
 const UPSERT_REVIEWS: &str = "\
 INSERT INTO reviews (repository, number, user_key, role, state, state_on, snapshot_on)
 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6
-FROM json_each(?1) WHERE true
+FROM json_each(?) WHERE true
 ON CONFLICT (repository, number, user_key) DO UPDATE SET
     role = excluded.role,
     state = excluded.state,
@@ -222,14 +229,14 @@ WHERE excluded.snapshot_on >= reviews.snapshot_on";
 // snapshot than the stored PR are exactly those.
 const DELETE_STALE_REVIEWS: &str = "\
 DELETE FROM reviews
-WHERE (repository, number) IN (SELECT value->>0, value->>1 FROM json_each(?1))
+WHERE (repository, number) IN (SELECT value->>0, value->>1 FROM json_each(?))
   AND snapshot_on < (SELECT p.updated_on FROM pull_requests p
                      WHERE p.repository = reviews.repository AND p.number = reviews.number)";
 
 const UPSERT_STATUSES: &str = "\
 INSERT INTO commit_statuses (commit_hash, key, repository, state, name, url, updated_on)
 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6
-FROM json_each(?1) WHERE true
+FROM json_each(?) WHERE true
 ON CONFLICT (commit_hash, key) DO UPDATE SET
     repository = excluded.repository,
     state = excluded.state,
@@ -238,34 +245,69 @@ ON CONFLICT (commit_hash, key) DO UPDATE SET
     updated_on = excluded.updated_on
 WHERE excluded.updated_on >= commit_statuses.updated_on";
 
+/// Everything a batch writes, sent to SQLite as ONE multi-statement query: one round trip to the
+/// driver's thread instead of one per statement. Each statement has one plain `?`, which sqlx binds
+/// in order of appearance across the statements (numbered `?N` would not work: sqlx stops binding
+/// a statement at its first unnumbered gap).
+static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
+    [
+        INSERT_DELIVERIES,
+        UPSERT_REPOSITORIES,
+        UPSERT_USERS,
+        UPSERT_PULL_REQUESTS,
+        UPSERT_REVIEWS,
+        DELETE_STALE_REVIEWS,
+        UPSERT_STATUSES,
+        "COMMIT",
+    ]
+    .join(";\n")
+});
+
+/// The duplicate check opens the transaction, in the same round trip.
+static BEGIN_AND_CHECK: LazyLock<String> =
+    LazyLock::new(|| format!("BEGIN IMMEDIATE;\n{ALREADY_ACCEPTED}"));
+
 /// Folds a batch into the database in one transaction. Returns one outcome per delivery, in order.
 async fn apply(
     conn: &mut SqliteConnection,
     batch: &[&Delivery],
     buf: &mut Buffers,
 ) -> anyhow::Result<Vec<WriteOutcome>> {
-    encode_deliveries(batch, &mut buf.deliveries)?;
-
-    let mut tx = conn.begin().await.context("begin")?;
-    let inserted: Vec<(Option<String>, String)> = sqlx::query_as(INSERT_DELIVERIES)
-        .bind(buf.deliveries.as_str())
-        .fetch_all(&mut *tx)
-        .await
-        .context("inserting deliveries")?;
-    let mut fresh: HashSet<&str> = inserted
+    // Which deliveries are new: not accepted before, and the first of their id in this batch.
+    let ids: Vec<&str> = batch
         .iter()
-        .filter(|(_, outcome)| outcome != "rejected")
-        .filter_map(|(id, _)| id.as_deref())
+        .filter(|d| !matches!(d.outcome, Outcome::Rejected { .. }))
+        .filter_map(|d| d.request_id.as_deref())
         .collect();
+    write_json(&mut buf.request_ids, &ids)?;
 
-    // The first delivery with a new request id wins; later ones (in this batch or already
-    // stored) are duplicates and change nothing.
+    let result = write(conn, batch, buf).await;
+    if result.is_err() {
+        // Whatever failed, leave no transaction open (an error if none is open is fine).
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    }
+    result
+}
+
+async fn write(
+    conn: &mut SqliteConnection,
+    batch: &[&Delivery],
+    buf: &mut Buffers,
+) -> anyhow::Result<Vec<WriteOutcome>> {
+    let accepted_before: Vec<String> = sqlx::query_scalar(BEGIN_AND_CHECK.as_str())
+        .bind(buf.request_ids.as_str())
+        .fetch_all(&mut *conn)
+        .await
+        .context("looking up request ids")?;
+    let mut taken: HashSet<&str> = accepted_before.iter().map(String::as_str).collect();
+
     let mut outcomes = Vec::with_capacity(batch.len());
+    let mut stored: Vec<&Delivery> = Vec::with_capacity(batch.len());
     let mut changes: Vec<&Change> = Vec::new();
-    for delivery in batch {
+    for &delivery in batch {
         let outcome = match (&delivery.outcome, delivery.request_id.as_deref()) {
             (Outcome::Rejected { .. }, _) => WriteOutcome::Committed,
-            (outcome, Some(id)) if fresh.remove(id) => {
+            (outcome, Some(id)) if taken.insert(id) => {
                 if let Outcome::Processed(change) = outcome {
                     changes.push(change);
                 }
@@ -273,30 +315,24 @@ async fn apply(
             }
             _ => WriteOutcome::Duplicate,
         };
+        if outcome == WriteOutcome::Committed {
+            stored.push(delivery);
+        }
         outcomes.push(outcome);
     }
-
-    if !changes.is_empty() {
-        let plan = Plan::new(&changes);
-        plan.encode(buf)?;
-        for (sql, json, what) in [
-            (UPSERT_REPOSITORIES, &buf.repositories, "repositories"),
-            (UPSERT_USERS, &buf.users, "users"),
-            (UPSERT_PULL_REQUESTS, &buf.pull_requests, "pull requests"),
-            (UPSERT_REVIEWS, &buf.reviews, "reviews"),
-            (DELETE_STALE_REVIEWS, &buf.pull_requests, "stale reviews"),
-            (UPSERT_STATUSES, &buf.statuses, "commit statuses"),
-        ] {
-            if json.len() > 2 {
-                sqlx::query(sql)
-                    .bind(json.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .with_context(|| format!("writing {what}"))?;
-            }
-        }
-    }
-    tx.commit().await.context("commit")?;
+    encode_deliveries(&stored, &mut buf.deliveries)?;
+    Plan::new(&changes).encode(buf)?;
+    sqlx::query(WRITE_BATCH.as_str())
+        .bind(buf.deliveries.as_str())
+        .bind(buf.repositories.as_str())
+        .bind(buf.users.as_str())
+        .bind(buf.pull_requests.as_str())
+        .bind(buf.reviews.as_str())
+        .bind(buf.pull_requests.as_str()) // DELETE_STALE_REVIEWS
+        .bind(buf.statuses.as_str())
+        .execute(&mut *conn)
+        .await
+        .context("writing the batch")?;
     Ok(outcomes)
 }
 
