@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::domain::DEFAULT_REQUIRED_APPROVALS;
@@ -58,6 +58,127 @@ pub struct Settings {
     pub synchronous: String,
     pub max_batch: usize,
     pub log_format: LogFormat,
+    pub notify: NotifySettings,
+}
+
+/// Where a room's messages go. The URLs carry tokens, so they are secrets.
+#[derive(Clone)]
+pub enum Sink {
+    /// A HipChat v2 room notification URL, as pasted (with its `auth_token`).
+    HipChat(SecretString),
+    /// A Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat).
+    Slack(SecretString),
+    /// Printed to standard output (no chat configured).
+    Console,
+}
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Sink::HipChat(url) => write!(f, "hipchat {}", redact_url(url.expose_secret())),
+            Sink::Slack(url) => write!(f, "slack {}", redact_url(url.expose_secret())),
+            Sink::Console => f.write_str("console"),
+        }
+    }
+}
+
+/// `https://host/[redacted]`: enough to recognise the service, nothing that authenticates.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => format!(
+            "{}://{}/[redacted]",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or("?")
+        ),
+        Err(_) => "[redacted]".into(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Room {
+    pub name: String,
+    pub sink: Sink,
+}
+
+/// Which state changes a route announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Announce {
+    pub opened: bool,
+    pub approvals: bool,
+    pub changes_requested: bool,
+    pub builds: bool,
+    pub merged: bool,
+    pub declined: bool,
+}
+
+impl Default for Announce {
+    fn default() -> Self {
+        Announce {
+            opened: true,
+            approvals: true,
+            changes_requested: true,
+            builds: true,
+            merged: false,
+            declined: false,
+        }
+    }
+}
+
+/// Repositories (`workspace/slug` globs) whose PRs are announced in a room.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub repositories: Vec<String>,
+    pub room: String,
+    pub required_approvals: Option<u32>,
+    pub announce: Announce,
+    /// Titles containing one of these (case-insensitive) announce nothing, like drafts.
+    pub ignore_title_patterns: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NotifySettings {
+    pub rooms: Vec<Room>,
+    pub routes: Vec<Route>,
+    /// Events for one PR within this window become one message showing the latest state.
+    pub coalesce: std::time::Duration,
+    /// Attempts before a message is marked failed.
+    pub max_attempts: u32,
+    /// Per HTTP request to the chat server.
+    pub timeout: std::time::Duration,
+    /// First retry delay; doubles (with jitter) up to `retry_max`.
+    pub retry_min: std::time::Duration,
+    pub retry_max: std::time::Duration,
+    /// Most messages per minute to one room (HipChat's flood limit is 30).
+    pub room_rate_per_minute: u32,
+}
+
+pub const DEFAULT_IGNORE_TITLE_PATTERNS: &[&str] = &["WIP", "[WIP]", "Draft:"];
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        NotifySettings {
+            rooms: vec![Room {
+                name: "console".into(),
+                sink: Sink::Console,
+            }],
+            routes: vec![Route {
+                repositories: vec!["*".into()],
+                room: "console".into(),
+                required_approvals: None,
+                announce: Announce::default(),
+                ignore_title_patterns: DEFAULT_IGNORE_TITLE_PATTERNS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            }],
+            coalesce: std::time::Duration::from_secs(30),
+            max_attempts: 10,
+            timeout: std::time::Duration::from_secs(10),
+            retry_min: std::time::Duration::from_secs(1),
+            retry_max: std::time::Duration::from_secs(300),
+            room_rate_per_minute: 30,
+        }
+    }
 }
 
 impl Settings {
@@ -72,6 +193,7 @@ impl Settings {
             synchronous: "full".into(),
             max_batch: 512,
             log_format: LogFormat::Text,
+            notify: NotifySettings::default(),
         }
     }
 
@@ -106,7 +228,7 @@ impl Settings {
             SignaturePolicy::Verify(s) => format!("\"[redacted: {} secret(s)]\"", s.len()),
             SignaturePolicy::Insecure | SignaturePolicy::Demo => "\"\" # not set".into(),
         };
-        format!(
+        let mut out = format!(
             "listen = \"{}\"\ndatabase = \"{}\"\nwebhook_secret = {}\ninsecure_skip_signature = {}\n\
              # signature policy: {:?}\nrequired_approvals = {}\nmax_body_bytes = {}\n\
              synchronous = \"{}\"\nmax_batch = {}\nlog_format = \"{}\"\n",
@@ -123,7 +245,38 @@ impl Settings {
                 LogFormat::Text => "text",
                 LogFormat::Json => "json",
             }
-        )
+        );
+        let n = &self.notify;
+        out.push_str(&format!(
+            "\n[notify]\ncoalesce_seconds = {}\nmax_attempts = {}\ntimeout_seconds = {}\n\
+             retry_min_ms = {}\nretry_max_seconds = {}\nroom_rate_per_minute = {}\n",
+            n.coalesce.as_secs_f64(),
+            n.max_attempts,
+            n.timeout.as_secs_f64(),
+            n.retry_min.as_millis(),
+            n.retry_max.as_secs(),
+            n.room_rate_per_minute
+        ));
+        for room in &n.rooms {
+            out.push_str(&format!(
+                "\n[[rooms]]\nname = \"{}\"\n# sink: {:?}\n",
+                room.name, room.sink
+            ));
+        }
+        for route in &n.routes {
+            out.push_str(&format!(
+                "\n[[routes]]\nrepositories = {:?}\nroom = \"{}\"\nrequired_approvals = {}\n\
+                 # announce: {:?}\nignore_title_patterns = {:?}\n",
+                route.repositories,
+                route.room,
+                route
+                    .required_approvals
+                    .map_or("\"default\"".to_owned(), |n| n.to_string()),
+                route.announce,
+                route.ignore_title_patterns
+            ));
+        }
+        out
     }
 }
 
@@ -174,6 +327,278 @@ struct RawSettings {
     synchronous: Option<String>,
     max_batch: Option<i64>,
     log_format: Option<LogFormat>,
+    notify: Option<RawNotify>,
+    rooms: Option<Vec<RawRoom>>,
+    routes: Option<Vec<RawRoute>>,
+    /// Shortcuts: one room for every repository.
+    #[serde(skip)]
+    hipchat_url: Option<String>,
+    #[serde(skip)]
+    slack_webhook_url: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    coalesce_seconds: Option<f64>,
+    max_attempts: Option<i64>,
+    timeout_seconds: Option<f64>,
+    retry_min_ms: Option<i64>,
+    retry_max_seconds: Option<i64>,
+    room_rate_per_minute: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoom {
+    name: String,
+    hipchat_url: Option<String>,
+    slack_webhook_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    repositories: Vec<String>,
+    room: String,
+    required_approvals: Option<i64>,
+    announce_opened: Option<bool>,
+    announce_approvals: Option<bool>,
+    announce_changes_requested: Option<bool>,
+    announce_builds: Option<bool>,
+    announce_merged: Option<bool>,
+    announce_declined: Option<bool>,
+    ignore_title_patterns: Option<Vec<String>>,
+}
+
+fn parse_chat_url(key: &str, url: &str) -> Result<SecretString, ConfigError> {
+    match reqwest::Url::parse(url.trim()) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {
+            Ok(SecretString::from(url.trim().to_owned()))
+        }
+        _ => Err(ConfigError::new(
+            key,
+            "is not an http(s) URL (the value is not shown: it holds a token)",
+        )),
+    }
+}
+
+fn approvals_in_range(key: &str, n: i64) -> Result<u32, ConfigError> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=100).contains(n))
+        .ok_or_else(|| ConfigError::new(key, format!("{n} is not between 1 and 100")))
+}
+
+impl RawNotify {
+    fn resolve(self, notify: &mut NotifySettings) -> Result<(), ConfigError> {
+        use std::time::Duration;
+        if let Some(v) = self.coalesce_seconds {
+            if !(0.0..=3600.0).contains(&v) {
+                return Err(ConfigError::new(
+                    "notify.coalesce_seconds",
+                    format!("{v} is not between 0 and 3600"),
+                ));
+            }
+            notify.coalesce = Duration::from_secs_f64(v);
+        }
+        if let Some(v) = self.max_attempts {
+            notify.max_attempts = u32::try_from(v)
+                .ok()
+                .filter(|v| (1..=1000).contains(v))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "notify.max_attempts",
+                        format!("{v} is not between 1 and 1000"),
+                    )
+                })?;
+        }
+        if let Some(v) = self.timeout_seconds {
+            if !(0.05..=300.0).contains(&v) {
+                return Err(ConfigError::new(
+                    "notify.timeout_seconds",
+                    format!("{v} is not between 0.05 and 300"),
+                ));
+            }
+            notify.timeout = Duration::from_secs_f64(v);
+        }
+        if let Some(v) = self.retry_min_ms {
+            let v = u64::try_from(v)
+                .ok()
+                .filter(|v| (1..=3_600_000).contains(v))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "notify.retry_min_ms",
+                        format!("{v} is not between 1 and 3600000"),
+                    )
+                })?;
+            notify.retry_min = Duration::from_millis(v);
+        }
+        if let Some(v) = self.retry_max_seconds {
+            let v = u64::try_from(v)
+                .ok()
+                .filter(|v| (1..=86_400).contains(v))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "notify.retry_max_seconds",
+                        format!("{v} is not between 1 and 86400"),
+                    )
+                })?;
+            notify.retry_max = Duration::from_secs(v);
+        }
+        if let Some(v) = self.room_rate_per_minute {
+            notify.room_rate_per_minute = u32::try_from(v)
+                .ok()
+                .filter(|v| (1..=6000).contains(v))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "notify.room_rate_per_minute",
+                        format!("{v} is not between 1 and 6000"),
+                    )
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// Rooms and routes from the file, plus the one-room shortcuts from the environment.
+fn resolve_rooms(
+    rooms: Option<Vec<RawRoom>>,
+    routes: Option<Vec<RawRoute>>,
+    hipchat_url: Option<String>,
+    slack_webhook_url: Option<String>,
+    notify: &mut NotifySettings,
+) -> Result<(), ConfigError> {
+    let mut out_rooms: Vec<Room> = Vec::new();
+    for (i, room) in rooms.into_iter().flatten().enumerate() {
+        let key = format!("rooms[{i}]");
+        if room.name.trim().is_empty() {
+            return Err(ConfigError::new(format!("{key}.name"), "must not be empty"));
+        }
+        if out_rooms.iter().any(|r| r.name == room.name) {
+            return Err(ConfigError::new(
+                format!("{key}.name"),
+                format!("room `{}` is defined twice", room.name),
+            ));
+        }
+        let sink = match (room.hipchat_url, room.slack_webhook_url) {
+            (Some(url), None) => {
+                Sink::HipChat(parse_chat_url(&format!("{key}.hipchat_url"), &url)?)
+            }
+            (None, Some(url)) => {
+                Sink::Slack(parse_chat_url(&format!("{key}.slack_webhook_url"), &url)?)
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    key,
+                    "needs exactly one of hipchat_url, slack_webhook_url",
+                ))
+            }
+        };
+        out_rooms.push(Room {
+            name: room.name,
+            sink,
+        });
+    }
+
+    let mut out_routes: Vec<Route> = Vec::new();
+    for (i, route) in routes.into_iter().flatten().enumerate() {
+        let key = format!("routes[{i}]");
+        if route.repositories.is_empty() {
+            return Err(ConfigError::new(
+                format!("{key}.repositories"),
+                "lists no repository",
+            ));
+        }
+        for pattern in &route.repositories {
+            globset::Glob::new(pattern).map_err(|e| {
+                ConfigError::new(format!("{key}.repositories"), format!("`{pattern}`: {e}"))
+            })?;
+        }
+        if !out_rooms.iter().any(|r| r.name == route.room) {
+            return Err(ConfigError::new(
+                format!("{key}.room"),
+                format!("no room is named `{}`", route.room),
+            ));
+        }
+        let defaults = Announce::default();
+        out_routes.push(Route {
+            repositories: route.repositories,
+            room: route.room,
+            required_approvals: route
+                .required_approvals
+                .map(|n| approvals_in_range(&format!("{key}.required_approvals"), n))
+                .transpose()?,
+            announce: Announce {
+                opened: route.announce_opened.unwrap_or(defaults.opened),
+                approvals: route.announce_approvals.unwrap_or(defaults.approvals),
+                changes_requested: route
+                    .announce_changes_requested
+                    .unwrap_or(defaults.changes_requested),
+                builds: route.announce_builds.unwrap_or(defaults.builds),
+                merged: route.announce_merged.unwrap_or(defaults.merged),
+                declined: route.announce_declined.unwrap_or(defaults.declined),
+            },
+            ignore_title_patterns: route.ignore_title_patterns.unwrap_or_else(|| {
+                DEFAULT_IGNORE_TITLE_PATTERNS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            }),
+        });
+    }
+    if out_routes.is_empty() {
+        match out_rooms.len() {
+            0 => {}
+            1 => out_routes.push(Route {
+                repositories: vec!["*".into()],
+                room: out_rooms[0].name.clone(),
+                ..NotifySettings::default().routes.remove(0)
+            }),
+            _ => {
+                return Err(ConfigError::new(
+                    "routes",
+                    "several rooms are defined but no route says which repositories go where",
+                ))
+            }
+        }
+    }
+
+    // The environment shortcuts: one more room that takes every repository no route claimed.
+    for (key, url, name) in [
+        ("PR_REMINDER_HIPCHAT_URL", hipchat_url, "hipchat"),
+        ("PR_REMINDER_SLACK_WEBHOOK_URL", slack_webhook_url, "slack"),
+    ] {
+        let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
+            continue;
+        };
+        let secret = parse_chat_url(key, &url)?;
+        let sink = if name == "hipchat" {
+            Sink::HipChat(secret)
+        } else {
+            Sink::Slack(secret)
+        };
+        let name = if out_rooms.iter().any(|r| r.name == name) {
+            format!("{name}-env")
+        } else {
+            name.to_owned()
+        };
+        out_rooms.push(Room {
+            name: name.clone(),
+            sink,
+        });
+        out_routes.push(Route {
+            repositories: vec!["*".into()],
+            room: name,
+            ..NotifySettings::default().routes.remove(0)
+        });
+    }
+
+    if !out_rooms.is_empty() {
+        notify.rooms = out_rooms;
+        notify.routes = out_routes;
+    }
+    Ok(())
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -221,6 +646,12 @@ impl RawSettings {
         }
         if let Some(v) = get("MAX_BATCH") {
             self.max_batch = Some(parse_int("PR_REMINDER_MAX_BATCH", v)?);
+        }
+        if let Some(v) = get("HIPCHAT_URL") {
+            self.hipchat_url = Some(v.to_owned());
+        }
+        if let Some(v) = get("SLACK_WEBHOOK_URL") {
+            self.slack_webhook_url = Some(v.to_owned());
         }
         if let Some(v) = get("LOG_FORMAT") {
             self.log_format = Some(match v.trim().to_ascii_lowercase().as_str() {
@@ -302,6 +733,16 @@ impl RawSettings {
         if let Some(format) = self.log_format {
             settings.log_format = format;
         }
+        if let Some(notify) = self.notify {
+            notify.resolve(&mut settings.notify)?;
+        }
+        resolve_rooms(
+            self.rooms,
+            self.routes,
+            self.hipchat_url,
+            self.slack_webhook_url,
+            &mut settings.notify,
+        )?;
 
         let secrets: Vec<SecretString> = match self.webhook_secret {
             None => Vec::new(),

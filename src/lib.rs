@@ -4,6 +4,7 @@
 pub mod bitbucket;
 pub mod config;
 pub mod domain;
+pub mod notify;
 pub mod routes;
 pub mod startup;
 pub mod store;

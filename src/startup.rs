@@ -6,9 +6,12 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use sqlx::{ConnectOptions, SqlitePool};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::{Settings, SignaturePolicy};
+use crate::notify::outbox::{self, Dispatcher};
+use crate::notify::routing::Router;
 use crate::routes;
 use crate::store::{self, Writer, WriterConfig};
 
@@ -24,6 +27,7 @@ pub struct Application {
     port: u16,
     server: Server,
     writer_task: JoinHandle<()>,
+    dispatcher: Dispatcher,
     pool: SqlitePool,
 }
 
@@ -37,13 +41,33 @@ impl Application {
             .connect()
             .await
             .context("opening the write connection")?;
+        let router = Arc::new(
+            Router::new(&settings.notify.routes, settings.required_approvals)
+                .context("compiling routes")?,
+        );
+        store::apply_routing(&pool, &router).await?;
+        let recovered = outbox::recover_in_flight(&pool).await?;
+        if recovered > 0 {
+            tracing::warn!(
+                recovered,
+                "messages interrupted by the last stop will be sent again"
+            );
+        }
+        let wake = Arc::new(Notify::new());
         let (writer, writer_task) = Writer::spawn(
             write_conn,
             WriterConfig {
                 max_batch: settings.max_batch,
-                ..WriterConfig::default()
+                queue: 8192,
+                router,
+                coalesce: settings.notify.coalesce,
+                wake: wake.clone(),
             },
         );
+        let dispatcher = Dispatcher::spawn(pool.clone(), &settings.notify, wake)?;
+        for room in &settings.notify.rooms {
+            tracing::info!(room = %room.name, sink = ?room.sink, "room configured");
+        }
 
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -88,6 +112,7 @@ impl Application {
             port,
             server,
             writer_task,
+            dispatcher,
             pool,
         })
     }
@@ -106,6 +131,13 @@ impl Application {
             .is_err()
         {
             tracing::warn!("writer did not finish within 10 s");
+        }
+        // Messages in flight finish; the rest wait in the outbox for the next start.
+        if tokio::time::timeout(Duration::from_secs(15), self.dispatcher.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!("notification dispatcher did not stop within 15 s");
         }
         self.pool.close().await;
         tracing::info!("stopped");

@@ -2,6 +2,7 @@
 //! Nothing in here does I/O, so it is tested with plain unit tests.
 
 mod event;
+mod notification;
 mod policy;
 mod time;
 
@@ -9,5 +10,6 @@ pub use event::{
     BuildState, Change, CommitStatus, Delivery, Outcome, Participant, PrState, PullRequest,
     Repository, ReviewState, Role, User,
 };
+pub use notification::{build_event, pr_events, NotifyEvent, StoredPr};
 pub use policy::{ReviewSummary, DEFAULT_REQUIRED_APPROVALS};
 pub use time::Timestamp;

@@ -73,3 +73,31 @@ pub async fn ping(pool: &SqlitePool) -> anyhow::Result<()> {
         .context("database ping")?;
     Ok(())
 }
+
+/// Writes each repository's required approvals as the current routes say (routes may have
+/// changed since the last start). NULL means "the service default".
+pub async fn apply_routing(
+    pool: &SqlitePool,
+    router: &crate::notify::routing::Router,
+) -> anyhow::Result<()> {
+    let repositories: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT full_name, required_approvals FROM repositories")
+            .fetch_all(pool)
+            .await
+            .context("reading repositories")?;
+    for (name, current) in repositories {
+        let wanted = router
+            .route(&name)
+            .and_then(|r| r.required_override)
+            .map(i64::from);
+        if wanted != current {
+            sqlx::query("UPDATE repositories SET required_approvals = ?1 WHERE full_name = ?2")
+                .bind(wanted)
+                .bind(&name)
+                .execute(pool)
+                .await
+                .context("updating required approvals")?;
+        }
+    }
+    Ok(())
+}

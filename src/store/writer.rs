@@ -13,29 +13,31 @@
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use sqlx::{Connection, SqliteConnection};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
-use crate::domain::{Change, CommitStatus, Delivery, Outcome, PullRequest, Repository, User};
+use crate::domain::{
+    build_event, pr_events, BuildState, Change, CommitStatus, Delivery, NotifyEvent, Outcome,
+    PrState, PullRequest, Repository, ReviewState, StoredPr, Timestamp, User,
+};
+use crate::notify::routing::Router;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct WriterConfig {
     /// Most deliveries folded into one transaction.
     pub max_batch: usize,
     /// Deliveries that may wait for the writer before handlers are told to back off (503).
     pub queue: usize,
-}
-
-impl Default for WriterConfig {
-    fn default() -> Self {
-        Self {
-            max_batch: 512,
-            queue: 8192,
-        }
-    }
+    /// Which room hears about which repository, and what it announces.
+    pub router: Arc<Router>,
+    /// How long a new notification waits for more events on the same PR.
+    pub coalesce: Duration,
+    /// Woken after a commit that queued notifications.
+    pub wake: Arc<Notify>,
 }
 
 /// What became of one delivery.
@@ -74,7 +76,7 @@ pub struct Writer {
 impl Writer {
     pub fn spawn(conn: SqliteConnection, config: WriterConfig) -> (Writer, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
-        let task = tokio::spawn(run(conn, rx, config.max_batch.max(1)));
+        let task = tokio::spawn(run(conn, rx, config));
         (Writer { tx }, task)
     }
 
@@ -108,12 +110,13 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, config: WriterConfig) {
+    let max_batch = config.max_batch.max(1);
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut buffers = Buffers::default();
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let deliveries: Vec<&Delivery> = batch.iter().map(|j| &j.delivery).collect();
-        match apply(&mut conn, &deliveries, &mut buffers).await {
+        match apply(&mut conn, &deliveries, &mut buffers, &config).await {
             Ok(outcomes) => {
                 tracing::trace!(size = batch.len(), "batch committed");
                 for (job, outcome) in batch.drain(..).zip(outcomes) {
@@ -126,7 +129,7 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, max_batch:
                 // One bad delivery must not sink the others: retry each on its own.
                 tracing::error!(error = %format!("{err:#}"), size = batch.len(), "batch failed; retrying one by one");
                 for job in batch.drain(..) {
-                    let result = apply(&mut conn, &[&job.delivery], &mut buffers).await;
+                    let result = apply(&mut conn, &[&job.delivery], &mut buffers, &config).await;
                     let result = match result {
                         Ok(mut outcomes) => Ok(outcomes.pop().unwrap_or(WriteOutcome::Committed)),
                         Err(err) => {
@@ -151,6 +154,10 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, max_batch:
 #[derive(Default)]
 struct Buffers {
     request_ids: String,
+    pr_keys: String,
+    status_keys: String,
+    hashes: String,
+    outbox: String,
     deliveries: String,
     repositories: String,
     users: String,
@@ -159,11 +166,31 @@ struct Buffers {
     statuses: String,
 }
 
-// Request ids of this batch that were accepted before. Normally none, so this returns no rows:
-// cheaper than `RETURNING` every inserted row through the driver.
-const ALREADY_ACCEPTED: &str = "\
-SELECT request_id FROM deliveries
-WHERE request_id IN (SELECT value FROM json_each(?)) AND outcome <> 'rejected'";
+// What the batch must know before it writes, as ONE row holding one JSON object (each row
+// returned would be one more message between sqlx's SQLite thread and the writer):
+// - "dup": request ids of this batch that were accepted before (normally none);
+// - "pr": the stored state of the batch's PRs, to tell what changed;
+// - "status": the stored state of the batch's builds;
+// - "status_pr": open PRs whose source commit a build of this batch is on.
+const BEFORE_BATCH: &str = "\
+SELECT json_object(
+ 'dup', (SELECT json_group_array(request_id) FROM deliveries
+          WHERE request_id IN (SELECT value FROM json_each(?)) AND outcome <> 'rejected'),
+ 'pr', (SELECT json_group_array(json_array(p.repository, p.number, p.state, p.draft, p.title,
+                p.updated_on, p.author,
+                json((SELECT json_group_array(json_array(r.user_key, r.state)) FROM reviews r
+                       WHERE r.repository = p.repository AND r.number = p.number
+                         AND r.state <> 'none'))))
+          FROM json_each(?) j
+          JOIN pull_requests p ON p.repository = j.value->>0 AND p.number = j.value->>1),
+ 'status', (SELECT json_group_array(json_array(c.commit_hash, c.key, c.state, c.updated_on))
+              FROM json_each(?) j
+              JOIN commit_statuses c ON c.commit_hash = j.value->>0 AND c.key = j.value->>1),
+ 'status_pr', (SELECT json_group_array(json_array(p.repository, p.number, lower(p.source_commit),
+                       p.title, p.draft))
+                 FROM json_each(?) j
+                CROSS JOIN pull_requests p ON p.source_commit IN (substr(j.value, 1, 12), j.value)
+                WHERE +p.state = 'OPEN'))";
 
 const INSERT_DELIVERIES: &str = "\
 INSERT INTO deliveries (request_id, event_key, received_at, outcome, reason, repository, pr_number, attempt)
@@ -171,12 +198,14 @@ SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->
 FROM json_each(?)";
 
 const UPSERT_REPOSITORIES: &str = "\
-INSERT INTO repositories (full_name, uuid, url)
-SELECT value->>0, value->>1, value->>2 FROM json_each(?) WHERE true
+INSERT INTO repositories (full_name, uuid, url, required_approvals)
+SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?) WHERE true
 ON CONFLICT (full_name) DO UPDATE SET
     uuid = coalesce(excluded.uuid, uuid),
-    url = coalesce(excluded.url, url)
-WHERE coalesce(excluded.uuid, uuid) IS NOT uuid OR coalesce(excluded.url, url) IS NOT url";
+    url = coalesce(excluded.url, url),
+    required_approvals = excluded.required_approvals
+WHERE coalesce(excluded.uuid, uuid) IS NOT uuid OR coalesce(excluded.url, url) IS NOT url
+   OR excluded.required_approvals IS NOT required_approvals";
 
 const UPSERT_USERS: &str = "\
 INSERT INTO users (user_key, uuid, account_id, nickname, username, display_name)
@@ -227,11 +256,15 @@ WHERE excluded.snapshot_on >= reviews.snapshot_on";
 
 // Whoever is not in the PR's newest snapshot is no longer attached to it. Rows written by an older
 // snapshot than the stored PR are exactly those.
+// (Written as a join over table columns so that SQLite looks rows up by the whole key.)
 const DELETE_STALE_REVIEWS: &str = "\
 DELETE FROM reviews
-WHERE (repository, number) IN (SELECT value->>0, value->>1 FROM json_each(?))
-  AND snapshot_on < (SELECT p.updated_on FROM pull_requests p
-                     WHERE p.repository = reviews.repository AND p.number = reviews.number)";
+WHERE (repository, number, user_key) IN (
+    SELECT r.repository, r.number, r.user_key
+      FROM json_each(?) j
+      JOIN pull_requests p ON p.repository = j.value->>0 AND p.number = j.value->>1
+      JOIN reviews r ON r.repository = p.repository AND r.number = p.number
+     WHERE r.snapshot_on < p.updated_on)";
 
 const UPSERT_STATUSES: &str = "\
 INSERT INTO commit_statuses (commit_hash, key, repository, state, name, url, updated_on)
@@ -244,6 +277,14 @@ ON CONFLICT (commit_hash, key) DO UPDATE SET
     url = excluded.url,
     updated_on = excluded.updated_on
 WHERE excluded.updated_on >= commit_statuses.updated_on";
+
+// One row per (room, PR, event). Events for a PR whose message is still waiting join it.
+const QUEUE_NOTIFICATIONS: &str = "\
+INSERT INTO outbox (room, repository, number, events, created_at, not_before)
+SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?) WHERE true
+ON CONFLICT (room, repository, number) WHERE state = 'pending' DO UPDATE SET
+    events = outbox.events || ',' || excluded.events
+WHERE instr(',' || outbox.events || ',', ',' || excluded.events || ',') = 0";
 
 /// Everything a batch writes, sent to SQLite as ONE multi-statement query: one round trip to the
 /// driver's thread instead of one per statement. Each statement has one plain `?`, which sqlx binds
@@ -258,48 +299,158 @@ static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
         UPSERT_REVIEWS,
         DELETE_STALE_REVIEWS,
         UPSERT_STATUSES,
+        QUEUE_NOTIFICATIONS,
         "COMMIT",
     ]
     .join(";\n")
 });
 
-/// The duplicate check opens the transaction, in the same round trip.
+/// The transaction opens with the look-up, in the same round trip.
 static BEGIN_AND_CHECK: LazyLock<String> =
-    LazyLock::new(|| format!("BEGIN IMMEDIATE;\n{ALREADY_ACCEPTED}"));
+    LazyLock::new(|| format!("BEGIN IMMEDIATE;\n{BEFORE_BATCH}"));
 
 /// Folds a batch into the database in one transaction. Returns one outcome per delivery, in order.
 async fn apply(
     conn: &mut SqliteConnection,
     batch: &[&Delivery],
     buf: &mut Buffers,
+    config: &WriterConfig,
 ) -> anyhow::Result<Vec<WriteOutcome>> {
-    // Which deliveries are new: not accepted before, and the first of their id in this batch.
-    let ids: Vec<&str> = batch
-        .iter()
-        .filter(|d| !matches!(d.outcome, Outcome::Rejected { .. }))
-        .filter_map(|d| d.request_id.as_deref())
-        .collect();
-    write_json(&mut buf.request_ids, &ids)?;
-
-    let result = write(conn, batch, buf).await;
-    if result.is_err() {
-        // Whatever failed, leave no transaction open (an error if none is open is fine).
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    encode_lookups(batch, buf)?;
+    let result = write(conn, batch, buf, config).await;
+    match result {
+        Ok((outcomes, notified)) => {
+            if notified {
+                config.wake.notify_waiters();
+            }
+            Ok(outcomes)
+        }
+        Err(err) => {
+            // Whatever failed, leave no transaction open (an error if none is open is fine).
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(err)
+        }
     }
-    result
+}
+
+/// The keys the look-up before the batch needs: request ids, PRs, builds and their commits.
+fn encode_lookups(batch: &[&Delivery], buf: &mut Buffers) -> anyhow::Result<()> {
+    let mut ids = Vec::with_capacity(batch.len());
+    let mut prs = Vec::new();
+    let mut statuses = Vec::new();
+    let mut hashes = Vec::new();
+    for delivery in batch {
+        if matches!(delivery.outcome, Outcome::Rejected { .. }) {
+            continue;
+        }
+        ids.extend(delivery.request_id.as_deref());
+        match &delivery.outcome {
+            Outcome::Processed(Change::PullRequest(pr)) => {
+                prs.push((pr.repository.full_name.as_str(), pr.number));
+            }
+            Outcome::Processed(Change::CommitStatus(status)) => {
+                statuses.push((status.commit_hash.as_str(), status.key.as_str()));
+                hashes.push(status.commit_hash.as_str());
+            }
+            _ => {}
+        }
+    }
+    write_json(&mut buf.request_ids, &ids)?;
+    write_json(&mut buf.pr_keys, &prs)?;
+    write_json(&mut buf.status_keys, &statuses)?;
+    write_json(&mut buf.hashes, &hashes)
+}
+
+/// What was stored before the batch.
+#[derive(Default)]
+struct Before {
+    duplicates: HashSet<String>,
+    prs: HashMap<(String, i64), StoredPr>,
+    statuses: HashMap<(String, String), (BuildState, String)>,
+    /// (repository, number, source commit, title, draft) of open PRs on the batch's commits.
+    status_prs: Vec<(String, i64, String, String, bool)>,
+}
+
+/// A stored PR as `BEFORE_BATCH` lists it: repository, number, state, draft, title,
+/// updated_on, author, [(user, review state)].
+type StoredPrRow = (
+    String,
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    Vec<(String, String)>,
+);
+
+/// The JSON object `BEFORE_BATCH` returns.
+#[derive(serde::Deserialize)]
+struct BeforeRow {
+    dup: Vec<String>,
+    pr: Vec<StoredPrRow>,
+    status: Vec<(String, String, String, String)>,
+    status_pr: Vec<(String, i64, String, String, i64)>,
+}
+
+impl Before {
+    fn read(json: &str) -> anyhow::Result<Before> {
+        let row: BeforeRow = serde_json::from_str(json).context("state before the batch")?;
+        let mut before = Before {
+            duplicates: row.dup.into_iter().collect(),
+            ..Before::default()
+        };
+        for (repo, number, state, draft, title, updated_on, author, reviews) in row.pr {
+            let stored = StoredPr {
+                state: PrState::parse(&state).unwrap_or(PrState::Open),
+                draft: draft != 0,
+                title,
+                updated_on,
+                author,
+                reviews: reviews
+                    .into_iter()
+                    .map(|(user, state)| {
+                        let state = match state.as_str() {
+                            "approved" => ReviewState::Approved,
+                            "changes_requested" => ReviewState::ChangesRequested,
+                            _ => ReviewState::None,
+                        };
+                        (user, state)
+                    })
+                    .collect(),
+            };
+            before.prs.insert((repo, number), stored);
+        }
+        for (hash, key, state, updated_on) in row.status {
+            if let Some(state) = BuildState::parse(&state) {
+                before.statuses.insert((hash, key), (state, updated_on));
+            }
+        }
+        before.status_prs = row
+            .status_pr
+            .into_iter()
+            .map(|(repo, number, commit, title, draft)| (repo, number, commit, title, draft != 0))
+            .collect();
+        Ok(before)
+    }
 }
 
 async fn write(
     conn: &mut SqliteConnection,
     batch: &[&Delivery],
     buf: &mut Buffers,
-) -> anyhow::Result<Vec<WriteOutcome>> {
-    let accepted_before: Vec<String> = sqlx::query_scalar(BEGIN_AND_CHECK.as_str())
+    config: &WriterConfig,
+) -> anyhow::Result<(Vec<WriteOutcome>, bool)> {
+    let json: String = sqlx::query_scalar(BEGIN_AND_CHECK.as_str())
         .bind(buf.request_ids.as_str())
-        .fetch_all(&mut *conn)
+        .bind(buf.pr_keys.as_str())
+        .bind(buf.status_keys.as_str())
+        .bind(buf.hashes.as_str())
+        .fetch_one(&mut *conn)
         .await
-        .context("looking up request ids")?;
-    let mut taken: HashSet<&str> = accepted_before.iter().map(String::as_str).collect();
+        .context("reading state before the batch")?;
+    let before = Before::read(&json)?;
+    let mut taken: HashSet<&str> = before.duplicates.iter().map(String::as_str).collect();
 
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut stored: Vec<&Delivery> = Vec::with_capacity(batch.len());
@@ -321,7 +472,9 @@ async fn write(
         outcomes.push(outcome);
     }
     encode_deliveries(&stored, &mut buf.deliveries)?;
-    Plan::new(&changes).encode(buf)?;
+    let plan = Plan::new(&changes);
+    plan.encode(buf, &config.router)?;
+    let queued = plan.notifications(&before, config, &mut buf.outbox)?;
     sqlx::query(WRITE_BATCH.as_str())
         .bind(buf.deliveries.as_str())
         .bind(buf.repositories.as_str())
@@ -330,10 +483,11 @@ async fn write(
         .bind(buf.reviews.as_str())
         .bind(buf.pull_requests.as_str()) // DELETE_STALE_REVIEWS
         .bind(buf.statuses.as_str())
+        .bind(buf.outbox.as_str())
         .execute(&mut *conn)
         .await
         .context("writing the batch")?;
-    Ok(outcomes)
+    Ok((outcomes, queued))
 }
 
 fn encode_deliveries(batch: &[&Delivery], out: &mut String) -> anyhow::Result<()> {
@@ -421,11 +575,16 @@ impl<'a> Plan<'a> {
         plan
     }
 
-    fn encode(&self, buf: &mut Buffers) -> anyhow::Result<()> {
+    fn encode(&self, buf: &mut Buffers, router: &Router) -> anyhow::Result<()> {
         let repositories: Vec<_> = self
             .repositories
             .values()
-            .map(|r| (&r.full_name, &r.uuid, &r.url))
+            .map(|r| {
+                let required = router
+                    .route(&r.full_name)
+                    .and_then(|route| route.required_override);
+                (&r.full_name, &r.uuid, &r.url, required)
+            })
             .collect();
         write_json(&mut buf.repositories, &repositories)?;
 
@@ -504,5 +663,80 @@ impl<'a> Plan<'a> {
             .collect();
         write_json(&mut buf.statuses, &statuses)?;
         Ok(())
+    }
+
+    /// The chat messages this batch causes, as outbox rows. Returns whether there are any.
+    fn notifications(
+        &self,
+        before: &Before,
+        config: &WriterConfig,
+        out: &mut String,
+    ) -> anyhow::Result<bool> {
+        let mut events: Vec<(&str, &str, i64, NotifyEvent)> = Vec::new();
+        for pr in self.pull_requests.values() {
+            let key = (pr.repository.full_name.clone(), pr.number);
+            let stored = before.prs.get(&key);
+            if stored.is_some_and(|s| pr.updated_on.as_str() < s.updated_on.as_str()) {
+                continue; // older than what we have: not applied, nothing happened
+            }
+            let Some(route) = config.router.route(&pr.repository.full_name) else {
+                continue;
+            };
+            let quiet = |title: &str, draft: bool| draft || route.ignores_title(title);
+            for event in pr_events(stored, pr, quiet) {
+                let wanted = match event {
+                    NotifyEvent::Opened => route.announce.opened,
+                    NotifyEvent::Approvals => route.announce.approvals,
+                    NotifyEvent::ChangesRequested => route.announce.changes_requested,
+                    NotifyEvent::BuildFailed | NotifyEvent::BuildRecovered => route.announce.builds,
+                    NotifyEvent::Merged => route.announce.merged,
+                    NotifyEvent::Declined => route.announce.declined,
+                };
+                if wanted {
+                    events.push((&route.room, &pr.repository.full_name, pr.number, event));
+                }
+            }
+        }
+        for status in self.statuses.values() {
+            let stored = before
+                .statuses
+                .get(&(status.commit_hash.clone(), status.key.clone()));
+            if stored.is_some_and(|(_, at)| status.updated_on.as_str() < at.as_str()) {
+                continue;
+            }
+            let Some(event) = build_event(stored.map(|(state, _)| *state), status.state) else {
+                continue;
+            };
+            for (repo, number, commit, title, draft) in &before.status_prs {
+                if commit.is_empty() || !status.commit_hash.starts_with(commit.as_str()) {
+                    continue;
+                }
+                let Some(route) = config.router.route(repo) else {
+                    continue;
+                };
+                if route.announce.builds && !*draft && !route.ignores_title(title) {
+                    events.push((&route.room, repo, *number, event));
+                }
+            }
+        }
+        let now = Timestamp::now();
+        let not_before = Timestamp::from_datetime(
+            now.to_datetime() + chrono::Duration::from_std(config.coalesce).unwrap_or_default(),
+        );
+        let rows: Vec<_> = events
+            .iter()
+            .map(|(room, repo, number, event)| {
+                (
+                    room,
+                    repo,
+                    number,
+                    event.as_str(),
+                    now.as_str(),
+                    not_before.as_str(),
+                )
+            })
+            .collect();
+        write_json(out, &rows)?;
+        Ok(!rows.is_empty())
     }
 }

@@ -1,0 +1,288 @@
+//! Which state changes are worth a chat message. Pure: compares what was stored with what a
+//! newer snapshot says.
+
+use std::collections::BTreeSet;
+
+use super::{BuildState, PrState, PullRequest, ReviewState};
+
+/// Something that happened to a pull request that a room may hear about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NotifyEvent {
+    /// Opened, or became reviewable (left draft / WIP, reopened, first seen while open).
+    Opened,
+    /// The set of approvers changed.
+    Approvals,
+    /// Someone new asked for changes.
+    ChangesRequested,
+    BuildFailed,
+    BuildRecovered,
+    Merged,
+    Declined,
+}
+
+impl NotifyEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Opened => "opened",
+            NotifyEvent::Approvals => "approvals",
+            NotifyEvent::ChangesRequested => "changes_requested",
+            NotifyEvent::BuildFailed => "build_failed",
+            NotifyEvent::BuildRecovered => "build_recovered",
+            NotifyEvent::Merged => "merged",
+            NotifyEvent::Declined => "declined",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "opened" => NotifyEvent::Opened,
+            "approvals" => NotifyEvent::Approvals,
+            "changes_requested" => NotifyEvent::ChangesRequested,
+            "build_failed" => NotifyEvent::BuildFailed,
+            "build_recovered" => NotifyEvent::BuildRecovered,
+            "merged" => NotifyEvent::Merged,
+            "declined" => NotifyEvent::Declined,
+            _ => return None,
+        })
+    }
+}
+
+/// What was stored about a PR before a batch: the fields the transitions depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPr {
+    pub state: PrState,
+    pub draft: bool,
+    pub title: String,
+    pub updated_on: String,
+    pub author: String,
+    /// (user_key, state) of everyone attached.
+    pub reviews: Vec<(String, ReviewState)>,
+}
+
+fn verdicts<'a>(
+    author: &str,
+    reviews: impl Iterator<Item = (&'a str, ReviewState)>,
+    wanted: ReviewState,
+) -> BTreeSet<&'a str> {
+    reviews
+        .filter(|(user, state)| *user != author && *state == wanted)
+        .map(|(user, _)| user)
+        .collect()
+}
+
+/// The events between `before` (None: never seen) and the newer snapshot `after`.
+/// `quiet(title, draft)` says whether a PR announces nothing in that state (drafts, WIP titles).
+pub fn pr_events(
+    before: Option<&StoredPr>,
+    after: &PullRequest,
+    quiet: impl Fn(&str, bool) -> bool,
+) -> Vec<NotifyEvent> {
+    let was_reviewable =
+        before.is_some_and(|b| b.state == PrState::Open && !quiet(&b.title, b.draft));
+    let mut events = Vec::new();
+    match after.state {
+        PrState::Open => {
+            if quiet(&after.title, after.draft) {
+                return events;
+            }
+            let Some(before) = before.filter(|_| was_reviewable) else {
+                events.push(NotifyEvent::Opened);
+                return events;
+            };
+            let old = before.reviews.iter().map(|(u, s)| (u.as_str(), *s));
+            let new = || {
+                after
+                    .participants
+                    .iter()
+                    .map(|p| (p.user.key.as_str(), p.state))
+            };
+            let old_approvals = verdicts(&before.author, old.clone(), ReviewState::Approved);
+            let new_approvals = verdicts(&after.author.key, new(), ReviewState::Approved);
+            if old_approvals != new_approvals {
+                events.push(NotifyEvent::Approvals);
+            }
+            let old_changes = verdicts(&before.author, old, ReviewState::ChangesRequested);
+            let new_changes = verdicts(&after.author.key, new(), ReviewState::ChangesRequested);
+            if !new_changes.is_subset(&old_changes) {
+                events.push(NotifyEvent::ChangesRequested);
+            }
+        }
+        PrState::Merged if was_reviewable => events.push(NotifyEvent::Merged),
+        PrState::Declined if was_reviewable => events.push(NotifyEvent::Declined),
+        _ => {}
+    }
+    events
+}
+
+/// A build's new state on a commit, given its previous state for the same build key.
+pub fn build_event(before: Option<BuildState>, after: BuildState) -> Option<NotifyEvent> {
+    match (before, after) {
+        (Some(BuildState::Failed), BuildState::Failed) => None,
+        (_, BuildState::Failed) => Some(NotifyEvent::BuildFailed),
+        (Some(BuildState::Failed), BuildState::Successful) => Some(NotifyEvent::BuildRecovered),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Participant, Repository, Role, Timestamp, User};
+
+    fn user(key: &str) -> User {
+        User {
+            key: key.into(),
+            uuid: None,
+            account_id: None,
+            nickname: None,
+            username: None,
+            display_name: None,
+        }
+    }
+
+    fn snapshot(
+        state: PrState,
+        draft: bool,
+        title: &str,
+        reviews: &[(&str, ReviewState)],
+    ) -> PullRequest {
+        let t = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+        PullRequest {
+            repository: Repository {
+                full_name: "a/b".into(),
+                uuid: None,
+                url: None,
+            },
+            number: 1,
+            title: title.into(),
+            author: user("author"),
+            source_branch: None,
+            source_commit: None,
+            destination_branch: None,
+            state,
+            draft,
+            created_on: t.clone(),
+            updated_on: t.clone(),
+            activity_on: t,
+            url: None,
+            participants: reviews
+                .iter()
+                .map(|(k, s)| Participant {
+                    user: user(k),
+                    role: Role::Reviewer,
+                    state: *s,
+                    state_on: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn stored(pr: &PullRequest) -> StoredPr {
+        StoredPr {
+            state: pr.state,
+            draft: pr.draft,
+            title: pr.title.clone(),
+            updated_on: String::new(),
+            author: pr.author.key.clone(),
+            reviews: pr
+                .participants
+                .iter()
+                .map(|p| (p.user.key.clone(), p.state))
+                .collect(),
+        }
+    }
+
+    fn quiet(title: &str, draft: bool) -> bool {
+        draft || title.starts_with("WIP")
+    }
+
+    use NotifyEvent::*;
+    use ReviewState::{Approved, ChangesRequested as Cr, None as Nothing};
+
+    #[test]
+    fn opened_then_approvals_then_changes() {
+        let open = snapshot(PrState::Open, false, "t", &[("bob", Nothing)]);
+        assert_eq!(pr_events(None, &open, quiet), vec![Opened]);
+        let approved = snapshot(PrState::Open, false, "t", &[("bob", Approved)]);
+        assert_eq!(
+            pr_events(Some(&stored(&open)), &approved, quiet),
+            vec![Approvals]
+        );
+        let asked = snapshot(
+            PrState::Open,
+            false,
+            "t",
+            &[("bob", Approved), ("carl", Cr)],
+        );
+        assert_eq!(
+            pr_events(Some(&stored(&approved)), &asked, quiet),
+            vec![ChangesRequested]
+        );
+        // Same verdicts again (a comment, a title edit): nothing to say.
+        assert_eq!(pr_events(Some(&stored(&asked)), &asked, quiet), vec![]);
+        // The author approving their own PR is not news.
+        let selfish = snapshot(
+            PrState::Open,
+            false,
+            "t",
+            &[("bob", Approved), ("carl", Cr), ("author", Approved)],
+        );
+        assert_eq!(pr_events(Some(&stored(&asked)), &selfish, quiet), vec![]);
+    }
+
+    #[test]
+    fn drafts_and_wip_are_quiet_until_they_leave_that_state() {
+        let draft = snapshot(PrState::Open, true, "t", &[]);
+        assert_eq!(pr_events(None, &draft, quiet), vec![]);
+        let approved_draft = snapshot(PrState::Open, true, "t", &[("bob", Approved)]);
+        assert_eq!(
+            pr_events(Some(&stored(&draft)), &approved_draft, quiet),
+            vec![]
+        );
+        let ready = snapshot(PrState::Open, false, "t", &[("bob", Approved)]);
+        assert_eq!(
+            pr_events(Some(&stored(&approved_draft)), &ready, quiet),
+            vec![Opened]
+        );
+        let wip = snapshot(PrState::Open, false, "WIP t", &[]);
+        assert_eq!(pr_events(None, &wip, quiet), vec![]);
+        let merged_wip = snapshot(PrState::Merged, false, "WIP t", &[]);
+        assert_eq!(pr_events(Some(&stored(&wip)), &merged_wip, quiet), vec![]);
+    }
+
+    #[test]
+    fn merged_and_declined_only_after_being_open() {
+        let open = snapshot(PrState::Open, false, "t", &[]);
+        let merged = snapshot(PrState::Merged, false, "t", &[]);
+        assert_eq!(
+            pr_events(Some(&stored(&open)), &merged, quiet),
+            vec![Merged]
+        );
+        assert_eq!(
+            pr_events(None, &merged, quiet),
+            vec![],
+            "first seen merged: not news"
+        );
+        let declined = snapshot(PrState::Declined, false, "t", &[]);
+        assert_eq!(
+            pr_events(Some(&stored(&open)), &declined, quiet),
+            vec![Declined]
+        );
+        let reopened = snapshot(PrState::Open, false, "t", &[]);
+        assert_eq!(
+            pr_events(Some(&stored(&declined)), &reopened, quiet),
+            vec![Opened]
+        );
+    }
+
+    #[test]
+    fn builds() {
+        use BuildState::*;
+        assert_eq!(build_event(None, Failed), Some(BuildFailed));
+        assert_eq!(build_event(Some(InProgress), Failed), Some(BuildFailed));
+        assert_eq!(build_event(Some(Failed), Failed), None);
+        assert_eq!(build_event(Some(Failed), Successful), Some(BuildRecovered));
+        assert_eq!(build_event(Some(InProgress), Successful), None);
+        assert_eq!(build_event(None, InProgress), None);
+    }
+}

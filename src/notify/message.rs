@@ -1,0 +1,356 @@
+//! Rendering: a PR's current state plus what happened, as HipChat HTML, Slack text and plain text.
+//! Every user-supplied string is escaped for its format.
+
+use std::collections::BTreeSet;
+
+use crate::domain::NotifyEvent;
+
+/// HipChat's room notification limit.
+pub const MAX_MESSAGE_CHARS: usize = 10_000;
+/// Longest user-supplied string (title, names) put in a message.
+const MAX_FIELD_CHARS: usize = 300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Color {
+    Yellow,
+    Green,
+    Red,
+    Purple,
+    Gray,
+}
+
+impl Color {
+    pub fn hipchat(self) -> &'static str {
+        match self {
+            Color::Yellow => "yellow",
+            Color::Green => "green",
+            Color::Red => "red",
+            Color::Purple => "purple",
+            Color::Gray => "gray",
+        }
+    }
+
+    pub fn hex(self) -> &'static str {
+        match self {
+            Color::Yellow => "#f2c744",
+            Color::Green => "#2eb67d",
+            Color::Red => "#e01e5a",
+            Color::Purple => "#7c3aed",
+            Color::Gray => "#9ca3af",
+        }
+    }
+}
+
+/// A PR as the message shows it, read when the message is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrView {
+    pub repository: String,
+    pub number: i64,
+    pub title: String,
+    pub url: Option<String>,
+    pub author: String,
+    pub approved_by: Vec<String>,
+    pub required_approvals: u32,
+    pub changes_requested_by: Vec<String>,
+    pub build_state: Option<String>,
+    /// (name, url) of the failing builds on the source commit.
+    pub failed_builds: Vec<(String, Option<String>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub color: Color,
+    /// Whether HipChat should alert people (not for gray, informational ones).
+    pub notify: bool,
+    pub html: String,
+    /// Slack `mrkdwn`.
+    pub slack: String,
+    /// Plain text, for the console and for the record in `outbox.message`.
+    pub text: String,
+}
+
+fn clip(s: &str) -> String {
+    if s.chars().count() <= MAX_FIELD_CHARS {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(MAX_FIELD_CHARS - 1).collect();
+        out.push('…');
+        out
+    }
+}
+
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Slack asks for exactly these three to be escaped in message text.
+pub fn escape_slack(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn list(names: &[String]) -> String {
+    names.iter().map(|n| clip(n)).collect::<Vec<_>>().join(", ")
+}
+
+/// The headline and colour: the most important thing that happened, judged on the current state.
+fn headline(events: &BTreeSet<NotifyEvent>, pr: &PrView) -> (Color, String) {
+    let approvals = pr.approved_by.len();
+    let ready = approvals as u32 >= pr.required_approvals;
+    let failing = pr.build_state.as_deref() == Some("FAILED");
+    if events.contains(&NotifyEvent::Merged) {
+        return (Color::Gray, "Merged".into());
+    }
+    if events.contains(&NotifyEvent::Declined) {
+        return (Color::Gray, "Declined".into());
+    }
+    if events.contains(&NotifyEvent::BuildFailed) && failing {
+        return (Color::Red, "Build failed".into());
+    }
+    if events.contains(&NotifyEvent::ChangesRequested) && !pr.changes_requested_by.is_empty() {
+        return (
+            Color::Purple,
+            format!("Changes requested by {}", list(&pr.changes_requested_by)),
+        );
+    }
+    if ready && (events.contains(&NotifyEvent::Approvals) || events.contains(&NotifyEvent::Opened))
+    {
+        return (Color::Green, "Ready to merge".into());
+    }
+    if events.contains(&NotifyEvent::BuildRecovered) && !failing {
+        return (Color::Green, "Build fixed".into());
+    }
+    if events.contains(&NotifyEvent::Approvals) {
+        return (
+            Color::Yellow,
+            format!("{approvals}/{} approvals", pr.required_approvals),
+        );
+    }
+    (Color::Yellow, "Needs review".into())
+}
+
+pub fn render(events: &BTreeSet<NotifyEvent>, pr: &PrView) -> Message {
+    let (color, head) = headline(events, pr);
+    let title = clip(&pr.title);
+    let author = clip(&pr.author);
+    let approvals = format!(
+        "{}/{} approvals{}",
+        pr.approved_by.len(),
+        pr.required_approvals,
+        if pr.approved_by.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", list(&pr.approved_by))
+        }
+    );
+    let changes = (!pr.changes_requested_by.is_empty())
+        .then(|| format!("changes requested by {}", list(&pr.changes_requested_by)));
+    let build = pr.build_state.as_deref().map(|state| match state {
+        "FAILED" => "build FAILED".to_owned(),
+        "SUCCESSFUL" => "build passed".to_owned(),
+        "INPROGRESS" => "build running".to_owned(),
+        other => format!("build {}", other.to_lowercase()),
+    });
+    let place = format!("{} #{}", pr.repository, pr.number);
+
+    // Plain text.
+    let mut details = vec![approvals.clone()];
+    details.extend(changes.clone());
+    details.extend(build.clone());
+    let text = format!(
+        "{head}: {title} ({place}) by {author}{} — {}",
+        pr.url
+            .as_deref()
+            .map(|u| format!(" <{u}>"))
+            .unwrap_or_default(),
+        details.join(" · ")
+    );
+
+    // HipChat HTML.
+    let link = |label: &str, url: Option<&str>| match url {
+        Some(url) => format!(
+            "<a href=\"{}\">{}</a>",
+            escape_html(url),
+            escape_html(label)
+        ),
+        None => escape_html(label),
+    };
+    let mut html_details = vec![escape_html(&approvals)];
+    if let Some(c) = &changes {
+        html_details.push(escape_html(c));
+    }
+    if let Some(b) = &build {
+        let failing: Vec<String> = pr
+            .failed_builds
+            .iter()
+            .map(|(name, url)| link(&clip(name), url.as_deref()))
+            .collect();
+        if failing.is_empty() || pr.build_state.as_deref() != Some("FAILED") {
+            html_details.push(escape_html(b));
+        } else {
+            html_details.push(format!("{}: {}", escape_html(b), failing.join(", ")));
+        }
+    }
+    let mut html = format!(
+        "<b>{}</b>: {} ({}) by {}<br>{}",
+        escape_html(&head),
+        link(&title, pr.url.as_deref()),
+        escape_html(&place),
+        escape_html(&author),
+        html_details.join(" · ")
+    );
+    if html.chars().count() > MAX_MESSAGE_CHARS {
+        // Only reachable with pathological data; a short message beats a refused one.
+        html = format!("<b>{}</b>: {}", escape_html(&head), escape_html(&place));
+    }
+
+    // Slack mrkdwn.
+    let slack_link = match pr.url.as_deref() {
+        Some(url) => format!("<{}|{}>", escape_slack(url), escape_slack(&title)),
+        None => escape_slack(&title),
+    };
+    let mut slack_details = vec![escape_slack(&approvals)];
+    slack_details.extend(changes.as_deref().map(escape_slack));
+    if let Some(b) = &build {
+        let failing: Vec<String> = pr
+            .failed_builds
+            .iter()
+            .map(|(name, url)| match url {
+                Some(url) => format!("<{}|{}>", escape_slack(url), escape_slack(&clip(name))),
+                None => escape_slack(&clip(name)),
+            })
+            .collect();
+        if failing.is_empty() || pr.build_state.as_deref() != Some("FAILED") {
+            slack_details.push(escape_slack(b));
+        } else {
+            slack_details.push(format!("{}: {}", escape_slack(b), failing.join(", ")));
+        }
+    }
+    let slack = format!(
+        "*{}*: {} ({}) by {}\n{}",
+        escape_slack(&head),
+        slack_link,
+        escape_slack(&place),
+        escape_slack(&author),
+        slack_details.join(" · ")
+    );
+
+    Message {
+        color,
+        notify: color != Color::Gray,
+        html,
+        slack,
+        text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pr() -> PrView {
+        PrView {
+            repository: "acme/api".into(),
+            number: 7,
+            title: "Fix <script>alert(1)</script> & co".into(),
+            url: Some("https://bitbucket.org/acme/api/pull-requests/7".into()),
+            author: "Ann".into(),
+            approved_by: vec!["Bob".into()],
+            required_approvals: 2,
+            changes_requested_by: vec![],
+            build_state: None,
+            failed_builds: vec![],
+        }
+    }
+
+    fn events(list: &[NotifyEvent]) -> BTreeSet<NotifyEvent> {
+        list.iter().copied().collect()
+    }
+
+    #[test]
+    fn html_escapes_user_strings() {
+        let m = render(&events(&[NotifyEvent::Approvals]), &pr());
+        assert_eq!(m.color, Color::Yellow);
+        assert_eq!(
+            m.html,
+            "<b>1/2 approvals</b>: <a href=\"https://bitbucket.org/acme/api/pull-requests/7\">\
+             Fix &lt;script&gt;alert(1)&lt;/script&gt; &amp; co</a> (acme/api #7) by Ann<br>\
+             1/2 approvals: Bob"
+        );
+        assert_eq!(
+            m.slack,
+            "*1/2 approvals*: <https://bitbucket.org/acme/api/pull-requests/7|Fix &lt;script&gt;alert(1)&lt;/script&gt; &amp; co> (acme/api #7) by Ann\n1/2 approvals: Bob"
+        );
+    }
+
+    #[test]
+    fn colours_follow_the_state() {
+        let mut p = pr();
+        assert_eq!(
+            render(&events(&[NotifyEvent::Opened]), &p).color,
+            Color::Yellow
+        );
+        p.approved_by.push("Carl".into());
+        let m = render(&events(&[NotifyEvent::Approvals]), &p);
+        assert_eq!(
+            (m.color, m.html.starts_with("<b>Ready to merge</b>")),
+            (Color::Green, true)
+        );
+        p.changes_requested_by.push("Dee".into());
+        assert_eq!(
+            render(
+                &events(&[NotifyEvent::ChangesRequested, NotifyEvent::Approvals]),
+                &p
+            )
+            .color,
+            Color::Purple
+        );
+        p.build_state = Some("FAILED".into());
+        p.failed_builds
+            .push(("CI #9".into(), Some("https://ci/9".into())));
+        let m = render(&events(&[NotifyEvent::BuildFailed]), &p);
+        assert_eq!(m.color, Color::Red);
+        assert!(
+            m.html
+                .ends_with("build FAILED: <a href=\"https://ci/9\">CI #9</a>"),
+            "{}",
+            m.html
+        );
+        let m = render(
+            &events(&[NotifyEvent::Merged, NotifyEvent::BuildFailed]),
+            &p,
+        );
+        assert_eq!((m.color, m.notify), (Color::Gray, false));
+        // A build that failed and was fixed within the window: green, not red.
+        p.build_state = Some("SUCCESSFUL".into());
+        assert_eq!(
+            render(
+                &events(&[NotifyEvent::BuildFailed, NotifyEvent::BuildRecovered]),
+                &p
+            )
+            .color,
+            Color::Green
+        );
+    }
+
+    #[test]
+    fn long_titles_are_clipped() {
+        let mut p = pr();
+        p.title = "x".repeat(20_000);
+        let m = render(&events(&[NotifyEvent::Opened]), &p);
+        assert!(m.html.chars().count() < 1_000);
+        assert!(m.html.contains('…'));
+    }
+}

@@ -1,0 +1,4 @@
+pub mod message;
+pub mod outbox;
+pub mod routing;
+pub mod sink;

@@ -1,0 +1,141 @@
+use globset::{GlobBuilder, GlobMatcher};
+
+use crate::config::{Announce, Route};
+
+/// The first route whose globs match a repository decides its room and policy.
+#[derive(Debug)]
+pub struct Router {
+    routes: Vec<CompiledRoute>,
+    default_required: u32,
+}
+
+#[derive(Debug)]
+pub struct CompiledRoute {
+    matchers: Vec<GlobMatcher>,
+    pub room: String,
+    pub required_approvals: u32,
+    /// The route's own setting, if it has one (else the service default applies).
+    pub required_override: Option<u32>,
+    pub announce: Announce,
+    ignore_title_patterns: Vec<String>,
+}
+
+impl CompiledRoute {
+    /// A title that marks work in progress: one of the patterns as a whole word, any case
+    /// ("WIP: parser" and "[WIP] parser" match, "Wipe caches" does not).
+    pub fn ignores_title(&self, title: &str) -> bool {
+        let title = title.to_lowercase();
+        self.ignore_title_patterns
+            .iter()
+            .any(|p| contains_word(&title, p))
+    }
+}
+
+fn contains_word(haystack: &str, word: &str) -> bool {
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    haystack.match_indices(word).any(|(at, _)| {
+        let before = haystack[..at].chars().next_back();
+        let after = haystack[at + word.len()..].chars().next();
+        // Only a pattern's alphanumeric edges need a boundary: "[wip]" is delimited already.
+        let starts_alnum = word.chars().next().is_some_and(char::is_alphanumeric);
+        let ends_alnum = word.chars().next_back().is_some_and(char::is_alphanumeric);
+        !((starts_alnum && is_word(before)) || (ends_alnum && is_word(after)))
+    })
+}
+
+impl Router {
+    pub fn new(routes: &[Route], default_required: u32) -> anyhow::Result<Router> {
+        let mut compiled = Vec::with_capacity(routes.len());
+        for route in routes {
+            let mut matchers = Vec::new();
+            for pattern in &route.repositories {
+                let glob = GlobBuilder::new(pattern)
+                    .case_insensitive(true)
+                    .literal_separator(false)
+                    .build()?;
+                matchers.push(glob.compile_matcher());
+            }
+            compiled.push(CompiledRoute {
+                matchers,
+                room: route.room.clone(),
+                required_approvals: route.required_approvals.unwrap_or(default_required),
+                required_override: route.required_approvals,
+                announce: route.announce,
+                ignore_title_patterns: route
+                    .ignore_title_patterns
+                    .iter()
+                    .filter(|p| !p.is_empty())
+                    .map(|p| p.to_lowercase())
+                    .collect(),
+            });
+        }
+        Ok(Router {
+            routes: compiled,
+            default_required,
+        })
+    }
+
+    pub fn route(&self, repository: &str) -> Option<&CompiledRoute> {
+        self.routes
+            .iter()
+            .find(|r| r.matchers.iter().any(|m| m.is_match(repository)))
+    }
+
+    pub fn required_approvals(&self, repository: &str) -> u32 {
+        self.route(repository)
+            .map_or(self.default_required, |r| r.required_approvals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(globs: &[&str], room: &str, required: Option<u32>) -> Route {
+        Route {
+            repositories: globs.iter().map(|s| s.to_string()).collect(),
+            room: room.into(),
+            required_approvals: required,
+            announce: Announce::default(),
+            ignore_title_patterns: vec!["WIP".into(), "Draft:".into()],
+        }
+    }
+
+    #[test]
+    fn first_match_wins() {
+        let router = Router::new(
+            &[
+                route(&["acme/api"], "api", Some(3)),
+                route(&["acme/*", "other/api"], "backend", None),
+                route(&["*"], "everything", Some(1)),
+            ],
+            2,
+        )
+        .unwrap();
+        assert_eq!(router.route("acme/api").unwrap().room, "api");
+        assert_eq!(router.route("ACME/web").unwrap().room, "backend");
+        assert_eq!(router.route("other/api").unwrap().room, "backend");
+        assert_eq!(router.route("other/web").unwrap().room, "everything");
+        assert_eq!(router.required_approvals("acme/api"), 3);
+        assert_eq!(router.required_approvals("acme/web"), 2);
+        assert_eq!(router.required_approvals("x/y"), 1);
+    }
+
+    #[test]
+    fn unrouted_repositories_have_no_room() {
+        let router = Router::new(&[route(&["acme/*"], "backend", None)], 2).unwrap();
+        assert!(router.route("other/api").is_none());
+        assert_eq!(router.required_approvals("other/api"), 2);
+    }
+
+    #[test]
+    fn ignore_patterns_are_case_insensitive() {
+        let router = Router::new(&[route(&["*"], "r", None)], 2).unwrap();
+        let r = router.route("a/b").unwrap();
+        assert!(r.ignores_title("[wip] new parser"));
+        assert!(r.ignores_title("Draft: things"));
+        assert!(r.ignores_title("Parser rewrite (WIP)"));
+        assert!(!r.ignores_title("Fix drafting tool"));
+        assert!(!r.ignores_title("Wipe stale sessions"));
+    }
+}
