@@ -4,8 +4,31 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use pr_reminder::config::{LogFormat, Settings};
+use pr_reminder::notify::outbox::{self, OutboxRow};
 use pr_reminder::startup::Application;
 use pr_reminder::{store, telemetry};
+
+fn format_outbox(rows: &[OutboxRow]) -> String {
+    let mut out = format!(
+        "{:>6}  {:<9} {:>3}  {:<12} {:<40} {:<28} {}\n",
+        "id", "state", "try", "room", "pull request", "created", "events / last error"
+    );
+    for row in rows {
+        let pr = format!("{}#{}", row.repository, row.number);
+        let detail = match &row.last_error {
+            Some(err) => format!("{} / {}", row.events, err),
+            None => row.events.clone(),
+        };
+        out.push_str(&format!(
+            "{:>6}  {:<9} {:>3}  {:<12} {:<40} {:<28} {}\n",
+            row.id, row.state, row.attempts, row.room, pr, row.created_at, detail
+        ));
+    }
+    if rows.is_empty() {
+        out.push_str("(no notifications)\n");
+    }
+    out
+}
 
 /// Reminds chat rooms about Bitbucket pull requests that still need review.
 #[derive(Parser)]
@@ -39,6 +62,34 @@ enum Command {
     Migrate,
     /// Validate the settings and print them, secrets redacted.
     CheckConfig,
+    /// Inspect chat notifications and requeue failed ones.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// List notifications, newest first.
+    List {
+        /// Only those that failed for good.
+        #[arg(long)]
+        failed: bool,
+        /// How many rows to show.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Put a failed notification (or all of them) back in the queue; a running service sends it
+    /// within a few seconds.
+    Retry {
+        /// The notification's id (see `outbox list --failed`).
+        #[arg(required_unless_present = "failed")]
+        id: Option<i64>,
+        /// Every failed notification.
+        #[arg(long, conflicts_with = "id")]
+        failed: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,7 +99,7 @@ fn main() -> ExitCode {
         Command::Serve {
             insecure_skip_signature,
         } => insecure_skip_signature,
-        Command::Migrate => true,
+        Command::Migrate | Command::Outbox { .. } => true,
         Command::CheckConfig => false,
     };
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
@@ -90,6 +141,26 @@ fn main() -> ExitCode {
                 let pool = store::open(&settings.database, &settings.synchronous).await?;
                 pool.close().await;
                 println!("database {} is up to date", settings.database.display());
+                Ok(())
+            }
+            Command::Outbox { command } => {
+                let pool = store::open(&settings.database, &settings.synchronous).await?;
+                match command {
+                    OutboxCommand::List { failed, limit } => {
+                        let rows = outbox::list(&pool, failed, limit.max(1)).await?;
+                        print!("{}", format_outbox(&rows));
+                    }
+                    OutboxCommand::Retry { id, .. } => {
+                        let n = outbox::retry(&pool, id).await?;
+                        match (id, n) {
+                            (Some(id), 0) => {
+                                anyhow::bail!("notification {id} does not exist or has not failed")
+                            }
+                            _ => println!("{n} notification(s) requeued"),
+                        }
+                    }
+                }
+                pool.close().await;
                 Ok(())
             }
             Command::Serve { .. } => {

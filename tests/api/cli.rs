@@ -202,3 +202,64 @@ fn serve_logs_json_and_stops_on_sigterm() {
     });
     assert_eq!(rows, 1, "the refused delivery was recorded before the stop");
 }
+
+#[test]
+fn outbox_list_and_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let run = |args: &[&str]| {
+        command(dir.path())
+            .args(args)
+            .env("PR_REMINDER_DATABASE", &db)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["migrate"]).status.success());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = format!("sqlite://{}", db.display());
+    runtime.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO outbox (id, room, repository, number, events, state, created_at, not_before, attempts, last_error) VALUES \
+             (7, 'backend', 'acme/api', 3, 'opened', 'failed', '2026-11-20T10:00:00.000000Z', '2026-11-20T10:00:00.000000Z', 1, 'HTTP 401 Unauthorized'), \
+             (8, 'backend', 'acme/api', 4, 'approvals', 'sent', '2026-11-20T10:00:00.000000Z', '2026-11-20T10:00:00.000000Z', 1, NULL)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+    });
+
+    let out = run(&["outbox", "list", "--failed"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("acme/api#3") && text.contains("HTTP 401 Unauthorized"),
+        "{text}"
+    );
+    assert!(!text.contains("acme/api#4"), "only failed rows: {text}");
+    let all = String::from_utf8_lossy(&run(&["outbox", "list"]).stdout).to_string();
+    assert!(all.contains("acme/api#4"), "{all}");
+
+    let missing = run(&["outbox", "retry", "8"]);
+    assert_eq!(missing.status.code(), Some(1), "a sent row is not retried");
+    assert_eq!(
+        run(&["outbox", "retry"]).status.code(),
+        Some(2),
+        "id or --failed is required"
+    );
+    let out = run(&["outbox", "retry", "7"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 notification(s) requeued"));
+    let state: (String, i64, Option<String>) = runtime.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query_as("SELECT state, attempts, last_error FROM outbox WHERE id = 7")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(state, ("retrying".to_owned(), 0, None));
+}
