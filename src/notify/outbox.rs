@@ -112,6 +112,16 @@ async fn claim(pool: &SqlitePool, id: i64) -> anyhow::Result<bool> {
     Ok(result.rows_affected() == 1)
 }
 
+/// A claimed row goes back in the queue unchanged (a database error interrupted its delivery).
+async fn release(pool: &SqlitePool, id: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE outbox SET state = 'retrying' WHERE id = ?1 AND state = 'sending'")
+        .bind(id)
+        .execute(pool)
+        .await
+        .context("releasing an outbox row")?;
+    Ok(())
+}
+
 async fn finish(
     pool: &SqlitePool,
     id: i64,
@@ -278,6 +288,11 @@ impl RoomWorker {
             if *self.stopped.borrow() {
                 break;
             }
+            // Registered before reading the queue: the writer's `notify_waiters` reaches only
+            // futures that exist, so a commit between the read and the wait would otherwise
+            // go unnoticed until the 5 s poll.
+            let wake = self.wake.clone();
+            let woken = wake.notified();
             let row = match next_for_room(&self.pool, &self.room.name).await {
                 Ok(row) => row,
                 Err(err) => {
@@ -289,7 +304,7 @@ impl RoomWorker {
             let Some(row) = row else {
                 // Nothing queued: sleep until the writer adds something (or a while passes).
                 tokio::select! {
-                    _ = self.wake.notified() => {}
+                    _ = woken => {}
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                     _ = self.stopped.changed() => {}
                 }
@@ -312,8 +327,13 @@ impl RoomWorker {
                     }
                 }
             }
+            let id = row.id;
             if let Err(err) = self.deliver(row).await {
-                tracing::error!(error = %format!("{err:#}"), "outbox update failed");
+                tracing::error!(error = %format!("{err:#}"), id, "outbox update failed; will try again");
+                // Do not leave a claimed row behind until the next restart.
+                if let Err(err) = release(&self.pool, id).await {
+                    tracing::error!(error = %format!("{err:#}"), id, "could not release the outbox row");
+                }
                 self.pause(Duration::from_secs(1)).await;
             }
         }

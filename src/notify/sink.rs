@@ -77,10 +77,9 @@ pub async fn send(
         .json(&body)
         .send()
         .await
-        // reqwest's errors name the URL, and the URL holds the token.
         .map_err(|e| SendError::Retry {
             after: None,
-            reason: e.without_url().to_string(),
+            reason: transport_error(e),
         })?;
     let status = response.status();
     if status.is_success() {
@@ -98,6 +97,24 @@ pub async fn send(
     } else {
         Err(SendError::Permanent(reason))
     }
+}
+
+/// What went wrong before any answer, for `last_error`. reqwest's own text is only "error sending
+/// request"; the cause (timeout, refused connection, DNS) is further down its source chain.
+/// reqwest's errors name the URL, and the URL holds the token: it is removed first.
+fn transport_error(err: reqwest::Error) -> String {
+    if err.is_timeout() {
+        return "timed out waiting for the chat server".into();
+    }
+    let err = err.without_url();
+    let mut reason = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        reason.push_str(": ");
+        reason.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    reason
 }
 
 /// How long the server asked us to wait: `Retry-After` seconds, or a Unix time in HipChat's

@@ -158,6 +158,7 @@ struct Buffers {
     status_keys: String,
     hashes: String,
     outbox: String,
+    withdrawn: String,
     deliveries: String,
     repositories: String,
     users: String,
@@ -278,6 +279,14 @@ ON CONFLICT (commit_hash, key) DO UPDATE SET
     updated_on = excluded.updated_on
 WHERE excluded.updated_on >= commit_statuses.updated_on";
 
+// A message still waiting in its window for a PR that has since stopped being reviewable (merged
+// or declined where the route does not announce that, or back to draft / WIP) would announce a
+// state that no longer exists: it is withdrawn with the change. Rows already tried are left alone.
+const WITHDRAW_NOTIFICATIONS: &str = "\
+DELETE FROM outbox
+WHERE state = 'pending'
+  AND (room, repository, number) IN (SELECT value->>0, value->>1, value->>2 FROM json_each(?))";
+
 // One row per (room, PR, event). Events for a PR whose message is still waiting join it.
 const QUEUE_NOTIFICATIONS: &str = "\
 INSERT INTO outbox (room, repository, number, events, created_at, not_before)
@@ -299,6 +308,7 @@ static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
         UPSERT_REVIEWS,
         DELETE_STALE_REVIEWS,
         UPSERT_STATUSES,
+        WITHDRAW_NOTIFICATIONS,
         QUEUE_NOTIFICATIONS,
         "COMMIT",
     ]
@@ -474,7 +484,7 @@ async fn write(
     encode_deliveries(&stored, &mut buf.deliveries)?;
     let plan = Plan::new(&changes);
     plan.encode(buf, &config.router)?;
-    let queued = plan.notifications(&before, config, &mut buf.outbox)?;
+    let queued = plan.notifications(&before, config, &mut buf.outbox, &mut buf.withdrawn)?;
     sqlx::query(WRITE_BATCH.as_str())
         .bind(buf.deliveries.as_str())
         .bind(buf.repositories.as_str())
@@ -483,6 +493,7 @@ async fn write(
         .bind(buf.reviews.as_str())
         .bind(buf.pull_requests.as_str()) // DELETE_STALE_REVIEWS
         .bind(buf.statuses.as_str())
+        .bind(buf.withdrawn.as_str())
         .bind(buf.outbox.as_str())
         .execute(&mut *conn)
         .await
@@ -665,14 +676,18 @@ impl<'a> Plan<'a> {
         Ok(())
     }
 
-    /// The chat messages this batch causes, as outbox rows. Returns whether there are any.
+    /// The chat messages this batch causes, as outbox rows (`out`), and the waiting messages it
+    /// makes moot (`withdrawn_out`). Returns whether any row is queued.
     fn notifications(
         &self,
         before: &Before,
         config: &WriterConfig,
         out: &mut String,
+        withdrawn_out: &mut String,
     ) -> anyhow::Result<bool> {
         let mut events: Vec<(&str, &str, i64, NotifyEvent)> = Vec::new();
+        // (room, repository, number) of PRs that stopped being reviewable with nothing announced.
+        let mut withdrawn: Vec<(&str, &str, i64)> = Vec::new();
         for pr in self.pull_requests.values() {
             let key = (pr.repository.full_name.clone(), pr.number);
             let stored = before.prs.get(&key);
@@ -683,6 +698,7 @@ impl<'a> Plan<'a> {
                 continue;
             };
             let quiet = |title: &str, draft: bool| draft || route.ignores_title(title);
+            let mut announced = false;
             for event in pr_events(stored, pr, quiet) {
                 let wanted = match event {
                     NotifyEvent::Opened => route.announce.opened,
@@ -694,7 +710,14 @@ impl<'a> Plan<'a> {
                 };
                 if wanted {
                     events.push((&route.room, &pr.repository.full_name, pr.number, event));
+                    announced = true;
                 }
+            }
+            let was_reviewable =
+                stored.is_some_and(|s| s.state == PrState::Open && !quiet(&s.title, s.draft));
+            let reviewable = pr.state == PrState::Open && !quiet(&pr.title, pr.draft);
+            if was_reviewable && !reviewable && !announced {
+                withdrawn.push((&route.room, &pr.repository.full_name, pr.number));
             }
         }
         for status in self.statuses.values() {
@@ -714,6 +737,9 @@ impl<'a> Plan<'a> {
                 let Some(route) = config.router.route(repo) else {
                     continue;
                 };
+                if withdrawn.iter().any(|(_, r, n)| *r == repo && n == number) {
+                    continue; // closed (or back to draft) in this very batch
+                }
                 if route.announce.builds && !*draft && !route.ignores_title(title) {
                     events.push((&route.room, repo, *number, event));
                 }
@@ -737,6 +763,7 @@ impl<'a> Plan<'a> {
             })
             .collect();
         write_json(out, &rows)?;
+        write_json(withdrawn_out, &withdrawn)?;
         Ok(!rows.is_empty())
     }
 }

@@ -15,6 +15,8 @@ pub const SECRET: &str = "test-webhook-secret";
 pub struct TestApp {
     pub address: String,
     pub db: SqlitePool,
+    /// The SQLite file the app writes (for tools that open it themselves, like the CLI).
+    pub db_path: PathBuf,
     pub client: reqwest::Client,
     _dir: TempDir,
 }
@@ -49,6 +51,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     TestApp {
         address,
         db,
+        db_path,
         client: reqwest::Client::new(),
 
         _dir: dir,

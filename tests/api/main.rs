@@ -6,4 +6,5 @@ mod errors;
 mod fixtures;
 mod helpers;
 mod lifecycle;
+mod notifications;
 mod ordering;

@@ -1,0 +1,1430 @@
+//! Chat notifications end to end: signed webhooks in, `outbox` rows in SQLite, and the exact
+//! requests a fake HipChat or Slack server (wiremock) receives.
+//!
+//! Every fake records each request with the instant it arrived, and answers from a script (the
+//! last answer repeats), so a test can say "500, then 204" and measure the gaps between requests.
+//! Durations are small (coalescing 200 ms, first retry 50 ms) and every wait is a bounded poll.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pr_reminder::bitbucket::signature::sign;
+use pr_reminder::config::{
+    Announce, NotifySettings, Room, Route, Sink, DEFAULT_IGNORE_TITLE_PATTERNS,
+};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use sqlx::SqlitePool;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::helpers::{own_fixture, spawn_app_with, uuid_like, TestApp, SECRET};
+use crate::lifecycle::{pr_event, REPO};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pr-reminder");
+/// What a HipChat v2 integration URL looks like once pasted: room in the path, token in the query.
+const HIPCHAT_PATH: &str = "/v2/room/Payments%20Team/notification";
+const TOKEN_QUERY: &str = "auth_token=AbC-123_xyz%2Bq~9";
+const TITLE: &str = "Fix <script>alert(1)</script> & co";
+/// Longest any condition below is waited for.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+// ---------------------------------------------------------------------------------------------
+// The fake chat server.
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone)]
+struct Hit {
+    at: Instant,
+    method: String,
+    path: String,
+    query: Option<String>,
+    content_type: Option<String>,
+    body: Value,
+}
+
+impl Hit {
+    fn html(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_default()
+    }
+}
+
+/// One scripted answer: fixed, or made when the request arrives (for headers holding a time).
+#[derive(Clone)]
+enum Answer {
+    Fixed(ResponseTemplate),
+    Made(Arc<dyn Fn() -> ResponseTemplate + Send + Sync>),
+}
+
+impl From<ResponseTemplate> for Answer {
+    fn from(template: ResponseTemplate) -> Self {
+        Answer::Fixed(template)
+    }
+}
+
+/// Records every request, then answers with the next scripted response (the last one repeats).
+struct Scripted {
+    hits: Arc<Mutex<Vec<Hit>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
+}
+
+impl Respond for Scripted {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.hits.lock().unwrap().push(Hit {
+            at: Instant::now(),
+            method: request.method.to_string(),
+            path: request.url.path().to_owned(),
+            query: request.url.query().map(str::to_owned),
+            content_type: request
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
+        });
+        let mut script = self.script.lock().unwrap();
+        let answer = if script.len() > 1 {
+            script.pop_front()
+        } else {
+            script.front().cloned()
+        };
+        match answer {
+            Some(Answer::Fixed(template)) => template,
+            Some(Answer::Made(make)) => make(),
+            None => ResponseTemplate::new(204),
+        }
+    }
+}
+
+struct Fake {
+    server: MockServer,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
+}
+
+impl Fake {
+    async fn start(answers: Vec<ResponseTemplate>) -> Fake {
+        Fake::start_with(answers.into_iter().map(Answer::from).collect()).await
+    }
+
+    async fn start_with(answers: Vec<Answer>) -> Fake {
+        let server = MockServer::start().await;
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(VecDeque::from(answers)));
+        Mock::given(any())
+            .respond_with(Scripted {
+                hits: hits.clone(),
+                script: script.clone(),
+            })
+            .mount(&server)
+            .await;
+        Fake {
+            server,
+            hits,
+            script,
+        }
+    }
+
+    /// Replaces what the fake answers from now on.
+    fn answer(&self, answers: Vec<ResponseTemplate>) {
+        *self.script.lock().unwrap() = answers.into_iter().map(Answer::from).collect();
+    }
+
+    fn url(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.server.uri(), path_and_query)
+    }
+
+    fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    async fn wait_for_hits(&self, count: usize) -> Vec<Hit> {
+        let started = Instant::now();
+        loop {
+            let hits = self.hits();
+            if hits.len() >= count {
+                return hits;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "expected {count} request(s) to the chat server, got {}: {hits:#?}",
+                hits.len()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn hipchat_ok() -> ResponseTemplate {
+    ResponseTemplate::new(204)
+}
+
+fn slack_ok() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_string("ok")
+}
+
+/// The gaps between consecutive requests, in arrival order.
+fn gaps(hits: &[Hit]) -> Vec<Duration> {
+    let mut at: Vec<Instant> = hits.iter().map(|h| h.at).collect();
+    at.sort();
+    at.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings.
+
+fn hipchat(name: &str, url: String) -> Room {
+    Room {
+        name: name.into(),
+        sink: Sink::HipChat(SecretString::from(url)),
+    }
+}
+
+fn slack(name: &str, url: String) -> Room {
+    Room {
+        name: name.into(),
+        sink: Sink::Slack(SecretString::from(url)),
+    }
+}
+
+fn route(globs: &[&str], room: &str) -> Route {
+    Route {
+        repositories: globs.iter().map(|g| g.to_string()).collect(),
+        room: room.into(),
+        required_approvals: None,
+        announce: Announce::default(),
+        ignore_title_patterns: DEFAULT_IGNORE_TITLE_PATTERNS
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+    }
+}
+
+/// Quick settings for tests: short window, fast retries, no rate limit to speak of.
+fn notify(rooms: Vec<Room>, routes: Vec<Route>) -> NotifySettings {
+    NotifySettings {
+        rooms,
+        routes,
+        coalesce: Duration::from_millis(200),
+        max_attempts: 10,
+        timeout: Duration::from_secs(2),
+        retry_min: Duration::from_millis(50),
+        retry_max: Duration::from_secs(1),
+        room_rate_per_minute: 6000,
+    }
+}
+
+/// One room that hears about every repository.
+fn one_room(room: Room) -> NotifySettings {
+    let name = room.name.clone();
+    notify(vec![room], vec![route(&["*"], &name)])
+}
+
+async fn app_with(settings: NotifySettings) -> TestApp {
+    spawn_app_with(move |s| s.notify = settings).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events.
+
+/// `10:mm:ss` on the fixtures' day: every event gets its own, increasing `updated_on`.
+fn at(second: u32) -> String {
+    format!(
+        "2026-11-20T10:{:02}:{:02}.000000+00:00",
+        second / 60,
+        second % 60
+    )
+}
+
+/// An open PR in acme/payments-api (commit 9b2c4e6f8a10, the failing build's commit).
+fn open_pr(number: i64, updated_on: &str, title: &str, approvers: &[&str]) -> Value {
+    let participants: Vec<(&str, &str, Option<&str>)> = approvers
+        .iter()
+        .map(|u| (*u, "REVIEWER", Some("approved")))
+        .collect();
+    pr_event(
+        number,
+        updated_on,
+        "OPEN",
+        title,
+        "9b2c4e6f8a10",
+        &participants,
+    )
+}
+
+/// The same event in another repository.
+fn in_repo(mut body: Value, repository: &str) -> Value {
+    let number = body["pullrequest"]["id"].clone();
+    body["repository"]["full_name"] = json!(repository);
+    body["pullrequest"]["source"]["repository"]["full_name"] = json!(repository);
+    body["pullrequest"]["destination"]["repository"]["full_name"] = json!(repository);
+    body["pullrequest"]["links"]["html"]["href"] = json!(format!(
+        "https://bitbucket.org/{repository}/pull-requests/{number}"
+    ));
+    body
+}
+
+async fn deliver(app: &TestApp, event_key: &str, body: &Value) {
+    let answer = app
+        .deliver_json(event_key, &uuid_like("notify"), body)
+        .await;
+    assert_eq!(answer.status, 200, "{event_key}: {}", answer.body);
+    assert_eq!(
+        answer.body["status"], "processed",
+        "{event_key}: {}",
+        answer.body
+    );
+}
+
+fn pr_link(repository: &str, number: i64, title: &str) -> String {
+    format!("<a href=\"https://bitbucket.org/{repository}/pull-requests/{number}\">{title}</a>")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outbox as an operator reads it.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Outbox {
+    id: i64,
+    room: String,
+    repository: String,
+    number: i64,
+    events: String,
+    state: String,
+    attempts: i64,
+    last_error: Option<String>,
+    message: Option<String>,
+}
+
+type OutboxTuple = (
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+);
+
+async fn outbox_rows(db: &SqlitePool) -> Vec<Outbox> {
+    let rows: Vec<OutboxTuple> = sqlx::query_as(
+        "SELECT id, room, repository, number, events, state, attempts, last_error, message \
+         FROM outbox ORDER BY id",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(
+            |(id, room, repository, number, events, state, attempts, last_error, message)| Outbox {
+                id,
+                room,
+                repository,
+                number,
+                events,
+                state,
+                attempts,
+                last_error,
+                message,
+            },
+        )
+        .collect()
+}
+
+async fn outbox(app: &TestApp) -> Vec<Outbox> {
+    outbox_rows(&app.db).await
+}
+
+/// Polls the outbox until `done` holds.
+async fn wait_outbox_in(
+    db: &SqlitePool,
+    what: &str,
+    done: impl Fn(&[Outbox]) -> bool,
+) -> Vec<Outbox> {
+    let started = Instant::now();
+    loop {
+        let rows = outbox_rows(db).await;
+        if done(&rows) {
+            return rows;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "outbox never reached: {what}; it holds {rows:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn wait_outbox(app: &TestApp, what: &str, done: impl Fn(&[Outbox]) -> bool) -> Vec<Outbox> {
+    wait_outbox_in(&app.db, what, done).await
+}
+
+fn all_in(state: &'static str, count: usize) -> impl Fn(&[Outbox]) -> bool {
+    move |rows| rows.len() == count && rows.iter().all(|r| r.state == state)
+}
+
+// ---------------------------------------------------------------------------------------------
+// HipChat.
+
+#[tokio::test]
+async fn hipchat_gets_exactly_the_v2_room_notification() {
+    let fake = Fake::start(vec![hipchat_ok()]).await;
+    let url = fake.url(&format!("{HIPCHAT_PATH}?{TOKEN_QUERY}"));
+    let app = app_with(one_room(hipchat("payments", url))).await;
+
+    deliver(&app, "pullrequest:created", &open_pr(7, &at(0), TITLE, &[])).await;
+    let rows = wait_outbox(&app, "one row sent", all_in("sent", 1)).await;
+    let hits = fake.hits();
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    let hit = &hits[0];
+    assert_eq!(hit.method, "POST");
+    assert_eq!(hit.path, HIPCHAT_PATH, "the room in the path, as pasted");
+    assert_eq!(
+        hit.query.as_deref(),
+        Some(TOKEN_QUERY),
+        "the auth_token query, byte for byte as pasted"
+    );
+    assert_eq!(hit.content_type.as_deref(), Some("application/json"));
+    let html = format!(
+        "<b>Needs review</b>: {} (acme/payments-api #7) by Alice Author<br>0/2 approvals",
+        pr_link(
+            REPO,
+            7,
+            "Fix &lt;script&gt;alert(1)&lt;/script&gt; &amp; co"
+        )
+    );
+    assert_eq!(
+        hit.body,
+        json!({
+            "message": html,
+            "message_format": "html",
+            "color": "yellow",
+            "notify": true,
+            "from": "pr-reminder",
+        })
+    );
+
+    // The row, as `sqlite3` shows it: what happened, how it went, and the text that was sent.
+    let row = &rows[0];
+    assert_eq!(
+        (
+            row.room.as_str(),
+            row.repository.as_str(),
+            row.number,
+            row.events.as_str(),
+            row.attempts,
+            row.last_error.as_deref()
+        ),
+        ("payments", REPO, 7, "opened", 1, None)
+    );
+    assert_eq!(
+        row.message.as_deref(),
+        Some(
+            "Needs review: Fix <script>alert(1)</script> & co (acme/payments-api #7) by Alice \
+             Author <https://bitbucket.org/acme/payments-api/pull-requests/7> — 0/2 approvals"
+        )
+    );
+    let sent_at: Option<String> = sqlx::query_scalar("SELECT sent_at FROM outbox")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(sent_at.is_some());
+}
+
+#[tokio::test]
+async fn a_500_is_retried_and_the_message_delivered_exactly_once() {
+    let fake = Fake::start(vec![
+        ResponseTemplate::new(500).set_body_string("internal error"),
+        hipchat_ok(),
+    ])
+    .await;
+    let app = app_with(one_room(hipchat("r", fake.url(HIPCHAT_PATH)))).await;
+    deliver(&app, "pullrequest:created", &open_pr(1, &at(0), "One", &[])).await;
+
+    let rows = wait_outbox(&app, "sent", all_in("sent", 1)).await;
+    assert_eq!(rows[0].attempts, 2);
+    assert_eq!(rows[0].last_error, None, "cleared once delivered");
+    let hits = fake.hits();
+    assert_eq!(hits.len(), 2, "{hits:#?}");
+    assert_eq!(hits[0].body, hits[1].body, "the same message, sent again");
+}
+
+#[tokio::test]
+async fn a_429_waits_as_long_as_retry_after_says() {
+    let fake = Fake::start(vec![
+        ResponseTemplate::new(429).insert_header("Retry-After", "1"),
+        hipchat_ok(),
+    ])
+    .await;
+    let app = app_with(one_room(hipchat("r", fake.url(HIPCHAT_PATH)))).await;
+    deliver(&app, "pullrequest:created", &open_pr(1, &at(0), "One", &[])).await;
+
+    let rows = wait_outbox(&app, "sent", all_in("sent", 1)).await;
+    assert_eq!(rows[0].attempts, 2);
+    let hits = fake.hits();
+    assert_eq!(hits.len(), 2, "{hits:#?}");
+    let gap = hits[1].at - hits[0].at;
+    // The own backoff is 50-100 ms: only the header explains a second.
+    assert!(gap >= Duration::from_millis(990), "retried after {gap:?}");
+    assert!(
+        gap < Duration::from_millis(2500),
+        "waited far too long: {gap:?}"
+    );
+}
+
+#[tokio::test]
+async fn hipchat_flood_control_reset_is_honoured() {
+    // HipChat's reset is a Unix time in whole seconds: 1 to 2 s from when the 429 is sent.
+    let flooded = Answer::Made(Arc::new(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        ResponseTemplate::new(429)
+            .insert_header("X-FloodControl-Remaining", "0")
+            .insert_header("X-FloodControl-Reset", (now + 2).to_string().as_str())
+    }));
+    let fake = Fake::start_with(vec![flooded, hipchat_ok().into()]).await;
+    let app = app_with(one_room(hipchat("r", fake.url(HIPCHAT_PATH)))).await;
+    deliver(&app, "pullrequest:created", &open_pr(1, &at(0), "One", &[])).await;
+
+    wait_outbox(&app, "sent", all_in("sent", 1)).await;
+    let hits = fake.hits();
+    assert_eq!(hits.len(), 2);
+    // The own backoff is 50-100 ms: only the header explains a second or more.
+    let gap = hits[1].at - hits[0].at;
+    assert!(gap >= Duration::from_millis(900), "retried after {gap:?}");
+}
+
+#[tokio::test]
+async fn a_401_fails_at_once_and_later_messages_still_flow() {
+    let fake = Fake::start(vec![
+        ResponseTemplate::new(401).set_body_json(json!({
+            "error": {"code": 401, "message": "Invalid OAuth session", "type": "Unauthorized"}
+        })),
+        hipchat_ok(),
+    ])
+    .await;
+    let url = fake.url(&format!("{HIPCHAT_PATH}?{TOKEN_QUERY}"));
+    let app = app_with(one_room(hipchat("r", url))).await;
+
+    deliver(&app, "pullrequest:created", &open_pr(1, &at(0), "One", &[])).await;
+    let rows = wait_outbox(&app, "failed", all_in("failed", 1)).await;
+    let failed = &rows[0];
+    assert_eq!(failed.attempts, 1, "no retry for a refused token");
+    let error = failed.last_error.as_deref().unwrap();
+    assert!(error.contains("401"), "{error}");
+    assert!(error.contains("Invalid OAuth session"), "{error}");
+    assert!(
+        !error.contains("AbC-123"),
+        "the token never lands in the database: {error}"
+    );
+    assert!(
+        failed.message.as_deref().unwrap().contains("#1"),
+        "the text it tried to send is kept"
+    );
+    assert_eq!(fake.hits().len(), 1);
+
+    // A later message for another PR in the same room is not held up by the failed one.
+    deliver(&app, "pullrequest:created", &open_pr(2, &at(0), "Two", &[])).await;
+    let rows = wait_outbox(&app, "the second sent", |rows| {
+        rows.len() == 2 && rows[1].state == "sent"
+    })
+    .await;
+    assert_eq!(rows[0].state, "failed");
+    assert_eq!(rows[0].attempts, 1);
+    let hits = fake.hits();
+    assert_eq!(hits.len(), 2, "{hits:#?}");
+    assert!(hits[0].html().contains("(acme/payments-api #1)"));
+    assert!(hits[1].html().contains("(acme/payments-api #2)"));
+}
+
+#[tokio::test]
+async fn a_timeout_is_retried_then_delivered() {
+    let slow = Duration::from_secs(3);
+    let fake = Fake::start(vec![hipchat_ok().set_delay(slow), hipchat_ok()]).await;
+    let mut settings = one_room(hipchat("r", fake.url(HIPCHAT_PATH)));
+    settings.timeout = Duration::from_millis(300);
+    // Long enough to see the row waiting for its retry.
+    settings.retry_min = Duration::from_millis(400);
+    let app = app_with(settings).await;
+    deliver(&app, "pullrequest:created", &open_pr(1, &at(0), "One", &[])).await;
+
+    let rows = wait_outbox(&app, "retrying after the timeout", |rows| {
+        rows.len() == 1 && rows[0].state == "retrying"
+    })
+    .await;
+    assert_eq!(rows[0].attempts, 1);
+    let error = rows[0].last_error.as_deref().unwrap_or_default();
+    assert!(error.contains("timed out"), "last_error: {error:?}");
+
+    let rows = wait_outbox(&app, "sent", all_in("sent", 1)).await;
+    assert_eq!(rows[0].attempts, 2);
+    let hits = fake.hits();
+    assert_eq!(hits.len(), 2, "{hits:#?}");
+    let gap = hits[1].at - hits[0].at;
+    assert!(
+        gap >= Duration::from_millis(700) && gap < slow,
+        "gave up after the 300 ms timeout and retried after >= 400 ms, not after the slow \
+         answer: {gap:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_keeps_failing_is_given_up_on_after_max_attempts() {
+    let fake = Fake::start(vec![
+        ResponseTemplate::new(502).set_body_string("bad gateway")
+    ])
+    .await;
+    let mut settings = one_room(hipchat("r", fake.url(HIPCHAT_PATH)));
+    settings.max_attempts = 3;
+    let app = app_with(settings).await;
+    deliver(&app, "pullrequest:created", &open_pr(1, &at(0), "One", &[])).await;
+
+    let rows = wait_outbox(&app, "failed", all_in("failed", 1)).await;
+    assert_eq!(rows[0].attempts, 3);
+    assert!(
+        rows[0].last_error.as_deref().unwrap().contains("502"),
+        "{rows:?}"
+    );
+    assert_eq!(fake.hits().len(), 3);
+    // Nothing after giving up (several backoff periods later).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(fake.hits().len(), 3);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_retried_and_the_cause_recorded() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut settings = one_room(hipchat(
+        "r",
+        format!("http://127.0.0.1:{port}{HIPCHAT_PATH}?{TOKEN_QUERY}"),
+    ));
+    settings.max_attempts = 2;
+    let app = app_with(settings).await;
+    deliver(&app, "pullrequest:created", &open_pr(1, &at(0), "One", &[])).await;
+
+    let rows = wait_outbox(&app, "failed", all_in("failed", 1)).await;
+    assert_eq!(rows[0].attempts, 2, "retried before giving up");
+    let error = rows[0].last_error.as_deref().unwrap();
+    assert!(
+        error.contains("onnect"),
+        "the cause, not just 'error sending request': {error}"
+    );
+    assert!(
+        !error.contains("AbC-123") && !error.contains(HIPCHAT_PATH),
+        "{error}"
+    );
+}
+
+/// `pr-reminder outbox list --failed` / `outbox retry --failed` against a running service.
+#[tokio::test]
+async fn a_failed_message_can_be_retried_by_hand() {
+    let fake = Fake::start(vec![ResponseTemplate::new(404), hipchat_ok()]).await;
+    let app = app_with(one_room(hipchat("r", fake.url(HIPCHAT_PATH)))).await;
+    deliver(&app, "pullrequest:created", &open_pr(1, &at(0), "One", &[])).await;
+    wait_outbox(&app, "failed", all_in("failed", 1)).await;
+
+    let db = app.db_path.clone();
+    let cli = move |args: &'static [&'static str]| {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .env_clear()
+                .env("PR_REMINDER_DATABASE", &db)
+                .args(args)
+                .output()
+                .unwrap()
+        })
+    };
+    let listed = cli(&["outbox", "list", "--failed"]).await.unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("failed") && listed.contains("404") && listed.contains("#1"),
+        "{listed}"
+    );
+    let retried = cli(&["outbox", "retry", "--failed"]).await.unwrap();
+    assert!(retried.status.success(), "{retried:?}");
+    assert!(String::from_utf8_lossy(&retried.stdout).contains("1 notification(s) requeued"));
+
+    // The idle room looks at the queue at least every 5 s.
+    let rows = wait_outbox(&app, "sent after the retry", all_in("sent", 1)).await;
+    assert_eq!(rows[0].attempts, 1, "attempts start again from zero");
+    assert_eq!(fake.hits().len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Coalescing and the room's rate.
+
+#[tokio::test]
+async fn a_burst_on_ten_prs_becomes_one_message_each_within_the_room_rate() {
+    let fake = Fake::start(vec![hipchat_ok()]).await;
+    let coalesce = Duration::from_millis(1500);
+    let mut settings = one_room(hipchat("team", fake.url(HIPCHAT_PATH)));
+    settings.coalesce = coalesce;
+    settings.room_rate_per_minute = 600; // one message per 100 ms
+    let app = app_with(settings).await;
+
+    // PR k: created, then 9 approval changes cycling none -> Bob -> Bob+Carol, shifted by k.
+    // Every step changes who approved, so each is an `approvals` event; step 9 leaves PR k with
+    // approvers(k % 3).
+    fn approvers(n: i64) -> &'static [&'static str] {
+        match n % 3 {
+            0 => &[],
+            1 => &["bob"],
+            _ => &["bob", "carol"],
+        }
+    }
+    let started = Instant::now();
+    let per_pr = (1..=10i64).map(|k| {
+        let app = &app;
+        async move {
+            let base = k as u32 * 60;
+            deliver(
+                app,
+                "pullrequest:created",
+                &open_pr(k, &at(base), &format!("Burst {k}"), &[]),
+            )
+            .await;
+            for step in 1..=9i64 {
+                let (before, now) = (approvers(k + step - 1), approvers(k + step));
+                let key = if now.len() > before.len() {
+                    "pullrequest:approved"
+                } else {
+                    "pullrequest:unapproved"
+                };
+                let body = open_pr(k, &at(base + step as u32), &format!("Burst {k}"), now);
+                deliver(app, key, &body).await;
+            }
+        }
+    });
+    futures_util::future::join_all(per_pr).await;
+    let burst = started.elapsed();
+    // Each PR's first event opened its row; the row stays pending (open to later events) until
+    // `coalesce` after that. The whole burst fitting in the window is what makes it 10 rows.
+    assert!(
+        burst + Duration::from_millis(300) < coalesce,
+        "the burst took {burst:?}; the test needs it well inside the {coalesce:?} window"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM deliveries").await, 100);
+    let rows = outbox(&app).await;
+    assert_eq!(rows.len(), 10, "one row per PR: {rows:#?}");
+    for row in &rows {
+        assert_eq!(row.events, "opened,approvals", "{row:?}");
+    }
+
+    let rows = wait_outbox(&app, "all ten sent", all_in("sent", 10)).await;
+    assert!(rows.iter().all(|r| r.attempts == 1), "{rows:#?}");
+    let hits = fake.hits();
+    assert_eq!(hits.len(), 10, "exactly one message per PR: {hits:#?}");
+
+    let mut seen = Vec::new();
+    for hit in &hits {
+        let k = (1..=10i64)
+            .find(|k| hit.html().contains(&format!("(acme/payments-api #{k})")))
+            .unwrap_or_else(|| panic!("which PR? {}", hit.html()));
+        seen.push(k);
+        let (head, color, details) = match k % 3 {
+            0 => ("0/2 approvals", "yellow", "0/2 approvals"),
+            1 => ("1/2 approvals", "yellow", "1/2 approvals: Bob Reviewer"),
+            _ => (
+                "Ready to merge",
+                "green",
+                "2/2 approvals: Bob Reviewer, Carol Reviewer",
+            ),
+        };
+        let expected = format!(
+            "<b>{head}</b>: {} (acme/payments-api #{k}) by Alice Author<br>{details}",
+            pr_link(REPO, k, &format!("Burst {k}"))
+        );
+        assert_eq!(hit.html(), expected, "PR {k} shows its latest state");
+        assert_eq!(hit.body["color"], color, "PR {k}");
+    }
+    seen.sort();
+    assert_eq!(seen, (1..=10).collect::<Vec<_>>());
+
+    // 600/minute: at least 100 ms between two messages to the room (a little less is measured
+    // jitter between the limiter's permit and the request's arrival, not a second permit).
+    let gaps = gaps(&hits);
+    let min = gaps.iter().min().unwrap();
+    assert!(*min >= Duration::from_millis(85), "gaps {gaps:?}");
+    let span = hits.iter().map(|h| h.at).max().unwrap() - hits.iter().map(|h| h.at).min().unwrap();
+    assert!(
+        span >= Duration::from_millis(880),
+        "10 messages in {span:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slack-compatible webhooks.
+
+const SLACK_PATH: &str = "/services/T000/B000/XXXXXXXX";
+
+#[tokio::test]
+async fn slack_gets_exactly_the_incoming_webhook_payload() {
+    let fake = Fake::start(vec![slack_ok()]).await;
+    let app = app_with(one_room(slack("team", fake.url(SLACK_PATH)))).await;
+    deliver(&app, "pullrequest:created", &open_pr(7, &at(0), TITLE, &[])).await;
+
+    let rows = wait_outbox(&app, "sent", all_in("sent", 1)).await;
+    assert_eq!(rows[0].attempts, 1);
+    let hits = fake.hits();
+    assert_eq!(hits.len(), 1);
+    let hit = &hits[0];
+    assert_eq!(hit.method, "POST");
+    assert_eq!(hit.path, SLACK_PATH);
+    assert_eq!(hit.query, None);
+    assert_eq!(hit.content_type.as_deref(), Some("application/json"));
+    let fallback = "Needs review: Fix <script>alert(1)</script> & co (acme/payments-api #7) by \
+                    Alice Author <https://bitbucket.org/acme/payments-api/pull-requests/7> — \
+                    0/2 approvals";
+    assert_eq!(
+        hit.body,
+        json!({
+            "text": "*Needs review*: <https://bitbucket.org/acme/payments-api/pull-requests/7|\
+                     Fix &lt;script&gt;alert(1)&lt;/script&gt; &amp; co> (acme/payments-api #7) \
+                     by Alice Author\n0/2 approvals",
+            "attachments": [{"color": "#f2c744", "fallback": fallback}],
+        })
+    );
+    assert_eq!(rows[0].message.as_deref(), Some(fallback));
+}
+
+#[tokio::test]
+async fn slack_500_then_200_is_delivered_once() {
+    let fake = Fake::start(vec![
+        ResponseTemplate::new(500).set_body_string("internal_error"),
+        slack_ok(),
+    ])
+    .await;
+    let app = app_with(one_room(slack("team", fake.url(SLACK_PATH)))).await;
+    deliver(&app, "pullrequest:created", &open_pr(1, &at(0), "One", &[])).await;
+
+    let rows = wait_outbox(&app, "sent", all_in("sent", 1)).await;
+    assert_eq!(rows[0].attempts, 2);
+    assert_eq!(fake.hits().len(), 2);
+}
+
+#[tokio::test]
+async fn slack_404_is_a_permanent_failure() {
+    let fake = Fake::start(vec![
+        ResponseTemplate::new(404).set_body_string("no_service")
+    ])
+    .await;
+    let app = app_with(one_room(slack("team", fake.url(SLACK_PATH)))).await;
+    deliver(&app, "pullrequest:created", &open_pr(1, &at(0), "One", &[])).await;
+
+    let rows = wait_outbox(&app, "failed", all_in("failed", 1)).await;
+    assert_eq!(rows[0].attempts, 1);
+    let error = rows[0].last_error.as_deref().unwrap();
+    assert!(
+        error.contains("404") && error.contains("no_service"),
+        "{error}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.hits().len(), 1, "not retried");
+}
+
+// ---------------------------------------------------------------------------------------------
+// What is announced where.
+
+#[tokio::test]
+async fn the_first_matching_route_picks_the_room_and_unrouted_repositories_stay_silent() {
+    let fake = Fake::start(vec![hipchat_ok()]).await;
+    let mut payments = route(&["acme/payments-*"], "payments");
+    payments.required_approvals = Some(1);
+    let app = app_with(notify(
+        vec![
+            hipchat(
+                "payments",
+                fake.url("/v2/room/payments/notification?auth_token=p"),
+            ),
+            hipchat(
+                "backend",
+                fake.url("/v2/room/backend/notification?auth_token=b"),
+            ),
+        ],
+        // acme/payments-api matches both; the first route wins.
+        vec![payments, route(&["acme/*"], "backend")],
+    ))
+    .await;
+
+    let pr = |repo: &str, n: i64| in_repo(open_pr(n, &at(0), &format!("PR {n}"), &[]), repo);
+    deliver(&app, "pullrequest:created", &pr("acme/payments-api", 1)).await;
+    deliver(&app, "pullrequest:created", &pr("acme/web", 2)).await;
+    deliver(&app, "pullrequest:created", &pr("other/api", 3)).await;
+    // Rows are written with the delivery: what is not there now never will be.
+    let rows = outbox(&app).await;
+    let placed: Vec<_> = rows
+        .iter()
+        .map(|r| (r.room.as_str(), r.repository.as_str(), r.number))
+        .collect();
+    assert_eq!(
+        placed,
+        vec![
+            ("payments", "acme/payments-api", 1),
+            ("backend", "acme/web", 2)
+        ]
+    );
+    assert!(
+        app.pull_request("other/api", 3).await.is_some(),
+        "stored, only not announced"
+    );
+
+    wait_outbox(&app, "both sent", all_in("sent", 2)).await;
+    let mut hits = fake.hits();
+    assert_eq!(hits.len(), 2, "{hits:#?}");
+    hits.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(hits[0].path, "/v2/room/backend/notification");
+    assert_eq!(
+        hits[0].html(),
+        format!(
+            "<b>Needs review</b>: {} (acme/web #2) by Alice Author<br>0/2 approvals",
+            pr_link("acme/web", 2, "PR 2")
+        )
+    );
+    assert_eq!(hits[1].path, "/v2/room/payments/notification");
+    assert_eq!(
+        hits[1].html(),
+        format!(
+            "<b>Needs review</b>: {} (acme/payments-api #1) by Alice Author<br>0/1 approvals",
+            pr_link("acme/payments-api", 1, "PR 1")
+        ),
+        "the route's own required approvals"
+    );
+}
+
+#[tokio::test]
+async fn merges_are_announced_only_where_the_route_asks() {
+    let fake = Fake::start(vec![hipchat_ok()]).await;
+    let mut loud = route(&["acme/loud"], "loud");
+    loud.announce.merged = true;
+    let app = app_with(notify(
+        vec![
+            hipchat("quiet", fake.url("/v2/room/quiet/notification")),
+            hipchat("loud", fake.url("/v2/room/loud/notification")),
+        ],
+        vec![route(&["acme/quiet"], "quiet"), loud],
+    ))
+    .await;
+    let pr = |repo: &str, n: i64, second: u32, state: &str| {
+        in_repo(
+            pr_event(n, &at(second), state, "Tidy", "9b2c4e6f8a10", &[]),
+            repo,
+        )
+    };
+    deliver(&app, "pullrequest:created", &pr("acme/quiet", 1, 0, "OPEN")).await;
+    deliver(&app, "pullrequest:created", &pr("acme/loud", 2, 0, "OPEN")).await;
+    deliver(&app, "pullrequest:created", &pr("acme/loud", 3, 0, "OPEN")).await;
+    wait_outbox(&app, "opened messages sent", all_in("sent", 3)).await;
+
+    deliver(
+        &app,
+        "pullrequest:fulfilled",
+        &pr("acme/quiet", 1, 1, "MERGED"),
+    )
+    .await;
+    deliver(
+        &app,
+        "pullrequest:fulfilled",
+        &pr("acme/loud", 2, 1, "MERGED"),
+    )
+    .await;
+    // Declines are not announced in either room.
+    deliver(
+        &app,
+        "pullrequest:rejected",
+        &pr("acme/loud", 3, 1, "DECLINED"),
+    )
+    .await;
+    let rows = outbox(&app).await;
+    assert_eq!(
+        rows.len(),
+        4,
+        "only the loud merge queued a message: {rows:#?}"
+    );
+    assert_eq!(
+        (
+            rows[3].room.as_str(),
+            rows[3].number,
+            rows[3].events.as_str()
+        ),
+        ("loud", 2, "merged")
+    );
+
+    wait_outbox(&app, "merge sent", all_in("sent", 4)).await;
+    let hits = fake.hits();
+    assert_eq!(hits.len(), 4);
+    let merged = &hits[3];
+    assert_eq!(merged.path, "/v2/room/loud/notification");
+    assert_eq!(
+        merged.body,
+        json!({
+            "message": format!(
+                "<b>Merged</b>: {} (acme/loud #2) by Alice Author<br>0/2 approvals",
+                pr_link("acme/loud", 2, "Tidy")
+            ),
+            "message_format": "html",
+            "color": "gray",
+            "notify": false,
+            "from": "pr-reminder",
+        })
+    );
+}
+
+/// The message is rendered when its window closes. A PR that closed (or went back to draft)
+/// inside the window must not be announced as needing review.
+#[tokio::test]
+async fn a_pr_that_closes_within_its_window_is_not_announced_as_open() {
+    let fake = Fake::start(vec![hipchat_ok()]).await;
+    let mut loud = route(&["acme/loud"], "loud");
+    loud.announce.merged = true;
+    let mut settings = notify(
+        vec![
+            hipchat("quiet", fake.url("/v2/room/quiet/notification")),
+            hipchat("loud", fake.url("/v2/room/loud/notification")),
+        ],
+        vec![loud, route(&["*"], "quiet")],
+    );
+    settings.coalesce = Duration::from_millis(500);
+    let app = app_with(settings).await;
+    let pr = |repo: &str, n: i64, second: u32, state: &str| {
+        in_repo(
+            pr_event(n, &at(second), state, "Quick fix", "9b2c4e6f8a10", &[]),
+            repo,
+        )
+    };
+
+    // Opened, then merged / declined before its message went out: nothing left to say.
+    deliver(&app, "pullrequest:created", &pr(REPO, 1, 0, "OPEN")).await;
+    deliver(&app, "pullrequest:created", &pr(REPO, 2, 0, "OPEN")).await;
+    assert_eq!(outbox(&app).await.len(), 2);
+    deliver(&app, "pullrequest:fulfilled", &pr(REPO, 1, 1, "MERGED")).await;
+    deliver(&app, "pullrequest:rejected", &pr(REPO, 2, 1, "DECLINED")).await;
+    // Opened, then back to draft: nothing until it is ready again.
+    deliver(&app, "pullrequest:created", &pr(REPO, 3, 0, "OPEN")).await;
+    let mut redrafted = pr(REPO, 3, 1, "OPEN");
+    redrafted["pullrequest"]["draft"] = json!(true);
+    deliver(&app, "pullrequest:updated", &redrafted).await;
+    assert_eq!(outbox(&app).await, vec![], "withdrawn with the change");
+    deliver(&app, "pullrequest:updated", &pr(REPO, 3, 2, "OPEN")).await;
+    // Where merges are announced, the merge joins the waiting message and decides its headline.
+    deliver(&app, "pullrequest:created", &pr("acme/loud", 4, 0, "OPEN")).await;
+    deliver(
+        &app,
+        "pullrequest:fulfilled",
+        &pr("acme/loud", 4, 1, "MERGED"),
+    )
+    .await;
+
+    let rows = wait_outbox(&app, "sent", all_in("sent", 2)).await;
+    let sent: Vec<_> = rows
+        .iter()
+        .map(|r| (r.room.as_str(), r.number, r.events.as_str()))
+        .collect();
+    assert_eq!(
+        sent,
+        vec![("quiet", 3, "opened"), ("loud", 4, "opened,merged")]
+    );
+    let hits = fake.hits();
+    assert_eq!(hits.len(), 2, "{hits:#?}");
+    let mut heads: Vec<(String, String)> = hits
+        .iter()
+        .map(|h| {
+            (
+                h.path.clone(),
+                h.html().split("</b>").next().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    heads.sort();
+    assert_eq!(
+        heads,
+        vec![
+            (
+                "/v2/room/loud/notification".to_owned(),
+                "<b>Merged".to_owned()
+            ),
+            (
+                "/v2/room/quiet/notification".to_owned(),
+                "<b>Needs review".to_owned()
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn drafts_and_wip_titles_announce_nothing_until_they_leave_that_state() {
+    let fake = Fake::start(vec![hipchat_ok()]).await;
+    let app = app_with(one_room(hipchat("r", fake.url(HIPCHAT_PATH)))).await;
+
+    // #1: a draft, approved while still a draft.
+    let mut draft = pr_event(1, &at(0), "OPEN", "Capture retries", "aaaaaaaaaaaa", &[]);
+    draft["pullrequest"]["draft"] = json!(true);
+    deliver(&app, "pullrequest:created", &draft).await;
+    let mut approved_draft = pr_event(
+        1,
+        &at(1),
+        "OPEN",
+        "Capture retries",
+        "aaaaaaaaaaaa",
+        &[("bob", "REVIEWER", Some("approved"))],
+    );
+    approved_draft["pullrequest"]["draft"] = json!(true);
+    deliver(&app, "pullrequest:approved", &approved_draft).await;
+    // #2: a WIP title, whose build then fails.
+    deliver(
+        &app,
+        "pullrequest:created",
+        &open_pr(2, &at(0), "WIP: parser rewrite", &[]),
+    )
+    .await;
+    deliver(
+        &app,
+        "repo:commit_status_updated",
+        &own_fixture("repo_commit_status_failed.json"),
+    )
+    .await;
+    assert_eq!(
+        outbox(&app).await,
+        vec![],
+        "nothing to say about work in progress"
+    );
+
+    // "Wipe" is not "WIP".
+    deliver(
+        &app,
+        "pullrequest:created",
+        &pr_event(
+            3,
+            &at(0),
+            "OPEN",
+            "Wipe stale sessions",
+            "bbbbbbbbbbbb",
+            &[],
+        ),
+    )
+    .await;
+    // Both leave their quiet state.
+    let mut ready = pr_event(
+        1,
+        &at(2),
+        "OPEN",
+        "Capture retries",
+        "aaaaaaaaaaaa",
+        &[("bob", "REVIEWER", Some("approved"))],
+    );
+    ready["pullrequest"]["draft"] = json!(false);
+    deliver(&app, "pullrequest:updated", &ready).await;
+    deliver(
+        &app,
+        "pullrequest:updated",
+        &open_pr(2, &at(1), "Parser rewrite", &[]),
+    )
+    .await;
+    let rows = outbox(&app).await;
+    let queued: Vec<_> = rows.iter().map(|r| (r.number, r.events.as_str())).collect();
+    assert_eq!(queued, vec![(3, "opened"), (1, "opened"), (2, "opened")]);
+
+    wait_outbox(&app, "sent", all_in("sent", 3)).await;
+    let hits = fake.hits();
+    let html: Vec<&str> = hits.iter().map(Hit::html).collect();
+    assert_eq!(
+        html,
+        vec![
+            format!(
+                "<b>Needs review</b>: {} (acme/payments-api #3) by Alice Author<br>0/2 approvals",
+                pr_link(REPO, 3, "Wipe stale sessions")
+            ),
+            format!(
+                "<b>Needs review</b>: {} (acme/payments-api #1) by Alice Author<br>\
+                 1/2 approvals: Bob Reviewer",
+                pr_link(REPO, 1, "Capture retries")
+            ),
+            format!(
+                "<b>Needs review</b>: {} (acme/payments-api #2) by Alice Author<br>\
+                 0/2 approvals · build FAILED: \
+                 <a href=\"https://ci.acme.example/builds/381\">Unit tests #381</a>",
+                pr_link(REPO, 2, "Parser rewrite")
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_build_on_an_open_pr_is_a_red_message_with_the_build_link() {
+    let fake = Fake::start(vec![hipchat_ok()]).await;
+    let app = app_with(one_room(hipchat("r", fake.url(HIPCHAT_PATH)))).await;
+    deliver(
+        &app,
+        "pullrequest:created",
+        &own_fixture("pullrequest_created.json"),
+    )
+    .await;
+    wait_outbox(&app, "opened sent", all_in("sent", 1)).await;
+
+    let failed = own_fixture("repo_commit_status_failed.json");
+    deliver(&app, "repo:commit_status_updated", &failed).await;
+    let rows = wait_outbox(&app, "build message sent", all_in("sent", 2)).await;
+    assert_eq!(rows[1].events, "build_failed");
+    let hits = fake.hits();
+    assert_eq!(hits.len(), 2);
+    let pr = pr_link(REPO, 42, "Retry card captures on gateway timeouts");
+    assert_eq!(
+        hits[1].body,
+        json!({
+            "message": format!(
+                "<b>Build failed</b>: {pr} (acme/payments-api #42) by Alice Author<br>\
+                 0/2 approvals · build FAILED: \
+                 <a href=\"https://ci.acme.example/builds/381\">Unit tests #381</a>"
+            ),
+            "message_format": "html",
+            "color": "red",
+            "notify": true,
+            "from": "pr-reminder",
+        })
+    );
+
+    // The same failure reported again (Bitbucket sends _created and _updated) is not news.
+    deliver(&app, "repo:commit_status_created", &failed).await;
+    assert_eq!(outbox(&app).await.len(), 2);
+
+    // Fixed: green.
+    let mut passed = failed.clone();
+    passed["commit_status"]["state"] = json!("SUCCESSFUL");
+    passed["commit_status"]["updated_on"] = json!("2026-11-20T09:20:00.000000+00:00");
+    deliver(&app, "repo:commit_status_updated", &passed).await;
+    let rows = wait_outbox(&app, "recovery sent", all_in("sent", 3)).await;
+    assert_eq!(rows[2].events, "build_recovered");
+    let hits = fake.hits();
+    assert_eq!(hits.len(), 3);
+    assert_eq!(
+        hits[2].html(),
+        format!(
+            "<b>Build fixed</b>: {pr} (acme/payments-api #42) by Alice Author<br>\
+             0/2 approvals · build passed"
+        )
+    );
+    assert_eq!(hits[2].body["color"], "green");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durability: the binary, killed with messages pending.
+
+/// The binary serving with a config file; killed (SIGKILL) when dropped.
+struct Service {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Service {
+    async fn start(dir: &Path, config: &Path, db: &Path) -> Service {
+        let mut child = Command::new(BIN)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PR_REMINDER_LISTEN", "127.0.0.1:0")
+            .env("PR_REMINDER_DATABASE", db)
+            .env("PR_REMINDER_WEBHOOK_SECRET", SECRET)
+            .arg("--config")
+            .arg(config)
+            .args(["--log-format", "json", "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        // Keep draining stderr so that a chatty service never blocks on a full pipe.
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(port) = serde_json::from_str::<Value>(&line)
+                    .ok()
+                    .and_then(|v| v["fields"]["port"].as_u64())
+                {
+                    let _ = port_tx.send(port as u16);
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let started = Instant::now();
+        let port = loop {
+            if let Ok(port) = port_rx.try_recv() {
+                break port;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the service exited: {status}\n{}", log.lock().unwrap());
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "no port logged:\n{}",
+                log.lock().unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        Service { child, port, log }
+    }
+
+    async fn deliver(&self, event_key: &str, body: &Value) {
+        let body = serde_json::to_vec(body).unwrap();
+        let response = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/webhooks/bitbucket", self.port))
+            .header("Content-Type", "application/json")
+            .header("X-Event-Key", event_key)
+            .header("X-Request-UUID", uuid_like("restart"))
+            .header("X-Hub-Signature", sign(SECRET, &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    fn kill(mut self) -> String {
+        use std::os::unix::process::ExitStatusExt;
+        self.child.kill().unwrap();
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.signal(), Some(9), "{status}");
+        self.log()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_pending_when_the_service_is_killed_are_delivered_after_restart() {
+    let fake = Fake::start(vec![
+        ResponseTemplate::new(503).set_delay(Duration::from_millis(800))
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let config = |retry_min_ms: u32| {
+        let path = dir.path().join(format!("config-{retry_min_ms}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[[rooms]]\nname = \"team\"\nhipchat_url = \"{}\"\n\n\
+                 [notify]\ncoalesce_seconds = 0.2\nretry_min_ms = {retry_min_ms}\n\
+                 retry_max_seconds = 2\ntimeout_seconds = 5\nmax_attempts = 1000\n\
+                 room_rate_per_minute = 6000\n",
+                fake.url(&format!("{HIPCHAT_PATH}?{TOKEN_QUERY}"))
+            ),
+        )
+        .unwrap();
+        path
+    };
+
+    // 1. The chat server answers 503 after 800 ms. Kill while the second attempt is in flight:
+    //    #1 is 'sending', #2 and #3 wait behind it.
+    let service = Service::start(dir.path(), &config(50), &db).await;
+    let reader = SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .unwrap();
+    for n in 1..=3 {
+        service
+            .deliver(
+                "pullrequest:created",
+                &open_pr(n, &at(0), &format!("PR {n}"), &[]),
+            )
+            .await;
+    }
+    fake.wait_for_hits(2).await;
+    let rows = wait_outbox_in(&reader, "#1 in flight", |rows| {
+        rows.len() == 3 && rows[0].state == "sending"
+    })
+    .await;
+    let mut log = service.kill();
+    let states: Vec<_> = rows
+        .iter()
+        .map(|r| (r.state.as_str(), r.attempts))
+        .collect();
+    assert_eq!(states, vec![("sending", 1), ("pending", 0), ("pending", 0)]);
+    assert_eq!(
+        outbox_rows(&reader).await,
+        rows,
+        "nothing moved after the kill"
+    );
+
+    // 2. Restart, still 503 (immediately). The interrupted row is recovered and tried again; one
+    //    more PR arrives. Kill while #1 waits for its next retry (>= 1 s away).
+    fake.answer(vec![ResponseTemplate::new(503)]);
+    let service = Service::start(dir.path(), &config(1000), &db).await;
+    service
+        .deliver("pullrequest:created", &open_pr(4, &at(0), "PR 4", &[]))
+        .await;
+    let rows = wait_outbox_in(&reader, "#1 retrying", |rows| {
+        rows.len() == 4 && rows[0].state == "retrying" && rows[0].attempts == 2
+    })
+    .await;
+    log.push_str(&service.kill());
+    let states: Vec<_> = rows
+        .iter()
+        .map(|r| (r.state.as_str(), r.attempts))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("retrying", 2),
+            ("pending", 0),
+            ("pending", 0),
+            ("pending", 0)
+        ]
+    );
+    assert!(
+        log.contains("messages interrupted by the last stop will be sent again"),
+        "{log}"
+    );
+    let before_restart = fake.hits().len();
+
+    // 3. Restart with the chat server healthy: everything arrives, once.
+    fake.answer(vec![hipchat_ok()]);
+    let service = Service::start(dir.path(), &config(1000), &db).await;
+    let rows = wait_outbox_in(&reader, "all sent", all_in("sent", 4)).await;
+    let attempts: Vec<_> = rows.iter().map(|r| r.attempts).collect();
+    assert_eq!(attempts, vec![3, 1, 1, 1]);
+    let delivered: Vec<String> = fake.hits()[before_restart..]
+        .iter()
+        .map(|h| h.html().to_owned())
+        .collect();
+    assert_eq!(delivered.len(), 4, "{delivered:#?}");
+    for (n, html) in (1..=4).zip(&delivered) {
+        assert!(
+            html.contains(&format!("(acme/payments-api #{n})")),
+            "{html}"
+        );
+    }
+    log.push_str(&service.log());
+    assert!(
+        !log.contains("AbC-123"),
+        "the room token leaked into the log:\n{log}"
+    );
+}
