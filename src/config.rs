@@ -59,6 +59,61 @@ pub struct Settings {
     pub max_batch: usize,
     pub log_format: LogFormat,
     pub notify: NotifySettings,
+    pub sweep: SweepSettings,
+}
+
+/// The periodic digest (`POST /sweep`, `pr-reminder sweep`, optional built-in schedule).
+#[derive(Debug, Clone)]
+pub struct SweepSettings {
+    /// Bearer token for `POST /sweep`; `None` disables the endpoint.
+    pub token: Option<SecretToken>,
+    /// A second sweep within this time of the last posted one posts nothing (unless forced).
+    pub min_interval: std::time::Duration,
+    /// PRs older than this make the digest red.
+    pub escalate_after: std::time::Duration,
+    /// Count only time on working days towards `escalate_after`.
+    pub escalate_working_days_only: bool,
+    pub calendar: crate::domain::calendar::Calendar,
+    /// Post "all clear" when nothing is pending (off: say nothing).
+    pub all_clear: bool,
+    /// Built-in schedule (cron, 5 or 6 fields, in `calendar.tz`) for those who run only the binary.
+    pub schedule: Option<String>,
+}
+
+impl Default for SweepSettings {
+    fn default() -> Self {
+        SweepSettings {
+            token: None,
+            min_interval: std::time::Duration::from_secs(50 * 60),
+            escalate_after: std::time::Duration::from_secs(3 * 24 * 3600),
+            escalate_working_days_only: false,
+            calendar: crate::domain::calendar::Calendar::default(),
+            all_clear: false,
+            schedule: None,
+        }
+    }
+}
+
+/// A secret whose `Debug` says nothing.
+#[derive(Clone)]
+pub struct SecretToken(pub SecretString);
+
+impl fmt::Debug for SecretToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// `0 9 * * Mon-Fri` (crontab) or with seconds first: what the `cron` crate reads.
+pub fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
+    let fields = text.split_whitespace().count();
+    let full = if fields == 5 {
+        format!("0 {text}")
+    } else {
+        text.to_owned()
+    };
+    full.parse::<cron::Schedule>()
+        .map_err(|e| format!("`{text}` is not a cron expression: {e}"))
 }
 
 /// Where a room's messages go. The URLs carry tokens, so they are secrets.
@@ -194,6 +249,7 @@ impl Settings {
             max_batch: 512,
             log_format: LogFormat::Text,
             notify: NotifySettings::default(),
+            sweep: SweepSettings::default(),
         }
     }
 
@@ -256,6 +312,38 @@ impl Settings {
             n.retry_min.as_millis(),
             n.retry_max.as_secs(),
             n.room_rate_per_minute
+        ));
+        let sw = &self.sweep;
+        out.push_str(&format!(
+            "\n[sweep]\ntoken = {}\nmin_interval_minutes = {}\nescalate_after_hours = {}\n\
+             escalate_working_days_only = {}\ntimezone = \"{}\"\nworking_days = {:?}\n\
+             quiet_hours = {}\nall_clear = {}\nschedule = {}\n",
+            if sw.token.is_some() {
+                "\"[redacted]\""
+            } else {
+                "\"\" # not set: POST /sweep is disabled"
+            },
+            sw.min_interval.as_secs_f64() / 60.0,
+            sw.escalate_after.as_secs_f64() / 3600.0,
+            sw.escalate_working_days_only,
+            sw.calendar.tz,
+            ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                .iter()
+                .zip(sw.calendar.working_days)
+                .filter(|(_, on)| *on)
+                .map(|(d, _)| *d)
+                .collect::<Vec<_>>(),
+            sw.calendar
+                .quiet_hours
+                .map_or("\"\"".to_owned(), |(a, b)| format!(
+                    "\"{}-{}\"",
+                    a.format("%H:%M"),
+                    b.format("%H:%M")
+                )),
+            sw.all_clear,
+            sw.schedule
+                .as_deref()
+                .map_or("\"\"".to_owned(), |s| format!("\"{s}\"")),
         ));
         for room in &n.rooms {
             out.push_str(&format!(
@@ -328,6 +416,7 @@ struct RawSettings {
     max_batch: Option<i64>,
     log_format: Option<LogFormat>,
     notify: Option<RawNotify>,
+    sweep: Option<RawSweep>,
     rooms: Option<Vec<RawRoom>>,
     routes: Option<Vec<RawRoute>>,
     /// Shortcuts: one room for every repository.
@@ -346,6 +435,81 @@ struct RawNotify {
     retry_min_ms: Option<i64>,
     retry_max_seconds: Option<i64>,
     room_rate_per_minute: Option<i64>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    token: Option<String>,
+    min_interval_minutes: Option<f64>,
+    escalate_after_hours: Option<f64>,
+    escalate_working_days_only: Option<bool>,
+    timezone: Option<String>,
+    working_days: Option<Vec<String>>,
+    quiet_hours: Option<String>,
+    all_clear: Option<bool>,
+    schedule: Option<String>,
+}
+
+impl RawSweep {
+    fn resolve(self, sweep: &mut SweepSettings) -> Result<(), ConfigError> {
+        use crate::domain::calendar::{parse_hours, parse_working_days};
+        use std::time::Duration;
+        if let Some(token) = self.token.filter(|t| !t.trim().is_empty()) {
+            if token.trim().len() < 16 {
+                return Err(ConfigError::new(
+                    "sweep.token (PR_REMINDER_SWEEP_TOKEN)",
+                    "is shorter than 16 characters; use e.g. `openssl rand -hex 32`",
+                ));
+            }
+            sweep.token = Some(SecretToken(SecretString::from(token.trim().to_owned())));
+        }
+        if let Some(v) = self.min_interval_minutes {
+            if !(0.0..=10_080.0).contains(&v) {
+                return Err(ConfigError::new(
+                    "sweep.min_interval_minutes",
+                    format!("{v} is not between 0 and 10080"),
+                ));
+            }
+            sweep.min_interval = Duration::from_secs_f64(v * 60.0);
+        }
+        if let Some(v) = self.escalate_after_hours {
+            if !(0.0..=8760.0).contains(&v) {
+                return Err(ConfigError::new(
+                    "sweep.escalate_after_hours",
+                    format!("{v} is not between 0 and 8760"),
+                ));
+            }
+            sweep.escalate_after = Duration::from_secs_f64(v * 3600.0);
+        }
+        if let Some(v) = self.escalate_working_days_only {
+            sweep.escalate_working_days_only = v;
+        }
+        if let Some(tz) = self.timezone {
+            sweep.calendar.tz = tz.trim().parse().map_err(|_| {
+                ConfigError::new(
+                    "sweep.timezone",
+                    format!("`{tz}` is not an IANA time zone such as Europe/Berlin"),
+                )
+            })?;
+        }
+        if let Some(days) = self.working_days {
+            sweep.calendar.working_days =
+                parse_working_days(&days).map_err(|e| ConfigError::new("sweep.working_days", e))?;
+        }
+        if let Some(hours) = self.quiet_hours.filter(|h| !h.trim().is_empty()) {
+            sweep.calendar.quiet_hours =
+                Some(parse_hours(&hours).map_err(|e| ConfigError::new("sweep.quiet_hours", e))?);
+        }
+        if let Some(v) = self.all_clear {
+            sweep.all_clear = v;
+        }
+        if let Some(schedule) = self.schedule.filter(|s| !s.trim().is_empty()) {
+            parse_schedule(&schedule).map_err(|e| ConfigError::new("sweep.schedule", e))?;
+            sweep.schedule = Some(schedule);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize)]
@@ -653,6 +817,9 @@ impl RawSettings {
         if let Some(v) = get("SLACK_WEBHOOK_URL") {
             self.slack_webhook_url = Some(v.to_owned());
         }
+        if let Some(v) = get("SWEEP_TOKEN") {
+            self.sweep.get_or_insert_with(RawSweep::default).token = Some(v.to_owned());
+        }
         if let Some(v) = get("LOG_FORMAT") {
             self.log_format = Some(match v.trim().to_ascii_lowercase().as_str() {
                 "text" => LogFormat::Text,
@@ -735,6 +902,9 @@ impl RawSettings {
         }
         if let Some(notify) = self.notify {
             notify.resolve(&mut settings.notify)?;
+        }
+        if let Some(sweep) = self.sweep {
+            sweep.resolve(&mut settings.sweep)?;
         }
         resolve_rooms(
             self.rooms,

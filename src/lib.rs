@@ -8,4 +8,5 @@ pub mod notify;
 pub mod routes;
 pub mod startup;
 pub mod store;
+pub mod sweep;
 pub mod telemetry;

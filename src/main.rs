@@ -5,7 +5,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use pr_reminder::config::{LogFormat, Settings};
 use pr_reminder::notify::outbox::{self, OutboxRow};
+use pr_reminder::notify::routing::Router;
 use pr_reminder::startup::Application;
+use pr_reminder::sweep;
 use pr_reminder::{store, telemetry};
 
 fn format_outbox(rows: &[OutboxRow]) -> String {
@@ -14,7 +16,11 @@ fn format_outbox(rows: &[OutboxRow]) -> String {
         "id", "state", "try", "room", "pull request", "created", "events / last error"
     );
     for row in rows {
-        let pr = format!("{}#{}", row.repository, row.number);
+        let pr = if row.repository.is_empty() {
+            "(digest)".to_owned()
+        } else {
+            format!("{}#{}", row.repository, row.number)
+        };
         let detail = match &row.last_error {
             Some(err) => format!("{} / {}", row.events, err),
             None => row.events.clone(),
@@ -62,6 +68,16 @@ enum Command {
     Migrate,
     /// Validate the settings and print them, secrets redacted.
     CheckConfig,
+    /// Post the digest of PRs waiting for review to each room now (as `POST /sweep` does;
+    /// the running service sends the queued messages).
+    Sweep {
+        /// Post even within `min_interval` of the last digest, or in quiet hours.
+        #[arg(long)]
+        force: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect chat notifications and requeue failed ones.
     Outbox {
         #[command(subcommand)]
@@ -99,7 +115,7 @@ fn main() -> ExitCode {
         Command::Serve {
             insecure_skip_signature,
         } => insecure_skip_signature,
-        Command::Migrate | Command::Outbox { .. } => true,
+        Command::Migrate | Command::Outbox { .. } | Command::Sweep { .. } => true,
         Command::CheckConfig => false,
     };
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
@@ -141,6 +157,27 @@ fn main() -> ExitCode {
                 let pool = store::open(&settings.database, &settings.synchronous).await?;
                 pool.close().await;
                 println!("database {} is up to date", settings.database.display());
+                Ok(())
+            }
+            Command::Sweep { force, json } => {
+                let pool = store::open(&settings.database, &settings.synchronous).await?;
+                let router = Router::new(&settings.notify.routes, settings.required_approvals)?;
+                let report = sweep::run(
+                    &pool,
+                    &router,
+                    &settings.notify.rooms,
+                    &settings.sweep,
+                    chrono::Utc::now(),
+                    sweep::Trigger::Cli,
+                    force,
+                )
+                .await?;
+                pool.close().await;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", report.to_text());
+                }
                 Ok(())
             }
             Command::Outbox { command } => {

@@ -10,7 +10,8 @@ pub const MAX_MESSAGE_CHARS: usize = 10_000;
 /// Longest user-supplied string (title, names) put in a message.
 const MAX_FIELD_CHARS: usize = 300;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Color {
     Yellow,
     Green,
@@ -57,7 +58,7 @@ pub struct PrView {
     pub failed_builds: Vec<(String, Option<String>)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Message {
     pub color: Color,
     /// Whether HipChat should alert people (not for gray, informational ones).
@@ -69,7 +70,7 @@ pub struct Message {
     pub text: String,
 }
 
-fn clip(s: &str) -> String {
+pub fn clip(s: &str) -> String {
     if s.chars().count() <= MAX_FIELD_CHARS {
         s.to_owned()
     } else {
@@ -101,7 +102,7 @@ pub fn escape_slack(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn list(names: &[String]) -> String {
+pub fn list(names: &[String]) -> String {
     names.iter().map(|n| clip(n)).collect::<Vec<_>>().join(", ")
 }
 

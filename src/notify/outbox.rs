@@ -34,10 +34,12 @@ pub struct OutboxRow {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub sent_at: Option<String>,
+    /// A pre-rendered message (digests); `None` for per-PR notifications.
+    pub payload: Option<String>,
 }
 
 const ROW_COLUMNS: &str = "id, room, repository, number, events, state, created_at, not_before, \
-                           attempts, last_error, sent_at";
+                           attempts, last_error, sent_at, payload";
 
 pub fn parse_events(events: &str) -> BTreeSet<NotifyEvent> {
     events.split(',').filter_map(NotifyEvent::parse).collect()
@@ -350,20 +352,25 @@ impl RoomWorker {
         if !claim(&self.pool, row.id).await? {
             return Ok(());
         }
-        let events = parse_events(&row.events);
-        let Some(view) = load_view(&self.pool, &row.repository, row.number).await? else {
-            finish(
-                &self.pool,
-                row.id,
-                "failed",
-                None,
-                Some("pull request not found"),
-                None,
-            )
-            .await?;
-            return Ok(());
+        let message = match &row.payload {
+            Some(payload) => serde_json::from_str(payload).context("a stored digest")?,
+            None => {
+                let events = parse_events(&row.events);
+                let Some(view) = load_view(&self.pool, &row.repository, row.number).await? else {
+                    finish(
+                        &self.pool,
+                        row.id,
+                        "failed",
+                        None,
+                        Some("pull request not found"),
+                        None,
+                    )
+                    .await?;
+                    return Ok(());
+                };
+                render(&events, &view)
+            }
         };
-        let message = render(&events, &view);
         let attempt = row.attempts + 1;
         match sink::send(&self.client, &self.room.sink, &self.room.name, &message).await {
             Ok(()) => {

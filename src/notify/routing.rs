@@ -75,6 +75,17 @@ impl Router {
         })
     }
 
+    /// The index of the route a repository takes (to cache it), see `route_at`.
+    pub fn route_index(&self, repository: &str) -> Option<usize> {
+        self.routes
+            .iter()
+            .position(|r| r.matchers.iter().any(|m| m.is_match(repository)))
+    }
+
+    pub fn route_at(&self, index: usize) -> Option<&CompiledRoute> {
+        self.routes.get(index)
+    }
+
     pub fn route(&self, repository: &str) -> Option<&CompiledRoute> {
         self.routes
             .iter()

@@ -27,6 +27,14 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_clock(adjust, std::sync::Arc::new(chrono::Utc::now)).await
+}
+
+/// The app with an injected clock (sweeps on a given day and hour).
+pub async fn spawn_app_with_clock(
+    adjust: impl FnOnce(&mut Settings),
+    clock: pr_reminder::startup::Clock,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let db_path = dir.path().join("pr-reminder.db");
     let mut settings = Settings::with_defaults(SignaturePolicy::Verify(vec![SecretString::from(
@@ -35,7 +43,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.database = db_path.clone();
     adjust(&mut settings);
-    let app = Application::build(settings).await.expect("app builds");
+    let app = Application::build_with_clock(settings, clock)
+        .await
+        .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
 

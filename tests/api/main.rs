@@ -8,3 +8,4 @@ mod helpers;
 mod lifecycle;
 mod notifications;
 mod ordering;
+mod sweep;

@@ -1,0 +1,604 @@
+//! `POST /sweep`: the digest per room, with an injected clock.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use pr_reminder::config::{
+    Announce, NotifySettings, Room, Route, SecretToken, Sink, SweepSettings,
+};
+use pr_reminder::domain::calendar::parse_hours;
+use pr_reminder::startup::Clock;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{spawn_app_with_clock, uuid_like, TestApp};
+use crate::lifecycle::pr_event;
+
+const TOKEN: &str = "sweep-token-0123456789abcdef";
+
+fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
+}
+
+/// A clock the test can move.
+#[derive(Clone)]
+struct TestClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl TestClock {
+    fn new(at: DateTime<Utc>) -> Self {
+        TestClock(Arc::new(Mutex::new(at)))
+    }
+    fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap() = at;
+    }
+    fn clock(&self) -> Clock {
+        let inner = self.0.clone();
+        Arc::new(move || *inner.lock().unwrap())
+    }
+}
+
+fn room(name: &str, fake: &MockServer) -> Room {
+    Room {
+        name: name.into(),
+        sink: Sink::HipChat(SecretString::from(format!(
+            "{}/v2/room/{name}/notification?auth_token=t0k3n",
+            fake.uri()
+        ))),
+    }
+}
+
+/// Routes that announce no single event: only digests reach the fake rooms.
+fn route(globs: &[&str], room: &str) -> Route {
+    Route {
+        repositories: globs.iter().map(|g| g.to_string()).collect(),
+        room: room.into(),
+        required_approvals: None,
+        announce: Announce {
+            opened: false,
+            approvals: false,
+            changes_requested: false,
+            builds: false,
+            merged: false,
+            declined: false,
+        },
+        ignore_title_patterns: vec!["WIP".into()],
+    }
+}
+
+async fn fake_room() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    server
+}
+
+async fn app(
+    fake: &MockServer,
+    clock: &TestClock,
+    adjust: impl FnOnce(&mut SweepSettings),
+) -> TestApp {
+    let mut sweep = SweepSettings {
+        token: Some(SecretToken(SecretString::from(TOKEN.to_owned()))),
+        ..SweepSettings::default()
+    };
+    adjust(&mut sweep);
+    let notify = NotifySettings {
+        rooms: vec![room("backend", fake), room("web", fake)],
+        routes: vec![route(&["acme/*"], "backend"), route(&["web/*"], "web")],
+        coalesce: std::time::Duration::from_millis(50),
+        retry_min: std::time::Duration::from_millis(50),
+        room_rate_per_minute: 6000,
+        ..NotifySettings::default()
+    };
+    spawn_app_with_clock(
+        move |s| {
+            s.notify = notify;
+            s.sweep = sweep;
+        },
+        clock.clock(),
+    )
+    .await
+}
+
+/// A PR opened at `created` in `repository`.
+fn pr(
+    repository: &str,
+    number: i64,
+    created: DateTime<Utc>,
+    title: &str,
+    state: &str,
+    participants: &[(&str, &str, Option<&str>)],
+) -> Value {
+    let updated = (created + Duration::minutes(1)).to_rfc3339();
+    let mut body = pr_event(number, &updated, state, title, "abcdef012345", participants);
+    body["pullrequest"]["created_on"] = json!(created.to_rfc3339());
+    body["repository"]["full_name"] = json!(repository);
+    body["pullrequest"]["links"]["html"]["href"] = json!(format!(
+        "https://bitbucket.org/{repository}/pull-requests/{number}"
+    ));
+    body
+}
+
+async fn send(app: &TestApp, body: &Value) {
+    let answer = app
+        .deliver_json("pullrequest:updated", &uuid_like("sweep"), body)
+        .await;
+    assert_eq!(answer.body["status"], "processed", "{}", answer.body);
+}
+
+async fn sweep(app: &TestApp, token: Option<&str>, query: &str) -> (u16, Value) {
+    let mut request = app.client.post(format!("{}/sweep{query}", app.address));
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// The digests the fake rooms received: (room, message JSON).
+async fn digests(fake: &MockServer, expected: usize) -> Vec<(String, Value)> {
+    for _ in 0..500 {
+        let requests = fake.received_requests().await.unwrap();
+        if requests.len() >= expected {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let requests = fake.received_requests().await.unwrap();
+            assert_eq!(requests.len(), expected, "more messages than expected");
+            return requests
+                .iter()
+                .map(|r| {
+                    let room = r.url.path().split('/').nth(3).unwrap().to_owned();
+                    (room, serde_json::from_slice(&r.body).unwrap())
+                })
+                .collect();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("expected {expected} messages");
+}
+
+fn room_status(report: &Value, room: &str) -> (String, Option<String>) {
+    let r = report["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["room"] == room)
+        .unwrap();
+    (
+        r["status"].as_str().unwrap().to_owned(),
+        r["reason"].as_str().map(str::to_owned),
+    )
+}
+
+#[tokio::test]
+async fn tokens() {
+    let fake = fake_room().await;
+    let clock = TestClock::new(utc(2026, 11, 24, 10, 0));
+    let disabled = app(&fake, &clock, |s| s.token = None).await;
+    let (status, body) = sweep(&disabled, Some(TOKEN), "").await;
+    assert_eq!(status, 403);
+    assert_eq!(body["status"], "disabled");
+
+    let app = app(&fake, &clock, |_| {}).await;
+    assert_eq!(sweep(&app, None, "").await.0, 401);
+    assert_eq!(
+        sweep(&app, Some("wrong-token-0123456789abcdef"), "")
+            .await
+            .0,
+        401
+    );
+    let response = app
+        .client
+        .post(format!("{}/sweep", app.address))
+        .header("Authorization", format!("Basic {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert_eq!(sweep(&app, Some(TOKEN), "").await.0, 200);
+    assert_eq!(
+        app.count("SELECT count(*) FROM sweeps").await,
+        2,
+        "one row per room"
+    );
+}
+
+#[tokio::test]
+async fn one_digest_per_room_listing_what_still_needs_review() {
+    let fake = fake_room().await;
+    let now = utc(2026, 11, 24, 10, 0); // Tuesday
+    let clock = TestClock::new(now);
+    let app = app(&fake, &clock, |_| {}).await;
+    let h = |hours: i64| now - Duration::hours(hours);
+    let repo = "acme/payments-api";
+    send(
+        &app,
+        &pr(
+            repo,
+            1,
+            h(30),
+            "Oldest, nobody looked",
+            "OPEN",
+            &[("bob", "REVIEWER", None)],
+        ),
+    )
+    .await;
+    send(
+        &app,
+        &pr(
+            repo,
+            2,
+            h(20),
+            "One approval",
+            "OPEN",
+            &[("bob", "REVIEWER", Some("approved"))],
+        ),
+    )
+    .await;
+    send(
+        &app,
+        &pr(
+            repo,
+            3,
+            h(25),
+            "Changes asked",
+            "OPEN",
+            &[("carol", "REVIEWER", Some("changes_requested"))],
+        ),
+    )
+    .await;
+    send(
+        &app,
+        &pr(
+            repo,
+            4,
+            h(40),
+            "Fully approved",
+            "OPEN",
+            &[
+                ("bob", "REVIEWER", Some("approved")),
+                ("carol", "REVIEWER", Some("approved")),
+            ],
+        ),
+    )
+    .await;
+    let mut draft = pr(repo, 5, h(50), "Draft one", "OPEN", &[]);
+    draft["pullrequest"]["draft"] = json!(true);
+    send(&app, &draft).await;
+    send(&app, &pr(repo, 6, h(50), "WIP: parser", "OPEN", &[])).await;
+    send(&app, &pr(repo, 7, h(60), "Merged long ago", "MERGED", &[])).await;
+    send(&app, &pr("web/site", 1, h(2), "Landing page", "OPEN", &[])).await;
+    send(
+        &app,
+        &pr("other/unrouted", 1, h(2), "Nobody's", "OPEN", &[]),
+    )
+    .await;
+
+    let (status, report) = sweep(&app, Some(TOKEN), "").await;
+    assert_eq!(status, 200, "{report}");
+    let backend = report["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["room"] == "backend")
+        .unwrap();
+    assert_eq!(backend["status"], "posted");
+    assert_eq!(backend["waiting_review"], 2);
+    assert_eq!(backend["waiting_on_author"], 1);
+    assert_eq!(backend["escalated"], false);
+
+    let messages = digests(&fake, 2).await;
+    let backend = &messages
+        .iter()
+        .find(|(room, _)| room == "backend")
+        .unwrap()
+        .1;
+    let web = &messages.iter().find(|(room, _)| room == "web").unwrap().1;
+    assert_eq!(backend["color"], "yellow");
+    assert_eq!(backend["message_format"], "html");
+    let html = backend["message"].as_str().unwrap();
+    let line = |n: i64| format!("<a href=\"https://bitbucket.org/{repo}/pull-requests/{n}\">");
+    assert!(
+        html.starts_with(
+            "<b>2 pull requests waiting for review, 1 waiting on their author</b> (backend)"
+        ),
+        "{html}"
+    );
+    let (p1, p2, p3) = (
+        html.find(&line(1)).unwrap(),
+        html.find(&line(2)).unwrap(),
+        html.find(&line(3)).unwrap(),
+    );
+    assert!(p1 < p2, "oldest first");
+    let author_section = html.find("Waiting on author").unwrap();
+    assert!(p2 < author_section && author_section < p3, "{html}");
+    for absent in [4, 5, 6, 7] {
+        assert!(
+            !html.contains(&line(absent)),
+            "#{absent} is not listed: {html}"
+        );
+    }
+    assert!(html.contains("1/2 approvals (Bob Reviewer)"), "{html}");
+    assert!(
+        html.contains("changes requested by Carol Reviewer"),
+        "{html}"
+    );
+    assert!(html.contains("1d 6h old"), "{html}");
+    let web_html = web["message"].as_str().unwrap();
+    assert!(
+        web_html.contains("web/site #1") && !web_html.contains("acme/"),
+        "{web_html}"
+    );
+    assert!(!html.contains("other/unrouted") && !web_html.contains("other/unrouted"));
+}
+
+#[tokio::test]
+async fn red_once_a_pr_is_older_than_three_days() {
+    let fake = fake_room().await;
+    let created = utc(2026, 11, 20, 9, 0); // Friday
+    let clock = TestClock::new(created + Duration::hours(71));
+    let app = app(&fake, &clock, |_| {}).await;
+    send(
+        &app,
+        &pr("acme/api", 1, created, "Getting old", "OPEN", &[]),
+    )
+    .await;
+    let (_, report) = sweep(&app, Some(TOKEN), "?force=true").await;
+    assert_eq!(report["rooms"][0]["escalated"], false);
+    digests(&fake, 1).await;
+    clock.set(created + Duration::hours(73));
+    let (_, report) = sweep(&app, Some(TOKEN), "?force=true").await;
+    assert_eq!(report["rooms"][0]["escalated"], true);
+    let colours: Vec<String> = digests(&fake, 2)
+        .await
+        .iter()
+        .map(|(_, m)| m["color"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(colours, vec!["yellow", "red"]);
+}
+
+#[tokio::test]
+async fn counting_working_days_only_skips_the_weekend() {
+    let fake = fake_room().await;
+    let created = utc(2026, 11, 20, 9, 0); // Friday 09:00
+    let clock = TestClock::new(utc(2026, 11, 24, 10, 0)); // Tuesday: 97 h, 39 working hours
+    let app = app(&fake, &clock, |s| s.escalate_working_days_only = true).await;
+    send(
+        &app,
+        &pr("acme/api", 1, created, "Over a weekend", "OPEN", &[]),
+    )
+    .await;
+    let (_, report) = sweep(&app, Some(TOKEN), "").await;
+    assert_eq!(room_status(&report, "backend").0, "posted");
+    assert_eq!(report["rooms"][0]["escalated"], false);
+    clock.set(utc(2026, 11, 26, 10, 0)); // Thursday: 87 working hours
+    let (_, report) = sweep(&app, Some(TOKEN), "").await;
+    assert_eq!(report["rooms"][0]["escalated"], true);
+}
+
+#[tokio::test]
+async fn a_second_sweep_within_the_interval_posts_nothing_unless_forced() {
+    let fake = fake_room().await;
+    let t0 = utc(2026, 11, 24, 10, 0);
+    let clock = TestClock::new(t0);
+    let app = app(&fake, &clock, |_| {}).await;
+    send(
+        &app,
+        &pr(
+            "acme/api",
+            1,
+            t0 - Duration::hours(1),
+            "Pending",
+            "OPEN",
+            &[],
+        ),
+    )
+    .await;
+
+    assert_eq!(
+        room_status(&sweep(&app, Some(TOKEN), "").await.1, "backend").0,
+        "posted"
+    );
+    digests(&fake, 1).await;
+    clock.set(t0 + Duration::minutes(10));
+    let (_, report) = sweep(&app, Some(TOKEN), "").await;
+    let (status, reason) = room_status(&report, "backend");
+    assert_eq!(status, "skipped");
+    assert_eq!(
+        reason.unwrap(),
+        "posted 10 min ago (min_interval 50 min); use force to post again"
+    );
+    assert_eq!(
+        room_status(&sweep(&app, Some(TOKEN), "?force=true").await.1, "backend").0,
+        "posted"
+    );
+    digests(&fake, 2).await;
+    clock.set(t0 + Duration::minutes(40));
+    assert_eq!(
+        room_status(&sweep(&app, Some(TOKEN), "").await.1, "backend").0,
+        "skipped",
+        "30 min after the forced one"
+    );
+    clock.set(t0 + Duration::minutes(81));
+    assert_eq!(
+        room_status(&sweep(&app, Some(TOKEN), "").await.1, "backend").0,
+        "posted"
+    );
+    assert_eq!(digests(&fake, 3).await.len(), 3);
+    assert_eq!(
+        app.count("SELECT count(*) FROM sweeps WHERE room = 'backend' AND outcome = 'posted'")
+            .await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn concurrent_sweeps_post_once() {
+    let fake = fake_room().await;
+    let t0 = utc(2026, 11, 24, 10, 0);
+    let clock = TestClock::new(t0);
+    let app = app(&fake, &clock, |_| {}).await;
+    send(
+        &app,
+        &pr(
+            "acme/api",
+            1,
+            t0 - Duration::hours(1),
+            "Pending",
+            "OPEN",
+            &[],
+        ),
+    )
+    .await;
+    let runs = (0..6).map(|_| sweep(&app, Some(TOKEN), ""));
+    let results = futures_util::future::join_all(runs).await;
+    let posted = results
+        .iter()
+        .filter(|(_, r)| room_status(r, "backend").0 == "posted")
+        .count();
+    assert_eq!(posted, 1, "a retried scheduler call never double-posts");
+    assert_eq!(digests(&fake, 1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn quiet_hours_and_weekends_in_the_team_zone() {
+    let fake = fake_room().await;
+    // 08:30 in New York (13:30 UTC) on a Tuesday, quiet until 09:00 there.
+    let clock = TestClock::new(utc(2026, 11, 24, 13, 30));
+    let app = app(&fake, &clock, |s| {
+        s.calendar.tz = "America/New_York".parse().unwrap();
+        s.calendar.quiet_hours = Some(parse_hours("18:00-09:00").unwrap());
+    })
+    .await;
+    send(
+        &app,
+        &pr(
+            "acme/api",
+            1,
+            utc(2026, 11, 23, 10, 0),
+            "Pending",
+            "OPEN",
+            &[],
+        ),
+    )
+    .await;
+    let (_, report) = sweep(&app, Some(TOKEN), "").await;
+    let (status, reason) = room_status(&report, "backend");
+    assert_eq!(status, "skipped");
+    assert_eq!(
+        reason.unwrap(),
+        "08:30 is within quiet hours 18:00-09:00 (America/New_York)"
+    );
+
+    clock.set(utc(2026, 11, 24, 14, 30)); // 09:30 there
+    assert_eq!(
+        room_status(&sweep(&app, Some(TOKEN), "").await.1, "backend").0,
+        "posted"
+    );
+    digests(&fake, 1).await; // sent before the next one (an unsent digest would be replaced)
+
+    clock.set(utc(2026, 11, 28, 16, 0)); // Saturday
+    let (_, report) = sweep(&app, Some(TOKEN), "").await;
+    assert_eq!(
+        room_status(&report, "backend").1.unwrap(),
+        "Saturday is not a working day in America/New_York"
+    );
+    // Forced sweeps post anyway.
+    assert_eq!(
+        room_status(&sweep(&app, Some(TOKEN), "?force=true").await.1, "backend").0,
+        "posted"
+    );
+    assert_eq!(digests(&fake, 2).await.len(), 2);
+}
+
+#[tokio::test]
+async fn nothing_pending_is_silent_unless_all_clear_is_asked_for() {
+    let fake = fake_room().await;
+    let clock = TestClock::new(utc(2026, 11, 24, 10, 0));
+    let quiet = app(&fake, &clock, |_| {}).await;
+    let (_, report) = sweep(&quiet, Some(TOKEN), "").await;
+    assert_eq!(
+        room_status(&report, "backend").1.unwrap(),
+        "nothing is waiting for review"
+    );
+    assert_eq!(quiet.count("SELECT count(*) FROM outbox").await, 0);
+    let loud = app(&fake, &clock, |s| s.all_clear = true).await;
+    let (_, report) = sweep(&loud, Some(TOKEN), "").await;
+    assert_eq!(room_status(&report, "backend").0, "posted");
+    let messages = digests(&fake, 2).await; // one per room
+    assert!(messages.iter().all(|(_, m)| m["color"] == "green"));
+    assert!(messages[0].1["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("<b>All clear"));
+}
+
+#[tokio::test]
+async fn many_prs_are_cut_to_fit_with_and_n_more() {
+    let fake = fake_room().await;
+    let now = utc(2026, 11, 24, 10, 0);
+    let clock = TestClock::new(now);
+    let app = app(&fake, &clock, |_| {}).await;
+    let title = "Refactor the payment gateway adapters so that retries are bounded everywhere";
+    let sends = (1..=150).map(|n| {
+        let body = pr(
+            "acme/api",
+            n,
+            now - Duration::minutes(300 - n),
+            title,
+            "OPEN",
+            &[],
+        );
+        let app = &app;
+        async move { send(app, &body).await }
+    });
+    futures_util::future::join_all(sends).await;
+    let (_, report) = sweep(&app, Some(TOKEN), "").await;
+    assert_eq!(report["rooms"][0]["waiting_review"], 150);
+    let message = &digests(&fake, 1).await[0].1;
+    let html = message["message"].as_str().unwrap();
+    assert!(html.chars().count() <= 10_000, "{}", html.chars().count());
+    let shown = html.matches("<br>• ").count();
+    assert!((20..150).contains(&shown), "{shown}");
+    assert!(
+        html.ends_with(&format!("<br>and {} more", 150 - shown)),
+        "{}",
+        &html[html.len() - 60..]
+    );
+    assert!(html.contains("/pull-requests/1\""), "the oldest is shown");
+}
+
+#[tokio::test]
+async fn the_built_in_schedule_sweeps_by_itself() {
+    let fake = fake_room().await;
+    // One second before 10:00 on a Tuesday; the schedule says 10:00 on working days.
+    let clock = TestClock::new(utc(2026, 11, 24, 9, 59) + Duration::seconds(59));
+    let app = app(&fake, &clock, |s| {
+        s.schedule = Some("0 10 * * Mon-Fri".into())
+    })
+    .await;
+    send(
+        &app,
+        &pr(
+            "acme/api",
+            1,
+            utc(2026, 11, 23, 9, 0),
+            "Pending",
+            "OPEN",
+            &[],
+        ),
+    )
+    .await;
+    let messages = digests(&fake, 1).await;
+    assert_eq!(messages[0].0, "backend");
+    let trigger: String = sqlx::query_scalar("SELECT trigger FROM sweeps WHERE outcome = 'posted'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(trigger, "schedule");
+}
