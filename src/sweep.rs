@@ -118,72 +118,47 @@ impl SweepReport {
 }
 
 /// Reads every open, non-draft PR and sorts the ones still short of approvals into their rooms.
+///
+/// Two passes: the first streams only what routing and counting need (oldest first) and keeps
+/// at most `KEEP` PRs per list per room; the second reads the details of those kept only.
 pub async fn collect(
     pool: &SqlitePool,
     router: &Router,
 ) -> anyhow::Result<HashMap<String, RoomDigest>> {
-    type Row = (
-        String,
-        i64,
-        String,
-        Option<String>,
-        String,
-        String,
-        i64,
-        i64,
-        Option<String>,
-    );
-    let mut rows = sqlx::query_as::<_, Row>(
-        "SELECT p.repository, p.number, p.title, p.url,
-                coalesce(a.display_name, a.nickname, a.username, p.author), p.created_on,
-                (SELECT count(*) FROM reviews r WHERE r.repository = p.repository
-                    AND r.number = p.number AND r.state = 'approved' AND r.user_key <> p.author),
-                (SELECT count(*) FROM reviews r WHERE r.repository = p.repository
-                    AND r.number = p.number AND r.state = 'changes_requested' AND r.user_key <> p.author),
-                (SELECT CASE WHEN count(*) = 0 THEN NULL
-                             WHEN sum(cs.state = 'FAILED') > 0 THEN 'FAILED'
-                             WHEN sum(cs.state = 'INPROGRESS') > 0 THEN 'INPROGRESS'
-                             WHEN sum(cs.state = 'STOPPED') > 0 THEN 'STOPPED'
-                             ELSE 'SUCCESSFUL' END
-                   FROM commit_statuses cs
-                  WHERE cs.commit_hash >= lower(p.source_commit)
-                    AND cs.commit_hash < lower(p.source_commit) || 'g')
-           FROM pull_requests p
-           LEFT JOIN users a ON a.user_key = p.author
-          WHERE p.state = 'OPEN' AND p.draft = 0
-          ORDER BY p.created_on, p.repository, p.number",
+    let mut rows = sqlx::query_as::<_, (String, i64, String, i64, i64)>(
+        "SELECT repository, number, title, approvals, changes_requested
+           FROM pull_requests
+          WHERE state = 'OPEN' AND draft = 0
+          ORDER BY created_on, repository, number",
     )
     .fetch(pool);
 
     let mut routes: HashMap<String, Option<usize>> = HashMap::new();
     let mut digests: HashMap<String, RoomDigest> = HashMap::new();
-    while let Some((
-        repository,
-        number,
-        title,
-        url,
-        author,
-        created_on,
-        approvals,
-        changes,
-        build,
-    )) = rows
+    while let Some((repository, number, title, approvals, changes)) = rows
         .try_next()
         .await
         .context("reading open pull requests")?
     {
-        if !routes.contains_key(&repository) {
-            let index = router.route_index(&repository);
-            routes.insert(repository.clone(), index);
-        }
-        let Some(route) = routes[&repository].and_then(|i| router.route_at(i)) else {
+        let index = match routes.get(&repository) {
+            Some(index) => *index,
+            None => {
+                let index = router.route_index(&repository);
+                routes.insert(repository.clone(), index);
+                index
+            }
+        };
+        let Some(route) = index.and_then(|i| router.route_at(i)) else {
             continue;
         };
         let approvals = u32::try_from(approvals).unwrap_or(0);
         if approvals >= route.required_approvals || route.ignores_title(&title) {
             continue;
         }
-        let digest = digests.entry(route.room.clone()).or_default();
+        let digest = match digests.get_mut(&route.room) {
+            Some(digest) => digest,
+            None => digests.entry(route.room.clone()).or_default(),
+        };
         let (kept, total) = if changes > 0 {
             (&mut digest.waiting_author, &mut digest.author_total)
         } else {
@@ -195,26 +170,24 @@ pub async fn collect(
                 repository,
                 number,
                 title,
-                url,
-                author,
-                created_on: Timestamp::parse(&created_on)
-                    .map(|t| t.to_datetime())
-                    .unwrap_or_default(),
+                url: None,
+                author: String::new(),
+                created_on: DateTime::<Utc>::default(),
                 approvals,
                 approved_by: Vec::new(),
                 required: route.required_approvals,
                 changes_requested_by: Vec::new(),
-                build_state: build,
+                build_state: None,
             });
         }
     }
     drop(rows);
-    fill_names(pool, &mut digests).await?;
+    fill_details(pool, &mut digests).await?;
     Ok(digests)
 }
 
-/// Who approved and who asked for changes, for the PRs a digest shows (one query for all).
-async fn fill_names(
+/// Link, author, age, build, and who approved or asked for changes, for the PRs a digest shows.
+async fn fill_details(
     pool: &SqlitePool,
     digests: &mut HashMap<String, RoomDigest>,
 ) -> anyhow::Result<()> {
@@ -226,7 +199,28 @@ async fn fill_names(
     if keys.is_empty() {
         return Ok(());
     }
-    let rows: Vec<(String, i64, String, String)> = sqlx::query_as(
+    let keys = serde_json::to_string(&keys)?;
+    type Detail = (String, i64, Option<String>, String, String, Option<String>);
+    let details: Vec<Detail> = sqlx::query_as(
+        "SELECT p.repository, p.number, p.url,
+                coalesce(a.display_name, a.nickname, a.username, p.author), p.created_on,
+                (SELECT CASE WHEN count(*) = 0 THEN NULL
+                             WHEN sum(cs.state = 'FAILED') > 0 THEN 'FAILED'
+                             WHEN sum(cs.state = 'INPROGRESS') > 0 THEN 'INPROGRESS'
+                             WHEN sum(cs.state = 'STOPPED') > 0 THEN 'STOPPED'
+                             ELSE 'SUCCESSFUL' END
+                   FROM commit_statuses cs
+                  WHERE cs.commit_hash >= lower(p.source_commit)
+                    AND cs.commit_hash < lower(p.source_commit) || 'g')
+           FROM json_each(?1) j
+           JOIN pull_requests p ON p.repository = j.value->>0 AND p.number = j.value->>1
+           LEFT JOIN users a ON a.user_key = p.author",
+    )
+    .bind(&keys)
+    .fetch_all(pool)
+    .await
+    .context("reading the listed pull requests")?;
+    let names: Vec<(String, i64, String, String)> = sqlx::query_as(
         "SELECT r.repository, r.number, r.state,
                 coalesce(u.display_name, u.nickname, u.username, r.user_key)
            FROM json_each(?1) j
@@ -236,17 +230,23 @@ async fn fill_names(
           WHERE r.state <> 'none' AND r.user_key <> p.author
           ORDER BY r.state_on, r.user_key",
     )
-    .bind(serde_json::to_string(&keys)?)
+    .bind(&keys)
     .fetch_all(pool)
     .await
     .context("reading reviewers")?;
-    let mut names: HashMap<(String, i64), (Vec<String>, Vec<String>)> = HashMap::new();
-    for (repo, number, state, name) in rows {
-        let entry = names.entry((repo, number)).or_default();
-        if state == "approved" {
-            entry.0.push(name);
-        } else {
-            entry.1.push(name);
+
+    type Key = (String, i64);
+    let mut by_key: HashMap<Key, (Detail, Vec<String>, Vec<String>)> = details
+        .into_iter()
+        .map(|d| ((d.0.clone(), d.1), (d, Vec::new(), Vec::new())))
+        .collect();
+    for (repo, number, state, name) in names {
+        if let Some(entry) = by_key.get_mut(&(repo, number)) {
+            if state == "approved" {
+                entry.1.push(name);
+            } else {
+                entry.2.push(name);
+            }
         }
     }
     for pr in digests.values_mut().flat_map(|d| {
@@ -254,7 +254,15 @@ async fn fill_names(
             .iter_mut()
             .chain(d.waiting_author.iter_mut())
     }) {
-        if let Some((approved, changes)) = names.remove(&(pr.repository.clone(), pr.number)) {
+        if let Some(((_, _, url, author, created_on, build), approved, changes)) =
+            by_key.remove(&(pr.repository.clone(), pr.number))
+        {
+            pr.url = url;
+            pr.author = author;
+            pr.created_on = Timestamp::parse(&created_on)
+                .map(|t| t.to_datetime())
+                .unwrap_or_default();
+            pr.build_state = build;
             pr.approved_by = approved;
             pr.changes_requested_by = changes;
         }

@@ -42,7 +42,9 @@ pub async fn open(path: &Path, synchronous: &str) -> anyhow::Result<SqlitePool> 
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .min_connections(1)
-        .connect_with(connect_options(path, synchronous)?)
+        // The readers read through a memory map instead of a read() per page: sweeps scan every
+        // open PR. (The writer does not: measured slower for ingest.)
+        .connect_with(connect_options(path, synchronous)?.pragma("mmap_size", "268435456"))
         .await
         .with_context(|| format!("opening the database {}", path.display()))?;
     MIGRATOR

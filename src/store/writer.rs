@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::domain::{
     build_event, pr_events, BuildState, Change, CommitStatus, Delivery, NotifyEvent, Outcome,
-    PrState, PullRequest, Repository, ReviewState, StoredPr, Timestamp, User,
+    PrState, PullRequest, Repository, ReviewState, ReviewSummary, StoredPr, Timestamp, User,
 };
 use crate::notify::routing::Router;
 
@@ -226,9 +226,10 @@ WHERE coalesce(excluded.uuid, uuid) IS NOT uuid
 // An older snapshot never overwrites a newer one (events arrive out of order).
 const UPSERT_PULL_REQUESTS: &str = "\
 INSERT INTO pull_requests (repository, number, title, author, source_branch, source_commit,
-    destination_branch, state, draft, created_on, updated_on, last_activity_on, url)
+    destination_branch, state, draft, created_on, updated_on, last_activity_on, url, approvals,
+    changes_requested)
 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,
-    value->>8, value->>9, value->>10, value->>11, value->>12
+    value->>8, value->>9, value->>10, value->>11, value->>12, value->>13, value->>14
 FROM json_each(?) WHERE true
 ON CONFLICT (repository, number) DO UPDATE SET
     title = excluded.title,
@@ -241,7 +242,9 @@ ON CONFLICT (repository, number) DO UPDATE SET
     created_on = excluded.created_on,
     updated_on = excluded.updated_on,
     last_activity_on = max(last_activity_on, excluded.last_activity_on),
-    url = coalesce(excluded.url, url)
+    url = coalesce(excluded.url, url),
+    approvals = excluded.approvals,
+    changes_requested = excluded.changes_requested
 WHERE excluded.updated_on >= pull_requests.updated_on";
 
 const UPSERT_REVIEWS: &str = "\
@@ -619,6 +622,7 @@ impl<'a> Plan<'a> {
             .pull_requests
             .values()
             .map(|pr| {
+                let summary = ReviewSummary::new(&pr.author, &pr.participants, 0);
                 (
                     &pr.repository.full_name,
                     pr.number,
@@ -633,6 +637,8 @@ impl<'a> Plan<'a> {
                     &pr.updated_on,
                     &pr.activity_on,
                     &pr.url,
+                    summary.approvals(),
+                    summary.changes_requested_by.len(),
                 )
             })
             .collect();

@@ -1,0 +1,193 @@
+//! Sweep benchmark: 100,000 open PRs in 1,000 repositories routed to 50 rooms.
+//!
+//!     cargo bench --bench sweep
+//!
+//! Generates the data straight into a fresh SQLite file (set-based SQL, a few seconds), then
+//! times `sweep::run` (selection, rendering, queueing one digest per room) several times and
+//! reports wall time and the process's memory. Prints its numbers; asserts nothing.
+
+use std::time::Instant;
+
+use pr_reminder::config::{Announce, Room, Route, Sink, SweepSettings};
+use pr_reminder::notify::routing::Router;
+use pr_reminder::sweep::{self, Trigger};
+
+const PRS: i64 = 100_000;
+const REPOS: i64 = 1_000;
+const ROOMS: i64 = 50;
+
+fn memory_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // SWEEP_BENCH_DB=path keeps the generated database for a look with sqlite3.
+    let path = std::env::var_os("SWEEP_BENCH_DB")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("sweep-bench.db"));
+    let _ = std::fs::remove_file(&path);
+    let pool = pr_reminder::store::open(&path, "normal").await?;
+
+    let started = Instant::now();
+    // Workspace w{n} holds 20 repositories; room n takes workspace n.
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
+         INSERT INTO repositories (full_name) SELECT printf('w%d/repo-%d', i % ?2, i) FROM n",
+    )
+    .bind(REPOS)
+    .bind(ROOMS)
+    .execute(&pool)
+    .await?;
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < 500)
+         INSERT INTO users (user_key, display_name) SELECT printf('{user-%d}', i), printf('User %d', i) FROM n",
+    )
+    .execute(&pool)
+    .await?;
+    // One PR in ten a draft; created over the last 30 days.
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
+         INSERT INTO pull_requests (repository, number, title, author, source_branch, source_commit,
+             destination_branch, state, draft, created_on, updated_on, last_activity_on, url)
+         SELECT printf('w%d/repo-%d', (i % ?2) % ?3, i % ?2), i / ?2 + 1,
+                printf('Change number %d: make the thing do the other thing, carefully', i),
+                printf('{user-%d}', i % 500), 'feature/x', printf('%012x', i), 'main', 'OPEN',
+                (i / ?2) % 10 = 0,
+                strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('-%d minutes', (i * 7) % 43200)),
+                strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                printf('https://bitbucket.org/w%d/repo-%d/pull-requests/%d', (i % ?2) % ?3, i % ?2, i / ?2 + 1)
+           FROM n",
+    )
+    .bind(PRS)
+    .bind(REPOS)
+    .bind(ROOMS)
+    .execute(&pool)
+    .await?;
+    // Two reviewers per PR: some approve, some ask for changes.
+    sqlx::query(
+        "INSERT INTO reviews (repository, number, user_key, role, state, state_on, snapshot_on)
+         SELECT p.repository, p.number, printf('{user-%d}', (p.number * 7 + k.k) % 500), 'REVIEWER',
+                CASE (p.number + k.k) % 5 WHEN 0 THEN 'approved' WHEN 1 THEN 'changes_requested'
+                     ELSE 'none' END,
+                p.updated_on, p.updated_on
+           FROM pull_requests p, (SELECT 1 AS k UNION ALL SELECT 2) k
+          WHERE printf('{user-%d}', (p.number * 7 + k.k) % 500) <> p.author",
+    )
+    .execute(&pool)
+    .await?;
+    sqlx::query(
+        "UPDATE pull_requests SET
+            approvals = (SELECT count(*) FROM reviews r WHERE r.repository = pull_requests.repository
+                           AND r.number = pull_requests.number AND r.state = 'approved'),
+            changes_requested = (SELECT count(*) FROM reviews r
+                           WHERE r.repository = pull_requests.repository
+                           AND r.number = pull_requests.number AND r.state = 'changes_requested')",
+    )
+    .execute(&pool)
+    .await?;
+    // A build on every third PR's source commit, one in four of them failing.
+    sqlx::query(
+        "INSERT INTO commit_statuses (commit_hash, key, repository, state, name, url, updated_on)
+         SELECT source_commit || '0000000000000000000000000000', 'ci', repository,
+                CASE WHEN number % 4 = 0 THEN 'FAILED' ELSE 'SUCCESSFUL' END, 'CI', 'https://ci/x',
+                updated_on
+           FROM pull_requests WHERE number % 3 = 0",
+    )
+    .execute(&pool)
+    .await?;
+    sqlx::query("ANALYZE").execute(&pool).await?;
+    let (prs, reviews, statuses): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM pull_requests), (SELECT count(*) FROM reviews),
+                (SELECT count(*) FROM commit_statuses)",
+    )
+    .fetch_one(&pool)
+    .await?;
+    println!(
+        "generated {prs} open PRs ({} drafts) in {REPOS} repositories, {reviews} reviews, {statuses} build statuses in {:.1} s",
+        prs / 10,
+        started.elapsed().as_secs_f64()
+    );
+
+    let rooms: Vec<Room> = (0..ROOMS)
+        .map(|i| Room {
+            name: format!("room-{i}"),
+            sink: Sink::Console,
+        })
+        .collect();
+    let routes: Vec<Route> = (0..ROOMS)
+        .map(|i| Route {
+            repositories: vec![format!("w{i}/*")],
+            room: format!("room-{i}"),
+            required_approvals: None,
+            announce: Announce::default(),
+            ignore_title_patterns: vec!["WIP".into()],
+        })
+        .collect();
+    let router = Router::new(&routes, 2)?;
+    let settings = SweepSettings::default();
+
+    let before = memory_kb("RssAnon:");
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let report = sweep::run(
+            &pool,
+            &router,
+            &rooms,
+            &settings,
+            chrono::Utc::now(),
+            Trigger::Cli,
+            true,
+        )
+        .await?;
+        times.push(t.elapsed().as_secs_f64());
+        last = Some(report);
+    }
+    let report = last.expect("ran");
+    let posted = report.rooms.iter().filter(|r| r.status == "posted").count();
+    let waiting: usize = report
+        .rooms
+        .iter()
+        .map(|r| r.waiting_review + r.waiting_on_author)
+        .sum();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "sweep over {prs} open PRs -> {posted} rooms posted, {waiting} PRs listed as waiting (each digest cut to 10,000 chars)"
+    );
+    println!(
+        "time: median {:.3} s, min {:.3} s, max {:.3} s (5 runs)",
+        times[2], times[0], times[4]
+    );
+    println!(
+        "memory after the sweeps: heap (RssAnon) {} MiB; file pages mapped by SQLite's mmap \
+         (RssFile) {} MiB; peak RSS (VmHWM, includes generating the data) {} MiB",
+        memory_kb("RssAnon:") / 1024,
+        memory_kb("RssFile:") / 1024,
+        memory_kb("VmHWM:") / 1024
+    );
+    println!("heap before the sweeps: {} MiB", before / 1024);
+    let digest_bytes: i64 = sqlx::query_scalar(
+        "SELECT coalesce(max(length(payload)), 0) FROM outbox WHERE events = 'digest'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    println!("largest digest payload: {digest_bytes} bytes");
+    pool.close().await;
+    Ok(())
+}
