@@ -90,14 +90,32 @@ pub async fn recover_in_flight(pool: &SqlitePool) -> anyhow::Result<u64> {
     Ok(result.rows_affected())
 }
 
-async fn next_for_room(pool: &SqlitePool, room: &str) -> anyhow::Result<Option<OutboxRow>> {
+/// The room's next message: the oldest that is either being retried or past its coalescing
+/// window. A message still in its window does not hold up the ones behind it (a digest, another
+/// PR's news); one being retried does (order is kept while the chat server has trouble).
+async fn next_for_room(
+    pool: &SqlitePool,
+    room: &str,
+    now: &Timestamp,
+) -> anyhow::Result<Option<OutboxRow>> {
     let sql = format!(
-        "SELECT {ROW_COLUMNS} FROM outbox WHERE room = ?1 AND state IN ('pending', 'retrying') \
+        "SELECT {ROW_COLUMNS} FROM outbox WHERE room = ?1 \
+         AND (state = 'retrying' OR (state = 'pending' AND not_before <= ?2)) \
          ORDER BY id LIMIT 1"
     );
     sqlx::query_as(&sql)
         .bind(room)
+        .bind(now.as_str())
         .fetch_optional(pool)
+        .await
+        .context("reading the outbox")
+}
+
+/// When the room's next coalescing window ends, if a message is waiting in one.
+async fn next_window_end(pool: &SqlitePool, room: &str) -> anyhow::Result<Option<String>> {
+    sqlx::query_scalar("SELECT min(not_before) FROM outbox WHERE room = ?1 AND state = 'pending'")
+        .bind(room)
+        .fetch_one(pool)
         .await
         .context("reading the outbox")
 }
@@ -295,7 +313,7 @@ impl RoomWorker {
             // go unnoticed until the 5 s poll.
             let wake = self.wake.clone();
             let woken = wake.notified();
-            let row = match next_for_room(&self.pool, &self.room.name).await {
+            let row = match next_for_room(&self.pool, &self.room.name, &Timestamp::now()).await {
                 Ok(row) => row,
                 Err(err) => {
                     tracing::error!(error = %format!("{err:#}"), "outbox unreadable; retrying in 1 s");
@@ -304,10 +322,20 @@ impl RoomWorker {
                 }
             };
             let Some(row) = row else {
-                // Nothing queued: sleep until the writer adds something (or a while passes).
+                // Nothing due: sleep until a window ends, the writer adds something, or a while
+                // passes (`outbox retry` from another process cannot wake us).
+                let window = next_window_end(&self.pool, &self.room.name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|t| Timestamp::parse(&t).ok())
+                    .map(|t| (t.to_datetime() - Utc::now()).to_std().unwrap_or_default());
+                let nap = window
+                    .unwrap_or(Duration::from_secs(5))
+                    .min(Duration::from_secs(5));
                 tokio::select! {
                     _ = woken => {}
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = tokio::time::sleep(nap) => {}
                     _ = self.stopped.changed() => {}
                 }
                 continue;

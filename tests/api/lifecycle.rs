@@ -155,6 +155,16 @@ async fn created_approved_unapproved_changes_requested_fulfilled() {
     );
     send(&app, "pullrequest:changes_request_created", &body).await;
     assert_eq!(pending_42(&app.pending().await), Some((1, 2, 1)));
+    let counts: (i64, i64) =
+        sqlx::query_as("SELECT approvals, changes_requested FROM pull_requests WHERE number = 42")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        counts,
+        (1, 1),
+        "the counts the sweep reads agree with the view"
+    );
     assert_eq!(app.reviews(REPO, 42).await, {
         let mut v = vec![
             (key_of("bob"), "REVIEWER".to_owned(), "none".to_owned()),

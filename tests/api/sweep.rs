@@ -602,3 +602,69 @@ async fn the_built_in_schedule_sweeps_by_itself() {
         .unwrap();
     assert_eq!(trigger, "schedule");
 }
+
+/// A PR's own message waiting out its 30 s coalescing window does not hold the digest back.
+#[tokio::test]
+async fn a_digest_is_not_held_behind_a_message_in_its_window() {
+    let fake = fake_room().await;
+    let now = utc(2026, 11, 24, 10, 0);
+    let clock = TestClock::new(now);
+    let mut sweep_settings = SweepSettings {
+        token: Some(SecretToken(SecretString::from(TOKEN.to_owned()))),
+        ..SweepSettings::default()
+    };
+    sweep_settings.min_interval = std::time::Duration::ZERO;
+    let mut announcing = route(&["acme/*"], "backend");
+    announcing.announce = Announce::default();
+    let notify = NotifySettings {
+        rooms: vec![room("backend", &fake)],
+        routes: vec![announcing],
+        coalesce: std::time::Duration::from_secs(30),
+        ..NotifySettings::default()
+    };
+    let app = spawn_app_with_clock(
+        move |s| {
+            s.notify = notify;
+            s.sweep = sweep_settings;
+        },
+        clock.clock(),
+    )
+    .await;
+    send(
+        &app,
+        &pr(
+            "acme/api",
+            1,
+            now - Duration::hours(1),
+            "Pending",
+            "OPEN",
+            &[],
+        ),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    assert_eq!(
+        room_status(&sweep(&app, Some(TOKEN), "").await.1, "backend").0,
+        "posted"
+    );
+    let messages = digests(&fake, 1).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(messages[0].1["message"]
+        .as_str()
+        .unwrap()
+        .contains("waiting for review"));
+    let pending: (String, String) =
+        sqlx::query_as("SELECT events, state FROM outbox WHERE repository = 'acme/api'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        pending,
+        ("opened".to_owned(), "pending".to_owned()),
+        "still in its window"
+    );
+}
