@@ -20,6 +20,7 @@ use crate::notify::message::{
     clip, escape_html, escape_slack, list, Color, Message, MAX_MESSAGE_CHARS,
 };
 use crate::notify::routing::Router;
+use crate::store::PR_BUILD_STATE;
 
 /// PRs kept per list per room: more than any 10,000-character message can show.
 const KEEP: usize = 80;
@@ -201,21 +202,14 @@ async fn fill_details(
     }
     let keys = serde_json::to_string(&keys)?;
     type Detail = (String, i64, Option<String>, String, String, Option<String>);
-    let details: Vec<Detail> = sqlx::query_as(
+    let details: Vec<Detail> = sqlx::query_as(&format!(
         "SELECT p.repository, p.number, p.url,
                 coalesce(a.display_name, a.nickname, a.username, p.author), p.created_on,
-                (SELECT CASE WHEN count(*) = 0 THEN NULL
-                             WHEN sum(cs.state = 'FAILED') > 0 THEN 'FAILED'
-                             WHEN sum(cs.state = 'INPROGRESS') > 0 THEN 'INPROGRESS'
-                             WHEN sum(cs.state = 'STOPPED') > 0 THEN 'STOPPED'
-                             ELSE 'SUCCESSFUL' END
-                   FROM commit_statuses cs
-                  WHERE cs.commit_hash >= lower(p.source_commit)
-                    AND cs.commit_hash < lower(p.source_commit) || 'g')
+                {PR_BUILD_STATE}
            FROM json_each(?1) j
            JOIN pull_requests p ON p.repository = j.value->>0 AND p.number = j.value->>1
-           LEFT JOIN users a ON a.user_key = p.author",
-    )
+           LEFT JOIN users a ON a.user_key = p.author"
+    ))
     .bind(&keys)
     .fetch_all(pool)
     .await

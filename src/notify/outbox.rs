@@ -20,6 +20,7 @@ use super::message::{render, PrView};
 use super::sink::{self, SendError};
 use crate::config::{NotifySettings, Room, Sink};
 use crate::domain::{NotifyEvent, Timestamp};
+use crate::store::PR_BUILD_STATE;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OutboxRow {
@@ -194,6 +195,7 @@ pub async fn load_view(
     );
     // Names are joined with U+001F, which no display name contains.
     let row: Option<Row> = sqlx::query_as(
+        &format!(
         "SELECT p.repository, p.number, p.title, p.url,
                 coalesce(a.display_name, a.nickname, a.username, p.author),
                 (SELECT group_concat(coalesce(u.display_name, u.nickname, u.username, r.user_key), char(31))
@@ -206,15 +208,7 @@ pub async fn load_view(
                     AND r.user_key <> p.author AND r.state = 'changes_requested'),
                 coalesce(repo.required_approvals,
                          (SELECT CAST(value AS INTEGER) FROM settings WHERE name = 'required_approvals')),
-                (SELECT CASE
-                            WHEN count(*) = 0 THEN NULL
-                            WHEN sum(cs.state = 'FAILED') > 0 THEN 'FAILED'
-                            WHEN sum(cs.state = 'INPROGRESS') > 0 THEN 'INPROGRESS'
-                            WHEN sum(cs.state = 'STOPPED') > 0 THEN 'STOPPED'
-                            ELSE 'SUCCESSFUL' END
-                   FROM commit_statuses cs
-                  WHERE cs.commit_hash >= lower(p.source_commit)
-                    AND cs.commit_hash < lower(p.source_commit) || 'g'),
+                {PR_BUILD_STATE},
                 (SELECT json_group_array(json_array(coalesce(cs.name, cs.key), cs.url))
                    FROM commit_statuses cs
                   WHERE cs.state = 'FAILED' AND cs.commit_hash >= lower(p.source_commit)
@@ -222,7 +216,8 @@ pub async fn load_view(
            FROM pull_requests p
            JOIN repositories repo ON repo.full_name = p.repository
            LEFT JOIN users a ON a.user_key = p.author
-          WHERE p.repository = ?1 AND p.number = ?2",
+          WHERE p.repository = ?1 AND p.number = ?2"
+    ),
     )
     .bind(repository)
     .bind(number)

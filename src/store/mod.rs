@@ -14,6 +14,18 @@ use sqlx::sqlite::{
 
 pub use writer::{WriteOutcome, Writer, WriterConfig};
 
+/// The combined build state of the source commit of the PR aliased `p` (the same rule as the
+/// `pull_request_builds` view): any failure wins, then running, then stopped, else passed.
+/// Cloud PRs name 12-digit commits and statuses 40-digit ones, hence the prefix range.
+pub const PR_BUILD_STATE: &str = "(SELECT CASE WHEN count(*) = 0 THEN NULL
+                  WHEN sum(cs.state = 'FAILED') > 0 THEN 'FAILED'
+                  WHEN sum(cs.state = 'INPROGRESS') > 0 THEN 'INPROGRESS'
+                  WHEN sum(cs.state = 'STOPPED') > 0 THEN 'STOPPED'
+                  ELSE 'SUCCESSFUL' END
+        FROM commit_statuses cs
+       WHERE cs.commit_hash >= lower(p.source_commit)
+         AND cs.commit_hash < lower(p.source_commit) || 'g')";
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connection options shared by the writer and the read pool: WAL so readers never block the
