@@ -60,6 +60,44 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub notify: NotifySettings,
     pub sweep: SweepSettings,
+    pub commands: CommandSettings,
+}
+
+/// The `/reviews` chat command.
+#[derive(Debug, Clone)]
+pub struct CommandSettings {
+    /// HipChat: the secret path segment of `POST /commands/hipchat/{token}`.
+    pub hipchat_token: Option<SecretToken>,
+    /// Slack: verifies `X-Slack-Signature`.
+    pub slack_signing_secret: Option<SecretToken>,
+    /// Mattermost: `Authorization: Token <token>`.
+    pub mattermost_token: Option<SecretToken>,
+    /// How long `/reviews snooze` hides a PR when no duration is given.
+    pub default_snooze: std::time::Duration,
+    /// Chat users mapped to Bitbucket accounts.
+    pub users: Vec<UserMapping>,
+}
+
+impl Default for CommandSettings {
+    fn default() -> Self {
+        CommandSettings {
+            hipchat_token: None,
+            slack_signing_secret: None,
+            mattermost_token: None,
+            default_snooze: std::time::Duration::from_secs(24 * 3600),
+            users: Vec::new(),
+        }
+    }
+}
+
+/// One person: their Bitbucket account (account_id, uuid, nickname or username) and their chat
+/// names (HipChat mention name, Slack/Mattermost user id or name).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserMapping {
+    pub bitbucket: String,
+    pub hipchat: Option<String>,
+    pub slack: Option<String>,
 }
 
 /// The periodic digest (`POST /sweep`, `pr-reminder sweep`, optional built-in schedule).
@@ -250,6 +288,7 @@ impl Settings {
             log_format: LogFormat::Text,
             notify: NotifySettings::default(),
             sweep: SweepSettings::default(),
+            commands: CommandSettings::default(),
         }
     }
 
@@ -345,6 +384,23 @@ impl Settings {
                 .as_deref()
                 .map_or("\"\"".to_owned(), |s| format!("\"{s}\"")),
         ));
+        let c = &self.commands;
+        let shown = |s: &Option<SecretToken>| {
+            if s.is_some() {
+                "\"[redacted]\""
+            } else {
+                "\"\" # not set"
+            }
+        };
+        out.push_str(&format!(
+            "\n[commands]\nhipchat_token = {}\nslack_signing_secret = {}\nmattermost_token = {}\n\
+             default_snooze_hours = {}\n# {} user mapping(s)\n",
+            shown(&c.hipchat_token),
+            shown(&c.slack_signing_secret),
+            shown(&c.mattermost_token),
+            c.default_snooze.as_secs_f64() / 3600.0,
+            c.users.len()
+        ));
         for room in &n.rooms {
             out.push_str(&format!(
                 "\n[[rooms]]\nname = \"{}\"\n# sink: {:?}\n",
@@ -417,6 +473,8 @@ struct RawSettings {
     log_format: Option<LogFormat>,
     notify: Option<RawNotify>,
     sweep: Option<RawSweep>,
+    commands: Option<RawCommands>,
+    users: Option<Vec<UserMapping>>,
     rooms: Option<Vec<RawRoom>>,
     routes: Option<Vec<RawRoute>>,
     /// Shortcuts: one room for every repository.
@@ -435,6 +493,54 @@ struct RawNotify {
     retry_min_ms: Option<i64>,
     retry_max_seconds: Option<i64>,
     room_rate_per_minute: Option<i64>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommands {
+    hipchat_token: Option<String>,
+    slack_signing_secret: Option<String>,
+    mattermost_token: Option<String>,
+    default_snooze_hours: Option<f64>,
+}
+
+fn long_secret(key: &str, value: Option<String>) -> Result<Option<SecretToken>, ConfigError> {
+    match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) if v.len() < 16 => Err(ConfigError::new(
+            key,
+            "is shorter than 16 characters; use e.g. `openssl rand -hex 32`",
+        )),
+        Some(v) => Ok(Some(SecretToken(SecretString::from(v)))),
+    }
+}
+
+impl RawCommands {
+    fn resolve(self, commands: &mut CommandSettings) -> Result<(), ConfigError> {
+        commands.hipchat_token = long_secret(
+            "commands.hipchat_token (PR_REMINDER_COMMAND_TOKEN)",
+            self.hipchat_token,
+        )?;
+        // Slack's signing secrets are 32 hex digits; Mattermost's tokens 26 characters.
+        commands.slack_signing_secret = long_secret(
+            "commands.slack_signing_secret (PR_REMINDER_SLACK_SIGNING_SECRET)",
+            self.slack_signing_secret,
+        )?;
+        commands.mattermost_token = long_secret(
+            "commands.mattermost_token (PR_REMINDER_MATTERMOST_TOKEN)",
+            self.mattermost_token,
+        )?;
+        if let Some(h) = self.default_snooze_hours {
+            if !(0.1..=24.0 * 90.0).contains(&h) {
+                return Err(ConfigError::new(
+                    "commands.default_snooze_hours",
+                    format!("{h} is not between 0.1 and 2160"),
+                ));
+            }
+            commands.default_snooze = std::time::Duration::from_secs_f64(h * 3600.0);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Default, Deserialize)]
@@ -820,6 +926,21 @@ impl RawSettings {
         if let Some(v) = get("SWEEP_TOKEN") {
             self.sweep.get_or_insert_with(RawSweep::default).token = Some(v.to_owned());
         }
+        if let Some(v) = get("COMMAND_TOKEN") {
+            self.commands
+                .get_or_insert_with(RawCommands::default)
+                .hipchat_token = Some(v.to_owned());
+        }
+        if let Some(v) = get("SLACK_SIGNING_SECRET") {
+            self.commands
+                .get_or_insert_with(RawCommands::default)
+                .slack_signing_secret = Some(v.to_owned());
+        }
+        if let Some(v) = get("MATTERMOST_TOKEN") {
+            self.commands
+                .get_or_insert_with(RawCommands::default)
+                .mattermost_token = Some(v.to_owned());
+        }
         if let Some(v) = get("LOG_FORMAT") {
             self.log_format = Some(match v.trim().to_ascii_lowercase().as_str() {
                 "text" => LogFormat::Text,
@@ -906,6 +1027,18 @@ impl RawSettings {
         if let Some(sweep) = self.sweep {
             sweep.resolve(&mut settings.sweep)?;
         }
+        if let Some(commands) = self.commands {
+            commands.resolve(&mut settings.commands)?;
+        }
+        for (i, user) in self.users.iter().flatten().enumerate() {
+            if user.bitbucket.trim().is_empty() {
+                return Err(ConfigError::new(
+                    format!("users[{i}].bitbucket"),
+                    "must not be empty",
+                ));
+            }
+        }
+        settings.commands.users = self.users.unwrap_or_default();
         resolve_rooms(
             self.rooms,
             self.routes,

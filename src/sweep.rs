@@ -125,22 +125,59 @@ impl SweepReport {
 pub async fn collect(
     pool: &SqlitePool,
     router: &Router,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<HashMap<String, RoomDigest>> {
-    let mut rows = sqlx::query_as::<_, (String, i64, String, i64, i64)>(
-        "SELECT repository, number, title, approvals, changes_requested
-           FROM pull_requests
-          WHERE state = 'OPEN' AND draft = 0
-          ORDER BY created_on, repository, number",
+    select(pool, router, now, &Scope::default()).await
+}
+
+/// Whose view a selection takes: a room's sweep (anyone's snooze hides a PR), or one person's
+/// `/reviews` (their own PRs, those they approved and those they snoozed are left out; those they
+/// were asked to review come first).
+#[derive(Debug, Default, Clone)]
+pub struct Scope {
+    pub room: Option<String>,
+    pub asker: Option<String>,
+}
+
+/// The selection behind the sweep and `/reviews`.
+pub async fn select(
+    pool: &SqlitePool,
+    router: &Router,
+    now: DateTime<Utc>,
+    scope: &Scope,
+) -> anyhow::Result<HashMap<String, RoomDigest>> {
+    let now = Timestamp::from_datetime(now);
+    let mut rows = sqlx::query_as::<_, (String, i64, String, i64, i64, bool, bool)>(
+        "SELECT p.repository, p.number, p.title, p.approvals, p.changes_requested,
+                ?2 IS NOT NULL AND (p.author = ?2 OR EXISTS (SELECT 1 FROM reviews r
+                    WHERE r.repository = p.repository AND r.number = p.number
+                      AND r.user_key = ?2 AND r.state = 'approved')),
+                ?2 IS NOT NULL AND EXISTS (SELECT 1 FROM reviews r
+                    WHERE r.repository = p.repository AND r.number = p.number
+                      AND r.user_key = ?2 AND r.role = 'REVIEWER')
+           FROM pull_requests p
+          WHERE p.state = 'OPEN' AND p.draft = 0
+            AND NOT EXISTS (SELECT 1 FROM snoozes s
+                             WHERE s.repository = p.repository AND s.number = p.number
+                               AND s.until > ?1 AND (?2 IS NULL OR s.user_key = ?2))
+          ORDER BY p.created_on, p.repository, p.number",
     )
+    .bind(now.as_str())
+    .bind(scope.asker.as_deref())
     .fetch(pool);
 
     let mut routes: HashMap<String, Option<usize>> = HashMap::new();
     let mut digests: HashMap<String, RoomDigest> = HashMap::new();
-    while let Some((repository, number, title, approvals, changes)) = rows
+    // Per room, the PRs the asker was asked to review, kept apart to be listed first.
+    let mut asked: HashMap<String, Vec<PendingPr>> = HashMap::new();
+    while let Some((repository, number, title, approvals, changes, excluded, asked_me)) = rows
         .try_next()
         .await
         .context("reading open pull requests")?
     {
+        if excluded {
+            continue;
+        }
         let index = match routes.get(&repository) {
             Some(index) => *index,
             None => {
@@ -152,6 +189,9 @@ pub async fn collect(
         let Some(route) = index.and_then(|i| router.route_at(i)) else {
             continue;
         };
+        if scope.room.as_deref().is_some_and(|room| room != route.room) {
+            continue;
+        }
         let approvals = u32::try_from(approvals).unwrap_or(0);
         if approvals >= route.required_approvals || route.ignores_title(&title) {
             continue;
@@ -160,26 +200,41 @@ pub async fn collect(
             Some(digest) => digest,
             None => digests.entry(route.room.clone()).or_default(),
         };
-        let (kept, total) = if changes > 0 {
-            (&mut digest.waiting_author, &mut digest.author_total)
-        } else {
-            (&mut digest.waiting_review, &mut digest.review_total)
+        let pr = PendingPr {
+            repository,
+            number,
+            title,
+            url: None,
+            author: String::new(),
+            created_on: DateTime::<Utc>::default(),
+            approvals,
+            approved_by: Vec::new(),
+            required: route.required_approvals,
+            changes_requested_by: Vec::new(),
+            build_state: None,
         };
-        *total += 1;
-        if kept.len() < KEEP {
-            kept.push(PendingPr {
-                repository,
-                number,
-                title,
-                url: None,
-                author: String::new(),
-                created_on: DateTime::<Utc>::default(),
-                approvals,
-                approved_by: Vec::new(),
-                required: route.required_approvals,
-                changes_requested_by: Vec::new(),
-                build_state: None,
-            });
+        if changes > 0 {
+            digest.author_total += 1;
+            if digest.waiting_author.len() < KEEP {
+                digest.waiting_author.push(pr);
+            }
+            continue;
+        }
+        digest.review_total += 1;
+        if asked_me {
+            let first = asked.entry(route.room.clone()).or_default();
+            if first.len() < KEEP {
+                first.push(pr);
+            }
+        } else if digest.waiting_review.len() < KEEP {
+            digest.waiting_review.push(pr);
+        }
+    }
+    for (room, mut first) in asked {
+        if let Some(digest) = digests.get_mut(&room) {
+            first.append(&mut digest.waiting_review);
+            first.truncate(KEEP);
+            digest.waiting_review = first;
         }
     }
     drop(rows);
@@ -277,6 +332,32 @@ pub fn format_age(age: Duration) -> String {
 /// The digest message for one room. Pure: `now` and the settings decide ages and colour.
 pub fn render(
     room: &str,
+    digest: &RoomDigest,
+    settings: &SweepSettings,
+    now: DateTime<Utc>,
+) -> Message {
+    let heading = if digest.is_empty() {
+        "All clear: no pull request is waiting for review".to_owned()
+    } else {
+        format!(
+            "{} pull request{} waiting for review{}",
+            digest.review_total,
+            if digest.review_total == 1 { "" } else { "s" },
+            if digest.author_total > 0 {
+                format!(", {} waiting on their author", digest.author_total)
+            } else {
+                String::new()
+            }
+        )
+    };
+    render_list(&heading, Some(room), digest, settings, now)
+}
+
+/// A heading (bold; the room after it, if any), then the digest's PRs, each list cut to fit with
+/// "and N more".
+pub fn render_list(
+    heading: &str,
+    room: Option<&str>,
     digest: &RoomDigest,
     settings: &SweepSettings,
     now: DateTime<Utc>,
@@ -393,23 +474,10 @@ pub fn render(
         Line { html, slack, text }
     };
 
-    let heading = if digest.is_empty() {
-        "All clear: no pull request is waiting for review".to_owned()
-    } else {
-        format!(
-            "{} pull request{} waiting for review{}",
-            digest.review_total,
-            if digest.review_total == 1 { "" } else { "s" },
-            if digest.author_total > 0 {
-                format!(", {} waiting on their author", digest.author_total)
-            } else {
-                String::new()
-            }
-        )
-    };
-    let mut html = format!("<b>{}</b> ({})", escape_html(&heading), escape_html(room));
-    let mut slack = format!("*{}* ({})", escape_slack(&heading), escape_slack(room));
-    let mut text = format!("{heading} ({room})");
+    let after = room.map(|r| format!(" ({r})")).unwrap_or_default();
+    let mut html = format!("<b>{}</b>{}", escape_html(heading), escape_html(&after));
+    let mut slack = format!("*{}*{}", escape_slack(heading), escape_slack(&after));
+    let mut text = format!("{heading}{after}");
     // Room for the "and N more" lines and the second heading.
     let budget = MAX_MESSAGE_CHARS - 400;
     for (title, kept, total, author_list) in [
@@ -474,7 +542,7 @@ pub async fn run(
     };
     let digests = match quiet {
         Some(_) => HashMap::new(),
-        None => collect(pool, router).await?,
+        None => collect(pool, router, now).await?,
     };
     let mut reports = Vec::with_capacity(rooms.len());
     let mut conn = pool

@@ -290,6 +290,25 @@ DELETE FROM outbox
 WHERE state = 'pending'
   AND (room, repository, number) IN (SELECT value->>0, value->>1, value->>2 FROM json_each(?))";
 
+// Snoozes end when their PR changes: a new commit, a new requested reviewer, or an approval
+// that was there when snoozed is gone. (Runs after the batch's PR and reviews rows are written.)
+const WAKE_SNOOZES: &str = "\
+DELETE FROM snoozes
+WHERE (user_key, repository, number) IN (
+    SELECT s.user_key, s.repository, s.number
+      FROM json_each(?) j
+      JOIN snoozes s ON s.repository = j.value->>0 AND s.number = j.value->>1
+      JOIN pull_requests p ON p.repository = s.repository AND p.number = s.number
+     WHERE p.source_commit IS NOT s.source_commit
+        OR EXISTS (SELECT 1 FROM reviews r
+                    WHERE r.repository = p.repository AND r.number = p.number
+                      AND r.role = 'REVIEWER'
+                      AND r.user_key NOT IN (SELECT value FROM json_each(s.reviewers)))
+        OR EXISTS (SELECT 1 FROM json_each(s.approvers) a
+                    WHERE NOT EXISTS (SELECT 1 FROM reviews r
+                                       WHERE r.repository = p.repository AND r.number = p.number
+                                         AND r.user_key = a.value AND r.state = 'approved')))";
+
 // One row per (room, PR, event). Events for a PR whose message is still waiting join it.
 const QUEUE_NOTIFICATIONS: &str = "\
 INSERT INTO outbox (room, repository, number, events, created_at, not_before)
@@ -311,6 +330,7 @@ static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
         UPSERT_REVIEWS,
         DELETE_STALE_REVIEWS,
         UPSERT_STATUSES,
+        WAKE_SNOOZES,
         WITHDRAW_NOTIFICATIONS,
         QUEUE_NOTIFICATIONS,
         "COMMIT",
@@ -496,6 +516,7 @@ async fn write(
         .bind(buf.reviews.as_str())
         .bind(buf.pull_requests.as_str()) // DELETE_STALE_REVIEWS
         .bind(buf.statuses.as_str())
+        .bind(buf.pull_requests.as_str()) // WAKE_SNOOZES
         .bind(buf.withdrawn.as_str())
         .bind(buf.outbox.as_str())
         .execute(&mut *conn)
