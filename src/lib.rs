@@ -2,6 +2,7 @@
 //! what still needs review. See README.md for the whole picture.
 
 pub mod bitbucket;
+pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod notify;

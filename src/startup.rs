@@ -128,6 +128,11 @@ impl Application {
                     web::post().to(routes::webhook::bitbucket),
                 )
                 .route("/sweep", web::post().to(routes::sweep::sweep))
+                .route(
+                    "/commands/hipchat/{token}",
+                    web::post().to(routes::commands::hipchat),
+                )
+                .route("/commands/slack", web::post().to(routes::commands::slack))
                 .route("/healthz", web::get().to(routes::health::healthz))
                 .route("/readyz", web::get().to(routes::health::readyz))
         })

@@ -243,7 +243,7 @@ pub async fn select(
 }
 
 /// Link, author, age, build, and who approved or asked for changes, for the PRs a digest shows.
-async fn fill_details(
+pub(crate) async fn fill_details(
     pool: &SqlitePool,
     digests: &mut HashMap<String, RoomDigest>,
 ) -> anyhow::Result<()> {

@@ -6,8 +6,8 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
+use super::same_secret;
 use crate::startup::AppState;
 use crate::sweep::{self, Trigger};
 
@@ -50,16 +50,6 @@ pub struct SweepQuery {
     force: bool,
 }
 
-/// Compares digests of the two tokens, in time independent of where they differ.
-fn same_token(presented: &str, expected: &str) -> bool {
-    let a = Sha256::digest(presented.as_bytes());
-    let b = Sha256::digest(expected.as_bytes());
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
-
 pub async fn sweep(
     req: HttpRequest,
     query: web::Query<SweepQuery>,
@@ -76,7 +66,7 @@ pub async fn sweep(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(p) if same_token(p, token.0.expose_secret()) => {}
+        Some(p) if same_secret(p, token.0.expose_secret()) => {}
         _ => {
             tracing::warn!("POST /sweep refused: missing or wrong token");
             return Err(SweepError::Unauthorized);
@@ -102,14 +92,4 @@ pub async fn sweep(
     state.wake.notify_waiters();
     tracing::info!(forced = query.force, rooms = ?report.rooms.iter().map(|r| (&r.room, r.status)).collect::<Vec<_>>(), "sweep done");
     Ok(HttpResponse::Ok().json(report))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn token_comparison() {
-        assert!(super::same_token("abc", "abc"));
-        assert!(!super::same_token("abd", "abc"));
-        assert!(!super::same_token("", "abc"));
-    }
 }

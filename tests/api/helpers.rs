@@ -301,3 +301,20 @@ pub fn shared_fixtures() -> Option<PathBuf> {
     );
     None
 }
+
+/// A clock the test can move.
+#[derive(Clone)]
+pub struct TestClock(std::sync::Arc<std::sync::Mutex<chrono::DateTime<chrono::Utc>>>);
+
+impl TestClock {
+    pub fn new(at: chrono::DateTime<chrono::Utc>) -> Self {
+        TestClock(std::sync::Arc::new(std::sync::Mutex::new(at)))
+    }
+    pub fn set(&self, at: chrono::DateTime<chrono::Utc>) {
+        *self.0.lock().unwrap() = at;
+    }
+    pub fn clock(&self) -> pr_reminder::startup::Clock {
+        let inner = self.0.clone();
+        std::sync::Arc::new(move || *inner.lock().unwrap())
+    }
+}

@@ -1,42 +1,22 @@
 //! `POST /sweep`: the digest per room, with an injected clock.
 
-use std::sync::{Arc, Mutex};
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use pr_reminder::config::{
     Announce, NotifySettings, Room, Route, SecretToken, Sink, SweepSettings,
 };
 use pr_reminder::domain::calendar::parse_hours;
-use pr_reminder::startup::Clock;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{spawn_app_with_clock, uuid_like, TestApp};
+use crate::helpers::{spawn_app_with_clock, uuid_like, TestApp, TestClock};
 use crate::lifecycle::pr_event;
 
 const TOKEN: &str = "sweep-token-0123456789abcdef";
 
 fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
-}
-
-/// A clock the test can move.
-#[derive(Clone)]
-struct TestClock(Arc<Mutex<DateTime<Utc>>>);
-
-impl TestClock {
-    fn new(at: DateTime<Utc>) -> Self {
-        TestClock(Arc::new(Mutex::new(at)))
-    }
-    fn set(&self, at: DateTime<Utc>) {
-        *self.0.lock().unwrap() = at;
-    }
-    fn clock(&self) -> Clock {
-        let inner = self.0.clone();
-        Arc::new(move || *inner.lock().unwrap())
-    }
 }
 
 fn room(name: &str, fake: &MockServer) -> Room {

@@ -1,0 +1,535 @@
+//! `/reviews`: what a person can review now, their own PRs, the room's list, and snoozes.
+//! Parsing is pure; `execute` reads (and for snoozes writes) the database and returns a message
+//! that the HipChat and Slack endpoints put in their own format.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use sqlx::SqlitePool;
+
+use crate::config::{Room, Settings, Sink, UserMapping};
+use crate::domain::Timestamp;
+use crate::notify::message::{escape_html, escape_slack, Color, Message};
+use crate::notify::routing::Router;
+use crate::sweep::{self, PendingPr, RoomDigest, Scope};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrRef {
+    pub repository: String,
+    pub number: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Reviews,
+    Mine,
+    All,
+    Snooze {
+        target: PrRef,
+        duration: Duration,
+    },
+    Unsnooze {
+        target: PrRef,
+    },
+    /// `help`, or anything not understood (with what was wrong).
+    Help {
+        problem: Option<String>,
+    },
+}
+
+/// `https://bitbucket.org/ws/slug/pull-requests/12[/...]` or `ws/slug#12`.
+pub fn parse_ref(text: &str) -> Option<PrRef> {
+    let text = text.trim().trim_matches(|c| c == '<' || c == '>');
+    if let Some((repo, number)) = text.split_once('#') {
+        let number = number.parse().ok().filter(|n: &i64| *n > 0)?;
+        let repo = repo.trim_matches('/');
+        return (repo.split('/').count() == 2 && !repo.contains(' ')).then(|| PrRef {
+            repository: repo.to_owned(),
+            number,
+        });
+    }
+    let path = text.split_once("://").map(|(_, rest)| rest)?;
+    let mut parts = path.split('/').skip(1); // the host
+    let workspace = parts.next()?;
+    let slug = parts.next()?;
+    if parts.next()? != "pull-requests" {
+        return None;
+    }
+    let number = parts.next()?.parse().ok().filter(|n: &i64| *n > 0)?;
+    Some(PrRef {
+        repository: format!("{workspace}/{slug}"),
+        number,
+    })
+}
+
+/// `30m`, `4h`, `1d`, `2w`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim().to_ascii_lowercase();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
+    let seconds = match unit {
+        "m" | "min" | "mins" | "minutes" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        "w" | "week" | "weeks" => 7 * 86_400,
+        _ => return None,
+    };
+    let total = n.checked_mul(seconds)?;
+    (total <= 90 * 86_400).then(|| Duration::from_secs(total))
+}
+
+/// The words after `/reviews` (HipChat sends the whole line, Slack only the rest).
+pub fn parse(text: &str, default_snooze: Duration) -> Command {
+    let text = text.trim();
+    let text = text.strip_prefix("/reviews").unwrap_or(text).trim();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    match words.as_slice() {
+        [] => Command::Reviews,
+        ["mine"] => Command::Mine,
+        ["all"] => Command::All,
+        ["help"] => Command::Help { problem: None },
+        ["unsnooze", target] => match parse_ref(target) {
+            Some(target) => Command::Unsnooze { target },
+            None => Command::Help {
+                problem: Some(format!(
+                    "`{target}` is not a pull request (a link, or workspace/repo#number)"
+                )),
+            },
+        },
+        ["snooze", target] | ["snooze", target, _] => {
+            let Some(target) = parse_ref(target) else {
+                return Command::Help {
+                    problem: Some(format!(
+                        "`{target}` is not a pull request (a link, or workspace/repo#number)"
+                    )),
+                };
+            };
+            let duration = match words.get(2) {
+                None => default_snooze,
+                Some(d) => match parse_duration(d) {
+                    Some(d) => d,
+                    None => {
+                        return Command::Help {
+                            problem: Some(format!(
+                                "`{d}` is not a duration such as 4h, 1d or 1w (at most 90 days)"
+                            )),
+                        }
+                    }
+                },
+            };
+            Command::Snooze { target, duration }
+        }
+        _ => Command::Help {
+            problem: Some(format!("`{text}` is not a /reviews command")),
+        },
+    }
+}
+
+/// Who asked, as the chat knows them.
+#[derive(Debug, Clone)]
+pub enum Asker {
+    HipChat { mention_name: String, name: String },
+    Slack { user_id: String, user_name: String },
+}
+
+impl Asker {
+    fn chat_names(&self) -> Vec<&str> {
+        match self {
+            Asker::HipChat { mention_name, .. } => vec![mention_name.trim_start_matches('@')],
+            Asker::Slack { user_id, user_name } => vec![user_id.as_str(), user_name.as_str()],
+        }
+    }
+
+    fn hint(&self) -> String {
+        match self {
+            Asker::HipChat { mention_name, .. } => format!(
+                "Tip: to see your own list, ask your admin to add [[users]] bitbucket = \"<your Bitbucket nickname or account id>\", hipchat = \"{}\"",
+                mention_name.trim_start_matches('@')
+            ),
+            Asker::Slack { user_id, .. } => format!(
+                "Tip: to see your own list, ask your admin to add [[users]] bitbucket = \"<your Bitbucket nickname or account id>\", slack = \"{user_id}\""
+            ),
+        }
+    }
+}
+
+/// The Bitbucket account behind a chat user: a configured mapping, else a Bitbucket nickname or
+/// username equal to the chat name. Returns the `user_key`.
+pub async fn resolve_user(
+    pool: &SqlitePool,
+    users: &[UserMapping],
+    asker: &Asker,
+) -> anyhow::Result<Option<String>> {
+    let names = asker.chat_names();
+    let mapped = users.iter().find(|u| {
+        let chat = match asker {
+            Asker::HipChat { .. } => u.hipchat.as_deref(),
+            Asker::Slack { .. } => u.slack.as_deref(),
+        };
+        chat.is_some_and(|c| {
+            names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(c.trim_start_matches('@')))
+        })
+    });
+    let candidates: Vec<&str> = match mapped {
+        Some(u) => vec![u.bitbucket.as_str()],
+        None => names,
+    };
+    for candidate in candidates {
+        let key: Option<String> = sqlx::query_scalar(
+            "SELECT user_key FROM users
+              WHERE user_key = ?1 OR uuid = ?1 OR account_id = ?1
+                 OR lower(nickname) = lower(?1) OR lower(username) = lower(?1)
+              LIMIT 1",
+        )
+        .bind(candidate)
+        .fetch_optional(pool)
+        .await
+        .context("looking up a user")?;
+        if key.is_some() {
+            return Ok(key);
+        }
+    }
+    Ok(None)
+}
+
+/// The configured room a chat room is: same name, or (HipChat) the room named in its URL.
+pub fn find_room<'a>(rooms: &'a [Room], ids: &[&str]) -> Option<&'a Room> {
+    rooms.iter().find(|room| {
+        ids.iter().any(|id| {
+            !id.is_empty()
+                && (room.name.eq_ignore_ascii_case(id)
+                    || matches!(&room.sink, Sink::HipChat(url) if hipchat_room_segment(url).is_some_and(|s| s.eq_ignore_ascii_case(id))))
+        })
+    })
+}
+
+fn hipchat_room_segment(url: &secrecy::SecretString) -> Option<String> {
+    use secrecy::ExposeSecret;
+    let parsed = reqwest::Url::parse(url.expose_secret()).ok()?;
+    let mut segments = parsed.path_segments()?;
+    while let Some(segment) = segments.next() {
+        if segment == "room" {
+            return segments.next().map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            });
+        }
+    }
+    None
+}
+
+fn say(color: Color, text: &str) -> Message {
+    Message {
+        color,
+        notify: false,
+        html: escape_html(text),
+        slack: escape_slack(text),
+        text: text.to_owned(),
+    }
+}
+
+fn append(mut message: Message, line: &str) -> Message {
+    message.html.push_str(&format!("<br>{}", escape_html(line)));
+    message.slack.push_str(&format!("\n{}", escape_slack(line)));
+    message.text.push_str(&format!("\n{line}"));
+    message
+}
+
+pub const HELP: &str = "/reviews: open pull requests you can review in this room (not yours, not those you approved), those you were asked to review first\n\
+/reviews mine: your own open pull requests\n\
+/reviews all: everything waiting for review in this room\n\
+/reviews snooze <PR link | workspace/repo#number> [4h | 1d | 1w]: hide it from your list and the room's digest (default 1 day) until then or until it changes\n\
+/reviews unsnooze <PR link | workspace/repo#number>\n\
+/reviews help: this text";
+
+/// Carries out a command for `asker` in the chat room known by `room_ids`.
+pub async fn execute(
+    pool: &SqlitePool,
+    settings: &Settings,
+    router: &Router,
+    command: &Command,
+    asker: &Asker,
+    room_ids: &[&str],
+    now: DateTime<Utc>,
+) -> anyhow::Result<Message> {
+    if let Command::Help { problem } = command {
+        let text = match problem {
+            Some(p) => format!("Sorry: {p}.\n{HELP}"),
+            None => HELP.to_owned(),
+        };
+        let mut lines = text.lines();
+        let first = lines.next().unwrap_or_default();
+        return Ok(lines.fold(say(Color::Gray, first), append));
+    }
+    let me = resolve_user(pool, &settings.commands.users, asker).await?;
+    let room = find_room(&settings.notify.rooms, room_ids);
+    let sweep_settings = &settings.sweep;
+    match command {
+        Command::Help { .. } => unreachable!("answered above"),
+        Command::Reviews | Command::All => {
+            let Some(room) = room else {
+                return Ok(say(
+                    Color::Gray,
+                    "This room has no repositories routed to it: there is nothing to list here.",
+                ));
+            };
+            let personal = matches!(command, Command::Reviews) && me.is_some();
+            let scope = Scope {
+                room: Some(room.name.clone()),
+                asker: if personal { me.clone() } else { None },
+            };
+            let mut digests = sweep::select(pool, router, now, &scope).await?;
+            sweep::fill_details(pool, &mut digests).await?;
+            let digest = digests.remove(&room.name).unwrap_or_default();
+            let mut message = if personal {
+                if digest.is_empty() {
+                    say(Color::Green, "Nothing is waiting for your review here.")
+                } else {
+                    let heading = format!(
+                        "{} pull request{} you can review",
+                        digest.review_total,
+                        if digest.review_total == 1 { "" } else { "s" }
+                    );
+                    sweep::render_list(&heading, Some(&room.name), &digest, sweep_settings, now)
+                }
+            } else if digest.is_empty() {
+                say(Color::Green, "Nothing is waiting for review here.")
+            } else {
+                sweep::render(&room.name, &digest, sweep_settings, now)
+            };
+            message.notify = false;
+            if matches!(command, Command::Reviews) && me.is_none() {
+                message = append(message, &asker.hint());
+            }
+            Ok(message)
+        }
+        Command::Mine => {
+            let Some(me) = me else {
+                return Ok(append(
+                    say(
+                        Color::Gray,
+                        "I don't know which Bitbucket account is yours.",
+                    ),
+                    &asker.hint(),
+                ));
+            };
+            let digest = own_pull_requests(pool, router, &me).await?;
+            if digest.is_empty() {
+                return Ok(say(Color::Gray, "You have no open pull requests."));
+            }
+            let heading = format!(
+                "Your {} open pull request{}",
+                digest.review_total + digest.author_total,
+                if digest.review_total + digest.author_total == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            );
+            let mut message = sweep::render_list(&heading, None, &digest, sweep_settings, now);
+            message.notify = false;
+            Ok(message)
+        }
+        Command::Snooze { target, duration } => {
+            let Some(me) = me else {
+                return Ok(append(say(Color::Gray, "I don't know which Bitbucket account is yours, so I cannot snooze for you."), &asker.hint()));
+            };
+            let until = Timestamp::from_datetime(
+                now + chrono::Duration::from_std(*duration).unwrap_or_default(),
+            );
+            let inserted = sqlx::query(
+                "INSERT INTO snoozes (user_key, repository, number, until, created_at, source_commit, reviewers, approvers)
+                 SELECT ?1, p.repository, p.number, ?2, ?3, p.source_commit,
+                        (SELECT json_group_array(r.user_key) FROM reviews r
+                          WHERE r.repository = p.repository AND r.number = p.number AND r.role = 'REVIEWER'),
+                        (SELECT json_group_array(r.user_key) FROM reviews r
+                          WHERE r.repository = p.repository AND r.number = p.number AND r.state = 'approved')
+                   FROM pull_requests p WHERE p.repository = ?4 AND p.number = ?5
+                 ON CONFLICT (user_key, repository, number) DO UPDATE SET
+                    until = excluded.until, created_at = excluded.created_at,
+                    source_commit = excluded.source_commit, reviewers = excluded.reviewers,
+                    approvers = excluded.approvers",
+            )
+            .bind(&me)
+            .bind(until.as_str())
+            .bind(Timestamp::from_datetime(now).as_str())
+            .bind(&target.repository)
+            .bind(target.number)
+            .execute(pool)
+            .await
+            .context("snoozing")?;
+            if inserted.rows_affected() == 0 {
+                return Ok(say(
+                    Color::Gray,
+                    &format!("I don't know {}#{}.", target.repository, target.number),
+                ));
+            }
+            Ok(say(
+                Color::Gray,
+                &format!(
+                    "Snoozed {}#{} until {} UTC, or until it gets a new commit, a new reviewer or loses an approval.",
+                    target.repository,
+                    target.number,
+                    until.to_datetime().format("%Y-%m-%d %H:%M")
+                ),
+            ))
+        }
+        Command::Unsnooze { target } => {
+            let Some(me) = me else {
+                return Ok(append(
+                    say(
+                        Color::Gray,
+                        "I don't know which Bitbucket account is yours.",
+                    ),
+                    &asker.hint(),
+                ));
+            };
+            let removed = sqlx::query(
+                "DELETE FROM snoozes WHERE user_key = ?1 AND repository = ?2 AND number = ?3",
+            )
+            .bind(&me)
+            .bind(&target.repository)
+            .bind(target.number)
+            .execute(pool)
+            .await
+            .context("unsnoozing")?;
+            Ok(say(
+                Color::Gray,
+                &if removed.rows_affected() == 0 {
+                    format!("{}#{} was not snoozed.", target.repository, target.number)
+                } else {
+                    format!(
+                        "{}#{} is back in your list.",
+                        target.repository, target.number
+                    )
+                },
+            ))
+        }
+    }
+}
+
+/// The asker's own open PRs, whatever their approvals.
+async fn own_pull_requests(
+    pool: &SqlitePool,
+    router: &Router,
+    me: &str,
+) -> anyhow::Result<RoomDigest> {
+    let mut rows = sqlx::query_as::<_, (String, i64, String, i64, i64)>(
+        "SELECT repository, number, title, approvals, changes_requested FROM pull_requests
+          WHERE author = ?1 AND state = 'OPEN' ORDER BY created_on",
+    )
+    .bind(me)
+    .fetch(pool);
+    let mut digest = RoomDigest::default();
+    while let Some((repository, number, title, approvals, changes)) = rows.try_next().await? {
+        let required = router.required_approvals(&repository);
+        let pr = PendingPr {
+            repository,
+            number,
+            title,
+            url: None,
+            author: String::new(),
+            created_on: DateTime::<Utc>::default(),
+            approvals: u32::try_from(approvals).unwrap_or(0),
+            approved_by: Vec::new(),
+            required,
+            changes_requested_by: Vec::new(),
+            build_state: None,
+        };
+        let (list, total) = if changes > 0 {
+            (&mut digest.waiting_author, &mut digest.author_total)
+        } else {
+            (&mut digest.waiting_review, &mut digest.review_total)
+        };
+        *total += 1;
+        if list.len() < 80 {
+            list.push(pr);
+        }
+    }
+    drop(rows);
+    let mut one = std::collections::HashMap::from([(String::new(), digest)]);
+    sweep::fill_details(pool, &mut one).await?;
+    Ok(one.remove("").unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs() {
+        let want = PrRef {
+            repository: "acme/api".into(),
+            number: 12,
+        };
+        assert_eq!(
+            parse_ref("https://bitbucket.org/acme/api/pull-requests/12"),
+            Some(want.clone())
+        );
+        assert_eq!(
+            parse_ref("<https://bitbucket.org/acme/api/pull-requests/12/diff>"),
+            Some(want.clone())
+        );
+        assert_eq!(parse_ref("acme/api#12"), Some(want));
+        assert_eq!(parse_ref("acme#12"), None);
+        assert_eq!(parse_ref("acme/api#x"), None);
+        assert_eq!(parse_ref("https://bitbucket.org/acme/api/commits/12"), None);
+    }
+
+    #[test]
+    fn commands() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(parse("/reviews", day), Command::Reviews);
+        assert_eq!(parse("", day), Command::Reviews);
+        assert_eq!(parse("/reviews mine", day), Command::Mine);
+        assert_eq!(parse("all", day), Command::All);
+        assert_eq!(parse("help", day), Command::Help { problem: None });
+        let target = PrRef {
+            repository: "acme/api".into(),
+            number: 3,
+        };
+        assert_eq!(
+            parse("snooze acme/api#3", day),
+            Command::Snooze {
+                target: target.clone(),
+                duration: day
+            }
+        );
+        assert_eq!(
+            parse("/reviews snooze acme/api#3 4h", day),
+            Command::Snooze {
+                target: target.clone(),
+                duration: Duration::from_secs(4 * 3600)
+            }
+        );
+        assert_eq!(
+            parse("unsnooze acme/api#3", day),
+            Command::Unsnooze { target }
+        );
+        assert!(matches!(
+            parse("snooze acme/api#3 forever", day),
+            Command::Help { problem: Some(_) }
+        ));
+        assert!(matches!(
+            parse("snooze nothing", day),
+            Command::Help { problem: Some(_) }
+        ));
+        assert!(
+            matches!(parse("dance", day), Command::Help { problem: Some(p) } if p.contains("dance"))
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("2w"), Some(Duration::from_secs(14 * 86_400)));
+        assert_eq!(parse_duration("0d"), None);
+        assert_eq!(parse_duration("100d"), None);
+        assert_eq!(parse_duration("d"), None);
+    }
+}

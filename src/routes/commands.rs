@@ -1,0 +1,233 @@
+//! `/reviews` endpoints: HipChat's `room_message` webhook (the secret is a path segment) and
+//! Slack / Mattermost slash commands (signed, or a token). Every understood request gets an
+//! answer; nothing a chat user types can produce a 5xx.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use super::same_secret;
+use crate::commands::{self, Asker};
+use crate::notify::message::{Color, Message};
+use crate::startup::AppState;
+
+/// How old a Slack request may be (replay protection), as Slack recommends.
+const SLACK_MAX_AGE_SECONDS: i64 = 300;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl ResponseError for CommandError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            CommandError::NotFound => StatusCode::NOT_FOUND,
+            CommandError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            CommandError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .json(json!({"status": "rejected", "reason": self.to_string()}))
+    }
+}
+
+#[derive(Deserialize)]
+struct HipChatHook {
+    item: HipChatItem,
+}
+
+#[derive(Deserialize)]
+struct HipChatItem {
+    message: HipChatMessage,
+    room: Option<HipChatRoom>,
+}
+
+#[derive(Deserialize)]
+struct HipChatMessage {
+    message: String,
+    from: HipChatUser,
+}
+
+#[derive(Deserialize)]
+struct HipChatUser {
+    name: Option<String>,
+    mention_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct HipChatRoom {
+    id: Option<Value>,
+    name: Option<String>,
+}
+
+async fn answer(state: &AppState, text: &str, asker: &Asker, room_ids: &[&str]) -> Message {
+    let command = commands::parse(text, state.settings.commands.default_snooze);
+    match commands::execute(
+        &state.pool,
+        &state.settings,
+        &state.router,
+        &command,
+        asker,
+        room_ids,
+        (state.clock)(),
+    )
+    .await
+    {
+        Ok(message) => message,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "/reviews failed");
+            Message {
+                color: Color::Gray,
+                notify: false,
+                html: "Sorry, something went wrong on my side; please try again in a moment."
+                    .into(),
+                slack: "Sorry, something went wrong on my side; please try again in a moment."
+                    .into(),
+                text: "Sorry, something went wrong on my side.".into(),
+            }
+        }
+    }
+}
+
+/// `POST /commands/hipchat/{token}`: answers with a HipChat room notification.
+pub async fn hipchat(
+    token: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, CommandError> {
+    let Some(expected) = &state.settings.commands.hipchat_token else {
+        return Err(CommandError::NotFound);
+    };
+    if !same_secret(&token, expected.0.expose_secret()) {
+        return Err(CommandError::NotFound);
+    }
+    let mut de = serde_json::Deserializer::from_slice(&body);
+    let hook: HipChatHook = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| CommandError::BadRequest(format!("{}: {}", e.path(), e.inner())))?;
+    let item = hook.item;
+    let asker = Asker::HipChat {
+        mention_name: item.message.from.mention_name.clone().unwrap_or_default(),
+        name: item.message.from.name.clone().unwrap_or_default(),
+    };
+    let room_id = item
+        .room
+        .as_ref()
+        .and_then(|r| r.id.as_ref())
+        .map(|id| match id {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+    let room_name = item.room.as_ref().and_then(|r| r.name.clone());
+    let ids: Vec<&str> = [room_name.as_deref(), room_id.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let message = answer(&state, &item.message.message, &asker, &ids).await;
+    Ok(HttpResponse::Ok().json(json!({
+        "message": message.html,
+        "message_format": "html",
+        "color": message.color.hipchat(),
+        "notify": false,
+        "from": "pr-reminder",
+    })))
+}
+
+#[derive(Deserialize)]
+struct SlashCommand {
+    text: Option<String>,
+    user_id: String,
+    user_name: Option<String>,
+    channel_id: Option<String>,
+    channel_name: Option<String>,
+}
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// `POST /commands/slack`: Slack (signed) or Mattermost (token); answers ephemerally.
+pub async fn slack(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, CommandError> {
+    let settings = &state.settings.commands;
+    if settings.slack_signing_secret.is_none() && settings.mattermost_token.is_none() {
+        return Err(CommandError::NotFound);
+    }
+    match (
+        header(&req, "X-Slack-Signature"),
+        &settings.slack_signing_secret,
+    ) {
+        (Some(signature), Some(secret)) => {
+            let timestamp = header(&req, "X-Slack-Request-Timestamp")
+                .and_then(|t| t.parse::<i64>().ok())
+                .ok_or(CommandError::Unauthorized(
+                    "missing or unreadable X-Slack-Request-Timestamp",
+                ))?;
+            let now = (state.clock)().timestamp();
+            if (now - timestamp).abs() > SLACK_MAX_AGE_SECONDS {
+                return Err(CommandError::Unauthorized(
+                    "X-Slack-Request-Timestamp is more than 5 minutes away",
+                ));
+            }
+            let hex_digest = signature
+                .strip_prefix("v0=")
+                .and_then(|h| hex::decode(h).ok())
+                .ok_or(CommandError::Unauthorized(
+                    "X-Slack-Signature must look like v0=<hex>",
+                ))?;
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.0.expose_secret().as_bytes())
+                .expect("HMAC accepts keys of any length");
+            mac.update(format!("v0:{timestamp}:").as_bytes());
+            mac.update(&body);
+            mac.verify_slice(&hex_digest)
+                .map_err(|_| CommandError::Unauthorized("X-Slack-Signature does not match"))?;
+        }
+        _ => {
+            let token = header(&req, "Authorization").and_then(|v| v.strip_prefix("Token "));
+            match (token, &settings.mattermost_token) {
+                (Some(token), Some(expected))
+                    if same_secret(token.trim(), expected.0.expose_secret()) => {}
+                _ => {
+                    return Err(CommandError::Unauthorized(
+                        "missing or wrong signature or token",
+                    ))
+                }
+            }
+        }
+    }
+    let form: SlashCommand = serde_urlencoded::from_bytes(&body)
+        .map_err(|e| CommandError::BadRequest(format!("not a slash command form: {e}")))?;
+    let asker = Asker::Slack {
+        user_id: form.user_id.clone(),
+        user_name: form.user_name.clone().unwrap_or_default(),
+    };
+    let ids: Vec<&str> = [form.channel_name.as_deref(), form.channel_id.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let message = answer(
+        &state,
+        form.text.as_deref().unwrap_or_default(),
+        &asker,
+        &ids,
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(json!({"response_type": "ephemeral", "text": message.slack})))
+}

@@ -1,0 +1,542 @@
+//! `/reviews` through HTTP, as HipChat and Slack / Mattermost send it.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use hmac::{Hmac, Mac};
+use pr_reminder::config::{
+    Announce, CommandSettings, NotifySettings, Room, Route, SecretToken, Sink, SweepSettings,
+    UserMapping,
+};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::helpers::{own_fixture, spawn_app_with_clock, uuid_like, TestApp, TestClock};
+use crate::lifecycle::pr_event;
+
+const HIPCHAT_TOKEN: &str = "hipchat-command-token-0123456789";
+const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+const MATTERMOST_TOKEN: &str = "mattermost-token-abcdefghijklmn";
+const SWEEP_TOKEN: &str = "sweep-token-0123456789abcdef";
+const REPO: &str = "acme/payments-api";
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap() // a Tuesday
+}
+
+fn silent_route(globs: &[&str], room: &str) -> Route {
+    Route {
+        repositories: globs.iter().map(|g| g.to_string()).collect(),
+        room: room.into(),
+        required_approvals: None,
+        announce: Announce {
+            opened: false,
+            approvals: false,
+            changes_requested: false,
+            builds: false,
+            merged: false,
+            declined: false,
+        },
+        ignore_title_patterns: vec!["WIP".into()],
+    }
+}
+
+async fn app(clock: &TestClock) -> TestApp {
+    let notify = NotifySettings {
+        rooms: vec![
+            Room {
+                name: "backend".into(),
+                sink: Sink::HipChat(SecretString::from(
+                    "http://127.0.0.1:9/v2/room/4242/notification?auth_token=x".to_owned(),
+                )),
+            },
+            Room {
+                name: "web".into(),
+                sink: Sink::Slack(SecretString::from("http://127.0.0.1:9/hook".to_owned())),
+            },
+        ],
+        routes: vec![
+            silent_route(&["acme/*"], "backend"),
+            silent_route(&["web/*"], "web"),
+        ],
+        ..NotifySettings::default()
+    };
+    let commands = CommandSettings {
+        hipchat_token: Some(SecretToken(SecretString::from(HIPCHAT_TOKEN.to_owned()))),
+        slack_signing_secret: Some(SecretToken(SecretString::from(SLACK_SECRET.to_owned()))),
+        mattermost_token: Some(SecretToken(SecretString::from(MATTERMOST_TOKEN.to_owned()))),
+        users: vec![UserMapping {
+            bitbucket: "carol".into(),
+            hipchat: Some("carol_r".into()),
+            slack: Some("UCAROL".into()),
+        }],
+        ..CommandSettings::default()
+    };
+    let sweep = SweepSettings {
+        token: Some(SecretToken(SecretString::from(SWEEP_TOKEN.to_owned()))),
+        ..SweepSettings::default()
+    };
+    let app = spawn_app_with_clock(
+        move |s| {
+            s.notify = notify;
+            s.commands = commands;
+            s.sweep = sweep;
+        },
+        clock.clock(),
+    )
+    .await;
+    // #1: by Alice, Bob and Carol asked to review. #2: Carol approved it. #3: Carol's own.
+    // #4: older than #1, only Bob asked. #5: in web/, another room.
+    let pr = |n: i64, hours: i64, participants: &[(&str, &str, Option<&str>)]| {
+        let created = now() - Duration::hours(hours);
+        let mut body = pr_event(
+            n,
+            &(created + Duration::minutes(1)).to_rfc3339(),
+            "OPEN",
+            &format!("Change {n}"),
+            "abcdef012345",
+            participants,
+        );
+        body["pullrequest"]["created_on"] = json!(created.to_rfc3339());
+        body["pullrequest"]["reviewers"] = json!([]);
+        body
+    };
+    let users = own_fixture("users.json");
+    let mut bodies = vec![
+        pr(
+            1,
+            5,
+            &[("bob", "REVIEWER", None), ("carol", "REVIEWER", None)],
+        ),
+        pr(2, 6, &[("carol", "REVIEWER", Some("approved"))]),
+        pr(3, 7, &[("dave", "PARTICIPANT", Some("changes_requested"))]),
+        pr(4, 30, &[("bob", "REVIEWER", None)]),
+        pr(5, 2, &[]),
+    ];
+    bodies[2]["pullrequest"]["author"] = users["carol"].clone();
+    bodies[4]["repository"]["full_name"] = json!("web/site");
+    for body in &bodies {
+        let answer = app
+            .deliver_json("pullrequest:updated", &uuid_like("cmd"), body)
+            .await;
+        assert_eq!(answer.body["status"], "processed", "{}", answer.body);
+    }
+    app
+}
+
+async fn hipchat(
+    app: &TestApp,
+    token: &str,
+    text: &str,
+    mention: &str,
+    room: &str,
+) -> (u16, Value) {
+    // The "backend" room's HipChat id is 4242 (its URL says so); any other room is 777.
+    let id = if room == "random" { 777 } else { 4242 };
+    let body = json!({
+        "event": "room_message",
+        "webhook_id": 7,
+        "item": {
+            "message": {"message": text, "from": {"id": 99, "name": "Some One", "mention_name": mention}},
+            "room": {"id": id, "name": room},
+        }
+    });
+    let response = app
+        .client
+        .post(format!("{}/commands/hipchat/{token}", app.address))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn html(answer: &(u16, Value)) -> &str {
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    answer.1["message"].as_str().unwrap()
+}
+
+fn link(n: i64) -> String {
+    format!("/pull-requests/{n}\">Change {n}</a>")
+}
+
+#[tokio::test]
+async fn hipchat_reviews_leaves_out_own_and_approved_prs_and_lists_requested_first() {
+    let clock = TestClock::new(now());
+    let app = app(&clock).await;
+    let answer = hipchat(&app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await;
+    assert_eq!(answer.1["message_format"], "html");
+    assert_eq!(answer.1["notify"], false);
+    let text = html(&answer);
+    assert!(
+        text.starts_with("<b>2 pull requests you can review</b> (backend)"),
+        "{text}"
+    );
+    let (one, four) = (
+        text.find(&link(1)).expect("#1"),
+        text.find(&link(4)).expect("#4"),
+    );
+    assert!(
+        one < four,
+        "asked to review first, although #4 is older: {text}"
+    );
+    assert!(!text.contains(&link(2)), "approved by Carol: {text}");
+    assert!(!text.contains(&link(3)), "Carol's own: {text}");
+    assert!(!text.contains("web/site"), "another room's: {text}");
+}
+
+#[tokio::test]
+async fn the_room_can_be_named_by_the_id_in_its_hipchat_url() {
+    let clock = TestClock::new(now());
+    let app = app(&clock).await;
+    let answer = hipchat(
+        &app,
+        HIPCHAT_TOKEN,
+        "/reviews all",
+        "carol_r",
+        "Renamed Room",
+    )
+    .await;
+    let text = html(&answer);
+    assert!(
+        text.contains("3 pull requests waiting for review, 1 waiting on their author"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn mine_unmapped_automatic_and_unknown() {
+    let clock = TestClock::new(now());
+    let app = app(&clock).await;
+    let mine = hipchat(&app, HIPCHAT_TOKEN, "/reviews mine", "carol_r", "backend").await;
+    let text = html(&mine);
+    assert!(
+        text.starts_with("<b>Your 1 open pull request</b>"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&link(3)) && text.contains("changes requested by Dave Bystander"),
+        "{text}"
+    );
+
+    // Nobody maps "stranger": the room's list, and how to map oneself.
+    let stranger = hipchat(&app, HIPCHAT_TOKEN, "/reviews", "stranger", "backend").await;
+    let text = html(&stranger);
+    assert!(
+        text.contains(&link(1)) && text.contains(&link(2)) && text.contains(&link(3)),
+        "{text}"
+    );
+    assert!(
+        text.contains("[[users]] bitbucket = ") && text.contains("hipchat = &quot;stranger&quot;"),
+        "{text}"
+    );
+
+    // "bob" is a Bitbucket nickname: matched without configuration. Bob authored nothing and
+    // approved nothing, so he sees all four, #1 and #4 (asked) first.
+    let bob = hipchat(&app, HIPCHAT_TOKEN, "/reviews", "bob", "backend").await;
+    let text = html(&bob);
+    assert!(
+        text.starts_with("<b>3 pull requests you can review</b>"),
+        "{text}"
+    );
+    assert!(!text.contains("Tip:"), "{text}");
+
+    let unknown = hipchat(&app, HIPCHAT_TOKEN, "/reviews dance", "carol_r", "backend").await;
+    let text = html(&unknown);
+    assert!(
+        text.starts_with("Sorry: `dance` is not a /reviews command."),
+        "{text}"
+    );
+    assert!(text.contains("/reviews snooze"), "{text}");
+    let help = hipchat(&app, HIPCHAT_TOKEN, "/reviews help", "carol_r", "backend").await;
+    assert!(html(&help).starts_with("/reviews: open pull requests you can review"));
+
+    let nowhere = hipchat(&app, HIPCHAT_TOKEN, "/reviews", "carol_r", "random").await;
+    assert_eq!(
+        html(&nowhere),
+        "This room has no repositories routed to it: there is nothing to list here."
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_hipchat_token_is_404() {
+    let clock = TestClock::new(now());
+    let app = app(&clock).await;
+    assert_eq!(
+        hipchat(
+            &app,
+            "wrong-token-0123456789abcdef",
+            "/reviews",
+            "carol_r",
+            "backend"
+        )
+        .await
+        .0,
+        404
+    );
+    let response = app
+        .client
+        .post(format!("{}/commands/hipchat/{HIPCHAT_TOKEN}", app.address))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn snooze_hides_until_a_new_commit_or_expiry() {
+    let clock = TestClock::new(now());
+    let app = app(&clock).await;
+    let answer = hipchat(
+        &app,
+        HIPCHAT_TOKEN,
+        &format!("/reviews snooze https://bitbucket.org/{REPO}/pull-requests/1 2h"),
+        "carol_r",
+        "backend",
+    )
+    .await;
+    assert_eq!(
+        html(&answer),
+        "Snoozed acme/payments-api#1 until 2026-11-24 12:00 UTC, or until it gets a new commit, a new reviewer or loses an approval."
+    );
+    let snoozes = app.count("SELECT count(*) FROM snoozes").await;
+    assert_eq!(snoozes, 1, "visible in SQLite");
+    let text =
+        html(&hipchat(&app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await).to_owned();
+    assert!(
+        !text.contains(&link(1)) && text.contains(&link(4)),
+        "{text}"
+    );
+
+    // The room's sweep leaves it out too.
+    let report: Value = app
+        .client
+        .post(format!("{}/sweep?force=true", app.address))
+        .header("Authorization", format!("Bearer {SWEEP_TOKEN}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let backend = report["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["room"] == "backend")
+        .unwrap()
+        .clone();
+    assert_eq!(backend["waiting_review"], 2, "#1 snoozed: {report}");
+
+    // A new commit wakes it.
+    let mut pushed = pr_event(
+        1,
+        "2026-11-24T09:30:00+00:00",
+        "OPEN",
+        "Change 1",
+        "ffffffffffff",
+        &[("bob", "REVIEWER", None), ("carol", "REVIEWER", None)],
+    );
+    pushed["pullrequest"]["created_on"] = json!((now() - Duration::hours(5)).to_rfc3339());
+    pushed["pullrequest"]["reviewers"] = json!([]);
+    app.deliver_json("pullrequest:updated", &uuid_like("push"), &pushed)
+        .await;
+    assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 0);
+    let text =
+        html(&hipchat(&app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await).to_owned();
+    assert!(text.contains(&link(1)), "{text}");
+
+    // Snoozed again for 1 hour; two hours later it is back.
+    hipchat(
+        &app,
+        HIPCHAT_TOKEN,
+        &format!("/reviews snooze {REPO}#1 1h"),
+        "carol_r",
+        "backend",
+    )
+    .await;
+    assert!(
+        !html(&hipchat(&app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await)
+            .contains(&link(1))
+    );
+    clock.set(now() + Duration::hours(2));
+    assert!(
+        html(&hipchat(&app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await)
+            .contains(&link(1))
+    );
+
+    // unsnooze, and snoozing what does not exist.
+    hipchat(
+        &app,
+        HIPCHAT_TOKEN,
+        &format!("/reviews snooze {REPO}#4 1d"),
+        "carol_r",
+        "backend",
+    )
+    .await;
+    let answer = hipchat(
+        &app,
+        HIPCHAT_TOKEN,
+        &format!("/reviews unsnooze {REPO}#4"),
+        "carol_r",
+        "backend",
+    )
+    .await;
+    assert_eq!(html(&answer), "acme/payments-api#4 is back in your list.");
+    let answer = hipchat(
+        &app,
+        HIPCHAT_TOKEN,
+        "/reviews snooze acme/nothing#9",
+        "carol_r",
+        "backend",
+    )
+    .await;
+    assert_eq!(html(&answer), "I don&#39;t know acme/nothing#9.");
+    let answer = hipchat(
+        &app,
+        HIPCHAT_TOKEN,
+        &format!("/reviews snooze {REPO}#4"),
+        "stranger",
+        "backend",
+    )
+    .await;
+    assert!(
+        html(&answer).starts_with("I don&#39;t know which Bitbucket account is yours"),
+        "{}",
+        html(&answer)
+    );
+}
+
+fn slack_form(user: &str, channel: &str, text: &str) -> String {
+    serde_urlencoded::to_string([
+        ("token", "deprecated"),
+        ("command", "/reviews"),
+        ("text", text),
+        ("user_id", user),
+        ("user_name", "someone"),
+        ("channel_id", "C0123"),
+        ("channel_name", channel),
+        ("response_url", "https://hooks.slack.com/commands/x"),
+    ])
+    .unwrap()
+}
+
+fn slack_signature(timestamp: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SLACK_SECRET.as_bytes()).unwrap();
+    mac.update(format!("v0:{timestamp}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn slack(app: &TestApp, headers: &[(&str, String)], body: String) -> (u16, Value) {
+    let mut request = app
+        .client
+        .post(format!("{}/commands/slack", app.address))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn slack_signed_commands_and_mattermost_tokens() {
+    let clock = TestClock::new(now());
+    let app = app(&clock).await;
+    let ts = now().timestamp();
+    let body = slack_form("UCAROL", "backend", "");
+    let answer = slack(
+        &app,
+        &[
+            ("X-Slack-Request-Timestamp", ts.to_string()),
+            ("X-Slack-Signature", slack_signature(ts, &body)),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    assert_eq!(answer.1["response_type"], "ephemeral");
+    let text = answer.1["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("*2 pull requests you can review* (backend)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<https://bitbucket.org/acme/payments-api/pull-requests/1|Change 1>"),
+        "{text}"
+    );
+
+    // Tampered body, wrong secret, stale (replayed) timestamp.
+    let other = slack_form("UCAROL", "backend", "all");
+    assert_eq!(
+        slack(
+            &app,
+            &[
+                ("X-Slack-Request-Timestamp", ts.to_string()),
+                ("X-Slack-Signature", slack_signature(ts, &body))
+            ],
+            other
+        )
+        .await
+        .0,
+        401
+    );
+    let old = ts - 6 * 60;
+    let answer = slack(
+        &app,
+        &[
+            ("X-Slack-Request-Timestamp", old.to_string()),
+            ("X-Slack-Signature", slack_signature(old, &body)),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(answer.0, 401);
+    assert_eq!(
+        answer.1["reason"],
+        "X-Slack-Request-Timestamp is more than 5 minutes away"
+    );
+    assert_eq!(
+        slack(&app, &[], body.clone()).await.0,
+        401,
+        "neither signature nor token"
+    );
+
+    // Mattermost: a token instead of a signature; unknown commands get help, not an error.
+    let mm = slack_form("uid-unknown", "web", "frobnicate");
+    let answer = slack(
+        &app,
+        &[("Authorization", format!("Token {MATTERMOST_TOKEN}"))],
+        mm.clone(),
+    )
+    .await;
+    assert_eq!(answer.0, 200);
+    assert!(answer.1["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Sorry: `frobnicate` is not a /reviews command."));
+    assert_eq!(
+        slack(
+            &app,
+            &[("Authorization", "Token nope-nope-nope-nope-nope".into())],
+            mm
+        )
+        .await
+        .0,
+        401
+    );
+    let all = slack(
+        &app,
+        &[("Authorization", format!("Token {MATTERMOST_TOKEN}"))],
+        slack_form("x", "web", "all"),
+    )
+    .await;
+    assert!(
+        all.1["text"].as_str().unwrap().contains("web/site #5"),
+        "{}",
+        all.1
+    );
+}
