@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use pr_reminder::config::{Announce, Room, Route, Sink, SweepSettings};
+use pr_reminder::config::{Announce, Room, Route, Settings, SignaturePolicy, Sink};
 use pr_reminder::notify::routing::Router;
 use pr_reminder::sweep::{self, Trigger};
 
@@ -139,7 +139,9 @@ async fn run() -> anyhow::Result<()> {
         })
         .collect();
     let router = Router::new(&routes, 2)?;
-    let settings = SweepSettings::default();
+    let mut settings = Settings::with_defaults(SignaturePolicy::Demo);
+    settings.notify.rooms = rooms;
+    settings.notify.routes = routes;
 
     let before = memory_kb("RssAnon:");
     let mut times = Vec::new();
@@ -149,7 +151,6 @@ async fn run() -> anyhow::Result<()> {
         let report = sweep::run(
             &pool,
             &router,
-            &rooms,
             &settings,
             chrono::Utc::now(),
             Trigger::Cli,

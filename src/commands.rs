@@ -283,8 +283,8 @@ pub async fn execute(
                 room: Some(room.name.clone()),
                 asker: if personal { me.clone() } else { None },
             };
-            let mut digests = sweep::select(pool, router, now, &scope).await?;
-            sweep::fill_details(pool, &mut digests).await?;
+            let mut digests =
+                sweep::select(pool, router, &settings.commands.users, now, &scope).await?;
             let digest = digests.remove(&room.name).unwrap_or_default();
             let mut message = if personal {
                 if digest.is_empty() {
@@ -318,7 +318,7 @@ pub async fn execute(
                     &asker.hint(),
                 ));
             };
-            let digest = own_pull_requests(pool, router, &me).await?;
+            let digest = own_pull_requests(pool, router, &settings.commands.users, &me).await?;
             if digest.is_empty() {
                 return Ok(say(Color::Gray, "You have no open pull requests."));
             }
@@ -417,6 +417,7 @@ pub async fn execute(
 async fn own_pull_requests(
     pool: &SqlitePool,
     router: &Router,
+    users: &[UserMapping],
     me: &str,
 ) -> anyhow::Result<RoomDigest> {
     let mut rows = sqlx::query_as::<_, (String, i64, String, i64, i64)>(
@@ -440,6 +441,7 @@ async fn own_pull_requests(
             required,
             changes_requested_by: Vec::new(),
             build_state: None,
+            waiting_for: Vec::new(),
         };
         let (list, total) = if changes > 0 {
             (&mut digest.waiting_author, &mut digest.author_total)
@@ -453,7 +455,7 @@ async fn own_pull_requests(
     }
     drop(rows);
     let mut one = std::collections::HashMap::from([(String::new(), digest)]);
-    sweep::fill_details(pool, &mut one).await?;
+    sweep::fill_details(pool, &mut one, users).await?;
     Ok(one.remove("").unwrap_or_default())
 }
 

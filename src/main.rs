@@ -165,8 +165,7 @@ fn main() -> ExitCode {
                 let report = sweep::run(
                     &pool,
                     &router,
-                    &settings.notify.rooms,
-                    &settings.sweep,
+                    &settings,
                     chrono::Utc::now(),
                     sweep::Trigger::Cli,
                     force,

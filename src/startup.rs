@@ -205,8 +205,7 @@ async fn scheduled_sweeps(state: web::Data<AppState>, expression: String) {
         let result = crate::sweep::run(
             &state.pool,
             &state.router,
-            &state.settings.notify.rooms,
-            &state.settings.sweep,
+            &state.settings,
             (state.clock)(),
             crate::sweep::Trigger::Schedule,
             false,

@@ -14,7 +14,7 @@ use futures_util::TryStreamExt;
 use serde::Serialize;
 use sqlx::SqlitePool;
 
-use crate::config::{Room, SweepSettings};
+use crate::config::{Settings, SweepSettings, UserMapping};
 use crate::domain::Timestamp;
 use crate::notify::message::{
     clip, escape_html, escape_slack, list, Color, Message, MAX_MESSAGE_CHARS,
@@ -25,8 +25,16 @@ use crate::store::PR_BUILD_STATE;
 /// PRs kept per list per room: more than any 10,000-character message can show.
 const KEEP: usize = 80;
 
+/// A requested reviewer who has not approved yet, with their chat names when mapped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reviewer {
+    pub name: String,
+    pub hipchat: Option<String>,
+    pub slack: Option<String>,
+}
+
 /// A PR as the digest lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PendingPr {
     pub repository: String,
     pub number: i64,
@@ -39,6 +47,8 @@ pub struct PendingPr {
     pub required: u32,
     pub changes_requested_by: Vec<String>,
     pub build_state: Option<String>,
+    /// Requested reviewers who have not approved (nor asked for changes) yet.
+    pub waiting_for: Vec<Reviewer>,
 }
 
 /// What one room's digest holds: the oldest PRs of each list, and how many there are in all.
@@ -125,9 +135,10 @@ impl SweepReport {
 pub async fn collect(
     pool: &SqlitePool,
     router: &Router,
+    users: &[UserMapping],
     now: DateTime<Utc>,
 ) -> anyhow::Result<HashMap<String, RoomDigest>> {
-    select(pool, router, now, &Scope::default()).await
+    select(pool, router, users, now, &Scope::default()).await
 }
 
 /// Whose view a selection takes: a room's sweep (anyone's snooze hides a PR), or one person's
@@ -143,6 +154,7 @@ pub struct Scope {
 pub async fn select(
     pool: &SqlitePool,
     router: &Router,
+    users: &[UserMapping],
     now: DateTime<Utc>,
     scope: &Scope,
 ) -> anyhow::Result<HashMap<String, RoomDigest>> {
@@ -212,6 +224,7 @@ pub async fn select(
             required: route.required_approvals,
             changes_requested_by: Vec::new(),
             build_state: None,
+            waiting_for: Vec::new(),
         };
         if changes > 0 {
             digest.author_total += 1;
@@ -238,7 +251,7 @@ pub async fn select(
         }
     }
     drop(rows);
-    fill_details(pool, &mut digests).await?;
+    fill_details(pool, &mut digests, users).await?;
     Ok(digests)
 }
 
@@ -246,6 +259,7 @@ pub async fn select(
 pub(crate) async fn fill_details(
     pool: &SqlitePool,
     digests: &mut HashMap<String, RoomDigest>,
+    users: &[UserMapping],
 ) -> anyhow::Result<()> {
     let keys: Vec<(&str, i64)> = digests
         .values()
@@ -269,14 +283,29 @@ pub(crate) async fn fill_details(
     .fetch_all(pool)
     .await
     .context("reading the listed pull requests")?;
-    let names: Vec<(String, i64, String, String)> = sqlx::query_as(
-        "SELECT r.repository, r.number, r.state,
-                coalesce(u.display_name, u.nickname, u.username, r.user_key)
+    // Everyone attached with a verdict, and the requested reviewers who have none yet (with
+    // the identifiers a [[users]] mapping may use).
+    type Name = (
+        String,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+    );
+    let names: Vec<Name> = sqlx::query_as(
+        "SELECT r.repository, r.number, r.state, r.role,
+                coalesce(u.display_name, u.nickname, u.username, r.user_key),
+                r.user_key, coalesce(u.account_id, ''), coalesce(u.nickname, ''),
+                coalesce(u.username, '')
            FROM json_each(?1) j
            JOIN pull_requests p ON p.repository = j.value->>0 AND p.number = j.value->>1
            JOIN reviews r ON r.repository = p.repository AND r.number = p.number
            LEFT JOIN users u ON u.user_key = r.user_key
-          WHERE r.state <> 'none' AND r.user_key <> p.author
+          WHERE (r.state <> 'none' OR r.role = 'REVIEWER') AND r.user_key <> p.author
           ORDER BY r.state_on, r.user_key",
     )
     .bind(&keys)
@@ -284,17 +313,35 @@ pub(crate) async fn fill_details(
     .await
     .context("reading reviewers")?;
 
+    #[derive(Default)]
+    struct People {
+        approved: Vec<String>,
+        changes: Vec<String>,
+        waiting: Vec<Reviewer>,
+    }
     type Key = (String, i64);
-    let mut by_key: HashMap<Key, (Detail, Vec<String>, Vec<String>)> = details
+    let mut by_key: HashMap<Key, (Detail, People)> = details
         .into_iter()
-        .map(|d| ((d.0.clone(), d.1), (d, Vec::new(), Vec::new())))
+        .map(|d| ((d.0.clone(), d.1), (d, People::default())))
         .collect();
-    for (repo, number, state, name) in names {
-        if let Some(entry) = by_key.get_mut(&(repo, number)) {
-            if state == "approved" {
-                entry.1.push(name);
-            } else {
-                entry.2.push(name);
+    for (repo, number, state, _role, name, key, account_id, nickname, username) in names {
+        let Some((_, people)) = by_key.get_mut(&(repo, number)) else {
+            continue;
+        };
+        match state.as_str() {
+            "approved" => people.approved.push(name),
+            "changes_requested" => people.changes.push(name),
+            _ => {
+                let ids = [&key, &account_id, &nickname, &username];
+                let mapping = users.iter().find(|u| {
+                    ids.iter()
+                        .any(|id| !id.is_empty() && id.eq_ignore_ascii_case(&u.bitbucket))
+                });
+                people.waiting.push(Reviewer {
+                    name,
+                    hipchat: mapping.and_then(|m| m.hipchat.clone()),
+                    slack: mapping.and_then(|m| m.slack.clone()),
+                });
             }
         }
     }
@@ -303,7 +350,7 @@ pub(crate) async fn fill_details(
             .iter_mut()
             .chain(d.waiting_author.iter_mut())
     }) {
-        if let Some(((_, _, url, author, created_on, build), approved, changes)) =
+        if let Some(((_, _, url, author, created_on, build), people)) =
             by_key.remove(&(pr.repository.clone(), pr.number))
         {
             pr.url = url;
@@ -312,8 +359,9 @@ pub(crate) async fn fill_details(
                 .map(|t| t.to_datetime())
                 .unwrap_or_default();
             pr.build_state = build;
-            pr.approved_by = approved;
-            pr.changes_requested_by = changes;
+            pr.approved_by = people.approved;
+            pr.changes_requested_by = people.changes;
+            pr.waiting_for = people.waiting;
         }
     }
     Ok(())
@@ -443,6 +491,19 @@ pub fn render_list(
         if let Some(b) = &build {
             html.push_str(&format!(" · <b>{b}</b>"));
         }
+        // Requested reviewers still to act, as chat mentions where a [[users]] mapping says who
+        // they are there.
+        let waiting = (!author_list && !pr.waiting_for.is_empty()).then_some(&pr.waiting_for);
+        if let Some(people) = waiting {
+            let names: Vec<String> = people
+                .iter()
+                .map(|r| match &r.hipchat {
+                    Some(m) => format!("@{}", escape_html(m.trim_start_matches('@'))),
+                    None => escape_html(&clip(&r.name)),
+                })
+                .collect();
+            html.push_str(&format!(" · waiting for {}", names.join(", ")));
+        }
         let mut slack = match &pr.url {
             Some(url) => format!("<{}|{}>", escape_slack(url), escape_slack(&title)),
             None => escape_slack(&title),
@@ -461,12 +522,26 @@ pub fn render_list(
         if let Some(b) = &build {
             slack.push_str(&format!(" · *{b}*"));
         }
+        if let Some(people) = waiting {
+            let names: Vec<String> = people
+                .iter()
+                .map(|r| match &r.slack {
+                    Some(id) => format!("<@{}>", escape_slack(id)),
+                    None => escape_slack(&clip(&r.name)),
+                })
+                .collect();
+            slack.push_str(&format!(" · waiting for {}", names.join(", ")));
+        }
         let mut text = format!(
             "{title} ({place}) by {author} · {} · {age_text}",
             details.join(" · ")
         );
         if let Some(b) = &build {
             text.push_str(&format!(" · {b}"));
+        }
+        if let Some(people) = waiting {
+            let names: Vec<String> = people.iter().map(|r| clip(&r.name)).collect();
+            text.push_str(&format!(" · waiting for {}", names.join(", ")));
         }
         if let Some(url) = &pr.url {
             text.push_str(&format!(" <{url}>"));
@@ -528,12 +603,12 @@ pub fn render_list(
 pub async fn run(
     pool: &SqlitePool,
     router: &Router,
-    rooms: &[Room],
-    settings: &SweepSettings,
+    config: &Settings,
     now: DateTime<Utc>,
     trigger: Trigger,
     force: bool,
 ) -> anyhow::Result<SweepReport> {
+    let (rooms, users, settings) = (&config.notify.rooms, &config.commands.users, &config.sweep);
     let at = Timestamp::from_datetime(now);
     let quiet = if force {
         None
@@ -542,7 +617,7 @@ pub async fn run(
     };
     let digests = match quiet {
         Some(_) => HashMap::new(),
-        None => collect(pool, router, now).await?,
+        None => collect(pool, router, users, now).await?,
     };
     let mut reports = Vec::with_capacity(rooms.len());
     let mut conn = pool
@@ -681,6 +756,7 @@ mod tests {
             required: 2,
             changes_requested_by: changes.iter().map(|s| s.to_string()).collect(),
             build_state: build.map(str::to_owned),
+            waiting_for: Vec::new(),
         }
     }
 

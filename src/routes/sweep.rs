@@ -78,8 +78,7 @@ pub async fn sweep(
     let report = sweep::run(
         &state.pool,
         &state.router,
-        &settings.notify.rooms,
-        &settings.sweep,
+        settings,
         now,
         Trigger::Http,
         query.force,

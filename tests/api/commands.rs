@@ -202,6 +202,13 @@ async fn the_room_can_be_named_by_the_id_in_its_hipchat_url() {
         text.contains("3 pull requests waiting for review, 1 waiting on their author"),
         "{text}"
     );
+    // Requested reviewers still to act: mapped ones as HipChat @mentions.
+    assert!(
+        text.contains(
+            "#1) by Alice Author · 0/2 approvals · 5h old · waiting for Bob Reviewer, @carol_r"
+        ),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -538,5 +545,16 @@ async fn slack_signed_commands_and_mattermost_tokens() {
         all.1["text"].as_str().unwrap().contains("web/site #5"),
         "{}",
         all.1
+    );
+    let backend = slack(
+        &app,
+        &[("Authorization", format!("Token {MATTERMOST_TOKEN}"))],
+        slack_form("x", "backend", "all"),
+    )
+    .await;
+    let text = backend.1["text"].as_str().unwrap();
+    assert!(
+        text.contains("waiting for Bob Reviewer, <@UCAROL>"),
+        "Slack mentions by user id: {text}"
     );
 }
