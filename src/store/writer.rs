@@ -291,14 +291,15 @@ WHERE state = 'pending'
   AND (room, repository, number) IN (SELECT value->>0, value->>1, value->>2 FROM json_each(?))";
 
 // Snoozes end when their PR changes: a new commit, a new requested reviewer, or an approval
-// that was there when snoozed is gone. (Runs after the batch's PR and reviews rows are written.)
+// that was there when snoozed is gone. (Runs after the batch's PR and reviews rows are written;
+// snoozes are looked up first, so a batch without any costs one index probe per PR.)
 const WAKE_SNOOZES: &str = "\
 DELETE FROM snoozes
 WHERE (user_key, repository, number) IN (
     SELECT s.user_key, s.repository, s.number
       FROM json_each(?) j
-      JOIN snoozes s ON s.repository = j.value->>0 AND s.number = j.value->>1
-      JOIN pull_requests p ON p.repository = s.repository AND p.number = s.number
+     CROSS JOIN snoozes s ON s.repository = j.value->>0 AND s.number = j.value->>1
+     CROSS JOIN pull_requests p ON p.repository = s.repository AND p.number = s.number
      WHERE p.source_commit IS NOT s.source_commit
         OR EXISTS (SELECT 1 FROM reviews r
                     WHERE r.repository = p.repository AND r.number = p.number
