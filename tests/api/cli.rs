@@ -40,11 +40,34 @@ fn check_config_redacts_secrets() {
         .arg("check-config")
         .env("PR_REMINDER_WEBHOOK_SECRET", "hunter2-old,hunter2-new")
         .env("PR_REMINDER_REQUIRED_APPROVALS", "3")
+        .env("PR_REMINDER_SWEEP_TOKEN", "hunter2-sweep-token-123")
+        .env("PR_REMINDER_COMMAND_TOKEN", "hunter2-command-token-123")
+        .env(
+            "PR_REMINDER_SLACK_SIGNING_SECRET",
+            "hunter2-slack-signing-secret",
+        )
+        .env(
+            "PR_REMINDER_MATTERMOST_TOKEN",
+            "hunter2-mattermost-token-12",
+        )
+        .env(
+            "PR_REMINDER_HIPCHAT_URL",
+            "https://team.hipchat.com/v2/room/12/notification?auth_token=hunter2tok",
+        )
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("hunter2"), "{text}");
+    assert!(
+        text.contains("hipchat https://team.hipchat.com/[redacted]"),
+        "{text}"
+    );
+    assert!(text.contains("hipchat_token = \"[redacted]\""), "{text}");
     assert!(
         text.contains("webhook_secret = \"[redacted: 2 secret(s)]\""),
         "{text}"
