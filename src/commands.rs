@@ -257,20 +257,19 @@ pub async fn execute(
     room_ids: &[&str],
     now: DateTime<Utc>,
 ) -> anyhow::Result<Message> {
-    if let Command::Help { problem } = command {
-        let text = match problem {
-            Some(p) => format!("Sorry: {p}.\n{HELP}"),
-            None => HELP.to_owned(),
-        };
-        let mut lines = text.lines();
-        let first = lines.next().unwrap_or_default();
-        return Ok(lines.fold(say(Color::Gray, first), append));
-    }
     let me = resolve_user(pool, &settings.commands.users, asker).await?;
     let room = find_room(&settings.notify.rooms, room_ids);
     let sweep_settings = &settings.sweep;
     match command {
-        Command::Help { .. } => unreachable!("answered above"),
+        Command::Help { problem } => {
+            let text = match problem {
+                Some(p) => format!("Sorry: {p}.\n{HELP}"),
+                None => HELP.to_owned(),
+            };
+            let mut lines = text.lines();
+            let first = lines.next().unwrap_or_default();
+            Ok(lines.fold(say(Color::Gray, first), append))
+        }
         Command::Reviews | Command::All => {
             let Some(room) = room else {
                 return Ok(say(
