@@ -432,15 +432,9 @@ async fn own_pull_requests(
             repository,
             number,
             title,
-            url: None,
-            author: String::new(),
-            created_on: DateTime::<Utc>::default(),
             approvals: u32::try_from(approvals).unwrap_or(0),
-            approved_by: Vec::new(),
             required,
-            changes_requested_by: Vec::new(),
-            build_state: None,
-            waiting_for: Vec::new(),
+            ..PendingPr::default()
         };
         let (list, total) = if changes > 0 {
             (&mut digest.waiting_author, &mut digest.author_total)

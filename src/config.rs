@@ -204,6 +204,18 @@ pub struct Announce {
     pub declined: bool,
 }
 
+impl Announce {
+    /// Announces nothing (a room that only gets digests).
+    pub const NOTHING: Announce = Announce {
+        opened: false,
+        approvals: false,
+        changes_requested: false,
+        builds: false,
+        merged: false,
+        declined: false,
+    };
+}
+
 impl Default for Announce {
     fn default() -> Self {
         Announce {

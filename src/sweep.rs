@@ -212,19 +212,14 @@ pub async fn select(
             Some(digest) => digest,
             None => digests.entry(route.room.clone()).or_default(),
         };
+        // The rest (link, author, age, names) is read for the PRs kept only.
         let pr = PendingPr {
             repository,
             number,
             title,
-            url: None,
-            author: String::new(),
-            created_on: DateTime::<Utc>::default(),
             approvals,
-            approved_by: Vec::new(),
             required: route.required_approvals,
-            changes_requested_by: Vec::new(),
-            build_state: None,
-            waiting_for: Vec::new(),
+            ..PendingPr::default()
         };
         if changes > 0 {
             digest.author_total += 1;

@@ -35,14 +35,7 @@ fn route(globs: &[&str], room: &str) -> Route {
         repositories: globs.iter().map(|g| g.to_string()).collect(),
         room: room.into(),
         required_approvals: None,
-        announce: Announce {
-            opened: false,
-            approvals: false,
-            changes_requested: false,
-            builds: false,
-            merged: false,
-            declined: false,
-        },
+        announce: Announce::NOTHING,
         ignore_title_patterns: vec!["WIP".into()],
     }
 }
