@@ -246,6 +246,9 @@ pub async fn load_view(
     }))
 }
 
+/// Shortest time between two looks at an idle room's queue.
+const IDLE_RECHECK: Duration = Duration::from_millis(100);
+
 /// Sends the outbox: one task per room.
 pub struct Dispatcher {
     tasks: JoinSet<()>,
@@ -329,7 +332,11 @@ impl RoomWorker {
                     .unwrap_or(Duration::from_secs(5))
                     .min(Duration::from_secs(5));
                 tokio::select! {
-                    _ = woken => {}
+                    _ = woken => {
+                        // Under a webhook burst the writer wakes us after every batch, mostly
+                        // with rows still in their window: look again at most ten times a second.
+                        self.pause(IDLE_RECHECK.min(nap)).await;
+                    }
                     _ = tokio::time::sleep(nap) => {}
                     _ = self.stopped.changed() => {}
                 }
