@@ -223,6 +223,17 @@ fn hipchat_room_segment(url: &secrecy::SecretString) -> Option<String> {
     None
 }
 
+/// The answer when the asker's Bitbucket account is needed but unknown.
+fn unknown_user(asker: &Asker, what: &str) -> Message {
+    append(
+        say(
+            Color::Gray,
+            &format!("I don't know which Bitbucket account is yours{what}."),
+        ),
+        &asker.hint(),
+    )
+}
+
 fn say(color: Color, text: &str) -> Message {
     Message {
         color,
@@ -309,13 +320,7 @@ pub async fn execute(
         }
         Command::Mine => {
             let Some(me) = me else {
-                return Ok(append(
-                    say(
-                        Color::Gray,
-                        "I don't know which Bitbucket account is yours.",
-                    ),
-                    &asker.hint(),
-                ));
+                return Ok(unknown_user(asker, ""));
             };
             let digest = own_pull_requests(pool, router, &settings.commands.users, &me).await?;
             if digest.is_empty() {
@@ -336,7 +341,7 @@ pub async fn execute(
         }
         Command::Snooze { target, duration } => {
             let Some(me) = me else {
-                return Ok(append(say(Color::Gray, "I don't know which Bitbucket account is yours, so I cannot snooze for you."), &asker.hint()));
+                return Ok(unknown_user(asker, ", so I cannot snooze for you"));
             };
             let until = Timestamp::from_datetime(
                 now + chrono::Duration::from_std(*duration).unwrap_or_default(),
@@ -380,13 +385,7 @@ pub async fn execute(
         }
         Command::Unsnooze { target } => {
             let Some(me) = me else {
-                return Ok(append(
-                    say(
-                        Color::Gray,
-                        "I don't know which Bitbucket account is yours.",
-                    ),
-                    &asker.hint(),
-                ));
+                return Ok(unknown_user(asker, ""));
             };
             let removed = sqlx::query(
                 "DELETE FROM snoozes WHERE user_key = ?1 AND repository = ?2 AND number = ?3",
