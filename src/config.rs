@@ -543,12 +543,7 @@ impl RawCommands {
             self.mattermost_token,
         )?;
         if let Some(h) = self.default_snooze_hours {
-            if !(0.1..=24.0 * 90.0).contains(&h) {
-                return Err(ConfigError::new(
-                    "commands.default_snooze_hours",
-                    format!("{h} is not between 0.1 and 2160"),
-                ));
-            }
+            let h = number("commands.default_snooze_hours", h, 0.1, 2160.0)?;
             commands.default_snooze = std::time::Duration::from_secs_f64(h * 3600.0);
         }
         Ok(())
@@ -573,31 +568,13 @@ impl RawSweep {
     fn resolve(self, sweep: &mut SweepSettings) -> Result<(), ConfigError> {
         use crate::domain::calendar::{parse_hours, parse_working_days};
         use std::time::Duration;
-        if let Some(token) = self.token.filter(|t| !t.trim().is_empty()) {
-            if token.trim().len() < 16 {
-                return Err(ConfigError::new(
-                    "sweep.token (PR_REMINDER_SWEEP_TOKEN)",
-                    "is shorter than 16 characters; use e.g. `openssl rand -hex 32`",
-                ));
-            }
-            sweep.token = Some(SecretToken(SecretString::from(token.trim().to_owned())));
-        }
+        sweep.token = long_secret("sweep.token (PR_REMINDER_SWEEP_TOKEN)", self.token)?;
         if let Some(v) = self.min_interval_minutes {
-            if !(0.0..=10_080.0).contains(&v) {
-                return Err(ConfigError::new(
-                    "sweep.min_interval_minutes",
-                    format!("{v} is not between 0 and 10080"),
-                ));
-            }
+            let v = number("sweep.min_interval_minutes", v, 0.0, 10_080.0)?;
             sweep.min_interval = Duration::from_secs_f64(v * 60.0);
         }
         if let Some(v) = self.escalate_after_hours {
-            if !(0.0..=8760.0).contains(&v) {
-                return Err(ConfigError::new(
-                    "sweep.escalate_after_hours",
-                    format!("{v} is not between 0 and 8760"),
-                ));
-            }
+            let v = number("sweep.escalate_after_hours", v, 0.0, 8760.0)?;
             sweep.escalate_after = Duration::from_secs_f64(v * 3600.0);
         }
         if let Some(v) = self.escalate_working_days_only {
@@ -665,79 +642,53 @@ fn parse_chat_url(key: &str, url: &str) -> Result<SecretString, ConfigError> {
     }
 }
 
-fn approvals_in_range(key: &str, n: i64) -> Result<u32, ConfigError> {
-    u32::try_from(n)
-        .ok()
-        .filter(|n| (1..=100).contains(n))
-        .ok_or_else(|| ConfigError::new(key, format!("{n} is not between 1 and 100")))
+/// A whole number within `lo..=hi`, as the setting's type.
+fn whole<T: TryFrom<i64>>(key: &str, n: i64, lo: i64, hi: i64) -> Result<T, ConfigError> {
+    if !(lo..=hi).contains(&n) {
+        return Err(ConfigError::new(
+            key,
+            format!("{n} is not between {lo} and {hi}"),
+        ));
+    }
+    T::try_from(n).map_err(|_| ConfigError::new(key, format!("{n} is out of range")))
+}
+
+/// A number within `lo..=hi`.
+fn number(key: &str, v: f64, lo: f64, hi: f64) -> Result<f64, ConfigError> {
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!("{v} is not between {lo} and {hi}"),
+        ))
+    }
 }
 
 impl RawNotify {
     fn resolve(self, notify: &mut NotifySettings) -> Result<(), ConfigError> {
         use std::time::Duration;
         if let Some(v) = self.coalesce_seconds {
-            if !(0.0..=3600.0).contains(&v) {
-                return Err(ConfigError::new(
-                    "notify.coalesce_seconds",
-                    format!("{v} is not between 0 and 3600"),
-                ));
-            }
-            notify.coalesce = Duration::from_secs_f64(v);
+            notify.coalesce =
+                Duration::from_secs_f64(number("notify.coalesce_seconds", v, 0.0, 3600.0)?);
         }
         if let Some(v) = self.max_attempts {
-            notify.max_attempts = u32::try_from(v)
-                .ok()
-                .filter(|v| (1..=1000).contains(v))
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "notify.max_attempts",
-                        format!("{v} is not between 1 and 1000"),
-                    )
-                })?;
+            notify.max_attempts = whole("notify.max_attempts", v, 1, 1000)?;
         }
         if let Some(v) = self.timeout_seconds {
-            if !(0.05..=300.0).contains(&v) {
-                return Err(ConfigError::new(
-                    "notify.timeout_seconds",
-                    format!("{v} is not between 0.05 and 300"),
-                ));
-            }
-            notify.timeout = Duration::from_secs_f64(v);
+            notify.timeout =
+                Duration::from_secs_f64(number("notify.timeout_seconds", v, 0.05, 300.0)?);
         }
         if let Some(v) = self.retry_min_ms {
-            let v = u64::try_from(v)
-                .ok()
-                .filter(|v| (1..=3_600_000).contains(v))
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "notify.retry_min_ms",
-                        format!("{v} is not between 1 and 3600000"),
-                    )
-                })?;
-            notify.retry_min = Duration::from_millis(v);
+            notify.retry_min =
+                Duration::from_millis(whole("notify.retry_min_ms", v, 1, 3_600_000)?);
         }
         if let Some(v) = self.retry_max_seconds {
-            let v = u64::try_from(v)
-                .ok()
-                .filter(|v| (1..=86_400).contains(v))
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "notify.retry_max_seconds",
-                        format!("{v} is not between 1 and 86400"),
-                    )
-                })?;
-            notify.retry_max = Duration::from_secs(v);
+            notify.retry_max =
+                Duration::from_secs(whole("notify.retry_max_seconds", v, 1, 86_400)?);
         }
         if let Some(v) = self.room_rate_per_minute {
-            notify.room_rate_per_minute = u32::try_from(v)
-                .ok()
-                .filter(|v| (1..=6000).contains(v))
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "notify.room_rate_per_minute",
-                        format!("{v} is not between 1 and 6000"),
-                    )
-                })?;
+            notify.room_rate_per_minute = whole("notify.room_rate_per_minute", v, 1, 6000)?;
         }
         Ok(())
     }
@@ -809,7 +760,7 @@ fn resolve_rooms(
             room: route.room,
             required_approvals: route
                 .required_approvals
-                .map(|n| approvals_in_range(&format!("{key}.required_approvals"), n))
+                .map(|n| whole(&format!("{key}.required_approvals"), n, 1, 100))
                 .transpose()?,
             announce: Announce {
                 opened: route.announce_opened.unwrap_or(defaults.opened),
@@ -988,26 +939,20 @@ impl RawSettings {
             settings.database = path;
         }
         if let Some(n) = self.required_approvals {
-            settings.required_approvals = u32::try_from(n)
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| {
-                ConfigError::new(
-                    "required_approvals (PR_REMINDER_REQUIRED_APPROVALS)",
-                    format!("{n} is not between 1 and 100"),
-                )
-            })?;
+            settings.required_approvals = whole(
+                "required_approvals (PR_REMINDER_REQUIRED_APPROVALS)",
+                n,
+                1,
+                100,
+            )?;
         }
         if let Some(n) = self.max_body_bytes {
-            settings.max_body_bytes = usize::try_from(n)
-                .ok()
-                .filter(|n| (1024..=64 * 1024 * 1024).contains(n))
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "max_body_bytes (PR_REMINDER_MAX_BODY_BYTES)",
-                        format!("{n} is not between 1024 and 67108864"),
-                    )
-                })?;
+            settings.max_body_bytes = whole(
+                "max_body_bytes (PR_REMINDER_MAX_BODY_BYTES)",
+                n,
+                1024,
+                64 * 1024 * 1024,
+            )?;
         }
         if let Some(mode) = self.synchronous {
             let mode = mode.trim().to_ascii_lowercase();
@@ -1020,15 +965,7 @@ impl RawSettings {
             settings.synchronous = mode;
         }
         if let Some(n) = self.max_batch {
-            settings.max_batch = usize::try_from(n)
-                .ok()
-                .filter(|n| (1..=10_000).contains(n))
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        "max_batch (PR_REMINDER_MAX_BATCH)",
-                        format!("{n} is not between 1 and 10000"),
-                    )
-                })?;
+            settings.max_batch = whole("max_batch (PR_REMINDER_MAX_BATCH)", n, 1, 10_000)?;
         }
         if let Some(format) = self.log_format {
             settings.log_format = format;
@@ -1190,5 +1127,67 @@ mod tests {
         std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nlisten_port = 3\n").unwrap();
         let err = Settings::load(Some(&path), &env(&[]), false).unwrap_err();
         assert!(err.to_string().contains("listen_port"), "{err}");
+    }
+
+    #[test]
+    fn rooms_routes_sweep_and_commands_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let room =
+            "[[rooms]]\nname = \"a\"\nslack_webhook_url = \"https://hooks.example/T/B/secret\"\n";
+        let cases = [
+            (
+                "[notify]\nmax_attempts = 0\n".to_owned(),
+                "notify.max_attempts",
+            ),
+            (
+                "[notify]\ntimeout_seconds = 0.001\n".to_owned(),
+                "notify.timeout_seconds",
+            ),
+            (
+                "[sweep]\ntimezone = \"Mars/Olympus\"\n".to_owned(),
+                "sweep.timezone",
+            ),
+            (
+                "[sweep]\nquiet_hours = \"late\"\n".to_owned(),
+                "sweep.quiet_hours",
+            ),
+            (
+                "[sweep]\nschedule = \"every hour\"\n".to_owned(),
+                "sweep.schedule",
+            ),
+            ("[sweep]\ntoken = \"short\"\n".to_owned(), "sweep.token"),
+            (
+                "[commands]\ndefault_snooze_hours = 0\n".to_owned(),
+                "commands.default_snooze_hours",
+            ),
+            ("[[rooms]]\nname = \"a\"\n".to_owned(), "rooms[0]"),
+            (
+                "[[rooms]]\nname = \"a\"\nhipchat_url = \"secret-token-not-a-url\"\n".to_owned(),
+                "rooms[0].hipchat_url",
+            ),
+            (
+                format!("{room}[[routes]]\nrepositories = [\"x/*\"]\nroom = \"b\"\n"),
+                "routes[0].room",
+            ),
+            (
+                format!("{room}[[routes]]\nrepositories = [\"x/[\"]\nroom = \"a\"\n"),
+                "routes[0].repositories",
+            ),
+            (
+                format!("{room}{}", room.replace("\"a\"", "\"b\"")),
+                "routes",
+            ),
+        ];
+        for (body, key) in cases {
+            std::fs::write(&path, format!("webhook_secret = \"s\"\n{body}")).unwrap();
+            let err = Settings::load(Some(&path), &env(&[]), false).unwrap_err();
+            // Exactly the key, or the key followed by its environment variable.
+            assert!(
+                err.key == key || err.key.starts_with(&format!("{key} (")),
+                "{body}: {err}"
+            );
+            assert!(!err.to_string().contains("secret"), "no secret in {err}");
+        }
     }
 }
