@@ -246,6 +246,8 @@ pub async fn load_view(
     }))
 }
 
+type RoomLimiter = governor::DefaultDirectRateLimiter;
+
 /// Shortest time between two looks at an idle room's queue.
 const IDLE_RECHECK: Duration = Duration::from_millis(100);
 
@@ -299,7 +301,7 @@ impl RoomWorker {
     async fn run(mut self) {
         let period = Duration::from_secs_f64(60.0 / f64::from(self.settings.room_rate_per_minute));
         // One message per period, no burst: never more than the room's rate in any minute.
-        let limiter = Quota::with_period(period)
+        let limiter: Option<RoomLimiter> = Quota::with_period(period)
             .map(|q| q.allow_burst(NonZeroU32::MIN))
             .map(RateLimiter::direct);
         loop {
@@ -351,16 +353,12 @@ impl RoomWorker {
                 self.pause(wait.min(Duration::from_secs(1))).await;
                 continue;
             }
-            if !matches!(self.room.sink, Sink::Console) {
-                if let Some(limiter) = &limiter {
-                    tokio::select! {
-                        _ = limiter.until_ready() => {}
-                        _ = self.stopped.changed() => break,
-                    }
-                }
-            }
+            // The console has no flood limit.
+            let limiter = limiter
+                .as_ref()
+                .filter(|_| !matches!(self.room.sink, Sink::Console));
             let id = row.id;
-            if let Err(err) = self.deliver(row).await {
+            if let Err(err) = self.deliver(row, limiter).await {
                 tracing::error!(error = %format!("{err:#}"), id, "outbox update failed; will try again");
                 // Do not leave a claimed row behind until the next restart.
                 if let Err(err) = release(&self.pool, id).await {
@@ -378,7 +376,7 @@ impl RoomWorker {
         }
     }
 
-    async fn deliver(&self, row: OutboxRow) -> anyhow::Result<()> {
+    async fn deliver(&self, row: OutboxRow, limiter: Option<&RoomLimiter>) -> anyhow::Result<()> {
         if !claim(&self.pool, row.id).await? {
             return Ok(());
         }
@@ -402,37 +400,19 @@ impl RoomWorker {
             }
         };
         let attempt = row.attempts + 1;
+        // The permit is taken right before the request, so that the time spent claiming and
+        // rendering cannot bunch two requests closer than the room's rate allows.
+        if let Some(limiter) = limiter {
+            limiter.until_ready().await;
+        }
         match sink::send(&self.client, &self.room.sink, &self.room.name, &message).await {
             Ok(()) => {
                 tracing::info!(id = row.id, repository = %row.repository, pr = row.number, attempt, "message delivered");
                 finish(&self.pool, row.id, "sent", None, None, Some(&message.text)).await
             }
-            Err(SendError::Permanent(reason)) => {
-                tracing::error!(id = row.id, repository = %row.repository, pr = row.number, %reason,
-                    "the chat server refused the message; marked failed (check the room's URL and token)");
-                finish(
-                    &self.pool,
-                    row.id,
-                    "failed",
-                    None,
-                    Some(&reason),
-                    Some(&message.text),
-                )
-                .await
-            }
-            Err(SendError::Retry { after, reason }) => {
-                if attempt >= i64::from(self.settings.max_attempts) {
-                    tracing::error!(id = row.id, %reason, attempt, "giving up on a message; marked failed");
-                    return finish(
-                        &self.pool,
-                        row.id,
-                        "failed",
-                        None,
-                        Some(&reason),
-                        Some(&message.text),
-                    )
-                    .await;
-                }
+            Err(SendError::Retry { after, reason })
+                if attempt < i64::from(self.settings.max_attempts) =>
+            {
                 let delay = backoff(&self.settings, attempt).max(after.unwrap_or_default());
                 let next = Timestamp::from_datetime(
                     Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default(),
@@ -445,6 +425,25 @@ impl RoomWorker {
                     Some(&next),
                     Some(&reason),
                     None,
+                )
+                .await
+            }
+            Err(err) => {
+                // Refused (wrong token, unknown room), or out of attempts.
+                let reason = err.reason().to_owned();
+                if matches!(err, SendError::Permanent(_)) {
+                    tracing::error!(id = row.id, repository = %row.repository, pr = row.number, %reason,
+                        "the chat server refused the message; marked failed (check the room's URL and token)");
+                } else {
+                    tracing::error!(id = row.id, %reason, attempt, "giving up on a message; marked failed");
+                }
+                finish(
+                    &self.pool,
+                    row.id,
+                    "failed",
+                    None,
+                    Some(&reason),
+                    Some(&message.text),
                 )
                 .await
             }

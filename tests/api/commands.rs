@@ -3,14 +3,15 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use pr_reminder::config::{
-    Announce, CommandSettings, NotifySettings, Room, Route, SecretToken, Sink, SweepSettings,
-    UserMapping,
+    CommandSettings, NotifySettings, Room, SecretToken, Sink, SweepSettings, UserMapping,
 };
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::helpers::{own_fixture, spawn_app_with_clock, uuid_like, TestApp, TestClock};
+use crate::helpers::{
+    digest_only_route, own_fixture, spawn_app_with_clock, uuid_like, TestApp, TestClock,
+};
 use crate::lifecycle::pr_event;
 
 const HIPCHAT_TOKEN: &str = "hipchat-command-token-0123456789";
@@ -21,16 +22,6 @@ const REPO: &str = "acme/payments-api";
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap() // a Tuesday
-}
-
-fn silent_route(globs: &[&str], room: &str) -> Route {
-    Route {
-        repositories: globs.iter().map(|g| g.to_string()).collect(),
-        room: room.into(),
-        required_approvals: None,
-        announce: Announce::NOTHING,
-        ignore_title_patterns: vec!["WIP".into()],
-    }
 }
 
 async fn app(clock: &TestClock) -> TestApp {
@@ -48,8 +39,8 @@ async fn app(clock: &TestClock) -> TestApp {
             },
         ],
         routes: vec![
-            silent_route(&["acme/*"], "backend"),
-            silent_route(&["web/*"], "web"),
+            digest_only_route(&["acme/*"], "backend"),
+            digest_only_route(&["web/*"], "web"),
         ],
         ..NotifySettings::default()
     };

@@ -318,3 +318,14 @@ impl TestClock {
         std::sync::Arc::new(move || *inner.lock().unwrap())
     }
 }
+
+/// A route that announces no single event (its room only gets digests and `/reviews` answers).
+pub fn digest_only_route(globs: &[&str], room: &str) -> pr_reminder::config::Route {
+    pr_reminder::config::Route {
+        repositories: globs.iter().map(|g| g.to_string()).collect(),
+        room: room.into(),
+        required_approvals: None,
+        announce: pr_reminder::config::Announce::NOTHING,
+        ignore_title_patterns: vec!["WIP".into()],
+    }
+}

@@ -1,16 +1,14 @@
 //! `POST /sweep`: the digest per room, with an injected clock.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use pr_reminder::config::{
-    Announce, NotifySettings, Room, Route, SecretToken, Sink, SweepSettings,
-};
+use pr_reminder::config::{Announce, NotifySettings, Room, SecretToken, Sink, SweepSettings};
 use pr_reminder::domain::calendar::parse_hours;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{spawn_app_with_clock, uuid_like, TestApp, TestClock};
+use crate::helpers::{digest_only_route, spawn_app_with_clock, uuid_like, TestApp, TestClock};
 use crate::lifecycle::pr_event;
 
 const TOKEN: &str = "sweep-token-0123456789abcdef";
@@ -30,16 +28,6 @@ fn room(name: &str, fake: &MockServer) -> Room {
 }
 
 /// Routes that announce no single event: only digests reach the fake rooms.
-fn route(globs: &[&str], room: &str) -> Route {
-    Route {
-        repositories: globs.iter().map(|g| g.to_string()).collect(),
-        room: room.into(),
-        required_approvals: None,
-        announce: Announce::NOTHING,
-        ignore_title_patterns: vec!["WIP".into()],
-    }
-}
-
 async fn fake_room() -> MockServer {
     let server = MockServer::start().await;
     Mock::given(any())
@@ -61,7 +49,10 @@ async fn app(
     adjust(&mut sweep);
     let notify = NotifySettings {
         rooms: vec![room("backend", fake), room("web", fake)],
-        routes: vec![route(&["acme/*"], "backend"), route(&["web/*"], "web")],
+        routes: vec![
+            digest_only_route(&["acme/*"], "backend"),
+            digest_only_route(&["web/*"], "web"),
+        ],
         coalesce: std::time::Duration::from_millis(50),
         retry_min: std::time::Duration::from_millis(50),
         room_rate_per_minute: 6000,
@@ -587,7 +578,7 @@ async fn a_digest_is_not_held_behind_a_message_in_its_window() {
         ..SweepSettings::default()
     };
     sweep_settings.min_interval = std::time::Duration::ZERO;
-    let mut announcing = route(&["acme/*"], "backend");
+    let mut announcing = digest_only_route(&["acme/*"], "backend");
     announcing.announce = Announce::default();
     let notify = NotifySettings {
         rooms: vec![room("backend", &fake)],
