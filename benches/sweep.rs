@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use pr_reminder::config::{Announce, Room, Route, Settings, SignaturePolicy, Sink};
-use pr_reminder::notify::routing::Router;
+use pr_reminder::domain::routing::Router;
 use pr_reminder::sweep::{self, Trigger};
 
 const PRS: i64 = 100_000;

@@ -10,9 +10,9 @@ use futures_util::TryStreamExt;
 use sqlx::SqlitePool;
 
 use crate::config::{Room, Settings, Sink, UserMapping};
+use crate::domain::routing::Router;
 use crate::domain::Timestamp;
 use crate::notify::message::{escape_html, escape_slack, Color, Message};
-use crate::notify::routing::Router;
 use crate::sweep::{self, PendingPr, RoomDigest, Scope};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+pub use crate::domain::routing::{Announce, Route, DEFAULT_IGNORE_TITLE_PATTERNS};
 use crate::domain::DEFAULT_REQUIRED_APPROVALS;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -193,53 +194,6 @@ pub struct Room {
     pub sink: Sink,
 }
 
-/// Which state changes a route announces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Announce {
-    pub opened: bool,
-    pub approvals: bool,
-    pub changes_requested: bool,
-    pub builds: bool,
-    pub merged: bool,
-    pub declined: bool,
-}
-
-impl Announce {
-    /// Announces nothing (a room that only gets digests).
-    pub const NOTHING: Announce = Announce {
-        opened: false,
-        approvals: false,
-        changes_requested: false,
-        builds: false,
-        merged: false,
-        declined: false,
-    };
-}
-
-impl Default for Announce {
-    fn default() -> Self {
-        Announce {
-            opened: true,
-            approvals: true,
-            changes_requested: true,
-            builds: true,
-            merged: false,
-            declined: false,
-        }
-    }
-}
-
-/// Repositories (`workspace/slug` globs) whose PRs are announced in a room.
-#[derive(Debug, Clone)]
-pub struct Route {
-    pub repositories: Vec<String>,
-    pub room: String,
-    pub required_approvals: Option<u32>,
-    pub announce: Announce,
-    /// Titles containing one of these (case-insensitive) announce nothing, like drafts.
-    pub ignore_title_patterns: Vec<String>,
-}
-
 #[derive(Debug, Clone)]
 pub struct NotifySettings {
     pub rooms: Vec<Room>,
@@ -256,8 +210,6 @@ pub struct NotifySettings {
     /// Most messages per minute to one room (HipChat's flood limit is 30).
     pub room_rate_per_minute: u32,
 }
-
-pub const DEFAULT_IGNORE_TITLE_PATTERNS: &[&str] = &["WIP", "[WIP]", "Draft:"];
 
 impl Default for NotifySettings {
     fn default() -> Self {

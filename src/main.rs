@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use pr_reminder::config::{LogFormat, Settings};
+use pr_reminder::domain::routing::Router;
 use pr_reminder::notify::outbox::{self, OutboxRow};
-use pr_reminder::notify::routing::Router;
 use pr_reminder::startup::Application;
 use pr_reminder::sweep;
 use pr_reminder::{store, telemetry};

@@ -11,8 +11,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::{Settings, SignaturePolicy};
+use crate::domain::routing::Router;
 use crate::notify::outbox::{self, Dispatcher};
-use crate::notify::routing::Router;
 use crate::routes;
 use crate::store::{self, Writer, WriterConfig};
 

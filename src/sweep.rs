@@ -15,11 +15,11 @@ use serde::Serialize;
 use sqlx::SqlitePool;
 
 use crate::config::{Settings, SweepSettings, UserMapping};
+use crate::domain::routing::Router;
 use crate::domain::Timestamp;
 use crate::notify::message::{
     clip, escape_html, escape_slack, list, Color, Message, MAX_MESSAGE_CHARS,
 };
-use crate::notify::routing::Router;
 use crate::store::PR_BUILD_STATE;
 
 /// PRs kept per list per room: more than any 10,000-character message can show.

@@ -5,6 +5,7 @@ pub mod calendar;
 mod event;
 mod notification;
 mod policy;
+pub mod routing;
 mod time;
 
 pub use event::{

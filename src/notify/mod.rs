@@ -1,4 +1,3 @@
 pub mod message;
 pub mod outbox;
-pub mod routing;
 pub mod sink;

@@ -92,7 +92,7 @@ pub async fn ping(pool: &SqlitePool) -> anyhow::Result<()> {
 /// changed since the last start). NULL means "the service default".
 pub async fn apply_routing(
     pool: &SqlitePool,
-    router: &crate::notify::routing::Router,
+    router: &crate::domain::routing::Router,
 ) -> anyhow::Result<()> {
     let repositories: Vec<(String, Option<i64>)> =
         sqlx::query_as("SELECT full_name, required_approvals FROM repositories")

@@ -20,11 +20,11 @@ use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
+use crate::domain::routing::Router;
 use crate::domain::{
     build_event, pr_events, BuildState, Change, CommitStatus, Delivery, NotifyEvent, Outcome,
     PrState, PullRequest, Repository, ReviewState, ReviewSummary, StoredPr, Timestamp, User,
 };
-use crate::notify::routing::Router;
 
 #[derive(Clone)]
 pub struct WriterConfig {

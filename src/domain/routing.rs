@@ -1,6 +1,70 @@
+//! Which room hears about which repository, and what it announces there. Pure: routes are
+//! globs over the repository's current `workspace/slug` name, compiled once; first match wins.
+
 use globset::{GlobBuilder, GlobMatcher};
 
-use crate::config::{Announce, Route};
+use super::{NotifyEvent, PrState};
+
+pub const DEFAULT_IGNORE_TITLE_PATTERNS: &[&str] = &["WIP", "[WIP]", "Draft:"];
+
+/// Which state changes a route announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Announce {
+    pub opened: bool,
+    pub approvals: bool,
+    pub changes_requested: bool,
+    pub builds: bool,
+    pub merged: bool,
+    pub declined: bool,
+}
+
+impl Announce {
+    /// Announces nothing (a room that only gets digests).
+    pub const NOTHING: Announce = Announce {
+        opened: false,
+        approvals: false,
+        changes_requested: false,
+        builds: false,
+        merged: false,
+        declined: false,
+    };
+
+    /// Whether a route with these switches posts a message for `event`.
+    pub fn wants(&self, event: NotifyEvent) -> bool {
+        match event {
+            NotifyEvent::Opened => self.opened,
+            NotifyEvent::Approvals => self.approvals,
+            NotifyEvent::ChangesRequested => self.changes_requested,
+            NotifyEvent::BuildFailed | NotifyEvent::BuildRecovered => self.builds,
+            NotifyEvent::Merged => self.merged,
+            NotifyEvent::Declined => self.declined,
+        }
+    }
+}
+
+impl Default for Announce {
+    fn default() -> Self {
+        Announce {
+            opened: true,
+            approvals: true,
+            changes_requested: true,
+            builds: true,
+            merged: false,
+            declined: false,
+        }
+    }
+}
+
+/// Repositories (`workspace/slug` globs) whose PRs are announced in a room.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub repositories: Vec<String>,
+    pub room: String,
+    pub required_approvals: Option<u32>,
+    pub announce: Announce,
+    /// Titles containing one of these (case-insensitive) announce nothing, like drafts.
+    pub ignore_title_patterns: Vec<String>,
+}
 
 /// The first route whose globs match a repository decides its room and policy.
 #[derive(Debug)]
@@ -28,6 +92,17 @@ impl CompiledRoute {
         self.ignore_title_patterns
             .iter()
             .any(|p| contains_word(&title, p))
+    }
+
+    /// The one `reviewable` rule: an open PR that is neither a draft nor marked work in progress
+    /// by its title. Only reviewable PRs are announced, listed in digests and in `/reviews`.
+    pub fn reviewable(&self, state: PrState, title: &str, draft: bool) -> bool {
+        state == PrState::Open && !draft && !self.ignores_title(title)
+    }
+
+    /// The one `needs review` rule: reviewable and short of this route's required approvals.
+    pub fn needs_review(&self, state: PrState, title: &str, draft: bool, approvals: u32) -> bool {
+        self.reviewable(state, title, draft) && approvals < self.required_approvals
     }
 }
 
