@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use pr_reminder::config::{Announce, Room, Route, Settings, SignaturePolicy, Sink};
 use pr_reminder::domain::routing::Router;
-use pr_reminder::sweep::{self, Trigger};
+use pr_reminder::domain::Trigger;
+use pr_reminder::sweep;
 
 const PRS: i64 = 100_000;
 const REPOS: i64 = 1_000;
@@ -41,13 +42,19 @@ async fn run() -> anyhow::Result<()> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| dir.path().join("sweep-bench.db"));
     let _ = std::fs::remove_file(&path);
-    let pool = pr_reminder::store::open(&path, "normal").await?;
+    let db = pr_reminder::store::open(&path, "normal").await?;
+    // The data is generated straight in SQL, on a connection of the bench's own.
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&path))
+        .await?;
 
     let started = Instant::now();
     // Workspace w{n} holds 20 repositories; room n takes workspace n.
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
-         INSERT INTO repositories (full_name) SELECT printf('w%d/repo-%d', i % ?2, i) FROM n",
+         INSERT INTO repositories (repository_key, full_name)
+         SELECT printf('cloud/{repo-%d}', i), printf('w%d/repo-%d', i % ?2, i) FROM n",
     )
     .bind(REPOS)
     .bind(ROOMS)
@@ -62,9 +69,9 @@ async fn run() -> anyhow::Result<()> {
     // One PR in ten a draft; created over the last 30 days.
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
-         INSERT INTO pull_requests (repository, number, title, author, source_branch, source_commit,
+         INSERT INTO pull_requests (repository_key, number, title, author, source_branch, source_commit,
              destination_branch, state, draft, created_on, updated_on, last_activity_on, url)
-         SELECT printf('w%d/repo-%d', (i % ?2) % ?3, i % ?2), i / ?2 + 1,
+         SELECT printf('cloud/{repo-%d}', i % ?2), i / ?2 + 1,
                 printf('Change number %d: make the thing do the other thing, carefully', i),
                 printf('{user-%d}', i % 500), 'feature/x', printf('%012x', i), 'main', 'OPEN',
                 (i / ?2) % 10 = 0,
@@ -80,8 +87,8 @@ async fn run() -> anyhow::Result<()> {
     .await?;
     // Two reviewers per PR: some approve, some ask for changes.
     sqlx::query(
-        "INSERT INTO reviews (repository, number, user_key, role, state, state_on, snapshot_on)
-         SELECT p.repository, p.number, printf('{user-%d}', (p.number * 7 + k.k) % 500), 'REVIEWER',
+        "INSERT INTO reviews (repository_key, number, user_key, role, state, state_on, snapshot_on)
+         SELECT p.repository_key, p.number, printf('{user-%d}', (p.number * 7 + k.k) % 500), 'REVIEWER',
                 CASE (p.number + k.k) % 5 WHEN 0 THEN 'approved' WHEN 1 THEN 'changes_requested'
                      ELSE 'none' END,
                 p.updated_on, p.updated_on
@@ -92,18 +99,19 @@ async fn run() -> anyhow::Result<()> {
     .await?;
     sqlx::query(
         "UPDATE pull_requests SET
-            approvals = (SELECT count(*) FROM reviews r WHERE r.repository = pull_requests.repository
+            approvals = (SELECT count(*) FROM reviews r
+                           WHERE r.repository_key = pull_requests.repository_key
                            AND r.number = pull_requests.number AND r.state = 'approved'),
             changes_requested = (SELECT count(*) FROM reviews r
-                           WHERE r.repository = pull_requests.repository
+                           WHERE r.repository_key = pull_requests.repository_key
                            AND r.number = pull_requests.number AND r.state = 'changes_requested')",
     )
     .execute(&pool)
     .await?;
     // A build on every third PR's source commit, one in four of them failing.
     sqlx::query(
-        "INSERT INTO commit_statuses (commit_hash, key, repository, state, name, url, updated_on)
-         SELECT source_commit || '0000000000000000000000000000', 'ci', repository,
+        "INSERT INTO commit_statuses (commit_hash, key, repository_key, state, name, url, updated_on)
+         SELECT source_commit || '0000000000000000000000000000', 'ci', repository_key,
                 CASE WHEN number % 4 = 0 THEN 'FAILED' ELSE 'SUCCESSFUL' END, 'CI', 'https://ci/x',
                 updated_on
            FROM pull_requests WHERE number % 3 = 0",
@@ -149,7 +157,7 @@ async fn run() -> anyhow::Result<()> {
     for _ in 0..5 {
         let t = Instant::now();
         let report = sweep::run(
-            &pool,
+            &db,
             &router,
             &settings,
             chrono::Utc::now(),
@@ -184,11 +192,12 @@ async fn run() -> anyhow::Result<()> {
     );
     println!("heap before the sweeps: {} MiB", before / 1024);
     let digest_bytes: i64 = sqlx::query_scalar(
-        "SELECT coalesce(max(length(payload)), 0) FROM outbox WHERE events = 'digest'",
+        "SELECT coalesce(max(length(payload)), 0) FROM outbox WHERE kind = 'digest'",
     )
     .fetch_one(&pool)
     .await?;
     println!("largest digest payload: {digest_bytes} bytes");
     pool.close().await;
+    db.close().await;
     Ok(())
 }

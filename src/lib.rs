@@ -1,12 +1,19 @@
 //! pr-reminder: Bitbucket pull-request webhooks folded into SQLite, so rooms can be reminded of
-//! what still needs review. See README.md for the whole picture.
+//! what still needs review. See README.md (and its Architecture section) for the whole picture.
+//!
+//! The flow: `routes::webhook` → `signature` (verify) → `bitbucket` (headers, parse) →
+//! `domain::Change` → `store::writer` (one transaction, with the outbox rows `domain::plan`
+//! decides) → `notify::dispatcher` → `notify::sink`.
 
 pub mod bitbucket;
-pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod jobs;
 pub mod notify;
+pub mod review_queue;
+pub mod reviews;
 pub mod routes;
+pub mod signature;
 pub mod startup;
 pub mod store;
 pub mod sweep;

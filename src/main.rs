@@ -1,13 +1,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use pr_reminder::config::{LogFormat, Settings};
 use pr_reminder::domain::routing::Router;
-use pr_reminder::notify::outbox::{self, OutboxRow};
+use pr_reminder::domain::{Timestamp, Trigger};
+use pr_reminder::jobs::{Job, Jobs};
 use pr_reminder::startup::Application;
-use pr_reminder::sweep;
+use pr_reminder::store::outbox::{OutboxRow, Subject};
 use pr_reminder::{store, telemetry};
 
 fn format_outbox(rows: &[OutboxRow]) -> String {
@@ -16,10 +18,11 @@ fn format_outbox(rows: &[OutboxRow]) -> String {
         "id", "state", "try", "room", "pull request", "created", "events / last error"
     );
     for row in rows {
-        let pr = if row.repository.is_empty() {
-            "(digest)".to_owned()
-        } else {
-            format!("{}#{}", row.repository, row.number)
+        let pr = match &row.subject {
+            Subject::Digest => "(digest)".to_owned(),
+            Subject::PullRequest {
+                full_name, number, ..
+            } => format!("{full_name}#{number}"),
         };
         let detail = match &row.last_error {
             Some(err) => format!("{} / {}", row.events, err),
@@ -154,24 +157,28 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Migrate => {
-                let pool = store::open(&settings.database, &settings.synchronous).await?;
-                pool.close().await;
+                let db = store::open(&settings.database, &settings.synchronous).await?;
+                db.close().await;
                 println!("database {} is up to date", settings.database.display());
                 Ok(())
             }
             Command::Sweep { force, json } => {
-                let pool = store::open(&settings.database, &settings.synchronous).await?;
-                let router = Router::new(&settings.notify.routes, settings.required_approvals)?;
-                let report = sweep::run(
-                    &pool,
-                    &router,
-                    &settings,
-                    chrono::Utc::now(),
-                    sweep::Trigger::Cli,
-                    force,
-                )
-                .await?;
-                pool.close().await;
+                let db = store::open(&settings.database, &settings.synchronous).await?;
+                let router = Arc::new(Router::new(
+                    &settings.notify.routes,
+                    settings.required_approvals,
+                )?);
+                // The running service sends what this queues (it looks at the outbox every few
+                // seconds); nothing here needs waking.
+                let jobs = Jobs::new(
+                    db.clone(),
+                    router,
+                    Arc::new(settings.clone()),
+                    Arc::new(tokio::sync::Notify::new()),
+                    Arc::new(chrono::Utc::now),
+                );
+                let report = jobs.run(Job::Sweep { force }, Trigger::Cli).await?;
+                db.close().await;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&report)?);
                 } else {
@@ -180,14 +187,14 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Outbox { command } => {
-                let pool = store::open(&settings.database, &settings.synchronous).await?;
+                let db = store::open(&settings.database, &settings.synchronous).await?;
                 match command {
                     OutboxCommand::List { failed, limit } => {
-                        let rows = outbox::list(&pool, failed, limit.max(1)).await?;
+                        let rows = store::outbox::list(&db, failed, limit.max(1)).await?;
                         print!("{}", format_outbox(&rows));
                     }
                     OutboxCommand::Retry { id, .. } => {
-                        let n = outbox::retry(&pool, id).await?;
+                        let n = store::outbox::retry(&db, id, &Timestamp::now()).await?;
                         match (id, n) {
                             (Some(id), 0) => {
                                 anyhow::bail!("notification {id} does not exist or has not failed")
@@ -196,7 +203,7 @@ fn main() -> ExitCode {
                         }
                     }
                 }
-                pool.close().await;
+                db.close().await;
                 Ok(())
             }
             Command::Serve { .. } => {

@@ -1,3 +1,6 @@
+//! Wiring: opens the database, starts the writer, the dispatcher and the schedule, builds each
+//! route's state and binds the listener (port 0 in tests: see `Application::port`).
+
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -5,31 +8,17 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use chrono::{DateTime, Utc};
-use sqlx::{ConnectOptions, SqlitePool};
+use chrono::Utc;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::{Settings, SignaturePolicy};
 use crate::domain::routing::Router;
-use crate::notify::outbox::{self, Dispatcher};
+use crate::domain::Clock;
+use crate::jobs::{self, Jobs};
+use crate::notify::dispatcher::Dispatcher;
 use crate::routes;
-use crate::store::{self, Writer, WriterConfig};
-
-/// The time, injectable so tests can sweep "on a Saturday".
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
-/// What every request handler can reach.
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub pool: SqlitePool,
-    pub writer: Writer,
-    pub router: Arc<Router>,
-    /// Wakes the notification dispatcher after something was queued.
-    pub wake: Arc<Notify>,
-    pub sweep_lock: tokio::sync::Mutex<()>,
-    pub clock: Clock,
-}
+use crate::store::{self, Db, WriterConfig};
 
 /// The running service: database ready, writer started, listener bound.
 pub struct Application {
@@ -38,7 +27,7 @@ pub struct Application {
     writer_task: JoinHandle<()>,
     dispatcher: Dispatcher,
     scheduler: Option<JoinHandle<()>>,
-    pool: SqlitePool,
+    db: Db,
 }
 
 impl Application {
@@ -48,19 +37,19 @@ impl Application {
         Self::build_with_clock(settings, Arc::new(Utc::now)).await
     }
 
+    /// As `build`, with the clock that sweeps, schedules and `/reviews` read (tests move it).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
-        let pool = store::open(&settings.database, &settings.synchronous).await?;
-        store::write_settings(&pool, settings.required_approvals).await?;
-        let write_conn = store::connect_options(&settings.database, &settings.synchronous)?
-            .connect()
-            .await
-            .context("opening the write connection")?;
+        let db = store::open(&settings.database, &settings.synchronous).await?;
+        store::write_settings(&db, settings.required_approvals).await?;
         let router = Arc::new(
             Router::new(&settings.notify.routes, settings.required_approvals)
                 .context("compiling routes")?,
         );
-        store::apply_routing(&pool, &router).await?;
-        let recovered = outbox::recover_in_flight(&pool).await?;
+        store::repositories::apply_required_approvals(&db, |name| {
+            router.route(name).and_then(|r| r.required_override)
+        })
+        .await?;
+        let recovered = store::outbox::recover_in_flight(&db).await?;
         if recovered > 0 {
             tracing::warn!(
                 recovered,
@@ -68,17 +57,16 @@ impl Application {
             );
         }
         let wake = Arc::new(Notify::new());
-        let (writer, writer_task) = Writer::spawn(
-            write_conn,
-            WriterConfig {
+        let (writer, writer_task) = db
+            .spawn_writer(WriterConfig {
                 max_batch: settings.max_batch,
                 queue: 8192,
                 router: router.clone(),
                 coalesce: settings.notify.coalesce,
                 wake: wake.clone(),
-            },
-        );
-        let dispatcher = Dispatcher::spawn(pool.clone(), &settings.notify, wake.clone())?;
+            })
+            .await?;
+        let dispatcher = Dispatcher::spawn(db.clone(), &settings.notify, wake.clone())?;
         for room in &settings.notify.rooms {
             tracing::info!(room = %room.name, sink = ?room.sink, "room configured");
         }
@@ -101,28 +89,45 @@ impl Application {
                 settings.listen
             ),
         }
-
         if settings.sweep.token.is_none() {
             tracing::info!("POST /sweep is disabled (no PR_REMINDER_SWEEP_TOKEN)");
         }
-        let state = web::Data::new(AppState {
-            settings: Arc::new(settings),
-            pool: pool.clone(),
-            writer,
-            router,
+
+        let settings = Arc::new(settings);
+        let jobs = Arc::new(Jobs::new(
+            db.clone(),
+            router.clone(),
+            settings.clone(),
             wake,
-            sweep_lock: tokio::sync::Mutex::new(()),
-            clock,
-        });
-        let scheduler = state
-            .settings
+            clock.clone(),
+        ));
+        let scheduler = settings
             .sweep
             .schedule
             .clone()
-            .map(|expr| tokio::spawn(scheduled_sweeps(state.clone(), expr)));
+            .map(|expression| tokio::spawn(jobs::run_schedule(jobs.clone(), expression)));
+        let webhook = web::Data::new(routes::webhook::WebhookState {
+            signature: settings.signature.clone(),
+            max_body_bytes: settings.max_body_bytes,
+            writer,
+        });
+        let sweep = web::Data::new(routes::sweep::SweepState {
+            token: settings.sweep.token.clone(),
+            jobs,
+        });
+        let commands = web::Data::new(routes::commands::CommandsState {
+            settings: settings.clone(),
+            db: db.clone(),
+            router,
+            clock,
+        });
+        let health = web::Data::new(routes::health::HealthState { db: db.clone() });
         let server = HttpServer::new(move || {
             App::new()
-                .app_data(state.clone())
+                .app_data(webhook.clone())
+                .app_data(sweep.clone())
+                .app_data(commands.clone())
+                .app_data(health.clone())
                 .route(
                     "/webhooks/bitbucket",
                     web::post().to(routes::webhook::bitbucket),
@@ -147,7 +152,7 @@ impl Application {
             writer_task,
             dispatcher,
             scheduler,
-            pool,
+            db,
         })
     }
 
@@ -176,47 +181,8 @@ impl Application {
         {
             tracing::warn!("notification dispatcher did not stop within 15 s");
         }
-        self.pool.close().await;
+        self.db.close().await;
         tracing::info!("stopped");
         Ok(())
-    }
-}
-
-/// The optional built-in schedule: sweeps as if a scheduler had called `POST /sweep`.
-async fn scheduled_sweeps(state: web::Data<AppState>, expression: String) {
-    let schedule = match crate::config::parse_schedule(&expression) {
-        Ok(schedule) => schedule,
-        Err(err) => {
-            tracing::error!(%err, "sweep schedule unusable");
-            return;
-        }
-    };
-    let tz = state.settings.sweep.calendar.tz;
-    loop {
-        let now = (state.clock)();
-        let Some(next) = schedule.after(&now.with_timezone(&tz)).next() else {
-            tracing::warn!("the sweep schedule has no future run");
-            return;
-        };
-        let next = next.with_timezone(&Utc);
-        tracing::info!(next = %next, "next scheduled sweep");
-        tokio::time::sleep((next - now).to_std().unwrap_or_default()).await;
-        let _guard = state.sweep_lock.lock().await;
-        let result = crate::sweep::run(
-            &state.pool,
-            &state.router,
-            &state.settings,
-            (state.clock)(),
-            crate::sweep::Trigger::Schedule,
-            false,
-        )
-        .await;
-        match result {
-            Ok(report) => {
-                state.wake.notify_waiters();
-                tracing::info!(report = %report.to_text(), "scheduled sweep done");
-            }
-            Err(err) => tracing::error!(error = %format!("{err:#}"), "scheduled sweep failed"),
-        }
     }
 }

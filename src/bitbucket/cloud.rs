@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::{Parsed, PayloadError};
 use crate::domain::{
-    BuildState, Change, CommitStatus, Participant, PrState, PullRequest, Repository, ReviewState,
-    Role, Timestamp, User,
+    BuildState, Change, CommitStatus, Participant, PrState, PullRequest, Repository, RepositoryKey,
+    RepositoryUpdate, ReviewState, Role, Timestamp, User,
 };
 
 const PR_KEYS: &[&str] = &[
@@ -23,12 +23,35 @@ const PR_KEYS: &[&str] = &[
     "pullrequest:comment_created",
 ];
 const STATUS_KEYS: &[&str] = &["repo:commit_status_created", "repo:commit_status_updated"];
+/// A repository's settings changed; pr-reminder reads its (new) name.
+const REPOSITORY_KEY: &str = "repo:updated";
 
+/// The Cloud event keys pr-reminder acts on.
 pub fn handles(event_key: &str) -> bool {
-    PR_KEYS.contains(&event_key) || STATUS_KEYS.contains(&event_key)
+    PR_KEYS.contains(&event_key) || STATUS_KEYS.contains(&event_key) || event_key == REPOSITORY_KEY
 }
 
-pub fn parse(event_key: &str, body: &[u8]) -> Result<Parsed, PayloadError> {
+/// Turns a Cloud payload into a domain change. `received_at` dates a `repo:updated`, whose
+/// repository carries no time of its own.
+pub fn parse(
+    event_key: &str,
+    body: &[u8],
+    received_at: &Timestamp,
+) -> Result<Parsed, PayloadError> {
+    if event_key == REPOSITORY_KEY {
+        let envelope: RepositoryEnvelope = from_slice(body)?;
+        let updated_on = envelope
+            .repository
+            .updated_on
+            .clone()
+            .unwrap_or_else(|| received_at.clone());
+        return Ok(Parsed::Change(Change::Repository(Box::new(
+            RepositoryUpdate {
+                repository: envelope.repository.into_domain(),
+                updated_on,
+            },
+        ))));
+    }
     if STATUS_KEYS.contains(&event_key) {
         let envelope: StatusEnvelope = from_slice(body)?;
         return Ok(Parsed::Change(Change::CommitStatus(Box::new(
@@ -101,6 +124,14 @@ struct WireRepo {
     full_name: String,
     uuid: Option<String>,
     links: Option<WireLinks>,
+    /// Only in REST answers and some `repo:updated` bodies.
+    updated_on: Option<Timestamp>,
+}
+
+/// `repo:updated`: the repository as it is now (its `changes` say what was before).
+#[derive(Deserialize)]
+struct RepositoryEnvelope {
+    repository: WireRepo,
 }
 
 #[derive(Deserialize)]
@@ -158,6 +189,7 @@ struct WireStatus {
 impl WireRepo {
     fn into_domain(self) -> Repository {
         Repository {
+            key: RepositoryKey::cloud(self.uuid.as_deref(), &self.full_name),
             full_name: self.full_name,
             uuid: self.uuid,
             url: self.links.and_then(|l| l.html).map(|h| h.href),
@@ -211,6 +243,7 @@ impl PrEnvelope {
             Some(repo) => repo.into_domain(),
             None => match destination_repo {
                 Some(repo) => Repository {
+                    key: RepositoryKey::cloud(repo.uuid.as_deref(), &repo.full_name),
                     full_name: repo.full_name.clone(),
                     uuid: repo.uuid.clone(),
                     url: None,
@@ -348,8 +381,12 @@ mod tests {
         }
     }"#;
 
+    fn now() -> Timestamp {
+        Timestamp::parse("2026-11-30T00:00:00Z").unwrap()
+    }
+
     fn pr(body: &str, key: &str) -> PullRequest {
-        match parse(key, body.as_bytes()).unwrap() {
+        match parse(key, body.as_bytes(), &Timestamp::now()).unwrap() {
             Parsed::Change(Change::PullRequest(pr)) => *pr,
             other => panic!("unexpected {other:?}"),
         }
@@ -381,7 +418,7 @@ mod tests {
     #[test]
     fn errors_name_the_path() {
         let body = MINIMAL.replace(r#""id": 7"#, r#""id": "seven""#);
-        let err = parse("pullrequest:created", body.as_bytes()).unwrap_err();
+        let err = parse("pullrequest:created", body.as_bytes(), &now()).unwrap_err();
         assert!(
             err.0.starts_with("pullrequest.id: invalid type"),
             "{}",
@@ -389,14 +426,14 @@ mod tests {
         );
 
         let body = MINIMAL.replace(r#""author": {"uuid": "{a}", "display_name": "Ann"},"#, "");
-        let err = parse("pullrequest:created", body.as_bytes()).unwrap_err();
+        let err = parse("pullrequest:created", body.as_bytes(), &now()).unwrap_err();
         assert_eq!(err.0, "pullrequest: missing field `author`");
 
         let body = MINIMAL.replace("2024-01-02T00:00:00+00:00", "soon");
-        let err = parse("pullrequest:created", body.as_bytes()).unwrap_err();
+        let err = parse("pullrequest:created", body.as_bytes(), &now()).unwrap_err();
         assert!(err.0.starts_with("pullrequest.updated_on: "), "{}", err.0);
 
-        let err = parse("pullrequest:created", &MINIMAL.as_bytes()[..100]).unwrap_err();
+        let err = parse("pullrequest:created", &MINIMAL.as_bytes()[..100], &now()).unwrap_err();
         assert!(err.0.starts_with("body is not valid JSON"), "{}", err.0);
     }
 
@@ -405,7 +442,7 @@ mod tests {
         let body = MINIMAL.replace(r#""state": "OPEN""#, r#""state": "OPEN|MERGED|DECLINED""#);
         assert_eq!(pr(&body, "pullrequest:fulfilled").state, PrState::Merged);
         assert_eq!(pr(&body, "pullrequest:rejected").state, PrState::Declined);
-        let err = parse("pullrequest:approved", body.as_bytes()).unwrap_err();
+        let err = parse("pullrequest:approved", body.as_bytes(), &now()).unwrap_err();
         assert!(err.0.starts_with("pullrequest.state: unknown state"));
     }
 
@@ -414,7 +451,7 @@ mod tests {
         let body = r#"{"repository": {"full_name": "a/b"}, "commit_status": {
             "key": "ci", "state": "FAILED", "updated_on": "2024-01-01T00:00:00Z",
             "links": {"commit": {"href": "https://api/commit/ABCDEF0123"}}}}"#;
-        match parse("repo:commit_status_updated", body.as_bytes()).unwrap() {
+        match parse("repo:commit_status_updated", body.as_bytes(), &now()).unwrap() {
             Parsed::Change(Change::CommitStatus(s)) => {
                 assert_eq!(s.commit_hash, "abcdef0123");
                 assert_eq!(s.state, BuildState::Failed);

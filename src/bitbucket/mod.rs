@@ -1,16 +1,91 @@
-//! Bitbucket's wire formats: signature verification, and payload types turned into domain events.
-//! Cloud is implemented; Data Center/Server keys (`pr:*`) are recognised so that a second flavour
-//! slots in beside `cloud` without touching the route.
+//! Bitbucket's wire formats: which Bitbucket sent a delivery and what its headers say, and
+//! payloads turned into domain changes. Cloud is implemented; Data Center keys (`pr:*`,
+//! `diagnostics:ping`) are recognised, so that a second parser slots in beside `cloud` without
+//! touching the route.
 
 pub mod cloud;
-pub mod signature;
 
-use crate::domain::Change;
+use crate::domain::{Delivery, Flavour, Outcome, Timestamp};
+
+/// The header carrying `sha256=<hex HMAC-SHA256 of the raw body>`, on Cloud and Data Center alike.
+pub const SIGNATURE_HEADER: &str = "X-Hub-Signature";
+
+/// Longest header value kept (request ids and event keys are far shorter).
+const MAX_HEADER_CHARS: usize = 128;
+
+/// What a delivery's headers say, read once.
+///
+/// Cloud sends `X-Request-UUID`, `X-Hook-UUID`, `X-Attempt-Number` and event keys such as
+/// `pullrequest:created`; Data Center sends `X-Request-Id` and keys such as `pr:opened` or
+/// `diagnostics:ping` (DESIGN.md §4). The event key decides the flavour; without one, the
+/// request-id header does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryHeaders {
+    pub flavour: Flavour,
+    /// The de-duplication key: `X-Request-UUID` (Cloud) or `X-Request-Id` (Data Center).
+    pub request_id: Option<String>,
+    /// `X-Event-Key`.
+    pub event_key: Option<String>,
+    /// `X-Attempt-Number` (Cloud only).
+    pub attempt: Option<i64>,
+}
+
+impl DeliveryHeaders {
+    /// Reads the headers through `header(name)`, which answers a header's trimmed value (any
+    /// case of the name), or `None` when it is missing, empty or not text.
+    pub fn read<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Self {
+        let clip = |v: &str| v.chars().take(MAX_HEADER_CHARS).collect::<String>();
+        let event_key = header("X-Event-Key").map(clip);
+        let cloud_id = header("X-Request-UUID");
+        let dc_id = header("X-Request-Id");
+        let flavour = match event_key.as_deref() {
+            Some(key) if key.starts_with("pr:") || key.starts_with("diagnostics:") => {
+                Flavour::DataCenter
+            }
+            Some(_) => Flavour::Cloud,
+            None if cloud_id.is_none() && header("X-Hook-UUID").is_none() && dc_id.is_some() => {
+                Flavour::DataCenter
+            }
+            None => Flavour::Cloud,
+        };
+        let request_id = match flavour {
+            Flavour::Cloud => cloud_id.or(dc_id),
+            Flavour::DataCenter => dc_id.or(cloud_id),
+        }
+        .map(clip);
+        DeliveryHeaders {
+            flavour,
+            request_id,
+            event_key,
+            attempt: header("X-Attempt-Number").and_then(|v| v.parse().ok()),
+        }
+    }
+
+    /// The request-id header this flavour sends, for error messages.
+    pub fn request_id_header(&self) -> &'static str {
+        match self.flavour {
+            Flavour::Cloud => "X-Request-UUID",
+            Flavour::DataCenter => "X-Request-Id",
+        }
+    }
+
+    /// The delivery these headers describe, received at `received_at`, with its outcome.
+    pub fn delivery(&self, received_at: Timestamp, outcome: Outcome) -> Delivery {
+        Delivery {
+            flavour: self.flavour,
+            request_id: self.request_id.clone(),
+            event_key: self.event_key.clone(),
+            attempt: self.attempt,
+            received_at,
+            outcome,
+        }
+    }
+}
 
 /// What a verified delivery means to us.
 #[derive(Debug)]
 pub enum Parsed {
-    Change(Change),
+    Change(crate::domain::Change),
     Ignored(String),
 }
 
@@ -41,18 +116,84 @@ impl PayloadError {
     }
 }
 
-/// Interprets one delivery by its `X-Event-Key`.
-pub fn parse(event_key: &str, body: &[u8]) -> Result<Parsed, PayloadError> {
-    if cloud::handles(event_key) {
-        return cloud::parse(event_key, body);
+/// Interprets one delivery by its flavour and event key.
+pub fn parse(
+    flavour: Flavour,
+    event_key: &str,
+    body: &[u8],
+    received_at: &Timestamp,
+) -> Result<Parsed, PayloadError> {
+    if flavour == Flavour::Cloud && cloud::handles(event_key) {
+        return cloud::parse(event_key, body, received_at);
     }
-    let reason = if event_key.starts_with("pr:") || event_key == "diagnostics:ping" {
-        format!("Bitbucket Data Center event `{event_key}` is not handled yet")
-    } else {
-        format!("event `{event_key}` is not one pr-reminder acts on")
+    let reason = match flavour {
+        Flavour::DataCenter => {
+            format!("Bitbucket Data Center event `{event_key}` is not handled yet")
+        }
+        Flavour::Cloud => format!("event `{event_key}` is not one pr-reminder acts on"),
     };
     // Even an ignored body must be JSON: anything else is not from Bitbucket.
     serde_json::from_slice::<serde::de::IgnoredAny>(body)
         .map_err(|e| PayloadError(format!("body is not valid JSON: {e}")))?;
     Ok(Parsed::Ignored(reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(pairs: &[(&str, &str)]) -> DeliveryHeaders {
+        DeliveryHeaders::read(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| *v)
+        })
+    }
+
+    #[test]
+    fn flavour_from_the_event_key_then_the_headers() {
+        let cloud = read(&[
+            ("X-Event-Key", "pullrequest:created"),
+            ("X-Request-UUID", "u-1"),
+            ("X-Attempt-Number", "2"),
+        ]);
+        assert_eq!(
+            cloud,
+            DeliveryHeaders {
+                flavour: Flavour::Cloud,
+                request_id: Some("u-1".into()),
+                event_key: Some("pullrequest:created".into()),
+                attempt: Some(2),
+            }
+        );
+        let dc = read(&[("X-Event-Key", "pr:opened"), ("X-Request-Id", "d-1")]);
+        assert_eq!(
+            (dc.flavour, dc.request_id.as_deref()),
+            (Flavour::DataCenter, Some("d-1"))
+        );
+        assert_eq!(dc.request_id_header(), "X-Request-Id");
+        let ping = read(&[("X-Event-Key", "diagnostics:ping")]);
+        assert_eq!((ping.flavour, ping.request_id), (Flavour::DataCenter, None));
+        // No event key: the request-id header decides.
+        assert_eq!(
+            read(&[("X-Request-Id", "d-2")]).flavour,
+            Flavour::DataCenter
+        );
+        assert_eq!(read(&[("X-Request-UUID", "u-2")]).flavour, Flavour::Cloud);
+        // A Cloud key with Data Center's id header still has its id.
+        let mixed = read(&[
+            ("X-Event-Key", "pullrequest:created"),
+            ("X-Request-Id", "x"),
+        ]);
+        assert_eq!(
+            (mixed.flavour, mixed.request_id.as_deref()),
+            (Flavour::Cloud, Some("x"))
+        );
+        let long = "k".repeat(500);
+        assert_eq!(
+            read(&[("X-Event-Key", &long)]).event_key.unwrap().len(),
+            MAX_HEADER_CHARS
+        );
+    }
 }

@@ -2,16 +2,22 @@
 //! Nothing in here does I/O, so it is tested with plain unit tests.
 
 pub mod calendar;
-mod event;
+mod model;
 mod notification;
 mod policy;
 pub mod routing;
 mod time;
+mod view;
 
-pub use event::{
-    BuildState, Change, CommitStatus, Delivery, Outcome, Participant, PrState, PullRequest,
-    Repository, ReviewState, Role, User,
+pub use model::{
+    BuildState, Change, CommitStatus, Delivery, Flavour, Origin, Outcome, Participant, PrState,
+    PullRequest, Repository, RepositoryKey, RepositoryUpdate, ReviewState, Role, Submission,
+    Trigger, User,
 };
-pub use notification::{build_event, pr_events, NotifyEvent, StoredPr};
+pub use notification::{
+    build_event, plan, pr_events, Before, Notification, NotificationPlan, NotifyEvent, PrOnCommit,
+    StoredBuild, StoredPr, Withdrawal,
+};
 pub use policy::{ReviewSummary, DEFAULT_REQUIRED_APPROVALS};
-pub use time::Timestamp;
+pub use time::{Clock, Timestamp};
+pub use view::{PullRequestView, Reviewer, RoomDigest};

@@ -1,9 +1,10 @@
 //! Which state changes are worth a chat message. Pure: compares what was stored with what a
 //! newer snapshot says.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
-use super::{BuildState, PrState, PullRequest, ReviewState};
+use super::routing::Router;
+use super::{BuildState, CommitStatus, PrState, PullRequest, RepositoryKey, ReviewState};
 
 /// Something that happened to a pull request that a room may hear about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -114,6 +115,146 @@ pub fn pr_events(
     events
 }
 
+/// A build as stored before a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBuild {
+    pub state: BuildState,
+    pub updated_on: String,
+}
+
+/// An open PR whose source commit a build of the batch is on, as stored before the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrOnCommit {
+    pub repository: RepositoryKey,
+    /// The repository's current name (routes match it).
+    pub full_name: String,
+    pub number: i64,
+    /// Lower case, as Bitbucket gave it (Cloud PRs: 12 hex digits).
+    pub source_commit: String,
+    pub title: String,
+    pub draft: bool,
+}
+
+/// What was stored before a batch, as far as planning needs it.
+#[derive(Debug, Default, Clone)]
+pub struct Before {
+    pub prs: HashMap<(RepositoryKey, i64), StoredPr>,
+    /// By (full commit hash, build key).
+    pub builds: HashMap<(String, String), StoredBuild>,
+    pub prs_on_commits: Vec<PrOnCommit>,
+}
+
+/// One chat message to queue: `event` happened to a PR, and `room` wants to hear it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub room: String,
+    pub repository: RepositoryKey,
+    pub number: i64,
+    pub event: NotifyEvent,
+}
+
+/// A PR that stopped being reviewable with nothing announced: a message still waiting for it in
+/// `room` would announce a state that no longer exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub room: String,
+    pub repository: RepositoryKey,
+    pub number: i64,
+}
+
+/// Who hears what after a batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct NotificationPlan {
+    pub notifications: Vec<Notification>,
+    pub withdrawals: Vec<Withdrawal>,
+}
+
+/// Plans the messages a batch causes, from the newest snapshot of each PR and build in it (with
+/// whether its source may announce) against what was stored before.
+///
+/// - A snapshot older than the stored one changes nothing, so it announces nothing.
+/// - A PR is routed by its current name; an unrouted repository is heard nowhere.
+/// - A route's switches (`announce_*`) choose the events; drafts and work-in-progress titles are
+///   quiet (`CompiledRoute::reviewable`).
+/// - A PR that stops being reviewable without an announcement is withdrawn, announcing or not.
+/// - A build event reaches every open, reviewable PR on that commit, except one withdrawn in the
+///   same batch.
+pub fn plan(
+    prs: &[(&PullRequest, bool)],
+    builds: &[(&CommitStatus, bool)],
+    before: &Before,
+    router: &Router,
+) -> NotificationPlan {
+    let mut plan = NotificationPlan::default();
+    for &(pr, announce) in prs {
+        let stored = before.prs.get(&(pr.repository.key.clone(), pr.number));
+        if stored.is_some_and(|s| pr.updated_on.as_str() < s.updated_on.as_str()) {
+            continue;
+        }
+        let Some(route) = router.route(&pr.repository.full_name) else {
+            continue;
+        };
+        let quiet = |title: &str, draft: bool| !route.reviewable(PrState::Open, title, draft);
+        let mut announced = false;
+        if announce {
+            for event in pr_events(stored, pr, quiet) {
+                if route.announce.wants(event) {
+                    plan.notifications.push(Notification {
+                        room: route.room.clone(),
+                        repository: pr.repository.key.clone(),
+                        number: pr.number,
+                        event,
+                    });
+                    announced = true;
+                }
+            }
+        }
+        let was_reviewable = stored.is_some_and(|s| route.reviewable(s.state, &s.title, s.draft));
+        if was_reviewable && !route.reviewable(pr.state, &pr.title, pr.draft) && !announced {
+            plan.withdrawals.push(Withdrawal {
+                room: route.room.clone(),
+                repository: pr.repository.key.clone(),
+                number: pr.number,
+            });
+        }
+    }
+    for &(status, announce) in builds {
+        let stored = before
+            .builds
+            .get(&(status.commit_hash.clone(), status.key.clone()));
+        if !announce || stored.is_some_and(|b| status.updated_on.as_str() < b.updated_on.as_str()) {
+            continue;
+        }
+        let Some(event) = build_event(stored.map(|b| b.state), status.state) else {
+            continue;
+        };
+        for pr in &before.prs_on_commits {
+            if pr.source_commit.is_empty() || !status.commit_hash.starts_with(&pr.source_commit) {
+                continue;
+            }
+            let Some(route) = router.route(&pr.full_name) else {
+                continue;
+            };
+            let withdrawn = plan
+                .withdrawals
+                .iter()
+                .any(|w| w.repository == pr.repository && w.number == pr.number);
+            if withdrawn || !route.announce.wants(event) {
+                continue;
+            }
+            if route.reviewable(PrState::Open, &pr.title, pr.draft) {
+                plan.notifications.push(Notification {
+                    room: route.room.clone(),
+                    repository: pr.repository.clone(),
+                    number: pr.number,
+                    event,
+                });
+            }
+        }
+    }
+    plan
+}
+
 /// A build's new state on a commit, given its previous state for the same build key.
 pub fn build_event(before: Option<BuildState>, after: BuildState) -> Option<NotifyEvent> {
     match (before, after) {
@@ -149,6 +290,7 @@ mod tests {
         let t = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
         PullRequest {
             repository: Repository {
+                key: RepositoryKey::cloud(Some("{r}"), "a/b"),
                 full_name: "a/b".into(),
                 uuid: None,
                 url: None,

@@ -7,15 +7,17 @@ pub const DEFAULT_REQUIRED_APPROVALS: u32 = 2;
 /// Policy: an author's approval of their own PR does not count (Bitbucket lets authors approve,
 /// and some old payloads show it), nor do their own "changes requested". The SQL view
 /// `pending_reviews` applies the same rule; tests keep the two in agreement.
+///
+/// Whether a PR then needs review is the route's call (`CompiledRoute::needs_review`), since the
+/// number of approvals required is set per route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviewSummary<'a> {
     pub approved_by: Vec<&'a User>,
     pub changes_requested_by: Vec<&'a User>,
-    pub required: u32,
 }
 
 impl<'a> ReviewSummary<'a> {
-    pub fn new(author: &User, participants: &'a [Participant], required: u32) -> Self {
+    pub fn new(author: &User, participants: &'a [Participant]) -> Self {
         let others = participants.iter().filter(|p| p.user.key != author.key);
         let mut approved_by = Vec::new();
         let mut changes_requested_by = Vec::new();
@@ -29,16 +31,11 @@ impl<'a> ReviewSummary<'a> {
         Self {
             approved_by,
             changes_requested_by,
-            required,
         }
     }
 
     pub fn approvals(&self) -> u32 {
         u32::try_from(self.approved_by.len()).unwrap_or(u32::MAX)
-    }
-
-    pub fn needs_review(&self) -> bool {
-        self.approvals() < self.required
     }
 }
 
@@ -73,9 +70,8 @@ mod tests {
             part("author", ReviewState::Approved),
             part("a", ReviewState::Approved),
         ];
-        let s = ReviewSummary::new(&user("author"), &parts, 2);
+        let s = ReviewSummary::new(&user("author"), &parts);
         assert_eq!(s.approvals(), 1);
-        assert!(s.needs_review());
     }
 
     #[test]
@@ -86,10 +82,9 @@ mod tests {
             part("c", ReviewState::ChangesRequested),
             part("d", ReviewState::None),
         ];
-        let s = ReviewSummary::new(&user("author"), &parts, 2);
+        let s = ReviewSummary::new(&user("author"), &parts);
         assert_eq!(s.approvals(), 2);
-        assert!(!s.needs_review());
         assert_eq!(s.changes_requested_by.len(), 1);
-        assert_eq!(s.changes_requested_by[0].label(), "C");
+        assert_eq!(s.changes_requested_by[0].key, "c");
     }
 }

@@ -1,7 +1,11 @@
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer};
+
+/// The time as the service sees it: `Utc::now` in production, a clock a test moves otherwise.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// An instant, stored as UTC RFC 3339 text with exactly six fractional digits
 /// (`2023-05-16T10:33:04.281505Z`).

@@ -1,9 +1,10 @@
-//! Rendering: a PR's current state plus what happened, as HipChat HTML, Slack text and plain text.
-//! Every user-supplied string is escaped for its format.
+//! Rendering a PR's news: its current state plus what happened, as HipChat HTML, Slack text and
+//! plain text. Escaping for every format lives here (`escape_html`, `escape_slack`, `clip`), and
+//! every user-supplied string goes through it.
 
 use std::collections::BTreeSet;
 
-use crate::domain::NotifyEvent;
+use crate::domain::{NotifyEvent, PullRequestView};
 
 /// HipChat's room notification limit.
 pub const MAX_MESSAGE_CHARS: usize = 10_000;
@@ -40,22 +41,6 @@ impl Color {
             Color::Gray => "#9ca3af",
         }
     }
-}
-
-/// A PR as the message shows it, read when the message is sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrView {
-    pub repository: String,
-    pub number: i64,
-    pub title: String,
-    pub url: Option<String>,
-    pub author: String,
-    pub approved_by: Vec<String>,
-    pub required_approvals: u32,
-    pub changes_requested_by: Vec<String>,
-    pub build_state: Option<String>,
-    /// (name, url) of the failing builds on the source commit.
-    pub failed_builds: Vec<(String, Option<String>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -107,7 +92,7 @@ pub fn list(names: &[String]) -> String {
 }
 
 /// The headline and colour: the most important thing that happened, judged on the current state.
-fn headline(events: &BTreeSet<NotifyEvent>, pr: &PrView) -> (Color, String) {
+fn headline(events: &BTreeSet<NotifyEvent>, pr: &PullRequestView) -> (Color, String) {
     let approvals = pr.approved_by.len();
     let ready = approvals as u32 >= pr.required_approvals;
     let failing = pr.build_state.as_deref() == Some("FAILED");
@@ -142,7 +127,7 @@ fn headline(events: &BTreeSet<NotifyEvent>, pr: &PrView) -> (Color, String) {
     (Color::Yellow, "Needs review".into())
 }
 
-pub fn render(events: &BTreeSet<NotifyEvent>, pr: &PrView) -> Message {
+pub fn render(events: &BTreeSet<NotifyEvent>, pr: &PullRequestView) -> Message {
     let (color, head) = headline(events, pr);
     let title = clip(&pr.title);
     let author = clip(&pr.author);
@@ -261,8 +246,8 @@ pub fn render(events: &BTreeSet<NotifyEvent>, pr: &PrView) -> Message {
 mod tests {
     use super::*;
 
-    fn pr() -> PrView {
-        PrView {
+    fn pr() -> PullRequestView {
+        PullRequestView {
             repository: "acme/api".into(),
             number: 7,
             title: "Fix <script>alert(1)</script> & co".into(),
@@ -273,6 +258,7 @@ mod tests {
             changes_requested_by: vec![],
             build_state: None,
             failed_builds: vec![],
+            ..PullRequestView::default()
         }
     }
 

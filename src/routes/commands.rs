@@ -2,21 +2,30 @@
 //! Slack / Mattermost slash commands (signed, or a token). Every understood request gets an
 //! answer; nothing a chat user types can produce a 5xx.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::Sha256;
 
-use super::same_secret;
-use crate::commands::{self, Asker};
+use super::header;
+use crate::config::Settings;
+use crate::domain::routing::Router;
+use crate::domain::Clock;
 use crate::notify::message::{Color, Message};
-use crate::startup::AppState;
+use crate::reviews::{self, Asker};
+use crate::signature::{same_secret, verify_slack, SlackSignatureError};
+use crate::store::Db;
 
-/// How old a Slack request may be (replay protection), as Slack recommends.
-const SLACK_MAX_AGE_SECONDS: i64 = 300;
+/// What the `/commands/*` routes reach.
+pub struct CommandsState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub router: Arc<Router>,
+    pub clock: Clock,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -24,6 +33,8 @@ pub enum CommandError {
     NotFound,
     #[error("{0}")]
     Unauthorized(&'static str),
+    #[error(transparent)]
+    SlackSignature(#[from] SlackSignatureError),
     #[error("{0}")]
     BadRequest(String),
 }
@@ -32,7 +43,9 @@ impl ResponseError for CommandError {
     fn status_code(&self) -> StatusCode {
         match self {
             CommandError::NotFound => StatusCode::NOT_FOUND,
-            CommandError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            CommandError::Unauthorized(_) | CommandError::SlackSignature(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             CommandError::BadRequest(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -72,10 +85,10 @@ struct HipChatRoom {
     name: Option<String>,
 }
 
-async fn answer(state: &AppState, text: &str, asker: &Asker, room_ids: &[&str]) -> Message {
-    let command = commands::parse(text, state.settings.commands.default_snooze);
-    match commands::execute(
-        &state.pool,
+async fn answer(state: &CommandsState, text: &str, asker: &Asker, room_ids: &[&str]) -> Message {
+    let command = reviews::parse(text, state.settings.commands.default_snooze);
+    match reviews::execute(
+        &state.db,
         &state.settings,
         &state.router,
         &command,
@@ -105,7 +118,7 @@ async fn answer(state: &AppState, text: &str, asker: &Asker, room_ids: &[&str]) 
 pub async fn hipchat(
     token: web::Path<String>,
     body: web::Bytes,
-    state: web::Data<AppState>,
+    state: web::Data<CommandsState>,
 ) -> Result<HttpResponse, CommandError> {
     let Some(expected) = &state.settings.commands.hipchat_token else {
         return Err(CommandError::NotFound);
@@ -153,18 +166,11 @@ struct SlashCommand {
     channel_name: Option<String>,
 }
 
-fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-}
-
 /// `POST /commands/slack`: Slack (signed) or Mattermost (token); answers ephemerally.
 pub async fn slack(
     req: HttpRequest,
     body: web::Bytes,
-    state: web::Data<AppState>,
+    state: web::Data<CommandsState>,
 ) -> Result<HttpResponse, CommandError> {
     let settings = &state.settings.commands;
     if settings.slack_signing_secret.is_none() && settings.mattermost_token.is_none() {
@@ -175,29 +181,9 @@ pub async fn slack(
         &settings.slack_signing_secret,
     ) {
         (Some(signature), Some(secret)) => {
-            let timestamp = header(&req, "X-Slack-Request-Timestamp")
-                .and_then(|t| t.parse::<i64>().ok())
-                .ok_or(CommandError::Unauthorized(
-                    "missing or unreadable X-Slack-Request-Timestamp",
-                ))?;
             let now = (state.clock)().timestamp();
-            if (now - timestamp).abs() > SLACK_MAX_AGE_SECONDS {
-                return Err(CommandError::Unauthorized(
-                    "X-Slack-Request-Timestamp is more than 5 minutes away",
-                ));
-            }
-            let hex_digest = signature
-                .strip_prefix("v0=")
-                .and_then(|h| hex::decode(h).ok())
-                .ok_or(CommandError::Unauthorized(
-                    "X-Slack-Signature must look like v0=<hex>",
-                ))?;
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.0.expose_secret().as_bytes())
-                .expect("HMAC accepts keys of any length");
-            mac.update(format!("v0:{timestamp}:").as_bytes());
-            mac.update(&body);
-            mac.verify_slice(&hex_digest)
-                .map_err(|_| CommandError::Unauthorized("X-Slack-Signature does not match"))?;
+            let timestamp = header(&req, "X-Slack-Request-Timestamp");
+            verify_slack(signature, timestamp, &body, &secret.0, now)?;
         }
         _ => {
             let token = header(&req, "Authorization").and_then(|v| v.strip_prefix("Token "));

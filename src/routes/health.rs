@@ -1,15 +1,22 @@
+//! `GET /healthz` (the process answers) and `GET /readyz` (the database answers too).
+
 use actix_web::{web, HttpResponse};
 
-use crate::startup::AppState;
+use crate::store::{self, Db};
+
+/// What the health routes reach.
+pub struct HealthState {
+    pub db: Db,
+}
 
 /// Alive: the process answers HTTP.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready: the database answers too.
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match crate::store::ping(&state.pool).await {
+/// Ready: the database answers too (503 when it does not).
+pub async fn readyz(state: web::Data<HealthState>) -> HttpResponse {
+    match store::ping(&state.db).await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
         Err(err) => {
             tracing::warn!(error = %format!("{err:#}"), "readiness check failed");

@@ -1,26 +1,42 @@
+//! The HTTP boundary. Each route module owns the state it needs (`web::Data<...State>`, built by
+//! `startup`), maps its errors to statuses with `thiserror` (no internal text leaked), and calls
+//! one feature: the writer for webhooks, `jobs` for `/sweep`, `reviews` for `/commands/*`.
+
 pub mod commands;
 pub mod health;
 pub mod sweep;
 pub mod webhook;
 
-use sha2::{Digest, Sha256};
+use actix_web::HttpRequest;
 
-/// Compares digests of two secrets, in time independent of where they differ.
-pub(crate) fn same_secret(presented: &str, expected: &str) -> bool {
-    let a = Sha256::digest(presented.as_bytes());
-    let b = Sha256::digest(expected.as_bytes());
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+use crate::config::SecretToken;
+use crate::signature;
+
+/// A header's trimmed text, if present and readable.
+pub(crate) fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn secret_comparison() {
-        assert!(super::same_secret("abc", "abc"));
-        assert!(!super::same_secret("abd", "abc"));
-        assert!(!super::same_secret("", "abc"));
+/// The bearer-token guard of the job endpoints (`POST /sweep`, next `POST /reconcile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BearerCheck {
+    /// No token is configured: the endpoint is off (403).
+    Disabled,
+    /// Missing or wrong token (401).
+    Refused,
+    Accepted,
+}
+
+pub(crate) fn check_bearer(req: &HttpRequest, token: Option<&SecretToken>) -> BearerCheck {
+    match token {
+        None => BearerCheck::Disabled,
+        Some(token) if signature::bearer_matches(header(req, "Authorization"), &token.0) => {
+            BearerCheck::Accepted
+        }
+        Some(_) => BearerCheck::Refused,
     }
 }

@@ -1,15 +1,24 @@
 //! `POST /sweep`: the scheduler's entry point. Bearer token; `?force=true` ignores the
 //! idempotency window and quiet hours.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::same_secret;
-use crate::startup::AppState;
-use crate::sweep::{self, Trigger};
+use super::{check_bearer, BearerCheck};
+use crate::config::SecretToken;
+use crate::domain::Trigger;
+use crate::jobs::{Job, Jobs};
+
+/// What `POST /sweep` reaches.
+pub struct SweepState {
+    /// `None`: the endpoint is disabled.
+    pub token: Option<SecretToken>,
+    pub jobs: Arc<Jobs>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -53,42 +62,21 @@ pub struct SweepQuery {
 pub async fn sweep(
     req: HttpRequest,
     query: web::Query<SweepQuery>,
-    state: web::Data<AppState>,
+    state: web::Data<SweepState>,
 ) -> Result<HttpResponse, SweepError> {
-    let settings = &state.settings;
-    let Some(token) = &settings.sweep.token else {
-        return Err(SweepError::Disabled);
-    };
-    let presented = req
-        .headers()
-        .get("Authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(p) if same_secret(p, token.0.expose_secret()) => {}
-        _ => {
+    match check_bearer(&req, state.token.as_ref()) {
+        BearerCheck::Disabled => return Err(SweepError::Disabled),
+        BearerCheck::Refused => {
             tracing::warn!("POST /sweep refused: missing or wrong token");
             return Err(SweepError::Unauthorized);
         }
+        BearerCheck::Accepted => {}
     }
-    // One sweep at a time in this process; the database transaction covers other processes.
-    let _guard = state.sweep_lock.lock().await;
-    let now = (state.clock)();
-    let report = sweep::run(
-        &state.pool,
-        &state.router,
-        settings,
-        now,
-        Trigger::Http,
-        query.force,
-    )
-    .await
-    .map_err(|err| {
+    let job = Job::Sweep { force: query.force };
+    let report = state.jobs.run(job, Trigger::Http).await.map_err(|err| {
         tracing::error!(error = %format!("{err:#}"), "sweep failed");
         SweepError::Failed
     })?;
-    state.wake.notify_waiters();
-    tracing::info!(forced = query.force, rooms = ?report.rooms.iter().map(|r| (&r.room, r.status)).collect::<Vec<_>>(), "sweep done");
+    tracing::info!(forced = query.force, report = %report.to_text(), "sweep done");
     Ok(HttpResponse::Ok().json(report))
 }

@@ -2,19 +2,25 @@
 //! Every refusal is a 4xx with a reason and is recorded in `deliveries`; only our own trouble
 //! (writer overloaded or down) is a 5xx, which Bitbucket retries.
 
-use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::bitbucket::{self, signature, Parsed};
+use super::header;
+use crate::bitbucket::{self, DeliveryHeaders, Parsed, SIGNATURE_HEADER};
 use crate::config::SignaturePolicy;
-use crate::domain::{Delivery, Outcome, Timestamp};
-use crate::startup::AppState;
-use crate::store::writer::WriteError;
-use crate::store::WriteOutcome;
+use crate::domain::{Outcome, Submission, Timestamp};
+use crate::signature;
+use crate::store::{WriteError, WriteOutcome, Writer};
+
+/// What `POST /webhooks/bitbucket` reaches.
+pub struct WebhookState {
+    pub signature: SignaturePolicy,
+    pub max_body_bytes: usize,
+    pub writer: Writer,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -65,51 +71,31 @@ impl From<WriteError> for WebhookError {
     }
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-}
-
 pub async fn bitbucket(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: web::Data<WebhookState>,
 ) -> Result<HttpResponse, WebhookError> {
-    let headers = req.headers();
-    let request_id = header(headers, "X-Request-UUID")
-        .or_else(|| header(headers, "X-Request-Id"))
-        .map(|s| s.chars().take(128).collect::<String>());
-    let event_key = header(headers, "X-Event-Key").map(|s| s.chars().take(128).collect::<String>());
-    let attempt = header(headers, "X-Attempt-Number").and_then(|v| v.parse::<i64>().ok());
+    let headers = DeliveryHeaders::read(|name| header(&req, name));
     let span = tracing::info_span!(
         "delivery",
-        request_id = request_id.as_deref().unwrap_or("-"),
-        event_key = event_key.as_deref().unwrap_or("-"),
+        flavour = headers.flavour.as_str(),
+        request_id = headers.request_id.as_deref().unwrap_or("-"),
+        event_key = headers.event_key.as_deref().unwrap_or("-"),
         repository = tracing::field::Empty,
         pr = tracing::field::Empty,
     );
-    let mut delivery = Delivery {
-        request_id,
-        event_key,
-        attempt,
-        received_at: Timestamp::now(),
-        outcome: Outcome::Ignored {
-            reason: String::new(),
-        },
-    };
+    let received_at = Timestamp::now();
     async move {
-        match handle(&req, payload, &state, &mut delivery).await {
+        match handle(&req, payload, &state, &headers, &received_at).await {
             Ok(response) => Ok(response),
             Err(err) => {
                 if !matches!(err, WebhookError::Overloaded | WebhookError::Unavailable) {
                     tracing::warn!(status = err.status_code().as_u16(), reason = %err, "delivery rejected");
-                    delivery.outcome = Outcome::Rejected {
+                    let outcome = Outcome::Rejected {
                         reason: err.to_string(),
                     };
-                    state.writer.record(delivery);
+                    state.writer.record(headers.delivery(received_at, outcome));
                 } else {
                     tracing::error!(reason = %err, "delivery not stored");
                 }
@@ -124,32 +110,35 @@ pub async fn bitbucket(
 async fn handle(
     req: &HttpRequest,
     payload: web::Payload,
-    state: &AppState,
-    delivery: &mut Delivery,
+    state: &WebhookState,
+    headers: &DeliveryHeaders,
+    received_at: &Timestamp,
 ) -> Result<HttpResponse, WebhookError> {
-    let body = read_body(req, payload, state.settings.max_body_bytes).await?;
-    match &state.settings.signature {
+    let body = read_body(req, payload, state.max_body_bytes).await?;
+    match &state.signature {
         SignaturePolicy::Verify(secrets) => signature::verify(
-            req.headers().get("X-Hub-Signature").map(|v| v.as_bytes()),
+            req.headers().get(SIGNATURE_HEADER).map(|v| v.as_bytes()),
             &body,
             secrets,
         )?,
         SignaturePolicy::Insecure | SignaturePolicy::Demo => {}
     }
-    let event_key = delivery
+    let event_key = headers
         .event_key
-        .clone()
+        .as_deref()
         .ok_or(WebhookError::MissingHeader("X-Event-Key"))?;
-    let request_id = delivery
+    let request_id = headers
         .request_id
-        .clone()
-        .ok_or(WebhookError::MissingHeader("X-Request-UUID"))?;
+        .as_deref()
+        .ok_or(WebhookError::MissingHeader(headers.request_id_header()))?;
 
-    let parsed = bitbucket::parse(&event_key, &body).map_err(|e| WebhookError::BadPayload(e.0))?;
+    let parsed = bitbucket::parse(headers.flavour, event_key, &body, received_at)
+        .map_err(|e| WebhookError::BadPayload(e.0))?;
     let (outcome, mut answer) = match parsed {
         Parsed::Change(change) => {
+            let repository = &change.repository().full_name;
             let span = tracing::Span::current();
-            span.record("repository", change.repository());
+            span.record("repository", repository.as_str());
             if let Some(n) = change.pr_number() {
                 span.record("pr", n);
             }
@@ -157,7 +146,7 @@ async fn handle(
                 "status": "processed",
                 "request_id": request_id,
                 "event_key": event_key,
-                "repository": change.repository(),
+                "repository": repository,
                 "pull_request": change.pr_number(),
             });
             (Outcome::Processed(change), answer)
@@ -168,11 +157,8 @@ async fn handle(
         }
     };
     let label = outcome.label();
-    let stored = Delivery {
-        outcome,
-        ..delivery.clone()
-    };
-    match state.writer.submit(stored).await? {
+    let delivery = headers.delivery(received_at.clone(), outcome);
+    match state.writer.submit(Submission::delivery(delivery)).await? {
         WriteOutcome::Committed => {
             tracing::info!(outcome = label, "delivery stored");
         }
@@ -189,7 +175,7 @@ async fn read_body(
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<web::BytesMut, WebhookError> {
-    let declared = header(req.headers(), "Content-Length").and_then(|v| v.parse::<usize>().ok());
+    let declared = header(req, "Content-Length").and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(WebhookError::TooLarge(limit));
     }

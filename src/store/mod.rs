@@ -1,6 +1,17 @@
-//! SQLite persistence. One writer task owns the only write connection and group-commits
-//! deliveries (see `writer`); everything else reads through a small pool.
+//! Persistence: every SQL statement of the service lives under this module, one file per table
+//! group, as functions over the database handle (`Db`). Nothing here imports a feature, a route
+//! or a chat module; what the SQL needs (routes, the clock) comes in as plain values.
+//!
+//! One writer task owns the only write connection and group-commits changes (`writer`);
+//! everything else goes through a small pool. The SQLite-specific parts (`json_each`, `->>`,
+//! `BEGIN IMMEDIATE`) are confined here, ready for a PostgreSQL sibling.
 
+pub mod outbox;
+pub mod repositories;
+pub mod review_queue;
+pub mod snoozes;
+pub mod sweeps;
+pub mod users;
 pub mod writer;
 
 use std::path::Path;
@@ -12,12 +23,21 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use writer::{WriteOutcome, Writer, WriterConfig};
+pub use writer::{WriteError, WriteOutcome, Writer, WriterConfig};
+
+/// The database: a small read pool (and the occasional write outside the batch writer).
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: SqlitePool,
+    path: std::path::PathBuf,
+    synchronous: String,
+}
 
 /// The combined build state of the source commit of the PR aliased `p` (the same rule as the
 /// `pull_request_builds` view): any failure wins, then running, then stopped, else passed.
 /// Cloud PRs name 12-digit commits and statuses 40-digit ones, hence the prefix range.
-pub const PR_BUILD_STATE: &str = "(SELECT CASE WHEN count(*) = 0 THEN NULL
+const PR_BUILD_STATE: &str = "(SELECT CASE WHEN count(*) = 0 THEN NULL
                   WHEN sum(cs.state = 'FAILED') > 0 THEN 'FAILED'
                   WHEN sum(cs.state = 'INPROGRESS') > 0 THEN 'INPROGRESS'
                   WHEN sum(cs.state = 'STOPPED') > 0 THEN 'STOPPED'
@@ -45,8 +65,8 @@ pub fn connect_options(path: &Path, synchronous: &str) -> anyhow::Result<SqliteC
         .statement_cache_capacity(64))
 }
 
-/// Opens the read pool, creating the file if needed, and applies pending migrations.
-pub async fn open(path: &Path, synchronous: &str) -> anyhow::Result<SqlitePool> {
+/// Opens the database, creating the file if needed, and applies pending migrations.
+pub async fn open(path: &Path, synchronous: &str) -> anyhow::Result<Db> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the database folder {}", dir.display()))?;
@@ -63,55 +83,51 @@ pub async fn open(path: &Path, synchronous: &str) -> anyhow::Result<SqlitePool> 
         .run(&pool)
         .await
         .with_context(|| format!("applying migrations to {}", path.display()))?;
-    Ok(pool)
+    Ok(Db {
+        pool,
+        path: path.to_owned(),
+        synchronous: synchronous.to_owned(),
+    })
+}
+
+impl Db {
+    /// Waits for the connections in use and closes them.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts the batch writer on a connection of its own (see `writer`).
+    pub async fn spawn_writer(
+        &self,
+        config: WriterConfig,
+    ) -> anyhow::Result<(Writer, tokio::task::JoinHandle<()>)> {
+        use sqlx::ConnectOptions;
+        let conn = connect_options(&self.path, &self.synchronous)?
+            .connect()
+            .await
+            .context("opening the write connection")?;
+        Ok(Writer::spawn(conn, config))
+    }
 }
 
 /// Writes the settings that the SQL views read (`pending_reviews.required_approvals`).
-pub async fn write_settings(pool: &SqlitePool, required_approvals: u32) -> anyhow::Result<()> {
+pub async fn write_settings(db: &Db, required_approvals: u32) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO settings (name, value) VALUES ('required_approvals', ?1) \
          ON CONFLICT (name) DO UPDATE SET value = excluded.value",
     )
     .bind(required_approvals.to_string())
-    .execute(pool)
+    .execute(&db.pool)
     .await
     .context("writing settings")?;
     Ok(())
 }
 
 /// `SELECT 1`, for readiness.
-pub async fn ping(pool: &SqlitePool) -> anyhow::Result<()> {
+pub async fn ping(db: &Db) -> anyhow::Result<()> {
     sqlx::query("SELECT 1")
-        .execute(pool)
+        .execute(&db.pool)
         .await
         .context("database ping")?;
-    Ok(())
-}
-
-/// Writes each repository's required approvals as the current routes say (routes may have
-/// changed since the last start). NULL means "the service default".
-pub async fn apply_routing(
-    pool: &SqlitePool,
-    router: &crate::domain::routing::Router,
-) -> anyhow::Result<()> {
-    let repositories: Vec<(String, Option<i64>)> =
-        sqlx::query_as("SELECT full_name, required_approvals FROM repositories")
-            .fetch_all(pool)
-            .await
-            .context("reading repositories")?;
-    for (name, current) in repositories {
-        let wanted = router
-            .route(&name)
-            .and_then(|r| r.required_override)
-            .map(i64::from);
-        if wanted != current {
-            sqlx::query("UPDATE repositories SET required_approvals = ?1 WHERE full_name = ?2")
-                .bind(wanted)
-                .bind(&name)
-                .execute(pool)
-                .await
-                .context("updating required approvals")?;
-        }
-    }
     Ok(())
 }

@@ -1,36 +1,41 @@
-//! The single writer: group commit of deliveries.
+//! The single writer: group commit of changes, whatever their origin.
 //!
-//! Request handlers verify and parse on the HTTP workers, then hand a `Delivery` to this task and
-//! wait. The task takes whatever is queued (up to `max_batch`), folds all of it into SQLite in ONE
+//! Webhook handlers (and, next, reconciliation passes) hand a `Submission` to this task and wait.
+//! The task takes whatever is queued (up to `max_batch`), folds all of it into SQLite in ONE
 //! transaction with a fixed handful of set-based statements, commits, and only then answers each
-//! waiting handler. Throughput therefore grows with load instead of being capped by one fsync per
+//! waiting caller. Throughput therefore grows with load instead of being capped by one fsync per
 //! request, while every 2xx still means "committed".
 //!
-//! Each statement takes the whole batch as one JSON array bound to its one parameter and reads it with
-//! `json_each`, so the SQL text never changes (prepared once, cached) whatever the batch size, and
-//! no statement runs into SQLite's bound-parameter limit.
+//! Each statement takes the whole batch as one JSON array bound to its one parameter and reads it
+//! with `json_each`, so the SQL text never changes (prepared once, cached) whatever the batch
+//! size, and no statement runs into SQLite's bound-parameter limit. Each array holds one typed
+//! row struct per element (`RepositoryRow`, `PullRequestRow`, ...), read by field name.
+//!
+//! Who hears about a batch is decided by pure code (`domain::plan`) from the state read at the
+//! start of the transaction; this module only reads that state and writes the plan's rows.
 
 use std::collections::{HashMap, HashSet};
-
-use anyhow::Context;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 use crate::domain::routing::Router;
 use crate::domain::{
-    build_event, pr_events, BuildState, Change, CommitStatus, Delivery, NotifyEvent, Outcome,
-    PrState, PullRequest, Repository, ReviewState, ReviewSummary, StoredPr, Timestamp, User,
+    plan, Before, BuildState, Change, CommitStatus, Delivery, NotificationPlan, Origin, Outcome,
+    PrOnCommit, PrState, PullRequest, Repository, RepositoryKey, ReviewState, ReviewSummary,
+    StoredBuild, StoredPr, Submission, Timestamp, User,
 };
 
 #[derive(Clone)]
 pub struct WriterConfig {
-    /// Most deliveries folded into one transaction.
+    /// Most submissions folded into one transaction.
     pub max_batch: usize,
-    /// Deliveries that may wait for the writer before handlers are told to back off (503).
+    /// Submissions that may wait for the writer before callers are told to back off (503).
     pub queue: usize,
     /// Which room hears about which repository, and what it announces.
     pub router: Arc<Router>,
@@ -40,12 +45,12 @@ pub struct WriterConfig {
     pub wake: Arc<Notify>,
 }
 
-/// What became of one delivery.
+/// What became of one submission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// New, recorded and (if it carried a change) folded into state.
     Committed,
-    /// Its request id was already accepted: nothing changed.
+    /// A delivery whose request id was already accepted: nothing changed.
     Duplicate,
 }
 
@@ -55,14 +60,14 @@ pub enum WriteError {
     Overloaded,
     #[error("the writer has stopped")]
     Stopped,
-    #[error("the delivery could not be stored")]
+    #[error("the change could not be stored")]
     Failed,
 }
 
 type Reply = oneshot::Sender<Result<WriteOutcome, WriteError>>;
 
 struct Job {
-    delivery: Delivery,
+    submission: Submission,
     reply: Option<Reply>,
 }
 
@@ -74,17 +79,17 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn spawn(conn: SqliteConnection, config: WriterConfig) -> (Writer, JoinHandle<()>) {
+    pub(super) fn spawn(conn: SqliteConnection, config: WriterConfig) -> (Writer, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let task = tokio::spawn(run(conn, rx, config));
         (Writer { tx }, task)
     }
 
-    /// Stores a delivery and waits until it is committed.
-    pub async fn submit(&self, delivery: Delivery) -> Result<WriteOutcome, WriteError> {
+    /// Stores a submission and waits until it is committed.
+    pub async fn submit(&self, submission: Submission) -> Result<WriteOutcome, WriteError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            delivery,
+            submission,
             reply: Some(reply),
         };
         self.tx.try_send(job).map_err(|e| match e {
@@ -97,14 +102,11 @@ impl Writer {
     /// Records a refused delivery without waiting. When the queue is full the record is dropped
     /// (and logged): a flood of bad requests must not push out good ones.
     pub fn record(&self, delivery: Delivery) {
-        if self
-            .tx
-            .try_send(Job {
-                delivery,
-                reply: None,
-            })
-            .is_err()
-        {
+        let job = Job {
+            submission: Submission::delivery(delivery),
+            reply: None,
+        };
+        if self.tx.try_send(job).is_err() {
             tracing::warn!("writer queue full or closed: a rejected delivery was not recorded");
         }
     }
@@ -115,8 +117,8 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, config: Wr
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut buffers = Buffers::default();
     while rx.recv_many(&mut batch, max_batch).await > 0 {
-        let deliveries: Vec<&Delivery> = batch.iter().map(|j| &j.delivery).collect();
-        match apply(&mut conn, &deliveries, &mut buffers, &config).await {
+        let submissions: Vec<&Submission> = batch.iter().map(|j| &j.submission).collect();
+        match apply(&mut conn, &submissions, &mut buffers, &config).await {
             Ok(outcomes) => {
                 tracing::trace!(size = batch.len(), "batch committed");
                 for (job, outcome) in batch.drain(..).zip(outcomes) {
@@ -126,14 +128,18 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, config: Wr
                 }
             }
             Err(err) => {
-                // One bad delivery must not sink the others: retry each on its own.
+                // One bad submission must not sink the others: retry each on its own.
                 tracing::error!(error = %format!("{err:#}"), size = batch.len(), "batch failed; retrying one by one");
                 for job in batch.drain(..) {
-                    let result = apply(&mut conn, &[&job.delivery], &mut buffers, &config).await;
+                    let result = apply(&mut conn, &[&job.submission], &mut buffers, &config).await;
                     let result = match result {
                         Ok(mut outcomes) => Ok(outcomes.pop().unwrap_or(WriteOutcome::Committed)),
                         Err(err) => {
-                            tracing::error!(error = %format!("{err:#}"), request_id = ?job.delivery.request_id, "delivery could not be stored");
+                            let request_id = match &job.submission.origin {
+                                Origin::Delivery(d) => d.request_id.as_deref(),
+                                Origin::Reconciliation(_) => None,
+                            };
+                            tracing::error!(error = %format!("{err:#}"), ?request_id, "change could not be stored");
                             Err(WriteError::Failed)
                         }
                     };
@@ -150,67 +156,87 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, config: Wr
     tracing::debug!("writer stopped");
 }
 
-/// Reused JSON buffers, one per statement, so a batch allocates little.
+/// Reused JSON buffers, one per statement parameter, so a batch allocates little.
 #[derive(Default)]
 struct Buffers {
     request_ids: String,
     pr_keys: String,
-    status_keys: String,
+    build_keys: String,
     hashes: String,
-    outbox: String,
-    withdrawn: String,
     deliveries: String,
     repositories: String,
     users: String,
     pull_requests: String,
     reviews: String,
     statuses: String,
+    withdrawn: String,
+    outbox: String,
 }
 
 // What the batch must know before it writes, as ONE row holding one JSON object (each row
-// returned would be one more message between sqlx's SQLite thread and the writer):
-// - "dup": request ids of this batch that were accepted before (normally none);
-// - "pr": the stored state of the batch's PRs, to tell what changed;
-// - "status": the stored state of the batch's builds;
-// - "status_pr": open PRs whose source commit a build of this batch is on.
+// returned would be one more message between sqlx's SQLite thread and the writer). Its shape is
+// `BeforeRow`:
+// - "duplicates": request ids of this batch that were accepted before (normally none);
+// - "prs": the stored state of the batch's PRs, to tell what changed;
+// - "builds": the stored state of the batch's builds;
+// - "prs_on_commits": open PRs whose source commit a build of this batch is on.
 const BEFORE_BATCH: &str = "\
 SELECT json_object(
- 'dup', (SELECT json_group_array(request_id) FROM deliveries
-          WHERE request_id IN (SELECT value FROM json_each(?)) AND outcome <> 'rejected'),
- 'pr', (SELECT json_group_array(json_array(p.repository, p.number, p.state, p.draft, p.title,
-                p.updated_on, p.author,
-                json((SELECT json_group_array(json_array(r.user_key, r.state)) FROM reviews r
-                       WHERE r.repository = p.repository AND r.number = p.number
-                         AND r.state <> 'none'))))
+ 'duplicates', (SELECT json_group_array(request_id) FROM deliveries
+                 WHERE request_id IN (SELECT value FROM json_each(?)) AND outcome <> 'rejected'),
+ 'prs', (SELECT json_group_array(json_object(
+                'repository_key', p.repository_key, 'number', p.number, 'state', p.state,
+                'draft', p.draft, 'title', p.title, 'updated_on', p.updated_on,
+                'author', p.author,
+                'reviews', json((SELECT json_group_array(json_array(r.user_key, r.state))
+                                   FROM reviews r
+                                  WHERE r.repository_key = p.repository_key
+                                    AND r.number = p.number AND r.state <> 'none'))))
           FROM json_each(?) j
-          JOIN pull_requests p ON p.repository = j.value->>0 AND p.number = j.value->>1),
- 'status', (SELECT json_group_array(json_array(c.commit_hash, c.key, c.state, c.updated_on))
+          JOIN pull_requests p ON p.repository_key = j.value->>0 AND p.number = j.value->>1),
+ 'builds', (SELECT json_group_array(json_object('commit_hash', c.commit_hash, 'key', c.key,
+                   'state', c.state, 'updated_on', c.updated_on))
               FROM json_each(?) j
               JOIN commit_statuses c ON c.commit_hash = j.value->>0 AND c.key = j.value->>1),
- 'status_pr', (SELECT json_group_array(json_array(p.repository, p.number, lower(p.source_commit),
-                       p.title, p.draft))
+ 'prs_on_commits', (SELECT json_group_array(json_object('repository_key', p.repository_key,
+                    'full_name', repo.full_name, 'number', p.number,
+                    'source_commit', lower(p.source_commit), 'title', p.title, 'draft', p.draft))
                  FROM json_each(?) j
                 CROSS JOIN pull_requests p ON p.source_commit IN (substr(j.value, 1, 12), j.value)
+                 JOIN repositories repo ON repo.repository_key = p.repository_key
                 WHERE +p.state = 'OPEN'))";
 
 const INSERT_DELIVERIES: &str = "\
-INSERT INTO deliveries (request_id, event_key, received_at, outcome, reason, repository, pr_number, attempt)
-SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7
+INSERT INTO deliveries (request_id, event_key, received_at, outcome, reason, repository, pr_number,
+    attempt)
+SELECT value->>'request_id', value->>'event_key', value->>'received_at', value->>'outcome',
+    value->>'reason', value->>'repository', value->>'pr_number', value->>'attempt'
 FROM json_each(?)";
 
+// A repository's name changes with a rename: the name of the newest change wins, whatever the
+// arrival order (`named_on`). Rows are rewritten only when something differs.
 const UPSERT_REPOSITORIES: &str = "\
-INSERT INTO repositories (full_name, uuid, url, required_approvals)
-SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each(?) WHERE true
-ON CONFLICT (full_name) DO UPDATE SET
+INSERT INTO repositories (repository_key, full_name, uuid, url, required_approvals, named_on)
+SELECT value->>'repository_key', value->>'full_name', value->>'uuid', value->>'url',
+    value->>'required_approvals', value->>'named_on'
+FROM json_each(?) WHERE true
+ON CONFLICT (repository_key) DO UPDATE SET
+    full_name = excluded.full_name,
+    named_on = excluded.named_on,
     uuid = coalesce(excluded.uuid, uuid),
     url = coalesce(excluded.url, url),
     required_approvals = excluded.required_approvals
-WHERE coalesce(excluded.uuid, uuid) IS NOT uuid OR coalesce(excluded.url, url) IS NOT url
-   OR excluded.required_approvals IS NOT required_approvals";
+WHERE excluded.named_on >= coalesce(repositories.named_on, '')
+  AND (excluded.full_name IS NOT repositories.full_name
+       OR coalesce(excluded.uuid, repositories.uuid) IS NOT repositories.uuid
+       OR coalesce(excluded.url, repositories.url) IS NOT repositories.url
+       OR excluded.required_approvals IS NOT repositories.required_approvals)";
 
 const UPSERT_USERS: &str = "\
 INSERT INTO users (user_key, uuid, account_id, nickname, username, display_name)
-SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?) WHERE true
+SELECT value->>'user_key', value->>'uuid', value->>'account_id', value->>'nickname',
+    value->>'username', value->>'display_name'
+FROM json_each(?) WHERE true
 ON CONFLICT (user_key) DO UPDATE SET
     uuid = coalesce(excluded.uuid, uuid),
     account_id = coalesce(excluded.account_id, account_id),
@@ -225,13 +251,15 @@ WHERE coalesce(excluded.uuid, uuid) IS NOT uuid
 
 // An older snapshot never overwrites a newer one (events arrive out of order).
 const UPSERT_PULL_REQUESTS: &str = "\
-INSERT INTO pull_requests (repository, number, title, author, source_branch, source_commit,
+INSERT INTO pull_requests (repository_key, number, title, author, source_branch, source_commit,
     destination_branch, state, draft, created_on, updated_on, last_activity_on, url, approvals,
     changes_requested)
-SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,
-    value->>8, value->>9, value->>10, value->>11, value->>12, value->>13, value->>14
+SELECT value->>'repository_key', value->>'number', value->>'title', value->>'author',
+    value->>'source_branch', value->>'source_commit', value->>'destination_branch',
+    value->>'state', value->>'draft', value->>'created_on', value->>'updated_on',
+    value->>'last_activity_on', value->>'url', value->>'approvals', value->>'changes_requested'
 FROM json_each(?) WHERE true
-ON CONFLICT (repository, number) DO UPDATE SET
+ON CONFLICT (repository_key, number) DO UPDATE SET
     title = excluded.title,
     author = excluded.author,
     source_branch = excluded.source_branch,
@@ -248,80 +276,88 @@ ON CONFLICT (repository, number) DO UPDATE SET
 WHERE excluded.updated_on >= pull_requests.updated_on";
 
 const UPSERT_REVIEWS: &str = "\
-INSERT INTO reviews (repository, number, user_key, role, state, state_on, snapshot_on)
-SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6
+INSERT INTO reviews (repository_key, number, user_key, role, state, state_on, snapshot_on)
+SELECT value->>'repository_key', value->>'number', value->>'user_key', value->>'role',
+    value->>'state', value->>'state_on', value->>'snapshot_on'
 FROM json_each(?) WHERE true
-ON CONFLICT (repository, number, user_key) DO UPDATE SET
+ON CONFLICT (repository_key, number, user_key) DO UPDATE SET
     role = excluded.role,
     state = excluded.state,
     state_on = excluded.state_on,
     snapshot_on = excluded.snapshot_on
 WHERE excluded.snapshot_on >= reviews.snapshot_on";
 
-// Whoever is not in the PR's newest snapshot is no longer attached to it. Rows written by an older
-// snapshot than the stored PR are exactly those.
+// Whoever is not in the PR's newest snapshot is no longer attached to it. Rows written by an
+// older snapshot than the stored PR are exactly those.
 // (Written as a join over table columns so that SQLite looks rows up by the whole key.)
 const DELETE_STALE_REVIEWS: &str = "\
 DELETE FROM reviews
-WHERE (repository, number, user_key) IN (
-    SELECT r.repository, r.number, r.user_key
+WHERE (repository_key, number, user_key) IN (
+    SELECT r.repository_key, r.number, r.user_key
       FROM json_each(?) j
-      JOIN pull_requests p ON p.repository = j.value->>0 AND p.number = j.value->>1
-      JOIN reviews r ON r.repository = p.repository AND r.number = p.number
+      JOIN pull_requests p ON p.repository_key = j.value->>'repository_key'
+                          AND p.number = j.value->>'number'
+      JOIN reviews r ON r.repository_key = p.repository_key AND r.number = p.number
      WHERE r.snapshot_on < p.updated_on)";
 
 const UPSERT_STATUSES: &str = "\
-INSERT INTO commit_statuses (commit_hash, key, repository, state, name, url, updated_on)
-SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6
+INSERT INTO commit_statuses (commit_hash, key, repository_key, state, name, url, updated_on)
+SELECT value->>'commit_hash', value->>'key', value->>'repository_key', value->>'state',
+    value->>'name', value->>'url', value->>'updated_on'
 FROM json_each(?) WHERE true
 ON CONFLICT (commit_hash, key) DO UPDATE SET
-    repository = excluded.repository,
+    repository_key = excluded.repository_key,
     state = excluded.state,
     name = excluded.name,
     url = excluded.url,
     updated_on = excluded.updated_on
 WHERE excluded.updated_on >= commit_statuses.updated_on";
 
-// A message still waiting in its window for a PR that has since stopped being reviewable (merged
-// or declined where the route does not announce that, or back to draft / WIP) would announce a
-// state that no longer exists: it is withdrawn with the change. Rows already tried are left alone.
-const WITHDRAW_NOTIFICATIONS: &str = "\
-DELETE FROM outbox
-WHERE state = 'pending'
-  AND (room, repository, number) IN (SELECT value->>0, value->>1, value->>2 FROM json_each(?))";
-
 // Snoozes end when their PR changes: a new commit, a new requested reviewer, or an approval
 // that was there when snoozed is gone. (Runs after the batch's PR and reviews rows are written;
 // snoozes are looked up first, so a batch without any costs one index probe per PR.)
 const WAKE_SNOOZES: &str = "\
 DELETE FROM snoozes
-WHERE (user_key, repository, number) IN (
-    SELECT s.user_key, s.repository, s.number
+WHERE (user_key, repository_key, number) IN (
+    SELECT s.user_key, s.repository_key, s.number
       FROM json_each(?) j
-     CROSS JOIN snoozes s ON s.repository = j.value->>0 AND s.number = j.value->>1
-     CROSS JOIN pull_requests p ON p.repository = s.repository AND p.number = s.number
+     CROSS JOIN snoozes s ON s.repository_key = j.value->>'repository_key'
+                         AND s.number = j.value->>'number'
+     CROSS JOIN pull_requests p ON p.repository_key = s.repository_key AND p.number = s.number
      WHERE p.source_commit IS NOT s.source_commit
         OR EXISTS (SELECT 1 FROM reviews r
-                    WHERE r.repository = p.repository AND r.number = p.number
+                    WHERE r.repository_key = p.repository_key AND r.number = p.number
                       AND r.role = 'REVIEWER'
                       AND r.user_key NOT IN (SELECT value FROM json_each(s.reviewers)))
         OR EXISTS (SELECT 1 FROM json_each(s.approvers) a
                     WHERE NOT EXISTS (SELECT 1 FROM reviews r
-                                       WHERE r.repository = p.repository AND r.number = p.number
+                                       WHERE r.repository_key = p.repository_key
+                                         AND r.number = p.number
                                          AND r.user_key = a.value AND r.state = 'approved')))";
+
+// A message still waiting in its window for a PR that has since stopped being reviewable would
+// announce a state that no longer exists: it is withdrawn with the change. Rows already tried
+// are left alone.
+const WITHDRAW_NOTIFICATIONS: &str = "\
+DELETE FROM outbox
+WHERE state = 'pending' AND kind = 'pull_request'
+  AND (room, repository_key, number) IN (
+      SELECT value->>'room', value->>'repository_key', value->>'number' FROM json_each(?))";
 
 // One row per (room, PR, event). Events for a PR whose message is still waiting join it.
 const QUEUE_NOTIFICATIONS: &str = "\
-INSERT INTO outbox (room, repository, number, events, created_at, not_before)
-SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?) WHERE true
-ON CONFLICT (room, repository, number) WHERE state = 'pending' DO UPDATE SET
-    events = outbox.events || ',' || excluded.events
+INSERT INTO outbox (room, kind, repository_key, number, events, created_at, not_before)
+SELECT value->>'room', 'pull_request', value->>'repository_key', value->>'number',
+    value->>'event', value->>'created_at', value->>'not_before'
+FROM json_each(?) WHERE true
+ON CONFLICT (room, repository_key, number) WHERE state = 'pending' AND kind = 'pull_request'
+DO UPDATE SET events = outbox.events || ',' || excluded.events
 WHERE instr(',' || outbox.events || ',', ',' || excluded.events || ',') = 0";
 
 /// Everything a batch writes, sent to SQLite as ONE multi-statement query: one round trip to the
-/// driver's thread instead of one per statement. Each statement has one plain `?`, which sqlx binds
-/// in order of appearance across the statements (numbered `?N` would not work: sqlx stops binding
-/// a statement at its first unnumbered gap).
+/// driver's thread instead of one per statement. Each statement has one plain `?`, which sqlx
+/// binds in order of appearance across the statements (numbered `?N` would not work: sqlx stops
+/// binding a statement at its first unnumbered gap).
 static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
     [
         INSERT_DELIVERIES,
@@ -343,16 +379,16 @@ static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
 static BEGIN_AND_CHECK: LazyLock<String> =
     LazyLock::new(|| format!("BEGIN IMMEDIATE;\n{BEFORE_BATCH}"));
 
-/// Folds a batch into the database in one transaction. Returns one outcome per delivery, in order.
+/// Folds a batch into the database in one transaction. Returns one outcome per submission, in
+/// order.
 async fn apply(
     conn: &mut SqliteConnection,
-    batch: &[&Delivery],
+    batch: &[&Submission],
     buf: &mut Buffers,
     config: &WriterConfig,
 ) -> anyhow::Result<Vec<WriteOutcome>> {
     encode_lookups(batch, buf)?;
-    let result = write(conn, batch, buf, config).await;
-    match result {
+    match write(conn, batch, buf, config).await {
         Ok((outcomes, notified)) => {
             if notified {
                 config.wake.notify_waiters();
@@ -368,80 +404,85 @@ async fn apply(
 }
 
 /// The keys the look-up before the batch needs: request ids, PRs, builds and their commits.
-fn encode_lookups(batch: &[&Delivery], buf: &mut Buffers) -> anyhow::Result<()> {
+fn encode_lookups(batch: &[&Submission], buf: &mut Buffers) -> anyhow::Result<()> {
     let mut ids = Vec::with_capacity(batch.len());
     let mut prs = Vec::new();
-    let mut statuses = Vec::new();
+    let mut builds = Vec::new();
     let mut hashes = Vec::new();
-    for delivery in batch {
-        if matches!(delivery.outcome, Outcome::Rejected { .. }) {
-            continue;
-        }
-        ids.extend(delivery.request_id.as_deref());
-        match &delivery.outcome {
-            Outcome::Processed(Change::PullRequest(pr)) => {
-                prs.push((pr.repository.full_name.as_str(), pr.number));
+    for submission in batch {
+        if let Origin::Delivery(delivery) = &submission.origin {
+            if matches!(delivery.outcome, Outcome::Rejected { .. }) {
+                continue;
             }
-            Outcome::Processed(Change::CommitStatus(status)) => {
-                statuses.push((status.commit_hash.as_str(), status.key.as_str()));
+            ids.extend(delivery.request_id.as_deref());
+        }
+        match submission.change() {
+            Some(Change::PullRequest(pr)) => prs.push((pr.repository.key.as_str(), pr.number)),
+            Some(Change::CommitStatus(status)) => {
+                builds.push((status.commit_hash.as_str(), status.key.as_str()));
                 hashes.push(status.commit_hash.as_str());
             }
-            _ => {}
+            Some(Change::Repository(_)) | None => {}
         }
     }
     write_json(&mut buf.request_ids, &ids)?;
     write_json(&mut buf.pr_keys, &prs)?;
-    write_json(&mut buf.status_keys, &statuses)?;
+    write_json(&mut buf.build_keys, &builds)?;
     write_json(&mut buf.hashes, &hashes)
 }
 
-/// What was stored before the batch.
-#[derive(Default)]
-struct Before {
-    duplicates: HashSet<String>,
-    prs: HashMap<(String, i64), StoredPr>,
-    statuses: HashMap<(String, String), (BuildState, String)>,
-    /// (repository, number, source commit, title, draft) of open PRs on the batch's commits.
-    status_prs: Vec<(String, i64, String, String, bool)>,
-}
-
-/// A stored PR as `BEFORE_BATCH` lists it: repository, number, state, draft, title,
-/// updated_on, author, [(user, review state)].
-type StoredPrRow = (
-    String,
-    i64,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    Vec<(String, String)>,
-);
-
 /// The JSON object `BEFORE_BATCH` returns.
-#[derive(serde::Deserialize)]
+#[derive(Deserialize)]
 struct BeforeRow {
-    dup: Vec<String>,
-    pr: Vec<StoredPrRow>,
-    status: Vec<(String, String, String, String)>,
-    status_pr: Vec<(String, i64, String, String, i64)>,
+    duplicates: Vec<String>,
+    prs: Vec<StoredPrRow>,
+    builds: Vec<StoredBuildRow>,
+    prs_on_commits: Vec<PrOnCommitRow>,
 }
 
-impl Before {
-    fn read(json: &str) -> anyhow::Result<Before> {
-        let row: BeforeRow = serde_json::from_str(json).context("state before the batch")?;
-        let mut before = Before {
-            duplicates: row.dup.into_iter().collect(),
-            ..Before::default()
-        };
-        for (repo, number, state, draft, title, updated_on, author, reviews) in row.pr {
+#[derive(Deserialize)]
+struct StoredPrRow {
+    repository_key: String,
+    number: i64,
+    state: String,
+    draft: i64,
+    title: String,
+    updated_on: String,
+    author: String,
+    /// (user key, review state) of everyone with a verdict.
+    reviews: Vec<(String, String)>,
+}
+
+#[derive(Deserialize)]
+struct StoredBuildRow {
+    commit_hash: String,
+    key: String,
+    state: String,
+    updated_on: String,
+}
+
+#[derive(Deserialize)]
+struct PrOnCommitRow {
+    repository_key: String,
+    full_name: String,
+    number: i64,
+    source_commit: String,
+    title: String,
+    draft: i64,
+}
+
+impl BeforeRow {
+    fn into_domain(self) -> (HashSet<String>, Before) {
+        let mut before = Before::default();
+        for pr in self.prs {
             let stored = StoredPr {
-                state: PrState::parse(&state).unwrap_or(PrState::Open),
-                draft: draft != 0,
-                title,
-                updated_on,
-                author,
-                reviews: reviews
+                state: PrState::parse(&pr.state).unwrap_or(PrState::Open),
+                draft: pr.draft != 0,
+                title: pr.title,
+                updated_on: pr.updated_on,
+                author: pr.author,
+                reviews: pr
+                    .reviews
                     .into_iter()
                     .map(|(user, state)| {
                         let state = match state.as_str() {
@@ -453,62 +494,89 @@ impl Before {
                     })
                     .collect(),
             };
-            before.prs.insert((repo, number), stored);
+            before.prs.insert(
+                (RepositoryKey::from_stored(pr.repository_key), pr.number),
+                stored,
+            );
         }
-        for (hash, key, state, updated_on) in row.status {
-            if let Some(state) = BuildState::parse(&state) {
-                before.statuses.insert((hash, key), (state, updated_on));
+        for build in self.builds {
+            if let Some(state) = BuildState::parse(&build.state) {
+                before.builds.insert(
+                    (build.commit_hash, build.key),
+                    StoredBuild {
+                        state,
+                        updated_on: build.updated_on,
+                    },
+                );
             }
         }
-        before.status_prs = row
-            .status_pr
+        before.prs_on_commits = self
+            .prs_on_commits
             .into_iter()
-            .map(|(repo, number, commit, title, draft)| (repo, number, commit, title, draft != 0))
+            .map(|p| PrOnCommit {
+                repository: RepositoryKey::from_stored(p.repository_key),
+                full_name: p.full_name,
+                number: p.number,
+                source_commit: p.source_commit,
+                title: p.title,
+                draft: p.draft != 0,
+            })
             .collect();
-        Ok(before)
+        (self.duplicates.into_iter().collect(), before)
     }
 }
 
 async fn write(
     conn: &mut SqliteConnection,
-    batch: &[&Delivery],
+    batch: &[&Submission],
     buf: &mut Buffers,
     config: &WriterConfig,
 ) -> anyhow::Result<(Vec<WriteOutcome>, bool)> {
     let json: String = sqlx::query_scalar(BEGIN_AND_CHECK.as_str())
         .bind(buf.request_ids.as_str())
         .bind(buf.pr_keys.as_str())
-        .bind(buf.status_keys.as_str())
+        .bind(buf.build_keys.as_str())
         .bind(buf.hashes.as_str())
         .fetch_one(&mut *conn)
         .await
         .context("reading state before the batch")?;
-    let before = Before::read(&json)?;
-    let mut taken: HashSet<&str> = before.duplicates.iter().map(String::as_str).collect();
+    let row: BeforeRow = serde_json::from_str(&json).context("state before the batch")?;
+    let (duplicates, before) = row.into_domain();
+    let mut taken: HashSet<&str> = duplicates.iter().map(String::as_str).collect();
 
     let mut outcomes = Vec::with_capacity(batch.len());
-    let mut stored: Vec<&Delivery> = Vec::with_capacity(batch.len());
-    let mut changes: Vec<&Change> = Vec::new();
-    for &delivery in batch {
-        let outcome = match (&delivery.outcome, delivery.request_id.as_deref()) {
-            (Outcome::Rejected { .. }, _) => WriteOutcome::Committed,
-            (outcome, Some(id)) if taken.insert(id) => {
-                if let Outcome::Processed(change) = outcome {
-                    changes.push(change);
+    let mut recorded: Vec<&Delivery> = Vec::with_capacity(batch.len());
+    let mut changes: Vec<(&Change, bool)> = Vec::new();
+    for &submission in batch {
+        let outcome = match &submission.origin {
+            Origin::Delivery(delivery) => {
+                let fresh = match (&delivery.outcome, delivery.request_id.as_deref()) {
+                    (Outcome::Rejected { .. }, _) | (_, None) => true,
+                    (_, Some(id)) => taken.insert(id),
+                };
+                if fresh {
+                    recorded.push(delivery);
                 }
-                WriteOutcome::Committed
+                fresh
             }
-            _ => WriteOutcome::Duplicate,
+            Origin::Reconciliation(_) => true,
         };
-        if outcome == WriteOutcome::Committed {
-            stored.push(delivery);
+        if outcome {
+            if let Some(change) = submission.change() {
+                changes.push((change, submission.announce));
+            }
+            outcomes.push(WriteOutcome::Committed);
+        } else {
+            outcomes.push(WriteOutcome::Duplicate);
         }
-        outcomes.push(outcome);
     }
-    encode_deliveries(&stored, &mut buf.deliveries)?;
-    let plan = Plan::new(&changes);
-    plan.encode(buf, &config.router)?;
-    let queued = plan.notifications(&before, config, &mut buf.outbox, &mut buf.withdrawn)?;
+    encode_deliveries(&recorded, &mut buf.deliveries)?;
+    let rows = Rows::new(&changes);
+    rows.encode(buf, &config.router)?;
+    let prs: Vec<(&PullRequest, bool)> = rows.pull_requests.values().copied().collect();
+    let builds: Vec<(&CommitStatus, bool)> = rows.statuses.values().copied().collect();
+    let planned = plan(&prs, &builds, &before, &config.router);
+    let queued = encode_plan(&planned, config.coalesce, buf)?;
     sqlx::query(WRITE_BATCH.as_str())
         .bind(buf.deliveries.as_str())
         .bind(buf.repositories.as_str())
@@ -526,8 +594,21 @@ async fn write(
     Ok((outcomes, queued))
 }
 
-fn encode_deliveries(batch: &[&Delivery], out: &mut String) -> anyhow::Result<()> {
-    let rows: Vec<_> = batch
+#[derive(Serialize)]
+struct DeliveryRow<'a> {
+    request_id: Option<&'a str>,
+    event_key: Option<&'a str>,
+    received_at: &'a str,
+    outcome: &'static str,
+    reason: Option<&'a str>,
+    /// The repository's name as the delivery carried it.
+    repository: Option<&'a str>,
+    pr_number: Option<i64>,
+    attempt: Option<i64>,
+}
+
+fn encode_deliveries(deliveries: &[&Delivery], out: &mut String) -> anyhow::Result<()> {
+    let rows: Vec<DeliveryRow> = deliveries
         .iter()
         .map(|d| {
             let (reason, change) = match &d.outcome {
@@ -536,22 +617,22 @@ fn encode_deliveries(batch: &[&Delivery], out: &mut String) -> anyhow::Result<()
                     (Some(reason.as_str()), None)
                 }
             };
-            (
-                d.request_id.as_deref(),
-                d.event_key.as_deref(),
-                d.received_at.as_str(),
-                d.outcome.label(),
+            DeliveryRow {
+                request_id: d.request_id.as_deref(),
+                event_key: d.event_key.as_deref(),
+                received_at: d.received_at.as_str(),
+                outcome: d.outcome.label(),
                 reason,
-                change.map(|c| c.repository()),
-                change.and_then(|c| c.pr_number()),
-                d.attempt,
-            )
+                repository: change.map(|c| c.repository().full_name.as_str()),
+                pr_number: change.and_then(Change::pr_number),
+                attempt: d.attempt,
+            }
         })
         .collect();
     write_json(out, &rows)
 }
 
-fn write_json<T: serde::Serialize>(out: &mut String, value: &T) -> anyhow::Result<()> {
+fn write_json<T: Serialize>(out: &mut String, value: &T) -> anyhow::Result<()> {
     out.clear();
     let mut bytes = std::mem::take(out).into_bytes();
     serde_json::to_writer(&mut bytes, value).context("encoding a batch")?;
@@ -560,238 +641,271 @@ fn write_json<T: serde::Serialize>(out: &mut String, value: &T) -> anyhow::Resul
     Ok(())
 }
 
-/// The rows one batch writes, with repeats folded: the newest snapshot per PR and per build.
-struct Plan<'a> {
-    repositories: HashMap<&'a str, &'a Repository>,
-    users: HashMap<&'a str, &'a User>,
-    pull_requests: HashMap<(&'a str, i64), &'a PullRequest>,
-    statuses: HashMap<(&'a str, &'a str), &'a CommitStatus>,
+#[derive(Serialize)]
+struct RepositoryRow<'a> {
+    repository_key: &'a RepositoryKey,
+    full_name: &'a str,
+    uuid: Option<&'a str>,
+    url: Option<&'a str>,
+    /// The route's own setting, else NULL (the service default).
+    required_approvals: Option<u32>,
+    named_on: &'a Timestamp,
 }
 
-impl<'a> Plan<'a> {
-    fn new(changes: &[&'a Change]) -> Self {
-        let mut plan = Plan {
+#[derive(Serialize)]
+struct UserRow<'a> {
+    user_key: &'a str,
+    uuid: Option<&'a str>,
+    account_id: Option<&'a str>,
+    nickname: Option<&'a str>,
+    username: Option<&'a str>,
+    display_name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct PullRequestRow<'a> {
+    repository_key: &'a RepositoryKey,
+    number: i64,
+    title: &'a str,
+    author: &'a str,
+    source_branch: Option<&'a str>,
+    source_commit: Option<&'a str>,
+    destination_branch: Option<&'a str>,
+    state: &'static str,
+    draft: bool,
+    created_on: &'a Timestamp,
+    updated_on: &'a Timestamp,
+    last_activity_on: &'a Timestamp,
+    url: Option<&'a str>,
+    approvals: u32,
+    changes_requested: usize,
+}
+
+#[derive(Serialize)]
+struct ReviewRow<'a> {
+    repository_key: &'a RepositoryKey,
+    number: i64,
+    user_key: &'a str,
+    role: &'static str,
+    state: &'static str,
+    state_on: Option<&'a Timestamp>,
+    /// `updated_on` of the PR snapshot that writes the row.
+    snapshot_on: &'a Timestamp,
+}
+
+#[derive(Serialize)]
+struct StatusRow<'a> {
+    commit_hash: &'a str,
+    key: &'a str,
+    repository_key: &'a RepositoryKey,
+    state: &'static str,
+    name: Option<&'a str>,
+    url: Option<&'a str>,
+    updated_on: &'a Timestamp,
+}
+
+#[derive(Serialize)]
+struct WithdrawalRow<'a> {
+    room: &'a str,
+    repository_key: &'a RepositoryKey,
+    number: i64,
+}
+
+#[derive(Serialize)]
+struct OutboxRow<'a> {
+    room: &'a str,
+    repository_key: &'a RepositoryKey,
+    number: i64,
+    event: &'static str,
+    created_at: &'a str,
+    not_before: &'a str,
+}
+
+/// The plan's rows: withdrawals and new messages (due at the end of the coalescing window).
+/// Returns whether any message is queued.
+fn encode_plan(
+    plan: &NotificationPlan,
+    coalesce: Duration,
+    buf: &mut Buffers,
+) -> anyhow::Result<bool> {
+    let now = Timestamp::now();
+    let not_before = Timestamp::from_datetime(
+        now.to_datetime() + chrono::Duration::from_std(coalesce).unwrap_or_default(),
+    );
+    let withdrawn: Vec<WithdrawalRow> = plan
+        .withdrawals
+        .iter()
+        .map(|w| WithdrawalRow {
+            room: &w.room,
+            repository_key: &w.repository,
+            number: w.number,
+        })
+        .collect();
+    write_json(&mut buf.withdrawn, &withdrawn)?;
+    let queued: Vec<OutboxRow> = plan
+        .notifications
+        .iter()
+        .map(|n| OutboxRow {
+            room: &n.room,
+            repository_key: &n.repository,
+            number: n.number,
+            event: n.event.as_str(),
+            created_at: now.as_str(),
+            not_before: not_before.as_str(),
+        })
+        .collect();
+    write_json(&mut buf.outbox, &queued)?;
+    Ok(!queued.is_empty())
+}
+
+/// The rows one batch writes, with repeats folded: the newest snapshot per PR and per build, the
+/// newest name per repository. A PR or build announces if any submission of it may.
+struct Rows<'a> {
+    repositories: HashMap<&'a RepositoryKey, (&'a Repository, &'a Timestamp)>,
+    users: HashMap<&'a str, &'a User>,
+    pull_requests: HashMap<(&'a RepositoryKey, i64), (&'a PullRequest, bool)>,
+    statuses: HashMap<(&'a str, &'a str), (&'a CommitStatus, bool)>,
+}
+
+impl<'a> Rows<'a> {
+    fn new(changes: &[(&'a Change, bool)]) -> Self {
+        let mut rows = Rows {
             repositories: HashMap::new(),
             users: HashMap::new(),
             pull_requests: HashMap::new(),
             statuses: HashMap::new(),
         };
-        for change in changes {
+        for &(change, announce) in changes {
+            let repository = change.repository();
+            let at = change.updated_on();
+            match rows.repositories.get(&repository.key) {
+                Some((_, kept)) if *kept > at => {}
+                _ => {
+                    rows.repositories.insert(&repository.key, (repository, at));
+                }
+            }
             match change {
                 Change::PullRequest(pr) => {
                     let pr: &PullRequest = pr;
-                    let key = (pr.repository.full_name.as_str(), pr.number);
-                    match plan.pull_requests.get(&key) {
-                        Some(kept) if kept.updated_on > pr.updated_on => continue,
-                        _ => {}
-                    }
-                    plan.pull_requests.insert(key, pr);
+                    let key = (&pr.repository.key, pr.number);
+                    let kept = rows.pull_requests.get(&key).copied();
+                    let announce = announce || kept.is_some_and(|k| k.1);
+                    let newest = match kept {
+                        Some((kept, _)) if kept.updated_on > pr.updated_on => kept,
+                        _ => pr,
+                    };
+                    rows.pull_requests.insert(key, (newest, announce));
                 }
                 Change::CommitStatus(status) => {
                     let status: &CommitStatus = status;
-                    plan.repositories
-                        .insert(&status.repository.full_name, &status.repository);
                     let key = (status.commit_hash.as_str(), status.key.as_str());
-                    match plan.statuses.get(&key) {
-                        Some(kept) if kept.updated_on > status.updated_on => continue,
-                        _ => {}
-                    }
-                    plan.statuses.insert(key, status);
+                    let kept = rows.statuses.get(&key).copied();
+                    let announce = announce || kept.is_some_and(|k| k.1);
+                    let newest = match kept {
+                        Some((kept, _)) if kept.updated_on > status.updated_on => kept,
+                        _ => status,
+                    };
+                    rows.statuses.insert(key, (newest, announce));
                 }
+                Change::Repository(_) => {}
             }
         }
-        for pr in plan.pull_requests.values() {
-            plan.repositories
-                .insert(&pr.repository.full_name, &pr.repository);
-            plan.users.insert(&pr.author.key, &pr.author);
+        for (pr, _) in rows.pull_requests.values() {
+            rows.users.insert(&pr.author.key, &pr.author);
             for p in &pr.participants {
-                plan.users.insert(&p.user.key, &p.user);
+                rows.users.insert(&p.user.key, &p.user);
             }
         }
-        plan
+        rows
     }
 
     fn encode(&self, buf: &mut Buffers, router: &Router) -> anyhow::Result<()> {
-        let repositories: Vec<_> = self
+        let repositories: Vec<RepositoryRow> = self
             .repositories
             .values()
-            .map(|r| {
-                let required = router
+            .map(|(r, at)| RepositoryRow {
+                repository_key: &r.key,
+                full_name: &r.full_name,
+                uuid: r.uuid.as_deref(),
+                url: r.url.as_deref(),
+                required_approvals: router
                     .route(&r.full_name)
-                    .and_then(|route| route.required_override);
-                (&r.full_name, &r.uuid, &r.url, required)
+                    .and_then(|route| route.required_override),
+                named_on: at,
             })
             .collect();
         write_json(&mut buf.repositories, &repositories)?;
 
-        let users: Vec<_> = self
+        let users: Vec<UserRow> = self
             .users
             .values()
-            .map(|u| {
-                (
-                    &u.key,
-                    &u.uuid,
-                    &u.account_id,
-                    &u.nickname,
-                    &u.username,
-                    &u.display_name,
-                )
+            .map(|u| UserRow {
+                user_key: &u.key,
+                uuid: u.uuid.as_deref(),
+                account_id: u.account_id.as_deref(),
+                nickname: u.nickname.as_deref(),
+                username: u.username.as_deref(),
+                display_name: u.display_name.as_deref(),
             })
             .collect();
         write_json(&mut buf.users, &users)?;
 
-        let pull_requests: Vec<_> = self
+        let pull_requests: Vec<PullRequestRow> = self
             .pull_requests
             .values()
-            .map(|pr| {
-                let summary = ReviewSummary::new(&pr.author, &pr.participants, 0);
-                (
-                    &pr.repository.full_name,
-                    pr.number,
-                    &pr.title,
-                    &pr.author.key,
-                    &pr.source_branch,
-                    &pr.source_commit,
-                    &pr.destination_branch,
-                    pr.state.as_str(),
-                    u8::from(pr.draft),
-                    &pr.created_on,
-                    &pr.updated_on,
-                    &pr.activity_on,
-                    &pr.url,
-                    summary.approvals(),
-                    summary.changes_requested_by.len(),
-                )
+            .map(|(pr, _)| {
+                let summary = ReviewSummary::new(&pr.author, &pr.participants);
+                PullRequestRow {
+                    repository_key: &pr.repository.key,
+                    number: pr.number,
+                    title: &pr.title,
+                    author: &pr.author.key,
+                    source_branch: pr.source_branch.as_deref(),
+                    source_commit: pr.source_commit.as_deref(),
+                    destination_branch: pr.destination_branch.as_deref(),
+                    state: pr.state.as_str(),
+                    draft: pr.draft,
+                    created_on: &pr.created_on,
+                    updated_on: &pr.updated_on,
+                    last_activity_on: &pr.activity_on,
+                    url: pr.url.as_deref(),
+                    approvals: summary.approvals(),
+                    changes_requested: summary.changes_requested_by.len(),
+                }
             })
             .collect();
         write_json(&mut buf.pull_requests, &pull_requests)?;
 
-        let reviews: Vec<_> = self
+        let reviews: Vec<ReviewRow> = self
             .pull_requests
             .values()
-            .flat_map(|pr| {
-                pr.participants.iter().map(move |p| {
-                    (
-                        &pr.repository.full_name,
-                        pr.number,
-                        &p.user.key,
-                        p.role.as_str(),
-                        p.state.as_str(),
-                        &p.state_on,
-                        &pr.updated_on,
-                    )
+            .flat_map(|(pr, _)| {
+                pr.participants.iter().map(move |p| ReviewRow {
+                    repository_key: &pr.repository.key,
+                    number: pr.number,
+                    user_key: &p.user.key,
+                    role: p.role.as_str(),
+                    state: p.state.as_str(),
+                    state_on: p.state_on.as_ref(),
+                    snapshot_on: &pr.updated_on,
                 })
             })
             .collect();
         write_json(&mut buf.reviews, &reviews)?;
 
-        let statuses: Vec<_> = self
+        let statuses: Vec<StatusRow> = self
             .statuses
             .values()
-            .map(|s| {
-                (
-                    &s.commit_hash,
-                    &s.key,
-                    &s.repository.full_name,
-                    s.state.as_str(),
-                    &s.name,
-                    &s.url,
-                    &s.updated_on,
-                )
+            .map(|(s, _)| StatusRow {
+                commit_hash: &s.commit_hash,
+                key: &s.key,
+                repository_key: &s.repository.key,
+                state: s.state.as_str(),
+                name: s.name.as_deref(),
+                url: s.url.as_deref(),
+                updated_on: &s.updated_on,
             })
             .collect();
-        write_json(&mut buf.statuses, &statuses)?;
-        Ok(())
-    }
-
-    /// The chat messages this batch causes, as outbox rows (`out`), and the waiting messages it
-    /// makes moot (`withdrawn_out`). Returns whether any row is queued.
-    fn notifications(
-        &self,
-        before: &Before,
-        config: &WriterConfig,
-        out: &mut String,
-        withdrawn_out: &mut String,
-    ) -> anyhow::Result<bool> {
-        let mut events: Vec<(&str, &str, i64, NotifyEvent)> = Vec::new();
-        // (room, repository, number) of PRs that stopped being reviewable with nothing announced.
-        let mut withdrawn: Vec<(&str, &str, i64)> = Vec::new();
-        for pr in self.pull_requests.values() {
-            let key = (pr.repository.full_name.clone(), pr.number);
-            let stored = before.prs.get(&key);
-            if stored.is_some_and(|s| pr.updated_on.as_str() < s.updated_on.as_str()) {
-                continue; // older than what we have: not applied, nothing happened
-            }
-            let Some(route) = config.router.route(&pr.repository.full_name) else {
-                continue;
-            };
-            let quiet = |title: &str, draft: bool| draft || route.ignores_title(title);
-            let mut announced = false;
-            for event in pr_events(stored, pr, quiet) {
-                let wanted = match event {
-                    NotifyEvent::Opened => route.announce.opened,
-                    NotifyEvent::Approvals => route.announce.approvals,
-                    NotifyEvent::ChangesRequested => route.announce.changes_requested,
-                    NotifyEvent::BuildFailed | NotifyEvent::BuildRecovered => route.announce.builds,
-                    NotifyEvent::Merged => route.announce.merged,
-                    NotifyEvent::Declined => route.announce.declined,
-                };
-                if wanted {
-                    events.push((&route.room, &pr.repository.full_name, pr.number, event));
-                    announced = true;
-                }
-            }
-            let was_reviewable =
-                stored.is_some_and(|s| s.state == PrState::Open && !quiet(&s.title, s.draft));
-            let reviewable = pr.state == PrState::Open && !quiet(&pr.title, pr.draft);
-            if was_reviewable && !reviewable && !announced {
-                withdrawn.push((&route.room, &pr.repository.full_name, pr.number));
-            }
-        }
-        for status in self.statuses.values() {
-            let stored = before
-                .statuses
-                .get(&(status.commit_hash.clone(), status.key.clone()));
-            if stored.is_some_and(|(_, at)| status.updated_on.as_str() < at.as_str()) {
-                continue;
-            }
-            let Some(event) = build_event(stored.map(|(state, _)| *state), status.state) else {
-                continue;
-            };
-            for (repo, number, commit, title, draft) in &before.status_prs {
-                if commit.is_empty() || !status.commit_hash.starts_with(commit.as_str()) {
-                    continue;
-                }
-                let Some(route) = config.router.route(repo) else {
-                    continue;
-                };
-                if withdrawn.iter().any(|(_, r, n)| *r == repo && n == number) {
-                    continue; // closed (or back to draft) in this very batch
-                }
-                if route.announce.builds && !*draft && !route.ignores_title(title) {
-                    events.push((&route.room, repo, *number, event));
-                }
-            }
-        }
-        let now = Timestamp::now();
-        let not_before = Timestamp::from_datetime(
-            now.to_datetime() + chrono::Duration::from_std(config.coalesce).unwrap_or_default(),
-        );
-        let rows: Vec<_> = events
-            .iter()
-            .map(|(room, repo, number, event)| {
-                (
-                    room,
-                    repo,
-                    number,
-                    event.as_str(),
-                    now.as_str(),
-                    not_before.as_str(),
-                )
-            })
-            .collect();
-        write_json(out, &rows)?;
-        write_json(withdrawn_out, &withdrawn)?;
-        Ok(!rows.is_empty())
+        write_json(&mut buf.statuses, &statuses)
     }
 }

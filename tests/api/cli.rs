@@ -243,9 +243,10 @@ fn outbox_list_and_retry() {
     runtime.block_on(async {
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
         sqlx::query(
-            "INSERT INTO outbox (id, room, repository, number, events, state, created_at, not_before, attempts, last_error) VALUES \
-             (7, 'backend', 'acme/api', 3, 'opened', 'failed', '2026-11-20T10:00:00.000000Z', '2026-11-20T10:00:00.000000Z', 1, 'HTTP 401 Unauthorized'), \
-             (8, 'backend', 'acme/api', 4, 'approvals', 'sent', '2026-11-20T10:00:00.000000Z', '2026-11-20T10:00:00.000000Z', 1, NULL)",
+            "INSERT INTO repositories (repository_key, full_name) VALUES ('cloud/{api}', 'acme/api'); \
+             INSERT INTO outbox (id, room, repository_key, number, events, state, created_at, not_before, attempts, last_error) VALUES \
+             (7, 'backend', 'cloud/{api}', 3, 'opened', 'failed', '2026-11-20T10:00:00.000000Z', '2026-11-20T10:00:00.000000Z', 1, 'HTTP 401 Unauthorized'), \
+             (8, 'backend', 'cloud/{api}', 4, 'approvals', 'sent', '2026-11-20T10:00:00.000000Z', '2026-11-20T10:00:00.000000Z', 1, NULL)",
         )
         .execute(&pool)
         .await

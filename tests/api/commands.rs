@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::helpers::{
-    digest_only_route, own_fixture, spawn_app_with_clock, uuid_like, TestApp, TestClock,
+    digest_only_route, own_fixture, set_repository, spawn_app_with_clock, uuid_like, TestApp,
+    TestClock,
 };
 use crate::lifecycle::pr_event;
 
@@ -97,7 +98,7 @@ async fn app(clock: &TestClock) -> TestApp {
         pr(5, 2, &[]),
     ];
     bodies[2]["pullrequest"]["author"] = users["carol"].clone();
-    bodies[4]["repository"]["full_name"] = json!("web/site");
+    set_repository(&mut bodies[4], "web/site");
     for body in &bodies {
         let answer = app
             .deliver_json("pullrequest:updated", &uuid_like("cmd"), body)

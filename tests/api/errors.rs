@@ -1,8 +1,8 @@
 //! What a sender can get wrong. Each is a 4xx with a reason, is recorded, and the service keeps
 //! serving afterwards. None is a 5xx.
 
-use pr_reminder::bitbucket::signature::sign;
 use pr_reminder::config::SignaturePolicy;
+use pr_reminder::signature::sign;
 use secrecy::SecretString;
 use serde_json::json;
 

@@ -168,11 +168,13 @@ async fn check_status(app: &TestApp, name: &str, payload: &Value, answer: &crate
                 .unwrap()
                 .to_owned()
         });
-    let row: (String, String, String, String) =
-        sqlx::query_as("SELECT commit_hash, key, state, repository FROM commit_statuses")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let row: (String, String, String, String) = sqlx::query_as(
+        "SELECT c.commit_hash, c.key, c.state, r.full_name FROM commit_statuses c \
+             JOIN repositories r ON r.repository_key = c.repository_key",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
     assert_eq!(
         row,
         (

@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pr_reminder::bitbucket::signature::sign;
 use pr_reminder::config::{Settings, SignaturePolicy};
+use pr_reminder::signature::sign;
 use pr_reminder::startup::Application;
 use secrecy::SecretString;
 use serde_json::Value;
@@ -33,7 +33,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 /// The app with an injected clock (sweeps on a given day and hour).
 pub async fn spawn_app_with_clock(
     adjust: impl FnOnce(&mut Settings),
-    clock: pr_reminder::startup::Clock,
+    clock: pr_reminder::domain::Clock,
 ) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let db_path = dir.path().join("pr-reminder.db");
@@ -137,9 +137,11 @@ impl TestApp {
 
     pub async fn pull_request(&self, repository: &str, number: i64) -> Option<PrRow> {
         sqlx::query(
-            "SELECT repository, number, title, author, source_branch, source_commit, \
-             destination_branch, state, draft, created_on, updated_on, last_activity_on, url \
-             FROM pull_requests WHERE repository = ?1 AND number = ?2",
+            "SELECT r.full_name, p.number, p.title, p.author, p.source_branch, p.source_commit, \
+             p.destination_branch, p.state, p.draft, p.created_on, p.updated_on, \
+             p.last_activity_on, p.url \
+             FROM pull_requests p JOIN repositories r ON r.repository_key = p.repository_key \
+             WHERE r.full_name = ?1 AND p.number = ?2",
         )
         .bind(repository)
         .bind(number)
@@ -166,8 +168,9 @@ impl TestApp {
     /// (user_key, role, state) for a PR, ordered by user key.
     pub async fn reviews(&self, repository: &str, number: i64) -> Vec<(String, String, String)> {
         sqlx::query_as(
-            "SELECT user_key, role, state FROM reviews WHERE repository = ?1 AND number = ?2 \
-             ORDER BY user_key",
+            "SELECT v.user_key, v.role, v.state FROM reviews v \
+             JOIN repositories r ON r.repository_key = v.repository_key \
+             WHERE r.full_name = ?1 AND v.number = ?2 ORDER BY v.user_key",
         )
         .bind(repository)
         .bind(number)
@@ -313,7 +316,7 @@ impl TestClock {
     pub fn set(&self, at: chrono::DateTime<chrono::Utc>) {
         *self.0.lock().unwrap() = at;
     }
-    pub fn clock(&self) -> pr_reminder::startup::Clock {
+    pub fn clock(&self) -> pr_reminder::domain::Clock {
         let inner = self.0.clone();
         std::sync::Arc::new(move || *inner.lock().unwrap())
     }
@@ -327,5 +330,22 @@ pub fn digest_only_route(globs: &[&str], room: &str) -> pr_reminder::config::Rou
         required_approvals: None,
         announce: pr_reminder::config::Announce::NOTHING,
         ignore_title_patterns: vec!["WIP".into()],
+    }
+}
+
+/// Moves a Cloud pull-request or build payload to another repository: its name and, as a
+/// distinct repository has, its own uuid (`{repo:workspace/slug}`), in every place Cloud writes
+/// them.
+pub fn set_repository(body: &mut Value, full_name: &str) {
+    let uuid = format!("{{repo:{full_name}}}");
+    for path in [
+        "/repository",
+        "/pullrequest/source/repository",
+        "/pullrequest/destination/repository",
+    ] {
+        if let Some(place) = body.pointer_mut(path).filter(|p| p.is_object()) {
+            place["full_name"] = Value::from(full_name);
+            place["uuid"] = Value::from(uuid.clone());
+        }
     }
 }

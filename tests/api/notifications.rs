@@ -12,17 +12,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pr_reminder::bitbucket::signature::sign;
 use pr_reminder::config::{
     Announce, NotifySettings, Room, Route, Sink, DEFAULT_IGNORE_TITLE_PATTERNS,
 };
+use pr_reminder::signature::sign;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use sqlx::SqlitePool;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::helpers::{own_fixture, spawn_app_with, uuid_like, TestApp, SECRET};
+use crate::helpers::{own_fixture, set_repository, spawn_app_with, uuid_like, TestApp, SECRET};
 use crate::lifecycle::{pr_event, REPO};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pr-reminder");
@@ -259,9 +259,7 @@ fn open_pr(number: i64, updated_on: &str, title: &str, approvers: &[&str]) -> Va
 /// The same event in another repository.
 fn in_repo(mut body: Value, repository: &str) -> Value {
     let number = body["pullrequest"]["id"].clone();
-    body["repository"]["full_name"] = json!(repository);
-    body["pullrequest"]["source"]["repository"]["full_name"] = json!(repository);
-    body["pullrequest"]["destination"]["repository"]["full_name"] = json!(repository);
+    set_repository(&mut body, repository);
     body["pullrequest"]["links"]["html"]["href"] = json!(format!(
         "https://bitbucket.org/{repository}/pull-requests/{number}"
     ));
@@ -314,8 +312,10 @@ type OutboxTuple = (
 
 async fn outbox_rows(db: &SqlitePool) -> Vec<Outbox> {
     let rows: Vec<OutboxTuple> = sqlx::query_as(
-        "SELECT id, room, repository, number, events, state, attempts, last_error, message \
-         FROM outbox ORDER BY id",
+        "SELECT o.id, o.room, coalesce(r.full_name, ''), coalesce(o.number, 0), o.events, \
+         o.state, o.attempts, o.last_error, o.message \
+         FROM outbox o LEFT JOIN repositories r ON r.repository_key = o.repository_key \
+         ORDER BY o.id",
     )
     .fetch_all(db)
     .await

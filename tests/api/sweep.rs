@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{digest_only_route, spawn_app_with_clock, uuid_like, TestApp, TestClock};
+use crate::helpers::{
+    digest_only_route, set_repository, spawn_app_with_clock, uuid_like, TestApp, TestClock,
+};
 use crate::lifecycle::pr_event;
 
 const TOKEN: &str = "sweep-token-0123456789abcdef";
@@ -80,7 +82,7 @@ fn pr(
     let updated = (created + Duration::minutes(1)).to_rfc3339();
     let mut body = pr_event(number, &updated, state, title, "abcdef012345", participants);
     body["pullrequest"]["created_on"] = json!(created.to_rfc3339());
-    body["repository"]["full_name"] = json!(repository);
+    set_repository(&mut body, repository);
     body["pullrequest"]["links"]["html"]["href"] = json!(format!(
         "https://bitbucket.org/{repository}/pull-requests/{number}"
     ));
@@ -621,11 +623,13 @@ async fn a_digest_is_not_held_behind_a_message_in_its_window() {
         .as_str()
         .unwrap()
         .contains("waiting for review"));
-    let pending: (String, String) =
-        sqlx::query_as("SELECT events, state FROM outbox WHERE repository = 'acme/api'")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let pending: (String, String) = sqlx::query_as(
+        "SELECT events, state FROM outbox WHERE repository_key IN \
+             (SELECT repository_key FROM repositories WHERE full_name = 'acme/api')",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
     assert_eq!(
         pending,
         ("opened".to_owned(), "pending".to_owned()),

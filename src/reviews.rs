@@ -1,19 +1,18 @@
-//! `/reviews`: what a person can review now, their own PRs, the room's list, and snoozes.
-//! Parsing is pure; `execute` reads (and for snoozes writes) the database and returns a message
-//! that the HipChat and Slack endpoints put in their own format.
+//! The `/reviews` chat command: what a person can review now, their own PRs, the room's list,
+//! and snoozes. Parsing is pure; `execute` reads the review queue (and for snoozes writes) and
+//! returns a message that the HipChat and Slack endpoints put in their own format.
 
 use std::time::Duration;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt;
-use sqlx::SqlitePool;
 
 use crate::config::{Room, Settings, Sink, UserMapping};
 use crate::domain::routing::Router;
 use crate::domain::Timestamp;
+use crate::notify::digest;
 use crate::notify::message::{escape_html, escape_slack, Color, Message};
-use crate::sweep::{self, PendingPr, RoomDigest, Scope};
+use crate::review_queue::{self, Scope};
+use crate::store::{self, Db};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrRef {
@@ -158,7 +157,7 @@ impl Asker {
 /// The Bitbucket account behind a chat user: a configured mapping, else a Bitbucket nickname or
 /// username equal to the chat name. Returns the `user_key`.
 pub async fn resolve_user(
-    pool: &SqlitePool,
+    db: &Db,
     users: &[UserMapping],
     asker: &Asker,
 ) -> anyhow::Result<Option<String>> {
@@ -179,16 +178,7 @@ pub async fn resolve_user(
         None => names,
     };
     for candidate in candidates {
-        let key: Option<String> = sqlx::query_scalar(
-            "SELECT user_key FROM users
-              WHERE user_key = ?1 OR uuid = ?1 OR account_id = ?1
-                 OR lower(nickname) = lower(?1) OR lower(username) = lower(?1)
-              LIMIT 1",
-        )
-        .bind(candidate)
-        .fetch_optional(pool)
-        .await
-        .context("looking up a user")?;
+        let key = store::users::find(db, candidate).await?;
         if key.is_some() {
             return Ok(key);
         }
@@ -260,7 +250,7 @@ pub const HELP: &str = "/reviews: open pull requests you can review in this room
 
 /// Carries out a command for `asker` in the chat room known by `room_ids`.
 pub async fn execute(
-    pool: &SqlitePool,
+    db: &Db,
     settings: &Settings,
     router: &Router,
     command: &Command,
@@ -268,7 +258,7 @@ pub async fn execute(
     room_ids: &[&str],
     now: DateTime<Utc>,
 ) -> anyhow::Result<Message> {
-    let me = resolve_user(pool, &settings.commands.users, asker).await?;
+    let me = resolve_user(db, &settings.commands.users, asker).await?;
     let room = find_room(&settings.notify.rooms, room_ids);
     let sweep_settings = &settings.sweep;
     match command {
@@ -294,7 +284,7 @@ pub async fn execute(
                 asker: if personal { me.clone() } else { None },
             };
             let mut digests =
-                sweep::select(pool, router, &settings.commands.users, now, &scope).await?;
+                review_queue::select(db, router, &settings.commands.users, now, &scope).await?;
             let digest = digests.remove(&room.name).unwrap_or_default();
             let mut message = if personal {
                 if digest.is_empty() {
@@ -305,12 +295,12 @@ pub async fn execute(
                         digest.review_total,
                         if digest.review_total == 1 { "" } else { "s" }
                     );
-                    sweep::render_list(&heading, Some(&room.name), &digest, sweep_settings, now)
+                    digest::render_list(&heading, Some(&room.name), &digest, sweep_settings, now)
                 }
             } else if digest.is_empty() {
                 say(Color::Green, "Nothing is waiting for review here.")
             } else {
-                sweep::render(&room.name, &digest, sweep_settings, now)
+                digest::render(&room.name, &digest, sweep_settings, now)
             };
             message.notify = false;
             if matches!(command, Command::Reviews) && me.is_none() {
@@ -322,7 +312,7 @@ pub async fn execute(
             let Some(me) = me else {
                 return Ok(unknown_user(asker, ""));
             };
-            let digest = own_pull_requests(pool, router, &settings.commands.users, &me).await?;
+            let digest = review_queue::authored(db, router, &settings.commands.users, &me).await?;
             if digest.is_empty() {
                 return Ok(say(Color::Gray, "You have no open pull requests."));
             }
@@ -335,7 +325,7 @@ pub async fn execute(
                     "s"
                 }
             );
-            let mut message = sweep::render_list(&heading, None, &digest, sweep_settings, now);
+            let mut message = digest::render_list(&heading, None, &digest, sweep_settings, now);
             message.notify = false;
             Ok(message)
         }
@@ -346,28 +336,14 @@ pub async fn execute(
             let until = Timestamp::from_datetime(
                 now + chrono::Duration::from_std(*duration).unwrap_or_default(),
             );
-            let inserted = sqlx::query(
-                "INSERT INTO snoozes (user_key, repository, number, until, created_at, source_commit, reviewers, approvers)
-                 SELECT ?1, p.repository, p.number, ?2, ?3, p.source_commit,
-                        (SELECT json_group_array(r.user_key) FROM reviews r
-                          WHERE r.repository = p.repository AND r.number = p.number AND r.role = 'REVIEWER'),
-                        (SELECT json_group_array(r.user_key) FROM reviews r
-                          WHERE r.repository = p.repository AND r.number = p.number AND r.state = 'approved')
-                   FROM pull_requests p WHERE p.repository = ?4 AND p.number = ?5
-                 ON CONFLICT (user_key, repository, number) DO UPDATE SET
-                    until = excluded.until, created_at = excluded.created_at,
-                    source_commit = excluded.source_commit, reviewers = excluded.reviewers,
-                    approvers = excluded.approvers",
-            )
-            .bind(&me)
-            .bind(until.as_str())
-            .bind(Timestamp::from_datetime(now).as_str())
-            .bind(&target.repository)
-            .bind(target.number)
-            .execute(pool)
-            .await
-            .context("snoozing")?;
-            if inserted.rows_affected() == 0 {
+            let known = match store::repositories::find_by_name(db, &target.repository).await? {
+                Some(key) => {
+                    let now = Timestamp::from_datetime(now);
+                    store::snoozes::snooze(db, &me, &key, target.number, &until, &now).await?
+                }
+                None => false,
+            };
+            if !known {
                 return Ok(say(
                     Color::Gray,
                     &format!("I don't know {}#{}.", target.repository, target.number),
@@ -387,18 +363,13 @@ pub async fn execute(
             let Some(me) = me else {
                 return Ok(unknown_user(asker, ""));
             };
-            let removed = sqlx::query(
-                "DELETE FROM snoozes WHERE user_key = ?1 AND repository = ?2 AND number = ?3",
-            )
-            .bind(&me)
-            .bind(&target.repository)
-            .bind(target.number)
-            .execute(pool)
-            .await
-            .context("unsnoozing")?;
+            let removed = match store::repositories::find_by_name(db, &target.repository).await? {
+                Some(key) => store::snoozes::unsnooze(db, &me, &key, target.number).await?,
+                None => false,
+            };
             Ok(say(
                 Color::Gray,
-                &if removed.rows_affected() == 0 {
+                &if !removed {
                     format!("{}#{} was not snoozed.", target.repository, target.number)
                 } else {
                     format!(
@@ -409,46 +380,6 @@ pub async fn execute(
             ))
         }
     }
-}
-
-/// The asker's own open PRs, whatever their approvals.
-async fn own_pull_requests(
-    pool: &SqlitePool,
-    router: &Router,
-    users: &[UserMapping],
-    me: &str,
-) -> anyhow::Result<RoomDigest> {
-    let mut rows = sqlx::query_as::<_, (String, i64, String, i64, i64)>(
-        "SELECT repository, number, title, approvals, changes_requested FROM pull_requests
-          WHERE author = ?1 AND state = 'OPEN' ORDER BY created_on",
-    )
-    .bind(me)
-    .fetch(pool);
-    let mut digest = RoomDigest::default();
-    while let Some((repository, number, title, approvals, changes)) = rows.try_next().await? {
-        let required = router.required_approvals(&repository);
-        let pr = PendingPr {
-            repository,
-            number,
-            title,
-            approvals: u32::try_from(approvals).unwrap_or(0),
-            required,
-            ..PendingPr::default()
-        };
-        let (list, total) = if changes > 0 {
-            (&mut digest.waiting_author, &mut digest.author_total)
-        } else {
-            (&mut digest.waiting_review, &mut digest.review_total)
-        };
-        *total += 1;
-        if list.len() < 80 {
-            list.push(pr);
-        }
-    }
-    drop(rows);
-    let mut one = std::collections::HashMap::from([(String::new(), digest)]);
-    sweep::fill_details(pool, &mut one, users).await?;
-    Ok(one.remove("").unwrap_or_default())
 }
 
 #[cfg(test)]

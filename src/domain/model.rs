@@ -1,8 +1,54 @@
+//! The model: repositories, users, pull requests, reviews, builds, and what a delivery or a
+//! reconciliation pass changes.
+
+use std::fmt;
+
 use super::Timestamp;
 
-/// A repository, named `workspace/slug` as Bitbucket's `full_name`.
+/// What identifies a repository for good: Bitbucket never changes it, while the name
+/// (`workspace/slug`) changes with a rename or a transfer.
+///
+/// Shapes (the flavour comes first, so a Cloud workspace and a Data Center project of the same
+/// name can never collide):
+/// - Bitbucket Cloud: `cloud/{uuid}`, the repository's `uuid` with its braces
+///   (`cloud/{bc771cbf-829e-4c4b-b71f-a0eb3ac2b860}`). Every real Cloud payload carries it;
+///   Atlassian's documentation templates do not, and then `cloud/name/{full_name}` stands in.
+/// - Bitbucket Data Center: `datacenter/{server}/{id}`, the server's base URL host and the
+///   numeric repository id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct RepositoryKey(String);
+
+impl RepositoryKey {
+    /// A Bitbucket Cloud repository: by `uuid`, else (templates only) by name.
+    pub fn cloud(uuid: Option<&str>, full_name: &str) -> Self {
+        match uuid.map(str::trim).filter(|u| !u.is_empty()) {
+            Some(uuid) => Self(format!("cloud/{uuid}")),
+            None => Self(format!("cloud/name/{full_name}")),
+        }
+    }
+
+    /// A key as the database holds it (written by this program, so already well-formed).
+    pub fn from_stored(key: String) -> Self {
+        Self(key)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RepositoryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A repository: its lasting identity and its current name (`workspace/slug`, Bitbucket's
+/// `full_name`), which is what people read and what routes match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repository {
+    pub key: RepositoryKey,
     pub full_name: String,
     pub uuid: Option<String>,
     pub url: Option<String>,
@@ -18,17 +64,6 @@ pub struct User {
     pub nickname: Option<String>,
     pub username: Option<String>,
     pub display_name: Option<String>,
-}
-
-impl User {
-    /// The name people recognise: display name, else nickname, else username, else the key.
-    pub fn label(&self) -> &str {
-        self.display_name
-            .as_deref()
-            .or(self.nickname.as_deref())
-            .or(self.username.as_deref())
-            .unwrap_or(&self.key)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,25 +201,45 @@ pub struct CommitStatus {
     pub updated_on: Timestamp,
 }
 
-/// What a verified, understood delivery changes.
+/// A repository's own news (Cloud `repo:updated`): its name as of `updated_on`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryUpdate {
+    pub repository: Repository,
+    pub updated_on: Timestamp,
+}
+
+/// What a verified, understood delivery (or a reconciliation pass) changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     PullRequest(Box<PullRequest>),
     CommitStatus(Box<CommitStatus>),
+    Repository(Box<RepositoryUpdate>),
 }
 
 impl Change {
-    pub fn repository(&self) -> &str {
+    /// The repository it concerns, with the name it carries.
+    pub fn repository(&self) -> &Repository {
         match self {
-            Change::PullRequest(pr) => &pr.repository.full_name,
-            Change::CommitStatus(status) => &status.repository.full_name,
+            Change::PullRequest(pr) => &pr.repository,
+            Change::CommitStatus(status) => &status.repository,
+            Change::Repository(update) => &update.repository,
+        }
+    }
+
+    /// When the change happened by Bitbucket's clock: the newest of two changes to the same
+    /// thing wins, whatever their arrival order.
+    pub fn updated_on(&self) -> &Timestamp {
+        match self {
+            Change::PullRequest(pr) => &pr.updated_on,
+            Change::CommitStatus(status) => &status.updated_on,
+            Change::Repository(update) => &update.updated_on,
         }
     }
 
     pub fn pr_number(&self) -> Option<i64> {
         match self {
             Change::PullRequest(pr) => Some(pr.number),
-            Change::CommitStatus(_) => None,
+            Change::CommitStatus(_) | Change::Repository(_) => None,
         }
     }
 }
@@ -213,10 +268,97 @@ impl Outcome {
 /// One HTTP delivery from Bitbucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
+    /// Cloud or Data Center, told apart by the headers.
+    pub flavour: Flavour,
     /// `X-Request-UUID` (Cloud) or `X-Request-Id` (Data Center); the de-duplication key.
     pub request_id: Option<String>,
     pub event_key: Option<String>,
     pub attempt: Option<i64>,
     pub received_at: Timestamp,
     pub outcome: Outcome,
+}
+
+/// Which Bitbucket sent a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    Cloud,
+    DataCenter,
+}
+
+impl Flavour {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavour::Cloud => "cloud",
+            Flavour::DataCenter => "datacenter",
+        }
+    }
+}
+
+/// Who started a piece of periodic work (recorded, e.g. in `sweeps.trigger`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// `POST /sweep` (and, next, `POST /reconcile`) from a scheduler.
+    Http,
+    /// `pr-reminder sweep` on the command line.
+    Cli,
+    /// The built-in schedule.
+    Schedule,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Http => "http",
+            Trigger::Cli => "cli",
+            Trigger::Schedule => "schedule",
+        }
+    }
+}
+
+/// Where a change comes from, which decides how the writer records and de-duplicates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A webhook delivery: recorded in `deliveries`, de-duplicated by its request id.
+    Delivery(Delivery),
+    /// A reconciliation pass over the REST API: nothing to record or de-duplicate; snapshot
+    /// ordering alone keeps an older answer from overwriting newer state.
+    Reconciliation(Change),
+}
+
+/// One unit of work for the writer: a change with its origin, and whether the rooms may hear
+/// about it (a backfill must not announce thirty old PRs as new).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    pub origin: Origin,
+    pub announce: bool,
+}
+
+impl Submission {
+    /// A webhook delivery, announced.
+    pub fn delivery(delivery: Delivery) -> Self {
+        Submission {
+            origin: Origin::Delivery(delivery),
+            announce: true,
+        }
+    }
+
+    /// A change found by reconciliation; `announce` false for a backfill.
+    pub fn reconciliation(change: Change, announce: bool) -> Self {
+        Submission {
+            origin: Origin::Reconciliation(change),
+            announce,
+        }
+    }
+
+    /// The change it carries, if any (an ignored or rejected delivery carries none).
+    pub fn change(&self) -> Option<&Change> {
+        match &self.origin {
+            Origin::Delivery(Delivery {
+                outcome: Outcome::Processed(change),
+                ..
+            })
+            | Origin::Reconciliation(change) => Some(change),
+            Origin::Delivery(_) => None,
+        }
+    }
 }

@@ -1,0 +1,72 @@
+//! How people see a pull request: one view type for a chat message, a digest line and a
+//! `/reviews` answer, filled from the store and rendered by `notify`.
+
+use chrono::{DateTime, Utc};
+
+use super::RepositoryKey;
+
+/// A requested reviewer who has not acted yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reviewer {
+    /// The name people recognise (display name, nickname, username, else the key).
+    pub name: String,
+    /// The account's identifiers a `[[users]]` mapping may name: key, account id, nickname,
+    /// username (empty ones left out).
+    pub ids: Vec<String>,
+    /// HipChat mention name, where `[[users]]` maps the account.
+    pub hipchat: Option<String>,
+    /// Slack member id, where `[[users]]` maps the account.
+    pub slack: Option<String>,
+}
+
+/// A pull request as a message shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullRequestView {
+    pub key: RepositoryKey,
+    /// The repository's current name, `workspace/slug`.
+    pub repository: String,
+    pub number: i64,
+    pub title: String,
+    pub url: Option<String>,
+    /// The author's name.
+    pub author: String,
+    pub created_on: DateTime<Utc>,
+    /// Approvals that count (never the author's own).
+    pub approvals: u32,
+    /// Who approved, oldest verdict first.
+    pub approved_by: Vec<String>,
+    pub required_approvals: u32,
+    pub changes_requested_by: Vec<String>,
+    /// Combined build state of the source commit: `FAILED`, `INPROGRESS`, `STOPPED`,
+    /// `SUCCESSFUL`, or none reported.
+    pub build_state: Option<String>,
+    /// (name, url) of the failing builds on the source commit.
+    pub failed_builds: Vec<(String, Option<String>)>,
+    /// Requested reviewers who have neither approved nor asked for changes yet.
+    pub waiting_for: Vec<Reviewer>,
+}
+
+/// What one room's digest (or one person's list) holds: the oldest PRs of each list, and how
+/// many there are in all.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RoomDigest {
+    /// Short of approvals, nobody asking for changes.
+    pub waiting_review: Vec<PullRequestView>,
+    /// Changes requested: the author has the next move.
+    pub waiting_author: Vec<PullRequestView>,
+    pub review_total: usize,
+    pub author_total: usize,
+}
+
+impl RoomDigest {
+    pub fn is_empty(&self) -> bool {
+        self.review_total == 0 && self.author_total == 0
+    }
+
+    /// Every PR the digest shows.
+    pub fn views_mut(&mut self) -> impl Iterator<Item = &mut PullRequestView> {
+        self.waiting_review
+            .iter_mut()
+            .chain(self.waiting_author.iter_mut())
+    }
+}

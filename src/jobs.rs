@@ -1,0 +1,111 @@
+//! Periodic work, one path for every entry point: `POST /sweep`, `pr-reminder sweep` and the
+//! built-in schedule all run a `Job` through `Jobs::run` (reconciliation comes next, as one more
+//! variant). One job at a time per process; the database transaction covers other processes.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde::Serialize;
+use tokio::sync::{Mutex, Notify};
+
+use crate::config::{parse_schedule, Settings};
+use crate::domain::routing::Router;
+use crate::domain::{Clock, Trigger};
+use crate::store::Db;
+use crate::sweep::{self, SweepReport};
+
+/// A piece of periodic work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// Post each room's digest; `force` ignores `min_interval` and quiet hours.
+    Sweep { force: bool },
+}
+
+/// What a job did, as the HTTP answer and the CLI print it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum JobReport {
+    Sweep(SweepReport),
+}
+
+impl JobReport {
+    /// A human-readable report (the CLI's default output).
+    pub fn to_text(&self) -> String {
+        match self {
+            JobReport::Sweep(report) => report.to_text(),
+        }
+    }
+}
+
+/// Runs jobs against the service's database, routes and settings.
+pub struct Jobs {
+    db: Db,
+    router: Arc<Router>,
+    settings: Arc<Settings>,
+    /// Wakes the chat dispatcher after a job queued messages.
+    wake: Arc<Notify>,
+    clock: Clock,
+    running: Mutex<()>,
+}
+
+impl Jobs {
+    pub fn new(
+        db: Db,
+        router: Arc<Router>,
+        settings: Arc<Settings>,
+        wake: Arc<Notify>,
+        clock: Clock,
+    ) -> Self {
+        Jobs {
+            db,
+            router,
+            settings,
+            wake,
+            clock,
+            running: Mutex::new(()),
+        }
+    }
+
+    /// Runs `job` now (after any job already running in this process).
+    pub async fn run(&self, job: Job, trigger: Trigger) -> anyhow::Result<JobReport> {
+        let _running = self.running.lock().await;
+        let now = (self.clock)();
+        let report = match job {
+            Job::Sweep { force } => JobReport::Sweep(
+                sweep::run(&self.db, &self.router, &self.settings, now, trigger, force).await?,
+            ),
+        };
+        self.wake.notify_waiters();
+        Ok(report)
+    }
+}
+
+/// The built-in schedule (`sweep.schedule`, cron in the sweep's time zone): runs the sweep as if
+/// a scheduler had called `POST /sweep`, until the task is aborted.
+pub async fn run_schedule(jobs: Arc<Jobs>, expression: String) {
+    let schedule = match parse_schedule(&expression) {
+        Ok(schedule) => schedule,
+        Err(err) => {
+            tracing::error!(%err, "the sweep schedule is invalid; no scheduled sweeps");
+            return;
+        }
+    };
+    let tz = jobs.settings.sweep.calendar.tz;
+    loop {
+        let now = (jobs.clock)();
+        let Some(next) = schedule.after(&now.with_timezone(&tz)).next() else {
+            tracing::warn!("the sweep schedule has no future run");
+            return;
+        };
+        let next = next.with_timezone(&Utc);
+        tracing::info!(next = %next, "next scheduled sweep");
+        tokio::time::sleep((next - now).to_std().unwrap_or_default()).await;
+        match jobs
+            .run(Job::Sweep { force: false }, Trigger::Schedule)
+            .await
+        {
+            Ok(report) => tracing::info!(report = %report.to_text(), "scheduled sweep done"),
+            Err(err) => tracing::error!(error = %format!("{err:#}"), "scheduled sweep failed"),
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The digest: a room's list of PRs waiting for review (or one person's list), as HipChat HTML,
+//! Slack text and plain text. Pure: `now` and the settings decide ages and colour.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::message::{clip, escape_html, escape_slack, list, Color, Message, MAX_MESSAGE_CHARS};
+use crate::config::SweepSettings;
+use crate::domain::{PullRequestView, RoomDigest};
+
+/// `5h`, `2d 3h`.
+pub fn format_age(age: Duration) -> String {
+    let hours = age.as_secs() / 3600;
+    match (hours / 24, hours % 24) {
+        (0, h) => format!("{h}h"),
+        (d, 0) => format!("{d}d"),
+        (d, h) => format!("{d}d {h}h"),
+    }
+}
+
+/// How long a PR has waited, and whether that is past `escalate_after` (counting working days
+/// only, if so configured).
+fn age(pr: &PullRequestView, settings: &SweepSettings, now: DateTime<Utc>) -> (Duration, bool) {
+    let total = (now - pr.created_on).to_std().unwrap_or_default();
+    let counted = if settings.escalate_working_days_only {
+        settings
+            .calendar
+            .working_time(pr.created_on, now)
+            .to_std()
+            .unwrap_or_default()
+    } else {
+        total
+    };
+    (total, counted > settings.escalate_after)
+}
+
+/// Whether any PR of the digest has waited past the escalation threshold (the digest is red).
+pub fn escalated(digest: &RoomDigest, settings: &SweepSettings, now: DateTime<Utc>) -> bool {
+    digest
+        .waiting_review
+        .iter()
+        .chain(&digest.waiting_author)
+        .any(|pr| age(pr, settings, now).1)
+}
+
+/// The digest message for one room. Pure: `now` and the settings decide ages and colour.
+pub fn render(
+    room: &str,
+    digest: &RoomDigest,
+    settings: &SweepSettings,
+    now: DateTime<Utc>,
+) -> Message {
+    let heading = if digest.is_empty() {
+        "All clear: no pull request is waiting for review".to_owned()
+    } else {
+        format!(
+            "{} pull request{} waiting for review{}",
+            digest.review_total,
+            if digest.review_total == 1 { "" } else { "s" },
+            if digest.author_total > 0 {
+                format!(", {} waiting on their author", digest.author_total)
+            } else {
+                String::new()
+            }
+        )
+    };
+    render_list(&heading, Some(room), digest, settings, now)
+}
+
+/// A heading (bold; the room after it, if any), then the digest's PRs, each list cut to fit with
+/// "and N more".
+pub fn render_list(
+    heading: &str,
+    room: Option<&str>,
+    digest: &RoomDigest,
+    settings: &SweepSettings,
+    now: DateTime<Utc>,
+) -> Message {
+    let age = |pr: &PullRequestView| age(pr, settings, now);
+    let color = if digest.is_empty() {
+        Color::Green
+    } else if escalated(digest, settings, now) {
+        Color::Red
+    } else {
+        Color::Yellow
+    };
+
+    struct Line {
+        html: String,
+        slack: String,
+        text: String,
+    }
+    let line = |pr: &PullRequestView, author_list: bool| -> Line {
+        let (total, old) = age(pr);
+        let title = clip(&pr.title);
+        let place = format!("{} #{}", pr.repository, pr.number);
+        let approvals = format!(
+            "{}/{} approvals{}",
+            pr.approvals,
+            pr.required_approvals,
+            if pr.approved_by.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", list(&pr.approved_by))
+            }
+        );
+        let mut details = vec![approvals];
+        if author_list && !pr.changes_requested_by.is_empty() {
+            details.push(format!(
+                "changes requested by {}",
+                list(&pr.changes_requested_by)
+            ));
+        }
+        let age_text = format!("{} old", format_age(total));
+        let build = match pr.build_state.as_deref() {
+            Some("FAILED") => Some("build FAILED".to_owned()),
+            Some("INPROGRESS") => Some("build running".to_owned()),
+            _ => None,
+        };
+        let author = clip(&pr.author);
+        let mut html = match &pr.url {
+            Some(url) => format!(
+                "<a href=\"{}\">{}</a>",
+                escape_html(url),
+                escape_html(&title)
+            ),
+            None => escape_html(&title),
+        };
+        html.push_str(&format!(
+            " ({}) by {} · {}",
+            escape_html(&place),
+            escape_html(&author),
+            escape_html(&details.join(" · "))
+        ));
+        html.push_str(&if old {
+            format!(" · <b>{age_text}</b>")
+        } else {
+            format!(" · {age_text}")
+        });
+        if let Some(b) = &build {
+            html.push_str(&format!(" · <b>{b}</b>"));
+        }
+        // Requested reviewers still to act, as chat mentions where a [[users]] mapping says who
+        // they are there.
+        let waiting = (!author_list && !pr.waiting_for.is_empty()).then_some(&pr.waiting_for);
+        if let Some(people) = waiting {
+            let names: Vec<String> = people
+                .iter()
+                .map(|r| match &r.hipchat {
+                    Some(m) => format!("@{}", escape_html(m.trim_start_matches('@'))),
+                    None => escape_html(&clip(&r.name)),
+                })
+                .collect();
+            html.push_str(&format!(" · waiting for {}", names.join(", ")));
+        }
+        let mut slack = match &pr.url {
+            Some(url) => format!("<{}|{}>", escape_slack(url), escape_slack(&title)),
+            None => escape_slack(&title),
+        };
+        slack.push_str(&format!(
+            " ({}) by {} · {}",
+            escape_slack(&place),
+            escape_slack(&author),
+            escape_slack(&details.join(" · "))
+        ));
+        slack.push_str(&if old {
+            format!(" · *{age_text}*")
+        } else {
+            format!(" · {age_text}")
+        });
+        if let Some(b) = &build {
+            slack.push_str(&format!(" · *{b}*"));
+        }
+        if let Some(people) = waiting {
+            let names: Vec<String> = people
+                .iter()
+                .map(|r| match &r.slack {
+                    Some(id) => format!("<@{}>", escape_slack(id)),
+                    None => escape_slack(&clip(&r.name)),
+                })
+                .collect();
+            slack.push_str(&format!(" · waiting for {}", names.join(", ")));
+        }
+        let mut text = format!(
+            "{title} ({place}) by {author} · {} · {age_text}",
+            details.join(" · ")
+        );
+        if let Some(b) = &build {
+            text.push_str(&format!(" · {b}"));
+        }
+        if let Some(people) = waiting {
+            let names: Vec<String> = people.iter().map(|r| clip(&r.name)).collect();
+            text.push_str(&format!(" · waiting for {}", names.join(", ")));
+        }
+        if let Some(url) = &pr.url {
+            text.push_str(&format!(" <{url}>"));
+        }
+        Line { html, slack, text }
+    };
+
+    let after = room.map(|r| format!(" ({r})")).unwrap_or_default();
+    let mut html = format!("<b>{}</b>{}", escape_html(heading), escape_html(&after));
+    let mut slack = format!("*{}*{}", escape_slack(heading), escape_slack(&after));
+    let mut text = format!("{heading}{after}");
+    // Room for the "and N more" lines and the second heading.
+    let budget = MAX_MESSAGE_CHARS - 400;
+    for (title, kept, total, author_list) in [
+        (None, &digest.waiting_review, digest.review_total, false),
+        (
+            Some("Waiting on author (changes requested)"),
+            &digest.waiting_author,
+            digest.author_total,
+            true,
+        ),
+    ] {
+        if total == 0 {
+            continue;
+        }
+        if let Some(t) = title {
+            html.push_str(&format!("<br><b>{t}</b>"));
+            slack.push_str(&format!("\n*{t}*"));
+            text.push_str(&format!("\n{t}:"));
+        }
+        let mut shown = 0;
+        for pr in kept.iter() {
+            let l = line(pr, author_list);
+            if html.chars().count() + l.html.chars().count() + 8 > budget {
+                break;
+            }
+            html.push_str(&format!("<br>• {}", l.html));
+            slack.push_str(&format!("\n• {}", l.slack));
+            text.push_str(&format!("\n  - {}", l.text));
+            shown += 1;
+        }
+        if total > shown {
+            let more = format!("and {} more", total - shown);
+            html.push_str(&format!("<br>{more}"));
+            slack.push_str(&format!("\n{more}"));
+            text.push_str(&format!("\n  {more}"));
+        }
+    }
+    Message {
+        color,
+        notify: !digest.is_empty(),
+        html,
+        slack,
+        text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::calendar::local;
+    use crate::domain::RepositoryKey;
+    use chrono::TimeZone;
+
+    fn pr(
+        n: i64,
+        created: DateTime<Utc>,
+        approvals: &[&str],
+        changes: &[&str],
+        build: Option<&str>,
+    ) -> PullRequestView {
+        PullRequestView {
+            key: RepositoryKey::cloud(Some("{r}"), "acme/api"),
+            repository: "acme/api".into(),
+            number: n,
+            title: format!("Change <{n}> & more"),
+            url: Some(format!("https://bitbucket.org/acme/api/pull-requests/{n}")),
+            author: "Ann".into(),
+            created_on: created,
+            approvals: approvals.len() as u32,
+            approved_by: approvals.iter().map(|s| s.to_string()).collect(),
+            required_approvals: 2,
+            changes_requested_by: changes.iter().map(|s| s.to_string()).collect(),
+            build_state: build.map(str::to_owned),
+            ..PullRequestView::default()
+        }
+    }
+
+    #[test]
+    fn a_mix_of_prs() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap();
+        let h = |hours: i64| now - chrono::Duration::hours(hours);
+        let digest = RoomDigest {
+            waiting_review: vec![
+                pr(1, h(50), &["Bob"], &[], Some("FAILED")),
+                pr(2, h(5), &[], &[], None),
+            ],
+            waiting_author: vec![pr(3, h(30), &[], &["Carol"], Some("INPROGRESS"))],
+            review_total: 2,
+            author_total: 1,
+        };
+        let m = render("backend", &digest, &SweepSettings::default(), now);
+        assert_eq!(m.color, Color::Yellow);
+        assert_eq!(
+            m.html,
+            "<b>2 pull requests waiting for review, 1 waiting on their author</b> (backend)\
+             <br>• <a href=\"https://bitbucket.org/acme/api/pull-requests/1\">Change &lt;1&gt; &amp; more</a> (acme/api #1) by Ann · 1/2 approvals (Bob) · 2d 2h old · <b>build FAILED</b>\
+             <br>• <a href=\"https://bitbucket.org/acme/api/pull-requests/2\">Change &lt;2&gt; &amp; more</a> (acme/api #2) by Ann · 0/2 approvals · 5h old\
+             <br><b>Waiting on author (changes requested)</b>\
+             <br>• <a href=\"https://bitbucket.org/acme/api/pull-requests/3\">Change &lt;3&gt; &amp; more</a> (acme/api #3) by Ann · 0/2 approvals · changes requested by Carol · 1d 6h old · <b>build running</b>"
+        );
+        assert_eq!(
+            m.text,
+            "2 pull requests waiting for review, 1 waiting on their author (backend)\n  \
+             - Change <1> & more (acme/api #1) by Ann · 1/2 approvals (Bob) · 2d 2h old · build FAILED <https://bitbucket.org/acme/api/pull-requests/1>\n  \
+             - Change <2> & more (acme/api #2) by Ann · 0/2 approvals · 5h old <https://bitbucket.org/acme/api/pull-requests/2>\n\
+             Waiting on author (changes requested):\n  \
+             - Change <3> & more (acme/api #3) by Ann · 0/2 approvals · changes requested by Carol · 1d 6h old · build running <https://bitbucket.org/acme/api/pull-requests/3>"
+        );
+        assert!(m.slack.contains(
+            "<https://bitbucket.org/acme/api/pull-requests/1|Change &lt;1&gt; &amp; more>"
+        ));
+    }
+
+    #[test]
+    fn red_after_three_days() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap();
+        let just_under = RoomDigest {
+            waiting_review: vec![pr(1, now - chrono::Duration::hours(71), &[], &[], None)],
+            review_total: 1,
+            ..RoomDigest::default()
+        };
+        assert_eq!(
+            render("r", &just_under, &SweepSettings::default(), now).color,
+            Color::Yellow
+        );
+        let over = RoomDigest {
+            waiting_review: vec![pr(1, now - chrono::Duration::hours(73), &[], &[], None)],
+            review_total: 1,
+            ..RoomDigest::default()
+        };
+        let m = render("r", &over, &SweepSettings::default(), now);
+        assert_eq!(m.color, Color::Red);
+        assert!(m.html.contains("<b>3d 1h old</b>"), "{}", m.html);
+    }
+
+    #[test]
+    fn working_days_across_a_weekend() {
+        let settings = SweepSettings {
+            escalate_working_days_only: true,
+            ..SweepSettings::default()
+        };
+        let tz = settings.calendar.tz;
+        // Opened Thursday 09:00, now Monday 10:00: 97 h old, but only Thu+Fri+1 h on Monday
+        // (49 h) of working time: not escalated. Wednesday 09:00 → 73 working hours: red.
+        let now = local(tz, 2026, 11, 30, 10, 0);
+        let thursday = RoomDigest {
+            waiting_review: vec![pr(1, local(tz, 2026, 11, 26, 9, 0), &[], &[], None)],
+            review_total: 1,
+            ..RoomDigest::default()
+        };
+        assert_eq!(render("r", &thursday, &settings, now).color, Color::Yellow);
+        assert_eq!(
+            render("r", &thursday, &SweepSettings::default(), now).color,
+            Color::Red
+        );
+        let wednesday = RoomDigest {
+            waiting_review: vec![pr(1, local(tz, 2026, 11, 25, 9, 0), &[], &[], None)],
+            review_total: 1,
+            ..RoomDigest::default()
+        };
+        assert_eq!(render("r", &wednesday, &settings, now).color, Color::Red);
+    }
+
+    #[test]
+    fn long_lists_are_cut_with_and_n_more() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap();
+        let mut digest = RoomDigest::default();
+        for n in 0..80 {
+            let mut p = pr(n, now - chrono::Duration::hours(1), &[], &[], None);
+            p.title =
+                "A rather long title about a refactoring of the payment gateway adapters".into();
+            digest.waiting_review.push(p);
+        }
+        digest.review_total = 5_000;
+        let m = render("r", &digest, &SweepSettings::default(), now);
+        assert!(
+            m.html.chars().count() <= MAX_MESSAGE_CHARS,
+            "{}",
+            m.html.chars().count()
+        );
+        let shown = m.html.matches("<br>• ").count();
+        assert!(shown > 10, "{shown}");
+        assert!(
+            m.html.ends_with(&format!("<br>and {} more", 5_000 - shown)),
+            "{}",
+            &m.html[m.html.len() - 40..]
+        );
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(format_age(Duration::from_secs(5 * 3600 + 59)), "5h");
+        assert_eq!(format_age(Duration::from_secs(48 * 3600)), "2d");
+        assert_eq!(format_age(Duration::from_secs(50 * 3600)), "2d 2h");
+    }
+}

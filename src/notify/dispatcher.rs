@@ -1,0 +1,291 @@
+//! Sending the durable outbox: one task per room, in order, within the room's rate, with backoff
+//! on failure. A row leaves only when the chat server said yes; what finally fails stays visible
+//! (`state = 'failed'`, `last_error`) and can be retried. The rows are read and written through
+//! `store::outbox`; a per-PR message is rendered from the PR's state when it is sent.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::Utc;
+use governor::{Quota, RateLimiter};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use super::message::render;
+use super::sink::{self, SendError};
+use crate::config::{NotifySettings, Room, Sink};
+use crate::domain::{NotifyEvent, Timestamp};
+use crate::store::outbox::{self, Attempt, OutboxRow, Subject};
+use crate::store::{review_queue, Db};
+
+/// The events of a per-PR outbox row (`opened,approvals`); unknown words are skipped.
+pub fn parse_events(events: &str) -> BTreeSet<NotifyEvent> {
+    events.split(',').filter_map(NotifyEvent::parse).collect()
+}
+
+type RoomLimiter = governor::DefaultDirectRateLimiter;
+
+/// Shortest time between two looks at an idle room's queue.
+const IDLE_RECHECK: Duration = Duration::from_millis(100);
+
+/// Sends the outbox: one task per room.
+pub struct Dispatcher {
+    tasks: JoinSet<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl Dispatcher {
+    pub fn spawn(
+        db: Db,
+        settings: &NotifySettings,
+        wake: Arc<Notify>,
+    ) -> anyhow::Result<Dispatcher> {
+        let client = sink::client(settings.timeout)?;
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        for room in &settings.rooms {
+            let worker = RoomWorker {
+                db: db.clone(),
+                client: client.clone(),
+                room: room.clone(),
+                settings: settings.clone(),
+                wake: wake.clone(),
+                stopped: stopped.clone(),
+            };
+            let span = tracing::info_span!("room", room = %room.name);
+            tasks.spawn(worker.run().instrument(span));
+        }
+        Ok(Dispatcher { tasks, stop })
+    }
+
+    /// Lets each room finish the message in hand, then stops.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+struct RoomWorker {
+    db: Db,
+    client: reqwest::Client,
+    room: Room,
+    settings: NotifySettings,
+    wake: Arc<Notify>,
+    stopped: watch::Receiver<bool>,
+}
+
+impl RoomWorker {
+    async fn run(mut self) {
+        let period = Duration::from_secs_f64(60.0 / f64::from(self.settings.room_rate_per_minute));
+        // One message per period, no burst: never more than the room's rate in any minute.
+        let limiter: Option<RoomLimiter> = Quota::with_period(period)
+            .map(|q| q.allow_burst(NonZeroU32::MIN))
+            .map(RateLimiter::direct);
+        loop {
+            if *self.stopped.borrow() {
+                break;
+            }
+            // Registered before reading the queue: the writer's `notify_waiters` reaches only
+            // futures that exist, so a commit between the read and the wait would otherwise
+            // go unnoticed until the 5 s poll.
+            let wake = self.wake.clone();
+            let woken = wake.notified();
+            let row = match outbox::next_for_room(&self.db, &self.room.name, &Timestamp::now())
+                .await
+            {
+                Ok(row) => row,
+                Err(err) => {
+                    tracing::error!(error = %format!("{err:#}"), "outbox unreadable; retrying in 1 s");
+                    self.pause(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let Some(row) = row else {
+                // Nothing due: sleep until a window ends, the writer adds something, or a while
+                // passes (`outbox retry` from another process cannot wake us).
+                let window = outbox::next_window_end(&self.db, &self.room.name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|t| (t.to_datetime() - Utc::now()).to_std().unwrap_or_default());
+                let nap = window
+                    .unwrap_or(Duration::from_secs(5))
+                    .min(Duration::from_secs(5));
+                tokio::select! {
+                    _ = woken => {
+                        // Under a webhook burst the writer wakes us after every batch, mostly
+                        // with rows still in their window: look again at most ten times a second.
+                        self.pause(IDLE_RECHECK.min(nap)).await;
+                    }
+                    _ = tokio::time::sleep(nap) => {}
+                    _ = self.stopped.changed() => {}
+                }
+                continue;
+            };
+            let due = Timestamp::parse(&row.not_before)
+                .map(|t| t.to_datetime())
+                .unwrap_or_else(|_| Utc::now());
+            let wait = (due - Utc::now()).to_std().unwrap_or_default();
+            if !wait.is_zero() {
+                // Re-read after at most a second: `outbox retry` may have changed the queue.
+                self.pause(wait.min(Duration::from_secs(1))).await;
+                continue;
+            }
+            // The console has no flood limit.
+            let limiter = limiter
+                .as_ref()
+                .filter(|_| !matches!(self.room.sink, Sink::Console));
+            let id = row.id;
+            if let Err(err) = self.deliver(row, limiter).await {
+                tracing::error!(error = %format!("{err:#}"), id, "outbox update failed; will try again");
+                // Do not leave a claimed row behind until the next restart.
+                if let Err(err) = outbox::release(&self.db, id).await {
+                    tracing::error!(error = %format!("{err:#}"), id, "could not release the outbox row");
+                }
+                self.pause(Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    async fn pause(&mut self, duration: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => {}
+            _ = self.stopped.changed() => {}
+        }
+    }
+
+    async fn deliver(&self, row: OutboxRow, limiter: Option<&RoomLimiter>) -> anyhow::Result<()> {
+        if !outbox::claim(&self.db, row.id).await? {
+            return Ok(());
+        }
+        let (message, repository, number) = match &row.subject {
+            Subject::Digest => {
+                let payload = row.payload.as_deref().unwrap_or_default();
+                let message = serde_json::from_str(payload).context("a stored digest")?;
+                (message, "(digest)", 0)
+            }
+            Subject::PullRequest {
+                repository,
+                full_name,
+                number,
+            } => {
+                let events = parse_events(&row.events);
+                let Some(view) = review_queue::load(&self.db, repository, *number).await? else {
+                    let failed = Attempt::Failed {
+                        error: "pull request not found",
+                        message: None,
+                    };
+                    return outbox::finish(&self.db, row.id, failed, &Timestamp::now()).await;
+                };
+                (render(&events, &view), full_name.as_str(), *number)
+            }
+        };
+        let attempt = row.attempts + 1;
+        // The permit is taken right before the request, so that the time spent claiming and
+        // rendering cannot bunch two requests closer than the room's rate allows.
+        if let Some(limiter) = limiter {
+            limiter.until_ready().await;
+        }
+        let result = match sink::send(&self.client, &self.room.sink, &self.room.name, &message)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(
+                    id = row.id,
+                    repository,
+                    pr = number,
+                    attempt,
+                    "message delivered"
+                );
+                Attempt::Sent {
+                    message: &message.text,
+                }
+            }
+            Err(SendError::Retry { after, reason })
+                if attempt < i64::from(self.settings.max_attempts) =>
+            {
+                let delay = backoff(&self.settings, attempt).max(after.unwrap_or_default());
+                let next = Timestamp::from_datetime(
+                    Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default(),
+                );
+                tracing::warn!(id = row.id, %reason, attempt, retry_in_ms = delay.as_millis() as u64, "message not delivered; will retry");
+                let retry = Attempt::Retry {
+                    next,
+                    error: &reason,
+                };
+                return outbox::finish(&self.db, row.id, retry, &Timestamp::now()).await;
+            }
+            Err(err) => {
+                // Refused (wrong token, unknown room), or out of attempts.
+                let reason = err.reason().to_owned();
+                if matches!(err, SendError::Permanent(_)) {
+                    tracing::error!(id = row.id, repository, pr = number, %reason,
+                        "the chat server refused the message; marked failed (check the room's URL and token)");
+                } else {
+                    tracing::error!(id = row.id, %reason, attempt, "giving up on a message; marked failed");
+                }
+                return outbox::finish(
+                    &self.db,
+                    row.id,
+                    Attempt::Failed {
+                        error: &reason,
+                        message: Some(&message.text),
+                    },
+                    &Timestamp::now(),
+                )
+                .await;
+            }
+        };
+        outbox::finish(&self.db, row.id, result, &Timestamp::now()).await
+    }
+}
+
+/// Exponential backoff with jitter for the `attempt`-th failure (1-based).
+fn backoff(settings: &NotifySettings, attempt: i64) -> Duration {
+    let n = usize::try_from(attempt.max(1) - 1).unwrap_or(0);
+    ExponentialBuilder::default()
+        .with_min_delay(settings.retry_min)
+        .with_max_delay(settings.retry_max)
+        .with_factor(2.0)
+        .with_jitter()
+        .with_max_times(n + 1)
+        .build()
+        .nth(n)
+        .unwrap_or(settings.retry_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let settings = NotifySettings {
+            retry_min: Duration::from_millis(100),
+            retry_max: Duration::from_secs(2),
+            ..NotifySettings::default()
+        };
+        let first = backoff(&settings, 1);
+        assert!(
+            first >= Duration::from_millis(100) && first <= Duration::from_millis(200),
+            "{first:?}"
+        );
+        let third = backoff(&settings, 3);
+        assert!(third >= Duration::from_millis(400), "{third:?}");
+        assert!(backoff(&settings, 30) <= Duration::from_secs(4));
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let set = parse_events("approvals,opened,approvals,bogus");
+        assert_eq!(
+            set.into_iter().collect::<Vec<_>>(),
+            vec![NotifyEvent::Opened, NotifyEvent::Approvals]
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! The review queue: which open PRs wait for review in which room, as the sweep and `/reviews`
+//! list them. Selection streams the open PRs oldest first and keeps, per room, only what a
+//! message can show (plus counts), so memory stays bounded however many PRs there are; then the
+//! details of those kept are read.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::UserMapping;
+use crate::domain::routing::Router;
+use crate::domain::{PrState, PullRequestView, RoomDigest, Timestamp};
+use crate::store::{self, review_queue::OpenPr, Db};
+
+/// PRs kept per list per room: more than any 10,000-character message can show.
+pub const KEEP: usize = 80;
+
+/// Whose view a selection takes: a room's sweep (anyone's snooze hides a PR), or one person's
+/// `/reviews` (their own PRs, those they approved and those they snoozed are left out; those they
+/// were asked to review come first).
+#[derive(Debug, Default, Clone)]
+pub struct Scope {
+    /// Only this room's PRs.
+    pub room: Option<String>,
+    /// The asker's Bitbucket `user_key`.
+    pub asker: Option<String>,
+}
+
+/// Every open PR that needs review, sorted into the rooms its route names.
+pub async fn select(
+    db: &Db,
+    router: &Router,
+    users: &[UserMapping],
+    now: DateTime<Utc>,
+    scope: &Scope,
+) -> anyhow::Result<HashMap<String, RoomDigest>> {
+    let mut routes: HashMap<String, Option<usize>> = HashMap::new();
+    let mut digests: HashMap<String, RoomDigest> = HashMap::new();
+    // Per room, the PRs the asker was asked to review, kept apart to be listed first.
+    let mut asked: HashMap<String, Vec<PullRequestView>> = HashMap::new();
+    let now = Timestamp::from_datetime(now);
+    store::review_queue::for_each_open(db, &now, scope.asker.as_deref(), |pr: OpenPr| {
+        if pr.excluded {
+            return;
+        }
+        let index = match routes.get(&pr.full_name) {
+            Some(index) => *index,
+            None => {
+                let index = router.route_index(&pr.full_name);
+                routes.insert(pr.full_name.clone(), index);
+                index
+            }
+        };
+        let Some(route) = index.and_then(|i| router.route_at(i)) else {
+            return;
+        };
+        if scope.room.as_deref().is_some_and(|room| room != route.room) {
+            return;
+        }
+        let approvals = u32::try_from(pr.approvals).unwrap_or(0);
+        if !route.needs_review(PrState::Open, &pr.title, pr.draft, approvals) {
+            return;
+        }
+        let digest = match digests.get_mut(&route.room) {
+            Some(digest) => digest,
+            None => digests.entry(route.room.clone()).or_default(),
+        };
+        let (changes, asked_me) = (pr.changes_requested, pr.asked);
+        let view = pr.into_view(route.required_approvals);
+        if changes > 0 {
+            digest.author_total += 1;
+            if digest.waiting_author.len() < KEEP {
+                digest.waiting_author.push(view);
+            }
+            return;
+        }
+        digest.review_total += 1;
+        if asked_me {
+            let first = asked.entry(route.room.clone()).or_default();
+            if first.len() < KEEP {
+                first.push(view);
+            }
+        } else if digest.waiting_review.len() < KEEP {
+            digest.waiting_review.push(view);
+        }
+    })
+    .await?;
+    for (room, mut first) in asked {
+        if let Some(digest) = digests.get_mut(&room) {
+            first.append(&mut digest.waiting_review);
+            first.truncate(KEEP);
+            digest.waiting_review = first;
+        }
+    }
+    fill(
+        db,
+        digests.values_mut().flat_map(RoomDigest::views_mut),
+        users,
+    )
+    .await?;
+    Ok(digests)
+}
+
+/// The asker's own open PRs, whatever their approvals (drafts too).
+pub async fn authored(
+    db: &Db,
+    router: &Router,
+    users: &[UserMapping],
+    author: &str,
+) -> anyhow::Result<RoomDigest> {
+    let mut digest = RoomDigest::default();
+    for pr in store::review_queue::authored_open(db, author).await? {
+        let changes = pr.changes_requested;
+        let required = router.required_approvals(&pr.full_name);
+        let view = pr.into_view(required);
+        let (list, total) = if changes > 0 {
+            (&mut digest.waiting_author, &mut digest.author_total)
+        } else {
+            (&mut digest.waiting_review, &mut digest.review_total)
+        };
+        *total += 1;
+        if list.len() < KEEP {
+            list.push(view);
+        }
+    }
+    fill(db, digest.views_mut(), users).await?;
+    Ok(digest)
+}
+
+/// Reads the details of the PRs a message shows, and gives requested reviewers their chat names
+/// where `[[users]]` maps their account.
+async fn fill<'a>(
+    db: &Db,
+    views: impl Iterator<Item = &'a mut PullRequestView>,
+    users: &[UserMapping],
+) -> anyhow::Result<()> {
+    let mut views: Vec<&mut PullRequestView> = views.collect();
+    store::review_queue::fill_details(db, views.iter_mut().map(|v| &mut **v)).await?;
+    for reviewer in views.iter_mut().flat_map(|v| v.waiting_for.iter_mut()) {
+        let mapping = users.iter().find(|u| {
+            reviewer
+                .ids
+                .iter()
+                .any(|id| id.eq_ignore_ascii_case(&u.bitbucket))
+        });
+        reviewer.hipchat = mapping.and_then(|m| m.hipchat.clone());
+        reviewer.slack = mapping.and_then(|m| m.slack.clone());
+    }
+    Ok(())
+}

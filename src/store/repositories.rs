@@ -1,0 +1,47 @@
+//! `repositories`: a repository's lasting key, its current name, and its required approvals.
+
+use anyhow::Context;
+
+use super::Db;
+use crate::domain::RepositoryKey;
+
+/// Writes each repository's required approvals as the routes say now (routes may have changed
+/// since the last start). `required(full_name)` is the route's own setting; `None` means "the
+/// service default", stored as NULL.
+pub async fn apply_required_approvals(
+    db: &Db,
+    required: impl Fn(&str) -> Option<u32>,
+) -> anyhow::Result<()> {
+    let repositories: Vec<(String, String, Option<i64>)> =
+        sqlx::query_as("SELECT repository_key, full_name, required_approvals FROM repositories")
+            .fetch_all(&db.pool)
+            .await
+            .context("reading repositories")?;
+    for (key, name, current) in repositories {
+        let wanted = required(&name).map(i64::from);
+        if wanted != current {
+            sqlx::query(
+                "UPDATE repositories SET required_approvals = ?1 WHERE repository_key = ?2",
+            )
+            .bind(wanted)
+            .bind(&key)
+            .execute(&db.pool)
+            .await
+            .context("updating required approvals")?;
+        }
+    }
+    Ok(())
+}
+
+/// The repository that is called `full_name` now (any case), as a person types it.
+pub async fn find_by_name(db: &Db, full_name: &str) -> anyhow::Result<Option<RepositoryKey>> {
+    let key: Option<String> = sqlx::query_scalar(
+        "SELECT repository_key FROM repositories WHERE full_name = ?1 COLLATE NOCASE
+          ORDER BY full_name = ?1 DESC LIMIT 1",
+    )
+    .bind(full_name)
+    .fetch_optional(&db.pool)
+    .await
+    .context("looking up a repository")?;
+    Ok(key.map(RepositoryKey::from_stored))
+}

@@ -1,0 +1,252 @@
+//! The review queue read model behind the sweep, `/reviews` and chat messages: open PRs with
+//! their verdict counts (first pass, streamed), then the details of the few a message shows.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use futures_util::TryStreamExt;
+
+use super::{Db, PR_BUILD_STATE};
+use crate::domain::{PullRequestView, RepositoryKey, Reviewer, Timestamp};
+
+/// An open PR as the first pass reads it: what routing, the review rule and counting need.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OpenPr {
+    pub repository_key: String,
+    /// The repository's current name.
+    pub full_name: String,
+    pub number: i64,
+    pub title: String,
+    pub draft: bool,
+    /// Approvals that count (never the author's own).
+    pub approvals: i64,
+    pub changes_requested: i64,
+    /// The asker's own PR, or one the asker approved (always false without an asker).
+    pub excluded: bool,
+    /// The asker is a requested reviewer (always false without an asker).
+    pub asked: bool,
+}
+
+impl OpenPr {
+    /// The view to fill with `fill_details`.
+    pub fn into_view(self, required_approvals: u32) -> PullRequestView {
+        PullRequestView {
+            key: RepositoryKey::from_stored(self.repository_key),
+            repository: self.full_name,
+            number: self.number,
+            title: self.title,
+            approvals: u32::try_from(self.approvals).unwrap_or(0),
+            required_approvals,
+            ..PullRequestView::default()
+        }
+    }
+}
+
+/// Streams every open PR, oldest first, that no current snooze hides: anyone's snooze without an
+/// asker (a room's digest), the asker's own with one (their `/reviews`). `visit` sees each once.
+pub async fn for_each_open(
+    db: &Db,
+    now: &Timestamp,
+    asker: Option<&str>,
+    mut visit: impl FnMut(OpenPr),
+) -> anyhow::Result<()> {
+    let mut rows = sqlx::query_as::<_, OpenPr>(
+        "SELECT p.repository_key, repo.full_name, p.number, p.title, p.draft, p.approvals,
+                p.changes_requested,
+                ?2 IS NOT NULL AND (p.author = ?2 OR EXISTS (SELECT 1 FROM reviews r
+                    WHERE r.repository_key = p.repository_key AND r.number = p.number
+                      AND r.user_key = ?2 AND r.state = 'approved')) AS excluded,
+                ?2 IS NOT NULL AND EXISTS (SELECT 1 FROM reviews r
+                    WHERE r.repository_key = p.repository_key AND r.number = p.number
+                      AND r.user_key = ?2 AND r.role = 'REVIEWER') AS asked
+           FROM pull_requests p
+           JOIN repositories repo ON repo.repository_key = p.repository_key
+          WHERE p.state = 'OPEN'
+            AND NOT EXISTS (SELECT 1 FROM snoozes s
+                             WHERE s.repository_key = p.repository_key AND s.number = p.number
+                               AND s.until > ?1 AND (?2 IS NULL OR s.user_key = ?2))
+          ORDER BY p.created_on, p.repository_key, p.number",
+    )
+    .bind(now.as_str())
+    .bind(asker)
+    .fetch(&db.pool);
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .context("reading open pull requests")?
+    {
+        visit(row);
+    }
+    Ok(())
+}
+
+/// The open PRs `author` wrote, oldest first, whatever their approvals.
+pub async fn authored_open(db: &Db, author: &str) -> anyhow::Result<Vec<OpenPr>> {
+    sqlx::query_as(
+        "SELECT p.repository_key, repo.full_name, p.number, p.title, p.draft, p.approvals,
+                p.changes_requested, false AS excluded, false AS asked
+           FROM pull_requests p
+           JOIN repositories repo ON repo.repository_key = p.repository_key
+          WHERE p.author = ?1 AND p.state = 'OPEN'
+          ORDER BY p.created_on, p.repository_key, p.number",
+    )
+    .bind(author)
+    .fetch_all(&db.pool)
+    .await
+    .context("reading the author's pull requests")
+}
+
+/// One PR as it is now, with every detail, for a chat message; `None` if it is unknown.
+/// Its required approvals are the repository's (as routes set them at start), else the default.
+pub async fn load(
+    db: &Db,
+    repository: &RepositoryKey,
+    number: i64,
+) -> anyhow::Result<Option<PullRequestView>> {
+    let row: Option<(OpenPr, i64)> = sqlx::query_as::<_, (String, String, i64, String, i64, i64)>(
+        "SELECT p.repository_key, repo.full_name, p.number, p.title, p.approvals,
+                coalesce(repo.required_approvals,
+                         (SELECT CAST(value AS INTEGER) FROM settings WHERE name = 'required_approvals'))
+           FROM pull_requests p
+           JOIN repositories repo ON repo.repository_key = p.repository_key
+          WHERE p.repository_key = ?1 AND p.number = ?2",
+    )
+    .bind(repository.as_str())
+    .bind(number)
+    .fetch_optional(&db.pool)
+    .await
+    .context("reading the pull request to announce")?
+    .map(|(repository_key, full_name, number, title, approvals, required)| {
+        let pr = OpenPr {
+            repository_key,
+            full_name,
+            number,
+            title,
+            draft: false,
+            approvals,
+            changes_requested: 0,
+            excluded: false,
+            asked: false,
+        };
+        (pr, required)
+    });
+    let Some((pr, required)) = row else {
+        return Ok(None);
+    };
+    let mut view = pr.into_view(u32::try_from(required).unwrap_or(2));
+    fill_details(db, std::iter::once(&mut view)).await?;
+    Ok(Some(view))
+}
+
+/// Link, author, age, build (and which builds fail), who approved or asked for changes, and who
+/// was asked to review and has not yet, for the PRs a message shows.
+pub async fn fill_details<'a>(
+    db: &Db,
+    views: impl IntoIterator<Item = &'a mut PullRequestView>,
+) -> anyhow::Result<()> {
+    let mut views: Vec<&mut PullRequestView> = views.into_iter().collect();
+    if views.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<(&str, i64)> = views.iter().map(|v| (v.key.as_str(), v.number)).collect();
+    let keys = serde_json::to_string(&keys).context("encoding keys")?;
+
+    #[derive(sqlx::FromRow)]
+    struct Detail {
+        repository_key: String,
+        number: i64,
+        url: Option<String>,
+        author: String,
+        created_on: String,
+        build_state: Option<String>,
+        /// JSON array of [name, url] of the failing builds.
+        failed_builds: String,
+    }
+    let details: Vec<Detail> = sqlx::query_as(&format!(
+        "SELECT p.repository_key, p.number, p.url,
+                coalesce(a.display_name, a.nickname, a.username, p.author) AS author,
+                p.created_on, {PR_BUILD_STATE} AS build_state,
+                (SELECT json_group_array(json_array(coalesce(cs.name, cs.key), cs.url))
+                   FROM commit_statuses cs
+                  WHERE cs.state = 'FAILED' AND cs.commit_hash >= lower(p.source_commit)
+                    AND cs.commit_hash < lower(p.source_commit) || 'g') AS failed_builds
+           FROM json_each(?1) j
+           JOIN pull_requests p ON p.repository_key = j.value->>0 AND p.number = j.value->>1
+           LEFT JOIN users a ON a.user_key = p.author"
+    ))
+    .bind(&keys)
+    .fetch_all(&db.pool)
+    .await
+    .context("reading the listed pull requests")?;
+
+    /// Everyone attached with a verdict, and the requested reviewers who have none yet.
+    #[derive(sqlx::FromRow)]
+    struct Person {
+        repository_key: String,
+        number: i64,
+        state: String,
+        name: String,
+        user_key: String,
+        account_id: Option<String>,
+        nickname: Option<String>,
+        username: Option<String>,
+    }
+    let people: Vec<Person> = sqlx::query_as(
+        "SELECT r.repository_key, r.number, r.state,
+                coalesce(u.display_name, u.nickname, u.username, r.user_key) AS name,
+                r.user_key, u.account_id, u.nickname, u.username
+           FROM json_each(?1) j
+           JOIN pull_requests p ON p.repository_key = j.value->>0 AND p.number = j.value->>1
+           JOIN reviews r ON r.repository_key = p.repository_key AND r.number = p.number
+           LEFT JOIN users u ON u.user_key = r.user_key
+          WHERE (r.state <> 'none' OR r.role = 'REVIEWER') AND r.user_key <> p.author
+          ORDER BY r.state_on, r.user_key",
+    )
+    .bind(&keys)
+    .fetch_all(&db.pool)
+    .await
+    .context("reading reviewers")?;
+
+    let mut index: HashMap<(&str, i64), usize> = HashMap::new();
+    let positions: Vec<(String, i64)> = views
+        .iter()
+        .map(|v| (v.key.as_str().to_owned(), v.number))
+        .collect();
+    for (i, (key, number)) in positions.iter().enumerate() {
+        index.insert((key.as_str(), *number), i);
+    }
+    for d in details {
+        let Some(&i) = index.get(&(d.repository_key.as_str(), d.number)) else {
+            continue;
+        };
+        let view = &mut views[i];
+        view.url = d.url;
+        view.author = d.author;
+        view.created_on = Timestamp::parse(&d.created_on)
+            .map(|t| t.to_datetime())
+            .unwrap_or_default();
+        view.build_state = d.build_state;
+        view.failed_builds = serde_json::from_str(&d.failed_builds).unwrap_or_default();
+    }
+    for p in people {
+        let Some(&i) = index.get(&(p.repository_key.as_str(), p.number)) else {
+            continue;
+        };
+        let view = &mut views[i];
+        match p.state.as_str() {
+            "approved" => view.approved_by.push(p.name),
+            "changes_requested" => view.changes_requested_by.push(p.name),
+            _ => view.waiting_for.push(Reviewer {
+                name: p.name,
+                ids: [Some(p.user_key), p.account_id, p.nickname, p.username]
+                    .into_iter()
+                    .flatten()
+                    .filter(|id| !id.is_empty())
+                    .collect(),
+                hipchat: None,
+                slack: None,
+            }),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! `sweeps`: one row per room per sweep, posted or skipped (and why). The check against the last
+//! posted digest and the record are one `BEGIN IMMEDIATE` transaction, so two sweeps at once
+//! (the service and `pr-reminder sweep` beside it) never both post.
+
+use anyhow::Context;
+use sqlx::Connection;
+
+use super::Db;
+use crate::domain::Timestamp;
+
+/// What a sweep decided for one room, given when the room last got a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Queue this digest (the rendered message, as JSON).
+    Post { payload: String },
+    /// Post nothing, for this reason.
+    Skip { reason: String },
+}
+
+/// The `sweeps` row of one room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepRecord<'a> {
+    pub room: &'a str,
+    pub at: &'a Timestamp,
+    /// `http`, `cli` or `schedule`.
+    pub trigger: &'a str,
+    pub forced: bool,
+    pub waiting_review: usize,
+    pub waiting_on_author: usize,
+}
+
+/// In one transaction: reads when the room last got a digest, lets `decide` choose, queues the
+/// digest (due at `due`, replacing one still waiting) and records the sweep. Returns the
+/// decision.
+pub async fn record(
+    db: &Db,
+    record: &SweepRecord<'_>,
+    due: &Timestamp,
+    decide: impl FnOnce(Option<Timestamp>) -> anyhow::Result<Decision>,
+) -> anyhow::Result<Decision> {
+    let mut conn = db
+        .pool
+        .acquire()
+        .await
+        .context("a database connection for the sweep")?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.context("begin")?;
+    let last: Option<String> =
+        sqlx::query_scalar("SELECT max(at) FROM sweeps WHERE room = ?1 AND outcome = 'posted'")
+            .bind(record.room)
+            .fetch_one(&mut *tx)
+            .await
+            .context("reading the last digest")?;
+    let decision = decide(last.and_then(|t| Timestamp::parse(&t).ok()))?;
+    let (outcome, reason, outbox_id) = match &decision {
+        Decision::Post { payload } => {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO outbox (room, kind, events, created_at, not_before, payload)
+                 VALUES (?1, 'digest', 'digest', ?2, ?3, ?4)
+                 ON CONFLICT (room) WHERE state = 'pending' AND kind = 'digest'
+                 DO UPDATE SET payload = excluded.payload, created_at = excluded.created_at
+                 RETURNING id",
+            )
+            .bind(record.room)
+            .bind(record.at.as_str())
+            .bind(due.as_str())
+            .bind(payload)
+            .fetch_one(&mut *tx)
+            .await
+            .context("queueing the digest")?;
+            ("posted", None, Some(id))
+        }
+        Decision::Skip { reason } => ("skipped", Some(reason.as_str()), None),
+    };
+    sqlx::query(
+        "INSERT INTO sweeps (room, at, trigger, forced, outcome, reason, waiting_review,
+                             waiting_on_author, outbox_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )
+    .bind(record.room)
+    .bind(record.at.as_str())
+    .bind(record.trigger)
+    .bind(record.forced)
+    .bind(outcome)
+    .bind(reason)
+    .bind(i64::try_from(record.waiting_review).unwrap_or(i64::MAX))
+    .bind(i64::try_from(record.waiting_on_author).unwrap_or(i64::MAX))
+    .bind(outbox_id)
+    .execute(&mut *tx)
+    .await
+    .context("recording the sweep")?;
+    tx.commit().await.context("commit")?;
+    Ok(decision)
+}

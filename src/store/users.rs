@@ -1,0 +1,20 @@
+//! `users`: Bitbucket accounts as payloads showed them.
+
+use anyhow::Context;
+
+use super::Db;
+
+/// The `user_key` of the account that `id` names: its key, uuid or account id, or its nickname
+/// or username in any case.
+pub async fn find(db: &Db, id: &str) -> anyhow::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT user_key FROM users
+          WHERE user_key = ?1 OR uuid = ?1 OR account_id = ?1
+             OR lower(nickname) = lower(?1) OR lower(username) = lower(?1)
+          LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await
+    .context("looking up a user")
+}
