@@ -9,4 +9,5 @@ mod helpers;
 mod lifecycle;
 mod notifications;
 mod ordering;
+mod rename;
 mod sweep;

@@ -1,0 +1,383 @@
+//! A repository renamed while a PR is open (tried as a new user would): later deliveries carry
+//! the same `repository.uuid` and a new `full_name`. One PR, shown and routed under the current
+//! name; `repo:updated` folded in; a database written before repositories had keys is merged.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+use pr_reminder::config::{Room, Route, Sink, DEFAULT_IGNORE_TITLE_PATTERNS};
+use pr_reminder::domain::routing::Announce;
+
+use crate::helpers::{own_fixture, spawn_app_with, uuid_like, TestApp};
+use crate::lifecycle::pr_event;
+
+const OLD: &str = "acme/payments-api";
+const NEW: &str = "acme/payments-service";
+/// The uuid of acme/payments-api in our own fixtures, which a rename keeps.
+const UUID: &str = "{5e1f0a77-9d0b-4c1e-8f53-0123456789ab}";
+
+fn renamed(mut body: Value, full_name: &str) -> Value {
+    for path in [
+        "/repository",
+        "/pullrequest/source/repository",
+        "/pullrequest/destination/repository",
+    ] {
+        if let Some(repo) = body.pointer_mut(path).filter(|r| r.is_object()) {
+            repo["full_name"] = json!(full_name);
+            repo["uuid"] = json!(UUID);
+        }
+    }
+    body["repository"]["links"]["html"]["href"] =
+        json!(format!("https://bitbucket.org/{full_name}"));
+    let number = body["pullrequest"]["id"].clone();
+    body["pullrequest"]["links"]["html"]["href"] = json!(format!(
+        "https://bitbucket.org/{full_name}/pull-requests/{number}"
+    ));
+    body
+}
+
+fn console(name: &str) -> Room {
+    Room {
+        name: name.into(),
+        sink: Sink::Console,
+    }
+}
+
+fn route(glob: &str, room: &str) -> Route {
+    Route {
+        repositories: vec![glob.into()],
+        room: room.into(),
+        required_approvals: None,
+        announce: Announce::default(),
+        ignore_title_patterns: DEFAULT_IGNORE_TITLE_PATTERNS
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+    }
+}
+
+/// Two rooms, one per name; messages wait in a long window so the outbox can be read as queued.
+async fn app() -> TestApp {
+    spawn_app_with(|s| {
+        s.notify.rooms = vec![console("old-room"), console("new-room")];
+        s.notify.routes = vec![route(OLD, "old-room"), route(NEW, "new-room")];
+        s.notify.coalesce = Duration::from_secs(600);
+    })
+    .await
+}
+
+async fn send(app: &TestApp, key: &str, body: &Value) {
+    let answer = app.deliver_json(key, &uuid_like("rename"), body).await;
+    assert_eq!(answer.status, 200, "{key}: {}", answer.body);
+    assert_eq!(answer.body["status"], "processed", "{key}: {}", answer.body);
+}
+
+/// (room, repository name, number, events) of every outbox row, oldest first.
+async fn outbox(app: &TestApp) -> Vec<(String, String, i64, String)> {
+    sqlx::query_as(
+        "SELECT o.room, r.full_name, o.number, o.events FROM outbox o \
+         JOIN repositories r ON r.repository_key = o.repository_key ORDER BY o.id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+}
+
+async fn pending(app: &TestApp) -> Vec<(String, i64, String, i64)> {
+    sqlx::query_as("SELECT repository, number, title, approvals FROM pending_reviews")
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_renamed_repository_keeps_one_pr_under_its_current_name() {
+    let app = app().await;
+    let opened = pr_event(
+        42,
+        "2026-11-20T10:00:00+00:00",
+        "OPEN",
+        "Retry card captures",
+        "9b2c4e6f8a10",
+        &[("bob", "REVIEWER", None), ("carol", "REVIEWER", None)],
+    );
+    send(&app, "pullrequest:created", &renamed(opened, OLD)).await;
+
+    // Renamed; Bob approves.
+    let approved = pr_event(
+        42,
+        "2026-11-20T11:00:00+00:00",
+        "OPEN",
+        "Retry card captures",
+        "9b2c4e6f8a10",
+        &[
+            ("bob", "REVIEWER", Some("approved")),
+            ("carol", "REVIEWER", None),
+        ],
+    );
+    send(
+        &app,
+        "pullrequest:approved",
+        &renamed(approved.clone(), NEW),
+    )
+    .await;
+
+    assert_eq!(
+        pending(&app).await,
+        vec![(NEW.to_owned(), 42, "Retry card captures".to_owned(), 1)]
+    );
+    assert_eq!(app.count("SELECT count(*) FROM pull_requests").await, 1);
+    assert_eq!(
+        app.pull_request(NEW, 42).await.unwrap().url.as_deref(),
+        Some("https://bitbucket.org/acme/payments-service/pull-requests/42")
+    );
+    assert!(app.pull_request(OLD, 42).await.is_none());
+    // Announced once when opened (under the name it had), and the approval is routed by the
+    // current name: no second "Needs review".
+    assert_eq!(
+        outbox(&app).await,
+        vec![
+            ("old-room".into(), NEW.into(), 42, "opened".into()),
+            ("new-room".into(), NEW.into(), 42, "approvals".into()),
+        ]
+    );
+
+    // A delivery from before the rename that arrives late changes neither the name nor the PR.
+    let late = pr_event(
+        42,
+        "2026-11-20T10:30:00+00:00",
+        "OPEN",
+        "Retry card captures (old title)",
+        "9b2c4e6f8a10",
+        &[],
+    );
+    send(&app, "pullrequest:updated", &renamed(late, OLD)).await;
+    assert_eq!(
+        pending(&app).await,
+        vec![(NEW.to_owned(), 42, "Retry card captures".to_owned(), 1)]
+    );
+    let names: Vec<(String,)> = sqlx::query_as("SELECT full_name FROM repositories")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(names, vec![(NEW.to_owned(),)]);
+    assert_eq!(outbox(&app).await.len(), 2);
+}
+
+#[tokio::test]
+async fn repo_updated_renames_before_any_pr_event_says_so() {
+    let app = app().await;
+    let opened = pr_event(
+        7,
+        "2026-11-20T10:00:00+00:00",
+        "OPEN",
+        "Add refunds",
+        "0a1b2c3d4e5f",
+        &[],
+    );
+    send(&app, "pullrequest:created", &renamed(opened, OLD)).await;
+    let answer = app
+        .deliver_json(
+            "repo:updated",
+            &uuid_like("repo"),
+            &own_fixture("repo_updated.json"),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        (
+            &answer.body["status"],
+            &answer.body["repository"],
+            &answer.body["pull_request"]
+        ),
+        (&json!("processed"), &json!(NEW), &Value::Null)
+    );
+    assert_eq!(
+        pending(&app).await,
+        vec![(NEW.to_owned(), 7, "Add refunds".to_owned(), 0)]
+    );
+    let repo: (String, Option<String>) = sqlx::query_as("SELECT full_name, url FROM repositories")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        repo,
+        (
+            NEW.to_owned(),
+            Some("https://bitbucket.org/acme/payments-service".to_owned())
+        )
+    );
+    let recorded: (String, Option<String>) = sqlx::query_as(
+        "SELECT outcome, repository FROM deliveries WHERE event_key = 'repo:updated'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(recorded, ("processed".to_owned(), Some(NEW.to_owned())));
+}
+
+#[tokio::test]
+async fn two_repositories_sharing_a_name_stay_apart() {
+    let app = app().await;
+    let with_uuid = renamed(
+        pr_event(
+            1,
+            "2026-11-20T10:00:00+00:00",
+            "OPEN",
+            "One",
+            "0a1b2c3d4e5f",
+            &[],
+        ),
+        OLD,
+    );
+    let mut other = with_uuid.clone();
+    for path in [
+        "/repository",
+        "/pullrequest/source/repository",
+        "/pullrequest/destination/repository",
+    ] {
+        if let Some(repo) = other.pointer_mut(path).filter(|r| r.is_object()) {
+            repo["uuid"] = json!("{00000000-0000-4000-8000-00000000beef}");
+        }
+    }
+    other["pullrequest"]["title"] = json!("Other");
+    send(&app, "pullrequest:created", &with_uuid).await;
+    send(&app, "pullrequest:created", &other).await;
+    // Two repositories that happen to share a name (one deleted and created again, say) are
+    // two repositories: both PRs #1 are kept.
+    assert_eq!(app.count("SELECT count(*) FROM repositories").await, 2);
+    assert_eq!(app.count("SELECT count(*) FROM pull_requests").await, 2);
+}
+
+/// A database written before repositories had keys, with a PR split in two by a rename, is
+/// merged by the migration: one PR (the newest snapshot), its reviews, one waiting message.
+#[tokio::test]
+async fn the_migration_merges_rows_a_rename_had_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let old_pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .foreign_keys(true),
+        )
+        .await
+        .unwrap();
+    let mut before = sqlx::migrate::Migrator {
+        migrations: Cow::Owned(
+            pr_reminder::store::MIGRATOR
+                .iter()
+                .filter(|m| m.version < 20261130000000)
+                .cloned()
+                .collect(),
+        ),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before.set_locking(false);
+    before.run(&old_pool).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO users (user_key, display_name) VALUES ('{a}', 'Ann'), ('{b}', 'Bob');
+         INSERT INTO repositories (full_name, uuid) VALUES
+             ('acme/payments-api', '{R}'), ('acme/payments-service', '{R}'), ('x/y', NULL);
+         INSERT INTO pull_requests (repository, number, title, author, state, created_on,
+             updated_on, last_activity_on, approvals) VALUES
+             ('acme/payments-api', 1, 'old title', '{a}', 'OPEN', '2026-01-01T00:00:00.000000Z',
+              '2026-01-02T00:00:00.000000Z', '2026-01-02T00:00:00.000000Z', 0),
+             ('acme/payments-service', 1, 'new title', '{a}', 'OPEN', '2026-01-01T00:00:00.000000Z',
+              '2026-01-03T00:00:00.000000Z', '2026-01-03T00:00:00.000000Z', 1),
+             ('x/y', 5, 'xy', '{a}', 'OPEN', '2026-01-01T00:00:00.000000Z',
+              '2026-01-03T00:00:00.000000Z', '2026-01-03T00:00:00.000000Z', 0);
+         INSERT INTO reviews VALUES
+             ('acme/payments-api', 1, '{b}', 'REVIEWER', 'none', NULL, '2026-01-02T00:00:00.000000Z'),
+             ('acme/payments-service', 1, '{b}', 'REVIEWER', 'approved', NULL, '2026-01-03T00:00:00.000000Z');
+         INSERT INTO outbox (room, repository, number, events, created_at, not_before) VALUES
+             ('r', 'acme/payments-api', 1, 'opened', 't', 't'),
+             ('r', 'acme/payments-service', 1, 'opened', 't', 't'),
+             ('r', '', 0, 'digest', 't', 't');
+         INSERT INTO snoozes (user_key, repository, number, until, created_at)
+             VALUES ('{b}', 'x/y', 5, 'z', 't');",
+    )
+    .execute(&old_pool)
+    .await
+    .unwrap();
+    old_pool.close().await;
+
+    let db = pr_reminder::store::open(&path, "full").await.unwrap();
+    db.close().await;
+    let pool = SqlitePoolOptions::new()
+        .connect_with(SqliteConnectOptions::new().filename(&path).read_only(true))
+        .await
+        .unwrap();
+    let repositories: Vec<(String, String)> =
+        sqlx::query_as("SELECT repository_key, full_name FROM repositories ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        repositories,
+        vec![
+            ("cloud/name/x/y".to_owned(), "x/y".to_owned()),
+            ("cloud/{R}".to_owned(), "acme/payments-service".to_owned()),
+        ]
+    );
+    let pending: Vec<(String, i64, String, i64)> = sqlx::query_as(
+        "SELECT repository, number, title, approvals FROM pending_reviews ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        pending,
+        vec![
+            (
+                "acme/payments-service".to_owned(),
+                1,
+                "new title".to_owned(),
+                1
+            ),
+            ("x/y".to_owned(), 5, "xy".to_owned(), 0),
+        ]
+    );
+    let reviews: Vec<(String, String)> =
+        sqlx::query_as("SELECT repository_key, state FROM reviews")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        reviews,
+        vec![("cloud/{R}".to_owned(), "approved".to_owned())]
+    );
+    let outbox: Vec<(i64, String, Option<String>, Option<i64>)> =
+        sqlx::query_as("SELECT id, kind, repository_key, number FROM outbox ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        outbox,
+        vec![
+            (
+                1,
+                "pull_request".to_owned(),
+                Some("cloud/{R}".to_owned()),
+                Some(1)
+            ),
+            (3, "digest".to_owned(), None, None),
+        ]
+    );
+    let snoozes: Vec<(String, i64)> = sqlx::query_as("SELECT repository_key, number FROM snoozes")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(snoozes, vec![("cloud/name/x/y".to_owned(), 5)]);
+    let violations: Vec<(String,)> =
+        sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(violations.is_empty(), "{violations:?}");
+}
