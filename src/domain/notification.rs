@@ -427,4 +427,193 @@ mod tests {
         assert_eq!(build_event(Some(InProgress), Successful), None);
         assert_eq!(build_event(None, InProgress), None);
     }
+
+    mod planning {
+        use super::*;
+        use crate::domain::routing::{Announce, Route};
+        use crate::domain::CommitStatus;
+
+        fn router() -> Router {
+            let route = |globs: &[&str], room: &str, announce: Announce| Route {
+                repositories: globs.iter().map(|g| g.to_string()).collect(),
+                room: room.into(),
+                required_approvals: None,
+                announce,
+                ignore_title_patterns: vec!["WIP".into()],
+            };
+            Router::new(
+                &[
+                    route(&["a/*"], "alpha", Announce::default()),
+                    route(
+                        &["m/*"],
+                        "merges",
+                        Announce {
+                            merged: true,
+                            ..Announce::default()
+                        },
+                    ),
+                ],
+                2,
+            )
+            .unwrap()
+        }
+
+        fn pr(name: &str, updated: &str, state: PrState, title: &str) -> PullRequest {
+            let mut pr = snapshot(state, false, title, &[]);
+            pr.repository.key = RepositoryKey::cloud(Some(&format!("{{{name}}}")), name);
+            pr.repository.full_name = name.into();
+            pr.updated_on = Timestamp::parse(updated).unwrap();
+            pr
+        }
+
+        fn before_with(prs: &[&PullRequest]) -> Before {
+            let mut before = Before::default();
+            for pr in prs {
+                let mut s = stored(pr);
+                s.updated_on = pr.updated_on.as_str().to_owned();
+                before.prs.insert((pr.repository.key.clone(), pr.number), s);
+            }
+            before
+        }
+
+        fn notes(planned: &NotificationPlan) -> Vec<(&str, &str, i64, NotifyEvent)> {
+            planned
+                .notifications
+                .iter()
+                .map(|n| (n.room.as_str(), n.repository.as_str(), n.number, n.event))
+                .collect()
+        }
+
+        #[test]
+        fn routes_by_the_current_name_and_only_what_may_announce() {
+            let router = router();
+            let new = pr("a/x", "2026-01-01T00:00:00Z", PrState::Open, "t");
+            let unrouted = pr("z/x", "2026-01-01T00:00:00Z", PrState::Open, "t");
+            let planned = plan(
+                &[(&new, true), (&unrouted, true)],
+                &[],
+                &Before::default(),
+                &router,
+            );
+            assert_eq!(notes(&planned), vec![("alpha", "cloud/{a/x}", 1, Opened)]);
+            assert!(planned.withdrawals.is_empty());
+            // A backfill writes the same state and announces nothing.
+            let quiet = plan_of(&[(&new, false)], &Before::default(), &router);
+            assert_eq!(quiet, NotificationPlan::default());
+        }
+
+        fn plan_of(
+            prs: &[(&PullRequest, bool)],
+            before: &Before,
+            router: &Router,
+        ) -> NotificationPlan {
+            plan(prs, &[], before, router)
+        }
+
+        #[test]
+        fn an_older_snapshot_announces_nothing() {
+            let router = router();
+            let stored_pr = pr("a/x", "2026-01-02T00:00:00Z", PrState::Open, "t");
+            let older = pr("a/x", "2026-01-01T00:00:00Z", PrState::Merged, "t");
+            let planned = plan_of(&[(&older, true)], &before_with(&[&stored_pr]), &router);
+            assert_eq!(planned, NotificationPlan::default());
+        }
+
+        #[test]
+        fn leaving_review_withdraws_unless_announced() {
+            let router = router();
+            let open = pr("a/x", "2026-01-01T00:00:00Z", PrState::Open, "t");
+            let merged = pr("a/x", "2026-01-02T00:00:00Z", PrState::Merged, "t");
+            let planned = plan_of(&[(&merged, true)], &before_with(&[&open]), &router);
+            assert!(planned.notifications.is_empty());
+            assert_eq!(
+                planned.withdrawals,
+                vec![Withdrawal {
+                    room: "alpha".into(),
+                    repository: open.repository.key.clone(),
+                    number: 1
+                }]
+            );
+            // Back to work in progress: withdrawn too, even from a source that may not announce.
+            let wip = pr("a/x", "2026-01-02T00:00:00Z", PrState::Open, "WIP: t");
+            let planned = plan_of(&[(&wip, false)], &before_with(&[&open]), &router);
+            assert_eq!(planned.withdrawals.len(), 1);
+            // A route that announces merges says so instead of withdrawing.
+            let open = pr("m/x", "2026-01-01T00:00:00Z", PrState::Open, "t");
+            let merged = pr("m/x", "2026-01-02T00:00:00Z", PrState::Merged, "t");
+            let planned = plan_of(&[(&merged, true)], &before_with(&[&open]), &router);
+            assert_eq!(notes(&planned), vec![("merges", "cloud/{m/x}", 1, Merged)]);
+            assert!(planned.withdrawals.is_empty());
+        }
+
+        #[test]
+        fn builds_reach_reviewable_prs_on_their_commit() {
+            let router = router();
+            let status = |hash: &str, state: BuildState| CommitStatus {
+                repository: pr("a/x", "2026-01-01T00:00:00Z", PrState::Open, "t").repository,
+                commit_hash: hash.into(),
+                key: "ci".into(),
+                state,
+                name: None,
+                url: None,
+                updated_on: Timestamp::parse("2026-01-01T00:00:00Z").unwrap(),
+            };
+            let on_commit = |name: &str, number: i64, title: &str, draft: bool| PrOnCommit {
+                repository: RepositoryKey::cloud(Some(&format!("{{{name}}}")), name),
+                full_name: name.into(),
+                number,
+                source_commit: "abcdef012345".into(),
+                title: title.into(),
+                draft,
+            };
+            let before = Before {
+                prs_on_commits: vec![
+                    on_commit("a/x", 1, "t", false),
+                    on_commit("a/x", 2, "WIP t", false),
+                    on_commit("a/x", 3, "t", true),
+                    on_commit("z/x", 4, "t", false),
+                ],
+                ..Before::default()
+            };
+            let failed = status(
+                "abcdef0123456789abcdef0123456789abcdef01",
+                BuildState::Failed,
+            );
+            let planned = plan(&[], &[(&failed, true)], &before, &router);
+            assert_eq!(
+                notes(&planned),
+                vec![("alpha", "cloud/{a/x}", 1, BuildFailed)]
+            );
+            let elsewhere = status(
+                "ffffff0123456789abcdef0123456789abcdef01",
+                BuildState::Failed,
+            );
+            assert!(plan_of_builds(&elsewhere, &before, &router)
+                .notifications
+                .is_empty());
+            // Not announcing, or failing again: nothing.
+            assert!(plan(&[], &[(&failed, false)], &before, &router)
+                .notifications
+                .is_empty());
+            let mut again = before.clone();
+            again.builds.insert(
+                (failed.commit_hash.clone(), "ci".into()),
+                StoredBuild {
+                    state: BuildState::Failed,
+                    updated_on: "2025-01-01T00:00:00.000000Z".into(),
+                },
+            );
+            assert!(plan_of_builds(&failed, &again, &router)
+                .notifications
+                .is_empty());
+        }
+
+        fn plan_of_builds(
+            status: &CommitStatus,
+            before: &Before,
+            router: &Router,
+        ) -> NotificationPlan {
+            plan(&[], &[(status, true)], before, router)
+        }
+    }
 }
