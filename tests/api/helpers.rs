@@ -333,6 +333,20 @@ pub fn digest_only_route(globs: &[&str], room: &str) -> pr_reminder::config::Rou
     }
 }
 
+/// A route with the default announcements and title patterns.
+pub fn route(globs: &[&str], room: &str) -> pr_reminder::config::Route {
+    pr_reminder::config::Route {
+        repositories: globs.iter().map(|g| g.to_string()).collect(),
+        room: room.into(),
+        required_approvals: None,
+        announce: pr_reminder::config::Announce::default(),
+        ignore_title_patterns: pr_reminder::config::DEFAULT_IGNORE_TITLE_PATTERNS
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+    }
+}
+
 /// Moves a Cloud pull-request or build payload to another repository: its name and, as a
 /// distinct repository has, its own uuid (`{repo:workspace/slug}`), in every place Cloud writes
 /// them.

@@ -12,9 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pr_reminder::config::{
-    Announce, NotifySettings, Room, Route, Sink, DEFAULT_IGNORE_TITLE_PATTERNS,
-};
+use pr_reminder::config::{NotifySettings, Room, Route, Sink};
 use pr_reminder::signature::sign;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -22,7 +20,9 @@ use sqlx::SqlitePool;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::helpers::{own_fixture, set_repository, spawn_app_with, uuid_like, TestApp, SECRET};
+use crate::helpers::{
+    own_fixture, route, set_repository, spawn_app_with, uuid_like, TestApp, SECRET,
+};
 use crate::lifecycle::{pr_event, REPO};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pr-reminder");
@@ -188,19 +188,6 @@ fn slack(name: &str, url: String) -> Room {
     Room {
         name: name.into(),
         sink: Sink::Slack(SecretString::from(url)),
-    }
-}
-
-fn route(globs: &[&str], room: &str) -> Route {
-    Route {
-        repositories: globs.iter().map(|g| g.to_string()).collect(),
-        room: room.into(),
-        required_approvals: None,
-        announce: Announce::default(),
-        ignore_title_patterns: DEFAULT_IGNORE_TITLE_PATTERNS
-            .iter()
-            .map(|p| p.to_string())
-            .collect(),
     }
 }
 

@@ -8,10 +8,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
-use pr_reminder::config::{Room, Route, Sink, DEFAULT_IGNORE_TITLE_PATTERNS};
-use pr_reminder::domain::routing::Announce;
+use pr_reminder::config::{Room, Sink};
 
-use crate::helpers::{own_fixture, spawn_app_with, uuid_like, TestApp};
+use crate::helpers::{own_fixture, route, spawn_app_with, uuid_like, TestApp};
 use crate::lifecycle::pr_event;
 
 const OLD: &str = "acme/payments-api";
@@ -46,24 +45,11 @@ fn console(name: &str) -> Room {
     }
 }
 
-fn route(glob: &str, room: &str) -> Route {
-    Route {
-        repositories: vec![glob.into()],
-        room: room.into(),
-        required_approvals: None,
-        announce: Announce::default(),
-        ignore_title_patterns: DEFAULT_IGNORE_TITLE_PATTERNS
-            .iter()
-            .map(|p| p.to_string())
-            .collect(),
-    }
-}
-
 /// Two rooms, one per name; messages wait in a long window so the outbox can be read as queued.
 async fn app() -> TestApp {
     spawn_app_with(|s| {
         s.notify.rooms = vec![console("old-room"), console("new-room")];
-        s.notify.routes = vec![route(OLD, "old-room"), route(NEW, "new-room")];
+        s.notify.routes = vec![route(&[OLD], "old-room"), route(&[NEW], "new-room")];
         s.notify.coalesce = Duration::from_secs(600);
     })
     .await
