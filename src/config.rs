@@ -1,14 +1,25 @@
 //! Settings: defaults, then an optional TOML file, then `PR_REMINDER_*` environment variables.
 //! Validated once at start; an invalid value names its key and the process exits with code 2.
+//!
+//! Each setting is declared once, as a field of the `Raw*` structs below (the file's spelling,
+//! with its default). `ENV_VARS` says which variable lands on which key; figment layers the
+//! file and the variables over the defaults; `resolve` checks every value once and builds
+//! `Settings`.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::Value;
+use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::domain::calendar::{parse_hours, parse_working_days, Calendar};
 pub use crate::domain::routing::{Announce, Route, DEFAULT_IGNORE_TITLE_PATTERNS};
 use crate::domain::DEFAULT_REQUIRED_APPROVALS;
 
@@ -79,15 +90,12 @@ pub struct CommandSettings {
     pub users: Vec<UserMapping>,
 }
 
+/// The defaults are those of `RawCommands`.
 impl Default for CommandSettings {
     fn default() -> Self {
-        CommandSettings {
-            hipchat_token: None,
-            slack_signing_secret: None,
-            mattermost_token: None,
-            default_snooze: std::time::Duration::from_secs(24 * 3600),
-            users: Vec::new(),
-        }
+        RawCommands::default()
+            .resolve()
+            .expect("the defaults are valid")
     }
 }
 
@@ -119,17 +127,12 @@ pub struct SweepSettings {
     pub schedule: Option<String>,
 }
 
+/// The defaults are those of `RawSweep`.
 impl Default for SweepSettings {
     fn default() -> Self {
-        SweepSettings {
-            token: None,
-            min_interval: std::time::Duration::from_secs(50 * 60),
-            escalate_after: std::time::Duration::from_secs(3 * 24 * 3600),
-            escalate_working_days_only: false,
-            calendar: crate::domain::calendar::Calendar::default(),
-            all_clear: false,
-            schedule: None,
-        }
+        RawSweep::default()
+            .resolve()
+            .expect("the defaults are valid")
     }
 }
 
@@ -211,30 +214,12 @@ pub struct NotifySettings {
     pub room_rate_per_minute: u32,
 }
 
+/// The defaults are those of `RawNotify`: everything to one console room.
 impl Default for NotifySettings {
     fn default() -> Self {
-        NotifySettings {
-            rooms: vec![Room {
-                name: "console".into(),
-                sink: Sink::Console,
-            }],
-            routes: vec![Route {
-                repositories: vec!["*".into()],
-                room: "console".into(),
-                required_approvals: None,
-                announce: Announce::default(),
-                ignore_title_patterns: DEFAULT_IGNORE_TITLE_PATTERNS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-            }],
-            coalesce: std::time::Duration::from_secs(30),
-            max_attempts: 10,
-            timeout: std::time::Duration::from_secs(10),
-            retry_min: std::time::Duration::from_secs(1),
-            retry_max: std::time::Duration::from_secs(300),
-            room_rate_per_minute: 30,
-        }
+        RawNotify::default()
+            .resolve()
+            .expect("the defaults are valid")
     }
 }
 
@@ -242,17 +227,10 @@ impl Settings {
     /// Defaults with signature checking off; for tests and embedding. `load` is the real entry.
     pub fn with_defaults(signature: SignaturePolicy) -> Self {
         Settings {
-            listen: DEFAULT_LISTEN.parse().expect("valid default"),
-            database: PathBuf::from(DEFAULT_DATABASE),
             signature,
-            required_approvals: DEFAULT_REQUIRED_APPROVALS,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            synchronous: "full".into(),
-            max_batch: 512,
-            log_format: LogFormat::Text,
-            notify: NotifySettings::default(),
-            sweep: SweepSettings::default(),
-            commands: CommandSettings::default(),
+            ..RawSettings::default()
+                .resolve(&[])
+                .expect("the defaults are valid")
         }
     }
 
@@ -262,23 +240,58 @@ impl Settings {
         env: &HashMap<String, String>,
         insecure_flag: bool,
     ) -> Result<Settings, ConfigError> {
-        let mut raw = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
-                })?;
-                toml::from_str::<RawSettings>(&text).map_err(|e| {
-                    ConfigError::new(
-                        path.display().to_string(),
-                        e.message().to_owned() + &describe_span(&text, e.span()),
-                    )
-                })?
+        // Layer 0, the defaults, are the serde defaults of `RawSettings`.
+        let mut layers = Figment::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+            })?;
+            // The file alone first: toml names the line of a syntax error, a wrong type or an
+            // unknown key (and shows no source line, which may hold a secret). Figment's
+            // merged values no longer know their line.
+            toml::from_str::<RawSettings>(&text).map_err(|e| {
+                ConfigError::new(
+                    path.display().to_string(),
+                    e.message().to_owned() + &describe_span(&text, e.span()),
+                )
+            })?;
+            layers = layers.merge(Toml::string(&text));
+        }
+        let mut shortcuts = Vec::new();
+        for &(var, path, kind) in ENV_VARS {
+            match (env.get(var), kind) {
+                (None, _) => {}
+                (Some(url), Kind::Room(sink)) => shortcuts.push(Shortcut {
+                    var,
+                    room: path,
+                    sink,
+                    url,
+                }),
+                (Some(text), kind) => {
+                    layers = layers.merge(Serialized::default(path, kind.parse(var, text)?));
+                }
             }
-            None => RawSettings::default(),
-        };
+        }
+        let raw: RawSettings = layers.extract().map_err(layer_error)?;
+
+        let secrets = raw.webhook_secret.secrets();
+        let insecure = insecure_flag || raw.insecure_skip_signature;
         let configured = file.is_some() || env.keys().any(|k| k.starts_with(ENV_PREFIX));
-        raw.apply_env(env)?;
-        raw.resolve(configured, insecure_flag)
+        let mut settings = raw.resolve(&shortcuts)?;
+        settings.signature = if !secrets.is_empty() {
+            SignaturePolicy::Verify(secrets)
+        } else if insecure {
+            SignaturePolicy::Insecure
+        } else if !configured && settings.listen.ip().is_loopback() {
+            SignaturePolicy::Demo
+        } else {
+            return Err(ConfigError::at(
+                "webhook_secret",
+                "not set: deliveries could not be verified. Set the secret you entered in \
+                 Bitbucket, or PR_REMINDER_INSECURE_SKIP_SIGNATURE=1 to accept unsigned ones",
+            ));
+        };
+        Ok(settings)
     }
 
     /// The settings as `check-config` prints them: TOML, secrets redacted.
@@ -413,7 +426,171 @@ impl ConfigError {
             message: message.into(),
         }
     }
+
+    /// A bad value of the setting at `path`, with the variable that lands there if there is
+    /// one: `sweep.token (PR_REMINDER_SWEEP_TOKEN)`.
+    fn at(path: &str, message: impl Into<String>) -> Self {
+        let var = ENV_VARS
+            .iter()
+            .find(|(_, p, kind)| *p == path && !matches!(kind, Kind::Room(_)));
+        match var {
+            Some((var, _, _)) => Self::new(format!("{path} ({var})"), message),
+            None => Self::new(path, message),
+        }
+    }
 }
+
+/// Every `PR_REMINDER_*` variable and the file key it overrides: the one place a variable is
+/// named (an error at that key names it too: `sweep.token (PR_REMINDER_SWEEP_TOKEN)`).
+#[rustfmt::skip]
+const ENV_VARS: &[(&str, &str, Kind)] = &[
+    ("PR_REMINDER_LISTEN",                  "listen",                        Kind::Text),
+    ("PR_REMINDER_DATABASE",                "database",                      Kind::Text),
+    // A comma-separated list, as a single string in the file is.
+    ("PR_REMINDER_WEBHOOK_SECRET",          "webhook_secret",                Kind::Text),
+    ("PR_REMINDER_REQUIRED_APPROVALS",      "required_approvals",            Kind::Whole),
+    ("PR_REMINDER_INSECURE_SKIP_SIGNATURE", "insecure_skip_signature",       Kind::Bool),
+    ("PR_REMINDER_MAX_BODY_BYTES",          "max_body_bytes",                Kind::Whole),
+    ("PR_REMINDER_SYNCHRONOUS",             "synchronous",                   Kind::Text),
+    ("PR_REMINDER_MAX_BATCH",               "max_batch",                     Kind::Whole),
+    ("PR_REMINDER_LOG_FORMAT",              "log_format",                    Kind::OneOf(&["text", "json"])),
+    ("PR_REMINDER_SWEEP_TOKEN",             "sweep.token",                   Kind::Text),
+    ("PR_REMINDER_COMMAND_TOKEN",           "commands.hipchat_token",        Kind::Text),
+    ("PR_REMINDER_SLACK_SIGNING_SECRET",    "commands.slack_signing_secret", Kind::Text),
+    ("PR_REMINDER_MATTERMOST_TOKEN",        "commands.mattermost_token",     Kind::Text),
+    // Not file keys: one more room, of this name, for every repository no route claims.
+    ("PR_REMINDER_HIPCHAT_URL",             "hipchat",                       Kind::Room(Sink::HipChat)),
+    ("PR_REMINDER_SLACK_WEBHOOK_URL",       "slack",                         Kind::Room(Sink::Slack)),
+];
+
+/// How a variable's text becomes the value the file would hold.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// As is.
+    Text,
+    /// `12`: a bad one names the variable.
+    Whole,
+    /// 1/0, true/false, yes/no, on/off; empty is false.
+    Bool,
+    /// One of these words, any case.
+    OneOf(&'static [&'static str]),
+    /// A chat URL: not a file key but a room of its own (see `resolve_rooms`).
+    Room(fn(SecretString) -> Sink),
+}
+
+impl Kind {
+    fn parse(self, var: &str, text: &str) -> Result<Value, ConfigError> {
+        let word = text.trim().to_ascii_lowercase();
+        match self {
+            Kind::Text => Ok(text.into()),
+            Kind::Whole => word
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| ConfigError::new(var, format!("`{text}` is not a whole number"))),
+            Kind::Bool => match word.as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true.into()),
+                "0" | "false" | "no" | "off" | "" => Ok(false.into()),
+                _ => Err(ConfigError::new(
+                    var,
+                    format!("`{text}` is not a boolean (use 1/0, true/false)"),
+                )),
+            },
+            Kind::OneOf(words) if words.contains(&word.as_str()) => Ok(word.into()),
+            Kind::OneOf(words) => Err(ConfigError::new(
+                var,
+                format!("`{text}` is not one of {}", words.join(", ")),
+            )),
+            Kind::Room(_) => unreachable!("a room is not a file key"),
+        }
+    }
+}
+
+/// `PR_REMINDER_HIPCHAT_URL` or `PR_REMINDER_SLACK_WEBHOOK_URL`, as it was set.
+struct Shortcut<'a> {
+    var: &'static str,
+    room: &'static str,
+    sink: fn(SecretString) -> Sink,
+    url: &'a str,
+}
+
+/// Figment extracts what toml and `Kind::parse` already checked, so this is a mismatch between
+/// the two. It names the key, and never the value (which may be a secret).
+fn layer_error(e: figment::Error) -> ConfigError {
+    let message = match e.kind {
+        figment::error::Kind::InvalidType(_, expected) => format!("expected {expected}"),
+        other => other.to_string(),
+    };
+    ConfigError::at(&e.path.join("."), message)
+}
+
+/// A table of the file: each key once, with its type and default (what an absent key, or an
+/// absent table, means). Unknown keys are refused. Field order is the order toml lists them
+/// in that error.
+macro_rules! section {
+    ($name:ident { $($(#[$doc:meta])* $key:ident: $ty:ty = $default:expr,)* }) => {
+        #[derive(Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        struct $name {
+            $($(#[$doc])* $key: $ty,)*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name { $($key: $default,)* }
+            }
+        }
+    };
+}
+
+// The settings as the file spells them. The environment lands on the same keys (`ENV_VARS`),
+// and `resolve` turns them into `Settings`, naming the key of a bad value.
+section!(RawSettings {
+    listen: String = DEFAULT_LISTEN.into(),
+    database: PathBuf = DEFAULT_DATABASE.into(),
+    webhook_secret: SecretList = SecretList::Many(Vec::new()),
+    required_approvals: i64 = DEFAULT_REQUIRED_APPROVALS.into(),
+    insecure_skip_signature: bool = false,
+    max_body_bytes: i64 = DEFAULT_MAX_BODY_BYTES as i64,
+    synchronous: String = "full".into(),
+    max_batch: i64 = 512,
+    log_format: LogFormat = LogFormat::Text,
+    notify: RawNotify = RawNotify::default(),
+    sweep: RawSweep = RawSweep::default(),
+    commands: RawCommands = RawCommands::default(),
+    users: Vec<UserMapping> = Vec::new(),
+    /// Empty: everything goes to the console (or to the environment's room).
+    rooms: Vec<RawRoom> = Vec::new(),
+    routes: Vec<RawRoute> = Vec::new(),
+});
+
+section!(RawNotify {
+    coalesce_seconds: f64 = 30.0,
+    max_attempts: i64 = 10,
+    timeout_seconds: f64 = 10.0,
+    retry_min_ms: i64 = 1000,
+    retry_max_seconds: i64 = 300,
+    room_rate_per_minute: i64 = 30,
+});
+
+section!(RawSweep {
+    token: Option<String> = None,
+    min_interval_minutes: f64 = 50.0,
+    escalate_after_hours: f64 = 72.0,
+    escalate_working_days_only: bool = false,
+    /// The calendar's keys: unset keeps the domain's `Calendar::default()`.
+    timezone: Option<String> = None,
+    working_days: Option<Vec<String>> = None,
+    quiet_hours: Option<String> = None,
+    all_clear: bool = false,
+    schedule: Option<String> = None,
+});
+
+section!(RawCommands {
+    hipchat_token: Option<String> = None,
+    slack_signing_secret: Option<String> = None,
+    mattermost_token: Option<String> = None,
+    default_snooze_hours: f64 = 24.0,
+});
 
 /// One secret or a list; in the environment, a comma-separated list.
 #[derive(Deserialize)]
@@ -423,139 +600,17 @@ enum SecretList {
     Many(Vec<String>),
 }
 
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSettings {
-    listen: Option<String>,
-    database: Option<PathBuf>,
-    webhook_secret: Option<SecretList>,
-    required_approvals: Option<i64>,
-    insecure_skip_signature: Option<bool>,
-    max_body_bytes: Option<i64>,
-    synchronous: Option<String>,
-    max_batch: Option<i64>,
-    log_format: Option<LogFormat>,
-    notify: Option<RawNotify>,
-    sweep: Option<RawSweep>,
-    commands: Option<RawCommands>,
-    users: Option<Vec<UserMapping>>,
-    rooms: Option<Vec<RawRoom>>,
-    routes: Option<Vec<RawRoute>>,
-    /// Shortcuts: one room for every repository.
-    #[serde(skip)]
-    hipchat_url: Option<String>,
-    #[serde(skip)]
-    slack_webhook_url: Option<String>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNotify {
-    coalesce_seconds: Option<f64>,
-    max_attempts: Option<i64>,
-    timeout_seconds: Option<f64>,
-    retry_min_ms: Option<i64>,
-    retry_max_seconds: Option<i64>,
-    room_rate_per_minute: Option<i64>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCommands {
-    hipchat_token: Option<String>,
-    slack_signing_secret: Option<String>,
-    mattermost_token: Option<String>,
-    default_snooze_hours: Option<f64>,
-}
-
-fn long_secret(key: &str, value: Option<String>) -> Result<Option<SecretToken>, ConfigError> {
-    match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) if v.len() < 16 => Err(ConfigError::new(
-            key,
-            "is shorter than 16 characters; use e.g. `openssl rand -hex 32`",
-        )),
-        Some(v) => Ok(Some(SecretToken(SecretString::from(v)))),
-    }
-}
-
-impl RawCommands {
-    fn resolve(self, commands: &mut CommandSettings) -> Result<(), ConfigError> {
-        commands.hipchat_token = long_secret(
-            "commands.hipchat_token (PR_REMINDER_COMMAND_TOKEN)",
-            self.hipchat_token,
-        )?;
-        // Slack's signing secrets are 32 hex digits; Mattermost's tokens 26 characters.
-        commands.slack_signing_secret = long_secret(
-            "commands.slack_signing_secret (PR_REMINDER_SLACK_SIGNING_SECRET)",
-            self.slack_signing_secret,
-        )?;
-        commands.mattermost_token = long_secret(
-            "commands.mattermost_token (PR_REMINDER_MATTERMOST_TOKEN)",
-            self.mattermost_token,
-        )?;
-        if let Some(h) = self.default_snooze_hours {
-            let h = number("commands.default_snooze_hours", h, 0.1, 2160.0)?;
-            commands.default_snooze = std::time::Duration::from_secs_f64(h * 3600.0);
-        }
-        Ok(())
-    }
-}
-
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSweep {
-    token: Option<String>,
-    min_interval_minutes: Option<f64>,
-    escalate_after_hours: Option<f64>,
-    escalate_working_days_only: Option<bool>,
-    timezone: Option<String>,
-    working_days: Option<Vec<String>>,
-    quiet_hours: Option<String>,
-    all_clear: Option<bool>,
-    schedule: Option<String>,
-}
-
-impl RawSweep {
-    fn resolve(self, sweep: &mut SweepSettings) -> Result<(), ConfigError> {
-        use crate::domain::calendar::{parse_hours, parse_working_days};
-        use std::time::Duration;
-        sweep.token = long_secret("sweep.token (PR_REMINDER_SWEEP_TOKEN)", self.token)?;
-        if let Some(v) = self.min_interval_minutes {
-            let v = number("sweep.min_interval_minutes", v, 0.0, 10_080.0)?;
-            sweep.min_interval = Duration::from_secs_f64(v * 60.0);
-        }
-        if let Some(v) = self.escalate_after_hours {
-            let v = number("sweep.escalate_after_hours", v, 0.0, 8760.0)?;
-            sweep.escalate_after = Duration::from_secs_f64(v * 3600.0);
-        }
-        if let Some(v) = self.escalate_working_days_only {
-            sweep.escalate_working_days_only = v;
-        }
-        if let Some(tz) = self.timezone {
-            sweep.calendar.tz = tz.trim().parse().map_err(|_| {
-                ConfigError::new(
-                    "sweep.timezone",
-                    format!("`{tz}` is not an IANA time zone such as Europe/Berlin"),
-                )
-            })?;
-        }
-        if let Some(days) = self.working_days {
-            sweep.calendar.working_days =
-                parse_working_days(&days).map_err(|e| ConfigError::new("sweep.working_days", e))?;
-        }
-        if let Some(hours) = self.quiet_hours.filter(|h| !h.trim().is_empty()) {
-            sweep.calendar.quiet_hours =
-                Some(parse_hours(&hours).map_err(|e| ConfigError::new("sweep.quiet_hours", e))?);
-        }
-        if let Some(v) = self.all_clear {
-            sweep.all_clear = v;
-        }
-        if let Some(schedule) = self.schedule.filter(|s| !s.trim().is_empty()) {
-            parse_schedule(&schedule).map_err(|e| ConfigError::new("sweep.schedule", e))?;
-            sweep.schedule = Some(schedule);
-        }
-        Ok(())
+impl SecretList {
+    fn secrets(&self) -> Vec<SecretString> {
+        let list: Vec<&str> = match self {
+            SecretList::One(s) => s.split(',').collect(),
+            SecretList::Many(list) => list.iter().map(String::as_str).collect(),
+        };
+        list.into_iter()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| SecretString::from(s.to_owned()))
+            .collect()
     }
 }
 
@@ -567,6 +622,7 @@ struct RawRoom {
     slack_webhook_url: Option<String>,
 }
 
+/// Unset `announce_*` switches keep `Announce::default()`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRoute {
@@ -582,80 +638,231 @@ struct RawRoute {
     ignore_title_patterns: Option<Vec<String>>,
 }
 
-fn parse_chat_url(key: &str, url: &str) -> Result<SecretString, ConfigError> {
-    match reqwest::Url::parse(url.trim()) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {
-            Ok(SecretString::from(url.trim().to_owned()))
+impl RawSettings {
+    /// Every setting but the signature policy (left `Demo`; `load` decides it last).
+    fn resolve(self, shortcuts: &[Shortcut<'_>]) -> Result<Settings, ConfigError> {
+        let RawSettings {
+            listen,
+            database,
+            webhook_secret: _,
+            required_approvals,
+            insecure_skip_signature: _,
+            max_body_bytes,
+            synchronous,
+            max_batch,
+            log_format,
+            notify,
+            sweep,
+            commands,
+            users,
+            rooms,
+            routes,
+        } = self;
+        let listen = listen.parse().map_err(|_| {
+            ConfigError::at(
+                "listen",
+                format!("`{listen}` is not an address:port such as 127.0.0.1:8080"),
+            )
+        })?;
+        if database.as_os_str().is_empty() {
+            return Err(ConfigError::at("database", "must be a file path"));
         }
-        _ => Err(ConfigError::new(
-            key,
-            "is not an http(s) URL (the value is not shown: it holds a token)",
-        )),
-    }
-}
-
-/// A whole number within `lo..=hi`, as the setting's type.
-fn whole<T: TryFrom<i64>>(key: &str, n: i64, lo: i64, hi: i64) -> Result<T, ConfigError> {
-    if !(lo..=hi).contains(&n) {
-        return Err(ConfigError::new(
-            key,
-            format!("{n} is not between {lo} and {hi}"),
-        ));
-    }
-    T::try_from(n).map_err(|_| ConfigError::new(key, format!("{n} is out of range")))
-}
-
-/// A number within `lo..=hi`.
-fn number(key: &str, v: f64, lo: f64, hi: f64) -> Result<f64, ConfigError> {
-    if (lo..=hi).contains(&v) {
-        Ok(v)
-    } else {
-        Err(ConfigError::new(
-            key,
-            format!("{v} is not between {lo} and {hi}"),
-        ))
+        let required_approvals = whole("required_approvals", required_approvals, 1..=100)?;
+        let max_body_bytes = whole("max_body_bytes", max_body_bytes, 1024..=64 * 1024 * 1024)?;
+        let synchronous = synchronous.trim().to_ascii_lowercase();
+        if !matches!(synchronous.as_str(), "full" | "normal" | "extra") {
+            return Err(ConfigError::at(
+                "synchronous",
+                format!("`{synchronous}` is not one of full, normal, extra"),
+            ));
+        }
+        let max_batch = whole("max_batch", max_batch, 1..=10_000)?;
+        let mut notify = notify.resolve()?;
+        let sweep = sweep.resolve()?;
+        let mut commands = commands.resolve()?;
+        for (i, user) in users.iter().enumerate() {
+            if user.bitbucket.trim().is_empty() {
+                return Err(ConfigError::new(
+                    format!("users[{i}].bitbucket"),
+                    "must not be empty",
+                ));
+            }
+        }
+        commands.users = users;
+        resolve_rooms(rooms, routes, shortcuts, &mut notify)?;
+        Ok(Settings {
+            listen,
+            database,
+            signature: SignaturePolicy::Demo,
+            required_approvals,
+            max_body_bytes,
+            synchronous,
+            max_batch,
+            log_format,
+            notify,
+            sweep,
+            commands,
+        })
     }
 }
 
 impl RawNotify {
-    fn resolve(self, notify: &mut NotifySettings) -> Result<(), ConfigError> {
-        use std::time::Duration;
-        if let Some(v) = self.coalesce_seconds {
-            notify.coalesce =
-                Duration::from_secs_f64(number("notify.coalesce_seconds", v, 0.0, 3600.0)?);
-        }
-        if let Some(v) = self.max_attempts {
-            notify.max_attempts = whole("notify.max_attempts", v, 1, 1000)?;
-        }
-        if let Some(v) = self.timeout_seconds {
-            notify.timeout =
-                Duration::from_secs_f64(number("notify.timeout_seconds", v, 0.05, 300.0)?);
-        }
-        if let Some(v) = self.retry_min_ms {
-            notify.retry_min =
-                Duration::from_millis(whole("notify.retry_min_ms", v, 1, 3_600_000)?);
-        }
-        if let Some(v) = self.retry_max_seconds {
-            notify.retry_max =
-                Duration::from_secs(whole("notify.retry_max_seconds", v, 1, 86_400)?);
-        }
-        if let Some(v) = self.room_rate_per_minute {
-            notify.room_rate_per_minute = whole("notify.room_rate_per_minute", v, 1, 6000)?;
-        }
-        Ok(())
+    /// Everything to the console until rooms are resolved.
+    fn resolve(self) -> Result<NotifySettings, ConfigError> {
+        let RawNotify {
+            coalesce_seconds,
+            max_attempts,
+            timeout_seconds,
+            retry_min_ms,
+            retry_max_seconds,
+            room_rate_per_minute,
+        } = self;
+        let coalesce = duration(
+            "notify.coalesce_seconds",
+            coalesce_seconds,
+            0.0..=3600.0,
+            1.0,
+        )?;
+        let max_attempts = whole("notify.max_attempts", max_attempts, 1..=1000)?;
+        let timeout = duration("notify.timeout_seconds", timeout_seconds, 0.05..=300.0, 1.0)?;
+        let retry_min = whole("notify.retry_min_ms", retry_min_ms, 1..=3_600_000)?;
+        let retry_max = whole("notify.retry_max_seconds", retry_max_seconds, 1..=86_400)?;
+        let rate = whole(
+            "notify.room_rate_per_minute",
+            room_rate_per_minute,
+            1..=6000,
+        )?;
+        Ok(NotifySettings {
+            rooms: vec![Room {
+                name: "console".into(),
+                sink: Sink::Console,
+            }],
+            routes: vec![catch_all("console")],
+            coalesce,
+            max_attempts,
+            timeout,
+            retry_min: Duration::from_millis(retry_min),
+            retry_max: Duration::from_secs(retry_max),
+            room_rate_per_minute: rate,
+        })
     }
 }
 
-/// Rooms and routes from the file, plus the one-room shortcuts from the environment.
+impl RawSweep {
+    fn resolve(self) -> Result<SweepSettings, ConfigError> {
+        let RawSweep {
+            token,
+            min_interval_minutes,
+            escalate_after_hours,
+            escalate_working_days_only,
+            timezone,
+            working_days,
+            quiet_hours,
+            all_clear,
+            schedule,
+        } = self;
+        let token = long_secret("sweep.token", token)?;
+        let min_interval = duration(
+            "sweep.min_interval_minutes",
+            min_interval_minutes,
+            0.0..=10_080.0,
+            60.0,
+        )?;
+        let escalate_after = duration(
+            "sweep.escalate_after_hours",
+            escalate_after_hours,
+            0.0..=8760.0,
+            3600.0,
+        )?;
+        let mut calendar = Calendar::default();
+        if let Some(tz) = timezone {
+            calendar.tz = tz.trim().parse().map_err(|_| {
+                ConfigError::at(
+                    "sweep.timezone",
+                    format!("`{tz}` is not an IANA time zone such as Europe/Berlin"),
+                )
+            })?;
+        }
+        if let Some(days) = working_days {
+            calendar.working_days =
+                parse_working_days(&days).map_err(|e| ConfigError::at("sweep.working_days", e))?;
+        }
+        if let Some(hours) = quiet_hours.filter(|h| !h.trim().is_empty()) {
+            calendar.quiet_hours =
+                Some(parse_hours(&hours).map_err(|e| ConfigError::at("sweep.quiet_hours", e))?);
+        }
+        let schedule = schedule.filter(|s| !s.trim().is_empty());
+        if let Some(schedule) = &schedule {
+            parse_schedule(schedule).map_err(|e| ConfigError::at("sweep.schedule", e))?;
+        }
+        Ok(SweepSettings {
+            token,
+            min_interval,
+            escalate_after,
+            escalate_working_days_only,
+            calendar,
+            all_clear,
+            schedule,
+        })
+    }
+}
+
+impl RawCommands {
+    /// Without `users`, which are a top-level key.
+    fn resolve(self) -> Result<CommandSettings, ConfigError> {
+        let RawCommands {
+            hipchat_token,
+            slack_signing_secret,
+            mattermost_token,
+            default_snooze_hours,
+        } = self;
+        Ok(CommandSettings {
+            hipchat_token: long_secret("commands.hipchat_token", hipchat_token)?,
+            // Slack's signing secrets are 32 hex digits; Mattermost's tokens 26 characters.
+            slack_signing_secret: long_secret(
+                "commands.slack_signing_secret",
+                slack_signing_secret,
+            )?,
+            mattermost_token: long_secret("commands.mattermost_token", mattermost_token)?,
+            default_snooze: duration(
+                "commands.default_snooze_hours",
+                default_snooze_hours,
+                0.1..=2160.0,
+                3600.0,
+            )?,
+            users: Vec::new(),
+        })
+    }
+}
+
+/// Every repository to `room`, announcing what a route announces by default.
+fn catch_all(room: &str) -> Route {
+    Route {
+        repositories: vec!["*".into()],
+        room: room.into(),
+        required_approvals: None,
+        announce: Announce::default(),
+        ignore_title_patterns: default_ignore_title_patterns(),
+    }
+}
+
+fn default_ignore_title_patterns() -> Vec<String> {
+    DEFAULT_IGNORE_TITLE_PATTERNS
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Rooms and routes from the file, plus the one-room shortcuts from the environment. Neither
+/// names a room: everything stays on the console.
 fn resolve_rooms(
-    rooms: Option<Vec<RawRoom>>,
-    routes: Option<Vec<RawRoute>>,
-    hipchat_url: Option<String>,
-    slack_webhook_url: Option<String>,
+    rooms: Vec<RawRoom>,
+    routes: Vec<RawRoute>,
+    shortcuts: &[Shortcut<'_>],
     notify: &mut NotifySettings,
 ) -> Result<(), ConfigError> {
     let mut out_rooms: Vec<Room> = Vec::new();
-    for (i, room) in rooms.into_iter().flatten().enumerate() {
+    for (i, room) in rooms.into_iter().enumerate() {
         let key = format!("rooms[{i}]");
         if room.name.trim().is_empty() {
             return Err(ConfigError::new(format!("{key}.name"), "must not be empty"));
@@ -687,7 +894,7 @@ fn resolve_rooms(
     }
 
     let mut out_routes: Vec<Route> = Vec::new();
-    for (i, route) in routes.into_iter().flatten().enumerate() {
+    for (i, route) in routes.into_iter().enumerate() {
         let key = format!("routes[{i}]");
         if route.repositories.is_empty() {
             return Err(ConfigError::new(
@@ -712,7 +919,7 @@ fn resolve_rooms(
             room: route.room,
             required_approvals: route
                 .required_approvals
-                .map(|n| whole(&format!("{key}.required_approvals"), n, 1, 100))
+                .map(|n| whole(&format!("{key}.required_approvals"), n, 1..=100))
                 .transpose()?,
             announce: Announce {
                 opened: route.announce_opened.unwrap_or(defaults.opened),
@@ -724,22 +931,15 @@ fn resolve_rooms(
                 merged: route.announce_merged.unwrap_or(defaults.merged),
                 declined: route.announce_declined.unwrap_or(defaults.declined),
             },
-            ignore_title_patterns: route.ignore_title_patterns.unwrap_or_else(|| {
-                DEFAULT_IGNORE_TITLE_PATTERNS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
-            }),
+            ignore_title_patterns: route
+                .ignore_title_patterns
+                .unwrap_or_else(default_ignore_title_patterns),
         });
     }
     if out_routes.is_empty() {
         match out_rooms.len() {
             0 => {}
-            1 => out_routes.push(Route {
-                repositories: vec!["*".into()],
-                room: out_rooms[0].name.clone(),
-                ..NotifySettings::default().routes.remove(0)
-            }),
+            1 => out_routes.push(catch_all(&out_rooms[0].name)),
             _ => {
                 return Err(ConfigError::new(
                     "routes",
@@ -750,33 +950,15 @@ fn resolve_rooms(
     }
 
     // The environment shortcuts: one more room that takes every repository no route claimed.
-    for (key, url, name) in [
-        ("PR_REMINDER_HIPCHAT_URL", hipchat_url, "hipchat"),
-        ("PR_REMINDER_SLACK_WEBHOOK_URL", slack_webhook_url, "slack"),
-    ] {
-        let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
-            continue;
-        };
-        let secret = parse_chat_url(key, &url)?;
-        let sink = if name == "hipchat" {
-            Sink::HipChat(secret)
+    for shortcut in shortcuts.iter().filter(|s| !s.url.trim().is_empty()) {
+        let sink = (shortcut.sink)(parse_chat_url(shortcut.var, shortcut.url)?);
+        let name = if out_rooms.iter().any(|r| r.name == shortcut.room) {
+            format!("{}-env", shortcut.room)
         } else {
-            Sink::Slack(secret)
+            shortcut.room.to_owned()
         };
-        let name = if out_rooms.iter().any(|r| r.name == name) {
-            format!("{name}-env")
-        } else {
-            name.to_owned()
-        };
-        out_rooms.push(Room {
-            name: name.clone(),
-            sink,
-        });
-        out_routes.push(Route {
-            repositories: vec!["*".into()],
-            room: name,
-            ..NotifySettings::default().routes.remove(0)
-        });
+        out_routes.push(catch_all(&name));
+        out_rooms.push(Room { name, sink });
     }
 
     if !out_rooms.is_empty() {
@@ -786,198 +968,64 @@ fn resolve_rooms(
     Ok(())
 }
 
-fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" | "" => Ok(false),
+// The checks, one per kind of value; `path` is the file's key (`ConfigError::at` adds the
+// variable).
+
+/// A whole number in `range`, as the setting's type.
+fn whole<T: TryFrom<i64>>(
+    path: &str,
+    n: i64,
+    range: RangeInclusive<i64>,
+) -> Result<T, ConfigError> {
+    if !range.contains(&n) {
+        let (lo, hi) = range.into_inner();
+        return Err(ConfigError::at(
+            path,
+            format!("{n} is not between {lo} and {hi}"),
+        ));
+    }
+    T::try_from(n).map_err(|_| ConfigError::at(path, format!("{n} is out of range")))
+}
+
+/// A number in `range` of a unit this many seconds long, as a duration.
+fn duration(
+    path: &str,
+    v: f64,
+    range: RangeInclusive<f64>,
+    unit: f64,
+) -> Result<Duration, ConfigError> {
+    if !range.contains(&v) {
+        let (lo, hi) = range.into_inner();
+        return Err(ConfigError::at(
+            path,
+            format!("{v} is not between {lo} and {hi}"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(v * unit))
+}
+
+/// A token or signing secret: unset or blank is `None`, a short one is refused.
+fn long_secret(path: &str, value: Option<String>) -> Result<Option<SecretToken>, ConfigError> {
+    match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) if v.len() < 16 => Err(ConfigError::at(
+            path,
+            "is shorter than 16 characters; use e.g. `openssl rand -hex 32`",
+        )),
+        Some(v) => Ok(Some(SecretToken(SecretString::from(v)))),
+    }
+}
+
+/// A chat URL: its token is never shown, not even in the error.
+fn parse_chat_url(key: &str, url: &str) -> Result<SecretString, ConfigError> {
+    match reqwest::Url::parse(url.trim()) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {
+            Ok(SecretString::from(url.trim().to_owned()))
+        }
         _ => Err(ConfigError::new(
             key,
-            format!("`{value}` is not a boolean (use 1/0, true/false)"),
+            "is not an http(s) URL (the value is not shown: it holds a token)",
         )),
-    }
-}
-
-fn parse_int(key: &str, value: &str) -> Result<i64, ConfigError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError::new(key, format!("`{value}` is not a whole number")))
-}
-
-impl RawSettings {
-    fn apply_env(&mut self, env: &HashMap<String, String>) -> Result<(), ConfigError> {
-        let get = |name: &str| env.get(&format!("{ENV_PREFIX}{name}")).map(String::as_str);
-        if let Some(v) = get("LISTEN") {
-            self.listen = Some(v.to_owned());
-        }
-        if let Some(v) = get("DATABASE") {
-            self.database = Some(PathBuf::from(v));
-        }
-        if let Some(v) = get("WEBHOOK_SECRET") {
-            self.webhook_secret = Some(SecretList::One(v.to_owned()));
-        }
-        if let Some(v) = get("REQUIRED_APPROVALS") {
-            self.required_approvals = Some(parse_int("PR_REMINDER_REQUIRED_APPROVALS", v)?);
-        }
-        if let Some(v) = get("INSECURE_SKIP_SIGNATURE") {
-            self.insecure_skip_signature =
-                Some(parse_bool("PR_REMINDER_INSECURE_SKIP_SIGNATURE", v)?);
-        }
-        if let Some(v) = get("MAX_BODY_BYTES") {
-            self.max_body_bytes = Some(parse_int("PR_REMINDER_MAX_BODY_BYTES", v)?);
-        }
-        if let Some(v) = get("SYNCHRONOUS") {
-            self.synchronous = Some(v.to_owned());
-        }
-        if let Some(v) = get("MAX_BATCH") {
-            self.max_batch = Some(parse_int("PR_REMINDER_MAX_BATCH", v)?);
-        }
-        if let Some(v) = get("HIPCHAT_URL") {
-            self.hipchat_url = Some(v.to_owned());
-        }
-        if let Some(v) = get("SLACK_WEBHOOK_URL") {
-            self.slack_webhook_url = Some(v.to_owned());
-        }
-        if let Some(v) = get("SWEEP_TOKEN") {
-            self.sweep.get_or_insert_with(RawSweep::default).token = Some(v.to_owned());
-        }
-        if let Some(v) = get("COMMAND_TOKEN") {
-            self.commands
-                .get_or_insert_with(RawCommands::default)
-                .hipchat_token = Some(v.to_owned());
-        }
-        if let Some(v) = get("SLACK_SIGNING_SECRET") {
-            self.commands
-                .get_or_insert_with(RawCommands::default)
-                .slack_signing_secret = Some(v.to_owned());
-        }
-        if let Some(v) = get("MATTERMOST_TOKEN") {
-            self.commands
-                .get_or_insert_with(RawCommands::default)
-                .mattermost_token = Some(v.to_owned());
-        }
-        if let Some(v) = get("LOG_FORMAT") {
-            self.log_format = Some(match v.trim().to_ascii_lowercase().as_str() {
-                "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                _ => {
-                    return Err(ConfigError::new(
-                        "PR_REMINDER_LOG_FORMAT",
-                        format!("`{v}` is not one of text, json"),
-                    ))
-                }
-            });
-        }
-        Ok(())
-    }
-
-    fn resolve(self, configured: bool, insecure_flag: bool) -> Result<Settings, ConfigError> {
-        let mut settings = Settings::with_defaults(SignaturePolicy::Demo);
-        if let Some(listen) = self.listen {
-            settings.listen = listen.parse().map_err(|_| {
-                ConfigError::new(
-                    "listen (PR_REMINDER_LISTEN)",
-                    format!("`{listen}` is not an address:port such as 127.0.0.1:8080"),
-                )
-            })?;
-        }
-        if let Some(path) = self.database {
-            if path.as_os_str().is_empty() {
-                return Err(ConfigError::new(
-                    "database (PR_REMINDER_DATABASE)",
-                    "must be a file path",
-                ));
-            }
-            settings.database = path;
-        }
-        if let Some(n) = self.required_approvals {
-            settings.required_approvals = whole(
-                "required_approvals (PR_REMINDER_REQUIRED_APPROVALS)",
-                n,
-                1,
-                100,
-            )?;
-        }
-        if let Some(n) = self.max_body_bytes {
-            settings.max_body_bytes = whole(
-                "max_body_bytes (PR_REMINDER_MAX_BODY_BYTES)",
-                n,
-                1024,
-                64 * 1024 * 1024,
-            )?;
-        }
-        if let Some(mode) = self.synchronous {
-            let mode = mode.trim().to_ascii_lowercase();
-            if !matches!(mode.as_str(), "full" | "normal" | "extra") {
-                return Err(ConfigError::new(
-                    "synchronous (PR_REMINDER_SYNCHRONOUS)",
-                    format!("`{mode}` is not one of full, normal, extra"),
-                ));
-            }
-            settings.synchronous = mode;
-        }
-        if let Some(n) = self.max_batch {
-            settings.max_batch = whole("max_batch (PR_REMINDER_MAX_BATCH)", n, 1, 10_000)?;
-        }
-        if let Some(format) = self.log_format {
-            settings.log_format = format;
-        }
-        if let Some(notify) = self.notify {
-            notify.resolve(&mut settings.notify)?;
-        }
-        if let Some(sweep) = self.sweep {
-            sweep.resolve(&mut settings.sweep)?;
-        }
-        if let Some(commands) = self.commands {
-            commands.resolve(&mut settings.commands)?;
-        }
-        for (i, user) in self.users.iter().flatten().enumerate() {
-            if user.bitbucket.trim().is_empty() {
-                return Err(ConfigError::new(
-                    format!("users[{i}].bitbucket"),
-                    "must not be empty",
-                ));
-            }
-        }
-        settings.commands.users = self.users.unwrap_or_default();
-        resolve_rooms(
-            self.rooms,
-            self.routes,
-            self.hipchat_url,
-            self.slack_webhook_url,
-            &mut settings.notify,
-        )?;
-
-        let secrets: Vec<SecretString> = match self.webhook_secret {
-            None => Vec::new(),
-            Some(SecretList::One(s)) => s
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| SecretString::from(s.to_owned()))
-                .collect(),
-            Some(SecretList::Many(list)) => list
-                .into_iter()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .map(SecretString::from)
-                .collect(),
-        };
-        let insecure = insecure_flag || self.insecure_skip_signature.unwrap_or(false);
-        settings.signature = if !secrets.is_empty() {
-            SignaturePolicy::Verify(secrets)
-        } else if insecure {
-            SignaturePolicy::Insecure
-        } else if !configured && settings.listen.ip().is_loopback() {
-            SignaturePolicy::Demo
-        } else {
-            return Err(ConfigError::new(
-                "webhook_secret (PR_REMINDER_WEBHOOK_SECRET)",
-                "not set: deliveries could not be verified. Set the secret you entered in \
-                 Bitbucket, or PR_REMINDER_INSECURE_SKIP_SIGNATURE=1 to accept unsigned ones",
-            ));
-        };
-        Ok(settings)
     }
 }
 
@@ -1141,5 +1189,279 @@ mod tests {
             );
             assert!(!err.to_string().contains("secret"), "no secret in {err}");
         }
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_key_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "webhook_secret = [\"a\", \"b\"]\nrequired_approvals = 3\nmax_batch = 5\n\
+             [sweep]\ntoken = \"file-token-0123456789\"\nmin_interval_minutes = 5\n\
+             [commands]\ndefault_snooze_hours = 2\n",
+        )
+        .unwrap();
+        let s = Settings::load(
+            Some(&path),
+            &env(&[
+                ("PR_REMINDER_REQUIRED_APPROVALS", "4"),
+                ("PR_REMINDER_SWEEP_TOKEN", "env-token-0123456789"),
+                ("PR_REMINDER_COMMAND_TOKEN", "env-command-0123456789"),
+            ]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(s.required_approvals, 4, "the variable wins");
+        assert_eq!(s.max_batch, 5, "the file's other keys stay");
+        let token = s.sweep.token.as_ref().unwrap().0.expose_secret().to_owned();
+        assert_eq!(token, "env-token-0123456789");
+        assert_eq!(
+            s.sweep.min_interval,
+            Duration::from_secs(300),
+            "same table, kept"
+        );
+        assert_eq!(s.commands.default_snooze, Duration::from_secs(7200));
+        assert!(s.commands.hipchat_token.is_some());
+        assert!(matches!(&s.signature, SignaturePolicy::Verify(l) if l.len() == 2));
+    }
+
+    #[test]
+    fn every_environment_variable_lands_on_its_setting() {
+        type Check = fn(&Settings) -> bool;
+        const TOKEN: &str = "0123456789abcdef-token";
+        fn token(t: &Option<SecretToken>) -> bool {
+            t.as_ref().is_some_and(|t| t.0.expose_secret() == TOKEN)
+        }
+        fn one_room(s: &Settings, name: &str, hipchat: bool) -> bool {
+            matches!(
+                (&s.notify.rooms[..], &s.notify.routes[..]),
+                ([room], [route]) if room.name == name
+                    && route.room == name
+                    && matches!(room.sink, Sink::HipChat(_)) == hipchat
+                    && matches!(room.sink, Sink::Slack(_)) != hipchat
+            )
+        }
+        let checks: &[(&str, &str, Check)] = &[
+            ("PR_REMINDER_LISTEN", "0.0.0.0:9123", |s| {
+                s.listen.to_string() == "0.0.0.0:9123"
+            }),
+            ("PR_REMINDER_DATABASE", "/srv/other.db", |s| {
+                s.database == Path::new("/srv/other.db")
+            }),
+            (
+                "PR_REMINDER_WEBHOOK_SECRET",
+                "one, two,three",
+                |s| matches!(&s.signature, SignaturePolicy::Verify(l) if l.len() == 3),
+            ),
+            ("PR_REMINDER_REQUIRED_APPROVALS", " 7", |s| {
+                s.required_approvals == 7
+            }),
+            ("PR_REMINDER_INSECURE_SKIP_SIGNATURE", "Yes", |s| {
+                matches!(s.signature, SignaturePolicy::Insecure)
+            }),
+            ("PR_REMINDER_MAX_BODY_BYTES", "4096", |s| {
+                s.max_body_bytes == 4096
+            }),
+            ("PR_REMINDER_SYNCHRONOUS", "Normal", |s| {
+                s.synchronous == "normal"
+            }),
+            ("PR_REMINDER_MAX_BATCH", "9", |s| s.max_batch == 9),
+            ("PR_REMINDER_LOG_FORMAT", " JSON", |s| {
+                s.log_format == LogFormat::Json
+            }),
+            ("PR_REMINDER_SWEEP_TOKEN", TOKEN, |s| token(&s.sweep.token)),
+            ("PR_REMINDER_COMMAND_TOKEN", TOKEN, |s| {
+                token(&s.commands.hipchat_token)
+            }),
+            ("PR_REMINDER_SLACK_SIGNING_SECRET", TOKEN, |s| {
+                token(&s.commands.slack_signing_secret)
+            }),
+            ("PR_REMINDER_MATTERMOST_TOKEN", TOKEN, |s| {
+                token(&s.commands.mattermost_token)
+            }),
+            (
+                "PR_REMINDER_HIPCHAT_URL",
+                "https://team.hipchat.example/v2/room/1/notification?auth_token=t",
+                |s| one_room(s, "hipchat", true),
+            ),
+            (
+                "PR_REMINDER_SLACK_WEBHOOK_URL",
+                "https://hooks.slack.example/T/B/t",
+                |s| one_room(s, "slack", false),
+            ),
+        ];
+        assert_eq!(checks.len(), ENV_VARS.len(), "a check for every variable");
+        let defaults = Settings::with_defaults(SignaturePolicy::Demo);
+        for &(var, _, _) in ENV_VARS {
+            assert!(var.starts_with(ENV_PREFIX), "{var}");
+            let (_, value, check) = checks
+                .iter()
+                .find(|(name, _, _)| *name == var)
+                .unwrap_or_else(|| panic!("no check for {var}"));
+            assert!(!check(&defaults), "{var}: the default already passes");
+            // Configured, so the signature needs a say (except where the variable is it).
+            let mut vars = env(&[(var, value)]);
+            if !var.ends_with("_SIGNATURE") {
+                vars.insert("PR_REMINDER_INSECURE_SKIP_SIGNATURE".into(), "1".into());
+            }
+            let s = Settings::load(None, &vars, false).unwrap_or_else(|e| panic!("{var}: {e}"));
+            assert!(check(&s), "{var} did not land: {s:?}");
+        }
+    }
+
+    #[test]
+    fn environment_errors_name_the_variable() {
+        for (key, value, message) in [
+            ("PR_REMINDER_MAX_BATCH", "", "`` is not a whole number"),
+            (
+                "PR_REMINDER_INSECURE_SKIP_SIGNATURE",
+                "2",
+                "`2` is not a boolean",
+            ),
+            (
+                "PR_REMINDER_LOG_FORMAT",
+                "xml",
+                "`xml` is not one of text, json",
+            ),
+            (
+                "PR_REMINDER_HIPCHAT_URL",
+                "token-only",
+                "is not an http(s) URL",
+            ),
+        ] {
+            let err = Settings::load(
+                None,
+                &env(&[(key, value), ("PR_REMINDER_WEBHOOK_SECRET", "s")]),
+                false,
+            )
+            .unwrap_err();
+            assert_eq!(err.key, key);
+            assert!(err.message.starts_with(message), "{err}");
+        }
+        // A value that parses but is out of range names the file key and the variable.
+        let err = Settings::load(
+            None,
+            &env(&[
+                ("PR_REMINDER_MAX_BATCH", "0"),
+                ("PR_REMINDER_WEBHOOK_SECRET", "s"),
+            ]),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "max_batch (PR_REMINDER_MAX_BATCH)");
+        assert_eq!(err.message, "0 is not between 1 and 10000");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        for (body, unknown) in [
+            ("listen_port = 3\n", "listen_port"),
+            // An environment-only shortcut is not a file key.
+            ("hipchat_url = \"https://h.example/x\"\n", "hipchat_url"),
+            ("[notify]\nmax_attempt = 3\n", "max_attempt"),
+            ("[sweep]\ntokens = \"x\"\n", "tokens"),
+            ("[commands]\ntoken = \"x\"\n", "token"),
+            ("[[rooms]]\nname = \"a\"\nurl = \"x\"\n", "url"),
+            (
+                "[[routes]]\nrepositories = []\nroom = \"a\"\nannounce = 1\n",
+                "announce",
+            ),
+            (
+                "[[users]]\nbitbucket = \"a\"\nmattermost = \"b\"\n",
+                "mattermost",
+            ),
+        ] {
+            std::fs::write(&path, format!("webhook_secret = \"s\"\n{body}")).unwrap();
+            let err = Settings::load(Some(&path), &env(&[]), false).unwrap_err();
+            assert_eq!(err.key, path.display().to_string());
+            assert!(
+                err.message
+                    .starts_with(&format!("unknown field `{unknown}`")),
+                "{body}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_file_and_line_but_not_the_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1\"\nwebhook_secret = \"hunter2\n",
+        )
+        .unwrap();
+        let err = Settings::load(Some(&path), &env(&[]), false).unwrap_err();
+        assert_eq!(err.key, path.display().to_string());
+        assert!(err.message.ends_with("(line 2)"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn the_defaults_render_as_documented() {
+        let s = Settings::load(None, &env(&[]), false).unwrap();
+        assert_eq!(s.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(
+            s.sweep.calendar,
+            crate::domain::calendar::Calendar::default()
+        );
+        assert_eq!(
+            s.render(),
+            r#"listen = "127.0.0.1:8080"
+database = "./pr-reminder.db"
+webhook_secret = "" # not set
+insecure_skip_signature = false
+# signature policy: DEMO: signatures not checked, loopback only
+required_approvals = 2
+max_body_bytes = 1048576
+synchronous = "full"
+max_batch = 512
+log_format = "text"
+
+[notify]
+coalesce_seconds = 30
+max_attempts = 10
+timeout_seconds = 10
+retry_min_ms = 1000
+retry_max_seconds = 300
+room_rate_per_minute = 30
+
+[sweep]
+token = "" # not set: POST /sweep is disabled
+min_interval_minutes = 50
+escalate_after_hours = 72
+escalate_working_days_only = false
+timezone = "UTC"
+working_days = ["mon", "tue", "wed", "thu", "fri"]
+quiet_hours = ""
+all_clear = false
+schedule = ""
+
+[commands]
+hipchat_token = "" # not set
+slack_signing_secret = "" # not set
+mattermost_token = "" # not set
+default_snooze_hours = 24
+# 0 user mapping(s)
+
+[[rooms]]
+name = "console"
+# sink: console
+
+[[routes]]
+repositories = ["*"]
+room = "console"
+required_approvals = "default"
+# announce: Announce { opened: true, approvals: true, changes_requested: true, builds: true, merged: false, declined: false }
+ignore_title_patterns = ["WIP", "[WIP]", "Draft:"]
+"#
+        );
+        assert_eq!(
+            format!("{s:?}"),
+            format!("{:?}", Settings::with_defaults(SignaturePolicy::Demo))
+        );
     }
 }
