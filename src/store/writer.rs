@@ -287,9 +287,11 @@ ON CONFLICT (repository_key, number, user_key) DO UPDATE SET
     snapshot_on = excluded.snapshot_on
 WHERE excluded.snapshot_on >= reviews.snapshot_on";
 
-// Whoever is not in the PR's newest snapshot is no longer attached to it. Rows written by an
-// older snapshot than the stored PR are exactly those.
-// (Written as a join over table columns so that SQLite looks rows up by the whole key.)
+// Whoever is not in the PR's newest snapshot is no longer attached to it: rows an older snapshot
+// wrote (this batch may hold one), and, once a batch's snapshot is the stored one, everyone it
+// does not list. (Comparing times alone would keep them when two snapshots share an
+// `updated_on`.) Written as a join over table columns so that SQLite looks rows up by the whole
+// key.
 const DELETE_STALE_REVIEWS: &str = "\
 DELETE FROM reviews
 WHERE (repository_key, number, user_key) IN (
@@ -298,7 +300,9 @@ WHERE (repository_key, number, user_key) IN (
       JOIN pull_requests p ON p.repository_key = j.value->>'repository_key'
                           AND p.number = j.value->>'number'
       JOIN reviews r ON r.repository_key = p.repository_key AND r.number = p.number
-     WHERE r.snapshot_on < p.updated_on)";
+     WHERE r.snapshot_on < p.updated_on
+        OR (p.updated_on = j.value->>'updated_on'
+            AND r.user_key NOT IN (SELECT value FROM json_each(j.value->'participants'))))";
 
 const UPSERT_STATUSES: &str = "\
 INSERT INTO commit_statuses (commit_hash, key, repository_key, state, name, url, updated_on)
@@ -679,6 +683,8 @@ struct PullRequestRow<'a> {
     url: Option<&'a str>,
     approvals: u32,
     changes_requested: usize,
+    /// Everyone attached in this snapshot (user keys): the others are detached.
+    participants: Vec<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -871,6 +877,11 @@ impl<'a> Rows<'a> {
                     url: pr.url.as_deref(),
                     approvals: summary.approvals(),
                     changes_requested: summary.changes_requested_by.len(),
+                    participants: pr
+                        .participants
+                        .iter()
+                        .map(|p| p.user.key.as_str())
+                        .collect(),
                 }
             })
             .collect();

@@ -280,30 +280,9 @@ pub fn own_fixture(name: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// `../shared/fixtures/bitbucket` (or `PR_REMINDER_SHARED_FIXTURES`). A user's clone has no
-/// `../shared`: the tests that need it then say so and pass over it; under `CI=true` a missing
-/// folder is a failure.
-pub fn shared_fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("PR_REMINDER_SHARED_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/bitbucket")
-        });
-    if dir.join("index.json").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "CI=true but the shared Bitbucket fixtures are missing at {}",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "NOTE: shared Bitbucket fixtures not found at {}; skipping the tests that need them",
-        dir.display()
-    );
-    None
-}
+#[path = "../common/shared_fixtures.rs"]
+mod shared;
+pub use shared::shared_fixtures;
 
 /// A clock the test can move.
 #[derive(Clone)]

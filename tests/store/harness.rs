@@ -1,0 +1,66 @@
+//! A fresh database in a temporary folder with the batch writer running on it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pr_reminder::domain::routing::{Announce, Route, Router};
+use pr_reminder::domain::Submission;
+use pr_reminder::store::{self, Db, WriteOutcome, Writer, WriterConfig};
+use tempfile::TempDir;
+use tokio::sync::Notify;
+
+use crate::reads::Reads;
+
+/// Long enough that no queued message leaves its coalescing window during a test (nothing
+/// sends them anyway): a message is `pending` for as long as the test looks at it.
+pub const COALESCE: Duration = Duration::from_secs(3600);
+
+pub struct Store {
+    pub db: Db,
+    pub writer: Writer,
+    pub read: Reads,
+    _dir: TempDir,
+}
+
+/// A route of `globs` to `room`, announcing what `announce` says, with the usual WIP patterns.
+pub fn route(globs: &[&str], room: &str, announce: Announce) -> Route {
+    Route {
+        repositories: globs.iter().map(|g| g.to_string()).collect(),
+        room: room.into(),
+        required_approvals: None,
+        announce,
+        ignore_title_patterns: vec!["WIP".into()],
+    }
+}
+
+impl Store {
+    /// A new database with these routes (first match wins; two approvals by default).
+    pub async fn start(routes: &[Route]) -> Store {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("store.db");
+        let db = store::open(&path, "full").await.expect("database opens");
+        let router = Router::new(routes, 2).expect("routes compile");
+        let (writer, _task) = db
+            .spawn_writer(WriterConfig {
+                max_batch: 64,
+                queue: 64,
+                router: Arc::new(router),
+                coalesce: COALESCE,
+                wake: Arc::new(Notify::new()),
+            })
+            .await
+            .expect("writer starts");
+        let read = Reads::open(&path, db.clone()).await;
+        Store {
+            db,
+            writer,
+            read,
+            _dir: dir,
+        }
+    }
+
+    /// Submits one change and waits for its commit.
+    pub async fn submit(&self, submission: Submission) -> WriteOutcome {
+        self.writer.submit(submission).await.expect("committed")
+    }
+}
