@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use pr_reminder::config::{Announce, Room, Route, Settings, SignaturePolicy, Sink};
-use pr_reminder::domain::routing::Router;
+use pr_reminder::domain::routing::Routing;
 use pr_reminder::domain::Trigger;
 use pr_reminder::sweep;
 
@@ -146,7 +146,7 @@ async fn run() -> anyhow::Result<()> {
             ignore_title_patterns: vec!["WIP".into()],
         })
         .collect();
-    let router = Router::new(&routes, 2)?;
+    let routing = Routing::new(&routes, 2)?;
     let mut settings = Settings::with_defaults(SignaturePolicy::Demo);
     settings.notify.rooms = rooms;
     settings.notify.routes = routes;
@@ -158,7 +158,7 @@ async fn run() -> anyhow::Result<()> {
         let t = Instant::now();
         let report = sweep::run(
             &db,
-            &router,
+            &routing,
             &settings,
             chrono::Utc::now(),
             Trigger::Cli,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio::sync::{Mutex, Notify};
 
 use crate::config::{parse_schedule, Settings};
-use crate::domain::routing::Router;
+use crate::domain::routing::Routing;
 use crate::domain::{Clock, Trigger};
 use crate::store::Db;
 use crate::sweep::{self, SweepReport};
@@ -40,7 +40,7 @@ impl JobReport {
 /// Runs jobs against the service's database, routes and settings.
 pub struct Jobs {
     db: Db,
-    router: Arc<Router>,
+    routing: Arc<Routing>,
     settings: Arc<Settings>,
     /// Wakes the chat dispatcher after a job queued messages.
     wake: Arc<Notify>,
@@ -51,14 +51,14 @@ pub struct Jobs {
 impl Jobs {
     pub fn new(
         db: Db,
-        router: Arc<Router>,
+        routing: Arc<Routing>,
         settings: Arc<Settings>,
         wake: Arc<Notify>,
         clock: Clock,
     ) -> Self {
         Jobs {
             db,
-            router,
+            routing,
             settings,
             wake,
             clock,
@@ -72,7 +72,7 @@ impl Jobs {
         let now = (self.clock)();
         let report = match job {
             Job::Sweep { force } => JobReport::Sweep(
-                sweep::run(&self.db, &self.router, &self.settings, now, trigger, force).await?,
+                sweep::run(&self.db, &self.routing, &self.settings, now, trigger, force).await?,
             ),
         };
         self.wake.notify_waiters();

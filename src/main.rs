@@ -5,7 +5,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use pr_reminder::config::{LogFormat, Settings};
-use pr_reminder::domain::routing::Router;
+use pr_reminder::domain::routing::Routing;
 use pr_reminder::domain::{Timestamp, Trigger};
 use pr_reminder::jobs::{Job, Jobs};
 use pr_reminder::startup::Application;
@@ -164,7 +164,7 @@ fn main() -> ExitCode {
             }
             Command::Sweep { force, json } => {
                 let db = store::open(&settings.database, &settings.synchronous).await?;
-                let router = Arc::new(Router::new(
+                let routing = Arc::new(Routing::new(
                     &settings.notify.routes,
                     settings.required_approvals,
                 )?);
@@ -172,7 +172,7 @@ fn main() -> ExitCode {
                 // seconds); nothing here needs waking.
                 let jobs = Jobs::new(
                     db.clone(),
-                    router,
+                    routing,
                     Arc::new(settings.clone()),
                     Arc::new(tokio::sync::Notify::new()),
                     Arc::new(chrono::Utc::now),

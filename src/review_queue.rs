@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use crate::config::UserMapping;
-use crate::domain::routing::Router;
+use crate::domain::routing::Routing;
 use crate::domain::{PrState, PullRequestView, RoomDigest, Timestamp};
 use crate::store::{self, review_queue::OpenPr, Db};
 
@@ -29,7 +29,7 @@ pub struct Scope {
 /// Every open PR that needs review, sorted into the rooms its route names.
 pub async fn select(
     db: &Db,
-    router: &Router,
+    routing: &Routing,
     users: &[UserMapping],
     now: DateTime<Utc>,
     scope: &Scope,
@@ -46,12 +46,12 @@ pub async fn select(
         let index = match routes.get(&pr.full_name) {
             Some(index) => *index,
             None => {
-                let index = router.route_index(&pr.full_name);
+                let index = routing.route_index(&pr.full_name);
                 routes.insert(pr.full_name.clone(), index);
                 index
             }
         };
-        let Some(route) = index.and_then(|i| router.route_at(i)) else {
+        let Some(route) = index.and_then(|i| routing.route_at(i)) else {
             return;
         };
         if scope.room.as_deref().is_some_and(|room| room != route.room) {
@@ -104,14 +104,14 @@ pub async fn select(
 /// The asker's own open PRs, whatever their approvals (drafts too).
 pub async fn authored(
     db: &Db,
-    router: &Router,
+    routing: &Routing,
     users: &[UserMapping],
     author: &str,
 ) -> anyhow::Result<RoomDigest> {
     let mut digest = RoomDigest::default();
     for pr in store::review_queue::authored_open(db, author).await? {
         let changes = pr.changes_requested;
-        let required = router.required_approvals(&pr.full_name);
+        let required = routing.required_approvals(&pr.full_name);
         let view = pr.into_view(required);
         let (list, total) = if changes > 0 {
             (&mut digest.waiting_author, &mut digest.author_total)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Room, Settings, Sink, UserMapping};
-use crate::domain::routing::Router;
+use crate::domain::routing::Routing;
 use crate::domain::Timestamp;
 use crate::notify::digest;
 use crate::notify::message::{escape_html, escape_slack, Color, Message};
@@ -252,7 +252,7 @@ pub const HELP: &str = "/reviews: open pull requests you can review in this room
 pub async fn execute(
     db: &Db,
     settings: &Settings,
-    router: &Router,
+    routing: &Routing,
     command: &Command,
     asker: &Asker,
     room_ids: &[&str],
@@ -284,7 +284,7 @@ pub async fn execute(
                 asker: if personal { me.clone() } else { None },
             };
             let mut digests =
-                review_queue::select(db, router, &settings.commands.users, now, &scope).await?;
+                review_queue::select(db, routing, &settings.commands.users, now, &scope).await?;
             let digest = digests.remove(&room.name).unwrap_or_default();
             let mut message = if personal {
                 if digest.is_empty() {
@@ -312,7 +312,7 @@ pub async fn execute(
             let Some(me) = me else {
                 return Ok(unknown_user(asker, ""));
             };
-            let digest = review_queue::authored(db, router, &settings.commands.users, &me).await?;
+            let digest = review_queue::authored(db, routing, &settings.commands.users, &me).await?;
             if digest.is_empty() {
                 return Ok(say(Color::Gray, "You have no open pull requests."));
             }

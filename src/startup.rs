@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::{Settings, SignaturePolicy};
-use crate::domain::routing::Router;
+use crate::domain::routing::Routing;
 use crate::domain::Clock;
 use crate::jobs::{self, Jobs};
 use crate::notify::dispatcher::Dispatcher;
@@ -41,12 +41,12 @@ impl Application {
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
         let db = store::open(&settings.database, &settings.synchronous).await?;
         store::write_settings(&db, settings.required_approvals).await?;
-        let router = Arc::new(
-            Router::new(&settings.notify.routes, settings.required_approvals)
+        let routing = Arc::new(
+            Routing::new(&settings.notify.routes, settings.required_approvals)
                 .context("compiling routes")?,
         );
         store::repositories::apply_required_approvals(&db, |name| {
-            router.route(name).and_then(|r| r.required_override)
+            routing.route(name).and_then(|r| r.required_override)
         })
         .await?;
         let recovered = store::outbox::recover_in_flight(&db).await?;
@@ -61,7 +61,7 @@ impl Application {
             .spawn_writer(WriterConfig {
                 max_batch: settings.max_batch,
                 queue: 8192,
-                router: router.clone(),
+                routing: routing.clone(),
                 coalesce: settings.notify.coalesce,
                 wake: wake.clone(),
             })
@@ -96,7 +96,7 @@ impl Application {
         let settings = Arc::new(settings);
         let jobs = Arc::new(Jobs::new(
             db.clone(),
-            router.clone(),
+            routing.clone(),
             settings.clone(),
             wake,
             clock.clone(),
@@ -118,7 +118,7 @@ impl Application {
         let commands = web::Data::new(routes::commands::CommandsState {
             settings: settings.clone(),
             db: db.clone(),
-            router,
+            routing,
             clock,
         });
         let health = web::Data::new(routes::health::HealthState { db: db.clone() });

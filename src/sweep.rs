@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::domain::routing::Router;
+use crate::domain::routing::Routing;
 use crate::domain::{RoomDigest, Timestamp, Trigger};
 use crate::notify::digest;
 use crate::review_queue::{self, Scope};
@@ -64,7 +64,7 @@ impl SweepReport {
 /// Runs a sweep at `now`: quiet hours, idempotency window, selection, rendering, queueing.
 pub async fn run(
     db: &Db,
-    router: &Router,
+    routing: &Routing,
     config: &Settings,
     now: DateTime<Utc>,
     trigger: Trigger,
@@ -79,7 +79,7 @@ pub async fn run(
     };
     let digests = match quiet {
         Some(_) => HashMap::new(),
-        None => review_queue::select(db, router, users, now, &Scope::default()).await?,
+        None => review_queue::select(db, routing, users, now, &Scope::default()).await?,
     };
     let mut reports = Vec::with_capacity(rooms.len());
     for room in rooms {

@@ -208,7 +208,7 @@ impl WireUser {
                 PayloadError(format!("{path}: user has no uuid, account_id or username"))
             })?;
         Ok(User {
-            key,
+            key: key.into(),
             uuid: self.uuid,
             account_id: self.account_id,
             nickname: self.nickname,

@@ -12,7 +12,7 @@ mod view;
 pub use model::{
     BuildState, Change, CommitStatus, Delivery, Flavour, Origin, Outcome, Participant, PrState,
     PullRequest, Repository, RepositoryKey, RepositoryUpdate, ReviewState, Role, Submission,
-    Trigger, User,
+    Trigger, User, UserKey,
 };
 pub use notification::{
     build_event, plan, pr_events, Before, Notification, NotificationPlan, NotifyEvent, PrOnCommit,

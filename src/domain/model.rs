@@ -54,11 +54,40 @@ pub struct Repository {
     pub url: Option<String>,
 }
 
-/// A Bitbucket account. `key` is the most stable identifier the payload carries: the `uuid`,
-/// else the `account_id`, else the legacy `username`.
+/// What identifies a Bitbucket account: the most stable identifier a payload carries, its
+/// `uuid` (Cloud: `{...}` with braces), else its `account_id`, else the legacy `username`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct UserKey(String);
+
+impl UserKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for UserKey {
+    fn from(key: String) -> Self {
+        Self(key)
+    }
+}
+
+impl From<&str> for UserKey {
+    fn from(key: &str) -> Self {
+        Self(key.to_owned())
+    }
+}
+
+impl fmt::Display for UserKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Bitbucket account, with every name a payload showed for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    pub key: String,
+    pub key: UserKey,
     pub uuid: Option<String>,
     pub account_id: Option<String>,
     pub nickname: Option<String>,

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::routing::Router;
-use super::{BuildState, CommitStatus, PrState, PullRequest, RepositoryKey, ReviewState};
+use super::routing::Routing;
+use super::{BuildState, CommitStatus, PrState, PullRequest, RepositoryKey, ReviewState, UserKey};
 
 /// Something that happened to a pull request that a room may hear about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,9 +55,9 @@ pub struct StoredPr {
     pub draft: bool,
     pub title: String,
     pub updated_on: String,
-    pub author: String,
-    /// (user_key, state) of everyone attached.
-    pub reviews: Vec<(String, ReviewState)>,
+    pub author: UserKey,
+    /// (user key, state) of everyone attached with a verdict.
+    pub reviews: Vec<(UserKey, ReviewState)>,
 }
 
 fn verdicts<'a>(
@@ -97,13 +97,18 @@ pub fn pr_events(
                     .iter()
                     .map(|p| (p.user.key.as_str(), p.state))
             };
-            let old_approvals = verdicts(&before.author, old.clone(), ReviewState::Approved);
-            let new_approvals = verdicts(&after.author.key, new(), ReviewState::Approved);
+            let old_approvals =
+                verdicts(before.author.as_str(), old.clone(), ReviewState::Approved);
+            let new_approvals = verdicts(after.author.key.as_str(), new(), ReviewState::Approved);
             if old_approvals != new_approvals {
                 events.push(NotifyEvent::Approvals);
             }
-            let old_changes = verdicts(&before.author, old, ReviewState::ChangesRequested);
-            let new_changes = verdicts(&after.author.key, new(), ReviewState::ChangesRequested);
+            let old_changes = verdicts(before.author.as_str(), old, ReviewState::ChangesRequested);
+            let new_changes = verdicts(
+                after.author.key.as_str(),
+                new(),
+                ReviewState::ChangesRequested,
+            );
             if !new_changes.is_subset(&old_changes) {
                 events.push(NotifyEvent::ChangesRequested);
             }
@@ -183,7 +188,7 @@ pub fn plan(
     prs: &[(&PullRequest, bool)],
     builds: &[(&CommitStatus, bool)],
     before: &Before,
-    router: &Router,
+    routing: &Routing,
 ) -> NotificationPlan {
     let mut plan = NotificationPlan::default();
     for &(pr, announce) in prs {
@@ -191,7 +196,7 @@ pub fn plan(
         if stored.is_some_and(|s| pr.updated_on.as_str() < s.updated_on.as_str()) {
             continue;
         }
-        let Some(route) = router.route(&pr.repository.full_name) else {
+        let Some(route) = routing.route(&pr.repository.full_name) else {
             continue;
         };
         let quiet = |title: &str, draft: bool| !route.reviewable(PrState::Open, title, draft);
@@ -232,7 +237,7 @@ pub fn plan(
             if pr.source_commit.is_empty() || !status.commit_hash.starts_with(&pr.source_commit) {
                 continue;
             }
-            let Some(route) = router.route(&pr.full_name) else {
+            let Some(route) = routing.route(&pr.full_name) else {
                 continue;
             };
             let withdrawn = plan
@@ -433,7 +438,7 @@ mod tests {
         use crate::domain::routing::{Announce, Route};
         use crate::domain::CommitStatus;
 
-        fn router() -> Router {
+        fn routing() -> Routing {
             let route = |globs: &[&str], room: &str, announce: Announce| Route {
                 repositories: globs.iter().map(|g| g.to_string()).collect(),
                 room: room.into(),
@@ -441,7 +446,7 @@ mod tests {
                 announce,
                 ignore_title_patterns: vec!["WIP".into()],
             };
-            Router::new(
+            Routing::new(
                 &[
                     route(&["a/*"], "alpha", Announce::default()),
                     route(
@@ -486,45 +491,45 @@ mod tests {
 
         #[test]
         fn routes_by_the_current_name_and_only_what_may_announce() {
-            let router = router();
+            let routing = routing();
             let new = pr("a/x", "2026-01-01T00:00:00Z", PrState::Open, "t");
             let unrouted = pr("z/x", "2026-01-01T00:00:00Z", PrState::Open, "t");
             let planned = plan(
                 &[(&new, true), (&unrouted, true)],
                 &[],
                 &Before::default(),
-                &router,
+                &routing,
             );
             assert_eq!(notes(&planned), vec![("alpha", "cloud/{a/x}", 1, Opened)]);
             assert!(planned.withdrawals.is_empty());
             // A backfill writes the same state and announces nothing.
-            let quiet = plan_of(&[(&new, false)], &Before::default(), &router);
+            let quiet = plan_of(&[(&new, false)], &Before::default(), &routing);
             assert_eq!(quiet, NotificationPlan::default());
         }
 
         fn plan_of(
             prs: &[(&PullRequest, bool)],
             before: &Before,
-            router: &Router,
+            routing: &Routing,
         ) -> NotificationPlan {
-            plan(prs, &[], before, router)
+            plan(prs, &[], before, routing)
         }
 
         #[test]
         fn an_older_snapshot_announces_nothing() {
-            let router = router();
+            let routing = routing();
             let stored_pr = pr("a/x", "2026-01-02T00:00:00Z", PrState::Open, "t");
             let older = pr("a/x", "2026-01-01T00:00:00Z", PrState::Merged, "t");
-            let planned = plan_of(&[(&older, true)], &before_with(&[&stored_pr]), &router);
+            let planned = plan_of(&[(&older, true)], &before_with(&[&stored_pr]), &routing);
             assert_eq!(planned, NotificationPlan::default());
         }
 
         #[test]
         fn leaving_review_withdraws_unless_announced() {
-            let router = router();
+            let routing = routing();
             let open = pr("a/x", "2026-01-01T00:00:00Z", PrState::Open, "t");
             let merged = pr("a/x", "2026-01-02T00:00:00Z", PrState::Merged, "t");
-            let planned = plan_of(&[(&merged, true)], &before_with(&[&open]), &router);
+            let planned = plan_of(&[(&merged, true)], &before_with(&[&open]), &routing);
             assert!(planned.notifications.is_empty());
             assert_eq!(
                 planned.withdrawals,
@@ -536,19 +541,19 @@ mod tests {
             );
             // Back to work in progress: withdrawn too, even from a source that may not announce.
             let wip = pr("a/x", "2026-01-02T00:00:00Z", PrState::Open, "WIP: t");
-            let planned = plan_of(&[(&wip, false)], &before_with(&[&open]), &router);
+            let planned = plan_of(&[(&wip, false)], &before_with(&[&open]), &routing);
             assert_eq!(planned.withdrawals.len(), 1);
             // A route that announces merges says so instead of withdrawing.
             let open = pr("m/x", "2026-01-01T00:00:00Z", PrState::Open, "t");
             let merged = pr("m/x", "2026-01-02T00:00:00Z", PrState::Merged, "t");
-            let planned = plan_of(&[(&merged, true)], &before_with(&[&open]), &router);
+            let planned = plan_of(&[(&merged, true)], &before_with(&[&open]), &routing);
             assert_eq!(notes(&planned), vec![("merges", "cloud/{m/x}", 1, Merged)]);
             assert!(planned.withdrawals.is_empty());
         }
 
         #[test]
         fn builds_reach_reviewable_prs_on_their_commit() {
-            let router = router();
+            let routing = routing();
             let status = |hash: &str, state: BuildState| CommitStatus {
                 repository: pr("a/x", "2026-01-01T00:00:00Z", PrState::Open, "t").repository,
                 commit_hash: hash.into(),
@@ -579,7 +584,7 @@ mod tests {
                 "abcdef0123456789abcdef0123456789abcdef01",
                 BuildState::Failed,
             );
-            let planned = plan(&[], &[(&failed, true)], &before, &router);
+            let planned = plan(&[], &[(&failed, true)], &before, &routing);
             assert_eq!(
                 notes(&planned),
                 vec![("alpha", "cloud/{a/x}", 1, BuildFailed)]
@@ -588,11 +593,11 @@ mod tests {
                 "ffffff0123456789abcdef0123456789abcdef01",
                 BuildState::Failed,
             );
-            assert!(plan_of_builds(&elsewhere, &before, &router)
+            assert!(plan_of_builds(&elsewhere, &before, &routing)
                 .notifications
                 .is_empty());
             // Not announcing, or failing again: nothing.
-            assert!(plan(&[], &[(&failed, false)], &before, &router)
+            assert!(plan(&[], &[(&failed, false)], &before, &routing)
                 .notifications
                 .is_empty());
             let mut again = before.clone();
@@ -603,7 +608,7 @@ mod tests {
                     updated_on: "2025-01-01T00:00:00.000000Z".into(),
                 },
             );
-            assert!(plan_of_builds(&failed, &again, &router)
+            assert!(plan_of_builds(&failed, &again, &routing)
                 .notifications
                 .is_empty());
         }
@@ -611,9 +616,9 @@ mod tests {
         fn plan_of_builds(
             status: &CommitStatus,
             before: &Before,
-            router: &Router,
+            routing: &Routing,
         ) -> NotificationPlan {
-            plan(&[], &[(status, true)], before, router)
+            plan(&[], &[(status, true)], before, routing)
         }
     }
 }

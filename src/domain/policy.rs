@@ -85,6 +85,6 @@ mod tests {
         let s = ReviewSummary::new(&user("author"), &parts);
         assert_eq!(s.approvals(), 2);
         assert_eq!(s.changes_requested_by.len(), 1);
-        assert_eq!(s.changes_requested_by[0].key, "c");
+        assert_eq!(s.changes_requested_by[0].key.as_str(), "c");
     }
 }

@@ -68,7 +68,7 @@ pub struct Route {
 
 /// The first route whose globs match a repository decides its room and policy.
 #[derive(Debug)]
-pub struct Router {
+pub struct Routing {
     routes: Vec<CompiledRoute>,
     default_required: u32,
 }
@@ -118,8 +118,8 @@ fn contains_word(haystack: &str, word: &str) -> bool {
     })
 }
 
-impl Router {
-    pub fn new(routes: &[Route], default_required: u32) -> anyhow::Result<Router> {
+impl Routing {
+    pub fn new(routes: &[Route], default_required: u32) -> anyhow::Result<Routing> {
         let mut compiled = Vec::with_capacity(routes.len());
         for route in routes {
             let mut matchers = Vec::new();
@@ -144,7 +144,7 @@ impl Router {
                     .collect(),
             });
         }
-        Ok(Router {
+        Ok(Routing {
             routes: compiled,
             default_required,
         })
@@ -189,7 +189,7 @@ mod tests {
 
     #[test]
     fn first_match_wins() {
-        let router = Router::new(
+        let routing = Routing::new(
             &[
                 route(&["acme/api"], "api", Some(3)),
                 route(&["acme/*", "other/api"], "backend", None),
@@ -198,26 +198,26 @@ mod tests {
             2,
         )
         .unwrap();
-        assert_eq!(router.route("acme/api").unwrap().room, "api");
-        assert_eq!(router.route("ACME/web").unwrap().room, "backend");
-        assert_eq!(router.route("other/api").unwrap().room, "backend");
-        assert_eq!(router.route("other/web").unwrap().room, "everything");
-        assert_eq!(router.required_approvals("acme/api"), 3);
-        assert_eq!(router.required_approvals("acme/web"), 2);
-        assert_eq!(router.required_approvals("x/y"), 1);
+        assert_eq!(routing.route("acme/api").unwrap().room, "api");
+        assert_eq!(routing.route("ACME/web").unwrap().room, "backend");
+        assert_eq!(routing.route("other/api").unwrap().room, "backend");
+        assert_eq!(routing.route("other/web").unwrap().room, "everything");
+        assert_eq!(routing.required_approvals("acme/api"), 3);
+        assert_eq!(routing.required_approvals("acme/web"), 2);
+        assert_eq!(routing.required_approvals("x/y"), 1);
     }
 
     #[test]
     fn unrouted_repositories_have_no_room() {
-        let router = Router::new(&[route(&["acme/*"], "backend", None)], 2).unwrap();
-        assert!(router.route("other/api").is_none());
-        assert_eq!(router.required_approvals("other/api"), 2);
+        let routing = Routing::new(&[route(&["acme/*"], "backend", None)], 2).unwrap();
+        assert!(routing.route("other/api").is_none());
+        assert_eq!(routing.required_approvals("other/api"), 2);
     }
 
     #[test]
     fn ignore_patterns_are_case_insensitive() {
-        let router = Router::new(&[route(&["*"], "r", None)], 2).unwrap();
-        let r = router.route("a/b").unwrap();
+        let routing = Routing::new(&[route(&["*"], "r", None)], 2).unwrap();
+        let r = routing.route("a/b").unwrap();
         assert!(r.ignores_title("[wip] new parser"));
         assert!(r.ignores_title("Draft: things"));
         assert!(r.ignores_title("Parser rewrite (WIP)"));

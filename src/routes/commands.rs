@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::header;
 use crate::config::Settings;
-use crate::domain::routing::Router;
+use crate::domain::routing::Routing;
 use crate::domain::Clock;
 use crate::notify::message::{Color, Message};
 use crate::reviews::{self, Asker};
@@ -23,7 +23,7 @@ use crate::store::Db;
 pub struct CommandsState {
     pub settings: Arc<Settings>,
     pub db: Db,
-    pub router: Arc<Router>,
+    pub routing: Arc<Routing>,
     pub clock: Clock,
 }
 
@@ -90,7 +90,7 @@ async fn answer(state: &CommandsState, text: &str, asker: &Asker, room_ids: &[&s
     match reviews::execute(
         &state.db,
         &state.settings,
-        &state.router,
+        &state.routing,
         &command,
         asker,
         room_ids,

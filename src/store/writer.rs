@@ -24,7 +24,7 @@ use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
-use crate::domain::routing::Router;
+use crate::domain::routing::Routing;
 use crate::domain::{
     plan, Before, BuildState, Change, CommitStatus, Delivery, NotificationPlan, Origin, Outcome,
     PrOnCommit, PrState, PullRequest, Repository, RepositoryKey, ReviewState, ReviewSummary,
@@ -38,7 +38,7 @@ pub struct WriterConfig {
     /// Submissions that may wait for the writer before callers are told to back off (503).
     pub queue: usize,
     /// Which room hears about which repository, and what it announces.
-    pub router: Arc<Router>,
+    pub routing: Arc<Routing>,
     /// How long a new notification waits for more events on the same PR.
     pub coalesce: Duration,
     /// Woken after a commit that queued notifications.
@@ -484,7 +484,7 @@ impl BeforeRow {
                 draft: pr.draft != 0,
                 title: pr.title,
                 updated_on: pr.updated_on,
-                author: pr.author,
+                author: pr.author.into(),
                 reviews: pr
                     .reviews
                     .into_iter()
@@ -494,7 +494,7 @@ impl BeforeRow {
                             "changes_requested" => ReviewState::ChangesRequested,
                             _ => ReviewState::None,
                         };
-                        (user, state)
+                        (user.into(), state)
                     })
                     .collect(),
             };
@@ -576,10 +576,10 @@ async fn write(
     }
     encode_deliveries(&recorded, &mut buf.deliveries)?;
     let rows = Rows::new(&changes);
-    rows.encode(buf, &config.router)?;
+    rows.encode(buf, &config.routing)?;
     let prs: Vec<(&PullRequest, bool)> = rows.pull_requests.values().copied().collect();
     let builds: Vec<(&CommitStatus, bool)> = rows.statuses.values().copied().collect();
-    let planned = plan(&prs, &builds, &before, &config.router);
+    let planned = plan(&prs, &builds, &before, &config.routing);
     let queued = encode_plan(&planned, config.coalesce, buf)?;
     sqlx::query(WRITE_BATCH.as_str())
         .bind(buf.deliveries.as_str())
@@ -817,15 +817,15 @@ impl<'a> Rows<'a> {
             }
         }
         for (pr, _) in rows.pull_requests.values() {
-            rows.users.insert(&pr.author.key, &pr.author);
+            rows.users.insert(pr.author.key.as_str(), &pr.author);
             for p in &pr.participants {
-                rows.users.insert(&p.user.key, &p.user);
+                rows.users.insert(p.user.key.as_str(), &p.user);
             }
         }
         rows
     }
 
-    fn encode(&self, buf: &mut Buffers, router: &Router) -> anyhow::Result<()> {
+    fn encode(&self, buf: &mut Buffers, routing: &Routing) -> anyhow::Result<()> {
         let repositories: Vec<RepositoryRow> = self
             .repositories
             .values()
@@ -834,7 +834,7 @@ impl<'a> Rows<'a> {
                 full_name: &r.full_name,
                 uuid: r.uuid.as_deref(),
                 url: r.url.as_deref(),
-                required_approvals: router
+                required_approvals: routing
                     .route(&r.full_name)
                     .and_then(|route| route.required_override),
                 named_on: at,
@@ -846,7 +846,7 @@ impl<'a> Rows<'a> {
             .users
             .values()
             .map(|u| UserRow {
-                user_key: &u.key,
+                user_key: u.key.as_str(),
                 uuid: u.uuid.as_deref(),
                 account_id: u.account_id.as_deref(),
                 nickname: u.nickname.as_deref(),
@@ -865,7 +865,7 @@ impl<'a> Rows<'a> {
                     repository_key: &pr.repository.key,
                     number: pr.number,
                     title: &pr.title,
-                    author: &pr.author.key,
+                    author: pr.author.key.as_str(),
                     source_branch: pr.source_branch.as_deref(),
                     source_commit: pr.source_commit.as_deref(),
                     destination_branch: pr.destination_branch.as_deref(),
@@ -894,7 +894,7 @@ impl<'a> Rows<'a> {
                 pr.participants.iter().map(move |p| ReviewRow {
                     repository_key: &pr.repository.key,
                     number: pr.number,
-                    user_key: &p.user.key,
+                    user_key: p.user.key.as_str(),
                     role: p.role.as_str(),
                     state: p.state.as_str(),
                     state_on: p.state_on.as_ref(),

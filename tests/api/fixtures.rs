@@ -115,7 +115,7 @@ impl StoredPr {
             .iter()
             .map(|p| {
                 (
-                    p.user.key.clone(),
+                    p.user.key.to_string(),
                     p.role.as_str().to_owned(),
                     p.state.as_str().to_owned(),
                 )
@@ -125,7 +125,7 @@ impl StoredPr {
         StoredPr {
             full_name: pr.repository.full_name.clone(),
             title: pr.title.clone(),
-            author: pr.author.key.clone(),
+            author: pr.author.key.to_string(),
             state: pr.state.as_str().to_owned(),
             draft: pr.draft,
             source_branch: pr.source_branch.clone(),

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pr_reminder::domain::routing::{Announce, Route, Router};
+use pr_reminder::domain::routing::{Announce, Route, Routing};
 use pr_reminder::domain::Submission;
 use pr_reminder::store::{self, Db, WriteOutcome, Writer, WriterConfig};
 use tempfile::TempDir;
@@ -39,12 +39,12 @@ impl Store {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("store.db");
         let db = store::open(&path, "full").await.expect("database opens");
-        let router = Router::new(routes, 2).expect("routes compile");
+        let routing = Routing::new(routes, 2).expect("routes compile");
         let (writer, _task) = db
             .spawn_writer(WriterConfig {
                 max_batch: 64,
                 queue: 64,
-                router: Arc::new(router),
+                routing: Arc::new(routing),
                 coalesce: COALESCE,
                 wake: Arc::new(Notify::new()),
             })
