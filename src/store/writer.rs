@@ -9,7 +9,10 @@
 //! Each statement takes the whole batch as one JSON array bound to its one parameter and reads it
 //! with `json_each`, so the SQL text never changes (prepared once, cached) whatever the batch
 //! size, and no statement runs into SQLite's bound-parameter limit. Each array holds one typed
-//! row struct per element (`RepositoryRow`, `PullRequestRow`, ...), read by field name.
+//! row struct per element (`RepositoryRow`, `PullRequestRow`, ...), read by field name. The
+//! writes first turn each element into JSONB once (`WITH batch(v) AS MATERIALIZED (SELECT
+//! jsonb(value) ...)`): `json_each` hands out every element as text, and each `->>` would
+//! otherwise convert and parse it again.
 //!
 //! Who hears about a batch is decided by pure code (`domain::plan`) from the state read at the
 //! start of the transaction; this module only reads that state and writes the plan's rows.
@@ -207,19 +210,21 @@ SELECT json_object(
                 WHERE +p.state = 'OPEN'))";
 
 const INSERT_DELIVERIES: &str = "\
+WITH batch(v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?))
 INSERT INTO deliveries (request_id, event_key, received_at, outcome, reason, repository, pr_number,
     attempt)
-SELECT value->>'request_id', value->>'event_key', value->>'received_at', value->>'outcome',
-    value->>'reason', value->>'repository', value->>'pr_number', value->>'attempt'
-FROM json_each(?)";
+SELECT v->>'request_id', v->>'event_key', v->>'received_at', v->>'outcome',
+    v->>'reason', v->>'repository', v->>'pr_number', v->>'attempt'
+FROM batch";
 
 // A repository's name changes with a rename: the name of the newest change wins, whatever the
 // arrival order (`named_on`). Rows are rewritten only when something differs.
 const UPSERT_REPOSITORIES: &str = "\
+WITH batch(v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?))
 INSERT INTO repositories (repository_key, full_name, uuid, url, required_approvals, named_on)
-SELECT value->>'repository_key', value->>'full_name', value->>'uuid', value->>'url',
-    value->>'required_approvals', value->>'named_on'
-FROM json_each(?) WHERE true
+SELECT v->>'repository_key', v->>'full_name', v->>'uuid', v->>'url',
+    v->>'required_approvals', v->>'named_on'
+FROM batch WHERE true
 ON CONFLICT (repository_key) DO UPDATE SET
     full_name = excluded.full_name,
     named_on = excluded.named_on,
@@ -233,10 +238,11 @@ WHERE excluded.named_on >= coalesce(repositories.named_on, '')
        OR excluded.required_approvals IS NOT repositories.required_approvals)";
 
 const UPSERT_USERS: &str = "\
+WITH batch(v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?))
 INSERT INTO users (user_key, uuid, account_id, nickname, username, display_name)
-SELECT value->>'user_key', value->>'uuid', value->>'account_id', value->>'nickname',
-    value->>'username', value->>'display_name'
-FROM json_each(?) WHERE true
+SELECT v->>'user_key', v->>'uuid', v->>'account_id', v->>'nickname',
+    v->>'username', v->>'display_name'
+FROM batch WHERE true
 ON CONFLICT (user_key) DO UPDATE SET
     uuid = coalesce(excluded.uuid, uuid),
     account_id = coalesce(excluded.account_id, account_id),
@@ -251,14 +257,15 @@ WHERE coalesce(excluded.uuid, uuid) IS NOT uuid
 
 // An older snapshot never overwrites a newer one (events arrive out of order).
 const UPSERT_PULL_REQUESTS: &str = "\
+WITH batch(v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?))
 INSERT INTO pull_requests (repository_key, number, title, author, source_branch, source_commit,
     destination_branch, state, draft, created_on, updated_on, last_activity_on, url, approvals,
     changes_requested)
-SELECT value->>'repository_key', value->>'number', value->>'title', value->>'author',
-    value->>'source_branch', value->>'source_commit', value->>'destination_branch',
-    value->>'state', value->>'draft', value->>'created_on', value->>'updated_on',
-    value->>'last_activity_on', value->>'url', value->>'approvals', value->>'changes_requested'
-FROM json_each(?) WHERE true
+SELECT v->>'repository_key', v->>'number', v->>'title', v->>'author',
+    v->>'source_branch', v->>'source_commit', v->>'destination_branch',
+    v->>'state', v->>'draft', v->>'created_on', v->>'updated_on',
+    v->>'last_activity_on', v->>'url', v->>'approvals', v->>'changes_requested'
+FROM batch WHERE true
 ON CONFLICT (repository_key, number) DO UPDATE SET
     title = excluded.title,
     author = excluded.author,
@@ -276,10 +283,11 @@ ON CONFLICT (repository_key, number) DO UPDATE SET
 WHERE excluded.updated_on >= pull_requests.updated_on";
 
 const UPSERT_REVIEWS: &str = "\
+WITH batch(v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?))
 INSERT INTO reviews (repository_key, number, user_key, role, state, state_on, snapshot_on)
-SELECT value->>'repository_key', value->>'number', value->>'user_key', value->>'role',
-    value->>'state', value->>'state_on', value->>'snapshot_on'
-FROM json_each(?) WHERE true
+SELECT v->>'repository_key', v->>'number', v->>'user_key', v->>'role',
+    v->>'state', v->>'state_on', v->>'snapshot_on'
+FROM batch WHERE true
 ON CONFLICT (repository_key, number, user_key) DO UPDATE SET
     role = excluded.role,
     state = excluded.state,
@@ -305,10 +313,11 @@ WHERE (repository_key, number, user_key) IN (
             AND r.user_key NOT IN (SELECT value FROM json_each(j.value->'participants'))))";
 
 const UPSERT_STATUSES: &str = "\
+WITH batch(v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?))
 INSERT INTO commit_statuses (commit_hash, key, repository_key, state, name, url, updated_on)
-SELECT value->>'commit_hash', value->>'key', value->>'repository_key', value->>'state',
-    value->>'name', value->>'url', value->>'updated_on'
-FROM json_each(?) WHERE true
+SELECT v->>'commit_hash', v->>'key', v->>'repository_key', v->>'state',
+    v->>'name', v->>'url', v->>'updated_on'
+FROM batch WHERE true
 ON CONFLICT (commit_hash, key) DO UPDATE SET
     repository_key = excluded.repository_key,
     state = excluded.state,
@@ -350,10 +359,11 @@ WHERE state = 'pending' AND kind = 'pull_request'
 
 // One row per (room, PR, event). Events for a PR whose message is still waiting join it.
 const QUEUE_NOTIFICATIONS: &str = "\
+WITH batch(v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?))
 INSERT INTO outbox (room, kind, repository_key, number, events, created_at, not_before)
-SELECT value->>'room', 'pull_request', value->>'repository_key', value->>'number',
-    value->>'event', value->>'created_at', value->>'not_before'
-FROM json_each(?) WHERE true
+SELECT v->>'room', 'pull_request', v->>'repository_key', v->>'number',
+    v->>'event', v->>'created_at', v->>'not_before'
+FROM batch WHERE true
 ON CONFLICT (room, repository_key, number) WHERE state = 'pending' AND kind = 'pull_request'
 DO UPDATE SET events = outbox.events || ',' || excluded.events
 WHERE instr(',' || outbox.events || ',', ',' || excluded.events || ',') = 0";
