@@ -4,7 +4,8 @@
 -- open PR a second row under the new name while the old row stayed OPEN forever. From here on:
 --   repository_key = 'cloud/{uuid}' for Bitbucket Cloud (the uuid with its braces), or
 --                    'cloud/name/{full_name}' for the rare payload without a uuid (templates),
---                    'datacenter/{server}/{id}' for Bitbucket Data Center;
+--                    'datacenter/{host[:port]}/{id}' for Bitbucket Data Center ('unknown' for a
+--                    server whose payloads carry no link);
 --   repositories.full_name is the current name, and the views show it as `repository`.
 -- Rows that a rename had split are merged: the newest snapshot of each PR wins.
 
@@ -46,10 +47,13 @@ CREATE TABLE pull_requests_new (
     source_branch      TEXT,
     source_commit      TEXT,                          -- as Bitbucket gives it (Cloud: 12 hex digits)
     destination_branch TEXT,
-    state              TEXT    NOT NULL CHECK (state IN ('OPEN', 'MERGED', 'DECLINED', 'SUPERSEDED')),
+    state              TEXT    NOT NULL
+                       CHECK (state IN ('OPEN', 'MERGED', 'DECLINED', 'SUPERSEDED', 'DELETED')),
     draft              INTEGER NOT NULL DEFAULT 0 CHECK (draft IN (0, 1)),
     created_on         TEXT    NOT NULL,
     updated_on         TEXT    NOT NULL,              -- of the newest snapshot applied; older ones lose
+                                                      -- (Data Center: the event's date, since a
+                                                      -- verdict does not move updatedDate)
     last_activity_on   TEXT    NOT NULL,
     url                TEXT,
     approvals          INTEGER NOT NULL DEFAULT 0,    -- verdicts, the author's own never counted
@@ -153,6 +157,9 @@ FROM snoozes s JOIN repository_keys k ON k.full_name = s.repository
 WHERE true
 ORDER BY s.until DESC
 ON CONFLICT (user_key, repository_key, number) DO NOTHING;
+
+-- Data Center users carry an e-mail address, which [[users]] mappings may name.
+ALTER TABLE users ADD COLUMN email TEXT;
 
 -- Children first, so that no cascade reaches the rows just copied.
 DROP TABLE snoozes;

@@ -38,7 +38,10 @@ pub enum Command {
     },
 }
 
-/// `https://bitbucket.org/ws/slug/pull-requests/12[/...]` or `ws/slug#12`.
+/// A pull request as people paste it: a Cloud link
+/// (`https://bitbucket.org/ws/slug/pull-requests/12[/...]`), a Data Center link
+/// (`https://host/projects/PRJ/repos/slug/pull-requests/12[/...]`, or
+/// `.../users/alice/repos/slug/...` for a personal project `~alice`), or `ws/slug#12`.
 pub fn parse_ref(text: &str) -> Option<PrRef> {
     let text = text.trim().trim_matches(|c| c == '<' || c == '>');
     if let Some((repo, number)) = text.split_once('#') {
@@ -50,7 +53,22 @@ pub fn parse_ref(text: &str) -> Option<PrRef> {
         });
     }
     let path = text.split_once("://").map(|(_, rest)| rest)?;
-    let mut parts = path.split('/').skip(1); // the host
+    let parts: Vec<&str> = path.split('/').skip(1).collect(); // the host
+                                                              // Data Center: .../projects/PRJ/repos/slug/pull-requests/12 or .../users/u/repos/slug/...
+    if let Some(at) = parts.windows(5).position(|w| {
+        matches!(w[0], "projects" | "users") && w[2] == "repos" && w[4] == "pull-requests"
+    }) {
+        let project = match parts[at] {
+            "users" => format!("~{}", parts[at + 1]),
+            _ => parts[at + 1].to_owned(),
+        };
+        let number = parts.get(at + 5)?.parse().ok().filter(|n: &i64| *n > 0)?;
+        return Some(PrRef {
+            repository: format!("{project}/{}", parts[at + 3]),
+            number,
+        });
+    }
+    let mut parts = parts.into_iter();
     let workspace = parts.next()?;
     let slug = parts.next()?;
     if parts.next()? != "pull-requests" {
@@ -401,6 +419,24 @@ mod tests {
             Some(want.clone())
         );
         assert_eq!(parse_ref("acme/api#12"), Some(want));
+        assert_eq!(
+            parse_ref("https://bb.example:7990/projects/PRJ/repos/api/pull-requests/7/overview"),
+            Some(PrRef {
+                repository: "PRJ/api".into(),
+                number: 7
+            })
+        );
+        assert_eq!(
+            parse_ref("https://bb.example/users/alice/repos/dots/pull-requests/2"),
+            Some(PrRef {
+                repository: "~alice/dots".into(),
+                number: 2
+            })
+        );
+        assert_eq!(
+            parse_ref("https://bb.example/projects/PRJ/repos/api/browse"),
+            None
+        );
         assert_eq!(parse_ref("acme#12"), None);
         assert_eq!(parse_ref("acme/api#x"), None);
         assert_eq!(parse_ref("https://bitbucket.org/acme/api/commits/12"), None);

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::{Parsed, PayloadError};
+use super::{from_slice, Parsed, PayloadError};
 use crate::domain::{
     BuildState, Change, CommitStatus, Participant, PrState, PullRequest, Repository, RepositoryKey,
     RepositoryUpdate, ReviewState, Role, Timestamp, User,
@@ -62,19 +62,6 @@ pub fn parse(
     Ok(Parsed::Change(Change::PullRequest(Box::new(
         envelope.into_domain(event_key)?,
     ))))
-}
-
-fn from_slice<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, PayloadError> {
-    // Fast path: a valid payload parses once. Only a failure is parsed again with path
-    // tracking, which costs about as much as the parse itself, to name the field at fault.
-    if let Ok(value) = serde_json::from_slice(body) {
-        return Ok(value);
-    }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(PayloadError::from_json)?;
-    de.end()
-        .map_err(|e| PayloadError(format!("body is not valid JSON: {e}")))?;
-    Ok(value)
 }
 
 #[derive(Deserialize)]
@@ -214,6 +201,7 @@ impl WireUser {
             nickname: self.nickname,
             username: self.username,
             display_name: self.display_name,
+            email: None,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! touching the route.
 
 pub mod cloud;
+pub mod datacenter;
 
 use crate::domain::{Delivery, Flavour, Outcome, Timestamp};
 
@@ -116,6 +117,22 @@ impl PayloadError {
     }
 }
 
+/// Reads a payload into typed structs. Fast path: a valid payload parses once. Only a failure
+/// is parsed again with path tracking, which costs about as much as the parse itself, to name
+/// the field at fault.
+pub(crate) fn from_slice<'de, T: serde::Deserialize<'de>>(
+    body: &'de [u8],
+) -> Result<T, PayloadError> {
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Ok(value);
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(PayloadError::from_json)?;
+    de.end()
+        .map_err(|e| PayloadError(format!("body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
 /// Interprets one delivery by its flavour and event key.
 pub fn parse(
     flavour: Flavour,
@@ -123,14 +140,19 @@ pub fn parse(
     body: &[u8],
     received_at: &Timestamp,
 ) -> Result<Parsed, PayloadError> {
-    if flavour == Flavour::Cloud && cloud::handles(event_key) {
-        return cloud::parse(event_key, body, received_at);
-    }
-    let reason = match flavour {
-        Flavour::DataCenter => {
-            format!("Bitbucket Data Center event `{event_key}` is not handled yet")
+    match flavour {
+        Flavour::Cloud if cloud::handles(event_key) => {
+            return cloud::parse(event_key, body, received_at)
         }
-        Flavour::Cloud => format!("event `{event_key}` is not one pr-reminder acts on"),
+        Flavour::DataCenter if datacenter::handles(event_key) => {
+            return datacenter::parse(event_key, body)
+        }
+        _ => {}
+    }
+    let reason = if event_key == datacenter::PING_KEY {
+        "Test connection: received".to_owned()
+    } else {
+        format!("event `{event_key}` is not one pr-reminder acts on")
     };
     // Even an ignored body must be JSON: anything else is not from Bitbucket.
     serde_json::from_slice::<serde::de::IgnoredAny>(body)

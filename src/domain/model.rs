@@ -28,6 +28,12 @@ impl RepositoryKey {
         }
     }
 
+    /// A Bitbucket Data Center repository: its server (`host[:port]`, `unknown` when the payload
+    /// names none) and its numeric id.
+    pub fn datacenter(server: &str, id: i64) -> Self {
+        Self(format!("datacenter/{server}/{id}"))
+    }
+
     /// A key as the database holds it (written by this program, so already well-formed).
     pub fn from_stored(key: String) -> Self {
         Self(key)
@@ -93,6 +99,8 @@ pub struct User {
     pub nickname: Option<String>,
     pub username: Option<String>,
     pub display_name: Option<String>,
+    /// Data Center's `emailAddress` (Cloud payloads carry none).
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +109,8 @@ pub enum PrState {
     Merged,
     Declined,
     Superseded,
+    /// Deleted on Data Center (`pr:deleted`): it leaves every list and is never announced again.
+    Deleted,
 }
 
 impl PrState {
@@ -110,6 +120,7 @@ impl PrState {
             PrState::Merged => "MERGED",
             PrState::Declined => "DECLINED",
             PrState::Superseded => "SUPERSEDED",
+            PrState::Deleted => "DELETED",
         }
     }
 
@@ -119,6 +130,7 @@ impl PrState {
             "MERGED" => Some(PrState::Merged),
             "DECLINED" => Some(PrState::Declined),
             "SUPERSEDED" => Some(PrState::Superseded),
+            "DELETED" => Some(PrState::Deleted),
             _ => None,
         }
     }

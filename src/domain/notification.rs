@@ -283,6 +283,7 @@ mod tests {
             nickname: None,
             username: None,
             display_name: None,
+            email: None,
         }
     }
 

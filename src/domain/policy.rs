@@ -52,6 +52,7 @@ mod tests {
             nickname: None,
             username: None,
             display_name: Some(key.to_uppercase()),
+            email: None,
         }
     }
 

@@ -11,7 +11,7 @@ pub struct Reviewer {
     /// The name people recognise (display name, nickname, username, else the key).
     pub name: String,
     /// The account's identifiers a `[[users]]` mapping may name: key, account id, nickname,
-    /// username (empty ones left out).
+    /// username, e-mail (empty ones left out).
     pub ids: Vec<String>,
     /// HipChat mention name, where `[[users]]` maps the account.
     pub hipchat: Option<String>,

@@ -190,11 +190,12 @@ pub async fn fill_details<'a>(
         account_id: Option<String>,
         nickname: Option<String>,
         username: Option<String>,
+        email: Option<String>,
     }
     let people: Vec<Person> = sqlx::query_as(
         "SELECT r.repository_key, r.number, r.state,
                 coalesce(u.display_name, u.nickname, u.username, r.user_key) AS name,
-                r.user_key, u.account_id, u.nickname, u.username
+                r.user_key, u.account_id, u.nickname, u.username, u.email
            FROM json_each(?1) j
            JOIN pull_requests p ON p.repository_key = j.value->>0 AND p.number = j.value->>1
            JOIN reviews r ON r.repository_key = p.repository_key AND r.number = p.number
@@ -238,11 +239,17 @@ pub async fn fill_details<'a>(
             "changes_requested" => view.changes_requested_by.push(p.name),
             _ => view.waiting_for.push(Reviewer {
                 name: p.name,
-                ids: [Some(p.user_key), p.account_id, p.nickname, p.username]
-                    .into_iter()
-                    .flatten()
-                    .filter(|id| !id.is_empty())
-                    .collect(),
+                ids: [
+                    Some(p.user_key),
+                    p.account_id,
+                    p.nickname,
+                    p.username,
+                    p.email,
+                ]
+                .into_iter()
+                .flatten()
+                .filter(|id| !id.is_empty())
+                .collect(),
                 hipchat: None,
                 slack: None,
             }),

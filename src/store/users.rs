@@ -4,13 +4,14 @@ use anyhow::Context;
 
 use super::Db;
 
-/// The `user_key` of the account that `id` names: its key, uuid or account id, or its nickname
-/// or username in any case.
+/// The `user_key` of the account that `id` names: its key, uuid or account id, or its nickname,
+/// username or e-mail address in any case.
 pub async fn find(db: &Db, id: &str) -> anyhow::Result<Option<String>> {
     sqlx::query_scalar(
         "SELECT user_key FROM users
           WHERE user_key = ?1 OR uuid = ?1 OR account_id = ?1
              OR lower(nickname) = lower(?1) OR lower(username) = lower(?1)
+             OR lower(email) = lower(?1)
           LIMIT 1",
     )
     .bind(id)

@@ -239,21 +239,23 @@ WHERE excluded.named_on >= coalesce(repositories.named_on, '')
 
 const UPSERT_USERS: &str = "\
 WITH batch(v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?))
-INSERT INTO users (user_key, uuid, account_id, nickname, username, display_name)
+INSERT INTO users (user_key, uuid, account_id, nickname, username, display_name, email)
 SELECT v->>'user_key', v->>'uuid', v->>'account_id', v->>'nickname',
-    v->>'username', v->>'display_name'
+    v->>'username', v->>'display_name', v->>'email'
 FROM batch WHERE true
 ON CONFLICT (user_key) DO UPDATE SET
     uuid = coalesce(excluded.uuid, uuid),
     account_id = coalesce(excluded.account_id, account_id),
     nickname = coalesce(excluded.nickname, nickname),
     username = coalesce(excluded.username, username),
-    display_name = coalesce(excluded.display_name, display_name)
+    display_name = coalesce(excluded.display_name, display_name),
+    email = coalesce(excluded.email, email)
 WHERE coalesce(excluded.uuid, uuid) IS NOT uuid
    OR coalesce(excluded.account_id, account_id) IS NOT account_id
    OR coalesce(excluded.nickname, nickname) IS NOT nickname
    OR coalesce(excluded.username, username) IS NOT username
-   OR coalesce(excluded.display_name, display_name) IS NOT display_name";
+   OR coalesce(excluded.display_name, display_name) IS NOT display_name
+   OR coalesce(excluded.email, email) IS NOT email";
 
 // An older snapshot never overwrites a newer one (events arrive out of order).
 const UPSERT_PULL_REQUESTS: &str = "\
@@ -674,6 +676,7 @@ struct UserRow<'a> {
     nickname: Option<&'a str>,
     username: Option<&'a str>,
     display_name: Option<&'a str>,
+    email: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -862,6 +865,7 @@ impl<'a> Rows<'a> {
                 nickname: u.nickname.as_deref(),
                 username: u.username.as_deref(),
                 display_name: u.display_name.as_deref(),
+                email: u.email.as_deref(),
             })
             .collect();
         write_json(&mut buf.users, &users)?;

@@ -240,7 +240,7 @@ async fn unknown_event_keys_are_acknowledged_and_recorded() {
     for (i, key) in [
         "repo:push",
         "pullrequest:comment_deleted",
-        "pr:opened",
+        "pr:reviewer:unknown",
         "something:new",
     ]
     .iter()

@@ -29,6 +29,7 @@ pub fn user(key: &str) -> User {
         nickname: Some(key.into()),
         username: None,
         display_name: Some(key.to_uppercase()),
+        email: None,
     }
 }
 

@@ -1,0 +1,430 @@
+//! Bitbucket Data Center (formerly Server) webhook payloads (`X-Event-Key: pr:*`).
+//!
+//! Facts (Atlassian's event-payload page for Data Center, a live 10.4 server, and the real
+//! payloads in `../shared/fixtures/bitbucket/server`):
+//! - every `pr:*` body carries the whole `pullRequest`, with `reviewers[].status`
+//!   `APPROVED | UNAPPROVED | NEEDS_WORK` (NEEDS_WORK is "changes requested");
+//! - `createdDate` / `updatedDate` are epoch milliseconds in most versions, ISO text in some;
+//!   the event's `date` has an offset without a colon (`2019-03-26T15:49:39+0530`);
+//! - **a reviewer's verdict does not move `updatedDate`**: approved, unapproved and needs work of
+//!   one PR carry the same one. So a snapshot is dated by the newer of `updatedDate` and the
+//!   event's `date`, which orders verdicts (and everything else) by when they happened;
+//! - the repository is `toRef.repository` (project `key` + `slug`, numeric `id`); links name the
+//!   server, but older servers send none.
+
+use serde::Deserialize;
+
+use super::{from_slice, Parsed, PayloadError};
+use crate::domain::{
+    Change, Participant, PrState, PullRequest, Repository, RepositoryKey, ReviewState, Role,
+    Timestamp, User,
+};
+
+/// The pull-request event keys (`pr:reviewer:changes_requested` is on Atlassian's page, a live
+/// 10.4 server rejects it and sends `needs_work`; both are accepted).
+const PR_KEYS: &[&str] = &[
+    "pr:opened",
+    "pr:modified",
+    "pr:from_ref_updated",
+    "pr:reviewer:updated",
+    "pr:reviewer:approved",
+    "pr:reviewer:unapproved",
+    "pr:reviewer:needs_work",
+    "pr:reviewer:changes_requested",
+    "pr:merged",
+    "pr:declined",
+    "pr:deleted",
+    "pr:comment:added",
+    "pr:comment:edited",
+    "pr:comment:deleted",
+];
+
+/// The "Test connection" button.
+pub const PING_KEY: &str = "diagnostics:ping";
+
+/// The Data Center event keys pr-reminder acts on.
+pub fn handles(event_key: &str) -> bool {
+    PR_KEYS.contains(&event_key)
+}
+
+/// Turns a Data Center payload into a domain change.
+pub fn parse(event_key: &str, body: &[u8]) -> Result<Parsed, PayloadError> {
+    let envelope: Envelope = from_slice(body)?;
+    Ok(Parsed::Change(Change::PullRequest(Box::new(
+        envelope.into_domain(event_key)?,
+    ))))
+}
+
+/// `createdDate` / `updatedDate`: epoch milliseconds, or ISO text in some versions.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WireTime {
+    Millis(i64),
+    Text(String),
+}
+
+impl WireTime {
+    fn to_timestamp(&self, path: &str) -> Result<Timestamp, PayloadError> {
+        match self {
+            WireTime::Millis(ms) => Timestamp::from_epoch_millis(*ms)
+                .ok_or_else(|| PayloadError(format!("{path}: {ms} is not a time"))),
+            WireTime::Text(text) => {
+                Timestamp::parse(text).map_err(|e| PayloadError(format!("{path}: {e}")))
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    date: Option<Timestamp>,
+    #[serde(rename = "pullRequest")]
+    pull_request: WirePr,
+    /// The reviewer whose verdict this event is about (`pr:reviewer:*`).
+    participant: Option<WireParticipant>,
+}
+
+#[derive(Deserialize)]
+struct WirePr {
+    id: i64,
+    title: String,
+    state: String,
+    #[serde(rename = "createdDate")]
+    created_date: WireTime,
+    #[serde(rename = "updatedDate")]
+    updated_date: WireTime,
+    #[serde(rename = "fromRef")]
+    from_ref: WireRef,
+    #[serde(rename = "toRef")]
+    to_ref: WireRef,
+    author: WireParticipant,
+    #[serde(default)]
+    reviewers: Vec<WireParticipant>,
+    #[serde(default)]
+    participants: Vec<WireParticipant>,
+    draft: Option<bool>,
+    links: Option<WireLinks>,
+}
+
+#[derive(Deserialize)]
+struct WireRef {
+    #[serde(rename = "displayId")]
+    display_id: Option<String>,
+    #[serde(rename = "latestCommit")]
+    latest_commit: Option<String>,
+    repository: Option<WireRepo>,
+}
+
+#[derive(Deserialize)]
+struct WireRepo {
+    id: i64,
+    slug: String,
+    project: WireProject,
+    links: Option<WireLinks>,
+}
+
+#[derive(Deserialize)]
+struct WireProject {
+    key: String,
+}
+
+#[derive(Deserialize)]
+struct WireLinks {
+    #[serde(rename = "self", default)]
+    self_: Vec<WireHref>,
+    #[serde(default)]
+    clone: Vec<WireHref>,
+}
+
+#[derive(Deserialize)]
+struct WireHref {
+    href: String,
+}
+
+#[derive(Deserialize)]
+struct WireParticipant {
+    user: WireUser,
+    role: Option<String>,
+    approved: Option<bool>,
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireUser {
+    id: Option<i64>,
+    name: Option<String>,
+    slug: Option<String>,
+    #[serde(rename = "displayName")]
+    display_name: Option<String>,
+    #[serde(rename = "emailAddress")]
+    email_address: Option<String>,
+    links: Option<WireLinks>,
+}
+
+/// `host[:port]` of an http(s) link, as the server's name.
+fn server_of(href: &str) -> Option<String> {
+    let url = reqwest::Url::parse(href).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    })
+}
+
+impl WireLinks {
+    fn hrefs(&self) -> impl Iterator<Item = &str> {
+        self.self_
+            .iter()
+            .chain(&self.clone)
+            .map(|h| h.href.as_str())
+    }
+}
+
+impl WireUser {
+    fn into_domain(self, server: &str, path: &str) -> Result<User, PayloadError> {
+        let id = match (self.id, self.name.as_deref()) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(name)) => format!("name:{name}"),
+            (None, None) => return Err(PayloadError(format!("{path}: user has no id or name"))),
+        };
+        Ok(User {
+            key: format!("datacenter/{server}/user/{id}").into(),
+            uuid: None,
+            account_id: None,
+            nickname: self.slug,
+            username: self.name,
+            display_name: self.display_name,
+            email: self.email_address,
+        })
+    }
+}
+
+fn review_state(p: &WireParticipant) -> ReviewState {
+    match p.status.as_deref() {
+        Some("APPROVED") => ReviewState::Approved,
+        Some("NEEDS_WORK") => ReviewState::ChangesRequested,
+        Some(_) => ReviewState::None,
+        None if p.approved == Some(true) => ReviewState::Approved,
+        None => ReviewState::None,
+    }
+}
+
+impl Envelope {
+    fn into_domain(self, event_key: &str) -> Result<PullRequest, PayloadError> {
+        let pr = self.pull_request;
+        let repo = pr
+            .to_ref
+            .repository
+            .ok_or_else(|| PayloadError("pullRequest.toRef.repository: missing field".into()))?;
+        // The server: the first http(s) link anywhere the payload has one.
+        let server = pr
+            .links
+            .iter()
+            .chain(repo.links.iter())
+            .chain(pr.author.user.links.iter())
+            .flat_map(WireLinks::hrefs)
+            .find_map(server_of)
+            .unwrap_or_else(|| "unknown".to_owned());
+        let full_name = format!("{}/{}", repo.project.key, repo.slug);
+        let repository = Repository {
+            key: RepositoryKey::datacenter(&server, repo.id),
+            url: repo
+                .links
+                .as_ref()
+                .and_then(|l| l.self_.first())
+                .map(|h| h.href.trim_end_matches("/browse").to_owned()),
+            full_name,
+            uuid: None,
+        };
+        let state = if event_key == "pr:deleted" {
+            PrState::Deleted
+        } else {
+            PrState::parse(&pr.state).ok_or_else(|| {
+                PayloadError(format!(
+                    "pullRequest.state: unknown state `{}` (expected OPEN, MERGED or DECLINED)",
+                    pr.state
+                ))
+            })?
+        };
+        let created_on = pr.created_date.to_timestamp("pullRequest.createdDate")?;
+        let updated = pr.updated_date.to_timestamp("pullRequest.updatedDate")?;
+        // A verdict does not move `updatedDate`: the event's own time orders it.
+        let updated_on = match self.date {
+            Some(date) if date > updated => date,
+            _ => updated,
+        };
+        let author = pr
+            .author
+            .user
+            .into_domain(&server, "pullRequest.author.user")?;
+
+        let mut participants: Vec<Participant> = Vec::new();
+        let acting = self.participant;
+        let lists = [
+            (pr.reviewers, Role::Reviewer),
+            (pr.participants, Role::Participant),
+        ];
+        for (list, role) in lists {
+            let field = match role {
+                Role::Reviewer => "reviewers",
+                Role::Participant => "participants",
+            };
+            for (i, p) in list.into_iter().enumerate() {
+                let state = review_state(&p);
+                let user = p
+                    .user
+                    .into_domain(&server, &format!("pullRequest.{field}[{i}].user"))?;
+                if user.key == author.key || participants.iter().any(|q| q.user.key == user.key) {
+                    continue;
+                }
+                participants.push(Participant {
+                    user,
+                    role,
+                    state,
+                    state_on: None,
+                });
+            }
+        }
+        // The acting reviewer's verdict, as of this event (the list shows it too on the servers
+        // seen; the event's own word wins).
+        if let Some(p) = acting {
+            let state = review_state(&p);
+            let role = match p.role.as_deref() {
+                Some("REVIEWER") => Role::Reviewer,
+                _ => Role::Participant,
+            };
+            let user = p.user.into_domain(&server, "participant.user")?;
+            if user.key != author.key {
+                match participants.iter_mut().find(|q| q.user.key == user.key) {
+                    Some(existing) => {
+                        existing.state = state;
+                        existing.state_on = Some(updated_on.clone());
+                    }
+                    None => participants.push(Participant {
+                        user,
+                        role,
+                        state,
+                        state_on: Some(updated_on.clone()),
+                    }),
+                }
+            }
+        }
+        let url = pr
+            .links
+            .as_ref()
+            .and_then(|l| l.self_.first())
+            .map(|h| h.href.clone());
+        Ok(PullRequest {
+            repository,
+            number: pr.id,
+            title: pr.title,
+            author,
+            source_branch: pr.from_ref.display_id,
+            source_commit: pr.from_ref.latest_commit.map(|c| c.to_ascii_lowercase()),
+            destination_branch: pr.to_ref.display_id,
+            state,
+            draft: pr.draft.unwrap_or(false),
+            created_on,
+            activity_on: updated_on.clone(),
+            updated_on,
+            url,
+            participants,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(status: &str, updated: &str, date: &str) -> String {
+        format!(
+            r#"{{"eventKey":"pr:reviewer:approved","date":"{date}",
+            "participant":{{"user":{{"id":7,"name":"bob","slug":"bob","displayName":"Bob"}},"role":"REVIEWER","status":"{status}"}},
+            "pullRequest":{{"id":3,"title":"T","state":"OPEN","createdDate":1551432675860,"updatedDate":{updated},
+              "fromRef":{{"displayId":"feature","latestCommit":"ABCDEF0123","repository":{{"id":4,"slug":"api","project":{{"key":"PRJ"}}}}}},
+              "toRef":{{"displayId":"main","repository":{{"id":4,"slug":"api","project":{{"key":"PRJ"}},
+                "links":{{"self":[{{"href":"https://bb.example:7990/projects/PRJ/repos/api/browse"}}]}}}}}},
+              "author":{{"user":{{"id":1,"name":"ann","displayName":"Ann"}},"role":"AUTHOR","status":"UNAPPROVED"}},
+              "reviewers":[{{"user":{{"id":7,"name":"bob","slug":"bob","displayName":"Bob"}},"role":"REVIEWER","status":"UNAPPROVED"}}]}}}}"#
+        )
+    }
+
+    fn pr(body: &str, key: &str) -> PullRequest {
+        match parse(key, body.as_bytes()).unwrap() {
+            Parsed::Change(Change::PullRequest(pr)) => *pr,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn keys_names_and_the_acting_reviewer() {
+        let pr = pr(
+            &body("NEEDS_WORK", "1551432675860", "2019-03-01T10:34:53+0100"),
+            "pr:reviewer:needs_work",
+        );
+        assert_eq!(pr.repository.key.as_str(), "datacenter/bb.example:7990/4");
+        assert_eq!(pr.repository.full_name, "PRJ/api");
+        assert_eq!(
+            pr.repository.url.as_deref(),
+            Some("https://bb.example:7990/projects/PRJ/repos/api")
+        );
+        assert_eq!(pr.author.key.as_str(), "datacenter/bb.example:7990/user/1");
+        assert_eq!(pr.source_commit.as_deref(), Some("abcdef0123"));
+        let view: Vec<_> = pr
+            .participants
+            .iter()
+            .map(|p| (p.user.key.as_str(), p.role, p.state))
+            .collect();
+        assert_eq!(
+            view,
+            vec![(
+                "datacenter/bb.example:7990/user/7",
+                Role::Reviewer,
+                ReviewState::ChangesRequested
+            )]
+        );
+        // The verdict's time, not the unchanged updatedDate, dates the snapshot.
+        assert_eq!(pr.updated_on.as_str(), "2019-03-01T09:34:53.000000Z");
+        assert_eq!(pr.created_on.as_str(), "2019-03-01T09:31:15.860000Z");
+    }
+
+    #[test]
+    fn dates_in_every_format() {
+        let iso = body(
+            "APPROVED",
+            "\"2019-03-01T09:40:00+0000\"",
+            "2019-03-01T10:34:53+0100",
+        );
+        assert_eq!(
+            pr(&iso, "pr:reviewer:approved").updated_on.as_str(),
+            "2019-03-01T09:40:00.000000Z"
+        );
+        let bad = body("APPROVED", "\"yesterday\"", "2019-03-01T10:34:53+0100");
+        let err = parse("pr:reviewer:approved", bad.as_bytes()).unwrap_err();
+        assert!(err.0.starts_with("pullRequest.updatedDate"), "{}", err.0);
+    }
+
+    #[test]
+    fn deleted_is_its_own_state() {
+        let b = body("UNAPPROVED", "1551432675860", "2019-03-01T10:34:53+0100");
+        assert_eq!(pr(&b, "pr:deleted").state, PrState::Deleted);
+        assert_eq!(pr(&b, "pr:modified").state, PrState::Open);
+    }
+
+    #[test]
+    fn servers_without_links_are_unknown() {
+        // Only http(s) links name the server; older servers send no links at all.
+        let b = body("UNAPPROVED", "1551432675860", "2019-03-01T10:34:53+0100").replace(
+            "https://bb.example:7990/projects/PRJ/repos/api/browse",
+            "ssh://git@bb.example:7999/prj/api.git",
+        );
+        assert_eq!(
+            pr(&b, "pr:opened").repository.key.as_str(),
+            "datacenter/unknown/4"
+        );
+    }
+}
