@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod datacenter;
 mod errors;
 mod fixtures;
 mod helpers;

@@ -1,0 +1,1 @@
+//! Bitbucket Data Center deliveries, end to end.
