@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::UserMapping;
 use crate::domain::routing::Routing;
-use crate::domain::{PrState, PullRequestView, RoomDigest, Timestamp};
+use crate::domain::{PrState, PullRequestView, RepositoryKey, RoomDigest, Timestamp};
 use crate::store::{self, review_queue::OpenPr, Db};
 
 /// PRs kept per list per room: more than any 10,000-character message can show.
@@ -43,11 +43,12 @@ pub async fn select(
         if pr.excluded {
             return;
         }
-        let index = match routes.get(&pr.full_name) {
+        let index = match routes.get(&pr.repository_key) {
             Some(index) => *index,
             None => {
-                let index = routing.route_index(&pr.full_name);
-                routes.insert(pr.full_name.clone(), index);
+                let flavour = RepositoryKey::from_stored(pr.repository_key.clone()).flavour();
+                let index = routing.route_index(flavour, &pr.full_name);
+                routes.insert(pr.repository_key.clone(), index);
                 index
             }
         };
@@ -111,7 +112,8 @@ pub async fn authored(
     let mut digest = RoomDigest::default();
     for pr in store::review_queue::authored_open(db, author).await? {
         let changes = pr.changes_requested;
-        let required = routing.required_approvals(&pr.full_name);
+        let flavour = RepositoryKey::from_stored(pr.repository_key.clone()).flavour();
+        let required = routing.required_approvals(flavour, &pr.full_name);
         let view = pr.into_view(required);
         let (list, total) = if changes > 0 {
             (&mut digest.waiting_author, &mut digest.author_total)

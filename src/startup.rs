@@ -45,8 +45,10 @@ impl Application {
             Routing::new(&settings.notify.routes, settings.required_approvals)
                 .context("compiling routes")?,
         );
-        store::repositories::apply_required_approvals(&db, |name| {
-            routing.route(name).and_then(|r| r.required_override)
+        store::repositories::apply_required_approvals(&db, |key, name| {
+            routing
+                .route(key.flavour(), name)
+                .and_then(|r| r.required_override)
         })
         .await?;
         let recovered = store::outbox::recover_in_flight(&db).await?;

@@ -34,6 +34,15 @@ impl RepositoryKey {
         Self(format!("datacenter/{server}/{id}"))
     }
 
+    /// Which Bitbucket the repository lives on.
+    pub fn flavour(&self) -> Flavour {
+        if self.0.starts_with("datacenter/") {
+            Flavour::DataCenter
+        } else {
+            Flavour::Cloud
+        }
+    }
+
     /// A key as the database holds it (written by this program, so already well-formed).
     pub fn from_stored(key: String) -> Self {
         Self(key)

@@ -196,7 +196,8 @@ pub fn plan(
         if stored.is_some_and(|s| pr.updated_on.as_str() < s.updated_on.as_str()) {
             continue;
         }
-        let Some(route) = routing.route(&pr.repository.full_name) else {
+        let Some(route) = routing.route(pr.repository.key.flavour(), &pr.repository.full_name)
+        else {
             continue;
         };
         let quiet = |title: &str, draft: bool| !route.reviewable(PrState::Open, title, draft);
@@ -237,7 +238,7 @@ pub fn plan(
             if pr.source_commit.is_empty() || !status.commit_hash.starts_with(&pr.source_commit) {
                 continue;
             }
-            let Some(route) = routing.route(&pr.full_name) else {
+            let Some(route) = routing.route(pr.repository.flavour(), &pr.full_name) else {
                 continue;
             };
             let withdrawn = plan

@@ -3,7 +3,7 @@
 
 use globset::{GlobBuilder, GlobMatcher};
 
-use super::{NotifyEvent, PrState};
+use super::{Flavour, NotifyEvent, PrState};
 
 pub const DEFAULT_IGNORE_TITLE_PATTERNS: &[&str] = &["WIP", "[WIP]", "Draft:"];
 
@@ -55,7 +55,10 @@ impl Default for Announce {
     }
 }
 
-/// Repositories (`workspace/slug` globs) whose PRs are announced in a room.
+/// Repositories whose PRs are announced in a room: globs over the current name, `workspace/slug`
+/// on Bitbucket Cloud and `PROJECT/slug` on Data Center, in any case. A deployment that has both
+/// may prefix a glob with `cloud:` or `datacenter:` to say which Bitbucket it means
+/// (`datacenter:PAY/*`); an unprefixed glob matches either.
 #[derive(Debug, Clone)]
 pub struct Route {
     pub repositories: Vec<String>,
@@ -75,7 +78,8 @@ pub struct Routing {
 
 #[derive(Debug)]
 pub struct CompiledRoute {
-    matchers: Vec<GlobMatcher>,
+    /// Each glob, with the Bitbucket it is limited to, if any.
+    matchers: Vec<(Option<Flavour>, GlobMatcher)>,
     pub room: String,
     pub required_approvals: u32,
     /// The route's own setting, if it has one (else the service default applies).
@@ -106,6 +110,17 @@ impl CompiledRoute {
     }
 }
 
+/// `cloud:acme/*` → (Cloud, `acme/*`); an unprefixed glob is for either Bitbucket.
+fn split_flavour(pattern: &str) -> (Option<Flavour>, &str) {
+    if let Some(glob) = pattern.strip_prefix("cloud:") {
+        (Some(Flavour::Cloud), glob)
+    } else if let Some(glob) = pattern.strip_prefix("datacenter:") {
+        (Some(Flavour::DataCenter), glob)
+    } else {
+        (None, pattern)
+    }
+}
+
 fn contains_word(haystack: &str, word: &str) -> bool {
     let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
     haystack.match_indices(word).any(|(at, _)| {
@@ -124,11 +139,12 @@ impl Routing {
         for route in routes {
             let mut matchers = Vec::new();
             for pattern in &route.repositories {
-                let glob = GlobBuilder::new(pattern)
+                let (flavour, glob) = split_flavour(pattern);
+                let glob = GlobBuilder::new(glob)
                     .case_insensitive(true)
                     .literal_separator(false)
                     .build()?;
-                matchers.push(glob.compile_matcher());
+                matchers.push((flavour, glob.compile_matcher()));
             }
             compiled.push(CompiledRoute {
                 matchers,
@@ -150,25 +166,28 @@ impl Routing {
         })
     }
 
-    /// The index of the route a repository takes (to cache it), see `route_at`.
-    pub fn route_index(&self, repository: &str) -> Option<usize> {
-        self.routes
-            .iter()
-            .position(|r| r.matchers.iter().any(|m| m.is_match(repository)))
+    /// The index of the route a repository of `flavour` named `full_name` takes (to cache it),
+    /// see `route_at`.
+    pub fn route_index(&self, flavour: Flavour, full_name: &str) -> Option<usize> {
+        self.routes.iter().position(|r| {
+            r.matchers
+                .iter()
+                .any(|(only, m)| only.is_none_or(|f| f == flavour) && m.is_match(full_name))
+        })
     }
 
     pub fn route_at(&self, index: usize) -> Option<&CompiledRoute> {
         self.routes.get(index)
     }
 
-    pub fn route(&self, repository: &str) -> Option<&CompiledRoute> {
-        self.routes
-            .iter()
-            .find(|r| r.matchers.iter().any(|m| m.is_match(repository)))
+    /// The route of a repository of `flavour` named `full_name`: the first that matches.
+    pub fn route(&self, flavour: Flavour, full_name: &str) -> Option<&CompiledRoute> {
+        self.route_index(flavour, full_name)
+            .and_then(|i| self.route_at(i))
     }
 
-    pub fn required_approvals(&self, repository: &str) -> u32 {
-        self.route(repository)
+    pub fn required_approvals(&self, flavour: Flavour, full_name: &str) -> u32 {
+        self.route(flavour, full_name)
             .map_or(self.default_required, |r| r.required_approvals)
     }
 }
@@ -198,26 +217,59 @@ mod tests {
             2,
         )
         .unwrap();
-        assert_eq!(routing.route("acme/api").unwrap().room, "api");
-        assert_eq!(routing.route("ACME/web").unwrap().room, "backend");
-        assert_eq!(routing.route("other/api").unwrap().room, "backend");
-        assert_eq!(routing.route("other/web").unwrap().room, "everything");
-        assert_eq!(routing.required_approvals("acme/api"), 3);
-        assert_eq!(routing.required_approvals("acme/web"), 2);
-        assert_eq!(routing.required_approvals("x/y"), 1);
+        assert_eq!(
+            routing.route(Flavour::Cloud, "acme/api").unwrap().room,
+            "api"
+        );
+        assert_eq!(
+            routing.route(Flavour::Cloud, "ACME/web").unwrap().room,
+            "backend"
+        );
+        assert_eq!(
+            routing.route(Flavour::Cloud, "other/api").unwrap().room,
+            "backend"
+        );
+        assert_eq!(
+            routing.route(Flavour::Cloud, "other/web").unwrap().room,
+            "everything"
+        );
+        assert_eq!(routing.required_approvals(Flavour::Cloud, "acme/api"), 3);
+        assert_eq!(routing.required_approvals(Flavour::Cloud, "acme/web"), 2);
+        assert_eq!(routing.required_approvals(Flavour::Cloud, "x/y"), 1);
+    }
+
+    #[test]
+    fn a_route_may_name_its_bitbucket() {
+        let routing = Routing::new(
+            &[
+                route(&["datacenter:PAY/*"], "dc", None),
+                route(&["cloud:pay/*"], "cloud", None),
+            ],
+            2,
+        )
+        .unwrap();
+        assert_eq!(
+            routing.route(Flavour::DataCenter, "PAY/api").unwrap().room,
+            "dc"
+        );
+        assert_eq!(
+            routing.route(Flavour::Cloud, "pay/api").unwrap().room,
+            "cloud"
+        );
+        assert!(routing.route(Flavour::Cloud, "other/api").is_none());
     }
 
     #[test]
     fn unrouted_repositories_have_no_room() {
         let routing = Routing::new(&[route(&["acme/*"], "backend", None)], 2).unwrap();
-        assert!(routing.route("other/api").is_none());
-        assert_eq!(routing.required_approvals("other/api"), 2);
+        assert!(routing.route(Flavour::Cloud, "other/api").is_none());
+        assert_eq!(routing.required_approvals(Flavour::Cloud, "other/api"), 2);
     }
 
     #[test]
     fn ignore_patterns_are_case_insensitive() {
         let routing = Routing::new(&[route(&["*"], "r", None)], 2).unwrap();
-        let r = routing.route("a/b").unwrap();
+        let r = routing.route(Flavour::Cloud, "a/b").unwrap();
         assert!(r.ignores_title("[wip] new parser"));
         assert!(r.ignores_title("Draft: things"));
         assert!(r.ignores_title("Parser rewrite (WIP)"));

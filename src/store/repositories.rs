@@ -6,11 +6,11 @@ use super::Db;
 use crate::domain::RepositoryKey;
 
 /// Writes each repository's required approvals as the routes say now (routes may have changed
-/// since the last start). `required(full_name)` is the route's own setting; `None` means "the
-/// service default", stored as NULL.
+/// since the last start). `required(key, full_name)` is the route's own setting; `None` means
+/// "the service default", stored as NULL.
 pub async fn apply_required_approvals(
     db: &Db,
-    required: impl Fn(&str) -> Option<u32>,
+    required: impl Fn(&RepositoryKey, &str) -> Option<u32>,
 ) -> anyhow::Result<()> {
     let repositories: Vec<(String, String, Option<i64>)> =
         sqlx::query_as("SELECT repository_key, full_name, required_approvals FROM repositories")
@@ -18,7 +18,7 @@ pub async fn apply_required_approvals(
             .await
             .context("reading repositories")?;
     for (key, name, current) in repositories {
-        let wanted = required(&name).map(i64::from);
+        let wanted = required(&RepositoryKey::from_stored(key.clone()), &name).map(i64::from);
         if wanted != current {
             sqlx::query(
                 "UPDATE repositories SET required_approvals = ?1 WHERE repository_key = ?2",

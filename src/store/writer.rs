@@ -848,7 +848,7 @@ impl<'a> Rows<'a> {
                 uuid: r.uuid.as_deref(),
                 url: r.url.as_deref(),
                 required_approvals: routing
-                    .route(&r.full_name)
+                    .route(r.key.flavour(), &r.full_name)
                     .and_then(|route| route.required_override),
                 named_on: at,
             })
