@@ -12,7 +12,7 @@ type HmacSha256 = Hmac<Sha256>;
 pub const SLACK_MAX_AGE_SECONDS: i64 = 300;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
+pub enum BitbucketSignatureError {
     #[error("missing X-Hub-Signature header")]
     Missing,
     #[error("X-Hub-Signature must look like sha256=<64 hex digits>")]
@@ -23,17 +23,18 @@ pub enum SignatureError {
 
 /// Checks Bitbucket's `X-Hub-Signature: sha256=<hex>` over the raw body against each secret (several allow
 /// rotation). The comparison is constant-time (`Mac::verify_slice`).
-pub fn verify(
+pub fn verify_bitbucket(
     header: Option<&[u8]>,
     body: &[u8],
     secrets: &[SecretString],
-) -> Result<(), SignatureError> {
-    let header = header.ok_or(SignatureError::Missing)?;
+) -> Result<(), BitbucketSignatureError> {
+    let header = header.ok_or(BitbucketSignatureError::Missing)?;
     let hex_digest = header
         .strip_prefix(b"sha256=")
-        .ok_or(SignatureError::Malformed)?;
+        .ok_or(BitbucketSignatureError::Malformed)?;
     let mut expected = [0u8; 32];
-    hex::decode_to_slice(hex_digest, &mut expected).map_err(|_| SignatureError::Malformed)?;
+    hex::decode_to_slice(hex_digest, &mut expected)
+        .map_err(|_| BitbucketSignatureError::Malformed)?;
     for secret in secrets {
         let mut mac = HmacSha256::new_from_slice(secret.expose_secret().as_bytes())
             .expect("HMAC accepts keys of any length");
@@ -42,7 +43,7 @@ pub fn verify(
             return Ok(());
         }
     }
-    Err(SignatureError::Mismatch)
+    Err(BitbucketSignatureError::Mismatch)
 }
 
 /// Why a Slack request is refused.
@@ -135,26 +136,29 @@ mod tests {
         let body = br#"{"a":1}"#;
         let sig = sign("new", body);
         assert_eq!(
-            verify(Some(sig.as_bytes()), body, &secrets(&["old", "new"])),
+            verify_bitbucket(Some(sig.as_bytes()), body, &secrets(&["old", "new"])),
             Ok(())
         );
         assert_eq!(
-            verify(Some(sig.as_bytes()), body, &secrets(&["old"])),
-            Err(SignatureError::Mismatch)
+            verify_bitbucket(Some(sig.as_bytes()), body, &secrets(&["old"])),
+            Err(BitbucketSignatureError::Mismatch)
         );
     }
 
     #[test]
     fn rejects_missing_and_malformed() {
         let s = secrets(&["k"]);
-        assert_eq!(verify(None, b"x", &s), Err(SignatureError::Missing));
         assert_eq!(
-            verify(Some(b"sha1=abcd"), b"x", &s),
-            Err(SignatureError::Malformed)
+            verify_bitbucket(None, b"x", &s),
+            Err(BitbucketSignatureError::Missing)
         );
         assert_eq!(
-            verify(Some(b"sha256=zz"), b"x", &s),
-            Err(SignatureError::Malformed)
+            verify_bitbucket(Some(b"sha1=abcd"), b"x", &s),
+            Err(BitbucketSignatureError::Malformed)
+        );
+        assert_eq!(
+            verify_bitbucket(Some(b"sha256=zz"), b"x", &s),
+            Err(BitbucketSignatureError::Malformed)
         );
     }
 
@@ -223,8 +227,8 @@ mod tests {
     fn any_byte_change_breaks_it() {
         let sig = sign("k", b"hello");
         assert_eq!(
-            verify(Some(sig.as_bytes()), b"hellp", &secrets(&["k"])),
-            Err(SignatureError::Mismatch)
+            verify_bitbucket(Some(sig.as_bytes()), b"hellp", &secrets(&["k"])),
+            Err(BitbucketSignatureError::Mismatch)
         );
     }
 }

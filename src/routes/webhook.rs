@@ -27,7 +27,7 @@ pub enum WebhookError {
     #[error("body larger than {0} bytes")]
     TooLarge(usize),
     #[error(transparent)]
-    Signature(#[from] signature::SignatureError),
+    Signature(#[from] signature::BitbucketSignatureError),
     #[error("missing or unreadable {0} header")]
     MissingHeader(&'static str),
     #[error("could not read the request body")]
@@ -122,14 +122,14 @@ async fn handle(
     let ping = headers.event_key.as_deref() == Some(bitbucket::datacenter::PING_KEY);
     if ping && (presented.is_none() || headers.request_id.is_none()) {
         if let (Some(_), SignaturePolicy::Verify(secrets)) = (presented, &state.signature) {
-            signature::verify(presented, &body, secrets)?;
+            signature::verify_bitbucket(presented, &body, secrets)?;
         }
         tracing::info!("Test connection from Bitbucket Data Center");
         return Ok(HttpResponse::Ok()
             .json(json!({"status": "ignored", "reason": "Test connection: received"})));
     }
     match &state.signature {
-        SignaturePolicy::Verify(secrets) => signature::verify(presented, &body, secrets)?,
+        SignaturePolicy::Verify(secrets) => signature::verify_bitbucket(presented, &body, secrets)?,
         SignaturePolicy::Insecure | SignaturePolicy::Demo => {}
     }
     let event_key = headers

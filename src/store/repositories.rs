@@ -33,11 +33,13 @@ pub async fn apply_required_approvals(
     Ok(())
 }
 
-/// The repository that is called `full_name` now (any case), as a person types it.
+/// The repository that is called `full_name` now (any case), as a person types it. Should two
+/// share the name (a Cloud workspace and a Data Center project, or a repository deleted and
+/// created again), the exact spelling wins, then the one named most recently.
 pub async fn find_by_name(db: &Db, full_name: &str) -> anyhow::Result<Option<RepositoryKey>> {
     let key: Option<String> = sqlx::query_scalar(
         "SELECT repository_key FROM repositories WHERE full_name = ?1 COLLATE NOCASE
-          ORDER BY full_name = ?1 DESC LIMIT 1",
+          ORDER BY full_name = ?1 DESC, named_on DESC, repository_key LIMIT 1",
     )
     .bind(full_name)
     .fetch_optional(&db.pool)

@@ -7,7 +7,9 @@ use anyhow::Context;
 use futures_util::TryStreamExt;
 
 use super::{Db, PR_BUILD_STATE};
-use crate::domain::{PullRequestView, RepositoryKey, Reviewer, Timestamp};
+use crate::domain::{
+    PullRequestView, RepositoryKey, Reviewer, Timestamp, DEFAULT_REQUIRED_APPROVALS,
+};
 
 /// An open PR as the first pass reads it: what routing, the review rule and counting need.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -103,10 +105,18 @@ pub async fn load(
     repository: &RepositoryKey,
     number: i64,
 ) -> anyhow::Result<Option<PullRequestView>> {
-    let row: Option<(OpenPr, i64)> = sqlx::query_as::<_, (String, String, i64, String, i64, i64)>(
-        "SELECT p.repository_key, repo.full_name, p.number, p.title, p.approvals,
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        pr: OpenPr,
+        required_approvals: Option<i64>,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT p.repository_key, repo.full_name, p.number, p.title, p.draft, p.approvals,
+                p.changes_requested, false AS excluded, false AS asked,
                 coalesce(repo.required_approvals,
-                         (SELECT CAST(value AS INTEGER) FROM settings WHERE name = 'required_approvals'))
+                         (SELECT CAST(value AS INTEGER) FROM settings
+                           WHERE name = 'required_approvals')) AS required_approvals
            FROM pull_requests p
            JOIN repositories repo ON repo.repository_key = p.repository_key
           WHERE p.repository_key = ?1 AND p.number = ?2",
@@ -115,25 +125,18 @@ pub async fn load(
     .bind(number)
     .fetch_optional(&db.pool)
     .await
-    .context("reading the pull request to announce")?
-    .map(|(repository_key, full_name, number, title, approvals, required)| {
-        let pr = OpenPr {
-            repository_key,
-            full_name,
-            number,
-            title,
-            draft: false,
-            approvals,
-            changes_requested: 0,
-            excluded: false,
-            asked: false,
-        };
-        (pr, required)
-    });
-    let Some((pr, required)) = row else {
+    .context("reading the pull request to announce")?;
+    let Some(Row {
+        pr,
+        required_approvals,
+    }) = row
+    else {
         return Ok(None);
     };
-    let mut view = pr.into_view(u32::try_from(required).unwrap_or(2));
+    let required = required_approvals
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(DEFAULT_REQUIRED_APPROVALS);
+    let mut view = pr.into_view(required);
     fill_details(db, std::iter::once(&mut view)).await?;
     Ok(Some(view))
 }
