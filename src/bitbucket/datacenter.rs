@@ -128,12 +128,14 @@ struct WireProject {
     key: String,
 }
 
+/// Some servers write `"self": [null]` (jenkins-x/go-scm's `pr_approved.json`): entries may be
+/// null.
 #[derive(Deserialize)]
 struct WireLinks {
     #[serde(rename = "self", default)]
-    self_: Vec<WireHref>,
+    self_: Vec<Option<WireHref>>,
     #[serde(default)]
-    clone: Vec<WireHref>,
+    clone: Vec<Option<WireHref>>,
 }
 
 #[derive(Deserialize)]
@@ -179,7 +181,13 @@ impl WireLinks {
         self.self_
             .iter()
             .chain(&self.clone)
+            .flatten()
             .map(|h| h.href.as_str())
+    }
+
+    /// The first `self` link.
+    fn first_self(&self) -> Option<&str> {
+        self.self_.iter().flatten().next().map(|h| h.href.as_str())
     }
 }
 
@@ -234,8 +242,8 @@ impl Envelope {
             url: repo
                 .links
                 .as_ref()
-                .and_then(|l| l.self_.first())
-                .map(|h| h.href.trim_end_matches("/browse").to_owned()),
+                .and_then(WireLinks::first_self)
+                .map(|href| href.trim_end_matches("/browse").to_owned()),
             full_name,
             uuid: None,
         };
@@ -315,8 +323,8 @@ impl Envelope {
         let url = pr
             .links
             .as_ref()
-            .and_then(|l| l.self_.first())
-            .map(|h| h.href.clone());
+            .and_then(WireLinks::first_self)
+            .map(str::to_owned);
         Ok(PullRequest {
             repository,
             number: pr.id,

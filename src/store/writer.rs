@@ -34,6 +34,7 @@ use crate::domain::{
     StoredBuild, StoredPr, Submission, Timestamp, User,
 };
 
+/// How the writer task batches and whom it wakes; from `Settings` and the routes.
 #[derive(Clone)]
 pub struct WriterConfig {
     /// Most submissions folded into one transaction.
@@ -57,12 +58,18 @@ pub enum WriteOutcome {
     Duplicate,
 }
 
+/// Why a submission was not committed. Each makes the webhook answer 503 with `Retry-After: 1`,
+/// so Bitbucket delivers again later; nothing was stored.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// The queue is full (`queue` submissions already wait): back off and retry.
     #[error("the writer is overloaded")]
     Overloaded,
+    /// The writer task has ended (shutting down, or it died).
     #[error("the writer has stopped")]
     Stopped,
+    /// This submission could not be stored even on its own (a SQLite error, logged); the
+    /// others in its batch are unaffected.
     #[error("the change could not be stored")]
     Failed,
 }
@@ -578,8 +585,16 @@ async fn write(
             Origin::Reconciliation(_) => true,
         };
         if outcome {
-            if let Some(change) = submission.change() {
-                changes.push((change, submission.announce));
+            match submission.change() {
+                // A deleted PR (Data Center's `pr:deleted`) is final: nothing dated after it,
+                // from a node whose clock runs ahead say, brings it back.
+                Some(Change::PullRequest(pr))
+                    if before
+                        .prs
+                        .get(&(pr.repository.key.clone(), pr.number))
+                        .is_some_and(|stored| stored.state == PrState::Deleted) => {}
+                Some(change) => changes.push((change, submission.announce)),
+                None => {}
             }
             outcomes.push(WriteOutcome::Committed);
         } else {
