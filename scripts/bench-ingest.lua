@@ -3,8 +3,11 @@
 -- Configured through the environment, because wrk hands script arguments to the per-thread
 -- states only, while done() runs in the main state and needs the settings too:
 --   BENCH_MODE       "webhook" (POST signed deliveries) or "get" (plain GET of the URL's path)
---   BENCH_PAYLOADS   webhook mode: file of `event_key<TAB>sha256=<hex><TAB><body>` lines
---   BENCH_RUN_ID     webhook mode: prefix of every X-Request-UUID, unique per run, so that no
+--   BENCH_PAYLOADS   webhook mode: file of `event_key<TAB>sha256=<hex><TAB><body>` lines. Each
+--                    line is sent the way its Bitbucket sends it, told apart by the event key:
+--                    Data Center (`pr:*`, `diagnostics:*`) with X-Request-Id, Cloud (anything
+--                    else) with X-Request-UUID and X-Attempt-Number
+--   BENCH_RUN_ID     webhook mode: prefix of every request id, unique per run, so that no
 --                    request is ever a redelivery of an earlier one (those answer "duplicate")
 --   BENCH_ACKED_OUT  webhook mode: done() writes here the request id of every 2xx, one a line,
 --                    so the caller can check each acknowledged delivery against the database
@@ -38,7 +41,8 @@ function init(args)
    for line in io.lines(path) do
       local event, signature, body = line:match("^([^\t]+)\t([^\t]+)\t(.*)$")
       if event then
-         payloads[#payloads + 1] = { event = event, signature = signature, body = body }
+         local dc = event:sub(1, 3) == "pr:" or event:sub(1, 12) == "diagnostics:"
+         payloads[#payloads + 1] = { event = event, signature = signature, body = body, dc = dc }
       end
    end
    assert(#payloads > 0, "no payloads in " .. path)
@@ -46,17 +50,27 @@ function init(args)
    counter = ((tid - 1) * 1009) % #payloads
 end
 
--- Only the webhook needs a request built per call (its X-Request-UUID changes every time); without
+-- Only the webhook needs a request built per call (its request id changes every time); without
 -- request() wrk sends one pre-built GET, which keeps the client cheap for the HTTP ceiling run.
 if mode == "webhook" then
    function request()
       counter = counter + 1
       local p = payloads[(counter - 1) % #payloads + 1]
+      local id = string.format("%s-t%d-%d", run_id, tid, counter)
+      if p.dc then
+         return wrk.format("POST", nil, {
+            ["Content-Type"] = "application/json; charset=utf-8",
+            ["X-Event-Key"] = p.event,
+            ["X-Hub-Signature"] = p.signature,
+            ["X-Request-Id"] = id,
+            ["User-Agent"] = "Bitbucket Data Center (pr-reminder bench)",
+         }, p.body)
+      end
       return wrk.format("POST", nil, {
          ["Content-Type"] = "application/json",
          ["X-Event-Key"] = p.event,
          ["X-Hub-Signature"] = p.signature,
-         ["X-Request-UUID"] = string.format("%s-t%d-%d", run_id, tid, counter),
+         ["X-Request-UUID"] = id,
          ["X-Attempt-Number"] = "1",
          ["User-Agent"] = "Bitbucket-Webhooks/2.0 (pr-reminder bench)",
       }, p.body)

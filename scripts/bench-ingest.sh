@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Ingest benchmark: how many signed ~8 KB Bitbucket Cloud webhook deliveries per second the
-# release build commits to SQLite, at what latency, in how much memory, and whether every 2xx it
-# answered really is in the database.
+# Ingest benchmark: how many signed ~8 KB Bitbucket webhook deliveries per second the release
+# build commits to SQLite, at what latency, in how much memory, and whether every 2xx it answered
+# really is in the database. Bitbucket Cloud (`pullrequest:*`, X-Request-UUID) and Bitbucket Data
+# Center (`pr:*`, X-Request-Id) deliveries are measured in the same run, against the same server
+# and database, each in its own runs and its own rows of the results.
+#
+# Order: GET /healthz (the HTTP ceiling), then one Cloud webhook run per WEBHOOK_CONNECTIONS value,
+# then one Data Center run per value; then the server is SIGKILLed and every request id that got a
+# 2xx (both flavours) must be a processed delivery in the database it left. The summary goes to
+# bench-results/ingest-<UTC time>.txt as well as to the terminal.
 #
 #   scripts/bench-ingest.sh                      # ~1 minute after the build
 #   DURATION=30s scripts/bench-ingest.sh         # longer runs
@@ -13,7 +20,12 @@
 #   THREADS=2                 wrk threads
 #   HEALTH_CONNECTIONS=64     connections for GET /healthz
 #   WEBHOOK_CONNECTIONS="16 64"  one webhook run per value
-#   PAYLOAD_COUNT=2000 PAYLOAD_REPOS=200 BODY_BYTES=8192   generated deliveries
+#   PAYLOAD_COUNT=2000 PAYLOAD_REPOS=200 BODY_BYTES=8192   generated deliveries (per flavour)
+#   BENCH_TEMPLATE=<file>     captured Cloud pullrequest:* delivery to copy the shape of (default:
+#                             shared/fixtures/bitbucket/cloud/ble-testsuite/…webhook-site.json)
+#   BENCH_DC_TEMPLATE=<file>  captured Data Center pr:opened delivery (default: shared/fixtures/
+#                             bitbucket/server/go-playground-webhooks/pr-opened.json; its
+#                             pr-modified / pr-reviewer-* siblings are used when there)
 #   WRK_TIMEOUT=5s            a response slower than this counts as a socket error (timeout)
 #   BENCH_TMPDIR=<dir>        where the temporary database goes (default: mktemp -d; the
 #                             filesystem matters, fsync is the cost being measured)
@@ -126,11 +138,21 @@ PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 SECRET="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
 BASE="http://127.0.0.1:$PORT"
 
-say "generating $PAYLOAD_COUNT signed deliveries over $PAYLOAD_REPOS repositories"
-PAYLOAD_INFO="$(PR_REMINDER_WEBHOOK_SECRET="$SECRET" python3 "$SCRIPTS/gen_bench_payloads.py" \
-    --out "$TMP/payloads.tsv" --count "$PAYLOAD_COUNT" --repos "$PAYLOAD_REPOS" \
-    --target-bytes "$BODY_BYTES" ${BENCH_TEMPLATE:+--template "$BENCH_TEMPLATE"})"
-echo "$PAYLOAD_INFO" >&2
+# The two flavours; each name is a run-name prefix and a generator --flavour.
+FLAVOURS=(cloud datacenter)
+declare -A FLAVOUR_TEMPLATE=([cloud]="${BENCH_TEMPLATE:-}" [datacenter]="${BENCH_DC_TEMPLATE:-}")
+declare -A FLAVOUR_LABEL=([cloud]="POST webhook (cloud)" [datacenter]="POST webhook (datacenter)")
+declare -A PAYLOAD_INFO=()
+for flavour in "${FLAVOURS[@]}"; do
+    say "generating $PAYLOAD_COUNT signed $flavour deliveries over $PAYLOAD_REPOS repositories"
+    template="${FLAVOUR_TEMPLATE[$flavour]}"
+    PAYLOAD_INFO[$flavour]="$(PR_REMINDER_WEBHOOK_SECRET="$SECRET" \
+        python3 "$SCRIPTS/gen_bench_payloads.py" --flavour "$flavour" \
+        --out "$TMP/payloads-$flavour.tsv" --count "$PAYLOAD_COUNT" --repos "$PAYLOAD_REPOS" \
+        --target-bytes "$BODY_BYTES" ${template:+--template "$template"})" ||
+        die "could not generate the $flavour payloads"
+    echo "${PAYLOAD_INFO[$flavour]}" >&2
+done
 
 say "starting the server on 127.0.0.1:$PORT (database $DB, synchronous=$SYNCHRONOUS)"
 PR_REMINDER_DATABASE="$DB" \
@@ -149,13 +171,14 @@ for i in $(seq 300); do
 done
 
 # --- the runs ------------------------------------------------------------------------------
-# run_wrk NAME CONNECTIONS DURATION MODE URL: one bounded wrk run; results in $TMP/NAME.result.
+# run_wrk NAME CONNECTIONS DURATION MODE URL [PAYLOADS]: one bounded wrk run; results in
+# $TMP/NAME.result. NAME also prefixes every request id the run sends.
 run_wrk() {
-    local name=$1 connections=$2 duration=$3 mode=$4 url=$5
+    local name=$1 connections=$2 duration=$3 mode=$4 url=$5 payloads=${6:-}
     local bound=$(( $(seconds_of "$duration") + 30 ))
     say "$name: $connections connections, $THREADS threads, $duration"
     if ! BENCH_MODE="$mode" \
-         BENCH_PAYLOADS="$TMP/payloads.tsv" \
+         BENCH_PAYLOADS="$payloads" \
          BENCH_RUN_ID="$name-$$" \
          BENCH_ACKED_OUT="$TMP/$name.acked" \
          BENCH_RESULT_OUT="$TMP/$name.result" \
@@ -177,10 +200,15 @@ RUNS=()
 run_wrk "healthz-c$HEALTH_CONNECTIONS" "$HEALTH_CONNECTIONS" "$HEALTH_DURATION" get "$BASE/healthz"
 RUNS+=("healthz-c$HEALTH_CONNECTIONS")
 WEBHOOK_RUNS=()
-for c in $WEBHOOK_CONNECTIONS; do
-    run_wrk "webhook-c$c" "$c" "$DURATION" webhook "$BASE/webhooks/bitbucket"
-    RUNS+=("webhook-c$c")
-    WEBHOOK_RUNS+=("webhook-c$c")
+# Cloud first, as before Data Center was added, so its numbers stay comparable with earlier runs;
+# the Data Center runs then start on a database the Cloud runs have already grown.
+for flavour in "${FLAVOURS[@]}"; do
+    for c in $WEBHOOK_CONNECTIONS; do
+        run_wrk "$flavour-c$c" "$c" "$DURATION" webhook "$BASE/webhooks/bitbucket" \
+            "$TMP/payloads-$flavour.tsv"
+        RUNS+=("$flavour-c$c")
+        WEBHOOK_RUNS+=("$flavour-c$c")
+    done
 done
 
 # --- memory, then durability --------------------------------------------------------------
@@ -209,32 +237,47 @@ ACKED_FILES=()
 for run in "${WEBHOOK_RUNS[@]}"; do ACKED_FILES+=("$TMP/$run.acked"); done
 cat "${ACKED_FILES[@]}" >"$TMP/acked.txt"
 
-# One query over the database the killed server left: every acknowledged request id must be a
-# processed delivery; rows nobody saw a 2xx for can only be those wrk abandoned at the end of a run.
-read -r PROCESSED_ROWS OTHER_ROWS ACKED ACKED_DISTINCT MISSING UNACKED PR_ROWS REPO_ROWS < <(
-    sqlite3 -separator ' ' "$TMP/check.db" <<SQL
+# One query over the database the killed server left, one line per flavour: every acknowledged
+# request id must be a processed delivery of its flavour; rows nobody saw a 2xx for can only be
+# those wrk abandoned at the end of a run. A request id names its run (`cloud-c64-…`), a delivery's
+# event key its flavour (`pr:…` is Data Center), a repository key its flavour (`datacenter/…`).
+sqlite3 -separator ' ' "$TMP/check.db" >"$TMP/check.txt" <<SQL || die "could not query $DB" 1
 CREATE TABLE acked (id TEXT NOT NULL);
 .import "$TMP/acked.txt" acked
 ATTACH '$DB' AS bench;
-SELECT
-  (SELECT count(*) FROM bench.deliveries WHERE outcome = 'processed'),
-  (SELECT count(*) FROM bench.deliveries WHERE outcome <> 'processed'),
-  (SELECT count(*) FROM acked),
-  (SELECT count(DISTINCT id) FROM acked),
-  (SELECT count(*) FROM acked WHERE id NOT IN
-       (SELECT request_id FROM bench.deliveries WHERE outcome = 'processed')),
-  (SELECT count(*) FROM bench.deliveries WHERE outcome = 'processed'
-       AND request_id NOT IN (SELECT id FROM acked)),
-  (SELECT count(*) FROM bench.pull_requests),
-  (SELECT count(*) FROM bench.repositories);
+CREATE TEMP TABLE processed AS
+  SELECT request_id, (event_key LIKE 'pr:%' OR event_key LIKE 'diagnostics:%') AS dc
+  FROM bench.deliveries WHERE outcome = 'processed';
+CREATE INDEX temp.processed_id ON processed (request_id, dc);
+WITH flavours (flavour, dc) AS (VALUES ('cloud', 0), ('datacenter', 1))
+SELECT f.flavour,
+  (SELECT count(*) FROM processed p WHERE p.dc = f.dc),
+  (SELECT count(*) FROM bench.deliveries d WHERE d.outcome <> 'processed'
+       AND (d.event_key LIKE 'pr:%' OR d.event_key LIKE 'diagnostics:%') = f.dc),
+  (SELECT count(*) FROM acked WHERE substr(id, 1, length(f.flavour) + 2) = f.flavour || '-c'),
+  (SELECT count(DISTINCT id) FROM acked WHERE substr(id, 1, length(f.flavour) + 2) = f.flavour || '-c'),
+  (SELECT count(*) FROM acked a WHERE substr(a.id, 1, length(f.flavour) + 2) = f.flavour || '-c'
+       AND NOT EXISTS (SELECT 1 FROM processed p WHERE p.request_id = a.id AND p.dc = f.dc)),
+  (SELECT count(*) FROM processed p WHERE p.dc = f.dc
+       AND p.request_id NOT IN (SELECT id FROM acked)),
+  (SELECT count(*) FROM bench.pull_requests WHERE (repository_key LIKE 'datacenter/%') = f.dc),
+  (SELECT count(*) FROM bench.repositories WHERE (repository_key LIKE 'datacenter/%') = f.dc)
+FROM flavours f;
 SQL
-)
-[ -n "${REPO_ROWS:-}" ] || die "could not query $DB (see above)" 1
+declare -A PROCESSED OTHER ACKED ACKED_DISTINCT MISSING UNACKED PRS REPOS
+while read -r flavour processed other acked distinct missing unacked prs repos; do
+    PROCESSED[$flavour]=$processed OTHER[$flavour]=$other ACKED[$flavour]=$acked
+    ACKED_DISTINCT[$flavour]=$distinct MISSING[$flavour]=$missing UNACKED[$flavour]=$unacked
+    PRS[$flavour]=$prs REPOS[$flavour]=$repos
+done <"$TMP/check.txt"
+for flavour in "${FLAVOURS[@]}"; do
+    [ -n "${REPOS[$flavour]:-}" ] || die "could not query $DB (see above)" 1
+done
 
 # --- verdict and summary ----------------------------------------------------------------------
 FAILURES=()
-TOTAL_OK=0
-MAX_IN_FLIGHT=0
+declare -A OK MAX_IN_FLIGHT
+for flavour in "${FLAVOURS[@]}"; do OK[$flavour]=0; MAX_IN_FLIGHT[$flavour]=0; done
 for run in "${RUNS[@]}"; do
     non2xx="$(result "$run" non_2xx)"
     sockerr="$(result "$run" socket_errors)"
@@ -242,19 +285,33 @@ for run in "${RUNS[@]}"; do
     [ "$sockerr" -eq 0 ] || FAILURES+=("$run: $sockerr socket errors ($(result "$run" errors_detail))")
 done
 for run in "${WEBHOOK_RUNS[@]}"; do
-    TOTAL_OK=$(( TOTAL_OK + $(result "$run" ok_2xx) ))
-    MAX_IN_FLIGHT=$(( MAX_IN_FLIGHT + ${run#webhook-c} ))
+    flavour=${run%-c*}
+    OK[$flavour]=$(( OK[$flavour] + $(result "$run" ok_2xx) ))
+    MAX_IN_FLIGHT[$flavour]=$(( MAX_IN_FLIGHT[$flavour] + ${run##*-c} ))
     answers="$(result "$run" answers)"
     [[ -z "$answers" || "$answers" =~ ^processed:[0-9]+$ ]] ||
         FAILURES+=("$run: answers other than \"processed\": $answers")
 done
-[ "$ACKED" -eq "$TOTAL_OK" ] || FAILURES+=("wrk counted $TOTAL_OK 2xx but recorded $ACKED request ids")
-[ "$ACKED_DISTINCT" -eq "$ACKED" ] || FAILURES+=("$(( ACKED - ACKED_DISTINCT )) request ids acknowledged twice")
-[ $(( PROCESSED_ROWS - UNACKED )) -eq "$TOTAL_OK" ] ||
-    FAILURES+=("2xx answered ($TOTAL_OK) != acknowledged processed rows ($(( PROCESSED_ROWS - UNACKED )))")
-[ "$MISSING" -eq 0 ] || FAILURES+=("$MISSING acknowledged deliveries are NOT in the database")
-[ "$OTHER_ROWS" -eq 0 ] || FAILURES+=("$OTHER_ROWS deliveries stored as ignored/rejected")
-[ "$UNACKED" -le "$MAX_IN_FLIGHT" ] || FAILURES+=("$UNACKED processed rows without a 2xx: more than the $MAX_IN_FLIGHT requests that can be in flight")
+TOTAL_OK=0 TOTAL_PROCESSED=0 TOTAL_UNACKED=0 TOTAL_MISSING=0 TOTAL_PRS=0 TOTAL_REPOS=0
+for f in "${FLAVOURS[@]}"; do
+    [ "${ACKED[$f]}" -eq "${OK[$f]}" ] ||
+        FAILURES+=("$f: wrk counted ${OK[$f]} 2xx but recorded ${ACKED[$f]} request ids")
+    [ "${ACKED_DISTINCT[$f]}" -eq "${ACKED[$f]}" ] ||
+        FAILURES+=("$f: $(( ACKED[$f] - ACKED_DISTINCT[$f] )) request ids acknowledged twice")
+    [ $(( PROCESSED[$f] - UNACKED[$f] )) -eq "${OK[$f]}" ] ||
+        FAILURES+=("$f: 2xx answered (${OK[$f]}) != acknowledged processed rows ($(( PROCESSED[$f] - UNACKED[$f] )))")
+    [ "${MISSING[$f]}" -eq 0 ] ||
+        FAILURES+=("$f: ${MISSING[$f]} acknowledged deliveries are NOT in the database")
+    [ "${OTHER[$f]}" -eq 0 ] || FAILURES+=("$f: ${OTHER[$f]} deliveries stored as ignored/rejected")
+    [ "${UNACKED[$f]}" -le "${MAX_IN_FLIGHT[$f]}" ] ||
+        FAILURES+=("$f: ${UNACKED[$f]} processed rows without a 2xx: more than the ${MAX_IN_FLIGHT[$f]} requests that can be in flight")
+    TOTAL_OK=$(( TOTAL_OK + OK[$f] ))
+    TOTAL_PROCESSED=$(( TOTAL_PROCESSED + PROCESSED[$f] ))
+    TOTAL_UNACKED=$(( TOTAL_UNACKED + UNACKED[$f] ))
+    TOTAL_MISSING=$(( TOTAL_MISSING + MISSING[$f] ))
+    TOTAL_PRS=$(( TOTAL_PRS + PRS[$f] ))
+    TOTAL_REPOS=$(( TOTAL_REPOS + REPOS[$f] ))
+done
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$REPO_ROOT/bench-results"
@@ -269,31 +326,44 @@ FS="$(df -PT "$TMP" | awk 'NR == 2 {print $2}')"
 {
     echo "pr-reminder ingest benchmark, $STAMP (commit $COMMIT)"
     echo
-    printf '%-16s %5s %14s %9s %9s %9s %8s %8s\n' \
+    printf '%-25s %5s %14s %9s %9s %9s %8s %8s\n' \
         scenario conc "req/s" "p50 ms" "p90 ms" "p99 ms" "non-2xx" "sock-err"
     for run in "${RUNS[@]}"; do
         case "$run" in
             healthz-*) scenario="GET /healthz"; rate="$(result "$run" rps)" ;;
-            webhook-*) scenario="POST webhook"; rate="$(result "$run" ok_rps)" ;;
+            *) scenario="${FLAVOUR_LABEL[${run%-c*}]}"; rate="$(result "$run" ok_rps)" ;;
         esac
-        printf '%-16s %5s %14s %9s %9s %9s %8s %8s\n' "$scenario" "${run##*-c}" "$rate" \
+        printf '%-25s %5s %14s %9s %9s %9s %8s %8s\n' "$scenario" "${run##*-c}" "$rate" \
             "$(result "$run" p50_ms)" "$(result "$run" p90_ms)" "$(result "$run" p99_ms)" \
             "$(result "$run" non_2xx)" "$(result "$run" socket_errors)"
     done
     echo "(webhook req/s counts 2xx deliveries only, each committed before its answer)"
+    side_by_side=""
+    for c in $WEBHOOK_CONNECTIONS; do
+        side_by_side+="${side_by_side:+; }$c conns $(result "cloud-c$c" ok_rps) / $(result "datacenter-c$c" ok_rps)"
+    done
+    echo "deliveries/s, cloud / datacenter: $side_by_side"
     echo
     echo "peak RSS (VmHWM): $(( PEAK_RSS_KB / 1024 )) MiB ($PEAK_RSS_KB kB); RSS after the runs: $(( RSS_KB / 1024 )) MiB"
     echo "durability (database read after SIGKILL of the server):"
-    echo "  2xx answered by the webhook runs   $TOTAL_OK"
-    echo "  processed deliveries in the table  $PROCESSED_ROWS"
-    echo "  of which acknowledged with a 2xx   $(( PROCESSED_ROWS - UNACKED ))  (must equal the 2xx count)"
-    echo "  of which never acknowledged        $UNACKED  (in flight when wrk stopped; at most $MAX_IN_FLIGHT)"
-    echo "  2xx whose delivery is missing      $MISSING  (must be 0)"
-    echo "state: $PR_ROWS pull requests in $REPO_ROWS repositories"
-    echo "payloads: ${PAYLOAD_INFO#payloads: }"
+    row() { printf '  %-34s %10s %10s %10s%s\n' "$1" "$2" "$3" "$4" "${5:+  $5}"; }
+    row "" cloud datacenter total ""
+    row "2xx answered by the webhook runs" "${OK[cloud]}" "${OK[datacenter]}" "$TOTAL_OK" ""
+    row "processed deliveries in the table" "${PROCESSED[cloud]}" "${PROCESSED[datacenter]}" \
+        "$TOTAL_PROCESSED" ""
+    row "of which acknowledged with a 2xx" "$(( PROCESSED[cloud] - UNACKED[cloud] ))" \
+        "$(( PROCESSED[datacenter] - UNACKED[datacenter] ))" "$(( TOTAL_PROCESSED - TOTAL_UNACKED ))" \
+        "(must equal the 2xx count)"
+    row "of which never acknowledged" "${UNACKED[cloud]}" "${UNACKED[datacenter]}" \
+        "$TOTAL_UNACKED" "(in flight when wrk stopped; at most ${MAX_IN_FLIGHT[cloud]} / ${MAX_IN_FLIGHT[datacenter]})"
+    row "2xx whose delivery is missing" "${MISSING[cloud]}" "${MISSING[datacenter]}" \
+        "$TOTAL_MISSING" "(must be 0)"
+    echo "state: $TOTAL_PRS pull requests in $TOTAL_REPOS repositories" \
+         "(cloud ${PRS[cloud]} in ${REPOS[cloud]}, datacenter ${PRS[datacenter]} in ${REPOS[datacenter]})"
+    for flavour in "${FLAVOURS[@]}"; do echo "${PAYLOAD_INFO[$flavour]}"; done
     echo "machine: nproc $(nproc); ${CPU:-unknown cpu}; $(uname -sr); database on $FS;" \
          "SQLite synchronous=$SYNCHRONOUS; wrk $THREADS threads on the same machine"
-    echo "runs: healthz $HEALTH_DURATION, webhook $DURATION each"
+    echo "runs: healthz $HEALTH_DURATION, webhook $DURATION each (cloud runs first, then datacenter)"
     echo
     if [ "${#FAILURES[@]}" -eq 0 ]; then
         echo "RESULT: OK"

@@ -1,20 +1,30 @@
 #!/usr/bin/env python3
-"""Generates signed Bitbucket Cloud `pullrequest:*` deliveries for scripts/bench-ingest.sh.
+"""Generates signed Bitbucket webhook deliveries for scripts/bench-ingest.sh: Cloud
+`pullrequest:*` ones (`--flavour cloud`, the default) or Data Center `pr:*` ones
+(`--flavour datacenter`).
 
 Output: one line per request, `event_key<TAB>sha256=<hex><TAB><body>`. The body is compact JSON
 (JSON escapes every tab and newline inside strings, so a line never splits) and the signature is
-HMAC-SHA256 over exactly those UTF-8 bytes, as Bitbucket computes `X-Hub-Signature`.
+HMAC-SHA256 over exactly those UTF-8 bytes, as Bitbucket computes `X-Hub-Signature` (Cloud and
+Data Center alike). The event key tells the flavour apart (`pr:` is Data Center), which is how
+bench-ingest.lua picks the request-id header (`X-Request-UUID` or `X-Request-Id`).
 
-The shape is copied from a real delivery captured from Bitbucket Cloud (the ble-testsuite
-fixture) rather than from Atlassian's documentation templates, because the real payloads are the
-ones whose size and nesting the server has to parse: avatars, rendered HTML, a dozen links per
-pull request. When the fixture is not there (a checkout without shared/), an embedded template with
-the same fields is used instead.
+The shape is copied from real captured deliveries rather than from Atlassian's documentation
+templates, because the real payloads are the ones whose size and nesting the server has to parse:
+for Cloud the ble-testsuite capture (avatars, rendered HTML, a dozen links per pull request), for
+Data Center the go-playground-webhooks ones (`pr-opened.json`, with `pr-modified.json`,
+`pr-reviewer-approved.json` and `pr-reviewer-needs-work.json` beside it for the event-specific
+fields). Ids, names, repositories, reviewers and times are varied; the description is filled
+until a body reaches --target-bytes. When a fixture is not there (a checkout without shared/), an
+embedded template with the same fields is used instead.
 
-Each pull request goes through created -> updated -> approved, and `updated_on` only grows from
-one line to the next, so a single pass over the file is a plausible history. wrk cycles over the
-file many times; later passes replay older snapshots, which the server must (and does) refuse to
-let overwrite newer state, so they exercise that path too.
+Each Cloud pull request goes through created -> updated -> approved, each Data Center one through
+opened -> modified -> reviewer approved or needs work, and the time of each delivery (Cloud's
+`updated_on`, Data Center's `date`, and `updatedDate` except for a verdict, which does not move
+it on a real server) only grows from one line to the next, so a single pass over the file is a
+plausible history. wrk cycles over the file many times; later passes replay older snapshots,
+which the server must (and does) refuse to let overwrite newer state, so they exercise that path
+too.
 
 Standard library only, deterministic for a given --seed.
 """
@@ -29,6 +39,7 @@ import hmac
 import json
 import os
 import random
+import re
 import sys
 import uuid
 
@@ -292,14 +303,274 @@ class Generator:
             yield self.body(tuple(prs[i]), stage, updated)
 
 
+# --- Bitbucket Data Center ----------------------------------------------------------------------
+
+DC_FIXTURE_DIR = os.path.normpath(os.path.join(
+    os.path.dirname(os.path.abspath(__file__)),
+    "..", "..", "shared", "fixtures", "bitbucket", "server", "go-playground-webhooks",
+))
+DC_DEFAULT_FIXTURE = os.path.join(DC_FIXTURE_DIR, "pr-opened.json")
+# Looked up beside the opened template for the fields only those events carry.
+DC_SIBLINGS = {"modified": "pr-modified.json", "approved": "pr-reviewer-approved.json",
+               "needs_work": "pr-reviewer-needs-work.json"}
+
+# The real pr:opened delivery reduced to one of each kind of thing; used only when the fixture is
+# missing. Field names and nesting follow Bitbucket Data Center's wire format.
+_DC_SERVER = "https://server.bitbucket.local"
+_DC_USER = {
+    "name": "tauthor", "emailAddress": "tauthor@example.invalid", "id": 1,
+    "displayName": "Template Author", "active": True, "slug": "tauthor", "type": "NORMAL",
+    "links": {"self": [{"href": f"{_DC_SERVER}/users/tauthor"}]},
+}
+_DC_REPO = {
+    "slug": "tmplrepo", "id": 1, "name": "tmplrepo", "scmId": "git", "state": "AVAILABLE",
+    "statusMessage": "Available", "forkable": True,
+    "project": {"key": "TMPL", "id": 1, "name": "Template", "public": False, "type": "NORMAL",
+                "links": {"self": [{"href": f"{_DC_SERVER}/projects/TMPL"}]}},
+    "public": False,
+    "links": {
+        "clone": [{"href": "ssh://git@server.bitbucket.local:7999/tmpl/tmplrepo.git", "name": "ssh"},
+                  {"href": f"{_DC_SERVER}/scm/tmpl/tmplrepo.git", "name": "http"}],
+        "self": [{"href": f"{_DC_SERVER}/projects/TMPL/repos/tmplrepo/browse"}],
+    },
+}
+DC_EMBEDDED_TEMPLATE = {
+    "eventKey": "pr:opened", "date": "2019-03-01T10:31:15+0100", "actor": _DC_USER,
+    "pullRequest": {
+        "id": 1, "version": 0, "title": "t", "description": "", "state": "OPEN", "open": True,
+        "closed": False, "createdDate": 1551432675860, "updatedDate": 1551432675860,
+        "fromRef": {"id": "refs/heads/feature", "displayId": "feature",
+                    "latestCommit": "0" * 40, "repository": _DC_REPO},
+        "toRef": {"id": "refs/heads/master", "displayId": "master",
+                  "latestCommit": "0" * 40, "repository": _DC_REPO},
+        "locked": False,
+        "author": {"user": _DC_USER, "role": "AUTHOR", "approved": False, "status": "UNAPPROVED"},
+        "reviewers": [],
+        "participants": [],
+        "links": {"self": [{"href": f"{_DC_SERVER}/projects/TMPL/repos/tmplrepo/pull-requests/1"}]},
+    },
+}
+
+PROJECTS = ["ACME", "PLAT", "MOB", "DATA", "LABS"]
+# A Data Center server's clock as its events show it: an offset without a colon.
+DC_ZONE = dt.timezone(dt.timedelta(hours=1))
+
+
+def dc_date(instant: dt.datetime) -> str:
+    return instant.astimezone(DC_ZONE).strftime("%Y-%m-%dT%H:%M:%S%z")  # 2019-03-01T10:34:53+0100
+
+
+def millis(instant: dt.datetime) -> int:
+    return int(instant.timestamp() * 1000)
+
+
+def json_len(value) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+class DataCenterGenerator:
+    """Data Center `pr:*` deliveries modelled on a captured pr:opened (and its siblings)."""
+
+    def __init__(self, template: dict, siblings: dict, secret: bytes, seed: int, repos: int,
+                 target: int):
+        self.t = template
+        self.secret = secret
+        self.rng = random.Random(seed)
+        self.target = target
+        pr = template["pullRequest"]
+        self.t_user = pr["author"]["user"]
+        self.t_author = pr["author"]
+        self.t_reviewer = (pr.get("reviewers") or [{
+            "user": self.t_user, "role": "REVIEWER", "approved": False, "status": "UNAPPROVED"}])[0]
+        self.t_repo = pr["toRef"]["repository"]
+        self.t_pr_self = pr["links"]["self"][0]["href"]
+        # https://host[:port] of the server the template came from; every link keeps it.
+        self.origin = re.match(r"^(https?://[^/]+)", self.t_pr_self).group(1)
+        modified, approved, needs_work = (siblings.get(k) or {} for k in
+                                          ("modified", "approved", "needs_work"))
+        self.t_prev_target = modified.get("previousTarget") or {
+            "id": pr["toRef"]["id"], "displayId": pr["toRef"]["displayId"], "type": "BRANCH",
+            "latestCommit": pr["toRef"]["latestCommit"],
+            "latestChangeset": pr["toRef"]["latestCommit"]}
+        self.t_verdict = {
+            "approved": approved.get("participant")
+            or dict(self.t_reviewer, approved=True, status="APPROVED"),
+            "needs_work": needs_work.get("participant")
+            or dict(self.t_reviewer, approved=False, status="NEEDS_WORK"),
+        }
+
+        self.users = []
+        for i in range(60):
+            first, last = FIRST[i % len(FIRST)], LAST[(i * 7) % len(LAST)]
+            slug = f"{first.lower()}.{last.lower()}{i}"
+            self.users.append({
+                "id": 1001 + i * 7 + self.rng.randrange(7),
+                "name": slug, "slug": slug, "displayName": f"{first} {last}",
+                "emailAddress": f"{first.lower()}.{last.lower()}@acme.example",
+            })
+        self.repos = []
+        for i in range(repos):
+            key = PROJECTS[i % len(PROJECTS)]
+            slug = f"{NOUNS[i % len(NOUNS)]}-{SUFFIX[(i // len(NOUNS)) % len(SUFFIX)]}-{i:03d}"
+            repo = {"id": 101 + 3 * i + self.rng.randrange(3), "slug": slug, "key": key,
+                    "project_id": 11 + PROJECTS.index(key)}
+            repo["obj"] = self.repo_obj(repo)
+            self.repos.append(repo)
+
+    def user_obj(self, u):
+        user = copy.deepcopy(self.t_user)
+        user.update({"name": u["name"], "emailAddress": u["emailAddress"], "id": u["id"],
+                     "displayName": u["displayName"], "slug": u["slug"]})
+        user["links"] = {"self": [{"href": f"{self.origin}/users/{u['slug']}"}]}
+        return user
+
+    def member(self, template, u, **fields):
+        m = copy.deepcopy(template)
+        m.update(fields, user=self.user_obj(u))
+        return m
+
+    def repo_path(self, repo) -> str:
+        return f"{self.origin}/projects/{repo['key']}/repos/{repo['slug']}"
+
+    def repo_obj(self, repo):
+        # Repositories in ordinary projects (the template's is a personal one: `~user` key).
+        obj = copy.deepcopy(self.t_repo)
+        t_key, t_slug = self.t_repo["project"]["key"], self.t_repo["slug"]
+        obj.update({"slug": repo["slug"], "id": repo["id"], "name": repo["slug"]})
+        project = {"key": repo["key"], "id": repo["project_id"], "name": repo["key"].title(),
+                   "public": False, "type": "NORMAL",
+                   "links": {"self": [{"href": f"{self.origin}/projects/{repo['key']}"}]}}
+        obj["project"] = project
+        clone = []
+        for link in (self.t_repo.get("links") or {}).get("clone", []):
+            href = link["href"].replace(f"/{t_key.lower()}/{t_slug}.git",
+                                        f"/{repo['key'].lower()}/{repo['slug']}.git")
+            clone.append(dict(link, href=href))
+        obj["links"] = {"clone": clone, "self": [{"href": self.repo_path(repo) + "/browse"}]}
+        return obj
+
+    HEADING = "Changes in this pull request:\n\n"
+
+    def bullets(self, pr_rng: random.Random):
+        while True:
+            yield f"* {pr_rng.choice(VERBS)} {pr_rng.choice(THINGS)}\n"
+
+    def body(self, pr_meta, stage, when: dt.datetime):
+        (repo, number, author, reviewers, created, modified_at, title, branch, hashes,
+         verdict) = pr_meta
+        event = ["pr:opened", "pr:modified", f"pr:reviewer:{verdict}"][stage]
+        doc = {k: copy.deepcopy(v) for k, v in self.t.items() if k != "pullRequest"}
+        pr = copy.deepcopy(self.t["pullRequest"])
+        # A verdict does not move updatedDate (real servers): it stays the modification's.
+        updated = when if stage < 2 else modified_at
+        shown_title = f"WIP: {title}" if stage == 0 else title
+        approver = reviewers[0]
+        doc.update({"eventKey": event, "date": dc_date(when),
+                    "actor": self.user_obj(author if stage < 2 else approver)})
+        pr.update({
+            "id": number, "version": min(stage, 1), "title": shown_title, "state": "OPEN",
+            "open": True, "closed": False,
+            "createdDate": millis(created), "updatedDate": millis(updated),
+            "author": self.member(self.t_author, author),
+            "reviewers": [self.member(self.t_reviewer, u, role="REVIEWER", approved=False,
+                                      status="UNAPPROVED") for u in reviewers],
+            "participants": [],
+            "links": {"self": [{"href": f"{self.repo_path(repo)}/pull-requests/{number}"}]},
+        })
+        pr["fromRef"].update({"id": f"refs/heads/{branch}", "displayId": branch,
+                              "latestCommit": hashes[0], "repository": repo["obj"]})
+        pr["toRef"].update({"latestCommit": hashes[1], "repository": repo["obj"]})
+        for key in ("previousTitle", "previousDescription", "previousTarget", "participant",
+                    "previousStatus", "lastReviewedCommit"):
+            doc.pop(key, None)
+        if stage == 1:
+            doc["previousTitle"] = f"WIP: {title}"
+            doc["previousDescription"] = ""
+            doc["previousTarget"] = dict(copy.deepcopy(self.t_prev_target),
+                                         latestCommit=hashes[1], latestChangeset=hashes[1])
+        elif stage == 2:
+            status = "APPROVED" if verdict == "approved" else "NEEDS_WORK"
+            acting = self.member(self.t_verdict[verdict], approver, role="REVIEWER",
+                                 approved=verdict == "approved", status=status)
+            if "lastReviewedCommit" in acting:
+                acting["lastReviewedCommit"] = hashes[0]
+            doc["participant"] = acting
+            doc["previousStatus"] = "UNAPPROVED"
+            pr["reviewers"][0].update(approved=acting["approved"], status=status)
+        doc["pullRequest"] = pr
+
+        # Fill the description until the body reaches the target size. The description is in
+        # the body once (twice for pr:modified, as previousDescription: the text before the
+        # edit, three bullets shorter); the size is counted from the encoded length of each
+        # added bullet rather than by serialising the whole body again for every one.
+        pr["description"] = ""
+        if stage == 1:
+            doc["previousDescription"] = ""
+        heading = json_len(self.HEADING) - 2  # without the quotes the empty text had already
+        size = json_len(doc) + heading * (2 if stage == 1 else 1)
+        bullets = self.bullets(random.Random(f"{repo['key']}/{repo['slug']}#{number}"))
+        chosen = []
+        while len(chosen) < 10_000:
+            bullet = next(bullets)
+            cost = json_len(bullet) - 2
+            if stage == 1 and len(chosen) >= 3:
+                cost += json_len(chosen[-3]) - 2  # the edit added 3 bullets: this one joins before
+            if chosen and size + cost > self.target:
+                break  # keep the body at or under the target
+            chosen.append(bullet)
+            size += cost
+        pr["description"] = self.HEADING + "".join(chosen)
+        if stage == 1:
+            doc["previousDescription"] = self.HEADING + "".join(chosen[:max(0, len(chosen) - 3)])
+        encoded = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+        signature = "sha256=" + hmac.new(self.secret, encoded, hashlib.sha256).hexdigest()
+        return event, signature, encoded
+
+    def generate(self, count: int):
+        n_prs = (count + 2) // 3
+        start = dt.datetime(2024, 3, 4, 8, 0, 0, tzinfo=dt.timezone.utc)
+        prs = []
+        for i in range(n_prs):
+            repo = self.repos[i % len(self.repos)]
+            number = 1 + i // len(self.repos) + (i * 13) % 40  # distinct per repo, not 1..n
+            author, *reviewers = self.rng.sample(self.users, 1 + self.rng.choice([1, 1, 2]))
+            title = f"{self.rng.choice(VERBS)} {self.rng.choice(THINGS)}"
+            branch = f"feature/{repo['slug'].split('-')[0]}-{number}-{self.rng.getrandbits(16):04x}"
+            hashes = (hexhash(self.rng, 40), hexhash(self.rng, 40))
+            verdict = "approved" if self.rng.random() < 0.6 else "needs_work"
+            prs.append([repo, number, author, reviewers, None, None, title, branch, hashes,
+                        verdict])
+        # PR after PR, then stage after stage: neighbouring requests touch different rows.
+        for k in range(count):
+            stage, i = divmod(k, n_prs)
+            # Whole milliseconds: what createdDate/updatedDate carry.
+            when = start + dt.timedelta(seconds=17 * k, milliseconds=(k * 7919) % 1000)
+            if stage == 0:
+                prs[i][4] = when
+            if stage <= 1:
+                prs[i][5] = when
+            yield self.body(tuple(prs[i]), stage, when)
+
+
+def load_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="file to write (event<TAB>signature<TAB>body)")
+    ap.add_argument("--flavour", choices=["cloud", "datacenter"], default="cloud",
+                    help="Bitbucket Cloud (pullrequest:*) or Data Center (pr:*) deliveries")
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--repos", type=int, default=200)
     ap.add_argument("--target-bytes", type=int, default=8192)
-    ap.add_argument("--template", default=DEFAULT_FIXTURE,
-                    help="a captured pullrequest:* delivery to copy the shape of")
+    ap.add_argument("--template", default=None,
+                    help="a captured delivery to copy the shape of: Cloud pullrequest:* (default "
+                         "the ble-testsuite capture) or Data Center pr:opened (default "
+                         "go-playground-webhooks/pr-opened.json; pr-modified.json, "
+                         "pr-reviewer-approved.json and pr-reviewer-needs-work.json are read "
+                         "from the same folder when there)")
     ap.add_argument("--seed", type=int, default=20240304)
     ap.add_argument("--secret-env", default="PR_REMINDER_WEBHOOK_SECRET",
                     help="environment variable holding the webhook secret (kept off the command line)")
@@ -309,12 +580,29 @@ def main() -> int:
     if not secret:
         print(f"gen_bench_payloads: ${args.secret_env} is empty", file=sys.stderr)
         return 2
-    if os.path.exists(args.template):
-        with open(args.template, encoding="utf-8") as f:
-            template, source = json.load(f), args.template
+    if args.flavour == "cloud":
+        path = args.template or DEFAULT_FIXTURE
+        if os.path.exists(path):
+            template, source = load_json(path), path
+        else:
+            template, source = EMBEDDED_TEMPLATE, "embedded template"
+        gen = Generator(template, secret.encode(), args.seed, args.repos, args.target_bytes)
     else:
-        template, source = EMBEDDED_TEMPLATE, "embedded template"
-    gen = Generator(template, secret.encode(), args.seed, args.repos, args.target_bytes)
+        path = args.template or DC_DEFAULT_FIXTURE
+        siblings = {}
+        if os.path.exists(path):
+            template, source = load_json(path), path
+            folder = os.path.dirname(path)
+            for kind, name in DC_SIBLINGS.items():
+                sibling = os.path.join(folder, name)
+                if os.path.exists(sibling):
+                    siblings[kind] = load_json(sibling)
+            if siblings:
+                source += " (+ " + ", ".join(DC_SIBLINGS[k] for k in siblings) + ")"
+        else:
+            template, source = DC_EMBEDDED_TEMPLATE, "embedded Data Center template"
+        gen = DataCenterGenerator(template, siblings, secret.encode(), args.seed, args.repos,
+                                  args.target_bytes)
 
     sizes, events = [], {}
     with open(args.out, "wb") as out:
@@ -324,9 +612,10 @@ def main() -> int:
             sizes.append(len(body))
             events[event] = events.get(event, 0) + 1
     sizes.sort()
-    print(f"payloads: {len(sizes)} bodies from {source}; {len(gen.repos)} repositories; "
+    print(f"payloads ({args.flavour}): {len(sizes)} bodies from {source}; "
+          f"{len(gen.repos)} repositories; "
           f"body bytes min/median/max {sizes[0]}/{sizes[len(sizes) // 2]}/{sizes[-1]}; "
-          + ", ".join(f"{k.split(':')[1]}={v}" for k, v in sorted(events.items())))
+          + ", ".join(f"{k.split(':', 1)[1]}={v}" for k, v in sorted(events.items())))
     return 0
 
 
