@@ -23,8 +23,12 @@ use crate::domain::calendar::{parse_hours, parse_working_days, Calendar};
 pub use crate::domain::routing::{Announce, Route, DEFAULT_IGNORE_TITLE_PATTERNS};
 use crate::domain::DEFAULT_REQUIRED_APPROVALS;
 
+/// The address served when `listen` (`PR_REMINDER_LISTEN`) is unset: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The SQLite file used when `database` (`PR_REMINDER_DATABASE`) is unset, relative to the
+/// working directory.
 pub const DEFAULT_DATABASE: &str = "./pr-reminder.db";
+/// The largest webhook body accepted when `max_body_bytes` is unset (1 MiB); larger ones get 413.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 const ENV_PREFIX: &str = "PR_REMINDER_";
 
@@ -51,27 +55,42 @@ impl fmt::Debug for SignaturePolicy {
     }
 }
 
+/// How logs are written to stderr (`log_format`, `PR_REMINDER_LOG_FORMAT`: `text` or `json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// Human-readable lines (the default).
     Text,
+    /// One JSON object per line, for log collectors.
     Json,
 }
 
 /// The effective settings. `Debug` never shows a secret.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The HTTP server's address (`listen`, default `127.0.0.1:8080`).
     pub listen: SocketAddr,
+    /// The SQLite database file, created if missing (`database`).
     pub database: PathBuf,
+    /// Whether and how webhook signatures are checked (`webhook_secret`,
+    /// `insecure_skip_signature`).
     pub signature: SignaturePolicy,
+    /// Approvals a PR needs before it stops needing review, unless its route says otherwise
+    /// (1 to 100).
     pub required_approvals: u32,
+    /// The largest webhook body accepted, in bytes (1 KiB to 64 MiB); larger ones get 413.
     pub max_body_bytes: usize,
     /// SQLite `synchronous`: `full` (default: a 2xx survives power loss) or `normal`.
     pub synchronous: String,
+    /// Most submissions the writer folds into one transaction (1 to 10,000, default 512).
     pub max_batch: usize,
+    /// Text or JSON logs.
     pub log_format: LogFormat,
+    /// Rooms, routes and delivery of chat messages (`[notify]`, `[[rooms]]`, `[[routes]]`).
     pub notify: NotifySettings,
+    /// The periodic digest (`[sweep]`).
     pub sweep: SweepSettings,
+    /// The `/reviews` chat command (`[commands]`, `[[users]]`).
     pub commands: CommandSettings,
 }
 
@@ -104,8 +123,12 @@ impl Default for CommandSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserMapping {
+    /// The Bitbucket account: `account_id`, `uuid`, nickname or username (on Data Center, also
+    /// the e-mail address).
     pub bitbucket: String,
+    /// The HipChat mention name (without `@`).
     pub hipchat: Option<String>,
+    /// The Slack or Mattermost user id or name.
     pub slack: Option<String>,
 }
 
@@ -120,6 +143,7 @@ pub struct SweepSettings {
     pub escalate_after: std::time::Duration,
     /// Count only time on working days towards `escalate_after`.
     pub escalate_working_days_only: bool,
+    /// Time zone, working days and quiet hours (`timezone`, `working_days`, `quiet_hours`).
     pub calendar: crate::domain::calendar::Calendar,
     /// Post "all clear" when nothing is pending (off: say nothing).
     pub all_clear: bool,
@@ -191,15 +215,23 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A named chat room (`[[rooms]]`) that routes send to.
 #[derive(Debug, Clone)]
 pub struct Room {
+    /// The name routes refer to (`room = "..."`).
     pub name: String,
+    /// Where its messages go.
     pub sink: Sink,
 }
 
+/// Chat notifications: where they go and how they are delivered (`[notify]`, `[[rooms]]`,
+/// `[[routes]]`).
 #[derive(Debug, Clone)]
 pub struct NotifySettings {
+    /// Every configured room; with none, one from `PR_REMINDER_HIPCHAT_URL` or
+    /// `PR_REMINDER_SLACK_WEBHOOK_URL`, else the console.
     pub rooms: Vec<Room>,
+    /// Which repositories are announced in which room; first match wins.
     pub routes: Vec<Route>,
     /// Events for one PR within this window become one message showing the latest state.
     pub coalesce: std::time::Duration,
@@ -209,6 +241,7 @@ pub struct NotifySettings {
     pub timeout: std::time::Duration,
     /// First retry delay; doubles (with jitter) up to `retry_max`.
     pub retry_min: std::time::Duration,
+    /// The longest delay between retries.
     pub retry_max: std::time::Duration,
     /// Most messages per minute to one room (HipChat's flood limit is 30).
     pub room_rate_per_minute: u32,
@@ -415,7 +448,9 @@ fn describe_span(text: &str, span: Option<std::ops::Range<usize>>) -> String {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {key}: {message}")]
 pub struct ConfigError {
+    /// The file key (`notify.max_attempts`), with the environment variable when it came from one.
     pub key: String,
+    /// What is wrong with the value.
     pub message: String,
 }
 

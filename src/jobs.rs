@@ -49,6 +49,8 @@ pub struct Jobs {
 }
 
 impl Jobs {
+    /// Jobs over `db` with these routes and settings; `wake` is the dispatcher's, `clock` says
+    /// what `now` is.
     pub fn new(
         db: Db,
         routing: Arc<Routing>,

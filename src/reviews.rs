@@ -14,26 +14,41 @@ use crate::notify::message::{escape_html, escape_slack, Color, Message};
 use crate::review_queue::{self, Scope};
 use crate::store::{self, Db};
 
+/// A pull request as a person named it: a repository name (`workspace/slug` or `PROJECT/slug`,
+/// any case) and a PR number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrRef {
+    /// The repository's name as typed (looked up with `find_by_name`).
     pub repository: String,
+    /// The PR's number, 1 or more.
     pub number: i64,
 }
 
+/// A parsed `/reviews` command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// `/reviews`: open PRs in this room the asker can review, requested reviews first.
     Reviews,
+    /// `/reviews mine`: the asker's own open PRs.
     Mine,
+    /// `/reviews all`: everything waiting for review in this room.
     All,
+    /// `/reviews snooze <PR> [4h | 1d | 1w]`: hide a PR from the asker's list and the room's
+    /// digest until then, or until it changes.
     Snooze {
+        /// The PR to hide.
         target: PrRef,
+        /// For how long (default `default_snooze`).
         duration: Duration,
     },
+    /// `/reviews unsnooze <PR>`: show it again.
     Unsnooze {
+        /// The PR to show again.
         target: PrRef,
     },
     /// `help`, or anything not understood (with what was wrong).
     Help {
+        /// What was not understood; `None` for a plain `help`.
         problem: Option<String>,
     },
 }
@@ -259,6 +274,8 @@ fn append(mut message: Message, line: &str) -> Message {
     message
 }
 
+/// The answer to `/reviews help` (and, after a line saying what was wrong, to anything not
+/// understood).
 pub const HELP: &str = "/reviews: open pull requests you can review in this room (not yours, not those you approved), those you were asked to review first\n\
 /reviews mine: your own open pull requests\n\
 /reviews all: everything waiting for review in this room\n\

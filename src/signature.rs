@@ -11,12 +11,16 @@ type HmacSha256 = Hmac<Sha256>;
 /// How old a Slack request may be (replay protection), as Slack recommends: 5 minutes.
 pub const SLACK_MAX_AGE_SECONDS: i64 = 300;
 
+/// Why a Bitbucket delivery's `X-Hub-Signature` is refused; the webhook answers 401.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BitbucketSignatureError {
+    /// No `X-Hub-Signature` header (an unsigned delivery while secrets are configured).
     #[error("missing X-Hub-Signature header")]
     Missing,
+    /// Not `sha256=` followed by 64 hex digits.
     #[error("X-Hub-Signature must look like sha256=<64 hex digits>")]
     Malformed,
+    /// Well-formed, but no configured secret produces it for this body.
     #[error("X-Hub-Signature does not match the body for any configured secret")]
     Mismatch,
 }

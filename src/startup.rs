@@ -158,6 +158,7 @@ impl Application {
         })
     }
 
+    /// The port actually bound: the configured one, or the one the OS chose for port 0 (tests).
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -17,26 +17,39 @@ use crate::review_queue::{self, Scope};
 use crate::store::sweeps::{self, Decision, SweepRecord};
 use crate::store::Db;
 
+/// What a sweep did in one room; part of `POST /sweep`'s JSON answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RoomReport {
+    /// The room's name.
     pub room: String,
     /// `posted` or `skipped`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why nothing was posted (quiet hours, posted within `min_interval`, nothing waiting);
+    /// absent when posted.
     pub reason: Option<String>,
+    /// PRs short of their approvals with nobody asking for changes.
     pub waiting_review: usize,
+    /// PRs where changes were requested: the author has the next move.
     pub waiting_on_author: usize,
+    /// Some listed PR is older than `escalate_after`, so the digest is red.
     pub escalated: bool,
 }
 
+/// What a sweep did, room by room: the JSON answer of `POST /sweep` and, as text, the output of
+/// `pr-reminder sweep`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SweepReport {
+    /// When the sweep ran (UTC RFC 3339, as `Timestamp` writes it).
     pub at: String,
+    /// Whether `force` overrode quiet hours and `min_interval`.
     pub forced: bool,
+    /// One report per configured room.
     pub rooms: Vec<RoomReport>,
 }
 
 impl SweepReport {
+    /// The report as a few lines for a terminal or a log: one line per room.
     pub fn to_text(&self) -> String {
         let mut out = format!(
             "sweep at {}{}\n",

@@ -1,3 +1,6 @@
+//! Logging: `tracing` to stderr, as text or JSON lines (`log_format`), filtered by `RUST_LOG`
+//! (default `info`).
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;

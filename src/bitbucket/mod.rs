@@ -22,6 +22,7 @@ const MAX_HEADER_CHARS: usize = 128;
 /// request-id header does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryHeaders {
+    /// Cloud or Data Center, from the event key or else the request-id header.
     pub flavour: Flavour,
     /// The de-duplication key: `X-Request-UUID` (Cloud) or `X-Request-Id` (Data Center).
     pub request_id: Option<String>,

@@ -3,8 +3,11 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 
+/// The team's working week and quiet hours in its time zone (`[sweep]` `timezone`,
+/// `working_days`, `quiet_hours`); by default UTC, Monday to Friday, no quiet hours.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Calendar {
+    /// The IANA time zone that working days and quiet hours are read in (`Europe/Berlin`).
     pub tz: Tz,
     /// Monday first.
     pub working_days: [bool; 7],

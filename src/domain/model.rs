@@ -48,6 +48,7 @@ impl RepositoryKey {
         Self(key)
     }
 
+    /// The key as stored in `repositories.repository_key` (e.g. `cloud/{uuid}`).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -63,9 +64,15 @@ impl fmt::Display for RepositoryKey {
 /// `full_name`), which is what people read and what routes match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repository {
+    /// The lasting identity, which survives renames and transfers.
     pub key: RepositoryKey,
+    /// `workspace/slug` on Cloud (Bitbucket's `full_name`), `PROJECT/slug` on Data Center.
     pub full_name: String,
+    /// Cloud's `repository.uuid`, with braces; `None` on Data Center and in documentation
+    /// templates.
     pub uuid: Option<String>,
+    /// The repository's web page (Cloud's `links.html.href`, Data Center's `links.self` without
+    /// `/browse`), if the payload has one.
     pub url: Option<String>,
 }
 
@@ -76,6 +83,7 @@ pub struct Repository {
 pub struct UserKey(String);
 
 impl UserKey {
+    /// The key as stored in `users.user_key`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -102,27 +110,40 @@ impl fmt::Display for UserKey {
 /// A Bitbucket account, with every name a payload showed for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// The lasting identity: see `UserKey`. On Data Center, `datacenter/{server}/user/{id}`.
     pub key: UserKey,
+    /// Cloud's `uuid`, with braces (`{...}`).
     pub uuid: Option<String>,
+    /// Cloud's Atlassian `account_id` (`557058:...`).
     pub account_id: Option<String>,
+    /// Cloud's `nickname`; on Data Center, the user's `slug`.
     pub nickname: Option<String>,
+    /// The legacy Cloud `username`; on Data Center, the login `name`.
     pub username: Option<String>,
+    /// The name people read (`display_name` on Cloud, `displayName` on Data Center).
     pub display_name: Option<String>,
     /// Data Center's `emailAddress` (Cloud payloads carry none).
     pub email: Option<String>,
 }
 
+/// A pull request's state as Bitbucket reports it (`OPEN`, `MERGED`, `DECLINED`, `SUPERSEDED`),
+/// plus `DELETED` for Data Center's `pr:deleted`; stored in `pull_requests.state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrState {
+    /// `OPEN`: awaiting review or merge; the only state that is announced or reminded of.
     Open,
+    /// `MERGED` (Cloud `pullrequest:fulfilled`, Data Center `pr:merged`).
     Merged,
+    /// `DECLINED` (Cloud `pullrequest:rejected`, Data Center `pr:declined`).
     Declined,
+    /// `SUPERSEDED`: Cloud only, replaced by another pull request.
     Superseded,
     /// Deleted on Data Center (`pr:deleted`): it leaves every list and is never announced again.
     Deleted,
 }
 
 impl PrState {
+    /// The upper-case wire and database spelling (`OPEN`, ..., `DELETED`).
     pub fn as_str(self) -> &'static str {
         match self {
             PrState::Open => "OPEN",
@@ -133,6 +154,8 @@ impl PrState {
         }
     }
 
+    /// Reads the exact upper-case spelling `as_str` writes; `None` for anything else (a
+    /// documentation template's `OPEN|MERGED|DECLINED`, say).
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "OPEN" => Some(PrState::Open),
@@ -145,13 +168,18 @@ impl PrState {
     }
 }
 
+/// How someone is attached to a pull request (Bitbucket's `participants[].role`); stored in
+/// `reviews.role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// `REVIEWER`: asked to review (listed in the PR's `reviewers`).
     Reviewer,
+    /// `PARTICIPANT`: took part (commented, approved) without being asked.
     Participant,
 }
 
 impl Role {
+    /// The upper-case wire and database spelling: `REVIEWER` or `PARTICIPANT`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Reviewer => "REVIEWER",
@@ -160,14 +188,21 @@ impl Role {
     }
 }
 
+/// A participant's verdict: Bitbucket Cloud's `participants[].state` (`approved`,
+/// `changes_requested`, or null) or Data Center's `status` (`APPROVED`, `NEEDS_WORK`,
+/// `UNAPPROVED`); stored in `reviews.state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReviewState {
+    /// Approved (Cloud `approved`, or the older `approved: true` flag; Data Center `APPROVED`).
     Approved,
+    /// Changes requested (Cloud `changes_requested`, Data Center `NEEDS_WORK`).
     ChangesRequested,
+    /// No verdict yet, or one withdrawn (Data Center `UNAPPROVED`).
     None,
 }
 
 impl ReviewState {
+    /// The lower-case database spelling: `approved`, `changes_requested` or `none`.
     pub fn as_str(self) -> &'static str {
         match self {
             ReviewState::Approved => "approved",
@@ -180,8 +215,11 @@ impl ReviewState {
 /// Someone attached to a pull request: a requested reviewer, or anyone who took part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
+    /// Who it is.
     pub user: User,
+    /// Asked to review, or just taking part.
     pub role: Role,
+    /// Their verdict as of this snapshot.
     pub state: ReviewState,
     /// When this person last acted on the PR (Bitbucket's `participated_on`), if known.
     pub state_on: Option<Timestamp>,
@@ -193,32 +231,55 @@ pub struct Participant {
 /// it replaces what is stored only when it is not older, which makes arrival order irrelevant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullRequest {
+    /// The repository the PR targets (its destination), with the name the event carries.
     pub repository: Repository,
+    /// The PR's `id`, numbered per repository.
     pub number: i64,
+    /// The title as of this snapshot (a `WIP`-like title keeps it from being announced).
     pub title: String,
+    /// Who opened the PR.
     pub author: User,
+    /// The source branch name (Cloud `source.branch.name`, Data Center `fromRef.displayId`).
     pub source_branch: Option<String>,
+    /// The source branch's head commit as Bitbucket gives it (Cloud: 12 hex digits; Data Center:
+    /// `fromRef.latestCommit` in full, lower-cased), which builds are matched against.
     pub source_commit: Option<String>,
+    /// The target branch name (Cloud `destination.branch.name`, Data Center `toRef.displayId`).
     pub destination_branch: Option<String>,
+    /// Open, merged, declined, superseded or deleted.
     pub state: PrState,
+    /// Bitbucket's `draft` flag (absent means false); drafts are not announced.
     pub draft: bool,
+    /// When the PR was opened (Cloud `created_on`, Data Center `createdDate`).
     pub created_on: Timestamp,
+    /// The snapshot's time, which orders snapshots: Cloud's `updated_on`, or on Data Center the
+    /// later of `updatedDate` and the event's `date` (a verdict does not move `updatedDate`).
     pub updated_on: Timestamp,
     /// The latest activity this event shows (a comment's time, or `updated_on`).
     pub activity_on: Timestamp,
+    /// The PR's web page (`links.html.href` on Cloud, `links.self` on Data Center).
     pub url: Option<String>,
+    /// Reviewers and everyone who took part, one entry per user (the author excluded on Data
+    /// Center).
     pub participants: Vec<Participant>,
 }
 
+/// A build's state as Bitbucket Cloud's `commit_status.state` reports it (`SUCCESSFUL`,
+/// `FAILED`, `INPROGRESS`, `STOPPED`); stored in `commit_statuses.state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuildState {
+    /// `SUCCESSFUL`: passed.
     Successful,
+    /// `FAILED`: failed; any failing build makes the PR's combined build state failed.
     Failed,
+    /// `INPROGRESS`: still running.
     InProgress,
+    /// `STOPPED`: stopped before finishing (neither passed nor failed).
     Stopped,
 }
 
 impl BuildState {
+    /// The upper-case wire and database spelling (`SUCCESSFUL`, ..., `STOPPED`).
     pub fn as_str(self) -> &'static str {
         match self {
             BuildState::Successful => "SUCCESSFUL",
@@ -228,6 +289,7 @@ impl BuildState {
         }
     }
 
+    /// Reads the exact upper-case spelling `as_str` writes; `None` for any other state.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "SUCCESSFUL" => Some(BuildState::Successful),
@@ -242,27 +304,40 @@ impl BuildState {
 /// One build's result on one commit (`repo:commit_status_*`). Keyed by (commit, key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitStatus {
+    /// The repository the commit belongs to.
     pub repository: Repository,
+    /// The commit's full hash (`commit_status.commit.hash`, else the last segment of its link).
     pub commit_hash: String,
+    /// The build's `key`, unique per commit: a later status with the same key replaces it.
     pub key: String,
+    /// Passed, failed, running or stopped.
     pub state: BuildState,
+    /// The build's human-readable `name`.
     pub name: Option<String>,
+    /// Link to the build's results (`commit_status.url`).
     pub url: Option<String>,
+    /// When the status last changed (`commit_status.updated_on`); orders statuses of one key.
     pub updated_on: Timestamp,
 }
 
 /// A repository's own news (Cloud `repo:updated`): its name as of `updated_on`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryUpdate {
+    /// The repository with its new name.
     pub repository: Repository,
+    /// When it changed (`repository.updated_on`, else when it arrived); an older update never
+    /// overwrites a newer name.
     pub updated_on: Timestamp,
 }
 
 /// What a verified, understood delivery (or a reconciliation pass) changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
+    /// A snapshot of a whole pull request (any `pullrequest:*` or `pr:*` event).
     PullRequest(Box<PullRequest>),
+    /// A build result (`repo:commit_status_created` or `_updated`).
     CommitStatus(Box<CommitStatus>),
+    /// A repository's new name (`repo:updated`).
     Repository(Box<RepositoryUpdate>),
 }
 
@@ -286,6 +361,7 @@ impl Change {
         }
     }
 
+    /// The pull request's number, for a pull-request change; `None` for the others.
     pub fn pr_number(&self) -> Option<i64> {
         match self {
             Change::PullRequest(pr) => Some(pr.number),
@@ -306,6 +382,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The word stored in `deliveries.outcome`: `processed`, `ignored` or `rejected`.
     pub fn label(&self) -> &'static str {
         match self {
             Outcome::Processed(_) => "processed",
@@ -322,20 +399,27 @@ pub struct Delivery {
     pub flavour: Flavour,
     /// `X-Request-UUID` (Cloud) or `X-Request-Id` (Data Center); the de-duplication key.
     pub request_id: Option<String>,
+    /// `X-Event-Key`, e.g. `pullrequest:created` or `pr:opened`.
     pub event_key: Option<String>,
+    /// `X-Attempt-Number`: 1 for the first try, higher for Bitbucket's retries (Cloud only).
     pub attempt: Option<i64>,
+    /// When the request arrived, by this server's clock.
     pub received_at: Timestamp,
+    /// Processed, ignored or rejected, and why.
     pub outcome: Outcome,
 }
 
 /// Which Bitbucket sent a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
+    /// Bitbucket Cloud (bitbucket.org).
     Cloud,
+    /// Bitbucket Data Center (formerly Server), self-hosted.
     DataCenter,
 }
 
 impl Flavour {
+    /// The lower-case spelling used in keys and records: `cloud` or `datacenter`.
     pub fn as_str(self) -> &'static str {
         match self {
             Flavour::Cloud => "cloud",
@@ -356,6 +440,7 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// The spelling stored in `sweeps.trigger`: `http`, `cli` or `schedule`.
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Http => "http",
@@ -379,7 +464,9 @@ pub enum Origin {
 /// about it (a backfill must not announce thirty old PRs as new).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Submission {
+    /// A delivery or a reconciliation pass, with the change it carries.
     pub origin: Origin,
+    /// Whether the change may queue notifications (false for a backfill).
     pub announce: bool,
 }
 

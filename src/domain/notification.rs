@@ -15,13 +15,19 @@ pub enum NotifyEvent {
     Approvals,
     /// Someone new asked for changes.
     ChangesRequested,
+    /// A build on the PR's source commit failed (and had not already failed).
     BuildFailed,
+    /// A build that had failed passed again.
     BuildRecovered,
+    /// Merged while reviewable (announced only where the route's `announce_merged` is on).
     Merged,
+    /// Declined while reviewable (announced only where the route's `announce_declined` is on).
     Declined,
 }
 
 impl NotifyEvent {
+    /// The spelling in `outbox.events` (comma-separated there): `opened`, `approvals`,
+    /// `changes_requested`, `build_failed`, `build_recovered`, `merged`, `declined`.
     pub fn as_str(self) -> &'static str {
         match self {
             NotifyEvent::Opened => "opened",
@@ -34,6 +40,7 @@ impl NotifyEvent {
         }
     }
 
+    /// Reads one spelling `as_str` writes; `None` for anything else.
     pub fn parse(text: &str) -> Option<Self> {
         Some(match text {
             "opened" => NotifyEvent::Opened,
@@ -51,10 +58,15 @@ impl NotifyEvent {
 /// What was stored about a PR before a batch: the fields the transitions depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPr {
+    /// The stored state.
     pub state: PrState,
+    /// The stored draft flag.
     pub draft: bool,
+    /// The stored title (a WIP-like title makes the PR unreviewable).
     pub title: String,
+    /// The stored snapshot's `updated_on` (UTC RFC 3339 text).
     pub updated_on: String,
+    /// The PR's author, whose own verdicts do not count.
     pub author: UserKey,
     /// (user key, state) of everyone attached with a verdict.
     pub reviews: Vec<(UserKey, ReviewState)>,
@@ -123,38 +135,50 @@ pub fn pr_events(
 /// A build as stored before a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredBuild {
+    /// The build's stored state.
     pub state: BuildState,
+    /// When it last changed (UTC RFC 3339 text).
     pub updated_on: String,
 }
 
 /// An open PR whose source commit a build of the batch is on, as stored before the batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrOnCommit {
+    /// The repository's lasting key.
     pub repository: RepositoryKey,
     /// The repository's current name (routes match it).
     pub full_name: String,
+    /// The PR's number in that repository.
     pub number: i64,
     /// Lower case, as Bitbucket gave it (Cloud PRs: 12 hex digits).
     pub source_commit: String,
+    /// The PR's stored title.
     pub title: String,
+    /// The PR's stored draft flag.
     pub draft: bool,
 }
 
 /// What was stored before a batch, as far as planning needs it.
 #[derive(Debug, Default, Clone)]
 pub struct Before {
+    /// By (repository, PR number): every PR the batch touches that was already stored.
     pub prs: HashMap<(RepositoryKey, i64), StoredPr>,
     /// By (full commit hash, build key).
     pub builds: HashMap<(String, String), StoredBuild>,
+    /// Open PRs whose source commit one of the batch's builds is on.
     pub prs_on_commits: Vec<PrOnCommit>,
 }
 
 /// One chat message to queue: `event` happened to a PR, and `room` wants to hear it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
+    /// The room's name.
     pub room: String,
+    /// The PR's repository.
     pub repository: RepositoryKey,
+    /// The PR's number.
     pub number: i64,
+    /// What happened.
     pub event: NotifyEvent,
 }
 
@@ -162,15 +186,20 @@ pub struct Notification {
 /// `room` would announce a state that no longer exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Withdrawal {
+    /// The room's name.
     pub room: String,
+    /// The PR's repository.
     pub repository: RepositoryKey,
+    /// The PR's number.
     pub number: i64,
 }
 
 /// Who hears what after a batch.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct NotificationPlan {
+    /// Messages to queue (or to merge into a pending one for the same PR).
     pub notifications: Vec<Notification>,
+    /// Pending messages to drop.
     pub withdrawals: Vec<Withdrawal>,
 }
 

@@ -1,5 +1,6 @@
 use super::{Participant, ReviewState, User};
 
+/// Approvals a PR needs when neither `required_approvals` nor its route sets a number.
 pub const DEFAULT_REQUIRED_APPROVALS: u32 = 2;
 
 /// Where a pull request stands with its reviewers.
@@ -12,11 +13,14 @@ pub const DEFAULT_REQUIRED_APPROVALS: u32 = 2;
 /// number of approvals required is set per route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviewSummary<'a> {
+    /// Everyone but the author whose verdict is approved, in participant order.
     pub approved_by: Vec<&'a User>,
+    /// Everyone but the author who asked for changes, in participant order.
     pub changes_requested_by: Vec<&'a User>,
 }
 
 impl<'a> ReviewSummary<'a> {
+    /// Sorts a PR's participants by verdict, leaving out the author's own.
     pub fn new(author: &User, participants: &'a [Participant]) -> Self {
         let others = participants.iter().filter(|p| p.user.key != author.key);
         let mut approved_by = Vec::new();
@@ -34,6 +38,7 @@ impl<'a> ReviewSummary<'a> {
         }
     }
 
+    /// How many approvals count towards the route's required number.
     pub fn approvals(&self) -> u32 {
         u32::try_from(self.approved_by.len()).unwrap_or(u32::MAX)
     }

@@ -5,16 +5,24 @@ use globset::{GlobBuilder, GlobMatcher};
 
 use super::{Flavour, NotifyEvent, PrState};
 
+/// Title markers of work in progress used when a route sets no `ignore_title_patterns`; matched
+/// as whole words, in any case.
 pub const DEFAULT_IGNORE_TITLE_PATTERNS: &[&str] = &["WIP", "[WIP]", "Draft:"];
 
 /// Which state changes a route announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Announce {
+    /// A PR opened or became reviewable (`announce_opened`, default on).
     pub opened: bool,
+    /// The set of approvers changed (`announce_approvals`, default on).
     pub approvals: bool,
+    /// Someone asked for changes (`announce_changes_requested`, default on).
     pub changes_requested: bool,
+    /// A build failed or recovered (`announce_builds`, default on).
     pub builds: bool,
+    /// A PR was merged (`announce_merged`, default off).
     pub merged: bool,
+    /// A PR was declined (`announce_declined`, default off).
     pub declined: bool,
 }
 
@@ -61,9 +69,13 @@ impl Default for Announce {
 /// (`datacenter:PAY/*`); an unprefixed glob matches either.
 #[derive(Debug, Clone)]
 pub struct Route {
+    /// The globs, each optionally prefixed `cloud:` or `datacenter:`.
     pub repositories: Vec<String>,
+    /// The name of the room (`[[rooms]]`) that hears about them.
     pub room: String,
+    /// Approvals these PRs need; `None` keeps the service-wide `required_approvals`.
     pub required_approvals: Option<u32>,
+    /// Which state changes are posted to the room.
     pub announce: Announce,
     /// Titles containing one of these (case-insensitive) announce nothing, like drafts.
     pub ignore_title_patterns: Vec<String>,
@@ -76,14 +88,19 @@ pub struct Routing {
     default_required: u32,
 }
 
+/// A `Route` ready for matching: globs compiled, the required approvals settled, patterns
+/// lower-cased.
 #[derive(Debug)]
 pub struct CompiledRoute {
     /// Each glob, with the Bitbucket it is limited to, if any.
     matchers: Vec<(Option<Flavour>, GlobMatcher)>,
+    /// The room that hears about matching repositories.
     pub room: String,
+    /// Approvals a PR needs: the route's own setting, else the service default.
     pub required_approvals: u32,
     /// The route's own setting, if it has one (else the service default applies).
     pub required_override: Option<u32>,
+    /// Which state changes are posted to the room.
     pub announce: Announce,
     ignore_title_patterns: Vec<String>,
 }
@@ -134,6 +151,8 @@ fn contains_word(haystack: &str, word: &str) -> bool {
 }
 
 impl Routing {
+    /// Compiles `routes` in order; `default_required` applies to routes that set no number.
+    /// Fails on a glob `globset` cannot read.
     pub fn new(routes: &[Route], default_required: u32) -> anyhow::Result<Routing> {
         let mut compiled = Vec::with_capacity(routes.len());
         for route in routes {
@@ -176,6 +195,7 @@ impl Routing {
         })
     }
 
+    /// The route at an index `route_index` gave; `None` if out of range.
     pub fn route_at(&self, index: usize) -> Option<&CompiledRoute> {
         self.routes.get(index)
     }
@@ -186,6 +206,8 @@ impl Routing {
             .and_then(|i| self.route_at(i))
     }
 
+    /// Approvals a PR in this repository needs: its route's number, else the service default
+    /// (also for a repository no route matches).
     pub fn required_approvals(&self, flavour: Flavour, full_name: &str) -> u32 {
         self.route(flavour, full_name)
             .map_or(self.default_required, |r| r.required_approvals)

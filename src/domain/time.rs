@@ -17,10 +17,12 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 pub struct Timestamp(String);
 
 impl Timestamp {
+    /// The instant, to the microsecond (anything finer is dropped).
     pub fn from_datetime(at: DateTime<Utc>) -> Self {
         Self(at.to_rfc3339_opts(SecondsFormat::Micros, true))
     }
 
+    /// The current time by the system clock (services take a `Clock` instead, to be testable).
     pub fn now() -> Self {
         Self::from_datetime(Utc::now())
     }
@@ -39,10 +41,12 @@ impl Timestamp {
         DateTime::<Utc>::from_timestamp_millis(millis).map(Self::from_datetime)
     }
 
+    /// The stored text, e.g. `2023-05-16T10:33:04.281505Z`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// The instant as a `chrono` value, for arithmetic.
     pub fn to_datetime(&self) -> DateTime<Utc> {
         // The inner text is always produced by `from_datetime`, so it parses.
         DateTime::parse_from_rfc3339(&self.0)

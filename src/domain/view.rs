@@ -22,20 +22,27 @@ pub struct Reviewer {
 /// A pull request as a message shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PullRequestView {
+    /// The repository's lasting key.
     pub key: RepositoryKey,
     /// The repository's current name, `workspace/slug`.
     pub repository: String,
+    /// The PR's number in its repository.
     pub number: i64,
+    /// The title, as stored (escape it for the message format).
     pub title: String,
+    /// The PR's web page, if known.
     pub url: Option<String>,
     /// The author's name.
     pub author: String,
+    /// When the PR was opened; digests show its age from this.
     pub created_on: DateTime<Utc>,
     /// Approvals that count (never the author's own).
     pub approvals: u32,
     /// Who approved, oldest verdict first.
     pub approved_by: Vec<String>,
+    /// Approvals the PR's route requires.
     pub required_approvals: u32,
+    /// Who asked for changes, by name.
     pub changes_requested_by: Vec<String>,
     /// Combined build state of the source commit: `FAILED`, `INPROGRESS`, `STOPPED`,
     /// `SUCCESSFUL`, or none reported.
@@ -54,11 +61,14 @@ pub struct RoomDigest {
     pub waiting_review: Vec<PullRequestView>,
     /// Changes requested: the author has the next move.
     pub waiting_author: Vec<PullRequestView>,
+    /// How many PRs wait for review in all, including those beyond the listed ones.
     pub review_total: usize,
+    /// How many PRs wait for their author in all, including those beyond the listed ones.
     pub author_total: usize,
 }
 
 impl RoomDigest {
+    /// Nothing waits in this room: the digest would say "all clear" (or nothing).
     pub fn is_empty(&self) -> bool {
         self.review_total == 0 && self.author_total == 0
     }

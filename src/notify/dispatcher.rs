@@ -40,6 +40,9 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// Starts one task per configured room, each sending its queue in order at no more than
+    /// `room_rate_per_minute`; `wake` prompts them after new rows are committed. Fails only if
+    /// the HTTP client cannot be built.
     pub fn spawn(
         db: Db,
         settings: &NotifySettings,

@@ -11,6 +11,9 @@ pub const MAX_MESSAGE_CHARS: usize = 10_000;
 /// Longest user-supplied string (title, names) put in a message.
 const MAX_FIELD_CHARS: usize = 300;
 
+/// A message's colour, which says how urgent it is: red for a failing build or an escalated
+/// digest, purple for changes requested, green for ready or fixed, yellow for needs review, gray
+/// for merged or declined. Serialised in lower case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Color {
@@ -22,6 +25,7 @@ pub enum Color {
 }
 
 impl Color {
+    /// The name HipChat v2's room notification `color` field takes.
     pub fn hipchat(self) -> &'static str {
         match self {
             Color::Yellow => "yellow",
@@ -32,6 +36,7 @@ impl Color {
         }
     }
 
+    /// An `#rrggbb` colour for a Slack attachment's `color`.
     pub fn hex(self) -> &'static str {
         match self {
             Color::Yellow => "#f2c744",
@@ -43,11 +48,15 @@ impl Color {
     }
 }
 
+/// One chat message in every format a sink needs; stored as JSON for a digest
+/// (`outbox.payload`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Message {
+    /// The colour (HipChat's `color`, Slack's attachment colour).
     pub color: Color,
     /// Whether HipChat should alert people (not for gray, informational ones).
     pub notify: bool,
+    /// HipChat HTML (`message_format: html`), every user-supplied string escaped.
     pub html: String,
     /// Slack `mrkdwn`.
     pub slack: String,
@@ -55,6 +64,7 @@ pub struct Message {
     pub text: String,
 }
 
+/// Cuts a user-supplied string to 300 characters, ending a shortened one with `…`.
 pub fn clip(s: &str) -> String {
     if s.chars().count() <= MAX_FIELD_CHARS {
         s.to_owned()
@@ -65,6 +75,7 @@ pub fn clip(s: &str) -> String {
     }
 }
 
+/// Escapes `&`, `<`, `>`, `"` and `'` for HipChat's HTML.
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -87,6 +98,7 @@ pub fn escape_slack(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Names joined with `, `, each clipped (not escaped: escape the result for its format).
 pub fn list(names: &[String]) -> String {
     names.iter().map(|n| clip(n)).collect::<Vec<_>>().join(", ")
 }
@@ -127,6 +139,8 @@ fn headline(events: &BTreeSet<NotifyEvent>, pr: &PullRequestView) -> (Color, Str
     (Color::Yellow, "Needs review".into())
 }
 
+/// A PR's message: a headline for the most important of `events`, judged on the PR's current
+/// state, then its title, author, approvals and builds.
 pub fn render(events: &BTreeSet<NotifyEvent>, pr: &PullRequestView) -> Message {
     let (color, head) = headline(events, pr);
     let title = clip(&pr.title);

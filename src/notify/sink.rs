@@ -11,12 +11,16 @@ use serde_json::json;
 use super::message::Message;
 use crate::config::Sink;
 
+/// Why a chat server did not take a message; decides whether the outbox row is retried or
+/// marked failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
     /// Worth trying again: network trouble, timeouts, 5xx, 429. `after` is what the server
     /// asked us to wait (Retry-After, X-Ratelimit-Reset, X-FloodControl-Reset).
     Retry {
+        /// How long the server asked us to wait, if it said.
         after: Option<Duration>,
+        /// What went wrong, for `outbox.last_error`.
         reason: String,
     },
     /// Will not get better by itself: a wrong token, an unknown room (4xx other than 429).
@@ -24,6 +28,7 @@ pub enum SendError {
 }
 
 impl SendError {
+    /// What went wrong, as recorded in `outbox.last_error`.
     pub fn reason(&self) -> &str {
         match self {
             SendError::Retry { reason, .. } | SendError::Permanent(reason) => reason,
@@ -40,6 +45,8 @@ pub fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
+/// Posts `message` to a room: HipChat v2 room notification JSON, a Slack-compatible webhook
+/// payload, or a line on standard output for the console. Errors say whether to retry.
 pub async fn send(
     client: &reqwest::Client,
     sink: &Sink,

@@ -21,20 +21,29 @@ use crate::store::Db;
 
 /// What the `/commands/*` routes reach.
 pub struct CommandsState {
+    /// The settings (tokens, `[[users]]`, rooms).
     pub settings: Arc<Settings>,
+    /// The database, read for lists and written for snoozes.
     pub db: Db,
+    /// Which repositories belong to which room.
     pub routing: Arc<Routing>,
+    /// What `now` is (snooze ends, Slack's timestamp check).
     pub clock: Clock,
 }
 
+/// Why a `/commands/*` request was refused; answered as `{"status": "rejected", "reason"}`.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
+    /// 404: the HipChat path token is wrong, or that chat's commands are not configured.
     #[error("not found")]
     NotFound,
+    /// 401: neither a Slack signature nor a right Mattermost `Authorization: Token`.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// 401: Slack's `X-Slack-Signature` is missing, stale or wrong.
     #[error(transparent)]
     SlackSignature(#[from] SlackSignatureError),
+    /// 400: a body that is not the chat's request format.
     #[error("{0}")]
     BadRequest(String),
 }

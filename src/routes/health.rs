@@ -6,6 +6,7 @@ use crate::store::{self, Db};
 
 /// What the health routes reach.
 pub struct HealthState {
+    /// The database `/readyz` checks.
     pub db: Db,
 }
 

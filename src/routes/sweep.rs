@@ -17,15 +17,20 @@ use crate::jobs::{Job, Jobs};
 pub struct SweepState {
     /// `None`: the endpoint is disabled.
     pub token: Option<SecretToken>,
+    /// Runs the sweep (one job at a time).
     pub jobs: Arc<Jobs>,
 }
 
+/// Why `POST /sweep` did not run; the answer is `{"status", "reason"}` JSON.
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
+    /// 403: no `sweep.token` is configured, so the endpoint is off.
     #[error("POST /sweep is disabled: no sweep token is configured (PR_REMINDER_SWEEP_TOKEN)")]
     Disabled,
+    /// 401 with `WWW-Authenticate: Bearer`: the `Authorization: Bearer` token is missing or wrong.
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    /// 500: the sweep itself failed (logged).
     #[error("the sweep failed; see the service log")]
     Failed,
 }
@@ -53,12 +58,15 @@ impl ResponseError for SweepError {
     }
 }
 
+/// `POST /sweep`'s query string: `?force=true` posts even in quiet hours or within
+/// `min_interval`.
 #[derive(Deserialize)]
 pub struct SweepQuery {
     #[serde(default)]
     force: bool,
 }
 
+/// `POST /sweep`: runs a sweep now and answers the `SweepReport` as JSON (200).
 pub async fn sweep(
     req: HttpRequest,
     query: web::Query<SweepQuery>,

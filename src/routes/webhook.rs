@@ -17,25 +17,37 @@ use crate::store::{WriteError, WriteOutcome, Writer};
 
 /// What `POST /webhooks/bitbucket` reaches.
 pub struct WebhookState {
+    /// Whether and against which secrets `X-Hub-Signature` is checked.
     pub signature: SignaturePolicy,
+    /// The largest body accepted, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
+    /// The batch writer deliveries are stored through.
     pub writer: Writer,
 }
 
+/// Why a delivery was refused or not stored, with the HTTP status Bitbucket gets; answered as
+/// `{"status": "rejected", "reason"}`. All but the 503s are recorded as rejected deliveries.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
+    /// 413: the body exceeds `max_body_bytes` (the limit is given).
     #[error("body larger than {0} bytes")]
     TooLarge(usize),
     #[error(transparent)]
+    /// 401: `X-Hub-Signature` is missing, malformed or matches no configured secret.
     Signature(#[from] signature::BitbucketSignatureError),
+    /// 400: a required header (`X-Event-Key`, the request id) is missing or not text.
     #[error("missing or unreadable {0} header")]
     MissingHeader(&'static str),
+    /// 400: the body could not be read.
     #[error("could not read the request body")]
     BodyRead,
+    /// 400: the payload is not what the event key promises (the message names the field).
     #[error("{0}")]
     BadPayload(String),
+    /// 503 with `Retry-After: 1`: the writer's queue is full.
     #[error("busy, retry shortly")]
     Overloaded,
+    /// 503 with `Retry-After: 1`: the writer has stopped or could not store the delivery.
     #[error("temporarily unable to store deliveries")]
     Unavailable,
 }
@@ -71,6 +83,9 @@ impl From<WriteError> for WebhookError {
     }
 }
 
+/// `POST /webhooks/bitbucket`: verifies, parses and stores one delivery from Bitbucket Cloud or
+/// Data Center. 200 means committed (`processed`, `ignored` or `duplicate`); errors as
+/// `WebhookError` says.
 pub async fn bitbucket(
     req: HttpRequest,
     payload: web::Payload,

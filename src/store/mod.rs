@@ -46,6 +46,8 @@ const PR_BUILD_STATE: &str = "(SELECT CASE WHEN count(*) = 0 THEN NULL
        WHERE cs.commit_hash >= lower(p.source_commit)
          AND cs.commit_hash < lower(p.source_commit) || 'g')";
 
+/// The embedded migrations in `migrations/`, applied whenever the database is opened (at start
+/// and by `pr-reminder migrate`); append-only: a released migration is never edited.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connection options shared by the writer and the read pool: WAL so readers never block the

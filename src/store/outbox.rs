@@ -25,6 +25,7 @@ pub enum OutboxState {
 }
 
 impl OutboxState {
+    /// The word stored in `outbox.state`: `pending`, `retrying`, `sending`, `sent` or `failed`.
     pub fn as_str(self) -> &'static str {
         match self {
             OutboxState::Pending => "pending",
@@ -59,9 +60,11 @@ impl fmt::Display for OutboxState {
 pub enum Subject {
     /// News of one PR, rendered from its state when sent.
     PullRequest {
+        /// The repository's lasting key (`outbox.repository_key`).
         repository: RepositoryKey,
         /// The repository's current name (for people reading `outbox list`).
         full_name: String,
+        /// The PR's number in that repository.
         number: i64,
     },
     /// A sweep's digest, rendered when the sweep ran (`OutboxRow::payload`).
@@ -71,16 +74,25 @@ pub enum Subject {
 /// One outbox row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
+    /// `outbox.id`, the number `outbox retry <id>` takes; rising in order of creation.
     pub id: i64,
+    /// The name of the room it goes to.
     pub room: String,
+    /// One PR's news, or a digest.
     pub subject: Subject,
     /// Comma-separated `NotifyEvent` names (`digest` for a digest).
     pub events: String,
+    /// Where it is in its life.
     pub state: OutboxState,
+    /// When it was queued (UTC RFC 3339, as `Timestamp` writes it).
     pub created_at: String,
+    /// When it may be sent next: the end of its coalescing window, or of its retry delay.
     pub not_before: String,
+    /// Sending attempts so far.
     pub attempts: i64,
+    /// Why the last attempt failed, as the chat server or the network said.
     pub last_error: Option<String>,
+    /// When the chat server accepted it (`None` until sent).
     pub sent_at: Option<String>,
     /// The pre-rendered message of a digest, as JSON.
     pub payload: Option<String>,
@@ -242,7 +254,9 @@ pub enum Attempt<'a> {
     Retry { next: Timestamp, error: &'a str },
     /// Given up; `message` is what would have been sent, if it was rendered.
     Failed {
+        /// What went wrong, for `outbox.last_error`.
         error: &'a str,
+        /// The rendered plain text, if the message got that far.
         message: Option<&'a str>,
     },
 }

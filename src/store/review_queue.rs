@@ -14,14 +14,19 @@ use crate::domain::{
 /// An open PR as the first pass reads it: what routing, the review rule and counting need.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OpenPr {
+    /// The repository's lasting key (`repositories.repository_key`).
     pub repository_key: String,
     /// The repository's current name.
     pub full_name: String,
+    /// The PR's number in its repository.
     pub number: i64,
+    /// The title (a WIP-like title makes the PR unreviewable).
     pub title: String,
+    /// Bitbucket's draft flag.
     pub draft: bool,
     /// Approvals that count (never the author's own).
     pub approvals: i64,
+    /// How many people other than the author ask for changes.
     pub changes_requested: i64,
     /// The asker's own PR, or one the asker approved (always false without an asker).
     pub excluded: bool,

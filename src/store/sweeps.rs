@@ -20,12 +20,17 @@ pub enum Decision {
 /// The `sweeps` row of one room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepRecord<'a> {
+    /// The room's name.
     pub room: &'a str,
+    /// When the sweep ran.
     pub at: &'a Timestamp,
     /// `http`, `cli` or `schedule`.
     pub trigger: &'a str,
+    /// Whether `force` overrode quiet hours and `min_interval`.
     pub forced: bool,
+    /// PRs waiting for review.
     pub waiting_review: usize,
+    /// PRs waiting on their author.
     pub waiting_on_author: usize,
 }
 
