@@ -65,6 +65,12 @@ impl ResponseError for CommandError {
     }
 }
 
+/// HipChat's webhook envelope, read first: only a `room_message` event is a command.
+#[derive(Deserialize)]
+struct HipChatEvent {
+    event: Option<Value>,
+}
+
 #[derive(Deserialize)]
 struct HipChatHook {
     item: HipChatItem,
@@ -123,6 +129,13 @@ async fn answer(state: &CommandsState, text: &str, asker: &Asker, room_ids: &[&s
     }
 }
 
+/// A JSON body as `T`; a refusal names the JSON path, e.g. ``item: missing field `message` ``.
+fn from_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CommandError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| CommandError::BadRequest(format!("{}: {}", e.path(), e.inner())))
+}
+
 /// `POST /commands/hipchat/{token}`: answers with a HipChat room notification.
 pub async fn hipchat(
     token: web::Path<String>,
@@ -135,9 +148,21 @@ pub async fn hipchat(
     if !same_secret(&token, expected.0.expose_secret()) {
         return Err(CommandError::NotFound);
     }
-    let mut de = serde_json::Deserializer::from_slice(&body);
-    let hook: HipChatHook = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| CommandError::BadRequest(format!("{}: {}", e.path(), e.inner())))?;
+    let envelope: HipChatEvent = from_json(&body)?;
+    match envelope.event {
+        Some(Value::String(event)) if event == "room_message" => {}
+        Some(other) => {
+            return Err(CommandError::BadRequest(format!(
+                "event: expected room_message, got {other}"
+            )))
+        }
+        None => {
+            return Err(CommandError::BadRequest(
+                "event: missing field, expected room_message".into(),
+            ))
+        }
+    }
+    let hook: HipChatHook = from_json(&body)?;
     let item = hook.item;
     let asker = Asker::HipChat {
         mention_name: item.message.from.mention_name.clone().unwrap_or_default(),

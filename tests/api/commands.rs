@@ -415,7 +415,11 @@ fn slack_form(user: &str, channel: &str, text: &str) -> String {
 }
 
 fn slack_signature(timestamp: i64, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SLACK_SECRET.as_bytes()).unwrap();
+    slack_signature_with(SLACK_SECRET, timestamp, body)
+}
+
+fn slack_signature_with(secret: &str, timestamp: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("v0:{timestamp}:{body}").as_bytes());
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -463,19 +467,31 @@ async fn slack_signed_commands_and_mattermost_tokens() {
 
     // Tampered body, wrong secret, stale (replayed) timestamp.
     let other = slack_form("UCAROL", "backend", "all");
-    assert_eq!(
-        slack(
-            &app,
-            &[
-                ("X-Slack-Request-Timestamp", ts.to_string()),
-                ("X-Slack-Signature", slack_signature(ts, &body))
-            ],
-            other
-        )
-        .await
-        .0,
-        401
-    );
+    let tampered = slack(
+        &app,
+        &[
+            ("X-Slack-Request-Timestamp", ts.to_string()),
+            ("X-Slack-Signature", slack_signature(ts, &body)),
+        ],
+        other,
+    )
+    .await;
+    assert_eq!(tampered.0, 401, "{}", tampered.1);
+    assert_eq!(tampered.1["reason"], "X-Slack-Signature does not match");
+    let wrong_secret = slack(
+        &app,
+        &[
+            ("X-Slack-Request-Timestamp", ts.to_string()),
+            (
+                "X-Slack-Signature",
+                slack_signature_with("another-signing-secret-0123456789", ts, &body),
+            ),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(wrong_secret.0, 401, "{}", wrong_secret.1);
+    assert_eq!(wrong_secret.1["reason"], "X-Slack-Signature does not match");
     let old = ts - 6 * 60;
     let answer = slack(
         &app,
@@ -542,4 +558,423 @@ async fn slack_signed_commands_and_mattermost_tokens() {
         text.contains("waiting for Bob Reviewer, <@UCAROL>"),
         "Slack mentions by user id: {text}"
     );
+}
+
+/// A signed Slack request for `body` with this timestamp.
+fn signed_at(ts: i64, body: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("X-Slack-Request-Timestamp", ts.to_string()),
+        ("X-Slack-Signature", slack_signature(ts, body)),
+    ]
+}
+
+#[tokio::test]
+async fn slack_timestamps_up_to_five_minutes_either_way_are_accepted_and_no_further() {
+    let clock = TestClock::new(now());
+    let app = app(&clock).await;
+    let body = slack_form("UCAROL", "backend", "");
+    let t = now().timestamp();
+    // Exactly at the edge, in the past and in the future (a sender's clock a bit ahead).
+    for ts in [t - 5 * 60, t + 5 * 60] {
+        let answer = slack(&app, &signed_at(ts, &body), body.clone()).await;
+        assert_eq!(answer.0, 200, "{} s from now: {}", ts - t, answer.1);
+        assert_eq!(answer.1["response_type"], "ephemeral");
+    }
+    // One second beyond it, either way; well in the future (not only replays are refused).
+    for ts in [t - 5 * 60 - 1, t + 5 * 60 + 1, t + 6 * 60, t + 86_400] {
+        let answer = slack(&app, &signed_at(ts, &body), body.clone()).await;
+        assert_eq!(answer.0, 401, "{} s from now: {}", ts - t, answer.1);
+        assert_eq!(answer.1["status"], "rejected");
+        assert_eq!(
+            answer.1["reason"],
+            "X-Slack-Request-Timestamp is more than 5 minutes away"
+        );
+    }
+    // The edge moves with the injected clock, not the wall clock.
+    clock.set(now() + Duration::minutes(5));
+    let answer = slack(&app, &signed_at(t, &body), body.clone()).await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    clock.set(now() + Duration::minutes(5) + Duration::seconds(1));
+    let answer = slack(&app, &signed_at(t, &body), body.clone()).await;
+    assert_eq!(answer.0, 401, "{}", answer.1);
+}
+
+#[tokio::test]
+async fn missing_or_garbled_slack_headers_are_401_with_the_reason() {
+    let clock = TestClock::new(now());
+    let app = app(&clock).await;
+    let body = slack_form("UCAROL", "backend", "");
+    let ts = now().timestamp();
+    let good = slack_signature(ts, &body);
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "no timestamp",
+            vec![("X-Slack-Signature", good.clone())],
+            "missing or unreadable X-Slack-Request-Timestamp",
+        ),
+        (
+            "empty timestamp",
+            vec![
+                ("X-Slack-Request-Timestamp", String::new()),
+                ("X-Slack-Signature", good.clone()),
+            ],
+            "missing or unreadable X-Slack-Request-Timestamp",
+        ),
+        (
+            "timestamp not a number",
+            vec![
+                ("X-Slack-Request-Timestamp", "yesterday".into()),
+                ("X-Slack-Signature", good.clone()),
+            ],
+            "missing or unreadable X-Slack-Request-Timestamp",
+        ),
+        (
+            "timestamp in milliseconds",
+            vec![
+                ("X-Slack-Request-Timestamp", (ts * 1000).to_string()),
+                ("X-Slack-Signature", good.clone()),
+            ],
+            "X-Slack-Request-Timestamp is more than 5 minutes away",
+        ),
+        (
+            "no signature (and no token)",
+            vec![("X-Slack-Request-Timestamp", ts.to_string())],
+            "missing or wrong signature or token",
+        ),
+        (
+            "signature without v0=",
+            vec![
+                ("X-Slack-Request-Timestamp", ts.to_string()),
+                (
+                    "X-Slack-Signature",
+                    good.trim_start_matches("v0=").to_owned(),
+                ),
+            ],
+            "X-Slack-Signature must look like v0=<hex>",
+        ),
+        (
+            "signature not hex",
+            vec![
+                ("X-Slack-Request-Timestamp", ts.to_string()),
+                ("X-Slack-Signature", "v0=not-hex-at-all".into()),
+            ],
+            "X-Slack-Signature must look like v0=<hex>",
+        ),
+        (
+            "another scheme",
+            vec![
+                ("X-Slack-Request-Timestamp", ts.to_string()),
+                ("X-Slack-Signature", good.replacen("v0=", "v1=", 1)),
+            ],
+            "X-Slack-Signature must look like v0=<hex>",
+        ),
+        (
+            "signature cut short",
+            vec![
+                ("X-Slack-Request-Timestamp", ts.to_string()),
+                ("X-Slack-Signature", good[..good.len() - 2].to_owned()),
+            ],
+            "X-Slack-Signature does not match",
+        ),
+    ];
+    for (case, headers, reason) in cases {
+        let answer = slack(&app, &headers, body.clone()).await;
+        assert_eq!(answer.0, 401, "{case}: {}", answer.1);
+        assert_eq!(
+            answer.1,
+            json!({"status": "rejected", "reason": reason}),
+            "{case}"
+        );
+    }
+    // The same request with both headers right is answered (the cases above differ by one header).
+    let answer = slack(
+        &app,
+        &[
+            ("X-Slack-Request-Timestamp", ts.to_string()),
+            ("X-Slack-Signature", good),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+}
+
+#[tokio::test]
+async fn unconfigured_command_endpoints_are_404() {
+    let clock = TestClock::new(now());
+    // No command secrets at all: both endpoints are off.
+    let off = spawn_app_with_clock(|_| {}, clock.clock()).await;
+    let body = slack_form("UCAROL", "console", "");
+    let ts = now().timestamp();
+    for headers in [
+        signed_at(ts, &body),
+        vec![("Authorization", format!("Token {MATTERMOST_TOKEN}"))],
+        vec![],
+    ] {
+        let answer = slack(&off, &headers, body.clone()).await;
+        assert_eq!(answer.0, 404, "{headers:?}: {}", answer.1);
+        assert_eq!(
+            answer.1,
+            json!({"status": "rejected", "reason": "not found"})
+        );
+    }
+    for token in [HIPCHAT_TOKEN, "anything"] {
+        let answer = hipchat(&off, token, "/reviews", "carol_r", "console").await;
+        assert_eq!(answer.0, 404, "{}", answer.1);
+        assert_eq!(
+            answer.1,
+            json!({"status": "rejected", "reason": "not found"})
+        );
+    }
+
+    // Only Slack configured: HipChat's endpoint is still off, Slack's answers.
+    let slack_only = spawn_app_with_clock(
+        |s| {
+            s.commands.slack_signing_secret =
+                Some(SecretToken(SecretString::from(SLACK_SECRET.to_owned())));
+        },
+        clock.clock(),
+    )
+    .await;
+    assert_eq!(
+        hipchat(&slack_only, HIPCHAT_TOKEN, "/reviews", "carol_r", "console")
+            .await
+            .0,
+        404
+    );
+    let answer = slack(&slack_only, &signed_at(ts, &body), body.clone()).await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    // Mattermost is not configured there: a token is refused (401), not taken for the endpoint.
+    let answer = slack(
+        &slack_only,
+        &[("Authorization", format!("Token {MATTERMOST_TOKEN}"))],
+        body,
+    )
+    .await;
+    assert_eq!(answer.0, 401, "{}", answer.1);
+}
+
+async fn hipchat_raw(app: &TestApp, body: &Value) -> (u16, Value) {
+    let response = app
+        .client
+        .post(format!("{}/commands/hipchat/{HIPCHAT_TOKEN}", app.address))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn hipchat_bodies_that_are_not_room_message_are_400() {
+    let clock = TestClock::new(now());
+    let app = app(&clock).await;
+    let message = |event: Option<Value>, text: &str| {
+        let mut body = json!({
+            "webhook_id": 7,
+            "item": {
+                "message": {"message": text, "from": {"id": 99, "name": "Carol", "mention_name": "carol_r"}},
+                "room": {"id": 4242, "name": "backend"},
+            }
+        });
+        if let Some(event) = event {
+            body["event"] = event;
+        }
+        body
+    };
+    let snooze = format!("/reviews snooze {REPO}#1 2h");
+    let cases = [
+        (
+            message(Some(json!("room_notification")), &snooze),
+            "event: expected room_message, got \"room_notification\"",
+        ),
+        (
+            message(Some(json!("Room_Message")), &snooze),
+            "event: expected room_message, got \"Room_Message\"",
+        ),
+        (
+            message(Some(json!(7)), &snooze),
+            "event: expected room_message, got 7",
+        ),
+        (
+            message(Some(Value::Null), &snooze),
+            "event: missing field, expected room_message",
+        ),
+        (
+            message(None, &snooze),
+            "event: missing field, expected room_message",
+        ),
+        // A room_enter body has no message: the answer names the event, not item.message.
+        (
+            json!({
+                "event": "room_enter",
+                "item": {"room": {"id": 4242, "name": "backend"}, "sender": {"id": 99, "name": "Carol"}},
+            }),
+            "event: expected room_message, got \"room_enter\"",
+        ),
+    ];
+    for (body, reason) in cases {
+        let answer = hipchat_raw(&app, &body).await;
+        assert_eq!(answer.0, 400, "{body}: {}", answer.1);
+        assert_eq!(
+            answer.1,
+            json!({"status": "rejected", "reason": reason}),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM snoozes").await,
+        0,
+        "none of them was executed"
+    );
+    // The same message as a room_message is a command, and a room_message without its message
+    // is still refused by the path of what is missing.
+    let answer = hipchat_raw(&app, &message(Some(json!("room_message")), &snooze)).await;
+    assert!(
+        html(&answer).starts_with("Snoozed acme/payments-api#1"),
+        "{}",
+        answer.1
+    );
+    assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 1);
+    let answer = hipchat_raw(
+        &app,
+        &json!({"event": "room_message", "item": {"room": {"id": 4242}}}),
+    )
+    .await;
+    assert_eq!(answer.0, 400, "{}", answer.1);
+    assert_eq!(
+        answer.1["reason"],
+        "item: missing field `message` at line 1 column 51"
+    );
+}
+
+/// #4 (30 h old) as Bitbucket Cloud sends it at `minute` past 09:00 today, with this description:
+/// `participants` are who acted, `reviewers` the requested ones who have not.
+fn pr4(
+    minute: i64,
+    description: &str,
+    participants: &[(&str, &str, Option<&str>)],
+    reviewers: &[&str],
+) -> Value {
+    let users = own_fixture("users.json");
+    let mut body = pr_event(
+        4,
+        &(now() - Duration::hours(1) + Duration::minutes(minute)).to_rfc3339(),
+        "OPEN",
+        "Change 4",
+        "abcdef012345",
+        participants,
+    );
+    body["pullrequest"]["description"] = json!(description);
+    body["pullrequest"]["created_on"] = json!((now() - Duration::hours(30)).to_rfc3339());
+    body["pullrequest"]["reviewers"] = reviewers.iter().map(|u| users[*u].clone()).collect();
+    body
+}
+
+async fn deliver(app: &TestApp, key: &str, body: &Value) {
+    let answer = app.deliver_json(key, &uuid_like("wake"), body).await;
+    assert_eq!(answer.body["status"], "processed", "{}", answer.body);
+}
+
+async fn carol_sees_4(app: &TestApp) -> bool {
+    html(&hipchat(app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await).contains(&link(4))
+}
+
+#[tokio::test]
+async fn snooze_ends_when_a_reviewer_is_requested() {
+    let clock = TestClock::new(now());
+    let app = app(&clock).await;
+    let bob = [("bob", "REVIEWER", None)];
+    let answer = hipchat(
+        &app,
+        HIPCHAT_TOKEN,
+        &format!("/reviews snooze {REPO}#4 1d"),
+        "carol_r",
+        "backend",
+    )
+    .await;
+    assert!(
+        html(&answer).starts_with("Snoozed acme/payments-api#4"),
+        "{}",
+        answer.1
+    );
+    assert!(!carol_sees_4(&app).await);
+
+    // A newer event that changes neither the commit, the reviewers nor an approval (only the
+    // description) leaves it snoozed.
+    deliver(
+        &app,
+        "pullrequest:updated",
+        &pr4(1, "Now with tests.", &bob, &[]),
+    )
+    .await;
+    assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 1);
+    assert!(!carol_sees_4(&app).await);
+
+    // Dave is asked to review: the snooze ends, for the room's digest too.
+    deliver(
+        &app,
+        "pullrequest:updated",
+        &pr4(2, "Now with tests.", &bob, &["dave"]),
+    )
+    .await;
+    assert_eq!(
+        app.reviews(REPO, 4)
+            .await
+            .iter()
+            .filter(|(_, role, _)| role == "REVIEWER")
+            .count(),
+        2,
+        "{:?}",
+        app.reviews(REPO, 4).await
+    );
+    assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 0);
+    assert!(carol_sees_4(&app).await);
+}
+
+#[tokio::test]
+async fn snooze_ends_when_an_approval_is_withdrawn() {
+    let clock = TestClock::new(now());
+    let app = app(&clock).await;
+    // Bob approves #4 (one of two approvals); Carol still can review it, and snoozes it.
+    let approved = [("bob", "REVIEWER", Some("approved"))];
+    deliver(
+        &app,
+        "pullrequest:approved",
+        &pr4(1, "Adds bounded retries.", &approved, &[]),
+    )
+    .await;
+    assert!(carol_sees_4(&app).await);
+    hipchat(
+        &app,
+        HIPCHAT_TOKEN,
+        &format!("/reviews snooze {REPO}#4 1d"),
+        "carol_r",
+        "backend",
+    )
+    .await;
+    assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 1);
+    assert!(!carol_sees_4(&app).await);
+
+    // Another event that keeps Bob's approval leaves it snoozed.
+    deliver(
+        &app,
+        "pullrequest:updated",
+        &pr4(2, "Now with tests.", &approved, &[]),
+    )
+    .await;
+    assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 1);
+    assert!(!carol_sees_4(&app).await);
+
+    // Bob withdraws his approval: the snooze ends.
+    deliver(
+        &app,
+        "pullrequest:unapproved",
+        &pr4(3, "Now with tests.", &[("bob", "REVIEWER", None)], &[]),
+    )
+    .await;
+    assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 0);
+    assert!(carol_sees_4(&app).await);
 }

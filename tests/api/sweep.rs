@@ -332,7 +332,9 @@ async fn red_once_a_pr_is_older_than_three_days() {
 async fn counting_working_days_only_skips_the_weekend() {
     let fake = fake_room().await;
     let created = utc(2026, 11, 20, 9, 0); // Friday 09:00
-    let clock = TestClock::new(utc(2026, 11, 24, 10, 0)); // Tuesday: 97 h, 39 working hours
+                                           // Tuesday 10:00: 97 h old, but only 49 working hours (Friday 15 + Monday 24 + Tuesday 10;
+                                           // Saturday and Sunday's 48 h do not count): under the 72 h threshold, which 97 h is over.
+    let clock = TestClock::new(utc(2026, 11, 24, 10, 0));
     let app = app(&fake, &clock, |s| s.escalate_working_days_only = true).await;
     send(
         &app,
@@ -342,9 +344,276 @@ async fn counting_working_days_only_skips_the_weekend() {
     let (_, report) = sweep(&app, Some(TOKEN), "").await;
     assert_eq!(room_status(&report, "backend").0, "posted");
     assert_eq!(report["rooms"][0]["escalated"], false);
-    clock.set(utc(2026, 11, 26, 10, 0)); // Thursday: 87 working hours
+    // The 72nd working hour ends on Wednesday at 09:00 (49 + Tuesday's other 14 + 9): not yet
+    // escalated then (more than 72 h escalates), a minute later it is.
+    clock.set(utc(2026, 11, 25, 9, 0));
+    let (_, report) = sweep(&app, Some(TOKEN), "?force=true").await;
+    assert_eq!(report["rooms"][0]["escalated"], false, "72 working hours");
+    clock.set(utc(2026, 11, 25, 9, 1));
+    let (_, report) = sweep(&app, Some(TOKEN), "?force=true").await;
+    assert_eq!(report["rooms"][0]["escalated"], true, "72 h 1 min");
+    clock.set(utc(2026, 11, 26, 10, 0)); // Thursday 10:00: 145 h old, 97 working hours
     let (_, report) = sweep(&app, Some(TOKEN), "").await;
+    assert_eq!(room_status(&report, "backend").0, "posted");
     assert_eq!(report["rooms"][0]["escalated"], true);
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let fake = fake_room().await;
+    let clock = TestClock::new(utc(2026, 11, 24, 10, 0));
+    let app = app(&fake, &clock, |_| {}).await;
+    let with = |authorization: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .client
+                .post(format!("{}/sweep", app.address))
+                .header("Authorization", authorization)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body: Value = response.json().await.unwrap();
+            (status, challenge, body)
+        }
+    };
+    // Refused: a wrong token in any case of the scheme, a missing separator or token.
+    for refused in [
+        "bearer wrong-token-0123456789abcdef".to_owned(),
+        "BEARER wrong-token-0123456789abcdef".to_owned(),
+        format!("Bearer{TOKEN}"),
+        "bearer".to_owned(),
+        "bearer ".to_owned(),
+        format!("Token {TOKEN}"),
+    ] {
+        let (status, challenge, body) = with(refused.clone()).await;
+        assert_eq!(status, 401, "{refused}: {body}");
+        assert_eq!(challenge.as_deref(), Some("Bearer"), "{refused}");
+        assert_eq!(
+            body,
+            json!({"status": "unauthorized", "reason": "missing or wrong bearer token"})
+        );
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM sweeps").await,
+        0,
+        "a refused request runs no sweep"
+    );
+    // Accepted: the right token after `bearer`, `BEARER` or `bEaReR` (RFC 9110 §11.1).
+    for (i, scheme) in ["bearer", "BEARER", "bEaReR"].into_iter().enumerate() {
+        let (status, _, body) = with(format!("{scheme} {TOKEN}")).await;
+        assert_eq!(status, 200, "{scheme}: {body}");
+        assert_eq!(body["rooms"].as_array().unwrap().len(), 2, "{body}");
+        assert_eq!(
+            app.count("SELECT count(*) FROM sweeps").await,
+            2 * (i as i64 + 1),
+            "{scheme}: one row per room"
+        );
+    }
+}
+
+/// `pr-reminder sweep` beside a running service, on the same database and rooms: the digest is
+/// posted once per room, whichever process sweeps first (the README's cron example).
+#[tokio::test]
+async fn the_cli_sweep_beside_the_running_service_posts_once() {
+    let fake = fake_room().await;
+    // The CLI reads the wall clock: so does the service here, and every day is a working day
+    // without quiet hours, so that neither skips for the day or hour the test runs at.
+    let every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let notify = NotifySettings {
+        rooms: vec![room("backend", &fake), room("web", &fake)],
+        routes: vec![
+            digest_only_route(&["acme/*"], "backend"),
+            digest_only_route(&["web/*"], "web"),
+        ],
+        retry_min: std::time::Duration::from_millis(50),
+        room_rate_per_minute: 6000,
+        ..NotifySettings::default()
+    };
+    let mut sweep_settings = SweepSettings {
+        token: Some(SecretToken(SecretString::from(TOKEN.to_owned()))),
+        ..SweepSettings::default()
+    };
+    sweep_settings.calendar.working_days = [true; 7];
+    sweep_settings.calendar.quiet_hours = None;
+    let min_interval = sweep_settings.min_interval;
+    let app = spawn_app_with_clock(
+        move |s| {
+            s.notify = notify;
+            s.sweep = sweep_settings;
+        },
+        std::sync::Arc::new(Utc::now),
+    )
+    .await;
+    let now = Utc::now();
+    send(
+        &app,
+        &pr(
+            "acme/api",
+            1,
+            now - Duration::hours(2),
+            "Pending",
+            "OPEN",
+            &[],
+        ),
+    )
+    .await;
+    send(
+        &app,
+        &pr(
+            "web/site",
+            1,
+            now - Duration::hours(3),
+            "Landing",
+            "OPEN",
+            &[],
+        ),
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pr-reminder.toml");
+    let url = |name: &str| {
+        format!(
+            "{}/v2/room/{name}/notification?auth_token=t0k3n",
+            fake.uri()
+        )
+    };
+    std::fs::write(
+        &config,
+        format!(
+            r#"[sweep]
+working_days = {every_day:?}
+min_interval_minutes = {}
+
+[[rooms]]
+name = "backend"
+hipchat_url = "{}"
+
+[[rooms]]
+name = "web"
+hipchat_url = "{}"
+
+[[routes]]
+repositories = ["acme/*"]
+room = "backend"
+
+[[routes]]
+repositories = ["web/*"]
+room = "web"
+"#,
+            min_interval.as_secs() / 60,
+            url("backend"),
+            url("web"),
+        ),
+    )
+    .unwrap();
+    let cli = |dir: std::path::PathBuf, config: std::path::PathBuf, db: std::path::PathBuf| async move {
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_pr-reminder"))
+                .current_dir(&dir)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("PR_REMINDER_DATABASE", &db)
+                .arg("--config")
+                .arg(&config)
+                .args(["sweep", "--json"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice::<Value>(&out.stdout)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+        })
+        .await
+        .unwrap()
+    };
+    let run_cli = || cli(dir.path().to_owned(), config.clone(), app.db_path.clone());
+
+    // The CLI sweeps first: it queues one digest per room, which the service sends.
+    let report = run_cli().await;
+    for name in ["backend", "web"] {
+        assert_eq!(
+            room_status(&report, name),
+            ("posted".into(), None),
+            "{report}"
+        );
+    }
+    let sent = digests(&fake, 2).await;
+    let mut rooms: Vec<&str> = sent.iter().map(|(room, _)| room.as_str()).collect();
+    rooms.sort();
+    assert_eq!(rooms, ["backend", "web"]);
+
+    // The service's sweep, then the CLI's again, within min_interval: skipped, saying why.
+    let skipped = (
+        "skipped".to_owned(),
+        Some("posted 0 min ago (min_interval 50 min); use force to post again".to_owned()),
+    );
+    let (status, report) = sweep(&app, Some(TOKEN), "").await;
+    assert_eq!(status, 200, "{report}");
+    for name in ["backend", "web"] {
+        assert_eq!(room_status(&report, name), skipped, "{report}");
+    }
+    let report = run_cli().await;
+    for name in ["backend", "web"] {
+        assert_eq!(room_status(&report, name), skipped, "{report}");
+    }
+    assert_eq!(digests(&fake, 2).await.len(), 2, "nothing more was posted");
+
+    let sweeps: Vec<(String, String, String, Option<String>)> =
+        sqlx::query_as("SELECT room, trigger, outcome, reason FROM sweeps ORDER BY id")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    let row = |room: &str, trigger: &str, outcome: &str, reason: &Option<String>| {
+        (
+            room.to_owned(),
+            trigger.to_owned(),
+            outcome.to_owned(),
+            reason.clone(),
+        )
+    };
+    assert_eq!(
+        sweeps,
+        vec![
+            row("backend", "cli", "posted", &None),
+            row("web", "cli", "posted", &None),
+            row("backend", "http", "skipped", &skipped.1),
+            row("web", "http", "skipped", &skipped.1),
+            row("backend", "cli", "skipped", &skipped.1),
+            row("web", "cli", "skipped", &skipped.1),
+        ]
+    );
+    // One digest row per room in the outbox, the one the CLI's sweep recorded, sent by the service.
+    let mut outbox: Vec<(String, String, String)> = Vec::new();
+    for _ in 0..200 {
+        outbox = sqlx::query_as("SELECT room, kind, state FROM outbox ORDER BY id")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+        if outbox.iter().all(|(_, _, state)| state == "sent") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let digest_row = |room: &str| (room.to_owned(), "digest".to_owned(), "sent".to_owned());
+    assert_eq!(outbox, vec![digest_row("backend"), digest_row("web")]);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM sweeps s JOIN outbox o ON o.id = s.outbox_id \
+             WHERE s.outcome = 'posted' AND s.trigger = 'cli' AND o.room = s.room"
+        )
+        .await,
+        2
+    );
 }
 
 #[tokio::test]
