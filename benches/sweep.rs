@@ -140,7 +140,7 @@ async fn run() -> anyhow::Result<()> {
     let routes: Vec<Route> = (0..ROOMS)
         .map(|i| Route {
             repositories: vec![format!("w{i}/*")],
-            room: format!("room-{i}"),
+            rooms: vec![format!("room-{i}")],
             required_approvals: None,
             announce: Announce::default(),
             ignore_title_patterns: vec!["WIP".into()],

@@ -418,11 +418,15 @@ impl Settings {
             ));
         }
         for route in &n.routes {
+            let rooms = match &route.rooms[..] {
+                [one] => format!("room = \"{one}\""),
+                several => format!("rooms = {several:?}"),
+            };
             out.push_str(&format!(
-                "\n[[routes]]\nrepositories = {:?}\nroom = \"{}\"\nrequired_approvals = {}\n\
+                "\n[[routes]]\nrepositories = {:?}\n{}\nrequired_approvals = {}\n\
                  # announce: {:?}\nignore_title_patterns = {:?}\n",
                 route.repositories,
-                route.room,
+                rooms,
                 route
                     .required_approvals
                     .map_or("\"default\"".to_owned(), |n| n.to_string()),
@@ -662,7 +666,9 @@ struct RawRoom {
 #[serde(deny_unknown_fields)]
 struct RawRoute {
     repositories: Vec<String>,
-    room: String,
+    /// One room, or several with `rooms`.
+    room: Option<String>,
+    rooms: Option<Vec<String>>,
     required_approvals: Option<i64>,
     announce_opened: Option<bool>,
     announce_approvals: Option<bool>,
@@ -874,7 +880,7 @@ impl RawCommands {
 fn catch_all(room: &str) -> Route {
     Route {
         repositories: vec!["*".into()],
-        room: room.into(),
+        rooms: vec![room.into()],
         required_approvals: None,
         announce: Announce::default(),
         ignore_title_patterns: default_ignore_title_patterns(),
@@ -942,16 +948,31 @@ fn resolve_rooms(
                 ConfigError::new(format!("{key}.repositories"), format!("`{pattern}`: {e}"))
             })?;
         }
-        if !out_rooms.iter().any(|r| r.name == route.room) {
-            return Err(ConfigError::new(
-                format!("{key}.room"),
-                format!("no room is named `{}`", route.room),
-            ));
+        let (rooms_key, rooms) = match (route.room, route.rooms) {
+            (Some(room), None) => (format!("{key}.room"), vec![room]),
+            (None, Some(rooms)) if !rooms.is_empty() => (format!("{key}.rooms"), rooms),
+            (None, Some(_)) => {
+                return Err(ConfigError::new(format!("{key}.rooms"), "lists no room"));
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    key,
+                    "needs exactly one of room, rooms (a list: the route's messages go to each)",
+                ));
+            }
+        };
+        for room in &rooms {
+            if !out_rooms.iter().any(|r| &r.name == room) {
+                return Err(ConfigError::new(
+                    rooms_key.clone(),
+                    format!("no room is named `{room}`"),
+                ));
+            }
         }
         let defaults = Announce::default();
         out_routes.push(Route {
             repositories: route.repositories,
-            room: route.room,
+            rooms,
             required_approvals: route
                 .required_approvals
                 .map(|n| whole(&format!("{key}.required_approvals"), n, 1..=100))
@@ -1165,6 +1186,25 @@ mod tests {
     }
 
     #[test]
+    fn a_route_may_send_to_several_rooms() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "webhook_secret = \"s\"\n\
+             [[rooms]]\nname = \"backend\"\nslack_webhook_url = \"https://hooks.example/T/B/x\"\n\
+             [[rooms]]\nname = \"backend-new\"\nhipchat_url = \"https://hc.example/v2/room/1/notification?auth_token=x\"\n\
+             [[routes]]\nrepositories = [\"acme/*\"]\nrooms = [\"backend\", \"backend-new\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path), &env(&[]), false).unwrap();
+        assert_eq!(s.notify.routes[0].rooms, ["backend", "backend-new"]);
+        assert!(s
+            .render()
+            .contains("rooms = [\"backend\", \"backend-new\"]"));
+    }
+
+    #[test]
     fn rooms_routes_sweep_and_commands_errors_name_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
@@ -1208,6 +1248,24 @@ mod tests {
             (
                 format!("{room}[[routes]]\nrepositories = [\"x/[\"]\nroom = \"a\"\n"),
                 "routes[0].repositories",
+            ),
+            (
+                format!("{room}[[routes]]\nrepositories = [\"x/*\"]\nrooms = [\"a\", \"c\"]\n"),
+                "routes[0].rooms",
+            ),
+            (
+                format!("{room}[[routes]]\nrepositories = [\"x/*\"]\nrooms = []\n"),
+                "routes[0].rooms",
+            ),
+            (
+                format!(
+                    "{room}[[routes]]\nrepositories = [\"x/*\"]\nroom = \"a\"\nrooms = [\"a\"]\n"
+                ),
+                "routes[0]",
+            ),
+            (
+                format!("{room}[[routes]]\nrepositories = [\"x/*\"]\n"),
+                "routes[0]",
             ),
             (
                 format!("{room}{}", room.replace("\"a\"", "\"b\"")),
@@ -1272,7 +1330,7 @@ mod tests {
             matches!(
                 (&s.notify.rooms[..], &s.notify.routes[..]),
                 ([room], [route]) if room.name == name
-                    && route.room == name
+                    && route.rooms == [name]
                     && matches!(room.sink, Sink::HipChat(_)) == hipchat
                     && matches!(room.sink, Sink::Slack(_)) != hipchat
             )

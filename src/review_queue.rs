@@ -55,34 +55,37 @@ pub async fn select(
         let Some(route) = index.and_then(|i| routing.route_at(i)) else {
             return;
         };
-        if scope.room.as_deref().is_some_and(|room| room != route.room) {
-            return;
-        }
         let approvals = u32::try_from(pr.approvals).unwrap_or(0);
         if !route.needs_review(PrState::Open, &pr.title, pr.draft, approvals) {
             return;
         }
-        let digest = match digests.get_mut(&route.room) {
-            Some(digest) => digest,
-            None => digests.entry(route.room.clone()).or_default(),
-        };
         let (changes, asked_me) = (pr.changes_requested, pr.asked);
         let view = pr.into_view(route.required_approvals);
-        if changes > 0 {
-            digest.author_total += 1;
-            if digest.waiting_author.len() < KEEP {
-                digest.waiting_author.push(view);
+        // A PR is listed in every room of its route (or the one room asked about).
+        for room in &route.rooms {
+            if scope.room.as_deref().is_some_and(|wanted| wanted != room) {
+                continue;
             }
-            return;
-        }
-        digest.review_total += 1;
-        if asked_me {
-            let first = asked.entry(route.room.clone()).or_default();
-            if first.len() < KEEP {
-                first.push(view);
+            let digest = match digests.get_mut(room) {
+                Some(digest) => digest,
+                None => digests.entry(room.clone()).or_default(),
+            };
+            if changes > 0 {
+                digest.author_total += 1;
+                if digest.waiting_author.len() < KEEP {
+                    digest.waiting_author.push(view.clone());
+                }
+                continue;
             }
-        } else if digest.waiting_review.len() < KEEP {
-            digest.waiting_review.push(view);
+            digest.review_total += 1;
+            if asked_me {
+                let first = asked.entry(room.clone()).or_default();
+                if first.len() < KEEP {
+                    first.push(view.clone());
+                }
+            } else if digest.waiting_review.len() < KEEP {
+                digest.waiting_review.push(view.clone());
+            }
         }
     })
     .await?;

@@ -234,23 +234,27 @@ pub fn plan(
         if announce {
             for event in pr_events(stored, pr, quiet) {
                 if route.announce.wants(event) {
-                    plan.notifications.push(Notification {
-                        room: route.room.clone(),
-                        repository: pr.repository.key.clone(),
-                        number: pr.number,
-                        event,
-                    });
+                    for room in &route.rooms {
+                        plan.notifications.push(Notification {
+                            room: room.clone(),
+                            repository: pr.repository.key.clone(),
+                            number: pr.number,
+                            event,
+                        });
+                    }
                     announced = true;
                 }
             }
         }
         let was_reviewable = stored.is_some_and(|s| route.reviewable(s.state, &s.title, s.draft));
         if was_reviewable && !route.reviewable(pr.state, &pr.title, pr.draft) && !announced {
-            plan.withdrawals.push(Withdrawal {
-                room: route.room.clone(),
-                repository: pr.repository.key.clone(),
-                number: pr.number,
-            });
+            for room in &route.rooms {
+                plan.withdrawals.push(Withdrawal {
+                    room: room.clone(),
+                    repository: pr.repository.key.clone(),
+                    number: pr.number,
+                });
+            }
         }
     }
     for &(status, announce) in builds {
@@ -278,12 +282,14 @@ pub fn plan(
                 continue;
             }
             if route.reviewable(PrState::Open, &pr.title, pr.draft) {
-                plan.notifications.push(Notification {
-                    room: route.room.clone(),
-                    repository: pr.repository.clone(),
-                    number: pr.number,
-                    event,
-                });
+                for room in &route.rooms {
+                    plan.notifications.push(Notification {
+                        room: room.clone(),
+                        repository: pr.repository.clone(),
+                        number: pr.number,
+                        event,
+                    });
+                }
             }
         }
     }
@@ -472,7 +478,7 @@ mod tests {
         fn routing() -> Routing {
             let route = |globs: &[&str], room: &str, announce: Announce| Route {
                 repositories: globs.iter().map(|g| g.to_string()).collect(),
-                room: room.into(),
+                rooms: vec![room.into()],
                 required_approvals: None,
                 announce,
                 ignore_title_patterns: vec!["WIP".into()],
@@ -544,6 +550,37 @@ mod tests {
             routing: &Routing,
         ) -> NotificationPlan {
             plan(prs, &[], before, routing)
+        }
+
+        #[test]
+        fn a_route_with_two_rooms_tells_both() {
+            let mut route = Route {
+                repositories: vec!["*".into()],
+                rooms: vec!["old-chat".into(), "new-chat".into()],
+                required_approvals: None,
+                announce: Announce::default(),
+                ignore_title_patterns: vec![],
+            };
+            let routing = Routing::new(std::slice::from_ref(&route), 2).unwrap();
+            let new = pr("a/x", "2026-01-01T00:00:00Z", PrState::Open, "t");
+            let planned = plan_of(&[(&new, true)], &Before::default(), &routing);
+            assert_eq!(
+                notes(&planned),
+                vec![
+                    ("old-chat", "cloud/{a/x}", 1, Opened),
+                    ("new-chat", "cloud/{a/x}", 1, Opened)
+                ]
+            );
+            route.announce = Announce::NOTHING;
+            let quiet = Routing::new(&[route], 2).unwrap();
+            let merged = pr("a/x", "2026-01-02T00:00:00Z", PrState::Merged, "t");
+            let planned = plan_of(&[(&merged, true)], &before_with(&[&new]), &quiet);
+            let rooms: Vec<&str> = planned
+                .withdrawals
+                .iter()
+                .map(|w| w.room.as_str())
+                .collect();
+            assert_eq!(rooms, ["old-chat", "new-chat"]);
         }
 
         #[test]

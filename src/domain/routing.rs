@@ -71,8 +71,9 @@ impl Default for Announce {
 pub struct Route {
     /// The globs, each optionally prefixed `cloud:` or `datacenter:`.
     pub repositories: Vec<String>,
-    /// The name of the room (`[[rooms]]`) that hears about them.
-    pub room: String,
+    /// The rooms (`[[rooms]]` names) that hear about them: one, or several while a team moves
+    /// from one chat to another (`rooms = ["backend", "backend-teams"]`).
+    pub rooms: Vec<String>,
     /// Approvals these PRs need; `None` keeps the service-wide `required_approvals`.
     pub required_approvals: Option<u32>,
     /// Which state changes are posted to the room.
@@ -94,8 +95,8 @@ pub struct Routing {
 pub struct CompiledRoute {
     /// Each glob, with the Bitbucket it is limited to, if any.
     matchers: Vec<(Option<Flavour>, GlobMatcher)>,
-    /// The room that hears about matching repositories.
-    pub room: String,
+    /// The rooms that hear about matching repositories (at least one).
+    pub rooms: Vec<String>,
     /// Approvals a PR needs: the route's own setting, else the service default.
     pub required_approvals: u32,
     /// The route's own setting, if it has one (else the service default applies).
@@ -167,7 +168,7 @@ impl Routing {
             }
             compiled.push(CompiledRoute {
                 matchers,
-                room: route.room.clone(),
+                rooms: route.rooms.clone(),
                 required_approvals: route.required_approvals.unwrap_or(default_required),
                 required_override: route.required_approvals,
                 announce: route.announce,
@@ -221,7 +222,7 @@ mod tests {
     fn route(globs: &[&str], room: &str, required: Option<u32>) -> Route {
         Route {
             repositories: globs.iter().map(|s| s.to_string()).collect(),
-            room: room.into(),
+            rooms: vec![room.into()],
             required_approvals: required,
             announce: Announce::default(),
             ignore_title_patterns: vec!["WIP".into(), "Draft:".into()],
@@ -240,19 +241,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            routing.route(Flavour::Cloud, "acme/api").unwrap().room,
+            routing.route(Flavour::Cloud, "acme/api").unwrap().rooms[0],
             "api"
         );
         assert_eq!(
-            routing.route(Flavour::Cloud, "ACME/web").unwrap().room,
+            routing.route(Flavour::Cloud, "ACME/web").unwrap().rooms[0],
             "backend"
         );
         assert_eq!(
-            routing.route(Flavour::Cloud, "other/api").unwrap().room,
+            routing.route(Flavour::Cloud, "other/api").unwrap().rooms[0],
             "backend"
         );
         assert_eq!(
-            routing.route(Flavour::Cloud, "other/web").unwrap().room,
+            routing.route(Flavour::Cloud, "other/web").unwrap().rooms[0],
             "everything"
         );
         assert_eq!(routing.required_approvals(Flavour::Cloud, "acme/api"), 3);
@@ -271,11 +272,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            routing.route(Flavour::DataCenter, "PAY/api").unwrap().room,
+            routing.route(Flavour::DataCenter, "PAY/api").unwrap().rooms[0],
             "dc"
         );
         assert_eq!(
-            routing.route(Flavour::Cloud, "pay/api").unwrap().room,
+            routing.route(Flavour::Cloud, "pay/api").unwrap().rooms[0],
             "cloud"
         );
         assert!(routing.route(Flavour::Cloud, "other/api").is_none());

@@ -305,7 +305,7 @@ impl TestClock {
 pub fn digest_only_route(globs: &[&str], room: &str) -> pr_reminder::config::Route {
     pr_reminder::config::Route {
         repositories: globs.iter().map(|g| g.to_string()).collect(),
-        room: room.into(),
+        rooms: vec![room.into()],
         required_approvals: None,
         announce: pr_reminder::config::Announce::NOTHING,
         ignore_title_patterns: vec!["WIP".into()],
@@ -316,7 +316,7 @@ pub fn digest_only_route(globs: &[&str], room: &str) -> pr_reminder::config::Rou
 pub fn route(globs: &[&str], room: &str) -> pr_reminder::config::Route {
     pr_reminder::config::Route {
         repositories: globs.iter().map(|g| g.to_string()).collect(),
-        room: room.into(),
+        rooms: vec![room.into()],
         required_approvals: None,
         announce: pr_reminder::config::Announce::default(),
         ignore_title_patterns: pr_reminder::config::DEFAULT_IGNORE_TITLE_PATTERNS

@@ -26,7 +26,7 @@ pub struct Store {
 pub fn route(globs: &[&str], room: &str, announce: Announce) -> Route {
     Route {
         repositories: globs.iter().map(|g| g.to_string()).collect(),
-        room: room.into(),
+        rooms: vec![room.into()],
         required_approvals: None,
         announce,
         ignore_title_patterns: vec!["WIP".into()],
