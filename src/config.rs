@@ -187,8 +187,22 @@ pub fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
 pub enum Sink {
     /// A HipChat v2 room notification URL, as pasted (with its `auth_token`).
     HipChat(SecretString),
+    /// A HipChat v2 room notification URL without `auth_token`, and the room's token, sent as
+    /// `Authorization: Bearer` (Atlassian's HipChat REST docs allow either form).
+    HipChatBearer {
+        /// `https://host/v2/room/{id_or_name}/notification`.
+        url: SecretString,
+        /// The room notification token.
+        token: SecretString,
+    },
     /// A Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat).
     Slack(SecretString),
+    /// A Microsoft Teams Workflows "when a webhook request is received" URL (its `sig` query
+    /// parameter is the secret); takes an Adaptive Card message, answers 202.
+    Teams(SecretString),
+    /// A Google Chat space's incoming webhook URL (its `key` and `token` parameters are the
+    /// secret); takes `{"text": ...}`, at most 32,000 bytes, 60 messages a minute per space.
+    GoogleChat(SecretString),
     /// Printed to standard output (no chat configured).
     Console,
 }
@@ -197,7 +211,16 @@ impl fmt::Debug for Sink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Sink::HipChat(url) => write!(f, "hipchat {}", redact_url(url.expose_secret())),
+            Sink::HipChatBearer { url, .. } => write!(
+                f,
+                "hipchat {} (bearer token)",
+                redact_url(url.expose_secret())
+            ),
             Sink::Slack(url) => write!(f, "slack {}", redact_url(url.expose_secret())),
+            Sink::Teams(url) => write!(f, "teams {}", redact_url(url.expose_secret())),
+            Sink::GoogleChat(url) => {
+                write!(f, "google chat {}", redact_url(url.expose_secret()))
+            }
             Sink::Console => f.write_str("console"),
         }
     }
@@ -500,6 +523,8 @@ const ENV_VARS: &[(&str, &str, Kind)] = &[
     // Not file keys: one more room, of this name, for every repository no route claims.
     ("PR_REMINDER_HIPCHAT_URL",             "hipchat",                       Kind::Room(Sink::HipChat)),
     ("PR_REMINDER_SLACK_WEBHOOK_URL",       "slack",                         Kind::Room(Sink::Slack)),
+    ("PR_REMINDER_TEAMS_WEBHOOK_URL",       "teams",                         Kind::Room(Sink::Teams)),
+    ("PR_REMINDER_GOOGLE_CHAT_WEBHOOK_URL", "google-chat",                   Kind::Room(Sink::GoogleChat)),
 ];
 
 /// How a variable's text becomes the value the file would hold.
@@ -658,7 +683,11 @@ impl SecretList {
 struct RawRoom {
     name: String,
     hipchat_url: Option<String>,
+    /// With a `hipchat_url` that has no `auth_token`: sent as `Authorization: Bearer`.
+    hipchat_token: Option<String>,
     slack_webhook_url: Option<String>,
+    teams_webhook_url: Option<String>,
+    google_chat_webhook_url: Option<String>,
 }
 
 /// Unset `announce_*` switches keep `Announce::default()`.
@@ -914,19 +943,42 @@ fn resolve_rooms(
                 format!("room `{}` is defined twice", room.name),
             ));
         }
-        let sink = match (room.hipchat_url, room.slack_webhook_url) {
-            (Some(url), None) => {
-                Sink::HipChat(parse_chat_url(&format!("{key}.hipchat_url"), &url)?)
-            }
-            (None, Some(url)) => {
-                Sink::Slack(parse_chat_url(&format!("{key}.slack_webhook_url"), &url)?)
-            }
+        let urls = [
+            ("hipchat_url", room.hipchat_url),
+            ("slack_webhook_url", room.slack_webhook_url),
+            ("teams_webhook_url", room.teams_webhook_url),
+            ("google_chat_webhook_url", room.google_chat_webhook_url),
+        ];
+        let mut given = urls
+            .into_iter()
+            .filter_map(|(k, url)| url.map(|url| (k, url)));
+        let (url_key, url) = match (given.next(), given.next()) {
+            (Some(one), None) => one,
             _ => {
                 return Err(ConfigError::new(
                     key,
-                    "needs exactly one of hipchat_url, slack_webhook_url",
+                    "needs exactly one of hipchat_url, slack_webhook_url, teams_webhook_url, \
+                     google_chat_webhook_url",
                 ))
             }
+        };
+        let secret = parse_chat_url(&format!("{key}.{url_key}"), &url)?;
+        let token = long_secret(&format!("{key}.hipchat_token"), room.hipchat_token)?;
+        let sink = match (url_key, token) {
+            ("hipchat_url", Some(token)) => Sink::HipChatBearer {
+                url: secret,
+                token: token.0,
+            },
+            ("hipchat_url", None) => Sink::HipChat(secret),
+            (_, Some(_)) => {
+                return Err(ConfigError::new(
+                    format!("{key}.hipchat_token"),
+                    "goes with hipchat_url only",
+                ))
+            }
+            ("slack_webhook_url", None) => Sink::Slack(secret),
+            ("teams_webhook_url", None) => Sink::Teams(secret),
+            _ => Sink::GoogleChat(secret),
         };
         out_rooms.push(Room {
             name: room.name,
@@ -1326,6 +1378,12 @@ mod tests {
         fn token(t: &Option<SecretToken>) -> bool {
             t.as_ref().is_some_and(|t| t.0.expose_secret() == TOKEN)
         }
+        fn one_room_of(s: &Settings, name: &str, kind: fn(&Sink) -> bool) -> bool {
+            matches!(
+                (&s.notify.rooms[..], &s.notify.routes[..]),
+                ([room], [route]) if room.name == name && route.rooms == [name] && kind(&room.sink)
+            )
+        }
         fn one_room(s: &Settings, name: &str, hipchat: bool) -> bool {
             matches!(
                 (&s.notify.rooms[..], &s.notify.routes[..]),
@@ -1382,6 +1440,16 @@ mod tests {
                 "PR_REMINDER_SLACK_WEBHOOK_URL",
                 "https://hooks.slack.example/T/B/t",
                 |s| one_room(s, "slack", false),
+            ),
+            (
+                "PR_REMINDER_TEAMS_WEBHOOK_URL",
+                "https://prod.westeurope.logic.azure.com/workflows/1/triggers/manual/paths/invoke?sig=s",
+                |s| one_room_of(s, "teams", |sink| matches!(sink, Sink::Teams(_))),
+            ),
+            (
+                "PR_REMINDER_GOOGLE_CHAT_WEBHOOK_URL",
+                "https://chat.googleapis.com/v1/spaces/A/messages?key=k&token=t",
+                |s| one_room_of(s, "google-chat", |sink| matches!(sink, Sink::GoogleChat(_))),
             ),
         ];
         assert_eq!(checks.len(), ENV_VARS.len(), "a check for every variable");

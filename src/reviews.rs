@@ -225,7 +225,7 @@ pub fn find_room<'a>(rooms: &'a [Room], ids: &[&str]) -> Option<&'a Room> {
         ids.iter().any(|id| {
             !id.is_empty()
                 && (room.name.eq_ignore_ascii_case(id)
-                    || matches!(&room.sink, Sink::HipChat(url) if hipchat_room_segment(url).is_some_and(|s| s.eq_ignore_ascii_case(id))))
+                    || matches!(&room.sink, Sink::HipChat(url) | Sink::HipChatBearer { url, .. } if hipchat_room_segment(url).is_some_and(|s| s.eq_ignore_ascii_case(id))))
         })
     })
 }
@@ -258,19 +258,29 @@ fn unknown_user(asker: &Asker, what: &str) -> Message {
 }
 
 fn say(color: Color, text: &str) -> Message {
+    use crate::notify::message::{escape_google_chat, escape_teams};
     Message {
         color,
         notify: false,
         html: escape_html(text),
         slack: escape_slack(text),
         text: text.to_owned(),
+        teams: escape_teams(text),
+        google_chat: escape_google_chat(text),
     }
 }
 
 fn append(mut message: Message, line: &str) -> Message {
+    use crate::notify::message::{escape_google_chat, escape_teams};
     message.html.push_str(&format!("<br>{}", escape_html(line)));
     message.slack.push_str(&format!("\n{}", escape_slack(line)));
     message.text.push_str(&format!("\n{line}"));
+    message
+        .teams
+        .push_str(&format!("\n\n{}", escape_teams(line)));
+    message
+        .google_chat
+        .push_str(&format!("\n{}", escape_google_chat(line)));
     message
 }
 

@@ -1,11 +1,14 @@
 //! The digest: a room's list of PRs waiting for review (or one person's list), as HipChat HTML,
-//! Slack text and plain text. Pure: `now` and the settings decide ages and colour.
+//! Slack text, Teams markdown, Google Chat text and plain text. Pure: `now` and the settings decide ages and colour.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::message::{clip, escape_html, escape_slack, list, Color, Message, MAX_MESSAGE_CHARS};
+use super::message::{
+    clip, escape_google_chat, escape_html, escape_slack, escape_teams, google_chat_url, list,
+    teams_url, Color, Message, MAX_MESSAGE_CHARS,
+};
 use crate::config::SweepSettings;
 use crate::domain::{PullRequestView, RoomDigest};
 
@@ -90,6 +93,8 @@ pub fn render_list(
         html: String,
         slack: String,
         text: String,
+        teams: String,
+        google_chat: String,
     }
     let line = |pr: &PullRequestView, author_list: bool| -> Line {
         let (total, old) = age(pr);
@@ -196,13 +201,75 @@ pub fn render_list(
         if let Some(url) = &pr.url {
             text.push_str(&format!(" <{url}>"));
         }
-        Line { html, slack, text }
+        // Teams and Google Chat: no mention ids are mapped for them, so waiting reviewers are
+        // named.
+        let waiting_names = |escape: fn(&str) -> String| {
+            waiting
+                .map(|people| {
+                    let names: Vec<String> =
+                        people.iter().map(|r| escape(&clip(&r.name))).collect();
+                    format!(" · waiting for {}", names.join(", "))
+                })
+                .unwrap_or_default()
+        };
+        let mut teams = match &pr.url {
+            Some(url) => format!("[{}]({})", escape_teams(&title), teams_url(url)),
+            None => escape_teams(&title),
+        };
+        teams.push_str(&format!(
+            " ({}) by {} · {}",
+            escape_teams(&place),
+            escape_teams(&author),
+            escape_teams(&details.join(" · "))
+        ));
+        teams.push_str(&if old {
+            format!(" · **{age_text}**")
+        } else {
+            format!(" · {age_text}")
+        });
+        if let Some(b) = &build {
+            teams.push_str(&format!(" · **{b}**"));
+        }
+        teams.push_str(&waiting_names(escape_teams));
+        let mut google_chat = match &pr.url {
+            Some(url) => format!("<{}|{}>", google_chat_url(url), escape_google_chat(&title)),
+            None => escape_google_chat(&title),
+        };
+        google_chat.push_str(&format!(
+            " ({}) by {} · {}",
+            escape_google_chat(&place),
+            escape_google_chat(&author),
+            escape_google_chat(&details.join(" · "))
+        ));
+        google_chat.push_str(&if old {
+            format!(" · *{age_text}*")
+        } else {
+            format!(" · {age_text}")
+        });
+        if let Some(b) = &build {
+            google_chat.push_str(&format!(" · *{b}*"));
+        }
+        google_chat.push_str(&waiting_names(escape_google_chat));
+        Line {
+            html,
+            slack,
+            text,
+            teams,
+            google_chat,
+        }
     };
 
     let after = room.map(|r| format!(" ({r})")).unwrap_or_default();
     let mut html = format!("<b>{}</b>{}", escape_html(heading), escape_html(&after));
     let mut slack = format!("*{}*{}", escape_slack(heading), escape_slack(&after));
     let mut text = format!("{heading}{after}");
+    // Teams: paragraphs (heading, section title, list, "and N more"), list items one a line.
+    let mut teams = vec![format!("{}{}", escape_teams(heading), escape_teams(&after))];
+    let mut google_chat = format!(
+        "*{}*{}",
+        escape_google_chat(heading),
+        escape_google_chat(&after)
+    );
     // Room for the "and N more" lines and the second heading.
     let budget = MAX_MESSAGE_CHARS - 400;
     for (title, kept, total, author_list) in [
@@ -221,8 +288,11 @@ pub fn render_list(
             html.push_str(&format!("<br><b>{t}</b>"));
             slack.push_str(&format!("\n*{t}*"));
             text.push_str(&format!("\n{t}:"));
+            teams.push(format!("**{t}**"));
+            google_chat.push_str(&format!("\n*{t}*"));
         }
         let mut shown = 0;
+        let mut teams_items = Vec::new();
         for pr in kept.iter() {
             let l = line(pr, author_list);
             if html.chars().count() + l.html.chars().count() + 8 > budget {
@@ -231,13 +301,20 @@ pub fn render_list(
             html.push_str(&format!("<br>• {}", l.html));
             slack.push_str(&format!("\n• {}", l.slack));
             text.push_str(&format!("\n  - {}", l.text));
+            teams_items.push(format!("- {}", l.teams));
+            google_chat.push_str(&format!("\n• {}", l.google_chat));
             shown += 1;
+        }
+        if !teams_items.is_empty() {
+            teams.push(teams_items.join("\n"));
         }
         if total > shown {
             let more = format!("and {} more", total - shown);
             html.push_str(&format!("<br>{more}"));
             slack.push_str(&format!("\n{more}"));
             text.push_str(&format!("\n  {more}"));
+            teams.push(more.clone());
+            google_chat.push_str(&format!("\n{more}"));
         }
     }
     Message {
@@ -246,6 +323,8 @@ pub fn render_list(
         html,
         slack,
         text,
+        teams: teams.join("\n\n"),
+        google_chat,
     }
 }
 

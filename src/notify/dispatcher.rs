@@ -194,9 +194,23 @@ impl RoomWorker {
         if let Some(limiter) = limiter {
             limiter.until_ready().await;
         }
-        let result = match sink::send(&self.client, &self.room.sink, &self.room.name, &message)
-            .await
-        {
+        // One chat thread per PR where the chat has threads (Google Chat): keyed by what never
+        // changes, so a rename keeps the thread.
+        let thread = match &row.subject {
+            Subject::PullRequest {
+                repository, number, ..
+            } => Some(format!("{repository}#{number}")),
+            Subject::Digest => None,
+        };
+        let sent = sink::send(
+            &self.client,
+            &self.room.sink,
+            &self.room.name,
+            &message,
+            thread.as_deref(),
+        )
+        .await;
+        let result = match sent {
             Ok(()) => {
                 tracing::info!(
                     id = row.id,

@@ -1,5 +1,6 @@
-//! Rendering a PR's news: its current state plus what happened, as HipChat HTML, Slack text and
-//! plain text. Escaping for every format lives here (`escape_html`, `escape_slack`, `clip`), and
+//! Rendering a PR's news: its current state plus what happened, as HipChat HTML, Slack text,
+//! Teams (Adaptive Card) markdown, Google Chat text and plain text. Escaping for every format
+//! lives here (`escape_html`, `escape_slack`, `escape_teams`, `escape_google_chat`, `clip`), and
 //! every user-supplied string goes through it.
 
 use std::collections::BTreeSet;
@@ -62,6 +63,41 @@ pub struct Message {
     pub slack: String,
     /// Plain text, for the console and for the record in `outbox.message`.
     pub text: String,
+    /// Microsoft Teams Adaptive Card TextBlock markdown: paragraphs separated by `\n\n`, the
+    /// first one the heading (`teams::body` makes it bold and coloured), list items within a
+    /// paragraph by `\n`. Empty in rows stored before Teams existed (`teams::body` then falls
+    /// back to the plain text).
+    #[serde(default)]
+    pub teams: String,
+    /// Google Chat text-message markup (`*bold*`, `<url|text>`), without the colour emoji that
+    /// `google_chat::body` puts in front. Empty in rows stored before Google Chat existed.
+    #[serde(default)]
+    pub google_chat: String,
+}
+
+impl Message {
+    /// A message of one line of our own words (no markup), every format escaped.
+    pub fn plain(color: Color, text: &str) -> Message {
+        Message {
+            color,
+            notify: false,
+            html: escape_html(text),
+            slack: escape_slack(text),
+            text: text.to_owned(),
+            teams: escape_teams(text),
+            google_chat: escape_google_chat(text),
+        }
+    }
+
+    /// Adds a line (no markup) to every format.
+    pub fn push_line(&mut self, line: &str) {
+        self.html.push_str(&format!("<br>{}", escape_html(line)));
+        self.slack.push_str(&format!("\n{}", escape_slack(line)));
+        self.text.push_str(&format!("\n{line}"));
+        self.teams.push_str(&format!("\n\n{}", escape_teams(line)));
+        self.google_chat
+            .push_str(&format!("\n{}", escape_google_chat(line)));
+    }
 }
 
 /// Cuts a user-supplied string to 300 characters, ending a shortened one with `…`.
@@ -96,6 +132,95 @@ pub fn escape_slack(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// Makes a user-supplied string inert in Adaptive Card TextBlock markdown (Teams).
+///
+/// Adaptive Cards take a CommonMark subset (bold, italic, lists, `[text](url)`), and CommonMark
+/// lets any ASCII punctuation be backslash-escaped, so every character that can open markup is:
+/// `\ * _ [ ] ( ) # > ` ~ |`, plus `<` (autolinks, `<at>` tags), `&` (so `&amp;` stays literal
+/// instead of becoming an entity), `!` (images) and `{ }` (the `{{DATE(…)}}` and `{{TIME(…)}}`
+/// functions). A list marker (`-`, `+`, `1.`) only counts at the start of a line, so it is escaped
+/// only there. Even a host that ignored the backslashes could not form a link: `](` never stands
+/// side by side. Line breaks become spaces so a title cannot start a list or a paragraph.
+pub fn escape_teams(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    // Where a list marker would be: after up to a few spaces, then digits for `1.`.
+    let lead = s.chars().take_while(|c| *c == ' ').count();
+    let digits = lead
+        + s.chars()
+            .skip(lead)
+            .take_while(char::is_ascii_digit)
+            .count();
+    for (i, c) in s.chars().enumerate() {
+        match c {
+            '\\' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '>' | '<' | '`' | '~' | '|' | '&'
+            | '!' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '-' | '+' if i == lead => out.push_str(&format!("\\{c}")),
+            '.' if i == digits && i > lead => out.push_str("\\."),
+            '\r' | '\n' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Makes a user-supplied string inert in Google Chat text-message markup.
+///
+/// Google documents the markup (`*bold*`, `_italic_`, `~strike~`, `` `code` ``, `<url|text>`,
+/// `<users/…>`) but no escape for it: no backslash escape, and HTML entities are shown as typed
+/// (`&gt;` appears literally, librenms/librenms#18234), so Slack's `&lt;` would be visible noise.
+/// The characters that open markup are therefore replaced by look-alikes that no parser treats
+/// as markup: `<` `>` → `‹` `›` (no link, no mention), `*` → `∗`, `_` → `ˍ`, `~` → `∼`,
+/// `` ` `` → `ˋ`. `&` gets a word joiner (U+2060, invisible) after it, so that if a client ever
+/// decoded entities, `&amp;`/`&lt;` would still not form one. Line breaks become spaces so a
+/// title cannot start a list or a block.
+pub fn escape_google_chat(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '<' => out.push('‹'),
+            '>' => out.push('›'),
+            '*' => out.push('∗'),
+            '_' => out.push('ˍ'),
+            '~' => out.push('∼'),
+            '`' => out.push('ˋ'),
+            '&' => out.push_str("&\u{2060}"),
+            '\r' | '\n' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A URL as the destination of a Teams markdown link `[text](url)`: the characters that would end
+/// or break the destination are percent-encoded.
+pub fn teams_url(url: &str) -> String {
+    encode_chars(url, &[' ', '(', ')', '<', '>', '\\', '[', ']'])
+}
+
+/// A URL as the target of a Google Chat link `<url|text>`: `|` and `>` (which would end the
+/// target) and `<`, space are percent-encoded.
+pub fn google_chat_url(url: &str) -> String {
+    encode_chars(url, &[' ', '|', '<', '>'])
+}
+
+fn encode_chars(url: &str, chars: &[char]) -> String {
+    let mut out = String::with_capacity(url.len());
+    for c in url.chars() {
+        if chars.contains(&c) || c.is_control() {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Names joined with `, `, each clipped (not escaped: escape the result for its format).
@@ -247,12 +372,61 @@ pub fn render(events: &BTreeSet<NotifyEvent>, pr: &PullRequestView) -> Message {
         slack_details.join(" · ")
     );
 
+    // Teams markdown: heading, PR line, details, one paragraph each.
+    let failing_links = |link: &dyn Fn(&str, Option<&str>) -> String| -> Vec<String> {
+        pr.failed_builds
+            .iter()
+            .map(|(name, url)| link(&clip(name), url.as_deref()))
+            .collect()
+    };
+    let details_in = |escape: fn(&str) -> String, link: &dyn Fn(&str, Option<&str>) -> String| {
+        let mut out = vec![escape(&approvals)];
+        out.extend(changes.as_deref().map(escape));
+        if let Some(b) = &build {
+            let failing = failing_links(link);
+            if failing.is_empty() || pr.build_state.as_deref() != Some("FAILED") {
+                out.push(escape(b));
+            } else {
+                out.push(format!("{}: {}", escape(b), failing.join(", ")));
+            }
+        }
+        out.join(" · ")
+    };
+    let teams_link = |label: &str, url: Option<&str>| match url {
+        Some(url) => format!("[{}]({})", escape_teams(label), teams_url(url)),
+        None => escape_teams(label),
+    };
+    let teams = format!(
+        "{}\n\n{} ({}) by {}\n\n{}",
+        escape_teams(&head),
+        teams_link(&title, pr.url.as_deref()),
+        escape_teams(&place),
+        escape_teams(&author),
+        details_in(escape_teams, &teams_link)
+    );
+
+    // Google Chat text.
+    let chat_link = |label: &str, url: Option<&str>| match url {
+        Some(url) => format!("<{}|{}>", google_chat_url(url), escape_google_chat(label)),
+        None => escape_google_chat(label),
+    };
+    let google_chat = format!(
+        "*{}*: {} ({}) by {}\n{}",
+        escape_google_chat(&head),
+        chat_link(&title, pr.url.as_deref()),
+        escape_google_chat(&place),
+        escape_google_chat(&author),
+        details_in(escape_google_chat, &chat_link)
+    );
+
     Message {
         color,
         notify: color != Color::Gray,
         html,
         slack,
         text,
+        teams,
+        google_chat,
     }
 }
 
@@ -293,6 +467,34 @@ mod tests {
         assert_eq!(
             m.slack,
             "*1/2 approvals*: <https://bitbucket.org/acme/api/pull-requests/7|Fix &lt;script&gt;alert(1)&lt;/script&gt; &amp; co> (acme/api #7) by Ann\n1/2 approvals: Bob"
+        );
+        assert_eq!(
+            m.teams,
+            "1/2 approvals\n\n\
+             [Fix \\<script\\>alert\\(1\\)\\</script\\> \\& co](https://bitbucket.org/acme/api/pull-requests/7) (acme/api \\#7) by Ann\n\n\
+             1/2 approvals: Bob"
+        );
+        assert_eq!(
+            m.google_chat,
+            "*1/2 approvals*: <https://bitbucket.org/acme/api/pull-requests/7|Fix ‹script›alert(1)‹/script› &\u{2060} co> (acme/api #7) by Ann\n1/2 approvals: Bob"
+        );
+    }
+
+    #[test]
+    fn plain_messages_in_every_format() {
+        let mut m = Message::plain(Color::Gray, "Not *yours* <users/all>");
+        m.push_line("Try `/reviews help` & [x](y)");
+        assert_eq!(
+            m.text,
+            "Not *yours* <users/all>\nTry `/reviews help` & [x](y)"
+        );
+        assert_eq!(
+            m.teams,
+            "Not \\*yours\\* \\<users/all\\>\n\nTry \\`/reviews help\\` \\& \\[x\\]\\(y\\)"
+        );
+        assert_eq!(
+            m.google_chat,
+            "Not ∗yours∗ ‹users/all›\nTry ˋ/reviews helpˋ &\u{2060} [x](y)"
         );
     }
 

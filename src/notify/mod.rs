@@ -3,5 +3,7 @@
 
 pub mod digest;
 pub mod dispatcher;
+pub mod google_chat;
 pub mod message;
 pub mod sink;
+pub mod teams;

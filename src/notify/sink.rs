@@ -8,7 +8,8 @@ use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::message::Message;
+use super::message::{escape_slack, Message};
+use super::{google_chat, teams};
 use crate::config::Sink;
 
 /// Why a chat server did not take a message; decides whether the outbox row is retried or
@@ -45,49 +46,58 @@ pub fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// Posts `message` to a room: HipChat v2 room notification JSON, a Slack-compatible webhook
-/// payload, or a line on standard output for the console. Errors say whether to retry.
+/// Posts `message` to a room: HipChat v2 room notification JSON (with the token in the URL or
+/// as `Authorization: Bearer`), a Slack-compatible webhook payload, a Teams Workflows Adaptive
+/// Card, Google Chat text (in the thread `thread` names, where given), or a line on standard
+/// output for the console. Any 2xx is delivered (Teams answers 202). Errors say whether to retry.
 pub async fn send(
     client: &reqwest::Client,
     sink: &Sink,
     room: &str,
     message: &Message,
+    thread: Option<&str>,
 ) -> Result<(), SendError> {
-    let (url, body) = match sink {
+    let hipchat = || {
+        json!({
+            "message": message.html,
+            "message_format": "html",
+            "color": message.color.hipchat(),
+            "notify": message.notify,
+            "from": "pr-reminder",
+        })
+    };
+    let request = match sink {
         Sink::Console => {
             println!("[pr-reminder → {room}] {}", message.text);
             return Ok(());
         }
-        Sink::HipChat(url) => (
-            url,
-            json!({
-                "message": message.html,
-                "message_format": "html",
-                "color": message.color.hipchat(),
-                "notify": message.notify,
-                "from": "pr-reminder",
-            }),
-        ),
-        Sink::Slack(url) => (
-            url,
-            json!({
-                "text": message.slack,
-                "attachments": [{
-                    "color": message.color.hex(),
-                    "fallback": message.text,
-                }],
-            }),
-        ),
+        Sink::HipChat(url) => client.post(url.expose_secret()).json(&hipchat()),
+        Sink::HipChatBearer { url, token } => client
+            .post(url.expose_secret())
+            .bearer_auth(token.expose_secret())
+            .json(&hipchat()),
+        Sink::Slack(url) => client.post(url.expose_secret()).json(&json!({
+            "text": message.slack,
+            "attachments": [{
+                "color": message.color.hex(),
+                // Plain text where attachments cannot be shown; Slack still reads `<...>` in it
+                // as links and mentions, so user text is escaped here too.
+                "fallback": escape_slack(&message.text),
+            }],
+        })),
+        Sink::Teams(url) => client.post(url.expose_secret()).json(&teams::body(message)),
+        Sink::GoogleChat(url) => {
+            let url = match thread {
+                Some(key) => google_chat::thread_url(url.expose_secret(), key),
+                None => url.expose_secret().to_owned(),
+            };
+            client.post(url).json(&google_chat::body(message))
+        }
     };
-    let response = client
-        .post(url.expose_secret())
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| SendError::Retry {
-            after: None,
-            reason: transport_error(e),
-        })?;
+    let response = request.send().await.map_err(|e| SendError::Retry {
+        after: None,
+        reason: transport_error(e),
+    })?;
     let status = response.status();
     if status.is_success() {
         return Ok(());
@@ -124,9 +134,15 @@ fn transport_error(err: reqwest::Error) -> String {
     reason
 }
 
-/// How long the server asked us to wait: `Retry-After` seconds, or a Unix time in HipChat's
-/// `X-Ratelimit-Reset` / `X-FloodControl-Reset`.
+/// How long the server asked us to wait: `Retry-After` as seconds or as an HTTP date (RFC 9110
+/// §10.2.3 allows both), or a Unix time in HipChat's `X-Ratelimit-Reset` /
+/// `X-FloodControl-Reset`. At most an hour.
 pub fn wait_requested(headers: &HeaderMap) -> Option<Duration> {
+    wait_requested_at(headers, std::time::SystemTime::now())
+}
+
+fn wait_requested_at(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    const MOST: Duration = Duration::from_secs(3600);
     let number = |name: &str| {
         headers
             .get(name)
@@ -137,7 +153,14 @@ pub fn wait_requested(headers: &HeaderMap) -> Option<Duration> {
     if let Some(seconds) = number("retry-after") {
         return Some(Duration::from_secs_f64(seconds.min(3600.0)));
     }
-    let now = std::time::SystemTime::now()
+    let date = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v.trim()).ok());
+    if let Some(date) = date {
+        return Some(date.duration_since(now).unwrap_or_default().min(MOST));
+    }
+    let now = now
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default();
@@ -151,6 +174,30 @@ pub fn wait_requested(headers: &HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_as_an_http_date() {
+        let now = httpdate::parse_http_date("Sun, 29 Nov 2026 10:00:00 GMT").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
+            "retry-after",
+            "Sun, 29 Nov 2026 10:00:42 GMT".parse().unwrap(),
+        );
+        assert_eq!(wait_requested_at(&h, now), Some(Duration::from_secs(42)));
+        // A date gone by: no wait; a date far ahead: an hour at most.
+        h.insert(
+            "retry-after",
+            "Sun, 29 Nov 2026 09:00:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(wait_requested_at(&h, now), Some(Duration::ZERO));
+        h.insert(
+            "retry-after",
+            "Mon, 30 Nov 2026 10:00:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(wait_requested_at(&h, now), Some(Duration::from_secs(3600)));
+        h.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(wait_requested_at(&h, now), None);
+    }
 
     #[test]
     fn reads_the_wait_headers() {

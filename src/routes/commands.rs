@@ -116,15 +116,10 @@ async fn answer(state: &CommandsState, text: &str, asker: &Asker, room_ids: &[&s
         Ok(message) => message,
         Err(err) => {
             tracing::error!(error = %format!("{err:#}"), "/reviews failed");
-            Message {
-                color: Color::Gray,
-                notify: false,
-                html: "Sorry, something went wrong on my side; please try again in a moment."
-                    .into(),
-                slack: "Sorry, something went wrong on my side; please try again in a moment."
-                    .into(),
-                text: "Sorry, something went wrong on my side.".into(),
-            }
+            Message::plain(
+                Color::Gray,
+                "Sorry, something went wrong on my side; please try again in a moment.",
+            )
         }
     }
 }

@@ -774,9 +774,14 @@ async fn slack_gets_exactly_the_incoming_webhook_payload() {
     assert_eq!(hit.path, SLACK_PATH);
     assert_eq!(hit.query, None);
     assert_eq!(hit.content_type.as_deref(), Some("application/json"));
-    let fallback = "Needs review: Fix <script>alert(1)</script> & co (acme/payments-api #7) by \
-                    Alice Author <https://bitbucket.org/acme/payments-api/pull-requests/7> — \
-                    0/2 approvals";
+    // The record keeps the plain text; Slack's fallback is escaped like its text, so that a
+    // title can never turn into a link or a mention there either.
+    let plain = "Needs review: Fix <script>alert(1)</script> & co (acme/payments-api #7) by \
+                 Alice Author <https://bitbucket.org/acme/payments-api/pull-requests/7> — \
+                 0/2 approvals";
+    let fallback = "Needs review: Fix &lt;script&gt;alert(1)&lt;/script&gt; &amp; co \
+                    (acme/payments-api #7) by Alice Author \
+                    &lt;https://bitbucket.org/acme/payments-api/pull-requests/7&gt; — 0/2 approvals";
     assert_eq!(
         hit.body,
         json!({
@@ -786,7 +791,7 @@ async fn slack_gets_exactly_the_incoming_webhook_payload() {
             "attachments": [{"color": "#f2c744", "fallback": fallback}],
         })
     );
-    assert_eq!(rows[0].message.as_deref(), Some(fallback));
+    assert_eq!(rows[0].message.as_deref(), Some(plain));
 }
 
 #[tokio::test]
