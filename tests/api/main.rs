@@ -2,6 +2,7 @@
 //! talks to it over HTTP, then reads the database the way an operator would.
 
 mod cli;
+mod chats;
 mod commands;
 mod datacenter;
 mod errors;

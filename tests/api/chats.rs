@@ -1,0 +1,1 @@
+//! Microsoft Teams and Google Chat rooms, and HipChat and Slack finished, against fake servers.
