@@ -149,6 +149,9 @@ pub struct SweepSettings {
     pub all_clear: bool,
     /// Built-in schedule (cron, 5 or 6 fields, in `calendar.tz`) for those who run only the binary.
     pub schedule: Option<String>,
+    /// After a digest to a HipChat room that names reviewers by their mention names, post a short
+    /// text message with the `@mentions` (HipChat pings only in `message_format: text`).
+    pub hipchat_mention_ping: bool,
 }
 
 /// The defaults are those of `RawSweep`.
@@ -305,12 +308,25 @@ impl Settings {
             // The file alone first: toml names the line of a syntax error, a wrong type or an
             // unknown key (and shows no source line, which may hold a secret). Figment's
             // merged values no longer know their line.
-            toml::from_str::<RawSettings>(&text).map_err(|e| {
-                ConfigError::new(
-                    path.display().to_string(),
-                    e.message().to_owned() + &describe_span(&text, e.span()),
-                )
-            })?;
+            // serde_path_to_error names the key of a wrong type (toml's message alone does not).
+            serde_path_to_error::deserialize::<_, RawSettings>(toml::Deserializer::new(&text))
+                .map_err(|e| {
+                    let key = e.path().to_string();
+                    let inner = e.into_inner();
+                    let file = path.display().to_string();
+                    let place = describe_span(&text, inner.span());
+                    let last = key.rsplit('.').next().unwrap_or_default();
+                    // "unknown field `x`" names its key already.
+                    let named = last.is_empty()
+                        || key == "."
+                        || inner.message().contains(&format!("`{last}`"));
+                    let key = if named {
+                        file
+                    } else {
+                        format!("{file}: {key}")
+                    };
+                    ConfigError::new(key, inner.message().to_owned() + &place)
+                })?;
             layers = layers.merge(Toml::string(&text));
         }
         let mut shortcuts = Vec::new();
@@ -389,7 +405,7 @@ impl Settings {
         out.push_str(&format!(
             "\n[sweep]\ntoken = {}\nmin_interval_minutes = {}\nescalate_after_hours = {}\n\
              escalate_working_days_only = {}\ntimezone = \"{}\"\nworking_days = {:?}\n\
-             quiet_hours = {}\nall_clear = {}\nschedule = {}\n",
+             quiet_hours = {}\nall_clear = {}\nschedule = {}\nhipchat_mention_ping = {}\n",
             if sw.token.is_some() {
                 "\"[redacted]\""
             } else {
@@ -416,6 +432,7 @@ impl Settings {
             sw.schedule
                 .as_deref()
                 .map_or("\"\"".to_owned(), |s| format!("\"{s}\"")),
+            sw.hipchat_mention_ping,
         ));
         let c = &self.commands;
         let shown = |s: &Option<SecretToken>| {
@@ -647,6 +664,7 @@ section!(RawSweep {
     quiet_hours: Option<String> = None,
     all_clear: bool = false,
     schedule: Option<String> = None,
+    hipchat_mention_ping: bool = true,
 });
 
 section!(RawCommands {
@@ -830,6 +848,7 @@ impl RawSweep {
             quiet_hours,
             all_clear,
             schedule,
+            hipchat_mention_ping,
         } = self;
         let token = long_secret("sweep.token", token)?;
         let min_interval = duration(
@@ -873,6 +892,7 @@ impl RawSweep {
             calendar,
             all_clear,
             schedule,
+            hipchat_mention_ping,
         })
     }
 }
@@ -1600,6 +1620,7 @@ working_days = ["mon", "tue", "wed", "thu", "fri"]
 quiet_hours = ""
 all_clear = false
 schedule = ""
+hipchat_mention_ping = true
 
 [commands]
 hipchat_token = "" # not set

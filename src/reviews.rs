@@ -10,7 +10,7 @@ use crate::config::{Room, Settings, Sink, UserMapping};
 use crate::domain::routing::Routing;
 use crate::domain::Timestamp;
 use crate::notify::digest;
-use crate::notify::message::{escape_html, escape_slack, Color, Message};
+use crate::notify::message::{Color, Message};
 use crate::review_queue::{self, Scope};
 use crate::store::{self, Db};
 
@@ -258,29 +258,11 @@ fn unknown_user(asker: &Asker, what: &str) -> Message {
 }
 
 fn say(color: Color, text: &str) -> Message {
-    use crate::notify::message::{escape_google_chat, escape_teams};
-    Message {
-        color,
-        notify: false,
-        html: escape_html(text),
-        slack: escape_slack(text),
-        text: text.to_owned(),
-        teams: escape_teams(text),
-        google_chat: escape_google_chat(text),
-    }
+    Message::plain(color, text)
 }
 
 fn append(mut message: Message, line: &str) -> Message {
-    use crate::notify::message::{escape_google_chat, escape_teams};
-    message.html.push_str(&format!("<br>{}", escape_html(line)));
-    message.slack.push_str(&format!("\n{}", escape_slack(line)));
-    message.text.push_str(&format!("\n{line}"));
-    message
-        .teams
-        .push_str(&format!("\n\n{}", escape_teams(line)));
-    message
-        .google_chat
-        .push_str(&format!("\n{}", escape_google_chat(line)));
+    message.push_line(line);
     message
 }
 

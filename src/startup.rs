@@ -146,6 +146,9 @@ impl Application {
         .listen(listener)
         .context("starting the HTTP server")?
         .shutdown_timeout(10)
+        // Signals are ours (see `run_until_stopped`): actix treats SIGINT as a forced shutdown
+        // that drops connections whose delivery the writer may already have committed.
+        .disable_signals()
         .run();
 
         Ok(Application {
@@ -163,10 +166,26 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM (handled by actix), then lets in-flight requests finish,
-    /// lets the writer commit what it holds, and closes the database.
+    /// Serves until SIGINT or SIGTERM (both graceful: no new connections, requests in flight are
+    /// answered within 10 s), then lets the writer commit what it holds, and closes the
+    /// database.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await.context("HTTP server")?;
+        let handle = self.server.handle();
+        let signals = tokio::spawn(async move {
+            match shutdown_signal().await {
+                Ok(name) => tracing::info!(signal = name, "stopping: finishing requests in flight"),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for signals; stop with SIGKILL");
+                    return;
+                }
+            }
+            // Graceful either way: every request in flight is answered (and its delivery
+            // committed) or was never read; none is cut off after its commit.
+            handle.stop(true).await;
+        });
+        let served = self.server.await.context("HTTP server");
+        signals.abort();
+        served?;
         if let Some(scheduler) = &self.scheduler {
             scheduler.abort();
         }
@@ -187,5 +206,24 @@ impl Application {
         self.db.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Waits for SIGTERM (an orchestrator's stop) or SIGINT (Ctrl-C); answers which came.
+async fn shutdown_signal() -> std::io::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = terminate.recv() => Ok("SIGTERM"),
+            _ = interrupt.recv() => Ok("SIGINT"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok("Ctrl-C")
     }
 }

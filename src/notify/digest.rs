@@ -270,6 +270,8 @@ pub fn render_list(
         escape_google_chat(heading),
         escape_google_chat(&after)
     );
+    // HipChat mention names of the reviewers the shown PRs wait for.
+    let mut mentions: Vec<String> = Vec::new();
     // Room for the "and N more" lines and the second heading.
     let budget = MAX_MESSAGE_CHARS - 400;
     for (title, kept, total, author_list) in [
@@ -304,6 +306,14 @@ pub fn render_list(
             teams_items.push(format!("- {}", l.teams));
             google_chat.push_str(&format!("\n• {}", l.google_chat));
             shown += 1;
+            if settings.hipchat_mention_ping && !author_list {
+                for name in pr.waiting_for.iter().filter_map(|r| r.hipchat.as_deref()) {
+                    let name = name.trim_start_matches('@');
+                    if !mentions.iter().any(|m| m == name) {
+                        mentions.push(name.to_owned());
+                    }
+                }
+            }
         }
         if !teams_items.is_empty() {
             teams.push(teams_items.join("\n"));
@@ -325,6 +335,7 @@ pub fn render_list(
         text,
         teams: teams.join("\n\n"),
         google_chat,
+        mentions,
     }
 }
 
@@ -393,6 +404,37 @@ mod tests {
         assert!(m.slack.contains(
             "<https://bitbucket.org/acme/api/pull-requests/1|Change &lt;1&gt; &amp; more>"
         ));
+    }
+
+    #[test]
+    fn reviewers_to_ping_on_hipchat() {
+        use crate::domain::Reviewer;
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap();
+        let reviewer = |name: &str, hipchat: Option<&str>| Reviewer {
+            name: name.into(),
+            hipchat: hipchat.map(str::to_owned),
+            ..Reviewer::default()
+        };
+        let mut first = pr(1, now - chrono::Duration::hours(2), &[], &[], None);
+        first.waiting_for = vec![reviewer("Bob", Some("@bob")), reviewer("Dee", None)];
+        let mut second = pr(2, now - chrono::Duration::hours(1), &[], &[], None);
+        second.waiting_for = vec![reviewer("Bob", Some("bob")), reviewer("Carl", Some("carl"))];
+        let mut waiting_on_author = pr(3, now, &[], &["Eve"], None);
+        waiting_on_author.waiting_for = vec![reviewer("Finn", Some("finn"))];
+        let digest = RoomDigest {
+            waiting_review: vec![first, second],
+            waiting_author: vec![waiting_on_author],
+            review_total: 2,
+            author_total: 1,
+        };
+        let m = render("r", &digest, &SweepSettings::default(), now);
+        // Each once, in order; nobody from the waiting-on-author list (the author acts next).
+        assert_eq!(m.mentions, ["bob", "carl"]);
+        let off = SweepSettings {
+            hipchat_mention_ping: false,
+            ..SweepSettings::default()
+        };
+        assert!(render("r", &digest, &off, now).mentions.is_empty());
     }
 
     #[test]

@@ -219,6 +219,20 @@ impl RoomWorker {
                     attempt,
                     "message delivered"
                 );
+                // HipChat pings `@mentions` only in text messages: name the people the digest
+                // asks to act in a short one after it. Best effort: the digest itself is
+                // delivered, and sending it again would post it twice.
+                if !message.mentions.is_empty() {
+                    if let Err(err) =
+                        sink::ping_mentions(&self.client, &self.room.sink, &message.mentions).await
+                    {
+                        tracing::warn!(
+                            id = row.id,
+                            reason = err.reason(),
+                            "mention ping not delivered"
+                        );
+                    }
+                }
                 Attempt::Sent {
                     message: &message.text,
                 }

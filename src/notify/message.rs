@@ -73,6 +73,11 @@ pub struct Message {
     /// `google_chat::body` puts in front. Empty in rows stored before Google Chat existed.
     #[serde(default)]
     pub google_chat: String,
+    /// HipChat mention names (without `@`) of the people a digest asks to act. HipChat pings an
+    /// `@mention` only in `message_format: text`, so the dispatcher follows an HTML digest to a
+    /// HipChat room with a short text message naming them (`[sweep] hipchat_mention_ping`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
 }
 
 impl Message {
@@ -86,6 +91,7 @@ impl Message {
             text: text.to_owned(),
             teams: escape_teams(text),
             google_chat: escape_google_chat(text),
+            mentions: Vec::new(),
         }
     }
 
@@ -427,6 +433,7 @@ pub fn render(events: &BTreeSet<NotifyEvent>, pr: &PullRequestView) -> Message {
         text,
         teams,
         google_chat,
+        mentions: Vec::new(),
     }
 }
 

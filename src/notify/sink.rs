@@ -116,6 +116,44 @@ pub async fn send(
     }
 }
 
+/// After a digest to a HipChat room: a short `message_format: text` message naming `mentions`
+/// (`@name`), which HipChat turns into pings (it pings only in text messages; Atlassian's HipChat
+/// "Send room notification" docs). Other kinds of room get nothing.
+pub async fn ping_mentions(
+    client: &reqwest::Client,
+    sink: &Sink,
+    mentions: &[String],
+) -> Result<(), SendError> {
+    let names: Vec<String> = mentions.iter().map(|m| format!("@{m}")).collect();
+    let body = json!({
+        "message": format!("{}: pull requests are waiting for your review (see above)", names.join(" ")),
+        "message_format": "text",
+        "color": "yellow",
+        "notify": true,
+        "from": "pr-reminder",
+    });
+    let request = match sink {
+        Sink::HipChat(url) => client.post(url.expose_secret()),
+        Sink::HipChatBearer { url, token } => client
+            .post(url.expose_secret())
+            .bearer_auth(token.expose_secret()),
+        _ => return Ok(()),
+    };
+    let response = request
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| SendError::Retry {
+            after: None,
+            reason: transport_error(e),
+        })?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(SendError::Permanent(format!("HTTP {}", response.status())))
+    }
+}
+
 /// What went wrong before any answer, for `last_error`. reqwest's own text is only "error sending
 /// request"; the cause (timeout, refused connection, DNS) is further down its source chain.
 /// reqwest's errors name the URL, and the URL holds the token: it is removed first.

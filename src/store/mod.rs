@@ -32,6 +32,28 @@ pub struct Db {
     pool: SqlitePool,
     path: std::path::PathBuf,
     synchronous: String,
+    /// The database file's identity when opened: the pool keeps a file open even after it was
+    /// deleted or replaced, so readiness compares the path with it.
+    file: Option<FileIdentity>,
+}
+
+/// (device, inode) of a file, where the platform has them.
+type FileIdentity = (u64, u64);
+
+fn file_identity(path: &Path) -> std::io::Result<Option<FileIdentity>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok(Some((meta.dev(), meta.ino())))
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(None)
+    }
 }
 
 /// The combined build state of the source commit of the PR aliased `p` (the same rule as the
@@ -85,10 +107,13 @@ pub async fn open(path: &Path, synchronous: &str) -> anyhow::Result<Db> {
         .run(&pool)
         .await
         .with_context(|| format!("applying migrations to {}", path.display()))?;
+    let file = file_identity(path)
+        .with_context(|| format!("reading the database file {}", path.display()))?;
     Ok(Db {
         pool,
         path: path.to_owned(),
         synchronous: synchronous.to_owned(),
+        file,
     })
 }
 
@@ -125,8 +150,17 @@ pub async fn write_settings(db: &Db, required_approvals: u32) -> anyhow::Result<
     Ok(())
 }
 
-/// `SELECT 1`, for readiness.
+/// For readiness: the database file is still the one opened (not deleted, moved or replaced;
+/// writes would otherwise go to a file nobody will read again) and `SELECT 1` answers.
 pub async fn ping(db: &Db) -> anyhow::Result<()> {
+    let now = file_identity(&db.path)
+        .with_context(|| format!("the database file {}", db.path.display()))?;
+    if now != db.file {
+        anyhow::bail!(
+            "the database file {} was replaced since it was opened",
+            db.path.display()
+        );
+    }
     sqlx::query("SELECT 1")
         .execute(&db.pool)
         .await

@@ -33,6 +33,47 @@ fn every_subcommand_has_help() {
     }
 }
 
+/// Each subcommand's help shows its usage line and lists its own flags.
+#[test]
+fn sweep_and_outbox_help_name_their_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, usage, flags) in [
+        (
+            vec!["sweep", "--help"],
+            "Usage: pr-reminder sweep [OPTIONS]",
+            vec!["--force", "--json"],
+        ),
+        (
+            vec!["outbox", "--help"],
+            "Usage: pr-reminder outbox [OPTIONS] <COMMAND>",
+            vec!["list", "retry"],
+        ),
+        (
+            vec!["outbox", "list", "--help"],
+            "Usage: pr-reminder outbox list [OPTIONS]",
+            vec!["--failed", "--limit <LIMIT>"],
+        ),
+        (
+            vec!["outbox", "retry", "--help"],
+            "Usage: pr-reminder outbox retry [OPTIONS] [ID]",
+            vec!["--failed", "[ID]"],
+        ),
+    ] {
+        let out = command(dir.path()).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.lines().any(|l| l == usage), "{args:?}:\n{text}");
+        for flag in flags {
+            // An entry of the Options/Commands/Arguments list: indented, the flag first.
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with("  ") && l.trim_start().starts_with(flag)),
+                "{args:?} does not list {flag}:\n{text}"
+            );
+        }
+    }
+}
+
 #[test]
 fn check_config_redacts_secrets() {
     let dir = tempfile::tempdir().unwrap();
@@ -85,8 +126,27 @@ fn invalid_config_exits_2_naming_the_key() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("PR_REMINDER_REQUIRED_APPROVALS"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "pr-reminder: invalid configuration: PR_REMINDER_REQUIRED_APPROVALS: \
+         `lots` is not a whole number\n"
+    );
 
+    // A value of the right type but out of range, from the file: the file key is named.
+    let file = dir.path().join("range.toml");
+    std::fs::write(&file, "[notify]\nmax_attempts = 0\n").unwrap();
+    let out = command(dir.path())
+        .args(["--config", file.to_str().unwrap(), "check-config"])
+        .env("PR_REMINDER_WEBHOOK_SECRET", "s")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "pr-reminder: invalid configuration: notify.max_attempts: 0 is not between 1 and 1000\n"
+    );
+
+    // A wrong type in the file: toml's check names the file and the line.
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, "required_approvals = \"two\"\n").unwrap();
     let out = command(dir.path())
@@ -94,11 +154,40 @@ fn invalid_config_exits_2_naming_the_key() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("bad.toml"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "pr-reminder: invalid configuration: {}: required_approvals: invalid type: \
+             string \"two\", expected i64 (line 1)\n",
+            file.display()
+        )
     );
+}
+
+/// `ConfigError` promises to name the key: a wrong type in the file names the file, the key and
+/// the line.
+#[test]
+fn a_wrong_type_in_the_file_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:1\"\nrequired_approvals = \"two\"\n",
+    )
+    .unwrap();
+    let out = command(dir.path())
+        .args(["--config", file.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("pr-reminder: invalid configuration: "),
+        "{err}"
+    );
+    assert!(err.contains("required_approvals"), "the key: {err}");
+    assert!(err.contains("bad.toml"), "the file: {err}");
+    assert!(err.contains("line 2"), "the line: {err}");
 }
 
 #[test]
@@ -286,4 +375,333 @@ fn outbox_list_and_retry() {
             .unwrap()
     });
     assert_eq!(state, ("retrying".to_owned(), 0, None));
+}
+
+/// `serve` started with JSON logs on a free port; its standard error is read by a thread of its
+/// own (so a chatty server never blocks on a full pipe) and kept for the assertions.
+struct Served {
+    child: std::process::Child,
+    port: u16,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    stdout: Option<std::sync::mpsc::Receiver<String>>,
+}
+
+fn serve(mut cmd: Command, capture_stdout: bool) -> Served {
+    cmd.args(["--log-format", "json", "serve"])
+        .env("PR_REMINDER_LISTEN", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .stdout(if capture_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().map(|out| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        rx
+    });
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
+                if let Some(port) = value["fields"]["port"].as_u64() {
+                    let _ = port_tx.send(port as u16);
+                }
+            }
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let port = port_rx
+        .recv_timeout(Duration::from_secs(15))
+        .unwrap_or_else(|_| panic!("no port logged:\n{}", log.lock().unwrap()));
+    Served {
+        child,
+        port,
+        log,
+        stdout,
+    }
+}
+
+impl Served {
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill {signal}");
+    }
+
+    /// Waits for the exit (at most `within`); the status and the whole log.
+    fn wait(&mut self, within: Duration) -> (std::process::ExitStatus, String) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > within {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "still running {within:?} after the signal:\n{}",
+                    self.log.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The reader thread sees the end of the pipe soon after the exit.
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.log.lock().unwrap().clone())
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// SIGTERM or SIGINT in the middle of a burst: every delivery either was answered 2xx and is
+/// stored (its delivery row processed and its pull request there), or was not answered 2xx
+/// (refused, connection closed) and left nothing behind. Never half. The process exits 0.
+fn a_stop_in_the_middle_of_a_burst(signal: &str) {
+    use crate::helpers::own_fixture;
+    use pr_reminder::signature::sign;
+
+    const BURST: usize = 200;
+    const SLOW: usize = 4;
+    let secret = "burst-secret";
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let mut cmd = command(dir.path());
+    cmd.env("PR_REMINDER_DATABASE", &db)
+        .env("PR_REMINDER_WEBHOOK_SECRET", secret);
+    let mut served = serve(cmd, false);
+    let url = format!("http://127.0.0.1:{}/webhooks/bitbucket", served.port);
+
+    // Delivery i creates PR 1000 + i, under request id burst-i.
+    let body = |i: usize| {
+        let mut body = own_fixture("pullrequest_created.json");
+        body["pullrequest"]["id"] = serde_json::json!(1000 + i);
+        serde_json::to_vec(&body).unwrap()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let outcomes: Vec<(usize, Result<u16, String>)> = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let mut tasks = Vec::new();
+        // A few deliveries whose body is only half sent when the signal comes.
+        let mut rest = Vec::new();
+        for i in BURST..BURST + SLOW {
+            let bytes = body(i);
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+            let half = bytes.len() / 2;
+            tx.send(Ok(bytes[..half].to_vec())).await.unwrap();
+            rest.push((tx, bytes[half..].to_vec()));
+            let request = client
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .header("X-Event-Key", "pullrequest:created")
+                .header("X-Request-UUID", format!("burst-{i}"))
+                .header("X-Hub-Signature", sign(secret, &bytes))
+                .body(reqwest::Body::wrap_stream(tokio_stream_from(rx)));
+            tasks.push(tokio::spawn(async move {
+                (
+                    i,
+                    request
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .map_err(|e| format!("{e:?}")),
+                )
+            }));
+        }
+        // Let the slow ones reach the server (their headers are read, their bodies wait).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for i in 0..BURST {
+            let bytes = body(i);
+            let request = client
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .header("X-Event-Key", "pullrequest:created")
+                .header("X-Request-UUID", format!("burst-{i}"))
+                .header("X-Hub-Signature", sign(secret, &bytes))
+                .body(bytes);
+            let answered = answered.clone();
+            tasks.push(tokio::spawn(async move {
+                let result = request
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .map_err(|e| format!("{e:?}"));
+                answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                (i, result)
+            }));
+        }
+        // The signal comes once the burst is under way, with most of it still in flight.
+        let started = Instant::now();
+        while answered.load(std::sync::atomic::Ordering::SeqCst) < 10
+            && started.elapsed() < Duration::from_secs(10)
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        served.signal(signal);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for (tx, second_half) in rest {
+            let _ = tx.send(Ok(second_half)).await;
+        }
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+        outcomes
+    });
+    let answered_before_signal = answered.load(std::sync::atomic::Ordering::SeqCst);
+    let (exit, log) = served.wait(Duration::from_secs(15));
+    assert_eq!(exit.code(), Some(0), "exit {exit:?}\n{log}");
+    assert!(log.contains("\"stopped\""), "{log}");
+
+    let (stored, pull_requests): (Vec<(String, String, Option<i64>)>, i64) =
+        runtime.block_on(async {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+                .await
+                .unwrap();
+            let stored = sqlx::query_as(
+                "SELECT d.request_id, d.outcome, p.number FROM deliveries d \
+                 LEFT JOIN pull_requests p ON p.number = d.pr_number",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            let count = sqlx::query_scalar("SELECT count(*) FROM pull_requests")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            (stored, count)
+        });
+    let mut ok = 0;
+    for (i, result) in &outcomes {
+        let id = format!("burst-{i}");
+        let rows: Vec<_> = stored.iter().filter(|r| r.0 == id).collect();
+        match result {
+            Ok(status) if (200..300).contains(status) => {
+                ok += 1;
+                assert_eq!(
+                    rows,
+                    [&(id.clone(), "processed".to_owned(), Some(1000 + *i as i64))],
+                    "{id} was answered {status}: stored with its pull request"
+                );
+            }
+            _ => assert!(
+                rows.iter().all(|r| r.1 != "processed"),
+                "{id} was not answered 2xx ({result:?}) but is stored: {rows:?}"
+            ),
+        }
+    }
+    assert_eq!(
+        pull_requests, ok as i64,
+        "as many pull requests as 2xx answers (nothing stored without its answer)"
+    );
+    assert!(
+        ok >= 10.min(answered_before_signal),
+        "the deliveries answered before the signal were 2xx: {outcomes:?}"
+    );
+    eprintln!(
+        "{signal}: {ok} of {} deliveries answered 2xx and stored, {} not; the slow ones: {:?}",
+        outcomes.len(),
+        outcomes.len() - ok,
+        &outcomes[..SLOW]
+    );
+}
+
+/// A stream of the chunks sent on `rx`, for a request body sent in parts.
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[test]
+fn sigterm_with_deliveries_in_flight_answers_and_commits_or_refuses() {
+    a_stop_in_the_middle_of_a_burst("-TERM");
+}
+
+#[test]
+fn sigint_with_deliveries_in_flight_answers_and_commits_or_refuses() {
+    a_stop_in_the_middle_of_a_burst("-INT");
+}
+
+/// The console room (no room configured): a delivered PR becomes one line on standard output,
+/// after the coalescing window.
+#[test]
+fn the_console_room_prints_the_message_on_stdout() {
+    use crate::helpers::own_fixture;
+    use pr_reminder::signature::sign;
+
+    let secret = "console-secret";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pr-reminder.toml");
+    std::fs::write(&config, "[notify]\ncoalesce_seconds = 0.2\n").unwrap();
+    let mut cmd = command(dir.path());
+    cmd.args(["--config", config.to_str().unwrap()])
+        .env("PR_REMINDER_DATABASE", dir.path().join("state.db"))
+        .env("PR_REMINDER_WEBHOOK_SECRET", secret);
+    let mut served = serve(cmd, true);
+
+    let body = serde_json::to_vec(&own_fixture("pullrequest_created.json")).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!(
+                "http://127.0.0.1:{}/webhooks/bitbucket",
+                served.port
+            ))
+            .header("Content-Type", "application/json")
+            .header("X-Event-Key", "pullrequest:created")
+            .header("X-Request-UUID", "console-1")
+            .header("X-Hub-Signature", sign(secret, &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 200);
+
+    let stdout = served.stdout.take().unwrap();
+    let line = stdout
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("nothing printed:\n{}", served.log.lock().unwrap()));
+    assert_eq!(
+        line,
+        "[pr-reminder → console] Needs review: Retry card captures on gateway timeouts \
+         (acme/payments-api #42) by Alice Author \
+         <https://bitbucket.org/acme/payments-api/pull-requests/42> — 0/2 approvals"
+    );
+    served.signal("-TERM");
+    let (exit, log) = served.wait(Duration::from_secs(15));
+    assert!(exit.success(), "exit {exit:?}\n{log}");
+    let rest: Vec<String> = stdout.try_iter().collect();
+    assert_eq!(
+        rest,
+        Vec::<String>::new(),
+        "one line, nothing else on stdout"
+    );
 }

@@ -231,6 +231,48 @@ async fn missing_headers_are_400() {
         )
         .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        answer.body,
+        json!({
+            "status": "processed",
+            "request_id": "dc-1",
+            "event_key": "pullrequest:created",
+            "repository": "acme/payments-api",
+            "pull_request": 42,
+        })
+    );
+    let row: (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+    ) = sqlx::query_as(
+        "SELECT request_id, event_key, outcome, reason, repository, pr_number \
+             FROM deliveries WHERE request_id = 'dc-1'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        row,
+        (
+            "dc-1".to_owned(),
+            "pullrequest:created".to_owned(),
+            "processed".to_owned(),
+            None,
+            Some("acme/payments-api".to_owned()),
+            Some(42)
+        )
+    );
+    assert_eq!(
+        app.pull_request("acme/payments-api", 42)
+            .await
+            .map(|pr| pr.title),
+        Some("Retry card captures on gateway timeouts".to_owned()),
+        "the delivery under X-Request-Id was stored"
+    );
     app.assert_still_serving().await;
 }
 
@@ -296,4 +338,34 @@ async fn health_endpoints() {
         404,
         "GET on the webhook is not a route"
     );
+}
+
+/// `/readyz` promises 503 when the database is gone. Here the file (with its -wal and -shm) is
+/// moved away and a folder put in its place, so nothing can open it again.
+#[tokio::test]
+async fn readyz_is_503_when_the_database_file_is_gone() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/readyz").await, 200);
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", app.db_path.display());
+        if std::path::Path::new(&file).exists() {
+            std::fs::rename(&file, format!("{file}.gone")).unwrap();
+        }
+    }
+    std::fs::create_dir(&app.db_path).unwrap();
+    for attempt in 0..3 {
+        let response = app
+            .client
+            .get(format!("{}/readyz", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 503, "attempt {attempt}");
+        assert_eq!(
+            response.json::<serde_json::Value>().await.unwrap(),
+            json!({"status": "unavailable", "reason": "database unreachable"}),
+            "attempt {attempt}"
+        );
+    }
+    assert_eq!(app.get("/healthz").await, 200, "the process still answers");
 }

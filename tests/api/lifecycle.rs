@@ -56,6 +56,12 @@ async fn send(app: &TestApp, key: &str, body: &Value) {
     assert_eq!(answer.body["status"], "processed", "{key}: {}", answer.body);
 }
 
+/// The wall clock in whole milliseconds, as SQLite's `julianday('now')` reads it (SQLite keeps
+/// milliseconds only, so a bound read here is never ahead of SQLite's reading within it).
+fn wall_clock_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 fn pending_42(rows: &[PendingRow]) -> Option<(i64, i64, i64)> {
     assert!(rows.len() <= 1, "{rows:?}");
     rows.first().map(|r| {
@@ -82,11 +88,25 @@ async fn created_approved_unapproved_changes_requested_fulfilled() {
         &own_fixture("pullrequest_created.json"),
     )
     .await;
+    // `age_hours` is SQLite's `julianday('now')` minus the fixture's `created_on`, truncated:
+    // between the whole hours elapsed when the query started and when it ended.
+    let before = wall_clock_ms();
     let rows = app.pending().await;
+    let after = wall_clock_ms();
     assert_eq!(pending_42(&rows), Some((0, 2, 0)));
     assert_eq!(rows[0].title, "Retry card captures on gateway timeouts");
     assert_eq!(rows[0].build_state, None);
-    assert!(rows[0].age_hours >= 0);
+    let created = chrono::DateTime::parse_from_rfc3339("2026-11-20T09:00:00+00:00")
+        .unwrap()
+        .timestamp_millis();
+    let hours = |at: i64| (at - created).div_euclid(3_600_000);
+    assert!(
+        (hours(before)..=hours(after)).contains(&rows[0].age_hours),
+        "age_hours {} outside [{}, {}]",
+        rows[0].age_hours,
+        hours(before),
+        hours(after)
+    );
 
     // Approved by Bob. The author approving her own PR does not count.
     let body = pr_event(
@@ -293,4 +313,184 @@ async fn required_approvals_is_configurable() {
     );
     send(&app, "pullrequest:approved", &body).await;
     assert_eq!(pending_42(&app.pending().await), None);
+}
+
+/// A `repo:commit_status_*` body from our own fixture: build `key` on `commit` in `state`.
+fn commit_status(key: &str, state: &str, commit: &str, updated_on: &str) -> Value {
+    let mut body = own_fixture("repo_commit_status_failed.json");
+    let status = &mut body["commit_status"];
+    status["key"] = json!(key);
+    status["name"] = json!(format!("{key} build"));
+    status["state"] = json!(state);
+    status["commit"]["hash"] = json!(commit);
+    status["url"] = json!(format!("https://ci.acme.example/{key}"));
+    status["updated_on"] = json!(updated_on);
+    body
+}
+
+/// The combined state of every status on the PR's source commit: FAILED wins over INPROGRESS,
+/// which wins over STOPPED, which wins over SUCCESSFUL; no status at all is NULL. Read in both
+/// `pending_reviews.build_state` and `pull_request_builds` (state and the `key=STATE` list).
+#[tokio::test]
+async fn the_combined_build_state_of_several_statuses_on_one_commit() {
+    const COMMIT: &str = "9b2c4e6f8a100c1d2e3f4a5b6c7d8e9f0a1b2c3d";
+    let app = spawn_app().await;
+    send(
+        &app,
+        "pullrequest:created",
+        &own_fixture("pullrequest_created.json"),
+    )
+    .await;
+
+    // (build_state in pending_reviews, build_state and sorted builds in pull_request_builds)
+    async fn builds(app: &TestApp) -> (Option<String>, Option<String>, Vec<String>) {
+        let rows = app.pending().await;
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        let (state, list): (Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT build_state, builds FROM pull_request_builds \
+             WHERE repository = ?1 AND number = 42",
+        )
+        .bind(REPO)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        let mut list: Vec<String> = list
+            .map(|l| l.split(", ").map(str::to_owned).collect())
+            .unwrap_or_default();
+        list.sort();
+        (rows[0].build_state.clone(), state, list)
+    }
+    let expect = |state: Option<&str>, list: &[&str]| {
+        (
+            state.map(str::to_owned),
+            state.map(str::to_owned),
+            list.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(builds(&app).await, expect(None, &[]), "no status yet");
+
+    // A failure on another commit is not this PR's.
+    send(
+        &app,
+        "repo:commit_status_created",
+        &commit_status(
+            "other",
+            "FAILED",
+            "0000000000000000000000000000000000000000",
+            "2026-11-20T09:10:00Z",
+        ),
+    )
+    .await;
+    assert_eq!(builds(&app).await, expect(None, &[]), "another commit");
+
+    // (event key, build key, its state, the combined state, the `key=STATE` list)
+    type Step<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a [&'a str]);
+    let steps: [Step; 7] = [
+        (
+            "repo:commit_status_created",
+            "a-lint",
+            "SUCCESSFUL",
+            Some("SUCCESSFUL"),
+            &["a-lint=SUCCESSFUL"],
+        ),
+        (
+            "repo:commit_status_created",
+            "b-e2e",
+            "STOPPED",
+            Some("STOPPED"),
+            &["a-lint=SUCCESSFUL", "b-e2e=STOPPED"],
+        ),
+        (
+            "repo:commit_status_created",
+            "c-unit",
+            "INPROGRESS",
+            Some("INPROGRESS"),
+            &["a-lint=SUCCESSFUL", "b-e2e=STOPPED", "c-unit=INPROGRESS"],
+        ),
+        (
+            "repo:commit_status_created",
+            "d-deploy",
+            "FAILED",
+            Some("FAILED"),
+            &[
+                "a-lint=SUCCESSFUL",
+                "b-e2e=STOPPED",
+                "c-unit=INPROGRESS",
+                "d-deploy=FAILED",
+            ],
+        ),
+        // Each fix uncovers the next state down.
+        (
+            "repo:commit_status_updated",
+            "d-deploy",
+            "SUCCESSFUL",
+            Some("INPROGRESS"),
+            &[
+                "a-lint=SUCCESSFUL",
+                "b-e2e=STOPPED",
+                "c-unit=INPROGRESS",
+                "d-deploy=SUCCESSFUL",
+            ],
+        ),
+        (
+            "repo:commit_status_updated",
+            "c-unit",
+            "SUCCESSFUL",
+            Some("STOPPED"),
+            &[
+                "a-lint=SUCCESSFUL",
+                "b-e2e=STOPPED",
+                "c-unit=SUCCESSFUL",
+                "d-deploy=SUCCESSFUL",
+            ],
+        ),
+        (
+            "repo:commit_status_updated",
+            "b-e2e",
+            "SUCCESSFUL",
+            Some("SUCCESSFUL"),
+            &[
+                "a-lint=SUCCESSFUL",
+                "b-e2e=SUCCESSFUL",
+                "c-unit=SUCCESSFUL",
+                "d-deploy=SUCCESSFUL",
+            ],
+        ),
+    ];
+    for (minute, (event_key, key, state, combined, list)) in steps.into_iter().enumerate() {
+        let at = format!("2026-11-20T09:{:02}:00Z", 20 + minute);
+        send(&app, event_key, &commit_status(key, state, COMMIT, &at)).await;
+        assert_eq!(
+            builds(&app).await,
+            expect(combined, list),
+            "after {key}={state}"
+        );
+    }
+
+    // A late failure of one build, then the other states back in the opposite order.
+    let steps: [(&str, &str, Option<&str>); 4] = [
+        ("a-lint", "STOPPED", Some("STOPPED")),
+        ("b-e2e", "INPROGRESS", Some("INPROGRESS")),
+        ("c-unit", "FAILED", Some("FAILED")),
+        ("b-e2e", "FAILED", Some("FAILED")),
+    ];
+    for (minute, (key, state, combined)) in steps.into_iter().enumerate() {
+        let at = format!("2026-11-20T09:{:02}:00Z", 40 + minute);
+        send(
+            &app,
+            "repo:commit_status_updated",
+            &commit_status(key, state, COMMIT, &at),
+        )
+        .await;
+        assert_eq!(
+            builds(&app).await.0.as_deref(),
+            combined,
+            "after {key}={state}"
+        );
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM commit_statuses").await,
+        5,
+        "one row per (commit, key)"
+    );
 }

@@ -1,8 +1,8 @@
 //! Integration tests: each spawns the real application on port 0 with a fresh SQLite file and
 //! talks to it over HTTP, then reads the database the way an operator would.
 
-mod cli;
 mod chats;
+mod cli;
 mod commands;
 mod datacenter;
 mod errors;
