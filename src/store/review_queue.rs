@@ -156,7 +156,18 @@ pub async fn fill_details<'a>(
     if views.is_empty() {
         return Ok(());
     }
-    let keys: Vec<(&str, i64)> = views.iter().map(|v| (v.key.as_str(), v.number)).collect();
+    // A PR may be shown more than once (in each room of a route): its details are read once,
+    // filled into its first view, then copied to the others.
+    let mut groups: HashMap<(String, i64), Vec<usize>> = HashMap::new();
+    let mut keys: Vec<(String, i64)> = Vec::new();
+    for (i, view) in views.iter().enumerate() {
+        let key = (view.key.as_str().to_owned(), view.number);
+        let group = groups.entry(key.clone()).or_default();
+        if group.is_empty() {
+            keys.push(key);
+        }
+        group.push(i);
+    }
     let keys = serde_json::to_string(&keys).context("encoding keys")?;
 
     #[derive(sqlx::FromRow)]
@@ -216,16 +227,13 @@ pub async fn fill_details<'a>(
     .await
     .context("reading reviewers")?;
 
-    let mut index: HashMap<(&str, i64), usize> = HashMap::new();
-    let positions: Vec<(String, i64)> = views
-        .iter()
-        .map(|v| (v.key.as_str().to_owned(), v.number))
-        .collect();
-    for (i, (key, number)) in positions.iter().enumerate() {
-        index.insert((key.as_str(), *number), i);
-    }
+    let first = |key: &str, number: i64| {
+        groups
+            .get(&(key.to_owned(), number))
+            .and_then(|g| g.first().copied())
+    };
     for d in details {
-        let Some(&i) = index.get(&(d.repository_key.as_str(), d.number)) else {
+        let Some(i) = first(&d.repository_key, d.number) else {
             continue;
         };
         let view = &mut views[i];
@@ -238,7 +246,7 @@ pub async fn fill_details<'a>(
         view.failed_builds = serde_json::from_str(&d.failed_builds).unwrap_or_default();
     }
     for p in people {
-        let Some(&i) = index.get(&(p.repository_key.as_str(), p.number)) else {
+        let Some(i) = first(&p.repository_key, p.number) else {
             continue;
         };
         let view = &mut views[i];
@@ -261,6 +269,21 @@ pub async fn fill_details<'a>(
                 hipchat: None,
                 slack: None,
             }),
+        }
+    }
+    for group in groups.values().filter(|g| g.len() > 1) {
+        let filled = views[group[0]].clone();
+        for &i in &group[1..] {
+            let view = &mut views[i];
+            view.url.clone_from(&filled.url);
+            view.author.clone_from(&filled.author);
+            view.created_on = filled.created_on;
+            view.build_state.clone_from(&filled.build_state);
+            view.failed_builds.clone_from(&filled.failed_builds);
+            view.approved_by.clone_from(&filled.approved_by);
+            view.changes_requested_by
+                .clone_from(&filled.changes_requested_by);
+            view.waiting_for.clone_from(&filled.waiting_for);
         }
     }
     Ok(())
