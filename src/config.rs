@@ -210,6 +210,22 @@ pub enum Sink {
     Console,
 }
 
+impl Sink {
+    /// Messages per minute a room of this kind gets unless `room_rate_per_minute` says otherwise:
+    /// HipChat 30 (its flood control: 30 a minute per room), Slack-compatible 60 (about one a
+    /// second per webhook), Teams 30 (a Workflow is a Power Automate flow, throttled well above
+    /// that), Google Chat 30 (60 a minute per space, shared by every app posting there), console
+    /// unlimited (`None`).
+    pub fn default_rate_per_minute(&self) -> Option<u32> {
+        match self {
+            Sink::HipChat(_) | Sink::HipChatBearer { .. } => Some(30),
+            Sink::Slack(_) => Some(60),
+            Sink::Teams(_) | Sink::GoogleChat(_) => Some(30),
+            Sink::Console => None,
+        }
+    }
+}
+
 impl fmt::Debug for Sink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -269,8 +285,9 @@ pub struct NotifySettings {
     pub retry_min: std::time::Duration,
     /// The longest delay between retries.
     pub retry_max: std::time::Duration,
-    /// Most messages per minute to one room (HipChat's flood limit is 30).
-    pub room_rate_per_minute: u32,
+    /// Most messages per minute to one room, for every room; `None`: each kind of room's own
+    /// default (`Sink::default_rate_per_minute`).
+    pub room_rate_per_minute: Option<u32>,
 }
 
 /// The defaults are those of `RawNotify`: everything to one console room.
@@ -399,7 +416,10 @@ impl Settings {
             n.timeout.as_secs_f64(),
             n.retry_min.as_millis(),
             n.retry_max.as_secs(),
-            n.room_rate_per_minute
+            n.room_rate_per_minute.map_or(
+                "\"per kind of room\" # HipChat 30, Slack 60, Teams 30, Google Chat 30".to_owned(),
+                |n| n.to_string()
+            )
         ));
         let sw = &self.sweep;
         out.push_str(&format!(
@@ -650,7 +670,7 @@ section!(RawNotify {
     timeout_seconds: f64 = 10.0,
     retry_min_ms: i64 = 1000,
     retry_max_seconds: i64 = 300,
-    room_rate_per_minute: i64 = 30,
+    room_rate_per_minute: Option<i64> = None,
 });
 
 section!(RawSweep {
@@ -815,11 +835,9 @@ impl RawNotify {
         let timeout = duration("notify.timeout_seconds", timeout_seconds, 0.05..=300.0, 1.0)?;
         let retry_min = whole("notify.retry_min_ms", retry_min_ms, 1..=3_600_000)?;
         let retry_max = whole("notify.retry_max_seconds", retry_max_seconds, 1..=86_400)?;
-        let rate = whole(
-            "notify.room_rate_per_minute",
-            room_rate_per_minute,
-            1..=6000,
-        )?;
+        let rate = room_rate_per_minute
+            .map(|n| whole("notify.room_rate_per_minute", n, 1..=6000))
+            .transpose()?;
         Ok(NotifySettings {
             rooms: vec![Room {
                 name: "console".into(),
@@ -1258,6 +1276,23 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_of_room_has_its_own_rate_unless_one_is_set() {
+        let s = Settings::load(None, &env(&[]), false).unwrap();
+        assert_eq!(s.notify.room_rate_per_minute, None);
+        let url = || SecretString::from("https://x.example/y".to_owned());
+        assert_eq!(Sink::HipChat(url()).default_rate_per_minute(), Some(30));
+        assert_eq!(Sink::Slack(url()).default_rate_per_minute(), Some(60));
+        assert_eq!(Sink::Teams(url()).default_rate_per_minute(), Some(30));
+        assert_eq!(Sink::GoogleChat(url()).default_rate_per_minute(), Some(30));
+        assert_eq!(Sink::Console.default_rate_per_minute(), None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[notify]\nroom_rate_per_minute = 12\n").unwrap();
+        let s = Settings::load(Some(&path), &env(&[]), true).unwrap();
+        assert_eq!(s.notify.room_rate_per_minute, Some(12));
+    }
+
+    #[test]
     fn a_route_may_send_to_several_rooms() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
@@ -1608,7 +1643,7 @@ max_attempts = 10
 timeout_seconds = 10
 retry_min_ms = 1000
 retry_max_seconds = 300
-room_rate_per_minute = 30
+room_rate_per_minute = "per kind of room" # HipChat 30, Slack 60, Teams 30, Google Chat 30
 
 [sweep]
 token = "" # not set: POST /sweep is disabled

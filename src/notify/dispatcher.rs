@@ -84,9 +84,15 @@ struct RoomWorker {
 
 impl RoomWorker {
     async fn run(mut self) {
-        let period = Duration::from_secs_f64(60.0 / f64::from(self.settings.room_rate_per_minute));
+        // The configured rate for every room, else this kind of room's own (none: the console).
+        let rate = self
+            .settings
+            .room_rate_per_minute
+            .or_else(|| self.room.sink.default_rate_per_minute());
         // One message per period, no burst: never more than the room's rate in any minute.
-        let limiter: Option<RoomLimiter> = Quota::with_period(period)
+        let limiter: Option<RoomLimiter> = rate
+            .map(|n| Duration::from_secs_f64(60.0 / f64::from(n.max(1))))
+            .and_then(Quota::with_period)
             .map(|q| q.allow_burst(NonZeroU32::MIN))
             .map(RateLimiter::direct);
         loop {
@@ -220,18 +226,11 @@ impl RoomWorker {
                     "message delivered"
                 );
                 // HipChat pings `@mentions` only in text messages: name the people the digest
-                // asks to act in a short one after it. Best effort: the digest itself is
-                // delivered, and sending it again would post it twice.
+                // asks to act in a short one after it, within the room's rate, a few tries on
+                // 429/5xx. Not a row of its own: the digest is delivered, and sending it again
+                // would post it twice.
                 if !message.mentions.is_empty() {
-                    if let Err(err) =
-                        sink::ping_mentions(&self.client, &self.room.sink, &message.mentions).await
-                    {
-                        tracing::warn!(
-                            id = row.id,
-                            reason = err.reason(),
-                            "mention ping not delivered"
-                        );
-                    }
+                    self.ping_mentions(&message.mentions, limiter).await;
                 }
                 Attempt::Sent {
                     message: &message.text,
@@ -273,6 +272,30 @@ impl RoomWorker {
             }
         };
         outbox::finish(&self.db, row.id, result, &Timestamp::now()).await
+    }
+}
+
+impl RoomWorker {
+    /// The mention ping after a HipChat digest: up to 3 tries, each within the room's rate,
+    /// waiting what the server asks (or the backoff) between them.
+    async fn ping_mentions(&self, mentions: &[String], limiter: Option<&RoomLimiter>) {
+        for attempt in 1..=3 {
+            if let Some(limiter) = limiter {
+                limiter.until_ready().await;
+            }
+            match sink::ping_mentions(&self.client, &self.room.sink, mentions).await {
+                Ok(()) => return,
+                Err(SendError::Retry { after, reason }) if attempt < 3 => {
+                    let delay = backoff(&self.settings, attempt).max(after.unwrap_or_default());
+                    tracing::warn!(%reason, attempt, "mention ping not delivered; will retry");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(err) => {
+                    tracing::warn!(reason = err.reason(), "mention ping not delivered");
+                    return;
+                }
+            }
+        }
     }
 }
 

@@ -98,6 +98,12 @@ pub async fn send(
         after: None,
         reason: transport_error(e),
     })?;
+    outcome(response).await
+}
+
+/// What a chat server's answer means: any 2xx is delivered; 429, 408 and 5xx are worth another
+/// try (after what the server asked); any other status will not get better by itself.
+async fn outcome(response: reqwest::Response) -> Result<(), SendError> {
     let status = response.status();
     if status.is_success() {
         return Ok(());
@@ -147,11 +153,7 @@ pub async fn ping_mentions(
             after: None,
             reason: transport_error(e),
         })?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(SendError::Permanent(format!("HTTP {}", response.status())))
-    }
+    outcome(response).await
 }
 
 /// What went wrong before any answer, for `last_error`. reqwest's own text is only "error sending

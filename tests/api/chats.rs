@@ -249,7 +249,7 @@ fn notify(rooms: Vec<Room>, routes: Vec<Route>) -> NotifySettings {
         timeout: Duration::from_secs(2),
         retry_min: Duration::from_millis(50),
         retry_max: Duration::from_secs(1),
-        room_rate_per_minute: 6000,
+        room_rate_per_minute: Some(6000),
     }
 }
 
@@ -1047,6 +1047,28 @@ async fn a_hipchat_digest_is_followed_by_a_text_ping_of_the_reviewers() {
     assert_eq!(
         ping_hit.body,
         ping("@bob.r @carol: pull requests are waiting for your review (see above)")
+    );
+}
+
+/// A ping the room refuses for a moment (429) is tried again, within the room's rate, and the
+/// digest is not posted twice.
+#[tokio::test]
+async fn a_refused_mention_ping_is_tried_again() {
+    let fake = Fake::start(vec![
+        hipchat_ok(),
+        ResponseTemplate::new(429).insert_header("Retry-After", "1"),
+        hipchat_ok(),
+    ])
+    .await;
+    let app = digest_scenario_with(vec![hipchat("backend", &fake)], mention_names).await;
+    all_sent(&app, 1).await;
+    let hits = fake.exactly(3).await;
+    assert_eq!(hits[0].body["message_format"], "html");
+    assert_eq!(hits[1].body, hits[2].body, "the same ping again");
+    assert_eq!(hits[2].body["message_format"], "text");
+    assert!(
+        hits[2].at - hits[1].at >= Duration::from_millis(990),
+        "waited what Retry-After asked"
     );
 }
 

@@ -630,7 +630,7 @@ async fn three_reviewers_from_opened_to_merged() {
             timeout: Duration::from_secs(2),
             retry_min: Duration::from_millis(20),
             retry_max: Duration::from_millis(200),
-            room_rate_per_minute: 6000,
+            room_rate_per_minute: Some(6000),
         }
     })
     .await;

@@ -201,7 +201,7 @@ fn notify(rooms: Vec<Room>, routes: Vec<Route>) -> NotifySettings {
         timeout: Duration::from_secs(2),
         retry_min: Duration::from_millis(50),
         retry_max: Duration::from_secs(1),
-        room_rate_per_minute: 6000,
+        room_rate_per_minute: Some(6000),
     }
 }
 
@@ -661,7 +661,7 @@ async fn a_burst_on_ten_prs_becomes_one_message_each_within_the_room_rate() {
     let coalesce = Duration::from_millis(1500);
     let mut settings = one_room(hipchat("team", fake.url(HIPCHAT_PATH)));
     settings.coalesce = coalesce;
-    settings.room_rate_per_minute = 600; // one message per 100 ms
+    settings.room_rate_per_minute = Some(600); // one message per 100 ms
     let app = app_with(settings).await;
 
     // PR k: created, then 9 approval changes cycling none -> Bob -> Bob+Carol, shifted by k.

@@ -57,7 +57,7 @@ async fn app(
         ],
         coalesce: std::time::Duration::from_millis(50),
         retry_min: std::time::Duration::from_millis(50),
-        room_rate_per_minute: 6000,
+        room_rate_per_minute: Some(6000),
         ..NotifySettings::default()
     };
     spawn_app_with_clock(
@@ -432,7 +432,7 @@ async fn the_cli_sweep_beside_the_running_service_posts_once() {
             digest_only_route(&["web/*"], "web"),
         ],
         retry_min: std::time::Duration::from_millis(50),
-        room_rate_per_minute: 6000,
+        room_rate_per_minute: Some(6000),
         ..NotifySettings::default()
     };
     let mut sweep_settings = SweepSettings {
