@@ -5,7 +5,6 @@
 //! the gap. Durations are small (coalescing 200 ms, first retry 50 ms, a high room rate) and
 //! every wait is a bounded poll.
 
-use std::collections::VecDeque;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -14,9 +13,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use pr_reminder::config::{NotifySettings, Room, Route, SecretToken, Settings, Sink, UserMapping};
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
+use crate::fake_chat::{Answer, Fake, Hit};
 use crate::helpers::{
     digest_only_route, route, set_repository, spawn_app_with, spawn_app_with_clock, uuid_like,
     TestApp, TestClock,
@@ -42,153 +41,6 @@ const SWEEP_TOKEN: &str = "sweep-token-0123456789abcdef";
 /// Longest any condition below is waited for.
 const PATIENCE: Duration = Duration::from_secs(15);
 
-// ---------------------------------------------------------------------------------------------
-// The fake chat server.
-
-/// One request as the fake saw it.
-#[derive(Debug, Clone)]
-struct Hit {
-    at: Instant,
-    wall: SystemTime,
-    method: String,
-    path: String,
-    query: Option<String>,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-impl Hit {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Whether the message is about PR `number` (its link is in the body).
-    fn is_about(&self, number: i64) -> bool {
-        self.body
-            .to_string()
-            .contains(&format!("/pull-requests/{number}"))
-    }
-
-    /// The Teams card's TextBlock texts.
-    fn card_texts(&self) -> Vec<String> {
-        self.body["attachments"][0]["content"]["body"]
-            .as_array()
-            .unwrap_or_else(|| panic!("not a Teams card: {}", self.body))
-            .iter()
-            .map(|b| b["text"].as_str().unwrap().to_owned())
-            .collect()
-    }
-}
-
-/// One scripted answer: fixed, or made when the request arrives (for headers holding a time).
-#[derive(Clone)]
-enum Answer {
-    Fixed(ResponseTemplate),
-    Made(Arc<dyn Fn() -> ResponseTemplate + Send + Sync>),
-}
-
-impl From<ResponseTemplate> for Answer {
-    fn from(template: ResponseTemplate) -> Self {
-        Answer::Fixed(template)
-    }
-}
-
-/// Records every request, then answers with the next scripted response (the last one repeats).
-struct Scripted {
-    hits: Arc<Mutex<Vec<Hit>>>,
-    script: Arc<Mutex<VecDeque<Answer>>>,
-}
-
-impl Respond for Scripted {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        self.hits.lock().unwrap().push(Hit {
-            at: Instant::now(),
-            wall: SystemTime::now(),
-            method: request.method.to_string(),
-            path: request.url.path().to_owned(),
-            query: request.url.query().map(str::to_owned),
-            headers: request
-                .headers
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_owned(),
-                        v.to_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect(),
-            body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
-        });
-        let mut script = self.script.lock().unwrap();
-        let answer = if script.len() > 1 {
-            script.pop_front()
-        } else {
-            script.front().cloned()
-        };
-        match answer {
-            Some(Answer::Fixed(template)) => template,
-            Some(Answer::Made(make)) => make(),
-            None => ResponseTemplate::new(204),
-        }
-    }
-}
-
-struct Fake {
-    server: MockServer,
-    hits: Arc<Mutex<Vec<Hit>>>,
-}
-
-impl Fake {
-    async fn start(answers: Vec<ResponseTemplate>) -> Fake {
-        Fake::start_with(answers.into_iter().map(Answer::from).collect()).await
-    }
-
-    async fn start_with(answers: Vec<Answer>) -> Fake {
-        let server = MockServer::start().await;
-        let hits = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(VecDeque::from(answers)));
-        Mock::given(any())
-            .respond_with(Scripted {
-                hits: hits.clone(),
-                script,
-            })
-            .mount(&server)
-            .await;
-        Fake { server, hits }
-    }
-
-    fn url(&self, path: &str, query: &str) -> String {
-        format!("{}{path}?{query}", self.server.uri())
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.hits.lock().unwrap().clone()
-    }
-
-    /// Waits for `count` requests, then a little more to be sure no more arrive.
-    async fn exactly(&self, count: usize) -> Vec<Hit> {
-        let started = Instant::now();
-        loop {
-            let hits = self.hits();
-            if hits.len() >= count {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                let hits = self.hits();
-                assert_eq!(hits.len(), count, "more requests than expected: {hits:#?}");
-                return hits;
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "expected {count} request(s) to the chat server, got {}: {hits:#?}",
-                hits.len()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
 /// What a Teams workflow answers: 202 Accepted, no body at all.
 fn teams_ok() -> ResponseTemplate {
     ResponseTemplate::new(202)
@@ -209,14 +61,14 @@ fn hipchat_ok() -> ResponseTemplate {
 fn teams(name: &str, fake: &Fake) -> Room {
     Room {
         name: name.into(),
-        sink: Sink::Teams(SecretString::from(fake.url(TEAMS_PATH, TEAMS_QUERY))),
+        sink: Sink::Teams(SecretString::from(fake.url_with(TEAMS_PATH, TEAMS_QUERY))),
     }
 }
 
 fn google_chat(name: &str, fake: &Fake) -> Room {
     Room {
         name: name.into(),
-        sink: Sink::GoogleChat(SecretString::from(fake.url(CHAT_PATH, CHAT_QUERY))),
+        sink: Sink::GoogleChat(SecretString::from(fake.url_with(CHAT_PATH, CHAT_QUERY))),
     }
 }
 
@@ -224,7 +76,7 @@ fn hipchat(name: &str, fake: &Fake) -> Room {
     Room {
         name: name.into(),
         sink: Sink::HipChat(SecretString::from(
-            fake.url(HIPCHAT_PATH, "auth_token=hipchat-room-token"),
+            fake.url_with(HIPCHAT_PATH, "auth_token=hipchat-room-token"),
         )),
     }
 }

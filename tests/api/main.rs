@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod datacenter;
 mod errors;
+mod fake_chat;
 mod fixtures;
 mod helpers;
 mod lifecycle;

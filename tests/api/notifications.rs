@@ -5,7 +5,6 @@
 //! last answer repeats), so a test can say "500, then 204" and measure the gaps between requests.
 //! Durations are small (coalescing 200 ms, first retry 50 ms) and every wait is a bounded poll.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -17,9 +16,9 @@ use pr_reminder::signature::sign;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use sqlx::SqlitePool;
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
+use crate::fake_chat::{Answer, Fake, Hit};
 use crate::helpers::{
     own_fixture, route, set_repository, spawn_app_with, uuid_like, TestApp, SECRET,
 };
@@ -32,132 +31,6 @@ const TOKEN_QUERY: &str = "auth_token=AbC-123_xyz%2Bq~9";
 const TITLE: &str = "Fix <script>alert(1)</script> & co";
 /// Longest any condition below is waited for.
 const PATIENCE: Duration = Duration::from_secs(15);
-
-// ---------------------------------------------------------------------------------------------
-// The fake chat server.
-
-/// One request as the fake saw it.
-#[derive(Debug, Clone)]
-struct Hit {
-    at: Instant,
-    method: String,
-    path: String,
-    query: Option<String>,
-    content_type: Option<String>,
-    body: Value,
-}
-
-impl Hit {
-    fn html(&self) -> &str {
-        self.body["message"].as_str().unwrap_or_default()
-    }
-}
-
-/// One scripted answer: fixed, or made when the request arrives (for headers holding a time).
-#[derive(Clone)]
-enum Answer {
-    Fixed(ResponseTemplate),
-    Made(Arc<dyn Fn() -> ResponseTemplate + Send + Sync>),
-}
-
-impl From<ResponseTemplate> for Answer {
-    fn from(template: ResponseTemplate) -> Self {
-        Answer::Fixed(template)
-    }
-}
-
-/// Records every request, then answers with the next scripted response (the last one repeats).
-struct Scripted {
-    hits: Arc<Mutex<Vec<Hit>>>,
-    script: Arc<Mutex<VecDeque<Answer>>>,
-}
-
-impl Respond for Scripted {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        self.hits.lock().unwrap().push(Hit {
-            at: Instant::now(),
-            method: request.method.to_string(),
-            path: request.url.path().to_owned(),
-            query: request.url.query().map(str::to_owned),
-            content_type: request
-                .headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
-        });
-        let mut script = self.script.lock().unwrap();
-        let answer = if script.len() > 1 {
-            script.pop_front()
-        } else {
-            script.front().cloned()
-        };
-        match answer {
-            Some(Answer::Fixed(template)) => template,
-            Some(Answer::Made(make)) => make(),
-            None => ResponseTemplate::new(204),
-        }
-    }
-}
-
-struct Fake {
-    server: MockServer,
-    hits: Arc<Mutex<Vec<Hit>>>,
-    script: Arc<Mutex<VecDeque<Answer>>>,
-}
-
-impl Fake {
-    async fn start(answers: Vec<ResponseTemplate>) -> Fake {
-        Fake::start_with(answers.into_iter().map(Answer::from).collect()).await
-    }
-
-    async fn start_with(answers: Vec<Answer>) -> Fake {
-        let server = MockServer::start().await;
-        let hits = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(VecDeque::from(answers)));
-        Mock::given(any())
-            .respond_with(Scripted {
-                hits: hits.clone(),
-                script: script.clone(),
-            })
-            .mount(&server)
-            .await;
-        Fake {
-            server,
-            hits,
-            script,
-        }
-    }
-
-    /// Replaces what the fake answers from now on.
-    fn answer(&self, answers: Vec<ResponseTemplate>) {
-        *self.script.lock().unwrap() = answers.into_iter().map(Answer::from).collect();
-    }
-
-    fn url(&self, path_and_query: &str) -> String {
-        format!("{}{}", self.server.uri(), path_and_query)
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.hits.lock().unwrap().clone()
-    }
-
-    async fn wait_for_hits(&self, count: usize) -> Vec<Hit> {
-        let started = Instant::now();
-        loop {
-            let hits = self.hits();
-            if hits.len() >= count {
-                return hits;
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "expected {count} request(s) to the chat server, got {}: {hits:#?}",
-                hits.len()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
 
 fn hipchat_ok() -> ResponseTemplate {
     ResponseTemplate::new(204)
