@@ -104,31 +104,14 @@ pub fn thread_url(webhook_url: &str, thread_key: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
 
     use chrono::{TimeZone, Utc};
 
     use super::*;
     use crate::config::SweepSettings;
-    use crate::domain::{NotifyEvent, PullRequestView, RoomDigest};
+    use crate::domain::{NotifyEvent, RoomDigest};
+    use crate::notify::test_support::{events, pr};
     use crate::notify::{digest, message};
-
-    fn pr(title: &str) -> PullRequestView {
-        PullRequestView {
-            repository: "acme/api".into(),
-            number: 7,
-            title: title.into(),
-            url: Some("https://bitbucket.org/acme/api/pull-requests/7".into()),
-            author: "Ann".into(),
-            approved_by: vec!["Bob".into()],
-            required_approvals: 2,
-            ..PullRequestView::default()
-        }
-    }
-
-    fn events(list: &[NotifyEvent]) -> BTreeSet<NotifyEvent> {
-        list.iter().copied().collect()
-    }
 
     #[test]
     fn pr_news_as_text() {
