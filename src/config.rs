@@ -80,6 +80,9 @@ pub struct Settings {
     pub required_approvals: u32,
     /// The largest webhook body accepted, in bytes (1 KiB to 64 MiB); larger ones get 413.
     pub max_body_bytes: usize,
+    /// The longest a request body may take to arrive (0.1 s to 60 s, default 10 s, Bitbucket's
+    /// own delivery timeout): a slower one gets 408 and its connection is freed.
+    pub body_timeout: std::time::Duration,
     /// SQLite `synchronous`: `full` (default: a 2xx survives power loss) or `normal`.
     pub synchronous: String,
     /// Most submissions the writer folds into one transaction (1 to 10,000, default 512).
@@ -392,7 +395,7 @@ impl Settings {
         let mut out = format!(
             "listen = \"{}\"\ndatabase = \"{}\"\nwebhook_secret = {}\ninsecure_skip_signature = {}\n\
              # signature policy: {:?}\nrequired_approvals = {}\nmax_body_bytes = {}\n\
-             synchronous = \"{}\"\nmax_batch = {}\nlog_format = \"{}\"\n",
+             body_timeout_seconds = {}\nsynchronous = \"{}\"\nmax_batch = {}\nlog_format = \"{}\"\n",
             self.listen,
             self.database.display(),
             secret,
@@ -400,6 +403,7 @@ impl Settings {
             self.signature,
             self.required_approvals,
             self.max_body_bytes,
+            self.body_timeout.as_secs_f64(),
             self.synchronous,
             self.max_batch,
             match self.log_format {
@@ -652,6 +656,7 @@ section!(RawSettings {
     required_approvals: i64 = DEFAULT_REQUIRED_APPROVALS.into(),
     insecure_skip_signature: bool = false,
     max_body_bytes: i64 = DEFAULT_MAX_BODY_BYTES as i64,
+    body_timeout_seconds: f64 = 10.0,
     synchronous: String = "full".into(),
     max_batch: i64 = 512,
     log_format: LogFormat = LogFormat::Text,
@@ -756,6 +761,7 @@ impl RawSettings {
             required_approvals,
             insecure_skip_signature: _,
             max_body_bytes,
+            body_timeout_seconds,
             synchronous,
             max_batch,
             log_format,
@@ -777,6 +783,12 @@ impl RawSettings {
         }
         let required_approvals = whole("required_approvals", required_approvals, 1..=100)?;
         let max_body_bytes = whole("max_body_bytes", max_body_bytes, 1024..=64 * 1024 * 1024)?;
+        let body_timeout = duration(
+            "body_timeout_seconds",
+            body_timeout_seconds,
+            0.1..=60.0,
+            1.0,
+        )?;
         let synchronous = synchronous.trim().to_ascii_lowercase();
         if !matches!(synchronous.as_str(), "full" | "normal" | "extra") {
             return Err(ConfigError::at(
@@ -804,6 +816,7 @@ impl RawSettings {
             signature: SignaturePolicy::Demo,
             required_approvals,
             max_body_bytes,
+            body_timeout,
             synchronous,
             max_batch,
             log_format,
@@ -1633,6 +1646,7 @@ insecure_skip_signature = false
 # signature policy: DEMO: signatures not checked, loopback only
 required_approvals = 2
 max_body_bytes = 1048576
+body_timeout_seconds = 10
 synchronous = "full"
 max_batch = 512
 log_format = "text"

@@ -111,6 +111,7 @@ impl Application {
         let webhook = web::Data::new(routes::webhook::WebhookState {
             signature: settings.signature.clone(),
             max_body_bytes: settings.max_body_bytes,
+            body_timeout: settings.body_timeout,
             writer,
         });
         let sweep = web::Data::new(routes::sweep::SweepState {
@@ -124,6 +125,7 @@ impl Application {
             clock,
         });
         let health = web::Data::new(routes::health::HealthState { db: db.clone() });
+        let connections = connection_cap();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(webhook.clone())
@@ -146,6 +148,8 @@ impl Application {
         .listen(listener)
         .context("starting the HTTP server")?
         .shutdown_timeout(10)
+        .max_connections(connections.per_worker)
+        .workers(connections.workers)
         // Signals are ours (see `run_until_stopped`): actix treats SIGINT as a forced shutdown
         // that drops connections whose delivery the writer may already have committed.
         .disable_signals()
@@ -225,5 +229,34 @@ async fn shutdown_signal() -> std::io::Result<&'static str> {
     {
         tokio::signal::ctrl_c().await?;
         Ok("Ctrl-C")
+    }
+}
+
+/// How many connections the HTTP workers hold at most.
+struct ConnectionCap {
+    workers: usize,
+    per_worker: usize,
+}
+
+/// Raises the open-file soft limit to the hard limit (a slow client holds a descriptor until its
+/// body times out; running out of descriptors stops the process from accepting anything, health
+/// checks included), then caps the connections below it, keeping 256 descriptors for the
+/// database, the chat clients and the logs. Connections over the cap wait in the listen backlog.
+fn connection_cap() -> ConnectionCap {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
+    let usable = usize::try_from(limit.saturating_sub(256).max(64)).unwrap_or(usize::MAX);
+    // actix's own default (25,000 a worker) unless the limit is lower.
+    let per_worker = (usable / workers).clamp(16, 25_000);
+    tracing::debug!(open_files = limit, workers, per_worker, "connection cap");
+    ConnectionCap {
+        workers,
+        per_worker,
     }
 }

@@ -10,7 +10,10 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::header;
+use super::{header, read_body, BodyError};
+
+/// The largest chat command body read (actix's own default for a body extractor: 256 KiB).
+const COMMAND_BODY_LIMIT: usize = 256 * 1024;
 use crate::config::Settings;
 use crate::domain::routing::Routing;
 use crate::domain::Clock;
@@ -46,6 +49,9 @@ pub enum CommandError {
     /// 400: a body that is not the chat's request format.
     #[error("{0}")]
     BadRequest(String),
+    /// 413, 408 or 400: the body was too large, too slow or unreadable.
+    #[error(transparent)]
+    Body(#[from] BodyError),
 }
 
 impl ResponseError for CommandError {
@@ -55,7 +61,11 @@ impl ResponseError for CommandError {
             CommandError::Unauthorized(_) | CommandError::SlackSignature(_) => {
                 StatusCode::UNAUTHORIZED
             }
-            CommandError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            CommandError::BadRequest(_) | CommandError::Body(BodyError::Unreadable) => {
+                StatusCode::BAD_REQUEST
+            }
+            CommandError::Body(BodyError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            CommandError::Body(BodyError::TooSlow(_)) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -133,8 +143,9 @@ fn from_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, CommandEr
 
 /// `POST /commands/hipchat/{token}`: answers with a HipChat room notification.
 pub async fn hipchat(
+    req: HttpRequest,
     token: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<CommandsState>,
 ) -> Result<HttpResponse, CommandError> {
     let Some(expected) = &state.settings.commands.hipchat_token else {
@@ -143,6 +154,13 @@ pub async fn hipchat(
     if !same_secret(&token, expected.0.expose_secret()) {
         return Err(CommandError::NotFound);
     }
+    let body = read_body(
+        &req,
+        payload,
+        COMMAND_BODY_LIMIT,
+        state.settings.body_timeout,
+    )
+    .await?;
     let envelope: HipChatEvent = from_json(&body)?;
     match envelope.event {
         Some(Value::String(event)) if event == "room_message" => {}
@@ -198,13 +216,20 @@ struct SlashCommand {
 /// `POST /commands/slack`: Slack (signed) or Mattermost (token); answers ephemerally.
 pub async fn slack(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<CommandsState>,
 ) -> Result<HttpResponse, CommandError> {
     let settings = &state.settings.commands;
     if settings.slack_signing_secret.is_none() && settings.mattermost_token.is_none() {
         return Err(CommandError::NotFound);
     }
+    let body = read_body(
+        &req,
+        payload,
+        COMMAND_BODY_LIMIT,
+        state.settings.body_timeout,
+    )
+    .await?;
     match (
         header(&req, "X-Slack-Signature"),
         &settings.slack_signing_secret,

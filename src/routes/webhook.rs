@@ -4,11 +4,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use futures_util::StreamExt;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::header;
+use super::{header, read_body, BodyError};
 use crate::bitbucket::{self, DeliveryHeaders, Parsed, SIGNATURE_HEADER};
 use crate::config::SignaturePolicy;
 use crate::domain::{Outcome, Submission, Timestamp};
@@ -21,6 +20,8 @@ pub struct WebhookState {
     pub signature: SignaturePolicy,
     /// The largest body accepted, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
+    /// The longest a body may take to arrive (`Settings::body_timeout`).
+    pub body_timeout: std::time::Duration,
     /// The batch writer deliveries are stored through.
     pub writer: Writer,
 }
@@ -29,18 +30,15 @@ pub struct WebhookState {
 /// `{"status": "rejected", "reason"}`. All but the 503s are recorded as rejected deliveries.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
-    /// 413: the body exceeds `max_body_bytes` (the limit is given).
-    #[error("body larger than {0} bytes")]
-    TooLarge(usize),
+    /// 413 (over `max_body_bytes`), 408 (slower than `body_timeout`) or 400 (unreadable).
+    #[error(transparent)]
+    Body(#[from] BodyError),
     #[error(transparent)]
     /// 401: `X-Hub-Signature` is missing, malformed or matches no configured secret.
     Signature(#[from] signature::BitbucketSignatureError),
     /// 400: a required header (`X-Event-Key`, the request id) is missing or not text.
     #[error("missing or unreadable {0} header")]
     MissingHeader(&'static str),
-    /// 400: the body could not be read.
-    #[error("could not read the request body")]
-    BodyRead,
     /// 400: the payload is not what the event key promises (the message names the field).
     #[error("{0}")]
     BadPayload(String),
@@ -55,10 +53,11 @@ pub enum WebhookError {
 impl ResponseError for WebhookError {
     fn status_code(&self) -> StatusCode {
         match self {
-            WebhookError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::Body(BodyError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::Body(BodyError::TooSlow(_)) => StatusCode::REQUEST_TIMEOUT,
             WebhookError::Signature(_) => StatusCode::UNAUTHORIZED,
             WebhookError::MissingHeader(_)
-            | WebhookError::BodyRead
+            | WebhookError::Body(BodyError::Unreadable)
             | WebhookError::BadPayload(_) => StatusCode::BAD_REQUEST,
             WebhookError::Overloaded | WebhookError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -129,7 +128,7 @@ async fn handle(
     headers: &DeliveryHeaders,
     received_at: &Timestamp,
 ) -> Result<HttpResponse, WebhookError> {
-    let body = read_body(req, payload, state.max_body_bytes).await?;
+    let body = read_body(req, payload, state.max_body_bytes, state.body_timeout).await?;
     let presented = req.headers().get(SIGNATURE_HEADER).map(|v| v.as_bytes());
     // Data Center's "Test connection": whether it is signed is not documented, so an unsigned
     // ping (or one without a request id) is acknowledged, changes nothing and is not recorded. A
@@ -192,24 +191,4 @@ async fn handle(
         }
     }
     Ok(HttpResponse::Ok().json(answer))
-}
-
-async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<web::BytesMut, WebhookError> {
-    let declared = header(req, "Content-Length").and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(WebhookError::TooLarge(limit));
-    }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| WebhookError::BodyRead)?;
-        if body.len() + chunk.len() > limit {
-            return Err(WebhookError::TooLarge(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

@@ -369,3 +369,87 @@ async fn readyz_is_503_when_the_database_file_is_gone() {
     }
     assert_eq!(app.get("/healthz").await, 200, "the process still answers");
 }
+
+/// A body that arrives a byte at a time, or stops after a first chunk, is cut off after
+/// `body_timeout` with 408 (its connection freed), recorded as rejected, and the service keeps
+/// answering everyone else meanwhile.
+#[tokio::test]
+async fn slow_bodies_are_cut_off_with_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.body_timeout = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let head = |request_id: &str| {
+        format!(
+            "POST /webhooks/bitbucket HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+             X-Event-Key: pullrequest:created\r\nX-Request-UUID: {request_id}\r\n\
+             X-Hub-Signature: sha256=00\r\nContent-Length: 1000\r\n\r\n"
+        )
+    };
+    // One stops after its first chunk; one sends a byte every 100 ms, never finishing in time.
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stalled
+        .write_all(format!("{}{{\"pullrequest\":", head("slow-1")).as_bytes())
+        .await
+        .unwrap();
+    let mut trickle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    trickle.write_all(head("slow-2").as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let trickling = tokio::spawn(async move {
+        for _ in 0..30 {
+            if trickle.write_all(b" ").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        trickle
+    });
+    // Everyone else is served meanwhile.
+    assert_eq!(app.get("/healthz").await, 200);
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stalled.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the stalled body was still open after 5 s");
+    let elapsed = started.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.contains(r#""reason":"the body did not arrive within 500 ms""#),
+        "{text}"
+    );
+    assert!(
+        elapsed >= std::time::Duration::from_millis(450)
+            && elapsed < std::time::Duration::from_secs(3),
+        "cut off after {elapsed:?}"
+    );
+    let mut trickle = trickling.await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        trickle.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let rows = app.wait_for_deliveries(2).await;
+    for id in ["slow-1", "slow-2"] {
+        assert!(
+            rows.iter().any(
+                |(request_id, _, outcome, reason)| request_id.as_deref() == Some(id)
+                    && outcome == "rejected"
+                    && reason.as_deref() == Some("the body did not arrive within 500 ms")
+            ),
+            "{rows:?}"
+        );
+    }
+    app.assert_still_serving().await;
+}
