@@ -77,7 +77,9 @@ impl From<WriteError> for WebhookError {
     fn from(err: WriteError) -> Self {
         match err {
             WriteError::Overloaded => WebhookError::Overloaded,
-            WriteError::Stopped | WriteError::Failed => WebhookError::Unavailable,
+            WriteError::Stopped | WriteError::Failed | WriteError::Busy => {
+                WebhookError::Unavailable
+            }
         }
     }
 }

@@ -129,7 +129,10 @@ impl Db {
         config: WriterConfig,
     ) -> anyhow::Result<(Writer, tokio::task::JoinHandle<()>)> {
         use sqlx::ConnectOptions;
+        // A short busy timeout: while another process holds the database, a batch is refused
+        // (503) in 2 s instead of every delivery waiting past Bitbucket's 10 s.
         let conn = connect_options(&self.path, &self.synchronous)?
+            .busy_timeout(Duration::from_secs(2))
             .connect()
             .await
             .context("opening the write connection")?;

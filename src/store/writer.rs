@@ -72,7 +72,16 @@ pub enum WriteError {
     /// others in its batch are unaffected.
     #[error("the change could not be stored")]
     Failed,
+    /// Another process holds a lock on the database (past the write connection's 2 s busy
+    /// timeout), or no commit came within `ANSWER_WITHIN`: not stored, try again shortly.
+    #[error("the database is busy")]
+    Busy,
 }
+
+/// The longest a caller waits for its commit. Bitbucket gives up after 10 s and retries, so an
+/// answer after that is wasted; a submission still queued then may yet be committed, which a
+/// redelivery then finds as a duplicate.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(7);
 
 type Reply = oneshot::Sender<Result<WriteOutcome, WriteError>>;
 
@@ -106,7 +115,10 @@ impl Writer {
             mpsc::error::TrySendError::Full(_) => WriteError::Overloaded,
             mpsc::error::TrySendError::Closed(_) => WriteError::Stopped,
         })?;
-        answer.await.map_err(|_| WriteError::Stopped)?
+        match tokio::time::timeout(ANSWER_WITHIN, answer).await {
+            Ok(reply) => reply.map_err(|_| WriteError::Stopped)?,
+            Err(_) => Err(WriteError::Busy),
+        }
     }
 
     /// Records a refused delivery without waiting. When the queue is full the record is dropped
@@ -137,6 +149,17 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, config: Wr
                     }
                 }
             }
+            Err(err) if is_busy(&err) => {
+                // Another process holds the database (a long `sqlite3` session, a backup): every
+                // submission of the batch would wait out the busy timeout again. Refuse them all
+                // at once (503); Bitbucket delivers again, and the next batch tries afresh.
+                tracing::warn!(error = %format!("{err:#}"), size = batch.len(), "database locked by another process; batch refused");
+                for job in batch.drain(..) {
+                    if let Some(reply) = job.reply {
+                        let _ = reply.send(Err(WriteError::Busy));
+                    }
+                }
+            }
             Err(err) => {
                 // One bad submission must not sink the others: retry each on its own.
                 tracing::error!(error = %format!("{err:#}"), size = batch.len(), "batch failed; retrying one by one");
@@ -164,6 +187,19 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, config: Wr
         tracing::warn!(error = %err, "closing the write connection");
     }
     tracing::debug!("writer stopped");
+}
+
+/// Whether SQLite said another connection holds the database (`SQLITE_BUSY`, `SQLITE_LOCKED`
+/// and their extended codes).
+fn is_busy(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .and_then(|e| e.as_database_error())
+            .and_then(|e| e.code())
+            .and_then(|code| code.parse::<i64>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+    })
 }
 
 /// Reused JSON buffers, one per statement parameter, so a batch allocates little.

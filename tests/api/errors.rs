@@ -453,3 +453,57 @@ async fn slow_bodies_are_cut_off_with_408() {
     }
     app.assert_still_serving().await;
 }
+
+/// While another process holds the database (here an exclusive transaction, as a long `sqlite3`
+/// session or a backup would), a delivery is answered 503 within a few seconds, well inside
+/// Bitbucket's 10 s, and nothing is half stored; once the lock goes, the redelivery is stored.
+#[tokio::test]
+async fn a_locked_database_is_a_quick_503_and_then_recovers() {
+    use sqlx::Connection;
+
+    let app = crate::helpers::spawn_app().await;
+    let payload = body();
+    let mut holder =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", app.db_path.display()))
+            .await
+            .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let ids: Vec<String> = (0..5).map(|i| format!("locked-{i}")).collect();
+    let answers = futures_util::future::join_all(
+        ids.iter()
+            .map(|id| app.deliver("pullrequest:created", id, &payload)),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    for answer in &answers {
+        assert_eq!(
+            (answer.status, answer.body["reason"].as_str()),
+            (503, Some("temporarily unable to store deliveries")),
+            "{}",
+            answer.body
+        );
+    }
+    assert!(
+        elapsed < std::time::Duration::from_secs(6),
+        "answered after {elapsed:?}: Bitbucket waits 10 s"
+    );
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    drop(holder);
+    // Bitbucket delivers again under the same ids: stored once each.
+    for i in 0..5 {
+        let answer = app
+            .deliver("pullrequest:created", &format!("locked-{i}"), &payload)
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM deliveries WHERE request_id LIKE 'locked-%' AND outcome = 'processed'")
+            .await,
+        5
+    );
+    app.assert_still_serving().await;
+}
