@@ -587,7 +587,8 @@ impl Kind {
     fn parse(self, var: &str, text: &str) -> Result<Value, ConfigError> {
         let word = text.trim().to_ascii_lowercase();
         match self {
-            Kind::Text => Ok(text.into()),
+            // A room shortcut is read by the room-building code, not as a file key.
+            Kind::Text | Kind::Room(_) => Ok(text.into()),
             Kind::Whole => word
                 .parse::<i64>()
                 .map(Value::from)
@@ -605,7 +606,6 @@ impl Kind {
                 var,
                 format!("`{text}` is not one of {}", words.join(", ")),
             )),
-            Kind::Room(_) => unreachable!("a room is not a file key"),
         }
     }
 }
@@ -1360,6 +1360,18 @@ mod tests {
             (
                 "[[rooms]]\nname = \"a\"\nhipchat_url = \"secret-token-not-a-url\"\n".to_owned(),
                 "rooms[0].hipchat_url",
+            ),
+            (
+                format!("{room}hipchat_token = \"secret-room-token-0123\"\n"),
+                "rooms[0].hipchat_token",
+            ),
+            (
+                format!("{room}teams_webhook_url = \"https://t.example/x?sig=secret\"\n"),
+                "rooms[0]",
+            ),
+            (
+                "[[rooms]]\nname = \"a\"\nhipchat_url = \"https://h.example/v2/room/1/notification\"\nhipchat_token = \"short\"\n".to_owned(),
+                "rooms[0].hipchat_token",
             ),
             (
                 format!("{room}[[routes]]\nrepositories = [\"x/*\"]\nroom = \"b\"\n"),

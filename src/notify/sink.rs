@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::message::{escape_slack, Message};
+use super::message::{escape_slack, Color, Message};
 use super::{google_chat, teams};
 use crate::config::Sink;
 
@@ -71,11 +71,10 @@ pub async fn send(
             println!("[pr-reminder → {room}] {}", message.text);
             return Ok(());
         }
-        Sink::HipChat(url) => client.post(url.expose_secret()).json(&hipchat()),
-        Sink::HipChatBearer { url, token } => client
-            .post(url.expose_secret())
-            .bearer_auth(token.expose_secret())
-            .json(&hipchat()),
+        Sink::HipChat(url) => hipchat_request(client, url, None).json(&hipchat()),
+        Sink::HipChatBearer { url, token } => {
+            hipchat_request(client, url, Some(token)).json(&hipchat())
+        }
         Sink::Slack(url) => client.post(url.expose_secret()).json(&json!({
             "text": message.slack,
             "attachments": [{
@@ -94,6 +93,24 @@ pub async fn send(
             client.post(url).json(&google_chat::body(message))
         }
     };
+    post(request).await
+}
+
+/// A POST to a HipChat room: its token in the URL, or given apart as `Authorization: Bearer`.
+fn hipchat_request(
+    client: &reqwest::Client,
+    url: &SecretString,
+    token: Option<&SecretString>,
+) -> reqwest::RequestBuilder {
+    let request = client.post(url.expose_secret());
+    match token {
+        Some(token) => request.bearer_auth(token.expose_secret()),
+        None => request,
+    }
+}
+
+/// Sends a request and reads what the chat server's answer means.
+async fn post(request: reqwest::RequestBuilder) -> Result<(), SendError> {
     let response = request.send().await.map_err(|e| SendError::Retry {
         after: None,
         reason: transport_error(e),
@@ -134,26 +151,16 @@ pub async fn ping_mentions(
     let body = json!({
         "message": format!("{}: pull requests are waiting for your review (see above)", names.join(" ")),
         "message_format": "text",
-        "color": "yellow",
+        "color": Color::Yellow.hipchat(),
         "notify": true,
         "from": "pr-reminder",
     });
     let request = match sink {
-        Sink::HipChat(url) => client.post(url.expose_secret()),
-        Sink::HipChatBearer { url, token } => client
-            .post(url.expose_secret())
-            .bearer_auth(token.expose_secret()),
+        Sink::HipChat(url) => hipchat_request(client, url, None),
+        Sink::HipChatBearer { url, token } => hipchat_request(client, url, Some(token)),
         _ => return Ok(()),
     };
-    let response = request
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| SendError::Retry {
-            after: None,
-            reason: transport_error(e),
-        })?;
-    outcome(response).await
+    post(request.json(&body)).await
 }
 
 /// What went wrong before any answer, for `last_error`. reqwest's own text is only "error sending

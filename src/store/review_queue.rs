@@ -87,16 +87,20 @@ pub async fn for_each_open(
     Ok(())
 }
 
+/// The columns of an `OpenPr` read without an asker (no one excluded, no one asked), from
+/// `pull_requests p` joined to its repository `repo`.
+const OPEN_PR: &str = "SELECT p.repository_key, repo.full_name, p.number, p.title, p.draft,
+                p.approvals, p.changes_requested, false AS excluded, false AS asked";
+const FROM_PR: &str = "FROM pull_requests p
+           JOIN repositories repo ON repo.repository_key = p.repository_key";
+
 /// The open PRs `author` wrote, oldest first, whatever their approvals.
 pub async fn authored_open(db: &Db, author: &str) -> anyhow::Result<Vec<OpenPr>> {
-    sqlx::query_as(
-        "SELECT p.repository_key, repo.full_name, p.number, p.title, p.draft, p.approvals,
-                p.changes_requested, false AS excluded, false AS asked
-           FROM pull_requests p
-           JOIN repositories repo ON repo.repository_key = p.repository_key
+    sqlx::query_as(&format!(
+        "{OPEN_PR} {FROM_PR}
           WHERE p.author = ?1 AND p.state = 'OPEN'
-          ORDER BY p.created_on, p.repository_key, p.number",
-    )
+          ORDER BY p.created_on, p.repository_key, p.number"
+    ))
     .bind(author)
     .fetch_all(&db.pool)
     .await
@@ -116,16 +120,14 @@ pub async fn load(
         pr: OpenPr,
         required_approvals: Option<i64>,
     }
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT p.repository_key, repo.full_name, p.number, p.title, p.draft, p.approvals,
-                p.changes_requested, false AS excluded, false AS asked,
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "{OPEN_PR},
                 coalesce(repo.required_approvals,
                          (SELECT CAST(value AS INTEGER) FROM settings
                            WHERE name = 'required_approvals')) AS required_approvals
-           FROM pull_requests p
-           JOIN repositories repo ON repo.repository_key = p.repository_key
-          WHERE p.repository_key = ?1 AND p.number = ?2",
-    )
+           {FROM_PR}
+          WHERE p.repository_key = ?1 AND p.number = ?2"
+    ))
     .bind(repository.as_str())
     .bind(number)
     .fetch_optional(&db.pool)
