@@ -8,9 +8,10 @@ use chrono::Utc;
 use serde::Serialize;
 use tokio::sync::{Mutex, Notify};
 
+use crate::clock::Clock;
 use crate::config::{parse_schedule, Settings};
 use crate::domain::routing::Routing;
-use crate::domain::{Clock, Trigger};
+use crate::domain::Trigger;
 use crate::store::Db;
 use crate::sweep::{self, SweepReport};
 
@@ -71,7 +72,7 @@ impl Jobs {
     /// Runs `job` now (after any job already running in this process).
     pub async fn run(&self, job: Job, trigger: Trigger) -> anyhow::Result<JobReport> {
         let _running = self.running.lock().await;
-        let now = (self.clock)();
+        let now = self.clock.now();
         let report = match job {
             Job::Sweep { force } => JobReport::Sweep(
                 sweep::run(&self.db, &self.routing, &self.settings, now, trigger, force).await?,
@@ -94,14 +95,14 @@ pub async fn run_schedule(jobs: Arc<Jobs>, expression: String) {
     };
     let tz = jobs.settings.sweep.calendar.tz;
     loop {
-        let now = (jobs.clock)();
+        let now = jobs.clock.now();
         let Some(next) = schedule.after(&now.with_timezone(&tz)).next() else {
             tracing::warn!("the sweep schedule has no future run");
             return;
         };
         let next = next.with_timezone(&Utc);
         tracing::info!(next = %next, "next scheduled sweep");
-        tokio::time::sleep((next - now).to_std().unwrap_or_default()).await;
+        jobs.clock.sleep_until(next).await;
         match jobs
             .run(Job::Sweep { force: false }, Trigger::Schedule)
             .await

@@ -6,6 +6,7 @@
 //! decides) → `notify::dispatcher` → `notify::sink`.
 
 pub mod bitbucket;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod jobs;

@@ -175,7 +175,7 @@ fn main() -> ExitCode {
                     routing,
                     Arc::new(settings.clone()),
                     Arc::new(tokio::sync::Notify::new()),
-                    Arc::new(chrono::Utc::now),
+                    pr_reminder::clock::Clock::system(),
                 );
                 let report = jobs.run(Job::Sweep { force }, Trigger::Cli).await?;
                 db.close().await;

@@ -8,13 +8,12 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use chrono::Utc;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::clock::Clock;
 use crate::config::{Settings, SignaturePolicy};
 use crate::domain::routing::Routing;
-use crate::domain::Clock;
 use crate::jobs::{self, Jobs};
 use crate::notify::dispatcher::Dispatcher;
 use crate::routes;
@@ -34,10 +33,12 @@ impl Application {
     /// Opens (and migrates) the database, starts the writer and binds `settings.listen`
     /// (port 0 picks a free port: see `port()`).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        Self::build_with_clock(settings, Arc::new(Utc::now)).await
+        Self::build_with_clock(settings, Clock::system()).await
     }
 
-    /// As `build`, with the clock that sweeps, schedules and `/reviews` read (tests move it).
+    /// As `build`, on `clock` for every time decision: arrivals, coalescing windows, retries,
+    /// the rooms' rate limits, sweeps, schedules, `/reviews` and Slack's replay window (tests
+    /// move it).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
         let db = store::open(&settings.database, &settings.synchronous).await?;
         store::write_settings(&db, settings.required_approvals).await?;
@@ -66,9 +67,11 @@ impl Application {
                 routing: routing.clone(),
                 coalesce: settings.notify.coalesce,
                 wake: wake.clone(),
+                now: clock.reader(),
             })
             .await?;
-        let dispatcher = Dispatcher::spawn(db.clone(), &settings.notify, wake.clone())?;
+        let dispatcher =
+            Dispatcher::spawn(db.clone(), &settings.notify, wake.clone(), clock.clone())?;
         for room in &settings.notify.rooms {
             tracing::info!(room = %room.name, sink = ?room.sink, "room configured");
         }
@@ -113,6 +116,7 @@ impl Application {
             max_body_bytes: settings.max_body_bytes,
             body_timeout: settings.body_timeout,
             writer,
+            clock: clock.clone(),
         });
         let sweep = web::Data::new(routes::sweep::SweepState {
             token: settings.sweep.token.clone(),

@@ -107,8 +107,8 @@ pub async fn run(
             waiting_review: digest.review_total,
             waiting_on_author: digest.author_total,
         };
-        // Due at once by the dispatcher's (real) clock, whatever `now` says.
-        let due = Timestamp::now();
+        // Due at once (the dispatcher reads the same clock).
+        let due = Timestamp::from_datetime(now);
         let decision = sweeps::record(db, &record, &due, |last_posted| {
             let since_last =
                 last_posted.map(|t| (now - t.to_datetime()).to_std().unwrap_or_default());

@@ -19,5 +19,5 @@ pub use notification::{
     StoredBuild, StoredPr, Withdrawal,
 };
 pub use policy::{ReviewSummary, DEFAULT_REQUIRED_APPROVALS};
-pub use time::{Clock, Timestamp};
+pub use time::{Now, Timestamp};
 pub use view::{PullRequestView, Reviewer, RoomDigest};

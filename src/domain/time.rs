@@ -4,8 +4,9 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer};
 
-/// The time as the service sees it: `Utc::now` in production, a clock a test moves otherwise.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+/// What time it is, as a value the store and pure code can hold without knowing where the time
+/// comes from (`crate::clock::Clock::reader` gives the service's).
+pub type Now = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// An instant, stored as UTC RFC 3339 text with exactly six fractional digits
 /// (`2023-05-16T10:33:04.281505Z`).
@@ -22,7 +23,8 @@ impl Timestamp {
         Self(at.to_rfc3339_opts(SecondsFormat::Micros, true))
     }
 
-    /// The current time by the system clock (services take a `Clock` instead, to be testable).
+    /// The current time by the system clock (the service reads `crate::clock::Clock` instead,
+    /// so that tests move it; this is for one-off commands such as `outbox retry`).
     pub fn now() -> Self {
         Self::from_datetime(Utc::now())
     }

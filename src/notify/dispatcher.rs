@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use chrono::Utc;
+use governor::clock::Clock as _;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -18,6 +20,7 @@ use tracing::Instrument;
 
 use super::message::render;
 use super::sink::{self, SendError};
+use crate::clock::{Clock, RateClock};
 use crate::config::{NotifySettings, Room, Sink};
 use crate::domain::{NotifyEvent, Timestamp};
 use crate::store::outbox::{self, Attempt, OutboxRow, Subject};
@@ -28,10 +31,16 @@ pub fn parse_events(events: &str) -> BTreeSet<NotifyEvent> {
     events.split(',').filter_map(NotifyEvent::parse).collect()
 }
 
-type RoomLimiter = governor::DefaultDirectRateLimiter;
+/// A room's rate limit, on the service's clock.
+type RoomLimiter = RateLimiter<NotKeyed, InMemoryState, RateClock, NoOpMiddleware<Duration>>;
 
-/// Shortest time between two looks at an idle room's queue.
+/// Shortest time between two looks at an idle room's queue (real time: it bounds the work a
+/// webhook burst causes here, it decides nothing about when a message is due).
 const IDLE_RECHECK: Duration = Duration::from_millis(100);
+
+/// Longest real time between two looks at a room's queue: `outbox retry` from another process
+/// cannot wake us.
+const POLL: Duration = Duration::from_secs(5);
 
 /// Sends the outbox: one task per room.
 pub struct Dispatcher {
@@ -41,12 +50,13 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Starts one task per configured room, each sending its queue in order at no more than
-    /// `room_rate_per_minute`; `wake` prompts them after new rows are committed. Fails only if
-    /// the HTTP client cannot be built.
+    /// `room_rate_per_minute`; `wake` prompts them after new rows are committed; every wait and
+    /// due time is read on `clock`. Fails only if the HTTP client cannot be built.
     pub fn spawn(
         db: Db,
         settings: &NotifySettings,
         wake: Arc<Notify>,
+        clock: Clock,
     ) -> anyhow::Result<Dispatcher> {
         let client = sink::client(settings.timeout)?;
         let (stop, stopped) = watch::channel(false);
@@ -59,6 +69,7 @@ impl Dispatcher {
                 settings: settings.clone(),
                 wake: wake.clone(),
                 stopped: stopped.clone(),
+                clock: clock.clone(),
             };
             let span = tracing::info_span!("room", room = %room.name);
             tasks.spawn(worker.run().instrument(span));
@@ -80,6 +91,7 @@ struct RoomWorker {
     settings: NotifySettings,
     wake: Arc<Notify>,
     stopped: watch::Receiver<bool>,
+    clock: Clock,
 }
 
 impl RoomWorker {
@@ -94,7 +106,7 @@ impl RoomWorker {
             .map(|n| Duration::from_secs_f64(60.0 / f64::from(n.max(1))))
             .and_then(Quota::with_period)
             .map(|q| q.allow_burst(NonZeroU32::MIN))
-            .map(RateLimiter::direct);
+            .map(|q| RateLimiter::direct_with_clock(q, RateClock(self.clock.clone())));
         loop {
             if *self.stopped.borrow() {
                 break;
@@ -104,8 +116,12 @@ impl RoomWorker {
             // go unnoticed until the 5 s poll.
             let wake = self.wake.clone();
             let woken = wake.notified();
-            let row = match outbox::next_for_room(&self.db, &self.room.name, &Timestamp::now())
-                .await
+            let row = match outbox::next_for_room(
+                &self.db,
+                &self.room.name,
+                &self.clock.timestamp(),
+            )
+            .await
             {
                 Ok(row) => row,
                 Err(err) => {
@@ -115,34 +131,29 @@ impl RoomWorker {
                 }
             };
             let Some(row) = row else {
-                // Nothing due: sleep until a window ends, the writer adds something, or a while
-                // passes (`outbox retry` from another process cannot wake us).
+                // Nothing due: sleep until a window ends (by the clock), the writer adds
+                // something, or the poll interval passes.
                 let window = outbox::next_window_end(&self.db, &self.room.name)
                     .await
                     .ok()
-                    .flatten()
-                    .map(|t| (t.to_datetime() - Utc::now()).to_std().unwrap_or_default());
-                let nap = window
-                    .unwrap_or(Duration::from_secs(5))
-                    .min(Duration::from_secs(5));
+                    .flatten();
                 tokio::select! {
                     _ = woken => {
                         // Under a webhook burst the writer wakes us after every batch, mostly
                         // with rows still in their window: look again at most ten times a second.
-                        self.pause(IDLE_RECHECK.min(nap)).await;
+                        self.pause(IDLE_RECHECK).await;
                     }
-                    _ = tokio::time::sleep(nap) => {}
-                    _ = self.stopped.changed() => {}
+                    _ = self.until(window.map(|t| t.to_datetime()), POLL) => {}
                 }
                 continue;
             };
             let due = Timestamp::parse(&row.not_before)
-                .map(|t| t.to_datetime())
-                .unwrap_or_else(|_| Utc::now());
-            let wait = (due - Utc::now()).to_std().unwrap_or_default();
-            if !wait.is_zero() {
-                // Re-read after at most a second: `outbox retry` may have changed the queue.
-                self.pause(wait.min(Duration::from_secs(1))).await;
+                .ok()
+                .map(|t| t.to_datetime());
+            if due.is_some_and(|due| due > self.clock.now()) {
+                // A retry not yet due holds the room's queue; re-read after at most a second,
+                // as `outbox retry` may have changed it.
+                self.until(due, Duration::from_secs(1)).await;
                 continue;
             }
             // The console has no flood limit.
@@ -161,9 +172,27 @@ impl RoomWorker {
         }
     }
 
+    /// Waits `duration` of real time (a back-off from our own trouble), or until stopped.
     async fn pause(&mut self, duration: Duration) {
         tokio::select! {
             _ = tokio::time::sleep(duration) => {}
+            _ = self.stopped.changed() => {}
+        }
+    }
+
+    /// Waits until the clock reads `at` (if given), but at most `poll` of real time, or until
+    /// stopped.
+    async fn until(&mut self, at: Option<chrono::DateTime<chrono::Utc>>, poll: Duration) {
+        let clock = self.clock.clone();
+        let due = async move {
+            match at {
+                Some(at) => clock.sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = due => {}
+            _ = tokio::time::sleep(poll) => {}
             _ = self.stopped.changed() => {}
         }
     }
@@ -189,7 +218,7 @@ impl RoomWorker {
                         error: "pull request not found",
                         message: None,
                     };
-                    return outbox::finish(&self.db, row.id, failed, &Timestamp::now()).await;
+                    return outbox::finish(&self.db, row.id, failed, &self.clock.timestamp()).await;
                 };
                 (render(&events, &view), full_name.as_str(), *number)
             }
@@ -198,7 +227,7 @@ impl RoomWorker {
         // The permit is taken right before the request, so that the time spent claiming and
         // rendering cannot bunch two requests closer than the room's rate allows.
         if let Some(limiter) = limiter {
-            limiter.until_ready().await;
+            self.permit(limiter).await;
         }
         // One chat thread per PR where the chat has threads (Google Chat): keyed by what never
         // changes, so a rename keeps the thread.
@@ -240,15 +269,17 @@ impl RoomWorker {
                 if attempt < i64::from(self.settings.max_attempts) =>
             {
                 let delay = backoff(&self.settings, attempt).max(after.unwrap_or_default());
+                let now = self.clock.now();
                 let next = Timestamp::from_datetime(
-                    Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default(),
+                    now + chrono::Duration::from_std(delay).unwrap_or_default(),
                 );
                 tracing::warn!(id = row.id, %reason, attempt, retry_in_ms = delay.as_millis() as u64, "message not delivered; will retry");
                 let retry = Attempt::Retry {
                     next,
                     error: &reason,
                 };
-                return outbox::finish(&self.db, row.id, retry, &Timestamp::now()).await;
+                return outbox::finish(&self.db, row.id, retry, &Timestamp::from_datetime(now))
+                    .await;
             }
             Err(err) => {
                 // Refused (wrong token, unknown room), or out of attempts.
@@ -266,12 +297,20 @@ impl RoomWorker {
                         error: &reason,
                         message: Some(&message.text),
                     },
-                    &Timestamp::now(),
+                    &self.clock.timestamp(),
                 )
                 .await;
             }
         };
-        outbox::finish(&self.db, row.id, result, &Timestamp::now()).await
+        outbox::finish(&self.db, row.id, result, &self.clock.timestamp()).await
+    }
+
+    /// Waits for the room's next permit, on the service's clock.
+    async fn permit(&self, limiter: &RoomLimiter) {
+        while let Err(not_until) = limiter.check() {
+            let now = RateClock(self.clock.clone()).now();
+            self.clock.sleep(not_until.wait_time_from(now)).await;
+        }
     }
 }
 
@@ -281,14 +320,14 @@ impl RoomWorker {
     async fn ping_mentions(&self, mentions: &[String], limiter: Option<&RoomLimiter>) {
         for attempt in 1..=3 {
             if let Some(limiter) = limiter {
-                limiter.until_ready().await;
+                self.permit(limiter).await;
             }
             match sink::ping_mentions(&self.client, &self.room.sink, mentions).await {
                 Ok(()) => return,
                 Err(SendError::Retry { after, reason }) if attempt < 3 => {
                     let delay = backoff(&self.settings, attempt).max(after.unwrap_or_default());
                     tracing::warn!(%reason, attempt, "mention ping not delivered; will retry");
-                    tokio::time::sleep(delay).await;
+                    self.clock.sleep(delay).await;
                 }
                 Err(err) => {
                     tracing::warn!(reason = err.reason(), "mention ping not delivered");

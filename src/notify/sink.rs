@@ -128,7 +128,10 @@ async fn outcome(response: reqwest::Response) -> Result<(), SendError> {
     let after = wait_requested(response.headers());
     let text = response.text().await.unwrap_or_default();
     let detail: String = text.chars().take(200).collect();
-    let reason = format!("HTTP {status}: {}", detail.trim());
+    let reason = match detail.trim() {
+        "" => format!("HTTP {status}"),
+        detail => format!("HTTP {status}: {detail}"),
+    };
     if status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::REQUEST_TIMEOUT
         || status.is_server_error()

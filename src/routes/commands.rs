@@ -14,9 +14,9 @@ use super::{header, read_body, BodyError};
 
 /// The largest chat command body read (actix's own default for a body extractor: 256 KiB).
 const COMMAND_BODY_LIMIT: usize = 256 * 1024;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::routing::Routing;
-use crate::domain::Clock;
 use crate::notify::message::{Color, Message};
 use crate::reviews::{self, Asker};
 use crate::signature::{same_secret, verify_slack, SlackSignatureError};
@@ -119,7 +119,7 @@ async fn answer(state: &CommandsState, text: &str, asker: &Asker, room_ids: &[&s
         &command,
         asker,
         room_ids,
-        (state.clock)(),
+        state.clock.now(),
     )
     .await
     {
@@ -235,7 +235,7 @@ pub async fn slack(
         &settings.slack_signing_secret,
     ) {
         (Some(signature), Some(secret)) => {
-            let now = (state.clock)().timestamp();
+            let now = state.clock.now().timestamp();
             let timestamp = header(&req, "X-Slack-Request-Timestamp");
             verify_slack(signature, timestamp, &body, &secret.0, now)?;
         }

@@ -9,6 +9,7 @@ use tracing::Instrument;
 
 use super::{header, read_body, BodyError};
 use crate::bitbucket::{self, DeliveryHeaders, Parsed, SIGNATURE_HEADER};
+use crate::clock::Clock;
 use crate::config::SignaturePolicy;
 use crate::domain::{Outcome, Submission, Timestamp};
 use crate::signature;
@@ -24,6 +25,8 @@ pub struct WebhookState {
     pub body_timeout: std::time::Duration,
     /// The batch writer deliveries are stored through.
     pub writer: Writer,
+    /// Dates each arrival (`deliveries.received_at`).
+    pub clock: Clock,
 }
 
 /// Why a delivery was refused or not stored, with the HTTP status Bitbucket gets; answered as
@@ -101,7 +104,7 @@ pub async fn bitbucket(
         repository = tracing::field::Empty,
         pr = tracing::field::Empty,
     );
-    let received_at = Timestamp::now();
+    let received_at = state.clock.timestamp();
     async move {
         match handle(&req, payload, &state, &headers, &received_at).await {
             Ok(response) => Ok(response),

@@ -29,9 +29,9 @@ use tokio::task::JoinHandle;
 
 use crate::domain::routing::Routing;
 use crate::domain::{
-    plan, Before, BuildState, Change, CommitStatus, Delivery, NotificationPlan, Origin, Outcome,
-    PrOnCommit, PrState, PullRequest, Repository, RepositoryKey, ReviewState, ReviewSummary,
-    StoredBuild, StoredPr, Submission, Timestamp, User,
+    plan, Before, BuildState, Change, CommitStatus, Delivery, NotificationPlan, Now, Origin,
+    Outcome, PrOnCommit, PrState, PullRequest, Repository, RepositoryKey, ReviewState,
+    ReviewSummary, StoredBuild, StoredPr, Submission, Timestamp, User,
 };
 
 /// How the writer task batches and whom it wakes; from `Settings` and the routes.
@@ -47,6 +47,8 @@ pub struct WriterConfig {
     pub coalesce: Duration,
     /// Woken after a commit that queued notifications.
     pub wake: Arc<Notify>,
+    /// The service's clock: when a new notification's coalescing window starts.
+    pub now: Now,
 }
 
 /// What became of one submission.
@@ -643,7 +645,8 @@ async fn write(
     let prs: Vec<(&PullRequest, bool)> = rows.pull_requests.values().copied().collect();
     let builds: Vec<(&CommitStatus, bool)> = rows.statuses.values().copied().collect();
     let planned = plan(&prs, &builds, &before, &config.routing);
-    let queued = encode_plan(&planned, config.coalesce, buf)?;
+    let now = Timestamp::from_datetime((config.now)());
+    let queued = encode_plan(&planned, &now, config.coalesce, buf)?;
     sqlx::query(WRITE_BATCH.as_str())
         .bind(buf.deliveries.as_str())
         .bind(buf.repositories.as_str())
@@ -795,10 +798,10 @@ struct OutboxRow<'a> {
 /// Returns whether any message is queued.
 fn encode_plan(
     plan: &NotificationPlan,
+    now: &Timestamp,
     coalesce: Duration,
     buf: &mut Buffers,
 ) -> anyhow::Result<bool> {
-    let now = Timestamp::now();
     let not_before = Timestamp::from_datetime(
         now.to_datetime() + chrono::Duration::from_std(coalesce).unwrap_or_default(),
     );

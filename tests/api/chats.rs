@@ -18,7 +18,7 @@ use wiremock::ResponseTemplate;
 use crate::fake_chat::{Answer, Fake, Hit};
 use crate::helpers::{
     digest_only_route, route, set_repository, spawn_app_with, spawn_app_with_clock, uuid_like,
-    TestApp, TestClock,
+    ManualClock, TestApp,
 };
 use crate::lifecycle::{pr_event, REPO};
 
@@ -447,7 +447,8 @@ async fn digest_scenario(rooms: Vec<Room>) -> TestApp {
 /// `digest_scenario`, with other settings adjusted too.
 async fn digest_scenario_with(rooms: Vec<Room>, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let now = Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap();
-    let clock = TestClock::new(now);
+    // Running from `now`: the room's rate and a ping's retry are waited out at real speed.
+    let clock = ManualClock::running(now);
     let mut digests = digest_only_route(&["acme/*"], "unused");
     digests.rooms = rooms.iter().map(|r| r.name.clone()).collect();
     let notify = notify(rooms, vec![digests]);

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::helpers::{
-    digest_only_route, own_fixture, set_repository, spawn_app_with_clock, uuid_like, TestApp,
-    TestClock,
+    digest_only_route, own_fixture, set_repository, spawn_app_with_clock, uuid_like, ManualClock,
+    TestApp,
 };
 use crate::lifecycle::pr_event;
 
@@ -25,7 +25,7 @@ fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap() // a Tuesday
 }
 
-async fn app(clock: &TestClock) -> TestApp {
+async fn app(clock: &ManualClock) -> TestApp {
     let notify = NotifySettings {
         rooms: vec![
             Room {
@@ -147,7 +147,7 @@ fn link(n: i64) -> String {
 
 #[tokio::test]
 async fn hipchat_reviews_leaves_out_own_and_approved_prs_and_lists_requested_first() {
-    let clock = TestClock::new(now());
+    let clock = ManualClock::frozen(now());
     let app = app(&clock).await;
     let answer = hipchat(&app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await;
     assert_eq!(answer.1["message_format"], "html");
@@ -172,7 +172,7 @@ async fn hipchat_reviews_leaves_out_own_and_approved_prs_and_lists_requested_fir
 
 #[tokio::test]
 async fn the_room_can_be_named_by_the_id_in_its_hipchat_url() {
-    let clock = TestClock::new(now());
+    let clock = ManualClock::frozen(now());
     let app = app(&clock).await;
     let answer = hipchat(
         &app,
@@ -198,7 +198,7 @@ async fn the_room_can_be_named_by_the_id_in_its_hipchat_url() {
 
 #[tokio::test]
 async fn mine_unmapped_automatic_and_unknown() {
-    let clock = TestClock::new(now());
+    let clock = ManualClock::frozen(now());
     let app = app(&clock).await;
     let mine = hipchat(&app, HIPCHAT_TOKEN, "/reviews mine", "carol_r", "backend").await;
     let text = html(&mine);
@@ -252,7 +252,7 @@ async fn mine_unmapped_automatic_and_unknown() {
 
 #[tokio::test]
 async fn a_wrong_hipchat_token_is_404() {
-    let clock = TestClock::new(now());
+    let clock = ManualClock::frozen(now());
     let app = app(&clock).await;
     assert_eq!(
         hipchat(
@@ -278,7 +278,7 @@ async fn a_wrong_hipchat_token_is_404() {
 
 #[tokio::test]
 async fn snooze_hides_until_a_new_commit_or_expiry() {
-    let clock = TestClock::new(now());
+    let clock = ManualClock::frozen(now());
     let app = app(&clock).await;
     let answer = hipchat(
         &app,
@@ -440,7 +440,7 @@ async fn slack(app: &TestApp, headers: &[(&str, String)], body: String) -> (u16,
 
 #[tokio::test]
 async fn slack_signed_commands_and_mattermost_tokens() {
-    let clock = TestClock::new(now());
+    let clock = ManualClock::frozen(now());
     let app = app(&clock).await;
     let ts = now().timestamp();
     let body = slack_form("UCAROL", "backend", "");
@@ -570,7 +570,7 @@ fn signed_at(ts: i64, body: &str) -> Vec<(&'static str, String)> {
 
 #[tokio::test]
 async fn slack_timestamps_up_to_five_minutes_either_way_are_accepted_and_no_further() {
-    let clock = TestClock::new(now());
+    let clock = ManualClock::frozen(now());
     let app = app(&clock).await;
     let body = slack_form("UCAROL", "backend", "");
     let t = now().timestamp();
@@ -601,7 +601,7 @@ async fn slack_timestamps_up_to_five_minutes_either_way_are_accepted_and_no_furt
 
 #[tokio::test]
 async fn missing_or_garbled_slack_headers_are_401_with_the_reason() {
-    let clock = TestClock::new(now());
+    let clock = ManualClock::frozen(now());
     let app = app(&clock).await;
     let body = slack_form("UCAROL", "backend", "");
     let ts = now().timestamp();
@@ -702,7 +702,7 @@ async fn missing_or_garbled_slack_headers_are_401_with_the_reason() {
 
 #[tokio::test]
 async fn unconfigured_command_endpoints_are_404() {
-    let clock = TestClock::new(now());
+    let clock = ManualClock::frozen(now());
     // No command secrets at all: both endpoints are off.
     let off = spawn_app_with_clock(|_| {}, clock.clock()).await;
     let body = slack_form("UCAROL", "console", "");
@@ -769,7 +769,7 @@ async fn hipchat_raw(app: &TestApp, body: &Value) -> (u16, Value) {
 
 #[tokio::test]
 async fn hipchat_bodies_that_are_not_room_message_are_400() {
-    let clock = TestClock::new(now());
+    let clock = ManualClock::frozen(now());
     let app = app(&clock).await;
     let message = |event: Option<Value>, text: &str| {
         let mut body = json!({
@@ -884,7 +884,7 @@ async fn carol_sees_4(app: &TestApp) -> bool {
 
 #[tokio::test]
 async fn snooze_ends_when_a_reviewer_is_requested() {
-    let clock = TestClock::new(now());
+    let clock = ManualClock::frozen(now());
     let app = app(&clock).await;
     let bob = [("bob", "REVIEWER", None)];
     let answer = hipchat(
@@ -936,7 +936,7 @@ async fn snooze_ends_when_a_reviewer_is_requested() {
 
 #[tokio::test]
 async fn snooze_ends_when_an_approval_is_withdrawn() {
-    let clock = TestClock::new(now());
+    let clock = ManualClock::frozen(now());
     let app = app(&clock).await;
     // Bob approves #4 (one of two approvals); Carol still can review it, and snoozes it.
     let approved = [("bob", "REVIEWER", Some("approved"))];

@@ -27,13 +27,13 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    spawn_app_with_clock(adjust, std::sync::Arc::new(chrono::Utc::now)).await
+    spawn_app_with_clock(adjust, pr_reminder::clock::Clock::system()).await
 }
 
 /// The app with an injected clock (sweeps on a given day and hour).
 pub async fn spawn_app_with_clock(
     adjust: impl FnOnce(&mut Settings),
-    clock: pr_reminder::domain::Clock,
+    clock: pr_reminder::clock::Clock,
 ) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let db_path = dir.path().join("pr-reminder.db");
@@ -284,22 +284,7 @@ pub fn own_fixture(name: &str) -> Value {
 mod shared;
 pub use shared::shared_fixtures;
 
-/// A clock the test can move.
-#[derive(Clone)]
-pub struct TestClock(std::sync::Arc<std::sync::Mutex<chrono::DateTime<chrono::Utc>>>);
-
-impl TestClock {
-    pub fn new(at: chrono::DateTime<chrono::Utc>) -> Self {
-        TestClock(std::sync::Arc::new(std::sync::Mutex::new(at)))
-    }
-    pub fn set(&self, at: chrono::DateTime<chrono::Utc>) {
-        *self.0.lock().unwrap() = at;
-    }
-    pub fn clock(&self) -> pr_reminder::domain::Clock {
-        let inner = self.0.clone();
-        std::sync::Arc::new(move || *inner.lock().unwrap())
-    }
-}
+pub use pr_reminder::clock::ManualClock;
 
 /// A route that announces no single event (its room only gets digests and `/reviews` answers).
 pub fn digest_only_route(globs: &[&str], room: &str) -> pr_reminder::config::Route {

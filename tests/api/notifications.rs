@@ -20,7 +20,8 @@ use wiremock::ResponseTemplate;
 
 use crate::fake_chat::{Answer, Fake, Hit};
 use crate::helpers::{
-    own_fixture, route, set_repository, spawn_app_with, uuid_like, TestApp, SECRET,
+    own_fixture, route, set_repository, spawn_app_with, spawn_app_with_clock, uuid_like,
+    ManualClock, TestApp, SECRET,
 };
 use crate::lifecycle::{pr_event, REPO};
 
@@ -38,13 +39,6 @@ fn hipchat_ok() -> ResponseTemplate {
 
 fn slack_ok() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_string("ok")
-}
-
-/// The gaps between consecutive requests, in arrival order.
-fn gaps(hits: &[Hit]) -> Vec<Duration> {
-    let mut at: Vec<Instant> = hits.iter().map(|h| h.at).collect();
-    at.sort();
-    at.windows(2).map(|w| w[1] - w[0]).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -322,20 +316,29 @@ async fn a_429_waits_as_long_as_retry_after_says() {
         hipchat_ok(),
     ])
     .await;
-    let app = app_with(one_room(hipchat("r", fake.url(HIPCHAT_PATH)))).await;
+    let t0 = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 30, 9, 0, 0).unwrap();
+    let clock = ManualClock::frozen(t0);
+    let settings = one_room(hipchat("r", fake.url(HIPCHAT_PATH)));
+    let app = spawn_app_with_clock(move |s| s.notify = settings, clock.clock()).await;
     deliver(&app, "pullrequest:created", &open_pr(1, &at(0), "One", &[])).await;
 
+    // The 200 ms window, then the 429.
+    let ms = |n| t0 + chrono::Duration::milliseconds(n);
+    assert!(clock.until_waiting(1, PATIENCE).await);
+    assert_eq!(clock.advance_to_next(), Some(ms(200)));
+    let rows = wait_outbox(&app, "retrying", all_in("retrying", 1)).await;
+    assert_eq!(
+        rows[0].last_error.as_deref(),
+        Some("HTTP 429 Too Many Requests")
+    );
+    // The own backoff is 50-100 ms: the retry is due exactly the second the header asked for.
+    assert!(clock.until_waiting(1, PATIENCE).await);
+    assert_eq!(clock.waits(), vec![ms(1200)]);
+    assert_eq!(fake.hits().len(), 1, "nothing more before then");
+    assert_eq!(clock.advance_to_next(), Some(ms(1200)));
     let rows = wait_outbox(&app, "sent", all_in("sent", 1)).await;
     assert_eq!(rows[0].attempts, 2);
-    let hits = fake.hits();
-    assert_eq!(hits.len(), 2, "{hits:#?}");
-    let gap = hits[1].at - hits[0].at;
-    // The own backoff is 50-100 ms: only the header explains a second.
-    assert!(gap >= Duration::from_millis(990), "retried after {gap:?}");
-    assert!(
-        gap < Duration::from_millis(2500),
-        "waited far too long: {gap:?}"
-    );
+    assert_eq!(fake.hits().len(), 2);
 }
 
 #[tokio::test]
@@ -528,6 +531,9 @@ async fn a_failed_message_can_be_retried_by_hand() {
 // ---------------------------------------------------------------------------------------------
 // Coalescing and the room's rate.
 
+/// On a clock that moves only when the test moves it: however long the burst takes, it falls in
+/// one coalescing window, the first message goes out exactly when the window ends and each next
+/// one exactly one rate period later.
 #[tokio::test]
 async fn a_burst_on_ten_prs_becomes_one_message_each_within_the_room_rate() {
     let fake = Fake::start(vec![hipchat_ok()]).await;
@@ -535,7 +541,9 @@ async fn a_burst_on_ten_prs_becomes_one_message_each_within_the_room_rate() {
     let mut settings = one_room(hipchat("team", fake.url(HIPCHAT_PATH)));
     settings.coalesce = coalesce;
     settings.room_rate_per_minute = Some(600); // one message per 100 ms
-    let app = app_with(settings).await;
+    let t0 = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 30, 9, 0, 0).unwrap();
+    let clock = ManualClock::frozen(t0);
+    let app = spawn_app_with_clock(move |s| s.notify = settings, clock.clock()).await;
 
     // PR k: created, then 9 approval changes cycling none -> Bob -> Bob+Carol, shifted by k.
     // Every step changes who approved, so each is an `approvals` event; step 9 leaves PR k with
@@ -547,7 +555,6 @@ async fn a_burst_on_ten_prs_becomes_one_message_each_within_the_room_rate() {
             _ => &["bob", "carol"],
         }
     }
-    let started = Instant::now();
     let per_pr = (1..=10i64).map(|k| {
         let app = &app;
         async move {
@@ -571,21 +578,52 @@ async fn a_burst_on_ten_prs_becomes_one_message_each_within_the_room_rate() {
         }
     });
     futures_util::future::join_all(per_pr).await;
-    let burst = started.elapsed();
     // Each PR's first event opened its row; the row stays pending (open to later events) until
-    // `coalesce` after that. The whole burst fitting in the window is what makes it 10 rows.
-    assert!(
-        burst + Duration::from_millis(300) < coalesce,
-        "the burst took {burst:?}; the test needs it well inside the {coalesce:?} window"
-    );
+    // `coalesce` after that: the whole burst, at t0 by the clock, is one window, so 10 rows.
     assert_eq!(app.count("SELECT count(*) FROM deliveries").await, 100);
+    let received: Vec<String> = sqlx::query_scalar("SELECT DISTINCT received_at FROM deliveries")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        received,
+        vec!["2026-11-30T09:00:00.000000Z"],
+        "arrivals by the clock"
+    );
     let rows = outbox(&app).await;
     assert_eq!(rows.len(), 10, "one row per PR: {rows:#?}");
     for row in &rows {
         assert_eq!(row.events, "opened,approvals", "{row:?}");
     }
 
+    // Every wait the room makes ends where the clock is moved to: first the window's end, then
+    // one permit every 100 ms. Nothing goes out while the clock stands still.
+    let window_end = t0 + chrono::Duration::from_std(coalesce).unwrap();
+    for k in 0..10 {
+        assert!(
+            clock.until_waiting(1, PATIENCE).await,
+            "the room waits for message {k}"
+        );
+        assert_eq!(fake.hits().len(), k, "sent so far");
+        let expected = window_end + chrono::Duration::milliseconds(100 * k as i64);
+        assert_eq!(clock.advance_to_next(), Some(expected), "message {k}");
+    }
     let rows = wait_outbox(&app, "all ten sent", all_in("sent", 10)).await;
+    let mut sent_at: Vec<String> = sqlx::query_scalar("SELECT sent_at FROM outbox")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    sent_at.sort();
+    let expected: Vec<String> = (0..10)
+        .map(|k| {
+            let at = window_end + chrono::Duration::milliseconds(100 * k);
+            pr_reminder::domain::Timestamp::from_datetime(at).to_string()
+        })
+        .collect();
+    assert_eq!(
+        sent_at, expected,
+        "exactly 100 ms apart from the window's end"
+    );
     assert!(rows.iter().all(|r| r.attempts == 1), "{rows:#?}");
     let hits = fake.hits();
     assert_eq!(hits.len(), 10, "exactly one message per PR: {hits:#?}");
@@ -614,17 +652,6 @@ async fn a_burst_on_ten_prs_becomes_one_message_each_within_the_room_rate() {
     }
     seen.sort();
     assert_eq!(seen, (1..=10).collect::<Vec<_>>());
-
-    // 600/minute: at least 100 ms between two messages to the room (a little less is measured
-    // jitter between the limiter's permit and the request's arrival, not a second permit).
-    let gaps = gaps(&hits);
-    let min = gaps.iter().min().unwrap();
-    assert!(*min >= Duration::from_millis(85), "gaps {gaps:?}");
-    let span = hits.iter().map(|h| h.at).max().unwrap() - hits.iter().map(|h| h.at).min().unwrap();
-    assert!(
-        span >= Duration::from_millis(880),
-        "10 messages in {span:?}"
-    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{
-    digest_only_route, set_repository, spawn_app_with_clock, uuid_like, TestApp, TestClock,
+    digest_only_route, set_repository, spawn_app_with_clock, uuid_like, ManualClock, TestApp,
 };
 use crate::lifecycle::pr_event;
 
@@ -41,7 +41,7 @@ async fn fake_room() -> MockServer {
 
 async fn app(
     fake: &MockServer,
-    clock: &TestClock,
+    clock: &ManualClock,
     adjust: impl FnOnce(&mut SweepSettings),
 ) -> TestApp {
     let mut sweep = SweepSettings {
@@ -143,7 +143,7 @@ fn room_status(report: &Value, room: &str) -> (String, Option<String>) {
 #[tokio::test]
 async fn tokens() {
     let fake = fake_room().await;
-    let clock = TestClock::new(utc(2026, 11, 24, 10, 0));
+    let clock = ManualClock::frozen(utc(2026, 11, 24, 10, 0));
     let disabled = app(&fake, &clock, |s| s.token = None).await;
     let (status, body) = sweep(&disabled, Some(TOKEN), "").await;
     assert_eq!(status, 403);
@@ -178,7 +178,7 @@ async fn tokens() {
 async fn one_digest_per_room_listing_what_still_needs_review() {
     let fake = fake_room().await;
     let now = utc(2026, 11, 24, 10, 0); // Tuesday
-    let clock = TestClock::new(now);
+    let clock = ManualClock::frozen(now);
     let app = app(&fake, &clock, |_| {}).await;
     let h = |hours: i64| now - Duration::hours(hours);
     let repo = "acme/payments-api";
@@ -307,7 +307,7 @@ async fn one_digest_per_room_listing_what_still_needs_review() {
 async fn red_once_a_pr_is_older_than_three_days() {
     let fake = fake_room().await;
     let created = utc(2026, 11, 20, 9, 0); // Friday
-    let clock = TestClock::new(created + Duration::hours(71));
+    let clock = ManualClock::frozen(created + Duration::hours(71));
     let app = app(&fake, &clock, |_| {}).await;
     send(
         &app,
@@ -334,7 +334,7 @@ async fn counting_working_days_only_skips_the_weekend() {
     let created = utc(2026, 11, 20, 9, 0); // Friday 09:00
                                            // Tuesday 10:00: 97 h old, but only 49 working hours (Friday 15 + Monday 24 + Tuesday 10;
                                            // Saturday and Sunday's 48 h do not count): under the 72 h threshold, which 97 h is over.
-    let clock = TestClock::new(utc(2026, 11, 24, 10, 0));
+    let clock = ManualClock::frozen(utc(2026, 11, 24, 10, 0));
     let app = app(&fake, &clock, |s| s.escalate_working_days_only = true).await;
     send(
         &app,
@@ -361,7 +361,7 @@ async fn counting_working_days_only_skips_the_weekend() {
 #[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive() {
     let fake = fake_room().await;
-    let clock = TestClock::new(utc(2026, 11, 24, 10, 0));
+    let clock = ManualClock::frozen(utc(2026, 11, 24, 10, 0));
     let app = app(&fake, &clock, |_| {}).await;
     let with = |authorization: String| {
         let app = &app;
@@ -447,7 +447,7 @@ async fn the_cli_sweep_beside_the_running_service_posts_once() {
             s.notify = notify;
             s.sweep = sweep_settings;
         },
-        std::sync::Arc::new(Utc::now),
+        pr_reminder::clock::Clock::system(),
     )
     .await;
     let now = Utc::now();
@@ -620,7 +620,7 @@ room = "web"
 async fn a_second_sweep_within_the_interval_posts_nothing_unless_forced() {
     let fake = fake_room().await;
     let t0 = utc(2026, 11, 24, 10, 0);
-    let clock = TestClock::new(t0);
+    let clock = ManualClock::frozen(t0);
     let app = app(&fake, &clock, |_| {}).await;
     send(
         &app,
@@ -676,7 +676,7 @@ async fn a_second_sweep_within_the_interval_posts_nothing_unless_forced() {
 async fn concurrent_sweeps_post_once() {
     let fake = fake_room().await;
     let t0 = utc(2026, 11, 24, 10, 0);
-    let clock = TestClock::new(t0);
+    let clock = ManualClock::frozen(t0);
     let app = app(&fake, &clock, |_| {}).await;
     send(
         &app,
@@ -704,7 +704,7 @@ async fn concurrent_sweeps_post_once() {
 async fn quiet_hours_and_weekends_in_the_team_zone() {
     let fake = fake_room().await;
     // 08:30 in New York (13:30 UTC) on a Tuesday, quiet until 09:00 there.
-    let clock = TestClock::new(utc(2026, 11, 24, 13, 30));
+    let clock = ManualClock::frozen(utc(2026, 11, 24, 13, 30));
     let app = app(&fake, &clock, |s| {
         s.calendar.tz = "America/New_York".parse().unwrap();
         s.calendar.quiet_hours = Some(parse_hours("18:00-09:00").unwrap());
@@ -754,7 +754,7 @@ async fn quiet_hours_and_weekends_in_the_team_zone() {
 #[tokio::test]
 async fn nothing_pending_is_silent_unless_all_clear_is_asked_for() {
     let fake = fake_room().await;
-    let clock = TestClock::new(utc(2026, 11, 24, 10, 0));
+    let clock = ManualClock::frozen(utc(2026, 11, 24, 10, 0));
     let quiet = app(&fake, &clock, |_| {}).await;
     let (_, report) = sweep(&quiet, Some(TOKEN), "").await;
     assert_eq!(
@@ -777,7 +777,7 @@ async fn nothing_pending_is_silent_unless_all_clear_is_asked_for() {
 async fn many_prs_are_cut_to_fit_with_and_n_more() {
     let fake = fake_room().await;
     let now = utc(2026, 11, 24, 10, 0);
-    let clock = TestClock::new(now);
+    let clock = ManualClock::frozen(now);
     let app = app(&fake, &clock, |_| {}).await;
     let title = "Refactor the payment gateway adapters so that retries are bounded everywhere";
     let sends = (1..=150).map(|n| {
@@ -812,7 +812,7 @@ async fn many_prs_are_cut_to_fit_with_and_n_more() {
 async fn the_built_in_schedule_sweeps_by_itself() {
     let fake = fake_room().await;
     // One second before 10:00 on a Tuesday; the schedule says 10:00 on working days.
-    let clock = TestClock::new(utc(2026, 11, 24, 9, 59) + Duration::seconds(59));
+    let clock = ManualClock::frozen(utc(2026, 11, 24, 9, 59) + Duration::seconds(59));
     let app = app(&fake, &clock, |s| {
         s.schedule = Some("0 10 * * Mon-Fri".into())
     })
@@ -829,6 +829,17 @@ async fn the_built_in_schedule_sweeps_by_itself() {
         ),
     )
     .await;
+    // The scheduler sleeps until exactly 10:00 by the service's clock, and sweeps then.
+    assert!(
+        clock.until_waiting(1, crate::fake_chat::PATIENCE).await,
+        "the scheduler waits"
+    );
+    assert_eq!(clock.waits(), vec![utc(2026, 11, 24, 10, 0)]);
+    assert!(
+        fake.received_requests().await.unwrap().is_empty(),
+        "nothing before 10:00"
+    );
+    assert_eq!(clock.advance_to_next(), Some(utc(2026, 11, 24, 10, 0)));
     let messages = digests(&fake, 1).await;
     assert_eq!(messages[0].0, "backend");
     let trigger: String = sqlx::query_scalar("SELECT trigger FROM sweeps WHERE outcome = 'posted'")
@@ -843,7 +854,7 @@ async fn the_built_in_schedule_sweeps_by_itself() {
 async fn a_digest_is_not_held_behind_a_message_in_its_window() {
     let fake = fake_room().await;
     let now = utc(2026, 11, 24, 10, 0);
-    let clock = TestClock::new(now);
+    let clock = ManualClock::frozen(now);
     let mut sweep_settings = SweepSettings {
         token: Some(SecretToken(SecretString::from(TOKEN.to_owned()))),
         ..SweepSettings::default()

@@ -47,6 +47,7 @@ impl Store {
                 routing: Arc::new(routing),
                 coalesce: COALESCE,
                 wake: Arc::new(Notify::new()),
+                now: Arc::new(chrono::Utc::now),
             })
             .await
             .expect("writer starts");
