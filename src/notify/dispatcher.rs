@@ -18,7 +18,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::message::render;
+use super::message::{render, summary, Message};
 use super::sink::{self, SendError};
 use crate::clock::{Clock, RateClock};
 use crate::config::{NotifySettings, Room, Sink};
@@ -41,6 +41,16 @@ const IDLE_RECHECK: Duration = Duration::from_millis(100);
 /// Longest real time between two looks at a room's queue: `outbox retry` from another process
 /// cannot wake us.
 const POLL: Duration = Duration::from_secs(5);
+
+/// Longest retry delay while other messages wait behind a failing one (unless the chat server
+/// asks for longer): a room back from an outage is noticed within this.
+const PROBE: Duration = Duration::from_secs(5);
+
+/// A room back from an outage with more than this many PRs' news waiting gets one summary.
+pub const BACKLOG_SUMMARY_AFTER: usize = 10;
+
+/// Most rows one summary pass takes (the rest follow in the next).
+const BACKLOG_MOST: i64 = 5_000;
 
 /// Sends the outbox: one task per room.
 pub struct Dispatcher {
@@ -161,6 +171,28 @@ impl RoomWorker {
                 .as_ref()
                 .filter(|_| !matches!(self.room.sink, Sink::Console));
             let id = row.id;
+            if row.attempts > 0 && matches!(row.subject, Subject::PullRequest { .. }) {
+                let now = self.clock.timestamp();
+                match outbox::due_news(&self.db, &self.room.name, &now, BACKLOG_MOST).await {
+                    Ok(backlog) if backlog.len() > BACKLOG_SUMMARY_AFTER => {
+                        let ids: Vec<i64> = backlog.iter().map(|r| r.id).collect();
+                        if let Err(err) = self.deliver_summary(backlog, limiter).await {
+                            tracing::error!(error = %format!("{err:#}"), "backlog summary failed; will try again");
+                            for id in ids {
+                                let _ = outbox::release(&self.db, id).await;
+                            }
+                            self.pause(Duration::from_secs(1)).await;
+                        }
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::error!(error = %format!("{err:#}"), "outbox unreadable; retrying in 1 s");
+                        self.pause(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            }
             if let Err(err) = self.deliver(row, limiter).await {
                 tracing::error!(error = %format!("{err:#}"), id, "outbox update failed; will try again");
                 // Do not leave a claimed row behind until the next restart.
@@ -265,44 +297,188 @@ impl RoomWorker {
                     message: &message.text,
                 }
             }
-            Err(SendError::Retry { after, reason })
-                if attempt < i64::from(self.settings.max_attempts) =>
-            {
-                let delay = backoff(&self.settings, attempt).max(after.unwrap_or_default());
-                let now = self.clock.now();
+            Err(err) => {
+                return self
+                    .not_delivered(&row, attempt, err, Some(&message.text))
+                    .await
+            }
+        };
+        outbox::finish(&self.db, row.id, result, &self.clock.timestamp()).await
+    }
+
+    /// Records a failed `attempt` (1-based) at a claimed row: tried again later, or given up.
+    ///
+    /// While other messages wait behind it, a retry comes within `PROBE` (unless the server asked
+    /// for longer), so a room back from an outage is noticed within seconds. It gives up only
+    /// once `max_attempts` tries *and* the whole backoff schedule since its first failure have
+    /// passed, so probing faster never gives up sooner than backing off would.
+    async fn not_delivered(
+        &self,
+        row: &OutboxRow,
+        attempt: i64,
+        err: SendError,
+        text: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        let stamp = Timestamp::from_datetime(now);
+        match err {
+            SendError::Retry { after, reason } if !self.gives_up(row, attempt, now) => {
+                let mut delay = backoff(&self.settings, attempt);
+                let waiting = outbox::due_count(&self.db, &self.room.name, &stamp).await?;
+                if waiting > 0 {
+                    delay = delay.min(PROBE);
+                }
+                let delay = delay.max(after.unwrap_or_default());
                 let next = Timestamp::from_datetime(
                     now + chrono::Duration::from_std(delay).unwrap_or_default(),
                 );
-                tracing::warn!(id = row.id, %reason, attempt, retry_in_ms = delay.as_millis() as u64, "message not delivered; will retry");
+                tracing::warn!(id = row.id, %reason, attempt, waiting, retry_in_ms = delay.as_millis() as u64, "message not delivered; will retry");
                 let retry = Attempt::Retry {
                     next,
                     error: &reason,
                 };
-                return outbox::finish(&self.db, row.id, retry, &Timestamp::from_datetime(now))
-                    .await;
+                outbox::finish(&self.db, row.id, retry, &stamp).await
             }
-            Err(err) => {
+            err => {
                 // Refused (wrong token, unknown room), or out of attempts.
                 let reason = err.reason().to_owned();
                 if matches!(err, SendError::Permanent(_)) {
-                    tracing::error!(id = row.id, repository, pr = number, %reason,
+                    tracing::error!(id = row.id, %reason,
                         "the chat server refused the message; marked failed (check the room's URL and token)");
                 } else {
                     tracing::error!(id = row.id, %reason, attempt, "giving up on a message; marked failed");
                 }
-                return outbox::finish(
-                    &self.db,
-                    row.id,
-                    Attempt::Failed {
-                        error: &reason,
-                        message: Some(&message.text),
-                    },
-                    &self.clock.timestamp(),
-                )
-                .await;
+                let failed = Attempt::Failed {
+                    error: &reason,
+                    message: text,
+                };
+                outbox::finish(&self.db, row.id, failed, &stamp).await
             }
-        };
-        outbox::finish(&self.db, row.id, result, &self.clock.timestamp()).await
+        }
+    }
+
+    /// Whether a row whose `attempt`-th try just failed has had all its chances.
+    fn gives_up(&self, row: &OutboxRow, attempt: i64, now: chrono::DateTime<chrono::Utc>) -> bool {
+        if attempt < i64::from(self.settings.max_attempts) {
+            return false;
+        }
+        let first_failed = row
+            .first_failed_at
+            .as_deref()
+            .and_then(|t| Timestamp::parse(t).ok())
+            .map_or(now, |t| t.to_datetime());
+        let failing_for = (now - first_failed).to_std().unwrap_or_default();
+        failing_for >= schedule(&self.settings)
+    }
+
+    /// A room back from an outage (its oldest message has failed before) with more than
+    /// `BACKLOG_SUMMARY_AFTER` PRs' news due: one summary listing every one of them (as few
+    /// messages as fit the chat's limit) instead of a post per PR. Each part, once delivered,
+    /// marks the rows it lists sent; a part not delivered leaves its rows and those after it
+    /// queued, the first of them recorded as the failed attempt.
+    async fn deliver_summary(
+        &self,
+        backlog: Vec<OutboxRow>,
+        limiter: Option<&RoomLimiter>,
+    ) -> anyhow::Result<()> {
+        let mut claimed = Vec::with_capacity(backlog.len());
+        for row in backlog {
+            if outbox::claim(&self.db, row.id).await? {
+                claimed.push(row);
+            }
+        }
+        // One item per PR (its news can be in two rows: one claimed before the outage, one
+        // queued since), with the union of their events, in the order of its oldest row.
+        let mut items: Vec<(Vec<OutboxRow>, BTreeSet<NotifyEvent>)> = Vec::new();
+        for row in claimed {
+            let Subject::PullRequest {
+                repository, number, ..
+            } = &row.subject
+            else {
+                outbox::release(&self.db, row.id).await?;
+                continue;
+            };
+            let same = items.iter_mut().find(|(rows, _)| {
+                matches!(&rows[0].subject, Subject::PullRequest { repository: r, number: n, .. }
+                    if r == repository && n == number)
+            });
+            let events = parse_events(&row.events);
+            match same {
+                Some((rows, all)) => {
+                    all.extend(events);
+                    rows.push(row);
+                }
+                None => items.push((vec![row], events)),
+            }
+        }
+        let mut rendered = Vec::with_capacity(items.len());
+        for (rows, events) in items {
+            let Subject::PullRequest {
+                repository, number, ..
+            } = &rows[0].subject
+            else {
+                continue;
+            };
+            match review_queue::load(&self.db, repository, *number).await? {
+                Some(view) => rendered.push((rows, render(&events, &view))),
+                None => {
+                    for row in &rows {
+                        let failed = Attempt::Failed {
+                            error: "pull request not found",
+                            message: None,
+                        };
+                        outbox::finish(&self.db, row.id, failed, &self.clock.timestamp()).await?;
+                    }
+                }
+            }
+        }
+        let count = rendered.len();
+        let heading = format!(
+            "While this room was unreachable, {count} pull request{} changed:",
+            if count == 1 { "" } else { "s" }
+        );
+        let messages: Vec<Message> = rendered.iter().map(|(_, m)| m.clone()).collect();
+        let parts = summary(&heading, &messages);
+        let mut next = 0;
+        for (part, listed) in parts {
+            let rows: Vec<&OutboxRow> = rendered[next..next + listed]
+                .iter()
+                .flat_map(|(rows, _)| rows)
+                .collect();
+            if let Some(limiter) = limiter {
+                self.permit(limiter).await;
+            }
+            let sent =
+                sink::send(&self.client, &self.room.sink, &self.room.name, &part, None).await;
+            match sent {
+                Ok(()) => {
+                    tracing::info!(prs = listed, rows = rows.len(), "backlog summary delivered");
+                    let at = self.clock.timestamp();
+                    for row in rows {
+                        let done = Attempt::Sent {
+                            message: &part.text,
+                        };
+                        outbox::finish(&self.db, row.id, done, &at).await?;
+                    }
+                    next += listed;
+                }
+                Err(err) => {
+                    // The others back in the queue first: they are what makes the first one's
+                    // retry a quick probe.
+                    let mut left = rendered[next..].iter().flat_map(|(rows, _)| rows);
+                    let first = left.next();
+                    for row in left {
+                        outbox::release(&self.db, row.id).await?;
+                    }
+                    if let Some(first) = first {
+                        self.not_delivered(first, first.attempts + 1, err, None)
+                            .await?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Waits for the room's next permit, on the service's clock.
@@ -336,6 +512,17 @@ impl RoomWorker {
             }
         }
     }
+}
+
+/// How long backing off takes in all, without jitter, before the last of `max_attempts` tries.
+fn schedule(settings: &NotifySettings) -> Duration {
+    (1..i64::from(settings.max_attempts))
+        .map(|attempt| {
+            let doubled = 2f64.powi(i32::try_from(attempt - 1).unwrap_or(i32::MAX));
+            let delay = settings.retry_min.as_secs_f64() * doubled;
+            Duration::from_secs_f64(delay.min(settings.retry_max.as_secs_f64()))
+        })
+        .sum()
 }
 
 /// Exponential backoff with jitter for the `attempt`-th failure (1-based).

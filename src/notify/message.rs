@@ -106,6 +106,63 @@ impl Message {
     }
 }
 
+/// The backlog of a room back from an outage, as few messages as fit: `heading` (our words,
+/// escaped here; ` (k/n)` added when it takes several), then each item's message whole, in order;
+/// each message with how many items it lists.
+/// Every message stays within `MAX_MESSAGE_CHARS` in every format; no item is dropped (one too
+/// long to share a message goes alone). Yellow and notifying, like a PR's news.
+pub fn summary(heading: &str, items: &[Message]) -> Vec<(Message, usize)> {
+    // Room for the heading and its part number, in the longest format.
+    let budget = MAX_MESSAGE_CHARS.saturating_sub(heading.chars().count() * 2 + 64);
+    let size = |m: &Message| {
+        [&m.html, &m.slack, &m.text, &m.teams, &m.google_chat]
+            .iter()
+            .map(|f| f.chars().count() + 8)
+            .max()
+            .unwrap_or_default()
+    };
+    let mut parts: Vec<Vec<&Message>> = Vec::new();
+    let mut used = usize::MAX;
+    for item in items {
+        let n = size(item);
+        if used.saturating_add(n) > budget {
+            parts.push(Vec::new());
+            used = 0;
+        }
+        used += n;
+        if let Some(part) = parts.last_mut() {
+            part.push(item);
+        }
+    }
+    let count = parts.len();
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let heading = if count > 1 {
+                format!("{heading} ({}/{count})", i + 1)
+            } else {
+                heading.to_owned()
+            };
+            let mut message = Message::plain(Color::Yellow, &heading);
+            message.notify = true;
+            message.html = format!("<b>{}</b>", message.html);
+            message.slack = format!("*{}*", message.slack);
+            message.google_chat = format!("*{}*", message.google_chat);
+            for item in &part {
+                message.html.push_str(&format!("<br><br>{}", item.html));
+                message.slack.push_str(&format!("\n\n{}", item.slack));
+                message.text.push_str(&format!("\n{}", item.text));
+                message.teams.push_str(&format!("\n\n{}", item.teams));
+                message
+                    .google_chat
+                    .push_str(&format!("\n\n{}", item.google_chat));
+            }
+            (message, part.len())
+        })
+        .collect()
+}
+
 /// Cuts a user-supplied string to 300 characters, ending a shortened one with `…`.
 pub fn clip(s: &str) -> String {
     if s.chars().count() <= MAX_FIELD_CHARS {
@@ -439,6 +496,45 @@ pub fn render(events: &BTreeSet<NotifyEvent>, pr: &PullRequestView) -> Message {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_summary_too_long_for_one_message_is_split_without_losing_an_item() {
+        let items: Vec<Message> = (0..12)
+            .map(|k| Message::plain(Color::Yellow, &format!("#{k} {}", "x".repeat(2_000))))
+            .collect();
+        let parts = summary(
+            "While this room was unreachable, 12 pull requests changed:",
+            &items,
+        );
+        assert_eq!(parts.len(), 3, "four 2 KB items fit in 10,000 characters");
+        assert_eq!(parts.iter().map(|(_, n)| n).sum::<usize>(), 12);
+        for (i, (part, _)) in parts.iter().enumerate() {
+            for format in [
+                &part.html,
+                &part.slack,
+                &part.text,
+                &part.teams,
+                &part.google_chat,
+            ] {
+                assert!(format.chars().count() <= MAX_MESSAGE_CHARS, "part {i}");
+            }
+            let heading = format!(
+                "While this room was unreachable, 12 pull requests changed: ({}/3)",
+                i + 1
+            );
+            assert!(part.text.starts_with(&heading), "{}", part.text);
+        }
+        let listed: String = parts.iter().map(|(p, _)| p.text.clone()).collect();
+        for k in 0..12 {
+            assert_eq!(listed.matches(&format!("#{k} x")).count(), 1, "#{k} once");
+        }
+        let one = summary("Heading <b>", &items[..1]);
+        assert_eq!(one.len(), 1);
+        assert!(one[0]
+            .0
+            .html
+            .starts_with("<b>Heading &lt;b&gt;</b><br><br>#0 "));
+    }
     use super::*;
 
     fn pr() -> PullRequestView {

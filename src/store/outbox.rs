@@ -94,6 +94,8 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     /// When the chat server accepted it (`None` until sent).
     pub sent_at: Option<String>,
+    /// When its first attempt failed (`None` until one did; cleared by `outbox retry`).
+    pub first_failed_at: Option<String>,
     /// The pre-rendered message of a digest, as JSON.
     pub payload: Option<String>,
 }
@@ -113,6 +115,7 @@ struct RawRow {
     attempts: i64,
     last_error: Option<String>,
     sent_at: Option<String>,
+    first_failed_at: Option<String>,
     payload: Option<String>,
 }
 
@@ -138,6 +141,7 @@ impl RawRow {
             attempts: self.attempts,
             last_error: self.last_error,
             sent_at: self.sent_at,
+            first_failed_at: self.first_failed_at,
             payload: self.payload,
         })
     }
@@ -145,7 +149,7 @@ impl RawRow {
 
 const SELECT_ROWS: &str = "SELECT o.id, o.room, o.kind, o.repository_key, repo.full_name, o.number,
         o.events, o.state, o.created_at, o.not_before, o.attempts, o.last_error, o.sent_at,
-        o.payload
+        o.first_failed_at, o.payload
    FROM outbox o LEFT JOIN repositories repo ON repo.repository_key = o.repository_key";
 
 fn into_rows(rows: Vec<RawRow>) -> anyhow::Result<Vec<OutboxRow>> {
@@ -168,7 +172,8 @@ pub async fn list(db: &Db, failed_only: bool, limit: i64) -> anyhow::Result<Vec<
 /// Puts failed rows back in the queue, due at `now` (all of them, or one by id). Returns how many.
 pub async fn retry(db: &Db, id: Option<i64>, now: &Timestamp) -> anyhow::Result<u64> {
     let result = sqlx::query(
-        "UPDATE outbox SET state = 'retrying', attempts = 0, not_before = ?1, last_error = NULL \
+        "UPDATE outbox SET state = 'retrying', attempts = 0, not_before = ?1, last_error = NULL, \
+         first_failed_at = NULL \
          WHERE state = 'failed' AND (?2 IS NULL OR id = ?2)",
     )
     .bind(now.as_str())
@@ -208,6 +213,41 @@ pub async fn next_for_room(
     .await
     .context("reading the outbox")?;
     row.map(RawRow::into_row).transpose()
+}
+
+/// The room's per-PR messages that are due at `now` (being retried, or past their window), oldest
+/// first, at most `limit`: the backlog a room back from an outage is sent as one summary.
+pub async fn due_news(
+    db: &Db,
+    room: &str,
+    now: &Timestamp,
+    limit: i64,
+) -> anyhow::Result<Vec<OutboxRow>> {
+    let rows: Vec<RawRow> = sqlx::query_as(&format!(
+        "{SELECT_ROWS} WHERE o.room = ?1 AND o.kind = 'pull_request' \
+         AND (o.state = 'retrying' OR (o.state = 'pending' AND o.not_before <= ?2)) \
+         ORDER BY o.id LIMIT ?3"
+    ))
+    .bind(room)
+    .bind(now.as_str())
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await
+    .context("reading the room's backlog")?;
+    into_rows(rows)
+}
+
+/// How many of the room's messages are due at `now` (being retried, or past their window).
+pub async fn due_count(db: &Db, room: &str, now: &Timestamp) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM outbox WHERE room = ?1 \
+         AND (state = 'retrying' OR (state = 'pending' AND not_before <= ?2))",
+    )
+    .bind(room)
+    .bind(now.as_str())
+    .fetch_one(&db.pool)
+    .await
+    .context("counting the room's backlog")
 }
 
 /// When the room's next coalescing window ends, if a message is waiting in one.
@@ -271,7 +311,9 @@ pub async fn finish(db: &Db, id: i64, attempt: Attempt<'_>, now: &Timestamp) -> 
     sqlx::query(
         "UPDATE outbox SET state = ?2, attempts = attempts + 1, \
          not_before = coalesce(?3, not_before), last_error = ?4, \
-         sent_at = CASE WHEN ?2 = 'sent' THEN ?5 END, message = coalesce(?6, message) \
+         sent_at = CASE WHEN ?2 = 'sent' THEN ?5 END, message = coalesce(?6, message), \
+         first_failed_at = CASE WHEN ?2 = 'sent' THEN first_failed_at \
+                                ELSE coalesce(first_failed_at, ?5) END \
          WHERE id = ?1",
     )
     .bind(id)

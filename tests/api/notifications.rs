@@ -1320,3 +1320,144 @@ async fn messages_pending_when_the_service_is_killed_are_delivered_after_restart
         "the room token leaked into the log:\n{log}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A room back from an outage.
+
+/// The app of the outage tests, on a frozen clock at `t0`: one HipChat room answering `answers`
+/// (the last repeats), backing off from 10 s (so only the probe explains a quicker retry).
+async fn outage_app(
+    answers: Vec<ResponseTemplate>,
+    max_attempts: u32,
+) -> (Fake, TestApp, ManualClock, chrono::DateTime<chrono::Utc>) {
+    let fake = Fake::start(answers).await;
+    let mut settings = one_room(hipchat("team", fake.url(HIPCHAT_PATH)));
+    settings.retry_min = Duration::from_secs(10);
+    settings.retry_max = Duration::from_secs(10);
+    settings.max_attempts = max_attempts;
+    let t0 = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 30, 9, 0, 0).unwrap();
+    let clock = ManualClock::frozen(t0);
+    let app = spawn_app_with_clock(move |s| s.notify = settings, clock.clock()).await;
+    (fake, app, clock, t0)
+}
+
+/// Moves the clock to the room's next wait, which must end at `expected`.
+async fn next_wait(clock: &ManualClock, expected: chrono::DateTime<chrono::Utc>) {
+    assert!(clock.until_waiting(1, PATIENCE).await, "the room waits");
+    assert_eq!(clock.waits(), vec![expected]);
+    assert_eq!(clock.advance_to_next(), Some(expected));
+}
+
+/// Twelve PRs' news wait while the room refuses: the room is probed every 5 s (not after the
+/// 10 s backoff), and once it answers, one summary lists all twelve, oldest first, and marks
+/// every row sent; no PR is posted on its own.
+#[tokio::test]
+async fn a_room_back_from_an_outage_gets_one_summary_of_its_backlog() {
+    let down = || ResponseTemplate::new(503);
+    let (fake, app, clock, t0) = outage_app(vec![down(), down(), hipchat_ok()], 10).await;
+    for k in 1..=12 {
+        let body = open_pr(k, &at(k as u32), &format!("Outage {k}"), &[]);
+        deliver(&app, "pullrequest:created", &body).await;
+    }
+    let ms = |n| t0 + chrono::Duration::milliseconds(n);
+    // The window ends; #1 is refused; eleven wait behind it, so the retry is a 5 s probe.
+    next_wait(&clock, ms(200)).await;
+    next_wait(&clock, ms(5_200)).await;
+    // The probe (already the summary: #1 failed before and twelve are due) is refused too.
+    next_wait(&clock, ms(10_200)).await;
+    let rows = wait_outbox(&app, "all twelve sent", all_in("sent", 12)).await;
+
+    let hits = fake.hits();
+    assert_eq!(hits.len(), 3, "{hits:#?}");
+    assert!(hits[0].html().contains("(acme/payments-api #1)"));
+    assert_eq!(
+        hits[1].body, hits[2].body,
+        "the refused summary, then the same again"
+    );
+    let html = hits[2].html();
+    let heading = "<b>While this room was unreachable, 12 pull requests changed:</b>";
+    assert!(html.starts_with(heading), "{html}");
+    let mut from = 0;
+    for k in 1..=12 {
+        let item = format!(
+            "<br><br><b>Needs review</b>: {} (acme/payments-api #{k}) by Alice Author",
+            pr_link(REPO, k, &format!("Outage {k}"))
+        );
+        let found = html[from..]
+            .find(&item)
+            .unwrap_or_else(|| panic!("#{k} listed after the ones before it: {html}"));
+        from += found + item.len();
+        assert_eq!(html.matches(&format!("#{k})")).count(), 1, "#{k} once");
+    }
+    assert_eq!(hits[2].body["color"], "yellow");
+    assert_eq!(hits[2].body["notify"], true);
+    assert_eq!(hits[2].body["message_format"], "html");
+
+    let summary = rows[0].message.clone().unwrap();
+    assert!(summary.starts_with("While this room was unreachable, 12 pull requests changed:\n"));
+    for row in &rows {
+        assert_eq!(row.message.as_ref(), Some(&summary), "#{}", row.number);
+    }
+    let sent_at: Vec<String> = sqlx::query_scalar("SELECT DISTINCT sent_at FROM outbox")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(sent_at, vec!["2026-11-30T09:00:10.200000Z"]);
+}
+
+/// Ten waiting is not a flood: after the outage each PR gets its own message, in order.
+#[tokio::test]
+async fn ten_waiting_after_an_outage_are_sent_one_by_one() {
+    let (fake, app, clock, t0) =
+        outage_app(vec![ResponseTemplate::new(503), hipchat_ok()], 10).await;
+    for k in 1..=10 {
+        let body = open_pr(k, &at(k as u32), &format!("Outage {k}"), &[]);
+        deliver(&app, "pullrequest:created", &body).await;
+    }
+    let ms = |n| t0 + chrono::Duration::milliseconds(n);
+    next_wait(&clock, ms(200)).await;
+    next_wait(&clock, ms(5_200)).await;
+    // Then one permit every 10 ms (6,000 a minute).
+    for k in 1..10 {
+        next_wait(&clock, ms(5_200 + 10 * k)).await;
+    }
+    wait_outbox(&app, "all ten sent", all_in("sent", 10)).await;
+    let hits = fake.hits();
+    assert_eq!(hits.len(), 11, "{hits:#?}");
+    for (k, hit) in hits[1..].iter().enumerate() {
+        assert!(
+            hit.html()
+                .contains(&format!("(acme/payments-api #{})", k + 1)),
+            "{}",
+            hit.html()
+        );
+        assert!(!hit.html().contains("unreachable"));
+    }
+}
+
+/// Probing every 5 s does not give up sooner than backing off would: with 3 attempts and 10 s
+/// delays (20 s in all), a message refused every time gives up at 20 s after its first failure,
+/// not at its third try.
+#[tokio::test]
+async fn probing_does_not_give_up_sooner_than_backing_off() {
+    let (_fake, app, clock, t0) = outage_app(vec![ResponseTemplate::new(503)], 3).await;
+    for k in 1..=2 {
+        let body = open_pr(k, &at(k as u32), &format!("Outage {k}"), &[]);
+        deliver(&app, "pullrequest:created", &body).await;
+    }
+    let ms = |n| t0 + chrono::Duration::milliseconds(n);
+    next_wait(&clock, ms(200)).await;
+    for probe in 1..=4 {
+        next_wait(&clock, ms(200 + 5_000 * probe)).await;
+    }
+    let rows = wait_outbox(&app, "#1 given up", |rows| {
+        rows.iter().any(|r| r.number == 1 && r.state == "failed")
+    })
+    .await;
+    let first = rows.iter().find(|r| r.number == 1).unwrap();
+    assert_eq!(first.attempts, 5, "tries at 0, 5, 10, 15 and 20 s");
+    assert_eq!(
+        first.last_error.as_deref(),
+        Some("HTTP 503 Service Unavailable")
+    );
+}
