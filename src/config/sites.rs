@@ -349,4 +349,78 @@ mod tests {
             assert!(RepositorySelector::parse(bad).is_err(), "{bad}");
         }
     }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<crate::config::Settings, ConfigError> {
+        let env = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        crate::config::Settings::load(None, &env, false)
+    }
+
+    #[test]
+    fn one_site_from_the_environment_is_poll_only_and_never_shows_its_token() {
+        let settings = load(&[
+            ("PR_REMINDER_BITBUCKET_KIND", "cloud"),
+            ("PR_REMINDER_BITBUCKET_TOKEN", "s3cret-token-value"),
+            ("PR_REMINDER_BITBUCKET_REPOSITORIES", "acme/api, acme/*"),
+        ])
+        .unwrap();
+        let site = &settings.bitbucket[0];
+        assert_eq!(site.name(), CLOUD_API_URL);
+        assert_eq!(site.repositories.len(), 2);
+        assert!(matches!(site.credentials, Credentials::Bearer(_)));
+        assert!(matches!(
+            settings.signature,
+            crate::config::SignaturePolicy::PollOnly
+        ));
+        let shown = format!("{}\n{settings:?}", settings.render());
+        assert!(!shown.contains("s3cret-token-value"), "{shown}");
+        assert!(shown.contains("token = \"[redacted]\""), "{shown}");
+
+        let dc = load(&[
+            ("PR_REMINDER_BITBUCKET_KIND", "datacenter"),
+            ("PR_REMINDER_BITBUCKET_URL", "https://BB.example:7990/"),
+            ("PR_REMINDER_BITBUCKET_USERNAME", "me@example.com"),
+            ("PR_REMINDER_BITBUCKET_TOKEN", "t"),
+            ("PR_REMINDER_BITBUCKET_REPOSITORIES", "PRJ/api"),
+        ])
+        .unwrap();
+        assert_eq!(dc.bitbucket[0].server(), "bb.example:7990");
+        assert!(matches!(
+            dc.bitbucket[0].credentials,
+            Credentials::Basic { .. }
+        ));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let base = [
+            ("PR_REMINDER_BITBUCKET_KIND", "cloud"),
+            ("PR_REMINDER_BITBUCKET_TOKEN", "t"),
+            ("PR_REMINDER_BITBUCKET_REPOSITORIES", "acme/api"),
+        ];
+        let with = |extra: (&'static str, &'static str)| {
+            let mut pairs: Vec<(&str, &str)> = base
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != extra.0)
+                .collect();
+            pairs.push(extra);
+            load(&pairs).unwrap_err().to_string()
+        };
+        assert_eq!(
+            with(("PR_REMINDER_BITBUCKET_KIND", "gitlab")),
+            "invalid configuration: bitbucket[0].kind (PR_REMINDER_BITBUCKET_KIND): `gitlab` is not one of cloud, datacenter"
+        );
+        assert!(with(("PR_REMINDER_BITBUCKET_REPOSITORIES", "acme"))
+            .starts_with("invalid configuration: bitbucket[0].repositories (PR_REMINDER_BITBUCKET_REPOSITORIES): `acme` is not owner/slug"));
+        assert!(with(("PR_REMINDER_BITBUCKET_URL", "ftp://x"))
+            .starts_with("invalid configuration: bitbucket[0].url (PR_REMINDER_BITBUCKET_URL)"));
+        let secret = with(("PR_REMINDER_BITBUCKET_URL", "https://user:pw@host"));
+        assert!(!secret.contains("pw"), "{secret}");
+        assert!(with(("PR_REMINDER_BITBUCKET_TOKEN", " ")).starts_with(
+            "invalid configuration: bitbucket[0].token (PR_REMINDER_BITBUCKET_TOKEN): missing"
+        ));
+    }
 }
