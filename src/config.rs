@@ -23,6 +23,9 @@ use crate::domain::calendar::{parse_hours, parse_working_days, Calendar};
 pub use crate::domain::routing::{Announce, Route, DEFAULT_IGNORE_TITLE_PATTERNS};
 use crate::domain::DEFAULT_REQUIRED_APPROVALS;
 
+mod sites;
+pub use sites::{Credentials, RepositorySelector, Site, CLOUD_API_URL};
+
 /// The address served when `listen` (`PR_REMINDER_LISTEN`) is unset: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The SQLite file used when `database` (`PR_REMINDER_DATABASE`) is unset, relative to the
@@ -41,6 +44,9 @@ pub enum SignaturePolicy {
     Insecure,
     /// Nothing configured at all and listening on loopback only: the README's first command.
     Demo,
+    /// Bitbucket sites are configured and no webhook secret: state comes from polling the REST
+    /// API only, and deliveries are refused (401) with a reason saying so.
+    PollOnly,
 }
 
 impl fmt::Debug for SignaturePolicy {
@@ -51,6 +57,9 @@ impl fmt::Debug for SignaturePolicy {
             }
             SignaturePolicy::Insecure => f.write_str("INSECURE: signatures not checked"),
             SignaturePolicy::Demo => f.write_str("DEMO: signatures not checked, loopback only"),
+            SignaturePolicy::PollOnly => {
+                f.write_str("POLL-ONLY: no webhook secret, deliveries refused; REST polling only")
+            }
         }
     }
 }
@@ -95,6 +104,8 @@ pub struct Settings {
     pub sweep: SweepSettings,
     /// The `/reviews` chat command (`[commands]`, `[[users]]`).
     pub commands: CommandSettings,
+    /// The Bitbucket sites reconciliation reads (`[[bitbucket]]`, `PR_REMINDER_BITBUCKET_*`).
+    pub bitbucket: Vec<Site>,
 }
 
 /// The `/reviews` chat command.
@@ -364,16 +375,20 @@ impl Settings {
                 }
             }
         }
-        let raw: RawSettings = layers.extract().map_err(layer_error)?;
+        let mut raw: RawSettings = layers.extract().map_err(layer_error)?;
+        let raw_sites = std::mem::take(&mut raw.bitbucket);
 
         let secrets = raw.webhook_secret.secrets();
         let insecure = insecure_flag || raw.insecure_skip_signature;
         let configured = file.is_some() || env.keys().any(|k| k.starts_with(ENV_PREFIX));
         let mut settings = raw.resolve(&shortcuts)?;
+        settings.bitbucket = sites::resolve_sites(raw_sites, env)?;
         settings.signature = if !secrets.is_empty() {
             SignaturePolicy::Verify(secrets)
         } else if insecure {
             SignaturePolicy::Insecure
+        } else if !settings.bitbucket.is_empty() {
+            SignaturePolicy::PollOnly
         } else if !configured && settings.listen.ip().is_loopback() {
             SignaturePolicy::Demo
         } else {
@@ -390,7 +405,9 @@ impl Settings {
     pub fn render(&self) -> String {
         let secret = match &self.signature {
             SignaturePolicy::Verify(s) => format!("\"[redacted: {} secret(s)]\"", s.len()),
-            SignaturePolicy::Insecure | SignaturePolicy::Demo => "\"\" # not set".into(),
+            SignaturePolicy::Insecure | SignaturePolicy::Demo | SignaturePolicy::PollOnly => {
+                "\"\" # not set".into()
+            }
         };
         let mut out = format!(
             "listen = \"{}\"\ndatabase = \"{}\"\nwebhook_secret = {}\ninsecure_skip_signature = {}\n\
@@ -498,6 +515,7 @@ impl Settings {
                 route.ignore_title_patterns
             ));
         }
+        out.push_str(&sites::render(&self.bitbucket));
         out
     }
 }
@@ -667,6 +685,8 @@ section!(RawSettings {
     /// Empty: everything goes to the console (or to the environment's room).
     rooms: Vec<RawRoom> = Vec::new(),
     routes: Vec<RawRoute> = Vec::new(),
+    /// Bitbucket sites for reconciliation (`[[bitbucket]]`).
+    bitbucket: Vec<sites::RawSite> = Vec::new(),
 });
 
 section!(RawNotify {
@@ -771,6 +791,7 @@ impl RawSettings {
             users,
             rooms,
             routes,
+            bitbucket: _,
         } = self;
         let listen = listen.parse().map_err(|_| {
             ConfigError::at(
@@ -823,6 +844,7 @@ impl RawSettings {
             notify,
             sweep,
             commands,
+            bitbucket: Vec::new(),
         })
     }
 }

@@ -12,14 +12,18 @@ use crate::clock::Clock;
 use crate::config::{parse_schedule, Settings};
 use crate::domain::routing::Routing;
 use crate::domain::Trigger;
+use crate::reconcile::{ReconcileReport, Reconciler, Scope};
 use crate::store::Db;
 use crate::sweep::{self, SweepReport};
 
 /// A piece of periodic work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Job {
     /// Post each room's digest; `force` ignores `min_interval` and quiet hours.
     Sweep { force: bool },
+    /// A reconciliation pass over Bitbucket's REST API (`POST /reconcile`,
+    /// `pr-reminder reconcile`, `poll_interval_minutes`).
+    Reconcile(Scope),
 }
 
 /// What a job did, as the HTTP answer and the CLI print it.
@@ -27,6 +31,7 @@ pub enum Job {
 #[serde(untagged)]
 pub enum JobReport {
     Sweep(SweepReport),
+    Reconcile(ReconcileReport),
 }
 
 impl JobReport {
@@ -34,6 +39,7 @@ impl JobReport {
     pub fn to_text(&self) -> String {
         match self {
             JobReport::Sweep(report) => report.to_text(),
+            JobReport::Reconcile(report) => report.to_text(),
         }
     }
 }
@@ -47,6 +53,8 @@ pub struct Jobs {
     wake: Arc<Notify>,
     clock: Clock,
     running: Mutex<()>,
+    /// Runs `Job::Reconcile`; `None` when no Bitbucket site is configured.
+    reconciler: Option<Arc<Reconciler>>,
 }
 
 impl Jobs {
@@ -66,7 +74,19 @@ impl Jobs {
             wake,
             clock,
             running: Mutex::new(()),
+            reconciler: None,
         }
+    }
+
+    /// The same jobs, able to reconcile through `reconciler`.
+    pub fn with_reconciler(mut self, reconciler: Arc<Reconciler>) -> Self {
+        self.reconciler = Some(reconciler);
+        self
+    }
+
+    /// What runs `Job::Reconcile`, if Bitbucket sites are configured.
+    pub fn reconciler(&self) -> Option<&Arc<Reconciler>> {
+        self.reconciler.as_ref()
     }
 
     /// Runs `job` now (after any job already running in this process).
@@ -77,6 +97,12 @@ impl Jobs {
             Job::Sweep { force } => JobReport::Sweep(
                 sweep::run(&self.db, &self.routing, &self.settings, now, trigger, force).await?,
             ),
+            Job::Reconcile(scope) => {
+                let reconciler = self.reconciler.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!("no Bitbucket site is configured ([[bitbucket]])")
+                })?;
+                JobReport::Reconcile(reconciler.run(&scope).await?)
+            }
         };
         self.wake.notify_waiters();
         Ok(report)
@@ -110,5 +136,25 @@ pub async fn run_schedule(jobs: Arc<Jobs>, expression: String) {
             Ok(report) => tracing::info!(report = %report.to_text(), "scheduled sweep done"),
             Err(err) => tracing::error!(error = %format!("{err:#}"), "scheduled sweep failed"),
         }
+    }
+}
+
+/// Polls one Bitbucket site (`poll_interval_minutes`): a reconciliation pass at start, then one
+/// every `every`, through the same job path as the scheduled sweep, until the task is aborted.
+pub async fn run_polls(jobs: Arc<Jobs>, site: usize, every: std::time::Duration) {
+    loop {
+        let job = Job::Reconcile(Scope {
+            site: Some(site),
+            repository: None,
+        });
+        match jobs.run(job, Trigger::Schedule).await {
+            Ok(report) => {
+                tracing::info!(site, report = %report.to_text(), "scheduled reconciliation done")
+            }
+            Err(err) => {
+                tracing::error!(site, error = %format!("{err:#}"), "scheduled reconciliation failed")
+            }
+        }
+        jobs.clock.sleep(every).await;
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod jobs;
 pub mod notify;
+pub mod reconcile;
 pub mod review_queue;
 pub mod reviews;
 pub mod routes;

@@ -81,6 +81,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Reconcile with Bitbucket's REST API now: backfill the open pull requests of the
+    /// configured repositories (`[[bitbucket]]`) and repair what webhooks missed. Exit status 1
+    /// when a repository failed.
+    Reconcile {
+        /// Only this repository (`workspace/slug` or `PROJECT/slug`).
+        #[arg(long, value_name = "R")]
+        repository: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect chat notifications and requeue failed ones.
     Outbox {
         #[command(subcommand)]
@@ -111,6 +122,56 @@ enum OutboxCommand {
     },
 }
 
+/// `pr-reminder reconcile`: one pass through a writer of its own (the running service, if any,
+/// serialises with it through SQLite's lock, as with `sweep`).
+async fn reconcile(
+    settings: &Settings,
+    repository: Option<String>,
+) -> anyhow::Result<pr_reminder::reconcile::ReconcileReport> {
+    use pr_reminder::bitbucket::rest::RetryPolicy;
+    use pr_reminder::reconcile::{Reconciler, Scope};
+
+    if settings.bitbucket.is_empty() {
+        anyhow::bail!(
+            "no Bitbucket site is configured: add a [[bitbucket]] table or set \
+             PR_REMINDER_BITBUCKET_KIND, _TOKEN and _REPOSITORIES"
+        );
+    }
+    let db = store::open(&settings.database, &settings.synchronous).await?;
+    let routing = Arc::new(Routing::new(
+        &settings.notify.routes,
+        settings.required_approvals,
+    )?);
+    let (writer, writer_task) = db
+        .spawn_writer(store::WriterConfig {
+            max_batch: settings.max_batch,
+            queue: 8192,
+            routing,
+            coalesce: settings.notify.coalesce,
+            // The running service sends what this queues.
+            wake: Arc::new(tokio::sync::Notify::new()),
+            now: pr_reminder::clock::Clock::system().reader(),
+        })
+        .await?;
+    let reconciler = Reconciler::new(
+        &settings.bitbucket,
+        db.clone(),
+        writer,
+        pr_reminder::clock::Clock::system(),
+        RetryPolicy::default(),
+    )?;
+    let report = reconciler
+        .run(&Scope {
+            site: None,
+            repository,
+        })
+        .await;
+    drop(reconciler);
+    let _ = writer_task.await;
+    db.close().await;
+    report
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Only `serve` receives deliveries; the other commands need no webhook secret.
@@ -118,7 +179,10 @@ fn main() -> ExitCode {
         Command::Serve {
             insecure_skip_signature,
         } => insecure_skip_signature,
-        Command::Migrate | Command::Outbox { .. } | Command::Sweep { .. } => true,
+        Command::Migrate
+        | Command::Outbox { .. }
+        | Command::Sweep { .. }
+        | Command::Reconcile { .. } => true,
         Command::CheckConfig => false,
     };
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
@@ -150,6 +214,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut failed = false;
+    let failed_ref = &mut failed;
     let result = runtime.block_on(async move {
         match cli.command {
             Command::CheckConfig => {
@@ -186,6 +252,27 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }
+            Command::Reconcile { repository, json } => {
+                let report = reconcile(&settings, repository).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", report.to_text());
+                }
+                for r in report.repositories.iter().filter(|r| !r.ok) {
+                    eprintln!(
+                        "pr-reminder: {} {}: {}{}",
+                        r.site,
+                        r.repository,
+                        r.http_status
+                            .map(|s| format!("HTTP {s}: "))
+                            .unwrap_or_default(),
+                        r.error.as_deref().unwrap_or("failed")
+                    );
+                }
+                *failed_ref = !report.ok;
+                Ok(())
+            }
             Command::Outbox { command } => {
                 let db = store::open(&settings.database, &settings.synchronous).await?;
                 match command {
@@ -219,6 +306,7 @@ fn main() -> ExitCode {
         }
     });
     match result {
+        Ok(()) if failed => ExitCode::FAILURE,
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "fatal");

@@ -11,11 +11,13 @@ use anyhow::Context;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::bitbucket::rest::RetryPolicy;
 use crate::clock::Clock;
 use crate::config::{Settings, SignaturePolicy};
 use crate::domain::routing::Routing;
 use crate::jobs::{self, Jobs};
 use crate::notify::dispatcher::Dispatcher;
+use crate::reconcile::Reconciler;
 use crate::routes;
 use crate::store::{self, Db, WriterConfig};
 
@@ -26,6 +28,8 @@ pub struct Application {
     writer_task: JoinHandle<()>,
     dispatcher: Dispatcher,
     scheduler: Option<JoinHandle<()>>,
+    /// One reconciliation poller per site with `poll_interval_minutes`.
+    pollers: Vec<JoinHandle<()>>,
     db: Db,
 }
 
@@ -93,19 +97,27 @@ impl Application {
                  Set PR_REMINDER_WEBHOOK_SECRET before exposing the service",
                 settings.listen
             ),
+            // Said where the reconciler is set up.
+            SignaturePolicy::PollOnly => {}
         }
         if settings.sweep.token.is_none() {
             tracing::info!("POST /sweep is disabled (no PR_REMINDER_SWEEP_TOKEN)");
         }
 
+        let reconciler = reconciler(&settings, &db, &writer, &clock)?;
         let settings = Arc::new(settings);
-        let jobs = Arc::new(Jobs::new(
+        let mut jobs = Jobs::new(
             db.clone(),
             routing.clone(),
             settings.clone(),
             wake,
             clock.clone(),
-        ));
+        );
+        if let Some(reconciler) = reconciler {
+            jobs = jobs.with_reconciler(reconciler);
+        }
+        let jobs = Arc::new(jobs);
+        let pollers = pollers(&settings, &jobs);
         let scheduler = settings
             .sweep
             .schedule
@@ -117,6 +129,10 @@ impl Application {
             body_timeout: settings.body_timeout,
             writer,
             clock: clock.clone(),
+        });
+        let reconcile = web::Data::new(routes::reconcile::ReconcileState {
+            token: settings.sweep.token.clone(),
+            jobs: jobs.clone(),
         });
         let sweep = web::Data::new(routes::sweep::SweepState {
             token: settings.sweep.token.clone(),
@@ -134,6 +150,7 @@ impl Application {
             App::new()
                 .app_data(webhook.clone())
                 .app_data(sweep.clone())
+                .app_data(reconcile.clone())
                 .app_data(commands.clone())
                 .app_data(health.clone())
                 .route(
@@ -141,6 +158,7 @@ impl Application {
                     web::post().to(routes::webhook::bitbucket),
                 )
                 .route("/sweep", web::post().to(routes::sweep::sweep))
+                .route("/reconcile", web::post().to(routes::reconcile::reconcile))
                 .route(
                     "/commands/hipchat/{token}",
                     web::post().to(routes::commands::hipchat),
@@ -165,6 +183,7 @@ impl Application {
             writer_task,
             dispatcher,
             scheduler,
+            pollers,
             db,
         })
     }
@@ -197,6 +216,9 @@ impl Application {
         if let Some(scheduler) = &self.scheduler {
             scheduler.abort();
         }
+        for poller in &self.pollers {
+            poller.abort();
+        }
         // The server (and with it every Writer handle) is gone; the writer drains and ends.
         if tokio::time::timeout(Duration::from_secs(10), self.writer_task)
             .await
@@ -215,6 +237,51 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The reconciler of the configured Bitbucket sites, if any.
+fn reconciler(
+    settings: &Settings,
+    db: &Db,
+    writer: &store::Writer,
+    clock: &Clock,
+) -> anyhow::Result<Option<Arc<Reconciler>>> {
+    if settings.bitbucket.is_empty() {
+        return Ok(None);
+    }
+    if matches!(settings.signature, SignaturePolicy::PollOnly) {
+        tracing::warn!(
+            "POLL-ONLY: no webhook secret is set, so deliveries are refused; state comes from \
+             Bitbucket's REST API (POST /reconcile, pr-reminder reconcile, poll_interval_minutes)"
+        );
+    }
+    let reconciler = Reconciler::new(
+        &settings.bitbucket,
+        db.clone(),
+        writer.clone(),
+        clock.clone(),
+        RetryPolicy::default(),
+    )
+    .context("setting up the Bitbucket REST clients")?;
+    Ok(Some(Arc::new(reconciler)))
+}
+
+/// Starts a poller for each site with `poll_interval_minutes`.
+fn pollers(settings: &Settings, jobs: &Arc<Jobs>) -> Vec<JoinHandle<()>> {
+    settings
+        .bitbucket
+        .iter()
+        .enumerate()
+        .filter_map(|(i, site)| {
+            let every = site.poll_interval?;
+            tracing::info!(
+                site = site.name(),
+                minutes = every.as_secs_f64() / 60.0,
+                "polling Bitbucket"
+            );
+            Some(tokio::spawn(jobs::run_polls(jobs.clone(), i, every)))
+        })
+        .collect()
 }
 
 /// Waits for SIGTERM (an orchestrator's stop) or SIGINT (Ctrl-C); answers which came.

@@ -350,6 +350,68 @@ impl StatusEnvelope {
     }
 }
 
+/// A pull request as the REST API answers it (`GET /2.0/repositories/{ws}/{slug}/pullrequests`
+/// items and `.../pullrequests/{id}`): the same shape as a payload's `pullrequest`, so the same
+/// conversion makes the same snapshot (the repository is the destination's, keyed by its `uuid`).
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct ApiPullRequest(WirePr);
+
+impl ApiPullRequest {
+    /// The snapshot, dated by Bitbucket's `updated_on` (which an approval or a request for
+    /// changes moves, as real deliveries show).
+    pub fn into_domain(self) -> Result<PullRequest, PayloadError> {
+        let envelope = PrEnvelope {
+            pullrequest: self.0,
+            repository: None,
+            comment: None,
+        };
+        envelope.into_domain("rest")
+    }
+
+    /// The PR's number.
+    pub fn number(&self) -> i64 {
+        self.0.id
+    }
+}
+
+/// A build status as the REST API answers it (`GET .../commit/{hash}/statuses` items): the
+/// payload's `commit_status` shape.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct ApiCommitStatus(WireStatus);
+
+impl ApiCommitStatus {
+    /// The status of a commit of `repository` (the one the pull request named, so that both
+    /// carry the same key).
+    pub fn into_domain(self, repository: &Repository) -> Result<CommitStatus, PayloadError> {
+        let mut status = StatusEnvelope {
+            commit_status: self.0,
+            repository: WireRepo {
+                full_name: repository.full_name.clone(),
+                uuid: repository.uuid.clone(),
+                links: None,
+                updated_on: None,
+            },
+        }
+        .into_domain()?;
+        status.repository = repository.clone();
+        Ok(status)
+    }
+}
+
+/// A repository as `GET /2.0/repositories/{workspace}` lists it.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct ApiRepository(WireRepo);
+
+impl ApiRepository {
+    /// `workspace/slug`.
+    pub fn full_name(&self) -> &str {
+        &self.0.full_name
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

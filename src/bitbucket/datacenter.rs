@@ -51,8 +51,41 @@ pub fn handles(event_key: &str) -> bool {
 pub fn parse(event_key: &str, body: &[u8]) -> Result<Parsed, PayloadError> {
     let envelope: Envelope = from_slice(body)?;
     Ok(Parsed::Change(Change::PullRequest(Box::new(
-        envelope.into_domain(event_key)?,
+        envelope.into_domain(event_key, None)?,
     ))))
+}
+
+/// A pull request as the REST API answers it (`GET /rest/api/1.0/projects/{P}/repos/{r}/
+/// pull-requests` items and `.../pull-requests/{id}`): the payload's `pullRequest` shape, turned
+/// into the same snapshot by the same code.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct ApiPullRequest(WirePr);
+
+impl ApiPullRequest {
+    /// The snapshot as the server showed it at `fetched_at` (the answer's `Date`). `server` is
+    /// the configured site's `host[:port]`, which names the repository as a delivery's links do.
+    ///
+    /// A verdict does not move `updatedDate`, so the snapshot is dated by the later of
+    /// `updatedDate` and `fetched_at`: the answer shows every verdict given before it, and a
+    /// delivery of a later event still wins. Its activity time stays `updatedDate`.
+    pub fn into_domain(
+        self,
+        server: &str,
+        fetched_at: &Timestamp,
+    ) -> Result<PullRequest, PayloadError> {
+        let envelope = Envelope {
+            date: Some(fetched_at.clone()),
+            pull_request: self.0,
+            participant: None,
+        };
+        envelope.into_domain("rest", Some(server))
+    }
+
+    /// The PR's number.
+    pub fn number(&self) -> i64 {
+        self.0.id
+    }
 }
 
 /// `createdDate` / `updatedDate`: epoch milliseconds, or ISO text in some versions.
@@ -221,21 +254,30 @@ fn review_state(p: &WireParticipant) -> ReviewState {
 }
 
 impl Envelope {
-    fn into_domain(self, event_key: &str) -> Result<PullRequest, PayloadError> {
+    /// `server` (REST answers) names the site; a delivery's server comes from its links.
+    fn into_domain(
+        self,
+        event_key: &str,
+        server: Option<&str>,
+    ) -> Result<PullRequest, PayloadError> {
+        let rest = server.is_some();
         let pr = self.pull_request;
         let repo = pr
             .to_ref
             .repository
             .ok_or_else(|| PayloadError("pullRequest.toRef.repository: missing field".into()))?;
         // The server: the first http(s) link anywhere the payload has one.
-        let server = pr
-            .links
-            .iter()
-            .chain(repo.links.iter())
-            .chain(pr.author.user.links.iter())
-            .flat_map(WireLinks::hrefs)
-            .find_map(server_of)
-            .unwrap_or_else(|| "unknown".to_owned());
+        let server = match server {
+            Some(server) => server.to_owned(),
+            None => pr
+                .links
+                .iter()
+                .chain(repo.links.iter())
+                .chain(pr.author.user.links.iter())
+                .flat_map(WireLinks::hrefs)
+                .find_map(server_of)
+                .unwrap_or_else(|| "unknown".to_owned()),
+        };
         let full_name = format!("{}/{}", repo.project.key, repo.slug);
         let repository = Repository {
             key: RepositoryKey::datacenter(&server, repo.id),
@@ -262,7 +304,7 @@ impl Envelope {
         // A verdict does not move `updatedDate`: the event's own time orders it.
         let updated_on = match self.date {
             Some(date) if date > updated => date,
-            _ => updated,
+            _ => updated.clone(),
         };
         let author = pr
             .author
@@ -336,7 +378,7 @@ impl Envelope {
             state,
             draft: pr.draft.unwrap_or(false),
             created_on,
-            activity_on: updated_on.clone(),
+            activity_on: if rest { updated } else { updated_on.clone() },
             updated_on,
             url,
             participants,

@@ -5,6 +5,7 @@
 
 pub mod cloud;
 pub mod datacenter;
+pub mod rest;
 
 use crate::domain::{Delivery, Flavour, Outcome, Timestamp};
 

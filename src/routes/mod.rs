@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod health;
+pub mod reconcile;
 pub mod sweep;
 pub mod webhook;
 

@@ -39,6 +39,10 @@ pub enum WebhookError {
     #[error(transparent)]
     /// 401: `X-Hub-Signature` is missing, malformed or matches no configured secret.
     Signature(#[from] signature::BitbucketSignatureError),
+    /// 401: a poll-only deployment (Bitbucket sites configured, no webhook secret) takes no
+    /// deliveries.
+    #[error("webhooks are not configured on this service (no webhook secret is set): it is poll-only and reads Bitbucket's REST API instead")]
+    NotConfigured,
     /// 400: a required header (`X-Event-Key`, the request id) is missing or not text.
     #[error("missing or unreadable {0} header")]
     MissingHeader(&'static str),
@@ -58,7 +62,7 @@ impl ResponseError for WebhookError {
         match self {
             WebhookError::Body(BodyError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             WebhookError::Body(BodyError::TooSlow(_)) => StatusCode::REQUEST_TIMEOUT,
-            WebhookError::Signature(_) => StatusCode::UNAUTHORIZED,
+            WebhookError::Signature(_) | WebhookError::NotConfigured => StatusCode::UNAUTHORIZED,
             WebhookError::MissingHeader(_)
             | WebhookError::Body(BodyError::Unreadable)
             | WebhookError::BadPayload(_) => StatusCode::BAD_REQUEST,
@@ -133,6 +137,9 @@ async fn handle(
     headers: &DeliveryHeaders,
     received_at: &Timestamp,
 ) -> Result<HttpResponse, WebhookError> {
+    if matches!(state.signature, SignaturePolicy::PollOnly) {
+        return Err(WebhookError::NotConfigured);
+    }
     let body = read_body(req, payload, state.max_body_bytes, state.body_timeout).await?;
     let presented = req.headers().get(SIGNATURE_HEADER).map(|v| v.as_bytes());
     // Data Center's "Test connection": whether it is signed is not documented, so an unsigned
@@ -149,7 +156,7 @@ async fn handle(
     }
     match &state.signature {
         SignaturePolicy::Verify(secrets) => signature::verify_bitbucket(presented, &body, secrets)?,
-        SignaturePolicy::Insecure | SignaturePolicy::Demo => {}
+        SignaturePolicy::Insecure | SignaturePolicy::Demo | SignaturePolicy::PollOnly => {}
     }
     let event_key = headers
         .event_key

@@ -7,6 +7,7 @@
 //! `BEGIN IMMEDIATE`) are confined here, ready for a PostgreSQL sibling.
 
 pub mod outbox;
+pub mod reconciliations;
 pub mod repositories;
 pub mod review_queue;
 pub mod snoozes;

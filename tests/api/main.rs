@@ -12,5 +12,6 @@ mod helpers;
 mod lifecycle;
 mod notifications;
 mod ordering;
+mod reconcile;
 mod rename;
 mod sweep;

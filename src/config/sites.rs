@@ -1,0 +1,426 @@
+//! `[[bitbucket]]`: the Bitbucket sites whose REST API reconciliation reads (backfill, repairs
+//! of missed deliveries, poll-only deployments). For a single site the same keys come from
+//! `PR_REMINDER_BITBUCKET_KIND`, `_URL`, `_TOKEN`, `_USERNAME` and `_REPOSITORIES`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::{ConfigError, SecretToken};
+use crate::domain::Flavour;
+
+/// Bitbucket Cloud's REST API base, the default `url` of a `kind = "cloud"` site.
+pub const CLOUD_API_URL: &str = "https://api.bitbucket.org/2.0";
+
+/// The single-site variables and the key each stands for.
+pub(super) const SITE_ENV_VARS: &[(&str, &str)] = &[
+    ("PR_REMINDER_BITBUCKET_KIND", "kind"),
+    ("PR_REMINDER_BITBUCKET_URL", "url"),
+    ("PR_REMINDER_BITBUCKET_TOKEN", "token"),
+    ("PR_REMINDER_BITBUCKET_USERNAME", "username"),
+    ("PR_REMINDER_BITBUCKET_REPOSITORIES", "repositories"),
+];
+
+/// One Bitbucket site to reconcile against. `Debug` never shows the token.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// Cloud or Data Center.
+    pub kind: Flavour,
+    /// Cloud: the API base (`https://api.bitbucket.org/2.0`); Data Center: the server's base URL
+    /// (REST under `/rest/...`). No trailing slash.
+    pub url: reqwest::Url,
+    /// How requests authenticate.
+    pub credentials: Credentials,
+    /// Which repositories: `workspace/slug` (Cloud), `PROJECT/slug` (Data Center), or
+    /// `owner/*` for every repository there.
+    pub repositories: Vec<RepositorySelector>,
+    /// Reconcile on this interval (`poll_interval_minutes`), if set.
+    pub poll_interval: Option<Duration>,
+}
+
+impl Site {
+    /// The site as reports and logs name it: its URL (which holds no secret).
+    pub fn name(&self) -> &str {
+        self.url.as_str().trim_end_matches('/')
+    }
+
+    /// `host[:port]` of the URL: on Data Center, the server part of repository keys, the same
+    /// that a webhook payload's links give (`datacenter/{server}/{id}`).
+    pub fn server(&self) -> String {
+        let host = self
+            .url
+            .host_str()
+            .unwrap_or("unknown")
+            .to_ascii_lowercase();
+        match self.url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        }
+    }
+}
+
+/// Credentials for a site's REST API (Bitbucket's documented forms).
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// `Authorization: Bearer <token>`: a Cloud repository/project/workspace access token, or a
+    /// Data Center HTTP access token.
+    Bearer(SecretToken),
+    /// `Authorization: Basic username:token`: an Atlassian account's e-mail and API token (Cloud).
+    Basic {
+        /// The account's e-mail address (or Data Center user name).
+        username: String,
+        /// The API token.
+        token: SecretToken,
+    },
+}
+
+/// `owner/slug`, or `owner/*` for every repository of a Cloud workspace or Data Center project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositorySelector {
+    /// The Cloud workspace or Data Center project key.
+    pub owner: String,
+    /// The repository slug; `None` for `*`.
+    pub slug: Option<String>,
+}
+
+impl RepositorySelector {
+    /// Reads `owner/slug` or `owner/*`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (owner, slug) = text
+            .split_once('/')
+            .ok_or_else(|| format!("`{text}` is not owner/slug or owner/*"))?;
+        let plain = |s: &str| {
+            !s.is_empty()
+                && !s.contains('/')
+                && s.chars()
+                    .all(|c| !c.is_whitespace() && !matches!(c, '*' | '?' | '[' | ']' | '{' | '}'))
+        };
+        if !plain(owner) {
+            return Err(format!("`{text}`: `{owner}` is not a workspace or project"));
+        }
+        if slug == "*" {
+            return Ok(RepositorySelector {
+                owner: owner.to_owned(),
+                slug: None,
+            });
+        }
+        if !plain(slug) {
+            return Err(format!(
+                "`{text}`: `{slug}` is not a repository slug (only a whole `*` is a pattern)"
+            ));
+        }
+        Ok(RepositorySelector {
+            owner: owner.to_owned(),
+            slug: Some(slug.to_owned()),
+        })
+    }
+
+    /// Whether `full_name` (`owner/slug`, any case) is one this selector names.
+    pub fn covers(&self, full_name: &str) -> bool {
+        let Some((owner, slug)) = full_name.split_once('/') else {
+            return false;
+        };
+        owner.eq_ignore_ascii_case(&self.owner)
+            && self
+                .slug
+                .as_deref()
+                .map_or(true, |s| s.eq_ignore_ascii_case(slug))
+    }
+}
+
+impl fmt::Display for RepositorySelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.slug.as_deref().unwrap_or("*"))
+    }
+}
+
+/// One `[[bitbucket]]` table as the file spells it.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSite {
+    kind: Option<String>,
+    url: Option<String>,
+    token: Option<String>,
+    username: Option<String>,
+    repositories: Option<Vec<String>>,
+    poll_interval_minutes: Option<f64>,
+}
+
+/// The `[[bitbucket]]` tables with the single-site variables laid over them: with no table, the
+/// variables make one; with one, they override its keys one by one; with several, they are
+/// refused (which site would they mean?).
+pub(super) fn resolve_sites(
+    mut raw: Vec<RawSite>,
+    env: &HashMap<String, String>,
+) -> Result<Vec<Site>, ConfigError> {
+    let set: Vec<(&str, &str, &String)> = SITE_ENV_VARS
+        .iter()
+        .filter_map(|&(var, key)| env.get(var).map(|v| (var, key, v)))
+        .collect();
+    let mut from_env: HashMap<&str, &str> = HashMap::new();
+    if !set.is_empty() {
+        if raw.len() > 1 {
+            return Err(ConfigError::new(
+                set[0].0,
+                "the PR_REMINDER_BITBUCKET_* variables describe one site, but the file has \
+                 several [[bitbucket]] tables: set the keys in the file instead",
+            ));
+        }
+        if raw.is_empty() {
+            raw.push(RawSite::default());
+        }
+        let site = &mut raw[0];
+        for (var, key, value) in set {
+            from_env.insert(key, var);
+            match key {
+                "kind" => site.kind = Some(value.clone()),
+                "url" => site.url = Some(value.clone()),
+                "token" => site.token = Some(value.clone()),
+                "username" => site.username = Some(value.clone()).filter(|v| !v.trim().is_empty()),
+                _ => {
+                    site.repositories = Some(
+                        value
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                    )
+                }
+            }
+        }
+    }
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, site)| {
+            let key = |name: &str| match from_env.get(name) {
+                Some(var) if i == 0 => format!("bitbucket[{i}].{name} ({var})"),
+                _ => format!("bitbucket[{i}].{name}"),
+            };
+            site.resolve(&key)
+        })
+        .collect()
+}
+
+impl RawSite {
+    fn resolve(self, key: &dyn Fn(&str) -> String) -> Result<Site, ConfigError> {
+        let kind = match self.kind.as_deref().map(|k| k.trim().to_ascii_lowercase()) {
+            Some(k) if k == "cloud" => Flavour::Cloud,
+            Some(k) if k == "datacenter" => Flavour::DataCenter,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    key("kind"),
+                    format!("`{other}` is not one of cloud, datacenter"),
+                ))
+            }
+            None => {
+                return Err(ConfigError::new(
+                    key("kind"),
+                    "missing: cloud or datacenter",
+                ))
+            }
+        };
+        let url_text = match (self.url.as_deref().map(str::trim), kind) {
+            (Some(url), _) if !url.is_empty() => url.to_owned(),
+            (_, Flavour::Cloud) => CLOUD_API_URL.to_owned(),
+            (_, Flavour::DataCenter) => return Err(ConfigError::new(
+                key("url"),
+                "missing: the Data Center server's base URL, e.g. https://bitbucket.example.com",
+            )),
+        };
+        let url = reqwest::Url::parse(url_text.trim_end_matches('/'))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| {
+                ConfigError::new(key("url"), format!("`{url_text}` is not an http(s) URL"))
+            })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            // Never echo it: the user part may hold a credential.
+            return Err(ConfigError::new(
+                key("url"),
+                "must not carry credentials; use token (and username)",
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(ConfigError::new(
+                key("url"),
+                format!("`{url_text}` must have no query or fragment"),
+            ));
+        }
+        let token = self
+            .token
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    key("token"),
+                    "missing: an access token with read access to pull requests and repositories",
+                )
+            })?;
+        let token = SecretToken(SecretString::from(token));
+        let credentials = match self.username.map(|u| u.trim().to_owned()) {
+            Some(username) if !username.is_empty() => {
+                if username.contains(':') {
+                    return Err(ConfigError::new(key("username"), "must not contain `:`"));
+                }
+                Credentials::Basic { username, token }
+            }
+            _ => Credentials::Bearer(token),
+        };
+        let list = self.repositories.unwrap_or_default();
+        if list.is_empty() {
+            return Err(ConfigError::new(
+                key("repositories"),
+                "missing: at least one repository (owner/slug or owner/*)",
+            ));
+        }
+        let repositories = list
+            .iter()
+            .map(|r| RepositorySelector::parse(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError::new(key("repositories"), e))?;
+        let poll_interval = match self.poll_interval_minutes {
+            None => None,
+            Some(m) if m.is_finite() && (1.0..=1440.0).contains(&m) => {
+                Some(Duration::from_secs_f64(m * 60.0))
+            }
+            Some(m) => {
+                return Err(ConfigError::new(
+                    key("poll_interval_minutes"),
+                    format!("{m} is not between 1 and 1440"),
+                ))
+            }
+        };
+        Ok(Site {
+            kind,
+            url,
+            credentials,
+            repositories,
+            poll_interval,
+        })
+    }
+}
+
+/// The sites as `check-config` prints them, tokens redacted.
+pub(super) fn render(sites: &[Site]) -> String {
+    let mut out = String::new();
+    for site in sites {
+        let (username, auth) = match &site.credentials {
+            Credentials::Bearer(_) => ("# username: not set".to_owned(), "Bearer"),
+            Credentials::Basic { username, .. } => (format!("username = \"{username}\""), "Basic"),
+        };
+        out.push_str(&format!(
+            "\n[[bitbucket]]\nkind = \"{}\"\nurl = \"{}\"\ntoken = \"[redacted]\" # sent as {}\n\
+             {}\nrepositories = {:?}\npoll_interval_minutes = {}\n",
+            site.kind.as_str(),
+            site.name(),
+            auth,
+            username,
+            site.repositories
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            site.poll_interval
+                .map_or("\"\" # not set: reconcile on demand only".to_owned(), |d| {
+                    (d.as_secs_f64() / 60.0).to_string()
+                }),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors() {
+        let s = RepositorySelector::parse("acme/*").unwrap();
+        assert_eq!((s.owner.as_str(), s.slug.as_deref()), ("acme", None));
+        assert!(s.covers("ACME/api") && !s.covers("other/api"));
+        let s = RepositorySelector::parse(" acme/api ").unwrap();
+        assert!(s.covers("acme/API") && !s.covers("acme/web"));
+        assert_eq!(s.to_string(), "acme/api");
+        for bad in ["acme", "acme/a*", "/api", "acme/", "a/b/c", "*/api"] {
+            assert!(RepositorySelector::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<crate::config::Settings, ConfigError> {
+        let env = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        crate::config::Settings::load(None, &env, false)
+    }
+
+    #[test]
+    fn one_site_from_the_environment_is_poll_only_and_never_shows_its_token() {
+        let settings = load(&[
+            ("PR_REMINDER_BITBUCKET_KIND", "cloud"),
+            ("PR_REMINDER_BITBUCKET_TOKEN", "s3cret-token-value"),
+            ("PR_REMINDER_BITBUCKET_REPOSITORIES", "acme/api, acme/*"),
+        ])
+        .unwrap();
+        let site = &settings.bitbucket[0];
+        assert_eq!(site.name(), CLOUD_API_URL);
+        assert_eq!(site.repositories.len(), 2);
+        assert!(matches!(site.credentials, Credentials::Bearer(_)));
+        assert!(matches!(
+            settings.signature,
+            crate::config::SignaturePolicy::PollOnly
+        ));
+        let shown = format!("{}\n{settings:?}", settings.render());
+        assert!(!shown.contains("s3cret-token-value"), "{shown}");
+        assert!(shown.contains("token = \"[redacted]\""), "{shown}");
+
+        let dc = load(&[
+            ("PR_REMINDER_BITBUCKET_KIND", "datacenter"),
+            ("PR_REMINDER_BITBUCKET_URL", "https://BB.example:7990/"),
+            ("PR_REMINDER_BITBUCKET_USERNAME", "me@example.com"),
+            ("PR_REMINDER_BITBUCKET_TOKEN", "t"),
+            ("PR_REMINDER_BITBUCKET_REPOSITORIES", "PRJ/api"),
+        ])
+        .unwrap();
+        assert_eq!(dc.bitbucket[0].server(), "bb.example:7990");
+        assert!(matches!(
+            dc.bitbucket[0].credentials,
+            Credentials::Basic { .. }
+        ));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let base = [
+            ("PR_REMINDER_BITBUCKET_KIND", "cloud"),
+            ("PR_REMINDER_BITBUCKET_TOKEN", "t"),
+            ("PR_REMINDER_BITBUCKET_REPOSITORIES", "acme/api"),
+        ];
+        let with = |extra: (&'static str, &'static str)| {
+            let mut pairs: Vec<(&str, &str)> = base
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != extra.0)
+                .collect();
+            pairs.push(extra);
+            load(&pairs).unwrap_err().to_string()
+        };
+        assert_eq!(
+            with(("PR_REMINDER_BITBUCKET_KIND", "gitlab")),
+            "invalid configuration: bitbucket[0].kind (PR_REMINDER_BITBUCKET_KIND): `gitlab` is not one of cloud, datacenter"
+        );
+        assert!(with(("PR_REMINDER_BITBUCKET_REPOSITORIES", "acme"))
+            .starts_with("invalid configuration: bitbucket[0].repositories (PR_REMINDER_BITBUCKET_REPOSITORIES): `acme` is not owner/slug"));
+        assert!(with(("PR_REMINDER_BITBUCKET_URL", "ftp://x"))
+            .starts_with("invalid configuration: bitbucket[0].url (PR_REMINDER_BITBUCKET_URL)"));
+        let secret = with(("PR_REMINDER_BITBUCKET_URL", "https://user:pw@host"));
+        assert!(!secret.contains("pw"), "{secret}");
+        assert!(with(("PR_REMINDER_BITBUCKET_TOKEN", " ")).starts_with(
+            "invalid configuration: bitbucket[0].token (PR_REMINDER_BITBUCKET_TOKEN): missing"
+        ));
+    }
+}

@@ -1,0 +1,603 @@
+//! Reconciliation: reads the open pull requests of the configured repositories from Bitbucket's
+//! REST API and repairs what webhooks did not say (PRs opened before the webhook existed,
+//! deliveries lost, Data Center builds, which no webhook reports).
+//!
+//! A pass over one repository:
+//! 1. lists its open PRs (Cloud: 50 a page; Data Center: as many as the server allows a page);
+//! 2. fetches the build statuses of source commits no pass fetched before, or whose build was
+//!    still running;
+//! 3. fetches, one by one, the PRs stored as open that the list no longer has (merged, declined,
+//!    deleted);
+//! 4. only when all of that answered, submits every snapshot that differs from what is stored
+//!    to the writer, like a delivery (`Submission::reconciliation`): the same ordering rule
+//!    applies, so an answer older than a delivery already stored changes nothing.
+//!
+//! The first pass over a repository announces nothing (a backfill of thirty old PRs is not news);
+//! later passes announce what they find as webhooks would. A repository that fails (401, 403,
+//! 404, 5xx after retries) is left untouched and reported; the others go on.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use futures_util::{stream, StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::bitbucket::rest::datacenter::BuildEndpoint;
+use crate::bitbucket::rest::{self, Api, Requests, RestError, RetryPolicy, MAX_IN_FLIGHT};
+use crate::clock::Clock;
+use crate::config::Site;
+use crate::domain::{
+    Change, CommitStatus, Flavour, PrState, PullRequest, Repository, RepositoryKey, Submission,
+    Timestamp, User,
+};
+use crate::store::reconciliations::{self, OpenPr};
+use crate::store::{Db, WriteError, Writer};
+
+/// Submissions handed to the writer at once (its queue holds 8,192).
+const SUBMIT_CHUNK: usize = 256;
+
+/// What to reconcile: every configured repository, or those of one site, or one repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Only the site at this index of `[[bitbucket]]`.
+    pub site: Option<usize>,
+    /// Only this `owner/slug` (any case), which a site must cover.
+    pub repository: Option<String>,
+}
+
+/// What a pass did, per repository (the answer of `POST /reconcile` and
+/// `pr-reminder reconcile --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    /// Every repository went through.
+    pub ok: bool,
+    /// Requests sent to Bitbucket in all (429s and retries included).
+    pub requests: u64,
+    /// Wall time of the pass, in milliseconds.
+    pub elapsed_ms: u64,
+    /// One entry per repository (or per `owner/*` whose listing failed).
+    pub repositories: Vec<RepositoryReport>,
+}
+
+/// One repository's pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepositoryReport {
+    /// The site's URL.
+    pub site: String,
+    /// `owner/slug` (or `owner/*` when listing the owner's repositories failed).
+    pub repository: String,
+    /// Went through; when false, nothing of it was changed and `error` says why.
+    pub ok: bool,
+    /// The first pass over it: nothing was announced.
+    pub first_pass: bool,
+    /// Open PRs Bitbucket listed.
+    pub open: usize,
+    /// PR snapshots submitted because they differed from the stored state (new PRs included).
+    pub updated: usize,
+    /// PRs stored as open that Bitbucket has closed (merged, declined, deleted).
+    pub closed: usize,
+    /// Build statuses submitted.
+    pub builds: usize,
+    /// Requests this repository used.
+    pub requests: u64,
+    /// The HTTP status of the failing answer, if one came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ReconcileReport {
+    /// One line per repository, then the totals.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for r in &self.repositories {
+            if r.ok {
+                out.push_str(&format!(
+                    "ok      {} {}: {} open, {} updated, {} closed, {} builds, {} requests{}\n",
+                    r.site,
+                    r.repository,
+                    r.open,
+                    r.updated,
+                    r.closed,
+                    r.builds,
+                    r.requests,
+                    if r.first_pass {
+                        " (first pass: nothing announced)"
+                    } else {
+                        ""
+                    }
+                ));
+            } else {
+                out.push_str(&format!(
+                    "FAILED  {} {}: {}{}\n",
+                    r.site,
+                    r.repository,
+                    r.http_status
+                        .map(|s| format!("HTTP {s}: "))
+                        .unwrap_or_default(),
+                    r.error.as_deref().unwrap_or("failed"),
+                ));
+            }
+        }
+        let failed = self.repositories.iter().filter(|r| !r.ok).count();
+        out.push_str(&format!(
+            "{} repositories, {} failed, {} requests, {} ms\n",
+            self.repositories.len(),
+            failed,
+            self.requests,
+            self.elapsed_ms
+        ));
+        out
+    }
+}
+
+/// Why a repository's pass stopped.
+#[derive(Debug, thiserror::Error)]
+enum PassError {
+    #[error(transparent)]
+    Rest(#[from] RestError),
+    #[error("the database: {0:#}")]
+    Store(#[from] anyhow::Error),
+    #[error("the writer did not take the changes: {0}")]
+    Write(#[from] WriteError),
+}
+
+struct SiteClient {
+    site: Site,
+    api: Api,
+    builds: BuildEndpoint,
+}
+
+/// Runs passes over the configured sites. One per service (and one per CLI run).
+pub struct Reconciler {
+    sites: Vec<SiteClient>,
+    db: Db,
+    writer: Writer,
+    clock: Clock,
+}
+
+impl Reconciler {
+    /// A reconciler of `sites` writing through `writer`; `retry` says how failed requests are
+    /// tried again.
+    pub fn new(
+        sites: &[Site],
+        db: Db,
+        writer: Writer,
+        clock: Clock,
+        retry: RetryPolicy,
+    ) -> anyhow::Result<Self> {
+        let sites = sites
+            .iter()
+            .map(|site| {
+                Ok(SiteClient {
+                    api: Api::new(site, retry)?,
+                    site: site.clone(),
+                    builds: BuildEndpoint::default(),
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Reconciler {
+            sites,
+            db,
+            writer,
+            clock,
+        })
+    }
+
+    /// Whether `scope` names something configured; else why not.
+    pub fn check(&self, scope: &Scope) -> Result<(), String> {
+        if let Some(wanted) = &scope.repository {
+            let covered = self.sites.iter().enumerate().any(|(i, client)| {
+                scope.site.map_or(true, |s| s == i)
+                    && client.site.repositories.iter().any(|r| r.covers(wanted))
+            });
+            if !covered {
+                return Err(format!(
+                    "{wanted} is not among the repositories of any [[bitbucket]] site"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass over `scope`. Errs only when the scope names nothing configured; a repository
+    /// that fails is in the report.
+    pub async fn run(&self, scope: &Scope) -> anyhow::Result<ReconcileReport> {
+        let started = Instant::now();
+        self.check(scope).map_err(anyhow::Error::msg)?;
+        let mut repositories = Vec::new();
+        for (i, site) in self.sites.iter().enumerate() {
+            if !scope.site.map_or(true, |s| s == i) {
+                continue;
+            }
+            let (targets, failed) = self.targets(site, scope.repository.as_deref()).await;
+            repositories.extend(failed);
+            let reports: Vec<RepositoryReport> = stream::iter(targets)
+                .map(|name| self.repository(site, name))
+                .buffer_unordered(MAX_IN_FLIGHT)
+                .collect()
+                .await;
+            repositories.extend(reports);
+        }
+        repositories.sort_by(|a, b| {
+            (&a.site, a.repository.to_lowercase()).cmp(&(&b.site, b.repository.to_lowercase()))
+        });
+        let report = ReconcileReport {
+            ok: repositories.iter().all(|r| r.ok),
+            requests: repositories.iter().map(|r| r.requests).sum(),
+            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            repositories,
+        };
+        tracing::info!(
+            repositories = report.repositories.len(),
+            failed = report.repositories.iter().filter(|r| !r.ok).count(),
+            requests = report.requests,
+            elapsed_ms = report.elapsed_ms,
+            "reconciliation pass done"
+        );
+        Ok(report)
+    }
+
+    /// The repositories of `site` to go through (`owner/*` listed), and a failed report for each
+    /// owner whose listing failed.
+    async fn targets(
+        &self,
+        sc: &SiteClient,
+        only: Option<&str>,
+    ) -> (Vec<String>, Vec<RepositoryReport>) {
+        let mut names: Vec<String> = Vec::new();
+        let mut failed = Vec::new();
+        let mut push = |name: String| {
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+                names.push(name);
+            }
+        };
+        for selector in &sc.site.repositories {
+            match (&selector.slug, only) {
+                (_, Some(one)) => {
+                    if selector.covers(one) {
+                        push(one.to_owned());
+                    }
+                }
+                (Some(slug), None) => push(format!("{}/{slug}", selector.owner)),
+                (None, None) => {
+                    let requests = Requests::default();
+                    let listed = match sc.site.kind {
+                        Flavour::Cloud => {
+                            rest::cloud::workspace_repositories(&sc.api, &selector.owner, &requests)
+                                .await
+                        }
+                        Flavour::DataCenter => {
+                            rest::datacenter::project_repositories(
+                                &sc.api,
+                                &selector.owner,
+                                &requests,
+                            )
+                            .await
+                        }
+                    };
+                    match listed {
+                        Ok(list) => list.into_iter().for_each(&mut push),
+                        Err(err) => {
+                            tracing::warn!(site = sc.site.name(), repository = %selector, error = %err, "cannot list repositories");
+                            failed.push(RepositoryReport {
+                                requests: requests.get(),
+                                ..failure(sc, &selector.to_string(), &err)
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        (names, failed)
+    }
+
+    async fn repository(&self, sc: &SiteClient, full_name: String) -> RepositoryReport {
+        let requests = Requests::default();
+        let span = tracing::info_span!("reconcile", site = sc.site.name(), repository = %full_name);
+        let result =
+            tracing::Instrument::instrument(self.pass(sc, &full_name, &requests), span.clone())
+                .await;
+        let _entered = span.enter();
+        match result {
+            Ok(mut report) => {
+                report.requests = requests.get();
+                tracing::info!(
+                    open = report.open,
+                    updated = report.updated,
+                    closed = report.closed,
+                    builds = report.builds,
+                    requests = report.requests,
+                    first_pass = report.first_pass,
+                    "repository reconciled"
+                );
+                report
+            }
+            Err(err) => {
+                let status = match &err {
+                    PassError::Rest(e) => e.status,
+                    _ => None,
+                };
+                tracing::warn!(error = %err, "repository not reconciled; its state is untouched");
+                RepositoryReport {
+                    requests: requests.get(),
+                    http_status: status,
+                    ..failure_text(sc, &full_name, status, err.to_string())
+                }
+            }
+        }
+    }
+
+    async fn pass(
+        &self,
+        sc: &SiteClient,
+        full_name: &str,
+        requests: &Requests,
+    ) -> Result<RepositoryReport, PassError> {
+        let site = sc.site.name();
+        let server = sc.site.server();
+        let first_pass = !reconciliations::seen(&self.db, site, full_name).await?;
+        let prefix = match sc.site.kind {
+            Flavour::Cloud => "cloud/".to_owned(),
+            Flavour::DataCenter => format!("datacenter/{server}/"),
+        };
+        let stored = reconciliations::open_pull_requests(&self.db, &prefix, full_name).await?;
+
+        // 1. The open PRs.
+        let open = match sc.site.kind {
+            Flavour::Cloud => rest::cloud::open_pull_requests(&sc.api, full_name, requests).await?,
+            Flavour::DataCenter => {
+                rest::datacenter::open_pull_requests(&sc.api, &server, full_name, requests).await?
+            }
+        };
+        let stored_by: HashMap<(&RepositoryKey, i64), &OpenPr> = stored
+            .iter()
+            .map(|s| ((&s.repository.key, s.number), s))
+            .collect();
+        let listed: HashSet<(RepositoryKey, i64)> = open
+            .iter()
+            .map(|p| (p.repository.key.clone(), p.number))
+            .collect();
+
+        // 2. Builds of source commits not checked before (or still running).
+        let mut commits: HashMap<RepositoryKey, Vec<String>> = HashMap::new();
+        let mut repository_of: HashMap<RepositoryKey, Repository> = HashMap::new();
+        for pr in &open {
+            if let Some(hash) = pr.source_commit.as_deref() {
+                let list = commits.entry(pr.repository.key.clone()).or_default();
+                if !list.iter().any(|h| h == hash) {
+                    list.push(hash.to_owned());
+                }
+                repository_of
+                    .entry(pr.repository.key.clone())
+                    .or_insert_with(|| pr.repository.clone());
+            }
+        }
+        let mut to_fetch: Vec<(RepositoryKey, String)> = Vec::new();
+        for (key, hashes) in &commits {
+            let list: Vec<&str> = hashes.iter().map(String::as_str).collect();
+            let wanted = reconciliations::commits_to_check(&self.db, key, &list).await?;
+            for hash in list.into_iter().filter(|h| wanted.contains(*h)) {
+                to_fetch.push((key.clone(), hash.to_owned()));
+            }
+        }
+        let repository_of = &repository_of;
+        let statuses: Vec<Vec<CommitStatus>> = stream::iter(to_fetch.clone())
+            .map(|(key, hash)| async move {
+                let repository = &repository_of[&key];
+                let hash = hash.as_str();
+                match sc.site.kind {
+                    Flavour::Cloud => {
+                        rest::cloud::commit_statuses(&sc.api, repository, full_name, hash, requests)
+                            .await
+                    }
+                    Flavour::DataCenter => {
+                        rest::datacenter::commit_statuses(
+                            &sc.api, &sc.builds, repository, full_name, hash, requests,
+                        )
+                        .await
+                    }
+                }
+            })
+            .buffer_unordered(MAX_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let statuses: Vec<CommitStatus> = statuses.into_iter().flatten().collect();
+
+        // 3. PRs stored as open that the list no longer has: their real state.
+        let now = self.clock.timestamp();
+        let mut closed = Vec::new();
+        for gone in stored
+            .iter()
+            .filter(|s| !listed.contains(&(s.repository.key.clone(), s.number)))
+        {
+            let fetched = match sc.site.kind {
+                Flavour::Cloud => {
+                    rest::cloud::pull_request(&sc.api, full_name, gone.number, requests).await?
+                }
+                Flavour::DataCenter => {
+                    rest::datacenter::pull_request(
+                        &sc.api,
+                        &server,
+                        full_name,
+                        gone.number,
+                        requests,
+                    )
+                    .await?
+                }
+            };
+            closed.push(fetched.unwrap_or_else(|| deleted(gone, &now)));
+        }
+
+        // 4. Everything answered: submit what differs.
+        let announce = !first_pass;
+        let changed: Vec<PullRequest> = open
+            .into_iter()
+            .filter(|pr| {
+                stored_by
+                    .get(&(&pr.repository.key, pr.number))
+                    .map_or(true, |s| differs(s, pr))
+            })
+            .collect();
+        let updated = changed.len();
+        let closed_count = closed.iter().filter(|p| p.state != PrState::Open).count();
+        let prs: Vec<Change> = changed
+            .into_iter()
+            .chain(closed)
+            .map(|pr| {
+                tracing::info!(
+                    pr = pr.number,
+                    state = pr.state.as_str(),
+                    announce,
+                    "change found by reconciliation"
+                );
+                Change::PullRequest(Box::new(pr))
+            })
+            .collect();
+        // PRs first, so that a build of a PR new to the database finds it.
+        self.submit(prs, announce).await?;
+        let builds = statuses.len();
+        for status in &statuses {
+            tracing::info!(
+                commit = %status.commit_hash,
+                build = %status.key,
+                state = status.state.as_str(),
+                announce,
+                "build status found by reconciliation"
+            );
+        }
+        self.submit(
+            statuses
+                .into_iter()
+                .map(|s| Change::CommitStatus(Box::new(s)))
+                .collect(),
+            announce,
+        )
+        .await?;
+        for (key, hashes) in &commits {
+            let fetched: Vec<&str> = hashes
+                .iter()
+                .map(String::as_str)
+                .filter(|h| to_fetch.iter().any(|(k, f)| k == key && f == h))
+                .collect();
+            reconciliations::mark_commits_checked(&self.db, key, &fetched, &now).await?;
+        }
+        reconciliations::record_pass(&self.db, site, full_name, &now, requests.get()).await?;
+        Ok(RepositoryReport {
+            site: site.to_owned(),
+            repository: full_name.to_owned(),
+            ok: true,
+            first_pass,
+            open: listed.len(),
+            updated,
+            closed: closed_count,
+            builds,
+            requests: 0,
+            http_status: None,
+            error: None,
+        })
+    }
+
+    /// Hands `changes` to the writer, a chunk at a time, and waits for their commits.
+    async fn submit(&self, changes: Vec<Change>, announce: bool) -> Result<(), WriteError> {
+        let mut changes = changes.into_iter().peekable();
+        while changes.peek().is_some() {
+            let chunk: Vec<_> = changes
+                .by_ref()
+                .take(SUBMIT_CHUNK)
+                .map(|c| self.writer.submit(Submission::reconciliation(c, announce)))
+                .collect();
+            for outcome in futures_util::future::join_all(chunk).await {
+                outcome?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether Bitbucket's snapshot says something the stored row does not.
+fn differs(stored: &OpenPr, pr: &PullRequest) -> bool {
+    let mut reviews: Vec<(String, String, String)> = pr
+        .participants
+        .iter()
+        .map(|p| {
+            (
+                p.user.key.as_str().to_owned(),
+                p.role.as_str().to_owned(),
+                p.state.as_str().to_owned(),
+            )
+        })
+        .collect();
+    reviews.sort();
+    // Cloud's `updated_on` moves with every change; Data Center's snapshot time is the answer's
+    // (see `ApiPullRequest`), so there its activity time says whether something happened.
+    let newer = match pr.repository.key.flavour() {
+        Flavour::Cloud => pr.updated_on > stored.updated_on,
+        Flavour::DataCenter => pr.activity_on > stored.last_activity_on,
+    };
+    newer
+        || pr.state != PrState::Open
+        || pr.title != stored.title
+        || pr.author.key != stored.author
+        || pr.source_branch != stored.source_branch
+        || pr.source_commit != stored.source_commit
+        || pr.destination_branch != stored.destination_branch
+        || pr.draft != stored.draft
+        || pr.repository.full_name != stored.repository.full_name
+        || reviews != stored.reviews
+}
+
+/// The snapshot of a PR Bitbucket no longer has (404): the stored one, deleted, as of `now`.
+fn deleted(stored: &OpenPr, now: &Timestamp) -> PullRequest {
+    PullRequest {
+        repository: stored.repository.clone(),
+        number: stored.number,
+        title: stored.title.clone(),
+        author: User {
+            key: stored.author.clone(),
+            uuid: None,
+            account_id: None,
+            nickname: None,
+            username: None,
+            display_name: None,
+            email: None,
+        },
+        source_branch: stored.source_branch.clone(),
+        source_commit: stored.source_commit.clone(),
+        destination_branch: stored.destination_branch.clone(),
+        state: PrState::Deleted,
+        draft: stored.draft,
+        created_on: stored.created_on.clone(),
+        updated_on: now.clone().max(stored.updated_on.clone()),
+        activity_on: stored.last_activity_on.clone(),
+        url: stored.url.clone(),
+        participants: Vec::new(),
+    }
+}
+
+fn failure(sc: &SiteClient, repository: &str, err: &RestError) -> RepositoryReport {
+    failure_text(sc, repository, err.status, err.to_string())
+}
+
+fn failure_text(
+    sc: &SiteClient,
+    repository: &str,
+    status: Option<u16>,
+    error: String,
+) -> RepositoryReport {
+    RepositoryReport {
+        site: sc.site.name().to_owned(),
+        repository: repository.to_owned(),
+        ok: false,
+        first_pass: false,
+        open: 0,
+        updated: 0,
+        closed: 0,
+        builds: 0,
+        requests: 0,
+        http_status: status,
+        error: Some(error),
+    }
+}

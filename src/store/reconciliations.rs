@@ -1,0 +1,210 @@
+//! What reconciliation passes remember (`reconciled_repositories`, `reconciled_commits`) and the
+//! stored open pull requests a pass compares Bitbucket's answer with. The changes a pass finds go
+//! through the writer like any delivery; only this bookkeeping is written here.
+
+use std::collections::HashSet;
+
+use anyhow::Context;
+
+use super::Db;
+use crate::domain::{Repository, RepositoryKey, Timestamp, UserKey};
+
+/// A pull request stored as open, as a pass compares it with Bitbucket's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenPr {
+    /// Its repository as stored (key and current name).
+    pub repository: Repository,
+    /// The PR's number.
+    pub number: i64,
+    /// The stored title.
+    pub title: String,
+    /// Who opened it.
+    pub author: UserKey,
+    /// Source branch, source commit (as Bitbucket gave it) and target branch.
+    pub source_branch: Option<String>,
+    pub source_commit: Option<String>,
+    pub destination_branch: Option<String>,
+    /// Bitbucket's `draft`.
+    pub draft: bool,
+    /// When it was opened.
+    pub created_on: Timestamp,
+    /// The stored snapshot's time.
+    pub updated_on: Timestamp,
+    /// Latest activity seen.
+    pub last_activity_on: Timestamp,
+    /// Its web page.
+    pub url: Option<String>,
+    /// Everyone attached, as `(user_key, role, state)` in the database's spelling
+    /// (`REVIEWER`, `approved`...), sorted.
+    pub reviews: Vec<(String, String, String)>,
+}
+
+#[derive(sqlx::FromRow)]
+struct OpenPrRow {
+    repository_key: String,
+    full_name: String,
+    uuid: Option<String>,
+    repository_url: Option<String>,
+    number: i64,
+    title: String,
+    author: String,
+    source_branch: Option<String>,
+    source_commit: Option<String>,
+    destination_branch: Option<String>,
+    draft: bool,
+    created_on: String,
+    updated_on: String,
+    last_activity_on: String,
+    url: Option<String>,
+    reviews: String,
+}
+
+fn stored_time(text: &str) -> anyhow::Result<Timestamp> {
+    Timestamp::parse(text).map_err(|e| anyhow::anyhow!("stored time: {e}"))
+}
+
+/// The pull requests stored as open in the repository called `full_name` (any case) whose key
+/// starts with `key_prefix` (`cloud/`, or `datacenter/{server}/` for one Data Center site).
+pub async fn open_pull_requests(
+    db: &Db,
+    key_prefix: &str,
+    full_name: &str,
+) -> anyhow::Result<Vec<OpenPr>> {
+    let rows: Vec<OpenPrRow> = sqlx::query_as(
+        "SELECT r.repository_key, r.full_name, r.uuid, r.url AS repository_url, p.number,
+                p.title, p.author, p.source_branch, p.source_commit, p.destination_branch,
+                p.draft, p.created_on, p.updated_on, p.last_activity_on, p.url,
+                (SELECT json_group_array(json_array(v.user_key, v.role, v.state))
+                   FROM reviews v
+                  WHERE v.repository_key = p.repository_key AND v.number = p.number) AS reviews
+           FROM repositories r
+           JOIN pull_requests p ON p.repository_key = r.repository_key
+          WHERE r.full_name = ?1 COLLATE NOCASE
+            AND substr(r.repository_key, 1, length(?2)) = ?2
+            AND p.state = 'OPEN'
+          ORDER BY p.number",
+    )
+    .bind(full_name)
+    .bind(key_prefix)
+    .fetch_all(&db.pool)
+    .await
+    .with_context(|| format!("reading the open pull requests of {full_name}"))?;
+    rows.into_iter()
+        .map(|row| {
+            let mut reviews: Vec<(String, String, String)> =
+                serde_json::from_str(&row.reviews).context("stored reviews")?;
+            reviews.sort();
+            Ok(OpenPr {
+                repository: Repository {
+                    key: RepositoryKey::from_stored(row.repository_key),
+                    full_name: row.full_name,
+                    uuid: row.uuid,
+                    url: row.repository_url,
+                },
+                number: row.number,
+                title: row.title,
+                author: UserKey::from(row.author),
+                source_branch: row.source_branch,
+                source_commit: row.source_commit,
+                destination_branch: row.destination_branch,
+                draft: row.draft,
+                created_on: stored_time(&row.created_on)?,
+                updated_on: stored_time(&row.updated_on)?,
+                last_activity_on: stored_time(&row.last_activity_on)?,
+                url: row.url,
+                reviews,
+            })
+        })
+        .collect()
+}
+
+/// Whether a pass already went through `full_name` on `site`.
+pub async fn seen(db: &Db, site: &str, full_name: &str) -> anyhow::Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM reconciled_repositories WHERE site = ?1 AND full_name = ?2",
+    )
+    .bind(site)
+    .bind(full_name)
+    .fetch_optional(&db.pool)
+    .await
+    .context("reading reconciled repositories")?;
+    Ok(found.is_some())
+}
+
+/// Records a successful pass over `full_name` on `site` at `at`, which used `requests`.
+pub async fn record_pass(
+    db: &Db,
+    site: &str,
+    full_name: &str,
+    at: &Timestamp,
+    requests: u64,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO reconciled_repositories (site, full_name, first_pass_on, last_pass_on,
+                                              last_requests)
+         VALUES (?1, ?2, ?3, ?3, ?4)
+         ON CONFLICT (site, full_name) DO UPDATE SET
+             last_pass_on = excluded.last_pass_on, last_requests = excluded.last_requests",
+    )
+    .bind(site)
+    .bind(full_name)
+    .bind(at.as_str())
+    .bind(i64::try_from(requests).unwrap_or(i64::MAX))
+    .execute(&db.pool)
+    .await
+    .context("recording a reconciliation pass")?;
+    Ok(())
+}
+
+/// Of `hashes` (source commits of `repository`), those whose build statuses must be fetched: never
+/// fetched by a pass, or with a build still running (`INPROGRESS`) as stored.
+pub async fn commits_to_check(
+    db: &Db,
+    repository: &RepositoryKey,
+    hashes: &[&str],
+) -> anyhow::Result<HashSet<String>> {
+    if hashes.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let list = serde_json::to_string(hashes)?;
+    // Cloud PRs name 12-digit commits and statuses 40-digit ones, hence the prefix range.
+    let wanted: Vec<String> = sqlx::query_scalar(
+        "SELECT j.value FROM json_each(?2) j
+          WHERE NOT EXISTS (SELECT 1 FROM reconciled_commits c
+                             WHERE c.repository_key = ?1 AND c.commit_hash = j.value)
+             OR EXISTS (SELECT 1 FROM commit_statuses cs
+                         WHERE cs.commit_hash >= lower(j.value)
+                           AND cs.commit_hash < lower(j.value) || 'g'
+                           AND cs.state = 'INPROGRESS')",
+    )
+    .bind(repository.as_str())
+    .bind(list)
+    .fetch_all(&db.pool)
+    .await
+    .context("reading reconciled commits")?;
+    Ok(wanted.into_iter().collect())
+}
+
+/// Remembers that the build statuses of `hashes` were fetched at `at`.
+pub async fn mark_commits_checked(
+    db: &Db,
+    repository: &RepositoryKey,
+    hashes: &[&str],
+    at: &Timestamp,
+) -> anyhow::Result<()> {
+    if hashes.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO reconciled_commits (repository_key, commit_hash, checked_on)
+         SELECT ?1, value, ?3 FROM json_each(?2) WHERE true
+         ON CONFLICT (repository_key, commit_hash) DO UPDATE SET checked_on = excluded.checked_on",
+    )
+    .bind(repository.as_str())
+    .bind(serde_json::to_string(hashes)?)
+    .bind(at.as_str())
+    .execute(&db.pool)
+    .await
+    .context("recording reconciled commits")?;
+    Ok(())
+}

@@ -1,0 +1,931 @@
+//! Reconciliation over Bitbucket's REST API (issue 10), against fake Cloud and Data Center APIs:
+//! exact requests, rows and announcements.
+
+use pr_reminder::config::{
+    Credentials, RepositorySelector, SecretToken, Settings, SignaturePolicy, Site,
+};
+use pr_reminder::domain::Flavour;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{spawn_app_with, TestApp};
+
+const TOKEN: &str = "reconcile-token-0123456789abcdef-0123";
+const API_TOKEN: &str = "bitbucket-api-token";
+
+fn site(kind: Flavour, url: String, repositories: &[&str]) -> Site {
+    Site {
+        kind,
+        url: url.parse().unwrap(),
+        credentials: Credentials::Bearer(SecretToken(SecretString::from(API_TOKEN.to_owned()))),
+        repositories: repositories
+            .iter()
+            .map(|r| RepositorySelector::parse(r).unwrap())
+            .collect(),
+        poll_interval: None,
+    }
+}
+
+async fn app_with(sites: Vec<Site>) -> TestApp {
+    spawn_app_with(move |s: &mut Settings| {
+        s.bitbucket = sites;
+        s.sweep.token = Some(SecretToken(SecretString::from(TOKEN.to_owned())));
+    })
+    .await
+}
+
+/// `POST /reconcile`: (status, report).
+async fn reconcile(app: &TestApp) -> (u16, Value) {
+    let response = app
+        .client
+        .post(format!("{}/reconcile", app.address))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn requests(server: &MockServer) -> Vec<String> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| match r.url.query() {
+            Some(q) => format!("{} {}?{q}", r.method, r.url.path()),
+            None => format!("{} {}", r.method, r.url.path()),
+        })
+        .collect()
+}
+
+async fn rows(app: &TestApp) -> Vec<(i64, String, Option<String>)> {
+    sqlx::query_as("SELECT number, state, source_commit FROM pull_requests ORDER BY number")
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+}
+
+async fn announced(app: &TestApp) -> Vec<(i64, String)> {
+    sqlx::query_as(
+        "SELECT number, events FROM outbox WHERE kind = 'pull_request' ORDER BY number, id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+}
+
+// ---------- Bitbucket Cloud ----------
+
+fn cloud_pr(id: i64, commit: &str, updated: &str, participants: Value) -> Value {
+    json!({
+        "id": id, "title": format!("PR {id}"), "state": "OPEN",
+        "author": {"uuid": "{ann}", "display_name": "Ann"},
+        "source": {"branch": {"name": format!("feature-{id}")}, "commit": {"hash": commit}},
+        "destination": {"branch": {"name": "main"},
+                        "repository": {"full_name": "acme/api", "uuid": "{acme-api}"}},
+        "participants": participants,
+        "created_on": "2026-11-01T10:00:00+00:00", "updated_on": updated,
+        "links": {"html": {"href": format!("https://bitbucket.org/acme/api/pull-requests/{id}")}}
+    })
+}
+
+fn reviewer(uuid: &str, state: Value) -> Value {
+    json!({"user": {"uuid": uuid, "display_name": uuid}, "role": "REVIEWER",
+           "approved": state == "approved", "state": state,
+           "participated_on": "2026-11-02T10:00:00+00:00"})
+}
+
+async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Value>) {
+    Mock::given(method("GET"))
+        .and(path(format!("/2.0/repositories/{repo}/pullrequests")))
+        .and(query_param("state", "OPEN"))
+        .and(query_param("pagelen", "50"))
+        .and(query_param("fields", "+values.participants"))
+        .and(header(
+            "Authorization",
+            format!("Bearer {API_TOKEN}").as_str(),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"values": values, "pagelen": 50})),
+        )
+        .mount(server)
+        .await;
+}
+
+async fn cloud_statuses(server: &MockServer, repo: &str, hash: &str, values: Vec<Value>) {
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/2.0/repositories/{repo}/commit/{hash}/statuses"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"values": values})))
+        .mount(server)
+        .await;
+}
+
+fn cloud_status(hash: &str, state: &str) -> Value {
+    json!({"key": "ci", "state": state, "name": "CI", "url": "https://ci.example/1",
+           "updated_on": "2026-11-02T11:00:00+00:00", "commit": {"hash": hash}})
+}
+
+#[tokio::test]
+async fn cloud_backfill_from_a_real_list_answer_announces_nothing() {
+    let Some(dir) = crate::helpers::shared_fixtures() else {
+        return;
+    };
+    let list: Value = serde_json::from_slice(
+        &std::fs::read(dir.join(
+            "cloud-api/jenkinsci-bitbucket-branch-source/2.0-repositories-amuniz-test-repos-pullrequests_pagelen_50.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let server = MockServer::start().await;
+    let values = list["values"].as_array().unwrap().clone();
+    cloud_list(&server, "amuniz/test-repos", values).await;
+    for hash in [
+        "e6cd2efc892e",
+        "251fce291f08",
+        "a7235e1ff894",
+        "bf0e8b7962c0",
+    ] {
+        cloud_statuses(&server, "amuniz/test-repos", hash, vec![]).await;
+    }
+    cloud_statuses(
+        &server,
+        "amuniz/test-repos",
+        "046d9a3c1532",
+        vec![cloud_status(
+            "046d9a3c1532aaaabbbbccccddddeeeeffff0000",
+            "FAILED",
+        )],
+    )
+    .await;
+    let app = app_with(vec![site(
+        Flavour::Cloud,
+        format!("{}/2.0", server.uri()),
+        &["amuniz/test-repos"],
+    )])
+    .await;
+
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    let repo = &report["repositories"][0];
+    assert_eq!(
+        (
+            &repo["ok"],
+            &repo["first_pass"],
+            &repo["open"],
+            &repo["updated"],
+            &repo["builds"],
+            &repo["requests"]
+        ),
+        (
+            &json!(true),
+            &json!(true),
+            &json!(5),
+            &json!(5),
+            &json!(1),
+            &json!(6)
+        )
+    );
+    assert_eq!(
+        rows(&app).await,
+        vec![
+            (1, "OPEN".into(), Some("bf0e8b7962c0".into())),
+            (3, "OPEN".into(), Some("046d9a3c1532".into())),
+            (8, "OPEN".into(), Some("251fce291f08".into())),
+            (9, "OPEN".into(), Some("a7235e1ff894".into())),
+            (11, "OPEN".into(), Some("e6cd2efc892e".into())),
+        ]
+    );
+    let keys: Vec<String> = sqlx::query_scalar("SELECT DISTINCT repository_key FROM pull_requests")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(keys, vec!["cloud/{3deb8c29-778a-450c-8f69-3e50a18079df}"]);
+    let pending = app.pending().await;
+    let pr3 = pending.iter().find(|p| p.number == 3).unwrap();
+    assert_eq!(pr3.build_state.as_deref(), Some("FAILED"));
+    assert!(
+        announced(&app).await.is_empty(),
+        "a backfill announces nothing"
+    );
+}
+
+#[tokio::test]
+async fn cloud_pages_then_an_unchanged_pass_costs_its_list_pages_only() {
+    let server = MockServer::start().await;
+    let next = format!(
+        "{}/2.0/repositories/acme/api/pullrequests?state=OPEN&pagelen=50&page=2",
+        server.uri()
+    );
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme/api/pullrequests"))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [cloud_pr(2, "bbbbbbbbbbbb", "2026-11-02T10:00:00+00:00", json!([]))]
+        })))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme/api/pullrequests"))
+        .and(query_param("fields", "+values.participants"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [cloud_pr(1, "aaaaaaaaaaaa", "2026-11-02T10:00:00+00:00",
+                                json!([reviewer("{bob}", json!("approved"))]))],
+            "next": next
+        })))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    cloud_statuses(&server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
+    cloud_statuses(&server, "acme/api", "bbbbbbbbbbbb", vec![]).await;
+    let app = app_with(vec![site(
+        Flavour::Cloud,
+        format!("{}/2.0", server.uri()),
+        &["acme/api"],
+    )])
+    .await;
+
+    let (status, first) = reconcile(&app).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["repositories"][0]["open"], 2);
+    assert_eq!(
+        rows(&app).await,
+        vec![
+            (1, "OPEN".into(), Some("aaaaaaaaaaaa".into())),
+            (2, "OPEN".into(), Some("bbbbbbbbbbbb".into()))
+        ]
+    );
+    assert_eq!(
+        app.reviews("acme/api", 1).await,
+        vec![("{bob}".into(), "REVIEWER".into(), "approved".into())]
+    );
+    server.reset().await;
+    // The same answers again.
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme/api/pullrequests"))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [cloud_pr(2, "bbbbbbbbbbbb", "2026-11-02T10:00:00+00:00", json!([]))]
+        })))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme/api/pullrequests"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [cloud_pr(1, "aaaaaaaaaaaa", "2026-11-02T10:00:00+00:00",
+                                json!([reviewer("{bob}", json!("approved"))]))],
+            "next": next
+        })))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let (status, second) = reconcile(&app).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(
+        requests(&server).await,
+        vec![
+            "GET /2.0/repositories/acme/api/pullrequests?state=OPEN&pagelen=50&fields=%2Bvalues.participants".to_owned(),
+            "GET /2.0/repositories/acme/api/pullrequests?state=OPEN&pagelen=50&page=2".to_owned(),
+        ],
+        "an unchanged pass costs its list pages only"
+    );
+    let repo = &second["repositories"][0];
+    assert_eq!(
+        (
+            &repo["first_pass"],
+            &repo["updated"],
+            &repo["builds"],
+            &repo["requests"]
+        ),
+        (&json!(false), &json!(0), &json!(0), &json!(2))
+    );
+    assert_eq!(second["requests"], 2);
+    assert!(announced(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_failure() {
+    let server = MockServer::start().await;
+    cloud_list(
+        &server,
+        "acme/api",
+        vec![
+            cloud_pr(1, "aaaaaaaaaaaa", "2026-11-02T10:00:00+00:00", json!([])),
+            cloud_pr(
+                2,
+                "bbbbbbbbbbbb",
+                "2026-11-02T10:00:00+00:00",
+                json!([reviewer("{bob}", Value::Null)]),
+            ),
+            cloud_pr(
+                3,
+                "cccccccccccc",
+                "2026-11-02T10:00:00+00:00",
+                json!([reviewer("{bob}", Value::Null)]),
+            ),
+            cloud_pr(4, "dddddddddddd", "2026-11-02T10:00:00+00:00", json!([])),
+        ],
+    )
+    .await;
+    for hash in [
+        "aaaaaaaaaaaa",
+        "bbbbbbbbbbbb",
+        "cccccccccccc",
+        "dddddddddddd",
+    ] {
+        cloud_statuses(&server, "acme/api", hash, vec![]).await;
+    }
+    let app = app_with(vec![site(
+        Flavour::Cloud,
+        format!("{}/2.0", server.uri()),
+        &["acme/api"],
+    )])
+    .await;
+    assert_eq!(reconcile(&app).await.0, 200);
+    assert!(announced(&app).await.is_empty());
+
+    // Meanwhile: #1 merged, #2 approved, #3 needs work, #4 got a commit whose build failed; no
+    // delivery arrived.
+    server.reset().await;
+    cloud_list(
+        &server,
+        "acme/api",
+        vec![
+            cloud_pr(
+                2,
+                "bbbbbbbbbbbb",
+                "2026-11-03T10:00:00+00:00",
+                json!([reviewer("{bob}", json!("approved"))]),
+            ),
+            cloud_pr(
+                3,
+                "cccccccccccc",
+                "2026-11-03T10:00:00+00:00",
+                json!([reviewer("{bob}", json!("changes_requested"))]),
+            ),
+            cloud_pr(4, "eeeeeeeeeeee", "2026-11-03T10:00:00+00:00", json!([])),
+        ],
+    )
+    .await;
+    let mut merged = cloud_pr(1, "aaaaaaaaaaaa", "2026-11-03T09:00:00+00:00", json!([]));
+    merged["state"] = json!("MERGED");
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme/api/pullrequests/1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(merged))
+        .mount(&server)
+        .await;
+    cloud_statuses(
+        &server,
+        "acme/api",
+        "eeeeeeeeeeee",
+        vec![cloud_status(
+            "eeeeeeeeeeee0000111122223333444455556666",
+            "FAILED",
+        )],
+    )
+    .await;
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    let repo = &report["repositories"][0];
+    assert_eq!(
+        (
+            &repo["first_pass"],
+            &repo["updated"],
+            &repo["closed"],
+            &repo["builds"],
+            &repo["requests"]
+        ),
+        (&json!(false), &json!(3), &json!(1), &json!(1), &json!(3))
+    );
+    assert_eq!(
+        rows(&app).await,
+        vec![
+            (1, "MERGED".into(), Some("aaaaaaaaaaaa".into())),
+            (2, "OPEN".into(), Some("bbbbbbbbbbbb".into())),
+            (3, "OPEN".into(), Some("cccccccccccc".into())),
+            (4, "OPEN".into(), Some("eeeeeeeeeeee".into())),
+        ]
+    );
+    assert_eq!(
+        app.reviews("acme/api", 2).await,
+        vec![("{bob}".into(), "REVIEWER".into(), "approved".into())]
+    );
+    assert_eq!(
+        app.reviews("acme/api", 3).await,
+        vec![(
+            "{bob}".into(),
+            "REVIEWER".into(),
+            "changes_requested".into()
+        )]
+    );
+    // Later passes announce like webhooks would (merges are not announced by default).
+    assert_eq!(
+        announced(&app).await,
+        vec![
+            (2, "approvals".into()),
+            (3, "changes_requested".into()),
+            (4, "build_failed".into()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_and_a_401_leaves_state_untouched_while_others_go_on() {
+    let server = MockServer::start().await;
+    let pr = cloud_pr(1, "aaaaaaaaaaaa", "2026-11-02T10:00:00+00:00", json!([]));
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme/api/pullrequests"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    cloud_list(&server, "acme/api", vec![pr.clone()]).await;
+    cloud_statuses(&server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
+    let app = app_with(vec![site(
+        Flavour::Cloud,
+        format!("{}/2.0", server.uri()),
+        &["acme/api", "acme/web"],
+    )])
+    .await;
+    // acme/web: refused.
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme/web/pullrequests"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(
+                json!({"type": "error", "error": {"message": "Access token expired."}}),
+            ),
+        )
+        .mount(&server)
+        .await;
+    let started = std::time::Instant::now();
+    let (status, report) = reconcile(&app).await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+    assert_eq!(status, 502, "{report}");
+    assert_eq!(report["ok"], false);
+    let api = &report["repositories"][0];
+    assert_eq!(
+        (&api["repository"], &api["ok"], &api["requests"]),
+        (&json!("acme/api"), &json!(true), &json!(3))
+    );
+    let web = &report["repositories"][1];
+    assert_eq!(
+        (&web["repository"], &web["ok"], &web["http_status"]),
+        (&json!("acme/web"), &json!(false), &json!(401))
+    );
+    let error = web["error"].as_str().unwrap();
+    assert!(
+        error.contains("HTTP 401")
+            && error.contains("token")
+            && error.contains("Access token expired."),
+        "{error}"
+    );
+    assert!(!error.contains(API_TOKEN));
+    assert_eq!(
+        rows(&app).await,
+        vec![(1, "OPEN".into(), Some("aaaaaaaaaaaa".into()))]
+    );
+
+    // Now acme/api is refused too: what is stored stays as it was.
+    server.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    let before: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT number, state, updated_on FROM pull_requests")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 502);
+    assert_eq!(report["repositories"][0]["http_status"], 401);
+    let after: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT number, state, updated_on FROM pull_requests")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(before, after);
+    assert_eq!(requests(&server).await.len(), 2, "a 401 is not retried");
+}
+
+#[tokio::test]
+async fn a_webhook_newer_than_the_rest_snapshot_wins() {
+    let server = MockServer::start().await;
+    cloud_list(
+        &server,
+        "acme/api",
+        vec![cloud_pr(
+            1,
+            "aaaaaaaaaaaa",
+            "2026-11-02T10:00:00+00:00",
+            json!([reviewer("{bob}", Value::Null)]),
+        )],
+    )
+    .await;
+    cloud_statuses(&server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
+    let app = app_with(vec![site(
+        Flavour::Cloud,
+        format!("{}/2.0", server.uri()),
+        &["acme/api"],
+    )])
+    .await;
+    assert_eq!(reconcile(&app).await.0, 200);
+    // The approval arrives by webhook, newer than what the API still answers.
+    let mut approved = cloud_pr(
+        1,
+        "aaaaaaaaaaaa",
+        "2026-11-02T12:00:00+00:00",
+        json!([reviewer("{bob}", json!("approved"))]),
+    );
+    approved["reviewers"] = json!([]);
+    let body = json!({"pullrequest": approved,
+                      "repository": {"full_name": "acme/api", "uuid": "{acme-api}"}});
+    let answer = app
+        .deliver_json(
+            "pullrequest:approved",
+            &crate::helpers::uuid_like("d"),
+            &body,
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(reconcile(&app).await.0, 200);
+    assert_eq!(
+        app.reviews("acme/api", 1).await,
+        vec![("{bob}".into(), "REVIEWER".into(), "approved".into())]
+    );
+    let row = app.pull_request("acme/api", 1).await.unwrap();
+    assert_eq!(row.updated_on, "2026-11-02T12:00:00.000000Z");
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pull_requests")
+            .fetch_one(&app.db)
+            .await
+            .unwrap(),
+        1,
+        "seen by webhook and by REST, one PR"
+    );
+}
+
+// ---------- Bitbucket Data Center ----------
+
+fn dc_pr(server: &MockServer, id: i64, commit: &str, updated: i64, status: &str) -> Value {
+    json!({
+        "id": id, "title": format!("DC {id}"), "state": "OPEN", "draft": false,
+        "createdDate": 1_700_000_000_000i64, "updatedDate": updated,
+        "fromRef": {"displayId": "feature", "latestCommit": commit,
+                    "repository": {"id": 42, "slug": "api", "project": {"key": "PRJ"}}},
+        "toRef": {"displayId": "main",
+                  "repository": {"id": 42, "slug": "api", "project": {"key": "PRJ"},
+                                 "links": {"self": [{"href": format!("{}/projects/PRJ/repos/api/browse", server.uri())}]}}},
+        "author": {"user": {"id": 1, "name": "ann", "slug": "ann", "displayName": "Ann"},
+                   "role": "AUTHOR", "status": "UNAPPROVED"},
+        "reviewers": [{"user": {"id": 7, "name": "bob", "slug": "bob", "displayName": "Bob"},
+                       "role": "REVIEWER", "status": status}],
+        "participants": [],
+        "links": {"self": [{"href": format!("{}/projects/PRJ/repos/api/pull-requests/{id}", server.uri())}]}
+    })
+}
+
+async fn dc_pages(server: &MockServer, pages: Vec<Vec<Value>>) {
+    let n = pages.len();
+    for (i, values) in pages.into_iter().enumerate() {
+        let last = i + 1 == n;
+        let mut page =
+            json!({"values": values, "isLastPage": last, "start": i, "limit": 1, "size": 1});
+        if !last {
+            page["nextPageStart"] = json!(i + 1);
+        }
+        Mock::given(method("GET"))
+            .and(path("/rest/api/1.0/projects/PRJ/repos/api/pull-requests"))
+            .and(query_param("state", "OPEN"))
+            .and(query_param("start", i.to_string().as_str()))
+            .and(query_param("limit", "1000"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(page))
+            .mount(server)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn datacenter_backfill_follows_a_capped_limit_and_reads_builds_from_the_older_endpoint() {
+    let server = MockServer::start().await;
+    // The server caps `limit` at 1: one PR a page.
+    dc_pages(
+        &server,
+        vec![
+            vec![dc_pr(
+                &server,
+                1,
+                "AAAA1111",
+                1_700_000_100_000,
+                "NEEDS_WORK",
+            )],
+            vec![dc_pr(&server, 2, "bbbb2222", 1_700_000_100_000, "APPROVED")],
+        ],
+    )
+    .await;
+    // An older server: no /builds endpoint.
+    Mock::given(method("GET"))
+        .and(path(
+            "/rest/api/latest/projects/PRJ/repos/api/commits/aaaa1111/builds",
+        ))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/rest/build-status/1.0/commits/aaaa1111"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [{"key": "ci", "state": "FAILED", "name": "CI", "url": "https://ci/1",
+                        "dateAdded": 1_700_000_200_000i64}],
+            "isLastPage": true})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/rest/build-status/1.0/commits/bbbb2222"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"values": [], "isLastPage": true})),
+        )
+        .mount(&server)
+        .await;
+    let app = app_with(vec![site(Flavour::DataCenter, server.uri(), &["PRJ/api"])]).await;
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    let repo = &report["repositories"][0];
+    // 2 pages; both commits' builds asked at once, each at /builds (404) then at the older
+    // endpoint, which later passes use alone.
+    assert_eq!(
+        (
+            &repo["open"],
+            &repo["builds"],
+            &repo["requests"],
+            &repo["first_pass"]
+        ),
+        (&json!(2), &json!(1), &json!(6), &json!(true))
+    );
+    let host = server.uri().trim_start_matches("http://").to_owned();
+    let keys: Vec<String> = sqlx::query_scalar("SELECT DISTINCT repository_key FROM pull_requests")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(keys, vec![format!("datacenter/{host}/42")]);
+    assert_eq!(
+        rows(&app).await,
+        vec![
+            (1, "OPEN".into(), Some("aaaa1111".into())),
+            (2, "OPEN".into(), Some("bbbb2222".into()))
+        ]
+    );
+    assert_eq!(
+        app.reviews("PRJ/api", 1).await,
+        vec![(
+            format!("datacenter/{host}/user/7"),
+            "REVIEWER".into(),
+            "changes_requested".into()
+        )]
+    );
+    assert_eq!(
+        app.reviews("PRJ/api", 2).await,
+        vec![(
+            format!("datacenter/{host}/user/7"),
+            "REVIEWER".into(),
+            "approved".into()
+        )]
+    );
+    let pending = app.pending().await;
+    assert_eq!(
+        pending
+            .iter()
+            .find(|p| p.number == 1)
+            .unwrap()
+            .build_state
+            .as_deref(),
+        Some("FAILED")
+    );
+    assert!(announced(&app).await.is_empty());
+
+    // A webhook about the same PR (its links name the same server) is the same PR.
+    let body = json!({"eventKey": "pr:reviewer:approved", "date": "2099-01-01T00:00:00+0000",
+                      "participant": {"user": {"id": 7, "name": "bob", "slug": "bob", "displayName": "Bob"},
+                                      "role": "REVIEWER", "status": "APPROVED"},
+                      "pullRequest": dc_pr(&server, 1, "aaaa1111", 1_700_000_100_000, "APPROVED")});
+    let answer = app
+        .post(
+            &[
+                ("X-Event-Key", "pr:reviewer:approved"),
+                ("X-Request-Id", &crate::helpers::uuid_like("dc")),
+                (
+                    "X-Hub-Signature",
+                    &pr_reminder::signature::sign(
+                        crate::helpers::SECRET,
+                        body.to_string().as_bytes(),
+                    ),
+                ),
+            ],
+            body.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(rows(&app).await.len(), 2);
+
+    // Next pass: the approval given by webhook at a later time stays (the API's answer is older);
+    // #2 was declined meanwhile; a missed needs work on... nothing else changed.
+    server.reset().await;
+    dc_pages(
+        &server,
+        vec![vec![dc_pr(
+            &server,
+            1,
+            "aaaa1111",
+            1_700_000_100_000,
+            "NEEDS_WORK",
+        )]],
+    )
+    .await;
+    let mut declined = dc_pr(&server, 2, "bbbb2222", 1_700_000_300_000, "APPROVED");
+    declined["state"] = json!("DECLINED");
+    Mock::given(method("GET"))
+        .and(path("/rest/api/1.0/projects/PRJ/repos/api/pull-requests/2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(declined))
+        .mount(&server)
+        .await;
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["repositories"][0]["requests"], 2,
+        "list + the closed PR; builds known"
+    );
+    assert_eq!(
+        rows(&app).await,
+        vec![
+            (1, "OPEN".into(), Some("aaaa1111".into())),
+            (2, "DECLINED".into(), Some("bbbb2222".into()))
+        ]
+    );
+    assert_eq!(
+        app.reviews("PRJ/api", 1).await,
+        vec![(
+            format!("datacenter/{host}/user/7"),
+            "REVIEWER".into(),
+            "approved".into()
+        )],
+        "the newer webhook wins over the REST answer"
+    );
+    // Declines are not announced by default; the webhook's approval was.
+    assert_eq!(announced(&app).await, vec![(1, "approvals".into())]);
+}
+
+#[tokio::test]
+async fn datacenter_missed_needs_work_and_a_build_failure_seen_only_by_rest() {
+    let server = MockServer::start().await;
+    dc_pages(
+        &server,
+        vec![vec![dc_pr(
+            &server,
+            1,
+            "aaaa1111",
+            1_700_000_100_000,
+            "UNAPPROVED",
+        )]],
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path(
+            "/rest/api/latest/projects/PRJ/repos/api/commits/aaaa1111/builds",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [{"key": "ci", "state": "INPROGRESS", "name": "CI", "url": "https://ci/1",
+                        "createdDate": 1_700_000_200_000i64, "updatedDate": 1_700_000_200_000i64}],
+            "isLastPage": true})))
+        .mount(&server)
+        .await;
+    let app = app_with(vec![site(Flavour::DataCenter, server.uri(), &["PRJ/api"])]).await;
+    assert_eq!(reconcile(&app).await.0, 200);
+
+    server.reset().await;
+    dc_pages(
+        &server,
+        vec![vec![dc_pr(
+            &server,
+            1,
+            "aaaa1111",
+            1_700_000_100_000,
+            "NEEDS_WORK",
+        )]],
+    )
+    .await;
+    // The build was still running: asked again, and it failed.
+    Mock::given(method("GET"))
+        .and(path(
+            "/rest/api/latest/projects/PRJ/repos/api/commits/aaaa1111/builds",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [{"key": "ci", "state": "FAILED", "name": "CI", "url": "https://ci/1",
+                        "createdDate": 1_700_000_200_000i64, "updatedDate": 1_700_000_400_000i64}],
+            "isLastPage": true})))
+        .mount(&server)
+        .await;
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    let host = server.uri().trim_start_matches("http://").to_owned();
+    assert_eq!(
+        app.reviews("PRJ/api", 1).await,
+        vec![(
+            format!("datacenter/{host}/user/7"),
+            "REVIEWER".into(),
+            "changes_requested".into()
+        )]
+    );
+    assert_eq!(
+        app.pending().await[0].build_state.as_deref(),
+        Some("FAILED")
+    );
+    assert_eq!(
+        announced(&app).await,
+        vec![(1, "changes_requested,build_failed".into())]
+    );
+}
+
+// ---------- poll-only ----------
+
+#[tokio::test]
+async fn poll_only_starts_polls_and_refuses_deliveries() {
+    let server = MockServer::start().await;
+    cloud_list(
+        &server,
+        "acme/api",
+        vec![cloud_pr(
+            1,
+            "aaaaaaaaaaaa",
+            "2026-11-02T10:00:00+00:00",
+            json!([]),
+        )],
+    )
+    .await;
+    cloud_statuses(&server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
+    let mut polled = site(
+        Flavour::Cloud,
+        format!("{}/2.0", server.uri()),
+        &["acme/api"],
+    );
+    polled.poll_interval = Some(std::time::Duration::from_secs(3600));
+    let app = spawn_app_with(move |s: &mut Settings| {
+        s.signature = SignaturePolicy::PollOnly;
+        s.bitbucket = vec![polled];
+    })
+    .await;
+    for _ in 0..100 {
+        if !rows(&app).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        rows(&app).await,
+        vec![(1, "OPEN".into(), Some("aaaaaaaaaaaa".into()))]
+    );
+    let answer = app
+        .deliver_json("pullrequest:created", "poll-only-1", &json!({}))
+        .await;
+    assert_eq!(answer.status, 401);
+    let reason = answer.body["reason"].as_str().unwrap();
+    assert!(reason.contains("webhooks are not configured"), "{reason}");
+}
+
+#[tokio::test]
+async fn the_endpoint_is_guarded_like_sweep() {
+    let server = MockServer::start().await;
+    let app = app_with(vec![site(
+        Flavour::Cloud,
+        format!("{}/2.0", server.uri()),
+        &["acme/api"],
+    )])
+    .await;
+    let response = app
+        .client
+        .post(format!("{}/reconcile", app.address))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let response = app
+        .client
+        .post(format!("{}/reconcile?repository=other/repo", app.address))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert!(requests(&server).await.is_empty());
+}
