@@ -260,15 +260,7 @@ fn main() -> ExitCode {
                     print!("{}", report.to_text());
                 }
                 for r in report.repositories.iter().filter(|r| !r.ok) {
-                    eprintln!(
-                        "pr-reminder: {} {}: {}{}",
-                        r.site,
-                        r.repository,
-                        r.http_status
-                            .map(|s| format!("HTTP {s}: "))
-                            .unwrap_or_default(),
-                        r.error.as_deref().unwrap_or("failed")
-                    );
+                    eprintln!("pr-reminder: {} {}: {}", r.site, r.repository, r.failure());
                 }
                 *failed_ref = !report.ok;
                 Ok(())

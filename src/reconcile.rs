@@ -111,13 +111,10 @@ impl ReconcileReport {
                 ));
             } else {
                 out.push_str(&format!(
-                    "FAILED  {} {}: {}{}\n",
+                    "FAILED  {} {}: {}\n",
                     r.site,
                     r.repository,
-                    r.http_status
-                        .map(|s| format!("HTTP {s}: "))
-                        .unwrap_or_default(),
-                    r.error.as_deref().unwrap_or("failed"),
+                    r.failure()
                 ));
             }
         }
@@ -130,6 +127,23 @@ impl ReconcileReport {
             self.elapsed_ms
         ));
         out
+    }
+}
+
+impl RepositoryReport {
+    /// Why it failed, with the HTTP status when an answer came (`HTTP 401 from GET ...`); empty
+    /// when it went through.
+    pub fn failure(&self) -> String {
+        if self.ok {
+            return String::new();
+        }
+        let error = self.error.as_deref().unwrap_or("failed");
+        match self.http_status {
+            Some(status) if !error.starts_with(&format!("HTTP {status} ")) => {
+                format!("HTTP {status}: {error}")
+            }
+            _ => error.to_owned(),
+        }
     }
 }
 
@@ -208,11 +222,15 @@ impl Reconciler {
         let started = Instant::now();
         self.check(scope).map_err(anyhow::Error::msg)?;
         let mut repositories = Vec::new();
+        // Requests that listed `owner/*` repositories (a failed listing's are in its report).
+        let listing = Requests::default();
         for (i, site) in self.sites.iter().enumerate() {
             if !scope.site.map_or(true, |s| s == i) {
                 continue;
             }
-            let (targets, failed) = self.targets(site, scope.repository.as_deref()).await;
+            let (targets, failed) = self
+                .targets(site, scope.repository.as_deref(), &listing)
+                .await;
             repositories.extend(failed);
             let reports: Vec<RepositoryReport> = stream::iter(targets)
                 .map(|name| self.repository(site, name))
@@ -226,7 +244,7 @@ impl Reconciler {
         });
         let report = ReconcileReport {
             ok: repositories.iter().all(|r| r.ok),
-            requests: repositories.iter().map(|r| r.requests).sum(),
+            requests: repositories.iter().map(|r| r.requests).sum::<u64>() + listing.get(),
             elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             repositories,
         };
@@ -241,11 +259,12 @@ impl Reconciler {
     }
 
     /// The repositories of `site` to go through (`owner/*` listed), and a failed report for each
-    /// owner whose listing failed.
+    /// owner whose listing failed. The requests of successful listings are added to `listed`.
     async fn targets(
         &self,
         sc: &SiteClient,
         only: Option<&str>,
+        listed: &Requests,
     ) -> (Vec<String>, Vec<RepositoryReport>) {
         let mut names: Vec<String> = Vec::new();
         let mut failed = Vec::new();
@@ -264,7 +283,7 @@ impl Reconciler {
                 (Some(slug), None) => push(format!("{}/{slug}", selector.owner)),
                 (None, None) => {
                     let requests = Requests::default();
-                    let listed = match sc.site.kind {
+                    let listed_names = match sc.site.kind {
                         Flavour::Cloud => {
                             rest::cloud::workspace_repositories(&sc.api, &selector.owner, &requests)
                                 .await
@@ -278,8 +297,11 @@ impl Reconciler {
                             .await
                         }
                     };
-                    match listed {
-                        Ok(list) => list.into_iter().for_each(&mut push),
+                    match listed_names {
+                        Ok(list) => {
+                            listed.add(requests.get());
+                            list.into_iter().for_each(&mut push);
+                        }
                         Err(err) => {
                             tracing::warn!(site = sc.site.name(), repository = %selector, error = %err, "cannot list repositories");
                             failed.push(RepositoryReport {

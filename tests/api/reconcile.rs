@@ -929,3 +929,589 @@ async fn the_endpoint_is_guarded_like_sweep() {
     assert_eq!(response.status().as_u16(), 400);
     assert!(requests(&server).await.is_empty());
 }
+
+// ---------- failures, listings, credentials ----------
+
+#[tokio::test]
+async fn a_5xx_is_retried_then_reported_and_the_pass_changes_nothing() {
+    use pr_reminder::bitbucket::rest::RetryPolicy;
+
+    let server = MockServer::start().await;
+    cloud_list(
+        &server,
+        "acme/api",
+        vec![cloud_pr(
+            1,
+            "aaaaaaaaaaaa",
+            "2026-11-02T10:00:00+00:00",
+            json!([]),
+        )],
+    )
+    .await;
+    cloud_statuses(&server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
+    let app = app_with(vec![site(
+        Flavour::Cloud,
+        format!("{}/2.0", server.uri()),
+        &["acme/api"],
+    )])
+    .await;
+    assert_eq!(reconcile(&app).await.0, 200);
+
+    // #1 left the open list and #2 came; Bitbucket fails on #1 itself, every time.
+    server.reset().await;
+    cloud_list(
+        &server,
+        "acme/api",
+        vec![cloud_pr(
+            2,
+            "bbbbbbbbbbbb",
+            "2026-11-03T10:00:00+00:00",
+            json!([reviewer("{bob}", json!("approved"))]),
+        )],
+    )
+    .await;
+    cloud_statuses(
+        &server,
+        "acme/api",
+        "bbbbbbbbbbbb",
+        vec![cloud_status(
+            "bbbbbbbbbbbb0000111122223333444455556666",
+            "FAILED",
+        )],
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme/api/pullrequests/1"))
+        .respond_with(
+            ResponseTemplate::new(503)
+                .set_body_json(json!({"type": "error", "error": {"message": "Try again later"}})),
+        )
+        .mount(&server)
+        .await;
+    let tries = 1 + RetryPolicy::default().retries;
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 502, "{report}");
+    let repo = &report["repositories"][0];
+    assert_eq!(
+        (
+            &repo["ok"],
+            &repo["http_status"],
+            &repo["error"],
+            &repo["requests"]
+        ),
+        (
+            &json!(false),
+            &json!(503),
+            &json!("HTTP 503 from GET /2.0/repositories/acme/api/pullrequests/1: Try again later"),
+            &json!(2 + tries)
+        )
+    );
+    let asked = requests(&server).await;
+    assert_eq!(
+        asked
+            .iter()
+            .filter(|r| *r == "GET /2.0/repositories/acme/api/pullrequests/1")
+            .count(),
+        tries,
+        "a 5xx is tried {tries} times: {asked:?}"
+    );
+    // Nothing of the failed pass was stored: not #2, its review or its build, nor #1's closing.
+    assert_eq!(
+        rows(&app).await,
+        vec![(1, "OPEN".into(), Some("aaaaaaaaaaaa".into()))]
+    );
+    let builds: i64 = sqlx::query_scalar("SELECT count(*) FROM commit_statuses")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(builds, 0);
+    assert!(announced(&app).await.is_empty());
+
+    // Bitbucket answers again: the next pass does all of it, builds included (not marked fetched).
+    server.reset().await;
+    cloud_list(
+        &server,
+        "acme/api",
+        vec![cloud_pr(
+            2,
+            "bbbbbbbbbbbb",
+            "2026-11-03T10:00:00+00:00",
+            json!([reviewer("{bob}", json!("approved"))]),
+        )],
+    )
+    .await;
+    cloud_statuses(
+        &server,
+        "acme/api",
+        "bbbbbbbbbbbb",
+        vec![cloud_status(
+            "bbbbbbbbbbbb0000111122223333444455556666",
+            "FAILED",
+        )],
+    )
+    .await;
+    let mut merged = cloud_pr(1, "aaaaaaaaaaaa", "2026-11-03T09:00:00+00:00", json!([]));
+    merged["state"] = json!("MERGED");
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme/api/pullrequests/1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(merged))
+        .mount(&server)
+        .await;
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["requests"], 3);
+    assert_eq!(
+        rows(&app).await,
+        vec![
+            (1, "MERGED".into(), Some("aaaaaaaaaaaa".into())),
+            (2, "OPEN".into(), Some("bbbbbbbbbbbb".into()))
+        ]
+    );
+    assert_eq!(
+        announced(&app).await,
+        vec![(2, "opened,build_failed".into())]
+    );
+}
+
+#[tokio::test]
+async fn cloud_workspace_glob_lists_every_page_of_repositories() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme"))
+        .and(query_param("page", "2"))
+        .and(header(
+            "Authorization",
+            format!("Bearer {API_TOKEN}").as_str(),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [{"full_name": "acme/web", "uuid": "{acme-web}"}], "page": 2
+        })))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme"))
+        .and(query_param("pagelen", "100"))
+        .and(header(
+            "Authorization",
+            format!("Bearer {API_TOKEN}").as_str(),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [{"full_name": "acme/api", "uuid": "{acme-api}"}], "page": 1,
+            "next": format!("{}/2.0/repositories/acme?pagelen=100&page=2", server.uri())
+        })))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    cloud_list(
+        &server,
+        "acme/api",
+        vec![cloud_pr(
+            1,
+            "aaaaaaaaaaaa",
+            "2026-11-02T10:00:00+00:00",
+            json!([]),
+        )],
+    )
+    .await;
+    cloud_statuses(&server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
+    cloud_list(&server, "acme/web", vec![]).await;
+    let app = app_with(vec![site(
+        Flavour::Cloud,
+        format!("{}/2.0", server.uri()),
+        &["acme/*"],
+    )])
+    .await;
+
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    let mut asked = requests(&server).await;
+    asked.sort();
+    assert_eq!(
+        asked,
+        vec![
+            "GET /2.0/repositories/acme/api/commit/aaaaaaaaaaaa/statuses".to_owned(),
+            "GET /2.0/repositories/acme/api/pullrequests?state=OPEN&pagelen=50&fields=%2Bvalues.participants".to_owned(),
+            "GET /2.0/repositories/acme/web/pullrequests?state=OPEN&pagelen=50&fields=%2Bvalues.participants".to_owned(),
+            "GET /2.0/repositories/acme?pagelen=100".to_owned(),
+            "GET /2.0/repositories/acme?pagelen=100&page=2".to_owned(),
+        ]
+    );
+    let seen: Vec<(&Value, &Value, &Value, &Value)> = report["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (&r["repository"], &r["ok"], &r["open"], &r["requests"]))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (&json!("acme/api"), &json!(true), &json!(1), &json!(2)),
+            (&json!("acme/web"), &json!(true), &json!(0), &json!(1)),
+        ]
+    );
+    assert_eq!(
+        report["requests"], 5,
+        "the listing's requests count in the pass's total"
+    );
+    assert_eq!(
+        rows(&app).await,
+        vec![(1, "OPEN".into(), Some("aaaaaaaaaaaa".into()))]
+    );
+}
+
+#[tokio::test]
+async fn datacenter_project_glob_lists_every_page_and_reports_a_project_it_cannot_list() {
+    let server = MockServer::start().await;
+    for (start, values, last) in [
+        (
+            0,
+            json!([{"slug": "api", "project": {"key": "PRJ"}}]),
+            false,
+        ),
+        (1, json!([{"slug": "web", "project": {"key": "PRJ"}}]), true),
+    ] {
+        let mut page = json!({"values": values, "isLastPage": last, "start": start, "limit": 1});
+        if !last {
+            page["nextPageStart"] = json!(start + 1);
+        }
+        Mock::given(method("GET"))
+            .and(path("/rest/api/1.0/projects/PRJ/repos"))
+            .and(query_param("start", start.to_string().as_str()))
+            .and(query_param("limit", "1000"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(page))
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/rest/api/1.0/projects/GONE/repos"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "errors": [{"message": "Project GONE does not exist."}]
+        })))
+        .mount(&server)
+        .await;
+    for slug in ["api", "web"] {
+        Mock::given(method("GET"))
+            .and(path(format!(
+                "/rest/api/1.0/projects/PRJ/repos/{slug}/pull-requests"
+            )))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"values": [], "isLastPage": true, "start": 0})),
+            )
+            .mount(&server)
+            .await;
+    }
+    let app = app_with(vec![site(
+        Flavour::DataCenter,
+        server.uri(),
+        &["PRJ/*", "GONE/*"],
+    )])
+    .await;
+
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 502, "{report}");
+    let mut asked = requests(&server).await;
+    asked.sort();
+    assert_eq!(
+        asked,
+        vec![
+            "GET /rest/api/1.0/projects/GONE/repos?start=0&limit=1000".to_owned(),
+            "GET /rest/api/1.0/projects/PRJ/repos/api/pull-requests?state=OPEN&start=0&limit=1000"
+                .to_owned(),
+            "GET /rest/api/1.0/projects/PRJ/repos/web/pull-requests?state=OPEN&start=0&limit=1000"
+                .to_owned(),
+            "GET /rest/api/1.0/projects/PRJ/repos?start=0&limit=1000".to_owned(),
+            "GET /rest/api/1.0/projects/PRJ/repos?start=1&limit=1000".to_owned(),
+        ]
+    );
+    let site_name = server.uri();
+    assert_eq!(
+        report["repositories"][0],
+        json!({"site": site_name, "repository": "GONE/*", "ok": false, "first_pass": false,
+               "open": 0, "updated": 0, "closed": 0, "builds": 0, "requests": 1,
+               "http_status": 404,
+               "error": "HTTP 404 from GET /rest/api/1.0/projects/GONE/repos (no such repository, \
+                         or the token cannot see it): Project GONE does not exist."})
+    );
+    let others: Vec<(&Value, &Value, &Value)> = report["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|r| (&r["repository"], &r["ok"], &r["requests"]))
+        .collect();
+    assert_eq!(
+        others,
+        vec![
+            (&json!("PRJ/api"), &json!(true), &json!(1)),
+            (&json!("PRJ/web"), &json!(true), &json!(1)),
+        ]
+    );
+    assert_eq!(report["requests"], 5);
+}
+
+#[tokio::test]
+async fn a_username_sends_http_basic_with_the_token() {
+    let server = MockServer::start().await;
+    cloud_statuses(&server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme/api/pullrequests"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [cloud_pr(1, "aaaaaaaaaaaa", "2026-11-02T10:00:00+00:00", json!([]))]
+        })))
+        .mount(&server)
+        .await;
+    let mut basic = site(
+        Flavour::Cloud,
+        format!("{}/2.0", server.uri()),
+        &["acme/api"],
+    );
+    basic.credentials = Credentials::Basic {
+        username: "me@example.com".into(),
+        token: SecretToken(SecretString::from(API_TOKEN.to_owned())),
+    };
+    let app = app_with(vec![basic]).await;
+
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    let sent: Vec<(String, Option<String>)> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.url.path().to_owned(),
+                r.headers
+                    .get("authorization")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+            )
+        })
+        .collect();
+    // base64("me@example.com:bitbucket-api-token")
+    let expected = Some("Basic bWVAZXhhbXBsZS5jb206Yml0YnVja2V0LWFwaS10b2tlbg==".to_owned());
+    assert_eq!(
+        sent,
+        vec![
+            (
+                "/2.0/repositories/acme/api/pullrequests".to_owned(),
+                expected.clone()
+            ),
+            (
+                "/2.0/repositories/acme/api/commit/aaaaaaaaaaaa/statuses".to_owned(),
+                expected
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn datacenter_a_pr_gone_from_the_list_that_answers_404_is_closed_as_deleted() {
+    let server = MockServer::start().await;
+    dc_pages(
+        &server,
+        vec![vec![
+            dc_pr(&server, 1, "aaaa1111", 1_700_000_100_000, "UNAPPROVED"),
+            dc_pr(&server, 2, "bbbb2222", 1_700_000_100_000, "UNAPPROVED"),
+        ]],
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex(
+            r"^/rest/api/latest/projects/PRJ/repos/api/commits/[0-9a-f]+/builds$",
+        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"values": [], "isLastPage": true})),
+        )
+        .mount(&server)
+        .await;
+    let app = app_with(vec![site(Flavour::DataCenter, server.uri(), &["PRJ/api"])]).await;
+    assert_eq!(reconcile(&app).await.0, 200);
+
+    server.reset().await;
+    dc_pages(
+        &server,
+        vec![vec![dc_pr(
+            &server,
+            1,
+            "aaaa1111",
+            1_700_000_100_000,
+            "UNAPPROVED",
+        )]],
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/1.0/projects/PRJ/repos/api/pull-requests/2"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "errors": [{"message": "Pull request 2 does not exist in PRJ/api."}]
+        })))
+        .mount(&server)
+        .await;
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    let repo = &report["repositories"][0];
+    assert_eq!(
+        (
+            &repo["ok"],
+            &repo["open"],
+            &repo["updated"],
+            &repo["closed"],
+            &repo["requests"]
+        ),
+        (&json!(true), &json!(1), &json!(0), &json!(1), &json!(2))
+    );
+    assert_eq!(
+        requests(&server).await,
+        vec![
+            "GET /rest/api/1.0/projects/PRJ/repos/api/pull-requests?state=OPEN&start=0&limit=1000"
+                .to_owned(),
+            "GET /rest/api/1.0/projects/PRJ/repos/api/pull-requests/2".to_owned(),
+        ]
+    );
+    assert_eq!(
+        rows(&app).await,
+        vec![
+            (1, "OPEN".into(), Some("aaaa1111".into())),
+            (2, "DELETED".into(), Some("bbbb2222".into()))
+        ]
+    );
+    assert_eq!(
+        app.pending()
+            .await
+            .iter()
+            .map(|p| p.number)
+            .collect::<Vec<_>>(),
+        vec![1],
+        "a deleted PR no longer waits for review"
+    );
+}
+
+// ---------- pr-reminder reconcile (the binary) ----------
+
+/// `pr-reminder reconcile ARGS` with the single-site variables for `url` (Cloud), a database in
+/// `dir`, and nothing else from the caller's environment: (exit code, stdout, stderr).
+async fn cli_reconcile(dir: &std::path::Path, url: &str, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pr-reminder"));
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PR_REMINDER_DATABASE", dir.join("state.db"))
+        .env("PR_REMINDER_BITBUCKET_KIND", "cloud")
+        .env("PR_REMINDER_BITBUCKET_URL", url)
+        .env("PR_REMINDER_BITBUCKET_TOKEN", API_TOKEN)
+        .env("PR_REMINDER_BITBUCKET_REPOSITORIES", "acme/api, acme/web")
+        .arg("reconcile")
+        .args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_exits_0_when_every_repository_went_through_and_1_naming_the_failure() {
+    let server = MockServer::start().await;
+    cloud_list(
+        &server,
+        "acme/api",
+        vec![cloud_pr(
+            1,
+            "aaaaaaaaaaaa",
+            "2026-11-02T10:00:00+00:00",
+            json!([]),
+        )],
+    )
+    .await;
+    cloud_statuses(
+        &server,
+        "acme/api",
+        "aaaaaaaaaaaa",
+        vec![cloud_status(
+            "aaaaaaaaaaaa0000111122223333444455556666",
+            "SUCCESSFUL",
+        )],
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme/web/pullrequests"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "type": "error",
+            "error": {"message": "Your credentials lack one or more required privilege scopes."}
+        })))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}/2.0", server.uri());
+    let failure = "HTTP 403 from GET /2.0/repositories/acme/web/pullrequests (the token lacks \
+                   read access to pull requests and repositories): Your credentials lack one or \
+                   more required privilege scopes.";
+
+    // One repository, which goes through: exit 0.
+    let (code, stdout, stderr) =
+        cli_reconcile(dir.path(), &url, &["--repository", "acme/api"]).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "ok      {url} acme/api: 1 open, 1 updated, 0 closed, 1 builds, 2 requests \
+             (first pass: nothing announced)"
+        )
+    );
+    assert!(
+        lines[1].starts_with("1 repositories, 0 failed, 2 requests, ") && lines[1].ends_with(" ms"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("pr-reminder:"), "{stderr}");
+
+    // Both, as JSON: acme/web is refused, exit 1, named on standard error.
+    let (code, stdout, stderr) = cli_reconcile(dir.path(), &url, &["--json"]).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let mut report: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(report["elapsed_ms"].is_u64(), "{report}");
+    report["elapsed_ms"] = json!(0);
+    assert_eq!(
+        report,
+        json!({
+            "ok": false, "requests": 2, "elapsed_ms": 0,
+            "repositories": [
+                {"site": url, "repository": "acme/api", "ok": true, "first_pass": false,
+                 "open": 1, "updated": 0, "closed": 0, "builds": 0, "requests": 1},
+                {"site": url, "repository": "acme/web", "ok": false, "first_pass": false,
+                 "open": 0, "updated": 0, "closed": 0, "builds": 0, "requests": 1,
+                 "http_status": 403, "error": failure}
+            ]
+        })
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l == format!("pr-reminder: {url} acme/web: {failure}")),
+        "{stderr}"
+    );
+
+    // As text: the failed line names site, repository and status.
+    let (code, stdout, stderr) = cli_reconcile(dir.path(), &url, &[]).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[..2],
+        [
+            format!("ok      {url} acme/api: 1 open, 0 updated, 0 closed, 0 builds, 1 requests"),
+            format!("FAILED  {url} acme/web: {failure}"),
+        ]
+    );
+    assert!(
+        lines[2].starts_with("2 repositories, 1 failed, 2 requests, "),
+        "{stdout}"
+    );
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains(API_TOKEN), "the token leaked: {text}");
+    }
+}

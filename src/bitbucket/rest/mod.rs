@@ -132,6 +132,11 @@ impl Requests {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// Counts `n` more (sent under another count).
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 /// An answer: its body and when the server sent it (its `Date`, else our clock).
