@@ -9,6 +9,7 @@ pub mod bitbucket;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod http;
 pub mod jobs;
 pub mod notify;
 pub mod reconcile;

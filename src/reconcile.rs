@@ -186,7 +186,7 @@ impl Reconciler {
             .iter()
             .map(|site| {
                 Ok(SiteClient {
-                    api: Api::new(site, retry)?,
+                    api: Api::new(site, retry, clock.clone())?,
                     site: site.clone(),
                     builds: BuildEndpoint::default(),
                 })
@@ -577,15 +577,7 @@ fn deleted(stored: &OpenPr, now: &Timestamp) -> PullRequest {
         repository: stored.repository.clone(),
         number: stored.number,
         title: stored.title.clone(),
-        author: User {
-            key: stored.author.clone(),
-            uuid: None,
-            account_id: None,
-            nickname: None,
-            username: None,
-            display_name: None,
-            email: None,
-        },
+        author: User::keyed(stored.author.clone()),
         source_branch: stored.source_branch.clone(),
         source_commit: stored.source_commit.clone(),
         destination_branch: stored.destination_branch.clone(),

@@ -315,7 +315,7 @@ pub(super) fn render(sites: &[Site]) -> String {
         };
         out.push_str(&format!(
             "\n[[bitbucket]]\nkind = \"{}\"\nurl = \"{}\"\ntoken = \"[redacted]\" # sent as {}\n\
-             {}\nrepositories = {:?}\npoll_interval_minutes = {}\n",
+             {}\nrepositories = {:?}\n{}\n",
             site.kind.as_str(),
             site.name(),
             auth,
@@ -324,10 +324,10 @@ pub(super) fn render(sites: &[Site]) -> String {
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>(),
-            site.poll_interval
-                .map_or("\"\" # not set: reconcile on demand only".to_owned(), |d| {
-                    (d.as_secs_f64() / 60.0).to_string()
-                }),
+            site.poll_interval.map_or(
+                "# poll_interval_minutes: not set (reconcile on demand only)".to_owned(),
+                |d| format!("poll_interval_minutes = {}", d.as_secs_f64() / 60.0)
+            ),
         ));
     }
     out
@@ -377,6 +377,13 @@ mod tests {
         let shown = format!("{}\n{settings:?}", settings.render());
         assert!(!shown.contains("s3cret-token-value"), "{shown}");
         assert!(shown.contains("token = \"[redacted]\""), "{shown}");
+        assert_eq!(
+            render(&settings.bitbucket),
+            "\n[[bitbucket]]\nkind = \"cloud\"\nurl = \"https://api.bitbucket.org/2.0\"\n\
+             token = \"[redacted]\" # sent as Bearer\n# username: not set\n\
+             repositories = [\"acme/api\", \"acme/*\"]\n\
+             # poll_interval_minutes: not set (reconcile on demand only)\n"
+        );
 
         let dc = load(&[
             ("PR_REMINDER_BITBUCKET_KIND", "datacenter"),

@@ -126,6 +126,22 @@ pub struct User {
     pub email: Option<String>,
 }
 
+impl User {
+    /// A user known by its key alone (every name unknown): stored names are kept, as the
+    /// writer only fills in names a snapshot carries.
+    pub fn keyed(key: UserKey) -> User {
+        User {
+            key,
+            uuid: None,
+            account_id: None,
+            nickname: None,
+            username: None,
+            display_name: None,
+            email: None,
+        }
+    }
+}
+
 /// A pull request's state as Bitbucket reports it (`OPEN`, `MERGED`, `DECLINED`, `SUPERSEDED`),
 /// plus `DELETED` for Data Center's `pr:deleted`; stored in `pull_requests.state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -312,15 +312,7 @@ mod tests {
     use crate::domain::{Participant, Repository, Role, Timestamp, User};
 
     fn user(key: &str) -> User {
-        User {
-            key: key.into(),
-            uuid: None,
-            account_id: None,
-            nickname: None,
-            username: None,
-            display_name: None,
-            email: None,
-        }
+        User::keyed(key.into())
     }
 
     fn snapshot(

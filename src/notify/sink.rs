@@ -166,22 +166,12 @@ pub async fn ping_mentions(
     post(request.json(&body)).await
 }
 
-/// What went wrong before any answer, for `last_error`. reqwest's own text is only "error sending
-/// request"; the cause (timeout, refused connection, DNS) is further down its source chain.
-/// reqwest's errors name the URL, and the URL holds the token: it is removed first.
+/// What went wrong before any answer, for `last_error` (the cause, never the URL and its token).
 fn transport_error(err: reqwest::Error) -> String {
     if err.is_timeout() {
         return "timed out waiting for the chat server".into();
     }
-    let err = err.without_url();
-    let mut reason = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        reason.push_str(": ");
-        reason.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    reason
+    crate::http::transport_error(err)
 }
 
 /// How long the server asked us to wait: `Retry-After` as seconds or as an HTTP date (RFC 9110

@@ -173,7 +173,8 @@ pub async fn commits_to_check(
           WHERE NOT EXISTS (SELECT 1 FROM reconciled_commits c
                              WHERE c.repository_key = ?1 AND c.commit_hash = j.value)
              OR EXISTS (SELECT 1 FROM commit_statuses cs
-                         WHERE cs.commit_hash >= lower(j.value)
+                         WHERE cs.repository_key = ?1
+                           AND cs.commit_hash >= lower(j.value)
                            AND cs.commit_hash < lower(j.value) || 'g'
                            AND cs.state = 'INPROGRESS')",
     )

@@ -74,3 +74,35 @@ async fn a_route_without_builds_hears_no_build() {
     assert_eq!(s.read.builds().await.len(), 1);
     assert_eq!(queued(&s).await, vec![]);
 }
+
+/// A reconciliation pass fetches a commit's statuses again only while a build of *that*
+/// repository's commit is still running: the same hash running elsewhere (a fork, a mirror)
+/// costs no request here.
+#[tokio::test]
+async fn a_running_build_in_another_repository_does_not_ask_for_a_refetch() {
+    use pr_reminder::store::reconciliations::{commits_to_check, mark_commits_checked};
+    let s = Store::start(&[route(&["acme/*"], "team", Announce::default())]).await;
+    let (api, fork) = (repo("{r-1}", "acme/api"), repo("{r-2}", "acme/api-fork"));
+    for r in [&api, &fork] {
+        let backfill = Submission::reconciliation(pr_change(&pr(r, 1, at(1))), false);
+        assert_eq!(s.submit(backfill).await, Committed);
+    }
+    let running = status(&fork, &full_hash(), BuildState::InProgress, at(2));
+    let delivery = Submission::delivery(processed("s-1", status_change(&running)));
+    assert_eq!(s.submit(delivery).await, Committed);
+    for r in [&api, &fork] {
+        mark_commits_checked(&s.db, &r.key, &[SOURCE_COMMIT], &at(3))
+            .await
+            .unwrap();
+    }
+    let wanted = |r: &pr_reminder::domain::Repository| {
+        let key = r.key.clone();
+        let db = s.db.clone();
+        async move { commits_to_check(&db, &key, &[SOURCE_COMMIT]).await.unwrap() }
+    };
+    assert!(wanted(&api).await.is_empty(), "nothing runs in acme/api");
+    assert_eq!(
+        wanted(&fork).await,
+        [SOURCE_COMMIT.to_owned()].into_iter().collect()
+    );
+}

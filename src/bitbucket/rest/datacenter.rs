@@ -109,7 +109,7 @@ pub async fn open_pull_requests(
     ]);
     url.query_pairs_mut().append_pair("state", "OPEN");
     let (items, at) = pages::<ApiPullRequest>(api, &url, requests).await?;
-    let at = at.unwrap_or_else(Timestamp::now);
+    let at = at.unwrap_or_else(|| api.now());
     items
         .into_iter()
         .map(|pr| {
@@ -207,7 +207,7 @@ pub async fn commit_statuses(
             Err(err) => return Err(err),
         },
     };
-    let at = at.unwrap_or_else(Timestamp::now);
+    let at = at.unwrap_or_else(|| api.now());
     let mut out = Vec::with_capacity(builds.len());
     for build in builds {
         let state = match build.state.as_str() {

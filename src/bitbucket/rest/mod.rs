@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
 use super::{from_slice, PayloadError};
+use crate::clock::Clock;
 use crate::config::{Credentials, Site};
 use crate::domain::Timestamp;
 
@@ -143,7 +144,7 @@ impl Requests {
 pub struct Answer<T> {
     /// The parsed body.
     pub body: T,
-    /// The server's `Date` header (Bitbucket's clock), else when it arrived.
+    /// The server's `Date` header (Bitbucket's clock), else when it arrived (the service's).
     pub at: Timestamp,
 }
 
@@ -155,11 +156,12 @@ pub struct Api {
     credentials: Credentials,
     permits: Arc<Semaphore>,
     retry: RetryPolicy,
+    clock: Clock,
 }
 
 impl Api {
-    /// A client for `site` with `retry`.
-    pub fn new(site: &Site, retry: RetryPolicy) -> anyhow::Result<Self> {
+    /// A client for `site` with `retry`; `clock` dates an answer that carries no `Date`.
+    pub fn new(site: &Site, retry: RetryPolicy, clock: Clock) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("pr-reminder/", env!("CARGO_PKG_VERSION")))
@@ -172,7 +174,13 @@ impl Api {
             credentials: site.credentials.clone(),
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             retry,
+            clock,
         })
+    }
+
+    /// Now, by the service's clock (for answers without a `Date` header).
+    pub fn now(&self) -> Timestamp {
+        self.clock.timestamp()
     }
 
     /// `{base}/{segments...}` with each segment percent-encoded.
@@ -261,17 +269,20 @@ impl Api {
             // reqwest's message names the URL, which holds no secret (the token is a header).
             error: RestError {
                 status: None,
-                message: format!("GET {path}: {}", e.without_url()),
+                message: format!("GET {path}: {}", crate::http::transport_error(e)),
             },
             retry_after: None,
         })?;
         let status = response.status();
         let headers = response.headers().clone();
-        let at = server_date(&headers).unwrap_or_else(Timestamp::now);
+        let at = server_date(&headers).unwrap_or_else(|| self.now());
         let body = response.bytes().await.map_err(|e| Try {
             error: RestError {
                 status: Some(status.as_u16()),
-                message: format!("GET {path}: reading the answer: {}", e.without_url()),
+                message: format!(
+                    "GET {path}: reading the answer: {}",
+                    crate::http::transport_error(e)
+                ),
             },
             retry_after: None,
         })?;
