@@ -74,6 +74,7 @@ def release_binary(build: bool = True) -> str:
     that binary."""
     given = os.environ.get("PR_REMINDER_BIN")
     if given:
+        given = os.path.abspath(given)  # the server runs in its own temporary folder
         if not os.access(given, os.X_OK):
             sys.exit(f"PR_REMINDER_BIN={given} is not an executable")
         return given
@@ -194,9 +195,11 @@ class FakeChat:
     `ok_status` (204; 202 on a Teams path), and records `(t, path, status, body)` for every
     request, in order of arrival."""
 
-    def __init__(self, refuse=None, retry_after: int | None = None):
+    def __init__(self, refuse=None, retry_after: int | None = None, refusal_headers=None):
         self.refuse = refuse or (lambda t: None)
         self.retry_after = retry_after
+        # More headers for a 429/503 answer, e.g. HipChat's `X-Ratelimit-Reset`.
+        self.refusal_headers = refusal_headers or (lambda: {})
         self.log: list[tuple[float, str, int, bytes]] = []
         self.lock = threading.Lock()
         self.started = time.monotonic()
@@ -212,8 +215,11 @@ class FakeChat:
                 if status is None:
                     status = 202 if "/teams" in self.path else 204
                 self.send_response(status)
-                if status in (429, 503) and fake.retry_after is not None:
-                    self.send_header("Retry-After", str(fake.retry_after))
+                if status in (429, 503):
+                    if fake.retry_after is not None:
+                        self.send_header("Retry-After", str(fake.retry_after))
+                    for name, value in fake.refusal_headers().items():
+                        self.send_header(name, value)
                 if status == 202 or status >= 400:
                     self.send_header("Content-Length", "2")
                     self.end_headers()
