@@ -129,6 +129,15 @@ class Server:
         self.env.update(env)
         self.process: subprocess.Popen | None = None
         self.starts = 0
+        Server.instances.append(self)
+
+    # Every server made, so that a caller can make sure none outlives it (`kill_all`).
+    instances: list["Server"] = []
+
+    @classmethod
+    def kill_all(cls):
+        for server in cls.instances:
+            server.kill()
 
     def args(self, *command: str) -> list[str]:
         config = ["--config", self.config] if self.config else []
