@@ -223,6 +223,14 @@ class FakeChat:
                 status = fake.refuse(now)
                 if status is None:
                     status = 202 if "/teams" in self.path else 204
+                try:
+                    self._answer(status)
+                except OSError:
+                    pass  # the client is gone (a SIGKILLed server): the attempt still counts
+                with fake.lock:
+                    fake.log.append((now, self.path, status, body))
+
+            def _answer(self, status: int):
                 self.send_response(status)
                 if status in (429, 503):
                     if fake.retry_after is not None:
@@ -236,8 +244,6 @@ class FakeChat:
                 else:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
-                with fake.lock:
-                    fake.log.append((now, self.path, status, body))
 
             def log_message(self, *args):
                 pass

@@ -301,6 +301,7 @@ def scenario_crash(binary: str, tmp: str, p: dict) -> Result:
     never = prs - announced
     times = [t for t, _p, _b in delivered]
     window = max((sum(1 for u in times if t <= u < t + 60) for t in times), default=0)
+    gaps = [b - a for a, b in zip(times, times[1:])]
     after = [t for t in times if t >= outage]
     first_after = (after[0] - outage) if after else None
     last_msg = (times[-1] - outage) if times else None
@@ -321,6 +322,9 @@ def scenario_crash(binary: str, tmp: str, p: dict) -> Result:
            f"time from recovery to first message {secs(first_after)}, to the last message "
            f"{secs(last_msg)}, to an empty outbox "
            f"{secs(None if empty_at is None else empty_at - outage)}")
+    r.line(f"gap between two accepted messages: min {secs(min(gaps, default=None))}, median "
+           f"{secs(bl.percentile(gaps, 50))} (the room's rate allows one every "
+           f"{60 / HIPCHAT_RATE:.0f} s)")
     settings = "defaults" if p["coalesce"] is None else \
         f"coalesce_seconds={p['coalesce']}, retry_max_seconds={p['retry_max']}"
     r.line(f"notify settings: {settings}; the room's rate: {HIPCHAT_RATE}/min (HipChat default)")
