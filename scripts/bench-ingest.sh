@@ -31,6 +31,7 @@
 #                             filesystem matters, fsync is the cost being measured)
 #   KEEP_TMP=1                keep the temporary folder (database, logs, payloads) afterwards
 #   PR_REMINDER_SYNCHRONOUS   passed through to the server (default there: full)
+#   PR_REMINDER_BIN=<file>    use this binary instead of building target/release/pr-reminder
 #
 # Exit status: 0 all good; 1 a non-2xx, a socket error, a lost delivery or a dead server;
 # 2 the benchmark could not be set up.
@@ -87,9 +88,17 @@ if ! command -v wrk >/dev/null; then
     command -v wrk >/dev/null || die "wrk could not be installed"
 fi
 
-say "building the release binary"
-cargo build --release
-BIN="$REPO_ROOT/target/release/pr-reminder"
+# PR_REMINDER_BIN when given (as scripts/proof.py), else the release build (CARGO_TARGET_DIR
+# honoured).
+if [ -n "${PR_REMINDER_BIN:-}" ]; then
+    BIN="$PR_REMINDER_BIN"
+else
+    say "building the release binary"
+    cargo build --release
+    TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
+    case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$REPO_ROOT/$TARGET_DIR" ;; esac
+    BIN="$TARGET_DIR/release/pr-reminder"
+fi
 [ -x "$BIN" ] || die "no binary at $BIN after the build"
 
 # --- temporary workspace and the server's lifetime ---------------------------------------------

@@ -9,11 +9,11 @@ how long the queue took to drain, and whether every PR got exactly one delivered
 
     cargo build --release && python3 scripts/dispatch-storm.py [--prs 20] [--storm 20]
 
+The binary is PR_REMINDER_BIN, else target/release/pr-reminder (CARGO_TARGET_DIR honoured).
+
 Only loopback is used; the run ends by itself (at most --deadline seconds).
 """
 import argparse
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -24,10 +24,11 @@ import tempfile
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402  (fake chat server, signing, the binary)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "pr-reminder")
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "cloud", "pullrequest_created.json")
 SECRET = "storm-secret"
 
@@ -40,44 +41,25 @@ def main():
     ap.add_argument("--rate", type=int, default=30, help="room_rate_per_minute")
     ap.add_argument("--deadline", type=float, default=240.0)
     args = ap.parse_args()
-    if not os.path.exists(BIN):
-        sys.exit("build first: cargo build --release")
+    binary = bl.release_binary(build=False)
 
-    log = []  # (time, status, json body)
-    started = time.monotonic()
-
-    class Fake(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            now = time.monotonic()
-            if now - started < args.storm:
-                self.send_response(429)
-                self.send_header("Retry-After", str(args.retry_after))
-                self.send_header("X-Ratelimit-Reset", str(int(time.time()) + args.retry_after))
-                status = 429
-            else:
-                self.send_response(204)
-                status = 204
-            self.end_headers()
-            log.append((now - started, status, json.loads(body or b"{}")))
-
-        def log_message(self, *a):
-            pass
-
-    fake = ThreadingHTTPServer(("127.0.0.1", 0), Fake)
-    threading.Thread(target=fake.serve_forever, daemon=True).start()
+    fake = bl.FakeChat(lambda t: 429 if t < args.storm else None,
+                       retry_after=args.retry_after,
+                       refusal_headers=lambda: {
+                           "X-Ratelimit-Reset": str(int(time.time()) + args.retry_after)})
+    started = fake.started
     tmp = tempfile.mkdtemp(prefix="storm-")
     config = os.path.join(tmp, "config.toml")
     with open(config, "w") as f:
         f.write(
             f'[[rooms]]\nname = "storm"\n'
-            f'hipchat_url = "http://127.0.0.1:{fake.server_port}/v2/room/1/notification?auth_token=t0k3n"\n'
+            f'hipchat_url = "{fake.url("/v2/room/1/notification?auth_token=t0k3n")}"\n'
             f"[notify]\ncoalesce_seconds = 0.2\nretry_min_ms = 500\nretry_max_seconds = 10\n"
             f"max_attempts = 100\nroom_rate_per_minute = {args.rate}\n"
         )
     env = dict(os.environ, PR_REMINDER_LISTEN="127.0.0.1:0", PR_REMINDER_WEBHOOK_SECRET=SECRET,
                PR_REMINDER_DATABASE=os.path.join(tmp, "storm.db"), RUST_LOG="info")
-    server = subprocess.Popen([BIN, "--config", config, "--log-format", "json", "serve"],
+    server = subprocess.Popen([binary, "--config", config, "--log-format", "json", "serve"],
                               env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:
         port = None
@@ -95,7 +77,7 @@ def main():
             template["pullrequest"]["id"] = n
             template["pullrequest"]["title"] = f"Storm PR {n}"
             body = json.dumps(template).encode()
-            sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+            sig = bl.sign(SECRET, body)
             req = urllib.request.Request(
                 f"http://127.0.0.1:{port}/webhooks/bitbucket", data=body, method="POST",
                 headers={"Content-Type": "application/json", "X-Event-Key": "pullrequest:created",
@@ -103,14 +85,15 @@ def main():
             urllib.request.urlopen(req).read()
 
         while time.monotonic() - started < args.deadline:
-            if sum(1 for _, s, _ in log if s == 204) >= args.prs:
+            if len(fake.delivered()) >= args.prs:
                 break
             time.sleep(0.2)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-        fake.shutdown()
+        fake.close()
 
+    log = [(t, s, json.loads(b or b"{}")) for t, _path, s, b in fake.log]
     ok = [(t, b) for t, s, b in log if s == 204]
     limited = [t for t, s, _ in log if s == 429]
     titles = [re.search(r"Storm PR (\d+)", b.get("message", "")).group(1) for _, b in ok]
