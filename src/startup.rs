@@ -146,6 +146,10 @@ impl Application {
         });
         let health = web::Data::new(routes::health::HealthState { db: db.clone() });
         let connections = connection_cap();
+        // Past half the cap in slow bodies, bodies get a short time to arrive.
+        let pressure = web::Data::new(routes::BodyPressure::new(
+            connections.per_worker * connections.workers / 2,
+        ));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(webhook.clone())
@@ -153,6 +157,7 @@ impl Application {
                 .app_data(reconcile.clone())
                 .app_data(commands.clone())
                 .app_data(health.clone())
+                .app_data(pressure.clone())
                 .route(
                     "/webhooks/bitbucket",
                     web::post().to(routes::webhook::bitbucket),
@@ -323,6 +328,9 @@ fn connection_cap() -> ConnectionCap {
         }
     };
     let usable = usize::try_from(limit.saturating_sub(256).max(64)).unwrap_or(usize::MAX);
+    // At least 16 connections a worker: fewer workers where the limit is that low (many cores,
+    // few files), so that the cap never exceeds what may be opened.
+    let workers = workers.min(usable / 16).max(1);
     // actix's own default (25,000 a worker) unless the limit is lower.
     let per_worker = (usable / workers).clamp(16, 25_000);
     tracing::debug!(open_files = limit, workers, per_worker, "connection cap");

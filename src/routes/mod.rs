@@ -8,6 +8,7 @@ pub mod reconcile;
 pub mod sweep;
 pub mod webhook;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest};
@@ -40,8 +41,56 @@ pub enum BodyError {
     Unreadable,
 }
 
-/// Reads a request body of at most `limit` bytes within `timeout` (headers that never finish
-/// are cut off by the server itself; this bounds the body).
+/// How many request bodies are being read, and how many is too many. Registered as app data;
+/// shared by every route that reads a body.
+///
+/// Slow bodies are how a few clients can hold every connection the process may open (the cap
+/// sits below the open-file limit): while more than `high` bodies are in progress, a body has
+/// only `UNDER_PRESSURE` to arrive instead of `body_timeout`, so the slots turn over within a
+/// second and health checks and real deliveries get in (a real delivery, a few KB, arrives in
+/// milliseconds).
+#[derive(Debug)]
+pub struct BodyPressure {
+    reading: AtomicUsize,
+    high: usize,
+}
+
+/// How long a body may take while too many are being read at once.
+pub const UNDER_PRESSURE: Duration = Duration::from_millis(500);
+
+impl BodyPressure {
+    /// Pressure starts above `high` bodies in progress (half the connection cap).
+    pub fn new(high: usize) -> Self {
+        BodyPressure {
+            reading: AtomicUsize::new(0),
+            high: high.max(1),
+        }
+    }
+
+    fn high(&self) -> bool {
+        self.reading.load(Ordering::Relaxed) > self.high
+    }
+}
+
+/// One body being read; counted until dropped.
+struct Reading<'a>(&'a BodyPressure);
+
+impl<'a> Reading<'a> {
+    fn start(pressure: &'a BodyPressure) -> Self {
+        pressure.reading.fetch_add(1, Ordering::Relaxed);
+        Reading(pressure)
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.0.reading.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Reads a request body of at most `limit` bytes within `timeout`, or within `UNDER_PRESSURE`
+/// while too many bodies are being read at once (`BodyPressure`, when the app registers one).
+/// Headers that never finish are cut off by the server itself; this bounds the body.
 pub(crate) async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
@@ -52,20 +101,37 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(BodyError::TooLarge(limit));
     }
-    let read = async {
-        let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
-            if body.len() + chunk.len() > limit {
-                return Err(BodyError::TooLarge(limit));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+    let pressure = req.app_data::<web::Data<BodyPressure>>().cloned();
+    let _reading = pressure.as_ref().map(|p| Reading::start(p));
+    let started = tokio::time::Instant::now();
+    let allowed = || match &pressure {
+        Some(p) if p.high() => timeout.min(UNDER_PRESSURE),
+        _ => timeout,
     };
-    tokio::time::timeout(timeout, read)
-        .await
-        .map_err(|_| BodyError::TooSlow(timeout.as_millis()))?
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+    loop {
+        let allowed_now = allowed();
+        let deadline = started + allowed_now;
+        // Look again at least every 100 ms: pressure may have risen meanwhile.
+        let tick = deadline.min(tokio::time::Instant::now() + Duration::from_millis(100));
+        tokio::select! {
+            chunk = payload.next() => match chunk {
+                None => return Ok(body),
+                Some(chunk) => {
+                    let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
+                    if body.len() + chunk.len() > limit {
+                        return Err(BodyError::TooLarge(limit));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+            },
+            _ = tokio::time::sleep_until(tick) => {
+                if tokio::time::Instant::now() >= started + allowed() {
+                    return Err(BodyError::TooSlow(allowed().as_millis()));
+                }
+            }
+        }
+    }
 }
 
 /// The bearer-token guard of the job endpoints (`POST /sweep`, next `POST /reconcile`).

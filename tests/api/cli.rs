@@ -705,3 +705,79 @@ fn the_console_room_prints_the_message_on_stdout() {
         "one line, nothing else on stdout"
     );
 }
+
+/// Under a low open-file limit (320 here: 64 connections), 80 clients that send a head and then
+/// stall their bodies would hold every connection for `body_timeout` (4 s here), and a health
+/// check would wait behind them. Past half the cap in slow bodies a body gets 0.5 s instead, so
+/// the slots turn over and the health check is answered well before the slow bodies' timeout.
+#[test]
+fn slow_bodies_cannot_hold_a_low_connection_cap() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PR_REMINDER_WEBHOOK_SECRET", "a-secret")
+        .args([
+            "-c",
+            "ulimit -Sn 320 && ulimit -Hn 320 && exec \"$0\" \"$@\"",
+            BIN,
+            "--config",
+            "config.toml",
+        ]);
+    std::fs::write(dir.path().join("config.toml"), "body_timeout_seconds = 4\n").unwrap();
+    let served = serve(cmd, false);
+    let address = format!("127.0.0.1:{}", served.port);
+    let head = format!(
+        "POST /webhooks/bitbucket HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         X-Event-Key: pullrequest:created\r\nContent-Length: 1000\r\n\r\n{{\"pullrequest\":"
+    );
+    let slow: Vec<std::net::TcpStream> = (0..80)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            stream.write_all(head.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    // Let the server take in what it will.
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let mut health = std::net::TcpStream::connect(&address).unwrap();
+    health
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    health
+        .write_all(
+            format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    let mut answer = String::new();
+    health.read_to_string(&mut answer).unwrap();
+    let waited = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        waited < Duration::from_secs(3),
+        "the health check waited {waited:?} behind slow bodies:\n{}",
+        served.log.lock().unwrap()
+    );
+    // The slow ones were told why: 0.5 s while more than 32 were being read, 4 s after.
+    let (mut quick, mut cut) = (0, 0);
+    for mut stream in slow {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        cut += 1;
+        if answer.contains("the body did not arrive within 500 ms") {
+            quick += 1;
+        } else {
+            assert!(answer.contains("within 4000 ms"), "{answer}");
+        }
+    }
+    assert_eq!(cut, 80, "every slow body got 408");
+    assert!(quick > 32, "{quick} cut short under pressure");
+}

@@ -540,7 +540,7 @@ async fn a_burst_on_ten_prs_becomes_one_message_each_within_the_room_rate() {
     let coalesce = Duration::from_millis(1500);
     let mut settings = one_room(hipchat("team", fake.url(HIPCHAT_PATH)));
     settings.coalesce = coalesce;
-    settings.room_rate_per_minute = Some(600); // one message per 100 ms
+    settings.room_rate_per_minute = Some(600); // one message per 102 ms (100 ms + 2 %)
     let t0 = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 30, 9, 0, 0).unwrap();
     let clock = ManualClock::frozen(t0);
     let app = spawn_app_with_clock(move |s| s.notify = settings, clock.clock()).await;
@@ -597,7 +597,7 @@ async fn a_burst_on_ten_prs_becomes_one_message_each_within_the_room_rate() {
     }
 
     // Every wait the room makes ends where the clock is moved to: first the window's end, then
-    // one permit every 100 ms. Nothing goes out while the clock stands still.
+    // one permit every 102 ms. Nothing goes out while the clock stands still.
     let window_end = t0 + chrono::Duration::from_std(coalesce).unwrap();
     for k in 0..10 {
         assert!(
@@ -605,7 +605,7 @@ async fn a_burst_on_ten_prs_becomes_one_message_each_within_the_room_rate() {
             "the room waits for message {k}"
         );
         assert_eq!(fake.hits().len(), k, "sent so far");
-        let expected = window_end + chrono::Duration::milliseconds(100 * k as i64);
+        let expected = window_end + chrono::Duration::microseconds(102_000 * k as i64);
         assert_eq!(clock.advance_to_next(), Some(expected), "message {k}");
     }
     let rows = wait_outbox(&app, "all ten sent", all_in("sent", 10)).await;
@@ -616,13 +616,13 @@ async fn a_burst_on_ten_prs_becomes_one_message_each_within_the_room_rate() {
     sent_at.sort();
     let expected: Vec<String> = (0..10)
         .map(|k| {
-            let at = window_end + chrono::Duration::milliseconds(100 * k);
+            let at = window_end + chrono::Duration::microseconds(102_000 * k);
             pr_reminder::domain::Timestamp::from_datetime(at).to_string()
         })
         .collect();
     assert_eq!(
         sent_at, expected,
-        "exactly 100 ms apart from the window's end"
+        "exactly 102 ms apart from the window's end"
     );
     assert!(rows.iter().all(|r| r.attempts == 1), "{rows:#?}");
     let hits = fake.hits();
@@ -1417,9 +1417,13 @@ async fn ten_waiting_after_an_outage_are_sent_one_by_one() {
     let ms = |n| t0 + chrono::Duration::milliseconds(n);
     next_wait(&clock, ms(200)).await;
     next_wait(&clock, ms(5_200)).await;
-    // Then one permit every 10 ms (6,000 a minute).
+    // Then one permit every 10.2 ms (6,000 a minute, plus 2 %).
     for k in 1..10 {
-        next_wait(&clock, ms(5_200 + 10 * k)).await;
+        next_wait(
+            &clock,
+            ms(5_200) + chrono::Duration::microseconds(10_200 * k),
+        )
+        .await;
     }
     wait_outbox(&app, "all ten sent", all_in("sent", 10)).await;
     let hits = fake.hits();
