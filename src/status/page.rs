@@ -22,11 +22,12 @@ th{font-size:.85em;color:#57606a;font-weight:600}
 .muted{color:#57606a}.rejected,.failed{color:#c62828}.processed,.posted{color:#2e7d32}
 .clear{color:#2e7d32}
 svg text{font-size:12px;fill:#1b1f23}
+td{overflow-wrap:anywhere}
 @media (max-width:700px){
- table.prs thead{display:none}
- table.prs tr{display:block;border-bottom:1px solid #d0d7de;padding:6px 0}
- table.prs td{display:block;border:0;padding:1px 0}
- table.prs td[data-label]::before{content:attr(data-label) ': ';color:#57606a;font-size:.85em}
+ table thead{display:none}
+ table tr{display:block;border-bottom:1px solid #d0d7de;padding:6px 0}
+ table td{display:block;border:0;padding:1px 0}
+ td[data-label]::before{content:attr(data-label) ': ';color:#57606a;font-size:.85em}
 }
 ";
 
