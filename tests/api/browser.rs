@@ -111,7 +111,7 @@ async fn a_browser_logs_in_with_basic_auth_and_sees_the_rows_and_the_chart() {
     caps.insert(
         "goog:chromeOptions".into(),
         json!({"args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                        "--disable-gpu", "--hide-scrollbars", "--window-size=1280,1100"]}),
+                        "--disable-gpu", "--hide-scrollbars", "--window-size=1280,1900"]}),
     );
     // chromedriver is on loopback: plain HTTP, no TLS stack.
     let client = ClientBuilder::new(HttpConnector::new())
