@@ -8,11 +8,13 @@
 
 use std::io::Write;
 use std::net::TcpListener;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{ClientBuilder, Locator};
+use futures_util::FutureExt as _;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
@@ -119,7 +121,8 @@ async fn a_browser_logs_in_with_basic_auth_and_sees_the_rows_and_the_chart() {
         .connect(&driver.url)
         .await
         .expect("a browser session");
-    let result = async {
+    // The session is closed even when an assertion fails, so no browser outlives the test.
+    let result = AssertUnwindSafe(async {
         let page = format!("{}/status", app.address);
 
         // Without credentials the browser gets the 401 challenge (a login prompt), not the page.
@@ -188,9 +191,13 @@ async fn a_browser_logs_in_with_basic_auth_and_sees_the_rows_and_the_chart() {
             path.display()
         );
         Ok::<(), fantoccini::error::CmdError>(())
-    }
+    })
+    .catch_unwind()
     .await;
     let closed = client.close().await;
-    result.expect("the browser session");
+    match result {
+        Ok(result) => result.expect("the browser session"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
     closed.expect("closing the browser");
 }
