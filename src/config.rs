@@ -106,6 +106,20 @@ pub struct Settings {
     pub commands: CommandSettings,
     /// The Bitbucket sites reconciliation reads (`[[bitbucket]]`, `PR_REMINDER_BITBUCKET_*`).
     pub bitbucket: Vec<Site>,
+    /// Who may read `GET /metrics` and `GET /status` (`[monitoring]`).
+    pub monitoring: MonitoringSettings,
+}
+
+/// Access to the operator's views (`[monitoring]`).
+#[derive(Debug, Clone, Default)]
+pub struct MonitoringSettings {
+    /// `GET /metrics` wants `Authorization: Bearer <token>` when set (`metrics_token`,
+    /// `PR_REMINDER_METRICS_TOKEN`); unset, it is open (as Prometheus endpoints usually are).
+    pub metrics_token: Option<SecretToken>,
+    /// `GET /status` wants it as a Bearer token or as the password of HTTP Basic auth
+    /// (`status_token`, `PR_REMINDER_STATUS_TOKEN`); unset, the page is off (404) except in demo
+    /// mode, where it is open on loopback.
+    pub status_token: Option<SecretToken>,
 }
 
 /// The `/reviews` chat command.
@@ -492,6 +506,20 @@ impl Settings {
             c.default_snooze.as_secs_f64() / 3600.0,
             c.users.len()
         ));
+        let m = &self.monitoring;
+        out.push_str(&format!(
+            "\n[monitoring]\nmetrics_token = {}\nstatus_token = {}\n",
+            if m.metrics_token.is_some() {
+                "\"[redacted]\""
+            } else {
+                "\"\" # not set: GET /metrics is open"
+            },
+            if m.status_token.is_some() {
+                "\"[redacted]\""
+            } else {
+                "\"\" # not set: GET /status is off (open in demo mode)"
+            },
+        ));
         for room in &n.rooms {
             out.push_str(&format!(
                 "\n[[rooms]]\nname = \"{}\"\n# sink: {:?}\n",
@@ -579,6 +607,8 @@ const ENV_VARS: &[(&str, &str, Kind)] = &[
     ("PR_REMINDER_COMMAND_TOKEN",           "commands.hipchat_token",        Kind::Text),
     ("PR_REMINDER_SLACK_SIGNING_SECRET",    "commands.slack_signing_secret", Kind::Text),
     ("PR_REMINDER_MATTERMOST_TOKEN",        "commands.mattermost_token",     Kind::Text),
+    ("PR_REMINDER_METRICS_TOKEN",           "monitoring.metrics_token",      Kind::Text),
+    ("PR_REMINDER_STATUS_TOKEN",            "monitoring.status_token",       Kind::Text),
     // Not file keys: one more room, of this name, for every repository no route claims.
     ("PR_REMINDER_HIPCHAT_URL",             "hipchat",                       Kind::Room(Sink::HipChat)),
     ("PR_REMINDER_SLACK_WEBHOOK_URL",       "slack",                         Kind::Room(Sink::Slack)),
@@ -681,6 +711,7 @@ section!(RawSettings {
     notify: RawNotify = RawNotify::default(),
     sweep: RawSweep = RawSweep::default(),
     commands: RawCommands = RawCommands::default(),
+    monitoring: RawMonitoring = RawMonitoring::default(),
     users: Vec<UserMapping> = Vec::new(),
     /// Empty: everything goes to the console (or to the environment's room).
     rooms: Vec<RawRoom> = Vec::new(),
@@ -710,6 +741,11 @@ section!(RawSweep {
     all_clear: bool = false,
     schedule: Option<String> = None,
     hipchat_mention_ping: bool = true,
+});
+
+section!(RawMonitoring {
+    metrics_token: Option<String> = None,
+    status_token: Option<String> = None,
 });
 
 section!(RawCommands {
@@ -788,6 +824,7 @@ impl RawSettings {
             notify,
             sweep,
             commands,
+            monitoring,
             users,
             rooms,
             routes,
@@ -845,6 +882,10 @@ impl RawSettings {
             sweep,
             commands,
             bitbucket: Vec::new(),
+            monitoring: MonitoringSettings {
+                metrics_token: long_secret("monitoring.metrics_token", monitoring.metrics_token)?,
+                status_token: long_secret("monitoring.status_token", monitoring.status_token)?,
+            },
         })
     }
 }
@@ -1533,6 +1574,12 @@ mod tests {
             ("PR_REMINDER_MATTERMOST_TOKEN", TOKEN, |s| {
                 token(&s.commands.mattermost_token)
             }),
+            ("PR_REMINDER_METRICS_TOKEN", TOKEN, |s| {
+                token(&s.monitoring.metrics_token)
+            }),
+            ("PR_REMINDER_STATUS_TOKEN", TOKEN, |s| {
+                token(&s.monitoring.status_token)
+            }),
             (
                 "PR_REMINDER_HIPCHAT_URL",
                 "https://team.hipchat.example/v2/room/1/notification?auth_token=t",
@@ -1711,6 +1758,10 @@ slack_signing_secret = "" # not set
 mattermost_token = "" # not set
 default_snooze_hours = 24
 # 0 user mapping(s)
+
+[monitoring]
+metrics_token = "" # not set: GET /metrics is open
+status_token = "" # not set: GET /status is off (open in demo mode)
 
 [[rooms]]
 name = "console"

@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::{parse_schedule, Settings};
 use crate::domain::routing::Routing;
 use crate::domain::Trigger;
+use crate::metrics::Metrics;
 use crate::reconcile::{ReconcileReport, Reconciler, Scope};
 use crate::store::Db;
 use crate::sweep::{self, SweepReport};
@@ -55,6 +56,8 @@ pub struct Jobs {
     running: Mutex<()>,
     /// Runs `Job::Reconcile`; `None` when no Bitbucket site is configured.
     reconciler: Option<Arc<Reconciler>>,
+    /// Counts reconciliation passes (the service's; the CLI has none).
+    metrics: Option<Metrics>,
 }
 
 impl Jobs {
@@ -75,12 +78,19 @@ impl Jobs {
             clock,
             running: Mutex::new(()),
             reconciler: None,
+            metrics: None,
         }
     }
 
     /// The same jobs, able to reconcile through `reconciler`.
     pub fn with_reconciler(mut self, reconciler: Arc<Reconciler>) -> Self {
         self.reconciler = Some(reconciler);
+        self
+    }
+
+    /// The same jobs, counting reconciliation passes in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -101,7 +111,11 @@ impl Jobs {
                 let reconciler = self.reconciler.as_ref().ok_or_else(|| {
                     anyhow::anyhow!("no Bitbucket site is configured ([[bitbucket]])")
                 })?;
-                JobReport::Reconcile(reconciler.run(&scope).await?)
+                let report = reconciler.run(&scope).await?;
+                if let Some(metrics) = &self.metrics {
+                    metrics.reconciliation(&report);
+                }
+                JobReport::Reconcile(report)
             }
         };
         self.wake.notify_waiters();

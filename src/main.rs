@@ -151,6 +151,7 @@ async fn reconcile(
             // The running service sends what this queues.
             wake: Arc::new(tokio::sync::Notify::new()),
             now: pr_reminder::clock::Clock::system().reader(),
+            on_commit: None,
         })
         .await?;
     let reconciler = Reconciler::new(

@@ -26,6 +26,40 @@ pub struct Scope {
     pub asker: Option<String>,
 }
 
+/// How much a selection keeps: the digests' few, or the status page's whole picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selection {
+    /// PRs kept per list per room (the counts cover every one).
+    pub keep: usize,
+    /// Also keep, apart, the drafts (and work-in-progress titles) and the snoozed PRs that
+    /// would otherwise wait for review; `false` leaves them out, as digests do.
+    pub apart: bool,
+}
+
+impl Selection {
+    /// What a digest or a `/reviews` answer shows.
+    pub const DIGEST: Selection = Selection {
+        keep: KEEP,
+        apart: false,
+    };
+    /// Everything, drafts and snoozed PRs apart (the status page).
+    pub const EVERYTHING: Selection = Selection {
+        keep: usize::MAX,
+        apart: true,
+    };
+}
+
+/// One room's queue in full: its digest, plus the PRs kept apart (`Selection::apart`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RoomQueue {
+    /// Waiting for review and waiting on the author, as a digest lists them.
+    pub digest: RoomDigest,
+    /// Drafts and work-in-progress titles, oldest first, whatever their approvals.
+    pub drafts: Vec<PullRequestView>,
+    /// Snoozed PRs that would otherwise wait for review (or on their author), oldest first.
+    pub snoozed: Vec<PullRequestView>,
+}
+
 /// Every open PR that needs review, sorted into the rooms its route names.
 pub async fn select(
     db: &Db,
@@ -34,12 +68,31 @@ pub async fn select(
     now: DateTime<Utc>,
     scope: &Scope,
 ) -> anyhow::Result<HashMap<String, RoomDigest>> {
+    let queues = select_with(db, routing, users, now, scope, Selection::DIGEST).await?;
+    Ok(queues
+        .into_iter()
+        .map(|(room, queue)| (room, queue.digest))
+        .collect())
+}
+
+/// As `select`, keeping what `selection` says: the one selection behind digests, `/reviews` and
+/// the status page.
+pub async fn select_with(
+    db: &Db,
+    routing: &Routing,
+    users: &[UserMapping],
+    now: DateTime<Utc>,
+    scope: &Scope,
+    selection: Selection,
+) -> anyhow::Result<HashMap<String, RoomQueue>> {
+    let keep = selection.keep;
     let mut routes: HashMap<String, Option<usize>> = HashMap::new();
-    let mut digests: HashMap<String, RoomDigest> = HashMap::new();
+    let mut digests: HashMap<String, RoomQueue> = HashMap::new();
     // Per room, the PRs the asker was asked to review, kept apart to be listed first.
     let mut asked: HashMap<String, Vec<PullRequestView>> = HashMap::new();
     let now = Timestamp::from_datetime(now);
-    store::review_queue::for_each_open(db, &now, scope.asker.as_deref(), |pr: OpenPr| {
+    let asker = scope.asker.as_deref();
+    store::review_queue::for_each_open_with(db, &now, asker, selection.apart, |pr: OpenPr| {
         if pr.excluded {
             return;
         }
@@ -56,7 +109,14 @@ pub async fn select(
             return;
         };
         let approvals = u32::try_from(pr.approvals).unwrap_or(0);
-        if !route.needs_review(PrState::Open, &pr.title, pr.draft, approvals) {
+        // Kept apart (status page): drafts whatever their approvals, snoozed ones that would
+        // otherwise be listed.
+        let draft = !route.reviewable(PrState::Open, &pr.title, pr.draft);
+        let apart = selection.apart && (draft || pr.snoozed);
+        if !apart && !route.needs_review(PrState::Open, &pr.title, pr.draft, approvals) {
+            return;
+        }
+        if apart && !draft && approvals >= route.required_approvals {
             return;
         }
         let (changes, asked_me) = (pr.changes_requested, pr.asked);
@@ -66,13 +126,25 @@ pub async fn select(
             if scope.room.as_deref().is_some_and(|wanted| wanted != room) {
                 continue;
             }
-            let digest = match digests.get_mut(room) {
-                Some(digest) => digest,
+            let queue = match digests.get_mut(room) {
+                Some(queue) => queue,
                 None => digests.entry(room.clone()).or_default(),
             };
+            if apart {
+                let list = if draft {
+                    &mut queue.drafts
+                } else {
+                    &mut queue.snoozed
+                };
+                if list.len() < keep {
+                    list.push(view.clone());
+                }
+                continue;
+            }
+            let digest = &mut queue.digest;
             if changes > 0 {
                 digest.author_total += 1;
-                if digest.waiting_author.len() < KEEP {
+                if digest.waiting_author.len() < keep {
                     digest.waiting_author.push(view.clone());
                 }
                 continue;
@@ -80,28 +152,30 @@ pub async fn select(
             digest.review_total += 1;
             if asked_me {
                 let first = asked.entry(room.clone()).or_default();
-                if first.len() < KEEP {
+                if first.len() < keep {
                     first.push(view.clone());
                 }
-            } else if digest.waiting_review.len() < KEEP {
+            } else if digest.waiting_review.len() < keep {
                 digest.waiting_review.push(view.clone());
             }
         }
     })
     .await?;
     for (room, mut first) in asked {
-        if let Some(digest) = digests.get_mut(&room) {
-            first.append(&mut digest.waiting_review);
-            first.truncate(KEEP);
-            digest.waiting_review = first;
+        if let Some(queue) = digests.get_mut(&room) {
+            first.append(&mut queue.digest.waiting_review);
+            first.truncate(keep);
+            queue.digest.waiting_review = first;
         }
     }
-    fill(
-        db,
-        digests.values_mut().flat_map(RoomDigest::views_mut),
-        users,
-    )
-    .await?;
+    // A room with only PRs kept apart has an empty digest, as before.
+    let mut views: Vec<&mut PullRequestView> = Vec::new();
+    for queue in digests.values_mut() {
+        views.extend(queue.digest.views_mut());
+        views.extend(queue.drafts.iter_mut());
+        views.extend(queue.snoozed.iter_mut());
+    }
+    fill(db, views.into_iter(), users).await?;
     Ok(digests)
 }
 

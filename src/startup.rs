@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, Service as _};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use tokio::sync::Notify;
@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::config::{Settings, SignaturePolicy};
 use crate::domain::routing::Routing;
 use crate::jobs::{self, Jobs};
+use crate::metrics::Metrics;
 use crate::notify::dispatcher::Dispatcher;
 use crate::reconcile::Reconciler;
 use crate::routes;
@@ -64,6 +65,7 @@ impl Application {
             );
         }
         let wake = Arc::new(Notify::new());
+        let metrics = Metrics::new(&settings);
         let (writer, writer_task) = db
             .spawn_writer(WriterConfig {
                 max_batch: settings.max_batch,
@@ -72,10 +74,16 @@ impl Application {
                 coalesce: settings.notify.coalesce,
                 wake: wake.clone(),
                 now: clock.reader(),
+                on_commit: Some(metrics.commit_observer()),
             })
             .await?;
-        let dispatcher =
-            Dispatcher::spawn(db.clone(), &settings.notify, wake.clone(), clock.clone())?;
+        let dispatcher = Dispatcher::spawn(
+            db.clone(),
+            &settings.notify,
+            wake.clone(),
+            clock.clone(),
+            metrics.clone(),
+        )?;
         for room in &settings.notify.rooms {
             tracing::info!(room = %room.name, sink = ?room.sink, "room configured");
         }
@@ -116,6 +124,7 @@ impl Application {
         if let Some(reconciler) = reconciler {
             jobs = jobs.with_reconciler(reconciler);
         }
+        jobs = jobs.with_metrics(metrics.clone());
         let jobs = Arc::new(jobs);
         let pollers = pollers(&settings, &jobs);
         let scheduler = settings
@@ -129,6 +138,7 @@ impl Application {
             body_timeout: settings.body_timeout,
             writer,
             clock: clock.clone(),
+            metrics: metrics.clone(),
         });
         let reconcile = web::Data::new(routes::reconcile::ReconcileState {
             token: settings.sweep.token.clone(),
@@ -137,6 +147,17 @@ impl Application {
         let sweep = web::Data::new(routes::sweep::SweepState {
             token: settings.sweep.token.clone(),
             jobs,
+        });
+        let status = web::Data::new(routes::status::StatusState {
+            settings: settings.clone(),
+            db: db.clone(),
+            routing: routing.clone(),
+            clock: clock.clone(),
+        });
+        let metrics_route = web::Data::new(routes::metrics::MetricsState {
+            token: settings.monitoring.metrics_token.clone(),
+            metrics: metrics.clone(),
+            db: db.clone(),
         });
         let commands = web::Data::new(routes::commands::CommandsState {
             settings: settings.clone(),
@@ -151,13 +172,30 @@ impl Application {
             connections.per_worker * connections.workers / 2,
         ));
         let server = HttpServer::new(move || {
+            let timed = metrics.clone();
             App::new()
+                // Every answer's time, by route pattern and status (`pr_reminder_http_...`).
+                .wrap_fn(move |req, srv| {
+                    let metrics = timed.clone();
+                    // A measurement, not a time decision: the real clock.
+                    let started = std::time::Instant::now();
+                    let answer = srv.call(req);
+                    async move {
+                        let answer = answer.await?;
+                        let route = answer.request().match_pattern();
+                        let status = answer.status().as_u16();
+                        metrics.http_request(route.as_deref(), status, started.elapsed());
+                        Ok(answer)
+                    }
+                })
                 .app_data(webhook.clone())
                 .app_data(sweep.clone())
                 .app_data(reconcile.clone())
                 .app_data(commands.clone())
                 .app_data(health.clone())
                 .app_data(pressure.clone())
+                .app_data(status.clone())
+                .app_data(metrics_route.clone())
                 .route(
                     "/webhooks/bitbucket",
                     web::post().to(routes::webhook::bitbucket),
@@ -171,6 +209,8 @@ impl Application {
                 .route("/commands/slack", web::post().to(routes::commands::slack))
                 .route("/healthz", web::get().to(routes::health::healthz))
                 .route("/readyz", web::get().to(routes::health::readyz))
+                .route("/metrics", web::get().to(routes::metrics::metrics))
+                .route("/status", web::get().to(routes::status::status))
         })
         .listen(listener)
         .context("starting the HTTP server")?

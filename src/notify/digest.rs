@@ -24,7 +24,7 @@ pub fn format_age(age: Duration) -> String {
 
 /// How long a PR has waited, and whether that is past `escalate_after` (counting working days
 /// only, if so configured).
-fn age(pr: &PullRequestView, settings: &SweepSettings, now: DateTime<Utc>) -> (Duration, bool) {
+pub fn age(pr: &PullRequestView, settings: &SweepSettings, now: DateTime<Utc>) -> (Duration, bool) {
     let total = (now - pr.created_on).to_std().unwrap_or_default();
     let counted = if settings.escalate_working_days_only {
         settings

@@ -23,6 +23,7 @@ use super::sink::{self, SendError};
 use crate::clock::{Clock, RateClock};
 use crate::config::{NotifySettings, Room, Sink};
 use crate::domain::{NotifyEvent, Timestamp};
+use crate::metrics::Metrics;
 use crate::store::outbox::{self, Attempt, OutboxRow, Subject};
 use crate::store::{review_queue, Db};
 
@@ -61,12 +62,14 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Starts one task per configured room, each sending its queue in order at no more than
     /// `room_rate_per_minute`; `wake` prompts them after new rows are committed; every wait and
-    /// due time is read on `clock`. Fails only if the HTTP client cannot be built.
+    /// due time is read on `clock`; every attempt is counted in `metrics`. Fails only if the
+    /// HTTP client cannot be built.
     pub fn spawn(
         db: Db,
         settings: &NotifySettings,
         wake: Arc<Notify>,
         clock: Clock,
+        metrics: Metrics,
     ) -> anyhow::Result<Dispatcher> {
         let client = sink::client(settings.timeout)?;
         let (stop, stopped) = watch::channel(false);
@@ -80,6 +83,7 @@ impl Dispatcher {
                 wake: wake.clone(),
                 stopped: stopped.clone(),
                 clock: clock.clone(),
+                metrics: metrics.clone(),
             };
             let span = tracing::info_span!("room", room = %room.name);
             tasks.spawn(worker.run().instrument(span));
@@ -102,6 +106,7 @@ struct RoomWorker {
     wake: Arc<Notify>,
     stopped: watch::Receiver<bool>,
     clock: Clock,
+    metrics: Metrics,
 }
 
 impl RoomWorker {
@@ -277,6 +282,7 @@ impl RoomWorker {
             thread.as_deref(),
         )
         .await;
+        self.metrics.notification(&self.room.sink, sent.is_ok());
         let result = match sent {
             Ok(()) => {
                 tracing::info!(
@@ -450,6 +456,7 @@ impl RoomWorker {
             }
             let sent =
                 sink::send(&self.client, &self.room.sink, &self.room.name, &part, None).await;
+            self.metrics.notification(&self.room.sink, sent.is_ok());
             match sent {
                 Ok(()) => {
                     tracing::info!(prs = listed, rows = rows.len(), "backlog summary delivered");

@@ -4,7 +4,9 @@
 
 pub mod commands;
 pub mod health;
+pub mod metrics;
 pub mod reconcile;
+pub mod status;
 pub mod sweep;
 pub mod webhook;
 

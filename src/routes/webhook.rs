@@ -12,6 +12,7 @@ use crate::bitbucket::{self, DeliveryHeaders, Parsed, SIGNATURE_HEADER};
 use crate::clock::Clock;
 use crate::config::SignaturePolicy;
 use crate::domain::{Outcome, Submission, Timestamp};
+use crate::metrics::{DeliveryOutcome, Metrics};
 use crate::signature;
 use crate::store::{WriteError, WriteOutcome, Writer};
 
@@ -27,6 +28,8 @@ pub struct WebhookState {
     pub writer: Writer,
     /// Dates each arrival (`deliveries.received_at`).
     pub clock: Clock,
+    /// Counts deliveries by flavour and outcome.
+    pub metrics: Metrics,
 }
 
 /// Why a delivery was refused or not stored, with the HTTP status Bitbucket gets; answered as
@@ -114,6 +117,8 @@ pub async fn bitbucket(
             Ok(response) => Ok(response),
             Err(err) => {
                 if !matches!(err, WebhookError::Overloaded | WebhookError::Unavailable) {
+                    let flavour = headers.flavour;
+                    state.metrics.delivery(flavour, DeliveryOutcome::rejected);
                     tracing::warn!(status = err.status_code().as_u16(), reason = %err, "delivery rejected");
                     let outcome = Outcome::Rejected {
                         reason: err.to_string(),
@@ -151,6 +156,9 @@ async fn handle(
             signature::verify_bitbucket(presented, &body, secrets)?;
         }
         tracing::info!("Test connection from Bitbucket Data Center");
+        state
+            .metrics
+            .delivery(headers.flavour, DeliveryOutcome::ignored);
         return Ok(HttpResponse::Ok()
             .json(json!({"status": "ignored", "reason": "Test connection: received"})));
     }
@@ -196,9 +204,18 @@ async fn handle(
     match state.writer.submit(Submission::delivery(delivery)).await? {
         WriteOutcome::Committed => {
             tracing::info!(outcome = label, "delivery stored");
+            let outcome = if label == "processed" {
+                DeliveryOutcome::processed
+            } else {
+                DeliveryOutcome::ignored
+            };
+            state.metrics.delivery(headers.flavour, outcome);
         }
         WriteOutcome::Duplicate => {
             tracing::info!("redelivery of an accepted request id: nothing changed");
+            state
+                .metrics
+                .delivery(headers.flavour, DeliveryOutcome::duplicate);
             answer = json!({"status": "duplicate", "request_id": request_id});
         }
     }

@@ -11,6 +11,7 @@ pub mod reconciliations;
 pub mod repositories;
 pub mod review_queue;
 pub mod snoozes;
+pub mod status;
 pub mod sweeps;
 pub mod users;
 pub mod writer;

@@ -32,6 +32,9 @@ pub struct OpenPr {
     pub excluded: bool,
     /// The asker is a requested reviewer (always false without an asker).
     pub asked: bool,
+    /// A current snooze hides it (read only by `for_each_open_with(.., with_snoozed: true, ..)`;
+    /// else always false).
+    pub snoozed: bool,
 }
 
 impl OpenPr {
@@ -55,11 +58,26 @@ pub async fn for_each_open(
     db: &Db,
     now: &Timestamp,
     asker: Option<&str>,
+    visit: impl FnMut(OpenPr),
+) -> anyhow::Result<()> {
+    for_each_open_with(db, now, asker, false, visit).await
+}
+
+/// As `for_each_open`; with `with_snoozed`, the PRs a snooze hides come too, marked `snoozed`
+/// (the status page lists them apart).
+pub async fn for_each_open_with(
+    db: &Db,
+    now: &Timestamp,
+    asker: Option<&str>,
+    with_snoozed: bool,
     mut visit: impl FnMut(OpenPr),
 ) -> anyhow::Result<()> {
     let mut rows = sqlx::query_as::<_, OpenPr>(
         "SELECT p.repository_key, repo.full_name, p.number, p.title, p.draft, p.approvals,
                 p.changes_requested,
+                ?3 AND EXISTS (SELECT 1 FROM snoozes s
+                             WHERE s.repository_key = p.repository_key AND s.number = p.number
+                               AND s.until > ?1 AND (?2 IS NULL OR s.user_key = ?2)) AS snoozed,
                 ?2 IS NOT NULL AND (p.author = ?2 OR EXISTS (SELECT 1 FROM reviews r
                     WHERE r.repository_key = p.repository_key AND r.number = p.number
                       AND r.user_key = ?2 AND r.state = 'approved')) AS excluded,
@@ -69,13 +87,14 @@ pub async fn for_each_open(
            FROM pull_requests p
            JOIN repositories repo ON repo.repository_key = p.repository_key
           WHERE p.state = 'OPEN'
-            AND NOT EXISTS (SELECT 1 FROM snoozes s
+            AND (?3 OR NOT EXISTS (SELECT 1 FROM snoozes s
                              WHERE s.repository_key = p.repository_key AND s.number = p.number
-                               AND s.until > ?1 AND (?2 IS NULL OR s.user_key = ?2))
+                               AND s.until > ?1 AND (?2 IS NULL OR s.user_key = ?2)))
           ORDER BY p.created_on, p.repository_key, p.number",
     )
     .bind(now.as_str())
     .bind(asker)
+    .bind(with_snoozed)
     .fetch(&db.pool);
     while let Some(row) = rows
         .try_next()
@@ -90,7 +109,8 @@ pub async fn for_each_open(
 /// The columns of an `OpenPr` read without an asker (no one excluded, no one asked), from
 /// `pull_requests p` joined to its repository `repo`.
 const OPEN_PR: &str = "SELECT p.repository_key, repo.full_name, p.number, p.title, p.draft,
-                p.approvals, p.changes_requested, false AS excluded, false AS asked";
+                p.approvals, p.changes_requested, false AS excluded, false AS asked,
+                false AS snoozed";
 const FROM_PR: &str = "FROM pull_requests p
            JOIN repositories repo ON repo.repository_key = p.repository_key";
 

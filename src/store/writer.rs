@@ -49,7 +49,13 @@ pub struct WriterConfig {
     pub wake: Arc<Notify>,
     /// The service's clock: when a new notification's coalescing window starts.
     pub now: Now,
+    /// Told the size and the duration (fold and commit) of every committed batch (metrics).
+    pub on_commit: Option<CommitObserver>,
 }
+
+/// Hears of each committed batch: how many submissions it held, and how long folding and
+/// committing them took.
+pub type CommitObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
 
 /// What became of one submission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,9 +148,14 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, config: Wr
     let mut buffers = Buffers::default();
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let submissions: Vec<&Submission> = batch.iter().map(|j| &j.submission).collect();
+        // A measurement, not a time decision: the real clock.
+        let started = std::time::Instant::now();
         match apply(&mut conn, &submissions, &mut buffers, &config).await {
             Ok(outcomes) => {
                 tracing::trace!(size = batch.len(), "batch committed");
+                if let Some(observe) = &config.on_commit {
+                    observe(batch.len(), started.elapsed());
+                }
                 for (job, outcome) in batch.drain(..).zip(outcomes) {
                     if let Some(reply) = job.reply {
                         let _ = reply.send(Ok(outcome));
@@ -257,9 +268,9 @@ SELECT json_object(
 const INSERT_DELIVERIES: &str = "\
 WITH batch(v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?))
 INSERT INTO deliveries (request_id, event_key, received_at, outcome, reason, repository, pr_number,
-    attempt)
+    attempt, flavour)
 SELECT v->>'request_id', v->>'event_key', v->>'received_at', v->>'outcome',
-    v->>'reason', v->>'repository', v->>'pr_number', v->>'attempt'
+    v->>'reason', v->>'repository', v->>'pr_number', v->>'attempt', v->>'flavour'
 FROM batch";
 
 // A repository's name changes with a rename: the name of the newest change wins, whatever the
@@ -675,6 +686,7 @@ struct DeliveryRow<'a> {
     repository: Option<&'a str>,
     pr_number: Option<i64>,
     attempt: Option<i64>,
+    flavour: &'static str,
 }
 
 fn encode_deliveries(deliveries: &[&Delivery], out: &mut String) -> anyhow::Result<()> {
@@ -696,6 +708,7 @@ fn encode_deliveries(deliveries: &[&Delivery], out: &mut String) -> anyhow::Resu
                 repository: change.map(|c| c.repository().full_name.as_str()),
                 pr_number: change.and_then(Change::pr_number),
                 attempt: d.attempt,
+                flavour: d.flavour.as_str(),
             }
         })
         .collect();

@@ -91,6 +91,8 @@ fn check_config_redacts_secrets() {
             "PR_REMINDER_MATTERMOST_TOKEN",
             "hunter2-mattermost-token-12",
         )
+        .env("PR_REMINDER_METRICS_TOKEN", "hunter2-metrics-token-123")
+        .env("PR_REMINDER_STATUS_TOKEN", "hunter2-status-token-1234")
         .env(
             "PR_REMINDER_HIPCHAT_URL",
             "https://team.hipchat.com/v2/room/12/notification?auth_token=hunter2tok",
@@ -109,6 +111,12 @@ fn check_config_redacts_secrets() {
         "{text}"
     );
     assert!(text.contains("hipchat_token = \"[redacted]\""), "{text}");
+    assert!(
+        text.contains(
+            "[monitoring]\nmetrics_token = \"[redacted]\"\nstatus_token = \"[redacted]\"\n"
+        ),
+        "{text}"
+    );
     assert!(
         text.contains("webhook_secret = \"[redacted: 2 secret(s)]\""),
         "{text}"

@@ -1,6 +1,7 @@
 //! Integration tests: each spawns the real application on port 0 with a fresh SQLite file and
 //! talks to it over HTTP, then reads the database the way an operator would.
 
+mod browser;
 mod chats;
 mod cli;
 mod commands;
@@ -10,8 +11,10 @@ mod fake_chat;
 mod fixtures;
 mod helpers;
 mod lifecycle;
+mod metrics;
 mod notifications;
 mod ordering;
 mod reconcile;
 mod rename;
+mod status;
 mod sweep;

@@ -309,6 +309,53 @@ async fn cloud_pages_then_an_unchanged_pass_costs_its_list_pages_only() {
     );
     assert_eq!(second["requests"], 2);
     assert!(announced(&app).await.is_empty());
+
+    // The metrics: both passes' requests under the site's URL, two passes timed, a last success.
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let site = format!("{}/2.0", server.uri());
+    let sample = |series: String| -> String {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{series} ")))
+            .unwrap_or_else(|| panic!("{series} in:\n{text}"));
+        line[series.len() + 1..].to_owned()
+    };
+    let total = first["requests"].as_u64().unwrap() + 2;
+    assert_eq!(
+        sample(format!(
+            "pr_reminder_reconciliation_requests_total{{site=\"{site}\"}}"
+        )),
+        total.to_string()
+    );
+    assert_eq!(
+        sample(format!(
+            "pr_reminder_reconciliation_repository_failures_total{{site=\"{site}\"}}"
+        )),
+        "0"
+    );
+    assert_eq!(
+        sample("pr_reminder_reconciliation_pass_duration_seconds_count".into()),
+        "2"
+    );
+    let last: f64 = sample(format!(
+        "pr_reminder_reconciliation_last_success_timestamp_seconds{{site=\"{site}\"}}"
+    ))
+    .parse()
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - last).abs() < 60.0, "{last} vs {now}");
+    assert!(!text.contains(API_TOKEN), "{text}");
 }
 
 #[tokio::test]

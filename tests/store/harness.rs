@@ -48,6 +48,7 @@ impl Store {
                 coalesce: COALESCE,
                 wake: Arc::new(Notify::new()),
                 now: Arc::new(chrono::Utc::now),
+                on_commit: None,
             })
             .await
             .expect("writer starts");

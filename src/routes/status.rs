@@ -1,0 +1,151 @@
+//! `GET /status`: the status page (see `crate::status`). Access: open in demo mode (which binds
+//! loopback only); otherwise `status_token` as `Authorization: Bearer <token>` or as the
+//! password of HTTP Basic auth (any user name), so that a browser can log in; with no token
+//! configured the page does not exist (404).
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use base64::Engine as _;
+use secrecy::ExposeSecret;
+
+use super::header;
+use crate::clock::Clock;
+use crate::config::{SecretToken, Settings, SignaturePolicy};
+use crate::domain::routing::Routing;
+use crate::signature;
+use crate::status;
+use crate::store::Db;
+
+/// What `GET /status` reaches.
+pub struct StatusState {
+    /// Rooms, escalation threshold, users, sites; the token.
+    pub settings: Arc<Settings>,
+    /// Reads the page.
+    pub db: Db,
+    /// Which room lists which repository.
+    pub routing: Arc<Routing>,
+    /// Ages are measured to its now.
+    pub clock: Clock,
+}
+
+/// Who may read the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Demo mode: open (the listener is loopback only).
+    Open,
+    /// No token configured: the page is off.
+    Off,
+    /// The token, as Bearer or as the Basic password.
+    Token,
+}
+
+impl Access {
+    pub(crate) fn of(settings: &Settings) -> Access {
+        match (&settings.signature, &settings.monitoring.status_token) {
+            (SignaturePolicy::Demo, None) => Access::Open,
+            (_, None) => Access::Off,
+            (_, Some(_)) => Access::Token,
+        }
+    }
+}
+
+/// Why the page was not shown.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// 404: no `status_token` is configured (and not demo mode).
+    #[error("not found")]
+    Off,
+    /// 401 with `WWW-Authenticate: Basic`, so that a browser asks for the token.
+    #[error("this page needs the status token (as the Basic auth password, or as a Bearer token)")]
+    Unauthorized,
+    /// 500: reading the database failed (logged).
+    #[error("the status page could not be read; see the service log")]
+    Failed,
+}
+
+impl ResponseError for StatusError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            StatusError::Off => StatusCode::NOT_FOUND,
+            StatusError::Unauthorized => StatusCode::UNAUTHORIZED,
+            StatusError::Failed => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, StatusError::Unauthorized) {
+            response.insert_header((
+                "WWW-Authenticate",
+                "Basic realm=\"pr-reminder status\", charset=\"UTF-8\"",
+            ));
+        }
+        response
+            .content_type("text/plain; charset=utf-8")
+            .body(self.to_string())
+    }
+}
+
+/// Whether `authorization` carries `token` as a Bearer token or as a Basic auth password.
+pub(crate) fn token_presented(authorization: Option<&str>, token: &SecretToken) -> bool {
+    if signature::bearer_matches(authorization, &token.0) {
+        return true;
+    }
+    let Some((scheme, encoded)) = authorization.and_then(|a| a.trim().split_once(' ')) else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return false;
+    }
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let Ok(decoded) = String::from_utf8(decoded) else {
+        return false;
+    };
+    // RFC 7617: user-id ":" password; the user name is not checked.
+    decoded
+        .split_once(':')
+        .is_some_and(|(_, password)| signature::same_secret(password, token.0.expose_secret()))
+}
+
+/// `GET /status`: the page as HTML (200), or 401/404 as `StatusError` says.
+pub async fn status(
+    req: HttpRequest,
+    state: web::Data<StatusState>,
+) -> Result<HttpResponse, StatusError> {
+    match Access::of(&state.settings) {
+        Access::Open => {}
+        Access::Off => return Err(StatusError::Off),
+        Access::Token => {
+            let token = state.settings.monitoring.status_token.as_ref();
+            if !token.is_some_and(|t| token_presented(header(&req, "Authorization"), t)) {
+                return Err(StatusError::Unauthorized);
+            }
+        }
+    }
+    let page = status::gather(
+        &state.db,
+        &state.routing,
+        &state.settings,
+        state.clock.now(),
+    )
+    .await
+    .map_err(|err| {
+        tracing::error!(error = %format!("{err:#}"), "status page failed");
+        StatusError::Failed
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        // No script at all; the one stylesheet is inline.
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ))
+        .body(status::page::render(&page)))
+}

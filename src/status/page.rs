@@ -1,0 +1,352 @@
+//! The status page as HTML (maud: every interpolated value is escaped, so titles, names and
+//! branch names — user input — stay text). No JavaScript; one inline stylesheet; the chart is
+//! inline SVG; narrow screens get one PR per block instead of a wide table.
+
+use chrono::{DateTime, Utc};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+use super::{PrLine, RepositorySection, StatusPage};
+use crate::notify::digest::format_age;
+use crate::store::outbox::Subject;
+use crate::store::status::AgeBuckets;
+
+const STYLE: &str = "
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:0 12px 32px;color:#1b1f23;line-height:1.4}
+h1{font-size:1.5em}h2{border-bottom:1px solid #d0d7de;padding-bottom:4px;margin-top:1.6em}
+h3{margin:1.2em 0 .3em}h4{margin:.8em 0 .2em;font-size:1em;color:#57606a}
+table{border-collapse:collapse;width:100%;margin:.2em 0 .8em}
+th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eaeef2;vertical-align:top}
+th{font-size:.85em;color:#57606a;font-weight:600}
+.age{white-space:nowrap}.late{color:#c62828;font-weight:700}
+.FAILED{color:#c62828}.SUCCESSFUL{color:#2e7d32}.INPROGRESS{color:#9a6700}
+.muted{color:#57606a}.rejected,.failed{color:#c62828}.processed,.posted{color:#2e7d32}
+.clear{color:#2e7d32}
+svg text{font-size:12px;fill:#1b1f23}
+td{overflow-wrap:anywhere}
+@media (max-width:700px){
+ table thead{display:none}
+ table tr{display:block;border-bottom:1px solid #d0d7de;padding:6px 0}
+ table td{display:block;border:0;padding:1px 0}
+ td[data-label]::before{content:attr(data-label) ': ';color:#57606a;font-size:.85em}
+}
+";
+
+/// The whole page.
+pub fn render(page: &StatusPage) -> String {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "pr-reminder status" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { "pr-reminder status" }
+                p.muted {
+                    "As of " time datetime=(page.now.to_rfc3339()) { (when(page.now)) }
+                    ". Ages in red are past the escalation threshold ("
+                    (format_age(page.escalate_after)) ")."
+                }
+                h2 id="queue" { "Waiting for review" }
+                @for room in &page.rooms {
+                    section.room {
+                        h3 { "Room " (room.room) }
+                        @if room.repositories.is_empty() {
+                            p.clear { "Nothing waits." }
+                        }
+                        @for repository in &room.repositories {
+                            (repository_section(repository, page.now))
+                        }
+                    }
+                }
+                h2 id="chart" { "Open pull requests by age" }
+                (chart(&page.chart))
+                h2 id="health" { "Health" }
+                (health(page))
+            }
+        }
+    };
+    markup.into_string()
+}
+
+fn repository_section(r: &RepositorySection, now: DateTime<Utc>) -> Markup {
+    html! {
+        div.repository {
+            h4 { (r.repository) }
+            (pr_table("Waiting for review", "waiting-review", &r.waiting_review, now))
+            (pr_table("Waiting on the author (changes requested)", "waiting-author", &r.waiting_author, now))
+            (pr_table("Drafts and work in progress", "drafts", &r.drafts, now))
+            (pr_table("Snoozed", "snoozed", &r.snoozed, now))
+        }
+    }
+}
+
+fn pr_table(caption: &str, class: &str, lines: &[PrLine], _now: DateTime<Utc>) -> Markup {
+    if lines.is_empty() {
+        return html! {};
+    }
+    html! {
+        table class={ "prs " (class) } {
+            caption style="text-align:left;font-weight:600" { (caption) " (" (lines.len()) ")" }
+            thead { tr { th { "Pull request" } th { "Author" } th { "Approvals" } th { "Changes requested" } th { "Build" } th { "Age" } } }
+            tbody {
+                @for l in lines {
+                    (pr_row(l))
+                }
+            }
+        }
+    }
+}
+
+fn pr_row(l: &PrLine) -> Markup {
+    let v = &l.view;
+    // Only web links: a stored URL is Bitbucket's, but never trusted to be one.
+    let href = v
+        .url
+        .as_deref()
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+    html! {
+        tr.pr data-number=(v.number) {
+            td data-label="Pull request" {
+                @if let Some(href) = href {
+                    a href=(href) { "#" (v.number) " " (v.title) }
+                } @else {
+                    "#" (v.number) " " (v.title)
+                }
+            }
+            td data-label="Author" { (v.author) }
+            td data-label="Approvals" {
+                (v.approvals) "/" (v.required_approvals)
+                @if !v.approved_by.is_empty() {
+                    " " span.muted { "by " (v.approved_by.join(", ")) }
+                }
+            }
+            td data-label="Changes requested" {
+                @if v.changes_requested_by.is_empty() { span.muted { "none" } }
+                @else { (v.changes_requested_by.join(", ")) }
+            }
+            td data-label="Build" {
+                @match v.build_state.as_deref() {
+                    Some(state) => span class=(state) { (state.to_lowercase()) },
+                    None => span.muted { "none" },
+                }
+            }
+            td data-label="Age" class={ "age" @if l.late { " late" } } { (format_age(l.age)) }
+        }
+    }
+}
+
+/// Open PRs per repository by age, as horizontal stacked bars (under 1 day green, 1-3 days
+/// amber, over 3 days red), scaled to the fullest repository.
+fn chart(rows: &[AgeBuckets]) -> Markup {
+    if rows.is_empty() {
+        return html! { p.clear { "No open pull requests." } };
+    }
+    const LABEL: f64 = 220.0;
+    const BARS: f64 = 440.0;
+    const ROW: f64 = 24.0;
+    const TOP: f64 = 28.0;
+    let most = rows
+        .iter()
+        .map(|r| r.under_1d + r.from_1d_to_3d + r.over_3d)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let height = TOP + ROW * rows.len() as f64;
+    let width = LABEL + BARS + 60.0;
+    let colours = [
+        ("#2e7d32", "under 1 day"),
+        ("#f9a825", "1-3 days"),
+        ("#c62828", "over 3 days"),
+    ];
+    html! {
+        svg id="age-chart" xmlns="http://www.w3.org/2000/svg" role="img"
+            viewBox={ "0 0 " (width) " " (height) } width="100%"
+            style={ "max-width:" (width) "px" }
+            aria-label="Open pull requests per repository by age" {
+            title { "Open pull requests per repository by age" }
+            @for (i, (colour, name)) in colours.iter().enumerate() {
+                rect x=(LABEL + i as f64 * 120.0) y="4" width="12" height="12" fill=(colour) {}
+                text x=(LABEL + 16.0 + i as f64 * 120.0) y="14" { (name) }
+            }
+            @for (i, r) in rows.iter().enumerate() {
+                @let y = TOP + ROW * i as f64;
+                @let total = r.under_1d + r.from_1d_to_3d + r.over_3d;
+                g.bar {
+                    text x="0" y=(y + 15.0) { (shorten(&r.repository, 32)) }
+                    @for ((x, w, n), (colour, name)) in segments(r, LABEL, BARS / most).into_iter().zip(colours) {
+                        @if n > 0 {
+                            rect x=(x) y=(y + 3.0) width=(w) height=(ROW - 6.0) fill=(colour) {
+                                title { (r.repository) ": " (n) " " (name) }
+                            }
+                        }
+                    }
+                    text x=(LABEL + BARS * total as f64 / most + 6.0) y=(y + 15.0) { (total) }
+                }
+            }
+        }
+    }
+}
+
+/// (x, width, count) of the three bars of a row starting at `x`, `scale` wide per PR.
+fn segments(r: &AgeBuckets, mut x: f64, scale: f64) -> [(f64, f64, i64); 3] {
+    [r.under_1d, r.from_1d_to_3d, r.over_3d].map(|n| {
+        let w = n as f64 * scale;
+        let at = x;
+        x += w;
+        (at, w, n)
+    })
+}
+
+/// At most `most` characters, with an ellipsis when cut.
+fn shorten(text: &str, most: usize) -> String {
+    if text.chars().count() <= most {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(most - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// `2026-11-30 07:25 UTC` from stored timestamp text (as is when unreadable).
+fn stamp(text: &str) -> String {
+    crate::domain::Timestamp::parse(text)
+        .map(|t| when(t.to_datetime()))
+        .unwrap_or_else(|_| text.to_owned())
+}
+
+fn when(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn health(page: &StatusPage) -> Markup {
+    html! {
+        h3 { "Last delivery per Bitbucket flavour" }
+        @if page.last_deliveries.is_empty() {
+            p.muted { "No delivery has arrived yet." }
+        } @else {
+            table id="deliveries" {
+                thead { tr { th { "Flavour" } th { "Arrived" } th { "Event" } th { "Outcome" } th { "Detail" } } }
+                tbody {
+                    @for d in &page.last_deliveries {
+                        tr {
+                            td { (flavour_name(&d.flavour)) }
+                            td { (stamp(&d.received_at)) }
+                            td { (d.event_key.as_deref().unwrap_or("-")) }
+                            td class=(d.outcome) { (d.outcome) }
+                            td {
+                                @if let Some(repository) = &d.repository {
+                                    (repository)
+                                    @if let Some(n) = d.pr_number { " #" (n) }
+                                    " "
+                                }
+                                @if let Some(reason) = &d.reason { span.muted { (reason) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h3 { "Refused deliveries, last 24 hours" }
+        @if page.refusals.is_empty() {
+            p.clear { "None." }
+        } @else {
+            table id="refusals" {
+                thead { tr { th { "Flavour" } th { "Reason" } th { "Count" } th { "Last" } } }
+                tbody {
+                    @for r in &page.refusals {
+                        tr {
+                            td { (flavour_name(&r.flavour)) }
+                            td.rejected { (r.reason) }
+                            td { (r.count) }
+                            td { (stamp(&r.last_at)) }
+                        }
+                    }
+                }
+            }
+        }
+        h3 { "Failed chat messages" }
+        @if page.failed_messages.is_empty() {
+            p.clear { "None." }
+        } @else {
+            table id="failed" {
+                thead { tr { th { "Id" } th { "Room" } th { "About" } th { "Attempts" } th { "Last error" } th { "Queued" } } }
+                tbody {
+                    @for m in &page.failed_messages {
+                        tr {
+                            td { (m.id) }
+                            td { (m.room) }
+                            td {
+                                @match &m.subject {
+                                    Subject::Digest => "digest",
+                                    Subject::PullRequest { full_name, number, .. } => { (full_name) " #" (number) },
+                                }
+                            }
+                            td { (m.attempts) }
+                            td.failed { (m.last_error.as_deref().unwrap_or("-")) }
+                            td { (stamp(&m.created_at)) }
+                        }
+                    }
+                }
+            }
+            p.muted { "Send them again with " code { "pr-reminder outbox retry" } "." }
+        }
+        h3 { "Last sweep per room" }
+        @if page.sweeps.is_empty() {
+            p.muted { "No sweep has run yet." }
+        } @else {
+            table id="sweeps" {
+                thead { tr { th { "Room" } th { "At" } th { "Trigger" } th { "Outcome" } th { "Waiting for review" } th { "Waiting on author" } } }
+                tbody {
+                    @for s in &page.sweeps {
+                        tr {
+                            td { (s.room) }
+                            td { (stamp(&s.at)) }
+                            td { (s.trigger) }
+                            td class=(s.outcome) {
+                                (s.outcome)
+                                @if let Some(reason) = &s.reason { " (" (reason) ")" }
+                            }
+                            td { (s.waiting_review) }
+                            td { (s.waiting_on_author) }
+                        }
+                    }
+                }
+            }
+        }
+        h3 { "Last reconciliation per site" }
+        @if page.sites.is_empty() {
+            p.muted { "No Bitbucket site is configured ([[bitbucket]])." }
+        } @else {
+            table id="sites" {
+                thead { tr { th { "Site" } th { "Last successful pass" } th { "Repositories" } th { "Requests (last passes)" } } }
+                tbody {
+                    @for (site, last) in &page.sites {
+                        tr {
+                            td { (site) }
+                            @match last {
+                                Some(r) => {
+                                    td { (stamp(&r.last_pass_on)) }
+                                    td { (r.repositories) }
+                                    td { (r.last_requests) }
+                                },
+                                None => { td.muted colspan="3" { "never" } },
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn flavour_name(flavour: &str) -> &str {
+    match flavour {
+        "cloud" => "Bitbucket Cloud",
+        "datacenter" => "Bitbucket Data Center",
+        "" => "(not recorded)",
+        other => other,
+    }
+}

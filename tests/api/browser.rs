@@ -1,0 +1,203 @@
+//! The status page in a real browser: headless Chromium driven through WebDriver (chromedriver,
+//! `fantoccini`), logging in with HTTP Basic auth the way a person does (the 401 challenge, then
+//! the credentials), on a desktop and on a phone-sized window. Screenshots land in the target
+//! folder (`status-page.png`, `status-page-phone.png`).
+//!
+//! `.ci/run` installs Debian's `chromium` and `chromium-driver`. Under `CI=true` a missing
+//! browser is a failure; elsewhere the test says so on stderr and passes over it.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{ClientBuilder, Locator};
+use futures_util::FutureExt as _;
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+use crate::status::{seeded_app, STATUS_TOKEN};
+
+/// chromedriver and chromium on PATH, or why not.
+fn browser() -> Option<PathBuf> {
+    let find = |name: &str| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+    };
+    let driver = find("chromedriver");
+    let chromium = find("chromium").or_else(|| find("chromium-browser"));
+    if let (Some(driver), Some(_)) = (&driver, &chromium) {
+        return Some(driver.clone());
+    }
+    let missing = format!(
+        "chromedriver {} and chromium {} (Debian: apt-get install chromium chromium-driver)",
+        if driver.is_some() { "found" } else { "MISSING" },
+        if chromium.is_some() {
+            "found"
+        } else {
+            "MISSING"
+        },
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but the browser test cannot run: {missing}");
+    }
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED: the real-browser status page test: {missing}"
+    );
+    None
+}
+
+/// chromedriver on a free port; killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_driver(path: &PathBuf) -> Driver {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let driver = Driver { child, url };
+    let started = Instant::now();
+    while reqwest::get(format!("{}/status", driver.url))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "chromedriver did not answer"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    driver
+}
+
+fn screenshot_path(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    std::fs::create_dir_all(&target).unwrap();
+    target.join(name)
+}
+
+#[tokio::test]
+async fn a_browser_logs_in_with_basic_auth_and_sees_the_rows_and_the_chart() {
+    let Some(driver_path) = browser() else {
+        return;
+    };
+    let (app, _fake) = seeded_app().await;
+    let driver = start_driver(&driver_path).await;
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                        "--disable-gpu", "--hide-scrollbars", "--window-size=1280,1900"]}),
+    );
+    // chromedriver is on loopback: plain HTTP, no TLS stack.
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session");
+    // The session is closed even when an assertion fails, so no browser outlives the test.
+    let result = AssertUnwindSafe(async {
+        let page = format!("{}/status", app.address);
+
+        // Without credentials the browser gets the 401 challenge (a login prompt), not the page.
+        client.goto(&page).await?;
+        assert_ne!(client.title().await?, "pr-reminder status");
+        assert!(client.find_all(Locator::Css("tr.pr")).await?.is_empty());
+
+        // Basic auth: the browser answers the challenge with the credentials of the URL.
+        let port = page.trim_start_matches("http://127.0.0.1:");
+        let with_login = format!("http://status:{STATUS_TOKEN}@127.0.0.1:{port}");
+        client.goto(&with_login).await?;
+        assert_eq!(client.title().await?, "pr-reminder status");
+
+        // Every PR row is there and visible: 6 in payments, 1 in web.
+        let rows = client.find_all(Locator::Css("tr.pr")).await?;
+        assert_eq!(rows.len(), 7);
+        for row in &rows {
+            assert!(row.is_displayed().await?, "{:?}", row.text().await?);
+        }
+        let first = rows[0].text().await?;
+        assert!(
+            first.contains("#2 <script>alert(1)</script> & \"co\""),
+            "the hostile title shows as text: {first}"
+        );
+        let late = client.find(Locator::Css("td.age.late")).await?;
+        assert_eq!(late.text().await?, "5d");
+
+        // The chart is drawn and visible, with one bar group per repository.
+        let chart = client.find(Locator::Id("age-chart")).await?;
+        assert!(chart.is_displayed().await?);
+        let bars = client.find_all(Locator::Css("#age-chart g.bar")).await?;
+        assert_eq!(bars.len(), 2);
+        let rects = client
+            .find_all(Locator::Css("#age-chart g.bar rect"))
+            .await?;
+        assert_eq!(rects.len(), 4, "payments: 3 buckets, web: 1");
+        for rect in &rects {
+            assert!(rect.is_displayed().await?);
+        }
+
+        let desktop = client.screenshot().await?;
+        assert!(desktop.starts_with(b"\x89PNG"), "a PNG");
+        let path = screenshot_path("status-page.png");
+        std::fs::write(&path, &desktop).unwrap();
+
+        // On a phone: each row is a block, still visible, and no table is wider than the screen.
+        client.set_window_size(390, 844).await?;
+        let rows = client.find_all(Locator::Css("tr.pr")).await?;
+        assert!(rows[0].is_displayed().await?);
+        let widths = client
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await?;
+        let (page_width, window) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+        assert!(
+            page_width <= window,
+            "{page_width} px wide in a {window} px window"
+        );
+        let phone = client.screenshot().await?;
+        std::fs::write(screenshot_path("status-page-phone.png"), &phone).unwrap();
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "status page screenshots: {} and status-page-phone.png beside it",
+            path.display()
+        );
+        Ok::<(), fantoccini::error::CmdError>(())
+    })
+    .catch_unwind()
+    .await;
+    let closed = client.close().await;
+    match result {
+        Ok(result) => result.expect("the browser session"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+    closed.expect("closing the browser");
+}
