@@ -1028,9 +1028,10 @@ def scenario_slow(binary: str, tmp: str, p: dict) -> Result:
             r.line(f"  other answer x{n}: {answer!r}")
         statuses = collections.Counter(
             int(a.split(b" ", 2)[1]) if a.startswith(b"HTTP/") else -1 for a in answers.values())
-        # While they were open: from the first connection opened to the first one cut off.
+        # While they were open: from the first connection opened until the last one was answered
+        # (cut off or closed): the whole time an attacker held any.
         start = opened_at - t0
-        until = first_answer if first_answer is not None else start + timeout
+        until = all_done
         during = lambda xs: [x for x in xs if start <= x[0] < until]  # noqa: E731
         h, d = during(health), during(real)
         h_lat = [x[1] for x in h]
@@ -1042,8 +1043,8 @@ def scenario_slow(binary: str, tmp: str, p: dict) -> Result:
                + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))
                + f"; closed without an answer: {closed_silently}; still open after "
                f"{timeout * 2 + 5:.0f} s: {still_open}; all gone {all_done:.1f} s after opening")
-        r.line(f"  while they were open ({start:.1f} s to {until:.1f} s, when the first was "
-               f"cut off):")
+        r.line(f"  while they were open ({start:.1f} s to {until:.1f} s, when the last was "
+               f"answered; the first at {first_answer or 0:.1f} s):")
         r.line(f"  GET /healthz: {len(h)} probes, p50 "
                f"{ms(bl.percentile(h_lat, 50))}, p99 {ms(bl.percentile(h_lat, 99))}, max "
                f"{ms(max(h_lat, default=None))}, failures {sum(1 for x in h if x[2] != 200)}")

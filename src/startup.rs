@@ -1,7 +1,6 @@
 //! Wiring: opens the database, starts the writer, the dispatcher and the schedule, builds each
 //! route's state and binds the listener (port 0 in tests: see `Application::port`).
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,12 +87,6 @@ impl Application {
             tracing::info!(room = %room.name, sink = ?room.sink, "room configured");
         }
 
-        let listener = TcpListener::bind(settings.listen)
-            .with_context(|| format!("binding {}", settings.listen))?;
-        let port = listener
-            .local_addr()
-            .context("reading the bound port")?
-            .port();
         match &settings.signature {
             SignaturePolicy::Verify(_) => {}
             SignaturePolicy::Insecure => tracing::warn!(
@@ -212,15 +205,24 @@ impl Application {
                 .route("/metrics", web::get().to(routes::metrics::metrics))
                 .route("/status", web::get().to(routes::status::status))
         })
-        .listen(listener)
-        .context("starting the HTTP server")?
+        // Connections past the cap wait in the kernel's queue until a slot turns over; std's
+        // listener would queue only 128, and a dropped SYN is retried by the client after a
+        // whole second.
+        .backlog(BACKLOG)
         .shutdown_timeout(10)
         .max_connections(connections.per_worker)
         .workers(connections.workers)
         // Signals are ours (see `run_until_stopped`): actix treats SIGINT as a forced shutdown
         // that drops connections whose delivery the writer may already have committed.
         .disable_signals()
-        .run();
+        .bind(settings.listen)
+        .with_context(|| format!("binding {}", settings.listen))?;
+        let port = server
+            .addrs()
+            .first()
+            .context("reading the bound port")?
+            .port();
+        let server = server.run();
 
         Ok(Application {
             port,
@@ -347,6 +349,10 @@ async fn shutdown_signal() -> std::io::Result<&'static str> {
         Ok("Ctrl-C")
     }
 }
+
+/// Connections the kernel may queue for us while every slot is taken (Linux caps it at
+/// `net.core.somaxconn`, 4,096 by default).
+const BACKLOG: u32 = 4096;
 
 /// How many connections the HTTP workers hold at most.
 struct ConnectionCap {
