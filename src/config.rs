@@ -402,6 +402,13 @@ impl Settings {
         } else if insecure {
             SignaturePolicy::Insecure
         } else if !settings.bitbucket.is_empty() {
+            // Poll-only: state comes from polling alone, so every site polls.
+            for site in &mut settings.bitbucket {
+                site.poll_interval
+                    .get_or_insert(std::time::Duration::from_secs_f64(
+                        sites::POLL_ONLY_DEFAULT_MINUTES * 60.0,
+                    ));
+            }
             SignaturePolicy::PollOnly
         } else if !configured && settings.listen.ip().is_loopback() {
             SignaturePolicy::Demo

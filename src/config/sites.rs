@@ -22,7 +22,14 @@ pub(super) const SITE_ENV_VARS: &[(&str, &str)] = &[
     ("PR_REMINDER_BITBUCKET_TOKEN", "token"),
     ("PR_REMINDER_BITBUCKET_USERNAME", "username"),
     ("PR_REMINDER_BITBUCKET_REPOSITORIES", "repositories"),
+    (
+        "PR_REMINDER_BITBUCKET_POLL_INTERVAL_MINUTES",
+        "poll_interval_minutes",
+    ),
 ];
+
+/// How often a poll-only deployment's sites are reconciled when they say nothing (minutes).
+pub const POLL_ONLY_DEFAULT_MINUTES: f64 = 15.0;
 
 /// One Bitbucket site to reconcile against. `Debug` never shows the token.
 #[derive(Debug, Clone)]
@@ -159,7 +166,18 @@ pub(super) fn resolve_sites(
 ) -> Result<Vec<Site>, ConfigError> {
     let set: Vec<(&str, &str, &String)> = SITE_ENV_VARS
         .iter()
-        .filter_map(|&(var, key)| env.get(var).map(|v| (var, key, v)))
+        // An empty variable is an unset one (compose passes `${VAR:-}` through as empty).
+        .filter_map(|&(var, key)| {
+            env.get(var)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (var, key, v))
+        })
+        .collect();
+    // Named in errors when one of the others is set: `_TOKEN` empty beside `_KIND` is missing.
+    let named: Vec<(&str, &str)> = SITE_ENV_VARS
+        .iter()
+        .filter(|(var, _)| env.contains_key(*var))
+        .map(|&(var, key)| (var, key))
         .collect();
     let mut from_env: HashMap<&str, &str> = HashMap::new();
     if !set.is_empty() {
@@ -174,14 +192,26 @@ pub(super) fn resolve_sites(
             raw.push(RawSite::default());
         }
         let site = &mut raw[0];
-        for (var, key, value) in set {
+        for &(var, key) in &named {
             from_env.insert(key, var);
+        }
+        for (var, key, value) in set {
             match key {
+                "poll_interval_minutes" => {
+                    let minutes = value.trim().parse::<f64>().map_err(|_| {
+                        ConfigError::new(
+                            format!("bitbucket[0].poll_interval_minutes ({var})"),
+                            format!("`{}` is not a number of minutes", value.trim()),
+                        )
+                    })?;
+                    site.poll_interval_minutes = Some(minutes);
+                }
                 "kind" => site.kind = Some(value.clone()),
                 "url" => site.url = Some(value.clone()),
                 "token" => site.token = Some(value.clone()),
                 "username" => site.username = Some(value.clone()).filter(|v| !v.trim().is_empty()),
                 _ => {
+                    // "repositories"
                     site.repositories = Some(
                         value
                             .split(',')
@@ -382,7 +412,12 @@ mod tests {
             "\n[[bitbucket]]\nkind = \"cloud\"\nurl = \"https://api.bitbucket.org/2.0\"\n\
              token = \"[redacted]\" # sent as Bearer\n# username: not set\n\
              repositories = [\"acme/api\", \"acme/*\"]\n\
-             # poll_interval_minutes: not set (reconcile on demand only)\n"
+             poll_interval_minutes = 15\n"
+        );
+        assert_eq!(
+            site.poll_interval,
+            Some(Duration::from_secs(15 * 60)),
+            "poll-only polls every 15 minutes unless told otherwise"
         );
 
         let dc = load(&[
@@ -398,6 +433,52 @@ mod tests {
             dc.bitbucket[0].credentials,
             Credentials::Basic { .. }
         ));
+    }
+
+    #[test]
+    fn the_poll_interval_from_the_environment() {
+        let base = [
+            ("PR_REMINDER_WEBHOOK_SECRET", "a-webhook-secret"),
+            ("PR_REMINDER_BITBUCKET_KIND", "cloud"),
+            ("PR_REMINDER_BITBUCKET_TOKEN", "t"),
+            ("PR_REMINDER_BITBUCKET_REPOSITORIES", "acme/api"),
+        ];
+        let with_webhooks = load(&base).unwrap();
+        assert_eq!(
+            with_webhooks.bitbucket[0].poll_interval, None,
+            "on demand only"
+        );
+        assert!(render(&with_webhooks.bitbucket)
+            .contains("# poll_interval_minutes: not set (reconcile on demand only)\n"));
+        let mut pairs = base.to_vec();
+        pairs.push(("PR_REMINDER_BITBUCKET_POLL_INTERVAL_MINUTES", "30"));
+        let polled = load(&pairs).unwrap();
+        assert_eq!(
+            polled.bitbucket[0].poll_interval,
+            Some(Duration::from_secs(30 * 60))
+        );
+        assert!(render(&polled.bitbucket).contains("\npoll_interval_minutes = 30\n"));
+        pairs.pop();
+        pairs.push(("PR_REMINDER_BITBUCKET_POLL_INTERVAL_MINUTES", "soon"));
+        assert_eq!(
+            load(&pairs).unwrap_err().to_string(),
+            "invalid configuration: bitbucket[0].poll_interval_minutes \
+             (PR_REMINDER_BITBUCKET_POLL_INTERVAL_MINUTES): `soon` is not a number of minutes"
+        );
+    }
+
+    #[test]
+    fn empty_variables_are_unset() {
+        let settings = load(&[
+            ("PR_REMINDER_WEBHOOK_SECRET", "a-webhook-secret"),
+            ("PR_REMINDER_BITBUCKET_KIND", ""),
+            ("PR_REMINDER_BITBUCKET_URL", " "),
+            ("PR_REMINDER_BITBUCKET_TOKEN", ""),
+            ("PR_REMINDER_BITBUCKET_USERNAME", ""),
+            ("PR_REMINDER_BITBUCKET_REPOSITORIES", ""),
+        ])
+        .unwrap();
+        assert!(settings.bitbucket.is_empty());
     }
 
     #[test]

@@ -47,7 +47,7 @@ const POLL: Duration = Duration::from_secs(5);
 /// asks for longer): a room back from an outage is noticed within this.
 const PROBE: Duration = Duration::from_secs(5);
 
-/// A room back from an outage with more than this many PRs' news waiting gets one summary.
+/// A room with more than this many PRs' news due at once gets one summary.
 pub const BACKLOG_SUMMARY_AFTER: usize = 10;
 
 /// Most rows one summary pass takes (the rest follow in the next).
@@ -176,7 +176,7 @@ impl RoomWorker {
                 .as_ref()
                 .filter(|_| !matches!(self.room.sink, Sink::Console));
             let id = row.id;
-            if row.attempts > 0 && matches!(row.subject, Subject::PullRequest { .. }) {
+            if matches!(row.subject, Subject::PullRequest { .. }) {
                 let now = self.clock.timestamp();
                 match outbox::due_news(&self.db, &self.room.name, &now, BACKLOG_MOST).await {
                     Ok(backlog) if backlog.len() > BACKLOG_SUMMARY_AFTER => {
@@ -377,16 +377,19 @@ impl RoomWorker {
         failing_for >= schedule(&self.settings)
     }
 
-    /// A room back from an outage (its oldest message has failed before) with more than
-    /// `BACKLOG_SUMMARY_AFTER` PRs' news due: one summary listing every one of them (as few
-    /// messages as fit the chat's limit) instead of a post per PR. Each part, once delivered,
-    /// marks the rows it lists sent; a part not delivered leaves its rows and those after it
-    /// queued, the first of them recorded as the failed attempt.
+    /// More than `BACKLOG_SUMMARY_AFTER` PRs' news due at once in a room (it is back from an
+    /// outage, or news comes faster than its rate): one summary listing every one of them (as
+    /// few messages as fit the chat's limit) instead of a post per PR, which at the room's rate
+    /// would flood it for minutes. Each part, once delivered, marks the rows it lists sent; a
+    /// part not delivered leaves its rows and those after it queued, the first of them recorded
+    /// as the failed attempt.
     async fn deliver_summary(
         &self,
         backlog: Vec<OutboxRow>,
         limiter: Option<&RoomLimiter>,
     ) -> anyhow::Result<()> {
+        // Said so when the room has been refusing (the oldest has failed before).
+        let unreachable = backlog.iter().any(|row| row.attempts > 0);
         let mut claimed = Vec::with_capacity(backlog.len());
         for row in backlog {
             if outbox::claim(&self.db, row.id).await? {
@@ -439,10 +442,12 @@ impl RoomWorker {
             }
         }
         let count = rendered.len();
-        let heading = format!(
-            "While this room was unreachable, {count} pull request{} changed:",
-            if count == 1 { "" } else { "s" }
-        );
+        let prs = format!("{count} pull request{}", if count == 1 { "" } else { "s" });
+        let heading = if unreachable {
+            format!("While this room was unreachable, {prs} changed:")
+        } else {
+            format!("{prs} changed:")
+        };
         let messages: Vec<Message> = rendered.iter().map(|(_, m)| m.clone()).collect();
         let parts = summary(&heading, &messages);
         let mut next = 0;

@@ -1465,3 +1465,31 @@ async fn probing_does_not_give_up_sooner_than_backing_off() {
         Some("HTTP 503 Service Unavailable")
     );
 }
+
+/// News faster than the room's rate is a backlog too: twelve PRs due at once (one window) go out
+/// as one summary, not twelve posts over 25 s at 30 a minute; nothing failed, so it does not
+/// speak of an outage.
+#[tokio::test]
+async fn twelve_due_at_once_are_one_summary_without_an_outage() {
+    let (fake, app, clock, t0) = outage_app(vec![hipchat_ok()], 10).await;
+    for k in 1..=12 {
+        let body = open_pr(k, &at(k as u32), &format!("Burst {k}"), &[]);
+        deliver(&app, "pullrequest:created", &body).await;
+    }
+    next_wait(&clock, t0 + chrono::Duration::milliseconds(200)).await;
+    let rows = wait_outbox(&app, "all twelve sent", all_in("sent", 12)).await;
+    let hits = fake.hits();
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    let html = hits[0].html();
+    assert!(
+        html.starts_with("<b>12 pull requests changed:</b><br><br><b>Needs review</b>: "),
+        "{html}"
+    );
+    for k in 1..=12 {
+        assert_eq!(
+            html.matches(&format!("(acme/payments-api #{k})")).count(),
+            1
+        );
+    }
+    assert!(rows.iter().all(|r| r.attempts == 1), "{rows:#?}");
+}
