@@ -1562,3 +1562,60 @@ async fn the_cli_exits_0_when_every_repository_went_through_and_1_naming_the_fai
         assert!(!text.contains(API_TOKEN), "the token leaked: {text}");
     }
 }
+
+/// The status page's health part after a pass and a sweep: the site's last successful pass with
+/// its repositories and requests, and the room's last sweep with its trigger and outcome.
+#[tokio::test]
+async fn the_status_page_shows_the_last_pass_and_the_last_sweep() {
+    const STATUS_TOKEN: &str = "status-token-0123456789abcdef";
+    let server = MockServer::start().await;
+    cloud_list(&server, "acme/api", vec![]).await;
+    let url = format!("{}/2.0", server.uri());
+    let sites = vec![site(Flavour::Cloud, url.clone(), &["acme/api"])];
+    let app = spawn_app_with(move |s: &mut Settings| {
+        s.bitbucket = sites;
+        s.sweep.token = Some(SecretToken(SecretString::from(TOKEN.to_owned())));
+        s.monitoring.status_token = Some(SecretToken(SecretString::from(STATUS_TOKEN.to_owned())));
+    })
+    .await;
+    let page = || async {
+        app.client
+            .get(format!("{}/status", app.address))
+            .bearer_auth(STATUS_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = page().await;
+    assert!(
+        before.contains("<td class=\"muted\" colspan=\"3\">never</td>"),
+        "{before}"
+    );
+
+    assert_eq!(reconcile(&app).await.0, 200);
+    let swept = app
+        .client
+        .post(format!("{}/sweep", app.address))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(swept.status(), 200);
+    let html = page().await;
+    let sites = &html[html.find("<table id=\"sites\">").expect("sites table")..];
+    let sites = &sites[..sites.find("</table>").unwrap()];
+    assert!(sites.contains(&format!("<td>{url}</td>")), "{sites}");
+    assert!(
+        sites.ends_with("<td>1</td><td>1</td></tr></tbody>"),
+        "one repository, one request: {sites}"
+    );
+    let sweeps = &html[html.find("<table id=\"sweeps\">").expect("sweeps table")..];
+    let sweeps = &sweeps[..sweeps.find("</table>").unwrap()];
+    assert!(
+        sweeps.contains("<td>http</td><td class=\"skipped\">skipped (nothing is waiting for review)</td><td>0</td><td>0</td>"),
+        "{sweeps}"
+    );
+}
