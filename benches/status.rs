@@ -7,6 +7,8 @@
 //! `status::page::render` five times and prints the times and the page's size. Asserts only that
 //! the data is what it says (10,000 pending reviews).
 
+mod common;
+
 use std::time::Instant;
 
 use pr_reminder::config::{Announce, Room, Route, Settings, SignaturePolicy, Sink};
@@ -34,75 +36,18 @@ async fn run() -> anyhow::Result<()> {
         .await?;
 
     let started = Instant::now();
-    // Workspace w{n} holds 20 repositories; room n takes workspace n.
-    sqlx::query(
-        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
-         INSERT INTO repositories (repository_key, full_name)
-         SELECT printf('cloud/{repo-%d}', i), printf('w%d/repo-%d', i % ?2, i) FROM n",
+    // No drafts, and at most one approval each (two are required): all 10,000 wait.
+    common::seed(
+        &pool,
+        &common::Shape {
+            prs: PRS,
+            repos: REPOS,
+            rooms: ROOMS,
+            draft: "0",
+            review_state: "CASE WHEN k.k = 1 AND p.number % 5 = 0 THEN 'approved' WHEN (p.number + k.k) % 5 = 1 THEN 'changes_requested' ELSE 'none' END",
+        },
     )
-    .bind(REPOS)
-    .bind(ROOMS)
-    .execute(&pool)
     .await?;
-    sqlx::query(
-        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < 500)
-         INSERT INTO users (user_key, display_name) SELECT printf('{user-%d}', i), printf('User %d', i) FROM n",
-    )
-    .execute(&pool)
-    .await?;
-    // No drafts (all 10,000 wait); created over the last 30 days.
-    sqlx::query(
-        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
-         INSERT INTO pull_requests (repository_key, number, title, author, source_branch, source_commit,
-             destination_branch, state, draft, created_on, updated_on, last_activity_on, url)
-         SELECT printf('cloud/{repo-%d}', i % ?2), i / ?2 + 1,
-                printf('Change number %d: make the thing do the other thing, carefully', i),
-                printf('{user-%d}', i % 500), 'feature/x', printf('%012x', i), 'main', 'OPEN',
-                0,
-                strftime('%Y-%m-%dT%H:%M:%fZ', 'now', printf('-%d minutes', (i * 7) % 43200)),
-                strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
-                printf('https://bitbucket.org/w%d/repo-%d/pull-requests/%d', (i % ?2) % ?3, i % ?2, i / ?2 + 1)
-           FROM n",
-    )
-    .bind(PRS)
-    .bind(REPOS)
-    .bind(ROOMS)
-    .execute(&pool)
-    .await?;
-    // Two reviewers per PR: at most one approves (two are required), some ask for changes.
-    sqlx::query(
-        "INSERT INTO reviews (repository_key, number, user_key, role, state, state_on, snapshot_on)
-         SELECT p.repository_key, p.number, printf('{user-%d}', (p.number * 7 + k.k) % 500), 'REVIEWER',
-                CASE WHEN k.k = 1 AND p.number % 5 = 0 THEN 'approved'
-                     WHEN (p.number + k.k) % 5 = 1 THEN 'changes_requested' ELSE 'none' END,
-                p.updated_on, p.updated_on
-           FROM pull_requests p, (SELECT 1 AS k UNION ALL SELECT 2) k
-          WHERE printf('{user-%d}', (p.number * 7 + k.k) % 500) <> p.author",
-    )
-    .execute(&pool)
-    .await?;
-    sqlx::query(
-        "UPDATE pull_requests SET
-            approvals = (SELECT count(*) FROM reviews r
-                           WHERE r.repository_key = pull_requests.repository_key
-                           AND r.number = pull_requests.number AND r.state = 'approved'),
-            changes_requested = (SELECT count(*) FROM reviews r
-                           WHERE r.repository_key = pull_requests.repository_key
-                           AND r.number = pull_requests.number AND r.state = 'changes_requested')",
-    )
-    .execute(&pool)
-    .await?;
-    // A build on every third PR's source commit, one in four of them failing.
-    sqlx::query(
-        "INSERT INTO commit_statuses (commit_hash, key, repository_key, state, name, url, updated_on)
-         SELECT source_commit || '0000000000000000000000000000', 'ci', repository_key,
-                CASE WHEN number % 4 = 0 THEN 'FAILED' ELSE 'SUCCESSFUL' END, 'CI', 'https://ci/x',
-                updated_on
-           FROM pull_requests WHERE number % 3 = 0",
-    )
-    .execute(&pool)
-    .await?;
-    sqlx::query("ANALYZE").execute(&pool).await?;
     // Health rows: a day of deliveries (a few refused) and a few failed messages.
     sqlx::query(
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < 5000)

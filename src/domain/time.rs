@@ -5,7 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer};
 
 /// What time it is, as a value the store and pure code can hold without knowing where the time
-/// comes from (`crate::clock::Clock::reader` gives the service's).
+/// comes from (the clock module's `Clock::reader` gives the service's).
 pub type Now = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// An instant, stored as UTC RFC 3339 text with exactly six fractional digits
@@ -23,7 +23,7 @@ impl Timestamp {
         Self(at.to_rfc3339_opts(SecondsFormat::Micros, true))
     }
 
-    /// The current time by the system clock (the service reads `crate::clock::Clock` instead,
+    /// The current time by the system clock (the service reads its `Clock` instead,
     /// so that tests move it; this is for one-off commands such as `outbox retry`).
     pub fn now() -> Self {
         Self::from_datetime(Utc::now())
