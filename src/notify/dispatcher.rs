@@ -177,9 +177,8 @@ impl RoomWorker {
                 .filter(|_| !matches!(self.room.sink, Sink::Console));
             let id = row.id;
             if matches!(row.subject, Subject::PullRequest { .. }) {
-                let now = self.clock.timestamp();
-                match outbox::due_news(&self.db, &self.room.name, &now, BACKLOG_MOST).await {
-                    Ok(backlog) if backlog.len() > BACKLOG_SUMMARY_AFTER => {
+                match self.backlog().await {
+                    Ok(Some(backlog)) => {
                         let ids: Vec<i64> = backlog.iter().map(|r| r.id).collect();
                         if let Err(err) = self.deliver_summary(backlog, limiter).await {
                             tracing::error!(error = %format!("{err:#}"), "backlog summary failed; will try again");
@@ -190,7 +189,7 @@ impl RoomWorker {
                         }
                         continue;
                     }
-                    Ok(_) => {}
+                    Ok(None) => {}
                     Err(err) => {
                         tracing::error!(error = %format!("{err:#}"), "outbox unreadable; retrying in 1 s");
                         self.pause(Duration::from_secs(1)).await;
@@ -375,6 +374,20 @@ impl RoomWorker {
             .map_or(now, |t| t.to_datetime());
         let failing_for = (now - first_failed).to_std().unwrap_or_default();
         failing_for >= schedule(&self.settings)
+    }
+
+    /// The room's due PR news when there is more of it than `BACKLOG_SUMMARY_AFTER` (a summary is
+    /// due), else `None`. Looks at no more rows than it takes to tell, so the usual case (a few
+    /// due) costs a short read per message.
+    async fn backlog(&self) -> anyhow::Result<Option<Vec<OutboxRow>>> {
+        let now = self.clock.timestamp();
+        let over = i64::try_from(BACKLOG_SUMMARY_AFTER + 1).unwrap_or(i64::MAX);
+        let some = outbox::due_news(&self.db, &self.room.name, &now, over).await?;
+        if some.len() <= BACKLOG_SUMMARY_AFTER {
+            return Ok(None);
+        }
+        let all = outbox::due_news(&self.db, &self.room.name, &now, BACKLOG_MOST).await?;
+        Ok(Some(all))
     }
 
     /// More than `BACKLOG_SUMMARY_AFTER` PRs' news due at once in a room (it is back from an
