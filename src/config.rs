@@ -394,7 +394,19 @@ impl Settings {
 
         let secrets = raw.webhook_secret.secrets();
         let insecure = insecure_flag || raw.insecure_skip_signature;
-        let configured = file.is_some() || env.keys().any(|k| k.starts_with(ENV_PREFIX));
+        // What ends demo mode: a file, or a setting's variable with a value (an empty one is
+        // compose's `${VAR:-}`, not a setting). Named in the error below.
+        let mut configured_by: Vec<String> = file
+            .map(|f| format!("--config {}", f.display()))
+            .into_iter()
+            .collect();
+        let mut known: Vec<&String> = env
+            .iter()
+            .filter(|(k, v)| is_setting_variable(k) && !v.trim().is_empty())
+            .map(|(k, _)| k)
+            .collect();
+        known.sort();
+        configured_by.extend(known.into_iter().cloned());
         let mut settings = raw.resolve(&shortcuts)?;
         settings.bitbucket = sites::resolve_sites(raw_sites, env)?;
         settings.signature = if !secrets.is_empty() {
@@ -410,16 +422,36 @@ impl Settings {
                     ));
             }
             SignaturePolicy::PollOnly
-        } else if !configured && settings.listen.ip().is_loopback() {
+        } else if configured_by.is_empty() && settings.listen.ip().is_loopback() {
             SignaturePolicy::Demo
         } else {
+            let why = if configured_by.is_empty() {
+                format!("it listens on {}, not on loopback", settings.listen)
+            } else {
+                format!("configuration was found: {}", configured_by.join(", "))
+            };
             return Err(ConfigError::at(
                 "webhook_secret",
-                "not set: deliveries could not be verified. Set the secret you entered in \
-                 Bitbucket, or PR_REMINDER_INSECURE_SKIP_SIGNATURE=1 to accept unsigned ones",
+                format!(
+                    "not set: deliveries could not be verified. Set the secret you entered in \
+                     Bitbucket, or PR_REMINDER_INSECURE_SKIP_SIGNATURE=1 to accept unsigned \
+                     ones (demo mode, which accepts them on loopback, is off because {why})"
+                ),
             ));
         };
         Ok(settings)
+    }
+
+    /// The `PR_REMINDER_*` variables in `env` that are no setting of ours (a typo such as
+    /// `PR_REMINDER_WEBHOOK_SECRETS`): ignored, and worth a warning at start.
+    pub fn unknown_variables(env: &HashMap<String, String>) -> Vec<String> {
+        let mut unknown: Vec<String> = env
+            .keys()
+            .filter(|k| k.starts_with(ENV_PREFIX) && !is_setting_variable(k))
+            .cloned()
+            .collect();
+        unknown.sort();
+        unknown
     }
 
     /// The settings as `check-config` prints them: TOML, secrets redacted.
@@ -623,6 +655,12 @@ const ENV_VARS: &[(&str, &str, Kind)] = &[
     ("PR_REMINDER_GOOGLE_CHAT_WEBHOOK_URL", "google-chat",                   Kind::Room(Sink::GoogleChat)),
 ];
 
+/// Whether `name` is one of the variables the settings read.
+fn is_setting_variable(name: &str) -> bool {
+    ENV_VARS.iter().any(|(var, _, _)| *var == name)
+        || sites::SITE_ENV_VARS.iter().any(|(var, _)| *var == name)
+}
+
 /// How a variable's text becomes the value the file would hold.
 #[derive(Clone, Copy)]
 enum Kind {
@@ -764,7 +802,10 @@ section!(RawCommands {
 
 /// One secret or a list; in the environment, a comma-separated list.
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected a string or a list of strings (the secret, or old and new while rotating)"
+)]
 enum SecretList {
     One(String),
     Many(Vec<String>),
@@ -1276,6 +1317,42 @@ mod tests {
         assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(s.database, PathBuf::from(DEFAULT_DATABASE));
         assert_eq!(s.required_approvals, 2);
+    }
+
+    #[test]
+    fn what_ends_demo_mode_is_named_and_empty_or_unknown_variables_do_not() {
+        let refused = |pairs: &[(&str, &str)]| {
+            Settings::load(None, &env(pairs), false)
+                .unwrap_err()
+                .to_string()
+        };
+        let why = refused(&[("PR_REMINDER_STATUS_TOKEN", "0123456789abcdef")]);
+        assert!(
+            why.ends_with(
+                "(demo mode, which accepts them on loopback, is off because configuration was \
+                 found: PR_REMINDER_STATUS_TOKEN)"
+            ),
+            "{why}"
+        );
+        assert!(!why.contains("0123456789abcdef"), "{why}");
+        let why = refused(&[("PR_REMINDER_LISTEN", "0.0.0.0:8080")]);
+        assert!(
+            why.contains("configuration was found: PR_REMINDER_LISTEN"),
+            "{why}"
+        );
+        // Empty (compose's `${VAR:-}`) and unknown variables are no configuration.
+        let quiet = env(&[
+            ("PR_REMINDER_STATUS_TOKEN", ""),
+            ("PR_REMINDER_SLACK_WEBHOOK_URL", " "),
+            ("PR_REMINDER_BITBUCKET_KIND", ""),
+            ("PR_REMINDER_WEBHOOK_SECRETS", "a-typo"),
+        ]);
+        let s = Settings::load(None, &quiet, false).unwrap();
+        assert!(matches!(s.signature, SignaturePolicy::Demo));
+        assert_eq!(
+            Settings::unknown_variables(&quiet),
+            vec!["PR_REMINDER_WEBHOOK_SECRETS".to_owned()]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use pr_reminder::config::{LogFormat, Settings};
+use pr_reminder::config::{LogFormat, Settings, SignaturePolicy};
 use pr_reminder::domain::routing::Routing;
 use pr_reminder::domain::{Timestamp, Trigger};
 use pr_reminder::jobs::{Job, Jobs};
@@ -201,6 +201,9 @@ fn main() -> ExitCode {
         };
     }
     telemetry::init(settings.log_format);
+    for name in Settings::unknown_variables(&env) {
+        tracing::warn!(variable = %name, "not a pr-reminder setting; ignored (a typo?)");
+    }
 
     // actix-web runs its HTTP workers on threads of their own; this runtime only drives the
     // server handle and the database writer, for which one thread is enough (and measured no
@@ -215,6 +218,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Usage errors of `reconcile` (exit 2, like a bad setting), before anything is opened.
+    if let Command::Reconcile { repository, .. } = &cli.command {
+        if settings.bitbucket.is_empty() {
+            eprintln!(
+                "pr-reminder: no Bitbucket site is configured: add a [[bitbucket]] table or set \
+                 PR_REMINDER_BITBUCKET_KIND, _TOKEN and _REPOSITORIES"
+            );
+            return ExitCode::from(2);
+        }
+        if let Some(name) = repository {
+            let covered = settings
+                .bitbucket
+                .iter()
+                .flat_map(|site| &site.repositories)
+                .any(|selector| selector.covers(name));
+            if !covered {
+                eprintln!(
+                    "pr-reminder: --repository {name}: no configured site covers it (see the \
+                     repositories of [[bitbucket]] in check-config)"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
     let mut failed = false;
     let failed_ref = &mut failed;
     let result = runtime.block_on(async move {
@@ -288,11 +315,16 @@ fn main() -> ExitCode {
             }
             Command::Serve { .. } => {
                 let app = Application::build(settings.clone()).await?;
+                let what = if matches!(settings.signature, SignaturePolicy::PollOnly) {
+                    "pr-reminder listening; poll-only: webhook deliveries are refused"
+                } else {
+                    "pr-reminder listening; POST Bitbucket webhooks to /webhooks/bitbucket"
+                };
                 tracing::info!(
                     listen = %settings.listen,
                     port = app.port(),
                     database = %settings.database.display(),
-                    "pr-reminder listening; POST Bitbucket webhooks to /webhooks/bitbucket"
+                    "{what}"
                 );
                 app.run_until_stopped().await
             }

@@ -275,9 +275,17 @@ impl Reconciler {
         };
         for selector in &sc.site.repositories {
             match (&selector.slug, only) {
-                (_, Some(one)) => {
+                (Some(slug), Some(one)) => {
+                    // As configured: the name is matched ignoring case, the request spells it
+                    // as the configuration does.
                     if selector.covers(one) {
-                        push(one.to_owned());
+                        push(format!("{}/{slug}", selector.owner));
+                    }
+                }
+                (None, Some(one)) => {
+                    if selector.covers(one) {
+                        let slug = one.split_once('/').map_or(one, |(_, slug)| slug);
+                        push(format!("{}/{slug}", selector.owner));
                     }
                 }
                 (Some(slug), None) => push(format!("{}/{slug}", selector.owner)),

@@ -189,7 +189,11 @@ pub(super) fn resolve_sites(
             ));
         }
         if raw.is_empty() {
+            // The variables make the site: each of its keys is theirs, set or missing.
             raw.push(RawSite::default());
+            for &(var, key) in SITE_ENV_VARS {
+                from_env.insert(key, var);
+            }
         }
         let site = &mut raw[0];
         for &(var, key) in &named {
@@ -266,7 +270,11 @@ impl RawSite {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
             .ok_or_else(|| {
-                ConfigError::new(key("url"), format!("`{url_text}` is not an http(s) URL"))
+                // Not echoed: a URL pasted by mistake may carry a token.
+                ConfigError::new(
+                    key("url"),
+                    "is not an http(s) URL (the value is not shown: it may hold a token)",
+                )
             })?;
         if !url.username().is_empty() || url.password().is_some() {
             // Never echo it: the user part may hold a credential.
@@ -278,7 +286,8 @@ impl RawSite {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(ConfigError::new(
                 key("url"),
-                format!("`{url_text}` must have no query or fragment"),
+                "must have no query or fragment (the value is not shown: a query may hold a \
+                 token; give the token in token)",
             ));
         }
         let token = self
@@ -507,6 +516,20 @@ mod tests {
             .starts_with("invalid configuration: bitbucket[0].url (PR_REMINDER_BITBUCKET_URL)"));
         let secret = with(("PR_REMINDER_BITBUCKET_URL", "https://user:pw@host"));
         assert!(!secret.contains("pw"), "{secret}");
+        let secret = with((
+            "PR_REMINDER_BITBUCKET_URL",
+            "https://bb.example/2.0?access_token=SEKRIT1",
+        ));
+        assert!(!secret.contains("SEKRIT1"), "{secret}");
+        let secret = with(("PR_REMINDER_BITBUCKET_URL", "not a url SEKRIT2"));
+        assert!(!secret.contains("SEKRIT2"), "{secret}");
+        // A site made by the variables names them for what is missing too.
+        assert_eq!(
+            load(&[("PR_REMINDER_BITBUCKET_TOKEN", "t"), ("PR_REMINDER_BITBUCKET_REPOSITORIES", "a/b")])
+                .unwrap_err()
+                .to_string(),
+            "invalid configuration: bitbucket[0].kind (PR_REMINDER_BITBUCKET_KIND): missing: cloud or datacenter"
+        );
         assert!(with(("PR_REMINDER_BITBUCKET_TOKEN", " ")).starts_with(
             "invalid configuration: bitbucket[0].token (PR_REMINDER_BITBUCKET_TOKEN): missing"
         ));

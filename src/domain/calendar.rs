@@ -105,6 +105,10 @@ pub fn parse_working_days(list: &[String]) -> Result<[bool; 7], String> {
             .map_err(|_| format!("`{word}` is not a weekday (mon, tue, ...)"))?;
         days[day.num_days_from_monday() as usize] = true;
     }
+    if !days.contains(&true) {
+        // No working day: a scheduled sweep would never post, silently.
+        return Err("must name at least one weekday (mon, tue, ...)".into());
+    }
     Ok(days)
 }
 

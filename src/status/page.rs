@@ -291,7 +291,7 @@ fn health(page: &StatusPage) -> Markup {
                     }
                 }
             }
-            p.muted { "Send them again with " code { "pr-reminder outbox retry" } "." }
+            p.muted { "Send them again with " code { "pr-reminder outbox retry --failed" } " (or one by its id: " code { "pr-reminder outbox retry <id>" } ")." }
         }
         h3 { "Last sweep per room" }
         @if page.sweeps.is_empty() {

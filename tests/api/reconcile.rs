@@ -1619,3 +1619,31 @@ async fn the_status_page_shows_the_last_pass_and_the_last_sweep() {
         "{sweeps}"
     );
 }
+
+/// A repository no site covers is a usage error (exit 2, nothing asked of Bitbucket); one named
+/// in another case is asked for as configured.
+#[tokio::test]
+async fn the_cli_refuses_an_unconfigured_repository_and_spells_a_configured_one_as_configured() {
+    let server = MockServer::start().await;
+    cloud_list(&server, "acme/api", vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}/2.0", server.uri());
+    let (code, _, stderr) = cli_reconcile(dir.path(), &url, &["--repository", "other/repo"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr,
+        "pr-reminder: --repository other/repo: no configured site covers it (see the \
+         repositories of [[bitbucket]] in check-config)\n"
+    );
+    assert!(requests(&server).await.is_empty());
+
+    let (code, stdout, stderr) =
+        cli_reconcile(dir.path(), &url, &["--repository", "ACME/Api"]).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        requests(&server).await,
+        vec![format!(
+            "GET /2.0/repositories/acme/api/pullrequests?state=OPEN&pagelen=50&fields=%2Bvalues.participants"
+        )]
+    );
+}
