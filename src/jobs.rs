@@ -147,7 +147,7 @@ pub async fn run_schedule(jobs: Arc<Jobs>, expression: String) {
             .run(Job::Sweep { force: false }, Trigger::Schedule)
             .await
         {
-            Ok(report) => tracing::info!(report = %report.to_text(), "scheduled sweep done"),
+            Ok(report) => tracing::info!(report = %one_line(&report), "scheduled sweep done"),
             Err(err) => tracing::error!(error = %format!("{err:#}"), "scheduled sweep failed"),
         }
     }
@@ -163,7 +163,7 @@ pub async fn run_polls(jobs: Arc<Jobs>, site: usize, every: std::time::Duration)
         });
         match jobs.run(job, Trigger::Schedule).await {
             Ok(report) => {
-                tracing::info!(site, report = %report.to_text(), "scheduled reconciliation done")
+                tracing::info!(site, report = %one_line(&report), "scheduled reconciliation done")
             }
             Err(err) => {
                 tracing::error!(site, error = %format!("{err:#}"), "scheduled reconciliation failed")
@@ -171,4 +171,9 @@ pub async fn run_polls(jobs: Arc<Jobs>, site: usize, every: std::time::Duration)
         }
         jobs.clock.sleep(every).await;
     }
+}
+
+/// A job's report on one line of a log (its JSON), not the multi-line text the CLI prints.
+fn one_line(report: &JobReport) -> String {
+    serde_json::to_string(report).unwrap_or_else(|_| report.to_text().replace('\n', "; "))
 }

@@ -189,21 +189,15 @@ impl Application {
                 .app_data(pressure.clone())
                 .app_data(status.clone())
                 .app_data(metrics_route.clone())
-                .route(
-                    "/webhooks/bitbucket",
-                    web::post().to(routes::webhook::bitbucket),
-                )
-                .route("/sweep", web::post().to(routes::sweep::sweep))
-                .route("/reconcile", web::post().to(routes::reconcile::reconcile))
-                .route(
-                    "/commands/hipchat/{token}",
-                    web::post().to(routes::commands::hipchat),
-                )
-                .route("/commands/slack", web::post().to(routes::commands::slack))
-                .route("/healthz", web::get().to(routes::health::healthz))
-                .route("/readyz", web::get().to(routes::health::readyz))
-                .route("/metrics", web::get().to(routes::metrics::metrics))
-                .route("/status", web::get().to(routes::status::status))
+                .service(post("/webhooks/bitbucket").to(routes::webhook::bitbucket))
+                .service(post("/sweep").to(routes::sweep::sweep))
+                .service(post("/reconcile").to(routes::reconcile::reconcile))
+                .service(post("/commands/hipchat/{token}").to(routes::commands::hipchat))
+                .service(post("/commands/slack").to(routes::commands::slack))
+                .service(get("/healthz", routes::health::healthz))
+                .service(get("/readyz", routes::health::readyz))
+                .service(get("/metrics", routes::metrics::metrics))
+                .service(get("/status", routes::status::status))
         })
         // Connections past the cap wait in the kernel's queue until a slot turns over; std's
         // listener would queue only 128, and a dropped SYN is retried by the client after a
@@ -348,6 +342,51 @@ async fn shutdown_signal() -> std::io::Result<&'static str> {
         tokio::signal::ctrl_c().await?;
         Ok("Ctrl-C")
     }
+}
+
+/// `path` for POST; any other method gets 405 with `Allow: POST`.
+fn post(path: &str) -> PostResource {
+    PostResource(path.to_owned())
+}
+
+/// A POST-only resource under construction (`post(path).to(handler)`).
+struct PostResource(String);
+
+impl PostResource {
+    fn to<F, Args>(self, handler: F) -> actix_web::Resource
+    where
+        F: actix_web::Handler<Args>,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        web::resource(self.0)
+            .route(web::post().to(handler))
+            .default_service(web::to(|| not_allowed("POST")))
+    }
+}
+
+/// `path` for GET and HEAD (the same answer without its body); any other method gets 405 with
+/// `Allow: GET, HEAD`.
+fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+        .default_service(web::to(|| not_allowed("GET, HEAD")))
+}
+
+/// 405 Method Not Allowed, saying which methods the path takes (RFC 9110 §15.5.6).
+async fn not_allowed(allow: &'static str) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::MethodNotAllowed()
+        .insert_header((actix_web::http::header::ALLOW, allow))
+        .json(serde_json::json!({
+            "status": "rejected",
+            "reason": format!("method not allowed here; use {allow}"),
+        }))
 }
 
 /// Connections the kernel may queue for us while every slot is taken (Linux caps it at

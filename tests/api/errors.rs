@@ -335,8 +335,8 @@ async fn health_endpoints() {
         .unwrap();
     assert_eq!(
         response.status().as_u16(),
-        404,
-        "GET on the webhook is not a route"
+        405,
+        "GET on the webhook: the path exists, the method does not"
     );
 }
 
@@ -506,4 +506,35 @@ async fn a_locked_database_is_a_quick_503_and_then_recovers() {
         5
     );
     app.assert_still_serving().await;
+}
+
+/// A known path asked with another method is 405 naming the methods it takes (not a 404 that
+/// suggests a wrong URL); GET paths answer HEAD too, without a body; unknown paths stay 404.
+#[tokio::test]
+async fn wrong_methods_are_405_with_allow_and_head_works() {
+    let app = crate::helpers::spawn_app().await;
+    let call = |method: reqwest::Method, path: &str| {
+        app.client
+            .request(method, format!("{}{path}", app.address))
+            .send()
+    };
+    let answer = call(reqwest::Method::GET, "/webhooks/bitbucket")
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 405);
+    assert_eq!(answer.headers()["allow"], "POST");
+    assert_eq!(
+        answer.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"status": "rejected", "reason": "method not allowed here; use POST"})
+    );
+    for path in ["/healthz", "/readyz", "/metrics", "/status"] {
+        let answer = call(reqwest::Method::POST, path).await.unwrap();
+        assert_eq!(answer.status(), 405, "{path}");
+        assert_eq!(answer.headers()["allow"], "GET, HEAD", "{path}");
+    }
+    let head = call(reqwest::Method::HEAD, "/healthz").await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.bytes().await.unwrap().len(), 0, "no body for HEAD");
+    let unknown = call(reqwest::Method::GET, "/nowhere").await.unwrap();
+    assert_eq!(unknown.status(), 404);
 }
