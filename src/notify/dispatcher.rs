@@ -182,9 +182,7 @@ impl RoomWorker {
                         let ids: Vec<i64> = backlog.iter().map(|r| r.id).collect();
                         if let Err(err) = self.deliver_summary(backlog, limiter).await {
                             tracing::error!(error = %format!("{err:#}"), "backlog summary failed; will try again");
-                            for id in ids {
-                                let _ = outbox::release(&self.db, id).await;
-                            }
+                            let _ = outbox::release_all(&self.db, &ids).await;
                             self.pause(Duration::from_secs(1)).await;
                         }
                         continue;
@@ -403,12 +401,17 @@ impl RoomWorker {
     ) -> anyhow::Result<()> {
         // Said so when the room has been refusing (the oldest has failed before).
         let unreachable = backlog.iter().any(|row| row.attempts > 0);
-        let mut claimed = Vec::with_capacity(backlog.len());
-        for row in backlog {
-            if outbox::claim(&self.db, row.id).await? {
-                claimed.push(row);
-            }
-        }
+        // Claimed, and later finished, in one statement each: a write per row would hold off
+        // the webhook writer for a whole backlog of commits.
+        let ids: Vec<i64> = backlog.iter().map(|row| row.id).collect();
+        let taken: std::collections::HashSet<i64> = outbox::claim_all(&self.db, &ids)
+            .await?
+            .into_iter()
+            .collect();
+        let claimed: Vec<OutboxRow> = backlog
+            .into_iter()
+            .filter(|row| taken.contains(&row.id))
+            .collect();
         // One item per PR (its news can be in two rows: one claimed before the outage, one
         // queued since), with the union of their events, in the order of its oldest row.
         let mut items: Vec<(Vec<OutboxRow>, BTreeSet<NotifyEvent>)> = Vec::new();
@@ -478,13 +481,8 @@ impl RoomWorker {
             match sent {
                 Ok(()) => {
                     tracing::info!(prs = listed, rows = rows.len(), "backlog summary delivered");
-                    let at = self.clock.timestamp();
-                    for row in rows {
-                        let done = Attempt::Sent {
-                            message: &part.text,
-                        };
-                        outbox::finish(&self.db, row.id, done, &at).await?;
-                    }
+                    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+                    outbox::sent_all(&self.db, &ids, &part.text, &self.clock.timestamp()).await?;
                     next += listed;
                 }
                 Err(err) => {
@@ -492,9 +490,8 @@ impl RoomWorker {
                     // retry a quick probe.
                     let mut left = rendered[next..].iter().flat_map(|(rows, _)| rows);
                     let first = left.next();
-                    for row in left {
-                        outbox::release(&self.db, row.id).await?;
-                    }
+                    let others: Vec<i64> = left.map(|row| row.id).collect();
+                    outbox::release_all(&self.db, &others).await?;
                     if let Some(first) = first {
                         self.not_delivered(first, first.attempts + 1, err, None)
                             .await?;

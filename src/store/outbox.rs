@@ -275,6 +275,50 @@ pub async fn claim(db: &Db, id: i64) -> anyhow::Result<bool> {
     Ok(result.rows_affected() == 1)
 }
 
+/// Claims several rows at once (a backlog summary), in one statement; returns the ids claimed
+/// (those another claimed first are left out).
+pub async fn claim_all(db: &Db, ids: &[i64]) -> anyhow::Result<Vec<i64>> {
+    let claimed: Vec<i64> = sqlx::query_scalar(
+        "UPDATE outbox SET state = 'sending' \
+         WHERE id IN (SELECT value FROM json_each(?1)) AND state IN ('pending', 'retrying') \
+         RETURNING id",
+    )
+    .bind(serde_json::to_string(ids)?)
+    .fetch_all(&db.pool)
+    .await
+    .context("claiming outbox rows")?;
+    Ok(claimed)
+}
+
+/// Records claimed rows as delivered at `now` by one message (a backlog summary), whose plain
+/// text is `message`; one statement, as `finish` with `Attempt::Sent` would each.
+pub async fn sent_all(db: &Db, ids: &[i64], message: &str, now: &Timestamp) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL, \
+         sent_at = ?2, message = ?3 WHERE id IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(serde_json::to_string(ids)?)
+    .bind(now.as_str())
+    .bind(message)
+    .execute(&db.pool)
+    .await
+    .context("recording delivered outbox rows")?;
+    Ok(())
+}
+
+/// Claimed rows go back in the queue unchanged, in one statement (see `release`).
+pub async fn release_all(db: &Db, ids: &[i64]) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE outbox SET state = 'retrying' \
+         WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'sending'",
+    )
+    .bind(serde_json::to_string(ids)?)
+    .execute(&db.pool)
+    .await
+    .context("releasing outbox rows")?;
+    Ok(())
+}
+
 /// A claimed row goes back in the queue unchanged (a database error interrupted its delivery).
 pub async fn release(db: &Db, id: i64) -> anyhow::Result<()> {
     sqlx::query("UPDATE outbox SET state = 'retrying' WHERE id = ?1 AND state = 'sending'")
