@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use wiremock::ResponseTemplate;
 
-use crate::fake_chat::{Answer, Fake, Hit};
+use crate::fake_chat::{hipchat_ok, Answer, Fake, Hit, PATIENCE};
 use crate::helpers::{
     digest_only_route, route, set_repository, spawn_app_with, spawn_app_with_clock, uuid_like,
     ManualClock, TestApp,
@@ -38,8 +38,6 @@ const REPO_KEY: &str = "cloud/{5e1f0a77-9d0b-4c1e-8f53-0123456789ab}";
 const REPO_KEY_ENCODED: &str = "cloud%2F%7B5e1f0a77-9d0b-4c1e-8f53-0123456789ab%7D";
 const REPLY: &str = "messageReplyOption=REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD";
 const SWEEP_TOKEN: &str = "sweep-token-0123456789abcdef";
-/// Longest any condition below is waited for.
-const PATIENCE: Duration = Duration::from_secs(15);
 
 /// What a Teams workflow answers: 202 Accepted, no body at all.
 fn teams_ok() -> ResponseTemplate {
@@ -49,10 +47,6 @@ fn teams_ok() -> ResponseTemplate {
 /// What Google Chat answers: the created message.
 fn chat_ok() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({"name": "spaces/AAAAbcd/messages/x.y"}))
-}
-
-fn hipchat_ok() -> ResponseTemplate {
-    ResponseTemplate::new(204)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+use crate::fake_chat::PATIENCE;
 use crate::helpers::{
     own_fixture, route, set_repository, shared_fixtures, spawn_app, spawn_app_with, uuid_like,
     Answer, TestApp, SECRET,
@@ -31,7 +32,6 @@ const REPO_KEY: &str = "datacenter/bitbucket.acme.example/17";
 const PR_URL: &str = "https://bitbucket.acme.example/projects/ACME/repos/api/pull-requests/7";
 /// `createdDate` = `updatedDate` of `base.json` (2019-03-01T09:31:15.860Z).
 const CREATED_MS: i64 = 1_551_432_675_860;
-const PATIENCE: Duration = Duration::from_secs(15);
 
 /// Shared payloads the parser refuses: none (the issue wants every one accepted; a refused one
 /// would be answered 400, never a 5xx, and store nothing).

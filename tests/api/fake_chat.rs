@@ -13,6 +13,11 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 /// Longest any request is waited for.
 pub const PATIENCE: Duration = Duration::from_secs(15);
 
+/// What HipChat answers a room notification: 204 No Content.
+pub fn hipchat_ok() -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(204)
+}
+
 /// One request as the fake saw it.
 #[derive(Debug, Clone)]
 pub struct Hit {

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use sqlx::SqlitePool;
 use wiremock::ResponseTemplate;
 
-use crate::fake_chat::{Answer, Fake, Hit};
+use crate::fake_chat::{hipchat_ok, Answer, Fake, Hit, PATIENCE};
 use crate::helpers::{
     own_fixture, route, set_repository, spawn_app_with, spawn_app_with_clock, uuid_like,
     ManualClock, TestApp, SECRET,
@@ -30,12 +30,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_pr-reminder");
 const HIPCHAT_PATH: &str = "/v2/room/Payments%20Team/notification";
 const TOKEN_QUERY: &str = "auth_token=AbC-123_xyz%2Bq~9";
 const TITLE: &str = "Fix <script>alert(1)</script> & co";
-/// Longest any condition below is waited for.
-const PATIENCE: Duration = Duration::from_secs(15);
-
-fn hipchat_ok() -> ResponseTemplate {
-    ResponseTemplate::new(204)
-}
 
 fn slack_ok() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_string("ok")

@@ -126,6 +126,22 @@ async fn cloud_statuses(server: &MockServer, repo: &str, hash: &str, values: Vec
         .await;
 }
 
+/// The app with one Cloud site at the fake `server`, over `repositories`.
+async fn cloud_app(server: &MockServer, repositories: &[&str]) -> TestApp {
+    app_with(vec![site(
+        Flavour::Cloud,
+        format!("{}/2.0", server.uri()),
+        repositories,
+    )])
+    .await
+}
+
+/// The statuses of the 12-digit commit `short`: one failed CI build on its full hash.
+async fn failed_build(server: &MockServer, repo: &str, short: &str) {
+    let full = format!("{short}0000111122223333444455556666");
+    cloud_statuses(server, repo, short, vec![cloud_status(&full, "FAILED")]).await;
+}
+
 fn cloud_status(hash: &str, state: &str) -> Value {
     json!({"key": "ci", "state": state, "name": "CI", "url": "https://ci.example/1",
            "updated_on": "2026-11-02T11:00:00+00:00", "commit": {"hash": hash}})
@@ -164,12 +180,7 @@ async fn cloud_backfill_from_a_real_list_answer_announces_nothing() {
         )],
     )
     .await;
-    let app = app_with(vec![site(
-        Flavour::Cloud,
-        format!("{}/2.0", server.uri()),
-        &["amuniz/test-repos"],
-    )])
-    .await;
+    let app = cloud_app(&server, &["amuniz/test-repos"]).await;
 
     let (status, report) = reconcile(&app).await;
     assert_eq!(status, 200, "{report}");
@@ -245,12 +256,7 @@ async fn cloud_pages_then_an_unchanged_pass_costs_its_list_pages_only() {
         .await;
     cloud_statuses(&server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
     cloud_statuses(&server, "acme/api", "bbbbbbbbbbbb", vec![]).await;
-    let app = app_with(vec![site(
-        Flavour::Cloud,
-        format!("{}/2.0", server.uri()),
-        &["acme/api"],
-    )])
-    .await;
+    let app = cloud_app(&server, &["acme/api"]).await;
 
     let (status, first) = reconcile(&app).await;
     assert_eq!(status, 200, "{first}");
@@ -390,12 +396,7 @@ async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_
     ] {
         cloud_statuses(&server, "acme/api", hash, vec![]).await;
     }
-    let app = app_with(vec![site(
-        Flavour::Cloud,
-        format!("{}/2.0", server.uri()),
-        &["acme/api"],
-    )])
-    .await;
+    let app = cloud_app(&server, &["acme/api"]).await;
     assert_eq!(reconcile(&app).await.0, 200);
     assert!(announced(&app).await.is_empty());
 
@@ -429,16 +430,7 @@ async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_
         .respond_with(ResponseTemplate::new(200).set_body_json(merged))
         .mount(&server)
         .await;
-    cloud_statuses(
-        &server,
-        "acme/api",
-        "eeeeeeeeeeee",
-        vec![cloud_status(
-            "eeeeeeeeeeee0000111122223333444455556666",
-            "FAILED",
-        )],
-    )
-    .await;
+    failed_build(&server, "acme/api", "eeeeeeeeeeee").await;
     let (status, report) = reconcile(&app).await;
     assert_eq!(status, 200, "{report}");
     let repo = &report["repositories"][0];
@@ -497,12 +489,7 @@ async fn a_429_is_waited_out_and_a_401_leaves_state_untouched_while_others_go_on
         .await;
     cloud_list(&server, "acme/api", vec![pr.clone()]).await;
     cloud_statuses(&server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
-    let app = app_with(vec![site(
-        Flavour::Cloud,
-        format!("{}/2.0", server.uri()),
-        &["acme/api", "acme/web"],
-    )])
-    .await;
+    let app = cloud_app(&server, &["acme/api", "acme/web"]).await;
     // acme/web: refused.
     Mock::given(method("GET"))
         .and(path("/2.0/repositories/acme/web/pullrequests"))
@@ -582,12 +569,7 @@ async fn a_webhook_newer_than_the_rest_snapshot_wins() {
     )
     .await;
     cloud_statuses(&server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
-    let app = app_with(vec![site(
-        Flavour::Cloud,
-        format!("{}/2.0", server.uri()),
-        &["acme/api"],
-    )])
-    .await;
+    let app = cloud_app(&server, &["acme/api"]).await;
     assert_eq!(reconcile(&app).await.0, 200);
     // The approval arrives by webhook, newer than what the API still answers.
     let mut approved = cloud_pr(
@@ -952,12 +934,7 @@ async fn poll_only_starts_polls_and_refuses_deliveries() {
 #[tokio::test]
 async fn the_endpoint_is_guarded_like_sweep() {
     let server = MockServer::start().await;
-    let app = app_with(vec![site(
-        Flavour::Cloud,
-        format!("{}/2.0", server.uri()),
-        &["acme/api"],
-    )])
-    .await;
+    let app = cloud_app(&server, &["acme/api"]).await;
     let response = app
         .client
         .post(format!("{}/reconcile", app.address))
@@ -996,12 +973,7 @@ async fn a_5xx_is_retried_then_reported_and_the_pass_changes_nothing() {
     )
     .await;
     cloud_statuses(&server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
-    let app = app_with(vec![site(
-        Flavour::Cloud,
-        format!("{}/2.0", server.uri()),
-        &["acme/api"],
-    )])
-    .await;
+    let app = cloud_app(&server, &["acme/api"]).await;
     assert_eq!(reconcile(&app).await.0, 200);
 
     // #1 left the open list and #2 came; Bitbucket fails on #1 itself, every time.
@@ -1017,16 +989,7 @@ async fn a_5xx_is_retried_then_reported_and_the_pass_changes_nothing() {
         )],
     )
     .await;
-    cloud_statuses(
-        &server,
-        "acme/api",
-        "bbbbbbbbbbbb",
-        vec![cloud_status(
-            "bbbbbbbbbbbb0000111122223333444455556666",
-            "FAILED",
-        )],
-    )
-    .await;
+    failed_build(&server, "acme/api", "bbbbbbbbbbbb").await;
     Mock::given(method("GET"))
         .and(path("/2.0/repositories/acme/api/pullrequests/1"))
         .respond_with(
@@ -1087,16 +1050,7 @@ async fn a_5xx_is_retried_then_reported_and_the_pass_changes_nothing() {
         )],
     )
     .await;
-    cloud_statuses(
-        &server,
-        "acme/api",
-        "bbbbbbbbbbbb",
-        vec![cloud_status(
-            "bbbbbbbbbbbb0000111122223333444455556666",
-            "FAILED",
-        )],
-    )
-    .await;
+    failed_build(&server, "acme/api", "bbbbbbbbbbbb").await;
     let mut merged = cloud_pr(1, "aaaaaaaaaaaa", "2026-11-03T09:00:00+00:00", json!([]));
     merged["state"] = json!("MERGED");
     Mock::given(method("GET"))
@@ -1163,12 +1117,7 @@ async fn cloud_workspace_glob_lists_every_page_of_repositories() {
     .await;
     cloud_statuses(&server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
     cloud_list(&server, "acme/web", vec![]).await;
-    let app = app_with(vec![site(
-        Flavour::Cloud,
-        format!("{}/2.0", server.uri()),
-        &["acme/*"],
-    )])
-    .await;
+    let app = cloud_app(&server, &["acme/*"]).await;
 
     let (status, report) = reconcile(&app).await;
     assert_eq!(status, 200, "{report}");
