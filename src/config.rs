@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use figment::providers::{Format, Serialized, Toml};
@@ -22,6 +22,7 @@ use serde::Deserialize;
 use crate::domain::calendar::{parse_hours, parse_working_days, Calendar};
 pub use crate::domain::routing::{Announce, Route, DEFAULT_IGNORE_TITLE_PATTERNS};
 use crate::domain::DEFAULT_REQUIRED_APPROVALS;
+use crate::store::Database;
 
 mod sites;
 pub use sites::{Credentials, RepositorySelector, Site, CLOUD_API_URL};
@@ -79,8 +80,9 @@ pub enum LogFormat {
 pub struct Settings {
     /// The HTTP server's address (`listen`, default `127.0.0.1:8080`).
     pub listen: SocketAddr,
-    /// The SQLite database file, created if missing (`database`).
-    pub database: PathBuf,
+    /// Where the state lives (`database`): a SQLite file, created if missing, or a PostgreSQL
+    /// connection string (`postgres://...`, its password redacted wherever it is shown).
+    pub database: Database,
     /// Whether and how webhook signatures are checked (`webhook_secret`,
     /// `insecure_skip_signature`).
     pub signature: SignaturePolicy,
@@ -467,7 +469,7 @@ impl Settings {
              # signature policy: {:?}\nrequired_approvals = {}\nmax_body_bytes = {}\n\
              body_timeout_seconds = {}\nsynchronous = \"{}\"\nmax_batch = {}\nlog_format = \"{}\"\n",
             self.listen,
-            self.database.display(),
+            self.database.redacted(),
             secret,
             matches!(self.signature, SignaturePolicy::Insecure),
             self.signature,
@@ -744,7 +746,7 @@ macro_rules! section {
 // and `resolve` turns them into `Settings`, naming the key of a bad value.
 section!(RawSettings {
     listen: String = DEFAULT_LISTEN.into(),
-    database: PathBuf = DEFAULT_DATABASE.into(),
+    database: String = DEFAULT_DATABASE.into(),
     webhook_secret: SecretList = SecretList::Many(Vec::new()),
     required_approvals: i64 = DEFAULT_REQUIRED_APPROVALS.into(),
     insecure_skip_signature: bool = false,
@@ -884,9 +886,7 @@ impl RawSettings {
                 format!("`{listen}` is not an address:port such as 127.0.0.1:8080"),
             )
         })?;
-        if database.as_os_str().is_empty() {
-            return Err(ConfigError::at("database", "must be a file path"));
-        }
+        let database = Database::parse(&database).map_err(|e| ConfigError::at("database", e))?;
         let required_approvals = whole("required_approvals", required_approvals, 1..=100)?;
         let max_body_bytes = whole("max_body_bytes", max_body_bytes, 1024..=64 * 1024 * 1024)?;
         let body_timeout = duration(
@@ -1302,6 +1302,7 @@ fn parse_chat_url(key: &str, url: &str) -> Result<SecretString, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -1315,7 +1316,7 @@ mod tests {
         let s = Settings::load(None, &env(&[]), false).unwrap();
         assert!(matches!(s.signature, SignaturePolicy::Demo));
         assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(s.database, PathBuf::from(DEFAULT_DATABASE));
+        assert_eq!(s.database, Database::Sqlite(PathBuf::from(DEFAULT_DATABASE)));
         assert_eq!(s.required_approvals, 2);
     }
 
@@ -1625,7 +1626,7 @@ mod tests {
                 s.listen.to_string() == "0.0.0.0:9123"
             }),
             ("PR_REMINDER_DATABASE", "/srv/other.db", |s| {
-                s.database == Path::new("/srv/other.db")
+                s.database == Database::Sqlite("/srv/other.db".into())
             }),
             (
                 "PR_REMINDER_WEBHOOK_SECRET",

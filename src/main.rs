@@ -137,7 +137,7 @@ async fn reconcile(
              PR_REMINDER_BITBUCKET_KIND, _TOKEN and _REPOSITORIES"
         );
     }
-    let db = store::open(&settings.database, &settings.synchronous).await?;
+    let db = store::connect(&settings.database, &settings.synchronous).await?;
     let routing = Arc::new(Routing::new(
         &settings.notify.routes,
         settings.required_approvals,
@@ -251,13 +251,13 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Migrate => {
-                let db = store::open(&settings.database, &settings.synchronous).await?;
+                let db = store::connect(&settings.database, &settings.synchronous).await?;
                 db.close().await;
-                println!("database {} is up to date", settings.database.display());
+                println!("database {} is up to date", settings.database.redacted());
                 Ok(())
             }
             Command::Sweep { force, json } => {
-                let db = store::open(&settings.database, &settings.synchronous).await?;
+                let db = store::connect(&settings.database, &settings.synchronous).await?;
                 let routing = Arc::new(Routing::new(
                     &settings.notify.routes,
                     settings.required_approvals,
@@ -294,7 +294,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Outbox { command } => {
-                let db = store::open(&settings.database, &settings.synchronous).await?;
+                let db = store::connect(&settings.database, &settings.synchronous).await?;
                 match command {
                     OutboxCommand::List { failed, limit } => {
                         let rows = store::outbox::list(&db, failed, limit.max(1)).await?;
@@ -323,7 +323,7 @@ fn main() -> ExitCode {
                 tracing::info!(
                     listen = %settings.listen,
                     port = app.port(),
-                    database = %settings.database.display(),
+                    database = %settings.database.redacted(),
                     "{what}"
                 );
                 app.run_until_stopped().await

@@ -44,7 +44,7 @@ impl Application {
     /// the rooms' rate limits, sweeps, schedules, `/reviews` and Slack's replay window (tests
     /// move it).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
-        let db = store::open(&settings.database, &settings.synchronous).await?;
+        let db = store::connect(&settings.database, &settings.synchronous).await?;
         store::write_settings(&db, settings.required_approvals).await?;
         let routing = Arc::new(
             Routing::new(&settings.notify.routes, settings.required_approvals)
@@ -56,7 +56,13 @@ impl Application {
                 .and_then(|r| r.required_override)
         })
         .await?;
-        let recovered = store::outbox::recover_in_flight(&db).await?;
+        // PostgreSQL: other replicas may be sending right now; a room's messages left half-sent
+        // are recovered by whichever replica takes the room's lease (`notify::dispatcher`).
+        let recovered = if db.is_postgres() {
+            0
+        } else {
+            store::outbox::recover_in_flight(&db).await?
+        };
         if recovered > 0 {
             tracing::warn!(
                 recovered,

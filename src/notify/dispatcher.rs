@@ -25,7 +25,7 @@ use crate::config::{NotifySettings, Room, Sink};
 use crate::domain::{NotifyEvent, Timestamp};
 use crate::metrics::Metrics;
 use crate::store::outbox::{self, Attempt, OutboxRow, Subject};
-use crate::store::{review_queue, Db};
+use crate::store::{leases, review_queue, Db};
 
 /// The events of a per-PR outbox row (`opened,approvals`); unknown words are skipped.
 pub fn parse_events(events: &str) -> BTreeSet<NotifyEvent> {
@@ -47,6 +47,16 @@ const POLL: Duration = Duration::from_secs(5);
 /// asks for longer): a room back from an outage is noticed within this.
 const PROBE: Duration = Duration::from_secs(5);
 
+/// PostgreSQL, several replicas: how long a room's lease lasts without renewal (the database's
+/// clock). A replica that dies holding it delays the room's messages by at most this.
+const LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// How often the holder renews a room's lease (real time), well within `LEASE_TTL`.
+const LEASE_RENEW: Duration = Duration::from_secs(3);
+
+/// How often a replica without a room's lease looks whether it is free.
+const LEASE_STANDBY: Duration = Duration::from_secs(2);
+
 /// A room with more than this many PRs' news due at once gets one summary.
 pub const BACKLOG_SUMMARY_AFTER: usize = 10;
 
@@ -57,6 +67,24 @@ const BACKLOG_MOST: i64 = 5_000;
 pub struct Dispatcher {
     tasks: JoinSet<()>,
     stop: watch::Sender<bool>,
+    db: Db,
+    holder: Arc<str>,
+}
+
+/// This process's name in room leases: host, process id and start time (milliseconds since the
+/// epoch), so that a restarted replica is a new holder.
+fn holder_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "replica".to_owned());
+    format!(
+        "{host}/{}/{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    )
 }
 
 impl Dispatcher {
@@ -72,6 +100,7 @@ impl Dispatcher {
         metrics: Metrics,
     ) -> anyhow::Result<Dispatcher> {
         let client = sink::client(settings.timeout)?;
+        let holder: Arc<str> = holder_name().into();
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         for room in &settings.rooms {
@@ -84,17 +113,29 @@ impl Dispatcher {
                 stopped: stopped.clone(),
                 clock: clock.clone(),
                 metrics: metrics.clone(),
+                holder: holder.clone(),
+                lease: None,
+                period: None,
             };
             let span = tracing::info_span!("room", room = %room.name);
             tasks.spawn(worker.run().instrument(span));
         }
-        Ok(Dispatcher { tasks, stop })
+        Ok(Dispatcher {
+            tasks,
+            stop,
+            db,
+            holder,
+        })
     }
 
-    /// Lets each room finish the message in hand, then stops.
+    /// Lets each room finish the message in hand, then stops, handing this replica's rooms to
+    /// the others at once (PostgreSQL).
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        if let Err(err) = crate::store::leases::release(&self.db, &self.holder).await {
+            tracing::warn!(error = %format!("{err:#}"), "room leases not released; they expire on their own");
+        }
     }
 }
 
@@ -107,9 +148,75 @@ struct RoomWorker {
     stopped: watch::Receiver<bool>,
     clock: Clock,
     metrics: Metrics,
+    /// This replica's name in room leases.
+    holder: Arc<str>,
+    /// When this replica last took or renewed the room's lease (real time); `None`: not held.
+    lease: Option<std::time::Instant>,
+    /// The room's spacing between two messages, if it has a rate.
+    period: Option<Duration>,
 }
 
 impl RoomWorker {
+    /// Whether this replica may send the room's messages now. SQLite: always. PostgreSQL: while
+    /// it holds the room's lease, renewed every `LEASE_RENEW`. A lease just taken first sends
+    /// again what a previous holder left half-sent, and waits out the room's rate after the last
+    /// message any replica sent. Without the lease, waits `LEASE_STANDBY` and says no.
+    async fn hold_lease(&mut self) -> bool {
+        if !self.db.is_postgres() {
+            return true;
+        }
+        if self.lease.is_some_and(|at| at.elapsed() < LEASE_RENEW) {
+            return true;
+        }
+        let taken = self.lease.is_none();
+        match leases::hold(&self.db, &self.room.name, &self.holder, LEASE_TTL).await {
+            Ok(true) => {
+                self.lease = Some(std::time::Instant::now());
+                if taken {
+                    tracing::info!("this replica sends the room's messages now");
+                    match leases::recover_room(&self.db, &self.room.name).await {
+                        Ok(0) => {}
+                        Ok(recovered) => tracing::warn!(
+                            recovered,
+                            "messages another replica had in flight will be sent again"
+                        ),
+                        Err(err) => {
+                            tracing::error!(error = %format!("{err:#}"), "outbox unreadable; retrying in 1 s");
+                            self.lease = None;
+                            self.pause(Duration::from_secs(1)).await;
+                            return false;
+                        }
+                    }
+                    if let (Some(period), Ok(Some(last))) =
+                        (self.period, leases::last_sent(&self.db, &self.room.name).await)
+                    {
+                        let next = last.to_datetime()
+                            + chrono::Duration::from_std(period).unwrap_or_default();
+                        while next > self.clock.now() && !*self.stopped.borrow() {
+                            self.until(Some(next), POLL).await;
+                        }
+                    }
+                }
+                true
+            }
+            Ok(false) => {
+                if !taken {
+                    tracing::info!("another replica sends the room's messages now");
+                }
+                self.lease = None;
+                self.pause(LEASE_STANDBY).await;
+                false
+            }
+            Err(err) => {
+                // Not knowing is not holding: another replica may have it by now.
+                tracing::error!(error = %format!("{err:#}"), "room lease unreadable; retrying in 1 s");
+                self.lease = None;
+                self.pause(Duration::from_secs(1)).await;
+                false
+            }
+        }
+    }
+
     async fn run(mut self) {
         // The configured rate for every room, else this kind of room's own (none: the console).
         let rate = self
@@ -122,9 +229,13 @@ impl RoomWorker {
             .and_then(Quota::with_period)
             .map(|q| q.allow_burst(NonZeroU32::MIN))
             .map(|q| RateLimiter::direct_with_clock(q, RateClock(self.clock.clone())));
+        self.period = rate.map(room_period);
         loop {
             if *self.stopped.borrow() {
                 break;
+            }
+            if !self.hold_lease().await {
+                continue;
             }
             // Registered before reading the queue: the writer's `notify_waiters` reaches only
             // futures that exist, so a commit between the read and the wait would otherwise

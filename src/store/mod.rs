@@ -2,10 +2,14 @@
 //! group, as functions over the database handle (`Db`). Nothing here imports a feature, a route
 //! or a chat module; what the SQL needs (routes, the clock) comes in as plain values.
 //!
-//! One writer task owns the only write connection and group-commits changes (`writer`);
-//! everything else goes through a small pool. The SQLite-specific parts (`json_each`, `->>`,
-//! `BEGIN IMMEDIATE`) are confined here, ready for a PostgreSQL sibling.
+//! Two databases: SQLite (a file, the embedded default) and PostgreSQL (several replicas on one
+//! database). A statement both accept is written once (`$N` placeholders, which sqlx's SQLite
+//! driver binds by number too) and run through `on_pool!`; where they differ (JSON functions,
+//! upserts of a batch, locking) a function holds one text per database, side by side. One writer
+//! task per process owns a write connection and group-commits changes (`writer`); everything else
+//! goes through a small pool.
 
+pub mod leases;
 pub mod outbox;
 pub mod reconciliations;
 pub mod repositories;
@@ -16,27 +20,172 @@ pub mod sweeps;
 pub mod users;
 pub mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
 pub use writer::{WriteError, WriteOutcome, Writer, WriterConfig};
 
-/// The database: a small read pool (and the occasional write outside the batch writer).
-/// Cheap to clone.
+/// Runs `$body` with `$pool` bound to the database's own pool type (`SqlitePool` or `PgPool`):
+/// a statement both databases accept is written once and compiled for each.
+macro_rules! on_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db.pool() {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Where the state lives: `database` / `PR_REMINDER_DATABASE`. A `postgres://` or
+/// `postgresql://` connection string selects PostgreSQL; anything else is a SQLite file path.
+#[derive(Clone)]
+pub enum Database {
+    /// A SQLite file, created if missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection string as sqlx's Postgres driver reads it
+    /// (`postgres://user:password@host:5432/database?sslmode=require`); its password is a secret.
+    Postgres(SecretString),
+}
+
+impl Database {
+    /// Reads a configured value: a PostgreSQL connection string or a file path. Errors (never
+    /// echoing the value, which may hold a password): empty, or a connection string sqlx cannot
+    /// read.
+    pub fn parse(value: &str) -> Result<Database, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err("must be a file path or a postgres:// connection string".into());
+        }
+        let lower = value.to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            PgConnectOptions::from_str(value).map_err(|_| {
+                "is not a valid PostgreSQL connection string \
+                 (postgres://user:password@host:5432/database)"
+                    .to_owned()
+            })?;
+            return Ok(Database::Postgres(SecretString::from(value.to_owned())));
+        }
+        if lower.contains("://") {
+            return Err(
+                "is a URL of a database pr-reminder does not support: give a SQLite file path \
+                 or a postgres:// connection string"
+                    .into(),
+            );
+        }
+        Ok(Database::Sqlite(PathBuf::from(value)))
+    }
+
+    /// The value with its password replaced by `[redacted]` (for `check-config`, logs and
+    /// errors): `postgres://pr_reminder:[redacted]@db:5432/pr_reminder`.
+    pub fn redacted(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => redact_password(url.expose_secret()),
+        }
+    }
+
+    /// Whether this is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl PartialEq for Database {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Database::Sqlite(a), Database::Sqlite(b)) => a == b,
+            (Database::Postgres(a), Database::Postgres(b)) => a.expose_secret() == b.expose_secret(),
+            _ => false,
+        }
+    }
+}
+
+/// `scheme://user:password@rest` with the password (and a `password=` query parameter) replaced.
+fn redact_password(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority_end, _) = rest
+        .char_indices()
+        .find(|&(_, c)| c == '/' || c == '?')
+        .unwrap_or((rest.len(), ' '));
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:[redacted]@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=[redacted]")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// The pool of either database. `on_pool!` runs one statement text on either.
 #[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The database: a small read pool (and the occasional write outside the batch writer).
+/// Cheap to clone. `Debug` shows no password.
+#[derive(Clone)]
 pub struct Db {
-    pool: SqlitePool,
-    path: std::path::PathBuf,
-    synchronous: String,
-    /// The database file's identity when opened: the pool keeps a file open even after it was
-    /// deleted or replaced, so readiness compares the path with it.
-    file: Option<FileIdentity>,
+    pool: Pool,
+    target: Target,
+}
+
+#[derive(Clone)]
+enum Target {
+    File {
+        path: PathBuf,
+        synchronous: String,
+        /// The database file's identity when opened: the pool keeps a file open even after it
+        /// was deleted or replaced, so readiness compares the path with it.
+        file: Option<FileIdentity>,
+    },
+    Postgres {
+        options: PgConnectOptions,
+        /// The connection string without its password, for messages.
+        shown: String,
+    },
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.target {
+            Target::File { path, .. } => write!(f, "Db(sqlite {})", path.display()),
+            Target::Postgres { shown, .. } => write!(f, "Db({shown})"),
+        }
+    }
 }
 
 /// (device, inode) of a file, where the platform has them.
@@ -62,17 +211,22 @@ fn file_identity(path: &Path) -> std::io::Result<Option<FileIdentity>> {
 /// `pull_request_builds` view): any failure wins, then running, then stopped, else passed.
 /// Cloud PRs name 12-digit commits and statuses 40-digit ones, hence the prefix range.
 const PR_BUILD_STATE: &str = "(SELECT CASE WHEN count(*) = 0 THEN NULL
-                  WHEN sum(cs.state = 'FAILED') > 0 THEN 'FAILED'
-                  WHEN sum(cs.state = 'INPROGRESS') > 0 THEN 'INPROGRESS'
-                  WHEN sum(cs.state = 'STOPPED') > 0 THEN 'STOPPED'
+                  WHEN count(*) FILTER (WHERE cs.state = 'FAILED') > 0 THEN 'FAILED'
+                  WHEN count(*) FILTER (WHERE cs.state = 'INPROGRESS') > 0 THEN 'INPROGRESS'
+                  WHEN count(*) FILTER (WHERE cs.state = 'STOPPED') > 0 THEN 'STOPPED'
                   ELSE 'SUCCESSFUL' END
         FROM commit_statuses cs
        WHERE cs.commit_hash >= lower(p.source_commit)
          AND cs.commit_hash < lower(p.source_commit) || 'g')";
 
-/// The embedded migrations in `migrations/`, applied whenever the database is opened (at start
-/// and by `pr-reminder migrate`); append-only: a released migration is never edited.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The embedded SQLite migrations in `migrations/sqlite/`, applied whenever the database is
+/// opened (at start and by `pr-reminder migrate`); append-only: a released migration is never
+/// edited.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The PostgreSQL migrations in `migrations/postgres/`, the same schema; sqlx holds an advisory
+/// lock while it applies them, so replicas starting together apply each once.
+pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Connection options shared by the writer and the read pool: WAL so readers never block the
 /// writer, foreign keys on, and a busy timeout for the rare outside writer (`sqlite3`, `migrate`).
@@ -91,7 +245,16 @@ pub fn connect_options(path: &Path, synchronous: &str) -> anyhow::Result<SqliteC
         .statement_cache_capacity(64))
 }
 
-/// Opens the database, creating the file if needed, and applies pending migrations.
+/// Opens the configured database and applies pending migrations (`synchronous` is SQLite's;
+/// PostgreSQL's durability is the server's `synchronous_commit`).
+pub async fn connect(database: &Database, synchronous: &str) -> anyhow::Result<Db> {
+    match database {
+        Database::Sqlite(path) => open(path, synchronous).await,
+        Database::Postgres(url) => open_postgres(url).await,
+    }
+}
+
+/// Opens a SQLite database, creating the file if needed, and applies pending migrations.
 pub async fn open(path: &Path, synchronous: &str) -> anyhow::Result<Db> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
@@ -112,17 +275,146 @@ pub async fn open(path: &Path, synchronous: &str) -> anyhow::Result<Db> {
     let file = file_identity(path)
         .with_context(|| format!("reading the database file {}", path.display()))?;
     Ok(Db {
-        pool,
-        path: path.to_owned(),
-        synchronous: synchronous.to_owned(),
-        file,
+        pool: Pool::Sqlite(pool),
+        target: Target::File {
+            path: path.to_owned(),
+            synchronous: synchronous.to_owned(),
+            file,
+        },
     })
 }
 
+/// Connects to PostgreSQL and applies pending migrations. Errors name the server without the
+/// password.
+async fn open_postgres(url: &SecretString) -> anyhow::Result<Db> {
+    let shown = redact_password(url.expose_secret());
+    let options = PgConnectOptions::from_str(url.expose_secret())
+        .map_err(|_| anyhow::anyhow!("{shown} is not a valid PostgreSQL connection string"))?
+        .application_name("pr-reminder");
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", redact_error(&e, url.expose_secret())))
+        .with_context(|| format!("connecting to {shown}"))?;
+    POSTGRES_MIGRATOR
+        .run(&pool)
+        .await
+        .with_context(|| format!("applying migrations to {shown}"))?;
+    Ok(Db {
+        pool: Pool::Postgres(pool),
+        target: Target::Postgres { options, shown },
+    })
+}
+
+/// A driver error's text, with the connection string's password removed should the driver have
+/// quoted it.
+fn redact_error(err: &sqlx::Error, url: &str) -> String {
+    let text = err.to_string();
+    match PgConnectOptions::from_str(url)
+        .ok()
+        .and_then(|_| url.split_once("://"))
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password)
+    {
+        Some(password) if !password.is_empty() => text.replace(password, "[redacted]"),
+        _ => text,
+    }
+}
+
 impl Db {
+    /// The pool, for `on_pool!`.
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// A sub-select of the integers of the JSON array bound as `$n` (`[1, 2]`), one column.
+    pub(crate) fn json_ints(&self, n: u8) -> String {
+        match self.pool {
+            Pool::Sqlite(_) => format!("SELECT value FROM json_each(${n})"),
+            Pool::Postgres(_) => format!(
+                "SELECT CAST(value AS bigint) FROM jsonb_array_elements_text(CAST(${n} AS jsonb))"
+            ),
+        }
+    }
+
+    /// A sub-select of the strings of the JSON array bound as `$n` (`["a", "b"]`), one column
+    /// named `value`.
+    pub(crate) fn json_texts(&self, n: u8) -> String {
+        match self.pool {
+            Pool::Sqlite(_) => format!("SELECT value FROM json_each(${n})"),
+            Pool::Postgres(_) => {
+                format!("SELECT value FROM jsonb_array_elements_text(CAST(${n} AS jsonb))")
+            }
+        }
+    }
+
+    /// A `FROM` item `j` with one row per element of the JSON array bound as `$n`, the element
+    /// in `j.value` (read with `j.value->>0`, `j.value->>'name'`; compare numbers through
+    /// `CAST(... AS BIGINT)`).
+    pub(crate) fn json_rows(&self, n: u8) -> String {
+        match self.pool {
+            Pool::Sqlite(_) => format!("json_each(${n}) j"),
+            Pool::Postgres(_) => format!("jsonb_array_elements(CAST(${n} AS jsonb)) AS j(value)"),
+        }
+    }
+
+    /// An aggregate of `expr` over the group as a JSON array, as text (`[]` for no row).
+    pub(crate) fn json_agg(&self, expr: &str) -> String {
+        match self.pool {
+            Pool::Sqlite(_) => format!("json_group_array({expr})"),
+            Pool::Postgres(_) => format!("CAST(coalesce(json_agg({expr}), '[]') AS text)"),
+        }
+    }
+
+    /// A JSON array of the values of `exprs`, to aggregate with `json_agg`.
+    pub(crate) fn json_array(&self, exprs: &[&str]) -> String {
+        match self.pool {
+            Pool::Sqlite(_) => format!("json_array({})", exprs.join(", ")),
+            Pool::Postgres(_) => format!("json_build_array({})", exprs.join(", ")),
+        }
+    }
+
+    /// `column` equals `value` ignoring ASCII case (SQLite's `COLLATE NOCASE`, which its index
+    /// serves; PostgreSQL's `lower(...)` index).
+    pub(crate) fn nocase_eq(&self, column: &str, value: &str) -> String {
+        match self.pool {
+            Pool::Sqlite(_) => format!("{column} = {value} COLLATE NOCASE"),
+            Pool::Postgres(_) => format!("lower({column}) = lower({value})"),
+        }
+    }
+
+    /// Days (fractional) from the stored instant `from` to `to` (both `Timestamp` text).
+    pub(crate) fn days_between(&self, from: &str, to: &str) -> String {
+        match self.pool {
+            Pool::Sqlite(_) => format!("(julianday({to}) - julianday({from}))"),
+            Pool::Postgres(_) => format!(
+                "(extract(epoch FROM CAST({to} AS timestamptz) - CAST({from} AS timestamptz)) \
+                 / 86400.0)"
+            ),
+        }
+    }
+
+    /// Whether this is a PostgreSQL database (several replicas may share it).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.pool, Pool::Postgres(_))
+    }
+
+    /// Where the database is, for messages: the file path, or the connection string without its
+    /// password.
+    pub fn describe(&self) -> String {
+        match &self.target {
+            Target::File { path, .. } => path.display().to_string(),
+            Target::Postgres { shown, .. } => shown.clone(),
+        }
+    }
+
     /// Waits for the connections in use and closes them.
     pub async fn close(&self) {
-        self.pool.close().await;
+        on_pool!(self, pool => pool.close().await)
     }
 
     /// Starts the batch writer on a connection of its own (see `writer`).
@@ -131,44 +423,62 @@ impl Db {
         config: WriterConfig,
     ) -> anyhow::Result<(Writer, tokio::task::JoinHandle<()>)> {
         use sqlx::ConnectOptions;
-        // A short busy timeout: while another process holds the database, a batch is refused
-        // (503) in 2 s instead of every delivery waiting past Bitbucket's 10 s.
-        let conn = connect_options(&self.path, &self.synchronous)?
-            .busy_timeout(Duration::from_secs(2))
-            .connect()
-            .await
-            .context("opening the write connection")?;
-        Ok(Writer::spawn(conn, config))
+        match &self.target {
+            Target::File {
+                path, synchronous, ..
+            } => {
+                // A short busy timeout: while another process holds the database, a batch is
+                // refused (503) in 2 s instead of every delivery waiting past Bitbucket's 10 s.
+                let conn = connect_options(path, synchronous)?
+                    .busy_timeout(Duration::from_secs(2))
+                    .connect()
+                    .await
+                    .context("opening the write connection")?;
+                Ok(Writer::spawn(writer::Connection::Sqlite(conn), config))
+            }
+            Target::Postgres { options, shown } => {
+                // A pool of one: the writer's connection, re-established by the pool when the
+                // server restarts or the network drops it.
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(2))
+                    .connect_with(options.clone())
+                    .await
+                    .with_context(|| format!("opening the write connection to {shown}"))?;
+                Ok(Writer::spawn(writer::Connection::Postgres(pool), config))
+            }
+        }
     }
 }
 
 /// Writes the settings that the SQL views read (`pending_reviews.required_approvals`).
 pub async fn write_settings(db: &Db, required_approvals: u32) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO settings (name, value) VALUES ('required_approvals', ?1) \
+    on_pool!(db, pool => sqlx::query(
+        "INSERT INTO settings (name, value) VALUES ('required_approvals', $1) \
          ON CONFLICT (name) DO UPDATE SET value = excluded.value",
     )
     .bind(required_approvals.to_string())
-    .execute(&db.pool)
-    .await
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))
     .context("writing settings")?;
     Ok(())
 }
 
-/// For readiness: the database file is still the one opened (not deleted, moved or replaced;
-/// writes would otherwise go to a file nobody will read again) and `SELECT 1` answers.
+/// For readiness: SQLite's file is still the one opened (not deleted, moved or replaced; writes
+/// would otherwise go to a file nobody will read again), and `SELECT 1` answers.
 pub async fn ping(db: &Db) -> anyhow::Result<()> {
-    let now = file_identity(&db.path)
-        .with_context(|| format!("the database file {}", db.path.display()))?;
-    if now != db.file {
-        anyhow::bail!(
-            "the database file {} was replaced since it was opened",
-            db.path.display()
-        );
+    if let Target::File { path, file, .. } = &db.target {
+        let now = file_identity(path)
+            .with_context(|| format!("the database file {}", path.display()))?;
+        if now != *file {
+            anyhow::bail!(
+                "the database file {} was replaced since it was opened",
+                path.display()
+            );
+        }
     }
-    sqlx::query("SELECT 1")
-        .execute(&db.pool)
-        .await
+    on_pool!(db, pool => sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))
         .context("database ping")?;
     Ok(())
 }

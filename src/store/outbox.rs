@@ -6,6 +6,7 @@ use std::fmt;
 
 use anyhow::Context;
 
+use super::on_pool;
 use super::Db;
 use crate::domain::{RepositoryKey, Timestamp};
 
@@ -158,39 +159,39 @@ fn into_rows(rows: Vec<RawRow>) -> anyhow::Result<Vec<OutboxRow>> {
 
 /// Rows in the outbox, newest first (`failed_only`: failed ones only).
 pub async fn list(db: &Db, failed_only: bool, limit: i64) -> anyhow::Result<Vec<OutboxRow>> {
-    let rows: Vec<RawRow> = sqlx::query_as(&format!(
-        "{SELECT_ROWS} WHERE (?1 = 0 OR o.state = 'failed') ORDER BY o.id DESC LIMIT ?2"
+    let rows: Vec<RawRow> = on_pool!(db, pool => sqlx::query_as(&format!(
+        "{SELECT_ROWS} WHERE (NOT $1 OR o.state = 'failed') ORDER BY o.id DESC LIMIT $2"
     ))
     .bind(failed_only)
     .bind(limit)
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(pool)
+    .await)
     .context("listing the outbox")?;
     into_rows(rows)
 }
 
 /// Puts failed rows back in the queue, due at `now` (all of them, or one by id). Returns how many.
 pub async fn retry(db: &Db, id: Option<i64>, now: &Timestamp) -> anyhow::Result<u64> {
-    let result = sqlx::query(
-        "UPDATE outbox SET state = 'retrying', attempts = 0, not_before = ?1, last_error = NULL, \
+    let result = on_pool!(db, pool => sqlx::query(
+        "UPDATE outbox SET state = 'retrying', attempts = 0, not_before = $1, last_error = NULL, \
          first_failed_at = NULL \
-         WHERE state = 'failed' AND (?2 IS NULL OR id = ?2)",
+         WHERE state = 'failed' AND ($2 IS NULL OR id = $2)",
     )
     .bind(now.as_str())
     .bind(id)
-    .execute(&db.pool)
-    .await
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))
     .context("requeueing failed messages")?;
-    Ok(result.rows_affected())
+    Ok(result)
 }
 
 /// Rows that were being sent when the process died go back in the queue (at-least-once).
 pub async fn recover_in_flight(db: &Db) -> anyhow::Result<u64> {
-    let result = sqlx::query("UPDATE outbox SET state = 'retrying' WHERE state = 'sending'")
-        .execute(&db.pool)
-        .await
+    let result = on_pool!(db, pool => sqlx::query("UPDATE outbox SET state = 'retrying' WHERE state = 'sending'")
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))
         .context("recovering messages in flight")?;
-    Ok(result.rows_affected())
+    Ok(result)
 }
 
 /// The room's next message at `now`: the oldest that is either being retried or past its
@@ -202,15 +203,15 @@ pub async fn next_for_room(
     room: &str,
     now: &Timestamp,
 ) -> anyhow::Result<Option<OutboxRow>> {
-    let row: Option<RawRow> = sqlx::query_as(&format!(
-        "{SELECT_ROWS} WHERE o.room = ?1 \
-         AND (o.state = 'retrying' OR (o.state = 'pending' AND o.not_before <= ?2)) \
+    let row: Option<RawRow> = on_pool!(db, pool => sqlx::query_as(&format!(
+        "{SELECT_ROWS} WHERE o.room = $1 \
+         AND (o.state = 'retrying' OR (o.state = 'pending' AND o.not_before <= $2)) \
          ORDER BY o.id LIMIT 1"
     ))
     .bind(room)
     .bind(now.as_str())
-    .fetch_optional(&db.pool)
-    .await
+    .fetch_optional(pool)
+    .await)
     .context("reading the outbox")?;
     row.map(RawRow::into_row).transpose()
 }
@@ -223,41 +224,41 @@ pub async fn due_news(
     now: &Timestamp,
     limit: i64,
 ) -> anyhow::Result<Vec<OutboxRow>> {
-    let rows: Vec<RawRow> = sqlx::query_as(&format!(
-        "{SELECT_ROWS} WHERE o.room = ?1 AND o.kind = 'pull_request' \
-         AND (o.state = 'retrying' OR (o.state = 'pending' AND o.not_before <= ?2)) \
-         ORDER BY o.id LIMIT ?3"
+    let rows: Vec<RawRow> = on_pool!(db, pool => sqlx::query_as(&format!(
+        "{SELECT_ROWS} WHERE o.room = $1 AND o.kind = 'pull_request' \
+         AND (o.state = 'retrying' OR (o.state = 'pending' AND o.not_before <= $2)) \
+         ORDER BY o.id LIMIT $3"
     ))
     .bind(room)
     .bind(now.as_str())
     .bind(limit)
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(pool)
+    .await)
     .context("reading the room's backlog")?;
     into_rows(rows)
 }
 
 /// How many of the room's messages are due at `now` (being retried, or past their window).
 pub async fn due_count(db: &Db, room: &str, now: &Timestamp) -> anyhow::Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM outbox WHERE room = ?1 \
-         AND (state = 'retrying' OR (state = 'pending' AND not_before <= ?2))",
+    on_pool!(db, pool => sqlx::query_scalar(
+        "SELECT count(*) FROM outbox WHERE room = $1 \
+         AND (state = 'retrying' OR (state = 'pending' AND not_before <= $2))",
     )
     .bind(room)
     .bind(now.as_str())
-    .fetch_one(&db.pool)
-    .await
+    .fetch_one(pool)
+    .await)
     .context("counting the room's backlog")
 }
 
 /// When the room's next coalescing window ends, if a message is waiting in one.
 pub async fn next_window_end(db: &Db, room: &str) -> anyhow::Result<Option<Timestamp>> {
-    let end: Option<String> = sqlx::query_scalar(
-        "SELECT min(not_before) FROM outbox WHERE room = ?1 AND state = 'pending'",
+    let end: Option<String> = on_pool!(db, pool => sqlx::query_scalar(
+        "SELECT min(not_before) FROM outbox WHERE room = $1 AND state = 'pending'",
     )
     .bind(room)
-    .fetch_one(&db.pool)
-    .await
+    .fetch_one(pool)
+    .await)
     .context("reading the outbox")?;
     Ok(end.and_then(|t| Timestamp::parse(&t).ok()))
 }
@@ -265,27 +266,39 @@ pub async fn next_window_end(db: &Db, room: &str) -> anyhow::Result<Option<Times
 /// Claims a row for sending; false if another claimed it first. From here on new events for
 /// its PR start a new row instead of joining this one.
 pub async fn claim(db: &Db, id: i64) -> anyhow::Result<bool> {
-    let result = sqlx::query(
-        "UPDATE outbox SET state = 'sending' WHERE id = ?1 AND state IN ('pending', 'retrying')",
+    let result = on_pool!(db, pool => sqlx::query(
+        if db.is_postgres() {
+            // A row another transaction holds (a writer adding news to it) is not waited for:
+            // the claim fails and the dispatcher comes back to it.
+            "UPDATE outbox SET state = 'sending' WHERE id = (SELECT id FROM outbox \
+             WHERE id = $1 AND state IN ('pending', 'retrying') FOR UPDATE SKIP LOCKED)"
+        } else {
+            "UPDATE outbox SET state = 'sending' WHERE id = $1 AND state IN ('pending', 'retrying')"
+        },
     )
     .bind(id)
-    .execute(&db.pool)
-    .await
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))
     .context("claiming an outbox row")?;
-    Ok(result.rows_affected() == 1)
+    Ok(result == 1)
 }
 
 /// Claims several rows at once (a backlog summary), in one statement; returns the ids claimed
 /// (those another claimed first are left out).
 pub async fn claim_all(db: &Db, ids: &[i64]) -> anyhow::Result<Vec<i64>> {
-    let claimed: Vec<i64> = sqlx::query_scalar(
+    // PostgreSQL: rows another transaction holds are skipped, not waited for (SKIP LOCKED).
+    let sql = format!(
         "UPDATE outbox SET state = 'sending' \
-         WHERE id IN (SELECT value FROM json_each(?1)) AND state IN ('pending', 'retrying') \
+         WHERE id IN (SELECT id FROM outbox WHERE id IN ({}) AND state IN ('pending', 'retrying') \
+                      ORDER BY id{}) \
          RETURNING id",
-    )
+        db.json_ints(1),
+        if db.is_postgres() { " FOR UPDATE SKIP LOCKED" } else { "" }
+    );
+    let claimed: Vec<i64> = on_pool!(db, pool => sqlx::query_scalar(&sql)
     .bind(serde_json::to_string(ids)?)
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(pool)
+    .await)
     .context("claiming outbox rows")?;
     Ok(claimed)
 }
@@ -293,38 +306,41 @@ pub async fn claim_all(db: &Db, ids: &[i64]) -> anyhow::Result<Vec<i64>> {
 /// Records claimed rows as delivered at `now` by one message (a backlog summary), whose plain
 /// text is `message`; one statement, as `finish` with `Attempt::Sent` would each.
 pub async fn sent_all(db: &Db, ids: &[i64], message: &str, now: &Timestamp) -> anyhow::Result<()> {
-    sqlx::query(
+    let sql = format!(
         "UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL, \
-         sent_at = ?2, message = ?3 WHERE id IN (SELECT value FROM json_each(?1))",
-    )
+         sent_at = $2, message = $3 WHERE id IN ({})",
+        db.json_ints(1)
+    );
+    on_pool!(db, pool => sqlx::query(&sql)
     .bind(serde_json::to_string(ids)?)
     .bind(now.as_str())
     .bind(message)
-    .execute(&db.pool)
-    .await
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))
     .context("recording delivered outbox rows")?;
     Ok(())
 }
 
 /// Claimed rows go back in the queue unchanged, in one statement (see `release`).
 pub async fn release_all(db: &Db, ids: &[i64]) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE outbox SET state = 'retrying' \
-         WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'sending'",
-    )
+    let sql = format!(
+        "UPDATE outbox SET state = 'retrying' WHERE id IN ({}) AND state = 'sending'",
+        db.json_ints(1)
+    );
+    on_pool!(db, pool => sqlx::query(&sql)
     .bind(serde_json::to_string(ids)?)
-    .execute(&db.pool)
-    .await
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))
     .context("releasing outbox rows")?;
     Ok(())
 }
 
 /// A claimed row goes back in the queue unchanged (a database error interrupted its delivery).
 pub async fn release(db: &Db, id: i64) -> anyhow::Result<()> {
-    sqlx::query("UPDATE outbox SET state = 'retrying' WHERE id = ?1 AND state = 'sending'")
+    on_pool!(db, pool => sqlx::query("UPDATE outbox SET state = 'retrying' WHERE id = $1 AND state = 'sending'")
         .bind(id)
-        .execute(&db.pool)
-        .await
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))
         .context("releasing an outbox row")?;
     Ok(())
 }
@@ -352,13 +368,13 @@ pub async fn finish(db: &Db, id: i64, attempt: Attempt<'_>, now: &Timestamp) -> 
         Attempt::Retry { next, error } => (OutboxState::Retrying, Some(next), Some(*error), None),
         Attempt::Failed { error, message } => (OutboxState::Failed, None, Some(*error), *message),
     };
-    sqlx::query(
-        "UPDATE outbox SET state = ?2, attempts = attempts + 1, \
-         not_before = coalesce(?3, not_before), last_error = ?4, \
-         sent_at = CASE WHEN ?2 = 'sent' THEN ?5 END, message = coalesce(?6, message), \
-         first_failed_at = CASE WHEN ?2 = 'sent' THEN first_failed_at \
-                                ELSE coalesce(first_failed_at, ?5) END \
-         WHERE id = ?1",
+    on_pool!(db, pool => sqlx::query(
+        "UPDATE outbox SET state = $2, attempts = attempts + 1, \
+         not_before = coalesce($3, not_before), last_error = $4, \
+         sent_at = CASE WHEN $2 = 'sent' THEN $5 END, message = coalesce($6, message), \
+         first_failed_at = CASE WHEN $2 = 'sent' THEN first_failed_at \
+                                ELSE coalesce(first_failed_at, $5) END \
+         WHERE id = $1",
     )
     .bind(id)
     .bind(state.as_str())
@@ -366,8 +382,8 @@ pub async fn finish(db: &Db, id: i64, attempt: Attempt<'_>, now: &Timestamp) -> 
     .bind(error)
     .bind(now.as_str())
     .bind(message)
-    .execute(&db.pool)
-    .await
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))
     .context("updating an outbox row")?;
     Ok(())
 }

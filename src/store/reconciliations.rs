@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use anyhow::Context;
 
+use super::on_pool;
 use super::Db;
 use crate::domain::{Repository, RepositoryKey, Timestamp, UserKey};
 
@@ -70,24 +71,27 @@ pub async fn open_pull_requests(
     key_prefix: &str,
     full_name: &str,
 ) -> anyhow::Result<Vec<OpenPr>> {
-    let rows: Vec<OpenPrRow> = sqlx::query_as(
+    let sql = format!(
         "SELECT r.repository_key, r.full_name, r.uuid, r.url AS repository_url, p.number,
                 p.title, p.author, p.source_branch, p.source_commit, p.destination_branch,
                 p.draft, p.created_on, p.updated_on, p.last_activity_on, p.url,
-                (SELECT json_group_array(json_array(v.user_key, v.role, v.state))
+                (SELECT {}
                    FROM reviews v
                   WHERE v.repository_key = p.repository_key AND v.number = p.number) AS reviews
            FROM repositories r
            JOIN pull_requests p ON p.repository_key = r.repository_key
-          WHERE r.full_name = ?1 COLLATE NOCASE
-            AND substr(r.repository_key, 1, length(?2)) = ?2
+          WHERE {}
+            AND substr(r.repository_key, 1, length($2)) = $2
             AND p.state = 'OPEN'
           ORDER BY p.number",
-    )
+        db.json_agg(&db.json_array(&["v.user_key", "v.role", "v.state"])),
+        db.nocase_eq("r.full_name", "$1")
+    );
+    let rows: Vec<OpenPrRow> = on_pool!(db, pool => sqlx::query_as(&sql)
     .bind(full_name)
     .bind(key_prefix)
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(pool)
+    .await)
     .with_context(|| format!("reading the open pull requests of {full_name}"))?;
     rows.into_iter()
         .map(|row| {
@@ -120,13 +124,13 @@ pub async fn open_pull_requests(
 
 /// Whether a pass already went through `full_name` on `site`.
 pub async fn seen(db: &Db, site: &str, full_name: &str) -> anyhow::Result<bool> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM reconciled_repositories WHERE site = ?1 AND full_name = ?2",
+    let found: Option<i64> = on_pool!(db, pool => sqlx::query_scalar(
+        "SELECT 1 FROM reconciled_repositories WHERE site = $1 AND full_name = $2",
     )
     .bind(site)
     .bind(full_name)
-    .fetch_optional(&db.pool)
-    .await
+    .fetch_optional(pool)
+    .await)
     .context("reading reconciled repositories")?;
     Ok(found.is_some())
 }
@@ -139,10 +143,10 @@ pub async fn record_pass(
     at: &Timestamp,
     requests: u64,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    on_pool!(db, pool => sqlx::query(
         "INSERT INTO reconciled_repositories (site, full_name, first_pass_on, last_pass_on,
                                               last_requests)
-         VALUES (?1, ?2, ?3, ?3, ?4)
+         VALUES ($1, $2, $3, $3, $4)
          ON CONFLICT (site, full_name) DO UPDATE SET
              last_pass_on = excluded.last_pass_on, last_requests = excluded.last_requests",
     )
@@ -150,8 +154,8 @@ pub async fn record_pass(
     .bind(full_name)
     .bind(at.as_str())
     .bind(i64::try_from(requests).unwrap_or(i64::MAX))
-    .execute(&db.pool)
-    .await
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))
     .context("recording a reconciliation pass")?;
     Ok(())
 }
@@ -168,20 +172,22 @@ pub async fn commits_to_check(
     }
     let list = serde_json::to_string(hashes)?;
     // Cloud PRs name 12-digit commits and statuses 40-digit ones, hence the prefix range.
-    let wanted: Vec<String> = sqlx::query_scalar(
-        "SELECT j.value FROM json_each(?2) j
+    let sql = format!(
+        "SELECT j.value FROM ({}) j
           WHERE NOT EXISTS (SELECT 1 FROM reconciled_commits c
-                             WHERE c.repository_key = ?1 AND c.commit_hash = j.value)
+                             WHERE c.repository_key = $1 AND c.commit_hash = j.value)
              OR EXISTS (SELECT 1 FROM commit_statuses cs
-                         WHERE cs.repository_key = ?1
+                         WHERE cs.repository_key = $1
                            AND cs.commit_hash >= lower(j.value)
                            AND cs.commit_hash < lower(j.value) || 'g'
                            AND cs.state = 'INPROGRESS')",
-    )
+        db.json_texts(2)
+    );
+    let wanted: Vec<String> = on_pool!(db, pool => sqlx::query_scalar(&sql)
     .bind(repository.as_str())
     .bind(list)
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(pool)
+    .await)
     .context("reading reconciled commits")?;
     Ok(wanted.into_iter().collect())
 }
@@ -196,16 +202,18 @@ pub async fn mark_commits_checked(
     if hashes.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    let sql = format!(
         "INSERT INTO reconciled_commits (repository_key, commit_hash, checked_on)
-         SELECT ?1, value, ?3 FROM json_each(?2) WHERE true
+         SELECT DISTINCT $1, j.value, $3 FROM ({}) j WHERE true
          ON CONFLICT (repository_key, commit_hash) DO UPDATE SET checked_on = excluded.checked_on",
-    )
+        db.json_texts(2)
+    );
+    on_pool!(db, pool => sqlx::query(&sql)
     .bind(repository.as_str())
     .bind(serde_json::to_string(hashes)?)
     .bind(at.as_str())
-    .execute(&db.pool)
-    .await
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))
     .context("recording reconciled commits")?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use anyhow::Context;
 use futures_util::TryStreamExt;
 
+use super::on_pool;
 use super::{Db, PR_BUILD_STATE};
 use crate::domain::{
     PullRequestView, RepositoryKey, Reviewer, Timestamp, DEFAULT_REQUIRED_APPROVALS,
@@ -72,30 +73,31 @@ pub async fn for_each_open_with(
     with_snoozed: bool,
     mut visit: impl FnMut(OpenPr),
 ) -> anyhow::Result<()> {
+    on_pool!(db, pool => {
     let mut rows = sqlx::query_as::<_, OpenPr>(
         "SELECT p.repository_key, repo.full_name, p.number, p.title, p.draft, p.approvals,
                 p.changes_requested,
-                ?3 AND EXISTS (SELECT 1 FROM snoozes s
+                $3 AND EXISTS (SELECT 1 FROM snoozes s
                              WHERE s.repository_key = p.repository_key AND s.number = p.number
-                               AND s.until > ?1 AND (?2 IS NULL OR s.user_key = ?2)) AS snoozed,
-                ?2 IS NOT NULL AND (p.author = ?2 OR EXISTS (SELECT 1 FROM reviews r
+                               AND s.until > $1 AND ($2 IS NULL OR s.user_key = $2)) AS snoozed,
+                $2 IS NOT NULL AND (p.author = $2 OR EXISTS (SELECT 1 FROM reviews r
                     WHERE r.repository_key = p.repository_key AND r.number = p.number
-                      AND r.user_key = ?2 AND r.state = 'approved')) AS excluded,
-                ?2 IS NOT NULL AND EXISTS (SELECT 1 FROM reviews r
+                      AND r.user_key = $2 AND r.state = 'approved')) AS excluded,
+                $2 IS NOT NULL AND EXISTS (SELECT 1 FROM reviews r
                     WHERE r.repository_key = p.repository_key AND r.number = p.number
-                      AND r.user_key = ?2 AND r.role = 'REVIEWER') AS asked
+                      AND r.user_key = $2 AND r.role = 'REVIEWER') AS asked
            FROM pull_requests p
            JOIN repositories repo ON repo.repository_key = p.repository_key
           WHERE p.state = 'OPEN'
-            AND (?3 OR NOT EXISTS (SELECT 1 FROM snoozes s
+            AND ($3 OR NOT EXISTS (SELECT 1 FROM snoozes s
                              WHERE s.repository_key = p.repository_key AND s.number = p.number
-                               AND s.until > ?1 AND (?2 IS NULL OR s.user_key = ?2)))
+                               AND s.until > $1 AND ($2 IS NULL OR s.user_key = $2)))
           ORDER BY p.created_on, p.repository_key, p.number",
     )
     .bind(now.as_str())
     .bind(asker)
     .bind(with_snoozed)
-    .fetch(&db.pool);
+    .fetch(pool);
     while let Some(row) = rows
         .try_next()
         .await
@@ -104,6 +106,7 @@ pub async fn for_each_open_with(
         visit(row);
     }
     Ok(())
+    })
 }
 
 /// The columns of an `OpenPr` read without an asker (no one excluded, no one asked), from
@@ -116,14 +119,14 @@ const FROM_PR: &str = "FROM pull_requests p
 
 /// The open PRs `author` wrote, oldest first, whatever their approvals.
 pub async fn authored_open(db: &Db, author: &str) -> anyhow::Result<Vec<OpenPr>> {
-    sqlx::query_as(&format!(
+    on_pool!(db, pool => sqlx::query_as(&format!(
         "{OPEN_PR} {FROM_PR}
-          WHERE p.author = ?1 AND p.state = 'OPEN'
+          WHERE p.author = $1 AND p.state = 'OPEN'
           ORDER BY p.created_on, p.repository_key, p.number"
     ))
     .bind(author)
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(pool)
+    .await)
     .context("reading the author's pull requests")
 }
 
@@ -140,18 +143,18 @@ pub async fn load(
         pr: OpenPr,
         required_approvals: Option<i64>,
     }
-    let row: Option<Row> = sqlx::query_as(&format!(
+    let row: Option<Row> = on_pool!(db, pool => sqlx::query_as(&format!(
         "{OPEN_PR},
                 coalesce(repo.required_approvals,
-                         (SELECT CAST(value AS INTEGER) FROM settings
+                         (SELECT CAST(value AS BIGINT) FROM settings
                            WHERE name = 'required_approvals')) AS required_approvals
            {FROM_PR}
-          WHERE p.repository_key = ?1 AND p.number = ?2"
+          WHERE p.repository_key = $1 AND p.number = $2"
     ))
     .bind(repository.as_str())
     .bind(number)
-    .fetch_optional(&db.pool)
-    .await
+    .fetch_optional(pool)
+    .await)
     .context("reading the pull request to announce")?;
     let Some(Row {
         pr,
@@ -203,21 +206,24 @@ pub async fn fill_details<'a>(
         /// JSON array of [name, url] of the failing builds.
         failed_builds: String,
     }
-    let details: Vec<Detail> = sqlx::query_as(&format!(
+    let details: Vec<Detail> = on_pool!(db, pool => sqlx::query_as(&format!(
         "SELECT p.repository_key, p.number, p.url,
                 coalesce(a.display_name, a.nickname, a.username, p.author) AS author,
                 p.created_on, {PR_BUILD_STATE} AS build_state,
-                (SELECT json_group_array(json_array(coalesce(cs.name, cs.key), cs.url))
+                (SELECT {failed}
                    FROM commit_statuses cs
                   WHERE cs.state = 'FAILED' AND cs.commit_hash >= lower(p.source_commit)
                     AND cs.commit_hash < lower(p.source_commit) || 'g') AS failed_builds
-           FROM json_each(?1) j
-           JOIN pull_requests p ON p.repository_key = j.value->>0 AND p.number = j.value->>1
-           LEFT JOIN users a ON a.user_key = p.author"
+           FROM {keys}
+           JOIN pull_requests p ON p.repository_key = j.value->>0
+                               AND p.number = CAST(j.value->>1 AS BIGINT)
+           LEFT JOIN users a ON a.user_key = p.author",
+        failed = db.json_agg(&db.json_array(&["coalesce(cs.name, cs.key)", "cs.url"])),
+        keys = db.json_rows(1),
     ))
     .bind(&keys)
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(pool)
+    .await)
     .context("reading the listed pull requests")?;
 
     /// Everyone attached with a verdict, and the requested reviewers who have none yet.
@@ -233,20 +239,23 @@ pub async fn fill_details<'a>(
         username: Option<String>,
         email: Option<String>,
     }
-    let people: Vec<Person> = sqlx::query_as(
+    let sql = format!(
         "SELECT r.repository_key, r.number, r.state,
                 coalesce(u.display_name, u.nickname, u.username, r.user_key) AS name,
                 r.user_key, u.account_id, u.nickname, u.username, u.email
-           FROM json_each(?1) j
-           JOIN pull_requests p ON p.repository_key = j.value->>0 AND p.number = j.value->>1
+           FROM {}
+           JOIN pull_requests p ON p.repository_key = j.value->>0
+                               AND p.number = CAST(j.value->>1 AS BIGINT)
            JOIN reviews r ON r.repository_key = p.repository_key AND r.number = p.number
            LEFT JOIN users u ON u.user_key = r.user_key
           WHERE (r.state <> 'none' OR r.role = 'REVIEWER') AND r.user_key <> p.author
           ORDER BY r.state_on, r.user_key",
-    )
+        db.json_rows(1)
+    );
+    let people: Vec<Person> = on_pool!(db, pool => sqlx::query_as(&sql)
     .bind(&keys)
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(pool)
+    .await)
     .context("reading reviewers")?;
 
     let first = |key: &str, number: i64| {

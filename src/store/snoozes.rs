@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 
+use super::on_pool;
 use super::Db;
 use crate::domain::{RepositoryKey, Timestamp};
 
@@ -16,31 +17,33 @@ pub async fn snooze(
     until: &Timestamp,
     now: &Timestamp,
 ) -> anyhow::Result<bool> {
-    let inserted = sqlx::query(
+    let users = db.json_agg("r.user_key");
+    let sql = format!(
         "INSERT INTO snoozes (user_key, repository_key, number, until, created_at, source_commit,
                               reviewers, approvers)
-         SELECT ?1, p.repository_key, p.number, ?2, ?3, p.source_commit,
-                (SELECT json_group_array(r.user_key) FROM reviews r
+         SELECT $1, p.repository_key, p.number, $2, $3, p.source_commit,
+                (SELECT {users} FROM reviews r
                   WHERE r.repository_key = p.repository_key AND r.number = p.number
                     AND r.role = 'REVIEWER'),
-                (SELECT json_group_array(r.user_key) FROM reviews r
+                (SELECT {users} FROM reviews r
                   WHERE r.repository_key = p.repository_key AND r.number = p.number
                     AND r.state = 'approved')
-           FROM pull_requests p WHERE p.repository_key = ?4 AND p.number = ?5
+           FROM pull_requests p WHERE p.repository_key = $4 AND p.number = $5
          ON CONFLICT (user_key, repository_key, number) DO UPDATE SET
             until = excluded.until, created_at = excluded.created_at,
             source_commit = excluded.source_commit, reviewers = excluded.reviewers,
-            approvers = excluded.approvers",
-    )
+            approvers = excluded.approvers"
+    );
+    let inserted = on_pool!(db, pool => sqlx::query(&sql)
     .bind(user_key)
     .bind(until.as_str())
     .bind(now.as_str())
     .bind(repository.as_str())
     .bind(number)
-    .execute(&db.pool)
-    .await
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))
     .context("snoozing")?;
-    Ok(inserted.rows_affected() > 0)
+    Ok(inserted > 0)
 }
 
 /// Ends `user_key`'s snooze of the PR. Returns whether there was one.
@@ -50,14 +53,14 @@ pub async fn unsnooze(
     repository: &RepositoryKey,
     number: i64,
 ) -> anyhow::Result<bool> {
-    let removed = sqlx::query(
-        "DELETE FROM snoozes WHERE user_key = ?1 AND repository_key = ?2 AND number = ?3",
+    let removed = on_pool!(db, pool => sqlx::query(
+        "DELETE FROM snoozes WHERE user_key = $1 AND repository_key = $2 AND number = $3",
     )
     .bind(user_key)
     .bind(repository.as_str())
     .bind(number)
-    .execute(&db.pool)
-    .await
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))
     .context("unsnoozing")?;
-    Ok(removed.rows_affected() > 0)
+    Ok(removed > 0)
 }

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 
+use super::on_pool;
 use super::Db;
 use crate::domain::Timestamp;
 
@@ -19,20 +20,20 @@ pub struct Gauges {
 
 /// Reads the gauges.
 pub async fn gauges(db: &Db) -> anyhow::Result<Gauges> {
-    let pending_reviews: i64 = sqlx::query_scalar("SELECT count(*) FROM pending_reviews")
-        .fetch_one(&db.pool)
-        .await
+    let pending_reviews: i64 = on_pool!(db, pool => sqlx::query_scalar("SELECT count(*) FROM pending_reviews")
+        .fetch_one(pool)
+        .await)
         .context("counting pending reviews")?;
     let outbox: Vec<(String, i64)> =
-        sqlx::query_as("SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state")
-            .fetch_all(&db.pool)
-            .await
+        on_pool!(db, pool => sqlx::query_as("SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state")
+            .fetch_all(pool)
+            .await)
             .context("counting outbox messages")?;
-    let reconciled: Vec<(String, String)> = sqlx::query_as(
+    let reconciled: Vec<(String, String)> = on_pool!(db, pool => sqlx::query_as(
         "SELECT site, max(last_pass_on) FROM reconciled_repositories GROUP BY site ORDER BY site",
     )
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(pool)
+    .await)
     .context("reading the last reconciliations")?;
     Ok(Gauges {
         pending_reviews,
@@ -69,15 +70,15 @@ pub async fn last_deliveries(db: &Db) -> anyhow::Result<Vec<LastDelivery>> {
     const ONE: &str = "SELECT flavour, received_at, event_key, outcome, reason, repository,
                               pr_number
                          FROM deliveries WHERE flavour = ?{} ORDER BY id DESC LIMIT 1";
-    sqlx::query_as(&format!(
+    on_pool!(db, pool => sqlx::query_as(&format!(
         "SELECT * FROM ({}) UNION ALL SELECT * FROM ({})",
         ONE.replace("{}", "1"),
         ONE.replace("{}", "2")
     ))
     .bind("cloud")
     .bind("datacenter")
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(pool)
+    .await)
     .context("reading the last deliveries")
 }
 
@@ -101,19 +102,19 @@ pub async fn refusals_since(
     since: &Timestamp,
     limit: i64,
 ) -> anyhow::Result<Vec<Refusals>> {
-    sqlx::query_as(
+    on_pool!(db, pool => sqlx::query_as(
         "SELECT coalesce(flavour, '') AS flavour, coalesce(reason, '') AS reason,
                 count(*) AS count, max(received_at) AS last_at
            FROM deliveries
-          WHERE outcome = 'rejected' AND received_at >= ?1
+          WHERE outcome = 'rejected' AND received_at >= $1
           GROUP BY 1, 2
           ORDER BY last_at DESC, reason
-          LIMIT ?2",
+          LIMIT $2",
     )
     .bind(since.as_str())
     .bind(limit)
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(pool)
+    .await)
     .context("reading refused deliveries")
 }
 
@@ -138,13 +139,13 @@ pub struct LastSweep {
 
 /// The last sweep of each room that had one, by room name.
 pub async fn last_sweeps(db: &Db) -> anyhow::Result<Vec<LastSweep>> {
-    sqlx::query_as(
+    on_pool!(db, pool => sqlx::query_as(
         "SELECT room, at, trigger, outcome, reason, waiting_review, waiting_on_author
            FROM sweeps WHERE id IN (SELECT max(id) FROM sweeps GROUP BY room)
           ORDER BY room",
     )
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(pool)
+    .await)
     .context("reading the last sweeps")
 }
 
@@ -163,13 +164,13 @@ pub struct SiteReconciliation {
 
 /// The last reconciliation of each site ever reconciled, by site.
 pub async fn reconciliations(db: &Db) -> anyhow::Result<Vec<SiteReconciliation>> {
-    sqlx::query_as(
+    on_pool!(db, pool => sqlx::query_as(
         "SELECT site, max(last_pass_on) AS last_pass_on, count(*) AS repositories,
-                sum(last_requests) AS last_requests
+                CAST(sum(last_requests) AS BIGINT) AS last_requests
            FROM reconciled_repositories GROUP BY site ORDER BY site",
     )
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(pool)
+    .await)
     .context("reading reconciliations")
 }
 
@@ -189,19 +190,21 @@ pub struct AgeBuckets {
 /// Every open PR (drafts too), counted per repository by age at `now`: under 1 day, 1 to 3
 /// days, over 3 days. By repository name.
 pub async fn open_by_age(db: &Db, now: &Timestamp) -> anyhow::Result<Vec<AgeBuckets>> {
-    sqlx::query_as(
+    let sql = format!(
         "SELECT repo.full_name AS repository,
-                sum(p.age < 1) AS under_1d,
-                sum(p.age >= 1 AND p.age <= 3) AS from_1d_to_3d,
-                sum(p.age > 3) AS over_3d
-           FROM (SELECT repository_key, julianday(?1) - julianday(created_on) AS age
+                count(*) FILTER (WHERE p.age < 1) AS under_1d,
+                count(*) FILTER (WHERE p.age >= 1 AND p.age <= 3) AS from_1d_to_3d,
+                count(*) FILTER (WHERE p.age > 3) AS over_3d
+           FROM (SELECT repository_key, {} AS age
                    FROM pull_requests WHERE state = 'OPEN') p
            JOIN repositories repo ON repo.repository_key = p.repository_key
           GROUP BY repo.full_name
           ORDER BY repo.full_name",
-    )
+        db.days_between("created_on", "$1")
+    );
+    on_pool!(db, pool => sqlx::query_as(&sql)
     .bind(now.as_str())
-    .fetch_all(&db.pool)
-    .await
+    .fetch_all(pool)
+    .await)
     .context("counting open pull requests by age")
 }

@@ -1,11 +1,12 @@
 //! `sweeps`: one row per room per sweep, posted or skipped (and why). The check against the last
-//! posted digest and the record are one `BEGIN IMMEDIATE` transaction, so two sweeps at once
-//! (the service and `pr-reminder sweep` beside it) never both post.
+//! posted digest and the record are one transaction, so two sweeps at once (the service and
+//! `pr-reminder sweep` beside it, or several replicas hit by one scheduler) never both post:
+//! SQLite's `BEGIN IMMEDIATE`, or on PostgreSQL an advisory lock per room held to the commit.
 
 use anyhow::Context;
 use sqlx::Connection;
 
-use super::Db;
+use super::{Db, Pool};
 use crate::domain::Timestamp;
 
 /// What a sweep decided for one room, given when the room last got a digest.
@@ -43,16 +44,13 @@ pub async fn record(
     due: &Timestamp,
     decide: impl FnOnce(Option<Timestamp>) -> anyhow::Result<Decision>,
 ) -> anyhow::Result<Decision> {
-    let mut conn = db
-        .pool
-        .acquire()
-        .await
-        .context("a database connection for the sweep")?;
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.context("begin")?;
+    // The look-up and the record, written once for both databases' transactions.
+    macro_rules! decide_and_record {
+        ($tx:ident) => {{
     let last: Option<String> =
-        sqlx::query_scalar("SELECT max(at) FROM sweeps WHERE room = ?1 AND outcome = 'posted'")
+        sqlx::query_scalar("SELECT max(at) FROM sweeps WHERE room = $1 AND outcome = 'posted'")
             .bind(record.room)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *$tx)
             .await
             .context("reading the last digest")?;
     let decision = decide(last.and_then(|t| Timestamp::parse(&t).ok()))?;
@@ -60,7 +58,7 @@ pub async fn record(
         Decision::Post { payload } => {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO outbox (room, kind, events, created_at, not_before, payload)
-                 VALUES (?1, 'digest', 'digest', ?2, ?3, ?4)
+                 VALUES ($1, 'digest', 'digest', $2, $3, $4)
                  ON CONFLICT (room) WHERE state = 'pending' AND kind = 'digest'
                  DO UPDATE SET payload = excluded.payload, created_at = excluded.created_at
                  RETURNING id",
@@ -69,7 +67,7 @@ pub async fn record(
             .bind(record.at.as_str())
             .bind(due.as_str())
             .bind(payload)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *$tx)
             .await
             .context("queueing the digest")?;
             ("posted", None, Some(id))
@@ -79,7 +77,7 @@ pub async fn record(
     sqlx::query(
         "INSERT INTO sweeps (room, at, trigger, forced, outcome, reason, waiting_review,
                              waiting_on_author, outbox_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(record.room)
     .bind(record.at.as_str())
@@ -90,9 +88,33 @@ pub async fn record(
     .bind(i64::try_from(record.waiting_review).unwrap_or(i64::MAX))
     .bind(i64::try_from(record.waiting_on_author).unwrap_or(i64::MAX))
     .bind(outbox_id)
-    .execute(&mut *tx)
+    .execute(&mut *$tx)
     .await
     .context("recording the sweep")?;
-    tx.commit().await.context("commit")?;
+            $tx.commit().await.context("commit")?;
+            decision
+        }};
+    }
+    let decision = match db.pool() {
+        Pool::Sqlite(pool) => {
+            let mut conn = pool
+                .acquire()
+                .await
+                .context("a database connection for the sweep")?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.context("begin")?;
+            decide_and_record!(tx)
+        }
+        Pool::Postgres(pool) => {
+            let mut tx = pool.begin().await.context("begin")?;
+            // Replicas hit by the same scheduler run: one at a time per room, and the next sees
+            // the digest the first queued.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(format!("sweep:{}", record.room))
+                .execute(&mut *tx)
+                .await
+                .context("waiting for another replica's sweep of the room")?;
+            decide_and_record!(tx)
+        }
+    };
     Ok(decision)
 }

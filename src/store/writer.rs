@@ -23,9 +23,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use sqlx::{Connection, SqliteConnection};
+use sqlx::{Connection as _, PgPool, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
+
+mod postgres;
 
 use crate::domain::routing::Routing;
 use crate::domain::{
@@ -106,7 +108,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub(super) fn spawn(conn: SqliteConnection, config: WriterConfig) -> (Writer, JoinHandle<()>) {
+    pub(super) fn spawn(conn: Connection, config: WriterConfig) -> (Writer, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let task = tokio::spawn(run(conn, rx, config));
         (Writer { tx }, task)
@@ -142,7 +144,26 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, config: WriterConfig) {
+/// The writer's own connection: SQLite's single write connection, or a PostgreSQL pool of one
+/// (which reconnects after the server restarts).
+pub(super) enum Connection {
+    Sqlite(SqliteConnection),
+    Postgres(PgPool),
+}
+
+impl Connection {
+    async fn close(self) -> Result<(), sqlx::Error> {
+        match self {
+            Connection::Sqlite(conn) => conn.close().await,
+            Connection::Postgres(pool) => {
+                pool.close().await;
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, config: WriterConfig) {
     let max_batch = config.max_batch.max(1);
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut buffers = Buffers::default();
@@ -162,7 +183,7 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, config: Wr
                     }
                 }
             }
-            Err(err) if is_busy(&err) => {
+            Err(err) if is_busy(&conn, &err) => {
                 // Another process holds the database (a long `sqlite3` session, a backup): every
                 // submission of the batch would wait out the busy timeout again. Refuse them all
                 // at once (503); Bitbucket delivers again, and the next batch tries afresh.
@@ -203,15 +224,21 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, config: Wr
 }
 
 /// Whether SQLite said another connection holds the database (`SQLITE_BUSY`, `SQLITE_LOCKED`
-/// and their extended codes).
-fn is_busy(err: &anyhow::Error) -> bool {
+/// and their extended codes), or PostgreSQL could not be reached in time (the pool's
+/// `acquire_timeout`: the server is down or every connection is taken).
+fn is_busy(conn: &Connection, err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        cause
-            .downcast_ref::<sqlx::Error>()
-            .and_then(|e| e.as_database_error())
-            .and_then(|e| e.code())
-            .and_then(|code| code.parse::<i64>().ok())
-            .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+        let Some(err) = cause.downcast_ref::<sqlx::Error>() else {
+            return false;
+        };
+        match conn {
+            Connection::Sqlite(_) => err
+                .as_database_error()
+                .and_then(|e| e.code())
+                .and_then(|code| code.parse::<i64>().ok())
+                .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
+            Connection::Postgres(_) => matches!(err, sqlx::Error::PoolTimedOut),
+        }
     })
 }
 
@@ -230,6 +257,8 @@ struct Buffers {
     statuses: String,
     withdrawn: String,
     outbox: String,
+    /// PostgreSQL: the advisory-lock keys of the batch.
+    locks: String,
 }
 
 // What the batch must know before it writes, as ONE row holding one JSON object (each row
@@ -454,25 +483,29 @@ static BEGIN_AND_CHECK: LazyLock<String> =
 /// Folds a batch into the database in one transaction. Returns one outcome per submission, in
 /// order.
 async fn apply(
-    conn: &mut SqliteConnection,
+    conn: &mut Connection,
     batch: &[&Submission],
     buf: &mut Buffers,
     config: &WriterConfig,
 ) -> anyhow::Result<Vec<WriteOutcome>> {
     encode_lookups(batch, buf)?;
-    match write(conn, batch, buf, config).await {
-        Ok((outcomes, notified)) => {
-            if notified {
-                config.wake.notify_waiters();
+    let written = match conn {
+        Connection::Sqlite(conn) => match write(conn, batch, buf, config).await {
+            Ok(written) => Ok(written),
+            Err(err) => {
+                // Whatever failed, leave no transaction open (an error if none is open is fine).
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                Err(err)
             }
-            Ok(outcomes)
-        }
-        Err(err) => {
-            // Whatever failed, leave no transaction open (an error if none is open is fine).
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            Err(err)
-        }
+        },
+        // The transaction rolls back when dropped.
+        Connection::Postgres(pool) => postgres::write(pool, batch, buf, config).await,
+    };
+    let (outcomes, notified) = written?;
+    if notified {
+        config.wake.notify_waiters();
     }
+    Ok(outcomes)
 }
 
 /// The keys the look-up before the batch needs: request ids, PRs, builds and their commits.
@@ -611,8 +644,38 @@ async fn write(
         .bind(buf.hashes.as_str())
         .fetch_one(&mut *conn)
         .await
-        .context("reading state before the batch")?;
-    let row: BeforeRow = serde_json::from_str(&json).context("state before the batch")?;
+                .context("reading state before the batch")?;
+    let (outcomes, queued) = prepare(batch, &json, buf, config, false)?;
+    sqlx::query(WRITE_BATCH.as_str())
+        .bind(buf.deliveries.as_str())
+        .bind(buf.repositories.as_str())
+        .bind(buf.users.as_str())
+        .bind(buf.pull_requests.as_str())
+        .bind(buf.reviews.as_str())
+        .bind(buf.pull_requests.as_str()) // DELETE_STALE_REVIEWS
+        .bind(buf.statuses.as_str())
+        .bind(buf.pull_requests.as_str()) // WAKE_SNOOZES
+        .bind(buf.withdrawn.as_str())
+        .bind(buf.outbox.as_str())
+        .execute(&mut *conn)
+        .await
+                .context("writing the batch")?;
+    Ok((outcomes, queued))
+}
+
+/// What both databases do between the look-up and the writes: tells duplicates apart, plans
+/// who hears about what (`domain::plan`) and encodes every row of the batch into `buf`.
+/// `before` is the look-up's JSON object (`BeforeRow`). `group_events`: one outbox row per
+/// (room, PR) with its events joined by commas (PostgreSQL's upsert may not touch a row twice),
+/// instead of one per event. Returns the outcomes and whether a message is queued.
+fn prepare(
+    batch: &[&Submission],
+    before: &str,
+    buf: &mut Buffers,
+    config: &WriterConfig,
+    group_events: bool,
+) -> anyhow::Result<(Vec<WriteOutcome>, bool)> {
+    let row: BeforeRow = serde_json::from_str(before).context("state before the batch")?;
     let (duplicates, before) = row.into_domain();
     let mut taken: HashSet<&str> = duplicates.iter().map(String::as_str).collect();
 
@@ -657,21 +720,7 @@ async fn write(
     let builds: Vec<(&CommitStatus, bool)> = rows.statuses.values().copied().collect();
     let planned = plan(&prs, &builds, &before, &config.routing);
     let now = Timestamp::from_datetime((config.now)());
-    let queued = encode_plan(&planned, &now, config.coalesce, buf)?;
-    sqlx::query(WRITE_BATCH.as_str())
-        .bind(buf.deliveries.as_str())
-        .bind(buf.repositories.as_str())
-        .bind(buf.users.as_str())
-        .bind(buf.pull_requests.as_str())
-        .bind(buf.reviews.as_str())
-        .bind(buf.pull_requests.as_str()) // DELETE_STALE_REVIEWS
-        .bind(buf.statuses.as_str())
-        .bind(buf.pull_requests.as_str()) // WAKE_SNOOZES
-        .bind(buf.withdrawn.as_str())
-        .bind(buf.outbox.as_str())
-        .execute(&mut *conn)
-        .await
-        .context("writing the batch")?;
+    let queued = encode_plan(&planned, &now, config.coalesce, buf, group_events)?;
     Ok((outcomes, queued))
 }
 
@@ -802,7 +851,8 @@ struct OutboxRow<'a> {
     room: &'a str,
     repository_key: &'a RepositoryKey,
     number: i64,
-    event: &'static str,
+    /// One event, or (grouped) several joined by commas in the plan's order.
+    event: std::borrow::Cow<'static, str>,
     created_at: &'a str,
     not_before: &'a str,
 }
@@ -814,6 +864,7 @@ fn encode_plan(
     now: &Timestamp,
     coalesce: Duration,
     buf: &mut Buffers,
+    group_events: bool,
 ) -> anyhow::Result<bool> {
     let not_before = Timestamp::from_datetime(
         now.to_datetime() + chrono::Duration::from_std(coalesce).unwrap_or_default(),
@@ -828,18 +879,30 @@ fn encode_plan(
         })
         .collect();
     write_json(&mut buf.withdrawn, &withdrawn)?;
-    let queued: Vec<OutboxRow> = plan
-        .notifications
-        .iter()
-        .map(|n| OutboxRow {
-            room: &n.room,
-            repository_key: &n.repository,
-            number: n.number,
-            event: n.event.as_str(),
-            created_at: now.as_str(),
-            not_before: not_before.as_str(),
-        })
-        .collect();
+    let mut queued: Vec<OutboxRow> = Vec::with_capacity(plan.notifications.len());
+    let mut grouped: HashMap<(&str, &RepositoryKey, i64), usize> = HashMap::new();
+    for n in &plan.notifications {
+        let key = (n.room.as_str(), &n.repository, n.number);
+        match grouped.get(&key) {
+            Some(&i) if group_events => {
+                let row: &mut OutboxRow = &mut queued[i];
+                if !row.event.split(',').any(|e| e == n.event.as_str()) {
+                    row.event = format!("{},{}", row.event, n.event.as_str()).into();
+                }
+            }
+            _ => {
+                grouped.insert(key, queued.len());
+                queued.push(OutboxRow {
+                    room: &n.room,
+                    repository_key: &n.repository,
+                    number: n.number,
+                    event: n.event.as_str().into(),
+                    created_at: now.as_str(),
+                    not_before: not_before.as_str(),
+                });
+            }
+        }
+    }
     write_json(&mut buf.outbox, &queued)?;
     Ok(!queued.is_empty())
 }

@@ -41,7 +41,7 @@ pub async fn spawn_app_with_clock(
         SECRET.to_owned(),
     )]));
     settings.listen = "127.0.0.1:0".parse().unwrap();
-    settings.database = db_path.clone();
+    settings.database = pr_reminder::store::Database::Sqlite(db_path.clone());
     adjust(&mut settings);
     let app = Application::build_with_clock(settings, clock)
         .await
