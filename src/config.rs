@@ -1316,7 +1316,10 @@ mod tests {
         let s = Settings::load(None, &env(&[]), false).unwrap();
         assert!(matches!(s.signature, SignaturePolicy::Demo));
         assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(s.database, Database::Sqlite(PathBuf::from(DEFAULT_DATABASE)));
+        assert_eq!(
+            s.database,
+            Database::Sqlite(PathBuf::from(DEFAULT_DATABASE))
+        );
         assert_eq!(s.required_approvals, 2);
     }
 

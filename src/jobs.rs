@@ -11,10 +11,10 @@ use tokio::sync::{Mutex, Notify};
 use crate::clock::Clock;
 use crate::config::{parse_schedule, Settings};
 use crate::domain::routing::Routing;
-use crate::domain::Trigger;
+use crate::domain::{Timestamp, Trigger};
 use crate::metrics::Metrics;
 use crate::reconcile::{ReconcileReport, Reconciler, Scope};
-use crate::store::Db;
+use crate::store::{self, Db};
 use crate::sweep::{self, SweepReport};
 
 /// A piece of periodic work.
@@ -61,6 +61,28 @@ pub struct Jobs {
 }
 
 impl Jobs {
+    /// PostgreSQL: when site `site`'s last pass (by any replica) ended less than 90 % of `every`
+    /// ago, how long until `every` after it. `None`: poll now (always on SQLite, whose one
+    /// process paces itself).
+    async fn recently_reconciled(
+        &self,
+        site: usize,
+        every: std::time::Duration,
+    ) -> Option<std::time::Duration> {
+        if !self.db.is_postgres() {
+            return None;
+        }
+        let name = self.settings.bitbucket.get(site)?.name().to_owned();
+        let last = store::status::reconciliations(&self.db)
+            .await
+            .ok()?
+            .into_iter()
+            .find(|r| r.site == name)
+            .and_then(|r| Timestamp::parse(&r.last_pass_on).ok())?;
+        let since = (self.clock.now() - last.to_datetime()).to_std().ok()?;
+        (since < every.mul_f64(0.9)).then(|| every - since)
+    }
+
     /// Jobs over `db` with these routes and settings; `wake` is the dispatcher's, `clock` says
     /// what `now` is.
     pub fn new(
@@ -157,6 +179,16 @@ pub async fn run_schedule(jobs: Arc<Jobs>, expression: String) {
 /// every `every`, through the same job path as the scheduled sweep, until the task is aborted.
 pub async fn run_polls(jobs: Arc<Jobs>, site: usize, every: std::time::Duration) {
     loop {
+        // Several replicas each poll: a site another replica went through within the interval
+        // is not gone through again now (the writes are idempotent; the requests are not free).
+        if let Some(wait) = jobs.recently_reconciled(site, every).await {
+            tracing::debug!(
+                site,
+                "reconciled by another replica within the interval; waiting"
+            );
+            jobs.clock.sleep(wait).await;
+            continue;
+        }
         let job = Job::Reconcile(Scope {
             site: Some(site),
             repository: None,

@@ -57,6 +57,9 @@ pub struct ReconcileReport {
     pub elapsed_ms: u64,
     /// One entry per repository (or per `owner/*` whose listing failed).
     pub repositories: Vec<RepositoryReport>,
+    /// Sites passed over because another replica was running their pass (PostgreSQL): by URL.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub busy_sites: Vec<String>,
 }
 
 /// One repository's pass.
@@ -117,6 +120,11 @@ impl ReconcileReport {
                     r.failure()
                 ));
             }
+        }
+        for site in &self.busy_sites {
+            out.push_str(&format!(
+                "busy    {site}: another replica is running its pass; passed over\n"
+            ));
         }
         let failed = self.repositories.iter().filter(|r| !r.ok).count();
         out.push_str(&format!(
@@ -224,10 +232,24 @@ impl Reconciler {
         let mut repositories = Vec::new();
         // Requests that listed `owner/*` repositories (a failed listing's are in its report).
         let listing = Requests::default();
+        let mut busy_sites = Vec::new();
         for (i, site) in self.sites.iter().enumerate() {
             if !scope.site.map_or(true, |s| s == i) {
                 continue;
             }
+            // One pass per site at a time, however many replicas run one.
+            let lock = match reconciliations::lock_site(&self.db, site.site.name()).await {
+                Ok(Some(lock)) => lock,
+                Ok(None) => {
+                    tracing::info!(
+                        site = site.site.name(),
+                        "another replica is reconciling this site; passed over"
+                    );
+                    busy_sites.push(site.site.name().to_owned());
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             let (targets, failed) = self
                 .targets(site, scope.repository.as_deref(), &listing)
                 .await;
@@ -238,6 +260,7 @@ impl Reconciler {
                 .collect()
                 .await;
             repositories.extend(reports);
+            lock.release().await;
         }
         repositories.sort_by(|a, b| {
             (&a.site, a.repository.to_lowercase()).cmp(&(&b.site, b.repository.to_lowercase()))
@@ -247,6 +270,7 @@ impl Reconciler {
             requests: repositories.iter().map(|r| r.requests).sum::<u64>() + listing.get(),
             elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             repositories,
+            busy_sites,
         };
         tracing::info!(
             repositories = report.repositories.len(),

@@ -187,9 +187,10 @@ impl RoomWorker {
                             return false;
                         }
                     }
-                    if let (Some(period), Ok(Some(last))) =
-                        (self.period, leases::last_sent(&self.db, &self.room.name).await)
-                    {
+                    if let (Some(period), Ok(Some(last))) = (
+                        self.period,
+                        leases::last_sent(&self.db, &self.room.name).await,
+                    ) {
                         let next = last.to_datetime()
                             + chrono::Duration::from_std(period).unwrap_or_default();
                         while next > self.clock.now() && !*self.stopped.borrow() {

@@ -109,7 +109,9 @@ impl PartialEq for Database {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (Database::Sqlite(a), Database::Sqlite(b)) => a == b,
-            (Database::Postgres(a), Database::Postgres(b)) => a.expose_secret() == b.expose_secret(),
+            (Database::Postgres(a), Database::Postgres(b)) => {
+                a.expose_secret() == b.expose_secret()
+            }
             _ => false,
         }
     }
@@ -173,7 +175,7 @@ enum Target {
         file: Option<FileIdentity>,
     },
     Postgres {
-        options: PgConnectOptions,
+        options: Box<PgConnectOptions>,
         /// The connection string without its password, for messages.
         shown: String,
     },
@@ -305,7 +307,10 @@ async fn open_postgres(url: &SecretString) -> anyhow::Result<Db> {
         .with_context(|| format!("applying migrations to {shown}"))?;
     Ok(Db {
         pool: Pool::Postgres(pool),
-        target: Target::Postgres { options, shown },
+        target: Target::Postgres {
+            options: Box::new(options),
+            shown,
+        },
     })
 }
 
@@ -443,7 +448,7 @@ impl Db {
                     .max_connections(1)
                     .min_connections(1)
                     .acquire_timeout(Duration::from_secs(2))
-                    .connect_with(options.clone())
+                    .connect_with((**options).clone())
                     .await
                     .with_context(|| format!("opening the write connection to {shown}"))?;
                 Ok(Writer::spawn(writer::Connection::Postgres(pool), config))
@@ -469,8 +474,8 @@ pub async fn write_settings(db: &Db, required_approvals: u32) -> anyhow::Result<
 /// would otherwise go to a file nobody will read again), and `SELECT 1` answers.
 pub async fn ping(db: &Db) -> anyhow::Result<()> {
     if let Target::File { path, file, .. } = &db.target {
-        let now = file_identity(path)
-            .with_context(|| format!("the database file {}", path.display()))?;
+        let now =
+            file_identity(path).with_context(|| format!("the database file {}", path.display()))?;
         if now != *file {
             anyhow::bail!(
                 "the database file {} was replaced since it was opened",

@@ -293,7 +293,11 @@ pub async fn claim_all(db: &Db, ids: &[i64]) -> anyhow::Result<Vec<i64>> {
                       ORDER BY id{}) \
          RETURNING id",
         db.json_ints(1),
-        if db.is_postgres() { " FOR UPDATE SKIP LOCKED" } else { "" }
+        if db.is_postgres() {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        }
     );
     let claimed: Vec<i64> = on_pool!(db, pool => sqlx::query_scalar(&sql)
     .bind(serde_json::to_string(ids)?)

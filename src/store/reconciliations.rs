@@ -217,3 +217,52 @@ pub async fn mark_commits_checked(
     .context("recording reconciled commits")?;
     Ok(())
 }
+
+/// A site's reconciliation, held by this process: on PostgreSQL a session advisory lock on one
+/// pooled connection, so that however many replicas poll (or are asked to reconcile), one pass
+/// runs per site at a time. A replica that dies mid-pass loses the lock with its connection.
+/// SQLite holds nothing (one process).
+pub struct SiteLock(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
+
+/// Takes the lock of the site called `site` (its configured URL); `None` when another replica
+/// holds it.
+pub async fn lock_site(db: &Db, site: &str) -> anyhow::Result<Option<SiteLock>> {
+    let super::Pool::Postgres(pool) = db.pool() else {
+        return Ok(Some(SiteLock(None)));
+    };
+    let mut conn = pool
+        .acquire()
+        .await
+        .context("a connection for the site's lock")?;
+    let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(format!("reconcile:{site}"))
+        .fetch_one(&mut *conn)
+        .await
+        .context("locking the site's reconciliation")?;
+    Ok(taken.then_some(SiteLock(Some(conn))))
+}
+
+impl SiteLock {
+    /// Gives the lock back (the connection returns to the pool without it).
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.0.take() {
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock_all()")
+                .execute(&mut *conn)
+                .await;
+            if unlocked.is_err() {
+                // Not known to be unlocked: close the connection, which ends the lock for sure.
+                drop(conn.detach());
+            }
+        }
+    }
+}
+
+impl Drop for SiteLock {
+    /// Not released (a pass cancelled or panicking): the connection is closed rather than
+    /// returned to the pool still holding the lock.
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(conn.detach());
+        }
+    }
+}

@@ -20,7 +20,8 @@ pub struct Gauges {
 
 /// Reads the gauges.
 pub async fn gauges(db: &Db) -> anyhow::Result<Gauges> {
-    let pending_reviews: i64 = on_pool!(db, pool => sqlx::query_scalar("SELECT count(*) FROM pending_reviews")
+    let pending_reviews: i64 =
+        on_pool!(db, pool => sqlx::query_scalar("SELECT count(*) FROM pending_reviews")
         .fetch_one(pool)
         .await)
         .context("counting pending reviews")?;

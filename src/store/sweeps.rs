@@ -47,50 +47,51 @@ pub async fn record(
     // The look-up and the record, written once for both databases' transactions.
     macro_rules! decide_and_record {
         ($tx:ident) => {{
-    let last: Option<String> =
-        sqlx::query_scalar("SELECT max(at) FROM sweeps WHERE room = $1 AND outcome = 'posted'")
+            let last: Option<String> = sqlx::query_scalar(
+                "SELECT max(at) FROM sweeps WHERE room = $1 AND outcome = 'posted'",
+            )
             .bind(record.room)
             .fetch_one(&mut *$tx)
             .await
             .context("reading the last digest")?;
-    let decision = decide(last.and_then(|t| Timestamp::parse(&t).ok()))?;
-    let (outcome, reason, outbox_id) = match &decision {
-        Decision::Post { payload } => {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO outbox (room, kind, events, created_at, not_before, payload)
+            let decision = decide(last.and_then(|t| Timestamp::parse(&t).ok()))?;
+            let (outcome, reason, outbox_id) = match &decision {
+                Decision::Post { payload } => {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO outbox (room, kind, events, created_at, not_before, payload)
                  VALUES ($1, 'digest', 'digest', $2, $3, $4)
                  ON CONFLICT (room) WHERE state = 'pending' AND kind = 'digest'
                  DO UPDATE SET payload = excluded.payload, created_at = excluded.created_at
                  RETURNING id",
+                    )
+                    .bind(record.room)
+                    .bind(record.at.as_str())
+                    .bind(due.as_str())
+                    .bind(payload)
+                    .fetch_one(&mut *$tx)
+                    .await
+                    .context("queueing the digest")?;
+                    ("posted", None, Some(id))
+                }
+                Decision::Skip { reason } => ("skipped", Some(reason.as_str()), None),
+            };
+            sqlx::query(
+                "INSERT INTO sweeps (room, at, trigger, forced, outcome, reason, waiting_review,
+                             waiting_on_author, outbox_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(record.room)
             .bind(record.at.as_str())
-            .bind(due.as_str())
-            .bind(payload)
-            .fetch_one(&mut *$tx)
+            .bind(record.trigger)
+            .bind(record.forced)
+            .bind(outcome)
+            .bind(reason)
+            .bind(i64::try_from(record.waiting_review).unwrap_or(i64::MAX))
+            .bind(i64::try_from(record.waiting_on_author).unwrap_or(i64::MAX))
+            .bind(outbox_id)
+            .execute(&mut *$tx)
             .await
-            .context("queueing the digest")?;
-            ("posted", None, Some(id))
-        }
-        Decision::Skip { reason } => ("skipped", Some(reason.as_str()), None),
-    };
-    sqlx::query(
-        "INSERT INTO sweeps (room, at, trigger, forced, outcome, reason, waiting_review,
-                             waiting_on_author, outbox_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(record.room)
-    .bind(record.at.as_str())
-    .bind(record.trigger)
-    .bind(record.forced)
-    .bind(outcome)
-    .bind(reason)
-    .bind(i64::try_from(record.waiting_review).unwrap_or(i64::MAX))
-    .bind(i64::try_from(record.waiting_on_author).unwrap_or(i64::MAX))
-    .bind(outbox_id)
-    .execute(&mut *$tx)
-    .await
-    .context("recording the sweep")?;
+            .context("recording the sweep")?;
             $tx.commit().await.context("commit")?;
             decision
         }};

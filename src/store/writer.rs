@@ -644,7 +644,7 @@ async fn write(
         .bind(buf.hashes.as_str())
         .fetch_one(&mut *conn)
         .await
-                .context("reading state before the batch")?;
+        .context("reading state before the batch")?;
     let (outcomes, queued) = prepare(batch, &json, buf, config, false)?;
     sqlx::query(WRITE_BATCH.as_str())
         .bind(buf.deliveries.as_str())
@@ -659,7 +659,7 @@ async fn write(
         .bind(buf.outbox.as_str())
         .execute(&mut *conn)
         .await
-                .context("writing the batch")?;
+        .context("writing the batch")?;
     Ok((outcomes, queued))
 }
 

@@ -41,7 +41,11 @@ pub async fn fresh_database(label: &str) -> Option<String> {
         "prr_{}_{}_{}",
         label
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            })
             .collect::<String>(),
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)

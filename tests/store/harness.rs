@@ -34,8 +34,9 @@ pub fn route(globs: &[&str], room: &str, announce: Announce) -> Route {
 }
 
 impl Store {
-    /// A new database with these routes (first match wins; two approvals by default).
-    pub async fn start(routes: &[Route]) -> Store {
+    /// A new database with these routes (first match wins; two approvals by default). Always
+    /// `Some` (the PostgreSQL sibling, `harness_postgres`, is `None` without a server).
+    pub async fn start(routes: &[Route]) -> Option<Store> {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("store.db");
         let db = store::open(&path, "full").await.expect("database opens");
@@ -53,12 +54,12 @@ impl Store {
             .await
             .expect("writer starts");
         let read = Reads::open(&path, db.clone()).await;
-        Store {
+        Some(Store {
             db,
             writer,
             read,
             _dir: dir,
-        }
+        })
     }
 
     /// Submits one change and waits for its commit.

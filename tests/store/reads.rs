@@ -1,15 +1,30 @@
-//! Every read of the tests: plain SQL on a read-only connection of its own, or the store's
-//! public read functions. (Another database gets a sibling of this module.)
-
-use std::path::Path;
+//! Every read of the tests: plain SQL on a connection of its own (read-only on SQLite), or the
+//! store's public read functions. The SQL is the same on both databases.
 
 use pr_reminder::domain::{RepositoryKey, Timestamp};
 use pr_reminder::store::outbox::{self, Subject};
 use pr_reminder::store::{repositories, review_queue, Db};
+use sqlx::postgres::PgPool;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
+/// The tests' own connection to the database under test.
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the tests' pool, whichever the database.
+macro_rules! on {
+    ($reads:expr, $pool:ident => $body:expr) => {
+        match &$reads.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
 pub struct Reads {
-    pool: SqlitePool,
+    pool: Pool,
     db: Db,
 }
 
@@ -47,39 +62,53 @@ pub struct Message {
 }
 
 impl Reads {
-    /// Reads the database at `path`, which `db` has open.
-    pub async fn open(path: &Path, db: Db) -> Reads {
+    /// Reads the SQLite database at `path`, which `db` has open.
+    #[allow(dead_code)]
+    pub async fn open(path: &std::path::Path, db: Db) -> Reads {
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(SqliteConnectOptions::new().filename(path).read_only(true))
             .await
             .expect("read-only connection");
-        Reads { pool, db }
+        Reads {
+            pool: Pool::Sqlite(pool),
+            db,
+        }
+    }
+
+    /// Reads the PostgreSQL database at `url`, which `db` has open.
+    #[allow(dead_code)]
+    pub async fn postgres(url: &str, db: Db) -> Reads {
+        let pool = PgPool::connect(url).await.expect("a connection");
+        Reads {
+            pool: Pool::Postgres(pool),
+            db,
+        }
     }
 
     pub async fn pr(&self, repository: &RepositoryKey, number: i64) -> Option<PrRow> {
-        sqlx::query_as(
+        on!(self, pool => sqlx::query_as(
             "SELECT r.full_name, p.title, p.state, p.source_commit, p.updated_on, p.approvals \
                FROM pull_requests p JOIN repositories r ON r.repository_key = p.repository_key \
-              WHERE p.repository_key = ?1 AND p.number = ?2",
+              WHERE p.repository_key = $1 AND p.number = $2",
         )
         .bind(repository.as_str())
         .bind(number)
-        .fetch_optional(&self.pool)
-        .await
+        .fetch_optional(pool)
+        .await)
         .unwrap()
     }
 
     /// (user, state) of everyone attached to a PR, by user.
     pub async fn reviews(&self, repository: &RepositoryKey, number: i64) -> Vec<(String, String)> {
-        sqlx::query_as(
-            "SELECT user_key, state FROM reviews WHERE repository_key = ?1 AND number = ?2 \
+        on!(self, pool => sqlx::query_as(
+            "SELECT user_key, state FROM reviews WHERE repository_key = $1 AND number = $2 \
               ORDER BY user_key",
         )
         .bind(repository.as_str())
         .bind(number)
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(pool)
+        .await)
         .unwrap()
     }
 
@@ -89,26 +118,26 @@ impl Reads {
 
     /// (key, current name) of every repository, by key.
     pub async fn repositories(&self) -> Vec<(String, String)> {
-        sqlx::query_as("SELECT repository_key, full_name FROM repositories ORDER BY 1")
-            .fetch_all(&self.pool)
-            .await
+        on!(self, pool => sqlx::query_as("SELECT repository_key, full_name FROM repositories ORDER BY 1")
+            .fetch_all(pool)
+            .await)
             .unwrap()
     }
 
     /// (commit, build key, state) of every build, by commit.
     pub async fn builds(&self) -> Vec<(String, String, String)> {
-        sqlx::query_as("SELECT commit_hash, key, state FROM commit_statuses ORDER BY 1, 2")
-            .fetch_all(&self.pool)
-            .await
+        on!(self, pool => sqlx::query_as("SELECT commit_hash, key, state FROM commit_statuses ORDER BY 1, 2")
+            .fetch_all(pool)
+            .await)
             .unwrap()
     }
 
     pub async fn deliveries(&self) -> Vec<DeliveryRow> {
-        sqlx::query_as(
+        on!(self, pool => sqlx::query_as(
             "SELECT request_id, outcome, repository, pr_number FROM deliveries ORDER BY id",
         )
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(pool)
+        .await)
         .unwrap()
     }
 
@@ -117,7 +146,7 @@ impl Reads {
     }
 
     async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+        on!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await).unwrap()
     }
 
     /// Every PR message in the outbox, oldest first (`store::outbox::list`).
