@@ -141,6 +141,9 @@ impl Jobs {
             }
         };
         self.wake.notify_waiters();
+        if let Err(err) = store::announce_news(&self.db).await {
+            tracing::warn!(error = %format!("{err:#}"), "other replicas will see the queued messages at their next look");
+        }
         Ok(report)
     }
 }

@@ -89,6 +89,8 @@ impl Application {
             clock.clone(),
             metrics.clone(),
         )?;
+        // PostgreSQL: other replicas' commits wake this one's dispatcher too.
+        let _news = store::listen_for_news(&db, wake.clone());
         for room in &settings.notify.rooms {
             tracing::info!(room = %room.name, sink = ?room.sink, "room configured");
         }

@@ -487,3 +487,111 @@ pub async fn ping(db: &Db) -> anyhow::Result<()> {
         .context("database ping")?;
     Ok(())
 }
+
+/// The PostgreSQL channel on which a commit that queued messages says so (`NOTIFY`), so that
+/// the replica holding a room's lease sends them without waiting for its next look.
+pub(crate) const NEWS_CHANNEL: &str = "pr_reminder_outbox";
+
+/// Tells every replica that messages were queued outside the writer (a sweep's digests, a
+/// job). SQLite: nothing to do (one process, whose dispatcher was woken directly).
+pub async fn announce_news(db: &Db) -> anyhow::Result<()> {
+    if let Pool::Postgres(pool) = &db.pool {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NEWS_CHANNEL)
+            .execute(pool)
+            .await
+            .context("announcing queued messages to the other replicas")?;
+    }
+    Ok(())
+}
+
+/// PostgreSQL: listens for other replicas' queued messages and wakes this replica's dispatcher
+/// (`wake`) on each, and after a lost connection (news may have been missed). SQLite: `None`.
+pub fn listen_for_news(
+    db: &Db,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let Pool::Postgres(pool) = &db.pool else {
+        return None;
+    };
+    let pool = pool.clone();
+    Some(tokio::spawn(async move {
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(listener) => listener,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot listen for other replicas' messages; retrying in 5 s");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            };
+            if let Err(err) = listener.listen(NEWS_CHANNEL).await {
+                tracing::warn!(error = %err, "cannot listen for other replicas' messages; retrying in 5 s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(_)) => wake.notify_waiters(),
+                    // The connection was lost and is re-established by the next call: what was
+                    // said meanwhile is unknown, so look.
+                    Ok(None) => wake.notify_waiters(),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "lost the channel of other replicas' messages; reconnecting");
+                        wake.notify_waiters();
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_string_selects_postgres_and_anything_else_is_a_file() {
+        assert!(Database::parse("postgres://u:p@db:5432/pr")
+            .unwrap()
+            .is_postgres());
+        assert!(Database::parse("PostgreSQL://db/pr").unwrap().is_postgres());
+        assert_eq!(
+            Database::parse(" ./data/pr-reminder.db ").unwrap(),
+            Database::Sqlite("./data/pr-reminder.db".into())
+        );
+        assert!(Database::parse("").is_err());
+        let err = Database::parse("mysql://root:hunter2@db/pr").unwrap_err();
+        assert!(
+            !err.contains("hunter2") && err.contains("postgres://"),
+            "{err}"
+        );
+        let err = Database::parse("postgres://u:hunter2@db:notaport/pr").unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn the_password_is_never_shown() {
+        for (url, shown) in [
+            (
+                "postgres://pr_reminder:s3cr%40t@db:5432/pr?sslmode=require",
+                "postgres://pr_reminder:[redacted]@db:5432/pr?sslmode=require",
+            ),
+            (
+                "postgres://db/pr?user=u&password=s3cr%40t",
+                "postgres://db/pr?user=u&password=[redacted]",
+            ),
+            ("postgres://u@db/pr", "postgres://u@db/pr"),
+            (
+                "postgresql://u:p@a@db/pr",
+                "postgresql://u:[redacted]@db/pr",
+            ),
+        ] {
+            let database = Database::parse(url).unwrap();
+            assert_eq!(database.redacted(), shown);
+            assert_eq!(format!("{database:?}"), shown);
+        }
+    }
+}

@@ -283,6 +283,14 @@ async fn write_once(
             .await
             .context("writing the batch")?;
     }
+    if queued {
+        // Delivered at commit, to every replica: the one holding the room's lease sends.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(super::super::NEWS_CHANNEL)
+            .execute(&mut *tx)
+            .await
+            .context("announcing the queued messages")?;
+    }
     tx.commit().await.context("committing the batch")?;
     Ok((outcomes, queued))
 }
