@@ -345,6 +345,9 @@ impl RoomWorker {
 
     async fn deliver(&self, row: OutboxRow, limiter: Option<&RoomLimiter>) -> anyhow::Result<()> {
         if !outbox::claim(&self.db, row.id).await? {
+            // PostgreSQL: a writer holds the row for a moment (adding news to it); look again
+            // shortly rather than at once.
+            tokio::time::sleep(Duration::from_millis(20)).await;
             return Ok(());
         }
         let (message, repository, number) = match &row.subject {
@@ -373,7 +376,10 @@ impl RoomWorker {
         // The permit is taken right before the request, so that the time spent claiming and
         // rendering cannot bunch two requests closer than the room's rate allows.
         if let Some(limiter) = limiter {
-            self.permit(limiter).await;
+            if !self.permit(limiter).await {
+                // Another replica sends the room's messages now: this one goes back unsent.
+                return outbox::release(&self.db, row.id).await;
+            }
         }
         // One chat thread per PR where the chat has threads (Google Chat): keyed by what never
         // changes, so a rename keeps the thread.
@@ -585,7 +591,9 @@ impl RoomWorker {
                 .flat_map(|(rows, _)| rows)
                 .collect();
             if let Some(limiter) = limiter {
-                self.permit(limiter).await;
+                if !self.permit(limiter).await {
+                    anyhow::bail!("another replica took the room's lease during the summary");
+                }
             }
             let sent =
                 sink::send(&self.client, &self.room.sink, &self.room.name, &part, None).await;
@@ -616,11 +624,24 @@ impl RoomWorker {
     }
 
     /// Waits for the room's next permit, on the service's clock.
-    async fn permit(&self, limiter: &RoomLimiter) {
+    /// PostgreSQL: renews the room's lease while waiting longer than `LEASE_RENEW` (a slow
+    /// room's rate outlasts the lease), and says `false` when it was lost meanwhile: another
+    /// replica sends the room's messages now, so this one must send nothing.
+    async fn permit(&self, limiter: &RoomLimiter) -> bool {
         while let Err(not_until) = limiter.check() {
             let now = RateClock(self.clock.clone()).now();
-            self.clock.sleep(not_until.wait_time_from(now)).await;
+            let wait = not_until.wait_time_from(now);
+            if self.db.is_postgres() && wait > LEASE_RENEW {
+                self.clock.sleep(LEASE_RENEW).await;
+                let held = leases::hold(&self.db, &self.room.name, &self.holder, LEASE_TTL).await;
+                if !held.unwrap_or(false) {
+                    return false;
+                }
+            } else {
+                self.clock.sleep(wait).await;
+            }
         }
+        true
     }
 }
 
@@ -630,7 +651,9 @@ impl RoomWorker {
     async fn ping_mentions(&self, mentions: &[String], limiter: Option<&RoomLimiter>) {
         for attempt in 1..=3 {
             if let Some(limiter) = limiter {
-                self.permit(limiter).await;
+                if !self.permit(limiter).await {
+                    return;
+                }
             }
             match sink::ping_mentions(&self.client, &self.room.sink, mentions).await {
                 Ok(()) => return,
