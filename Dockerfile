@@ -31,8 +31,9 @@ RUN mkdir src \
         target/release/deps/libpr_reminder-* \
         target/release/.fingerprint/pr-reminder-*
 
-# 2. The crate itself. `sqlx::migrate!("./migrations")` embeds the migrations at compile
-#    time, so migrations/ must be present before this build (and the image needs no copy).
+# 2. The crate itself. `sqlx::migrate!("./migrations/sqlite")` and `("./migrations/postgres")` embed
+#    the migrations at compile time, so migrations/ must be present before this build (and the
+#    image needs no copy).
 COPY migrations ./migrations
 COPY src ./src
 RUN touch src/main.rs src/lib.rs \

@@ -27,3 +27,6 @@ mod renames;
 mod snapshots;
 #[path = "store/snoozes.rs"]
 mod snoozes;
+
+#[path = "store/postgres_only.rs"]
+mod postgres_only;

@@ -227,8 +227,16 @@ const PR_BUILD_STATE: &str = "(SELECT CASE WHEN count(*) = 0 THEN NULL
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The PostgreSQL migrations in `migrations/postgres/`, the same schema; sqlx holds an advisory
-/// lock while it applies them, so replicas starting together apply each once.
-pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// lock while it applies them, so replicas starting together apply each once. During a rolling
+/// upgrade the first new replica applies the new ones while old replicas still run, and an old
+/// replica that restarts meanwhile must still start: migrations it does not know are ignored
+/// (which is why a PostgreSQL migration only adds; removing waits for a later release).
+pub static POSTGRES_MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> =
+    std::sync::LazyLock::new(|| {
+        let mut migrator = sqlx::migrate!("./migrations/postgres");
+        migrator.set_ignore_missing(true);
+        migrator
+    });
 
 /// Connection options shared by the writer and the read pool: WAL so readers never block the
 /// writer, foreign keys on, and a busy timeout for the rare outside writer (`sqlite3`, `migrate`).

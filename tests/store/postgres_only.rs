@@ -1,0 +1,54 @@
+//! What only PostgreSQL has: several replicas on one database.
+
+use pr_reminder::store::{self, Database};
+use sqlx::PgPool;
+
+/// During a rolling upgrade a new replica applies its migrations while old ones still run; an old
+/// replica that restarts then must still start (and `migrate` must still succeed), ignoring the
+/// migration it does not know.
+#[tokio::test]
+async fn an_older_replica_starts_on_a_database_a_newer_one_migrated() {
+    let Some(url) = crate::postgres::fresh_database("rolling").await else {
+        return;
+    };
+    let database = Database::Postgres(url.clone().into());
+    let db = store::connect(&database, "full").await.expect("first start");
+    db.close().await;
+    let pool = PgPool::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99991231000000, 'from a newer release', true, '\\x00', 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let db = store::connect(&database, "full")
+        .await
+        .expect("an older release starts beside a newer schema");
+    store::ping(&db).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(applied, 2, "nothing applied twice, nothing removed");
+}
+
+/// Replicas starting at the same instant apply each migration once (sqlx's advisory lock).
+#[tokio::test]
+async fn replicas_starting_together_migrate_once() {
+    let Some(url) = crate::postgres::fresh_database("together").await else {
+        return;
+    };
+    let database = Database::Postgres(url.clone().into());
+    let starts = (0..3).map(|_| store::connect(&database, "full"));
+    for db in futures_util::future::join_all(starts).await {
+        db.expect("every replica starts");
+    }
+    let pool = PgPool::connect(&url).await.unwrap();
+    let applied: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(applied, vec![(20261203000000, true)]);
+}
