@@ -48,10 +48,12 @@ const POLL: Duration = Duration::from_secs(5);
 const PROBE: Duration = Duration::from_secs(5);
 
 /// PostgreSQL, several replicas: how long a room's lease lasts without renewal (the database's
-/// clock). A replica that dies holding it delays the room's messages by at most this.
-const LEASE_TTL: Duration = Duration::from_secs(10);
+/// clock), beyond one chat request (`notify.timeout_seconds`), the longest time between two
+/// renewals. A killed holder's lease is taken over at once (its database session is gone); this
+/// is for a holder alive but stuck.
+const LEASE_MARGIN: Duration = Duration::from_secs(60);
 
-/// How often the holder renews a room's lease (real time), well within `LEASE_TTL`.
+/// How often the holder renews a room's lease (real time), well within its length (`RoomWorker::lease_ttl`).
 const LEASE_RENEW: Duration = Duration::from_secs(3);
 
 /// How often a replica without a room's lease looks whether it is free.
@@ -157,6 +159,11 @@ struct RoomWorker {
 }
 
 impl RoomWorker {
+    /// How long a renewal of the room's lease lasts: one chat request and `LEASE_MARGIN`.
+    fn lease_ttl(&self) -> Duration {
+        self.settings.timeout + LEASE_MARGIN
+    }
+
     /// Whether this replica may send the room's messages now. SQLite: always. PostgreSQL: while
     /// it holds the room's lease, renewed every `LEASE_RENEW`. A lease just taken first sends
     /// again what a previous holder left half-sent, and waits out the room's rate after the last
@@ -169,7 +176,7 @@ impl RoomWorker {
             return true;
         }
         let taken = self.lease.is_none();
-        match leases::hold(&self.db, &self.room.name, &self.holder, LEASE_TTL).await {
+        match leases::hold(&self.db, &self.room.name, &self.holder, self.lease_ttl()).await {
             Ok(true) => {
                 self.lease = Some(std::time::Instant::now());
                 if taken {
@@ -633,7 +640,8 @@ impl RoomWorker {
             let wait = not_until.wait_time_from(now);
             if self.db.is_postgres() && wait > LEASE_RENEW {
                 self.clock.sleep(LEASE_RENEW).await;
-                let held = leases::hold(&self.db, &self.room.name, &self.holder, LEASE_TTL).await;
+                let held =
+                    leases::hold(&self.db, &self.room.name, &self.holder, self.lease_ttl()).await;
                 if !held.unwrap_or(false) {
                     return false;
                 }

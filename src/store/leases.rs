@@ -1,8 +1,10 @@
 //! Room leases: with several replicas on one PostgreSQL database, one replica at a time sends a
 //! room's messages, so that the room's order and rate hold across replicas. A lease names its
-//! holder and runs until `expires_at` on the database's clock (never a replica's, which may
-//! disagree); its holder renews it while it runs, and any replica takes over a lease that has
-//! expired (its holder died or lost the database).
+//! holder and the database session it took it on (each replica keeps one connection for its
+//! leases), and runs until `expires_at` on the database's clock (never a replica's, which may
+//! disagree). Its holder renews it while it runs. Another replica takes it over as soon as the
+//! holder's session is gone (PostgreSQL closes the session of a killed process at once), or once
+//! it has expired (a holder alive but stuck).
 //!
 //! SQLite has one process by construction: every room is always held, and no table is kept.
 
@@ -16,14 +18,16 @@ use crate::domain::Timestamp;
 /// Takes the room's lease for `holder` until `ttl` from now (database clock), or renews it if
 /// `holder` has it. Returns whether `holder` holds it now. SQLite: always `true`.
 pub async fn hold(db: &Db, room: &str, holder: &str, ttl: Duration) -> anyhow::Result<bool> {
-    let Pool::Postgres(pool) = db.pool() else {
+    let (Pool::Postgres(_), Some(pool)) = (db.pool(), db.lease_pool()) else {
         return Ok(true);
     };
     let held: Option<String> = sqlx::query_scalar(
-        "INSERT INTO room_leases AS l (room, holder, expires_at)
-         VALUES ($1, $2, now() + make_interval(secs => $3))
-         ON CONFLICT (room) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+        "INSERT INTO room_leases AS l (room, holder, expires_at, backend_pid)
+         VALUES ($1, $2, now() + make_interval(secs => $3), pg_backend_pid())
+         ON CONFLICT (room) DO UPDATE SET holder = excluded.holder,
+             expires_at = excluded.expires_at, backend_pid = excluded.backend_pid
          WHERE l.holder = excluded.holder OR l.expires_at < now()
+            OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.backend_pid)
          RETURNING holder",
     )
     .bind(room)

@@ -163,6 +163,9 @@ pub enum Pool {
 pub struct Db {
     pool: Pool,
     target: Target,
+    /// PostgreSQL: one connection of this replica's own for room leases, whose session id
+    /// (`pg_backend_pid()`) the leases name (`leases`).
+    leases: Option<PgPool>,
 }
 
 #[derive(Clone)]
@@ -285,6 +288,7 @@ pub async fn open(path: &Path, synchronous: &str) -> anyhow::Result<Db> {
     let file = file_identity(path)
         .with_context(|| format!("reading the database file {}", path.display()))?;
     Ok(Db {
+        leases: None,
         pool: Pool::Sqlite(pool),
         target: Target::File {
             path: path.to_owned(),
@@ -313,7 +317,14 @@ async fn open_postgres(url: &SecretString) -> anyhow::Result<Db> {
         .run(&pool)
         .await
         .with_context(|| format!("applying migrations to {shown}"))?;
+    // Connected when first used (only a service sends messages); one connection, so that its
+    // session id is the one the leases name for as long as it lives.
+    let leases = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options.clone());
     Ok(Db {
+        leases: Some(leases),
         pool: Pool::Postgres(pool),
         target: Target::Postgres {
             options: Box::new(options),
@@ -342,6 +353,11 @@ impl Db {
     /// The pool, for `on_pool!`.
     pub(crate) fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// PostgreSQL: the connection room leases are taken on.
+    pub(crate) fn lease_pool(&self) -> Option<&PgPool> {
+        self.leases.as_ref()
     }
 
     /// A sub-select of the integers of the JSON array bound as `$n` (`[1, 2]`), one column.
@@ -427,6 +443,9 @@ impl Db {
 
     /// Waits for the connections in use and closes them.
     pub async fn close(&self) {
+        if let Some(leases) = &self.leases {
+            leases.close().await;
+        }
         on_pool!(self, pool => pool.close().await)
     }
 
