@@ -338,6 +338,21 @@ async fn three_replicas_one_database() {
         }
         replicas
     };
+    // They migrated this database (and not, say, a file of that name), all three at once.
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables \
+          WHERE table_name IN ('deliveries', 'outbox', 'sweeps', 'pull_requests')",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        tables,
+        4,
+        "the replicas did not create their tables in database {}\n{}",
+        database.rsplit('/').next().unwrap_or_default(),
+        logs(&replicas)
+    );
     let ingest = Arc::new(Ingest {
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
