@@ -54,6 +54,8 @@ const REDELIVER_EVERY: usize = 7;
 const RACE_EVERY: usize = 25;
 /// How long the outbox may take to drain once the ingest is over.
 const DRAIN_WITHIN: Duration = Duration::from_secs(30);
+/// A message the chat answered this long before the kill has been recorded as sent.
+const RECORDED_WITHIN: Duration = Duration::from_secs(1);
 /// How soon after the kill a room the killed replica was sending to gets its next message from
 /// another replica: its lease is taken over at once when its holder dies (a survivor looks every
 /// 2 s), with room for a loaded machine.
@@ -619,11 +621,14 @@ async fn three_replicas_one_database() {
     let mut takeovers: Vec<(&str, Option<Duration>)> = Vec::new();
     for (room, _) in ROOMS {
         let hits: Vec<&Hit> = announcements.iter().filter(|h| h.room == room).collect();
-        // The killed replica's last message to this room: it may have been posted without being
-        // recorded as sent, and then its PRs are posted again by the next holder of the room.
+        // The killed replica's last message to this room, if it was still unanswered or just
+        // answered at the kill: it may not have been recorded as sent, and then its PRs are
+        // posted again by the next holder of the room. (One answered well before the kill was
+        // recorded: its PRs must not come again.)
         let limbo = hits
             .iter()
-            .rposition(|h| h.sender == victim_name && h.at <= killed_at);
+            .rposition(|h| h.sender == victim_name && h.at <= killed_at)
+            .filter(|&k| killed_at.duration_since(hits[k].at) < CHAT_DELAY + RECORDED_WITHIN);
         if hits
             .iter()
             .rfind(|h| h.at <= killed_at)
