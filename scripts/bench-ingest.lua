@@ -12,6 +12,9 @@
 --   BENCH_ACKED_OUT  webhook mode: done() writes here the request id of every 2xx, one a line,
 --                    so the caller can check each acknowledged delivery against the database
 --   BENCH_RESULT_OUT done() writes `key=value` lines here for the caller to parse
+--   BENCH_PAYLOAD_OFFSET  webhook mode, optional: where in the payload file the threads start
+--                    (default 0), so that two wrk processes against two replicas do not send
+--                    the same PRs in lockstep
 --
 -- wrk gives each thread its own Lua state: setup() (main state) numbers the threads, init()
 -- (thread state) loads the payloads into that thread, and done() (main state again) reads the
@@ -47,7 +50,7 @@ function init(args)
    end
    assert(#payloads > 0, "no payloads in " .. path)
    -- Threads start at different points of the file so they do not send the same PR in lockstep.
-   counter = ((tid - 1) * 1009) % #payloads
+   counter = ((tid - 1) * 1009 + (tonumber(os.getenv("BENCH_PAYLOAD_OFFSET")) or 0)) % #payloads
 end
 
 -- Only the webhook needs a request built per call (its request id changes every time); without
