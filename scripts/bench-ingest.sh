@@ -496,8 +496,11 @@ fi
 
 # SIGKILL, not a clean stop: a 2xx promises the delivery was already committed, so nothing the
 # server could still flush on a graceful shutdown may be needed to find it.
-for pid in "${SERVER_PIDS[@]}"; do kill -KILL "$pid"; done
-for pid in "${SERVER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+# (bash reports a killed job that it reaps while waiting for another: hence the group's 2>.)
+{
+    for pid in "${SERVER_PIDS[@]}"; do kill -KILL "$pid"; done
+    for pid in "${SERVER_PIDS[@]}"; do wait "$pid" || true; done
+} 2>/dev/null
 SERVER_PIDS=()
 
 ACKED_FILES=()
@@ -631,7 +634,8 @@ if [ "$BENCH_DATABASE" = postgres ]; then
     else
         CLIENT_DESC="wrk $THREADS threads on the same machine"
     fi
-    TITLE_SUFFIX=", PostgreSQL, $REPLICAS replica$([ "$REPLICAS" -gt 1 ] && echo s)"
+    TITLE_SUFFIX=", PostgreSQL, $REPLICAS replica"
+    [ "$REPLICAS" -eq 1 ] || TITLE_SUFFIX+="s"
 else
     TITLE_SUFFIX=""
 fi
