@@ -30,7 +30,8 @@ SELECT count(pg_advisory_xact_lock(k)) FROM (
 const BEFORE_BATCH: &str = "\
 SELECT CAST(json_build_object(
  'duplicates', coalesce((SELECT json_agg(d.request_id) FROM deliveries d
-                 WHERE d.request_id IN (SELECT jsonb_array_elements_text(CAST($1 AS jsonb)))
+                 WHERE d.request_id = ANY (ARRAY(
+                           SELECT jsonb_array_elements_text(CAST($1 AS jsonb))))
                    AND d.outcome <> 'rejected'), '[]'),
  'prs', coalesce((SELECT json_agg(json_build_object(
                 'repository_key', p.repository_key, 'number', p.number, 'state', p.state,
@@ -70,6 +71,15 @@ INSERT INTO repositories AS t (repository_key, full_name, uuid, url, required_ap
 SELECT repository_key, full_name, uuid, url, required_approvals, named_on
 FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS b(repository_key text, full_name text, uuid text,
     url text, required_approvals bigint, named_on text)
+-- A row with nothing new is left out before the upsert, which would lock it even unchanged and
+-- make every other replica's batch naming it wait for this commit.
+WHERE NOT EXISTS (SELECT 1 FROM repositories r
+                   WHERE r.repository_key = b.repository_key
+                     AND (b.named_on < coalesce(r.named_on, '')
+                          OR (b.full_name = r.full_name
+                              AND coalesce(b.uuid, r.uuid) IS NOT DISTINCT FROM r.uuid
+                              AND coalesce(b.url, r.url) IS NOT DISTINCT FROM r.url
+                              AND b.required_approvals IS NOT DISTINCT FROM r.required_approvals)))
 ORDER BY repository_key
 ON CONFLICT (repository_key) DO UPDATE SET
     full_name = excluded.full_name,
@@ -88,6 +98,16 @@ INSERT INTO users AS t (user_key, uuid, account_id, nickname, username, display_
 SELECT user_key, uuid, account_id, nickname, username, display_name, email
 FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS b(user_key text, uuid text, account_id text,
     nickname text, username text, display_name text, email text)
+-- As for repositories: an unchanged person is not locked (authors recur in every batch).
+WHERE NOT EXISTS (SELECT 1 FROM users u
+                   WHERE u.user_key = b.user_key
+                     AND coalesce(b.uuid, u.uuid) IS NOT DISTINCT FROM u.uuid
+                     AND coalesce(b.account_id, u.account_id) IS NOT DISTINCT FROM u.account_id
+                     AND coalesce(b.nickname, u.nickname) IS NOT DISTINCT FROM u.nickname
+                     AND coalesce(b.username, u.username) IS NOT DISTINCT FROM u.username
+                     AND coalesce(b.display_name, u.display_name)
+                         IS NOT DISTINCT FROM u.display_name
+                     AND coalesce(b.email, u.email) IS NOT DISTINCT FROM u.email)
 ORDER BY user_key
 ON CONFLICT (user_key) DO UPDATE SET
     uuid = coalesce(excluded.uuid, t.uuid),
