@@ -469,3 +469,57 @@ async fn the_cli_sweep_beside_the_service_posts_once() {
         ]
     );
 }
+
+/// `sweep::the_built_in_schedule_sweeps_by_itself` on PostgreSQL: the scheduler sleeps until
+/// 10:00 by the service's clock, then sweeps (recorded as `schedule`) and posts the digest.
+#[tokio::test]
+async fn the_built_in_schedule_sweeps_by_itself() {
+    let fake = fake_room().await;
+    let clock = ManualClock::frozen(utc(2026, 11, 24, 9, 59) + Span::seconds(59));
+    let settings = notify(&fake);
+    let Some(app) = spawn_pg(
+        "schedule",
+        move |s| {
+            s.notify = settings;
+            s.sweep = SweepSettings {
+                token: Some(SecretToken(SecretString::from(TOKEN.to_owned()))),
+                schedule: Some("0 10 * * Mon-Fri".into()),
+                ..SweepSettings::default()
+            };
+        },
+        clock.clock(),
+    )
+    .await
+    else {
+        return;
+    };
+    send(
+        &app,
+        &pr(
+            "acme/api",
+            1,
+            utc(2026, 11, 23, 9, 0),
+            "Pending",
+            "OPEN",
+            &[],
+        ),
+    )
+    .await;
+    assert!(
+        clock.until_waiting(1, PATIENCE).await,
+        "the scheduler waits"
+    );
+    assert_eq!(clock.waits(), vec![utc(2026, 11, 24, 10, 0)]);
+    assert!(fake.received_requests().await.unwrap().is_empty());
+    assert_eq!(clock.advance_to_next(), Some(utc(2026, 11, 24, 10, 0)));
+    let messages = digests(&fake, 1).await;
+    assert_eq!(messages[0].0, "backend");
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT room, trigger, outcome FROM sweeps ORDER BY room")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    let row =
+        |room: &str, outcome: &str| (room.to_owned(), "schedule".to_owned(), outcome.to_owned());
+    assert_eq!(rows, [row("backend", "posted"), row("web", "skipped")]);
+}
