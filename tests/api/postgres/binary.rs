@@ -122,7 +122,7 @@ async fn the_password_is_on_no_log_line_of_a_served_app_at_trace() {
         return;
     };
     let password = password_of(&url);
-    let mut child = command(&url)
+    let child = command(&url)
         .args(["--log-format", "json", "serve"])
         .env("PR_REMINDER_LISTEN", "127.0.0.1:0")
         .env("PR_REMINDER_WEBHOOK_SECRET", SECRET)
@@ -132,9 +132,10 @@ async fn the_password_is_on_no_log_line_of_a_served_app_at_trace() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut served = Served(child);
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let (port_tx, port_rx) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
+    let stderr = served.0.stderr.take().unwrap();
     let sink = log.clone();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -152,8 +153,6 @@ async fn the_password_is_on_no_log_line_of_a_served_app_at_trace() {
         .await
         .unwrap();
     let Ok(port) = port else {
-        let _ = child.kill();
-        let _ = child.wait();
         panic!("no port logged:\n{}", log.lock().unwrap());
     };
     let address = format!("http://127.0.0.1:{port}");
@@ -199,11 +198,20 @@ async fn the_password_is_on_no_log_line_of_a_served_app_at_trace() {
     assert_eq!(outcomes, ["processed", "rejected"]);
 
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &served.0.id().to_string()])
         .status();
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(status) = served.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "still running after SIGTERM:\n{}",
+            log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     reader.join().unwrap();
     let log = log.lock().unwrap().clone();
     assert!(exit.success(), "{exit:?}\n{log}");
@@ -231,4 +239,17 @@ async fn the_password_is_on_no_log_line_of_a_served_app_at_trace() {
         "the password on {} line(s): {leaked:#?}",
         leaked.len()
     );
+}
+
+/// A served binary, killed when dropped still running: a failed assertion leaves no process
+/// behind.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
