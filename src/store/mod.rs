@@ -304,7 +304,11 @@ async fn open_postgres(url: &SecretString) -> anyhow::Result<Db> {
     let shown = redact_password(url.expose_secret());
     let options = PgConnectOptions::from_str(url.expose_secret())
         .map_err(|_| anyhow::anyhow!("{shown} is not a valid PostgreSQL connection string"))?
-        .application_name("pr-reminder");
+        .application_name("pr-reminder")
+        // No NOTICEs: sqlx logs each at INFO, and the migrator's `CREATE TABLE IF NOT EXISTS`
+        // drew one ("relation _sqlx_migrations already exists, skipping") on every start and
+        // every command. Warnings and errors still come.
+        .options([("client_min_messages", "warning")]);
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .min_connections(1)

@@ -124,15 +124,18 @@ pub async fn open_pull_requests(
 
 /// Whether a pass already went through `full_name` on `site`.
 pub async fn seen(db: &Db, site: &str, full_name: &str) -> anyhow::Result<bool> {
-    let found: Option<i64> = on_pool!(db, pool => sqlx::query_scalar(
+    // Whether a row exists; its column is not read (PostgreSQL's `1` is an INT4, SQLite's an
+    // INTEGER: no Rust type decodes both).
+    let found = on_pool!(db, pool => sqlx::query(
         "SELECT 1 FROM reconciled_repositories WHERE site = $1 AND full_name = $2",
     )
     .bind(site)
     .bind(full_name)
     .fetch_optional(pool)
-    .await)
+    .await
+    .map(|row| row.is_some()))
     .context("reading reconciled repositories")?;
-    Ok(found.is_some())
+    Ok(found)
 }
 
 /// Records a successful pass over `full_name` on `site` at `at`, which used `requests`.

@@ -71,11 +71,21 @@ pub async fn last_deliveries(db: &Db) -> anyhow::Result<Vec<LastDelivery>> {
     const ONE: &str = "SELECT flavour, received_at, event_key, outcome, reason, repository,
                               pr_number
                          FROM deliveries WHERE flavour = ?{} ORDER BY id DESC LIMIT 1";
-    on_pool!(db, pool => sqlx::query_as(&format!(
-        "SELECT * FROM ({}) UNION ALL SELECT * FROM ({})",
-        ONE.replace("{}", "1"),
-        ONE.replace("{}", "2")
-    ))
+    let sql = if db.is_postgres() {
+        // PostgreSQL numbers parameters `$N` only, and names every sub-select in FROM.
+        format!(
+            "SELECT * FROM ({}) AS cloud UNION ALL SELECT * FROM ({}) AS datacenter",
+            ONE.replace("?{}", "$1"),
+            ONE.replace("?{}", "$2")
+        )
+    } else {
+        format!(
+            "SELECT * FROM ({}) UNION ALL SELECT * FROM ({})",
+            ONE.replace("{}", "1"),
+            ONE.replace("{}", "2")
+        )
+    };
+    on_pool!(db, pool => sqlx::query_as(&sql)
     .bind("cloud")
     .bind("datacenter")
     .fetch_all(pool)

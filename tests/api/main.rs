@@ -14,6 +14,7 @@ mod lifecycle;
 mod metrics;
 mod notifications;
 mod ordering;
+mod postgres;
 mod reconcile;
 mod rename;
 mod status;

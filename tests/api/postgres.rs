@@ -1,0 +1,332 @@
+//! The product on PostgreSQL: the real application in-process on a fresh PostgreSQL database per
+//! test (`PR_REMINDER_TEST_POSTGRES`; see tests/common/postgres.rs), driven through HTTP and the
+//! binary as the SQLite tests of the same features drive it, with the same exact answers, rows
+//! and messages: `outbox list|retry`, `/reviews` and `/reviews snooze`, `POST /sweep`,
+//! `GET /status`, `GET /metrics`, `POST /reconcile` against a fake Bitbucket API, renamed
+//! repositories, deleted pull requests, Data Center deliveries, build statuses, `migrate`,
+//! `check-config`, and the operator views compared with SQLite's for the same deliveries.
+//!
+//! Without a server these tests say so (SKIPPED) and pass over it; under `CI=true` they fail.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use pr_reminder::clock::Clock;
+use pr_reminder::config::{Settings, SignaturePolicy};
+use pr_reminder::signature::sign;
+use pr_reminder::startup::Application;
+use pr_reminder::store::Database;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Row;
+
+use crate::fake_chat::PATIENCE;
+use crate::helpers::{Answer, PendingRow, PrRow, SECRET};
+
+#[path = "../common/postgres.rs"]
+mod pg;
+
+mod backlog;
+mod binary;
+mod builds;
+mod datacenter;
+mod metrics;
+mod outbox_cli;
+mod reconciliation;
+mod renames;
+mod reviews_command;
+mod status_page;
+mod sweeps;
+mod views;
+
+const BIN: &str = env!("CARGO_BIN_EXE_pr-reminder");
+
+// ---------------------------------------------------------------------------------------------
+// The harness: `TestApp`'s PostgreSQL sibling.
+
+/// The running application on its own PostgreSQL database, and a pool on that database for the
+/// assertions (what `psql` would show an operator).
+struct PgApp {
+    pub address: String,
+    pub db: PgPool,
+    /// The database's connection string (with its password), for the binary.
+    pub url: String,
+    pub client: reqwest::Client,
+}
+
+/// The application on a fresh database named after `label`, with one webhook secret (`SECRET`),
+/// settings adjusted by `adjust`, and `clock`; `None` when there is no test server (SKIPPED was
+/// printed).
+async fn spawn_pg(label: &str, adjust: impl FnOnce(&mut Settings), clock: Clock) -> Option<PgApp> {
+    let url = pg::fresh_database(label).await?;
+    let mut settings = Settings::with_defaults(SignaturePolicy::Verify(vec![SecretString::from(
+        SECRET.to_owned(),
+    )]));
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.database = Database::Postgres(SecretString::from(url.clone()));
+    adjust(&mut settings);
+    let app = Application::build_with_clock(settings, clock)
+        .await
+        .expect("the app builds on PostgreSQL");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let db = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .expect("the test's own connection");
+    Some(PgApp {
+        address,
+        db,
+        url,
+        client: reqwest::Client::new(),
+    })
+}
+
+impl PgApp {
+    /// A delivery signed with `SECRET`, as Bitbucket Cloud sends it.
+    async fn deliver(&self, event_key: &str, request_id: &str, body: &[u8]) -> Answer {
+        let signature = sign(SECRET, body);
+        self.post(
+            &[
+                ("X-Event-Key", event_key),
+                ("X-Request-UUID", request_id),
+                ("X-Hub-Signature", &signature),
+                ("X-Attempt-Number", "1"),
+            ],
+            body.to_vec(),
+        )
+        .await
+    }
+
+    async fn deliver_json(&self, event_key: &str, request_id: &str, body: &Value) -> Answer {
+        self.deliver(event_key, request_id, &serde_json::to_vec(body).unwrap())
+            .await
+    }
+
+    /// A delivery with exactly these headers (plus Content-Type).
+    async fn post(&self, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+        post_webhook(&self.client, &self.address, headers, body).await
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.db)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Polls `sql` (a count) until it is `want`.
+    async fn wait_count(&self, sql: &str, want: i64) {
+        let started = Instant::now();
+        loop {
+            let got = self.count(sql).await;
+            if got == want {
+                return;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "{sql}: expected {want}, got {got}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// `pending_reviews` as `TestApp::pending` reads it.
+    async fn pending(&self) -> Vec<PendingRow> {
+        sqlx::query(
+            "SELECT repository, number, title, author, approvals, required_approvals, \
+             changes_requested, build_state, age_hours, url FROM pending_reviews",
+        )
+        .fetch_all(&self.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| PendingRow {
+            repository: r.get(0),
+            number: r.get(1),
+            title: r.get(2),
+            author: r.get(3),
+            approvals: r.get(4),
+            required_approvals: r.get(5),
+            changes_requested: r.get(6),
+            build_state: r.get(7),
+            age_hours: r.get(8),
+            url: r.get(9),
+        })
+        .collect()
+    }
+
+    /// A stored pull request by its repository's current name, as `TestApp::pull_request` reads
+    /// it (`draft` as 0/1).
+    async fn pull_request(&self, repository: &str, number: i64) -> Option<PrRow> {
+        sqlx::query(
+            "SELECT r.full_name, p.number, p.title, p.author, p.source_branch, p.source_commit, \
+             p.destination_branch, p.state, p.draft, p.created_on, p.updated_on, \
+             p.last_activity_on, p.url \
+             FROM pull_requests p JOIN repositories r ON r.repository_key = p.repository_key \
+             WHERE r.full_name = $1 AND p.number = $2",
+        )
+        .bind(repository)
+        .bind(number)
+        .fetch_optional(&self.db)
+        .await
+        .unwrap()
+        .map(|r| PrRow {
+            repository: r.get(0),
+            number: r.get(1),
+            title: r.get(2),
+            author: r.get(3),
+            source_branch: r.get(4),
+            source_commit: r.get(5),
+            destination_branch: r.get(6),
+            state: r.get(7),
+            draft: i64::from(r.get::<bool, _>(8)),
+            created_on: r.get(9),
+            updated_on: r.get(10),
+            last_activity_on: r.get(11),
+            url: r.get(12),
+        })
+    }
+
+    /// (user_key, role, state) for a PR, ordered by user key.
+    async fn reviews(&self, repository: &str, number: i64) -> Vec<(String, String, String)> {
+        sqlx::query_as(
+            "SELECT v.user_key, v.role, v.state FROM reviews v \
+             JOIN repositories r ON r.repository_key = v.repository_key \
+             WHERE r.full_name = $1 AND v.number = $2 ORDER BY v.user_key",
+        )
+        .bind(repository)
+        .bind(number)
+        .fetch_all(&self.db)
+        .await
+        .unwrap()
+    }
+
+    /// Every delivery: (request_id, event_key, outcome, reason), in order of arrival.
+    async fn deliveries(&self) -> Vec<crate::helpers::DeliveryRow> {
+        sqlx::query_as("SELECT request_id, event_key, outcome, reason FROM deliveries ORDER BY id")
+            .fetch_all(&self.db)
+            .await
+            .unwrap()
+    }
+
+    /// `GET path` with an optional bearer token: (status, body).
+    async fn get_text(&self, path: &str, bearer: Option<&str>) -> (u16, String) {
+        let mut request = self.client.get(format!("{}{path}", self.address));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+}
+
+/// A webhook delivery with exactly these headers (plus Content-Type) to the app at `address`.
+async fn post_webhook(
+    client: &reqwest::Client,
+    address: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Answer {
+    let mut request = client
+        .post(format!("{address}/webhooks/bitbucket"))
+        .header("Content-Type", "application/json")
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body read");
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("answer is not JSON: {status} {text}"));
+    Answer { status, body }
+}
+
+/// Sends one delivery to the app at `address` as its flavour's server sends it; the answer.
+async fn send_as(
+    client: &reqwest::Client,
+    address: &str,
+    flavour: &str,
+    event_key: &str,
+    request_id: &str,
+    body: &[u8],
+) -> Answer {
+    let signature = sign(SECRET, body);
+    let id_header = if flavour == "data-center" {
+        "X-Request-Id"
+    } else {
+        "X-Request-UUID"
+    };
+    post_webhook(
+        client,
+        address,
+        &[
+            ("X-Event-Key", event_key),
+            (id_header, request_id),
+            ("X-Hub-Signature", &signature),
+        ],
+        body.to_vec(),
+    )
+    .await
+}
+
+/// Delivers `body` and asserts it was processed.
+async fn processed(app: &PgApp, event_key: &str, body: &Value) {
+    let answer = app
+        .deliver_json(event_key, &crate::helpers::uuid_like("pg"), body)
+        .await;
+    assert_eq!(answer.status, 200, "{event_key}: {}", answer.body);
+    assert_eq!(
+        answer.body["status"], "processed",
+        "{event_key}: {}",
+        answer.body
+    );
+}
+
+/// The binary with a clean environment (nothing from the caller's), on this database.
+fn command(database: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PR_REMINDER_DATABASE", database);
+    cmd
+}
+
+/// Runs the binary with `args` on `database` (off the async runtime): (exit code, stdout, stderr).
+async fn run_cli(database: &str, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = command(database);
+    cmd.args(args);
+    output(cmd).await
+}
+
+/// Runs `cmd` to its end off the async runtime: (exit code, stdout, stderr).
+async fn output(mut cmd: Command) -> (i32, String, String) {
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// The password of a connection string (`scheme://user:password@host/...`).
+fn password_of(url: &str) -> String {
+    let rest = url.split_once("://").unwrap().1;
+    let userinfo = rest.split_once('@').expect("a user in the URL").0;
+    userinfo
+        .split_once(':')
+        .expect("a password in the URL")
+        .1
+        .to_owned()
+}
+
+fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
+}
