@@ -375,10 +375,17 @@ impl Reconciler {
                     _ => None,
                 };
                 tracing::warn!(error = %err, "repository not reconciled; its state is untouched");
+                // The report is an HTTP answer too: a database error's text stays in the log.
+                let shown = match &err {
+                    PassError::Store(_) => {
+                        "the database could not be read or written; see the service log".into()
+                    }
+                    _ => err.to_string(),
+                };
                 RepositoryReport {
                     requests: requests.get(),
                     http_status: status,
-                    ..failure_text(sc, &full_name, status, err.to_string())
+                    ..failure_text(sc, &full_name, status, shown)
                 }
             }
         }

@@ -1596,3 +1596,35 @@ async fn the_cli_refuses_an_unconfigured_repository_and_spells_a_configured_one_
         )]
     );
 }
+
+/// A pass the database fails (here its table is gone) is a failed repository in the report, whose
+/// text names no internal detail: the report is an HTTP answer; the cause is in the log.
+#[tokio::test]
+async fn a_database_failure_is_reported_without_its_internal_text() {
+    use sqlx::Connection;
+
+    let server = MockServer::start().await;
+    cloud_list(&server, "acme/api", vec![]).await;
+    let app = cloud_app(&server, &["acme/api"]).await;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", app.db_path.display()))
+        .await
+        .unwrap();
+    sqlx::query("DROP TABLE reconciled_repositories")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 502, "{report}");
+    assert_eq!(
+        report["repositories"][0]["error"],
+        json!("the database could not be read or written; see the service log"),
+        "{report}"
+    );
+    let text = report.to_string();
+    assert!(
+        !text.contains("reconciled_repositories") && !text.contains("no such table"),
+        "{text}"
+    );
+}
