@@ -7,8 +7,9 @@
 #
 # Needs Debian's `postgresql` package (initdb and pg_ctl under /usr/lib/postgresql/*/bin). As root
 # the cluster runs as the unprivileged `postgres` user (PostgreSQL refuses to run as root). It
-# listens on 127.0.0.1 only, with a password (SCRAM) so that the tests exercise a real
-# connection string; the password is for this throw-away cluster only.
+# listens on 127.0.0.1 only, with a password (SCRAM) and TLS (a self-signed certificate, when
+# openssl is there) so that the tests exercise a real connection string; the password is for this
+# throw-away cluster only.
 #
 # Settings (environment): PR_REMINDER_PG_DIR (folder, default $TMPDIR/pr-reminder-test-pg),
 # PR_REMINDER_PG_PORT (default 55432).
@@ -50,6 +51,15 @@ case "$action" in
         --auth=scram-sha-256 -E UTF8 >"$dir/initdb.log" 2>&1 ||
         { cat "$dir/initdb.log" >&2; exit 1; }
       rm -f "$dir/pwfile"
+      # TLS with a throw-away self-signed certificate, so that the tests connect with
+      # sslmode=require as a managed database would have them.
+      if command -v openssl >/dev/null 2>&1; then
+        openssl req -new -x509 -days 30 -nodes -subj "/CN=127.0.0.1" \
+          -keyout "$dir/data/server.key" -out "$dir/data/server.crt" >/dev/null 2>&1
+        chmod 600 "$dir/data/server.key"
+        if [ -n "$owner" ]; then chown "$owner" "$dir/data/server.key" "$dir/data/server.crt"; fi
+        echo "ssl = on" >>"$dir/data/postgresql.conf"
+      fi
     fi
     if ! as_owner "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
       # Three replicas per test, several tests at once: more connections than the default 100.

@@ -74,3 +74,39 @@ fn shipped_versions() -> Vec<i64> {
     assert!(versions.len() >= 2, "{versions:?}");
     versions
 }
+
+/// `sslmode=require` connects over TLS (sqlx's rustls; the test cluster has a self-signed
+/// certificate, which `require` does not verify) and the store works through it.
+#[tokio::test]
+async fn a_tls_connection_string_connects_over_tls() {
+    let Some(url) = crate::postgres::fresh_database("tls").await else {
+        return;
+    };
+    let plain = PgPool::connect(&url).await.unwrap();
+    let ssl: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(&plain)
+        .await
+        .unwrap();
+    if ssl != "on" {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "CI=true but the test server has no TLS (scripts/test-postgres.sh enables it)"
+        );
+        eprintln!("SKIPPED: the test server has no TLS");
+        return;
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let database = Database::Postgres(format!("{url}{separator}sslmode=require").into());
+    let db = store::connect(&database, "full")
+        .await
+        .expect("connects over TLS");
+    store::ping(&db).await.unwrap();
+    let tls_sessions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid
+          WHERE s.ssl AND a.application_name = 'pr-reminder'",
+    )
+    .fetch_one(&plain)
+    .await
+    .unwrap();
+    assert!(tls_sessions >= 1, "no TLS session of pr-reminder");
+}
