@@ -45,6 +45,8 @@ pub struct StatusPage {
     pub sweeps: Vec<LastSweep>,
     /// Each configured site (`Site::name()`) and its last reconciliation, if any.
     pub sites: Vec<(String, Option<SiteReconciliation>)>,
+    /// PostgreSQL: which replica sends each room's messages (`None` on SQLite: this process).
+    pub leases: Option<Vec<store::leases::Lease>>,
 }
 
 /// One room.
@@ -156,6 +158,7 @@ pub async fn gather(
         failed_messages: store::outbox::list(db, true, FAILED_SHOWN).await?,
         sweeps: store::status::last_sweeps(db).await?,
         sites,
+        leases: store::leases::list(db).await?,
     })
 }
 

@@ -316,6 +316,30 @@ fn health(page: &StatusPage) -> Markup {
                 }
             }
         }
+        @if let Some(leases) = &page.leases {
+            h3 { "Which replica sends each room" }
+            @if leases.is_empty() {
+                p.muted { "No room has had a message to send yet." }
+            } @else {
+                table id="leases" {
+                    thead { tr { th { "Room" } th { "Replica (host/process/start)" } th { "Lease until" } th { "Its session" } } }
+                    tbody {
+                        @for l in leases {
+                            tr {
+                                td { (l.room) }
+                                td { code { (l.holder) } }
+                                td { (stamp(&l.expires_at)) }
+                                @if l.alive {
+                                    td.clear { "connected" }
+                                } @else {
+                                    td.failed { "gone: another replica takes the room at its next look" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         h3 { "Last reconciliation per site" }
         @if page.sites.is_empty() {
             p.muted { "No Bitbucket site is configured ([[bitbucket]])." }

@@ -79,3 +79,35 @@ pub async fn last_sent(db: &Db, room: &str) -> anyhow::Result<Option<Timestamp>>
     .context("reading the room's last message")?;
     Ok(at.and_then(|t| Timestamp::parse(&t).ok()))
 }
+
+/// A room's lease as the status page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Lease {
+    /// The room's name.
+    pub room: String,
+    /// The replica sending its messages: host, process id, start time (milliseconds).
+    pub holder: String,
+    /// Until when, unless renewed (`Timestamp` text, the database's clock).
+    pub expires_at: String,
+    /// Whether the holder's database session is still there (a replica killed a moment ago
+    /// shows `false` until another takes the room).
+    pub alive: bool,
+}
+
+/// Every room's lease, by room. SQLite: `None` (one process sends every room).
+pub async fn list(db: &Db) -> anyhow::Result<Option<Vec<Lease>>> {
+    let Pool::Postgres(pool) = db.pool() else {
+        return Ok(None);
+    };
+    let leases = sqlx::query_as(
+        "SELECT l.room, l.holder,
+                to_char(l.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
+                    AS expires_at,
+                EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.backend_pid) AS alive
+           FROM room_leases l ORDER BY l.room",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading the room leases")?;
+    Ok(Some(leases))
+}

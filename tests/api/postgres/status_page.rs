@@ -264,3 +264,46 @@ async fn the_status_page_reads_lists_chart_and_health_from_postgres() {
     assert!(html.contains("No sweep has run yet."), "{html}");
     assert!(html.contains("No Bitbucket site is configured"), "{html}");
 }
+
+/// On PostgreSQL the health tables say which replica sends each room's messages and whether
+/// its database session is still there (a killed replica's lease shows as gone until another
+/// takes the room). SQLite's page has no such table: one process sends every room.
+#[tokio::test]
+async fn the_page_names_the_replica_sending_each_room() {
+    let Some((app, _fake)) = seeded_app().await else {
+        return;
+    };
+    // Each room's sender takes its lease as it starts.
+    app.wait_count("SELECT count(*) FROM room_leases", 2).await;
+    sqlx::query(
+        "INSERT INTO room_leases (room, holder, expires_at, backend_pid)
+         VALUES ('retired', 'old-host/1/1', now() + interval '1 minute', 0)",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+
+    let (status, html) = app.get_text("/status", Some(STATUS_TOKEN)).await;
+    assert_eq!(status, 200, "{html}");
+    let start = html
+        .find("<table id=\"leases\">")
+        .expect("the leases table");
+    let table = &html[start..start + html[start..].find("</table>").unwrap()];
+    let rows: Vec<&str> = table.split("<tr>").skip(2).collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    let this_process = format!("/{}/", std::process::id());
+    for (row, room) in rows.iter().zip(["payments", "retired", "web"]) {
+        assert!(row.starts_with(&format!("<td>{room}</td>")), "{row}");
+    }
+    for row in [rows[0], rows[2]] {
+        assert!(
+            row.contains(&this_process) && row.contains(">connected<"),
+            "{row}"
+        );
+    }
+    assert!(
+        rows[1].contains("old-host/1/1") && rows[1].contains(">gone: another replica"),
+        "{}",
+        rows[1]
+    );
+}
