@@ -33,6 +33,20 @@ pub fn route(globs: &[&str], room: &str, announce: Announce) -> Route {
     }
 }
 
+/// The writer the tests run: batches of up to 64, these routes (two approvals by default),
+/// `COALESCE`, the system clock.
+pub fn writer_config(routes: &[Route]) -> WriterConfig {
+    WriterConfig {
+        max_batch: 64,
+        queue: 64,
+        routing: Arc::new(Routing::new(routes, 2).expect("routes compile")),
+        coalesce: COALESCE,
+        wake: Arc::new(Notify::new()),
+        now: Arc::new(chrono::Utc::now),
+        on_commit: None,
+    }
+}
+
 impl Store {
     /// A new database with these routes (first match wins; two approvals by default). Always
     /// `Some` (the PostgreSQL sibling, `harness_postgres`, is `None` without a server).
@@ -40,17 +54,8 @@ impl Store {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("store.db");
         let db = store::open(&path, "full").await.expect("database opens");
-        let routing = Routing::new(routes, 2).expect("routes compile");
         let (writer, _task) = db
-            .spawn_writer(WriterConfig {
-                max_batch: 64,
-                queue: 64,
-                routing: Arc::new(routing),
-                coalesce: COALESCE,
-                wake: Arc::new(Notify::new()),
-                now: Arc::new(chrono::Utc::now),
-                on_commit: None,
-            })
+            .spawn_writer(writer_config(routes))
             .await
             .expect("writer starts");
         let read = Reads::open(&path, db.clone()).await;

@@ -2,16 +2,12 @@
 //! names, with the batch writer running on it. Without a server (and not under `CI=true`) every
 //! test passes over (`Store::start` is `None`).
 
-use std::sync::Arc;
-
-use pr_reminder::domain::routing::Routing;
 use pr_reminder::domain::Submission;
-use pr_reminder::store::{self, Database, Db, WriteOutcome, Writer, WriterConfig};
-use tokio::sync::Notify;
+use pr_reminder::store::{self, Database, Db, WriteOutcome, Writer};
 
 use crate::reads::Reads;
 
-pub use crate::harness_sqlite::{route, COALESCE};
+pub use crate::harness_sqlite::{route, writer_config};
 
 pub struct Store {
     pub db: Db,
@@ -27,17 +23,8 @@ impl Store {
         let db = store::connect(&Database::Postgres(url.clone().into()), "full")
             .await
             .expect("database opens");
-        let routing = Routing::new(routes, 2).expect("routes compile");
         let (writer, _task) = db
-            .spawn_writer(WriterConfig {
-                max_batch: 64,
-                queue: 64,
-                routing: Arc::new(routing),
-                coalesce: COALESCE,
-                wake: Arc::new(Notify::new()),
-                now: Arc::new(chrono::Utc::now),
-                on_commit: None,
-            })
+            .spawn_writer(writer_config(routes))
             .await
             .expect("writer starts");
         let read = Reads::postgres(&url, db.clone()).await;
