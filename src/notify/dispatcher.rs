@@ -116,7 +116,7 @@ impl Dispatcher {
                 clock: clock.clone(),
                 metrics: metrics.clone(),
                 holder: holder.clone(),
-                lease: None,
+                lease: std::sync::Mutex::new(None),
                 period: None,
             };
             let span = tracing::info_span!("room", room = %room.name);
@@ -153,12 +153,61 @@ struct RoomWorker {
     /// This replica's name in room leases.
     holder: Arc<str>,
     /// When this replica last took or renewed the room's lease (real time); `None`: not held.
-    lease: Option<std::time::Instant>,
+    lease: std::sync::Mutex<Option<std::time::Instant>>,
     /// The room's spacing between two messages, if it has a rate.
     period: Option<Duration>,
 }
 
 impl RoomWorker {
+    /// When this replica last took or renewed the room's lease (`None`: not held).
+    fn lease_at(&self) -> Option<std::time::Instant> {
+        *self.lease.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_lease(&self, at: Option<std::time::Instant>) {
+        *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = at;
+    }
+
+    /// Whether the lease was taken or renewed within `LEASE_RENEW`.
+    fn lease_fresh(&self) -> bool {
+        self.lease_at().is_some_and(|at| at.elapsed() < LEASE_RENEW)
+    }
+
+    /// Right before a chat request: PostgreSQL renews the room's lease when its last renewal is
+    /// `LEASE_RENEW` old, so that a long run of requests (a summary of many parts, a slow chat
+    /// server) never outlasts it; `false` when it was lost (another replica sends the room's
+    /// messages now: send nothing). SQLite: always `true`.
+    async fn keep_lease(&self) -> bool {
+        if !self.db.is_postgres() || self.lease_fresh() {
+            return true;
+        }
+        match leases::hold(&self.db, &self.room.name, &self.holder, self.lease_ttl()).await {
+            Ok(true) => {
+                self.set_lease(Some(std::time::Instant::now()));
+                true
+            }
+            held => {
+                if let Err(err) = held {
+                    tracing::error!(error = %format!("{err:#}"), "room lease unreadable");
+                }
+                tracing::info!("another replica sends the room's messages now");
+                self.set_lease(None);
+                false
+            }
+        }
+    }
+
+    /// Whether a message may go out now: the room's rate allows it (waiting for that) and this
+    /// replica still holds the room (`keep_lease`).
+    async fn ready_to_send(&self, limiter: Option<&RoomLimiter>) -> bool {
+        if let Some(limiter) = limiter {
+            if !self.permit(limiter).await {
+                return false;
+            }
+        }
+        self.keep_lease().await
+    }
+
     /// How long a renewal of the room's lease lasts: one chat request and `LEASE_MARGIN`.
     fn lease_ttl(&self) -> Duration {
         self.settings.timeout + LEASE_MARGIN
@@ -172,13 +221,13 @@ impl RoomWorker {
         if !self.db.is_postgres() {
             return true;
         }
-        if self.lease.is_some_and(|at| at.elapsed() < LEASE_RENEW) {
+        if self.lease_fresh() {
             return true;
         }
-        let taken = self.lease.is_none();
+        let taken = self.lease_at().is_none();
         match leases::hold(&self.db, &self.room.name, &self.holder, self.lease_ttl()).await {
             Ok(true) => {
-                self.lease = Some(std::time::Instant::now());
+                self.set_lease(Some(std::time::Instant::now()));
                 if taken {
                     tracing::info!("this replica sends the room's messages now");
                     match leases::recover_room(&self.db, &self.room.name).await {
@@ -189,7 +238,7 @@ impl RoomWorker {
                         ),
                         Err(err) => {
                             tracing::error!(error = %format!("{err:#}"), "outbox unreadable; retrying in 1 s");
-                            self.lease = None;
+                            self.set_lease(None);
                             self.pause(Duration::from_secs(1)).await;
                             return false;
                         }
@@ -211,14 +260,14 @@ impl RoomWorker {
                 if !taken {
                     tracing::info!("another replica sends the room's messages now");
                 }
-                self.lease = None;
+                self.set_lease(None);
                 self.pause(LEASE_STANDBY).await;
                 false
             }
             Err(err) => {
                 // Not knowing is not holding: another replica may have it by now.
                 tracing::error!(error = %format!("{err:#}"), "room lease unreadable; retrying in 1 s");
-                self.lease = None;
+                self.set_lease(None);
                 self.pause(Duration::from_secs(1)).await;
                 false
             }
@@ -382,11 +431,9 @@ impl RoomWorker {
         let attempt = row.attempts + 1;
         // The permit is taken right before the request, so that the time spent claiming and
         // rendering cannot bunch two requests closer than the room's rate allows.
-        if let Some(limiter) = limiter {
-            if !self.permit(limiter).await {
-                // Another replica sends the room's messages now: this one goes back unsent.
-                return outbox::release(&self.db, row.id).await;
-            }
+        if !self.ready_to_send(limiter).await {
+            // Another replica sends the room's messages now: this one goes back unsent.
+            return outbox::release(&self.db, row.id).await;
         }
         // One chat thread per PR where the chat has threads (Google Chat): keyed by what never
         // changes, so a rename keeps the thread.
@@ -597,10 +644,8 @@ impl RoomWorker {
                 .iter()
                 .flat_map(|(rows, _)| rows)
                 .collect();
-            if let Some(limiter) = limiter {
-                if !self.permit(limiter).await {
-                    anyhow::bail!("another replica took the room's lease during the summary");
-                }
+            if !self.ready_to_send(limiter).await {
+                anyhow::bail!("another replica took the room's lease during the summary");
             }
             let sent =
                 sink::send(&self.client, &self.room.sink, &self.room.name, &part, None).await;
@@ -640,9 +685,7 @@ impl RoomWorker {
             let wait = not_until.wait_time_from(now);
             if self.db.is_postgres() && wait > LEASE_RENEW {
                 self.clock.sleep(LEASE_RENEW).await;
-                let held =
-                    leases::hold(&self.db, &self.room.name, &self.holder, self.lease_ttl()).await;
-                if !held.unwrap_or(false) {
+                if !self.keep_lease().await {
                     return false;
                 }
             } else {
@@ -658,10 +701,8 @@ impl RoomWorker {
     /// waiting what the server asks (or the backoff) between them.
     async fn ping_mentions(&self, mentions: &[String], limiter: Option<&RoomLimiter>) {
         for attempt in 1..=3 {
-            if let Some(limiter) = limiter {
-                if !self.permit(limiter).await {
-                    return;
-                }
+            if !self.ready_to_send(limiter).await {
+                return;
             }
             match sink::ping_mentions(&self.client, &self.room.sink, mentions).await {
                 Ok(()) => return,

@@ -32,6 +32,7 @@ mod backlog;
 mod binary;
 mod builds;
 mod datacenter;
+mod leases;
 mod metrics;
 mod outbox_cli;
 mod reconciliation;
