@@ -467,7 +467,7 @@ impl Settings {
         let mut out = format!(
             "listen = \"{}\"\ndatabase = \"{}\"\nwebhook_secret = {}\ninsecure_skip_signature = {}\n\
              # signature policy: {:?}\nrequired_approvals = {}\nmax_body_bytes = {}\n\
-             body_timeout_seconds = {}\nsynchronous = \"{}\"\nmax_batch = {}\nlog_format = \"{}\"\n",
+             body_timeout_seconds = {}\nsynchronous = \"{}\"{}\nmax_batch = {}\nlog_format = \"{}\"\n",
             self.listen,
             self.database.redacted(),
             secret,
@@ -477,6 +477,11 @@ impl Settings {
             self.max_body_bytes,
             self.body_timeout.as_secs_f64(),
             self.synchronous,
+            if self.database.is_postgres() {
+                " # SQLite only: PostgreSQL's durability is the server's synchronous_commit"
+            } else {
+                ""
+            },
             self.max_batch,
             match self.log_format {
                 LogFormat::Text => "text",

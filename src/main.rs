@@ -67,7 +67,8 @@ enum Command {
         #[arg(long)]
         insecure_skip_signature: bool,
     },
-    /// Create the database if needed, apply pending migrations, and exit.
+    /// Apply pending migrations and exit (SQLite: the file is created if needed; PostgreSQL:
+    /// the database must exist).
     Migrate,
     /// Validate the settings and print them, secrets redacted.
     CheckConfig,

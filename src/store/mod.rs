@@ -67,12 +67,40 @@ impl Database {
         }
         let lower = value.to_ascii_lowercase();
         if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            PgConnectOptions::from_str(value).map_err(|_| {
-                "is not a valid PostgreSQL connection string \
-                 (postgres://user:password@host:5432/database)"
-                    .to_owned()
+            PgConnectOptions::from_str(value).map_err(|e| {
+                // The driver's reason (`unknown value of sslmode`...), never the password.
+                let reason = redact_secret(&e.to_string(), value);
+                format!(
+                    "is not a valid PostgreSQL connection string \
+                     (postgres://user:password@host:5432/database): {reason}"
+                )
             })?;
             return Ok(Database::Postgres(SecretString::from(value.to_owned())));
+        }
+        // What would otherwise become a SQLite file named after a connection string (with its
+        // password in the name, shown by check-config): a scheme missing a slash, or libpq's
+        // `host=... password=...` form.
+        if lower.starts_with("postgres:") || lower.starts_with("postgresql:") {
+            return Err(
+                "is not a valid PostgreSQL connection string: it must start with \
+                        postgres:// (postgres://user:password@host:5432/database)"
+                    .into(),
+            );
+        }
+        let libpq_keyword = lower.split_whitespace().any(|word| {
+            word.split_once('=').is_some_and(|(key, _)| {
+                matches!(
+                    key,
+                    "host" | "hostaddr" | "port" | "dbname" | "user" | "password" | "sslmode"
+                )
+            })
+        });
+        if libpq_keyword {
+            return Err(
+                "looks like libpq's key=value connection string, which pr-reminder does \
+                        not read: give it as a URL (postgres://user:password@host:5432/database)"
+                    .into(),
+            );
         }
         if lower.contains("://") {
             return Err(
@@ -302,13 +330,29 @@ pub async fn open(path: &Path, synchronous: &str) -> anyhow::Result<Db> {
 /// password.
 async fn open_postgres(url: &SecretString) -> anyhow::Result<Db> {
     let shown = redact_password(url.expose_secret());
-    let options = PgConnectOptions::from_str(url.expose_secret())
+    let mut options = PgConnectOptions::from_str(url.expose_secret())
         .map_err(|_| anyhow::anyhow!("{shown} is not a valid PostgreSQL connection string"))?
-        .application_name("pr-reminder")
         // No NOTICEs: sqlx logs each at INFO, and the migrator's `CREATE TABLE IF NOT EXISTS`
         // drew one ("relation _sqlx_migrations already exists, skipping") on every start and
         // every command. Warnings and errors still come.
         .options([("client_min_messages", "warning")]);
+    // Named in pg_stat_activity, unless the connection string names it.
+    if options.get_application_name().is_none() {
+        options = options.application_name("pr-reminder");
+    }
+    // One connection first, for the driver's own reason when it fails (refused, no such
+    // database, wrong password): the pool would only say that it timed out.
+    let probe = tokio::time::timeout(
+        Duration::from_secs(10),
+        <sqlx::PgConnection as sqlx::Connection>::connect_with(&options),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer within 10 s"))
+    .and_then(|connected| {
+        connected.map_err(|e| anyhow::anyhow!("{}", redact_error(&e, url.expose_secret())))
+    })
+    .with_context(|| format!("connecting to {shown}"))?;
+    let _ = sqlx::Connection::close(probe).await;
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .min_connections(1)
@@ -340,17 +384,38 @@ async fn open_postgres(url: &SecretString) -> anyhow::Result<Db> {
 /// A driver error's text, with the connection string's password removed should the driver have
 /// quoted it.
 fn redact_error(err: &sqlx::Error, url: &str) -> String {
-    let text = err.to_string();
-    match PgConnectOptions::from_str(url)
-        .ok()
-        .and_then(|_| url.split_once("://"))
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, password)| password)
-    {
-        Some(password) if !password.is_empty() => text.replace(password, "[redacted]"),
-        _ => text,
+    redact_secret(&err.to_string(), url)
+}
+
+/// `text` without the password of the connection string `url` (in its user information or a
+/// `password=` parameter, as written or percent-decoded).
+fn redact_secret(text: &str, url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let mut secrets: Vec<String> = Vec::new();
+    if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        if let Some((_, password)) = userinfo.split_once(':') {
+            secrets.push(password.to_owned());
+        }
     }
+    if let Some((_, query)) = url.split_once('?') {
+        for pair in query.split('&') {
+            if let Some((key, value)) = pair.split_once('=') {
+                if key.eq_ignore_ascii_case("password") {
+                    secrets.push(value.to_owned());
+                }
+            }
+        }
+    }
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(secret.as_str(), "[redacted]");
+        let decoded = percent_encoding::percent_decode_str(secret).decode_utf8_lossy();
+        if !decoded.is_empty() {
+            out = out.replace(decoded.as_ref(), "[redacted]");
+        }
+    }
+    out
 }
 
 impl Db {
@@ -553,9 +618,11 @@ pub fn listen_for_news(
     };
     let pool = pool.clone();
     Some(tokio::spawn(async move {
-        loop {
+        // Until the pool closes (the process stops).
+        while !pool.is_closed() {
             let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
                 Ok(listener) => listener,
+                Err(_) if pool.is_closed() => return,
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot listen for other replicas' messages; retrying in 5 s");
                     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -573,6 +640,7 @@ pub fn listen_for_news(
                     // The connection was lost and is re-established by the next call: what was
                     // said meanwhile is unknown, so look.
                     Ok(None) => wake.notify_waiters(),
+                    Err(_) if pool.is_closed() => return,
                     Err(err) => {
                         tracing::warn!(error = %err, "lost the channel of other replicas' messages; reconnecting");
                         wake.notify_waiters();
@@ -600,6 +668,23 @@ mod tests {
             Database::Sqlite("./data/pr-reminder.db".into())
         );
         assert!(Database::parse("").is_err());
+        for typo in [
+            "postgres:/u:hunter2@db:5432/pr",
+            "postgresql:u:hunter2@db/pr",
+            "host=db port=5432 user=u password=hunter2 dbname=pr",
+            "dbname=pr",
+        ] {
+            let err = Database::parse(typo).unwrap_err();
+            assert!(
+                !err.contains("hunter2") && err.contains("postgres://"),
+                "{typo}: {err}"
+            );
+        }
+        let err = Database::parse("postgres://u:hunter2@db/pr?sslmode=bogus").unwrap_err();
+        assert!(
+            !err.contains("hunter2") && err.contains("\"bogus\""),
+            "{err}"
+        );
         let err = Database::parse("mysql://root:hunter2@db/pr").unwrap_err();
         assert!(
             !err.contains("hunter2") && err.contains("postgres://"),

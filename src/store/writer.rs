@@ -187,7 +187,13 @@ async fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, config: WriterCo
                 // Another process holds the database (a long `sqlite3` session, a backup): every
                 // submission of the batch would wait out the busy timeout again. Refuse them all
                 // at once (503); Bitbucket delivers again, and the next batch tries afresh.
-                tracing::warn!(error = %format!("{err:#}"), size = batch.len(), "database locked by another process; batch refused");
+                let why = match conn {
+                    Connection::Sqlite(_) => "database locked by another process; batch refused",
+                    Connection::Postgres(_) => {
+                        "database unreachable (no connection within 2 s); batch refused"
+                    }
+                };
+                tracing::warn!(error = %format!("{err:#}"), size = batch.len(), "{why}");
                 for job in batch.drain(..) {
                     if let Some(reply) = job.reply {
                         let _ = reply.send(Err(WriteError::Busy));
