@@ -10,12 +10,13 @@ use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{spawn_app_with, Served, TestApp};
+use crate::status::between;
 
-const TOKEN: &str = "reconcile-token-0123456789abcdef-0123";
-const API_TOKEN: &str = "bitbucket-api-token";
+pub(crate) const TOKEN: &str = "reconcile-token-0123456789abcdef-0123";
+pub(crate) const API_TOKEN: &str = "bitbucket-api-token";
 
-fn site(kind: Flavour, url: String, repositories: &[&str]) -> Site {
+pub(crate) fn site(kind: Flavour, url: String, repositories: &[&str]) -> Site {
     Site {
         kind,
         url: url.parse().unwrap(),
@@ -37,19 +38,13 @@ async fn app_with(sites: Vec<Site>) -> TestApp {
 }
 
 /// `POST /reconcile`: (status, report).
-async fn reconcile(app: &TestApp) -> (u16, Value) {
-    let response = app
-        .client
-        .post(format!("{}/reconcile", app.address))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+pub(crate) async fn reconcile(app: &impl Served) -> (u16, Value) {
+    let response = app.post_bearer("/reconcile", TOKEN).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
 
-async fn requests(server: &MockServer) -> Vec<String> {
+pub(crate) async fn requests(server: &MockServer) -> Vec<String> {
     server
         .received_requests()
         .await
@@ -62,25 +57,23 @@ async fn requests(server: &MockServer) -> Vec<String> {
         .collect()
 }
 
-async fn rows(app: &TestApp) -> Vec<(i64, String, Option<String>)> {
-    sqlx::query_as("SELECT number, state, source_commit FROM pull_requests ORDER BY number")
-        .fetch_all(&app.db)
+/// (number, state, source_commit) of every stored pull request, by number.
+pub(crate) async fn rows(app: &impl Served) -> Vec<(i64, String, Option<String>)> {
+    app.query_rows("SELECT number, state, source_commit FROM pull_requests ORDER BY number")
         .await
-        .unwrap()
 }
 
-async fn announced(app: &TestApp) -> Vec<(i64, String)> {
-    sqlx::query_as(
+/// (number, events) of every pull-request message in the outbox, in order.
+pub(crate) async fn announced(app: &impl Served) -> Vec<(i64, String)> {
+    app.query_rows(
         "SELECT number, events FROM outbox WHERE kind = 'pull_request' ORDER BY number, id",
     )
-    .fetch_all(&app.db)
     .await
-    .unwrap()
 }
 
 // ---------- Bitbucket Cloud ----------
 
-fn cloud_pr(id: i64, commit: &str, updated: &str, participants: Value) -> Value {
+pub(crate) fn cloud_pr(id: i64, commit: &str, updated: &str, participants: Value) -> Value {
     json!({
         "id": id, "title": format!("PR {id}"), "state": "OPEN",
         "author": {"uuid": "{ann}", "display_name": "Ann"},
@@ -93,13 +86,13 @@ fn cloud_pr(id: i64, commit: &str, updated: &str, participants: Value) -> Value 
     })
 }
 
-fn reviewer(uuid: &str, state: Value) -> Value {
+pub(crate) fn reviewer(uuid: &str, state: Value) -> Value {
     json!({"user": {"uuid": uuid, "display_name": uuid}, "role": "REVIEWER",
            "approved": state == "approved", "state": state,
            "participated_on": "2026-11-02T10:00:00+00:00"})
 }
 
-async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Value>) {
+pub(crate) async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Value>) {
     Mock::given(method("GET"))
         .and(path(format!("/2.0/repositories/{repo}/pullrequests")))
         .and(query_param("state", "OPEN"))
@@ -116,7 +109,12 @@ async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Value>) {
         .await;
 }
 
-async fn cloud_statuses(server: &MockServer, repo: &str, hash: &str, values: Vec<Value>) {
+pub(crate) async fn cloud_statuses(
+    server: &MockServer,
+    repo: &str,
+    hash: &str,
+    values: Vec<Value>,
+) {
     Mock::given(method("GET"))
         .and(path(format!(
             "/2.0/repositories/{repo}/commit/{hash}/statuses"
@@ -137,12 +135,12 @@ async fn cloud_app(server: &MockServer, repositories: &[&str]) -> TestApp {
 }
 
 /// The statuses of the 12-digit commit `short`: one failed CI build on its full hash.
-async fn failed_build(server: &MockServer, repo: &str, short: &str) {
+pub(crate) async fn failed_build(server: &MockServer, repo: &str, short: &str) {
     let full = format!("{short}0000111122223333444455556666");
     cloud_statuses(server, repo, short, vec![cloud_status(&full, "FAILED")]).await;
 }
 
-fn cloud_status(hash: &str, state: &str) -> Value {
+pub(crate) fn cloud_status(hash: &str, state: &str) -> Value {
     json!({"key": "ci", "state": state, "name": "CI", "url": "https://ci.example/1",
            "updated_on": "2026-11-02T11:00:00+00:00", "commit": {"hash": hash}})
 }
@@ -327,33 +325,47 @@ async fn cloud_pages_then_an_unchanged_pass_costs_its_list_pages_only() {
         .await
         .unwrap();
     let site = format!("{}/2.0", server.uri());
-    let sample = |series: String| -> String {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&format!("{series} ")))
-            .unwrap_or_else(|| panic!("{series} in:\n{text}"));
-        line[series.len() + 1..].to_owned()
-    };
     let total = first["requests"].as_u64().unwrap() + 2;
     assert_eq!(
-        sample(format!(
-            "pr_reminder_reconciliation_requests_total{{site=\"{site}\"}}"
-        )),
-        total.to_string()
-    );
-    assert_eq!(
-        sample(format!(
-            "pr_reminder_reconciliation_repository_failures_total{{site=\"{site}\"}}"
-        )),
+        sample(
+            &text,
+            &format!("pr_reminder_reconciliation_repository_failures_total{{site=\"{site}\"}}")
+        ),
         "0"
     );
+    assert_reconciliation_metrics(&text, &site, &total.to_string(), "2");
+}
+
+/// The value of the first sample of `series` (name and labels as exposed) in `text`.
+pub(crate) fn sample(text: &str, series: &str) -> String {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{series} ")))
+        .unwrap_or_else(|| panic!("{series} in:\n{text}"));
+    line[series.len() + 1..].to_owned()
+}
+
+/// The metrics of reconciliation at `site` in `text`: `requests` in all, `passes` passes timed,
+/// a last success within a minute of now; and no API token anywhere.
+pub(crate) fn assert_reconciliation_metrics(text: &str, site: &str, requests: &str, passes: &str) {
     assert_eq!(
-        sample("pr_reminder_reconciliation_pass_duration_seconds_count".into()),
-        "2"
+        sample(
+            text,
+            &format!("pr_reminder_reconciliation_requests_total{{site=\"{site}\"}}")
+        ),
+        requests
     );
-    let last: f64 = sample(format!(
-        "pr_reminder_reconciliation_last_success_timestamp_seconds{{site=\"{site}\"}}"
-    ))
+    assert_eq!(
+        sample(
+            text,
+            "pr_reminder_reconciliation_pass_duration_seconds_count"
+        ),
+        passes
+    );
+    let last: f64 = sample(
+        text,
+        &format!("pr_reminder_reconciliation_last_success_timestamp_seconds{{site=\"{site}\"}}"),
+    )
     .parse()
     .unwrap();
     let now = std::time::SystemTime::now()
@@ -608,7 +620,13 @@ async fn a_webhook_newer_than_the_rest_snapshot_wins() {
 
 // ---------- Bitbucket Data Center ----------
 
-fn dc_pr(server: &MockServer, id: i64, commit: &str, updated: i64, status: &str) -> Value {
+pub(crate) fn dc_pr(
+    server: &MockServer,
+    id: i64,
+    commit: &str,
+    updated: i64,
+    status: &str,
+) -> Value {
     json!({
         "id": id, "title": format!("DC {id}"), "state": "OPEN", "draft": false,
         "createdDate": 1_700_000_000_000i64, "updatedDate": updated,
@@ -626,7 +644,7 @@ fn dc_pr(server: &MockServer, id: i64, commit: &str, updated: i64, status: &str)
     })
 }
 
-async fn dc_pages(server: &MockServer, pages: Vec<Vec<Value>>) {
+pub(crate) async fn dc_pages(server: &MockServer, pages: Vec<Vec<Value>>) {
     let n = pages.len();
     for (i, values) in pages.into_iter().enumerate() {
         let last = i + 1 == n;
@@ -1383,6 +1401,18 @@ async fn datacenter_a_pr_gone_from_the_list_that_answers_404_is_closed_as_delete
     );
 }
 
+/// The status page's sites table in `html` shows `url`'s last pass, of one repository and one
+/// request; the sweeps table, which is returned.
+pub(crate) fn assert_one_site_pass<'a>(html: &'a str, url: &str) -> &'a str {
+    let sites = between(html, "<table id=\"sites\">", "</table>");
+    assert!(sites.contains(&format!("<td>{url}</td>")), "{sites}");
+    assert!(
+        sites.ends_with("<td>1</td><td>1</td></tr></tbody>"),
+        "one repository, one request: {sites}"
+    );
+    between(html, "<table id=\"sweeps\">", "</table>")
+}
+
 // ---------- pr-reminder reconcile (the binary) ----------
 
 /// `pr-reminder reconcile ARGS` with the single-site variables for `url` (Cloud), a database in
@@ -1392,21 +1422,20 @@ async fn cli_reconcile(dir: &std::path::Path, url: &str, args: &[&str]) -> (i32,
     cmd.current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PR_REMINDER_DATABASE", dir.join("state.db"))
-        .env("PR_REMINDER_BITBUCKET_KIND", "cloud")
+        .env("PR_REMINDER_DATABASE", dir.join("state.db"));
+    reconcile_command(&mut cmd, url, args);
+    crate::helpers::output(cmd).await
+}
+
+/// Makes `cmd` `reconcile ARGS` with the single-site variables for `url` (Cloud, acme/api and
+/// acme/web, `API_TOKEN`).
+pub(crate) fn reconcile_command(cmd: &mut std::process::Command, url: &str, args: &[&str]) {
+    cmd.env("PR_REMINDER_BITBUCKET_KIND", "cloud")
         .env("PR_REMINDER_BITBUCKET_URL", url)
         .env("PR_REMINDER_BITBUCKET_TOKEN", API_TOKEN)
         .env("PR_REMINDER_BITBUCKET_REPOSITORIES", "acme/api, acme/web")
         .arg("reconcile")
         .args(args);
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 #[tokio::test]
@@ -1554,15 +1583,7 @@ async fn the_status_page_shows_the_last_pass_and_the_last_sweep() {
         .unwrap();
     assert_eq!(swept.status(), 200);
     let html = page().await;
-    let sites = &html[html.find("<table id=\"sites\">").expect("sites table")..];
-    let sites = &sites[..sites.find("</table>").unwrap()];
-    assert!(sites.contains(&format!("<td>{url}</td>")), "{sites}");
-    assert!(
-        sites.ends_with("<td>1</td><td>1</td></tr></tbody>"),
-        "one repository, one request: {sites}"
-    );
-    let sweeps = &html[html.find("<table id=\"sweeps\">").expect("sweeps table")..];
-    let sweeps = &sweeps[..sweeps.find("</table>").unwrap()];
+    let sweeps = assert_one_site_pass(&html, &url);
     assert!(
         sweeps.contains("<td>http</td><td class=\"skipped\">skipped (nothing is waiting for review)</td><td>0</td><td>0</td>"),
         "{sweeps}"

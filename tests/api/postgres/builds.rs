@@ -64,8 +64,7 @@ async fn the_combined_build_state_and_the_build_messages() {
     else {
         return;
     };
-    processed(
-        &app,
+    app.processed(
         "pullrequest:created",
         &own_fixture("pullrequest_created.json"),
     )
@@ -76,7 +75,7 @@ async fn the_combined_build_state_and_the_build_messages() {
     // Another commit's failure, then the PR's builds one by one.
     let mut other = commit_status("other", "FAILED", "2026-11-20T09:10:00Z");
     other["commit_status"]["commit"]["hash"] = json!("0".repeat(40));
-    processed(&app, "repo:commit_status_created", &other).await;
+    app.processed("repo:commit_status_created", &other).await;
     assert_eq!(builds(&app).await, (None, None, None), "another commit's");
     let steps = [
         (
@@ -112,8 +111,7 @@ async fn the_combined_build_state_and_the_build_messages() {
     ];
     for (minute, (key, state, combined, list)) in steps.into_iter().enumerate() {
         let at = format!("2026-11-20T09:{:02}:00Z", 20 + minute);
-        processed(
-            &app,
+        app.processed(
             "repo:commit_status_updated",
             &commit_status(key, state, &at),
         )
@@ -148,8 +146,7 @@ async fn the_combined_build_state_and_the_build_messages() {
         })
     );
     // Fixed: green.
-    processed(
-        &app,
+    app.processed(
         "repo:commit_status_updated",
         &commit_status("a-lint", "SUCCESSFUL", "2026-11-20T09:40:00Z"),
     )

@@ -111,7 +111,7 @@ async fn a_failed_message_is_listed_and_retried_by_id_and_all_failed() {
         "9b2c4e6f8a10",
         &[],
     );
-    processed(&app, "pullrequest:created", &body).await;
+    app.processed("pullrequest:created", &body).await;
     let failed = wait_state(&app, "failed").await;
     assert_eq!(
         (failed.2, failed.5.as_str(), failed.6.as_deref()),

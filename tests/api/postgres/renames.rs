@@ -79,7 +79,8 @@ async fn a_renamed_repository_keeps_one_pr_under_its_current_name() {
         "9b2c4e6f8a10",
         &[("bob", "REVIEWER", None), ("carol", "REVIEWER", None)],
     );
-    processed(&app, "pullrequest:created", &renamed(opened, OLD)).await;
+    app.processed("pullrequest:created", &renamed(opened, OLD))
+        .await;
     let approved = pr_event(
         42,
         "2026-11-20T11:00:00+00:00",
@@ -91,7 +92,8 @@ async fn a_renamed_repository_keeps_one_pr_under_its_current_name() {
             ("carol", "REVIEWER", None),
         ],
     );
-    processed(&app, "pullrequest:approved", &renamed(approved, NEW)).await;
+    app.processed("pullrequest:approved", &renamed(approved, NEW))
+        .await;
     assert_eq!(
         pending(&app).await,
         vec![(NEW.to_owned(), 42, "Retry card captures".to_owned(), 1)]
@@ -119,7 +121,8 @@ async fn a_renamed_repository_keeps_one_pr_under_its_current_name() {
         "9b2c4e6f8a10",
         &[],
     );
-    processed(&app, "pullrequest:updated", &renamed(late, OLD)).await;
+    app.processed("pullrequest:updated", &renamed(late, OLD))
+        .await;
     assert_eq!(
         pending(&app).await,
         vec![(NEW.to_owned(), 42, "Retry card captures".to_owned(), 1)]
@@ -147,7 +150,8 @@ async fn repo_updated_renames_before_any_pr_event_says_so() {
         "0a1b2c3d4e5f",
         &[],
     );
-    processed(&app, "pullrequest:created", &renamed(opened, OLD)).await;
+    app.processed("pullrequest:created", &renamed(opened, OLD))
+        .await;
     let answer = app
         .deliver_json(
             "repo:updated",
@@ -218,8 +222,8 @@ async fn two_repositories_sharing_a_name_stay_apart() {
     }
     again["pullrequest"]["title"] = json!("Other");
     again["pullrequest"]["updated_on"] = json!("2026-11-21T10:00:00+00:00");
-    processed(&app, "pullrequest:created", &first).await;
-    processed(&app, "pullrequest:created", &again).await;
+    app.processed("pullrequest:created", &first).await;
+    app.processed("pullrequest:created", &again).await;
     let prs: Vec<(String, String, i64, String)> = sqlx::query_as(
         "SELECT r.repository_key, r.full_name, p.number, p.title FROM pull_requests p \
          JOIN repositories r ON r.repository_key = p.repository_key ORDER BY p.title",
