@@ -188,6 +188,10 @@ impl Served for TestApp {
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
+
+    async fn review_rows(&self, repository: &str, number: i64) -> Vec<(String, String, String)> {
+        self.reviews(repository, number).await
+    }
 }
 
 /// What a test asks of the running application whichever database it stores in (`TestApp` on
@@ -202,6 +206,10 @@ pub(crate) trait Served {
     async fn query_rows<T>(&self, sql: &str) -> Vec<T>
     where
         T: Send + Unpin + for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow>;
+
+    /// (user_key, role, state) of the reviews of PR `number` of `repository` (its current name),
+    /// by user key.
+    async fn review_rows(&self, repository: &str, number: i64) -> Vec<(String, String, String)>;
 
     /// A Cloud delivery of `body` signed with `SECRET`, asserted processed (200).
     async fn processed(&self, event_key: &str, body: &Value) {

@@ -100,11 +100,6 @@ impl PgApp {
             .await
     }
 
-    /// A delivery with exactly these headers (plus Content-Type).
-    async fn post(&self, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
-        post_webhook(&self.client, &self.address, headers, body).await
-    }
-
     async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql)
             .fetch_one(&self.db)
@@ -184,6 +179,10 @@ impl Served for PgApp {
             .fetch_all(&self.db)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    async fn review_rows(&self, repository: &str, number: i64) -> Vec<(String, String, String)> {
+        self.reviews(repository, number).await
     }
 }
 

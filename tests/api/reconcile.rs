@@ -379,8 +379,25 @@ pub(crate) fn assert_reconciliation_metrics(text: &str, site: &str, requests: &s
 #[tokio::test]
 async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_failure() {
     let server = MockServer::start().await;
+    four_open(&server).await;
+    let app = cloud_app(&server, &["acme/api"]).await;
+    assert_eq!(reconcile(&app).await.0, 200);
+    assert!(announced(&app).await.is_empty());
+
+    // Meanwhile: #1 merged, #2 approved, #3 needs work, #4 got a commit whose build failed; no
+    // delivery arrived.
+    server.reset().await;
+    repaired(&server).await;
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    assert_repaired(&app, &report).await;
+}
+
+/// The first state of the repair tests: acme/api lists #1-#4 open on commits aaaa.., bbbb..,
+/// cccc.., dddd.. (Bob asked to review #2 and #3), none with a build.
+pub(crate) async fn four_open(server: &MockServer) {
     cloud_list(
-        &server,
+        server,
         "acme/api",
         vec![
             cloud_pr(1, "aaaaaaaaaaaa", "2026-11-02T10:00:00+00:00", json!([])),
@@ -406,17 +423,15 @@ async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_
         "cccccccccccc",
         "dddddddddddd",
     ] {
-        cloud_statuses(&server, "acme/api", hash, vec![]).await;
+        cloud_statuses(server, "acme/api", hash, vec![]).await;
     }
-    let app = cloud_app(&server, &["acme/api"]).await;
-    assert_eq!(reconcile(&app).await.0, 200);
-    assert!(announced(&app).await.is_empty());
+}
 
-    // Meanwhile: #1 merged, #2 approved, #3 needs work, #4 got a commit whose build failed; no
-    // delivery arrived.
-    server.reset().await;
+/// The list after `four_open` was repaired: #2 approved by Bob, #3 needs work, #4 on commit
+/// eeee.. (#1 is gone from it).
+pub(crate) async fn repaired_list(server: &MockServer) {
     cloud_list(
-        &server,
+        server,
         "acme/api",
         vec![
             cloud_pr(
@@ -435,16 +450,25 @@ async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_
         ],
     )
     .await;
+}
+
+/// What Bitbucket answers after `four_open` changed: `repaired_list`, #1 merged, and a failed
+/// build on eeee...
+pub(crate) async fn repaired(server: &MockServer) {
+    repaired_list(server).await;
     let mut merged = cloud_pr(1, "aaaaaaaaaaaa", "2026-11-03T09:00:00+00:00", json!([]));
     merged["state"] = json!("MERGED");
     Mock::given(method("GET"))
         .and(path("/2.0/repositories/acme/api/pullrequests/1"))
         .respond_with(ResponseTemplate::new(200).set_body_json(merged))
-        .mount(&server)
+        .mount(server)
         .await;
-    failed_build(&server, "acme/api", "eeeeeeeeeeee").await;
-    let (status, report) = reconcile(&app).await;
-    assert_eq!(status, 200, "{report}");
+    failed_build(server, "acme/api", "eeeeeeeeeeee").await;
+}
+
+/// The pass over `repaired` after one over `four_open`: its `report`, the rows and reviews it
+/// left, and what it announced (as webhooks would; merges are not announced by default).
+pub(crate) async fn assert_repaired(app: &impl Served, report: &Value) {
     let repo = &report["repositories"][0];
     assert_eq!(
         (
@@ -457,7 +481,7 @@ async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_
         (&json!(false), &json!(3), &json!(1), &json!(1), &json!(3))
     );
     assert_eq!(
-        rows(&app).await,
+        rows(app).await,
         vec![
             (1, "MERGED".into(), Some("aaaaaaaaaaaa".into())),
             (2, "OPEN".into(), Some("bbbbbbbbbbbb".into())),
@@ -466,20 +490,19 @@ async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_
         ]
     );
     assert_eq!(
-        app.reviews("acme/api", 2).await,
+        app.review_rows("acme/api", 2).await,
         vec![("{bob}".into(), "REVIEWER".into(), "approved".into())]
     );
     assert_eq!(
-        app.reviews("acme/api", 3).await,
+        app.review_rows("acme/api", 3).await,
         vec![(
             "{bob}".into(),
             "REVIEWER".into(),
             "changes_requested".into()
         )]
     );
-    // Later passes announce like webhooks would (merges are not announced by default).
     assert_eq!(
-        announced(&app).await,
+        announced(app).await,
         vec![
             (2, "approvals".into()),
             (3, "changes_requested".into()),
@@ -1441,59 +1464,17 @@ pub(crate) fn reconcile_command(cmd: &mut std::process::Command, url: &str, args
 #[tokio::test]
 async fn the_cli_exits_0_when_every_repository_went_through_and_1_naming_the_failure() {
     let server = MockServer::start().await;
-    cloud_list(
-        &server,
-        "acme/api",
-        vec![cloud_pr(
-            1,
-            "aaaaaaaaaaaa",
-            "2026-11-02T10:00:00+00:00",
-            json!([]),
-        )],
-    )
-    .await;
-    cloud_statuses(
-        &server,
-        "acme/api",
-        "aaaaaaaaaaaa",
-        vec![cloud_status(
-            "aaaaaaaaaaaa0000111122223333444455556666",
-            "SUCCESSFUL",
-        )],
-    )
-    .await;
-    Mock::given(method("GET"))
-        .and(path("/2.0/repositories/acme/web/pullrequests"))
-        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
-            "type": "error",
-            "error": {"message": "Your credentials lack one or more required privilege scopes."}
-        })))
-        .mount(&server)
-        .await;
+    api_and_a_refusing_web(&server).await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("{}/2.0", server.uri());
-    let failure = "HTTP 403 from GET /2.0/repositories/acme/web/pullrequests (the token lacks \
-                   read access to pull requests and repositories): Your credentials lack one or \
-                   more required privilege scopes.";
+    let failure = CLI_FAILURE;
 
     // One repository, which goes through: exit 0.
     let (code, stdout, stderr) =
         cli_reconcile(dir.path(), &url, &["--repository", "acme/api"]).await;
-    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_api_went_through(code, &stdout, &stderr, &url);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
-    assert_eq!(
-        lines[0],
-        format!(
-            "ok      {url} acme/api: 1 open, 1 updated, 0 closed, 1 builds, 2 requests \
-             (first pass: nothing announced)"
-        )
-    );
-    assert!(
-        lines[1].starts_with("1 repositories, 0 failed, 2 requests, ") && lines[1].ends_with(" ms"),
-        "{stdout}"
-    );
-    assert!(!stderr.contains("pr-reminder:"), "{stderr}");
+    assert!(lines[1].ends_with(" ms"), "{stdout}");
 
     // Both, as JSON: acme/web is refused, exit 1, named on standard error.
     let (code, stdout, stderr) = cli_reconcile(dir.path(), &url, &["--json"]).await;
@@ -1523,20 +1504,92 @@ async fn the_cli_exits_0_when_every_repository_went_through_and_1_naming_the_fai
 
     // As text: the failed line names site, repository and status.
     let (code, stdout, stderr) = cli_reconcile(dir.path(), &url, &[]).await;
+    assert_web_failed(code, &stdout, &stderr, &url);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[2].starts_with("2 repositories, 1 failed, 2 requests, "),
+        "{stdout}"
+    );
+}
+
+/// Why `api_and_a_refusing_web`'s acme/web fails, as reported.
+pub(crate) const CLI_FAILURE: &str = "HTTP 403 from GET /2.0/repositories/acme/web/pullrequests \
+    (the token lacks read access to pull requests and repositories): Your credentials lack one \
+    or more required privilege scopes.";
+
+/// The fake Cloud API of the CLI tests: acme/api lists #1 on commit aaaa.., whose build
+/// succeeded; acme/web refuses the token (403).
+pub(crate) async fn api_and_a_refusing_web(server: &MockServer) {
+    cloud_list(
+        server,
+        "acme/api",
+        vec![cloud_pr(
+            1,
+            "aaaaaaaaaaaa",
+            "2026-11-02T10:00:00+00:00",
+            json!([]),
+        )],
+    )
+    .await;
+    cloud_statuses(
+        server,
+        "acme/api",
+        "aaaaaaaaaaaa",
+        vec![cloud_status(
+            "aaaaaaaaaaaa0000111122223333444455556666",
+            "SUCCESSFUL",
+        )],
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme/web/pullrequests"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "type": "error",
+            "error": {"message": "Your credentials lack one or more required privilege scopes."}
+        })))
+        .mount(server)
+        .await;
+}
+
+/// `reconcile --repository acme/api`'s first run against `api_and_a_refusing_web` at `url`:
+/// exit 0, the repository's line and the summary, nothing on stderr.
+pub(crate) fn assert_api_went_through(code: i32, stdout: &str, stderr: &str, url: &str) {
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "ok      {url} acme/api: 1 open, 1 updated, 0 closed, 1 builds, 2 requests \
+             (first pass: nothing announced)"
+        )
+    );
+    assert!(
+        lines[1].starts_with("1 repositories, 0 failed, 2 requests, "),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("pr-reminder:"), "{stderr}");
+}
+
+/// `reconcile` (both repositories, as text) after `assert_api_went_through`: exit 1, acme/api
+/// unchanged, acme/web's failure on stdout and stderr, no token anywhere.
+pub(crate) fn assert_web_failed(code: i32, stdout: &str, stderr: &str, url: &str) {
     assert_eq!(code, 1, "{stdout}{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines[..2],
         [
             format!("ok      {url} acme/api: 1 open, 0 updated, 0 closed, 0 builds, 1 requests"),
-            format!("FAILED  {url} acme/web: {failure}"),
+            format!("FAILED  {url} acme/web: {CLI_FAILURE}"),
         ]
     );
     assert!(
-        lines[2].starts_with("2 repositories, 1 failed, 2 requests, "),
-        "{stdout}"
+        stderr
+            .lines()
+            .any(|l| l == format!("pr-reminder: {url} acme/web: {CLI_FAILURE}")),
+        "{stderr}"
     );
-    for text in [&stdout, &stderr] {
+    for text in [stdout, stderr] {
         assert!(!text.contains(API_TOKEN), "the token leaked: {text}");
     }
 }

@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::reconcile::{
-    announced, assert_one_site_pass, assert_reconciliation_metrics, cloud_list, cloud_pr,
-    cloud_status, cloud_statuses, dc_pages, dc_pr, reconcile_command, requests, reviewer, rows,
-    site, API_TOKEN, TOKEN,
+    announced, api_and_a_refusing_web, assert_api_went_through, assert_one_site_pass,
+    assert_reconciliation_metrics, assert_repaired, assert_web_failed, dc_pages, dc_pr, four_open,
+    reconcile_command, repaired, repaired_list, requests, rows, site, TOKEN,
 };
 use pr_reminder::config::{SecretToken, Site};
 use pr_reminder::domain::Flavour;
@@ -34,10 +34,6 @@ async fn reconcile(app: &PgApp) -> Value {
     report
 }
 
-async fn reviews(app: &PgApp, number: i64) -> Vec<(String, String, String)> {
-    app.reviews("acme/api", number).await
-}
-
 /// `reconcile::cloud_later_passes_repair_...` on PostgreSQL, then an unchanged pass: the
 /// first pass backfills without announcing; the second repairs a missed merge, approval,
 /// needs work and build failure, announcing them; the third asks for the list only (the
@@ -46,31 +42,7 @@ async fn reviews(app: &PgApp, number: i64) -> Vec<(String, String, String)> {
 #[tokio::test]
 async fn cloud_backfill_repair_and_an_unchanged_pass() {
     let server = MockServer::start().await;
-    let first = vec![
-        cloud_pr(1, "aaaaaaaaaaaa", "2026-11-02T10:00:00+00:00", json!([])),
-        cloud_pr(
-            2,
-            "bbbbbbbbbbbb",
-            "2026-11-02T10:00:00+00:00",
-            json!([reviewer("{bob}", Value::Null)]),
-        ),
-        cloud_pr(
-            3,
-            "cccccccccccc",
-            "2026-11-02T10:00:00+00:00",
-            json!([reviewer("{bob}", Value::Null)]),
-        ),
-        cloud_pr(4, "dddddddddddd", "2026-11-02T10:00:00+00:00", json!([])),
-    ];
-    cloud_list(&server, "acme/api", first).await;
-    for hash in [
-        "aaaaaaaaaaaa",
-        "bbbbbbbbbbbb",
-        "cccccccccccc",
-        "dddddddddddd",
-    ] {
-        cloud_statuses(&server, "acme/api", hash, vec![]).await;
-    }
+    four_open(&server).await;
     let url = format!("{}/2.0", server.uri());
     let Some(app) = app_with(
         "reconcile",
@@ -113,84 +85,9 @@ async fn cloud_backfill_repair_and_an_unchanged_pass() {
 
     // Meanwhile: #1 merged, #2 approved, #3 needs work, #4 got a commit whose build failed.
     server.reset().await;
-    cloud_list(
-        &server,
-        "acme/api",
-        vec![
-            cloud_pr(
-                2,
-                "bbbbbbbbbbbb",
-                "2026-11-03T10:00:00+00:00",
-                json!([reviewer("{bob}", json!("approved"))]),
-            ),
-            cloud_pr(
-                3,
-                "cccccccccccc",
-                "2026-11-03T10:00:00+00:00",
-                json!([reviewer("{bob}", json!("changes_requested"))]),
-            ),
-            cloud_pr(4, "eeeeeeeeeeee", "2026-11-03T10:00:00+00:00", json!([])),
-        ],
-    )
-    .await;
-    let mut merged = cloud_pr(1, "aaaaaaaaaaaa", "2026-11-03T09:00:00+00:00", json!([]));
-    merged["state"] = json!("MERGED");
-    Mock::given(method("GET"))
-        .and(path("/2.0/repositories/acme/api/pullrequests/1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(merged))
-        .mount(&server)
-        .await;
-    cloud_statuses(
-        &server,
-        "acme/api",
-        "eeeeeeeeeeee",
-        vec![cloud_status(
-            "eeeeeeeeeeee0000111122223333444455556666",
-            "FAILED",
-        )],
-    )
-    .await;
+    repaired(&server).await;
     let report = reconcile(&app).await;
-    let repo = &report["repositories"][0];
-    assert_eq!(
-        (
-            &repo["first_pass"],
-            &repo["updated"],
-            &repo["closed"],
-            &repo["builds"],
-            &repo["requests"]
-        ),
-        (&json!(false), &json!(3), &json!(1), &json!(1), &json!(3))
-    );
-    assert_eq!(
-        rows(&app).await,
-        vec![
-            (1, "MERGED".into(), Some("aaaaaaaaaaaa".into())),
-            (2, "OPEN".into(), Some("bbbbbbbbbbbb".into())),
-            (3, "OPEN".into(), Some("cccccccccccc".into())),
-            (4, "OPEN".into(), Some("eeeeeeeeeeee".into())),
-        ]
-    );
-    assert_eq!(
-        reviews(&app, 2).await,
-        vec![("{bob}".into(), "REVIEWER".into(), "approved".into())]
-    );
-    assert_eq!(
-        reviews(&app, 3).await,
-        vec![(
-            "{bob}".into(),
-            "REVIEWER".into(),
-            "changes_requested".into()
-        )]
-    );
-    assert_eq!(
-        announced(&app).await,
-        vec![
-            (2, "approvals".into()),
-            (3, "changes_requested".into()),
-            (4, "build_failed".into()),
-        ]
-    );
+    assert_repaired(&app, &report).await;
     let pending: Vec<(i64, Option<String>)> = app
         .pending()
         .await
@@ -204,26 +101,7 @@ async fn cloud_backfill_repair_and_an_unchanged_pass() {
 
     // The same answers again: the list only.
     server.reset().await;
-    cloud_list(
-        &server,
-        "acme/api",
-        vec![
-            cloud_pr(
-                2,
-                "bbbbbbbbbbbb",
-                "2026-11-03T10:00:00+00:00",
-                json!([reviewer("{bob}", json!("approved"))]),
-            ),
-            cloud_pr(
-                3,
-                "cccccccccccc",
-                "2026-11-03T10:00:00+00:00",
-                json!([reviewer("{bob}", json!("changes_requested"))]),
-            ),
-            cloud_pr(4, "eeeeeeeeeeee", "2026-11-03T10:00:00+00:00", json!([])),
-        ],
-    )
-    .await;
+    repaired_list(&server).await;
     let report = reconcile(&app).await;
     let repo = &report["repositories"][0];
     assert_eq!(
@@ -266,35 +144,7 @@ async fn cloud_backfill_repair_and_an_unchanged_pass() {
 #[tokio::test]
 async fn the_cli_reconciles_into_postgres_and_names_a_failure() {
     let server = MockServer::start().await;
-    cloud_list(
-        &server,
-        "acme/api",
-        vec![cloud_pr(
-            1,
-            "aaaaaaaaaaaa",
-            "2026-11-02T10:00:00+00:00",
-            json!([]),
-        )],
-    )
-    .await;
-    cloud_statuses(
-        &server,
-        "acme/api",
-        "aaaaaaaaaaaa",
-        vec![cloud_status(
-            "aaaaaaaaaaaa0000111122223333444455556666",
-            "SUCCESSFUL",
-        )],
-    )
-    .await;
-    Mock::given(method("GET"))
-        .and(path("/2.0/repositories/acme/web/pullrequests"))
-        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
-            "type": "error",
-            "error": {"message": "Your credentials lack one or more required privilege scopes."}
-        })))
-        .mount(&server)
-        .await;
+    api_and_a_refusing_web(&server).await;
     let Some(database) = pg::fresh_database("clireconcile").await else {
         return;
     };
@@ -305,42 +155,9 @@ async fn the_cli_reconciles_into_postgres_and_names_a_failure() {
         output(cmd)
     };
     let (code, stdout, stderr) = cli(&["--repository", "acme/api"]).await;
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
-    assert_eq!(
-        lines[0],
-        format!(
-            "ok      {url} acme/api: 1 open, 1 updated, 0 closed, 1 builds, 2 requests \
-             (first pass: nothing announced)"
-        )
-    );
-    assert!(
-        lines[1].starts_with("1 repositories, 0 failed, 2 requests, "),
-        "{stdout}"
-    );
-    assert!(!stderr.contains("pr-reminder:"), "{stderr}");
-
-    let failure = "HTTP 403 from GET /2.0/repositories/acme/web/pullrequests (the token lacks \
-                   read access to pull requests and repositories): Your credentials lack one \
-                   or more required privilege scopes.";
+    assert_api_went_through(code, &stdout, &stderr, &url);
     let (code, stdout, stderr) = cli(&[]).await;
-    assert_eq!(code, 1, "{stdout}{stderr}");
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(
-        lines[..2],
-        [
-            format!("ok      {url} acme/api: 1 open, 0 updated, 0 closed, 0 builds, 1 requests"),
-            format!("FAILED  {url} acme/web: {failure}"),
-        ]
-    );
-    assert!(
-        stderr
-            .lines()
-            .any(|l| l == format!("pr-reminder: {url} acme/web: {failure}")),
-        "{stderr}"
-    );
-    assert!(!stdout.contains(API_TOKEN) && !stderr.contains(API_TOKEN));
+    assert_web_failed(code, &stdout, &stderr, &url);
 
     let db = PgPoolOptions::new().connect(&database).await.unwrap();
     let stored: Vec<(String, i64, String, Option<String>)> =
