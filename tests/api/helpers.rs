@@ -192,6 +192,10 @@ impl Served for TestApp {
     async fn review_rows(&self, repository: &str, number: i64) -> Vec<(String, String, String)> {
         self.reviews(repository, number).await
     }
+
+    async fn pull_request_row(&self, repository: &str, number: i64) -> Option<PrRow> {
+        self.pull_request(repository, number).await
+    }
 }
 
 /// What a test asks of the running application whichever database it stores in (`TestApp` on
@@ -210,6 +214,15 @@ pub(crate) trait Served {
     /// (user_key, role, state) of the reviews of PR `number` of `repository` (its current name),
     /// by user key.
     async fn review_rows(&self, repository: &str, number: i64) -> Vec<(String, String, String)>;
+
+    /// The stored pull request `number` of `repository` (its current name), `draft` as 0/1.
+    async fn pull_request_row(&self, repository: &str, number: i64) -> Option<PrRow>;
+
+    /// The count `sql` (a `SELECT count(*) ...`) answers.
+    async fn count_rows(&self, sql: &str) -> i64 {
+        let rows: Vec<(i64,)> = self.query_rows(sql).await;
+        rows[0].0
+    }
 
     /// A Cloud delivery of `body` signed with `SECRET`, asserted processed (200).
     async fn processed(&self, event_key: &str, body: &Value) {

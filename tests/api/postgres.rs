@@ -184,6 +184,10 @@ impl Served for PgApp {
     async fn review_rows(&self, repository: &str, number: i64) -> Vec<(String, String, String)> {
         self.reviews(repository, number).await
     }
+
+    async fn pull_request_row(&self, repository: &str, number: i64) -> Option<PrRow> {
+        self.pull_request(repository, number).await
+    }
 }
 
 /// Sends one delivery to the app at `address` as its flavour's server sends it; the answer.
