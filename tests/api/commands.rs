@@ -133,10 +133,15 @@ pub(crate) async fn hipchat(
             "room": {"id": id, "name": room},
         }
     });
+    hipchat_command(app, token, &body).await
+}
+
+/// `body` as HipChat posts it to `/commands/hipchat/{token}`: (status, answer or null).
+pub(crate) async fn hipchat_command(app: &impl Served, token: &str, body: &Value) -> (u16, Value) {
     let response = app
         .client()
         .post(format!("{}/commands/hipchat/{token}", app.address()))
-        .json(&body)
+        .json(body)
         .send()
         .await
         .unwrap();
@@ -768,15 +773,7 @@ async fn unconfigured_command_endpoints_are_404() {
 }
 
 async fn hipchat_raw(app: &TestApp, body: &Value) -> (u16, Value) {
-    let response = app
-        .client
-        .post(format!("{}/commands/hipchat/{HIPCHAT_TOKEN}", app.address))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    hipchat_command(app, HIPCHAT_TOKEN, body).await
 }
 
 #[tokio::test]

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::commands::{
-    self, app_settings, carol_sees_4, link, now, pr, pr4, seed, signed_at, slack, slack_form,
-    HIPCHAT_TOKEN, REPO, SWEEP_TOKEN,
+    self, app_settings, carol_sees_4, hipchat_command, link, now, pr, pr4, seed, signed_at, slack,
+    slack_form, HIPCHAT_TOKEN, REPO, SWEEP_TOKEN,
 };
 use crate::helpers::{digest_only_route, ManualClock};
 use crate::lifecycle::{key_of, pr_event};
@@ -353,19 +353,10 @@ async fn a_person_on_both_sites_is_the_same_account_as_on_sqlite() {
         }
     });
     let mut answers = Vec::new();
-    for (client, address) in [
-        (&app.client, &app.address),
-        (&sqlite.client, &sqlite.address),
+    for (_, answer) in [
+        hipchat_command(&app, HIPCHAT_TOKEN, &command).await,
+        hipchat_command(&sqlite, HIPCHAT_TOKEN, &command).await,
     ] {
-        let answer: Value = client
-            .post(format!("{address}/commands/hipchat/{HIPCHAT_TOKEN}"))
-            .json(&command)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
         answers.push(answer["message"].as_str().unwrap().to_owned());
     }
     assert_eq!(
