@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use pr_reminder::config::{
-    CommandSettings, NotifySettings, Room, SecretToken, Sink, SweepSettings, UserMapping,
+    CommandSettings, NotifySettings, Room, SecretToken, Settings, Sink, SweepSettings, UserMapping,
 };
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -11,21 +11,23 @@ use sha2::Sha256;
 
 use crate::helpers::{
     digest_only_route, own_fixture, set_repository, spawn_app_with_clock, uuid_like, ManualClock,
-    TestApp,
+    Served, TestApp,
 };
 use crate::lifecycle::pr_event;
 
-const HIPCHAT_TOKEN: &str = "hipchat-command-token-0123456789";
-const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+pub(crate) const HIPCHAT_TOKEN: &str = "hipchat-command-token-0123456789";
+pub(crate) const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 const MATTERMOST_TOKEN: &str = "mattermost-token-abcdefghijklmn";
-const SWEEP_TOKEN: &str = "sweep-token-0123456789abcdef";
-const REPO: &str = "acme/payments-api";
+pub(crate) const SWEEP_TOKEN: &str = "sweep-token-0123456789abcdef";
+pub(crate) const REPO: &str = "acme/payments-api";
 
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap() // a Tuesday
 }
 
-async fn app(clock: &ManualClock) -> TestApp {
+/// The settings of `app`: rooms backend (acme/*, HipChat id 4242) and web (web/*), digests
+/// only; the command tokens, Carol mapped to carol_r and UCAROL; a sweep token.
+pub(crate) fn app_settings() -> impl FnOnce(&mut Settings) {
     let notify = NotifySettings {
         rooms: vec![
             Room {
@@ -60,31 +62,34 @@ async fn app(clock: &ManualClock) -> TestApp {
         token: Some(SecretToken(SecretString::from(SWEEP_TOKEN.to_owned()))),
         ..SweepSettings::default()
     };
-    let app = spawn_app_with_clock(
-        move |s| {
-            s.notify = notify;
-            s.commands = commands;
-            s.sweep = sweep;
-        },
-        clock.clock(),
-    )
-    .await;
-    // #1: by Alice, Bob and Carol asked to review. #2: Carol approved it. #3: Carol's own.
-    // #4: older than #1, only Bob asked. #5: in web/, another room.
-    let pr = |n: i64, hours: i64, participants: &[(&str, &str, Option<&str>)]| {
-        let created = now() - Duration::hours(hours);
-        let mut body = pr_event(
-            n,
-            &(created + Duration::minutes(1)).to_rfc3339(),
-            "OPEN",
-            &format!("Change {n}"),
-            "abcdef012345",
-            participants,
-        );
-        body["pullrequest"]["created_on"] = json!(created.to_rfc3339());
-        body["pullrequest"]["reviewers"] = json!([]);
-        body
-    };
+    move |s| {
+        s.notify = notify;
+        s.commands = commands;
+        s.sweep = sweep;
+    }
+}
+
+/// PR `n` of acme/payments-api opened `hours` before `now()`, with these participants and no
+/// requested reviewers.
+pub(crate) fn pr(n: i64, hours: i64, participants: &[(&str, &str, Option<&str>)]) -> Value {
+    let created = now() - Duration::hours(hours);
+    let mut body = pr_event(
+        n,
+        &(created + Duration::minutes(1)).to_rfc3339(),
+        "OPEN",
+        &format!("Change {n}"),
+        "abcdef012345",
+        participants,
+    );
+    body["pullrequest"]["created_on"] = json!(created.to_rfc3339());
+    body["pullrequest"]["reviewers"] = json!([]);
+    body
+}
+
+/// Delivers `app`'s PRs: #1 by Alice, Bob and Carol asked to review (5 h). #2: Carol approved
+/// it (6 h). #3: Carol's own, Dave asks for changes (7 h). #4: older than #1, only Bob asked
+/// (30 h). #5: in web/, another room (2 h).
+pub(crate) async fn seed(app: &impl Served) {
     let users = own_fixture("users.json");
     let mut bodies = vec![
         pr(
@@ -100,16 +105,19 @@ async fn app(clock: &ManualClock) -> TestApp {
     bodies[2]["pullrequest"]["author"] = users["carol"].clone();
     set_repository(&mut bodies[4], "web/site");
     for body in &bodies {
-        let answer = app
-            .deliver_json("pullrequest:updated", &uuid_like("cmd"), body)
-            .await;
-        assert_eq!(answer.body["status"], "processed", "{}", answer.body);
+        app.processed("pullrequest:updated", body).await;
     }
+}
+
+async fn app(clock: &ManualClock) -> TestApp {
+    let app = spawn_app_with_clock(app_settings(), clock.clock()).await;
+    seed(&app).await;
     app
 }
 
-async fn hipchat(
-    app: &TestApp,
+/// `/reviews ...` from HipChat by `mention` in `room` with `token` in the path: (status, answer).
+pub(crate) async fn hipchat(
+    app: &impl Served,
     token: &str,
     text: &str,
     mention: &str,
@@ -125,10 +133,15 @@ async fn hipchat(
             "room": {"id": id, "name": room},
         }
     });
+    hipchat_command(app, token, &body).await
+}
+
+/// `body` as HipChat posts it to `/commands/hipchat/{token}`: (status, answer or null).
+pub(crate) async fn hipchat_command(app: &impl Served, token: &str, body: &Value) -> (u16, Value) {
     let response = app
-        .client
-        .post(format!("{}/commands/hipchat/{token}", app.address))
-        .json(&body)
+        .client()
+        .post(format!("{}/commands/hipchat/{token}", app.address()))
+        .json(body)
         .send()
         .await
         .unwrap();
@@ -141,7 +154,7 @@ fn html(answer: &(u16, Value)) -> &str {
     answer.1["message"].as_str().unwrap()
 }
 
-fn link(n: i64) -> String {
+pub(crate) fn link(n: i64) -> String {
     format!("/pull-requests/{n}\">Change {n}</a>")
 }
 
@@ -400,7 +413,7 @@ async fn snooze_hides_until_a_new_commit_or_expiry() {
     );
 }
 
-fn slack_form(user: &str, channel: &str, text: &str) -> String {
+pub(crate) fn slack_form(user: &str, channel: &str, text: &str) -> String {
     serde_urlencoded::to_string([
         ("token", "deprecated"),
         ("command", "/reviews"),
@@ -414,7 +427,7 @@ fn slack_form(user: &str, channel: &str, text: &str) -> String {
     .unwrap()
 }
 
-fn slack_signature(timestamp: i64, body: &str) -> String {
+pub(crate) fn slack_signature(timestamp: i64, body: &str) -> String {
     slack_signature_with(SLACK_SECRET, timestamp, body)
 }
 
@@ -424,10 +437,14 @@ fn slack_signature_with(secret: &str, timestamp: i64, body: &str) -> String {
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-async fn slack(app: &TestApp, headers: &[(&str, String)], body: String) -> (u16, Value) {
+pub(crate) async fn slack(
+    app: &impl Served,
+    headers: &[(&str, String)],
+    body: String,
+) -> (u16, Value) {
     let mut request = app
-        .client
-        .post(format!("{}/commands/slack", app.address))
+        .client()
+        .post(format!("{}/commands/slack", app.address()))
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body(body);
     for (name, value) in headers {
@@ -561,7 +578,7 @@ async fn slack_signed_commands_and_mattermost_tokens() {
 }
 
 /// A signed Slack request for `body` with this timestamp.
-fn signed_at(ts: i64, body: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn signed_at(ts: i64, body: &str) -> Vec<(&'static str, String)> {
     vec![
         ("X-Slack-Request-Timestamp", ts.to_string()),
         ("X-Slack-Signature", slack_signature(ts, body)),
@@ -756,15 +773,7 @@ async fn unconfigured_command_endpoints_are_404() {
 }
 
 async fn hipchat_raw(app: &TestApp, body: &Value) -> (u16, Value) {
-    let response = app
-        .client
-        .post(format!("{}/commands/hipchat/{HIPCHAT_TOKEN}", app.address))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    hipchat_command(app, HIPCHAT_TOKEN, body).await
 }
 
 #[tokio::test]
@@ -852,7 +861,7 @@ async fn hipchat_bodies_that_are_not_room_message_are_400() {
 
 /// #4 (30 h old) as Bitbucket Cloud sends it at `minute` past 09:00 today, with this description:
 /// `participants` are who acted, `reviewers` the requested ones who have not.
-fn pr4(
+pub(crate) fn pr4(
     minute: i64,
     description: &str,
     participants: &[(&str, &str, Option<&str>)],
@@ -873,12 +882,8 @@ fn pr4(
     body
 }
 
-async fn deliver(app: &TestApp, key: &str, body: &Value) {
-    let answer = app.deliver_json(key, &uuid_like("wake"), body).await;
-    assert_eq!(answer.body["status"], "processed", "{}", answer.body);
-}
-
-async fn carol_sees_4(app: &TestApp) -> bool {
+/// Whether #4 is in Carol's `/reviews` list in backend.
+pub(crate) async fn carol_sees_4(app: &impl Served) -> bool {
     html(&hipchat(app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await).contains(&link(4))
 }
 
@@ -904,18 +909,13 @@ async fn snooze_ends_when_a_reviewer_is_requested() {
 
     // A newer event that changes neither the commit, the reviewers nor an approval (only the
     // description) leaves it snoozed.
-    deliver(
-        &app,
-        "pullrequest:updated",
-        &pr4(1, "Now with tests.", &bob, &[]),
-    )
-    .await;
+    app.processed("pullrequest:updated", &pr4(1, "Now with tests.", &bob, &[]))
+        .await;
     assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 1);
     assert!(!carol_sees_4(&app).await);
 
     // Dave is asked to review: the snooze ends, for the room's digest too.
-    deliver(
-        &app,
+    app.processed(
         "pullrequest:updated",
         &pr4(2, "Now with tests.", &bob, &["dave"]),
     )
@@ -940,8 +940,7 @@ async fn snooze_ends_when_an_approval_is_withdrawn() {
     let app = app(&clock).await;
     // Bob approves #4 (one of two approvals); Carol still can review it, and snoozes it.
     let approved = [("bob", "REVIEWER", Some("approved"))];
-    deliver(
-        &app,
+    app.processed(
         "pullrequest:approved",
         &pr4(1, "Adds bounded retries.", &approved, &[]),
     )
@@ -959,8 +958,7 @@ async fn snooze_ends_when_an_approval_is_withdrawn() {
     assert!(!carol_sees_4(&app).await);
 
     // Another event that keeps Bob's approval leaves it snoozed.
-    deliver(
-        &app,
+    app.processed(
         "pullrequest:updated",
         &pr4(2, "Now with tests.", &approved, &[]),
     )
@@ -969,8 +967,7 @@ async fn snooze_ends_when_an_approval_is_withdrawn() {
     assert!(!carol_sees_4(&app).await);
 
     // Bob withdraws his approval: the snooze ends.
-    deliver(
-        &app,
+    app.processed(
         "pullrequest:unapproved",
         &pr4(3, "Now with tests.", &[("bob", "REVIEWER", None)], &[]),
     )

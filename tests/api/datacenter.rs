@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pr_reminder::bitbucket::{self, Parsed};
-use pr_reminder::config::{NotifySettings, Room, Sink};
+use pr_reminder::config::{NotifySettings, Room, Settings, Sink};
 use pr_reminder::domain::{Change, Flavour, PrState, PullRequest, ReviewState, Timestamp};
 use pr_reminder::signature::sign;
 use secrecy::SecretString;
@@ -23,13 +23,14 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::fake_chat::PATIENCE;
 use crate::helpers::{
-    own_fixture, route, set_repository, shared_fixtures, spawn_app, spawn_app_with, uuid_like,
-    Answer, TestApp, SECRET,
+    own_fixture, post_webhook, route, set_repository, shared_fixtures, spawn_app, spawn_app_with,
+    uuid_like, Answer, PendingRow, Served, TestApp, PENDING_ROW_SELECT, SECRET,
 };
 
-const REPO: &str = "ACME/api";
+pub(crate) const REPO: &str = "ACME/api";
 const REPO_KEY: &str = "datacenter/bitbucket.acme.example/17";
-const PR_URL: &str = "https://bitbucket.acme.example/projects/ACME/repos/api/pull-requests/7";
+pub(crate) const PR_URL: &str =
+    "https://bitbucket.acme.example/projects/ACME/repos/api/pull-requests/7";
 /// `createdDate` = `updatedDate` of `base.json` (2019-03-01T09:31:15.860Z).
 const CREATED_MS: i64 = 1_551_432_675_860;
 
@@ -40,7 +41,7 @@ const KNOWN_REFUSED: &[&str] = &[];
 // ---------------------------------------------------------------------------------------------
 // Payloads.
 
-fn fixture(name: &str) -> Value {
+pub(crate) fn fixture(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/datacenter")
         .join(name);
@@ -49,7 +50,7 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn user_key(slug: &str) -> String {
+pub(crate) fn user_key(slug: &str) -> String {
     let id = match slug {
         "pat" => 101,
         "ada" => 102,
@@ -63,7 +64,12 @@ fn user_key(slug: &str) -> String {
 /// `base.json` as delivered under `key` at `date`, with these reviewers' statuses (the others
 /// UNAPPROVED) and `updatedDate` left as it was. `acting`: the reviewer this event is about, with
 /// the status they had before (`participant`, `previousStatus`).
-fn event(key: &str, date: &str, statuses: &[(&str, &str)], acting: Option<(&str, &str)>) -> Value {
+pub(crate) fn event(
+    key: &str,
+    date: &str,
+    statuses: &[(&str, &str)],
+    acting: Option<(&str, &str)>,
+) -> Value {
     let mut body = fixture("base.json");
     body["eventKey"] = json!(key);
     body["date"] = json!(date);
@@ -93,7 +99,7 @@ fn event(key: &str, date: &str, statuses: &[(&str, &str)], acting: Option<(&str,
     body
 }
 
-fn merged(date: &str, updated_ms: i64, statuses: &[(&str, &str)]) -> Value {
+pub(crate) fn merged(date: &str, updated_ms: i64, statuses: &[(&str, &str)]) -> Value {
     let mut body = event("pr:merged", date, statuses, None);
     let pr = &mut body["pullRequest"];
     pr["state"] = json!("MERGED");
@@ -104,18 +110,21 @@ fn merged(date: &str, updated_ms: i64, statuses: &[(&str, &str)]) -> Value {
     body
 }
 
-fn bytes(body: &Value) -> Vec<u8> {
+pub(crate) fn bytes(body: &Value) -> Vec<u8> {
     serde_json::to_vec(body).unwrap()
 }
 
-/// A delivery as Data Center sends it: signed with `SECRET`, with its own request id.
-async fn deliver(app: &TestApp, key: &str, body: &Value) -> Answer {
-    deliver_as(app, key, &uuid_like("dc"), bytes(body)).await
-}
-
-async fn deliver_as(app: &TestApp, key: &str, request_id: &str, body: Vec<u8>) -> Answer {
+/// A delivery as Data Center sends it: signed with `SECRET`, under `request_id`.
+pub(crate) async fn deliver_as(
+    app: &impl Served,
+    key: &str,
+    request_id: &str,
+    body: Vec<u8>,
+) -> Answer {
     let signature = sign(SECRET, &body);
-    app.post(
+    post_webhook(
+        app.client(),
+        app.address(),
         &[
             ("X-Event-Key", key),
             ("X-Request-Id", request_id),
@@ -127,23 +136,23 @@ async fn deliver_as(app: &TestApp, key: &str, request_id: &str, body: Vec<u8>) -
 }
 
 /// Delivers and asserts Data Center's answer for an accepted PR event.
-async fn processed(app: &TestApp, key: &str, body: &Value) {
-    let answer = deliver(app, key, body).await;
+pub(crate) async fn processed(app: &impl Served, key: &str, body: &Value) {
+    let answer = deliver_as(app, key, &uuid_like("dc"), bytes(body)).await;
     assert_eq!(answer.status, 200, "{key}: {}", answer.body);
     assert_eq!(answer.body["status"], "processed", "{key}: {}", answer.body);
     assert_eq!(answer.body["repository"], REPO, "{key}: {}", answer.body);
 }
 
 /// (repository, number, approvals, changes_requested) of every pending review.
-async fn pending(app: &TestApp) -> Vec<(String, i64, i64, i64)> {
-    app.pending()
+pub(crate) async fn pending(app: &impl Served) -> Vec<(String, i64, i64, i64)> {
+    app.query_rows::<PendingRow>(PENDING_ROW_SELECT)
         .await
         .into_iter()
         .map(|p| (p.repository, p.number, p.approvals, p.changes_requested))
         .collect()
 }
 
-fn reviews(rows: &[(&str, &str)]) -> Vec<(String, String, String)> {
+pub(crate) fn reviews(rows: &[(&str, &str)]) -> Vec<(String, String, String)> {
     rows.iter()
         .map(|(slug, state)| (user_key(slug), "REVIEWER".to_owned(), state.to_string()))
         .collect()
@@ -591,7 +600,7 @@ impl FakeRoom {
     }
 }
 
-fn hipchat(message: &str, color: &str, notify: bool) -> Value {
+pub(crate) fn hipchat(message: &str, color: &str, notify: bool) -> Value {
     json!({
         "message": message,
         "message_format": "html",
@@ -601,7 +610,7 @@ fn hipchat(message: &str, color: &str, notify: bool) -> Value {
     })
 }
 
-fn html(head: &str, details: &str) -> String {
+pub(crate) fn html(head: &str, details: &str) -> String {
     format!(
         "<b>{head}</b>: <a href=\"{PR_URL}\">Retry card captures</a> (ACME/api #7) by Pat \
          Author<br>{details}"
@@ -615,25 +624,7 @@ async fn three_reviewers_from_opened_to_merged() {
         "{}/v2/room/acme/notification?auth_token=t0k",
         room.server.uri()
     );
-    let mut acme = route(&["ACME/*"], "acme");
-    acme.required_approvals = Some(3);
-    acme.announce.merged = true;
-    let app = spawn_app_with(move |s| {
-        s.notify = NotifySettings {
-            rooms: vec![Room {
-                name: "acme".into(),
-                sink: Sink::HipChat(SecretString::from(url)),
-            }],
-            routes: vec![acme],
-            coalesce: Duration::from_millis(50),
-            max_attempts: 3,
-            timeout: Duration::from_secs(2),
-            retry_min: Duration::from_millis(20),
-            retry_max: Duration::from_millis(200),
-            room_rate_per_minute: Some(6000),
-        }
-    })
-    .await;
+    let app = spawn_app_with(acme_room(url)).await;
 
     // Opened.
     processed(&app, "pr:opened", &fixture("base.json")).await;
@@ -751,6 +742,29 @@ async fn three_reviewers_from_opened_to_merged() {
         .count("SELECT count(*) FROM outbox WHERE state = 'sent'")
         .await;
     assert_eq!(sent, 6);
+}
+
+/// Room acme: HipChat at `url`, ACME/* routed to it with 3 approvals required and merges
+/// announced.
+pub(crate) fn acme_room(url: String) -> impl FnOnce(&mut Settings) {
+    let mut acme = route(&["ACME/*"], "acme");
+    acme.required_approvals = Some(3);
+    acme.announce.merged = true;
+    move |s| {
+        s.notify = NotifySettings {
+            rooms: vec![Room {
+                name: "acme".into(),
+                sink: Sink::HipChat(SecretString::from(url)),
+            }],
+            routes: vec![acme],
+            coalesce: Duration::from_millis(50),
+            max_attempts: 3,
+            timeout: Duration::from_secs(2),
+            retry_min: Duration::from_millis(20),
+            retry_max: Duration::from_millis(200),
+            room_rate_per_minute: Some(6000),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

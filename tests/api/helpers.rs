@@ -6,8 +6,9 @@ use pr_reminder::signature::sign;
 use pr_reminder::startup::Application;
 use secrecy::SecretString;
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::FromRow;
 use tempfile::TempDir;
 
 pub const SECRET: &str = "test-webhook-secret";
@@ -77,17 +78,7 @@ pub struct Answer {
 impl TestApp {
     /// A delivery signed with `SECRET`, as Bitbucket Cloud sends it.
     pub async fn deliver(&self, event_key: &str, request_id: &str, body: &[u8]) -> Answer {
-        let signature = sign(SECRET, body);
-        self.post(
-            &[
-                ("X-Event-Key", event_key),
-                ("X-Request-UUID", request_id),
-                ("X-Hub-Signature", &signature),
-                ("X-Attempt-Number", "1"),
-            ],
-            body.to_vec(),
-        )
-        .await
+        deliver_signed(&self.client, &self.address, event_key, request_id, body).await
     }
 
     pub async fn deliver_json(&self, event_key: &str, request_id: &str, body: &Value) -> Answer {
@@ -97,20 +88,7 @@ impl TestApp {
 
     /// A request with exactly these headers (plus Content-Type).
     pub async fn post(&self, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
-        let mut request = self
-            .client
-            .post(format!("{}/webhooks/bitbucket", self.address))
-            .header("Content-Type", "application/json")
-            .body(body);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().await.expect("request sent");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("body read");
-        let body = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("answer is not JSON: {status} {text}"));
-        Answer { status, body }
+        post_webhook(&self.client, &self.address, headers, body).await
     }
 
     pub async fn get(&self, path: &str) -> u16 {
@@ -136,33 +114,14 @@ impl TestApp {
     }
 
     pub async fn pull_request(&self, repository: &str, number: i64) -> Option<PrRow> {
-        sqlx::query(
-            "SELECT r.full_name, p.number, p.title, p.author, p.source_branch, p.source_commit, \
-             p.destination_branch, p.state, p.draft, p.created_on, p.updated_on, \
-             p.last_activity_on, p.url \
-             FROM pull_requests p JOIN repositories r ON r.repository_key = p.repository_key \
-             WHERE r.full_name = ?1 AND p.number = ?2",
-        )
+        sqlx::query_as(&format!(
+            "{PR_ROW_SELECT} WHERE r.full_name = ?1 AND p.number = ?2"
+        ))
         .bind(repository)
         .bind(number)
         .fetch_optional(&self.db)
         .await
         .unwrap()
-        .map(|r| PrRow {
-            repository: r.get(0),
-            number: r.get(1),
-            title: r.get(2),
-            author: r.get(3),
-            source_branch: r.get(4),
-            source_commit: r.get(5),
-            destination_branch: r.get(6),
-            state: r.get(7),
-            draft: r.get(8),
-            created_on: r.get(9),
-            updated_on: r.get(10),
-            last_activity_on: r.get(11),
-            url: r.get(12),
-        })
     }
 
     /// (user_key, role, state) for a PR, ordered by user key.
@@ -180,27 +139,7 @@ impl TestApp {
     }
 
     pub async fn pending(&self) -> Vec<PendingRow> {
-        sqlx::query(
-            "SELECT repository, number, title, author, approvals, required_approvals, \
-             changes_requested, build_state, age_hours, url FROM pending_reviews",
-        )
-        .fetch_all(&self.db)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| PendingRow {
-            repository: r.get(0),
-            number: r.get(1),
-            title: r.get(2),
-            author: r.get(3),
-            approvals: r.get(4),
-            required_approvals: r.get(5),
-            changes_requested: r.get(6),
-            build_state: r.get(7),
-            age_hours: r.get(8),
-            url: r.get(9),
-        })
-        .collect()
+        self.query_rows(PENDING_ROW_SELECT).await
     }
 
     /// All deliveries: (request_id, event_key, outcome, reason).
@@ -231,9 +170,174 @@ impl TestApp {
     }
 }
 
+impl Served for TestApp {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    async fn query_rows<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: Send + Unpin + for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow>,
+    {
+        sqlx::query_as(sql)
+            .fetch_all(&self.db)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    async fn review_rows(&self, repository: &str, number: i64) -> Vec<(String, String, String)> {
+        self.reviews(repository, number).await
+    }
+
+    async fn pull_request_row(&self, repository: &str, number: i64) -> Option<PrRow> {
+        self.pull_request(repository, number).await
+    }
+}
+
+/// What a test asks of the running application whichever database it stores in (`TestApp` on
+/// SQLite, the PostgreSQL tests' `PgApp`): where it listens, an HTTP client, and its rows.
+pub(crate) trait Served {
+    /// The base address, `http://127.0.0.1:PORT`.
+    fn address(&self) -> &str;
+
+    fn client(&self) -> &reqwest::Client;
+
+    /// Every row of `sql` (no parameters; SQL both databases read alike), in its order.
+    async fn query_rows<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: Send + Unpin + for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow>;
+
+    /// (user_key, role, state) of the reviews of PR `number` of `repository` (its current name),
+    /// by user key.
+    async fn review_rows(&self, repository: &str, number: i64) -> Vec<(String, String, String)>;
+
+    /// The stored pull request `number` of `repository` (its current name), `draft` as 0/1.
+    async fn pull_request_row(&self, repository: &str, number: i64) -> Option<PrRow>;
+
+    /// The count `sql` (a `SELECT count(*) ...`) answers.
+    async fn count_rows(&self, sql: &str) -> i64 {
+        let rows: Vec<(i64,)> = self.query_rows(sql).await;
+        rows[0].0
+    }
+
+    /// A Cloud delivery of `body` signed with `SECRET`, asserted processed (200).
+    async fn processed(&self, event_key: &str, body: &Value) {
+        let body = serde_json::to_vec(body).unwrap();
+        let answer = deliver_signed(
+            self.client(),
+            self.address(),
+            event_key,
+            &uuid_like("delivery"),
+            &body,
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{event_key}: {}", answer.body);
+        assert_eq!(
+            answer.body["status"], "processed",
+            "{event_key}: {}",
+            answer.body
+        );
+    }
+
+    /// `GET path` with an optional bearer token: (status, body).
+    async fn get_text(&self, path: &str, bearer: Option<&str>) -> (u16, String) {
+        let mut request = self.client().get(format!("{}{path}", self.address()));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    /// `POST path` with a bearer token: the response.
+    async fn post_bearer(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client()
+            .post(format!("{}{path}", self.address()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// A webhook delivery with exactly these headers (plus Content-Type) to the app at `address`.
+pub async fn post_webhook(
+    client: &reqwest::Client,
+    address: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Answer {
+    let mut request = client
+        .post(format!("{address}/webhooks/bitbucket"))
+        .header("Content-Type", "application/json")
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body read");
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("answer is not JSON: {status} {text}"));
+    Answer { status, body }
+}
+
+/// A delivery to the app at `address` signed with `SECRET`, as Bitbucket Cloud sends it.
+pub async fn deliver_signed(
+    client: &reqwest::Client,
+    address: &str,
+    event_key: &str,
+    request_id: &str,
+    body: &[u8],
+) -> Answer {
+    let signature = sign(SECRET, body);
+    post_webhook(
+        client,
+        address,
+        &[
+            ("X-Event-Key", event_key),
+            ("X-Request-UUID", request_id),
+            ("X-Hub-Signature", &signature),
+            ("X-Attempt-Number", "1"),
+        ],
+        body.to_vec(),
+    )
+    .await
+}
+
+/// Runs `cmd` to its end off the async runtime: (exit code, stdout, stderr).
+pub async fn output(mut cmd: std::process::Command) -> (i32, String, String) {
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
 pub type DeliveryRow = (Option<String>, Option<String>, String, Option<String>);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `PrRow`'s query on either database, to be followed by a `WHERE` on `r` (the repository) and
+/// `p` (the pull request); `draft` as 0/1.
+pub const PR_ROW_SELECT: &str = "SELECT r.full_name AS repository, p.number, p.title, p.author, \
+     p.source_branch, p.source_commit, p.destination_branch, p.state, \
+     CAST(CAST(p.draft AS INTEGER) AS BIGINT) AS draft, p.created_on, p.updated_on, \
+     p.last_activity_on, p.url \
+     FROM pull_requests p JOIN repositories r ON r.repository_key = p.repository_key";
+
+/// `pending_reviews` as `PendingRow`s, on either database.
+pub const PENDING_ROW_SELECT: &str =
+    "SELECT repository, number, title, author, approvals, required_approvals, \
+     changes_requested, build_state, age_hours, url FROM pending_reviews";
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PrRow {
     pub repository: String,
     pub number: i64,
@@ -250,7 +354,7 @@ pub struct PrRow {
     pub url: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct PendingRow {
     pub repository: String,
     pub number: i64,

@@ -316,7 +316,7 @@ async fn required_approvals_is_configurable() {
 }
 
 /// A `repo:commit_status_*` body from our own fixture: build `key` on `commit` in `state`.
-fn commit_status(key: &str, state: &str, commit: &str, updated_on: &str) -> Value {
+pub(crate) fn commit_status(key: &str, state: &str, commit: &str, updated_on: &str) -> Value {
     let mut body = own_fixture("repo_commit_status_failed.json");
     let status = &mut body["commit_status"];
     status["key"] = json!(key);

@@ -4,18 +4,21 @@
 
 use std::time::Duration;
 
-use pr_reminder::config::{NotifySettings, Room, SecretToken, Sink};
+use pr_reminder::config::{NotifySettings, Room, SecretToken, Settings, Sink};
 use secrecy::SecretString;
 use serde_json::json;
 use wiremock::ResponseTemplate;
 
 use crate::fake_chat::Fake;
-use crate::helpers::{route, set_repository, spawn_app_with, uuid_like, TestApp, SECRET};
+use crate::helpers::{
+    deliver_signed, post_webhook, route, set_repository, spawn_app_with, uuid_like, Served,
+    TestApp, SECRET,
+};
 use crate::lifecycle::pr_event;
 
-const METRICS_TOKEN: &str = "metrics-token-0123456789";
-const SLACK_PATH: &str = "/services/T000/B000/slack-url-secret-42";
-const HIPCHAT_QUERY: &str = "auth_token=hipchat-url-secret-42";
+pub(crate) const METRICS_TOKEN: &str = "metrics-token-0123456789";
+pub(crate) const SLACK_PATH: &str = "/services/T000/B000/slack-url-secret-42";
+pub(crate) const HIPCHAT_QUERY: &str = "auth_token=hipchat-url-secret-42";
 
 /// Every sample line of the exposition (no comments), for exact comparisons.
 fn samples(text: &str) -> Vec<&str> {
@@ -23,7 +26,7 @@ fn samples(text: &str) -> Vec<&str> {
 }
 
 /// The value of the one sample named exactly `series` (name and labels as exposed).
-fn value(text: &str, series: &str) -> String {
+pub(crate) fn value(text: &str, series: &str) -> String {
     let found: Vec<&str> = samples(text)
         .into_iter()
         .filter_map(|l| l.strip_prefix(series))
@@ -57,16 +60,22 @@ async fn wait_for(app: &TestApp, sql: &str, want: i64) {
     panic!("{sql}: expected {want}, got {}", app.count(sql).await);
 }
 
-#[tokio::test]
-async fn metrics_count_deliveries_and_notifications_exactly() {
+/// The chats of the metrics tests: Slack takes every message; HipChat refuses every one (404).
+pub(crate) async fn fakes() -> (Fake, Fake) {
     let slack = Fake::start(vec![ResponseTemplate::new(200).set_body_string("ok")]).await;
     let hipchat = Fake::start(vec![
         ResponseTemplate::new(404).set_body_string("no such room")
     ])
     .await;
+    (slack, hipchat)
+}
+
+/// Rooms payments (Slack at `slack`) and web (HipChat at `hipchat`), each with its repository;
+/// the metrics token.
+pub(crate) fn settings(slack: &Fake, hipchat: &Fake) -> impl FnOnce(&mut Settings) {
     let slack_url = slack.url(SLACK_PATH);
     let hipchat_url = hipchat.url_with("/v2/room/1/notification", HIPCHAT_QUERY);
-    let app = spawn_app_with(move |s| {
+    move |s| {
         s.notify = NotifySettings {
             rooms: vec![
                 Room {
@@ -90,22 +99,12 @@ async fn metrics_count_deliveries_and_notifications_exactly() {
             room_rate_per_minute: Some(6000),
         };
         s.monitoring.metrics_token = Some(SecretToken(SecretString::from(METRICS_TOKEN)));
-    })
-    .await;
-
-    // Before anything: every series of both flavours is there, at 0.
-    let (status, _, before) = scrape(&app, Some(METRICS_TOKEN)).await;
-    assert_eq!(status, 200, "{before}");
-    for flavour in ["cloud", "datacenter"] {
-        for outcome in ["processed", "duplicate", "ignored", "rejected"] {
-            let series = format!(
-                "pr_reminder_webhook_deliveries_total{{flavour=\"{flavour}\",outcome=\"{outcome}\"}}"
-            );
-            assert_eq!(value(&before, &series), "0");
-        }
     }
+}
 
-    // Processed (twice: one PR in each room), a duplicate, an ignored one and a rejected one.
+/// Delivers a PR to each room (processed), the first again (duplicate), a push (ignored) and a
+/// badly signed one (rejected, 401).
+pub(crate) async fn deliver_five(app: &impl Served) {
     let payments = pr_event(
         7,
         "2026-11-20T10:00:00.000000+00:00",
@@ -126,37 +125,69 @@ async fn metrics_count_deliveries_and_notifications_exactly() {
     web["pullrequest"]["links"]["html"]["href"] =
         json!("https://bitbucket.org/acme/web/pull-requests/8");
     let once = uuid_like("metrics");
-    let a = app
-        .deliver_json("pullrequest:created", &once, &payments)
-        .await;
-    assert_eq!(a.body["status"], "processed", "{}", a.body);
-    let a = app
-        .deliver_json("pullrequest:created", &once, &payments)
-        .await;
-    assert_eq!(a.body["status"], "duplicate", "{}", a.body);
-    let a = app
-        .deliver_json("pullrequest:created", &uuid_like("metrics"), &web)
-        .await;
-    assert_eq!(a.body["status"], "processed", "{}", a.body);
-    let a = app
-        .deliver(
+    let (client, address) = (app.client(), app.address());
+    for (event_key, id, body, want) in [
+        (
+            "pullrequest:created",
+            once.clone(),
+            serde_json::to_vec(&payments).unwrap(),
+            "processed",
+        ),
+        (
+            "pullrequest:created",
+            once,
+            serde_json::to_vec(&payments).unwrap(),
+            "duplicate",
+        ),
+        (
+            "pullrequest:created",
+            uuid_like("metrics"),
+            serde_json::to_vec(&web).unwrap(),
+            "processed",
+        ),
+        (
             "repo:push",
-            &uuid_like("metrics"),
-            br#"{"push": {"changes": []}}"#,
-        )
-        .await;
-    assert_eq!(a.body["status"], "ignored", "{}", a.body);
-    let a = app
-        .post(
-            &[
-                ("X-Event-Key", "pullrequest:created"),
-                ("X-Request-UUID", &uuid_like("metrics")),
-                ("X-Hub-Signature", "sha256=00"),
-            ],
-            b"{}".to_vec(),
-        )
-        .await;
+            uuid_like("metrics"),
+            br#"{"push": {"changes": []}}"#.to_vec(),
+            "ignored",
+        ),
+    ] {
+        let a = deliver_signed(client, address, event_key, &id, &body).await;
+        assert_eq!(a.body["status"], want, "{}", a.body);
+    }
+    let a = post_webhook(
+        client,
+        address,
+        &[
+            ("X-Event-Key", "pullrequest:created"),
+            ("X-Request-UUID", &uuid_like("metrics")),
+            ("X-Hub-Signature", "sha256=00"),
+        ],
+        b"{}".to_vec(),
+    )
+    .await;
     assert_eq!(a.status, 401, "{}", a.body);
+}
+
+#[tokio::test]
+async fn metrics_count_deliveries_and_notifications_exactly() {
+    let (slack, hipchat) = fakes().await;
+    let app = spawn_app_with(settings(&slack, &hipchat)).await;
+
+    // Before anything: every series of both flavours is there, at 0.
+    let (status, _, before) = scrape(&app, Some(METRICS_TOKEN)).await;
+    assert_eq!(status, 200, "{before}");
+    for flavour in ["cloud", "datacenter"] {
+        for outcome in ["processed", "duplicate", "ignored", "rejected"] {
+            let series = format!(
+                "pr_reminder_webhook_deliveries_total{{flavour=\"{flavour}\",outcome=\"{outcome}\"}}"
+            );
+            assert_eq!(value(&before, &series), "0");
+        }
+    }
+
+    // Processed (twice: one PR in each room), a duplicate, an ignored one and a rejected one.
+    deliver_five(&app).await;
     // The rejected one is recorded without the sender waiting.
     app.wait_for_deliveries(4).await;
 

@@ -38,7 +38,8 @@ fn slack_ok() -> ResponseTemplate {
 // ---------------------------------------------------------------------------------------------
 // Settings.
 
-fn hipchat(name: &str, url: String) -> Room {
+/// Room `name`: HipChat at `url`.
+pub(crate) fn hipchat(name: &str, url: String) -> Room {
     Room {
         name: name.into(),
         sink: Sink::HipChat(SecretString::from(url)),
@@ -53,7 +54,7 @@ fn slack(name: &str, url: String) -> Room {
 }
 
 /// Quick settings for tests: short window, fast retries, no rate limit to speak of.
-fn notify(rooms: Vec<Room>, routes: Vec<Route>) -> NotifySettings {
+pub(crate) fn notify(rooms: Vec<Room>, routes: Vec<Route>) -> NotifySettings {
     NotifySettings {
         rooms,
         routes,
@@ -67,7 +68,7 @@ fn notify(rooms: Vec<Room>, routes: Vec<Route>) -> NotifySettings {
 }
 
 /// One room that hears about every repository.
-fn one_room(room: Room) -> NotifySettings {
+pub(crate) fn one_room(room: Room) -> NotifySettings {
     let name = room.name.clone();
     notify(vec![room], vec![route(&["*"], &name)])
 }

@@ -19,11 +19,15 @@ use pr_reminder::startup::Application;
 use pr_reminder::store::Database;
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{FromRow, Row};
 
 use crate::fake_chat::PATIENCE;
-use crate::helpers::{Answer, PendingRow, PrRow, SECRET};
+use crate::helpers::{
+    deliver_signed, output, post_webhook, Answer, PendingRow, PrRow, Served, PENDING_ROW_SELECT,
+    PR_ROW_SELECT, SECRET,
+};
 
 #[path = "../common/postgres.rs"]
 mod pg;
@@ -89,27 +93,12 @@ async fn spawn_pg(label: &str, adjust: impl FnOnce(&mut Settings), clock: Clock)
 impl PgApp {
     /// A delivery signed with `SECRET`, as Bitbucket Cloud sends it.
     async fn deliver(&self, event_key: &str, request_id: &str, body: &[u8]) -> Answer {
-        let signature = sign(SECRET, body);
-        self.post(
-            &[
-                ("X-Event-Key", event_key),
-                ("X-Request-UUID", request_id),
-                ("X-Hub-Signature", &signature),
-                ("X-Attempt-Number", "1"),
-            ],
-            body.to_vec(),
-        )
-        .await
+        deliver_signed(&self.client, &self.address, event_key, request_id, body).await
     }
 
     async fn deliver_json(&self, event_key: &str, request_id: &str, body: &Value) -> Answer {
         self.deliver(event_key, request_id, &serde_json::to_vec(body).unwrap())
             .await
-    }
-
-    /// A delivery with exactly these headers (plus Content-Type).
-    async fn post(&self, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
-        post_webhook(&self.client, &self.address, headers, body).await
     }
 
     async fn count(&self, sql: &str) -> i64 {
@@ -137,59 +126,20 @@ impl PgApp {
 
     /// `pending_reviews` as `TestApp::pending` reads it.
     async fn pending(&self) -> Vec<PendingRow> {
-        sqlx::query(
-            "SELECT repository, number, title, author, approvals, required_approvals, \
-             changes_requested, build_state, age_hours, url FROM pending_reviews",
-        )
-        .fetch_all(&self.db)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| PendingRow {
-            repository: r.get(0),
-            number: r.get(1),
-            title: r.get(2),
-            author: r.get(3),
-            approvals: r.get(4),
-            required_approvals: r.get(5),
-            changes_requested: r.get(6),
-            build_state: r.get(7),
-            age_hours: r.get(8),
-            url: r.get(9),
-        })
-        .collect()
+        self.query_rows(PENDING_ROW_SELECT).await
     }
 
     /// A stored pull request by its repository's current name, as `TestApp::pull_request` reads
     /// it (`draft` as 0/1).
     async fn pull_request(&self, repository: &str, number: i64) -> Option<PrRow> {
-        sqlx::query(
-            "SELECT r.full_name, p.number, p.title, p.author, p.source_branch, p.source_commit, \
-             p.destination_branch, p.state, p.draft, p.created_on, p.updated_on, \
-             p.last_activity_on, p.url \
-             FROM pull_requests p JOIN repositories r ON r.repository_key = p.repository_key \
-             WHERE r.full_name = $1 AND p.number = $2",
-        )
+        sqlx::query_as(&format!(
+            "{PR_ROW_SELECT} WHERE r.full_name = $1 AND p.number = $2"
+        ))
         .bind(repository)
         .bind(number)
         .fetch_optional(&self.db)
         .await
         .unwrap()
-        .map(|r| PrRow {
-            repository: r.get(0),
-            number: r.get(1),
-            title: r.get(2),
-            author: r.get(3),
-            source_branch: r.get(4),
-            source_commit: r.get(5),
-            destination_branch: r.get(6),
-            state: r.get(7),
-            draft: i64::from(r.get::<bool, _>(8)),
-            created_on: r.get(9),
-            updated_on: r.get(10),
-            last_activity_on: r.get(11),
-            url: r.get(12),
-        })
     }
 
     /// (user_key, role, state) for a PR, ordered by user key.
@@ -208,44 +158,37 @@ impl PgApp {
 
     /// Every delivery: (request_id, event_key, outcome, reason), in order of arrival.
     async fn deliveries(&self) -> Vec<crate::helpers::DeliveryRow> {
-        sqlx::query_as("SELECT request_id, event_key, outcome, reason FROM deliveries ORDER BY id")
-            .fetch_all(&self.db)
+        self.query_rows("SELECT request_id, event_key, outcome, reason FROM deliveries ORDER BY id")
             .await
-            .unwrap()
-    }
-
-    /// `GET path` with an optional bearer token: (status, body).
-    async fn get_text(&self, path: &str, bearer: Option<&str>) -> (u16, String) {
-        let mut request = self.client.get(format!("{}{path}", self.address));
-        if let Some(token) = bearer {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.text().await.unwrap())
     }
 }
 
-/// A webhook delivery with exactly these headers (plus Content-Type) to the app at `address`.
-async fn post_webhook(
-    client: &reqwest::Client,
-    address: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> Answer {
-    let mut request = client
-        .post(format!("{address}/webhooks/bitbucket"))
-        .header("Content-Type", "application/json")
-        .body(body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
+impl Served for PgApp {
+    fn address(&self) -> &str {
+        &self.address
     }
-    let response = request.send().await.expect("request sent");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body read");
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|_| panic!("answer is not JSON: {status} {text}"));
-    Answer { status, body }
+
+    fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    async fn query_rows<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: Send + Unpin + for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow>,
+    {
+        sqlx::query_as(sql)
+            .fetch_all(&self.db)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    async fn review_rows(&self, repository: &str, number: i64) -> Vec<(String, String, String)> {
+        self.reviews(repository, number).await
+    }
+
+    async fn pull_request_row(&self, repository: &str, number: i64) -> Option<PrRow> {
+        self.pull_request(repository, number).await
+    }
 }
 
 /// Sends one delivery to the app at `address` as its flavour's server sends it; the answer.
@@ -276,19 +219,6 @@ async fn send_as(
     .await
 }
 
-/// Delivers `body` and asserts it was processed.
-async fn processed(app: &PgApp, event_key: &str, body: &Value) {
-    let answer = app
-        .deliver_json(event_key, &crate::helpers::uuid_like("pg"), body)
-        .await;
-    assert_eq!(answer.status, 200, "{event_key}: {}", answer.body);
-    assert_eq!(
-        answer.body["status"], "processed",
-        "{event_key}: {}",
-        answer.body
-    );
-}
-
 /// The binary with a clean environment (nothing from the caller's), on this database.
 fn command(database: &str) -> Command {
     let mut cmd = Command::new(BIN);
@@ -303,18 +233,6 @@ async fn run_cli(database: &str, args: &[&str]) -> (i32, String, String) {
     let mut cmd = command(database);
     cmd.args(args);
     output(cmd).await
-}
-
-/// Runs `cmd` to its end off the async runtime: (exit code, stdout, stderr).
-async fn output(mut cmd: Command) -> (i32, String, String) {
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 /// The password of a connection string (`scheme://user:password@host/...`).

@@ -10,12 +10,13 @@ use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{spawn_app_with, Served, TestApp};
+use crate::status::between;
 
-const TOKEN: &str = "reconcile-token-0123456789abcdef-0123";
-const API_TOKEN: &str = "bitbucket-api-token";
+pub(crate) const TOKEN: &str = "reconcile-token-0123456789abcdef-0123";
+pub(crate) const API_TOKEN: &str = "bitbucket-api-token";
 
-fn site(kind: Flavour, url: String, repositories: &[&str]) -> Site {
+pub(crate) fn site(kind: Flavour, url: String, repositories: &[&str]) -> Site {
     Site {
         kind,
         url: url.parse().unwrap(),
@@ -37,19 +38,13 @@ async fn app_with(sites: Vec<Site>) -> TestApp {
 }
 
 /// `POST /reconcile`: (status, report).
-async fn reconcile(app: &TestApp) -> (u16, Value) {
-    let response = app
-        .client
-        .post(format!("{}/reconcile", app.address))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+pub(crate) async fn reconcile(app: &impl Served) -> (u16, Value) {
+    let response = app.post_bearer("/reconcile", TOKEN).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
 
-async fn requests(server: &MockServer) -> Vec<String> {
+pub(crate) async fn requests(server: &MockServer) -> Vec<String> {
     server
         .received_requests()
         .await
@@ -62,25 +57,23 @@ async fn requests(server: &MockServer) -> Vec<String> {
         .collect()
 }
 
-async fn rows(app: &TestApp) -> Vec<(i64, String, Option<String>)> {
-    sqlx::query_as("SELECT number, state, source_commit FROM pull_requests ORDER BY number")
-        .fetch_all(&app.db)
+/// (number, state, source_commit) of every stored pull request, by number.
+pub(crate) async fn rows(app: &impl Served) -> Vec<(i64, String, Option<String>)> {
+    app.query_rows("SELECT number, state, source_commit FROM pull_requests ORDER BY number")
         .await
-        .unwrap()
 }
 
-async fn announced(app: &TestApp) -> Vec<(i64, String)> {
-    sqlx::query_as(
+/// (number, events) of every pull-request message in the outbox, in order.
+pub(crate) async fn announced(app: &impl Served) -> Vec<(i64, String)> {
+    app.query_rows(
         "SELECT number, events FROM outbox WHERE kind = 'pull_request' ORDER BY number, id",
     )
-    .fetch_all(&app.db)
     .await
-    .unwrap()
 }
 
 // ---------- Bitbucket Cloud ----------
 
-fn cloud_pr(id: i64, commit: &str, updated: &str, participants: Value) -> Value {
+pub(crate) fn cloud_pr(id: i64, commit: &str, updated: &str, participants: Value) -> Value {
     json!({
         "id": id, "title": format!("PR {id}"), "state": "OPEN",
         "author": {"uuid": "{ann}", "display_name": "Ann"},
@@ -93,13 +86,13 @@ fn cloud_pr(id: i64, commit: &str, updated: &str, participants: Value) -> Value 
     })
 }
 
-fn reviewer(uuid: &str, state: Value) -> Value {
+pub(crate) fn reviewer(uuid: &str, state: Value) -> Value {
     json!({"user": {"uuid": uuid, "display_name": uuid}, "role": "REVIEWER",
            "approved": state == "approved", "state": state,
            "participated_on": "2026-11-02T10:00:00+00:00"})
 }
 
-async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Value>) {
+pub(crate) async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Value>) {
     Mock::given(method("GET"))
         .and(path(format!("/2.0/repositories/{repo}/pullrequests")))
         .and(query_param("state", "OPEN"))
@@ -116,7 +109,12 @@ async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Value>) {
         .await;
 }
 
-async fn cloud_statuses(server: &MockServer, repo: &str, hash: &str, values: Vec<Value>) {
+pub(crate) async fn cloud_statuses(
+    server: &MockServer,
+    repo: &str,
+    hash: &str,
+    values: Vec<Value>,
+) {
     Mock::given(method("GET"))
         .and(path(format!(
             "/2.0/repositories/{repo}/commit/{hash}/statuses"
@@ -137,12 +135,12 @@ async fn cloud_app(server: &MockServer, repositories: &[&str]) -> TestApp {
 }
 
 /// The statuses of the 12-digit commit `short`: one failed CI build on its full hash.
-async fn failed_build(server: &MockServer, repo: &str, short: &str) {
+pub(crate) async fn failed_build(server: &MockServer, repo: &str, short: &str) {
     let full = format!("{short}0000111122223333444455556666");
     cloud_statuses(server, repo, short, vec![cloud_status(&full, "FAILED")]).await;
 }
 
-fn cloud_status(hash: &str, state: &str) -> Value {
+pub(crate) fn cloud_status(hash: &str, state: &str) -> Value {
     json!({"key": "ci", "state": state, "name": "CI", "url": "https://ci.example/1",
            "updated_on": "2026-11-02T11:00:00+00:00", "commit": {"hash": hash}})
 }
@@ -327,33 +325,47 @@ async fn cloud_pages_then_an_unchanged_pass_costs_its_list_pages_only() {
         .await
         .unwrap();
     let site = format!("{}/2.0", server.uri());
-    let sample = |series: String| -> String {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&format!("{series} ")))
-            .unwrap_or_else(|| panic!("{series} in:\n{text}"));
-        line[series.len() + 1..].to_owned()
-    };
     let total = first["requests"].as_u64().unwrap() + 2;
     assert_eq!(
-        sample(format!(
-            "pr_reminder_reconciliation_requests_total{{site=\"{site}\"}}"
-        )),
-        total.to_string()
-    );
-    assert_eq!(
-        sample(format!(
-            "pr_reminder_reconciliation_repository_failures_total{{site=\"{site}\"}}"
-        )),
+        sample(
+            &text,
+            &format!("pr_reminder_reconciliation_repository_failures_total{{site=\"{site}\"}}")
+        ),
         "0"
     );
+    assert_reconciliation_metrics(&text, &site, &total.to_string(), "2");
+}
+
+/// The value of the first sample of `series` (name and labels as exposed) in `text`.
+pub(crate) fn sample(text: &str, series: &str) -> String {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{series} ")))
+        .unwrap_or_else(|| panic!("{series} in:\n{text}"));
+    line[series.len() + 1..].to_owned()
+}
+
+/// The metrics of reconciliation at `site` in `text`: `requests` in all, `passes` passes timed,
+/// a last success within a minute of now; and no API token anywhere.
+pub(crate) fn assert_reconciliation_metrics(text: &str, site: &str, requests: &str, passes: &str) {
     assert_eq!(
-        sample("pr_reminder_reconciliation_pass_duration_seconds_count".into()),
-        "2"
+        sample(
+            text,
+            &format!("pr_reminder_reconciliation_requests_total{{site=\"{site}\"}}")
+        ),
+        requests
     );
-    let last: f64 = sample(format!(
-        "pr_reminder_reconciliation_last_success_timestamp_seconds{{site=\"{site}\"}}"
-    ))
+    assert_eq!(
+        sample(
+            text,
+            "pr_reminder_reconciliation_pass_duration_seconds_count"
+        ),
+        passes
+    );
+    let last: f64 = sample(
+        text,
+        &format!("pr_reminder_reconciliation_last_success_timestamp_seconds{{site=\"{site}\"}}"),
+    )
     .parse()
     .unwrap();
     let now = std::time::SystemTime::now()
@@ -367,8 +379,25 @@ async fn cloud_pages_then_an_unchanged_pass_costs_its_list_pages_only() {
 #[tokio::test]
 async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_failure() {
     let server = MockServer::start().await;
+    four_open(&server).await;
+    let app = cloud_app(&server, &["acme/api"]).await;
+    assert_eq!(reconcile(&app).await.0, 200);
+    assert!(announced(&app).await.is_empty());
+
+    // Meanwhile: #1 merged, #2 approved, #3 needs work, #4 got a commit whose build failed; no
+    // delivery arrived.
+    server.reset().await;
+    repaired(&server).await;
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    assert_repaired(&app, &report).await;
+}
+
+/// The first state of the repair tests: acme/api lists #1-#4 open on commits aaaa.., bbbb..,
+/// cccc.., dddd.. (Bob asked to review #2 and #3), none with a build.
+pub(crate) async fn four_open(server: &MockServer) {
     cloud_list(
-        &server,
+        server,
         "acme/api",
         vec![
             cloud_pr(1, "aaaaaaaaaaaa", "2026-11-02T10:00:00+00:00", json!([])),
@@ -394,17 +423,15 @@ async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_
         "cccccccccccc",
         "dddddddddddd",
     ] {
-        cloud_statuses(&server, "acme/api", hash, vec![]).await;
+        cloud_statuses(server, "acme/api", hash, vec![]).await;
     }
-    let app = cloud_app(&server, &["acme/api"]).await;
-    assert_eq!(reconcile(&app).await.0, 200);
-    assert!(announced(&app).await.is_empty());
+}
 
-    // Meanwhile: #1 merged, #2 approved, #3 needs work, #4 got a commit whose build failed; no
-    // delivery arrived.
-    server.reset().await;
+/// The list after `four_open` was repaired: #2 approved by Bob, #3 needs work, #4 on commit
+/// eeee.. (#1 is gone from it).
+pub(crate) async fn repaired_list(server: &MockServer) {
     cloud_list(
-        &server,
+        server,
         "acme/api",
         vec![
             cloud_pr(
@@ -423,16 +450,25 @@ async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_
         ],
     )
     .await;
+}
+
+/// What Bitbucket answers after `four_open` changed: `repaired_list`, #1 merged, and a failed
+/// build on eeee...
+pub(crate) async fn repaired(server: &MockServer) {
+    repaired_list(server).await;
     let mut merged = cloud_pr(1, "aaaaaaaaaaaa", "2026-11-03T09:00:00+00:00", json!([]));
     merged["state"] = json!("MERGED");
     Mock::given(method("GET"))
         .and(path("/2.0/repositories/acme/api/pullrequests/1"))
         .respond_with(ResponseTemplate::new(200).set_body_json(merged))
-        .mount(&server)
+        .mount(server)
         .await;
-    failed_build(&server, "acme/api", "eeeeeeeeeeee").await;
-    let (status, report) = reconcile(&app).await;
-    assert_eq!(status, 200, "{report}");
+    failed_build(server, "acme/api", "eeeeeeeeeeee").await;
+}
+
+/// The pass over `repaired` after one over `four_open`: its `report`, the rows and reviews it
+/// left, and what it announced (as webhooks would; merges are not announced by default).
+pub(crate) async fn assert_repaired(app: &impl Served, report: &Value) {
     let repo = &report["repositories"][0];
     assert_eq!(
         (
@@ -445,7 +481,7 @@ async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_
         (&json!(false), &json!(3), &json!(1), &json!(1), &json!(3))
     );
     assert_eq!(
-        rows(&app).await,
+        rows(app).await,
         vec![
             (1, "MERGED".into(), Some("aaaaaaaaaaaa".into())),
             (2, "OPEN".into(), Some("bbbbbbbbbbbb".into())),
@@ -454,20 +490,19 @@ async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_
         ]
     );
     assert_eq!(
-        app.reviews("acme/api", 2).await,
+        app.review_rows("acme/api", 2).await,
         vec![("{bob}".into(), "REVIEWER".into(), "approved".into())]
     );
     assert_eq!(
-        app.reviews("acme/api", 3).await,
+        app.review_rows("acme/api", 3).await,
         vec![(
             "{bob}".into(),
             "REVIEWER".into(),
             "changes_requested".into()
         )]
     );
-    // Later passes announce like webhooks would (merges are not announced by default).
     assert_eq!(
-        announced(&app).await,
+        announced(app).await,
         vec![
             (2, "approvals".into()),
             (3, "changes_requested".into()),
@@ -608,7 +643,13 @@ async fn a_webhook_newer_than_the_rest_snapshot_wins() {
 
 // ---------- Bitbucket Data Center ----------
 
-fn dc_pr(server: &MockServer, id: i64, commit: &str, updated: i64, status: &str) -> Value {
+pub(crate) fn dc_pr(
+    server: &MockServer,
+    id: i64,
+    commit: &str,
+    updated: i64,
+    status: &str,
+) -> Value {
     json!({
         "id": id, "title": format!("DC {id}"), "state": "OPEN", "draft": false,
         "createdDate": 1_700_000_000_000i64, "updatedDate": updated,
@@ -626,7 +667,7 @@ fn dc_pr(server: &MockServer, id: i64, commit: &str, updated: i64, status: &str)
     })
 }
 
-async fn dc_pages(server: &MockServer, pages: Vec<Vec<Value>>) {
+pub(crate) async fn dc_pages(server: &MockServer, pages: Vec<Vec<Value>>) {
     let n = pages.len();
     for (i, values) in pages.into_iter().enumerate() {
         let last = i + 1 == n;
@@ -1383,6 +1424,18 @@ async fn datacenter_a_pr_gone_from_the_list_that_answers_404_is_closed_as_delete
     );
 }
 
+/// The status page's sites table in `html` shows `url`'s last pass, of one repository and one
+/// request; the sweeps table, which is returned.
+pub(crate) fn assert_one_site_pass<'a>(html: &'a str, url: &str) -> &'a str {
+    let sites = between(html, "<table id=\"sites\">", "</table>");
+    assert!(sites.contains(&format!("<td>{url}</td>")), "{sites}");
+    assert!(
+        sites.ends_with("<td>1</td><td>1</td></tr></tbody>"),
+        "one repository, one request: {sites}"
+    );
+    between(html, "<table id=\"sweeps\">", "</table>")
+}
+
 // ---------- pr-reminder reconcile (the binary) ----------
 
 /// `pr-reminder reconcile ARGS` with the single-site variables for `url` (Cloud), a database in
@@ -1392,79 +1445,36 @@ async fn cli_reconcile(dir: &std::path::Path, url: &str, args: &[&str]) -> (i32,
     cmd.current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PR_REMINDER_DATABASE", dir.join("state.db"))
-        .env("PR_REMINDER_BITBUCKET_KIND", "cloud")
+        .env("PR_REMINDER_DATABASE", dir.join("state.db"));
+    reconcile_command(&mut cmd, url, args);
+    crate::helpers::output(cmd).await
+}
+
+/// Makes `cmd` `reconcile ARGS` with the single-site variables for `url` (Cloud, acme/api and
+/// acme/web, `API_TOKEN`).
+pub(crate) fn reconcile_command(cmd: &mut std::process::Command, url: &str, args: &[&str]) {
+    cmd.env("PR_REMINDER_BITBUCKET_KIND", "cloud")
         .env("PR_REMINDER_BITBUCKET_URL", url)
         .env("PR_REMINDER_BITBUCKET_TOKEN", API_TOKEN)
         .env("PR_REMINDER_BITBUCKET_REPOSITORIES", "acme/api, acme/web")
         .arg("reconcile")
         .args(args);
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 #[tokio::test]
 async fn the_cli_exits_0_when_every_repository_went_through_and_1_naming_the_failure() {
     let server = MockServer::start().await;
-    cloud_list(
-        &server,
-        "acme/api",
-        vec![cloud_pr(
-            1,
-            "aaaaaaaaaaaa",
-            "2026-11-02T10:00:00+00:00",
-            json!([]),
-        )],
-    )
-    .await;
-    cloud_statuses(
-        &server,
-        "acme/api",
-        "aaaaaaaaaaaa",
-        vec![cloud_status(
-            "aaaaaaaaaaaa0000111122223333444455556666",
-            "SUCCESSFUL",
-        )],
-    )
-    .await;
-    Mock::given(method("GET"))
-        .and(path("/2.0/repositories/acme/web/pullrequests"))
-        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
-            "type": "error",
-            "error": {"message": "Your credentials lack one or more required privilege scopes."}
-        })))
-        .mount(&server)
-        .await;
+    api_and_a_refusing_web(&server).await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("{}/2.0", server.uri());
-    let failure = "HTTP 403 from GET /2.0/repositories/acme/web/pullrequests (the token lacks \
-                   read access to pull requests and repositories): Your credentials lack one or \
-                   more required privilege scopes.";
+    let failure = CLI_FAILURE;
 
     // One repository, which goes through: exit 0.
     let (code, stdout, stderr) =
         cli_reconcile(dir.path(), &url, &["--repository", "acme/api"]).await;
-    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_api_went_through(code, &stdout, &stderr, &url);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
-    assert_eq!(
-        lines[0],
-        format!(
-            "ok      {url} acme/api: 1 open, 1 updated, 0 closed, 1 builds, 2 requests \
-             (first pass: nothing announced)"
-        )
-    );
-    assert!(
-        lines[1].starts_with("1 repositories, 0 failed, 2 requests, ") && lines[1].ends_with(" ms"),
-        "{stdout}"
-    );
-    assert!(!stderr.contains("pr-reminder:"), "{stderr}");
+    assert!(lines[1].ends_with(" ms"), "{stdout}");
 
     // Both, as JSON: acme/web is refused, exit 1, named on standard error.
     let (code, stdout, stderr) = cli_reconcile(dir.path(), &url, &["--json"]).await;
@@ -1494,20 +1504,92 @@ async fn the_cli_exits_0_when_every_repository_went_through_and_1_naming_the_fai
 
     // As text: the failed line names site, repository and status.
     let (code, stdout, stderr) = cli_reconcile(dir.path(), &url, &[]).await;
+    assert_web_failed(code, &stdout, &stderr, &url);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[2].starts_with("2 repositories, 1 failed, 2 requests, "),
+        "{stdout}"
+    );
+}
+
+/// Why `api_and_a_refusing_web`'s acme/web fails, as reported.
+pub(crate) const CLI_FAILURE: &str = "HTTP 403 from GET /2.0/repositories/acme/web/pullrequests \
+    (the token lacks read access to pull requests and repositories): Your credentials lack one \
+    or more required privilege scopes.";
+
+/// The fake Cloud API of the CLI tests: acme/api lists #1 on commit aaaa.., whose build
+/// succeeded; acme/web refuses the token (403).
+pub(crate) async fn api_and_a_refusing_web(server: &MockServer) {
+    cloud_list(
+        server,
+        "acme/api",
+        vec![cloud_pr(
+            1,
+            "aaaaaaaaaaaa",
+            "2026-11-02T10:00:00+00:00",
+            json!([]),
+        )],
+    )
+    .await;
+    cloud_statuses(
+        server,
+        "acme/api",
+        "aaaaaaaaaaaa",
+        vec![cloud_status(
+            "aaaaaaaaaaaa0000111122223333444455556666",
+            "SUCCESSFUL",
+        )],
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme/web/pullrequests"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "type": "error",
+            "error": {"message": "Your credentials lack one or more required privilege scopes."}
+        })))
+        .mount(server)
+        .await;
+}
+
+/// `reconcile --repository acme/api`'s first run against `api_and_a_refusing_web` at `url`:
+/// exit 0, the repository's line and the summary, nothing on stderr.
+pub(crate) fn assert_api_went_through(code: i32, stdout: &str, stderr: &str, url: &str) {
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "ok      {url} acme/api: 1 open, 1 updated, 0 closed, 1 builds, 2 requests \
+             (first pass: nothing announced)"
+        )
+    );
+    assert!(
+        lines[1].starts_with("1 repositories, 0 failed, 2 requests, "),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("pr-reminder:"), "{stderr}");
+}
+
+/// `reconcile` (both repositories, as text) after `assert_api_went_through`: exit 1, acme/api
+/// unchanged, acme/web's failure on stdout and stderr, no token anywhere.
+pub(crate) fn assert_web_failed(code: i32, stdout: &str, stderr: &str, url: &str) {
     assert_eq!(code, 1, "{stdout}{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines[..2],
         [
             format!("ok      {url} acme/api: 1 open, 0 updated, 0 closed, 0 builds, 1 requests"),
-            format!("FAILED  {url} acme/web: {failure}"),
+            format!("FAILED  {url} acme/web: {CLI_FAILURE}"),
         ]
     );
     assert!(
-        lines[2].starts_with("2 repositories, 1 failed, 2 requests, "),
-        "{stdout}"
+        stderr
+            .lines()
+            .any(|l| l == format!("pr-reminder: {url} acme/web: {CLI_FAILURE}")),
+        "{stderr}"
     );
-    for text in [&stdout, &stderr] {
+    for text in [stdout, stderr] {
         assert!(!text.contains(API_TOKEN), "the token leaked: {text}");
     }
 }
@@ -1554,15 +1636,7 @@ async fn the_status_page_shows_the_last_pass_and_the_last_sweep() {
         .unwrap();
     assert_eq!(swept.status(), 200);
     let html = page().await;
-    let sites = &html[html.find("<table id=\"sites\">").expect("sites table")..];
-    let sites = &sites[..sites.find("</table>").unwrap()];
-    assert!(sites.contains(&format!("<td>{url}</td>")), "{sites}");
-    assert!(
-        sites.ends_with("<td>1</td><td>1</td></tr></tbody>"),
-        "one repository, one request: {sites}"
-    );
-    let sweeps = &html[html.find("<table id=\"sweeps\">").expect("sweeps table")..];
-    let sweeps = &sweeps[..sweeps.find("</table>").unwrap()];
+    let sweeps = assert_one_site_pass(&html, &url);
     assert!(
         sweeps.contains("<td>http</td><td class=\"skipped\">skipped (nothing is waiting for review)</td><td>0</td><td>0</td>"),
         "{sweeps}"

@@ -8,17 +8,18 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
-use pr_reminder::config::{Room, Sink};
+use pr_reminder::config::{Room, Settings, Sink};
 
-use crate::helpers::{own_fixture, route, spawn_app_with, uuid_like, TestApp};
+use crate::helpers::{own_fixture, route, spawn_app_with, uuid_like, Served, TestApp};
 use crate::lifecycle::pr_event;
 
-const OLD: &str = "acme/payments-api";
-const NEW: &str = "acme/payments-service";
+pub(crate) const OLD: &str = "acme/payments-api";
+pub(crate) const NEW: &str = "acme/payments-service";
 /// The uuid of acme/payments-api in our own fixtures, which a rename keeps.
-const UUID: &str = "{5e1f0a77-9d0b-4c1e-8f53-0123456789ab}";
+pub(crate) const UUID: &str = "{5e1f0a77-9d0b-4c1e-8f53-0123456789ab}";
 
-fn renamed(mut body: Value, full_name: &str) -> Value {
+/// `body` from the repository `UUID` under the name `full_name`.
+pub(crate) fn renamed(mut body: Value, full_name: &str) -> Value {
     for path in [
         "/repository",
         "/pullrequest/source/repository",
@@ -38,6 +39,20 @@ fn renamed(mut body: Value, full_name: &str) -> Value {
     body
 }
 
+/// `body` from another repository of the same name (another uuid).
+pub(crate) fn same_name_other_repository(mut body: Value) -> Value {
+    for path in [
+        "/repository",
+        "/pullrequest/source/repository",
+        "/pullrequest/destination/repository",
+    ] {
+        if let Some(repo) = body.pointer_mut(path).filter(|r| r.is_object()) {
+            repo["uuid"] = json!("{00000000-0000-4000-8000-00000000beef}");
+        }
+    }
+    body
+}
+
 fn console(name: &str) -> Room {
     Room {
         name: name.into(),
@@ -46,42 +61,43 @@ fn console(name: &str) -> Room {
 }
 
 /// Two rooms, one per name; messages wait in a long window so the outbox can be read as queued.
+pub(crate) fn settings(s: &mut Settings) {
+    s.notify.rooms = vec![console("old-room"), console("new-room")];
+    s.notify.routes = vec![route(&[OLD], "old-room"), route(&[NEW], "new-room")];
+    s.notify.coalesce = Duration::from_secs(600);
+}
+
 async fn app() -> TestApp {
-    spawn_app_with(|s| {
-        s.notify.rooms = vec![console("old-room"), console("new-room")];
-        s.notify.routes = vec![route(&[OLD], "old-room"), route(&[NEW], "new-room")];
-        s.notify.coalesce = Duration::from_secs(600);
-    })
-    .await
+    spawn_app_with(settings).await
 }
 
 async fn send(app: &TestApp, key: &str, body: &Value) {
-    let answer = app.deliver_json(key, &uuid_like("rename"), body).await;
-    assert_eq!(answer.status, 200, "{key}: {}", answer.body);
-    assert_eq!(answer.body["status"], "processed", "{key}: {}", answer.body);
+    app.processed(key, body).await;
 }
 
 /// (room, repository name, number, events) of every outbox row, oldest first.
-async fn outbox(app: &TestApp) -> Vec<(String, String, i64, String)> {
-    sqlx::query_as(
+pub(crate) async fn outbox(app: &impl Served) -> Vec<(String, String, i64, String)> {
+    app.query_rows(
         "SELECT o.room, r.full_name, o.number, o.events FROM outbox o \
          JOIN repositories r ON r.repository_key = o.repository_key ORDER BY o.id",
     )
-    .fetch_all(&app.db)
     .await
-    .unwrap()
 }
 
-async fn pending(app: &TestApp) -> Vec<(String, i64, String, i64)> {
-    sqlx::query_as("SELECT repository, number, title, approvals FROM pending_reviews")
-        .fetch_all(&app.db)
+/// (repository, number, title, approvals) of `pending_reviews`.
+pub(crate) async fn pending(app: &impl Served) -> Vec<(String, i64, String, i64)> {
+    app.query_rows("SELECT repository, number, title, approvals FROM pending_reviews")
         .await
-        .unwrap()
 }
 
 #[tokio::test]
 async fn a_renamed_repository_keeps_one_pr_under_its_current_name() {
-    let app = app().await;
+    keeps_one_pr_under_its_current_name(&app().await).await;
+}
+
+/// PR #42 of acme/payments-api, opened under `OLD`, approved under `NEW`, then a late delivery
+/// under `OLD`: one PR, shown and routed under `NEW`; the late one changes nothing.
+pub(crate) async fn keeps_one_pr_under_its_current_name(app: &impl Served) {
     let opened = pr_event(
         42,
         "2026-11-20T10:00:00+00:00",
@@ -90,7 +106,8 @@ async fn a_renamed_repository_keeps_one_pr_under_its_current_name() {
         "9b2c4e6f8a10",
         &[("bob", "REVIEWER", None), ("carol", "REVIEWER", None)],
     );
-    send(&app, "pullrequest:created", &renamed(opened, OLD)).await;
+    app.processed("pullrequest:created", &renamed(opened, OLD))
+        .await;
 
     // Renamed; Bob approves.
     let approved = pr_event(
@@ -104,27 +121,26 @@ async fn a_renamed_repository_keeps_one_pr_under_its_current_name() {
             ("carol", "REVIEWER", None),
         ],
     );
-    send(
-        &app,
-        "pullrequest:approved",
-        &renamed(approved.clone(), NEW),
-    )
-    .await;
+    app.processed("pullrequest:approved", &renamed(approved, NEW))
+        .await;
 
     assert_eq!(
-        pending(&app).await,
+        pending(app).await,
         vec![(NEW.to_owned(), 42, "Retry card captures".to_owned(), 1)]
     );
-    assert_eq!(app.count("SELECT count(*) FROM pull_requests").await, 1);
     assert_eq!(
-        app.pull_request(NEW, 42).await.unwrap().url.as_deref(),
+        app.count_rows("SELECT count(*) FROM pull_requests").await,
+        1
+    );
+    assert_eq!(
+        app.pull_request_row(NEW, 42).await.unwrap().url.as_deref(),
         Some("https://bitbucket.org/acme/payments-service/pull-requests/42")
     );
-    assert!(app.pull_request(OLD, 42).await.is_none());
+    assert!(app.pull_request_row(OLD, 42).await.is_none());
     // Announced once when opened (under the name it had), and the approval is routed by the
     // current name: no second "Needs review".
     assert_eq!(
-        outbox(&app).await,
+        outbox(app).await,
         vec![
             ("old-room".into(), NEW.into(), 42, "opened".into()),
             ("new-room".into(), NEW.into(), 42, "approvals".into()),
@@ -140,17 +156,15 @@ async fn a_renamed_repository_keeps_one_pr_under_its_current_name() {
         "9b2c4e6f8a10",
         &[],
     );
-    send(&app, "pullrequest:updated", &renamed(late, OLD)).await;
+    app.processed("pullrequest:updated", &renamed(late, OLD))
+        .await;
     assert_eq!(
-        pending(&app).await,
+        pending(app).await,
         vec![(NEW.to_owned(), 42, "Retry card captures".to_owned(), 1)]
     );
-    let names: Vec<(String,)> = sqlx::query_as("SELECT full_name FROM repositories")
-        .fetch_all(&app.db)
-        .await
-        .unwrap();
+    let names: Vec<(String,)> = app.query_rows("SELECT full_name FROM repositories").await;
     assert_eq!(names, vec![(NEW.to_owned(),)]);
-    assert_eq!(outbox(&app).await.len(), 2);
+    assert_eq!(outbox(app).await.len(), 2);
 }
 
 #[tokio::test]
@@ -219,16 +233,7 @@ async fn two_repositories_sharing_a_name_stay_apart() {
         ),
         OLD,
     );
-    let mut other = with_uuid.clone();
-    for path in [
-        "/repository",
-        "/pullrequest/source/repository",
-        "/pullrequest/destination/repository",
-    ] {
-        if let Some(repo) = other.pointer_mut(path).filter(|r| r.is_object()) {
-            repo["uuid"] = json!("{00000000-0000-4000-8000-00000000beef}");
-        }
-    }
+    let mut other = same_name_other_repository(with_uuid.clone());
     other["pullrequest"]["title"] = json!("Other");
     send(&app, "pullrequest:created", &with_uuid).await;
     send(&app, "pullrequest:created", &other).await;

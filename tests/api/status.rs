@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::{DateTime, TimeZone, Utc};
-use pr_reminder::config::{NotifySettings, Room, SecretToken, SignaturePolicy, Sink};
+use pr_reminder::config::{NotifySettings, Room, SecretToken, Settings, SignaturePolicy, Sink};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
@@ -15,8 +15,8 @@ use wiremock::ResponseTemplate;
 
 use crate::fake_chat::Fake;
 use crate::helpers::{
-    route, set_repository, spawn_app_with, spawn_app_with_clock, uuid_like, ManualClock, TestApp,
-    SECRET,
+    post_webhook, route, set_repository, spawn_app_with, spawn_app_with_clock, uuid_like,
+    ManualClock, Served, TestApp, SECRET,
 };
 use crate::lifecycle::{key_of, pr_event};
 use pr_reminder::signature::sign;
@@ -65,12 +65,78 @@ fn with_participants(mut body: Value, participants: &[(&str, &str)]) -> Value {
     body
 }
 
-async fn deliver(app: &TestApp, body: &Value) {
-    let answer = app
-        .deliver_json("pullrequest:created", &uuid_like("status"), body)
-        .await;
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    assert_eq!(answer.body["status"], "processed", "{}", answer.body);
+/// The seeded app's settings: rooms `payments` (console) and `web` (Slack at `web_url`), each
+/// with its repository, and the status token.
+pub(crate) fn seeded_settings(web_url: String) -> impl FnOnce(&mut Settings) {
+    move |s| {
+        s.notify = NotifySettings {
+            rooms: vec![
+                Room {
+                    name: "payments".into(),
+                    sink: Sink::Console,
+                },
+                Room {
+                    name: "web".into(),
+                    sink: Sink::Slack(SecretString::from(web_url)),
+                },
+            ],
+            routes: vec![
+                route(&["acme/payments-api"], "payments"),
+                route(&["acme/web"], "web"),
+            ],
+            coalesce: Duration::from_millis(50),
+            max_attempts: 1,
+            timeout: Duration::from_secs(2),
+            retry_min: Duration::from_millis(20),
+            retry_max: Duration::from_millis(100),
+            room_rate_per_minute: Some(6000),
+        };
+        s.monitoring.status_token = Some(SecretToken(SecretString::from(STATUS_TOKEN)));
+    }
+}
+
+/// The fake chat of the web room, which refuses every message, and the room's URL on it.
+pub(crate) async fn refusing_chat() -> (Fake, String) {
+    let fake = Fake::start(vec![ResponseTemplate::new(404).set_body_string(REFUSAL)]).await;
+    let web_url = fake.url("/services/T/B/web-secret");
+    (fake, web_url)
+}
+
+/// Delivers the seeded PRs (see `seeded_app`) and one delivery refused for its missing event key.
+pub(crate) async fn seed(app: &impl Served) {
+    let repo = "acme/payments-api";
+    let mut draft = pr(repo, 4, "2026-11-24T03:00:00+00:00", "Draft one");
+    draft["pullrequest"]["draft"] = json!(true);
+    let bodies = [
+        pr(repo, 1, "2026-11-23T09:00:00+00:00", "Newer one"),
+        with_participants(
+            pr(repo, 2, "2026-11-19T09:00:00+00:00", HOSTILE),
+            &[("bob", "approved")],
+        ),
+        with_participants(
+            pr(repo, 3, "2026-11-22T09:00:00+00:00", "Needs work"),
+            &[("carol", "changes_requested")],
+        ),
+        draft,
+        pr(repo, 5, "2026-11-21T10:00:00+00:00", "WIP: later"),
+        pr(repo, 6, "2026-11-18T09:00:00+00:00", "Snoozed one"),
+        pr("acme/web", 7, "2026-11-24T08:00:00+00:00", "Web one"),
+    ];
+    for body in &bodies {
+        app.processed("pullrequest:created", body).await;
+    }
+    // Signed, so that it is refused for its missing event key.
+    let refused = post_webhook(
+        app.client(),
+        app.address(),
+        &[
+            ("X-Request-UUID", &uuid_like("status")),
+            ("X-Hub-Signature", &sign(SECRET, b"{}")),
+        ],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
 }
 
 /// The app the page tests and the browser test read: rooms `payments` (console) and `web` (a
@@ -80,85 +146,10 @@ async fn deliver(app: &TestApp, body: &Value) {
 /// - acme/web #7 (1 h), whose message the web room refuses;
 /// - one refused delivery (no `X-Event-Key`).
 pub async fn seeded_app() -> (TestApp, Fake) {
-    let fake = Fake::start(vec![ResponseTemplate::new(404).set_body_string(REFUSAL)]).await;
-    let web_url = fake.url("/services/T/B/web-secret");
+    let (fake, web_url) = refusing_chat().await;
     let clock = ManualClock::running(start());
-    let app = spawn_app_with_clock(
-        move |s| {
-            s.notify = NotifySettings {
-                rooms: vec![
-                    Room {
-                        name: "payments".into(),
-                        sink: Sink::Console,
-                    },
-                    Room {
-                        name: "web".into(),
-                        sink: Sink::Slack(SecretString::from(web_url)),
-                    },
-                ],
-                routes: vec![
-                    route(&["acme/payments-api"], "payments"),
-                    route(&["acme/web"], "web"),
-                ],
-                coalesce: Duration::from_millis(50),
-                max_attempts: 1,
-                timeout: Duration::from_secs(2),
-                retry_min: Duration::from_millis(20),
-                retry_max: Duration::from_millis(100),
-                room_rate_per_minute: Some(6000),
-            };
-            s.monitoring.status_token = Some(SecretToken(SecretString::from(STATUS_TOKEN)));
-        },
-        clock.clock(),
-    )
-    .await;
-    let repo = "acme/payments-api";
-    deliver(&app, &pr(repo, 1, "2026-11-23T09:00:00+00:00", "Newer one")).await;
-    deliver(
-        &app,
-        &with_participants(
-            pr(repo, 2, "2026-11-19T09:00:00+00:00", HOSTILE),
-            &[("bob", "approved")],
-        ),
-    )
-    .await;
-    deliver(
-        &app,
-        &with_participants(
-            pr(repo, 3, "2026-11-22T09:00:00+00:00", "Needs work"),
-            &[("carol", "changes_requested")],
-        ),
-    )
-    .await;
-    let mut draft = pr(repo, 4, "2026-11-24T03:00:00+00:00", "Draft one");
-    draft["pullrequest"]["draft"] = json!(true);
-    deliver(&app, &draft).await;
-    deliver(
-        &app,
-        &pr(repo, 5, "2026-11-21T10:00:00+00:00", "WIP: later"),
-    )
-    .await;
-    deliver(
-        &app,
-        &pr(repo, 6, "2026-11-18T09:00:00+00:00", "Snoozed one"),
-    )
-    .await;
-    deliver(
-        &app,
-        &pr("acme/web", 7, "2026-11-24T08:00:00+00:00", "Web one"),
-    )
-    .await;
-    // Signed, so that it is refused for its missing event key.
-    let refused = app
-        .post(
-            &[
-                ("X-Request-UUID", &uuid_like("status")),
-                ("X-Hub-Signature", &sign(SECRET, b"{}")),
-            ],
-            b"{}".to_vec(),
-        )
-        .await;
-    assert_eq!(refused.status, 400, "{}", refused.body);
+    let app = spawn_app_with_clock(seeded_settings(web_url), clock.clock()).await;
+    seed(&app).await;
     app.wait_for_deliveries(8).await;
 
     // Bob snoozes #6 for a day (as `/reviews snooze` records it).
@@ -210,7 +201,7 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 /// The text between the first `from` and the next `to` after it.
-fn between<'a>(text: &'a str, from: &str, to: &str) -> &'a str {
+pub(crate) fn between<'a>(text: &'a str, from: &str, to: &str) -> &'a str {
     let start = text
         .find(from)
         .unwrap_or_else(|| panic!("{from} not in:\n{text}"));
@@ -222,7 +213,7 @@ fn between<'a>(text: &'a str, from: &str, to: &str) -> &'a str {
 }
 
 /// The PR numbers of the rows in `html`, in order.
-fn rows(html: &str) -> Vec<i64> {
+pub(crate) fn rows(html: &str) -> Vec<i64> {
     html.split("<tr class=\"pr\" data-number=\"")
         .skip(1)
         .map(|rest| rest[..rest.find('"').unwrap()].parse().unwrap())
@@ -247,15 +238,23 @@ async fn the_page_lists_what_waits_oldest_first_with_everything_apart_and_escape
         "no script, and the hostile title is text: {html}"
     );
 
+    assert_seeded_page(&html);
+
     // Rooms by name; in each, repositories by name.
     let payments = between(&html, "<h3>Room payments</h3>", "<h3>Room ");
-    let web = between(&html, "<h3>Room web</h3>", "<h2 id=\"chart\">");
     assert!(html.find("Room payments").unwrap() < html.find("Room web").unwrap());
     assert!(
         payments.contains("<h4>acme/payments-api</h4>"),
         "{payments}"
     );
     assert!(!payments.contains("acme/web"), "{payments}");
+}
+
+/// The seeded app's page (see `seeded_app`): its lists and their order, the rows' cells, the
+/// chart's age buckets, and the health tables.
+pub(crate) fn assert_seeded_page(html: &str) {
+    let payments = between(html, "<h3>Room payments</h3>", "<h3>Room ");
+    let web = between(html, "<h3>Room web</h3>", "<h2 id=\"chart\">");
 
     // Waiting for review, oldest first; then on the author; then drafts; then snoozed.
     let review = between(payments, "<table class=\"prs waiting-review\">", "</table>");
@@ -311,7 +310,7 @@ async fn the_page_lists_what_waits_oldest_first_with_everything_apart_and_escape
     assert!(drafts.contains("class=\"age\">2d 23h</td>"), "{drafts}");
 
     // The chart: open PRs per repository by age (every open PR, drafts and snoozed too).
-    let chart = between(&html, "<svg id=\"age-chart\"", "</svg>");
+    let chart = between(html, "<svg id=\"age-chart\"", "</svg>");
     for title in [
         "<title>acme/payments-api: 1 under 1 day</title>",
         "<title>acme/payments-api: 3 1-3 days</title>",
@@ -324,7 +323,7 @@ async fn the_page_lists_what_waits_oldest_first_with_everything_apart_and_escape
 
     // Health: the last Cloud delivery (the refused one, which came last), refusals of the day
     // with their reason, the failed message with its (escaped) error.
-    let deliveries = between(&html, "<table id=\"deliveries\">", "</table>");
+    let deliveries = between(html, "<table id=\"deliveries\">", "</table>");
     assert!(
         deliveries.contains("<td>Bitbucket Cloud</td>"),
         "{deliveries}"
@@ -334,14 +333,14 @@ async fn the_page_lists_what_waits_oldest_first_with_everything_apart_and_escape
         "{deliveries}"
     );
     assert!(!deliveries.contains("Data Center"), "{deliveries}");
-    let refusals = between(&html, "<table id=\"refusals\">", "</table>");
+    let refusals = between(html, "<table id=\"refusals\">", "</table>");
     assert!(
         refusals.contains(
             "<td class=\"rejected\">missing or unreadable X-Event-Key header</td><td>1</td>"
         ),
         "{refusals}"
     );
-    let failed = between(&html, "<table id=\"failed\">", "</table>");
+    let failed = between(html, "<table id=\"failed\">", "</table>");
     assert!(
         failed.contains("<td>web</td><td>acme/web #7</td><td>1</td>"),
         "{failed}"

@@ -8,18 +8,20 @@ use serde_json::{json, Value};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::fake_chat::PATIENCE;
 use crate::helpers::{
-    digest_only_route, set_repository, spawn_app_with_clock, uuid_like, ManualClock, TestApp,
+    digest_only_route, set_repository, spawn_app_with_clock, ManualClock, Served, TestApp,
 };
 use crate::lifecycle::pr_event;
 
-const TOKEN: &str = "sweep-token-0123456789abcdef";
+pub(crate) const TOKEN: &str = "sweep-token-0123456789abcdef";
 
-fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+pub(crate) fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
 }
 
-fn room(name: &str, fake: &MockServer) -> Room {
+/// Room `name`: HipChat at the fake chat `fake`, the room's name in the path.
+pub(crate) fn room(name: &str, fake: &MockServer) -> Room {
     Room {
         name: name.into(),
         sink: Sink::HipChat(SecretString::from(format!(
@@ -29,8 +31,8 @@ fn room(name: &str, fake: &MockServer) -> Room {
     }
 }
 
-/// Routes that announce no single event: only digests reach the fake rooms.
-async fn fake_room() -> MockServer {
+/// A fake chat that takes every message (204).
+pub(crate) async fn fake_room() -> MockServer {
     let server = MockServer::start().await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(204))
@@ -39,17 +41,10 @@ async fn fake_room() -> MockServer {
     server
 }
 
-async fn app(
-    fake: &MockServer,
-    clock: &ManualClock,
-    adjust: impl FnOnce(&mut SweepSettings),
-) -> TestApp {
-    let mut sweep = SweepSettings {
-        token: Some(SecretToken(SecretString::from(TOKEN.to_owned()))),
-        ..SweepSettings::default()
-    };
-    adjust(&mut sweep);
-    let notify = NotifySettings {
+/// Rooms backend (acme/*) and web (web/*) at `fake`, with routes that announce no single event:
+/// only digests reach the fake rooms.
+pub(crate) fn notify(fake: &MockServer) -> NotifySettings {
+    NotifySettings {
         rooms: vec![room("backend", fake), room("web", fake)],
         routes: vec![
             digest_only_route(&["acme/*"], "backend"),
@@ -59,7 +54,25 @@ async fn app(
         retry_min: std::time::Duration::from_millis(50),
         room_rate_per_minute: Some(6000),
         ..NotifySettings::default()
-    };
+    }
+}
+
+/// The sweep settings with `TOKEN`.
+pub(crate) fn sweep_settings() -> SweepSettings {
+    SweepSettings {
+        token: Some(SecretToken(SecretString::from(TOKEN.to_owned()))),
+        ..SweepSettings::default()
+    }
+}
+
+async fn app(
+    fake: &MockServer,
+    clock: &ManualClock,
+    adjust: impl FnOnce(&mut SweepSettings),
+) -> TestApp {
+    let mut sweep = sweep_settings();
+    adjust(&mut sweep);
+    let notify = notify(fake);
     spawn_app_with_clock(
         move |s| {
             s.notify = notify;
@@ -71,7 +84,7 @@ async fn app(
 }
 
 /// A PR opened at `created` in `repository`.
-fn pr(
+pub(crate) fn pr(
     repository: &str,
     number: i64,
     created: DateTime<Utc>,
@@ -89,15 +102,14 @@ fn pr(
     body
 }
 
-async fn send(app: &TestApp, body: &Value) {
-    let answer = app
-        .deliver_json("pullrequest:updated", &uuid_like("sweep"), body)
-        .await;
-    assert_eq!(answer.body["status"], "processed", "{}", answer.body);
+/// Delivers `body` as `pullrequest:updated`, asserted processed.
+pub(crate) async fn send(app: &impl Served, body: &Value) {
+    app.processed("pullrequest:updated", body).await;
 }
 
-async fn sweep(app: &TestApp, token: Option<&str>, query: &str) -> (u16, Value) {
-    let mut request = app.client.post(format!("{}/sweep{query}", app.address));
+/// `POST /sweep{query}` with `token` as Bearer: (status, report).
+pub(crate) async fn sweep(app: &impl Served, token: Option<&str>, query: &str) -> (u16, Value) {
+    let mut request = app.client().post(format!("{}/sweep{query}", app.address()));
     if let Some(token) = token {
         request = request.header("Authorization", format!("Bearer {token}"));
     }
@@ -106,12 +118,13 @@ async fn sweep(app: &TestApp, token: Option<&str>, query: &str) -> (u16, Value) 
     (status, response.json().await.unwrap())
 }
 
-/// The digests the fake rooms received: (room, message JSON).
-async fn digests(fake: &MockServer, expected: usize) -> Vec<(String, Value)> {
-    for _ in 0..500 {
+/// The digests the fake rooms received: (room, message JSON); exactly `expected`.
+pub(crate) async fn digests(fake: &MockServer, expected: usize) -> Vec<(String, Value)> {
+    let started = std::time::Instant::now();
+    loop {
         let requests = fake.received_requests().await.unwrap();
         if requests.len() >= expected {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             let requests = fake.received_requests().await.unwrap();
             assert_eq!(requests.len(), expected, "more messages than expected");
             return requests
@@ -122,18 +135,19 @@ async fn digests(fake: &MockServer, expected: usize) -> Vec<(String, Value)> {
                 })
                 .collect();
         }
+        assert!(started.elapsed() < PATIENCE, "expected {expected} messages");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    panic!("expected {expected} messages");
 }
 
-fn room_status(report: &Value, room: &str) -> (String, Option<String>) {
+/// (status, reason) of `room` in a sweep's report.
+pub(crate) fn room_status(report: &Value, room: &str) -> (String, Option<String>) {
     let r = report["rooms"]
         .as_array()
         .unwrap()
         .iter()
         .find(|r| r["room"] == room)
-        .unwrap();
+        .unwrap_or_else(|| panic!("{room} in {report}"));
     (
         r["status"].as_str().unwrap().to_owned(),
         r["reason"].as_str().map(str::to_owned),

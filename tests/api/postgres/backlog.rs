@@ -51,7 +51,7 @@ async fn a_room_back_from_an_outage_gets_one_summary_of_its_backlog() {
             "9b2c4e6f8a10",
             &[],
         );
-        processed(&app, "pullrequest:created", &body).await;
+        app.processed("pullrequest:created", &body).await;
     }
     let ms = |n| t0 + chrono::Duration::milliseconds(n);
     for wait in [200, 5_200, 10_200] {

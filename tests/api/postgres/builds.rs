@@ -2,21 +2,14 @@
 
 use super::*;
 use crate::fake_chat::{hipchat_ok, Fake};
-use crate::helpers::{own_fixture, route};
-use pr_reminder::config::{NotifySettings, Room, Sink};
+use crate::helpers::own_fixture;
+use crate::lifecycle;
+use crate::notifications::{hipchat, one_room};
 
 const COMMIT: &str = "9b2c4e6f8a100c1d2e3f4a5b6c7d8e9f0a1b2c3d";
 
 fn commit_status(key: &str, state: &str, updated_on: &str) -> Value {
-    let mut body = own_fixture("repo_commit_status_failed.json");
-    let status = &mut body["commit_status"];
-    status["key"] = json!(key);
-    status["name"] = json!(format!("{key} build"));
-    status["state"] = json!(state);
-    status["commit"]["hash"] = json!(COMMIT);
-    status["url"] = json!(format!("https://ci.acme.example/{key}"));
-    status["updated_on"] = json!(updated_on);
-    body
+    lifecycle::commit_status(key, state, COMMIT, updated_on)
 }
 
 /// (pending_reviews.build_state, pull_request_builds.build_state, its `key=STATE` list).
@@ -44,19 +37,7 @@ async fn the_combined_build_state_and_the_build_messages() {
     let Some(app) = spawn_pg(
         "builds",
         move |s| {
-            s.notify = NotifySettings {
-                rooms: vec![Room {
-                    name: "r".into(),
-                    sink: Sink::HipChat(SecretString::from(url)),
-                }],
-                routes: vec![route(&["*"], "r")],
-                coalesce: Duration::from_millis(200),
-                max_attempts: 10,
-                timeout: Duration::from_secs(2),
-                retry_min: Duration::from_millis(50),
-                retry_max: Duration::from_secs(1),
-                room_rate_per_minute: Some(6000),
-            }
+            s.notify = one_room(hipchat("r", url));
         },
         Clock::system(),
     )
@@ -64,8 +45,7 @@ async fn the_combined_build_state_and_the_build_messages() {
     else {
         return;
     };
-    processed(
-        &app,
+    app.processed(
         "pullrequest:created",
         &own_fixture("pullrequest_created.json"),
     )
@@ -76,7 +56,7 @@ async fn the_combined_build_state_and_the_build_messages() {
     // Another commit's failure, then the PR's builds one by one.
     let mut other = commit_status("other", "FAILED", "2026-11-20T09:10:00Z");
     other["commit_status"]["commit"]["hash"] = json!("0".repeat(40));
-    processed(&app, "repo:commit_status_created", &other).await;
+    app.processed("repo:commit_status_created", &other).await;
     assert_eq!(builds(&app).await, (None, None, None), "another commit's");
     let steps = [
         (
@@ -112,8 +92,7 @@ async fn the_combined_build_state_and_the_build_messages() {
     ];
     for (minute, (key, state, combined, list)) in steps.into_iter().enumerate() {
         let at = format!("2026-11-20T09:{:02}:00Z", 20 + minute);
-        processed(
-            &app,
+        app.processed(
             "repo:commit_status_updated",
             &commit_status(key, state, &at),
         )
@@ -148,8 +127,7 @@ async fn the_combined_build_state_and_the_build_messages() {
         })
     );
     // Fixed: green.
-    processed(
-        &app,
+    app.processed(
         "repo:commit_status_updated",
         &commit_status("a-lint", "SUCCESSFUL", "2026-11-20T09:40:00Z"),
     )

@@ -1,89 +1,17 @@
 //! Bitbucket Data Center deliveries on PostgreSQL: a PR's life to its merge, redelivery, deletion.
 
 use super::*;
+use crate::datacenter::{
+    self, acme_room, bytes, event, fixture, hipchat, html, merged, pending, processed, reviews,
+    REPO,
+};
 use crate::fake_chat::{hipchat_ok, Fake};
 use crate::helpers::{route, uuid_like};
-use pr_reminder::config::{NotifySettings, Room, Sink};
-
-const REPO: &str = "ACME/api";
-const PR_URL: &str = "https://bitbucket.acme.example/projects/ACME/repos/api/pull-requests/7";
-
-fn fixture(name: &str) -> Value {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/datacenter")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-fn user_key(slug: &str) -> String {
-    let id = match slug {
-        "ada" => 102,
-        "brian" => 103,
-        "claire" => 104,
-        other => panic!("no such reviewer in base.json: {other}"),
-    };
-    format!("datacenter/bitbucket.acme.example/user/{id}")
-}
-
-/// `base.json` (ACME/api #7 by Pat Author; reviewers Ada, Brian, Claire) delivered under
-/// `key` at `date`, with these reviewers' statuses; `acting`: the reviewer the event is
-/// about, with their previous status.
-fn event(key: &str, date: &str, statuses: &[(&str, &str)], acting: Option<(&str, &str)>) -> Value {
-    let mut body = fixture("base.json");
-    body["eventKey"] = json!(key);
-    body["date"] = json!(date);
-    for reviewer in body["pullRequest"]["reviewers"].as_array_mut().unwrap() {
-        let slug = reviewer["user"]["slug"].as_str().unwrap().to_owned();
-        let status = statuses
-            .iter()
-            .find(|(who, _)| *who == slug)
-            .map_or("UNAPPROVED", |(_, s)| *s);
-        reviewer["status"] = json!(status);
-        reviewer["approved"] = json!(status == "APPROVED");
-    }
-    if let Some((slug, previous)) = acting {
-        let participant = body["pullRequest"]["reviewers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["user"]["slug"] == slug)
-            .unwrap()
-            .clone();
-        let mut actor = participant["user"].clone();
-        actor.as_object_mut().unwrap().remove("links");
-        body["actor"] = actor;
-        body["participant"] = participant;
-        body["previousStatus"] = json!(previous);
-    }
-    body
-}
+use pr_reminder::config::{Room, Sink};
 
 /// A delivery as Data Center sends it (`X-Request-Id`), under `request_id`.
 async fn deliver_as(app: &PgApp, key: &str, request_id: &str, body: &Value) -> Answer {
-    send_as(
-        &app.client,
-        &app.address,
-        "data-center",
-        key,
-        request_id,
-        &serde_json::to_vec(body).unwrap(),
-    )
-    .await
-}
-
-async fn dc_processed(app: &PgApp, key: &str, body: &Value) {
-    let answer = deliver_as(app, key, &uuid_like("dc"), body).await;
-    assert_eq!(answer.status, 200, "{key}: {}", answer.body);
-    assert_eq!(answer.body["status"], "processed", "{key}: {}", answer.body);
-    assert_eq!(answer.body["repository"], REPO, "{key}: {}", answer.body);
-}
-
-async fn pending(app: &PgApp) -> Vec<(String, i64, i64, i64)> {
-    app.pending()
-        .await
-        .into_iter()
-        .map(|p| (p.repository, p.number, p.approvals, p.changes_requested))
-        .collect()
+    datacenter::deliver_as(app, key, request_id, bytes(body)).await
 }
 
 /// (event key, date, the reviewers' statuses, the acting reviewer and their previous
@@ -97,20 +25,6 @@ type Step = (
     Value,
 );
 
-fn hipchat(message: String, color: &str, notify: bool) -> Value {
-    json!({
-        "message": message, "message_format": "html", "color": color, "notify": notify,
-        "from": "pr-reminder",
-    })
-}
-
-fn html(head: &str, details: &str) -> String {
-    format!(
-        "<b>{head}</b>: <a href=\"{PR_URL}\">Retry card captures</a> (ACME/api #7) by Pat \
-         Author<br>{details}"
-    )
-}
-
 /// `datacenter::three_reviewers_from_opened_to_merged` on PostgreSQL: the pending row and
 /// the exact HipChat message after each step, the stored times, and a redelivery by
 /// request id a duplicate that changes nothing.
@@ -118,38 +32,15 @@ fn html(head: &str, details: &str) -> String {
 async fn three_reviewers_from_opened_to_merged() {
     let room = Fake::start(vec![hipchat_ok()]).await;
     let url = room.url("/v2/room/acme/notification?auth_token=t0k");
-    let mut acme = route(&["ACME/*"], "acme");
-    acme.required_approvals = Some(3);
-    acme.announce.merged = true;
-    let Some(app) = spawn_pg(
-        "dclife",
-        move |s| {
-            s.notify = NotifySettings {
-                rooms: vec![Room {
-                    name: "acme".into(),
-                    sink: Sink::HipChat(SecretString::from(url)),
-                }],
-                routes: vec![acme],
-                coalesce: Duration::from_millis(50),
-                max_attempts: 3,
-                timeout: Duration::from_secs(2),
-                retry_min: Duration::from_millis(20),
-                retry_max: Duration::from_millis(200),
-                room_rate_per_minute: Some(6000),
-            }
-        },
-        Clock::system(),
-    )
-    .await
-    else {
+    let Some(app) = spawn_pg("dclife", acme_room(url), Clock::system()).await else {
         return;
     };
-    dc_processed(&app, "pr:opened", &fixture("base.json")).await;
+    processed(&app, "pr:opened", &fixture("base.json")).await;
     assert_eq!(pending(&app).await, vec![(REPO.to_owned(), 7, 0, 0)]);
     let hits = room.exactly(1).await;
     assert_eq!(
         hits[0].body,
-        hipchat(html("Needs review", "0/3 approvals"), "yellow", true)
+        hipchat(&html("Needs review", "0/3 approvals"), "yellow", true)
     );
 
     let steps: [Step; 4] = [
@@ -160,7 +51,7 @@ async fn three_reviewers_from_opened_to_merged() {
             ("ada", "UNAPPROVED"),
             (1, 0),
             hipchat(
-                html("1/3 approvals", "1/3 approvals: Ada Lovelace"),
+                &html("1/3 approvals", "1/3 approvals: Ada Lovelace"),
                 "yellow",
                 true,
             ),
@@ -172,7 +63,7 @@ async fn three_reviewers_from_opened_to_merged() {
             ("brian", "UNAPPROVED"),
             (1, 1),
             hipchat(
-                html(
+                &html(
                     "Changes requested by Brian Kernighan",
                     "1/3 approvals: Ada Lovelace · changes requested by Brian Kernighan",
                 ),
@@ -187,7 +78,7 @@ async fn three_reviewers_from_opened_to_merged() {
             ("brian", "NEEDS_WORK"),
             (2, 0),
             hipchat(
-                html(
+                &html(
                     "2/3 approvals",
                     "2/3 approvals: Ada Lovelace, Brian Kernighan",
                 ),
@@ -206,7 +97,7 @@ async fn three_reviewers_from_opened_to_merged() {
             ("claire", "UNAPPROVED"),
             (3, 0),
             hipchat(
-                html(
+                &html(
                     "Ready to merge",
                     "3/3 approvals: Ada Lovelace, Brian Kernighan, Claire Chen",
                 ),
@@ -240,10 +131,11 @@ async fn three_reviewers_from_opened_to_merged() {
     let row = app.pull_request(REPO, 7).await.unwrap();
     assert_eq!(row.updated_on, "2019-03-01T10:10:00.000000Z");
     assert_eq!(row.created_on, "2019-03-01T09:31:15.860000Z");
-    let reviews: Vec<(String, String, String)> = ["ada", "brian", "claire"]
-        .iter()
-        .map(|slug| (user_key(slug), "REVIEWER".to_owned(), "approved".to_owned()))
-        .collect();
+    let reviews = reviews(&[
+        ("ada", "approved"),
+        ("brian", "approved"),
+        ("claire", "approved"),
+    ]);
     assert_eq!(app.reviews(REPO, 7).await, reviews);
 
     // A redelivery of the last approval, with a body that would change the state: a
@@ -265,29 +157,22 @@ async fn three_reviewers_from_opened_to_merged() {
     assert_eq!(app.reviews(REPO, 7).await, reviews, "nothing changed");
 
     // Merged (a merge moves updatedDate).
-    let mut merged = event(
-        "pr:merged",
+    let merged = merged(
         "2019-03-01T11:20:00+0100",
+        1_551_435_600_000,
         &[
             ("ada", "APPROVED"),
             ("brian", "APPROVED"),
             ("claire", "APPROVED"),
         ],
-        None,
     );
-    let pr = &mut merged["pullRequest"];
-    pr["state"] = json!("MERGED");
-    pr["open"] = json!(false);
-    pr["closed"] = json!(true);
-    pr["closedDate"] = json!(1_551_435_600_000i64);
-    pr["updatedDate"] = json!(1_551_435_600_000i64);
-    dc_processed(&app, "pr:merged", &merged).await;
+    processed(&app, "pr:merged", &merged).await;
     assert_eq!(app.pull_request(REPO, 7).await.unwrap().state, "MERGED");
     let hits = room.exactly(6).await;
     assert_eq!(
         hits[5].body,
         hipchat(
-            html(
+            &html(
                 "Merged",
                 "3/3 approvals: Ada Lovelace, Brian Kernighan, Claire Chen"
             ),
@@ -326,14 +211,14 @@ async fn a_deleted_pr_is_withdrawn_and_stays_gone() {
             .await
             .unwrap()
     };
-    dc_processed(&app, "pr:opened", &fixture("base.json")).await;
+    processed(&app, "pr:opened", &fixture("base.json")).await;
     assert_eq!(pending(&app).await, vec![(REPO.to_owned(), 7, 0, 0)]);
     assert_eq!(
         outbox().await,
         [("opened".to_owned(), "pending".to_owned())],
         "routed by a lower-case glob"
     );
-    dc_processed(&app, "pr:deleted", &fixture("pr_deleted.json")).await;
+    processed(&app, "pr:deleted", &fixture("pr_deleted.json")).await;
     assert_eq!(pending(&app).await, vec![]);
     assert_eq!(outbox().await, vec![], "the waiting message is withdrawn");
     assert_eq!(app.pull_request(REPO, 7).await.unwrap().state, "DELETED");
@@ -354,7 +239,7 @@ async fn a_deleted_pr_is_withdrawn_and_stays_gone() {
         ),
     ];
     for (key, body) in &late {
-        dc_processed(&app, key, body).await;
+        processed(&app, key, body).await;
         assert_eq!(pending(&app).await, vec![], "{key}");
         assert_eq!(outbox().await, vec![], "{key}");
         assert_eq!(

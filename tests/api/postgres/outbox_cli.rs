@@ -2,9 +2,8 @@
 
 use super::*;
 use crate::fake_chat::{hipchat_ok, Fake};
-use crate::helpers::route;
 use crate::lifecycle::pr_event;
-use pr_reminder::config::{NotifySettings, Room, Sink};
+use crate::notifications::{hipchat, one_room};
 use wiremock::ResponseTemplate;
 
 /// (id, state, attempts, room, created_at, events, last_error, first_failed_at) of the row.
@@ -83,19 +82,7 @@ async fn a_failed_message_is_listed_and_retried_by_id_and_all_failed() {
     let Some(app) = spawn_pg(
         "outbox",
         move |s| {
-            s.notify = NotifySettings {
-                rooms: vec![Room {
-                    name: "payments".into(),
-                    sink: Sink::HipChat(SecretString::from(url)),
-                }],
-                routes: vec![route(&["*"], "payments")],
-                coalesce: Duration::from_millis(200),
-                max_attempts: 10,
-                timeout: Duration::from_secs(2),
-                retry_min: Duration::from_millis(50),
-                retry_max: Duration::from_secs(1),
-                room_rate_per_minute: Some(6000),
-            }
+            s.notify = one_room(hipchat("payments", url));
         },
         Clock::system(),
     )
@@ -111,7 +98,7 @@ async fn a_failed_message_is_listed_and_retried_by_id_and_all_failed() {
         "9b2c4e6f8a10",
         &[],
     );
-    processed(&app, "pullrequest:created", &body).await;
+    app.processed("pullrequest:created", &body).await;
     let failed = wait_state(&app, "failed").await;
     assert_eq!(
         (failed.2, failed.5.as_str(), failed.6.as_deref()),

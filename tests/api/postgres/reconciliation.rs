@@ -1,27 +1,17 @@
 //! `POST /reconcile` and `pr-reminder reconcile` on PostgreSQL, against a fake Bitbucket REST API.
 
 use super::*;
-use pr_reminder::config::{Credentials, RepositorySelector, SecretToken, Site};
+use crate::reconcile::{
+    announced, api_and_a_refusing_web, assert_api_went_through, assert_one_site_pass,
+    assert_reconciliation_metrics, assert_repaired, assert_web_failed, dc_pages, dc_pr, four_open,
+    reconcile_command, repaired, repaired_list, requests, rows, site, TOKEN,
+};
+use pr_reminder::config::{SecretToken, Site};
 use pr_reminder::domain::Flavour;
-use wiremock::matchers::{header, method, path, path_regex, query_param};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const TOKEN: &str = "reconcile-token-0123456789abcdef-0123";
-const API_TOKEN: &str = "bitbucket-api-token";
 const STATUS_TOKEN: &str = "status-token-0123456789abcdef";
-
-fn site(kind: Flavour, url: String, repositories: &[&str]) -> Site {
-    Site {
-        kind,
-        url: url.parse().unwrap(),
-        credentials: Credentials::Bearer(SecretToken(SecretString::from(API_TOKEN.to_owned()))),
-        repositories: repositories
-            .iter()
-            .map(|r| RepositorySelector::parse(r).unwrap())
-            .collect(),
-        poll_interval: None,
-    }
-}
 
 async fn app_with(label: &str, sites: Vec<Site>) -> Option<PgApp> {
     spawn_pg(
@@ -37,102 +27,11 @@ async fn app_with(label: &str, sites: Vec<Site>) -> Option<PgApp> {
     .await
 }
 
+/// `POST /reconcile`, asserted 200: the report.
 async fn reconcile(app: &PgApp) -> Value {
-    let response = app
-        .client
-        .post(format!("{}/reconcile", app.address))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let report: Value = response.json().await.unwrap();
+    let (status, report) = crate::reconcile::reconcile(app).await;
     assert_eq!(status, 200, "{report}");
     report
-}
-
-async fn requests(server: &MockServer) -> Vec<String> {
-    server
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| match r.url.query() {
-            Some(q) => format!("{} {}?{q}", r.method, r.url.path()),
-            None => format!("{} {}", r.method, r.url.path()),
-        })
-        .collect()
-}
-
-async fn rows(app: &PgApp) -> Vec<(i64, String, Option<String>)> {
-    sqlx::query_as("SELECT number, state, source_commit FROM pull_requests ORDER BY number")
-        .fetch_all(&app.db)
-        .await
-        .unwrap()
-}
-
-async fn announced(app: &PgApp) -> Vec<(i64, String)> {
-    sqlx::query_as(
-        "SELECT number, events FROM outbox WHERE kind = 'pull_request' ORDER BY number, id",
-    )
-    .fetch_all(&app.db)
-    .await
-    .unwrap()
-}
-
-fn cloud_pr(id: i64, commit: &str, updated: &str, participants: Value) -> Value {
-    json!({
-        "id": id, "title": format!("PR {id}"), "state": "OPEN",
-        "author": {"uuid": "{ann}", "display_name": "Ann"},
-        "source": {"branch": {"name": format!("feature-{id}")}, "commit": {"hash": commit}},
-        "destination": {"branch": {"name": "main"},
-                        "repository": {"full_name": "acme/api", "uuid": "{acme-api}"}},
-        "participants": participants,
-        "created_on": "2026-11-01T10:00:00+00:00", "updated_on": updated,
-        "links": {"html": {"href": format!("https://bitbucket.org/acme/api/pull-requests/{id}")}}
-    })
-}
-
-fn reviewer(uuid: &str, state: Value) -> Value {
-    json!({"user": {"uuid": uuid, "display_name": uuid}, "role": "REVIEWER",
-           "approved": state == "approved", "state": state,
-           "participated_on": "2026-11-02T10:00:00+00:00"})
-}
-
-async fn cloud_list(server: &MockServer, values: Vec<Value>) {
-    Mock::given(method("GET"))
-        .and(path("/2.0/repositories/acme/api/pullrequests"))
-        .and(query_param("state", "OPEN"))
-        .and(query_param("pagelen", "50"))
-        .and(query_param("fields", "+values.participants"))
-        .and(header(
-            "Authorization",
-            format!("Bearer {API_TOKEN}").as_str(),
-        ))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"values": values, "pagelen": 50})),
-        )
-        .mount(server)
-        .await;
-}
-
-async fn cloud_statuses(server: &MockServer, hash: &str, values: Vec<Value>) {
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "/2.0/repositories/acme/api/commit/{hash}/statuses"
-        )))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"values": values})))
-        .mount(server)
-        .await;
-}
-
-fn cloud_status(hash: &str, state: &str) -> Value {
-    json!({"key": "ci", "state": state, "name": "CI", "url": "https://ci.example/1",
-           "updated_on": "2026-11-02T11:00:00+00:00", "commit": {"hash": hash}})
-}
-
-async fn reviews(app: &PgApp, number: i64) -> Vec<(String, String, String)> {
-    app.reviews("acme/api", number).await
 }
 
 /// `reconcile::cloud_later_passes_repair_...` on PostgreSQL, then an unchanged pass: the
@@ -143,31 +42,7 @@ async fn reviews(app: &PgApp, number: i64) -> Vec<(String, String, String)> {
 #[tokio::test]
 async fn cloud_backfill_repair_and_an_unchanged_pass() {
     let server = MockServer::start().await;
-    let first = vec![
-        cloud_pr(1, "aaaaaaaaaaaa", "2026-11-02T10:00:00+00:00", json!([])),
-        cloud_pr(
-            2,
-            "bbbbbbbbbbbb",
-            "2026-11-02T10:00:00+00:00",
-            json!([reviewer("{bob}", Value::Null)]),
-        ),
-        cloud_pr(
-            3,
-            "cccccccccccc",
-            "2026-11-02T10:00:00+00:00",
-            json!([reviewer("{bob}", Value::Null)]),
-        ),
-        cloud_pr(4, "dddddddddddd", "2026-11-02T10:00:00+00:00", json!([])),
-    ];
-    cloud_list(&server, first).await;
-    for hash in [
-        "aaaaaaaaaaaa",
-        "bbbbbbbbbbbb",
-        "cccccccccccc",
-        "dddddddddddd",
-    ] {
-        cloud_statuses(&server, hash, vec![]).await;
-    }
+    four_open(&server).await;
     let url = format!("{}/2.0", server.uri());
     let Some(app) = app_with(
         "reconcile",
@@ -210,82 +85,9 @@ async fn cloud_backfill_repair_and_an_unchanged_pass() {
 
     // Meanwhile: #1 merged, #2 approved, #3 needs work, #4 got a commit whose build failed.
     server.reset().await;
-    cloud_list(
-        &server,
-        vec![
-            cloud_pr(
-                2,
-                "bbbbbbbbbbbb",
-                "2026-11-03T10:00:00+00:00",
-                json!([reviewer("{bob}", json!("approved"))]),
-            ),
-            cloud_pr(
-                3,
-                "cccccccccccc",
-                "2026-11-03T10:00:00+00:00",
-                json!([reviewer("{bob}", json!("changes_requested"))]),
-            ),
-            cloud_pr(4, "eeeeeeeeeeee", "2026-11-03T10:00:00+00:00", json!([])),
-        ],
-    )
-    .await;
-    let mut merged = cloud_pr(1, "aaaaaaaaaaaa", "2026-11-03T09:00:00+00:00", json!([]));
-    merged["state"] = json!("MERGED");
-    Mock::given(method("GET"))
-        .and(path("/2.0/repositories/acme/api/pullrequests/1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(merged))
-        .mount(&server)
-        .await;
-    cloud_statuses(
-        &server,
-        "eeeeeeeeeeee",
-        vec![cloud_status(
-            "eeeeeeeeeeee0000111122223333444455556666",
-            "FAILED",
-        )],
-    )
-    .await;
+    repaired(&server).await;
     let report = reconcile(&app).await;
-    let repo = &report["repositories"][0];
-    assert_eq!(
-        (
-            &repo["first_pass"],
-            &repo["updated"],
-            &repo["closed"],
-            &repo["builds"],
-            &repo["requests"]
-        ),
-        (&json!(false), &json!(3), &json!(1), &json!(1), &json!(3))
-    );
-    assert_eq!(
-        rows(&app).await,
-        vec![
-            (1, "MERGED".into(), Some("aaaaaaaaaaaa".into())),
-            (2, "OPEN".into(), Some("bbbbbbbbbbbb".into())),
-            (3, "OPEN".into(), Some("cccccccccccc".into())),
-            (4, "OPEN".into(), Some("eeeeeeeeeeee".into())),
-        ]
-    );
-    assert_eq!(
-        reviews(&app, 2).await,
-        vec![("{bob}".into(), "REVIEWER".into(), "approved".into())]
-    );
-    assert_eq!(
-        reviews(&app, 3).await,
-        vec![(
-            "{bob}".into(),
-            "REVIEWER".into(),
-            "changes_requested".into()
-        )]
-    );
-    assert_eq!(
-        announced(&app).await,
-        vec![
-            (2, "approvals".into()),
-            (3, "changes_requested".into()),
-            (4, "build_failed".into()),
-        ]
-    );
+    assert_repaired(&app, &report).await;
     let pending: Vec<(i64, Option<String>)> = app
         .pending()
         .await
@@ -299,25 +101,7 @@ async fn cloud_backfill_repair_and_an_unchanged_pass() {
 
     // The same answers again: the list only.
     server.reset().await;
-    cloud_list(
-        &server,
-        vec![
-            cloud_pr(
-                2,
-                "bbbbbbbbbbbb",
-                "2026-11-03T10:00:00+00:00",
-                json!([reviewer("{bob}", json!("approved"))]),
-            ),
-            cloud_pr(
-                3,
-                "cccccccccccc",
-                "2026-11-03T10:00:00+00:00",
-                json!([reviewer("{bob}", json!("changes_requested"))]),
-            ),
-            cloud_pr(4, "eeeeeeeeeeee", "2026-11-03T10:00:00+00:00", json!([])),
-        ],
-    )
-    .await;
+    repaired_list(&server).await;
     let report = reconcile(&app).await;
     let repo = &report["repositories"][0];
     assert_eq!(
@@ -338,56 +122,15 @@ async fn cloud_backfill_repair_and_an_unchanged_pass() {
     // The metrics: three passes, 5 + 3 + 1 requests, a last success now (the gauge read
     // from reconciled_repositories).
     let (_, text) = app.get_text("/metrics", None).await;
-    let sample = |series: String| -> String {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(&format!("{series} ")))
-            .unwrap_or_else(|| panic!("{series} in:\n{text}"));
-        line[series.len() + 1..].to_owned()
-    };
-    assert_eq!(
-        sample(format!(
-            "pr_reminder_reconciliation_requests_total{{site=\"{url}\"}}"
-        )),
-        "9"
-    );
-    assert_eq!(
-        sample("pr_reminder_reconciliation_pass_duration_seconds_count".into()),
-        "3"
-    );
-    let last: f64 = sample(format!(
-        "pr_reminder_reconciliation_last_success_timestamp_seconds{{site=\"{url}\"}}"
-    ))
-    .parse()
-    .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    assert!((now - last).abs() < 60.0, "{last} vs {now}");
-    assert!(!text.contains(API_TOKEN), "{text}");
+    assert_reconciliation_metrics(&text, &url, "9", "3");
 
     // The status page: the site's last pass (one repository, one request), and the sweep of
     // the console room (#2 and #4 wait for review, #3 on its author).
-    let swept = app
-        .client
-        .post(format!("{}/sweep", app.address))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let swept = app.post_bearer("/sweep", TOKEN).await;
     assert_eq!(swept.status(), 200);
     let (status, html) = app.get_text("/status", Some(STATUS_TOKEN)).await;
     assert_eq!(status, 200, "{html}");
-    let sites = &html[html.find("<table id=\"sites\">").expect("sites table")..];
-    let sites = &sites[..sites.find("</table>").unwrap()];
-    assert!(sites.contains(&format!("<td>{url}</td>")), "{sites}");
-    assert!(
-        sites.ends_with("<td>1</td><td>1</td></tr></tbody>"),
-        "one repository, one request: {sites}"
-    );
-    let sweeps = &html[html.find("<table id=\"sweeps\">").expect("sweeps table")..];
-    let sweeps = &sweeps[..sweeps.find("</table>").unwrap()];
+    let sweeps = assert_one_site_pass(&html, &url);
     assert!(
         sweeps.contains("<td>http</td><td class=\"posted\">posted</td><td>2</td><td>1</td>")
             && sweeps.contains("<tr><td>console</td>"),
@@ -401,84 +144,20 @@ async fn cloud_backfill_repair_and_an_unchanged_pass() {
 #[tokio::test]
 async fn the_cli_reconciles_into_postgres_and_names_a_failure() {
     let server = MockServer::start().await;
-    cloud_list(
-        &server,
-        vec![cloud_pr(
-            1,
-            "aaaaaaaaaaaa",
-            "2026-11-02T10:00:00+00:00",
-            json!([]),
-        )],
-    )
-    .await;
-    cloud_statuses(
-        &server,
-        "aaaaaaaaaaaa",
-        vec![cloud_status(
-            "aaaaaaaaaaaa0000111122223333444455556666",
-            "SUCCESSFUL",
-        )],
-    )
-    .await;
-    Mock::given(method("GET"))
-        .and(path("/2.0/repositories/acme/web/pullrequests"))
-        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
-            "type": "error",
-            "error": {"message": "Your credentials lack one or more required privilege scopes."}
-        })))
-        .mount(&server)
-        .await;
+    api_and_a_refusing_web(&server).await;
     let Some(database) = pg::fresh_database("clireconcile").await else {
         return;
     };
     let url = format!("{}/2.0", server.uri());
     let cli = |args: &'static [&'static str]| {
         let mut cmd = command(&database);
-        cmd.env("PR_REMINDER_BITBUCKET_KIND", "cloud")
-            .env("PR_REMINDER_BITBUCKET_URL", &url)
-            .env("PR_REMINDER_BITBUCKET_TOKEN", API_TOKEN)
-            .env("PR_REMINDER_BITBUCKET_REPOSITORIES", "acme/api, acme/web")
-            .arg("reconcile")
-            .args(args);
+        reconcile_command(&mut cmd, &url, args);
         output(cmd)
     };
     let (code, stdout, stderr) = cli(&["--repository", "acme/api"]).await;
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
-    assert_eq!(
-        lines[0],
-        format!(
-            "ok      {url} acme/api: 1 open, 1 updated, 0 closed, 1 builds, 2 requests \
-             (first pass: nothing announced)"
-        )
-    );
-    assert!(
-        lines[1].starts_with("1 repositories, 0 failed, 2 requests, "),
-        "{stdout}"
-    );
-    assert!(!stderr.contains("pr-reminder:"), "{stderr}");
-
-    let failure = "HTTP 403 from GET /2.0/repositories/acme/web/pullrequests (the token lacks \
-                   read access to pull requests and repositories): Your credentials lack one \
-                   or more required privilege scopes.";
+    assert_api_went_through(code, &stdout, &stderr, &url);
     let (code, stdout, stderr) = cli(&[]).await;
-    assert_eq!(code, 1, "{stdout}{stderr}");
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(
-        lines[..2],
-        [
-            format!("ok      {url} acme/api: 1 open, 0 updated, 0 closed, 0 builds, 1 requests"),
-            format!("FAILED  {url} acme/web: {failure}"),
-        ]
-    );
-    assert!(
-        stderr
-            .lines()
-            .any(|l| l == format!("pr-reminder: {url} acme/web: {failure}")),
-        "{stderr}"
-    );
-    assert!(!stdout.contains(API_TOKEN) && !stderr.contains(API_TOKEN));
+    assert_web_failed(code, &stdout, &stderr, &url);
 
     let db = PgPoolOptions::new().connect(&database).await.unwrap();
     let stored: Vec<(String, i64, String, Option<String>)> =
@@ -503,49 +182,18 @@ async fn the_cli_reconciles_into_postgres_and_names_a_failure() {
     assert_eq!(passes, [(url.clone(), "acme/api".to_owned(), 1)]);
 }
 
-fn dc_pr(server: &MockServer, id: i64, commit: &str, updated: i64, status: &str) -> Value {
-    json!({
-        "id": id, "title": format!("DC {id}"), "state": "OPEN", "draft": false,
-        "createdDate": 1_700_000_000_000i64, "updatedDate": updated,
-        "fromRef": {"displayId": "feature", "latestCommit": commit,
-                    "repository": {"id": 42, "slug": "api", "project": {"key": "PRJ"}}},
-        "toRef": {"displayId": "main",
-                  "repository": {"id": 42, "slug": "api", "project": {"key": "PRJ"},
-                                 "links": {"self": [{"href": format!("{}/projects/PRJ/repos/api/browse", server.uri())}]}}},
-        "author": {"user": {"id": 1, "name": "ann", "slug": "ann", "displayName": "Ann"},
-                   "role": "AUTHOR", "status": "UNAPPROVED"},
-        "reviewers": [{"user": {"id": 7, "name": "bob", "slug": "bob", "displayName": "Bob"},
-                       "role": "REVIEWER", "status": status}],
-        "participants": [],
-        "links": {"self": [{"href": format!("{}/projects/PRJ/repos/api/pull-requests/{id}", server.uri())}]}
-    })
-}
-
-async fn dc_page(server: &MockServer, values: Vec<Value>) {
-    Mock::given(method("GET"))
-        .and(path("/rest/api/1.0/projects/PRJ/repos/api/pull-requests"))
-        .and(query_param("state", "OPEN"))
-        .and(query_param("start", "0"))
-        .and(query_param("limit", "1000"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"values": values, "isLastPage": true, "start": 0, "limit": 1000, "size": 2}),
-        ))
-        .mount(server)
-        .await;
-}
-
 /// `reconcile::datacenter_a_pr_gone_from_the_list_that_answers_404_is_closed_as_deleted` on
 /// PostgreSQL: Data Center keys, a needs-work verdict read by REST, and a PR the server no
 /// longer knows closed as DELETED, out of pending_reviews.
 #[tokio::test]
 async fn datacenter_a_pr_gone_that_answers_404_is_closed_as_deleted() {
     let server = MockServer::start().await;
-    dc_page(
+    dc_pages(
         &server,
-        vec![
+        vec![vec![
             dc_pr(&server, 1, "aaaa1111", 1_700_000_100_000, "NEEDS_WORK"),
             dc_pr(&server, 2, "bbbb2222", 1_700_000_100_000, "UNAPPROVED"),
-        ],
+        ]],
     )
     .await;
     Mock::given(method("GET"))
@@ -582,15 +230,15 @@ async fn datacenter_a_pr_gone_that_answers_404_is_closed_as_deleted() {
     );
 
     server.reset().await;
-    dc_page(
+    dc_pages(
         &server,
-        vec![dc_pr(
+        vec![vec![dc_pr(
             &server,
             1,
             "aaaa1111",
             1_700_000_100_000,
             "NEEDS_WORK",
-        )],
+        )]],
     )
     .await;
     Mock::given(method("GET"))

@@ -1,134 +1,31 @@
 //! `/reviews` and `/reviews snooze` on PostgreSQL.
 
 use super::*;
-use crate::helpers::{digest_only_route, own_fixture, set_repository, uuid_like, ManualClock};
+use crate::commands::{
+    self, app_settings, carol_sees_4, hipchat_command, link, now, pr, pr4, seed, signed_at, slack,
+    slack_form, HIPCHAT_TOKEN, REPO, SWEEP_TOKEN,
+};
+use crate::helpers::{digest_only_route, ManualClock};
 use crate::lifecycle::{key_of, pr_event};
 use chrono::Duration as Span;
-use hmac::{Hmac, Mac};
-use pr_reminder::config::{
-    CommandSettings, NotifySettings, Room, SecretToken, Sink, SweepSettings, UserMapping,
-};
-use sha2::Sha256;
-
-const HIPCHAT_TOKEN: &str = "hipchat-command-token-0123456789";
-const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
-const SWEEP_TOKEN: &str = "sweep-token-0123456789abcdef";
-const REPO: &str = "acme/payments-api";
-
-fn now() -> DateTime<Utc> {
-    utc(2026, 11, 24, 10, 0) // a Tuesday
-}
+use pr_reminder::config::{Room, SecretToken, Sink};
 
 /// `commands::app` on PostgreSQL: rooms backend (acme/*) and web (web/*), Carol mapped to
 /// carol_r and UCAROL, and PRs #1 (5 h, Bob and Carol asked), #2 (6 h, Carol approved),
 /// #3 (7 h, Carol's own, Dave asks for changes), #4 (30 h, Bob asked), web/site #5.
 async fn app(clock: &ManualClock) -> Option<PgApp> {
-    let notify = NotifySettings {
-        rooms: vec![
-            Room {
-                name: "backend".into(),
-                sink: Sink::HipChat(SecretString::from(
-                    "http://127.0.0.1:9/v2/room/4242/notification?auth_token=x".to_owned(),
-                )),
-            },
-            Room {
-                name: "web".into(),
-                sink: Sink::Slack(SecretString::from("http://127.0.0.1:9/hook".to_owned())),
-            },
-        ],
-        routes: vec![
-            digest_only_route(&["acme/*"], "backend"),
-            digest_only_route(&["web/*"], "web"),
-        ],
-        ..NotifySettings::default()
-    };
-    let commands = CommandSettings {
-        hipchat_token: Some(SecretToken(SecretString::from(HIPCHAT_TOKEN.to_owned()))),
-        slack_signing_secret: Some(SecretToken(SecretString::from(SLACK_SECRET.to_owned()))),
-        users: vec![UserMapping {
-            bitbucket: "carol".into(),
-            hipchat: Some("carol_r".into()),
-            slack: Some("UCAROL".into()),
-        }],
-        ..CommandSettings::default()
-    };
-    let sweep = SweepSettings {
-        token: Some(SecretToken(SecretString::from(SWEEP_TOKEN.to_owned()))),
-        ..SweepSettings::default()
-    };
-    let app = spawn_pg(
-        "reviews",
-        move |s| {
-            s.notify = notify;
-            s.commands = commands;
-            s.sweep = sweep;
-        },
-        clock.clock(),
-    )
-    .await?;
-    let users = own_fixture("users.json");
-    let mut bodies = vec![
-        pr(
-            1,
-            5,
-            &[("bob", "REVIEWER", None), ("carol", "REVIEWER", None)],
-        ),
-        pr(2, 6, &[("carol", "REVIEWER", Some("approved"))]),
-        pr(3, 7, &[("dave", "PARTICIPANT", Some("changes_requested"))]),
-        pr(4, 30, &[("bob", "REVIEWER", None)]),
-        pr(5, 2, &[]),
-    ];
-    bodies[2]["pullrequest"]["author"] = users["carol"].clone();
-    set_repository(&mut bodies[4], "web/site");
-    for body in &bodies {
-        processed(&app, "pullrequest:updated", body).await;
-    }
+    let app = spawn_pg("reviews", app_settings(), clock.clock()).await?;
+    seed(&app).await;
     Some(app)
 }
 
-/// PR `n` of acme/payments-api opened `hours` before `now()`.
-fn pr(n: i64, hours: i64, participants: &[(&str, &str, Option<&str>)]) -> Value {
-    let created = now() - Span::hours(hours);
-    let mut body = pr_event(
-        n,
-        &(created + Span::minutes(1)).to_rfc3339(),
-        "OPEN",
-        &format!("Change {n}"),
-        "abcdef012345",
-        participants,
-    );
-    body["pullrequest"]["created_on"] = json!(created.to_rfc3339());
-    body["pullrequest"]["reviewers"] = json!([]);
-    body
-}
-
-/// `/reviews ...` from HipChat by `mention` in `room` (4242 is backend's id).
+/// `/reviews ...` from HipChat by `mention` in `room` (4242 is backend's id): the answer's
+/// HTML, asserted 200.
 async fn hipchat(app: &PgApp, text: &str, mention: &str, room: &str) -> String {
-    let id = if room == "random" { 777 } else { 4242 };
-    let body = json!({
-        "event": "room_message",
-        "webhook_id": 7,
-        "item": {
-            "message": {"message": text, "from": {"id": 99, "name": "Some One", "mention_name": mention}},
-            "room": {"id": id, "name": room},
-        }
-    });
-    let response = app
-        .client
-        .post(format!("{}/commands/hipchat/{HIPCHAT_TOKEN}", app.address))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let answer: Value = response.json().await.unwrap();
+    let (status, answer) = commands::hipchat(app, HIPCHAT_TOKEN, text, mention, room).await;
     assert_eq!(status, 200, "{text}: {answer}");
     assert_eq!(answer["message_format"], "html");
     answer["message"].as_str().unwrap().to_owned()
-}
-
-fn link(n: i64) -> String {
-    format!("/pull-requests/{n}\">Change {n}</a>")
 }
 
 async fn snoozes(app: &PgApp) -> i64 {
@@ -199,33 +96,8 @@ async fn reviews_lists_what_each_person_can_review() {
     );
 
     // Slack, signed.
-    let form = serde_urlencoded::to_string([
-        ("command", "/reviews"),
-        ("text", ""),
-        ("user_id", "UCAROL"),
-        ("user_name", "carol"),
-        ("channel_id", "C0123"),
-        ("channel_name", "backend"),
-        ("response_url", "https://hooks.slack.com/commands/x"),
-    ])
-    .unwrap();
-    let ts = now().timestamp();
-    let mut mac = Hmac::<Sha256>::new_from_slice(SLACK_SECRET.as_bytes()).unwrap();
-    mac.update(format!("v0:{ts}:{form}").as_bytes());
-    let signature = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
-    let answer: Value = app
-        .client
-        .post(format!("{}/commands/slack", app.address))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("X-Slack-Request-Timestamp", ts.to_string())
-        .header("X-Slack-Signature", signature)
-        .body(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let form = slack_form("UCAROL", "backend", "");
+    let (_, answer) = slack(&app, &signed_at(now().timestamp(), &form), form).await;
     assert_eq!(answer["response_type"], "ephemeral");
     let text = answer["text"].as_str().unwrap();
     assert!(
@@ -295,12 +167,8 @@ async fn snooze_hides_until_a_new_commit_expiry_or_unsnooze() {
 
     // The room's sweep leaves it out too.
     let report: Value = app
-        .client
-        .post(format!("{}/sweep?force=true", app.address))
-        .bearer_auth(SWEEP_TOKEN)
-        .send()
+        .post_bearer("/sweep?force=true", SWEEP_TOKEN)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -324,7 +192,7 @@ async fn snooze_hides_until_a_new_commit_expiry_or_unsnooze() {
     );
     pushed["pullrequest"]["created_on"] = json!((now() - Span::hours(5)).to_rfc3339());
     pushed["pullrequest"]["reviewers"] = json!([]);
-    processed(&app, "pullrequest:updated", &pushed).await;
+    app.processed("pullrequest:updated", &pushed).await;
     assert_eq!(snoozes(&app).await, 0);
     assert!(hipchat(&app, "/reviews", "carol_r", "backend")
         .await
@@ -485,19 +353,10 @@ async fn a_person_on_both_sites_is_the_same_account_as_on_sqlite() {
         }
     });
     let mut answers = Vec::new();
-    for (client, address) in [
-        (&app.client, &app.address),
-        (&sqlite.client, &sqlite.address),
+    for (_, answer) in [
+        hipchat_command(&app, HIPCHAT_TOKEN, &command).await,
+        hipchat_command(&sqlite, HIPCHAT_TOKEN, &command).await,
     ] {
-        let answer: Value = client
-            .post(format!("{address}/commands/hipchat/{HIPCHAT_TOKEN}"))
-            .json(&command)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
         answers.push(answer["message"].as_str().unwrap().to_owned());
     }
     assert_eq!(
@@ -521,34 +380,6 @@ async fn a_person_on_both_sites_is_the_same_account_as_on_sqlite() {
     assert_eq!(on_postgres, on_sqlite, "PostgreSQL: the same account");
 }
 
-/// #4 (30 h old) as Cloud sends it at `minute` past 09:00, with this description.
-fn pr4(
-    minute: i64,
-    description: &str,
-    participants: &[(&str, &str, Option<&str>)],
-    reviewers: &[&str],
-) -> Value {
-    let users = own_fixture("users.json");
-    let mut body = pr_event(
-        4,
-        &(now() - Span::hours(1) + Span::minutes(minute)).to_rfc3339(),
-        "OPEN",
-        "Change 4",
-        "abcdef012345",
-        participants,
-    );
-    body["pullrequest"]["description"] = json!(description);
-    body["pullrequest"]["created_on"] = json!((now() - Span::hours(30)).to_rfc3339());
-    body["pullrequest"]["reviewers"] = reviewers.iter().map(|u| users[*u].clone()).collect();
-    body
-}
-
-async fn carol_sees_4(app: &PgApp) -> bool {
-    hipchat(app, "/reviews", "carol_r", "backend")
-        .await
-        .contains(&link(4))
-}
-
 /// The writer's PostgreSQL statements end a snooze when a reviewer is requested or an
 /// approval withdrawn, and keep it through an event that changes neither.
 #[tokio::test]
@@ -556,16 +387,9 @@ async fn snooze_ends_when_a_reviewer_is_requested_or_an_approval_withdrawn() {
     let clock = ManualClock::frozen(now());
     let Some(app) = app(&clock).await else { return };
     let approved = [("bob", "REVIEWER", Some("approved"))];
-    let deliver = |key: &'static str, body: Value| {
-        let app = &app;
-        async move {
-            let answer = app.deliver_json(key, &uuid_like("wake"), &body).await;
-            assert_eq!(answer.body["status"], "processed", "{}", answer.body);
-        }
-    };
-    deliver(
+    app.processed(
         "pullrequest:approved",
-        pr4(1, "Adds retries.", &approved, &[]),
+        &pr4(1, "Adds retries.", &approved, &[]),
     )
     .await;
     assert!(carol_sees_4(&app).await);
@@ -580,18 +404,18 @@ async fn snooze_ends_when_a_reviewer_is_requested_or_an_approval_withdrawn() {
     assert!(!carol_sees_4(&app).await);
 
     // Only the description changes: still snoozed.
-    deliver(
+    app.processed(
         "pullrequest:updated",
-        pr4(2, "Now with tests.", &approved, &[]),
+        &pr4(2, "Now with tests.", &approved, &[]),
     )
     .await;
     assert_eq!(snoozes(&app).await, 1);
     assert!(!carol_sees_4(&app).await);
 
     // Bob withdraws his approval: the snooze ends.
-    deliver(
+    app.processed(
         "pullrequest:unapproved",
-        pr4(3, "Now with tests.", &[("bob", "REVIEWER", None)], &[]),
+        &pr4(3, "Now with tests.", &[("bob", "REVIEWER", None)], &[]),
     )
     .await;
     assert_eq!(snoozes(&app).await, 0);
@@ -606,15 +430,15 @@ async fn snooze_ends_when_a_reviewer_is_requested_or_an_approval_withdrawn() {
     )
     .await;
     assert!(!carol_sees_4(&app).await);
-    deliver(
+    app.processed(
         "pullrequest:updated",
-        pr4(4, "Now with tests.", &[("bob", "REVIEWER", None)], &[]),
+        &pr4(4, "Now with tests.", &[("bob", "REVIEWER", None)], &[]),
     )
     .await;
     assert_eq!(snoozes(&app).await, 1, "nothing changed");
-    deliver(
+    app.processed(
         "pullrequest:updated",
-        pr4(
+        &pr4(
             5,
             "Now with tests.",
             &[("bob", "REVIEWER", None)],

@@ -1,119 +1,16 @@
 //! `POST /sweep` and `pr-reminder sweep` on PostgreSQL.
 
 use super::*;
-use crate::helpers::{digest_only_route, set_repository, uuid_like, ManualClock};
-use crate::lifecycle::pr_event;
+use crate::helpers::ManualClock;
+use crate::sweep::{digests, fake_room, notify, pr, room_status, send, sweep_settings, TOKEN};
 use chrono::Duration as Span;
-use pr_reminder::config::{NotifySettings, Room, SecretToken, Sink, SweepSettings};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use pr_reminder::config::{NotifySettings, SweepSettings};
 
-const TOKEN: &str = "sweep-token-0123456789abcdef";
-
-fn room(name: &str, fake: &MockServer) -> Room {
-    Room {
-        name: name.into(),
-        sink: Sink::HipChat(SecretString::from(format!(
-            "{}/v2/room/{name}/notification?auth_token=t0k3n",
-            fake.uri()
-        ))),
-    }
-}
-
-async fn fake_room() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&server)
-        .await;
-    server
-}
-
-fn notify(fake: &MockServer) -> NotifySettings {
-    NotifySettings {
-        rooms: vec![room("backend", fake), room("web", fake)],
-        routes: vec![
-            digest_only_route(&["acme/*"], "backend"),
-            digest_only_route(&["web/*"], "web"),
-        ],
-        coalesce: std::time::Duration::from_millis(50),
-        retry_min: std::time::Duration::from_millis(50),
-        room_rate_per_minute: Some(6000),
-        ..NotifySettings::default()
-    }
-}
-
-/// A PR opened at `created` in `repository`.
-fn pr(
-    repository: &str,
-    number: i64,
-    created: DateTime<Utc>,
-    title: &str,
-    state: &str,
-    participants: &[(&str, &str, Option<&str>)],
-) -> Value {
-    let updated = (created + Span::minutes(1)).to_rfc3339();
-    let mut body = pr_event(number, &updated, state, title, "abcdef012345", participants);
-    body["pullrequest"]["created_on"] = json!(created.to_rfc3339());
-    set_repository(&mut body, repository);
-    body["pullrequest"]["links"]["html"]["href"] = json!(format!(
-        "https://bitbucket.org/{repository}/pull-requests/{number}"
-    ));
-    body
-}
-
-async fn send(app: &PgApp, body: &Value) {
-    let answer = app
-        .deliver_json("pullrequest:updated", &uuid_like("sweep"), body)
-        .await;
-    assert_eq!(answer.body["status"], "processed", "{}", answer.body);
-}
-
+/// `POST /sweep{query}` with `TOKEN`, asserted 200: the report.
 async fn sweep(app: &PgApp, query: &str) -> Value {
-    let response = app
-        .client
-        .post(format!("{}/sweep{query}", app.address))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    response.json().await.unwrap()
-}
-
-fn room_status(report: &Value, room: &str) -> (String, Option<String>) {
-    let r = report["rooms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["room"] == room)
-        .unwrap_or_else(|| panic!("{room} in {report}"));
-    (
-        r["status"].as_str().unwrap().to_owned(),
-        r["reason"].as_str().map(str::to_owned),
-    )
-}
-
-/// The digests the fake rooms received: (room, message JSON); exactly `expected`.
-async fn digests(fake: &MockServer, expected: usize) -> Vec<(String, Value)> {
-    let started = Instant::now();
-    loop {
-        let requests = fake.received_requests().await.unwrap();
-        if requests.len() >= expected {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let requests = fake.received_requests().await.unwrap();
-            assert_eq!(requests.len(), expected, "more messages than expected");
-            return requests
-                .iter()
-                .map(|r| {
-                    let room = r.url.path().split('/').nth(3).unwrap().to_owned();
-                    (room, serde_json::from_slice(&r.body).unwrap())
-                })
-                .collect();
-        }
-        assert!(started.elapsed() < PATIENCE, "expected {expected} messages");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (status, report) = crate::sweep::sweep(app, Some(TOKEN), query).await;
+    assert_eq!(status, 200, "{report}");
+    report
 }
 
 /// (room, trigger, forced, outcome, reason, waiting_review, waiting_on_author, digest sent)
@@ -152,10 +49,7 @@ async fn digests_per_room_the_interval_and_concurrent_sweeps() {
         "sweep",
         move |s| {
             s.notify = settings;
-            s.sweep = SweepSettings {
-                token: Some(SecretToken(SecretString::from(TOKEN.to_owned()))),
-                ..SweepSettings::default()
-            };
+            s.sweep = sweep_settings();
         },
         clock.clock(),
     )
@@ -342,10 +236,7 @@ async fn digests_per_room_the_interval_and_concurrent_sweeps() {
 async fn the_cli_sweep_beside_the_service_posts_once() {
     let fake = fake_room().await;
     let every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-    let mut sweep_settings = SweepSettings {
-        token: Some(SecretToken(SecretString::from(TOKEN.to_owned()))),
-        ..SweepSettings::default()
-    };
+    let mut sweep_settings = sweep_settings();
     sweep_settings.calendar.working_days = [true; 7];
     sweep_settings.calendar.quiet_hours = None;
     let min_interval = sweep_settings.min_interval;
@@ -482,9 +373,8 @@ async fn the_built_in_schedule_sweeps_by_itself() {
         move |s| {
             s.notify = settings;
             s.sweep = SweepSettings {
-                token: Some(SecretToken(SecretString::from(TOKEN.to_owned()))),
                 schedule: Some("0 10 * * Mon-Fri".into()),
-                ..SweepSettings::default()
+                ..sweep_settings()
             };
         },
         clock.clock(),

@@ -2,6 +2,7 @@
 //! order and, for the same deliveries, the same rows, and the same answers made from them.
 
 use super::*;
+use crate::commands::hipchat_command;
 
 /// How a value is compared across the two databases: as its text (`CAST(... AS TEXT)`; NULL
 /// stays NULL), except a PostgreSQL boolean, which is compared as the 0/1 SQLite stores for it
@@ -452,22 +453,10 @@ async fn the_same_deliveries_leave_the_same_rows_and_views_as_on_sqlite() {
             "room": {"id": 1, "name": "team"},
         }
     });
-    let mut lists = Vec::new();
-    for (client, address) in [
-        (&app.client, &app.address),
-        (&sqlite.client, &sqlite.address),
-    ] {
-        let answer: Value = client
-            .post(format!("{address}/commands/hipchat/{COMPARISON_TOKEN}"))
-            .json(&command)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        lists.push(answer);
-    }
+    let lists = [
+        hipchat_command(&app, COMPARISON_TOKEN, &command).await.1,
+        hipchat_command(&sqlite, COMPARISON_TOKEN, &command).await.1,
+    ];
     assert_eq!(
         lists[0], lists[1],
         "/reviews all on PostgreSQL (left), on SQLite (right)"
