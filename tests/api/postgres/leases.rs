@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::fake_chat::{hipchat_ok, Fake};
-use crate::helpers::route;
+use crate::helpers::{route, Served};
 use crate::lifecycle::pr_event;
 use pr_reminder::config::{NotifySettings, Room, Sink};
 
@@ -58,7 +58,7 @@ async fn the_lease_is_renewed_between_the_parts_of_a_long_summary() {
     futures_util::future::join_all(
         bodies
             .iter()
-            .map(|body| processed(&app, "pullrequest:created", body)),
+            .map(|body| app.processed("pullrequest:created", body)),
     )
     .await;
     let expires = || async {

@@ -436,9 +436,17 @@ async fn the_same_deliveries_leave_the_same_rows_and_views_as_on_sqlite() {
         assert_eq!(response.status(), 200);
         pages.push(response.text().await.unwrap());
     }
+    // PostgreSQL's page has one table more: which replica sends each room (its own test is
+    // status_page::the_page_names_the_replica_sending_each_room). The rest is the same.
+    let start = pages[0]
+        .find("<h3>Which replica sends each room</h3>")
+        .expect("PostgreSQL's page names the rooms' senders");
+    let end = start + pages[0][start..].find("</table>").expect("its table") + "</table>".len();
+    let without_senders = format!("{}{}", &pages[0][..start], &pages[0][end..]);
+    assert!(!pages[1].contains("Which replica sends each room"));
     assert_eq!(
-        pages[0], pages[1],
-        "the status page on PostgreSQL (left), on SQLite (right)"
+        without_senders, pages[1],
+        "the status page on PostgreSQL (left, without the senders' table), on SQLite (right)"
     );
     assert!(
         pages[0].contains("<td>Bitbucket Data Center</td>"),
