@@ -3,9 +3,10 @@
 
 use super::*;
 use crate::fake_chat::{hipchat_ok, Fake};
-use crate::helpers::{route, Served};
+use crate::helpers::Served;
 use crate::lifecycle::pr_event;
-use pr_reminder::config::{NotifySettings, Room, Sink};
+use crate::notifications::{hipchat, one_room};
+use pr_reminder::config::NotifySettings;
 
 /// A backlog summary of several parts to a slow chat server is one long run of requests: the
 /// lease is renewed between the parts, not only between two looks at the queue. (Found by a
@@ -21,18 +22,11 @@ async fn the_lease_is_renewed_between_the_parts_of_a_long_summary() {
         "lease_summary",
         move |s| {
             s.notify = NotifySettings {
-                rooms: vec![Room {
-                    name: "team".into(),
-                    sink: Sink::HipChat(SecretString::from(url)),
-                }],
-                routes: vec![route(&["*"], "team")],
                 coalesce: Duration::from_secs(3),
-                max_attempts: 3,
                 timeout: Duration::from_secs(5),
                 retry_min: Duration::from_secs(1),
-                retry_max: Duration::from_secs(1),
-                room_rate_per_minute: Some(6000),
-            }
+                ..one_room(hipchat("team", url))
+            };
         },
         Clock::system(),
     )
