@@ -445,11 +445,19 @@ impl Settings {
     }
 
     /// The `PR_REMINDER_*` variables in `env` that are no setting of ours (a typo such as
-    /// `PR_REMINDER_WEBHOOK_SECRETS`): ignored, and worth a warning at start.
+    /// `PR_REMINDER_WEBHOOK_SECRETS`): ignored, and worth a warning at start. The repository's
+    /// own tools' variables (`PR_REMINDER_TEST_*` and `PR_REMINDER_PG_*` of the tests'
+    /// PostgreSQL, `PR_REMINDER_BIN`, `PR_REMINDER_SHARED_FIXTURES`) are not settings either,
+    /// but no typo: a service started from a test or a benchmark inherits them.
     pub fn unknown_variables(env: &HashMap<String, String>) -> Vec<String> {
+        let tooling = |k: &str| {
+            k.starts_with("PR_REMINDER_TEST_")
+                || k.starts_with("PR_REMINDER_PG_")
+                || matches!(k, "PR_REMINDER_BIN" | "PR_REMINDER_SHARED_FIXTURES")
+        };
         let mut unknown: Vec<String> = env
             .keys()
-            .filter(|k| k.starts_with(ENV_PREFIX) && !is_setting_variable(k))
+            .filter(|k| k.starts_with(ENV_PREFIX) && !is_setting_variable(k) && !tooling(k))
             .cloned()
             .collect();
         unknown.sort();
@@ -1355,6 +1363,8 @@ mod tests {
             ("PR_REMINDER_SLACK_WEBHOOK_URL", " "),
             ("PR_REMINDER_BITBUCKET_KIND", ""),
             ("PR_REMINDER_WEBHOOK_SECRETS", "a-typo"),
+            ("PR_REMINDER_TEST_POSTGRES", "postgres://u:p@127.0.0.1:55433/postgres"),
+            ("PR_REMINDER_PG_PORT", "55433"),
         ]);
         let s = Settings::load(None, &quiet, false).unwrap();
         assert!(matches!(s.signature, SignaturePolicy::Demo));
