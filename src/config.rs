@@ -1363,7 +1363,10 @@ mod tests {
             ("PR_REMINDER_SLACK_WEBHOOK_URL", " "),
             ("PR_REMINDER_BITBUCKET_KIND", ""),
             ("PR_REMINDER_WEBHOOK_SECRETS", "a-typo"),
-            ("PR_REMINDER_TEST_POSTGRES", "postgres://u:p@127.0.0.1:55433/postgres"),
+            (
+                "PR_REMINDER_TEST_POSTGRES",
+                "postgres://u:p@127.0.0.1:55433/postgres",
+            ),
             ("PR_REMINDER_PG_PORT", "55433"),
         ]);
         let s = Settings::load(None, &quiet, false).unwrap();
