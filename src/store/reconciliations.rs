@@ -126,9 +126,11 @@ pub async fn open_pull_requests(
 pub async fn seen(db: &Db, site: &str, full_name: &str) -> anyhow::Result<bool> {
     // Whether a row exists; its column is not read (PostgreSQL's `1` is an INT4, SQLite's an
     // INTEGER: no Rust type decodes both).
-    let found = on_pool!(db, pool => sqlx::query(
-        "SELECT 1 FROM reconciled_repositories WHERE site = $1 AND full_name = $2",
-    )
+    let sql = format!(
+        "SELECT 1 FROM reconciled_repositories WHERE site = $1 AND {}",
+        db.nocase_eq("full_name", "$2")
+    );
+    let found = on_pool!(db, pool => sqlx::query(&sql)
     .bind(site)
     .bind(full_name)
     .fetch_optional(pool)
@@ -146,13 +148,21 @@ pub async fn record_pass(
     at: &Timestamp,
     requests: u64,
 ) -> anyhow::Result<()> {
-    on_pool!(db, pool => sqlx::query(
+    // One row per repository whatever the case of its name: SQLite's key is NOCASE, PostgreSQL's
+    // unique index is on lower(full_name).
+    let sql = format!(
         "INSERT INTO reconciled_repositories (site, full_name, first_pass_on, last_pass_on,
                                               last_requests)
          VALUES ($1, $2, $3, $3, $4)
-         ON CONFLICT (site, full_name) DO UPDATE SET
+         ON CONFLICT (site, {}) DO UPDATE SET
              last_pass_on = excluded.last_pass_on, last_requests = excluded.last_requests",
-    )
+        if db.is_postgres() {
+            "lower(full_name)"
+        } else {
+            "full_name"
+        }
+    );
+    on_pool!(db, pool => sqlx::query(&sql)
     .bind(site)
     .bind(full_name)
     .bind(at.as_str())

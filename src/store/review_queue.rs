@@ -249,11 +249,10 @@ pub async fn fill_details<'a>(
            JOIN reviews r ON r.repository_key = p.repository_key AND r.number = p.number
            LEFT JOIN users u ON u.user_key = r.user_key
           WHERE (r.state <> 'none' OR r.role = 'REVIEWER') AND r.user_key <> p.author
-          ORDER BY r.state_on{}, r.user_key",
-        db.json_rows(1),
-        // A verdict without a date (Data Center dates only the acting reviewer's) comes first,
-        // as SQLite orders NULL; PostgreSQL puts NULL last unless told.
-        if db.is_postgres() { " NULLS FIRST" } else { "" }
+          ORDER BY r.state_on NULLS FIRST, r.user_key",
+        // A verdict without a date (Data Center dates only the acting reviewer's) comes first:
+        // SQLite's default, said outright for PostgreSQL.
+        db.json_rows(1)
     );
     let people: Vec<Person> = on_pool!(db, pool => sqlx::query_as(&sql)
     .bind(&keys)

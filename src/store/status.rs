@@ -70,21 +70,14 @@ pub struct LastDelivery {
 pub async fn last_deliveries(db: &Db) -> anyhow::Result<Vec<LastDelivery>> {
     const ONE: &str = "SELECT flavour, received_at, event_key, outcome, reason, repository,
                               pr_number
-                         FROM deliveries WHERE flavour = ?{} ORDER BY id DESC LIMIT 1";
-    let sql = if db.is_postgres() {
-        // PostgreSQL numbers parameters `$N` only, and names every sub-select in FROM.
-        format!(
-            "SELECT * FROM ({}) AS cloud UNION ALL SELECT * FROM ({}) AS datacenter",
-            ONE.replace("?{}", "$1"),
-            ONE.replace("?{}", "$2")
-        )
-    } else {
-        format!(
-            "SELECT * FROM ({}) UNION ALL SELECT * FROM ({})",
-            ONE.replace("{}", "1"),
-            ONE.replace("{}", "2")
-        )
-    };
+                         FROM deliveries WHERE flavour = {} ORDER BY id DESC LIMIT 1";
+    // One text for both databases: `$N` parameters, and every sub-select in FROM named
+    // (PostgreSQL requires it).
+    let sql = format!(
+        "SELECT * FROM ({}) AS cloud UNION ALL SELECT * FROM ({}) AS datacenter",
+        ONE.replace("{}", "$1"),
+        ONE.replace("{}", "$2")
+    );
     on_pool!(db, pool => sqlx::query_as(&sql)
     .bind("cloud")
     .bind("datacenter")

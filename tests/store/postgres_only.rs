@@ -110,3 +110,40 @@ async fn a_tls_connection_string_connects_over_tls() {
     .unwrap();
     assert!(tls_sessions >= 1, "no TLS session of pr-reminder");
 }
+
+/// A repository's reconciliation record is one row whatever the case of its name, as SQLite's
+/// NOCASE key makes it: a pass over `PRJ/API` after one over `prj/api` is not a first pass, and
+/// records into the same row.
+#[tokio::test]
+async fn a_repository_name_in_another_case_is_the_same_reconciled_repository() {
+    use pr_reminder::domain::Timestamp;
+    use pr_reminder::store::reconciliations::{record_pass, seen};
+
+    let Some(url) = crate::postgres::fresh_database("nocase").await else {
+        return;
+    };
+    let db = store::connect(&Database::Postgres(url.clone().into()), "full")
+        .await
+        .unwrap();
+    let at = |s: &str| Timestamp::parse(s).unwrap();
+    let site = "https://bitbucket.example";
+    assert!(!seen(&db, site, "prj/api").await.unwrap());
+    record_pass(&db, site, "prj/api", &at("2026-11-30T10:00:00.000000Z"), 3)
+        .await
+        .unwrap();
+    assert!(seen(&db, site, "PRJ/API").await.unwrap());
+    record_pass(&db, site, "PRJ/API", &at("2026-11-30T11:00:00.000000Z"), 1)
+        .await
+        .expect("the same row, not a second one");
+    let pool = PgPool::connect(&url).await.unwrap();
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT full_name, last_pass_on, last_requests FROM reconciled_repositories",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![("prj/api".into(), "2026-11-30T11:00:00.000000Z".into(), 1)]
+    );
+}
