@@ -134,6 +134,22 @@ async fn cloud_app(server: &MockServer, repositories: &[&str]) -> TestApp {
     .await
 }
 
+/// acme/api at the fake `server` lists one open PR, #1 on commit `aaaaaaaaaaaa`, without builds.
+async fn one_open_pr(server: &MockServer) {
+    cloud_list(
+        server,
+        "acme/api",
+        vec![cloud_pr(
+            1,
+            "aaaaaaaaaaaa",
+            "2026-11-02T10:00:00+00:00",
+            json!([]),
+        )],
+    )
+    .await;
+    cloud_statuses(server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
+}
+
 /// The statuses of the 12-digit commit `short`: one failed CI build on its full hash.
 pub(crate) async fn failed_build(server: &MockServer, repo: &str, short: &str) {
     let full = format!("{short}0000111122223333444455556666");
@@ -931,18 +947,7 @@ async fn datacenter_missed_needs_work_and_a_build_failure_seen_only_by_rest() {
 #[tokio::test]
 async fn poll_only_starts_polls_and_refuses_deliveries() {
     let server = MockServer::start().await;
-    cloud_list(
-        &server,
-        "acme/api",
-        vec![cloud_pr(
-            1,
-            "aaaaaaaaaaaa",
-            "2026-11-02T10:00:00+00:00",
-            json!([]),
-        )],
-    )
-    .await;
-    cloud_statuses(&server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
+    one_open_pr(&server).await;
     let mut polled = site(
         Flavour::Cloud,
         format!("{}/2.0", server.uri()),
@@ -1002,18 +1007,7 @@ async fn a_5xx_is_retried_then_reported_and_the_pass_changes_nothing() {
     use pr_reminder::bitbucket::rest::RetryPolicy;
 
     let server = MockServer::start().await;
-    cloud_list(
-        &server,
-        "acme/api",
-        vec![cloud_pr(
-            1,
-            "aaaaaaaaaaaa",
-            "2026-11-02T10:00:00+00:00",
-            json!([]),
-        )],
-    )
-    .await;
-    cloud_statuses(&server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
+    one_open_pr(&server).await;
     let app = cloud_app(&server, &["acme/api"]).await;
     assert_eq!(reconcile(&app).await.0, 200);
 
@@ -1145,18 +1139,7 @@ async fn cloud_workspace_glob_lists_every_page_of_repositories() {
         .with_priority(2)
         .mount(&server)
         .await;
-    cloud_list(
-        &server,
-        "acme/api",
-        vec![cloud_pr(
-            1,
-            "aaaaaaaaaaaa",
-            "2026-11-02T10:00:00+00:00",
-            json!([]),
-        )],
-    )
-    .await;
-    cloud_statuses(&server, "acme/api", "aaaaaaaaaaaa", vec![]).await;
+    one_open_pr(&server).await;
     cloud_list(&server, "acme/web", vec![]).await;
     let app = cloud_app(&server, &["acme/*"]).await;
 
