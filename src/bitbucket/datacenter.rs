@@ -42,6 +42,30 @@ const PR_KEYS: &[&str] = &[
 /// The "Test connection" button.
 pub const PING_KEY: &str = "diagnostics:ping";
 
+/// Event keys only Data Center sends besides `pr:*`, `diagnostics:*` and `mirror:*`
+/// (Atlassian's "Event payload" page for Data Center, confluence.atlassian.com/bitbucketserver/
+/// event-payload-938025882.html: repository, mirror and project events). Cloud's repository keys
+/// are spelled otherwise (`repo:push`, `repo:fork`, `repo:updated`).
+const OTHER_KEYS: &[&str] = &[
+    "repo:refs_changed",
+    "repo:modified",
+    "repo:forked",
+    "repo:comment:added",
+    "repo:comment:edited",
+    "repo:comment:deleted",
+    "repo:secret_detected",
+    "project:modified",
+];
+
+/// Whether only Data Center sends `event_key` (`pr:*`, `diagnostics:*`, `mirror:*` and the
+/// repository and project keys Cloud spells otherwise).
+pub fn sends_only(event_key: &str) -> bool {
+    ["pr:", "diagnostics:", "mirror:"]
+        .iter()
+        .any(|prefix| event_key.starts_with(prefix))
+        || OTHER_KEYS.contains(&event_key)
+}
+
 /// The Data Center event keys pr-reminder acts on.
 pub fn handles(event_key: &str) -> bool {
     PR_KEYS.contains(&event_key)

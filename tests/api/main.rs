@@ -10,6 +10,7 @@ mod errors;
 mod fake_chat;
 mod fixtures;
 mod helpers;
+mod identity;
 mod lifecycle;
 mod metrics;
 mod notifications;

@@ -36,6 +36,7 @@ mod backlog;
 mod binary;
 mod builds;
 mod datacenter;
+mod identity;
 mod leases;
 mod metrics;
 mod outbox_cli;
