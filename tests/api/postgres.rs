@@ -35,6 +35,7 @@ mod pg;
 mod backlog;
 mod binary;
 mod builds;
+mod chats;
 mod datacenter;
 mod identity;
 mod leases;
