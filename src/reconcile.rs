@@ -7,7 +7,8 @@
 //! 2. fetches the build statuses of source commits no pass fetched before, or whose build was
 //!    still running;
 //! 3. fetches, one by one, the PRs stored as open that the list no longer has (merged, declined,
-//!    deleted);
+//!    deleted); on Data Center a PR stored under several identities of the server (its site's,
+//!    another base URL of it, `unknown`) is fetched once and closed under each;
 //! 4. only when all of that answered, submits every snapshot that differs from what is stored
 //!    to the writer, like a delivery (`Submission::reconciliation`): the same ordering rule
 //!    applies, so an answer older than a delivery already stored changes nothing.
@@ -17,6 +18,7 @@
 //! 404, 5xx after retries) is left untouched and reported; the others go on.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -24,8 +26,9 @@ use serde::Serialize;
 
 use crate::bitbucket::rest::datacenter::BuildEndpoint;
 use crate::bitbucket::rest::{self, Api, Requests, RestError, RetryPolicy, MAX_IN_FLIGHT};
+use crate::bitbucket::servers::DataCenterServers;
 use crate::clock::Clock;
-use crate::config::Site;
+use crate::config::{server_name, Site};
 use crate::domain::{
     Change, CommitStatus, Flavour, PrState, PullRequest, Repository, RepositoryKey, Submission,
     Timestamp, User,
@@ -172,12 +175,24 @@ struct SiteClient {
     builds: BuildEndpoint,
 }
 
+/// A PR stored as open, under the key the site's answers give it (`canonical`), which may differ
+/// from the key it is stored under (another identity of the same server).
+struct Stored<'a> {
+    canonical: RepositoryKey,
+    pr: &'a OpenPr,
+}
+
 /// Runs passes over the configured sites. One per service (and one per CLI run).
 pub struct Reconciler {
     sites: Vec<SiteClient>,
+    /// The configured Data Center servers (which identities are which site's).
+    servers: DataCenterServers,
     db: Db,
     writer: Writer,
     clock: Clock,
+    /// (site, base URL) pairs already warned about: Bitbucket's links name a base URL that is
+    /// neither the site's `url` nor one of its `aliases`. Said once per process.
+    warned: Mutex<HashSet<(String, String)>>,
 }
 
 impl Reconciler {
@@ -190,6 +205,7 @@ impl Reconciler {
         clock: Clock,
         retry: RetryPolicy,
     ) -> anyhow::Result<Self> {
+        let sites_config = sites;
         let sites = sites
             .iter()
             .map(|site| {
@@ -202,9 +218,11 @@ impl Reconciler {
             .collect::<anyhow::Result<_>>()?;
         Ok(Reconciler {
             sites,
+            servers: DataCenterServers::from_sites(sites_config),
             db,
             writer,
             clock,
+            warned: Mutex::new(HashSet::new()),
         })
     }
 
@@ -401,21 +419,48 @@ impl Reconciler {
         let server = sc.site.server();
         let first_pass = !reconciliations::seen(&self.db, site, full_name).await?;
         let prefix = match sc.site.kind {
-            Flavour::Cloud => "cloud/".to_owned(),
-            Flavour::DataCenter => format!("datacenter/{server}/"),
+            Flavour::Cloud => "cloud/",
+            Flavour::DataCenter => "datacenter/",
         };
-        let stored = reconciliations::open_pull_requests(&self.db, &prefix, full_name).await?;
+        let stored = reconciliations::open_pull_requests(&self.db, prefix, full_name).await?;
+        // Every key a PR of this repository is stored under: on Data Center the site's own and
+        // any other identity no other site claims (another base URL of the same server, or
+        // `unknown`), each with the key the site's answers give it.
+        let stored: Vec<Stored> = stored
+            .iter()
+            .filter_map(|pr| {
+                let canonical = match pr.repository.key.datacenter_parts() {
+                    None => pr.repository.key.clone(),
+                    Some((other, id)) => {
+                        let claimed = self.servers.site_of(other).map(|k| k.server.as_str());
+                        if claimed.is_some_and(|s| s != server) {
+                            return None;
+                        }
+                        RepositoryKey::datacenter(&server, id)
+                    }
+                };
+                Some(Stored { canonical, pr })
+            })
+            .collect();
 
         // 1. The open PRs.
-        let open = match sc.site.kind {
-            Flavour::Cloud => rest::cloud::open_pull_requests(&sc.api, full_name, requests).await?,
+        let (open, base_url) = match sc.site.kind {
+            Flavour::Cloud => (
+                rest::cloud::open_pull_requests(&sc.api, full_name, requests).await?,
+                None,
+            ),
             Flavour::DataCenter => {
                 rest::datacenter::open_pull_requests(&sc.api, &server, full_name, requests).await?
             }
         };
+        if let Some(base) = &base_url {
+            self.check_base_url(sc, base);
+        }
+        // The snapshots to compare with: those stored under the key the answers give.
         let stored_by: HashMap<(&RepositoryKey, i64), &OpenPr> = stored
             .iter()
-            .map(|s| ((&s.repository.key, s.number), s))
+            .filter(|s| s.canonical == s.pr.repository.key)
+            .map(|s| ((&s.pr.repository.key, s.pr.number), s.pr))
             .collect();
         let listed: HashSet<(RepositoryKey, i64)> = open
             .iter()
@@ -467,30 +512,45 @@ impl Reconciler {
             .await?;
         let statuses: Vec<CommitStatus> = statuses.into_iter().flatten().collect();
 
-        // 3. PRs stored as open that the list no longer has: their real state.
+        // 3. PRs stored as open that the list no longer has: their real state, fetched once
+        //    per PR and written under every key the PR is stored under.
         let now = self.clock.timestamp();
         let mut closed = Vec::new();
+        let mut fetched: HashMap<(RepositoryKey, i64), Option<PullRequest>> = HashMap::new();
         for gone in stored
             .iter()
-            .filter(|s| !listed.contains(&(s.repository.key.clone(), s.number)))
+            .filter(|s| !listed.contains(&(s.canonical.clone(), s.pr.number)))
         {
-            let fetched = match sc.site.kind {
-                Flavour::Cloud => {
-                    rest::cloud::pull_request(&sc.api, full_name, gone.number, requests).await?
-                }
-                Flavour::DataCenter => {
-                    rest::datacenter::pull_request(
-                        &sc.api,
-                        &server,
-                        full_name,
-                        gone.number,
-                        requests,
-                    )
-                    .await?
+            let number = gone.pr.number;
+            let answer = match fetched.get(&(gone.canonical.clone(), number)) {
+                Some(answer) => answer.clone(),
+                None => {
+                    let answer = match sc.site.kind {
+                        Flavour::Cloud => {
+                            rest::cloud::pull_request(&sc.api, full_name, number, requests).await?
+                        }
+                        Flavour::DataCenter => {
+                            rest::datacenter::pull_request(
+                                &sc.api, &server, full_name, number, requests,
+                            )
+                            .await?
+                        }
+                    };
+                    fetched.insert((gone.canonical.clone(), number), answer.clone());
+                    answer
                 }
             };
-            closed.push(fetched.unwrap_or_else(|| deleted(gone, &now)));
+            let snapshot = match (answer, gone.pr.repository.key.datacenter_parts()) {
+                (Some(pr), Some((stored_under, _))) => pr.on_server(stored_under),
+                (Some(pr), None) => pr,
+                (None, _) => deleted(gone.pr, &now),
+            };
+            closed.push(snapshot);
         }
+        let closed_count = fetched
+            .values()
+            .filter(|answer| answer.as_ref().map_or(true, |pr| pr.state != PrState::Open))
+            .count();
 
         // 4. Everything answered: submit what differs.
         let announce = !first_pass;
@@ -503,7 +563,6 @@ impl Reconciler {
             })
             .collect();
         let updated = changed.len();
-        let closed_count = closed.iter().filter(|p| p.state != PrState::Open).count();
         let prs: Vec<Change> = changed
             .into_iter()
             .chain(closed)
@@ -545,7 +604,15 @@ impl Reconciler {
                 .collect();
             reconciliations::mark_commits_checked(&self.db, key, &fetched, &now).await?;
         }
-        reconciliations::record_pass(&self.db, site, full_name, &now, requests.get()).await?;
+        reconciliations::record_pass(
+            &self.db,
+            site,
+            full_name,
+            &now,
+            requests.get(),
+            base_url.as_deref(),
+        )
+        .await?;
         Ok(RepositoryReport {
             site: site.to_owned(),
             repository: full_name.to_owned(),
@@ -559,6 +626,40 @@ impl Reconciler {
             http_status: None,
             error: None,
         })
+    }
+
+    /// Warns (once per site and base URL) when Bitbucket's links name a base URL that is neither
+    /// the site's `url` nor one of its `aliases`: deliveries whose links name it are stored as
+    /// another server, and each of its PRs twice.
+    fn check_base_url(&self, sc: &SiteClient, base: &str) {
+        let Some(linked) = reqwest::Url::parse(base)
+            .ok()
+            .as_ref()
+            .and_then(server_name)
+        else {
+            return;
+        };
+        let named = self
+            .servers
+            .site_of(&linked)
+            .is_some_and(|k| k.server == sc.site.server());
+        if named {
+            return;
+        }
+        let first = self.warned.lock().map_or(true, |mut w| {
+            w.insert((sc.site.name().to_owned(), base.to_owned()))
+        });
+        if first {
+            tracing::warn!(
+                site = sc.site.name(),
+                base_url = base,
+                "Bitbucket at {} writes {base} in its links, which is neither the site's url nor one \
+                 of its aliases: deliveries whose links name it are stored as another server \
+                 ({linked}), and their pull requests twice. If it is this server, add \"{base}\" \
+                 to the site's aliases",
+                sc.site.name()
+            );
+        }
     }
 
     /// Hands `changes` to the writer, a chunk at a time, and waits for their commits.

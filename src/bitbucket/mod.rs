@@ -6,6 +6,7 @@
 pub mod cloud;
 pub mod datacenter;
 pub mod rest;
+pub mod servers;
 
 use crate::domain::{Delivery, Flavour, Outcome, Timestamp};
 
@@ -137,19 +138,38 @@ pub(crate) fn from_slice<'de, T: serde::Deserialize<'de>>(
     Ok(value)
 }
 
-/// Interprets one delivery by its flavour and event key.
+/// Interprets one delivery by its flavour and event key, with no Data Center server configured
+/// (each Data Center payload is its links' server; see `parse_with`).
 pub fn parse(
     flavour: Flavour,
     event_key: &str,
     body: &[u8],
     received_at: &Timestamp,
 ) -> Result<Parsed, PayloadError> {
+    parse_with(
+        flavour,
+        event_key,
+        body,
+        received_at,
+        &servers::DataCenterServers::default(),
+    )
+}
+
+/// Interprets one delivery by its flavour and event key; `servers` says which Data Center server
+/// a Data Center payload belongs to (`servers::DataCenterServers::resolve`).
+pub fn parse_with(
+    flavour: Flavour,
+    event_key: &str,
+    body: &[u8],
+    received_at: &Timestamp,
+    servers: &servers::DataCenterServers,
+) -> Result<Parsed, PayloadError> {
     match flavour {
         Flavour::Cloud if cloud::handles(event_key) => {
             return cloud::parse(event_key, body, received_at)
         }
         Flavour::DataCenter if datacenter::handles(event_key) => {
-            return datacenter::parse(event_key, body)
+            return datacenter::parse(event_key, body, servers)
         }
         _ => {}
     }

@@ -65,7 +65,7 @@ fn stored_time(text: &str) -> anyhow::Result<Timestamp> {
 }
 
 /// The pull requests stored as open in the repository called `full_name` (any case) whose key
-/// starts with `key_prefix` (`cloud/`, or `datacenter/{server}/` for one Data Center site).
+/// starts with `key_prefix` (`cloud/`, `datacenter/`, or `datacenter/{server}/` for one server).
 pub async fn open_pull_requests(
     db: &Db,
     key_prefix: &str,
@@ -140,22 +140,25 @@ pub async fn seen(db: &Db, site: &str, full_name: &str) -> anyhow::Result<bool> 
     Ok(found)
 }
 
-/// Records a successful pass over `full_name` on `site` at `at`, which used `requests`.
+/// Records a successful pass over `full_name` on `site` at `at`, which used `requests`;
+/// `base_url`: the base URL Bitbucket's links named in its answers (Data Center), if any.
 pub async fn record_pass(
     db: &Db,
     site: &str,
     full_name: &str,
     at: &Timestamp,
     requests: u64,
+    base_url: Option<&str>,
 ) -> anyhow::Result<()> {
     // One row per repository whatever the case of its name: SQLite's key is NOCASE, PostgreSQL's
     // unique index is on lower(full_name).
     let sql = format!(
         "INSERT INTO reconciled_repositories (site, full_name, first_pass_on, last_pass_on,
-                                              last_requests)
-         VALUES ($1, $2, $3, $3, $4)
+                                              last_requests, base_url)
+         VALUES ($1, $2, $3, $3, $4, $5)
          ON CONFLICT (site, {}) DO UPDATE SET
-             last_pass_on = excluded.last_pass_on, last_requests = excluded.last_requests",
+             last_pass_on = excluded.last_pass_on, last_requests = excluded.last_requests,
+             base_url = coalesce(excluded.base_url, reconciled_repositories.base_url)",
         if db.is_postgres() {
             "lower(full_name)"
         } else {
@@ -167,6 +170,7 @@ pub async fn record_pass(
     .bind(full_name)
     .bind(at.as_str())
     .bind(i64::try_from(requests).unwrap_or(i64::MAX))
+    .bind(base_url)
     .execute(pool)
     .await.map(|r| r.rows_affected()))
     .context("recording a reconciliation pass")?;

@@ -68,6 +68,12 @@ struct PgApp {
 /// printed).
 async fn spawn_pg(label: &str, adjust: impl FnOnce(&mut Settings), clock: Clock) -> Option<PgApp> {
     let url = pg::fresh_database(label).await?;
+    Some(spawn_pg_at(url, adjust, clock).await)
+}
+
+/// The application on the PostgreSQL database `url` (migrated at start): another start on the
+/// database of a running app, or on one a test wrote.
+async fn spawn_pg_at(url: String, adjust: impl FnOnce(&mut Settings), clock: Clock) -> PgApp {
     let mut settings = Settings::with_defaults(SignaturePolicy::Verify(vec![SecretString::from(
         SECRET.to_owned(),
     )]));
@@ -84,12 +90,12 @@ async fn spawn_pg(label: &str, adjust: impl FnOnce(&mut Settings), clock: Clock)
         .connect(&url)
         .await
         .expect("the test's own connection");
-    Some(PgApp {
+    PgApp {
         address,
         db,
         url,
         client: reqwest::Client::new(),
-    })
+    }
 }
 
 impl PgApp {
