@@ -15,7 +15,9 @@
 //!
 //! The first pass over a repository announces nothing (a backfill of thirty old PRs is not news);
 //! later passes announce what they find as webhooks would. A repository that fails (401, 403,
-//! 404, 5xx after retries) is left untouched and reported; the others go on.
+//! 404, 5xx after retries) is left untouched and reported; the others go on. One whose list has
+//! answered 404 on every pass for a day (`GONE_AFTER`) was deleted: its open PRs are closed as
+//! deleted (401 and 403 never close anything).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -38,6 +40,11 @@ use crate::store::{Db, WriteError, Writer};
 
 /// Submissions handed to the writer at once (its queue holds 8,192).
 const SUBMIT_CHUNK: usize = 256;
+
+/// How long a repository's pull-request list must have answered 404 (on every pass since) before
+/// its open PRs are closed as deleted: a day, so that a repository moved and configured again,
+/// or a short-lived permission mistake, closes nothing.
+pub const GONE_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// What to reconcile: every configured repository, or those of one site, or one repository.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -163,6 +170,9 @@ impl RepositoryReport {
 enum PassError {
     #[error(transparent)]
     Rest(#[from] RestError),
+    /// The repository's pull-request list answered 404: it is gone, or the token cannot see it.
+    #[error(transparent)]
+    NotFound(RestError),
     #[error("the database: {0:#}")]
     Store(#[from] anyhow::Error),
     #[error("the writer did not take the changes: {0}")]
@@ -351,6 +361,25 @@ impl Reconciler {
                         Ok(list) => {
                             listed.add(requests.get());
                             list.into_iter().for_each(&mut push);
+                            // A repository the listing no longer has, whose PRs are stored as
+                            // open, is asked for too: a deleted one answers 404, and its PRs
+                            // are closed once it has for a day.
+                            let prefix = match sc.site.kind {
+                                Flavour::Cloud => "cloud/".to_owned(),
+                                Flavour::DataCenter => format!("datacenter/{}/", sc.site.server()),
+                            };
+                            match reconciliations::owner_repositories_with_open_prs(
+                                &self.db,
+                                &prefix,
+                                &selector.owner,
+                            )
+                            .await
+                            {
+                                Ok(stored) => stored.into_iter().for_each(&mut push),
+                                Err(err) => {
+                                    tracing::warn!(error = %format!("{err:#}"), "cannot read the stored repositories of {selector}")
+                                }
+                            }
                         }
                         Err(err) => {
                             tracing::warn!(site = sc.site.name(), repository = %selector, error = %err, "cannot list repositories");
@@ -387,9 +416,16 @@ impl Reconciler {
                 );
                 report
             }
+            Err(PassError::NotFound(err)) => {
+                let report = self.not_found(sc, &full_name, &err).await;
+                RepositoryReport {
+                    requests: requests.get(),
+                    ..report
+                }
+            }
             Err(err) => {
                 let status = match &err {
-                    PassError::Rest(e) => e.status,
+                    PassError::Rest(e) | PassError::NotFound(e) => e.status,
                     _ => None,
                 };
                 tracing::warn!(error = %err, "repository not reconciled; its state is untouched");
@@ -423,35 +459,21 @@ impl Reconciler {
             Flavour::DataCenter => "datacenter/",
         };
         let stored = reconciliations::open_pull_requests(&self.db, prefix, full_name).await?;
-        // Every key a PR of this repository is stored under: on Data Center the site's own and
-        // any other identity no other site claims (another base URL of the same server, or
-        // `unknown`), each with the key the site's answers give it.
-        let stored: Vec<Stored> = stored
-            .iter()
-            .filter_map(|pr| {
-                let canonical = match pr.repository.key.datacenter_parts() {
-                    None => pr.repository.key.clone(),
-                    Some((other, id)) => {
-                        let claimed = self.servers.site_of(other).map(|k| k.server.as_str());
-                        if claimed.is_some_and(|s| s != server) {
-                            return None;
-                        }
-                        RepositoryKey::datacenter(&server, id)
-                    }
-                };
-                Some(Stored { canonical, pr })
-            })
-            .collect();
+        let stored = self.stored_under_every_key(sc, &stored);
 
         // 1. The open PRs.
-        let (open, base_url) = match sc.site.kind {
-            Flavour::Cloud => (
-                rest::cloud::open_pull_requests(&sc.api, full_name, requests).await?,
-                None,
-            ),
+        let listed = match sc.site.kind {
+            Flavour::Cloud => rest::cloud::open_pull_requests(&sc.api, full_name, requests)
+                .await
+                .map(|open| (open, None)),
             Flavour::DataCenter => {
-                rest::datacenter::open_pull_requests(&sc.api, &server, full_name, requests).await?
+                rest::datacenter::open_pull_requests(&sc.api, &server, full_name, requests).await
             }
+        };
+        let (open, base_url) = match listed {
+            Ok(listed) => listed,
+            Err(err) if err.status == Some(404) => return Err(PassError::NotFound(err)),
+            Err(err) => return Err(err.into()),
         };
         if let Some(base) = &base_url {
             self.check_base_url(sc, base);
@@ -613,6 +635,7 @@ impl Reconciler {
             base_url.as_deref(),
         )
         .await?;
+        reconciliations::clear_not_found(&self.db, site, full_name).await?;
         Ok(RepositoryReport {
             site: site.to_owned(),
             repository: full_name.to_owned(),
@@ -626,6 +649,112 @@ impl Reconciler {
             http_status: None,
             error: None,
         })
+    }
+
+    /// Every key a stored open PR of one repository is under: on Data Center the site's own and
+    /// any other identity no other site claims (another base URL of the same server, or
+    /// `unknown`), each with the key the site's answers give it.
+    fn stored_under_every_key<'a>(&self, sc: &SiteClient, stored: &'a [OpenPr]) -> Vec<Stored<'a>> {
+        let server = sc.site.server();
+        stored
+            .iter()
+            .filter_map(|pr| {
+                let canonical = match pr.repository.key.datacenter_parts() {
+                    None => pr.repository.key.clone(),
+                    Some((other, id)) => {
+                        let claimed = self.servers.site_of(other).map(|k| k.server.as_str());
+                        if claimed.is_some_and(|s| s != server) {
+                            return None;
+                        }
+                        RepositoryKey::datacenter(&server, id)
+                    }
+                };
+                Some(Stored { canonical, pr })
+            })
+            .collect()
+    }
+
+    /// A repository whose pull-request list answered 404: remembered from the first such pass
+    /// on; once it has answered 404 on passes spanning `GONE_AFTER` (and gone through on none
+    /// since), its open PRs are closed as deleted. The report says which. (401 and 403 never
+    /// get here: a repository that is merely inaccessible is never closed.)
+    async fn not_found(
+        &self,
+        sc: &SiteClient,
+        full_name: &str,
+        err: &RestError,
+    ) -> RepositoryReport {
+        let site = sc.site.name();
+        let now = self.clock.timestamp();
+        let failed = |error: String, closed: usize| RepositoryReport {
+            closed,
+            ..failure_text(sc, full_name, Some(404), error)
+        };
+        let since = match reconciliations::record_not_found(&self.db, site, full_name, &now).await {
+            Ok(since) => since,
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "cannot record a repository's 404");
+                return failed(
+                    "the database could not be read or written; see the service log".into(),
+                    0,
+                );
+            }
+        };
+        let missing_for = (now.to_datetime() - since.to_datetime())
+            .to_std()
+            .unwrap_or_default();
+        let since_text = since.to_datetime().format("%Y-%m-%d %H:%M UTC");
+        if missing_for < GONE_AFTER {
+            tracing::warn!(error = %err, since = %since, "repository answers 404; its pull requests are closed once it has for a day");
+            return failed(
+                format!(
+                    "{err}; answering 404 since {since_text}: its open pull requests are closed \
+                     as deleted once it has answered 404 for a day"
+                ),
+                0,
+            );
+        }
+        let prefix = match sc.site.kind {
+            Flavour::Cloud => "cloud/",
+            Flavour::DataCenter => "datacenter/",
+        };
+        let closed = async {
+            let stored = reconciliations::open_pull_requests(&self.db, prefix, full_name).await?;
+            let stored = self.stored_under_every_key(sc, &stored);
+            let prs: Vec<Change> = stored
+                .iter()
+                .map(|s| Change::PullRequest(Box::new(deleted(s.pr, &now))))
+                .collect();
+            let count = stored
+                .iter()
+                .map(|s| (&s.canonical, s.pr.number))
+                .collect::<HashSet<_>>()
+                .len();
+            self.submit(prs, true).await?;
+            reconciliations::record_closed_missing(&self.db, site, full_name, count).await?;
+            Ok::<usize, PassError>(count)
+        }
+        .await;
+        match closed {
+            Ok(count) => {
+                tracing::warn!(since = %since, closed = count, "repository answered 404 for a day: its open pull requests are closed as deleted");
+                failed(
+                    format!(
+                        "{err}; answering 404 since {since_text}: {count} open pull request{} \
+                         closed as deleted",
+                        if count == 1 { "" } else { "s" }
+                    ),
+                    count,
+                )
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot close the pull requests of a repository that answers 404");
+                failed(
+                    "the database could not be read or written; see the service log".into(),
+                    0,
+                )
+            }
+        }
     }
 
     /// Warns (once per site and base URL) when Bitbucket's links name a base URL that is neither

@@ -283,3 +283,93 @@ impl Drop for SiteLock {
         }
     }
 }
+
+/// Records that the pull-request list of `full_name` on `site` answered 404 at `at`; returns
+/// since when it has (the first 404 since it last went through).
+pub async fn record_not_found(
+    db: &Db,
+    site: &str,
+    full_name: &str,
+    at: &Timestamp,
+) -> anyhow::Result<Timestamp> {
+    let sql = format!(
+        "INSERT INTO missing_repositories (site, full_name, since, last_on)
+         VALUES ($1, $2, $3, $3)
+         ON CONFLICT (site, {}) DO UPDATE SET last_on = excluded.last_on
+         RETURNING since",
+        if db.is_postgres() {
+            "lower(full_name)"
+        } else {
+            "full_name"
+        }
+    );
+    let since: String = on_pool!(db, pool => sqlx::query_scalar(&sql)
+        .bind(site)
+        .bind(full_name)
+        .bind(at.as_str())
+        .fetch_one(pool)
+        .await)
+    .context("recording a repository that answers 404")?;
+    stored_time(&since)
+}
+
+/// Counts `closed` open PRs closed as deleted because `full_name` on `site` answers 404.
+pub async fn record_closed_missing(
+    db: &Db,
+    site: &str,
+    full_name: &str,
+    closed: usize,
+) -> anyhow::Result<()> {
+    let sql = format!(
+        "UPDATE missing_repositories SET closed = closed + $3 WHERE site = $1 AND {}",
+        db.nocase_eq("full_name", "$2")
+    );
+    on_pool!(db, pool => sqlx::query(&sql)
+        .bind(site)
+        .bind(full_name)
+        .bind(i64::try_from(closed).unwrap_or(i64::MAX))
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))
+    .context("recording closed pull requests")?;
+    Ok(())
+}
+
+/// Forgets that `full_name` on `site` answered 404 (a pass went through).
+pub async fn clear_not_found(db: &Db, site: &str, full_name: &str) -> anyhow::Result<()> {
+    let sql = format!(
+        "DELETE FROM missing_repositories WHERE site = $1 AND {}",
+        db.nocase_eq("full_name", "$2")
+    );
+    on_pool!(db, pool => sqlx::query(&sql)
+        .bind(site)
+        .bind(full_name)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))
+    .context("clearing a repository's 404")?;
+    Ok(())
+}
+
+/// The names of the repositories of `owner` (a Cloud workspace or Data Center project, any case)
+/// with a PR stored as open, whose key starts with `key_prefix`. By name.
+pub async fn owner_repositories_with_open_prs(
+    db: &Db,
+    key_prefix: &str,
+    owner: &str,
+) -> anyhow::Result<Vec<String>> {
+    let names: Vec<String> = on_pool!(db, pool => sqlx::query_scalar(
+        "SELECT DISTINCT r.full_name FROM repositories r
+           JOIN pull_requests p ON p.repository_key = r.repository_key
+          WHERE p.state = 'OPEN'
+            AND substr(r.repository_key, 1, length($1)) = $1
+            AND lower(substr(r.full_name, 1, length($2))) = lower($2)
+          ORDER BY r.full_name",
+    )
+    .bind(key_prefix)
+    .bind(format!("{owner}/"))
+    .fetch_all(pool)
+    .await)
+    .context("reading a workspace's or project's stored repositories")?;
+    Ok(names)
+}
