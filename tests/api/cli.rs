@@ -8,10 +8,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_pr-reminder");
 
 /// The binary with a clean environment: no PR_REMINDER_* leaks in from the caller.
 fn command(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let mut cmd = crate::helpers::clean_command(BIN);
+    cmd.current_dir(dir);
     cmd
 }
 
@@ -722,10 +720,8 @@ fn the_console_room_prints_the_message_on_stdout() {
 fn slow_bodies_cannot_hold_a_low_connection_cap() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new("sh");
+    let mut cmd = crate::helpers::clean_command("sh");
     cmd.current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PR_REMINDER_WEBHOOK_SECRET", "a-secret")
         .args([
             "-c",
