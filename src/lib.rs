@@ -8,6 +8,7 @@
 pub mod bitbucket;
 pub mod clock;
 pub mod config;
+pub mod connect;
 pub mod domain;
 pub mod http;
 pub mod jobs;

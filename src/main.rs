@@ -93,6 +93,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Install pr-reminder's webhook on every configured Bitbucket site and keep it right:
+    /// workspace hooks (Cloud) or project webhooks (Data Center), else repository hooks for the
+    /// repositories listed one by one; creates what is missing, repairs what is inactive or short
+    /// of events, never touches another hook. Needs `webhook_url` on each `[[bitbucket]]` site
+    /// and `webhook_secret`. Exit status 1 when a scope could not be made right.
+    Connect {
+        /// Only this site (its `url`, or its host).
+        #[arg(long, value_name = "NAME")]
+        site: Option<String>,
+        /// List the hooks and say what would change, changing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect chat notifications and requeue failed ones.
     Outbox {
         #[command(subcommand)]
@@ -174,6 +190,66 @@ async fn reconcile(
     report
 }
 
+/// The sites `connect --site NAME` means: NAME is a site's `url` or its host; all without it.
+fn selected_sites<'a>(
+    settings: &'a Settings,
+    name: Option<&str>,
+) -> Vec<&'a pr_reminder::config::Site> {
+    settings
+        .bitbucket
+        .iter()
+        .filter(|site| {
+            name.map_or(true, |n| {
+                let n = n.trim().trim_end_matches('/');
+                site.name().eq_ignore_ascii_case(n)
+                    || site.server().eq_ignore_ascii_case(n)
+                    || site
+                        .url
+                        .host_str()
+                        .is_some_and(|h| h.eq_ignore_ascii_case(n))
+            })
+        })
+        .collect()
+}
+
+/// Why `connect` cannot run with these settings, naming what to set.
+fn connect_usage(settings: &Settings, site: Option<&str>) -> Result<(), String> {
+    if settings.bitbucket.is_empty() {
+        return Err(
+            "no Bitbucket site is configured: add a [[bitbucket]] table or set \
+                    PR_REMINDER_BITBUCKET_KIND, _TOKEN and _REPOSITORIES"
+                .into(),
+        );
+    }
+    let sites = selected_sites(settings, site);
+    if sites.is_empty() {
+        let known: Vec<&str> = settings.bitbucket.iter().map(|s| s.name()).collect();
+        return Err(format!(
+            "--site {}: no configured site has that url or host (configured: {})",
+            site.unwrap_or_default(),
+            known.join(", ")
+        ));
+    }
+    if !matches!(settings.signature, SignaturePolicy::Verify(_)) {
+        return Err(
+            "webhook_secret is not set: connect gives Bitbucket the secret to sign \
+                    deliveries with (set webhook_secret or PR_REMINDER_WEBHOOK_SECRET)"
+                .into(),
+        );
+    }
+    for (i, s) in settings.bitbucket.iter().enumerate() {
+        if s.webhook_url.is_none() && sites.iter().any(|t| std::ptr::eq(*t, s)) {
+            return Err(format!(
+                "bitbucket[{i}].webhook_url is not set ({}): the public URL Bitbucket should \
+                 call, e.g. https://pr.example.com/webhooks/bitbucket \
+                 (PR_REMINDER_BITBUCKET_WEBHOOK_URL for a single site)",
+                s.name()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Only `serve` receives deliveries; the other commands need no webhook secret.
@@ -184,7 +260,8 @@ fn main() -> ExitCode {
         Command::Migrate
         | Command::Outbox { .. }
         | Command::Sweep { .. }
-        | Command::Reconcile { .. } => true,
+        | Command::Reconcile { .. }
+        | Command::Connect { .. } => true,
         Command::CheckConfig => false,
     };
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
@@ -243,6 +320,13 @@ fn main() -> ExitCode {
             }
         }
     }
+    // Usage errors of `connect` (exit 2), before anything is sent.
+    if let Command::Connect { site, .. } = &cli.command {
+        if let Err(message) = connect_usage(&settings, site.as_deref()) {
+            eprintln!("pr-reminder: {message}");
+            return ExitCode::from(2);
+        }
+    }
     let mut failed = false;
     let failed_ref = &mut failed;
     let result = runtime.block_on(async move {
@@ -290,6 +374,36 @@ fn main() -> ExitCode {
                 }
                 for r in report.repositories.iter().filter(|r| !r.ok) {
                     eprintln!("pr-reminder: {} {}: {}", r.site, r.repository, r.failure());
+                }
+                *failed_ref = !report.ok;
+                Ok(())
+            }
+            Command::Connect {
+                site,
+                dry_run,
+                json,
+            } => {
+                let SignaturePolicy::Verify(secrets) = &settings.signature else {
+                    anyhow::bail!("webhook_secret is not set");
+                };
+                let targets: Vec<pr_reminder::connect::Target> =
+                    selected_sites(&settings, site.as_deref())
+                        .into_iter()
+                        .map(|site| pr_reminder::connect::Target {
+                            site,
+                            secret: &secrets[0],
+                        })
+                        .collect();
+                let report = pr_reminder::connect::run(
+                    &targets,
+                    dry_run,
+                    pr_reminder::bitbucket::rest::RetryPolicy::default(),
+                )
+                .await;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", report.to_text());
                 }
                 *failed_ref = !report.ok;
                 Ok(())

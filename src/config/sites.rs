@@ -26,6 +26,7 @@ pub(super) const SITE_ENV_VARS: &[(&str, &str)] = &[
         "PR_REMINDER_BITBUCKET_POLL_INTERVAL_MINUTES",
         "poll_interval_minutes",
     ),
+    ("PR_REMINDER_BITBUCKET_WEBHOOK_URL", "webhook_url"),
 ];
 
 /// How often a poll-only deployment's sites are reconciled when they say nothing (minutes).
@@ -46,6 +47,10 @@ pub struct Site {
     pub repositories: Vec<RepositorySelector>,
     /// Reconcile on this interval (`poll_interval_minutes`), if set.
     pub poll_interval: Option<Duration>,
+    /// The public URL Bitbucket calls with deliveries (`webhook_url`, e.g.
+    /// `https://pr.example.com/webhooks/bitbucket`): what `pr-reminder connect` installs, and
+    /// how it tells its own hooks from others (a hook is its own when it points here).
+    pub webhook_url: Option<reqwest::Url>,
 }
 
 impl Site {
@@ -155,6 +160,7 @@ pub(super) struct RawSite {
     username: Option<String>,
     repositories: Option<Vec<String>>,
     poll_interval_minutes: Option<f64>,
+    webhook_url: Option<String>,
 }
 
 /// The `[[bitbucket]]` tables with the single-site variables laid over them: with no table, the
@@ -214,6 +220,7 @@ pub(super) fn resolve_sites(
                 "url" => site.url = Some(value.clone()),
                 "token" => site.token = Some(value.clone()),
                 "username" => site.username = Some(value.clone()).filter(|v| !v.trim().is_empty()),
+                "webhook_url" => site.webhook_url = Some(value.clone()),
                 _ => {
                     // "repositories"
                     site.repositories = Some(
@@ -334,14 +341,41 @@ impl RawSite {
                 ))
             }
         };
+        let webhook_url = match self.webhook_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => {
+                Some(parse_webhook_url(text).map_err(|e| ConfigError::new(key("webhook_url"), e))?)
+            }
+        };
         Ok(Site {
             kind,
             url,
             credentials,
             repositories,
             poll_interval,
+            webhook_url,
         })
     }
+}
+
+/// `webhook_url`: an absolute http(s) URL without credentials, query or fragment (Bitbucket
+/// signs deliveries with the webhook secret; nothing secret belongs in the URL, which Bitbucket
+/// shows to every admin of the repository). The value is never echoed in an error.
+fn parse_webhook_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .ok_or("is not an http(s) URL such as https://pr.example.com/webhooks/bitbucket")?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials: deliveries are signed with webhook_secret".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(
+            "must have no query or fragment (the value is not shown: a query may hold a token)"
+                .into(),
+        );
+    }
+    Ok(url)
 }
 
 /// The sites as `check-config` prints them, tokens redacted.
@@ -354,7 +388,7 @@ pub(super) fn render(sites: &[Site]) -> String {
         };
         out.push_str(&format!(
             "\n[[bitbucket]]\nkind = \"{}\"\nurl = \"{}\"\ntoken = \"[redacted]\" # sent as {}\n\
-             {}\nrepositories = {:?}\n{}\n",
+             {}\nrepositories = {:?}\n{}\n{}\n",
             site.kind.as_str(),
             site.name(),
             auth,
@@ -366,6 +400,10 @@ pub(super) fn render(sites: &[Site]) -> String {
             site.poll_interval.map_or(
                 "# poll_interval_minutes: not set (reconcile on demand only)".to_owned(),
                 |d| format!("poll_interval_minutes = {}", d.as_secs_f64() / 60.0)
+            ),
+            site.webhook_url.as_ref().map_or(
+                "# webhook_url: not set (pr-reminder connect needs it)".to_owned(),
+                |u| format!("webhook_url = \"{u}\"")
             ),
         ));
     }
@@ -421,7 +459,8 @@ mod tests {
             "\n[[bitbucket]]\nkind = \"cloud\"\nurl = \"https://api.bitbucket.org/2.0\"\n\
              token = \"[redacted]\" # sent as Bearer\n# username: not set\n\
              repositories = [\"acme/api\", \"acme/*\"]\n\
-             poll_interval_minutes = 15\n"
+             poll_interval_minutes = 15\n\
+             # webhook_url: not set (pr-reminder connect needs it)\n"
         );
         assert_eq!(
             site.poll_interval,

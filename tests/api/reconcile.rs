@@ -26,6 +26,7 @@ pub(crate) fn site(kind: Flavour, url: String, repositories: &[&str]) -> Site {
             .map(|r| RepositorySelector::parse(r).unwrap())
             .collect(),
         poll_interval: None,
+        webhook_url: None,
     }
 }
 
