@@ -516,6 +516,46 @@ mod tests {
     }
 
     #[test]
+    fn the_webhook_url_connect_installs() {
+        let base = [
+            ("PR_REMINDER_WEBHOOK_SECRET", "a-webhook-secret"),
+            ("PR_REMINDER_BITBUCKET_KIND", "cloud"),
+            ("PR_REMINDER_BITBUCKET_TOKEN", "t"),
+            ("PR_REMINDER_BITBUCKET_REPOSITORIES", "acme/*"),
+        ];
+        let with = |url: &'static str| {
+            let mut pairs = base.to_vec();
+            pairs.push(("PR_REMINDER_BITBUCKET_WEBHOOK_URL", url));
+            load(&pairs)
+        };
+        let settings = with(" https://pr.example.com/webhooks/bitbucket ").unwrap();
+        assert_eq!(
+            settings.bitbucket[0]
+                .webhook_url
+                .as_ref()
+                .map(|u| u.as_str()),
+            Some("https://pr.example.com/webhooks/bitbucket")
+        );
+        assert!(render(&settings.bitbucket)
+            .ends_with("\nwebhook_url = \"https://pr.example.com/webhooks/bitbucket\"\n"));
+        assert_eq!(with("").unwrap().bitbucket[0].webhook_url, None);
+        for (bad, hidden) in [
+            ("https://pr.example.com/hook?token=SEKRIT3", "SEKRIT3"),
+            ("https://me:SEKRIT4@pr.example.com/hook", "SEKRIT4"),
+            ("pr.example.com/SEKRIT5", "SEKRIT5"),
+        ] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with(
+                    "invalid configuration: bitbucket[0].webhook_url \
+                     (PR_REMINDER_BITBUCKET_WEBHOOK_URL): "
+                ) && !err.contains(hidden),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn empty_variables_are_unset() {
         let settings = load(&[
             ("PR_REMINDER_WEBHOOK_SECRET", "a-webhook-secret"),
