@@ -13,7 +13,8 @@
 //!   `GET/POST /2.0/workspaces/{ws}/hooks`, `PUT …/hooks/{uid}`: one hook that covers every
 //!   repository of the workspace, future ones included. When the token cannot manage workspace
 //!   hooks (403), the repositories listed one by one get repository hooks,
-//!   `/2.0/repositories/{ws}/{slug}/hooks`. Sources: developer.atlassian.com/cloud/bitbucket/rest/
+//!   `/2.0/repositories/{ws}/{slug}/hooks`, and for `acme/*` every repository the workspace has
+//!   now (listed as reconciliation lists them; one created later needs another run). Sources: developer.atlassian.com/cloud/bitbucket/rest/
 //!   api-group-workspaces/#api-workspaces-workspace-hooks-get (list, paged `{values, next}`;
 //!   items `uuid`, `url`, `description`, `active`, `events`, `secret_set`, never the secret),
 //!   …-hooks-post (create: `description`, `url`, `active`, `events`, `secret`; 201),
@@ -25,8 +26,8 @@
 //! - Data Center: the project of each selector (`PAY/*`, `PAY/api` → project `PAY`),
 //!   `GET/POST {base}/rest/api/1.0/projects/{KEY}/webhooks`, `PUT …/webhooks/{id}` (inherited by
 //!   every repository of the project; PROJECT_ADMIN); when that is refused (403, or 404 from a
-//!   server without project webhooks) the repositories listed one by one get
-//!   `…/projects/{KEY}/repos/{slug}/webhooks` (REPO_ADMIN). Body `{name, url, active, events,
+//!   server without project webhooks) the repositories listed one by one, or for `PAY/*` every
+//!   repository the project has now, get `…/projects/{KEY}/repos/{slug}/webhooks` (REPO_ADMIN). Body `{name, url, active, events,
 //!   configuration: {secret}}`; lists paged `{values, isLastPage, nextPageStart}`; the list does
 //!   not give the secret, so a Data Center hook's secret is set on every write but never judged.
 //!   Test connection: `POST …/webhooks/test?webhookId={id}` (a 404 or 405 there means the server
@@ -172,16 +173,26 @@ pub struct ScopeReport {
     /// The HTTP status of the answer that failed the scope, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
-    /// For a refused workspace or project: its listed repositories got repository hooks
-    /// instead, so this line alone is not a failure.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub fell_back: bool,
+    /// For a refused workspace or project: which of its repositories got repository hooks
+    /// instead (each has a line of its own), so that this line alone is not a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fell_back: Option<Fallback>,
+}
+
+/// Which repositories of a refused workspace or project got repository hooks instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fallback {
+    /// Those listed one by one (`acme/api`).
+    Listed,
+    /// Every repository it has now (`acme/*`): a repository created later needs another run.
+    All,
 }
 
 impl ScopeReport {
     /// Whether this scope is as it should be (or would be, after a dry run's changes).
     pub fn ok(&self) -> bool {
-        self.fell_back || !matches!(self.outcome, Outcome::NoPermission | Outcome::Failed)
+        self.fell_back.is_some() || !matches!(self.outcome, Outcome::NoPermission | Outcome::Failed)
     }
 }
 
@@ -239,8 +250,15 @@ impl ConnectReport {
                 if !what.is_empty() {
                     let _ = write!(line, " ({})", what.join("; "));
                 }
-                if s.fell_back {
-                    line.push_str("; its listed repositories get repository hooks instead");
+                match s.fell_back {
+                    Some(Fallback::Listed) => {
+                        line.push_str("; its listed repositories get repository hooks instead")
+                    }
+                    Some(Fallback::All) => line.push_str(
+                        "; each of its repositories gets a repository hook instead (run \
+                         connect again after creating a repository)",
+                    ),
+                    None => {}
                 }
                 out.push_str(&line);
                 out.push('\n');
@@ -512,7 +530,7 @@ async fn connect_site(target: &Target<'_>, dry_run: bool, retry: RetryPolicy) ->
         hook: None,
         detail: Some(detail),
         http_status: None,
-        fell_back: false,
+        fell_back: None,
     };
     let Some(webhook_url) = site.webhook_url.clone() else {
         report.scopes.push(failed(
@@ -577,19 +595,59 @@ async fn connect_site(target: &Target<'_>, dry_run: bool, retry: RetryPolicy) ->
                     || (line.outcome == Outcome::Failed && line.http_status == Some(404))
             }
         };
-        let fall_back = refused && !slugs.is_empty();
         let mut narrow = Vec::new();
-        if fall_back {
-            for slug in &slugs {
+        if refused && (all || !slugs.is_empty()) {
+            let mut names: Vec<String> = slugs.iter().map(|s| format!("{owner}/{s}")).collect();
+            let mut listed = true;
+            if all {
+                // `owner/*`: every repository it has now (the same listing reconciliation uses).
+                let requests = Requests::default();
+                let found = match site.kind {
+                    Flavour::Cloud => {
+                        rest::cloud::workspace_repositories(&api, &owner, &requests).await
+                    }
+                    Flavour::DataCenter => {
+                        rest::datacenter::project_repositories(&api, &owner, &requests).await
+                    }
+                };
+                match found {
+                    Ok(found) => {
+                        for name in found {
+                            if !names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+                                names.push(name);
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        listed = false;
+                        let mut line = failed(
+                            format!("{owner}/*"),
+                            ScopeKind::Repository,
+                            format!(
+                                "cannot list the repositories of {owner}: {}",
+                                connector.scrub(&err.message)
+                            ),
+                        );
+                        line.http_status = err.status;
+                        narrow.push(line);
+                    }
+                }
+            }
+            for name in &names {
+                let Some((owner, slug)) = name.split_once('/') else {
+                    continue;
+                };
                 let scope = match site.kind {
-                    Flavour::Cloud => Scope::cloud_repository(&owner, slug),
-                    Flavour::DataCenter => Scope::dc_repository(&owner, slug),
+                    Flavour::Cloud => Scope::cloud_repository(owner, slug),
+                    Flavour::DataCenter => Scope::dc_repository(owner, slug),
                 };
                 narrow.push(connector.scope(&scope).await);
             }
-            // The wide line is a failure only if `owner/*` wanted it (nothing else covers the
-            // repositories not listed).
-            line.fell_back = !all;
+            // The wide line stops being a failure when every repository it should have covered
+            // has a line of its own.
+            if listed {
+                line.fell_back = Some(if all { Fallback::All } else { Fallback::Listed });
+            }
         }
         report.scopes.push(line);
         report.scopes.extend(narrow);
@@ -617,7 +675,7 @@ impl Connector<'_> {
             hook: None,
             detail: None,
             http_status: None,
-            fell_back: false,
+            fell_back: None,
         };
         match self.apply(scope, &mut line).await {
             Ok(()) => {}

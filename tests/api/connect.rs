@@ -32,7 +32,7 @@ use pr_reminder::connect::{self, ConnectReport, Target, CLOUD_EVENTS, DATACENTER
 use pr_reminder::domain::Flavour;
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use wiremock::matchers::path_regex;
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::reconcile::{site, API_TOKEN};
@@ -548,10 +548,20 @@ async fn cloud_without_workspace_admin_uses_repository_hooks_and_names_the_missi
     fake.forbid("/2.0/workspaces/acme/hooks");
     fake.forbid("/2.0/workspaces/beta/hooks");
     fake.forbid("/2.0/repositories/acme/web/hooks");
+    // beta/*: the repositories it has now (GET /2.0/repositories/{workspace}, paged
+    // `{values: [{full_name, uuid}], next}`: api-group-repositories/#api-repositories-workspace-get).
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/beta"))
+        .respond_with(json_response(
+            200,
+            json!({"pagelen": 100, "values": [{"full_name": "beta/one", "uuid": "{b1}"}]}),
+        ))
+        .mount(&fake.server)
+        .await;
     let sites = [fake.site(&["acme/api", "acme/web", "beta/*"])];
 
     let report = run(&sites, false).await;
-    assert!(!report.ok, "beta/* and acme/web are not covered");
+    assert!(!report.ok, "acme/web is not covered");
     let text = report.to_text();
     let lines: Vec<&str> = text.lines().skip(1).collect();
     assert_eq!(
@@ -568,11 +578,15 @@ async fn cloud_without_workspace_admin_uses_repository_hooks_and_names_the_missi
              write:webhook:bitbucket of a repository admin)",
             "  workspace beta: no permission (HTTP 403: the token needs to manage the webhooks \
              of workspace beta: a workspace access token with the webhook scope, or an API \
-             token with read:webhook:bitbucket and write:webhook:bitbucket of a workspace admin)",
+             token with read:webhook:bitbucket and write:webhook:bitbucket of a workspace \
+             admin); each of its repositories gets a repository hook instead (run connect again \
+             after creating a repository)",
+            "  repository beta/one: created",
         ]
     );
     let scopes = &report.sites[0].scopes;
-    assert!(scopes[0].ok() && scopes[1].ok() && !scopes[2].ok() && !scopes[3].ok());
+    let ok: Vec<bool> = scopes.iter().map(|s| s.ok()).collect();
+    assert_eq!(ok, [true, true, false, true, true]);
     assert_eq!(scopes[2].http_status, Some(403));
     assert_eq!(
         fake.writes()
@@ -580,7 +594,10 @@ async fn cloud_without_workspace_admin_uses_repository_hooks_and_names_the_missi
             .into_iter()
             .map(|(line, _)| line)
             .collect::<Vec<_>>(),
-        ["POST /2.0/repositories/acme/api/hooks"]
+        [
+            "POST /2.0/repositories/acme/api/hooks",
+            "POST /2.0/repositories/beta/one/hooks"
+        ]
     );
     assert_eq!(
         fake.hooks("/2.0/repositories/acme/api/hooks")[0]["subject_type"],
@@ -625,7 +642,24 @@ async fn datacenter_project_webhooks_then_repository_webhooks_and_test_connectio
     // SEC: no project admin, no repository admin.
     fake.forbid("/rest/api/1.0/projects/SEC/webhooks");
     fake.forbid("/rest/api/1.0/projects/SEC/repos/vault/webhooks");
-    let sites = [fake.site(&["PAY/*", "OPS/deploy", "SEC/vault"])];
+    // LEG/*: the same old server; each of the project's repositories gets a webhook
+    // (GET /rest/api/1.0/projects/{KEY}/repos, paged like every list: api-group-project/
+    // "Get repositories for project").
+    fake.state
+        .lock()
+        .unwrap()
+        .missing
+        .insert("/rest/api/1.0/projects/LEG/webhooks".to_owned());
+    Mock::given(method("GET"))
+        .and(path("/rest/api/1.0/projects/LEG/repos"))
+        .respond_with(json_response(
+            200,
+            json!({"size": 1, "limit": 1000, "start": 0, "isLastPage": true,
+                   "values": [{"slug": "one", "project": {"key": "LEG"}}]}),
+        ))
+        .mount(&fake.server)
+        .await;
+    let sites = [fake.site(&["PAY/*", "OPS/deploy", "SEC/vault", "LEG/*"])];
 
     let dry = run(&sites, true).await;
     assert!(!dry.ok, "SEC cannot be made right");
@@ -653,6 +687,10 @@ async fn datacenter_project_webhooks_then_repository_webhooks_and_test_connectio
              get repository hooks instead",
             "  repository SEC/vault: no permission (HTTP 403: the token needs REPO_ADMIN on \
              repository SEC/vault: an HTTP access token with Repository admin permission)",
+            "  project LEG: failed (HTTP 404: project LEG was not found, or the token cannot see \
+             it, or the server has no project webhooks); each of its repositories gets a \
+             repository hook instead (run connect again after creating a repository)",
+            "  repository LEG/one: created (test connection: sent)",
         ]
     );
     assert!(!report.ok);
@@ -674,6 +712,16 @@ async fn datacenter_project_webhooks_then_repository_webhooks_and_test_connectio
                        "configuration": {"secret": SECRET}})
             ),
             (format!("POST {deploy}/test?webhookId=1"), json!({})),
+            (
+                "POST /rest/api/1.0/projects/LEG/repos/one/webhooks".to_owned(),
+                json!({"name": "pr-reminder", "url": HOOK_URL, "active": true,
+                       "events": strings(DATACENTER_EVENTS),
+                       "configuration": {"secret": SECRET}})
+            ),
+            (
+                "POST /rest/api/1.0/projects/LEG/repos/one/webhooks/test?webhookId=2".to_owned(),
+                json!({})
+            ),
         ]
     );
     let hooks = fake.hooks(pay);
@@ -712,6 +760,8 @@ async fn datacenter_project_webhooks_then_repository_webhooks_and_test_connectio
             ("OPS/deploy", connect::Outcome::Ok),
             ("SEC", connect::Outcome::NoPermission),
             ("SEC/vault", connect::Outcome::NoPermission),
+            ("LEG", connect::Outcome::Failed),
+            ("LEG/one", connect::Outcome::Ok),
         ]
     );
     let writes: Vec<String> = fake.writes().await.into_iter().map(|(l, _)| l).collect();
@@ -720,6 +770,7 @@ async fn datacenter_project_webhooks_then_repository_webhooks_and_test_connectio
         [
             format!("POST {pay}/test?webhookId=503"),
             format!("POST {deploy}/test?webhookId=1"),
+            "POST /rest/api/1.0/projects/LEG/repos/one/webhooks/test?webhookId=2".to_owned(),
         ],
         "the second run only asks for test connections"
     );
