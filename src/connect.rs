@@ -521,6 +521,11 @@ async fn connect_site(target: &Target<'_>, dry_run: bool, retry: RetryPolicy) ->
             .map_or_else(String::new, ToString::to_string),
         scopes: Vec::new(),
     };
+    // A failure of the whole site is reported on its widest kind of scope.
+    let wide_kind = match site.kind {
+        Flavour::Cloud => ScopeKind::Workspace,
+        Flavour::DataCenter => ScopeKind::Project,
+    };
     let failed = |name: String, kind: ScopeKind, detail: String| ScopeReport {
         scope: kind,
         name,
@@ -535,7 +540,7 @@ async fn connect_site(target: &Target<'_>, dry_run: bool, retry: RetryPolicy) ->
     let Some(webhook_url) = site.webhook_url.clone() else {
         report.scopes.push(failed(
             site.name().to_owned(),
-            ScopeKind::Workspace,
+            wide_kind,
             "webhook_url is not set for this site".into(),
         ));
         return report;
@@ -545,7 +550,7 @@ async fn connect_site(target: &Target<'_>, dry_run: bool, retry: RetryPolicy) ->
         Err(err) => {
             report.scopes.push(failed(
                 site.name().to_owned(),
-                ScopeKind::Workspace,
+                wide_kind,
                 format!("cannot build the HTTP client: {err}"),
             ));
             return report;
