@@ -5,6 +5,7 @@ mod browser;
 mod chats;
 mod cli;
 mod commands;
+mod compose;
 mod datacenter;
 mod errors;
 mod fake_chat;
