@@ -126,6 +126,20 @@ impl Application {
         if settings.sweep.token.is_none() {
             tracing::info!("POST /sweep is disabled (no PR_REMINDER_SWEEP_TOKEN)");
         }
+        match (&settings.sweep.schedule, &settings.sweep.token) {
+            (Some(schedule), _) => tracing::info!(
+                schedule = %schedule,
+                timezone = %settings.sweep.calendar.tz,
+                "digests are posted on the schedule"
+            ),
+            // Only `pr-reminder sweep` (cron beside the service) could post one: say so where a
+            // deployment will read it, since the digest is the main thing it is for.
+            (None, None) if !matches!(settings.signature, SignaturePolicy::Demo) => tracing::warn!(
+                "no digest is posted unless `pr-reminder sweep` runs: set [sweep] schedule in \
+                 the settings file (or PR_REMINDER_SWEEP_TOKEN for a scheduler calling POST /sweep)"
+            ),
+            _ => {}
+        }
 
         let reconciler = reconciler(&settings, &db, &writer, &clock)?;
         let settings = Arc::new(settings);

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod compose;
 mod datacenter;
+mod docs;
 mod errors;
 mod fake_chat;
 mod fixtures;
