@@ -315,10 +315,20 @@ impl Container {
     pub(crate) fn start(&self) -> Running {
         assert_eq!(self.program, "pr-reminder");
         std::fs::create_dir_all(&self.workdir).unwrap();
-        let mut child = Command::new(BIN)
-            .args(&self.args)
-            .env_clear()
-            .envs(&self.env)
+        let mut command = Command::new(BIN);
+        command.args(&self.args).env_clear().envs(&self.env);
+        // The test run's clock, as every process a test starts gets it: libfaketime's variables
+        // and TZ (.ci/run runs the API tests again on a shifted clock). Nothing else of the
+        // test's environment.
+        for (name, value) in std::env::vars_os() {
+            let clock = name.to_str().is_some_and(|n| {
+                matches!(n, "LD_PRELOAD" | "FAKETIME" | "TZ") || n.starts_with("FAKETIME_")
+            });
+            if clock {
+                command.env(name, value);
+            }
+        }
+        let mut child = command
             .current_dir(&self.workdir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
