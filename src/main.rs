@@ -39,12 +39,31 @@ fn format_outbox(rows: &[OutboxRow]) -> String {
     out
 }
 
+/// An error and its causes on one line, each said once: a cause whose text its context already
+/// quotes (sqlx's migration errors quote their database error, which quotes its own cause) is
+/// left out.
+fn once(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Reminds chat rooms about Bitbucket pull requests that still need review.
 #[derive(Parser)]
 #[command(name = "pr-reminder", version, about)]
 struct Cli {
-    /// TOML settings file; PR_REMINDER_* environment variables override it.
-    #[arg(long, global = true, value_name = "FILE")]
+    /// TOML settings file (see pr-reminder.example.toml); PR_REMINDER_* environment variables
+    /// override it. Empty: none.
+    #[arg(long, global = true, value_name = "FILE", env = "PR_REMINDER_CONFIG")]
     config: Option<PathBuf>,
     /// Log format (overrides PR_REMINDER_LOG_FORMAT).
     #[arg(long, global = true, value_enum)]
@@ -251,6 +270,11 @@ fn connect_usage(settings: &Settings, site: Option<&str>) -> Result<(), String> 
 }
 
 fn main() -> ExitCode {
+    // An empty variable is an unset one, as for every setting (compose passes `${VAR:-}` on);
+    // clap would take it for a missing value. Nothing else runs yet.
+    if std::env::var_os("PR_REMINDER_CONFIG").is_some_and(|v| v.is_empty()) {
+        std::env::remove_var("PR_REMINDER_CONFIG");
+    }
     let cli = Cli::parse();
     // Only `serve` receives deliveries; the other commands need no webhook secret.
     let insecure = match cli.command {
@@ -272,6 +296,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // check-config's own output fed back names its secrets but holds none: only check-config
+    // reads it (and says so).
+    if !matches!(cli.command, Command::CheckConfig) {
+        if let Some(err) = settings.placeholder() {
+            eprintln!("pr-reminder: {err}");
+            return ExitCode::from(2);
+        }
+    }
     if let Some(format) = cli.log_format {
         settings.log_format = match format {
             CliLogFormat::Text => LogFormat::Text,
@@ -279,6 +311,7 @@ fn main() -> ExitCode {
         };
     }
     telemetry::init(settings.log_format);
+    let settings_log_format = settings.log_format;
     for name in Settings::unknown_variables(&env) {
         tracing::warn!(variable = %name, "not a pr-reminder setting; ignored (a typo?)");
     }
@@ -333,12 +366,24 @@ fn main() -> ExitCode {
         match cli.command {
             Command::CheckConfig => {
                 print!("{}", settings.render());
+                if let Some(err) = settings.placeholder() {
+                    eprintln!(
+                        "pr-reminder: note: these settings are valid, but the other commands \
+                         refuse them: {err}"
+                    );
+                }
                 Ok(())
             }
             Command::Migrate => {
                 let db = store::connect(&settings.database, &settings.synchronous).await?;
+                let applied = db.migrations_applied();
                 db.close().await;
-                println!("database {} is up to date", settings.database.redacted());
+                let shown = settings.database.redacted();
+                match applied {
+                    0 => println!("database {shown} is up to date (no migration to apply)"),
+                    1 => println!("database {shown}: applied 1 migration; it is up to date"),
+                    n => println!("database {shown}: applied {n} migrations; it is up to date"),
+                }
                 Ok(())
             }
             Command::Sweep { force, json } => {
@@ -448,9 +493,14 @@ fn main() -> ExitCode {
     match result {
         Ok(()) if failed => ExitCode::FAILURE,
         Ok(()) => ExitCode::SUCCESS,
+        // Said once: as a log line where logs are JSON (a collector reads every line), else
+        // as a plain line for the person who ran the command.
         Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "fatal");
-            eprintln!("pr-reminder: {err:#}");
+            let error = once(&err);
+            match settings_log_format {
+                LogFormat::Json => tracing::error!(error, "fatal"),
+                LogFormat::Text => eprintln!("pr-reminder: {error}"),
+            }
             ExitCode::FAILURE
         }
     }

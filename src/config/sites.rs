@@ -140,7 +140,7 @@ impl RepositorySelector {
             && self
                 .slug
                 .as_deref()
-                .map_or(true, |s| s.eq_ignore_ascii_case(slug))
+                .is_none_or(|s| s.eq_ignore_ascii_case(slug))
     }
 }
 

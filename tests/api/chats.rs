@@ -1031,12 +1031,12 @@ rooms = ["backend-teams", "backend-chat"]
         );
     }
     assert!(
-        stdout.contains("name = \"backend-teams\"\n# sink: teams https://prod-12.westeurope.logic.azure.com/[redacted]"),
+        stdout.contains("name = \"backend-teams\"\nteams_webhook_url = \"https://prod-12.westeurope.logic.azure.com/[redacted]\""),
         "{stdout}"
     );
     assert!(
         stdout.contains(
-            "name = \"backend-chat\"\n# sink: google chat https://chat.googleapis.com/[redacted]"
+            "name = \"backend-chat\"\ngoogle_chat_webhook_url = \"https://chat.googleapis.com/[redacted]\""
         ),
         "{stdout}"
     );

@@ -35,6 +35,7 @@ mod pg;
 mod backlog;
 mod binary;
 mod builds;
+mod compose;
 mod datacenter;
 mod leases;
 mod metrics;
