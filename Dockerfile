@@ -4,9 +4,14 @@
 #
 #   docker build -t pr-reminder .
 #   docker run --rm -p 8080:8080 -v pr-reminder-data:/data \
+#       -v "$PWD/pr-reminder.toml:/config/pr-reminder.toml:ro" \
+#       -e PR_REMINDER_CONFIG=/config/pr-reminder.toml \
 #       -e PR_REMINDER_WEBHOOK_SECRET=... pr-reminder
 #
-# Or use docker-compose.yml (reads .env; see .env.example).
+# Or use docker-compose.yml (secrets from .env, settings from pr-reminder.toml).
+#
+# The binary is built with Cargo's `dist` profile: the release build without debug info
+# (README, "The image", says its size).
 
 ARG RUST_VERSION=1
 ARG DEBIAN_RELEASE=bookworm
@@ -24,12 +29,12 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && : > src/lib.rs \
-    && cargo build --release --locked --bin pr-reminder \
+    && cargo build --profile dist --locked --bin pr-reminder \
     && rm -rf src \
-        target/release/pr-reminder* \
-        target/release/deps/pr_reminder-* \
-        target/release/deps/libpr_reminder-* \
-        target/release/.fingerprint/pr-reminder-*
+        target/dist/pr-reminder* \
+        target/dist/deps/pr_reminder-* \
+        target/dist/deps/libpr_reminder-* \
+        target/dist/.fingerprint/pr-reminder-*
 
 # 2. The crate itself. `sqlx::migrate!("./migrations/sqlite")` and `("./migrations/postgres")` embed
 #    the migrations at compile time, so migrations/ must be present before this build (and the
@@ -37,8 +42,8 @@ RUN mkdir src \
 COPY migrations ./migrations
 COPY src ./src
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked --bin pr-reminder \
-    && install -D -m 0755 target/release/pr-reminder /out/pr-reminder
+    && cargo build --profile dist --locked --bin pr-reminder \
+    && install -D -m 0755 target/dist/pr-reminder /out/pr-reminder
 
 # ---------------------------------------------------------------------------
 # Runtime stage
@@ -56,7 +61,7 @@ RUN apt-get update \
     && groupadd --system --gid "${APP_GID}" pr-reminder \
     && useradd --system --uid "${APP_UID}" --gid pr-reminder \
         --home-dir /data --no-create-home --shell /usr/sbin/nologin pr-reminder \
-    && mkdir -p /data \
+    && mkdir -p /data /config \
     && chown pr-reminder:pr-reminder /data \
     && chmod 0750 /data
 

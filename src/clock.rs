@@ -41,6 +41,11 @@ impl Clock {
         Clock::default()
     }
 
+    /// Whether this is a [`ManualClock`]'s clock (`false`: the system clock).
+    pub fn is_manual(&self) -> bool {
+        self.manual.is_some()
+    }
+
     /// The current instant.
     pub fn now(&self) -> DateTime<Utc> {
         match &self.manual {

@@ -110,6 +110,10 @@ pub struct Settings {
     pub bitbucket: Vec<Site>,
     /// Who may read `GET /metrics` and `GET /status` (`[monitoring]`).
     pub monitoring: MonitoringSettings,
+    /// The rooms an environment variable added (`PR_REMINDER_SLACK_WEBHOOK_URL`...), each with
+    /// its catch-all route: (room name, variable). Not file settings: `render` shows them as
+    /// comments, since the variable adds them again.
+    pub rooms_from_environment: Vec<(String, &'static str)>,
 }
 
 /// Access to the operator's views (`[monitoring]`).
@@ -135,6 +139,9 @@ pub struct CommandSettings {
     pub mattermost_token: Option<SecretToken>,
     /// How long `/reviews snooze` hides a PR when no duration is given.
     pub default_snooze: std::time::Duration,
+    /// The longest a snooze may hide a PR from the room's digest (`max_snooze_days`, default 7
+    /// days); `default_snooze` is never longer.
+    pub max_snooze: std::time::Duration,
     /// Chat users mapped to Bitbucket accounts.
     pub users: Vec<UserMapping>,
 }
@@ -275,15 +282,34 @@ impl fmt::Debug for Sink {
     }
 }
 
-/// `https://host/[redacted]`: enough to recognise the service, nothing that authenticates.
+/// What `check-config` shows in place of a secret. A file holding it (`check-config`'s output
+/// fed back) is read, but nothing but `check-config` runs on it: see `Settings::placeholder`.
+pub const REDACTED: &str = "[redacted]";
+
+/// `https://host:port/[redacted]`: enough to recognise the service (its host and any port
+/// other than the scheme's), nothing that authenticates (path and query may hold tokens).
 pub fn redact_url(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(parsed) => format!(
-            "{}://{}/[redacted]",
+            "{}://{}{}/{REDACTED}",
             parsed.scheme(),
-            parsed.host_str().unwrap_or("?")
+            parsed.host_str().unwrap_or("?"),
+            parsed.port().map(|p| format!(":{p}")).unwrap_or_default()
         ),
-        Err(_) => "[redacted]".into(),
+        Err(_) => REDACTED.into(),
+    }
+}
+
+/// Whether a configured secret is `check-config`'s placeholder rather than a secret: the
+/// placeholder itself, or a URL whose secret part it stands for (`https://host/[redacted]`,
+/// `postgres://user:[redacted]@host/db`).
+fn is_placeholder(secret: &str) -> bool {
+    let secret = secret.trim();
+    secret == REDACTED || secret.ends_with(&format!("/{REDACTED}")) || {
+        let lower = secret.to_ascii_lowercase();
+        (lower.starts_with("postgres://") || lower.starts_with("postgresql://"))
+            && (secret.contains(&format!(":{REDACTED}@"))
+                || secret.contains(&format!("password={REDACTED}")))
     }
 }
 
@@ -454,6 +480,8 @@ impl Settings {
             k.starts_with("PR_REMINDER_TEST_")
                 || k.starts_with("PR_REMINDER_PG_")
                 || matches!(k, "PR_REMINDER_BIN" | "PR_REMINDER_SHARED_FIXTURES")
+                // `--config` (read by the command line, not a setting).
+                || k == "PR_REMINDER_CONFIG"
         };
         let mut unknown: Vec<String> = env
             .keys()
@@ -464,141 +492,359 @@ impl Settings {
         unknown
     }
 
-    /// The settings as `check-config` prints them: TOML, secrets redacted.
+    /// The settings as `check-config` prints them: a TOML file that `--config` reads back into
+    /// the same settings (under the same `PR_REMINDER_*` variables), every secret shown as
+    /// `"[redacted]"` (a URL keeps its scheme, host and port), explanations as comments. What
+    /// is unset is a comment saying so; the rooms an environment variable added are comments
+    /// too (the variable adds them again).
     pub fn render(&self) -> String {
-        let secret = match &self.signature {
-            SignaturePolicy::Verify(s) => format!("\"[redacted: {} secret(s)]\"", s.len()),
-            SignaturePolicy::Insecure | SignaturePolicy::Demo | SignaturePolicy::PollOnly => {
-                "\"\" # not set".into()
+        let mut out = String::from(
+            "# pr-reminder's effective settings: the defaults, then the --config file, then the\n\
+             # PR_REMINDER_* variables. Read back with --config, this file gives the same settings\n\
+             # (under the same variables). Secrets are shown as \"[redacted]\": pr-reminder runs\n\
+             # nothing but check-config on a file holding one until the secret is put back (or\n\
+             # its PR_REMINDER_* variable, which wins over the file, is set).\n",
+        );
+        out.push_str(&format!("# Webhook signatures: {:?}.\n\n", self.signature));
+        let secret = |set: bool, unset: &str, key: &str| -> String {
+            if set {
+                format!("{key} = {}\n", toml_str(REDACTED))
+            } else {
+                format!("# {key}: not set{unset}\n")
             }
         };
-        let mut out = format!(
-            "listen = \"{}\"\ndatabase = \"{}\"\nwebhook_secret = {}\ninsecure_skip_signature = {}\n\
-             # signature policy: {:?}\nrequired_approvals = {}\nmax_body_bytes = {}\n\
-             body_timeout_seconds = {}\nsynchronous = \"{}\"{}\nmax_batch = {}\nlog_format = \"{}\"\n",
-            self.listen,
-            self.database.redacted(),
-            secret,
-            matches!(self.signature, SignaturePolicy::Insecure),
-            self.signature,
+        out.push_str(&format!(
+            "listen = {}\n",
+            toml_str(&self.listen.to_string())
+        ));
+        out.push_str(&format!(
+            "database = {}\n",
+            toml_str(&self.database.redacted())
+        ));
+        match &self.signature {
+            SignaturePolicy::Verify(list) if list.len() == 1 => {
+                out.push_str(&format!("webhook_secret = {}\n", toml_str(REDACTED)))
+            }
+            SignaturePolicy::Verify(list) => out.push_str(&format!(
+                "webhook_secret = {} # {} secrets (a rotation)\n",
+                toml_list(list.iter().map(|_| REDACTED)),
+                list.len()
+            )),
+            _ => out.push_str("# webhook_secret: not set\n"),
+        }
+        out.push_str(&format!(
+            "insecure_skip_signature = {}\n",
+            matches!(self.signature, SignaturePolicy::Insecure)
+        ));
+        out.push_str(&format!(
+            "required_approvals = {}\nmax_body_bytes = {}\nbody_timeout_seconds = {}\n",
             self.required_approvals,
             self.max_body_bytes,
-            self.body_timeout.as_secs_f64(),
-            self.synchronous,
+            toml_number(self.body_timeout.as_secs_f64())
+        ));
+        out.push_str(&format!(
+            "synchronous = {}{}\n",
+            toml_str(&self.synchronous),
             if self.database.is_postgres() {
                 " # SQLite only: PostgreSQL's durability is the server's synchronous_commit"
             } else {
                 ""
-            },
+            }
+        ));
+        out.push_str(&format!(
+            "max_batch = {}\nlog_format = {}\n",
             self.max_batch,
-            match self.log_format {
+            toml_str(match self.log_format {
                 LogFormat::Text => "text",
                 LogFormat::Json => "json",
-            }
-        );
+            })
+        ));
+
         let n = &self.notify;
         out.push_str(&format!(
             "\n[notify]\ncoalesce_seconds = {}\nmax_attempts = {}\ntimeout_seconds = {}\n\
-             retry_min_ms = {}\nretry_max_seconds = {}\nroom_rate_per_minute = {}\n",
-            n.coalesce.as_secs_f64(),
+             retry_min_ms = {}\nretry_max_seconds = {}\n",
+            toml_number(n.coalesce.as_secs_f64()),
             n.max_attempts,
-            n.timeout.as_secs_f64(),
+            toml_number(n.timeout.as_secs_f64()),
             n.retry_min.as_millis(),
             n.retry_max.as_secs(),
-            n.room_rate_per_minute.map_or(
-                "\"per kind of room\" # HipChat 30, Slack 60, Teams 30, Google Chat 30".to_owned(),
-                |n| n.to_string()
-            )
         ));
+        out.push_str(&match n.room_rate_per_minute {
+            Some(rate) => format!("room_rate_per_minute = {rate}\n"),
+            None => "# room_rate_per_minute: not set: each kind of room's own (a minute: HipChat \
+                     30, Slack 60, Teams 30, Google Chat 30)\n"
+                .to_owned(),
+        });
+
         let sw = &self.sweep;
+        out.push_str("\n[sweep]\n");
+        out.push_str(&secret(
+            sw.token.is_some(),
+            ": POST /sweep and POST /reconcile answer 403",
+            "token",
+        ));
         out.push_str(&format!(
-            "\n[sweep]\ntoken = {}\nmin_interval_minutes = {}\nescalate_after_hours = {}\n\
-             escalate_working_days_only = {}\ntimezone = \"{}\"\nworking_days = {:?}\n\
-             quiet_hours = {}\nall_clear = {}\nschedule = {}\nhipchat_mention_ping = {}\n",
-            if sw.token.is_some() {
-                "\"[redacted]\""
-            } else {
-                "\"\" # not set: POST /sweep is disabled"
-            },
-            sw.min_interval.as_secs_f64() / 60.0,
-            sw.escalate_after.as_secs_f64() / 3600.0,
+            "min_interval_minutes = {}\nescalate_after_hours = {}\n\
+             escalate_working_days_only = {}\ntimezone = {}\nworking_days = {}\n",
+            toml_number(sw.min_interval.as_secs_f64() / 60.0),
+            toml_number(sw.escalate_after.as_secs_f64() / 3600.0),
             sw.escalate_working_days_only,
-            sw.calendar.tz,
-            ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-                .iter()
-                .zip(sw.calendar.working_days)
-                .filter(|(_, on)| *on)
-                .map(|(d, _)| *d)
-                .collect::<Vec<_>>(),
-            sw.calendar
-                .quiet_hours
-                .map_or("\"\"".to_owned(), |(a, b)| format!(
-                    "\"{}-{}\"",
-                    a.format("%H:%M"),
-                    b.format("%H:%M")
-                )),
-            sw.all_clear,
-            sw.schedule
-                .as_deref()
-                .map_or("\"\"".to_owned(), |s| format!("\"{s}\"")),
-            sw.hipchat_mention_ping,
+            toml_str(sw.calendar.tz.name()),
+            toml_list(
+                ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                    .iter()
+                    .zip(sw.calendar.working_days)
+                    .filter(|(_, on)| *on)
+                    .map(|(d, _)| *d)
+            ),
         ));
+        out.push_str(&match sw.calendar.quiet_hours {
+            Some((from, to)) => format!(
+                "quiet_hours = {}\n",
+                toml_str(&format!("{}-{}", from.format("%H:%M"), to.format("%H:%M")))
+            ),
+            None => "# quiet_hours: not set (scheduled sweeps post at any hour)\n".to_owned(),
+        });
+        out.push_str(&format!("all_clear = {}\n", sw.all_clear));
+        out.push_str(&match &sw.schedule {
+            Some(schedule) => format!("schedule = {}\n", toml_str(schedule)),
+            None => "# schedule: not set (no built-in schedule: digests are posted only when \
+                     POST /sweep or pr-reminder sweep is called)\n"
+                .to_owned(),
+        });
+        out.push_str(&format!(
+            "hipchat_mention_ping = {}\n",
+            sw.hipchat_mention_ping
+        ));
+
         let c = &self.commands;
-        let shown = |s: &Option<SecretToken>| {
-            if s.is_some() {
-                "\"[redacted]\""
-            } else {
-                "\"\" # not set"
-            }
-        };
-        out.push_str(&format!(
-            "\n[commands]\nhipchat_token = {}\nslack_signing_secret = {}\nmattermost_token = {}\n\
-             default_snooze_hours = {}\n# {} user mapping(s)\n",
-            shown(&c.hipchat_token),
-            shown(&c.slack_signing_secret),
-            shown(&c.mattermost_token),
-            c.default_snooze.as_secs_f64() / 3600.0,
-            c.users.len()
+        out.push_str("\n[commands]\n");
+        out.push_str(&secret(
+            c.hipchat_token.is_some(),
+            ": HipChat's /reviews is off",
+            "hipchat_token",
         ));
+        out.push_str(&secret(
+            c.slack_signing_secret.is_some(),
+            "",
+            "slack_signing_secret",
+        ));
+        out.push_str(&secret(
+            c.mattermost_token.is_some(),
+            "",
+            "mattermost_token",
+        ));
+        out.push_str(&format!(
+            "default_snooze_hours = {}\nmax_snooze_days = {}\n",
+            toml_number(c.default_snooze.as_secs_f64() / 3600.0),
+            toml_number(c.max_snooze.as_secs_f64() / 86_400.0),
+        ));
+
         let m = &self.monitoring;
-        out.push_str(&format!(
-            "\n[monitoring]\nmetrics_token = {}\nstatus_token = {}\n",
-            if m.metrics_token.is_some() {
-                "\"[redacted]\""
-            } else {
-                "\"\" # not set: GET /metrics is open"
-            },
-            if m.status_token.is_some() {
-                "\"[redacted]\""
-            } else {
-                "\"\" # not set: GET /status is off (open in demo mode)"
-            },
+        out.push_str("\n[monitoring]\n");
+        out.push_str(&secret(
+            m.metrics_token.is_some(),
+            ": GET /metrics is open",
+            "metrics_token",
         ));
-        for room in &n.rooms {
+        out.push_str(&secret(
+            m.status_token.is_some(),
+            if matches!(self.signature, SignaturePolicy::Demo) {
+                ": GET /status is open (demo mode)"
+            } else {
+                ": GET /status is off"
+            },
+            "status_token",
+        ));
+
+        // The rooms and routes the file gave (or would give): not the console default, not
+        // those an environment variable adds.
+        let from_env = |room: &str| {
+            self.rooms_from_environment
+                .iter()
+                .find(|(name, _)| name == room)
+                .map(|(_, var)| *var)
+        };
+        let console_only = matches!(&n.rooms[..], [room] if matches!(room.sink, Sink::Console));
+        if console_only {
+            out.push_str(
+                "\n# [[rooms]]: none: messages are printed to standard output (the console room)\n",
+            );
+        }
+        for room in n.rooms.iter().filter(|_| !console_only) {
+            if let Some(var) = from_env(&room.name) {
+                out.push_str(&format!(
+                    "\n# room {}: {:?}, from {var} (for every repository no route claims)\n",
+                    toml_str(&room.name),
+                    room.sink
+                ));
+                continue;
+            }
+            out.push_str(&format!("\n[[rooms]]\nname = {}\n", toml_str(&room.name)));
+            let redacted = |url: &SecretString| toml_str(&redact_url(url.expose_secret()));
+            out.push_str(&match &room.sink {
+                Sink::HipChat(url) => format!("hipchat_url = {}\n", redacted(url)),
+                Sink::HipChatBearer { url, .. } => format!(
+                    "hipchat_url = {}\nhipchat_token = {}\n",
+                    redacted(url),
+                    toml_str(REDACTED)
+                ),
+                Sink::Slack(url) => format!("slack_webhook_url = {}\n", redacted(url)),
+                Sink::Teams(url) => format!("teams_webhook_url = {}\n", redacted(url)),
+                Sink::GoogleChat(url) => format!("google_chat_webhook_url = {}\n", redacted(url)),
+                Sink::Console => "# the console\n".to_owned(),
+            });
+        }
+        let environment_route = |route: &Route| {
+            route.repositories == ["*"]
+                && matches!(&route.rooms[..], [room] if from_env(room).is_some())
+        };
+        for route in n
+            .routes
+            .iter()
+            .filter(|r| !console_only && !environment_route(r))
+        {
             out.push_str(&format!(
-                "\n[[rooms]]\nname = \"{}\"\n# sink: {:?}\n",
-                room.name, room.sink
+                "\n[[routes]]\nrepositories = {}\n",
+                toml_list(&route.repositories)
+            ));
+            out.push_str(&match &route.rooms[..] {
+                [one] => format!("room = {}\n", toml_str(one)),
+                several => format!("rooms = {}\n", toml_list(several)),
+            });
+            out.push_str(&match route.required_approvals {
+                Some(n) => format!("required_approvals = {n}\n"),
+                None => format!(
+                    "# required_approvals: not set (the global {})\n",
+                    self.required_approvals
+                ),
+            });
+            let a = &route.announce;
+            out.push_str(&format!(
+                "announce_opened = {}\nannounce_approvals = {}\nannounce_changes_requested = {}\n\
+                 announce_builds = {}\nannounce_merged = {}\nannounce_declined = {}\n\
+                 ignore_title_patterns = {}\n",
+                a.opened,
+                a.approvals,
+                a.changes_requested,
+                a.builds,
+                a.merged,
+                a.declined,
+                toml_list(&route.ignore_title_patterns)
             ));
         }
-        for route in &n.routes {
-            let rooms = match &route.rooms[..] {
-                [one] => format!("room = \"{one}\""),
-                several => format!("rooms = {several:?}"),
-            };
+        for user in &c.users {
             out.push_str(&format!(
-                "\n[[routes]]\nrepositories = {:?}\n{}\nrequired_approvals = {}\n\
-                 # announce: {:?}\nignore_title_patterns = {:?}\n",
-                route.repositories,
-                rooms,
-                route
-                    .required_approvals
-                    .map_or("\"default\"".to_owned(), |n| n.to_string()),
-                route.announce,
-                route.ignore_title_patterns
+                "\n[[users]]\nbitbucket = {}\n",
+                toml_str(&user.bitbucket)
             ));
+            for (key, value) in [("hipchat", &user.hipchat), ("slack", &user.slack)] {
+                out.push_str(&match value {
+                    Some(value) => format!("{key} = {}\n", toml_str(value)),
+                    None => format!("# {key}: not set\n"),
+                });
+            }
         }
         out.push_str(&sites::render(&self.bitbucket));
         out
+    }
+
+    /// The first secret that is `check-config`'s placeholder, `"[redacted]"` (its output fed
+    /// back as a file), as the error every command but `check-config` exits with: such a file
+    /// says which settings there are, not the secrets to run with.
+    pub fn placeholder(&self) -> Option<ConfigError> {
+        let mut keys: Vec<String> = Vec::new();
+        if let SignaturePolicy::Verify(list) = &self.signature {
+            if list.iter().any(|s| is_placeholder(s.expose_secret())) {
+                keys.push("webhook_secret".into());
+            }
+        }
+        if let Database::Postgres(url) = &self.database {
+            if is_placeholder(url.expose_secret()) {
+                keys.push("database".into());
+            }
+        }
+        let tokens = [
+            ("sweep.token", &self.sweep.token),
+            ("commands.hipchat_token", &self.commands.hipchat_token),
+            (
+                "commands.slack_signing_secret",
+                &self.commands.slack_signing_secret,
+            ),
+            ("commands.mattermost_token", &self.commands.mattermost_token),
+            ("monitoring.metrics_token", &self.monitoring.metrics_token),
+            ("monitoring.status_token", &self.monitoring.status_token),
+        ];
+        for (key, token) in tokens {
+            if token
+                .as_ref()
+                .is_some_and(|t| is_placeholder(t.0.expose_secret()))
+            {
+                keys.push(key.into());
+            }
+        }
+        for (i, room) in self.notify.rooms.iter().enumerate() {
+            let (key, url, token) = match &room.sink {
+                Sink::HipChat(url) => ("hipchat_url", url, None),
+                Sink::HipChatBearer { url, token } => ("hipchat_url", url, Some(token)),
+                Sink::Slack(url) => ("slack_webhook_url", url, None),
+                Sink::Teams(url) => ("teams_webhook_url", url, None),
+                Sink::GoogleChat(url) => ("google_chat_webhook_url", url, None),
+                Sink::Console => continue,
+            };
+            if is_placeholder(url.expose_secret()) {
+                keys.push(format!("rooms[{i}].{key}"));
+            }
+            if token.is_some_and(|t| is_placeholder(t.expose_secret())) {
+                keys.push(format!("rooms[{i}].hipchat_token"));
+            }
+        }
+        for (i, site) in self.bitbucket.iter().enumerate() {
+            let token = match &site.credentials {
+                Credentials::Bearer(token) | Credentials::Basic { token, .. } => token,
+            };
+            if is_placeholder(token.0.expose_secret()) {
+                keys.push(format!("bitbucket[{i}].token"));
+            }
+        }
+        let first = keys.first()?;
+        let more = match keys.len() {
+            1 => String::new(),
+            n => format!(" (and {} more: {})", n - 1, keys[1..].join(", ")),
+        };
+        Some(ConfigError::at(
+            first,
+            format!(
+                "is \"{REDACTED}\", the placeholder check-config prints for a secret: put the \
+                 secret itself there, or set its variable{more}"
+            ),
+        ))
+    }
+}
+
+/// A TOML string, quoted and escaped.
+fn toml_str(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+/// A TOML array of strings.
+fn toml_list<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
+    toml::Value::Array(
+        items
+            .into_iter()
+            .map(|s| toml::Value::String(s.as_ref().to_owned()))
+            .collect(),
+    )
+    .to_string()
+}
+
+/// A number as the file writes it: `30`, or `0.2` (the shortest text that reads back the same).
+fn toml_number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
     }
 }
 
@@ -813,6 +1059,7 @@ section!(RawCommands {
     slack_signing_secret: Option<String> = None,
     mattermost_token: Option<String> = None,
     default_snooze_hours: f64 = 24.0,
+    max_snooze_days: f64 = 7.0,
 });
 
 /// One secret or a list; in the environment, a comma-separated list.
@@ -928,7 +1175,7 @@ impl RawSettings {
             }
         }
         commands.users = users;
-        resolve_rooms(rooms, routes, shortcuts, &mut notify)?;
+        let rooms_from_environment = resolve_rooms(rooms, routes, shortcuts, &mut notify)?;
         Ok(Settings {
             listen,
             database,
@@ -947,6 +1194,7 @@ impl RawSettings {
                 metrics_token: long_secret("monitoring.metrics_token", monitoring.metrics_token)?,
                 status_token: long_secret("monitoring.status_token", monitoring.status_token)?,
             },
+            rooms_from_environment,
         })
     }
 }
@@ -1060,7 +1308,28 @@ impl RawCommands {
             slack_signing_secret,
             mattermost_token,
             default_snooze_hours,
+            max_snooze_days,
         } = self;
+        let max_snooze = duration(
+            "commands.max_snooze_days",
+            max_snooze_days,
+            0.01..=365.0,
+            86_400.0,
+        )?;
+        let default_snooze = duration(
+            "commands.default_snooze_hours",
+            default_snooze_hours,
+            0.1..=8760.0,
+            3600.0,
+        )?;
+        if default_snooze > max_snooze {
+            return Err(ConfigError::at(
+                "commands.default_snooze_hours",
+                format!(
+                    "{default_snooze_hours} hours is longer than max_snooze_days ({max_snooze_days} days)"
+                ),
+            ));
+        }
         Ok(CommandSettings {
             hipchat_token: long_secret("commands.hipchat_token", hipchat_token)?,
             // Slack's signing secrets are 32 hex digits; Mattermost's tokens 26 characters.
@@ -1069,12 +1338,8 @@ impl RawCommands {
                 slack_signing_secret,
             )?,
             mattermost_token: long_secret("commands.mattermost_token", mattermost_token)?,
-            default_snooze: duration(
-                "commands.default_snooze_hours",
-                default_snooze_hours,
-                0.1..=2160.0,
-                3600.0,
-            )?,
+            default_snooze,
+            max_snooze,
             users: Vec::new(),
         })
     }
@@ -1099,13 +1364,14 @@ fn default_ignore_title_patterns() -> Vec<String> {
 }
 
 /// Rooms and routes from the file, plus the one-room shortcuts from the environment. Neither
-/// names a room: everything stays on the console.
+/// names a room: everything stays on the console. Returns the rooms the shortcuts added, with
+/// their variables.
 fn resolve_rooms(
     rooms: Vec<RawRoom>,
     routes: Vec<RawRoute>,
     shortcuts: &[Shortcut<'_>],
     notify: &mut NotifySettings,
-) -> Result<(), ConfigError> {
+) -> Result<Vec<(String, &'static str)>, ConfigError> {
     let mut out_rooms: Vec<Room> = Vec::new();
     for (i, room) in rooms.into_iter().enumerate() {
         let key = format!("rooms[{i}]");
@@ -1233,6 +1499,7 @@ fn resolve_rooms(
     }
 
     // The environment shortcuts: one more room that takes every repository no route claimed.
+    let mut from_environment = Vec::new();
     for shortcut in shortcuts.iter().filter(|s| !s.url.trim().is_empty()) {
         let sink = (shortcut.sink)(parse_chat_url(shortcut.var, shortcut.url)?);
         let name = if out_rooms.iter().any(|r| r.name == shortcut.room) {
@@ -1241,6 +1508,7 @@ fn resolve_rooms(
             shortcut.room.to_owned()
         };
         out_routes.push(catch_all(&name));
+        from_environment.push((name.clone(), shortcut.var));
         out_rooms.push(Room { name, sink });
     }
 
@@ -1248,7 +1516,7 @@ fn resolve_rooms(
         notify.rooms = out_rooms;
         notify.routes = out_routes;
     }
-    Ok(())
+    Ok(from_environment)
 }
 
 // The checks, one per kind of value; `path` is the file's key (`ConfigError::at` adds the
@@ -1291,6 +1559,9 @@ fn duration(
 fn long_secret(path: &str, value: Option<String>) -> Result<Option<SecretToken>, ConfigError> {
     match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
         None => Ok(None),
+        // check-config's output fed back: kept, so that it reads back the same, and refused by
+        // everything but check-config (`Settings::placeholder`).
+        Some(v) if v == REDACTED => Ok(Some(SecretToken(SecretString::from(v)))),
         Some(v) if v.len() < 16 => Err(ConfigError::at(
             path,
             "is shorter than 16 characters; use e.g. `openssl rand -hex 32`",
@@ -1824,13 +2095,25 @@ mod tests {
             s.sweep.calendar,
             crate::domain::calendar::Calendar::default()
         );
+        assert_eq!(s.render(), DEFAULTS_RENDERED);
         assert_eq!(
-            s.render(),
-            r#"listen = "127.0.0.1:8080"
+            format!("{s:?}"),
+            format!("{:?}", Settings::with_defaults(SignaturePolicy::Demo))
+        );
+    }
+
+    /// What `check-config` prints with nothing configured.
+    const DEFAULTS_RENDERED: &str = r#"# pr-reminder's effective settings: the defaults, then the --config file, then the
+# PR_REMINDER_* variables. Read back with --config, this file gives the same settings
+# (under the same variables). Secrets are shown as "[redacted]": pr-reminder runs
+# nothing but check-config on a file holding one until the secret is put back (or
+# its PR_REMINDER_* variable, which wins over the file, is set).
+# Webhook signatures: DEMO: signatures not checked, loopback only.
+
+listen = "127.0.0.1:8080"
 database = "./pr-reminder.db"
-webhook_secret = "" # not set
+# webhook_secret: not set
 insecure_skip_signature = false
-# signature policy: DEMO: signatures not checked, loopback only
 required_approvals = 2
 max_body_bytes = 1048576
 body_timeout_seconds = 10
@@ -1844,46 +2127,378 @@ max_attempts = 10
 timeout_seconds = 10
 retry_min_ms = 1000
 retry_max_seconds = 300
-room_rate_per_minute = "per kind of room" # HipChat 30, Slack 60, Teams 30, Google Chat 30
+# room_rate_per_minute: not set: each kind of room's own (a minute: HipChat 30, Slack 60, Teams 30, Google Chat 30)
 
 [sweep]
-token = "" # not set: POST /sweep is disabled
+# token: not set: POST /sweep and POST /reconcile answer 403
 min_interval_minutes = 50
 escalate_after_hours = 72
 escalate_working_days_only = false
 timezone = "UTC"
 working_days = ["mon", "tue", "wed", "thu", "fri"]
-quiet_hours = ""
+# quiet_hours: not set (scheduled sweeps post at any hour)
 all_clear = false
-schedule = ""
+# schedule: not set (no built-in schedule: digests are posted only when POST /sweep or pr-reminder sweep is called)
 hipchat_mention_ping = true
 
 [commands]
-hipchat_token = "" # not set
-slack_signing_secret = "" # not set
-mattermost_token = "" # not set
+# hipchat_token: not set: HipChat's /reviews is off
+# slack_signing_secret: not set
+# mattermost_token: not set
 default_snooze_hours = 24
-# 0 user mapping(s)
+max_snooze_days = 7
 
 [monitoring]
-metrics_token = "" # not set: GET /metrics is open
-status_token = "" # not set: GET /status is off (open in demo mode)
+# metrics_token: not set: GET /metrics is open
+# status_token: not set: GET /status is open (demo mode)
+
+# [[rooms]]: none: messages are printed to standard output (the console room)
+"#;
+
+    /// Loads `text` as a file under `vars`.
+    fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::load(Some(&path), &env(vars), false)
+    }
+
+    /// A configuration with every kind of setting: rooms of each kind (ports, a HipChat token
+    /// apart), routes to one room and to several, user mappings, two Bitbucket sites, a
+    /// calendar and a schedule; secrets from the file and from the environment, and a room
+    /// from the environment.
+    const RICH: &str = r#"
+listen = "0.0.0.0:9090"
+database = "/srv/pr-reminder/state.db"
+required_approvals = 3
+max_body_bytes = 2048
+body_timeout_seconds = 2.5
+synchronous = "normal"
+max_batch = 64
+log_format = "json"
+
+[notify]
+coalesce_seconds = 0.2
+max_attempts = 4
+timeout_seconds = 7
+retry_min_ms = 250
+retry_max_seconds = 60
+room_rate_per_minute = 12
+
+[sweep]
+min_interval_minutes = 0.5
+escalate_after_hours = 36
+escalate_working_days_only = true
+timezone = "Europe/Berlin"
+working_days = ["mon", "tue", "wed", "thu", "sat"]
+quiet_hours = "19:00-08:30"
+all_clear = true
+schedule = "0 9-17 * * Mon-Fri"
+hipchat_mention_ping = false
+
+[commands]
+hipchat_token = "file-hipchat-command-token"
+default_snooze_hours = 6
+max_snooze_days = 3
+
+[monitoring]
+metrics_token = "file-metrics-token-0123"
 
 [[rooms]]
-name = "console"
-# sink: console
+name = "backend"
+hipchat_url = "https://hipchat.example:8443/v2/room/42/notification?auth_token=file-secret-1"
+
+[[rooms]]
+name = "ops"
+hipchat_url = "https://hipchat.example/v2/room/ops/notification"
+hipchat_token = "file-hipchat-room-token"
+
+[[rooms]]
+name = "web"
+slack_webhook_url = "http://mattermost.example:8065/hooks/file-secret-2"
+
+[[rooms]]
+name = "teams"
+teams_webhook_url = "https://prod-01.westeurope.logic.azure.com:443/workflows/x/invoke?sig=file-secret-3"
+
+[[rooms]]
+name = "mobile"
+google_chat_webhook_url = "https://chat.googleapis.com/v1/spaces/A/messages?key=k&token=file-secret-4"
 
 [[routes]]
-repositories = ["*"]
-room = "console"
-required_approvals = "default"
-# announce: Announce { opened: true, approvals: true, changes_requested: true, builds: true, merged: false, declined: false }
-ignore_title_patterns = ["WIP", "[WIP]", "Draft:"]
-"#
+repositories = ["acme/*", "datacenter:PAY/*"]
+rooms = ["backend", "teams"]
+required_approvals = 1
+announce_merged = true
+announce_builds = false
+ignore_title_patterns = ["WIP", "do not \"merge\""]
+
+[[routes]]
+repositories = ["web/*"]
+room = "web"
+
+[[routes]]
+repositories = ["mobile/*"]
+room = "mobile"
+
+[[users]]
+bitbucket = "{c0ffee00-1234}"
+hipchat = "carol"
+slack = "U024BE7LH"
+
+[[users]]
+bitbucket = "dave@example.com"
+slack = "U0DAVE"
+
+[[users]]
+bitbucket = "557058:erin"
+hipchat = "erin"
+
+[[bitbucket]]
+kind = "cloud"
+token = "file-secret-5"
+repositories = ["acme/api", "acme/*"]
+poll_interval_minutes = 30
+
+[[bitbucket]]
+kind = "datacenter"
+url = "https://bitbucket.example:7990"
+username = "svc-pr-reminder"
+token = "file-secret-6"
+repositories = ["PAY/*"]
+"#;
+
+    const RICH_ENV: &[(&str, &str)] = &[
+        ("PR_REMINDER_WEBHOOK_SECRET", "env-secret-a, env-secret-b"),
+        ("PR_REMINDER_SWEEP_TOKEN", "env-secret-sweep-token"),
+        ("PR_REMINDER_STATUS_TOKEN", "env-secret-status-token"),
+        ("PR_REMINDER_REQUIRED_APPROVALS", "2"),
+        (
+            "PR_REMINDER_SLACK_WEBHOOK_URL",
+            "https://hooks.slack.example/services/T/B/env-secret-c",
+        ),
+    ];
+
+    #[test]
+    fn check_config_prints_a_file_that_reads_back_the_same() {
+        let first = load_text(RICH, RICH_ENV).unwrap();
+        assert!(first.placeholder().is_none());
+        let printed = first.render();
+        // Valid TOML, and no secret in it.
+        toml::from_str::<toml::Value>(&printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
+        assert!(!printed.contains("-secret"), "{printed}");
+        assert!(!printed.contains("token-"), "{printed}");
+        assert!(!printed.contains("auth_token"), "{printed}");
+        // Hosts keep their ports; every mapping is listed; explanations are comments.
+        for shown in [
+            "hipchat_url = \"https://hipchat.example:8443/[redacted]\"",
+            "slack_webhook_url = \"http://mattermost.example:8065/[redacted]\"",
+            "teams_webhook_url = \"https://prod-01.westeurope.logic.azure.com/[redacted]\"",
+            "url = \"https://bitbucket.example:7990\"",
+            "hipchat_token = \"[redacted]\"",
+            "webhook_secret = [\"[redacted]\", \"[redacted]\"]",
+            "\n[[users]]\nbitbucket = \"{c0ffee00-1234}\"\nhipchat = \"carol\"\nslack = \"U024BE7LH\"\n",
+            "\n[[users]]\nbitbucket = \"dave@example.com\"\n# hipchat: not set\nslack = \"U0DAVE\"\n",
+            "\n[[users]]\nbitbucket = \"557058:erin\"\nhipchat = \"erin\"\n# slack: not set\n",
+            "ignore_title_patterns = [\"WIP\", 'do not \"merge\"']",
+            "# room \"slack\": slack https://hooks.slack.example/[redacted], from PR_REMINDER_SLACK_WEBHOOK_URL",
+        ] {
+            assert!(printed.contains(shown), "{shown}\n{printed}");
+        }
+        assert_eq!(printed.matches("[[users]]").count(), 3);
+        assert_eq!(
+            printed.matches("[[rooms]]").count(),
+            5,
+            "not the environment's"
+        );
+        assert_eq!(printed.matches("[[routes]]").count(), 3, "nor its route");
+
+        // Read back under the same variables: the same settings, and the same text.
+        let again = load_text(&printed, RICH_ENV).unwrap_or_else(|e| panic!("{e}\n{printed}"));
+        assert_eq!(again.render(), printed);
+        assert_eq!(format!("{again:?}"), format!("{first:?}"));
+        assert_eq!(
+            format!("{:?}", again.notify.routes),
+            format!("{:?}", first.notify.routes)
+        );
+        assert_eq!(again.commands.users, first.commands.users);
+        assert_eq!(again.sweep.calendar, first.sweep.calendar);
+        assert_eq!(again.sweep.schedule, first.sweep.schedule);
+        // The file's own secrets came back as placeholders: named, and nothing runs on them.
+        let err = again.placeholder().expect("placeholders");
+        assert_eq!(
+            err.key,
+            "commands.hipchat_token (PR_REMINDER_COMMAND_TOKEN)"
         );
         assert_eq!(
-            format!("{s:?}"),
-            format!("{:?}", Settings::with_defaults(SignaturePolicy::Demo))
+            err.message,
+            "is \"[redacted]\", the placeholder check-config prints for a secret: put the secret \
+             itself there, or set its variable (and 9 more: monitoring.metrics_token, \
+             rooms[0].hipchat_url, rooms[1].hipchat_url, rooms[1].hipchat_token, \
+             rooms[2].slack_webhook_url, rooms[3].teams_webhook_url, \
+             rooms[4].google_chat_webhook_url, bitbucket[0].token, bitbucket[1].token)"
         );
+    }
+
+    #[test]
+    fn a_placeholder_is_never_a_secret_but_the_environment_replaces_it() {
+        let text = "webhook_secret = \"[redacted]\"\n[sweep]\ntoken = \"[redacted]\"\n";
+        let s = load_text(text, &[]).unwrap();
+        let err = s.placeholder().unwrap();
+        assert_eq!(err.key, "webhook_secret (PR_REMINDER_WEBHOOK_SECRET)");
+        let s = load_text(
+            text,
+            &[
+                ("PR_REMINDER_WEBHOOK_SECRET", "real-secret"),
+                ("PR_REMINDER_SWEEP_TOKEN", "a-real-sweep-token-0123"),
+            ],
+        )
+        .unwrap();
+        assert!(s.placeholder().is_none());
+        // A PostgreSQL password as check-config shows it.
+        let s = load_text(
+            "webhook_secret = \"s\"\ndatabase = \"postgres://u:[redacted]@db:5432/pr\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.placeholder().unwrap().key,
+            "database (PR_REMINDER_DATABASE)"
+        );
+        assert_eq!(s.database.redacted(), "postgres://u:[redacted]@db:5432/pr");
+    }
+
+    /// The example configuration with every commented `# key = value` line made a setting:
+    /// its keys, and its values (the defaults).
+    fn example_uncommented() -> String {
+        let example = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("pr-reminder.example.toml"),
+        )
+        .unwrap();
+        let setting = |line: &str| {
+            let line = line.strip_prefix('#')?.trim_start();
+            let is_header = line.starts_with('[') && line.trim_end().ends_with(']');
+            let key = line.split_once(" = ").map(|(k, _)| k);
+            let is_key = key.is_some_and(|k| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+            });
+            (is_header || is_key).then(|| line.to_owned())
+        };
+        example
+            .lines()
+            .map(|line| setting(line).unwrap_or_else(|| line.to_owned()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The field names a `Deserialize` struct declares (serde's own list), read by a
+    /// deserializer that only asks for them.
+    fn fields<'de, T: Deserialize<'de>>() -> Vec<&'static str> {
+        struct Fields(Vec<&'static str>);
+        #[derive(Debug)]
+        struct Stop;
+        impl std::fmt::Display for Stop {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("stop")
+            }
+        }
+        impl std::error::Error for Stop {}
+        impl serde::de::Error for Stop {
+            fn custom<M: std::fmt::Display>(_: M) -> Self {
+                Stop
+            }
+        }
+        impl<'de> serde::Deserializer<'de> for &mut Fields {
+            type Error = Stop;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+                Err(Stop)
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Stop> {
+                self.0.extend(fields);
+                Err(Stop)
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        let mut found = Fields(Vec::new());
+        let _ = T::deserialize(&mut found);
+        found.0
+    }
+
+    #[test]
+    fn the_example_configuration_names_every_setting_with_its_default() {
+        let text = example_uncommented();
+        let value: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        // Every key the program reads, in its table: a new setting without its line fails here.
+        let tables: &[(&str, Vec<&str>)] = &[
+            ("", fields::<RawSettings>()),
+            ("notify", fields::<RawNotify>()),
+            ("sweep", fields::<RawSweep>()),
+            ("commands", fields::<RawCommands>()),
+            ("monitoring", fields::<RawMonitoring>()),
+            ("rooms", fields::<RawRoom>()),
+            ("routes", fields::<RawRoute>()),
+            ("users", fields::<UserMapping>()),
+            ("bitbucket", fields::<sites::RawSite>()),
+        ];
+        let mut known = 0;
+        for (table, keys) in tables {
+            assert!(!keys.is_empty(), "{table}");
+            let entries: Vec<&toml::Table> = match *table {
+                "" => vec![value.as_table().unwrap()],
+                name => match value.get(name) {
+                    Some(toml::Value::Table(t)) => vec![t],
+                    Some(toml::Value::Array(list)) => {
+                        list.iter().filter_map(|v| v.as_table()).collect()
+                    }
+                    other => panic!("[{name}] is not in pr-reminder.example.toml: {other:?}"),
+                },
+            };
+            for key in keys {
+                known += 1;
+                assert!(
+                    entries.iter().any(|t| t.contains_key(*key)),
+                    "`{key}` of [{table}] is not in pr-reminder.example.toml"
+                );
+            }
+        }
+        // A table of the file not listed above would go unchecked.
+        for key in fields::<RawSettings>() {
+            let nested = value
+                .get(key)
+                .is_some_and(|v| v.is_table() || v.is_array() && key != "webhook_secret");
+            if nested {
+                assert!(tables.iter().any(|(t, _)| *t == key), "[{key}] unchecked");
+            }
+        }
+        assert!(known > 60, "{known} keys");
+
+        // It loads, and every setting of a table is its default; the [[...]] lists, which
+        // have none, are examples.
+        let vars = [("PR_REMINDER_WEBHOOK_SECRET", "a-webhook-secret")];
+        let mut example = load_text(&text, &vars).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let defaults = Settings::load(None, &env(&vars), false).unwrap();
+        assert!(example.bitbucket.len() == 1 && example.commands.users.len() == 1);
+        assert!(example.notify.rooms.len() >= 4 && example.notify.routes.len() >= 2);
+        // The one table setting whose default is unset: the example shows a value.
+        assert_eq!(example.notify.room_rate_per_minute, Some(30));
+        assert_eq!(defaults.notify.room_rate_per_minute, None);
+        example.notify.room_rate_per_minute = None;
+        example.notify.rooms = defaults.notify.rooms.clone();
+        example.notify.routes = defaults.notify.routes.clone();
+        example.commands.users = Vec::new();
+        example.bitbucket = Vec::new();
+        assert_eq!(example.render(), defaults.render());
+        assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
     }
 }

@@ -1,5 +1,5 @@
 //! pr-reminder: Bitbucket pull-request webhooks folded into SQLite, so rooms can be reminded of
-//! what still needs review. See README.md (and its Architecture section) for the whole picture.
+//! what still needs review. See README.md, and docs/architecture.md for the whole picture.
 //!
 //! The flow: `routes::webhook` → `signature` (verify) → `bitbucket` (headers, parse) →
 //! `domain::Change` → `store::writer` (one transaction, with the outbox rows `domain::plan`
@@ -8,6 +8,7 @@
 pub mod bitbucket;
 pub mod clock;
 pub mod config;
+pub mod connect;
 pub mod domain;
 pub mod http;
 pub mod identity;

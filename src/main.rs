@@ -39,12 +39,31 @@ fn format_outbox(rows: &[OutboxRow]) -> String {
     out
 }
 
+/// An error and its causes on one line, each said once: a cause whose text its context already
+/// quotes (sqlx's migration errors quote their database error, which quotes its own cause) is
+/// left out.
+fn once(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Reminds chat rooms about Bitbucket pull requests that still need review.
 #[derive(Parser)]
 #[command(name = "pr-reminder", version, about)]
 struct Cli {
-    /// TOML settings file; PR_REMINDER_* environment variables override it.
-    #[arg(long, global = true, value_name = "FILE")]
+    /// TOML settings file (see pr-reminder.example.toml); PR_REMINDER_* environment variables
+    /// override it. Empty: none.
+    #[arg(long, global = true, value_name = "FILE", env = "PR_REMINDER_CONFIG")]
     config: Option<PathBuf>,
     /// Log format (overrides PR_REMINDER_LOG_FORMAT).
     #[arg(long, global = true, value_enum)]
@@ -89,6 +108,22 @@ enum Command {
         /// Only this repository (`workspace/slug` or `PROJECT/slug`).
         #[arg(long, value_name = "R")]
         repository: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install pr-reminder's webhook on every configured Bitbucket site and keep it right:
+    /// workspace hooks (Cloud) or project webhooks (Data Center), else repository hooks for the
+    /// repositories listed one by one; creates what is missing, repairs what is inactive or short
+    /// of events, never touches another hook. Needs `webhook_url` on each `[[bitbucket]]` site
+    /// and `webhook_secret`. Exit status 1 when a scope could not be made right.
+    Connect {
+        /// Only this site (its `url`, or its host).
+        #[arg(long, value_name = "NAME")]
+        site: Option<String>,
+        /// List the hooks and say what would change, changing nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -174,7 +209,72 @@ async fn reconcile(
     report
 }
 
+/// The sites `connect --site NAME` means: NAME is a site's `url` or its host; all without it.
+fn selected_sites<'a>(
+    settings: &'a Settings,
+    name: Option<&str>,
+) -> Vec<&'a pr_reminder::config::Site> {
+    settings
+        .bitbucket
+        .iter()
+        .filter(|site| {
+            name.is_none_or(|n| {
+                let n = n.trim().trim_end_matches('/');
+                site.name().eq_ignore_ascii_case(n)
+                    || site.server().eq_ignore_ascii_case(n)
+                    || site
+                        .url
+                        .host_str()
+                        .is_some_and(|h| h.eq_ignore_ascii_case(n))
+            })
+        })
+        .collect()
+}
+
+/// Why `connect` cannot run with these settings, naming what to set.
+fn connect_usage(settings: &Settings, site: Option<&str>) -> Result<(), String> {
+    if settings.bitbucket.is_empty() {
+        return Err(
+            "no Bitbucket site is configured: add a [[bitbucket]] table or set \
+                    PR_REMINDER_BITBUCKET_KIND, _TOKEN and _REPOSITORIES"
+                .into(),
+        );
+    }
+    let sites = selected_sites(settings, site);
+    if sites.is_empty() {
+        let known: Vec<&str> = settings.bitbucket.iter().map(|s| s.name()).collect();
+        return Err(format!(
+            "--site {}: no configured site has that url or host (configured: {})",
+            site.unwrap_or_default(),
+            known.join(", ")
+        ));
+    }
+    if !matches!(settings.signature, SignaturePolicy::Verify(_)) {
+        return Err(
+            "webhook_secret is not set: connect gives Bitbucket the secret to sign \
+                    deliveries with (set webhook_secret or PR_REMINDER_WEBHOOK_SECRET)"
+                .into(),
+        );
+    }
+    for (i, s) in settings.bitbucket.iter().enumerate() {
+        if s.webhook_url.is_none() && sites.iter().any(|t| std::ptr::eq(*t, s)) {
+            return Err(format!(
+                "bitbucket[{i}].webhook_url is not set ({}): the public URL Bitbucket should \
+                 call, e.g. https://pr.example.com/webhooks/bitbucket \
+                 (PR_REMINDER_BITBUCKET_WEBHOOK_URL for a single site)",
+                s.name()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
+    // An empty variable is an unset one, as for every setting (compose passes `${VAR:-}` on);
+    // clap would take it for a missing value. Nothing else runs yet.
+    if std::env::var_os("PR_REMINDER_CONFIG").is_some_and(|v| v.is_empty()) {
+        std::env::remove_var("PR_REMINDER_CONFIG");
+    }
     let cli = Cli::parse();
     // Only `serve` receives deliveries; the other commands need no webhook secret.
     let insecure = match cli.command {
@@ -184,7 +284,8 @@ fn main() -> ExitCode {
         Command::Migrate
         | Command::Outbox { .. }
         | Command::Sweep { .. }
-        | Command::Reconcile { .. } => true,
+        | Command::Reconcile { .. }
+        | Command::Connect { .. } => true,
         Command::CheckConfig => false,
     };
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
@@ -195,6 +296,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // check-config's own output fed back names its secrets but holds none: only check-config
+    // reads it (and says so).
+    if !matches!(cli.command, Command::CheckConfig) {
+        if let Some(err) = settings.placeholder() {
+            eprintln!("pr-reminder: {err}");
+            return ExitCode::from(2);
+        }
+    }
     if let Some(format) = cli.log_format {
         settings.log_format = match format {
             CliLogFormat::Text => LogFormat::Text,
@@ -202,6 +311,7 @@ fn main() -> ExitCode {
         };
     }
     telemetry::init(settings.log_format);
+    let settings_log_format = settings.log_format;
     for name in Settings::unknown_variables(&env) {
         tracing::warn!(variable = %name, "not a pr-reminder setting; ignored (a typo?)");
     }
@@ -243,18 +353,37 @@ fn main() -> ExitCode {
             }
         }
     }
+    // Usage errors of `connect` (exit 2), before anything is sent.
+    if let Command::Connect { site, .. } = &cli.command {
+        if let Err(message) = connect_usage(&settings, site.as_deref()) {
+            eprintln!("pr-reminder: {message}");
+            return ExitCode::from(2);
+        }
+    }
     let mut failed = false;
     let failed_ref = &mut failed;
     let result = runtime.block_on(async move {
         match cli.command {
             Command::CheckConfig => {
                 print!("{}", settings.render());
+                if let Some(err) = settings.placeholder() {
+                    eprintln!(
+                        "pr-reminder: note: these settings are valid, but the other commands \
+                         refuse them: {err}"
+                    );
+                }
                 Ok(())
             }
             Command::Migrate => {
                 let db = store::connect(&settings.database, &settings.synchronous).await?;
+                let applied = db.migrations_applied();
                 db.close().await;
-                println!("database {} is up to date", settings.database.redacted());
+                let shown = settings.database.redacted();
+                match applied {
+                    0 => println!("database {shown} is up to date (no migration to apply)"),
+                    1 => println!("database {shown}: applied 1 migration; it is up to date"),
+                    n => println!("database {shown}: applied {n} migrations; it is up to date"),
+                }
                 Ok(())
             }
             Command::Sweep { force, json } => {
@@ -290,6 +419,36 @@ fn main() -> ExitCode {
                 }
                 for r in report.repositories.iter().filter(|r| !r.ok) {
                     eprintln!("pr-reminder: {} {}: {}", r.site, r.repository, r.failure());
+                }
+                *failed_ref = !report.ok;
+                Ok(())
+            }
+            Command::Connect {
+                site,
+                dry_run,
+                json,
+            } => {
+                let SignaturePolicy::Verify(secrets) = &settings.signature else {
+                    anyhow::bail!("webhook_secret is not set");
+                };
+                let targets: Vec<pr_reminder::connect::Target> =
+                    selected_sites(&settings, site.as_deref())
+                        .into_iter()
+                        .map(|site| pr_reminder::connect::Target {
+                            site,
+                            secret: &secrets[0],
+                        })
+                        .collect();
+                let report = pr_reminder::connect::run(
+                    &targets,
+                    dry_run,
+                    pr_reminder::bitbucket::rest::RetryPolicy::default(),
+                )
+                .await;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", report.to_text());
                 }
                 *failed_ref = !report.ok;
                 Ok(())
@@ -334,9 +493,14 @@ fn main() -> ExitCode {
     match result {
         Ok(()) if failed => ExitCode::FAILURE,
         Ok(()) => ExitCode::SUCCESS,
+        // Said once: as a log line where logs are JSON (a collector reads every line), else
+        // as a plain line for the person who ran the command.
         Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "fatal");
-            eprintln!("pr-reminder: {err:#}");
+            let error = once(&err);
+            match settings_log_format {
+                LogFormat::Json => tracing::error!(error, "fatal"),
+                LogFormat::Text => eprintln!("pr-reminder: {error}"),
+            }
             ExitCode::FAILURE
         }
     }

@@ -2,8 +2,8 @@
 //! Rust client: OpenMetrics text exposition, typed label sets, no global registry, so each
 //! `Application` — and each test — has its own).
 //!
-//! The names below are a public interface (dashboards and external checks use them; README,
-//! "Metrics"). Labels stay low-cardinality: flavour, outcome, sink kind, outbox state, route
+//! The names below are a public interface (dashboards and external checks use them;
+//! docs/monitoring.md). Labels stay low-cardinality: flavour, outcome, sink kind, outbox state, route
 //! pattern, HTTP status and configured site; never a repository, user or PR.
 //!
 //! Counters and histograms are kept in memory by the code that does the work; the gauges

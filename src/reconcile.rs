@@ -240,7 +240,7 @@ impl Reconciler {
     pub fn check(&self, scope: &Scope) -> Result<(), String> {
         if let Some(wanted) = &scope.repository {
             let covered = self.sites.iter().enumerate().any(|(i, client)| {
-                scope.site.map_or(true, |s| s == i)
+                scope.site.is_none_or(|s| s == i)
                     && client.site.repositories.iter().any(|r| r.covers(wanted))
             });
             if !covered {
@@ -262,7 +262,7 @@ impl Reconciler {
         let listing = Requests::default();
         let mut busy_sites = Vec::new();
         for (i, site) in self.sites.iter().enumerate() {
-            if !scope.site.map_or(true, |s| s == i) {
+            if scope.site.is_some_and(|s| s != i) {
                 continue;
             }
             // One pass per site at a time, however many replicas run one.
@@ -303,6 +303,9 @@ impl Reconciler {
         tracing::info!(
             repositories = report.repositories.len(),
             failed = report.repositories.iter().filter(|r| !r.ok).count(),
+            open = report.repositories.iter().map(|r| r.open).sum::<usize>(),
+            updated = report.repositories.iter().map(|r| r.updated).sum::<usize>(),
+            closed = report.repositories.iter().map(|r| r.closed).sum::<usize>(),
             requests = report.requests,
             elapsed_ms = report.elapsed_ms,
             "reconciliation pass done"
@@ -405,7 +408,8 @@ impl Reconciler {
         match result {
             Ok(mut report) => {
                 report.requests = requests.get();
-                tracing::info!(
+                // Per repository: detail (the pass's summary is at info).
+                tracing::debug!(
                     open = report.open,
                     updated = report.updated,
                     closed = report.closed,
@@ -571,7 +575,7 @@ impl Reconciler {
         }
         let closed_count = fetched
             .values()
-            .filter(|answer| answer.as_ref().map_or(true, |pr| pr.state != PrState::Open))
+            .filter(|answer| answer.as_ref().is_none_or(|pr| pr.state != PrState::Open))
             .count();
 
         // 4. Everything answered: submit what differs.
@@ -581,7 +585,7 @@ impl Reconciler {
             .filter(|pr| {
                 stored_by
                     .get(&(&pr.repository.key, pr.number))
-                    .map_or(true, |s| differs(s, pr))
+                    .is_none_or(|s| differs(s, pr))
             })
             .collect();
         let updated = changed.len();
@@ -589,7 +593,7 @@ impl Reconciler {
             .into_iter()
             .chain(closed)
             .map(|pr| {
-                tracing::info!(
+                tracing::debug!(
                     pr = pr.number,
                     state = pr.state.as_str(),
                     announce,
@@ -602,7 +606,7 @@ impl Reconciler {
         self.submit(prs, announce).await?;
         let builds = statuses.len();
         for status in &statuses {
-            tracing::info!(
+            tracing::debug!(
                 commit = %status.commit_hash,
                 build = %status.key,
                 state = status.state.as_str(),

@@ -7,11 +7,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Room, Settings, Sink, UserMapping};
+use crate::domain::calendar::Calendar;
 use crate::domain::routing::Routing;
 use crate::domain::Timestamp;
 use crate::notify::digest;
 use crate::notify::message::{Color, Message};
 use crate::review_queue::{self, Scope};
+use crate::store::snoozes::SnoozeOutcome;
 use crate::store::{self, Db};
 
 /// A pull request as a person named it: a repository name (`workspace/slug` or `PROJECT/slug`,
@@ -33,8 +35,8 @@ pub enum Command {
     Mine,
     /// `/reviews all`: everything waiting for review in this room.
     All,
-    /// `/reviews snooze <PR> [4h | 1d | 1w]`: hide a PR from the asker's list and the room's
-    /// digest until then, or until it changes.
+    /// `/reviews snooze <PR> [4h | 3d | 3 days | 1w]`: hide a PR from the asker's list and the
+    /// room's digest until then (at most `max_snooze_days`), or until it changes.
     Snooze {
         /// The PR to hide.
         target: PrRef,
@@ -96,20 +98,50 @@ pub fn parse_ref(text: &str) -> Option<PrRef> {
     })
 }
 
-/// `30m`, `4h`, `1d`, `2w`.
+/// A duration as people type it: a whole number and a unit, with or without a space, or
+/// several such parts: `30m`, `4h`, `72h`, `3d`, `3 days`, `1 week`, `1d 12h`. Units: `m`,
+/// `min`, `minute(s)`; `h`, `hr`, `hour(s)`; `d`, `day(s)`; `w`, `wk`, `week(s)`. At most a
+/// year (policy, `max_snooze_days`, is the caller's).
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim().to_ascii_lowercase();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
-    let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
-    let seconds = match unit {
-        "m" | "min" | "mins" | "minutes" => 60,
-        "h" | "hour" | "hours" => 3600,
-        "d" | "day" | "days" => 86_400,
-        "w" | "week" | "weeks" => 7 * 86_400,
-        _ => return None,
+    let mut rest = text.as_str();
+    let mut total: u64 = 0;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: u64 = rest[..digits].parse().ok().filter(|n| *n > 0)?;
+        rest = rest[digits..].trim_start();
+        let letters = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..letters] {
+            "m" | "min" | "mins" | "minute" | "minutes" => 60,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
+            "d" | "day" | "days" => 86_400,
+            "w" | "wk" | "wks" | "week" | "weeks" => 7 * 86_400,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(seconds)?)?;
+        rest = rest[letters..].trim_start_matches([' ', ',']);
+    }
+    (total <= 366 * 86_400).then(|| Duration::from_secs(total))
+}
+
+/// A duration in words: `7 days`, `36 hours`, `90 minutes` (the largest whole unit).
+fn spoken(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    let (n, unit) = if secs.is_multiple_of(86_400) {
+        (secs / 86_400, "day")
+    } else if secs.is_multiple_of(3600) {
+        (secs / 3600, "hour")
+    } else {
+        (secs.div_ceil(60), "minute")
     };
-    let total = n.checked_mul(seconds)?;
-    (total <= 90 * 86_400).then(|| Duration::from_secs(total))
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// The words after `/reviews` (HipChat sends the whole line, Slack only the rest).
@@ -130,7 +162,7 @@ pub fn parse(text: &str, default_snooze: Duration) -> Command {
                 )),
             },
         },
-        ["snooze", target] | ["snooze", target, _] => {
+        ["snooze", target, rest @ ..] => {
             let Some(target) = parse_ref(target) else {
                 return Command::Help {
                     problem: Some(format!(
@@ -138,14 +170,14 @@ pub fn parse(text: &str, default_snooze: Duration) -> Command {
                     )),
                 };
             };
-            let duration = match words.get(2) {
-                None => default_snooze,
-                Some(d) => match parse_duration(d) {
+            let duration = match rest.join(" ") {
+                d if d.is_empty() => default_snooze,
+                d => match parse_duration(&d) {
                     Some(d) => d,
                     None => {
                         return Command::Help {
                             problem: Some(format!(
-                                "`{d}` is not a duration such as 4h, 1d or 1w (at most 90 days)"
+                                "`{d}` is not a duration (such as 4h, 3d, 3 days or 1w)"
                             )),
                         }
                     }
@@ -246,6 +278,54 @@ fn hipchat_room_segment(url: &secrecy::SecretString) -> Option<String> {
     None
 }
 
+/// The snoozes in force on open PRs routed to `room`, the soonest to end first.
+pub async fn snoozes_in_room(
+    db: &Db,
+    routing: &Routing,
+    room: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<store::snoozes::CurrentSnooze>> {
+    let all = store::snoozes::current(db, &Timestamp::from_datetime(now)).await?;
+    Ok(all
+        .into_iter()
+        .filter(|s| {
+            let flavour =
+                crate::domain::RepositoryKey::from_stored(s.repository_key.clone()).flavour();
+            routing
+                .route(flavour, &s.full_name)
+                .is_some_and(|route| route.rooms.iter().any(|r| r == room))
+        })
+        .collect())
+}
+
+/// Most snoozes a `/reviews` answer names one by one.
+const SNOOZES_SHOWN: usize = 10;
+
+/// `Snoozed, not listed: acme/api#3 by Carol until Tue 24 Nov 12:00 CET`, one line each (at
+/// most `SNOOZES_SHOWN`, then how many more), times in the calendar's zone.
+fn snooze_lines(snoozes: &[store::snoozes::CurrentSnooze], calendar: &Calendar) -> Vec<String> {
+    let mut lines: Vec<String> = snoozes
+        .iter()
+        .take(SNOOZES_SHOWN)
+        .map(|s| {
+            let until = Timestamp::parse(&s.until)
+                .map(|t| calendar.show(t.to_datetime()))
+                .unwrap_or_else(|_| s.until.clone());
+            format!(
+                "Snoozed, not listed: {}#{} by {} until {until}",
+                s.full_name, s.number, s.snoozed_by
+            )
+        })
+        .collect();
+    if snoozes.len() > SNOOZES_SHOWN {
+        lines.push(format!(
+            "and {} more snoozed",
+            snoozes.len() - SNOOZES_SHOWN
+        ));
+    }
+    lines
+}
+
 /// The answer when the asker's Bitbucket account is needed but unknown.
 fn unknown_user(asker: &Asker, what: &str) -> Message {
     append(
@@ -271,7 +351,7 @@ fn append(mut message: Message, line: &str) -> Message {
 pub const HELP: &str = "/reviews: open pull requests you can review in this room (not yours, not those you approved), those you were asked to review first\n\
 /reviews mine: your own open pull requests\n\
 /reviews all: everything waiting for review in this room\n\
-/reviews snooze <PR link | workspace/repo#number> [4h | 1d | 1w]: hide it from your list and the room's digest (default 1 day) until then or until it changes\n\
+/reviews snooze <PR link | workspace/repo#number> [4h | 3d | 3 days | 1w]: hide someone else's pull request from your list and the room's digest (default 1 day) until then or until it changes\n\
 /reviews unsnooze <PR link | workspace/repo#number>\n\
 /reviews help: this text";
 
@@ -330,6 +410,16 @@ pub async fn execute(
                 digest::render(&room.name, &digest, sweep_settings, now)
             };
             message.notify = false;
+            // What this list leaves out for a snooze: in the room's list anyone's, in a
+            // person's list their own.
+            let hidden = snoozes_in_room(db, routing, &room.name, now).await?;
+            let hidden: Vec<_> = hidden
+                .into_iter()
+                .filter(|s| !personal || me.as_deref() == Some(s.user_key.as_str()))
+                .collect();
+            for line in snooze_lines(&hidden, &sweep_settings.calendar) {
+                message = append(message, &line);
+            }
             if matches!(command, Command::Reviews) && me.is_none() {
                 message = append(message, &asker.hint());
             }
@@ -360,30 +450,46 @@ pub async fn execute(
             let Some(me) = me else {
                 return Ok(unknown_user(asker, ", so I cannot snooze for you"));
             };
-            let until = Timestamp::from_datetime(
-                now + chrono::Duration::from_std(*duration).unwrap_or_default(),
-            );
-            let known = match store::repositories::find_by_name(db, &target.repository).await? {
-                Some(key) => {
-                    let now = Timestamp::from_datetime(now);
-                    store::snoozes::snooze(db, &me, &key, target.number, &until, &now).await?
-                }
-                None => false,
-            };
-            if !known {
+            let most = settings.commands.max_snooze;
+            if *duration > most {
                 return Ok(say(
                     Color::Gray,
-                    &format!("I don't know {}#{}.", target.repository, target.number),
+                    &format!(
+                        "A snooze lasts at most {} here; {} is longer. Nothing was snoozed.",
+                        spoken(most),
+                        spoken(*duration)
+                    ),
                 ));
             }
+            let until = now + chrono::Duration::from_std(*duration).unwrap_or_default();
+            let outcome = match store::repositories::find_by_name(db, &target.repository).await? {
+                Some(key) => {
+                    store::snoozes::snooze(
+                        db,
+                        &me,
+                        &key,
+                        target.number,
+                        &Timestamp::from_datetime(until),
+                        &Timestamp::from_datetime(now),
+                    )
+                    .await?
+                }
+                None => SnoozeOutcome::Unknown,
+            };
+            let pr = format!("{}#{}", target.repository, target.number);
             Ok(say(
                 Color::Gray,
-                &format!(
-                    "Snoozed {}#{} until {} UTC, or until it gets a new commit, a new reviewer or loses an approval.",
-                    target.repository,
-                    target.number,
-                    until.to_datetime().format("%Y-%m-%d %H:%M")
-                ),
+                &match outcome {
+                    SnoozeOutcome::Unknown => format!("I don't know {pr}."),
+                    SnoozeOutcome::OwnPullRequest => format!(
+                        "{pr} is your own pull request: you cannot snooze it for the room. Mark \
+                         it as a draft while it is not ready for review."
+                    ),
+                    SnoozeOutcome::Snoozed => format!(
+                        "Snoozed {pr} until {}, or until it gets a new commit, a new reviewer or loses an approval.",
+                        sweep_settings.calendar.show(until)
+                    ),
+                },
             ))
         }
         Command::Unsnooze { target } => {
@@ -483,7 +589,22 @@ mod tests {
         );
         assert!(matches!(
             parse("snooze acme/api#3 forever", day),
-            Command::Help { problem: Some(_) }
+            Command::Help { problem: Some(p) } if p == "`forever` is not a duration (such as 4h, 3d, 3 days or 1w)"
+        ));
+        // Two words are one duration, not a wrong command.
+        assert_eq!(
+            parse("/reviews snooze acme/api#3 3 days", day),
+            Command::Snooze {
+                target: PrRef {
+                    repository: "acme/api".into(),
+                    number: 3
+                },
+                duration: Duration::from_secs(3 * 86_400)
+            }
+        );
+        assert!(matches!(
+            parse("snooze acme/api#3 3 dayz", day),
+            Command::Help { problem: Some(p) } if p.contains("is not a duration")
         ));
         assert!(matches!(
             parse("snooze nothing", day),
@@ -499,7 +620,41 @@ mod tests {
         assert_eq!(parse_duration("30m"), Some(Duration::from_secs(1800)));
         assert_eq!(parse_duration("2w"), Some(Duration::from_secs(14 * 86_400)));
         assert_eq!(parse_duration("0d"), None);
-        assert_eq!(parse_duration("100d"), None);
         assert_eq!(parse_duration("d"), None);
+        // One duration, however written.
+        let three_days = Some(Duration::from_secs(3 * 86_400));
+        for text in [
+            "3d",
+            "3 days",
+            "3 Days",
+            "72h",
+            "72 hours",
+            "2d 24h",
+            "2 days, 24 hours",
+        ] {
+            assert_eq!(parse_duration(text), three_days, "{text}");
+        }
+        assert_eq!(
+            parse_duration("1 week"),
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(parse_duration("90 min"), Some(Duration::from_secs(5400)));
+        // Policy (max_snooze_days) is the caller's; a number past a year is no snooze.
+        assert_eq!(
+            parse_duration("100d"),
+            Some(Duration::from_secs(100 * 86_400))
+        );
+        assert_eq!(parse_duration("400d"), None);
+        for wrong in [
+            "3 dayz",
+            "3",
+            "days",
+            "3d x",
+            "-3d",
+            "3.5d",
+            "99999999999999999999d",
+        ] {
+            assert_eq!(parse_duration(wrong), None, "{wrong}");
+        }
     }
 }

@@ -33,6 +33,9 @@ pub struct Application {
     /// One reconciliation poller per site with `poll_interval_minutes`.
     pollers: Vec<JoinHandle<()>>,
     db: Db,
+    /// SIGTERM and SIGINT, listened for from the start: one that comes as soon as the port is
+    /// bound is a graceful stop too, not the default action's kill.
+    signals: ShutdownSignals,
 }
 
 impl Application {
@@ -46,7 +49,18 @@ impl Application {
     /// the rooms' rate limits, sweeps, schedules, `/reviews` and Slack's replay window (tests
     /// move it).
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Application> {
+        if let Some(err) = settings.placeholder() {
+            return Err(err.into());
+        }
+        let signals = ShutdownSignals::listen().context("listening for SIGTERM and SIGINT")?;
         let db = store::connect(&settings.database, &settings.synchronous).await?;
+        if db.migrations_applied() > 0 {
+            tracing::info!(
+                applied = db.migrations_applied(),
+                database = %db.describe(),
+                "database migrated"
+            );
+        }
         store::write_settings(&db, settings.required_approvals).await?;
         let routing = Arc::new(
             Routing::new(&settings.notify.routes, settings.required_approvals)
@@ -123,6 +137,20 @@ impl Application {
         }
         if settings.sweep.token.is_none() {
             tracing::info!("POST /sweep is disabled (no PR_REMINDER_SWEEP_TOKEN)");
+        }
+        match (&settings.sweep.schedule, &settings.sweep.token) {
+            (Some(schedule), _) => tracing::info!(
+                schedule = %schedule,
+                timezone = %settings.sweep.calendar.tz,
+                "digests are posted on the schedule"
+            ),
+            // Only `pr-reminder sweep` (cron beside the service) could post one: say so where a
+            // deployment will read it, since the digest is the main thing it is for.
+            (None, None) if !matches!(settings.signature, SignaturePolicy::Demo) => tracing::warn!(
+                "no digest is posted unless `pr-reminder sweep` runs: set [sweep] schedule in \
+                 the settings file (or PR_REMINDER_SWEEP_TOKEN for a scheduler calling POST /sweep)"
+            ),
+            _ => {}
         }
 
         let reconciler = reconciler(&settings, &db, &writer, &clock)?;
@@ -247,6 +275,7 @@ impl Application {
             scheduler,
             pollers,
             db,
+            signals,
         })
     }
 
@@ -260,14 +289,10 @@ impl Application {
     /// database.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let handle = self.server.handle();
+        let mut shutdown = self.signals;
         let signals = tokio::spawn(async move {
-            match shutdown_signal().await {
-                Ok(name) => tracing::info!(signal = name, "stopping: finishing requests in flight"),
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot listen for signals; stop with SIGKILL");
-                    return;
-                }
-            }
+            let name = shutdown.recv().await;
+            tracing::info!(signal = name, "stopping: finishing requests in flight");
             // Graceful either way: every request in flight is answered (and its delivery
             // committed) or was never read; none is cut off after its commit.
             handle.stop(true).await;
@@ -346,22 +371,45 @@ fn pollers(settings: &Settings, jobs: &Arc<Jobs>) -> Vec<JoinHandle<()>> {
         .collect()
 }
 
-/// Waits for SIGTERM (an orchestrator's stop) or SIGINT (Ctrl-C); answers which came.
-async fn shutdown_signal() -> std::io::Result<&'static str> {
+/// SIGTERM (an orchestrator's stop) and SIGINT (Ctrl-C), listened for from creation on (tokio
+/// replaces the default action, a kill, when the listener is made).
+struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = terminate.recv() => Ok("SIGTERM"),
-            _ = interrupt.recv() => Ok("SIGINT"),
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn listen() -> std::io::Result<ShutdownSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(ShutdownSignals {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(ShutdownSignals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await?;
-        Ok("Ctrl-C")
+
+    /// Waits for either; answers which came.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.terminate.recv() => "SIGTERM",
+                _ = self.interrupt.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }
 

@@ -21,6 +21,8 @@
 //! Without a PostgreSQL server (`PR_REMINDER_TEST_POSTGRES`, see `scripts/test-postgres.sh`) the
 //! test says so and passes over it; under `CI=true` it fails instead.
 
+#[path = "common/command.rs"]
+mod command;
 #[path = "replicas/harness.rs"]
 mod harness;
 #[path = "common/postgres.rs"]

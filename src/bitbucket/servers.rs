@@ -116,6 +116,7 @@ mod tests {
             repositories: Vec::new(),
             poll_interval: None,
             aliases: aliases.iter().map(|a| a.parse().unwrap()).collect(),
+            webhook_url: None,
         }
     }
 

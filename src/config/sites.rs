@@ -29,6 +29,7 @@ pub(super) const SITE_ENV_VARS: &[(&str, &str)] = &[
         "poll_interval_minutes",
     ),
     ("PR_REMINDER_BITBUCKET_ALIASES", "aliases"),
+    ("PR_REMINDER_BITBUCKET_WEBHOOK_URL", "webhook_url"),
 ];
 
 /// How often a poll-only deployment's sites are reconciled when they say nothing (minutes).
@@ -53,6 +54,10 @@ pub struct Site {
     /// address when `url` is an internal one, an address it had before a move. Deliveries whose
     /// links name one of them belong to this site. Empty on Cloud.
     pub aliases: Vec<reqwest::Url>,
+    /// The public URL Bitbucket calls with deliveries (`webhook_url`, e.g.
+    /// `https://pr.example.com/webhooks/bitbucket`): what `pr-reminder connect` installs, and
+    /// how it tells its own hooks from others (a hook is its own when it points here).
+    pub webhook_url: Option<reqwest::Url>,
 }
 
 impl Site {
@@ -147,7 +152,7 @@ impl RepositorySelector {
             && self
                 .slug
                 .as_deref()
-                .map_or(true, |s| s.eq_ignore_ascii_case(slug))
+                .is_none_or(|s| s.eq_ignore_ascii_case(slug))
     }
 }
 
@@ -168,6 +173,7 @@ pub(super) struct RawSite {
     repositories: Option<Vec<String>>,
     poll_interval_minutes: Option<f64>,
     aliases: Option<Vec<String>>,
+    webhook_url: Option<String>,
 }
 
 /// The `[[bitbucket]]` tables with the single-site variables laid over them: with no table, the
@@ -237,6 +243,7 @@ pub(super) fn resolve_sites(
                             .collect(),
                     )
                 }
+                "webhook_url" => site.webhook_url = Some(value.clone()),
                 _ => {
                     // "repositories"
                     site.repositories = Some(
@@ -427,6 +434,12 @@ impl RawSite {
                 aliases.push(alias);
             }
         }
+        let webhook_url = match self.webhook_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => {
+                Some(parse_webhook_url(text).map_err(|e| ConfigError::new(key("webhook_url"), e))?)
+            }
+        };
         Ok(Site {
             kind,
             url,
@@ -434,8 +447,29 @@ impl RawSite {
             repositories,
             poll_interval,
             aliases,
+            webhook_url,
         })
     }
+}
+
+/// `webhook_url`: an absolute http(s) URL without credentials, query or fragment (Bitbucket
+/// signs deliveries with the webhook secret; nothing secret belongs in the URL, which Bitbucket
+/// shows to every admin of the repository). The value is never echoed in an error.
+fn parse_webhook_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .ok_or("is not an http(s) URL such as https://pr.example.com/webhooks/bitbucket")?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials: deliveries are signed with webhook_secret".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(
+            "must have no query or fragment (the value is not shown: a query may hold a token)"
+                .into(),
+        );
+    }
+    Ok(url)
 }
 
 /// The sites as `check-config` prints them, tokens redacted.
@@ -459,7 +493,7 @@ pub(super) fn render(sites: &[Site]) -> String {
         };
         out.push_str(&format!(
             "\n[[bitbucket]]\nkind = \"{}\"\nurl = \"{}\"\n{aliases}token = \"[redacted]\" # sent as {}\n\
-             {}\nrepositories = {:?}\n{}\n",
+             {}\nrepositories = {:?}\n{}\n{}\n",
             site.kind.as_str(),
             site.name(),
             auth,
@@ -471,6 +505,10 @@ pub(super) fn render(sites: &[Site]) -> String {
             site.poll_interval.map_or(
                 "# poll_interval_minutes: not set (reconcile on demand only)".to_owned(),
                 |d| format!("poll_interval_minutes = {}", d.as_secs_f64() / 60.0)
+            ),
+            site.webhook_url.as_ref().map_or(
+                "# webhook_url: not set (pr-reminder connect needs it)".to_owned(),
+                |u| format!("webhook_url = \"{u}\"")
             ),
         ));
     }
@@ -526,7 +564,8 @@ mod tests {
             "\n[[bitbucket]]\nkind = \"cloud\"\nurl = \"https://api.bitbucket.org/2.0\"\n\
              token = \"[redacted]\" # sent as Bearer\n# username: not set\n\
              repositories = [\"acme/api\", \"acme/*\"]\n\
-             poll_interval_minutes = 15\n"
+             poll_interval_minutes = 15\n\
+             # webhook_url: not set (pr-reminder connect needs it)\n"
         );
         assert_eq!(
             site.poll_interval,
@@ -671,6 +710,46 @@ mod tests {
             "invalid configuration: bitbucket[0].poll_interval_minutes \
              (PR_REMINDER_BITBUCKET_POLL_INTERVAL_MINUTES): `soon` is not a number of minutes"
         );
+    }
+
+    #[test]
+    fn the_webhook_url_connect_installs() {
+        let base = [
+            ("PR_REMINDER_WEBHOOK_SECRET", "a-webhook-secret"),
+            ("PR_REMINDER_BITBUCKET_KIND", "cloud"),
+            ("PR_REMINDER_BITBUCKET_TOKEN", "t"),
+            ("PR_REMINDER_BITBUCKET_REPOSITORIES", "acme/*"),
+        ];
+        let with = |url: &'static str| {
+            let mut pairs = base.to_vec();
+            pairs.push(("PR_REMINDER_BITBUCKET_WEBHOOK_URL", url));
+            load(&pairs)
+        };
+        let settings = with(" https://pr.example.com/webhooks/bitbucket ").unwrap();
+        assert_eq!(
+            settings.bitbucket[0]
+                .webhook_url
+                .as_ref()
+                .map(|u| u.as_str()),
+            Some("https://pr.example.com/webhooks/bitbucket")
+        );
+        assert!(render(&settings.bitbucket)
+            .ends_with("\nwebhook_url = \"https://pr.example.com/webhooks/bitbucket\"\n"));
+        assert_eq!(with("").unwrap().bitbucket[0].webhook_url, None);
+        for (bad, hidden) in [
+            ("https://pr.example.com/hook?token=SEKRIT3", "SEKRIT3"),
+            ("https://me:SEKRIT4@pr.example.com/hook", "SEKRIT4"),
+            ("pr.example.com/SEKRIT5", "SEKRIT5"),
+        ] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with(
+                    "invalid configuration: bitbucket[0].webhook_url \
+                     (PR_REMINDER_BITBUCKET_WEBHOOK_URL): "
+                ) && !err.contains(hidden),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -27,6 +27,13 @@ impl Default for Calendar {
 }
 
 impl Calendar {
+    /// `at` as people here read it: `Tue 24 Nov 12:00 CET`, in the calendar's time zone.
+    pub fn show(&self, at: DateTime<Utc>) -> String {
+        at.with_timezone(&self.tz)
+            .format("%a %-d %b %H:%M %Z")
+            .to_string()
+    }
+
     fn is_working_day(&self, day: NaiveDate) -> bool {
         self.working_days[day.weekday().num_days_from_monday() as usize]
     }

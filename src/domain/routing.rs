@@ -192,7 +192,7 @@ impl Routing {
         self.routes.iter().position(|r| {
             r.matchers
                 .iter()
-                .any(|(only, m)| only.map_or(true, |f| f == flavour) && m.is_match(full_name))
+                .any(|(only, m)| only.is_none_or(|f| f == flavour) && m.is_match(full_name))
         })
     }
 

@@ -76,6 +76,17 @@ impl ResponseError for StatusError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, StatusError::Off) {
+            // Whoever opens it is most likely the operator who has not set it up yet.
+            return response
+                .content_type("text/html; charset=utf-8")
+                .insert_header(("Cache-Control", "no-store"))
+                .insert_header((
+                    "Content-Security-Policy",
+                    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+                ))
+                .body(OFF_PAGE);
+        }
         if matches!(self, StatusError::Unauthorized) {
             response.insert_header((
                 "WWW-Authenticate",
@@ -87,6 +98,22 @@ impl ResponseError for StatusError {
             .body(self.to_string())
     }
 }
+
+/// What `GET /status` answers (404) while no status token is configured: how to turn it on.
+const OFF_PAGE: &str = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>pr-reminder status: off</title>\
+<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;padding:0 12px;\
+line-height:1.5}code{background:#f3f4f6;padding:0 3px}</style></head><body>\
+<h1>The status page is off</h1>\
+<p>It shows every pull request waiting for review, so it needs a token, and none is set.</p>\
+<ol><li>Pick one of 16 characters or more: <code>openssl rand -hex 32</code>.</li>\
+<li>Give it to the service as <code>PR_REMINDER_STATUS_TOKEN</code> (with docker compose: in \
+<code>.env</code>), or as <code>status_token</code> under <code>[monitoring]</code> in its \
+configuration file, and restart it.</li>\
+<li>Open <code>/status</code> again: the browser asks for a user name (any) and a password \
+(the token). Scripts send <code>Authorization: Bearer &lt;token&gt;</code>.</li></ol>\
+</body></html>";
 
 /// Whether `authorization` carries `token` as a Bearer token or as a Basic auth password.
 pub(crate) fn token_presented(authorization: Option<&str>, token: &SecretToken) -> bool {

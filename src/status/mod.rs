@@ -54,6 +54,9 @@ pub struct StatusPage {
     /// (site, base URL): a site's REST answers link to a base URL that is neither its `url` nor
     /// one of its `aliases` (its deliveries are then stored as another server).
     pub foreign_links: Vec<(String, String)>,
+    /// The built-in digest schedule and its zone (`0 9-17 * * Mon-Fri (Europe/Berlin)`), if
+    /// any.
+    pub schedule: Option<String>,
 }
 
 /// One identity Data Center repositories are stored under (`datacenter/{server}/...`).
@@ -115,6 +118,9 @@ pub struct PrLine {
     pub age: Duration,
     /// Past `escalate_after` (counted as digests count it): shown red.
     pub late: bool,
+    /// A snoozed PR's snoozes: `by Carol Reviewer until Tue 24 Nov 12:00 CET` (in the sweep's
+    /// time zone), the soonest to end first; empty for the other lists.
+    pub snoozes: Vec<String>,
 }
 
 /// Reads the whole page as of `now`.
@@ -135,8 +141,14 @@ pub async fn gather(
     .await?;
     let line = |view: PullRequestView| {
         let (age, late) = digest::age(&view, &settings.sweep, now);
-        PrLine { view, age, late }
+        PrLine {
+            view,
+            age,
+            late,
+            snoozes: Vec::new(),
+        }
     };
+    let snoozes = store::snoozes::current(db, &Timestamp::from_datetime(now)).await?;
     let mut rooms = Vec::with_capacity(settings.notify.rooms.len());
     for room in &settings.notify.rooms {
         let Some(queue) = queues.remove(&room.name) else {
@@ -161,7 +173,17 @@ pub async fn gather(
             section(&mut by_repository, &l.view).drafts.push(l);
         }
         for view in queue.snoozed {
-            let l = line(view);
+            let mut l = line(view);
+            l.snoozes = snoozes
+                .iter()
+                .filter(|s| s.repository_key == l.view.key.as_str() && s.number == l.view.number)
+                .map(|s| {
+                    let until = Timestamp::parse(&s.until)
+                        .map(|t| settings.sweep.calendar.show(t.to_datetime()))
+                        .unwrap_or_else(|_| s.until.clone());
+                    format!("by {} until {until}", s.snoozed_by)
+                })
+                .collect();
             section(&mut by_repository, &l.view).snoozed.push(l);
         }
         rooms.push(RoomSection {
@@ -210,6 +232,11 @@ pub async fn gather(
         sweeps: store::status::last_sweeps(db).await?,
         sites,
         leases: store::leases::list(db).await?,
+        schedule: settings
+            .sweep
+            .schedule
+            .as_ref()
+            .map(|s| format!("{s} ({})", settings.sweep.calendar.tz)),
     })
 }
 

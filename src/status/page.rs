@@ -22,7 +22,7 @@ th{font-size:.85em;color:#57606a;font-weight:600}
 .muted{color:#57606a}.rejected,.failed{color:#c62828}.processed,.posted{color:#2e7d32}
 .clear{color:#2e7d32}
 svg text{font-size:12px;fill:#1b1f23}
-td{overflow-wrap:anywhere}
+td{overflow-wrap:break-word}
 @media (max-width:700px){
  table thead{display:none}
  table tr{display:block;border-bottom:1px solid #d0d7de;padding:6px 0}
@@ -114,6 +114,9 @@ fn pr_row(l: &PrLine) -> Markup {
                     a href=(href) { "#" (v.number) " " (v.title) }
                 } @else {
                     "#" (v.number) " " (v.title)
+                }
+                @for snooze in &l.snoozes {
+                    div.snooze.muted { "Snoozed " (snooze) }
                 }
             }
             td data-label="Author" { (v.author) }
@@ -294,6 +297,14 @@ fn health(page: &StatusPage) -> Markup {
             p.muted { "Send them again with " code { "pr-reminder outbox retry --failed" } " (or one by its id: " code { "pr-reminder outbox retry <id>" } ")." }
         }
         h3 { "Last sweep per room" }
+        @match &page.schedule {
+            Some(schedule) => p.muted { "Digests are scheduled: " code { (schedule) } "." },
+            None => p.muted {
+                "No built-in schedule: digests are posted when something calls "
+                code { "POST /sweep" } " or " code { "pr-reminder sweep" }
+                " (or set " code { "schedule" } " under " code { "[sweep]" } ")."
+            },
+        }
         @if page.sweeps.is_empty() {
             p.muted { "No sweep has run yet." }
         } @else {
@@ -322,12 +333,12 @@ fn health(page: &StatusPage) -> Markup {
                 p.muted { "No room has had a message to send yet." }
             } @else {
                 table id="leases" {
-                    thead { tr { th { "Room" } th { "Replica (host/process/start)" } th { "Lease until" } th { "Its session" } } }
+                    thead { tr { th { "Room" } th { "Replica" } th { "Lease until" } th { "Its session" } } }
                     tbody {
                         @for l in leases {
                             tr {
                                 td { (l.room) }
-                                td { code { (l.holder) } }
+                                td { (holder(&l.holder)) }
                                 td { (stamp(&l.expires_at)) }
                                 @if l.alive {
                                     td.clear { "connected" }
@@ -423,11 +434,50 @@ fn servers(page: &StatusPage) -> Markup {
     }
 }
 
+/// A lease holder (`host/process id/start in ms since the epoch`, see the dispatcher) as people
+/// read it: `web-1, process 4242, started 2026-12-07 09:00 UTC`; as it is if it is not one.
+fn holder(holder: &str) -> String {
+    let mut parts = holder.rsplitn(3, '/');
+    let (Some(started), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return holder.to_owned();
+    };
+    match (
+        started
+            .parse::<i64>()
+            .ok()
+            .and_then(DateTime::from_timestamp_millis),
+        pid.parse::<u32>(),
+    ) {
+        (Some(started), Ok(pid)) => format!("{host}, process {pid}, started {}", when(started)),
+        _ => holder.to_owned(),
+    }
+}
+
 fn flavour_name(flavour: &str) -> &str {
     match flavour {
         "cloud" => "Bitbucket Cloud",
         "datacenter" => "Bitbucket Data Center",
         "" => "(not recorded)",
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holder;
+
+    #[test]
+    fn a_lease_holder_reads_as_host_process_and_start() {
+        assert_eq!(
+            holder("web-1/4242/1796540400000"),
+            "web-1, process 4242, started 2026-12-06 07:00 UTC"
+        );
+        // A host name with a slash in it stays whole; anything else is shown as it is.
+        assert_eq!(
+            holder("a/b/7/0"),
+            "a/b, process 7, started 1970-01-01 00:00 UTC"
+        );
+        assert_eq!(holder("replica"), "replica");
+        assert_eq!(holder("x/y/z"), "x/y/z");
     }
 }

@@ -195,6 +195,8 @@ pub struct Db {
     /// PostgreSQL: one connection of this replica's own for room leases, whose session id
     /// (`pg_backend_pid()`) the leases name (`leases`).
     leases: Option<PgPool>,
+    /// How many migrations opening it applied (0: it was up to date).
+    migrations_applied: u64,
 }
 
 #[derive(Clone)]
@@ -270,6 +272,38 @@ pub static POSTGRES_MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> =
         migrator
     });
 
+/// The PostgreSQL advisory lock key `connect` holds while it migrates ("pr-remin" in ASCII),
+/// beside sqlx's own.
+const POSTGRES_MIGRATION_LOCK: i64 = 0x7072_2d72_656d_696e;
+
+/// Waits for, then holds, an exclusive lock on `<database>.lock` beside the SQLite file (an
+/// advisory `flock`, released when the returned file is dropped or the process ends).
+async fn lock_migrations(path: &Path) -> anyhow::Result<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening the migrations' lock file {}", lock_path.display()))?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .context("waiting for the migrations' lock")?
+        .with_context(|| format!("locking {}", lock_path.display()))
+}
+
+/// How many migrations the database records as applied (0 before the first).
+async fn applied_migrations(pool: &Pool) -> u64 {
+    let count = "SELECT count(*) FROM _sqlx_migrations WHERE success";
+    let counted: Result<i64, sqlx::Error> = match pool {
+        Pool::Sqlite(pool) => sqlx::query_scalar(count).fetch_one(pool).await,
+        Pool::Postgres(pool) => sqlx::query_scalar(count).fetch_one(pool).await,
+    };
+    counted.map_or(0, |n| u64::try_from(n).unwrap_or(0))
+}
+
 /// Connection options shared by the writer and the read pool: WAL so readers never block the
 /// writer, foreign keys on, and a busy timeout for the rare outside writer (`sqlite3`, `migrate`).
 pub fn connect_options(path: &Path, synchronous: &str) -> anyhow::Result<SqliteConnectOptions> {
@@ -302,6 +336,10 @@ pub async fn open(path: &Path, synchronous: &str) -> anyhow::Result<Db> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the database folder {}", dir.display()))?;
     }
+    // sqlx's SQLite migrator takes no lock: two processes starting together on a fresh file
+    // (`serve` and a `sweep` from cron, replicas of a test) would both apply a migration, and
+    // the second fail. One at a time, then, from creating the file to its last migration.
+    let lock = lock_migrations(path).await?;
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .min_connections(1)
@@ -310,13 +348,17 @@ pub async fn open(path: &Path, synchronous: &str) -> anyhow::Result<Db> {
         .connect_with(connect_options(path, synchronous)?.pragma("mmap_size", "268435456"))
         .await
         .with_context(|| format!("opening the database {}", path.display()))?;
+    let before = applied_migrations(&Pool::Sqlite(pool.clone())).await;
     MIGRATOR
         .run(&pool)
         .await
         .with_context(|| format!("applying migrations to {}", path.display()))?;
+    let after = applied_migrations(&Pool::Sqlite(pool.clone())).await;
+    drop(lock);
     let file = file_identity(path)
         .with_context(|| format!("reading the database file {}", path.display()))?;
     Ok(Db {
+        migrations_applied: after.saturating_sub(before),
         leases: None,
         pool: Pool::Sqlite(pool),
         target: Target::File {
@@ -353,7 +395,6 @@ async fn open_postgres(url: &SecretString) -> anyhow::Result<Db> {
         connected.map_err(|e| anyhow::anyhow!("{}", redact_error(&e, url.expose_secret())))
     })
     .with_context(|| format!("connecting to {shown}"))?;
-    let _ = sqlx::Connection::close(probe).await;
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .min_connections(1)
@@ -362,9 +403,28 @@ async fn open_postgres(url: &SecretString) -> anyhow::Result<Db> {
         .await
         .map_err(|e| anyhow::anyhow!("{}", redact_error(&e, url.expose_secret())))
         .with_context(|| format!("connecting to {shown}"))?;
-    POSTGRES_MIGRATOR
-        .run(&pool)
-        .await
+    // On the probe's session, under a lock of our own (sqlx's own is taken inside `run`): the
+    // count before and after is this process's, whatever other replicas start meanwhile.
+    // Closing the session releases both locks, whatever happened.
+    let mut session = probe;
+    let migrated = async {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(POSTGRES_MIGRATION_LOCK)
+            .execute(&mut session)
+            .await?;
+        let count = "SELECT count(*) FROM _sqlx_migrations WHERE success";
+        let before: i64 = sqlx::query_scalar(count)
+            .fetch_one(&mut session)
+            .await
+            .unwrap_or(0);
+        POSTGRES_MIGRATOR.run(&mut session).await?;
+        let after: i64 = sqlx::query_scalar(count).fetch_one(&mut session).await?;
+        anyhow::Ok(after.saturating_sub(before))
+    }
+    .await;
+    let _ = sqlx::Connection::close(session).await;
+    let migrations_applied = migrated
+        .map_err(|e| anyhow::anyhow!("{}", redact_secret(&format!("{e:#}"), url.expose_secret())))
         .with_context(|| format!("applying migrations to {shown}"))?;
     // Connected when first used (only a service sends messages); one connection, so that its
     // session id is the one the leases name for as long as it lives.
@@ -373,6 +433,7 @@ async fn open_postgres(url: &SecretString) -> anyhow::Result<Db> {
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(options.clone());
     Ok(Db {
+        migrations_applied: u64::try_from(migrations_applied).unwrap_or(0),
         leases: Some(leases),
         pool: Pool::Postgres(pool),
         target: Target::Postgres {
@@ -495,6 +556,11 @@ impl Db {
                  / 86400.0)"
             ),
         }
+    }
+
+    /// How many migrations opening the database applied (0: it was up to date).
+    pub fn migrations_applied(&self) -> u64 {
+        self.migrations_applied
     }
 
     /// Whether this is a PostgreSQL database (several replicas may share it).

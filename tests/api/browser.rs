@@ -163,6 +163,34 @@ async fn a_browser_logs_in_with_basic_auth_and_sees_the_rows_and_the_chart() {
             assert!(rect.is_displayed().await?);
         }
 
+        // Words wrap whole: on a narrow desktop window (still the table layout) no word of a
+        // PR row (a word as Unicode segments text: `alert` in `<script>alert(1)`) is split
+        // across two lines.
+        client.set_window_size(760, 1900).await?;
+        let split = client
+            .execute(
+                "const words = new Intl.Segmenter('en', {granularity: 'word'});
+                 const split = [];
+                 for (const td of document.querySelectorAll('tr.pr td')) {
+                   const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+                   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                     for (const w of words.segment(node.textContent)) {
+                       if (!w.isWordLike) continue;
+                       const range = document.createRange();
+                       range.setStart(node, w.index);
+                       range.setEnd(node, w.index + w.segment.length);
+                       const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+                       if (tops.size > 1) split.push(w.segment);
+                     }
+                   }
+                 }
+                 return split;",
+                vec![],
+            )
+            .await?;
+        assert_eq!(split, json!([]), "words split across lines");
+        client.set_window_size(1280, 1900).await?;
+
         let desktop = client.screenshot().await?;
         assert!(desktop.starts_with(b"\x89PNG"), "a PNG");
         let path = screenshot_path("status-page.png");

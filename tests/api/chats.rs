@@ -5,7 +5,6 @@
 //! the gap. Durations are small (coalescing 200 ms, first retry 50 ms, a high room rate) and
 //! every wait is a bounded poll.
 
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -1120,10 +1119,8 @@ rooms = ["backend-teams", "backend-chat"]
 "#,
     )
     .unwrap();
-    let out = Command::new(BIN)
+    let out = crate::helpers::clean_command(BIN)
         .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .args(["--config", config.to_str().unwrap(), "check-config"])
         .output()
         .unwrap();
@@ -1137,12 +1134,12 @@ rooms = ["backend-teams", "backend-chat"]
         );
     }
     assert!(
-        stdout.contains("name = \"backend-teams\"\n# sink: teams https://prod-12.westeurope.logic.azure.com/[redacted]"),
+        stdout.contains("name = \"backend-teams\"\nteams_webhook_url = \"https://prod-12.westeurope.logic.azure.com/[redacted]\""),
         "{stdout}"
     );
     assert!(
         stdout.contains(
-            "name = \"backend-chat\"\n# sink: google chat https://chat.googleapis.com/[redacted]"
+            "name = \"backend-chat\"\ngoogle_chat_webhook_url = \"https://chat.googleapis.com/[redacted]\""
         ),
         "{stdout}"
     );

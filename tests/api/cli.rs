@@ -8,10 +8,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_pr-reminder");
 
 /// The binary with a clean environment: no PR_REMINDER_* leaks in from the caller.
 fn command(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let mut cmd = crate::helpers::clean_command(BIN);
+    cmd.current_dir(dir);
     cmd
 }
 
@@ -118,7 +116,7 @@ fn check_config_redacts_secrets() {
         "{text}"
     );
     assert!(
-        text.contains("webhook_secret = \"[redacted: 2 secret(s)]\""),
+        text.contains("webhook_secret = [\"[redacted]\", \"[redacted]\"]"),
         "{text}"
     );
     assert!(text.contains("required_approvals = 3"), "{text}");
@@ -230,7 +228,21 @@ fn migrate_creates_the_database_without_needing_the_secret() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(db.exists());
-    // Running it again is a no-op.
+    // It says how many it applied: every file of migrations/sqlite/.
+    let migrations = std::fs::read_dir(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite"),
+    )
+    .unwrap()
+    .count();
+    assert!(migrations > 1);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "database {}: applied {migrations} migrations; it is up to date\n",
+            db.display()
+        )
+    );
+    // Running it again is a no-op, and says so.
     let again = command(dir.path())
         .arg("migrate")
         .env("PR_REMINDER_DATABASE", &db)
@@ -238,6 +250,211 @@ fn migrate_creates_the_database_without_needing_the_secret() {
         .output()
         .unwrap();
     assert!(again.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout),
+        format!(
+            "database {} is up to date (no migration to apply)\n",
+            db.display()
+        )
+    );
+}
+
+/// Five processes started at once on a fresh SQLite file (say `serve` and a `sweep` from cron
+/// at boot, or replicas of a test) all start: one applies the migrations, the others wait for
+/// it and find nothing to do. Three rounds, each on a new file.
+#[test]
+fn five_processes_started_at_once_on_a_fresh_file_all_start() {
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("fresh.db");
+        let mut children: Vec<std::process::Child> = (0..5)
+            .map(|_| {
+                command(dir.path())
+                    .args(["--log-format", "json", "serve"])
+                    .env("PR_REMINDER_LISTEN", "127.0.0.1:0")
+                    .env("PR_REMINDER_DATABASE", &db)
+                    .env("PR_REMINDER_WEBHOOK_SECRET", "a-secret")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        // Each says its port once listening, or ends (its log says why).
+        let mut applied = 0;
+        for child in &mut children {
+            let mut log = String::new();
+            let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+            let listening = loop {
+                let Some(Ok(line)) = lines.next() else {
+                    break false;
+                };
+                log.push_str(&line);
+                log.push('\n');
+                let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+                if value["fields"]["message"] == "database migrated" {
+                    applied += 1;
+                }
+                if value["fields"]["port"].as_u64().is_some() {
+                    break true;
+                }
+            };
+            assert!(listening, "round {round}: a process did not start:\n{log}");
+            // The rest of its log is not read: keep the pipe drained.
+            std::thread::spawn(move || lines.for_each(drop));
+        }
+        assert_eq!(applied, 1, "round {round}: one of them migrated");
+        for child in &mut children {
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+        }
+        for child in &mut children {
+            let status = child.wait().unwrap();
+            assert!(status.success(), "round {round}: {status:?}");
+        }
+    }
+}
+
+/// `PR_REMINDER_CONFIG` is `--config` (containers have no command line to add it to); empty,
+/// it is unset, as every variable is.
+#[test]
+fn pr_reminder_config_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("settings.toml");
+    std::fs::write(
+        &file,
+        "required_approvals = 4\n[sweep]\nschedule = \"0 9 * * *\"\n",
+    )
+    .unwrap();
+    let check = |vars: &[(&str, &std::ffi::OsStr)], args: &[&str]| {
+        let mut cmd = command(dir.path());
+        cmd.env("PR_REMINDER_WEBHOOK_SECRET", "a-secret");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.args(args).arg("check-config").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "",
+            "no warning about the variable"
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let by_flag = check(&[], &["--config", file.to_str().unwrap()]);
+    assert!(by_flag.contains("\nrequired_approvals = 4\n"), "{by_flag}");
+    assert!(
+        by_flag.contains("\nschedule = \"0 9 * * *\"\n"),
+        "{by_flag}"
+    );
+    let by_variable = check(&[("PR_REMINDER_CONFIG", file.as_os_str())], &[]);
+    assert_eq!(by_variable, by_flag);
+    let empty = check(&[("PR_REMINDER_CONFIG", std::ffi::OsStr::new(""))], &[]);
+    assert!(empty.contains("\nrequired_approvals = 2\n"), "{empty}");
+    // A missing file is named.
+    let out = command(dir.path())
+        .arg("check-config")
+        .env("PR_REMINDER_CONFIG", dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing.toml"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What `check-config` prints is a file `check-config` reads back to the same output; its
+/// secrets are placeholders, which nothing but `check-config` accepts (the variables that
+/// carry the real ones make it runnable again).
+#[test]
+fn check_config_output_reads_back_and_only_check_config_takes_placeholders() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("settings.toml");
+    std::fs::write(
+        &file,
+        "[sweep]\ntimezone = \"Europe/Berlin\"\nquiet_hours = \"19:00-08:00\"\n\
+         [[rooms]]\nname = \"web\"\nslack_webhook_url = \"https://hooks.example:8443/T/B/hunter2\"\n\
+         [[users]]\nbitbucket = \"carol\"\nslack = \"UCAROL\"\n",
+    )
+    .unwrap();
+    let run = |config: &std::path::Path, args: &[&str], secret: bool| {
+        let mut cmd = command(dir.path());
+        cmd.env("PR_REMINDER_DATABASE", dir.path().join("state.db"))
+            .env("PR_REMINDER_SWEEP_TOKEN", "hunter2-sweep-token-123")
+            .args(["--config", config.to_str().unwrap()])
+            .args(args);
+        if secret {
+            cmd.env("PR_REMINDER_WEBHOOK_SECRET", "hunter2-webhook");
+        }
+        cmd.output().unwrap()
+    };
+    let first = run(&file, &["check-config"], true);
+    assert!(first.status.success());
+    let printed = String::from_utf8(first.stdout).unwrap();
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(
+        printed.contains("slack_webhook_url = \"https://hooks.example:8443/[redacted]\""),
+        "{printed}"
+    );
+    let copy = dir.path().join("printed.toml");
+    std::fs::write(&copy, &printed).unwrap();
+    let again = run(&copy, &["check-config"], true);
+    assert!(again.status.success());
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), printed);
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr),
+        "pr-reminder: note: these settings are valid, but the other commands refuse them: \
+         invalid configuration: rooms[0].slack_webhook_url: is \"[redacted]\", the placeholder \
+         check-config prints for a secret: put the secret itself there, or set its variable\n"
+    );
+    // Without the variable, the webhook secret is a placeholder too; serve and migrate refuse,
+    // naming the first.
+    for args in [&["serve"][..], &["migrate"][..]] {
+        let out = run(&copy, args, false);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "pr-reminder: invalid configuration: webhook_secret (PR_REMINDER_WEBHOOK_SECRET): is \
+             \"[redacted]\", the placeholder check-config prints for a secret: put the secret \
+             itself there, or set its variable (and 1 more: rooms[0].slack_webhook_url)\n"
+        );
+    }
+    assert!(!dir.path().join("state.db").exists(), "nothing was opened");
+}
+
+/// The example configuration at the repository's root loads as it is (every setting commented,
+/// so: the defaults), as check-config shows it.
+#[test]
+fn the_example_configuration_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pr-reminder.example.toml");
+    let out = command(dir.path())
+        .args(["--config", example.to_str().unwrap(), "check-config"])
+        .env("PR_REMINDER_WEBHOOK_SECRET", "a-secret")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let defaults = command(dir.path())
+        .arg("check-config")
+        .env("PR_REMINDER_WEBHOOK_SECRET", "a-secret")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&defaults.stdout)
+    );
 }
 
 /// serve: JSON logs carrying the delivery span, no secret in them, and a clean stop on SIGTERM.
@@ -363,6 +580,22 @@ fn outbox_list_and_retry() {
 
     let missing = run(&["outbox", "retry", "8"]);
     assert_eq!(missing.status.code(), Some(1), "a sent row is not retried");
+    // A fatal error is said once: a plain line, or (JSON logs) one log line.
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        "pr-reminder: notification 8 does not exist or has not failed\n"
+    );
+    let json = run(&["--log-format", "json", "outbox", "retry", "8"]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&json.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["level"], "ERROR");
+    assert_eq!(
+        lines[0]["fields"]["error"],
+        "notification 8 does not exist or has not failed"
+    );
     assert_eq!(
         run(&["outbox", "retry"]).status.code(),
         Some(2),
@@ -722,10 +955,8 @@ fn the_console_room_prints_the_message_on_stdout() {
 fn slow_bodies_cannot_hold_a_low_connection_cap() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new("sh");
+    let mut cmd = crate::helpers::clean_command("sh");
     cmd.current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PR_REMINDER_WEBHOOK_SECRET", "a-secret")
         .args([
             "-c",

@@ -303,7 +303,7 @@ async fn snooze_hides_until_a_new_commit_or_expiry() {
     .await;
     assert_eq!(
         html(&answer),
-        "Snoozed acme/payments-api#1 until 2026-11-24 12:00 UTC, or until it gets a new commit, a new reviewer or loses an approval."
+        "Snoozed acme/payments-api#1 until Tue 24 Nov 12:00 UTC, or until it gets a new commit, a new reviewer or loses an approval."
     );
     let snoozes = app.count("SELECT count(*) FROM snoozes").await;
     assert_eq!(snoozes, 1, "visible in SQLite");
@@ -411,6 +411,101 @@ async fn snooze_hides_until_a_new_commit_or_expiry() {
         "{}",
         html(&answer)
     );
+}
+
+/// `app_settings` in Berlin (UTC+1 in November), with a status token.
+pub(crate) fn berlin_settings() -> impl FnOnce(&mut Settings) {
+    let base = app_settings();
+    |s| {
+        base(s);
+        s.sweep.calendar.tz = chrono_tz::Europe::Berlin;
+        s.monitoring.status_token = Some(SecretToken(SecretString::from(STATUS_TOKEN.to_owned())));
+    }
+}
+
+pub(crate) const STATUS_TOKEN: &str = "status-token-0123456789abcdef";
+
+/// The snooze policy on `app` (`berlin_settings`, `seed`, now = `now()`): an author cannot
+/// snooze their own PR for the room; a snooze is at most `max_snooze_days` (7); `3 days`, `3d`
+/// and `72h` are one duration and a wrong one is "not a duration"; `/reviews all` and the
+/// status page say who snoozed what until when, in Berlin's time.
+pub(crate) async fn snooze_policy(app: &impl Served) {
+    let ask = |text: String| async move {
+        let answer = hipchat(app, HIPCHAT_TOKEN, &text, "carol_r", "backend").await;
+        html(&answer).to_owned()
+    };
+    // #3 is Carol's own.
+    assert_eq!(
+        ask(format!("/reviews snooze {REPO}#3 1d")).await,
+        "acme/payments-api#3 is your own pull request: you cannot snooze it for the room. \
+         Mark it as a draft while it is not ready for review."
+    );
+    assert_eq!(app.count_rows("SELECT count(*) FROM snoozes").await, 0);
+    // Twelve weeks is past the 7 days a snooze may last.
+    assert_eq!(
+        ask(format!("/reviews snooze {REPO}#4 12w")).await,
+        "A snooze lasts at most 7 days here; 84 days is longer. Nothing was snoozed."
+    );
+    assert_eq!(app.count_rows("SELECT count(*) FROM snoozes").await, 0);
+    // Three days, however written: until Friday 11:00 in Berlin (10:00 UTC + 72 h).
+    for duration in ["3 days", "3d", "72h", "2 days 24 hours"] {
+        assert_eq!(
+            ask(format!("/reviews snooze {REPO}#4 {duration}")).await,
+            "Snoozed acme/payments-api#4 until Fri 27 Nov 11:00 CET, or until it gets a new \
+             commit, a new reviewer or loses an approval.",
+            "{duration}"
+        );
+    }
+    let until: Vec<(String,)> = app.query_rows("SELECT until FROM snoozes").await;
+    assert_eq!(until, [("2026-11-27T10:00:00.000000Z".to_owned(),)]);
+    let wrong = ask(format!("/reviews snooze {REPO}#4 3 dayz")).await;
+    assert!(
+        wrong.starts_with("Sorry: `3 dayz` is not a duration (such as 4h, 3d, 3 days or 1w).<br>"),
+        "{wrong}"
+    );
+    // Who snoozed it and until when: the room's list, and the page.
+    let all =
+        html(&hipchat(app, HIPCHAT_TOKEN, "/reviews all", "stranger", "backend").await).to_owned();
+    assert!(!all.contains(&link(4)), "snoozed: not listed: {all}");
+    assert!(
+        all.ends_with(
+            "<br>Snoozed, not listed: acme/payments-api#4 by Carol Reviewer until Fri 27 Nov \
+             11:00 CET"
+        ),
+        "{all}"
+    );
+    // Carol's own list leaves it out too and says so; Bob's (it is not his snooze) lists it.
+    let carol = ask("/reviews".into()).await;
+    assert!(
+        carol.contains("Snoozed, not listed: acme/payments-api#4 by Carol Reviewer"),
+        "{carol}"
+    );
+    let bob = html(&hipchat(app, HIPCHAT_TOKEN, "/reviews", "bob", "backend").await).to_owned();
+    assert!(bob.contains(&link(4)) && !bob.contains("Snoozed"), "{bob}");
+    let page = app
+        .client()
+        .get(format!("{}/status", app.address()))
+        .bearer_auth(STATUS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(
+            "<div class=\"snooze muted\">Snoozed by Carol Reviewer until Fri 27 Nov 11:00 CET</div>"
+        ),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn snoozes_have_a_policy_and_say_who_and_until_when() {
+    let clock = ManualClock::frozen(now());
+    let app = spawn_app_with_clock(berlin_settings(), clock.clock()).await;
+    seed(&app).await;
+    snooze_policy(&app).await;
 }
 
 pub(crate) fn slack_form(user: &str, channel: &str, text: &str) -> String {

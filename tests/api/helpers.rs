@@ -31,6 +31,37 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app_with_clock(adjust, pr_reminder::clock::Clock::system()).await
 }
 
+/// The settings every test app starts from, before the test's own adjustments: one webhook
+/// secret (`SECRET`), port 0, `database`.
+///
+/// An app on the system clock gets an explicit calendar that is open at every instant (every day
+/// a working day, no quiet hours, UTC): the defaults (Monday to Friday) would make its sweeps
+/// depend on the weekday the suite runs on. A test about the calendar runs on a [`ManualClock`]
+/// and keeps the defaults, or sets its own in `adjust`.
+pub fn test_settings(
+    database: pr_reminder::store::Database,
+    clock: &pr_reminder::clock::Clock,
+) -> Settings {
+    let mut settings = Settings::with_defaults(SignaturePolicy::Verify(vec![SecretString::from(
+        SECRET.to_owned(),
+    )]));
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.database = database;
+    if !clock.is_manual() {
+        settings.sweep.calendar = always_open();
+    }
+    settings
+}
+
+/// A calendar that never skips a sweep: every day a working day, no quiet hours, in UTC.
+pub fn always_open() -> pr_reminder::domain::calendar::Calendar {
+    pr_reminder::domain::calendar::Calendar {
+        working_days: [true; 7],
+        quiet_hours: None,
+        ..Default::default()
+    }
+}
+
 /// The app with an injected clock (sweeps on a given day and hour).
 pub async fn spawn_app_with_clock(
     adjust: impl FnOnce(&mut Settings),
@@ -50,11 +81,10 @@ pub async fn spawn_app_at(
     adjust: impl FnOnce(&mut Settings),
     clock: pr_reminder::clock::Clock,
 ) -> TestApp {
-    let mut settings = Settings::with_defaults(SignaturePolicy::Verify(vec![SecretString::from(
-        SECRET.to_owned(),
-    )]));
-    settings.listen = "127.0.0.1:0".parse().unwrap();
-    settings.database = pr_reminder::store::Database::Sqlite(db_path.clone());
+    let mut settings = test_settings(
+        pr_reminder::store::Database::Sqlite(db_path.clone()),
+        &clock,
+    );
     adjust(&mut settings);
     let app = Application::build_with_clock(settings, clock)
         .await
@@ -443,3 +473,7 @@ pub fn set_repository(body: &mut Value, full_name: &str) {
         }
     }
 }
+
+#[path = "../common/command.rs"]
+mod command;
+pub use command::clean_command;

@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -498,8 +498,7 @@ async fn a_failed_message_can_be_retried_by_hand() {
     let cli = move |args: &'static [&'static str]| {
         let db = db.clone();
         tokio::task::spawn_blocking(move || {
-            Command::new(BIN)
-                .env_clear()
+            crate::helpers::clean_command(BIN)
                 .env("PR_REMINDER_DATABASE", &db)
                 .args(args)
                 .output()
@@ -1119,10 +1118,8 @@ struct Service {
 
 impl Service {
     async fn start(dir: &Path, config: &Path, db: &Path) -> Service {
-        let mut child = Command::new(BIN)
+        let mut child = crate::helpers::clean_command(BIN)
             .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PR_REMINDER_LISTEN", "127.0.0.1:0")
             .env("PR_REMINDER_DATABASE", db)
             .env("PR_REMINDER_WEBHOOK_SECRET", SECRET)

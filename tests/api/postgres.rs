@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use pr_reminder::clock::Clock;
-use pr_reminder::config::{Settings, SignaturePolicy};
+use pr_reminder::config::Settings;
 use pr_reminder::signature::sign;
 use pr_reminder::startup::Application;
 use pr_reminder::store::Database;
@@ -36,6 +36,7 @@ mod backlog;
 mod binary;
 mod builds;
 mod chats;
+mod compose;
 mod datacenter;
 mod identity;
 mod leases;
@@ -74,11 +75,8 @@ async fn spawn_pg(label: &str, adjust: impl FnOnce(&mut Settings), clock: Clock)
 /// The application on the PostgreSQL database `url` (migrated at start): another start on the
 /// database of a running app, or on one a test wrote.
 async fn spawn_pg_at(url: String, adjust: impl FnOnce(&mut Settings), clock: Clock) -> PgApp {
-    let mut settings = Settings::with_defaults(SignaturePolicy::Verify(vec![SecretString::from(
-        SECRET.to_owned(),
-    )]));
-    settings.listen = "127.0.0.1:0".parse().unwrap();
-    settings.database = Database::Postgres(SecretString::from(url.clone()));
+    let mut settings =
+        crate::helpers::test_settings(Database::Postgres(SecretString::from(url.clone())), &clock);
     adjust(&mut settings);
     let app = Application::build_with_clock(settings, clock)
         .await
@@ -229,10 +227,8 @@ async fn send_as(
 
 /// The binary with a clean environment (nothing from the caller's), on this database.
 fn command(database: &str) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PR_REMINDER_DATABASE", database);
+    let mut cmd = crate::helpers::clean_command(BIN);
+    cmd.env("PR_REMINDER_DATABASE", database);
     cmd
 }
 

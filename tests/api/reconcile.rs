@@ -27,6 +27,7 @@ pub(crate) fn site(kind: Flavour, url: String, repositories: &[&str]) -> Site {
             .collect(),
         poll_interval: None,
         aliases: Vec::new(),
+        webhook_url: None,
     }
 }
 
@@ -1425,10 +1426,8 @@ pub(crate) fn assert_one_site_pass<'a>(html: &'a str, url: &str) -> &'a str {
 /// `pr-reminder reconcile ARGS` with the single-site variables for `url` (Cloud), a database in
 /// `dir`, and nothing else from the caller's environment: (exit code, stdout, stderr).
 async fn cli_reconcile(dir: &std::path::Path, url: &str, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pr-reminder"));
+    let mut cmd = crate::helpers::clean_command(env!("CARGO_BIN_EXE_pr-reminder"));
     cmd.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PR_REMINDER_DATABASE", dir.join("state.db"));
     reconcile_command(&mut cmd, url, args);
     crate::helpers::output(cmd).await

@@ -394,13 +394,27 @@ async fn the_token_opens_the_page_as_bearer_or_basic_password_and_nothing_else_d
     }
 }
 
+/// Without a token the page is off (404), and says how to turn it on.
 #[tokio::test]
-async fn without_a_token_the_page_does_not_exist() {
+async fn without_a_token_the_page_is_off_and_says_how_to_turn_it_on() {
     let app = spawn_app_with(|_| {}).await;
     let response = get_status(&app, Some(format!("Bearer {STATUS_TOKEN}"))).await;
     assert_eq!(response.status(), 404);
     assert!(response.headers().get("www-authenticate").is_none());
-    assert_eq!(response.text().await.unwrap(), "not found");
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    let html = response.text().await.unwrap();
+    for says in [
+        "<h1>The status page is off</h1>",
+        "<code>openssl rand -hex 32</code>",
+        "<code>PR_REMINDER_STATUS_TOKEN</code>",
+        "<code>status_token</code> under <code>[monitoring]</code>",
+        "a password (the token)",
+    ] {
+        assert!(html.contains(says), "{says}: {html}");
+    }
 }
 
 #[tokio::test]

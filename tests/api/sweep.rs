@@ -453,8 +453,7 @@ async fn the_cli_sweep_beside_the_running_service_posts_once() {
         token: Some(SecretToken(SecretString::from(TOKEN.to_owned()))),
         ..SweepSettings::default()
     };
-    sweep_settings.calendar.working_days = [true; 7];
-    sweep_settings.calendar.quiet_hours = None;
+    sweep_settings.calendar = crate::helpers::always_open();
     let min_interval = sweep_settings.min_interval;
     let app = spawn_app_with_clock(
         move |s| {
@@ -529,10 +528,8 @@ room = "web"
     .unwrap();
     let cli = |dir: std::path::PathBuf, config: std::path::PathBuf, db: std::path::PathBuf| async move {
         tokio::task::spawn_blocking(move || {
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_pr-reminder"))
+            let out = crate::helpers::clean_command(env!("CARGO_BIN_EXE_pr-reminder"))
                 .current_dir(&dir)
-                .env_clear()
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
                 .env("PR_REMINDER_DATABASE", &db)
                 .arg("--config")
                 .arg(&config)

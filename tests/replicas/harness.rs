@@ -5,7 +5,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -74,10 +74,8 @@ impl Replica {
     pub fn start(index: usize, dir: &Path, database: &str, chat: &str) -> Replica {
         let name = format!("replica-{index}");
         let config = write_config(dir, &name, chat);
-        let mut child = Command::new(BIN)
+        let mut child = crate::command::clean_command(BIN)
             .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
             .env("PR_REMINDER_LISTEN", "127.0.0.1:0")
             .env("PR_REMINDER_DATABASE", database)

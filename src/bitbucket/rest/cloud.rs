@@ -35,7 +35,7 @@ fn split(full_name: &str) -> Result<(&str, &str), RestError> {
 }
 
 /// Every page from `url` on, following `next` (on the same site only).
-async fn pages<T: serde::de::DeserializeOwned>(
+pub(crate) async fn pages<T: serde::de::DeserializeOwned>(
     api: &Api,
     mut url: Url,
     requests: &Requests,

@@ -48,7 +48,7 @@ fn split(full_name: &str) -> Result<(&str, &str), RestError> {
 
 /// Every page of `url`, from `start=0`, following `nextPageStart`; with the time of the first
 /// answer.
-async fn pages<T: serde::de::DeserializeOwned>(
+pub(crate) async fn pages<T: serde::de::DeserializeOwned>(
     api: &Api,
     url: &Url,
     requests: &Requests,

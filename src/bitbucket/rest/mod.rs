@@ -200,6 +200,24 @@ impl Api {
             && url.port_or_known_default() == self.base.port_or_known_default()
     }
 
+    /// A `method` request to `url` that asks for JSON and carries the site's credentials, for
+    /// callers that send it themselves (the webhook writes of `connect`, tried once: a POST whose
+    /// answer was lost may still have created, so it is not blindly repeated).
+    pub fn request(&self, method: reqwest::Method, url: Url) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .request(method, url)
+            .header("Accept", "application/json");
+        match &self.credentials {
+            Credentials::Bearer(token) => {
+                request.header(AUTHORIZATION, format!("Bearer {}", token.0.expose_secret()))
+            }
+            Credentials::Basic { username, token } => {
+                request.basic_auth(username, Some(token.0.expose_secret()))
+            }
+        }
+    }
+
     /// GETs `url` and parses the JSON answer as `T`, retrying 429 (after `Retry-After`, else
     /// backoff with jitter), 5xx and broken connections. Counts every try in `requests`.
     pub async fn get<T: DeserializeOwned>(
@@ -252,18 +270,7 @@ impl Api {
             retry_after: None,
         })?;
         requests.0.fetch_add(1, Ordering::Relaxed);
-        let request = self
-            .http
-            .get(url.clone())
-            .header("Accept", "application/json");
-        let request = match &self.credentials {
-            Credentials::Bearer(token) => {
-                request.header(AUTHORIZATION, format!("Bearer {}", token.0.expose_secret()))
-            }
-            Credentials::Basic { username, token } => {
-                request.basic_auth(username, Some(token.0.expose_secret()))
-            }
-        };
+        let request = self.request(reqwest::Method::GET, url.clone());
         let path = url.path().to_owned();
         let response = request.send().await.map_err(|e| Try {
             // reqwest's message names the URL, which holds no secret (the token is a header).

@@ -12,10 +12,19 @@ async fn migrate_applies_the_postgres_schema_once() {
     };
     let password = password_of(&url);
     let shown = url.replace(&format!(":{password}@"), ":[redacted]@");
+    let files = std::fs::read_dir(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres"),
+    )
+    .unwrap()
+    .count();
     for round in 0..2 {
         let (code, stdout, stderr) = run_cli(&url, &["migrate"]).await;
         assert_eq!(code, 0, "round {round}: {stdout}{stderr}");
-        assert_eq!(stdout, format!("database {shown} is up to date\n"));
+        let said = match round {
+            0 => format!("database {shown}: applied {files} migrations; it is up to date\n"),
+            _ => format!("database {shown} is up to date (no migration to apply)\n"),
+        };
+        assert_eq!(stdout, said);
         assert!(!stdout.contains(&password) && !stderr.contains(&password));
     }
     let db = PgPoolOptions::new().connect(&url).await.unwrap();

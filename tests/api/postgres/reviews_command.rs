@@ -110,6 +110,18 @@ async fn reviews_lists_what_each_person_can_review() {
     );
 }
 
+/// `commands::snoozes_have_a_policy_and_say_who_and_until_when` on PostgreSQL.
+#[tokio::test]
+async fn snoozes_have_a_policy_and_say_who_and_until_when() {
+    let clock = ManualClock::frozen(now());
+    let Some(app) = spawn_pg("snooze_policy", commands::berlin_settings(), clock.clock()).await
+    else {
+        return;
+    };
+    seed(&app).await;
+    commands::snooze_policy(&app).await;
+}
+
 /// `commands::snooze_hides_until_a_new_commit_or_expiry` on PostgreSQL: the snooze row as
 /// recorded (commit, requested reviewers, approvers), hidden from the asker's list and the
 /// room's digest, woken by a new commit, by expiry, by unsnooze; unknown PRs and people.
@@ -126,7 +138,7 @@ async fn snooze_hides_until_a_new_commit_expiry_or_unsnooze() {
     .await;
     assert_eq!(
         answer,
-        "Snoozed acme/payments-api#1 until 2026-11-24 12:00 UTC, or until it gets a new commit, a new reviewer or loses an approval."
+        "Snoozed acme/payments-api#1 until Tue 24 Nov 12:00 UTC, or until it gets a new commit, a new reviewer or loses an approval."
     );
     let row: (String, i64, String, String, Option<String>, String, String) = sqlx::query_as(
         "SELECT s.user_key, s.number, s.until, s.created_at, s.source_commit, s.reviewers, \
@@ -223,7 +235,7 @@ async fn snooze_hides_until_a_new_commit_expiry_or_unsnooze() {
     )
     .await;
     assert!(
-        answer.starts_with("Snoozed ACME/Payments-API#4 until 2026-11-25 12:00 UTC"),
+        answer.starts_with("Snoozed ACME/Payments-API#4 until Wed 25 Nov 12:00 UTC"),
         "{answer}"
     );
     let snoozed: Vec<(String, i64, String)> = sqlx::query_as(

@@ -78,7 +78,8 @@ async fn the_page_names_the_replica_sending_each_room() {
     let table = between(&html, "<table id=\"leases\">", "</table>");
     let rows: Vec<&str> = table.split("<tr>").skip(2).collect();
     assert_eq!(rows.len(), 3, "{table}");
-    let this_process = format!("/{}/", std::process::id());
+    // Readable: host, process id, start (not the lease's raw `host/pid/epoch-ms`).
+    let this_process = format!(", process {}, started 20", std::process::id());
     for (row, room) in rows.iter().zip(["payments", "retired", "web"]) {
         assert!(row.starts_with(&format!("<td>{room}</td>")), "{row}");
     }
@@ -89,7 +90,8 @@ async fn the_page_names_the_replica_sending_each_room() {
         );
     }
     assert!(
-        rows[1].contains("old-host/1/1") && rows[1].contains(">gone: another replica"),
+        rows[1].contains("<td>old-host, process 1, started 1970-01-01 00:00 UTC</td>")
+            && rows[1].contains(">gone: another replica"),
         "{}",
         rows[1]
     );

@@ -237,8 +237,7 @@ async fn the_cli_sweep_beside_the_service_posts_once() {
     let fake = fake_room().await;
     let every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
     let mut sweep_settings = sweep_settings();
-    sweep_settings.calendar.working_days = [true; 7];
-    sweep_settings.calendar.quiet_hours = None;
+    sweep_settings.calendar = crate::helpers::always_open();
     let min_interval = sweep_settings.min_interval;
     let mut settings = notify(&fake);
     settings.coalesce = NotifySettings::default().coalesce;

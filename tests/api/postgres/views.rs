@@ -152,14 +152,18 @@ fn token(value: &str) -> pr_reminder::config::SecretToken {
     pr_reminder::config::SecretToken(SecretString::from(value.to_owned()))
 }
 
-/// Our own deliveries for the views: PRs opened hours ago by the wall clock (the views read
-/// their age on it), with approvals by one and by two people, changes requested, a draft, a
-/// repository asking 3 approvals, and builds (failed and passed) on a PR's commit.
-fn own_deliveries() -> Vec<(String, Value)> {
+/// The PostgreSQL server's `now()` as RFC 3339 text in UTC (microseconds).
+const POSTGRES_NOW: &str =
+    "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
+
+/// Our own deliveries for the views: PRs opened hours before `now` (the PostgreSQL server's
+/// clock, which its view reads their age on), with approvals by one and by two people, changes
+/// requested, a draft, a repository asking 3 approvals, and builds (failed and passed) on a PR's
+/// commit.
+fn own_deliveries(now: chrono::DateTime<Utc>) -> Vec<(String, Value)> {
     use crate::helpers::{own_fixture, set_repository};
     use crate::lifecycle::pr_event;
     // Half past the hour, so that no read lands on an hour's turn.
-    let now = Utc::now();
     let opened = |hours: i64| {
         (now - chrono::Duration::hours(hours) - chrono::Duration::minutes(30)).to_rfc3339()
     };
@@ -348,7 +352,16 @@ async fn the_same_deliveries_leave_the_same_rows_and_views_as_on_sqlite() {
         );
         sent += 1;
     }
-    for (i, (key, body)) in own_deliveries().into_iter().enumerate() {
+    // The view reads `age_hours` on its database's own clock: PostgreSQL's is the server's, which
+    // a test process run under a shifted clock (`.ci/run`'s faketime run) does not move.
+    let server_now: String = sqlx::query_scalar(POSTGRES_NOW)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let server_now = chrono::DateTime::parse_from_rfc3339(&server_now)
+        .unwrap()
+        .with_timezone(&Utc);
+    for (i, (key, body)) in own_deliveries(server_now).into_iter().enumerate() {
         let id = format!("own-{i}");
         let body = serde_json::to_vec(&body).unwrap();
         let on_sqlite = send_as(&sqlite.client, &sqlite.address, "cloud", &key, &id, &body).await;
@@ -378,9 +391,48 @@ async fn the_same_deliveries_leave_the_same_rows_and_views_as_on_sqlite() {
     ] {
         assert_same_relation(&sqlite.db, &app.db, relation, skip, true).await;
     }
-    // The view operators read, row for row in its own order.
-    let rows = assert_same_relation(&sqlite.db, &app.db, "pending_reviews", &[], false).await;
+    // The view operators read, row for row in its own order. `age_hours` is each database's
+    // reading of its own clock (SQLite's is this process's, PostgreSQL's the server's): checked
+    // on each against that clock rather than across the two.
+    let rows = assert_same_relation(
+        &sqlite.db,
+        &app.db,
+        "pending_reviews",
+        &["age_hours"],
+        false,
+    )
+    .await;
     assert!(rows >= 10, "{rows} pending reviews compared");
+    let sqlite_ages: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT age_hours, created_on, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM pending_reviews",
+    )
+    .fetch_all(&sqlite.db)
+    .await
+    .unwrap();
+    let postgres_ages: Vec<(i64, String, String)> = sqlx::query_as(&format!(
+        "SELECT age_hours, created_on, ({POSTGRES_NOW}) FROM pending_reviews"
+    ))
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    for (database, ages) in [("SQLite", sqlite_ages), ("PostgreSQL", postgres_ages)] {
+        assert_eq!(ages.len(), rows, "{database}");
+        for (age_hours, created_on, now) in ages {
+            let parse = |t: &str| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .unwrap_or_else(|e| panic!("{t}: {e}"))
+                    .with_timezone(&Utc)
+            };
+            let expected = (parse(&now) - parse(&created_on))
+                .num_seconds()
+                .div_euclid(3600);
+            // Whole hours, truncated toward zero by both views (the same for these past dates).
+            assert_eq!(
+                age_hours, expected,
+                "{database}: created {created_on}, read at {now}"
+            );
+        }
+    }
 
     // And what they say, for our own PRs (not only that both agree): repository #number,
     // approvals/required (by whom), changes requested by, draft, build, age in hours.
