@@ -904,10 +904,9 @@ pub(crate) async fn cli_skipped_sweep(database: String, fake: &MockServer) -> Va
         ),
     )
     .unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pr-reminder"));
+    // The test's own clock (a shifted one in CI's second run), nothing else of its environment.
+    let mut cmd = crate::helpers::clean_command(env!("CARGO_BIN_EXE_pr-reminder"));
     cmd.current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PR_REMINDER_DATABASE", database)
         .arg("--config")
         .arg(&config)
