@@ -25,7 +25,7 @@ use crate::domain::DEFAULT_REQUIRED_APPROVALS;
 use crate::store::Database;
 
 mod sites;
-pub use sites::{Credentials, RepositorySelector, Site, CLOUD_API_URL};
+pub use sites::{server_name, Credentials, RepositorySelector, Site, CLOUD_API_URL};
 
 /// The address served when `listen` (`PR_REMINDER_LISTEN`) is unset: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";

@@ -11,6 +11,7 @@ pub mod config;
 pub mod connect;
 pub mod domain;
 pub mod http;
+pub mod identity;
 pub mod jobs;
 pub mod metrics;
 pub mod notify;

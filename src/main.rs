@@ -218,7 +218,7 @@ fn selected_sites<'a>(
         .bitbucket
         .iter()
         .filter(|site| {
-            name.map_or(true, |n| {
+            name.is_none_or(|n| {
                 let n = n.trim().trim_end_matches('/');
                 site.name().eq_ignore_ascii_case(n)
                     || site.server().eq_ignore_ascii_case(n)

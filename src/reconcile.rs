@@ -7,16 +7,20 @@
 //! 2. fetches the build statuses of source commits no pass fetched before, or whose build was
 //!    still running;
 //! 3. fetches, one by one, the PRs stored as open that the list no longer has (merged, declined,
-//!    deleted);
+//!    deleted); on Data Center a PR stored under several identities of the server (its site's,
+//!    another base URL of it, `unknown`) is fetched once and closed under each;
 //! 4. only when all of that answered, submits every snapshot that differs from what is stored
 //!    to the writer, like a delivery (`Submission::reconciliation`): the same ordering rule
 //!    applies, so an answer older than a delivery already stored changes nothing.
 //!
 //! The first pass over a repository announces nothing (a backfill of thirty old PRs is not news);
 //! later passes announce what they find as webhooks would. A repository that fails (401, 403,
-//! 404, 5xx after retries) is left untouched and reported; the others go on.
+//! 404, 5xx after retries) is left untouched and reported; the others go on. One whose list has
+//! answered 404 on every pass for a day (`GONE_AFTER`) was deleted: its open PRs are closed as
+//! deleted (401 and 403 never close anything).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -24,8 +28,9 @@ use serde::Serialize;
 
 use crate::bitbucket::rest::datacenter::BuildEndpoint;
 use crate::bitbucket::rest::{self, Api, Requests, RestError, RetryPolicy, MAX_IN_FLIGHT};
+use crate::bitbucket::servers::DataCenterServers;
 use crate::clock::Clock;
-use crate::config::Site;
+use crate::config::{server_name, Site};
 use crate::domain::{
     Change, CommitStatus, Flavour, PrState, PullRequest, Repository, RepositoryKey, Submission,
     Timestamp, User,
@@ -35,6 +40,11 @@ use crate::store::{Db, WriteError, Writer};
 
 /// Submissions handed to the writer at once (its queue holds 8,192).
 const SUBMIT_CHUNK: usize = 256;
+
+/// How long a repository's pull-request list must have answered 404 (on every pass since) before
+/// its open PRs are closed as deleted: a day, so that a repository moved and configured again,
+/// or a short-lived permission mistake, closes nothing.
+pub const GONE_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// What to reconcile: every configured repository, or those of one site, or one repository.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -160,6 +170,9 @@ impl RepositoryReport {
 enum PassError {
     #[error(transparent)]
     Rest(#[from] RestError),
+    /// The repository's pull-request list answered 404: it is gone, or the token cannot see it.
+    #[error(transparent)]
+    NotFound(RestError),
     #[error("the database: {0:#}")]
     Store(#[from] anyhow::Error),
     #[error("the writer did not take the changes: {0}")]
@@ -172,12 +185,24 @@ struct SiteClient {
     builds: BuildEndpoint,
 }
 
+/// A PR stored as open, under the key the site's answers give it (`canonical`), which may differ
+/// from the key it is stored under (another identity of the same server).
+struct Stored<'a> {
+    canonical: RepositoryKey,
+    pr: &'a OpenPr,
+}
+
 /// Runs passes over the configured sites. One per service (and one per CLI run).
 pub struct Reconciler {
     sites: Vec<SiteClient>,
+    /// The configured Data Center servers (which identities are which site's).
+    servers: DataCenterServers,
     db: Db,
     writer: Writer,
     clock: Clock,
+    /// (site, base URL) pairs already warned about: Bitbucket's links name a base URL that is
+    /// neither the site's `url` nor one of its `aliases`. Said once per process.
+    warned: Mutex<HashSet<(String, String)>>,
 }
 
 impl Reconciler {
@@ -190,6 +215,7 @@ impl Reconciler {
         clock: Clock,
         retry: RetryPolicy,
     ) -> anyhow::Result<Self> {
+        let sites_config = sites;
         let sites = sites
             .iter()
             .map(|site| {
@@ -202,9 +228,11 @@ impl Reconciler {
             .collect::<anyhow::Result<_>>()?;
         Ok(Reconciler {
             sites,
+            servers: DataCenterServers::from_sites(sites_config),
             db,
             writer,
             clock,
+            warned: Mutex::new(HashSet::new()),
         })
     }
 
@@ -336,6 +364,25 @@ impl Reconciler {
                         Ok(list) => {
                             listed.add(requests.get());
                             list.into_iter().for_each(&mut push);
+                            // A repository the listing no longer has, whose PRs are stored as
+                            // open, is asked for too: a deleted one answers 404, and its PRs
+                            // are closed once it has for a day.
+                            let prefix = match sc.site.kind {
+                                Flavour::Cloud => "cloud/".to_owned(),
+                                Flavour::DataCenter => format!("datacenter/{}/", sc.site.server()),
+                            };
+                            match reconciliations::owner_repositories_with_open_prs(
+                                &self.db,
+                                &prefix,
+                                &selector.owner,
+                            )
+                            .await
+                            {
+                                Ok(stored) => stored.into_iter().for_each(&mut push),
+                                Err(err) => {
+                                    tracing::warn!(error = %format!("{err:#}"), "cannot read the stored repositories of {selector}")
+                                }
+                            }
                         }
                         Err(err) => {
                             tracing::warn!(site = sc.site.name(), repository = %selector, error = %err, "cannot list repositories");
@@ -373,9 +420,16 @@ impl Reconciler {
                 );
                 report
             }
+            Err(PassError::NotFound(err)) => {
+                let report = self.not_found(sc, &full_name, &err).await;
+                RepositoryReport {
+                    requests: requests.get(),
+                    ..report
+                }
+            }
             Err(err) => {
                 let status = match &err {
-                    PassError::Rest(e) => e.status,
+                    PassError::Rest(e) | PassError::NotFound(e) => e.status,
                     _ => None,
                 };
                 tracing::warn!(error = %err, "repository not reconciled; its state is untouched");
@@ -405,21 +459,34 @@ impl Reconciler {
         let server = sc.site.server();
         let first_pass = !reconciliations::seen(&self.db, site, full_name).await?;
         let prefix = match sc.site.kind {
-            Flavour::Cloud => "cloud/".to_owned(),
-            Flavour::DataCenter => format!("datacenter/{server}/"),
+            Flavour::Cloud => "cloud/",
+            Flavour::DataCenter => "datacenter/",
         };
-        let stored = reconciliations::open_pull_requests(&self.db, &prefix, full_name).await?;
+        let stored = reconciliations::open_pull_requests(&self.db, prefix, full_name).await?;
+        let stored = self.stored_under_every_key(sc, &stored);
 
         // 1. The open PRs.
-        let open = match sc.site.kind {
-            Flavour::Cloud => rest::cloud::open_pull_requests(&sc.api, full_name, requests).await?,
+        let listed = match sc.site.kind {
+            Flavour::Cloud => rest::cloud::open_pull_requests(&sc.api, full_name, requests)
+                .await
+                .map(|open| (open, None)),
             Flavour::DataCenter => {
-                rest::datacenter::open_pull_requests(&sc.api, &server, full_name, requests).await?
+                rest::datacenter::open_pull_requests(&sc.api, &server, full_name, requests).await
             }
         };
+        let (open, base_url) = match listed {
+            Ok(listed) => listed,
+            Err(err) if err.status == Some(404) => return Err(PassError::NotFound(err)),
+            Err(err) => return Err(err.into()),
+        };
+        if let Some(base) = &base_url {
+            self.check_base_url(sc, base);
+        }
+        // The snapshots to compare with: those stored under the key the answers give.
         let stored_by: HashMap<(&RepositoryKey, i64), &OpenPr> = stored
             .iter()
-            .map(|s| ((&s.repository.key, s.number), s))
+            .filter(|s| s.canonical == s.pr.repository.key)
+            .map(|s| ((&s.pr.repository.key, s.pr.number), s.pr))
             .collect();
         let listed: HashSet<(RepositoryKey, i64)> = open
             .iter()
@@ -471,30 +538,45 @@ impl Reconciler {
             .await?;
         let statuses: Vec<CommitStatus> = statuses.into_iter().flatten().collect();
 
-        // 3. PRs stored as open that the list no longer has: their real state.
+        // 3. PRs stored as open that the list no longer has: their real state, fetched once
+        //    per PR and written under every key the PR is stored under.
         let now = self.clock.timestamp();
         let mut closed = Vec::new();
+        let mut fetched: HashMap<(RepositoryKey, i64), Option<PullRequest>> = HashMap::new();
         for gone in stored
             .iter()
-            .filter(|s| !listed.contains(&(s.repository.key.clone(), s.number)))
+            .filter(|s| !listed.contains(&(s.canonical.clone(), s.pr.number)))
         {
-            let fetched = match sc.site.kind {
-                Flavour::Cloud => {
-                    rest::cloud::pull_request(&sc.api, full_name, gone.number, requests).await?
-                }
-                Flavour::DataCenter => {
-                    rest::datacenter::pull_request(
-                        &sc.api,
-                        &server,
-                        full_name,
-                        gone.number,
-                        requests,
-                    )
-                    .await?
+            let number = gone.pr.number;
+            let answer = match fetched.get(&(gone.canonical.clone(), number)) {
+                Some(answer) => answer.clone(),
+                None => {
+                    let answer = match sc.site.kind {
+                        Flavour::Cloud => {
+                            rest::cloud::pull_request(&sc.api, full_name, number, requests).await?
+                        }
+                        Flavour::DataCenter => {
+                            rest::datacenter::pull_request(
+                                &sc.api, &server, full_name, number, requests,
+                            )
+                            .await?
+                        }
+                    };
+                    fetched.insert((gone.canonical.clone(), number), answer.clone());
+                    answer
                 }
             };
-            closed.push(fetched.unwrap_or_else(|| deleted(gone, &now)));
+            let snapshot = match (answer, gone.pr.repository.key.datacenter_parts()) {
+                (Some(pr), Some((stored_under, _))) => pr.on_server(stored_under),
+                (Some(pr), None) => pr,
+                (None, _) => deleted(gone.pr, &now),
+            };
+            closed.push(snapshot);
         }
+        let closed_count = fetched
+            .values()
+            .filter(|answer| answer.as_ref().is_none_or(|pr| pr.state != PrState::Open))
+            .count();
 
         // 4. Everything answered: submit what differs.
         let announce = !first_pass;
@@ -507,7 +589,6 @@ impl Reconciler {
             })
             .collect();
         let updated = changed.len();
-        let closed_count = closed.iter().filter(|p| p.state != PrState::Open).count();
         let prs: Vec<Change> = changed
             .into_iter()
             .chain(closed)
@@ -549,7 +630,16 @@ impl Reconciler {
                 .collect();
             reconciliations::mark_commits_checked(&self.db, key, &fetched, &now).await?;
         }
-        reconciliations::record_pass(&self.db, site, full_name, &now, requests.get()).await?;
+        reconciliations::record_pass(
+            &self.db,
+            site,
+            full_name,
+            &now,
+            requests.get(),
+            base_url.as_deref(),
+        )
+        .await?;
+        reconciliations::clear_not_found(&self.db, site, full_name).await?;
         Ok(RepositoryReport {
             site: site.to_owned(),
             repository: full_name.to_owned(),
@@ -563,6 +653,146 @@ impl Reconciler {
             http_status: None,
             error: None,
         })
+    }
+
+    /// Every key a stored open PR of one repository is under: on Data Center the site's own and
+    /// any other identity no other site claims (another base URL of the same server, or
+    /// `unknown`), each with the key the site's answers give it.
+    fn stored_under_every_key<'a>(&self, sc: &SiteClient, stored: &'a [OpenPr]) -> Vec<Stored<'a>> {
+        let server = sc.site.server();
+        stored
+            .iter()
+            .filter_map(|pr| {
+                let canonical = match pr.repository.key.datacenter_parts() {
+                    None => pr.repository.key.clone(),
+                    Some((other, id)) => {
+                        let claimed = self.servers.site_of(other).map(|k| k.server.as_str());
+                        if claimed.is_some_and(|s| s != server) {
+                            return None;
+                        }
+                        RepositoryKey::datacenter(&server, id)
+                    }
+                };
+                Some(Stored { canonical, pr })
+            })
+            .collect()
+    }
+
+    /// A repository whose pull-request list answered 404: remembered from the first such pass
+    /// on; once it has answered 404 on passes spanning `GONE_AFTER` (and gone through on none
+    /// since), its open PRs are closed as deleted. The report says which. (401 and 403 never
+    /// get here: a repository that is merely inaccessible is never closed.)
+    async fn not_found(
+        &self,
+        sc: &SiteClient,
+        full_name: &str,
+        err: &RestError,
+    ) -> RepositoryReport {
+        let site = sc.site.name();
+        let now = self.clock.timestamp();
+        let failed = |error: String, closed: usize| RepositoryReport {
+            closed,
+            ..failure_text(sc, full_name, Some(404), error)
+        };
+        let since = match reconciliations::record_not_found(&self.db, site, full_name, &now).await {
+            Ok(since) => since,
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "cannot record a repository's 404");
+                return failed(
+                    "the database could not be read or written; see the service log".into(),
+                    0,
+                );
+            }
+        };
+        let missing_for = (now.to_datetime() - since.to_datetime())
+            .to_std()
+            .unwrap_or_default();
+        let since_text = since.to_datetime().format("%Y-%m-%d %H:%M UTC");
+        if missing_for < GONE_AFTER {
+            tracing::warn!(error = %err, since = %since, "repository answers 404; its pull requests are closed once it has for a day");
+            return failed(
+                format!(
+                    "{err}; answering 404 since {since_text}: its open pull requests are closed \
+                     as deleted once it has answered 404 for a day"
+                ),
+                0,
+            );
+        }
+        let prefix = match sc.site.kind {
+            Flavour::Cloud => "cloud/",
+            Flavour::DataCenter => "datacenter/",
+        };
+        let closed = async {
+            let stored = reconciliations::open_pull_requests(&self.db, prefix, full_name).await?;
+            let stored = self.stored_under_every_key(sc, &stored);
+            let prs: Vec<Change> = stored
+                .iter()
+                .map(|s| Change::PullRequest(Box::new(deleted(s.pr, &now))))
+                .collect();
+            let count = stored
+                .iter()
+                .map(|s| (&s.canonical, s.pr.number))
+                .collect::<HashSet<_>>()
+                .len();
+            self.submit(prs, true).await?;
+            reconciliations::record_closed_missing(&self.db, site, full_name, count).await?;
+            Ok::<usize, PassError>(count)
+        }
+        .await;
+        match closed {
+            Ok(count) => {
+                tracing::warn!(since = %since, closed = count, "repository answered 404 for a day: its open pull requests are closed as deleted");
+                failed(
+                    format!(
+                        "{err}; answering 404 since {since_text}: {count} open pull request{} \
+                         closed as deleted",
+                        if count == 1 { "" } else { "s" }
+                    ),
+                    count,
+                )
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot close the pull requests of a repository that answers 404");
+                failed(
+                    "the database could not be read or written; see the service log".into(),
+                    0,
+                )
+            }
+        }
+    }
+
+    /// Warns (once per site and base URL) when Bitbucket's links name a base URL that is neither
+    /// the site's `url` nor one of its `aliases`: deliveries whose links name it are stored as
+    /// another server, and each of its PRs twice.
+    fn check_base_url(&self, sc: &SiteClient, base: &str) {
+        let Some(linked) = reqwest::Url::parse(base)
+            .ok()
+            .as_ref()
+            .and_then(server_name)
+        else {
+            return;
+        };
+        let named = self
+            .servers
+            .site_of(&linked)
+            .is_some_and(|k| k.server == sc.site.server());
+        if named {
+            return;
+        }
+        let first = self.warned.lock().map_or(true, |mut w| {
+            w.insert((sc.site.name().to_owned(), base.to_owned()))
+        });
+        if first {
+            tracing::warn!(
+                site = sc.site.name(),
+                base_url = base,
+                "Bitbucket at {} writes {base} in its links, which is neither the site's url nor one \
+                 of its aliases: deliveries whose links name it are stored as another server \
+                 ({linked}), and their pull requests twice. If it is this server, add \"{base}\" \
+                 to the site's aliases",
+                sc.site.name()
+            );
+        }
     }
 
     /// Hands `changes` to the writer, a chunk at a time, and waits for their commits.

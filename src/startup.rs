@@ -11,9 +11,11 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::bitbucket::rest::RetryPolicy;
+use crate::bitbucket::servers::DataCenterServers;
 use crate::clock::Clock;
 use crate::config::{Settings, SignaturePolicy};
 use crate::domain::routing::Routing;
+use crate::identity::Identities;
 use crate::jobs::{self, Jobs};
 use crate::metrics::Metrics;
 use crate::notify::dispatcher::Dispatcher;
@@ -83,6 +85,16 @@ impl Application {
                 "messages interrupted by the last stop will be sent again"
             );
         }
+        // One Data Center server, one identity: what the configuration (or the data) says is one
+        // server is merged before anything is read or written.
+        let identities = Arc::new(Identities::new(
+            DataCenterServers::from_sites(&settings.bitbucket),
+            db.clone(),
+        ));
+        identities
+            .heal()
+            .await
+            .context("merging Data Center server identities")?;
         let wake = Arc::new(Notify::new());
         let metrics = Metrics::new(&settings);
         let (writer, writer_task) = db
@@ -168,6 +180,7 @@ impl Application {
             writer,
             clock: clock.clone(),
             metrics: metrics.clone(),
+            identities,
         });
         let reconcile = web::Data::new(routes::reconcile::ReconcileState {
             token: settings.sweep.token.clone(),

@@ -4,8 +4,6 @@
 //! digest is queued in the outbox (pre-rendered) in the same transaction as the `sweeps` record
 //! that makes a second sweep within `min_interval` post nothing.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -90,10 +88,9 @@ pub async fn run(
     } else {
         settings.calendar.quiet_reason(now)
     };
-    let digests = match quiet {
-        Some(_) => HashMap::new(),
-        None => review_queue::select(db, routing, users, now, &Scope::default()).await?,
-    };
+    // Selected even when the sweep will be quiet: a skipped sweep reports (and records) what
+    // is waiting, with the reason it posts nothing.
+    let digests = review_queue::select(db, routing, users, now, &Scope::default()).await?;
     let mut reports = Vec::with_capacity(rooms.len());
     for room in rooms {
         let empty = RoomDigest::default();

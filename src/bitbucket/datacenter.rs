@@ -14,6 +14,7 @@
 
 use serde::Deserialize;
 
+use super::servers::DataCenterServers;
 use super::{from_slice, Parsed, PayloadError};
 use crate::domain::{
     Change, Participant, PrState, PullRequest, Repository, RepositoryKey, ReviewState, Role,
@@ -42,17 +43,54 @@ const PR_KEYS: &[&str] = &[
 /// The "Test connection" button.
 pub const PING_KEY: &str = "diagnostics:ping";
 
+/// Event keys only Data Center sends besides `pr:*`, `diagnostics:*` and `mirror:*`
+/// (Atlassian's "Event payload" page for Data Center, confluence.atlassian.com/bitbucketserver/
+/// event-payload-938025882.html: repository, mirror and project events). Cloud's repository keys
+/// are spelled otherwise (`repo:push`, `repo:fork`, `repo:updated`).
+const OTHER_KEYS: &[&str] = &[
+    "repo:refs_changed",
+    "repo:modified",
+    "repo:forked",
+    "repo:comment:added",
+    "repo:comment:edited",
+    "repo:comment:deleted",
+    "repo:secret_detected",
+    "project:modified",
+];
+
+/// Whether only Data Center sends `event_key` (`pr:*`, `diagnostics:*`, `mirror:*` and the
+/// repository and project keys Cloud spells otherwise).
+pub fn sends_only(event_key: &str) -> bool {
+    ["pr:", "diagnostics:", "mirror:"]
+        .iter()
+        .any(|prefix| event_key.starts_with(prefix))
+        || OTHER_KEYS.contains(&event_key)
+}
+
 /// The Data Center event keys pr-reminder acts on.
 pub fn handles(event_key: &str) -> bool {
     PR_KEYS.contains(&event_key)
 }
 
-/// Turns a Data Center payload into a domain change.
-pub fn parse(event_key: &str, body: &[u8]) -> Result<Parsed, PayloadError> {
+/// Turns a Data Center payload into a domain change; `servers` decides which server it is from
+/// (see `servers`: the links' host, a configured site, or `unknown`).
+pub fn parse(
+    event_key: &str,
+    body: &[u8],
+    servers: &DataCenterServers,
+) -> Result<Parsed, PayloadError> {
     let envelope: Envelope = from_slice(body)?;
     Ok(Parsed::Change(Change::PullRequest(Box::new(
-        envelope.into_domain(event_key, None)?,
+        envelope.into_domain(event_key, Server::Linked(servers))?,
     ))))
+}
+
+/// Where a snapshot's server comes from.
+enum Server<'a> {
+    /// A delivery: its links, as the configured servers read them.
+    Linked(&'a DataCenterServers),
+    /// A REST answer: the site it was asked of.
+    Site(&'a str),
 }
 
 /// A pull request as the REST API answers it (`GET /rest/api/1.0/projects/{P}/repos/{r}/
@@ -79,13 +117,42 @@ impl ApiPullRequest {
             pull_request: self.0,
             participant: None,
         };
-        envelope.into_domain("rest", Some(server))
+        envelope.into_domain("rest", Server::Site(server))
     }
 
     /// The PR's number.
     pub fn number(&self) -> i64 {
         self.0.id
     }
+
+    /// The base URL the server writes in its links (`https://bitbucket.example.com`, with a
+    /// context path if it has one): the PR's `links.self` up to `/projects/` or `/users/`, else
+    /// the repository's. `None` when the answer has no such link.
+    pub fn linked_base_url(&self) -> Option<String> {
+        let pr = &self.0;
+        pr.links
+            .iter()
+            .chain(pr.to_ref.repository.as_ref().and_then(|r| r.links.as_ref()))
+            .filter_map(WireLinks::first_self)
+            .find_map(base_url)
+    }
+}
+
+/// `https://host[:port][/context]` of a Data Center web link
+/// (`{base}/projects/PRJ/repos/api/...` or `{base}/users/alice/repos/...`).
+fn base_url(href: &str) -> Option<String> {
+    let url = reqwest::Url::parse(href).ok()?;
+    crate::config::server_name(&url)?;
+    let path = url.path();
+    let cut = ["/projects/", "/users/"]
+        .iter()
+        .filter_map(|marker| path.find(marker))
+        .min()?;
+    let mut base = url.clone();
+    base.set_query(None);
+    base.set_fragment(None);
+    base.set_path(&path[..cut]);
+    Some(base.as_str().trim_end_matches('/').to_owned())
 }
 
 /// `createdDate` / `updatedDate`: epoch milliseconds, or ISO text in some versions.
@@ -198,15 +265,7 @@ struct WireUser {
 
 /// `host[:port]` of an http(s) link, as the server's name.
 fn server_of(href: &str) -> Option<String> {
-    let url = reqwest::Url::parse(href).ok()?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return None;
-    }
-    let host = url.host_str()?.to_ascii_lowercase();
-    Some(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host,
-    })
+    crate::config::server_name(&reqwest::Url::parse(href).ok()?)
 }
 
 impl WireLinks {
@@ -254,29 +313,28 @@ fn review_state(p: &WireParticipant) -> ReviewState {
 }
 
 impl Envelope {
-    /// `server` (REST answers) names the site; a delivery's server comes from its links.
-    fn into_domain(
-        self,
-        event_key: &str,
-        server: Option<&str>,
-    ) -> Result<PullRequest, PayloadError> {
-        let rest = server.is_some();
+    /// A REST answer's server is the site's; a delivery's comes from its links.
+    fn into_domain(self, event_key: &str, server: Server) -> Result<PullRequest, PayloadError> {
+        let rest = matches!(server, Server::Site(_));
         let pr = self.pull_request;
         let repo = pr
             .to_ref
             .repository
             .ok_or_else(|| PayloadError("pullRequest.toRef.repository: missing field".into()))?;
-        // The server: the first http(s) link anywhere the payload has one.
+        // The server: the site asked, or what the first http(s) link anywhere in the payload
+        // names, as the configured servers read it.
         let server = match server {
-            Some(server) => server.to_owned(),
-            None => pr
-                .links
-                .iter()
-                .chain(repo.links.iter())
-                .chain(pr.author.user.links.iter())
-                .flat_map(WireLinks::hrefs)
-                .find_map(server_of)
-                .unwrap_or_else(|| "unknown".to_owned()),
+            Server::Site(server) => server.to_owned(),
+            Server::Linked(servers) => {
+                let linked = pr
+                    .links
+                    .iter()
+                    .chain(repo.links.iter())
+                    .chain(pr.author.user.links.iter())
+                    .flat_map(WireLinks::hrefs)
+                    .find_map(server_of);
+                servers.resolve(linked.as_deref())
+            }
         };
         let full_name = format!("{}/{}", repo.project.key, repo.slug);
         let repository = Repository {
@@ -404,7 +462,7 @@ mod tests {
     }
 
     fn pr(body: &str, key: &str) -> PullRequest {
-        match parse(key, body.as_bytes()).unwrap() {
+        match parse(key, body.as_bytes(), &DataCenterServers::default()).unwrap() {
             Parsed::Change(Change::PullRequest(pr)) => *pr,
             other => panic!("unexpected {other:?}"),
         }
@@ -454,7 +512,12 @@ mod tests {
             "2019-03-01T09:40:00.000000Z"
         );
         let bad = body("APPROVED", "\"yesterday\"", "2019-03-01T10:34:53+0100");
-        let err = parse("pr:reviewer:approved", bad.as_bytes()).unwrap_err();
+        let err = parse(
+            "pr:reviewer:approved",
+            bad.as_bytes(),
+            &DataCenterServers::default(),
+        )
+        .unwrap_err();
         assert!(err.0.starts_with("pullRequest.updatedDate"), "{}", err.0);
     }
 

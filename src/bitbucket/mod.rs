@@ -6,6 +6,7 @@
 pub mod cloud;
 pub mod datacenter;
 pub mod rest;
+pub mod servers;
 
 use crate::domain::{Delivery, Flavour, Outcome, Timestamp};
 
@@ -18,9 +19,11 @@ const MAX_HEADER_CHARS: usize = 128;
 /// What a delivery's headers say, read once.
 ///
 /// Cloud sends `X-Request-UUID`, `X-Hook-UUID`, `X-Attempt-Number` and event keys such as
-/// `pullrequest:created`; Data Center sends `X-Request-Id` and keys such as `pr:opened` or
-/// `diagnostics:ping` (DESIGN.md §4). The event key decides the flavour; without one, the
-/// request-id header does.
+/// `pullrequest:created`; Data Center sends `X-Request-Id` and keys such as `pr:opened`,
+/// `diagnostics:ping` or `repo:refs_changed` (DESIGN.md §4). A key only one of them sends
+/// (`pr:*` and Data Center's other keys, `pullrequest:*`) decides the flavour; any other key
+/// (`repo:*` exists on both) is told by the headers as a whole: Cloud's request or hook UUID,
+/// else Data Center's `X-Request-Id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryHeaders {
     /// Cloud or Data Center, from the event key or else the request-id header.
@@ -41,15 +44,15 @@ impl DeliveryHeaders {
         let event_key = header("X-Event-Key").map(clip);
         let cloud_id = header("X-Request-UUID");
         let dc_id = header("X-Request-Id");
+        let cloud_headers = cloud_id.is_some() || header("X-Hook-UUID").is_some();
         let flavour = match event_key.as_deref() {
-            Some(key) if key.starts_with("pr:") || key.starts_with("diagnostics:") => {
-                Flavour::DataCenter
-            }
-            Some(_) => Flavour::Cloud,
-            None if cloud_id.is_none() && header("X-Hook-UUID").is_none() && dc_id.is_some() => {
-                Flavour::DataCenter
-            }
-            None => Flavour::Cloud,
+            Some(key) if datacenter::sends_only(key) => Flavour::DataCenter,
+            Some(key) if key.starts_with("pullrequest:") => Flavour::Cloud,
+            // Any other key (`repo:push` on Cloud, `repo:refs_changed` on Data Center, keys
+            // added later): the headers as a whole say who sent it.
+            _ if cloud_headers => Flavour::Cloud,
+            _ if dc_id.is_some() => Flavour::DataCenter,
+            _ => Flavour::Cloud,
         };
         let request_id = match flavour {
             Flavour::Cloud => cloud_id.or(dc_id),
@@ -135,19 +138,38 @@ pub(crate) fn from_slice<'de, T: serde::Deserialize<'de>>(
     Ok(value)
 }
 
-/// Interprets one delivery by its flavour and event key.
+/// Interprets one delivery by its flavour and event key, with no Data Center server configured
+/// (each Data Center payload is its links' server; see `parse_with`).
 pub fn parse(
     flavour: Flavour,
     event_key: &str,
     body: &[u8],
     received_at: &Timestamp,
 ) -> Result<Parsed, PayloadError> {
+    parse_with(
+        flavour,
+        event_key,
+        body,
+        received_at,
+        &servers::DataCenterServers::default(),
+    )
+}
+
+/// Interprets one delivery by its flavour and event key; `servers` says which Data Center server
+/// a Data Center payload belongs to (`servers::DataCenterServers::resolve`).
+pub fn parse_with(
+    flavour: Flavour,
+    event_key: &str,
+    body: &[u8],
+    received_at: &Timestamp,
+    servers: &servers::DataCenterServers,
+) -> Result<Parsed, PayloadError> {
     match flavour {
         Flavour::Cloud if cloud::handles(event_key) => {
             return cloud::parse(event_key, body, received_at)
         }
         Flavour::DataCenter if datacenter::handles(event_key) => {
-            return datacenter::parse(event_key, body)
+            return datacenter::parse(event_key, body, servers)
         }
         _ => {}
     }
@@ -213,6 +235,36 @@ mod tests {
         assert_eq!(
             (mixed.flavour, mixed.request_id.as_deref()),
             (Flavour::Cloud, Some("x"))
+        );
+        // Data Center's other events (repository pushes, mirrors, repository and project
+        // changes) carry keys that are not `pr:`; its headers (`X-Request-Id`, no Cloud
+        // `X-Request-UUID` / `X-Hook-UUID`) say who sent them.
+        for key in [
+            "repo:refs_changed",
+            "mirror:repo_synchronized",
+            "repo:modified",
+            "project:modified",
+        ] {
+            let dc = read(&[("X-Event-Key", key), ("X-Request-Id", "d-3")]);
+            assert_eq!(
+                (dc.flavour, dc.request_id.as_deref()),
+                (Flavour::DataCenter, Some("d-3")),
+                "{key}"
+            );
+        }
+        // Cloud's own keys and headers stay Cloud.
+        for key in ["repo:push", "repo:updated", "repo:commit_status_created"] {
+            let cloud = read(&[
+                ("X-Event-Key", key),
+                ("X-Request-UUID", "u-3"),
+                ("X-Hook-UUID", "h-3"),
+            ]);
+            assert_eq!(cloud.flavour, Flavour::Cloud, "{key}");
+        }
+        // A key only Data Center sends, even without any id header.
+        assert_eq!(
+            read(&[("X-Event-Key", "repo:refs_changed")]).flavour,
+            Flavour::DataCenter
         );
         let long = "k".repeat(500);
         assert_eq!(

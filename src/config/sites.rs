@@ -1,6 +1,8 @@
 //! `[[bitbucket]]`: the Bitbucket sites whose REST API reconciliation reads (backfill, repairs
 //! of missed deliveries, poll-only deployments). For a single site the same keys come from
-//! `PR_REMINDER_BITBUCKET_KIND`, `_URL`, `_TOKEN`, `_USERNAME` and `_REPOSITORIES`.
+//! `PR_REMINDER_BITBUCKET_KIND`, `_URL`, `_TOKEN`, `_USERNAME`, `_REPOSITORIES` and `_ALIASES`.
+//! A Data Center site is also the identity of its server: its `url` and `aliases` are every base
+//! URL the server is known by (see `bitbucket::servers`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,6 +28,7 @@ pub(super) const SITE_ENV_VARS: &[(&str, &str)] = &[
         "PR_REMINDER_BITBUCKET_POLL_INTERVAL_MINUTES",
         "poll_interval_minutes",
     ),
+    ("PR_REMINDER_BITBUCKET_ALIASES", "aliases"),
     ("PR_REMINDER_BITBUCKET_WEBHOOK_URL", "webhook_url"),
 ];
 
@@ -47,6 +50,10 @@ pub struct Site {
     pub repositories: Vec<RepositorySelector>,
     /// Reconcile on this interval (`poll_interval_minutes`), if set.
     pub poll_interval: Option<Duration>,
+    /// Data Center: the other base URLs the same server is known by (`aliases`): its public
+    /// address when `url` is an internal one, an address it had before a move. Deliveries whose
+    /// links name one of them belong to this site. Empty on Cloud.
+    pub aliases: Vec<reqwest::Url>,
     /// The public URL Bitbucket calls with deliveries (`webhook_url`, e.g.
     /// `https://pr.example.com/webhooks/bitbucket`): what `pr-reminder connect` installs, and
     /// how it tells its own hooks from others (a hook is its own when it points here).
@@ -62,16 +69,21 @@ impl Site {
     /// `host[:port]` of the URL: on Data Center, the server part of repository keys, the same
     /// that a webhook payload's links give (`datacenter/{server}/{id}`).
     pub fn server(&self) -> String {
-        let host = self
-            .url
-            .host_str()
-            .unwrap_or("unknown")
-            .to_ascii_lowercase();
-        match self.url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host,
-        }
+        server_name(&self.url).unwrap_or_else(|| "unknown".to_owned())
     }
+}
+
+/// `host[:port]` of an http(s) URL, lower case, without a default port: how a Data Center
+/// server is named in keys (`datacenter/{server}/{id}`). `None` for another scheme or no host.
+pub fn server_name(url: &reqwest::Url) -> Option<String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    })
 }
 
 /// Credentials for a site's REST API (Bitbucket's documented forms).
@@ -160,6 +172,7 @@ pub(super) struct RawSite {
     username: Option<String>,
     repositories: Option<Vec<String>>,
     poll_interval_minutes: Option<f64>,
+    aliases: Option<Vec<String>>,
     webhook_url: Option<String>,
 }
 
@@ -220,6 +233,16 @@ pub(super) fn resolve_sites(
                 "url" => site.url = Some(value.clone()),
                 "token" => site.token = Some(value.clone()),
                 "username" => site.username = Some(value.clone()).filter(|v| !v.trim().is_empty()),
+                "aliases" => {
+                    site.aliases = Some(
+                        value
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                    )
+                }
                 "webhook_url" => site.webhook_url = Some(value.clone()),
                 _ => {
                     // "repositories"
@@ -235,7 +258,8 @@ pub(super) fn resolve_sites(
             }
         }
     }
-    raw.into_iter()
+    let sites: Vec<Site> = raw
+        .into_iter()
         .enumerate()
         .map(|(i, site)| {
             let key = |name: &str| match from_env.get(name) {
@@ -244,7 +268,31 @@ pub(super) fn resolve_sites(
             };
             site.resolve(&key)
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    // One server, one site: a base URL (url or alias) of a Data Center site must not name the
+    // server of another one, or a delivery's links would belong to both.
+    let mut claimed: Vec<(String, usize)> = Vec::new();
+    for (i, site) in sites.iter().enumerate() {
+        if site.kind != Flavour::DataCenter {
+            continue;
+        }
+        let names = std::iter::once(&site.url)
+            .chain(&site.aliases)
+            .filter_map(server_name);
+        for name in names {
+            if let Some((_, other)) = claimed.iter().find(|(n, j)| *n == name && *j != i) {
+                return Err(ConfigError::new(
+                    format!("bitbucket[{i}]"),
+                    format!(
+                        "its url or aliases name {name}, which bitbucket[{other}] names too: one \
+                         Data Center server is one [[bitbucket]] site"
+                    ),
+                ));
+            }
+            claimed.push((name, i));
+        }
+    }
+    Ok(sites)
 }
 
 impl RawSite {
@@ -341,6 +389,51 @@ impl RawSite {
                 ))
             }
         };
+        let mut aliases: Vec<reqwest::Url> = Vec::new();
+        for (i, text) in self.aliases.unwrap_or_default().iter().enumerate() {
+            if kind == Flavour::Cloud {
+                return Err(ConfigError::new(
+                    key("aliases"),
+                    "only a Data Center site has aliases (other base URLs of the same server)",
+                ));
+            }
+            let alias = reqwest::Url::parse(text.trim().trim_end_matches('/'))
+                .ok()
+                .filter(|u| {
+                    server_name(u).is_some()
+                        && u.username().is_empty()
+                        && u.password().is_none()
+                        && u.query().is_none()
+                        && u.fragment().is_none()
+                })
+                .ok_or_else(|| {
+                    // Not echoed, as for `url`.
+                    ConfigError::new(
+                        key("aliases"),
+                        format!(
+                            "entry {} is not an http(s) base URL without credentials, query or \
+                             fragment (e.g. https://bitbucket.example.com; the value is not shown)",
+                            i + 1
+                        ),
+                    )
+                })?;
+            if server_name(&alias) == server_name(&url) {
+                return Err(ConfigError::new(
+                    key("aliases"),
+                    format!(
+                        "entry {} names the same server as url ({}); leave it out",
+                        i + 1,
+                        server_name(&url).unwrap_or_default()
+                    ),
+                ));
+            }
+            if !aliases
+                .iter()
+                .any(|a| server_name(a) == server_name(&alias))
+            {
+                aliases.push(alias);
+            }
+        }
         let webhook_url = match self.webhook_url.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(text) => {
@@ -353,6 +446,7 @@ impl RawSite {
             credentials,
             repositories,
             poll_interval,
+            aliases,
             webhook_url,
         })
     }
@@ -386,8 +480,19 @@ pub(super) fn render(sites: &[Site]) -> String {
             Credentials::Bearer(_) => ("# username: not set".to_owned(), "Bearer"),
             Credentials::Basic { username, .. } => (format!("username = \"{username}\""), "Basic"),
         };
+        let aliases = if site.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "aliases = {:?}\n",
+                site.aliases
+                    .iter()
+                    .map(|a| a.as_str().trim_end_matches('/'))
+                    .collect::<Vec<_>>()
+            )
+        };
         out.push_str(&format!(
-            "\n[[bitbucket]]\nkind = \"{}\"\nurl = \"{}\"\ntoken = \"[redacted]\" # sent as {}\n\
+            "\n[[bitbucket]]\nkind = \"{}\"\nurl = \"{}\"\n{aliases}token = \"[redacted]\" # sent as {}\n\
              {}\nrepositories = {:?}\n{}\n{}\n",
             site.kind.as_str(),
             site.name(),
@@ -481,6 +586,98 @@ mod tests {
             dc.bitbucket[0].credentials,
             Credentials::Basic { .. }
         ));
+    }
+
+    fn load_file(toml: &str) -> Result<crate::config::Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pr-reminder.toml");
+        std::fs::write(&path, toml).unwrap();
+        let env = [("PR_REMINDER_WEBHOOK_SECRET", "a-webhook-secret")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        crate::config::Settings::load(Some(&path), &env, false)
+    }
+
+    #[test]
+    fn a_datacenter_site_names_the_other_base_urls_of_its_server() {
+        let settings = load_file(
+            "[[bitbucket]]\nkind = \"datacenter\"\nurl = \"http://bb-internal:7990/\"\n\
+             aliases = [\"https://Bitbucket.Example.com/\", \"https://bitbucket.example.com:443\", \
+             \"http://bb-old.example.com:7990\"]\ntoken = \"t\"\nrepositories = [\"PRJ/*\"]\n",
+        )
+        .unwrap();
+        let site = &settings.bitbucket[0];
+        let names: Vec<Option<String>> = site.aliases.iter().map(server_name).collect();
+        assert_eq!(
+            names,
+            [
+                Some("bitbucket.example.com".to_owned()),
+                Some("bb-old.example.com:7990".to_owned())
+            ],
+            "one entry per server: the default port is no other server"
+        );
+        assert!(render(&settings.bitbucket).contains(
+            "url = \"http://bb-internal:7990\"\naliases = [\"https://bitbucket.example.com\", \
+             \"http://bb-old.example.com:7990\"]\n"
+        ));
+        let env = load(&[
+            ("PR_REMINDER_WEBHOOK_SECRET", "a-webhook-secret"),
+            ("PR_REMINDER_BITBUCKET_KIND", "datacenter"),
+            ("PR_REMINDER_BITBUCKET_URL", "http://bb-internal:7990"),
+            ("PR_REMINDER_BITBUCKET_TOKEN", "t"),
+            ("PR_REMINDER_BITBUCKET_REPOSITORIES", "PRJ/api"),
+            (
+                "PR_REMINDER_BITBUCKET_ALIASES",
+                "https://bitbucket.example.com, ",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            env.bitbucket[0].aliases[0].as_str(),
+            "https://bitbucket.example.com/"
+        );
+
+        let site = |extra: &str| {
+            format!(
+                "[[bitbucket]]\nkind = \"datacenter\"\nurl = \"https://bb.example\"\ntoken = \"t\"\n\
+                 repositories = [\"PRJ/*\"]\n{extra}"
+            )
+        };
+        for (extra, error) in [
+            (
+                "aliases = [\"ftp://bb.example\"]",
+                "invalid configuration: bitbucket[0].aliases: entry 1 is not an http(s) base URL",
+            ),
+            (
+                "aliases = [\"https://me:SEKRIT3@bb2.example\"]",
+                "invalid configuration: bitbucket[0].aliases: entry 1 is not",
+            ),
+            (
+                "aliases = [\"https://BB.example:443/\"]",
+                "invalid configuration: bitbucket[0].aliases: entry 1 names the same server as url (bb.example)",
+            ),
+            (
+                "\n[[bitbucket]]\nkind = \"datacenter\"\nurl = \"https://other.example\"\n\
+                 aliases = [\"https://bb.example/bitbucket\"]\ntoken = \"t\"\nrepositories = [\"X/*\"]\n",
+                "invalid configuration: bitbucket[1]: its url or aliases name bb.example, which \
+                 bitbucket[0] names too",
+            ),
+        ] {
+            let err = load_file(&site(extra)).unwrap_err().to_string();
+            assert!(err.starts_with(error), "{extra}: {err}");
+            assert!(!err.contains("SEKRIT3"), "{err}");
+        }
+        let err = load_file(
+            "[[bitbucket]]\nkind = \"cloud\"\ntoken = \"t\"\nrepositories = [\"a/*\"]\n\
+             aliases = [\"https://bitbucket.org\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("invalid configuration: bitbucket[0].aliases: only a Data Center site"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -43,6 +43,14 @@ impl RepositoryKey {
         }
     }
 
+    /// A Data Center key's server and repository id (`("bb.example:7990", 42)`); `None` for a
+    /// Cloud key.
+    pub fn datacenter_parts(&self) -> Option<(&str, i64)> {
+        let rest = self.0.strip_prefix("datacenter/")?;
+        let (server, id) = rest.rsplit_once('/')?;
+        Some((server, id.parse().ok()?))
+    }
+
     /// A key as the database holds it (written by this program, so already well-formed).
     pub fn from_stored(key: String) -> Self {
         Self(key)
@@ -86,6 +94,19 @@ impl UserKey {
     /// The key as stored in `users.user_key`.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The same Data Center account on `server` (`datacenter/{server}/user/{id}`); a Cloud key
+    /// is left as it is.
+    fn on_server(&self, server: &str) -> UserKey {
+        match self
+            .0
+            .strip_prefix("datacenter/")
+            .and_then(|rest| rest.split_once("/user/"))
+        {
+            Some((_, id)) => UserKey(format!("datacenter/{server}/user/{id}")),
+            None => self.clone(),
+        }
     }
 }
 
@@ -278,6 +299,23 @@ pub struct PullRequest {
     /// Reviewers and everyone who took part, one entry per user (the author excluded on Data
     /// Center).
     pub participants: Vec<Participant>,
+}
+
+impl PullRequest {
+    /// The same Data Center PR as stored under `server` (another identity of the same server):
+    /// its repository key and every Data Center user key name `server`. A Cloud PR is returned
+    /// as it is.
+    pub fn on_server(mut self, server: &str) -> PullRequest {
+        let Some((_, id)) = self.repository.key.datacenter_parts() else {
+            return self;
+        };
+        self.repository.key = RepositoryKey::datacenter(server, id);
+        self.author.key = self.author.key.on_server(server);
+        for p in &mut self.participants {
+            p.user.key = p.user.key.on_server(server);
+        }
+        self
+    }
 }
 
 /// A build's state as Bitbucket Cloud's `commit_status.state` reports it (`SUCCESSFUL`,
@@ -513,5 +551,60 @@ impl Submission {
             | Origin::Reconciliation(change) => Some(change),
             Origin::Delivery(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_datacenter_pr_moves_to_another_identity_of_its_server() {
+        let user = |key: &str| User::keyed(UserKey::from(key));
+        let at = Timestamp::parse("2026-11-24T10:00:00Z").unwrap();
+        let pr = PullRequest {
+            repository: Repository {
+                key: RepositoryKey::datacenter("unknown", 17),
+                full_name: "PRJ/api".into(),
+                uuid: None,
+                url: None,
+            },
+            number: 2,
+            title: "T".into(),
+            author: user("datacenter/unknown/user/1"),
+            source_branch: None,
+            source_commit: None,
+            destination_branch: None,
+            state: PrState::Open,
+            draft: false,
+            created_on: at.clone(),
+            updated_on: at.clone(),
+            activity_on: at,
+            url: None,
+            participants: vec![Participant {
+                user: user("datacenter/unknown/user/name:bob"),
+                role: Role::Reviewer,
+                state: ReviewState::Approved,
+                state_on: None,
+            }],
+        };
+        assert_eq!(pr.repository.key.datacenter_parts(), Some(("unknown", 17)));
+        let moved = pr.on_server("bb.example:7990");
+        assert_eq!(
+            moved.repository.key.as_str(),
+            "datacenter/bb.example:7990/17"
+        );
+        assert_eq!(
+            moved.author.key.as_str(),
+            "datacenter/bb.example:7990/user/1"
+        );
+        assert_eq!(
+            moved.participants[0].user.key.as_str(),
+            "datacenter/bb.example:7990/user/name:bob"
+        );
+        assert_eq!(
+            RepositoryKey::cloud(Some("{u}"), "a/b").datacenter_parts(),
+            None
+        );
     }
 }

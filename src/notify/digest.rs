@@ -12,6 +12,31 @@ use super::message::{
 use crate::config::SweepSettings;
 use crate::domain::{PullRequestView, RoomDigest};
 
+/// Names one list of a digest line shows (who approved, who asked for changes, who is waited
+/// for); the rest are counted (`and 295 others`), so that a line stays short whatever the PR
+/// holds and one PR never crowds the others out of the digest.
+pub const NAMES_SHOWN: usize = 5;
+
+/// Most people the HipChat ping after a digest names (only people the lines show are named).
+pub const MAX_MENTIONS: usize = 30;
+
+/// ` and N others` after the first `NAMES_SHOWN` of `total` names; empty when all are shown.
+fn and_others(total: usize) -> String {
+    match total.saturating_sub(NAMES_SHOWN) {
+        0 => String::new(),
+        n => format!(" and {n} other{}", if n == 1 { "" } else { "s" }),
+    }
+}
+
+/// The first `NAMES_SHOWN` names, then how many others.
+fn names(all: &[String]) -> String {
+    format!(
+        "{}{}",
+        list(&all[..all.len().min(NAMES_SHOWN)]),
+        and_others(all.len())
+    )
+}
+
 /// `5h`, `2d 3h`.
 pub fn format_age(age: Duration) -> String {
     let hours = age.as_secs() / 3600;
@@ -107,14 +132,14 @@ pub fn render_list(
             if pr.approved_by.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", list(&pr.approved_by))
+                format!(" ({})", names(&pr.approved_by))
             }
         );
         let mut details = vec![approvals];
         if author_list && !pr.changes_requested_by.is_empty() {
             details.push(format!(
                 "changes requested by {}",
-                list(&pr.changes_requested_by)
+                names(&pr.changes_requested_by)
             ));
         }
         let age_text = format!("{} old", format_age(total));
@@ -148,7 +173,9 @@ pub fn render_list(
         }
         // Requested reviewers still to act, as chat mentions where a [[users]] mapping says who
         // they are there.
-        let waiting = (!author_list && !pr.waiting_for.is_empty()).then_some(&pr.waiting_for);
+        let waiting = (!author_list && !pr.waiting_for.is_empty())
+            .then(|| &pr.waiting_for[..pr.waiting_for.len().min(NAMES_SHOWN)]);
+        let others = and_others(pr.waiting_for.len());
         if let Some(people) = waiting {
             let names: Vec<String> = people
                 .iter()
@@ -157,7 +184,7 @@ pub fn render_list(
                     None => escape_html(&clip(&r.name)),
                 })
                 .collect();
-            html.push_str(&format!(" · waiting for {}", names.join(", ")));
+            html.push_str(&format!(" · waiting for {}{others}", names.join(", ")));
         }
         let mut slack = match &pr.url {
             Some(url) => format!("<{}|{}>", escape_slack(url), escape_slack(&title)),
@@ -185,7 +212,7 @@ pub fn render_list(
                     None => escape_slack(&clip(&r.name)),
                 })
                 .collect();
-            slack.push_str(&format!(" · waiting for {}", names.join(", ")));
+            slack.push_str(&format!(" · waiting for {}{others}", names.join(", ")));
         }
         let mut text = format!(
             "{title} ({place}) by {author} · {} · {age_text}",
@@ -196,7 +223,7 @@ pub fn render_list(
         }
         if let Some(people) = waiting {
             let names: Vec<String> = people.iter().map(|r| clip(&r.name)).collect();
-            text.push_str(&format!(" · waiting for {}", names.join(", ")));
+            text.push_str(&format!(" · waiting for {}{others}", names.join(", ")));
         }
         if let Some(url) = &pr.url {
             text.push_str(&format!(" <{url}>"));
@@ -208,7 +235,7 @@ pub fn render_list(
                 .map(|people| {
                     let names: Vec<String> =
                         people.iter().map(|r| escape(&clip(&r.name))).collect();
-                    format!(" · waiting for {}", names.join(", "))
+                    format!(" · waiting for {}{others}", names.join(", "))
                 })
                 .unwrap_or_default()
         };
@@ -295,10 +322,26 @@ pub fn render_list(
         }
         let mut shown = 0;
         let mut teams_items = Vec::new();
+        // Characters used so far in each format (html, slack, text, teams, google chat): every
+        // format must keep within the budget, not only HipChat's (Slack's mentions and Teams'
+        // escapes make those lines longer).
+        let chars = |s: &str| s.chars().count();
+        let mut used = [
+            chars(&html),
+            chars(&slack),
+            chars(&text),
+            teams.iter().map(|p| chars(p) + 2).sum(),
+            chars(&google_chat),
+        ];
         for pr in kept.iter() {
             let l = line(pr, author_list);
-            if html.chars().count() + l.html.chars().count() + 8 > budget {
+            let sizes =
+                [&l.html, &l.slack, &l.text, &l.teams, &l.google_chat].map(|f| chars(f) + 8);
+            if used.iter().zip(&sizes).any(|(u, n)| u + n > budget) {
                 break;
+            }
+            for (u, n) in used.iter_mut().zip(sizes) {
+                *u += n;
             }
             html.push_str(&format!("<br>• {}", l.html));
             slack.push_str(&format!("\n• {}", l.slack));
@@ -307,9 +350,11 @@ pub fn render_list(
             google_chat.push_str(&format!("\n• {}", l.google_chat));
             shown += 1;
             if settings.hipchat_mention_ping && !author_list {
-                for name in pr.waiting_for.iter().filter_map(|r| r.hipchat.as_deref()) {
+                // Only the people the line names, and at most `MAX_MENTIONS` in all.
+                let shown = pr.waiting_for.iter().take(NAMES_SHOWN);
+                for name in shown.filter_map(|r| r.hipchat.as_deref()) {
                     let name = name.trim_start_matches('@');
-                    if !mentions.iter().any(|m| m == name) {
+                    if mentions.len() < MAX_MENTIONS && !mentions.iter().any(|m| m == name) {
                         mentions.push(name.to_owned());
                     }
                 }
@@ -435,6 +480,76 @@ mod tests {
             ..SweepSettings::default()
         };
         assert!(render("r", &digest, &off, now).mentions.is_empty());
+    }
+
+    /// A default-reviewer group of 300 on one PR: its line names a handful and counts the
+    /// others, every PR of the digest is listed in every format, and HipChat's ping names only
+    /// the people the lines show (at most `MAX_MENTIONS`).
+    #[test]
+    fn a_crowd_of_reviewers_never_hides_the_other_prs() {
+        use crate::domain::Reviewer;
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap();
+        let person = |i: usize| Reviewer {
+            name: format!("Reviewer {i} of the platform team's default reviewer group"),
+            hipchat: Some(format!("reviewer{i}")),
+            slack: Some(format!("U{i:08}")),
+            ..Reviewer::default()
+        };
+        let mut digest = RoomDigest::default();
+        let mut crowded = pr(1, now - chrono::Duration::hours(30), &[], &[], None);
+        crowded.waiting_for = (0..300).map(person).collect();
+        crowded.approved_by = (300..340).map(|i| person(i).name).collect();
+        crowded.approvals = 40;
+        crowded.required_approvals = 50;
+        crowded.title = "Bump the platform".into();
+        digest.waiting_review.push(crowded);
+        for n in 2..=20 {
+            let mut p = pr(n, now - chrono::Duration::hours(2), &[], &[], None);
+            p.waiting_for = vec![person(1000 + n as usize)];
+            p.title = format!("Change {n}");
+            digest.waiting_review.push(p);
+        }
+        digest.review_total = 20;
+        let m = render("r", &digest, &SweepSettings::default(), now);
+        for (format, text, bullet) in [
+            ("html", &m.html, "<br>• "),
+            ("slack", &m.slack, "\n• "),
+            ("text", &m.text, "\n  - "),
+            ("teams", &m.teams, "\n- "),
+            ("google chat", &m.google_chat, "\n• "),
+        ] {
+            assert!(
+                text.chars().count() <= MAX_MESSAGE_CHARS,
+                "{format}: {}",
+                text.chars().count()
+            );
+            assert!(!text.contains("more"), "{format}: every PR is listed");
+            assert_eq!(text.matches(bullet).count(), 20, "{format}: {text}");
+            assert!(text.contains("and 295 others"), "{format}: {text}");
+            assert!(
+                text.contains("and 35 others"),
+                "{format}: approvals: {text}"
+            );
+        }
+        assert!(
+            m.html.contains(
+                " · waiting for @reviewer0, @reviewer1, @reviewer2, @reviewer3, @reviewer4 \
+                 and 295 others"
+            ),
+            "{}",
+            m.html
+        );
+        assert!(
+            m.slack.contains(
+                " · waiting for <@U00000000>, <@U00000001>, <@U00000002>, <@U00000003>, \
+                 <@U00000004> and 295 others"
+            ),
+            "{}",
+            m.slack
+        );
+        let mut expected: Vec<String> = (0..5).map(|i| format!("reviewer{i}")).collect();
+        expected.extend((2..=20).map(|n| format!("reviewer{}", 1000 + n)));
+        assert_eq!(m.mentions, expected[..MAX_MENTIONS.min(expected.len())]);
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
 /// Posts `message` to a room: HipChat v2 room notification JSON (with the token in the URL or
 /// as `Authorization: Bearer`), a Slack-compatible webhook payload, a Teams Workflows Adaptive
 /// Card, Google Chat text (in the thread `thread` names, where given), or a line on standard
-/// output for the console. Any 2xx is delivered (Teams answers 202). Errors say whether to retry.
+/// output for the console. Delivered only when the answer is the chat's documented success
+/// (`Accepted`), not on any 2xx. Errors say whether to retry.
 pub async fn send(
     client: &reqwest::Client,
     sink: &Sink,
@@ -93,7 +94,7 @@ pub async fn send(
             client.post(url).json(&google_chat::body(message))
         }
     };
-    post(request).await
+    post(request, Accepted::of(sink)).await
 }
 
 /// A POST to a HipChat room: its token in the URL, or given apart as `Authorization: Bearer`.
@@ -110,25 +111,115 @@ fn hipchat_request(
 }
 
 /// Sends a request and reads what the chat server's answer means.
-async fn post(request: reqwest::RequestBuilder) -> Result<(), SendError> {
+async fn post(request: reqwest::RequestBuilder, accepted: Accepted) -> Result<(), SendError> {
     let response = request.send().await.map_err(|e| SendError::Retry {
         after: None,
         reason: transport_error(e),
     })?;
-    outcome(response).await
+    outcome(response, accepted).await
 }
 
-/// What a chat server's answer means: any 2xx is delivered; 429, 408 and 5xx are worth another
-/// try (after what the server asked); any other status will not get better by itself.
-async fn outcome(response: reqwest::Response) -> Result<(), SendError> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
+/// The answer each kind of chat documents for a message it took. A 2xx whose body is not it
+/// reports a failure the server chose to answer 2xx (Teams' connectors wrap Teams' own 4xx and
+/// 429 into `200 Webhook message delivery failed with error: ...`): it is retried with backoff
+/// like a 5xx, and its text becomes `last_error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepted {
+    /// HipChat v2 room notification and private message: `204 No Content`
+    /// (developer.atlassian.com/server/hipchat/send-room-notification/); an empty 2xx is taken
+    /// too, a 2xx with a body is not.
+    HipChat,
+    /// Slack incoming webhooks answer `200` with the body `ok` (docs.slack.dev/messaging/
+    /// sending-messages-using-incoming-webhooks, "Handling errors"); Mattermost the same
+    /// (developers.mattermost.com/integrate/webhooks/incoming/: `200 OK`, `ok`); Rocket.Chat
+    /// `{"success": true}` (its incoming integration answers `API.v1.success()`,
+    /// RocketChat/Rocket.Chat apps/meteor/app/integrations/server/api/api.ts). A Slack-style
+    /// `{"ok": true}` is taken too; anything else (`{"ok": false, "error": ...}`,
+    /// `{"success": false}`, a proxy's HTML page) is not.
+    Slack,
+    /// A Teams Workflows trigger answers `202 Accepted` (learn.microsoft.com/en-us/
+    /// microsoftteams/platform/webhooks-and-connectors/how-to/add-incoming-webhook); an Office
+    /// 365 connector `200` with the number of messages sent, `1` (Microsoft's answer in
+    /// MicrosoftDocs/msteams-docs#9698: "successful only if it returns a number in the
+    /// response, else it is a failure even if status is 200"), or since 2023 a JSON envelope
+    /// with `"isSuccessStatusCode": true` (MicrosoftDocs/msteams-docs#7852). An empty 2xx is
+    /// taken; `200 Webhook message delivery failed with error: ...` (msteams-docs#402, #1810)
+    /// or any other text is not.
+    Teams,
+    /// Google Chat's `spaces.messages.create` answers `200` with the created Message resource,
+    /// whose `name` is `spaces/{space}/messages/{message}` (developers.google.com/workspace/chat/
+    /// api/reference/rest/v1/spaces.messages/create: "If successful, the response body contains
+    /// a newly created instance of Message").
+    GoogleChat,
+}
+
+impl Accepted {
+    fn of(sink: &Sink) -> Accepted {
+        match sink {
+            Sink::Slack(_) => Accepted::Slack,
+            Sink::Teams(_) => Accepted::Teams,
+            Sink::GoogleChat(_) => Accepted::GoogleChat,
+            Sink::HipChat(_) | Sink::HipChatBearer { .. } | Sink::Console => Accepted::HipChat,
+        }
     }
+
+    /// Whether a 2xx with this body is the documented success.
+    fn says_yes(self, status: StatusCode, body: &str) -> bool {
+        let body = body.trim();
+        let json = || serde_json::from_str::<serde_json::Value>(body).ok();
+        let flag = |name: &str| json().and_then(|v| v.get(name)?.as_bool()) == Some(true);
+        match self {
+            Accepted::HipChat => status == StatusCode::NO_CONTENT || body.is_empty(),
+            Accepted::Slack => body == "ok" || flag("ok") || flag("success"),
+            Accepted::Teams => {
+                status == StatusCode::ACCEPTED
+                    || body.is_empty()
+                    || body.parse::<u64>().is_ok_and(|n| n > 0)
+                    || flag("isSuccessStatusCode")
+            }
+            Accepted::GoogleChat => json()
+                .and_then(|v| v.get("name")?.as_str().map(|n| n.starts_with("spaces/")))
+                .unwrap_or(false),
+        }
+    }
+
+    /// What the chat documents, for `last_error`.
+    fn documented(self) -> &'static str {
+        match self {
+            Accepted::HipChat => "HipChat answers 204 No Content",
+            Accepted::Slack => "a Slack-compatible webhook answers `ok`",
+            Accepted::Teams => "Teams answers 202 (a workflow) or 1 (a connector)",
+            Accepted::GoogleChat => "Google Chat answers the created message",
+        }
+    }
+}
+
+/// What a chat server's answer means: its documented success is delivered; a 2xx with any other
+/// body, 429, 408 and 5xx are worth another try (after what the server asked); any other status
+/// will not get better by itself.
+async fn outcome(response: reqwest::Response, accepted: Accepted) -> Result<(), SendError> {
+    let status = response.status();
     let after = wait_requested(response.headers());
     let text = response.text().await.unwrap_or_default();
-    let detail: String = text.chars().take(200).collect();
-    let reason = match detail.trim() {
+    let detail: String = text.trim().chars().take(200).collect();
+    if status.is_success() {
+        if accepted.says_yes(status, &text) {
+            return Ok(());
+        }
+        return Err(SendError::Retry {
+            after,
+            reason: format!(
+                "HTTP {status} but not a success ({}): {}",
+                accepted.documented(),
+                if detail.is_empty() {
+                    "empty body"
+                } else {
+                    &detail
+                }
+            ),
+        });
+    }
+    let reason = match detail.as_str() {
         "" => format!("HTTP {status}"),
         detail => format!("HTTP {status}: {detail}"),
     };
@@ -163,7 +254,7 @@ pub async fn ping_mentions(
         Sink::HipChatBearer { url, token } => hipchat_request(client, url, Some(token)),
         _ => return Ok(()),
     };
-    post(request.json(&body)).await
+    post(request.json(&body), Accepted::HipChat).await
 }
 
 /// What went wrong before any answer, for `last_error` (the cause, never the URL and its token).
@@ -214,6 +305,60 @@ fn wait_requested_at(headers: &HeaderMap, now: std::time::SystemTime) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_chat_says_yes_its_own_way() {
+        let ok = StatusCode::OK;
+        let teams_429 = "Webhook message delivery failed with error: Microsoft Teams endpoint \
+                         returned HTTP error 429 with ContextId tcid=0,server=msgapi-production,cv=x.0..";
+        for (accepted, status, body, yes) in [
+            (Accepted::HipChat, StatusCode::NO_CONTENT, "", true),
+            (Accepted::HipChat, ok, "", true),
+            (Accepted::HipChat, ok, r#"{"error": {"code": 400}}"#, false),
+            (Accepted::Slack, ok, "ok", true),
+            (Accepted::Slack, ok, r#"{"success": true}"#, true),
+            (Accepted::Slack, ok, r#"{"ok": true}"#, true),
+            (
+                Accepted::Slack,
+                ok,
+                r#"{"ok": false, "error": "invalid_blocks"}"#,
+                false,
+            ),
+            (
+                Accepted::Slack,
+                ok,
+                r#"{"success": false, "error": "x"}"#,
+                false,
+            ),
+            (Accepted::Slack, ok, "<html>Sign in</html>", false),
+            (Accepted::Slack, ok, "", false),
+            (Accepted::Teams, StatusCode::ACCEPTED, "", true),
+            (Accepted::Teams, ok, "1", true),
+            (Accepted::Teams, ok, "", true),
+            (
+                Accepted::Teams,
+                ok,
+                r#"{"version":"1.1","statusCode":200,"isSuccessStatusCode":true}"#,
+                true,
+            ),
+            (Accepted::Teams, ok, teams_429, false),
+            (Accepted::Teams, ok, "0", false),
+            (
+                Accepted::GoogleChat,
+                ok,
+                r#"{"name": "spaces/AAA/messages/x.y"}"#,
+                true,
+            ),
+            (Accepted::GoogleChat, ok, "{}", false),
+            (Accepted::GoogleChat, ok, "", false),
+        ] {
+            assert_eq!(
+                accepted.says_yes(status, body),
+                yes,
+                "{accepted:?} {status} {body}"
+            );
+        }
+    }
 
     #[test]
     fn retry_after_as_an_http_date() {

@@ -11,7 +11,8 @@ use super::{header, read_body, BodyError};
 use crate::bitbucket::{self, DeliveryHeaders, Parsed, SIGNATURE_HEADER};
 use crate::clock::Clock;
 use crate::config::SignaturePolicy;
-use crate::domain::{Outcome, Submission, Timestamp};
+use crate::domain::{Flavour, Outcome, Submission, Timestamp};
+use crate::identity::Identities;
 use crate::metrics::{DeliveryOutcome, Metrics};
 use crate::signature;
 use crate::store::{WriteError, WriteOutcome, Writer};
@@ -30,6 +31,8 @@ pub struct WebhookState {
     pub clock: Clock,
     /// Counts deliveries by flavour and outcome.
     pub metrics: Metrics,
+    /// Which Data Center server a payload is from (`identity`).
+    pub identities: std::sync::Arc<Identities>,
 }
 
 /// Why a delivery was refused or not stored, with the HTTP status Bitbucket gets; answered as
@@ -175,10 +178,20 @@ async fn handle(
         .as_deref()
         .ok_or(WebhookError::MissingHeader(headers.request_id_header()))?;
 
-    let parsed = bitbucket::parse(headers.flavour, event_key, &body, received_at)
-        .map_err(|e| WebhookError::BadPayload(e.0))?;
+    let parsed = bitbucket::parse_with(
+        headers.flavour,
+        event_key,
+        &body,
+        received_at,
+        state.identities.servers(),
+    )
+    .map_err(|e| WebhookError::BadPayload(e.0))?;
     let (outcome, mut answer) = match parsed {
         Parsed::Change(change) => {
+            let change = match headers.flavour {
+                Flavour::DataCenter => state.identities.settle(change).await,
+                Flavour::Cloud => change,
+            };
             let repository = &change.repository().full_name;
             let span = tracing::Span::current();
             span.record("repository", repository.as_str());

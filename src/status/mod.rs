@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Settings;
+use crate::bitbucket::servers::{DataCenterServers, UNKNOWN};
+use crate::config::{server_name, Settings};
 use crate::domain::routing::Routing;
-use crate::domain::{PullRequestView, Timestamp};
+use crate::domain::{PullRequestView, RepositoryKey, Timestamp};
 use crate::notify::digest;
 use crate::review_queue::{self, Scope, Selection};
+use crate::store::identities::ServerDelivery;
 use crate::store::outbox::OutboxRow;
 use crate::store::status::{AgeBuckets, LastDelivery, LastSweep, Refusals, SiteReconciliation};
 use crate::store::{self, Db};
@@ -47,9 +49,40 @@ pub struct StatusPage {
     pub sites: Vec<(String, Option<SiteReconciliation>)>,
     /// PostgreSQL: which replica sends each room's messages (`None` on SQLite: this process).
     pub leases: Option<Vec<store::leases::Lease>>,
+    /// Each Data Center server identity: the configured sites', then every other one stored.
+    pub servers: Vec<ServerIdentity>,
+    /// (site, base URL): a site's REST answers link to a base URL that is neither its `url` nor
+    /// one of its `aliases` (its deliveries are then stored as another server).
+    pub foreign_links: Vec<(String, String)>,
     /// The built-in digest schedule and its zone (`0 9-17 * * Mon-Fri (Europe/Berlin)`), if
     /// any.
     pub schedule: Option<String>,
+}
+
+/// One identity Data Center repositories are stored under (`datacenter/{server}/...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerIdentity {
+    /// `host[:port]`, or `unknown`.
+    pub server: String,
+    /// What names it.
+    pub known_as: KnownAs,
+    /// Repositories stored under it.
+    pub repositories: i64,
+    /// Their open pull requests.
+    pub open: i64,
+    /// The last delivery stored under it.
+    pub last_delivery: Option<ServerDelivery>,
+}
+
+/// Where a Data Center identity comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KnownAs {
+    /// A `[[bitbucket]]` site: its URL and its aliases' servers.
+    Site { url: String, aliases: Vec<String> },
+    /// Payloads without links that belong to no single site.
+    Unknown,
+    /// The host a delivery's links name, which no site names.
+    Links,
 }
 
 /// One room.
@@ -170,8 +203,26 @@ pub async fn gather(
             (name, last)
         })
         .collect();
+    let servers = datacenter_servers(db, settings).await?;
+    let configured = DataCenterServers::from_sites(&settings.bitbucket);
+    let foreign_links = store::status::linked_base_urls(db)
+        .await?
+        .into_iter()
+        .filter(|(site, base)| {
+            let linked = reqwest::Url::parse(base)
+                .ok()
+                .as_ref()
+                .and_then(server_name);
+            let Some(known) = configured.known().iter().find(|k| &k.site == site) else {
+                return false;
+            };
+            linked.is_some_and(|l| !known.is_named(&l))
+        })
+        .collect();
     Ok(StatusPage {
         now,
+        servers,
+        foreign_links,
         escalate_after: settings.sweep.escalate_after,
         rooms,
         chart: store::status::open_by_age(db, &stamp).await?,
@@ -187,6 +238,55 @@ pub async fn gather(
             .as_ref()
             .map(|s| format!("{s} ({})", settings.sweep.calendar.tz)),
     })
+}
+
+/// The configured Data Center servers (even with nothing stored), then every other identity
+/// stored, each with its repositories, open PRs and last delivery.
+async fn datacenter_servers(db: &Db, settings: &Settings) -> anyhow::Result<Vec<ServerIdentity>> {
+    let configured = DataCenterServers::from_sites(&settings.bitbucket);
+    let mut out: Vec<ServerIdentity> = configured
+        .known()
+        .iter()
+        .map(|k| ServerIdentity {
+            server: k.server.clone(),
+            known_as: KnownAs::Site {
+                url: k.site.clone(),
+                aliases: k.aliases.clone(),
+            },
+            repositories: 0,
+            open: 0,
+            last_delivery: None,
+        })
+        .collect();
+    for (key, open) in store::status::datacenter_repositories(db).await? {
+        let key = RepositoryKey::from_stored(key);
+        let Some((server, _)) = key.datacenter_parts() else {
+            continue;
+        };
+        let i = match out.iter().position(|s| s.server == server) {
+            Some(i) => i,
+            None => {
+                out.push(ServerIdentity {
+                    server: server.to_owned(),
+                    known_as: if server == UNKNOWN {
+                        KnownAs::Unknown
+                    } else {
+                        KnownAs::Links
+                    },
+                    repositories: 0,
+                    open: 0,
+                    last_delivery: None,
+                });
+                out.len() - 1
+            }
+        };
+        out[i].repositories += 1;
+        out[i].open += open;
+    }
+    for identity in &mut out {
+        identity.last_delivery = store::identities::last_delivery(db, &identity.server).await?;
+    }
+    Ok(out)
 }
 
 /// The section of `view`'s repository.

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use super::{PrLine, RepositorySection, StatusPage};
+use super::{KnownAs, PrLine, RepositorySection, StatusPage};
 use crate::notify::digest::format_age;
 use crate::store::outbox::Subject;
 use crate::store::status::AgeBuckets;
@@ -351,6 +351,7 @@ fn health(page: &StatusPage) -> Markup {
                 }
             }
         }
+        (servers(page))
         h3 { "Last reconciliation per site" }
         @if page.sites.is_empty() {
             p.muted { "No Bitbucket site is configured ([[bitbucket]])." }
@@ -372,6 +373,62 @@ fn health(page: &StatusPage) -> Markup {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Each Data Center server identity with its last delivery, and the sites whose own links name
+/// another base URL (issue 21: an operator sees two identities where they know of one server).
+fn servers(page: &StatusPage) -> Markup {
+    html! {
+        @if !page.servers.is_empty() {
+            h3 { "Data Center servers" }
+            p.muted {
+                "Each identity Data Center repositories are stored under, with its last delivery. \
+                 Two rows for what is one server? Name its other base URL in the site's "
+                code { "aliases" } "."
+            }
+            table id="servers" {
+                thead { tr { th { "Server" } th { "Known as" } th { "Repositories" } th { "Open pull requests" } th { "Last delivery" } } }
+                tbody {
+                    @for s in &page.servers {
+                        tr {
+                            td { code { (s.server) } }
+                            td {
+                                @match &s.known_as {
+                                    KnownAs::Site { url, aliases } => {
+                                        "site " (url)
+                                        @if !aliases.is_empty() { " (aliases: " (aliases.join(", ")) ")" }
+                                    },
+                                    KnownAs::Unknown => "deliveries without links (servers before 5.14)",
+                                    KnownAs::Links => "the host its deliveries' links name; no site names it",
+                                }
+                            }
+                            td { (s.repositories) }
+                            td { (s.open) }
+                            @match &s.last_delivery {
+                                Some(d) => td {
+                                    (stamp(&d.received_at)) " "
+                                    (d.event_key.as_deref().unwrap_or("-"))
+                                    @if let Some(repository) = &d.repository {
+                                        " " (repository)
+                                        @if let Some(n) = d.pr_number { " #" (n) }
+                                    }
+                                },
+                                None => td.muted { "none" },
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @for (site, base) in &page.foreign_links {
+            p.failed.links {
+                "Bitbucket at " (site) " writes " code { (base) } " in its links, which is neither \
+                 the site's url nor one of its aliases: deliveries whose links name it are stored as \
+                 another server, and their pull requests twice. If it is this server, add "
+                code { "\"" (base) "\"" } " to the site's " code { "aliases" } "."
             }
         }
     }

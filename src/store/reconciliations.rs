@@ -65,7 +65,7 @@ fn stored_time(text: &str) -> anyhow::Result<Timestamp> {
 }
 
 /// The pull requests stored as open in the repository called `full_name` (any case) whose key
-/// starts with `key_prefix` (`cloud/`, or `datacenter/{server}/` for one Data Center site).
+/// starts with `key_prefix` (`cloud/`, `datacenter/`, or `datacenter/{server}/` for one server).
 pub async fn open_pull_requests(
     db: &Db,
     key_prefix: &str,
@@ -140,22 +140,25 @@ pub async fn seen(db: &Db, site: &str, full_name: &str) -> anyhow::Result<bool> 
     Ok(found)
 }
 
-/// Records a successful pass over `full_name` on `site` at `at`, which used `requests`.
+/// Records a successful pass over `full_name` on `site` at `at`, which used `requests`;
+/// `base_url`: the base URL Bitbucket's links named in its answers (Data Center), if any.
 pub async fn record_pass(
     db: &Db,
     site: &str,
     full_name: &str,
     at: &Timestamp,
     requests: u64,
+    base_url: Option<&str>,
 ) -> anyhow::Result<()> {
     // One row per repository whatever the case of its name: SQLite's key is NOCASE, PostgreSQL's
     // unique index is on lower(full_name).
     let sql = format!(
         "INSERT INTO reconciled_repositories (site, full_name, first_pass_on, last_pass_on,
-                                              last_requests)
-         VALUES ($1, $2, $3, $3, $4)
+                                              last_requests, base_url)
+         VALUES ($1, $2, $3, $3, $4, $5)
          ON CONFLICT (site, {}) DO UPDATE SET
-             last_pass_on = excluded.last_pass_on, last_requests = excluded.last_requests",
+             last_pass_on = excluded.last_pass_on, last_requests = excluded.last_requests,
+             base_url = coalesce(excluded.base_url, reconciled_repositories.base_url)",
         if db.is_postgres() {
             "lower(full_name)"
         } else {
@@ -167,6 +170,7 @@ pub async fn record_pass(
     .bind(full_name)
     .bind(at.as_str())
     .bind(i64::try_from(requests).unwrap_or(i64::MAX))
+    .bind(base_url)
     .execute(pool)
     .await.map(|r| r.rows_affected()))
     .context("recording a reconciliation pass")?;
@@ -278,4 +282,94 @@ impl Drop for SiteLock {
             drop(conn.detach());
         }
     }
+}
+
+/// Records that the pull-request list of `full_name` on `site` answered 404 at `at`; returns
+/// since when it has (the first 404 since it last went through).
+pub async fn record_not_found(
+    db: &Db,
+    site: &str,
+    full_name: &str,
+    at: &Timestamp,
+) -> anyhow::Result<Timestamp> {
+    let sql = format!(
+        "INSERT INTO missing_repositories (site, full_name, since, last_on)
+         VALUES ($1, $2, $3, $3)
+         ON CONFLICT (site, {}) DO UPDATE SET last_on = excluded.last_on
+         RETURNING since",
+        if db.is_postgres() {
+            "lower(full_name)"
+        } else {
+            "full_name"
+        }
+    );
+    let since: String = on_pool!(db, pool => sqlx::query_scalar(&sql)
+        .bind(site)
+        .bind(full_name)
+        .bind(at.as_str())
+        .fetch_one(pool)
+        .await)
+    .context("recording a repository that answers 404")?;
+    stored_time(&since)
+}
+
+/// Counts `closed` open PRs closed as deleted because `full_name` on `site` answers 404.
+pub async fn record_closed_missing(
+    db: &Db,
+    site: &str,
+    full_name: &str,
+    closed: usize,
+) -> anyhow::Result<()> {
+    let sql = format!(
+        "UPDATE missing_repositories SET closed = closed + $3 WHERE site = $1 AND {}",
+        db.nocase_eq("full_name", "$2")
+    );
+    on_pool!(db, pool => sqlx::query(&sql)
+        .bind(site)
+        .bind(full_name)
+        .bind(i64::try_from(closed).unwrap_or(i64::MAX))
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))
+    .context("recording closed pull requests")?;
+    Ok(())
+}
+
+/// Forgets that `full_name` on `site` answered 404 (a pass went through).
+pub async fn clear_not_found(db: &Db, site: &str, full_name: &str) -> anyhow::Result<()> {
+    let sql = format!(
+        "DELETE FROM missing_repositories WHERE site = $1 AND {}",
+        db.nocase_eq("full_name", "$2")
+    );
+    on_pool!(db, pool => sqlx::query(&sql)
+        .bind(site)
+        .bind(full_name)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))
+    .context("clearing a repository's 404")?;
+    Ok(())
+}
+
+/// The names of the repositories of `owner` (a Cloud workspace or Data Center project, any case)
+/// with a PR stored as open, whose key starts with `key_prefix`. By name.
+pub async fn owner_repositories_with_open_prs(
+    db: &Db,
+    key_prefix: &str,
+    owner: &str,
+) -> anyhow::Result<Vec<String>> {
+    let names: Vec<String> = on_pool!(db, pool => sqlx::query_scalar(
+        "SELECT DISTINCT r.full_name FROM repositories r
+           JOIN pull_requests p ON p.repository_key = r.repository_key
+          WHERE p.state = 'OPEN'
+            AND substr(r.repository_key, 1, length($1)) = $1
+            AND lower(substr(r.full_name, 1, length($2))) = lower($2)
+          ORDER BY r.full_name",
+    )
+    .bind(key_prefix)
+    .bind(format!("{owner}/"))
+    .fetch_all(pool)
+    .await)
+    .context("reading a workspace's or project's stored repositories")?;
+    Ok(names)
 }

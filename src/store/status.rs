@@ -212,3 +212,29 @@ pub async fn open_by_age(db: &Db, now: &Timestamp) -> anyhow::Result<Vec<AgeBuck
     .await)
     .context("counting open pull requests by age")
 }
+
+/// Every Data Center repository stored, with its open pull requests: (key, open), by key.
+pub async fn datacenter_repositories(db: &Db) -> anyhow::Result<Vec<(String, i64)>> {
+    on_pool!(db, pool => sqlx::query_as(
+        "SELECT r.repository_key,
+                (SELECT count(*) FROM pull_requests p
+                  WHERE p.repository_key = r.repository_key AND p.state = 'OPEN') AS open
+           FROM repositories r
+          WHERE substr(r.repository_key, 1, 11) = 'datacenter/'
+          ORDER BY r.repository_key",
+    )
+    .fetch_all(pool)
+    .await)
+    .context("reading Data Center repositories")
+}
+
+/// The base URLs Bitbucket's links named in the last passes: (site, base URL), by site.
+pub async fn linked_base_urls(db: &Db) -> anyhow::Result<Vec<(String, String)>> {
+    on_pool!(db, pool => sqlx::query_as(
+        "SELECT DISTINCT site, base_url FROM reconciled_repositories
+          WHERE base_url IS NOT NULL ORDER BY site, base_url",
+    )
+    .fetch_all(pool)
+    .await)
+    .context("reading the base URLs of Bitbucket's links")
+}

@@ -303,9 +303,9 @@ SELECT json_object(
 const INSERT_DELIVERIES: &str = "\
 WITH batch(v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?))
 INSERT INTO deliveries (request_id, event_key, received_at, outcome, reason, repository, pr_number,
-    attempt, flavour)
+    attempt, flavour, server)
 SELECT v->>'request_id', v->>'event_key', v->>'received_at', v->>'outcome',
-    v->>'reason', v->>'repository', v->>'pr_number', v->>'attempt', v->>'flavour'
+    v->>'reason', v->>'repository', v->>'pr_number', v->>'attempt', v->>'flavour', v->>'server'
 FROM batch";
 
 // A repository's name changes with a rename: the name of the newest change wins, whatever the
@@ -742,6 +742,8 @@ struct DeliveryRow<'a> {
     pr_number: Option<i64>,
     attempt: Option<i64>,
     flavour: &'static str,
+    /// The Data Center server identity the change was stored under.
+    server: Option<&'a str>,
 }
 
 fn encode_deliveries(deliveries: &[&Delivery], out: &mut String) -> anyhow::Result<()> {
@@ -764,6 +766,9 @@ fn encode_deliveries(deliveries: &[&Delivery], out: &mut String) -> anyhow::Resu
                 pr_number: change.and_then(Change::pr_number),
                 attempt: d.attempt,
                 flavour: d.flavour.as_str(),
+                server: change
+                    .and_then(|c| c.repository().key.datacenter_parts())
+                    .map(|(server, _)| server),
             }
         })
         .collect();

@@ -17,7 +17,7 @@ use wiremock::ResponseTemplate;
 use crate::fake_chat::{hipchat_ok, Answer, Fake, Hit, PATIENCE};
 use crate::helpers::{
     digest_only_route, route, set_repository, spawn_app_with, spawn_app_with_clock, uuid_like,
-    ManualClock, TestApp,
+    ManualClock, Served, TestApp,
 };
 use crate::lifecycle::{pr_event, REPO};
 
@@ -424,6 +424,109 @@ async fn google_chat_429_and_503_are_retried_then_delivered() {
     let gap = hits[1].at - hits[0].at;
     assert!(gap >= Duration::from_millis(990), "retried after {gap:?}");
     assert!(gap < Duration::from_millis(2500), "far too long: {gap:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A 2xx is not always a yes.
+
+/// What a Teams connector (or a workflow with a Response action) answers when Teams refused the
+/// message: 200 with the failure as text (MicrosoftDocs/msteams-docs#402, #1810).
+pub(crate) const TEAMS_FAILED: &str = "Webhook message delivery failed with error: Microsoft \
+     Teams endpoint returned HTTP error 429 with ContextId \
+     tcid=0,server=msgapi-production-eus-azsc2-4-170,cv=deadbeef.0..";
+
+/// The four chats of `a_2xx_that_is_not_the_chats_yes_*`: each answers its first request with a
+/// 2xx that is not its documented success; Teams keeps doing so, the others then say yes.
+pub(crate) async fn two_hundred_fakes() -> [Fake; 4] {
+    [
+        Fake::start(vec![
+            ResponseTemplate::new(200).set_body_string(TEAMS_FAILED)
+        ])
+        .await,
+        Fake::start(vec![
+            ResponseTemplate::new(200).set_body_string("<html><title>Sign in</title></html>"),
+            ResponseTemplate::new(200).set_body_string("ok"),
+        ])
+        .await,
+        Fake::start(vec![
+            ResponseTemplate::new(200).set_body_json(json!({})),
+            chat_ok(),
+        ])
+        .await,
+        Fake::start(vec![
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"error": {"code": 400, "message": "Bad room"}})),
+            hipchat_ok(),
+        ])
+        .await,
+    ]
+}
+
+/// Rooms `a-teams`, `b-slack`, `c-chat` and `d-hipchat` at the `two_hundred_fakes`, every
+/// repository announced in each, two attempts at most, quick retries.
+pub(crate) fn two_hundred_settings(fakes: &[Fake; 4]) -> impl FnOnce(&mut Settings) {
+    let mut settings = to_all(vec![
+        teams("a-teams", &fakes[0]),
+        slack("b-slack", &fakes[1]),
+        google_chat("c-chat", &fakes[2]),
+        hipchat("d-hipchat", &fakes[3]),
+    ]);
+    settings.max_attempts = 2;
+    settings.retry_min = Duration::from_millis(20);
+    settings.retry_max = Duration::from_millis(50);
+    move |s| s.notify = settings
+}
+
+/// Each chat's documented success body is checked, not only the status: a 2xx with any other
+/// body is retried with backoff like a 5xx; Teams' `200 Webhook message delivery failed ...`
+/// ends `failed` after `max_attempts` with that text as its last error, the others are sent on
+/// their second try.
+pub(crate) async fn a_2xx_that_is_not_the_chats_yes(app: &impl Served, fakes: &[Fake; 4]) {
+    app.processed(
+        "pullrequest:created",
+        &open_pr(1, &at(0), "Add retries", &[]),
+    )
+    .await;
+    type Row = (String, String, i64, Option<String>);
+    let sql = "SELECT room, state, attempts, last_error FROM outbox ORDER BY room";
+    let started = Instant::now();
+    let rows = loop {
+        let rows: Vec<Row> = app.query_rows(sql).await;
+        if rows.len() == 4 && rows.iter().all(|r| r.1 == "sent" || r.1 == "failed") {
+            break rows;
+        }
+        assert!(started.elapsed() < PATIENCE, "{rows:#?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "a-teams".to_owned(),
+                "failed".to_owned(),
+                2,
+                Some(format!(
+                    "HTTP 200 OK but not a success (Teams answers 202 (a workflow) or 1 (a \
+                     connector)): {}",
+                    TEAMS_FAILED
+                ))
+            ),
+            ("b-slack".to_owned(), "sent".to_owned(), 2, None),
+            ("c-chat".to_owned(), "sent".to_owned(), 2, None),
+            ("d-hipchat".to_owned(), "sent".to_owned(), 2, None),
+        ]
+    );
+    for fake in fakes {
+        let hits = fake.exactly(2).await;
+        assert_eq!(hits[0].body, hits[1].body, "the same message again");
+    }
+}
+
+#[tokio::test]
+async fn a_2xx_that_is_not_the_chats_yes_is_retried_then_failed() {
+    let fakes = two_hundred_fakes().await;
+    let app = spawn_app_with(two_hundred_settings(&fakes)).await;
+    a_2xx_that_is_not_the_chats_yes(&app, &fakes).await;
 }
 
 // ---------------------------------------------------------------------------------------------

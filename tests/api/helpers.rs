@@ -19,7 +19,7 @@ pub struct TestApp {
     /// The SQLite file the app writes (for tools that open it themselves, like the CLI).
     pub db_path: PathBuf,
     pub client: reqwest::Client,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
 }
 
 /// The app with one webhook secret, `SECRET`.
@@ -69,6 +69,18 @@ pub async fn spawn_app_with_clock(
 ) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let db_path = dir.path().join("pr-reminder.db");
+    spawn_app_at(db_path, Some(dir), adjust, clock).await
+}
+
+/// The app on the SQLite file `db_path` (made if missing, migrated): another start on the
+/// database of a running or stopped app, or on one a test wrote. `dir` is kept as long as the
+/// app (the folder the file is in, if the test made one).
+pub async fn spawn_app_at(
+    db_path: PathBuf,
+    dir: Option<TempDir>,
+    adjust: impl FnOnce(&mut Settings),
+    clock: pr_reminder::clock::Clock,
+) -> TestApp {
     let mut settings = test_settings(
         pr_reminder::store::Database::Sqlite(db_path.clone()),
         &clock,

@@ -13,6 +13,7 @@ mod errors;
 mod fake_chat;
 mod fixtures;
 mod helpers;
+mod identity;
 mod lifecycle;
 mod metrics;
 mod notifications;

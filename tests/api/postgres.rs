@@ -35,8 +35,10 @@ mod pg;
 mod backlog;
 mod binary;
 mod builds;
+mod chats;
 mod compose;
 mod datacenter;
+mod identity;
 mod leases;
 mod metrics;
 mod outbox_cli;
@@ -67,6 +69,12 @@ struct PgApp {
 /// printed).
 async fn spawn_pg(label: &str, adjust: impl FnOnce(&mut Settings), clock: Clock) -> Option<PgApp> {
     let url = pg::fresh_database(label).await?;
+    Some(spawn_pg_at(url, adjust, clock).await)
+}
+
+/// The application on the PostgreSQL database `url` (migrated at start): another start on the
+/// database of a running app, or on one a test wrote.
+async fn spawn_pg_at(url: String, adjust: impl FnOnce(&mut Settings), clock: Clock) -> PgApp {
     let mut settings =
         crate::helpers::test_settings(Database::Postgres(SecretString::from(url.clone())), &clock);
     adjust(&mut settings);
@@ -80,12 +88,12 @@ async fn spawn_pg(label: &str, adjust: impl FnOnce(&mut Settings), clock: Clock)
         .connect(&url)
         .await
         .expect("the test's own connection");
-    Some(PgApp {
+    PgApp {
         address,
         db,
         url,
         client: reqwest::Client::new(),
-    })
+    }
 }
 
 impl PgApp {

@@ -26,6 +26,7 @@ pub(crate) fn site(kind: Flavour, url: String, repositories: &[&str]) -> Site {
             .map(|r| RepositorySelector::parse(r).unwrap())
             .collect(),
         poll_interval: None,
+        aliases: Vec::new(),
         webhook_url: None,
     }
 }
@@ -1683,4 +1684,303 @@ async fn a_database_failure_is_reported_without_its_internal_text() {
         !text.contains("reconciled_repositories") && !text.contains("no such table"),
         "{text}"
     );
+}
+
+// ---------- a repository that is gone ----------
+
+/// A Data Center PR of `PRJ/{slug}` (repository `id`), as `dc_pr` makes PRJ/api's.
+pub(crate) fn dc_pr_in(server: &MockServer, slug: &str, id: i64, number: i64) -> Value {
+    let text = dc_pr(server, number, "aaaa1111", 1_700_000_100_000, "UNAPPROVED")
+        .to_string()
+        .replace("/repos/api/", &format!("/repos/{slug}/"))
+        .replace("\"slug\":\"api\"", &format!("\"slug\":\"{slug}\""))
+        .replace("\"id\":42", &format!("\"id\":{id}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The fake Data Center API answering `PRJ/{slug}`'s open PRs with `answer`, and no builds.
+pub(crate) async fn dc_list(server: &MockServer, slug: &str, answer: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/rest/api/1.0/projects/PRJ/repos/{slug}/pull-requests"
+        )))
+        .respond_with(answer)
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex(format!(
+            r"^/rest/api/latest/projects/PRJ/repos/{slug}/commits/[0-9a-f]+/builds$"
+        )))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"values": [], "isLastPage": true})),
+        )
+        .mount(server)
+        .await;
+}
+
+/// A page of `values`.
+pub(crate) fn dc_page(values: Vec<Value>) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({"values": values, "isLastPage": true}))
+}
+
+/// Data Center's 404 for a repository that does not exist (its `errors` body).
+pub(crate) fn dc_404(slug: &str) -> ResponseTemplate {
+    ResponseTemplate::new(404).set_body_json(json!({"errors": [{
+        "context": null, "message": format!("Repository PRJ/{slug} does not exist."),
+        "exceptionName": "com.atlassian.bitbucket.repository.NoSuchRepositoryException"}]}))
+}
+
+/// Data Center's 403 for a repository the token may not read.
+pub(crate) fn dc_403() -> ResponseTemplate {
+    ResponseTemplate::new(403).set_body_json(json!({"errors": [{
+        "context": null, "message": "You are not permitted to access this resource",
+        "exceptionName": "com.atlassian.bitbucket.AuthorisationException"}]}))
+}
+
+/// The settings of `a_repository_answering_404_*`: one Data Center site at `server` over
+/// PRJ/api, PRJ/locked and PRJ/web.
+pub(crate) fn gone_settings(server: &MockServer) -> impl FnOnce(&mut Settings) {
+    let sites = vec![site(
+        Flavour::DataCenter,
+        server.uri(),
+        &["PRJ/api", "PRJ/locked", "PRJ/web"],
+    )];
+    move |s| {
+        s.bitbucket = sites;
+        s.sweep.token = Some(SecretToken(SecretString::from(TOKEN.to_owned())));
+    }
+}
+
+/// (repository, ok, closed, error) of each repository of a report.
+fn outcomes(report: &Value) -> Vec<(String, bool, i64, String)> {
+    report["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["repository"].as_str().unwrap().to_owned(),
+                r["ok"].as_bool().unwrap(),
+                r["closed"].as_i64().unwrap(),
+                r["error"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A deleted repository's PRs stay in digests no longer: once its list has answered 404 on passes
+/// spanning a day (and gone through on none since), its open PRs are closed as deleted, and the
+/// pass says so. A repository that answers 403 for days (inaccessible, not gone) is never
+/// closed; one that went through in between starts its day again. `clock` starts on Tuesday
+/// 2026-11-24 10:00 UTC.
+pub(crate) async fn a_repository_answering_404_for_a_day(
+    app: &impl Served,
+    server: &MockServer,
+    clock: &crate::helpers::ManualClock,
+) {
+    use chrono::Duration as Span;
+    let t0 = crate::sweep::utc(2026, 11, 24, 10, 0);
+    dc_list(
+        server,
+        "api",
+        dc_page(vec![
+            dc_pr_in(server, "api", 42, 1),
+            dc_pr_in(server, "api", 42, 2),
+        ]),
+    )
+    .await;
+    dc_list(
+        server,
+        "locked",
+        dc_page(vec![dc_pr_in(server, "locked", 43, 5)]),
+    )
+    .await;
+    dc_list(server, "web", dc_page(vec![dc_pr_in(server, "web", 44, 7)])).await;
+    let (status, report) = reconcile(app).await;
+    assert_eq!(status, 200, "{report}");
+    let open = |numbers: &[i64]| {
+        numbers
+            .iter()
+            .map(|n| {
+                let repo = match n {
+                    1 | 2 => "PRJ/api",
+                    5 => "PRJ/locked",
+                    _ => "PRJ/web",
+                };
+                (repo.to_owned(), *n)
+            })
+            .collect::<Vec<_>>()
+    };
+    let pending = || async {
+        app.query_rows::<(String, i64)>(
+            "SELECT repository, number FROM pending_reviews ORDER BY number",
+        )
+        .await
+    };
+    assert_eq!(pending().await, open(&[1, 2, 5, 7]));
+
+    let api_404 = "HTTP 404 from GET /rest/api/1.0/projects/PRJ/repos/api/pull-requests (no such \
+                   repository, or the token cannot see it): Repository PRJ/api does not exist.";
+    let locked_403 =
+        "HTTP 403 from GET /rest/api/1.0/projects/PRJ/repos/locked/pull-requests (the \
+                      token lacks read access to pull requests and repositories): You are not \
+                      permitted to access this resource";
+    let pass = |at: chrono::DateTime<chrono::Utc>, web_gone: bool| async move {
+        server.reset().await;
+        dc_list(server, "api", dc_404("api")).await;
+        dc_list(server, "locked", dc_403()).await;
+        let web = if web_gone {
+            dc_404("web")
+        } else {
+            dc_page(vec![dc_pr_in(server, "web", 44, 7)])
+        };
+        dc_list(server, "web", web).await;
+        clock.set(at);
+        let (status, report) = reconcile(app).await;
+        assert_eq!(status, 502, "{report}");
+        outcomes(&report)
+    };
+    // An hour later: PRJ/api and PRJ/web answer 404, PRJ/locked 403. Nothing is closed yet.
+    let first = t0 + Span::hours(1);
+    let not_yet = |repo: &str, since: &str| {
+        format!(
+            "{}; answering 404 since {since}: its open pull requests are closed as deleted once \
+             it has answered 404 for a day",
+            api_404
+                .replace("/repos/api/", &format!("/repos/{repo}/"))
+                .replace("PRJ/api", &format!("PRJ/{repo}"))
+        )
+    };
+    assert_eq!(
+        pass(first, true).await,
+        vec![
+            (
+                "PRJ/api".to_owned(),
+                false,
+                0,
+                not_yet("api", "2026-11-24 11:00 UTC")
+            ),
+            ("PRJ/locked".to_owned(), false, 0, locked_403.to_owned()),
+            (
+                "PRJ/web".to_owned(),
+                false,
+                0,
+                not_yet("web", "2026-11-24 11:00 UTC")
+            ),
+        ]
+    );
+    // PRJ/web goes through once: its day starts again.
+    let outcome = pass(first + Span::hours(1), false).await;
+    assert_eq!((outcome[2].1, outcome[2].2), (true, 0), "{outcome:?}");
+    // A minute short of a day after the first 404.
+    let outcome = pass(first + Span::hours(24) - Span::minutes(1), true).await;
+    assert_eq!(
+        outcome[0],
+        (
+            "PRJ/api".to_owned(),
+            false,
+            0,
+            not_yet("api", "2026-11-24 11:00 UTC")
+        )
+    );
+    assert_eq!(pending().await, open(&[1, 2, 5, 7]));
+    // A day after the first 404: PRJ/api's two PRs are closed as deleted; PRJ/locked, refused for
+    // more than a day, and PRJ/web, gone for less than one since it went through, stay.
+    assert_eq!(
+        pass(first + Span::hours(24), true).await,
+        vec![
+            (
+                "PRJ/api".to_owned(),
+                false,
+                2,
+                format!("{api_404}; answering 404 since 2026-11-24 11:00 UTC: 2 open pull requests closed as deleted")
+            ),
+            ("PRJ/locked".to_owned(), false, 0, locked_403.to_owned()),
+            ("PRJ/web".to_owned(), false, 0, not_yet("web", "2026-11-25 10:59 UTC")),
+        ]
+    );
+    assert_eq!(pending().await, open(&[5, 7]));
+    let states: Vec<(i64, String)> = app
+        .query_rows("SELECT number, state FROM pull_requests ORDER BY number")
+        .await;
+    assert_eq!(
+        states,
+        [(1, "DELETED"), (2, "DELETED"), (5, "OPEN"), (7, "OPEN")].map(|(n, s)| (n, s.to_owned()))
+    );
+}
+
+#[tokio::test]
+async fn a_repository_answering_404_for_a_day_has_its_prs_closed_as_deleted() {
+    let server = MockServer::start().await;
+    let clock = crate::helpers::ManualClock::frozen(crate::sweep::utc(2026, 11, 24, 10, 0));
+    let app = crate::helpers::spawn_app_with_clock(gone_settings(&server), clock.clock()).await;
+    a_repository_answering_404_for_a_day(&app, &server, &clock).await;
+}
+
+/// The settings of `a_repository_gone_from_its_project_*`: one Data Center site at `server` over
+/// PRJ/*.
+pub(crate) fn project_settings(server: &MockServer) -> impl FnOnce(&mut Settings) {
+    let sites = vec![site(Flavour::DataCenter, server.uri(), &["PRJ/*"])];
+    move |s| {
+        s.bitbucket = sites;
+        s.sweep.token = Some(SecretToken(SecretString::from(TOKEN.to_owned())));
+    }
+}
+
+/// PRJ's repositories as `GET /rest/api/1.0/projects/PRJ/repos` lists them.
+async fn project_lists(server: &MockServer, slugs: &[&str]) {
+    let values: Vec<Value> = slugs
+        .iter()
+        .map(|s| json!({"slug": s, "project": {"key": "PRJ"}}))
+        .collect();
+    Mock::given(method("GET"))
+        .and(path("/rest/api/1.0/projects/PRJ/repos"))
+        .respond_with(dc_page(values))
+        .mount(server)
+        .await;
+}
+
+/// Configured as `PRJ/*`, a repository deleted from its project is no longer listed: the
+/// repositories stored with open PRs are asked for too, so the deleted one answers 404 and, a day
+/// later, its PRs are closed as deleted.
+pub(crate) async fn a_repository_gone_from_its_project(
+    app: &impl Served,
+    server: &MockServer,
+    clock: &crate::helpers::ManualClock,
+) {
+    let t0 = crate::sweep::utc(2026, 11, 24, 10, 0);
+    project_lists(server, &["api", "web"]).await;
+    dc_list(server, "api", dc_page(vec![dc_pr_in(server, "api", 42, 1)])).await;
+    dc_list(server, "web", dc_page(vec![])).await;
+    assert_eq!(reconcile(app).await.0, 200);
+    for (at, closed) in [
+        (t0 + chrono::Duration::hours(1), 0),
+        (t0 + chrono::Duration::hours(25), 1),
+    ] {
+        server.reset().await;
+        project_lists(server, &["web"]).await;
+        dc_list(server, "api", dc_404("api")).await;
+        dc_list(server, "web", dc_page(vec![])).await;
+        clock.set(at);
+        let (status, report) = reconcile(app).await;
+        assert_eq!(status, 502, "{report}");
+        let outcome = outcomes(&report);
+        assert_eq!(
+            (outcome[0].0.as_str(), outcome[0].1, outcome[0].2),
+            ("PRJ/api", false, closed),
+            "{report}"
+        );
+    }
+    let states: Vec<(i64, String)> = app
+        .query_rows("SELECT number, state FROM pull_requests ORDER BY number")
+        .await;
+    assert_eq!(states, [(1, "DELETED".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_repository_gone_from_its_project_has_its_prs_closed_as_deleted() {
+    let server = MockServer::start().await;
+    let clock = crate::helpers::ManualClock::frozen(crate::sweep::utc(2026, 11, 24, 10, 0));
+    let app = crate::helpers::spawn_app_with_clock(project_settings(&server), clock.clock()).await;
+    a_repository_gone_from_its_project(&app, &server, &clock).await;
 }

@@ -762,6 +762,195 @@ async fn quiet_hours_and_weekends_in_the_team_zone() {
     assert_eq!(digests(&fake, 2).await.len(), 2);
 }
 
+/// The settings of `a_skipped_sweep_*`: the rooms at `fake`, New York's time zone with quiet
+/// hours 18:00-09:00 and working days Monday to Friday.
+pub(crate) fn quiet_settings(fake: &MockServer) -> impl FnOnce(&mut pr_reminder::config::Settings) {
+    let notify = notify(fake);
+    let mut sweep = sweep_settings();
+    sweep.calendar.tz = "America/New_York".parse().unwrap();
+    sweep.calendar.quiet_hours = Some(parse_hours("18:00-09:00").unwrap());
+    move |s| {
+        s.notify = notify;
+        s.sweep = sweep;
+    }
+}
+
+/// Tuesday 2026-11-24 08:30 in New York (quiet until 09:00 there).
+pub(crate) fn quiet_morning() -> DateTime<Utc> {
+    utc(2026, 11, 24, 13, 30)
+}
+
+/// (room, outcome, reason, waiting_review, waiting_on_author) of every sweep, in order.
+pub(crate) type SweepCounts = (String, String, Option<String>, i64, i64);
+
+/// (status, reason, waiting_review, waiting_on_author) of `room` in a report.
+pub(crate) fn room_counts(report: &Value, room: &str) -> (String, Option<String>, i64, i64) {
+    let (status, reason) = room_status(report, room);
+    let r = report["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["room"] == room)
+        .unwrap();
+    (
+        status,
+        reason,
+        r["waiting_review"].as_i64().unwrap(),
+        r["waiting_on_author"].as_i64().unwrap(),
+    )
+}
+
+/// A sweep skipped for quiet hours or a day off still says what waits: the real counts with the
+/// reason, in the HTTP answer and in the `sweeps` table (issue 21: it used to answer
+/// `skipped  0 waiting for review` while PRs were waiting). Backend has two PRs waiting for
+/// review and one on its author; web one waiting for review.
+pub(crate) async fn a_skipped_sweep_reports_what_waits(app: &impl Served, clock: &ManualClock) {
+    let created = utc(2026, 11, 23, 10, 0);
+    for body in [
+        pr("acme/api", 1, created, "One", "OPEN", &[]),
+        pr(
+            "acme/api",
+            2,
+            created,
+            "Two",
+            "OPEN",
+            &[("bob", "REVIEWER", Some("approved"))],
+        ),
+        pr(
+            "acme/api",
+            3,
+            created,
+            "Three",
+            "OPEN",
+            &[("carol", "REVIEWER", Some("changes_requested"))],
+        ),
+        pr("web/site", 4, created, "Four", "OPEN", &[]),
+    ] {
+        send(app, &body).await;
+    }
+    let quiet = "08:30 is within quiet hours 18:00-09:00 (America/New_York)";
+    let saturday = "Saturday is not a working day in America/New_York";
+    let (status, report) = sweep(app, Some(TOKEN), "").await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        room_counts(&report, "backend"),
+        ("skipped".into(), Some(quiet.into()), 2, 1),
+        "{report}"
+    );
+    assert_eq!(
+        room_counts(&report, "web"),
+        ("skipped".into(), Some(quiet.into()), 1, 0),
+        "{report}"
+    );
+    clock.set(utc(2026, 11, 28, 16, 0));
+    let (_, report) = sweep(app, Some(TOKEN), "").await;
+    assert_eq!(
+        room_counts(&report, "backend"),
+        ("skipped".into(), Some(saturday.into()), 2, 1),
+        "{report}"
+    );
+    let rows: Vec<SweepCounts> = app
+        .query_rows(
+            "SELECT room, outcome, reason, waiting_review, waiting_on_author FROM sweeps \
+             ORDER BY id",
+        )
+        .await;
+    let row = |room: &str, reason: &str, review: i64, author: i64| {
+        (
+            room.to_owned(),
+            "skipped".to_owned(),
+            Some(reason.to_owned()),
+            review,
+            author,
+        )
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row("backend", quiet, 2, 1),
+            row("web", quiet, 1, 0),
+            row("backend", saturday, 2, 1),
+            row("web", saturday, 1, 0),
+        ]
+    );
+    assert_eq!(
+        app.count_rows("SELECT count(*) FROM outbox").await,
+        0,
+        "nothing posted"
+    );
+}
+
+/// `pr-reminder sweep --json` against `database` (a file or a connection string) on the real
+/// clock, with rooms at `fake` whose working days leave out today and tomorrow (UTC), so that
+/// it is skipped whenever it runs: the report of each room, as the CLI printed it.
+pub(crate) async fn cli_skipped_sweep(database: String, fake: &MockServer) -> Value {
+    use chrono::Datelike;
+    let today = Utc::now().date_naive();
+    let off = [today.weekday(), today.weekday().succ()];
+    let working: Vec<String> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .into_iter()
+        .filter(|d| !off.contains(&d.parse::<chrono::Weekday>().unwrap()))
+        .map(str::to_owned)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pr-reminder.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sweep]\ntimezone = \"UTC\"\nworking_days = {working:?}\n\n\
+             [[rooms]]\nname = \"backend\"\nhipchat_url = \"{}/v2/room/backend/notification?auth_token=t\"\n\n\
+             [[routes]]\nrepositories = [\"acme/*\"]\nroom = \"backend\"\n",
+            fake.uri()
+        ),
+    )
+    .unwrap();
+    // The test's own clock (a shifted one in CI's second run), nothing else of its environment.
+    let mut cmd = crate::helpers::clean_command(env!("CARGO_BIN_EXE_pr-reminder"));
+    cmd.current_dir(dir.path())
+        .env("PR_REMINDER_DATABASE", database)
+        .arg("--config")
+        .arg(&config)
+        .args(["sweep", "--json"]);
+    let (code, stdout, stderr) = crate::helpers::output(cmd).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let (status, reason, review, author) = room_counts(&report, "backend");
+    assert_eq!(
+        (status.as_str(), review, author),
+        ("skipped", 2, 1),
+        "{report}"
+    );
+    let reason = reason.unwrap();
+    assert!(
+        off.iter()
+            .any(|d| reason == format!("{} is not a working day in UTC", weekday_name(*d))),
+        "{reason}"
+    );
+    report
+}
+
+fn weekday_name(day: chrono::Weekday) -> &'static str {
+    use chrono::Weekday::*;
+    match day {
+        Mon => "Monday",
+        Tue => "Tuesday",
+        Wed => "Wednesday",
+        Thu => "Thursday",
+        Fri => "Friday",
+        Sat => "Saturday",
+        Sun => "Sunday",
+    }
+}
+
+#[tokio::test]
+async fn a_skipped_sweep_reports_the_real_counts_with_its_reason() {
+    let fake = fake_room().await;
+    let clock = ManualClock::frozen(quiet_morning());
+    let app = spawn_app_with_clock(quiet_settings(&fake), clock.clock()).await;
+    a_skipped_sweep_reports_what_waits(&app, &clock).await;
+    cli_skipped_sweep(app.db_path.display().to_string(), &fake).await;
+}
+
 #[tokio::test]
 async fn nothing_pending_is_silent_unless_all_clear_is_asked_for() {
     let fake = fake_room().await;

@@ -128,13 +128,27 @@ async fn a_repository_name_in_another_case_is_the_same_reconciled_repository() {
     let at = |s: &str| Timestamp::parse(s).unwrap();
     let site = "https://bitbucket.example";
     assert!(!seen(&db, site, "prj/api").await.unwrap());
-    record_pass(&db, site, "prj/api", &at("2026-11-30T10:00:00.000000Z"), 3)
-        .await
-        .unwrap();
+    record_pass(
+        &db,
+        site,
+        "prj/api",
+        &at("2026-11-30T10:00:00.000000Z"),
+        3,
+        None,
+    )
+    .await
+    .unwrap();
     assert!(seen(&db, site, "PRJ/API").await.unwrap());
-    record_pass(&db, site, "PRJ/API", &at("2026-11-30T11:00:00.000000Z"), 1)
-        .await
-        .expect("the same row, not a second one");
+    record_pass(
+        &db,
+        site,
+        "PRJ/API",
+        &at("2026-11-30T11:00:00.000000Z"),
+        1,
+        None,
+    )
+    .await
+    .expect("the same row, not a second one");
     let pool = PgPool::connect(&url).await.unwrap();
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT full_name, last_pass_on, last_requests FROM reconciled_repositories",

@@ -89,13 +89,15 @@ pub(crate) async fn pages<T: serde::de::DeserializeOwned>(
 }
 
 /// The open pull requests of `PROJECT/slug`, as snapshots; `server` is the site's
-/// `host[:port]`. Each is dated as of the first page's answer (see `ApiPullRequest`).
+/// `host[:port]`. Each is dated as of the first page's answer (see `ApiPullRequest`). With them,
+/// the base URL the server writes in its links (`ApiPullRequest::linked_base_url`), if any PR
+/// has a link.
 pub async fn open_pull_requests(
     api: &Api,
     server: &str,
     full_name: &str,
     requests: &Requests,
-) -> Result<Vec<PullRequest>, RestError> {
+) -> Result<(Vec<PullRequest>, Option<String>), RestError> {
     let (project, slug) = split(full_name)?;
     let mut url = api.url(&[
         "rest",
@@ -110,7 +112,8 @@ pub async fn open_pull_requests(
     url.query_pairs_mut().append_pair("state", "OPEN");
     let (items, at) = pages::<ApiPullRequest>(api, &url, requests).await?;
     let at = at.unwrap_or_else(|| api.now());
-    items
+    let base_url = items.iter().find_map(ApiPullRequest::linked_base_url);
+    let prs = items
         .into_iter()
         .map(|pr| {
             let number = pr.number();
@@ -119,7 +122,8 @@ pub async fn open_pull_requests(
                 message: format!("pull request {number} of {full_name}: {}", e.0),
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((prs, base_url))
 }
 
 /// One pull request, whatever its state; `None` when the server answers 404 (deleted).

@@ -59,11 +59,12 @@ SELECT CAST(json_build_object(
 
 const INSERT_DELIVERIES: &str = "\
 INSERT INTO deliveries (request_id, event_key, received_at, outcome, reason, repository, pr_number,
-    attempt, flavour)
-SELECT request_id, event_key, received_at, outcome, reason, repository, pr_number, attempt, flavour
+    attempt, flavour, server)
+SELECT request_id, event_key, received_at, outcome, reason, repository, pr_number, attempt, flavour,
+    server
 FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS b(request_id text, event_key text,
     received_at text, outcome text, reason text, repository text, pr_number bigint,
-    attempt bigint, flavour text)";
+    attempt bigint, flavour text, server text)";
 
 // The newest name wins whatever the arrival order; rows are rewritten only when something differs.
 const UPSERT_REPOSITORIES: &str = "\

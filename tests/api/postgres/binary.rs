@@ -63,6 +63,7 @@ async fn migrate_applies_the_postgres_schema_once() {
         vec![
             table("commit_statuses"),
             table("deliveries"),
+            table("missing_repositories"),
             table("outbox"),
             view("pending_reviews"),
             view("pull_request_builds"),

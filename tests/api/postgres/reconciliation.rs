@@ -282,3 +282,28 @@ async fn datacenter_a_pr_gone_that_answers_404_is_closed_as_deleted() {
         .collect();
     assert_eq!(pending, [("PRJ/api".to_owned(), 1, 1)]);
 }
+
+/// `reconcile::a_repository_answering_404_for_a_day_has_its_prs_closed_as_deleted` on
+/// PostgreSQL.
+#[tokio::test]
+async fn a_repository_answering_404_for_a_day_has_its_prs_closed_as_deleted() {
+    use crate::reconcile::{a_repository_answering_404_for_a_day, gone_settings};
+    let server = MockServer::start().await;
+    let clock = crate::helpers::ManualClock::frozen(utc(2026, 11, 24, 10, 0));
+    let Some(app) = spawn_pg("dcgone", gone_settings(&server), clock.clock()).await else {
+        return;
+    };
+    a_repository_answering_404_for_a_day(&app, &server, &clock).await;
+}
+
+/// `reconcile::a_repository_gone_from_its_project_has_its_prs_closed_as_deleted` on PostgreSQL.
+#[tokio::test]
+async fn a_repository_gone_from_its_project_has_its_prs_closed_as_deleted() {
+    use crate::reconcile::{a_repository_gone_from_its_project, project_settings};
+    let server = MockServer::start().await;
+    let clock = crate::helpers::ManualClock::frozen(utc(2026, 11, 24, 10, 0));
+    let Some(app) = spawn_pg("dcgoneglob", project_settings(&server), clock.clock()).await else {
+        return;
+    };
+    a_repository_gone_from_its_project(&app, &server, &clock).await;
+}

@@ -412,3 +412,19 @@ async fn the_built_in_schedule_sweeps_by_itself() {
         |room: &str, outcome: &str| (room.to_owned(), "schedule".to_owned(), outcome.to_owned());
     assert_eq!(rows, [row("backend", "posted"), row("web", "skipped")]);
 }
+
+/// `sweep::a_skipped_sweep_reports_the_real_counts_with_its_reason` on PostgreSQL: the HTTP
+/// answer and the `sweeps` rows of sweeps skipped for quiet hours and a day off, then the CLI's.
+#[tokio::test]
+async fn a_skipped_sweep_reports_the_real_counts_with_its_reason() {
+    use crate::sweep::{
+        a_skipped_sweep_reports_what_waits, cli_skipped_sweep, quiet_morning, quiet_settings,
+    };
+    let fake = fake_room().await;
+    let clock = ManualClock::frozen(quiet_morning());
+    let Some(app) = spawn_pg("sweepquiet", quiet_settings(&fake), clock.clock()).await else {
+        return;
+    };
+    a_skipped_sweep_reports_what_waits(&app, &clock).await;
+    cli_skipped_sweep(app.url.clone(), &fake).await;
+}
