@@ -57,41 +57,26 @@ pub async fn send(
     message: &Message,
     thread: Option<&str>,
 ) -> Result<(), SendError> {
-    let hipchat = || {
-        json!({
-            "message": message.html,
-            "message_format": "html",
-            "color": message.color.hipchat(),
-            "notify": message.notify,
-            "from": "pr-reminder",
-        })
-    };
-    let request = match sink {
-        Sink::Console => {
-            println!("[pr-reminder → {room}] {}", message.text);
+    let request = match (sink, body(sink, room, message)) {
+        (_, Body::Line(line)) => {
+            println!("{line}");
             return Ok(());
         }
-        Sink::HipChat(url) => hipchat_request(client, url, None).json(&hipchat()),
-        Sink::HipChatBearer { url, token } => {
-            hipchat_request(client, url, Some(token)).json(&hipchat())
+        (Sink::HipChat(url), Body::Json(json)) => hipchat_request(client, url, None).json(&json),
+        (Sink::HipChatBearer { url, token }, Body::Json(json)) => {
+            hipchat_request(client, url, Some(token)).json(&json)
         }
-        Sink::Slack(url) => client.post(url.expose_secret()).json(&json!({
-            "text": message.slack,
-            "attachments": [{
-                "color": message.color.hex(),
-                // Plain text where attachments cannot be shown; Slack still reads `<...>` in it
-                // as links and mentions, so user text is escaped here too.
-                "fallback": escape_slack(&message.text),
-            }],
-        })),
-        Sink::Teams(url) => client.post(url.expose_secret()).json(&teams::body(message)),
-        Sink::GoogleChat(url) => {
+        (Sink::GoogleChat(url), Body::Json(json)) => {
             let url = match thread {
                 Some(key) => google_chat::thread_url(url.expose_secret(), key),
                 None => url.expose_secret().to_owned(),
             };
-            client.post(url).json(&google_chat::body(message))
+            client.post(url).json(&json)
         }
+        (Sink::Slack(url) | Sink::Teams(url), Body::Json(json)) => {
+            client.post(url.expose_secret()).json(&json)
+        }
+        (Sink::Console, Body::Json(_)) => return Ok(()),
     };
     post(request).await
 }
@@ -150,20 +135,61 @@ pub async fn ping_mentions(
     sink: &Sink,
     mentions: &[String],
 ) -> Result<(), SendError> {
-    let names: Vec<String> = mentions.iter().map(|m| format!("@{m}")).collect();
-    let body = json!({
-        "message": format!("{}: pull requests are waiting for your review (see above)", names.join(" ")),
-        "message_format": "text",
-        "color": Color::Yellow.hipchat(),
-        "notify": true,
-        "from": "pr-reminder",
-    });
+    let body = ping_body(mentions);
     let request = match sink {
         Sink::HipChat(url) => hipchat_request(client, url, None),
         Sink::HipChatBearer { url, token } => hipchat_request(client, url, Some(token)),
         _ => return Ok(()),
     };
     post(request.json(&body)).await
+}
+
+/// What `send` puts on the wire: a JSON request body, or the console's line on standard output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// The POST body for a chat's API.
+    Json(serde_json::Value),
+    /// The line printed for the console room.
+    Line(String),
+}
+
+/// The bytes `send` carries for `message` to `room` on `sink`: HipChat v2 room notification JSON,
+/// a Slack-compatible webhook payload, a Teams Workflows Adaptive Card, Google Chat text, or the
+/// console's line.
+pub fn body(sink: &Sink, room: &str, message: &Message) -> Body {
+    Body::Json(match sink {
+        Sink::Console => return Body::Line(format!("[pr-reminder → {room}] {}", message.text)),
+        Sink::HipChat(_) | Sink::HipChatBearer { .. } => json!({
+            "message": message.html,
+            "message_format": "html",
+            "color": message.color.hipchat(),
+            "notify": message.notify,
+            "from": "pr-reminder",
+        }),
+        Sink::Slack(_) => json!({
+            "text": message.slack,
+            "attachments": [{
+                "color": message.color.hex(),
+                // Plain text where attachments cannot be shown; Slack still reads `<...>` in it
+                // as links and mentions, so user text is escaped here too.
+                "fallback": escape_slack(&message.text),
+            }],
+        }),
+        Sink::Teams(_) => teams::body(message),
+        Sink::GoogleChat(_) => google_chat::body(message),
+    })
+}
+
+/// The HipChat mention ping's body: `message_format: text` naming `mentions` as `@name`.
+pub fn ping_body(mentions: &[String]) -> serde_json::Value {
+    let names: Vec<String> = mentions.iter().map(|m| format!("@{m}")).collect();
+    json!({
+        "message": format!("{}: pull requests are waiting for your review (see above)", names.join(" ")),
+        "message_format": "text",
+        "color": Color::Yellow.hipchat(),
+        "notify": true,
+        "from": "pr-reminder",
+    })
 }
 
 /// What went wrong before any answer, for `last_error` (the cause, never the URL and its token).

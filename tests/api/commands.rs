@@ -975,3 +975,58 @@ async fn snooze_ends_when_an_approval_is_withdrawn() {
     assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 0);
     assert!(carol_sees_4(&app).await);
 }
+
+/// Every `/reviews` answer, pinned as the exact JSON each chat gets back (HipChat's room
+/// notification, Slack's and Mattermost's ephemeral reply): lists with a hostile title, a mapped
+/// and an unmapped asker, help, a command not understood, a snooze. A change shows up as a
+/// snapshot diff (`tests/api/snapshots/api__commands__answer__*.snap`).
+#[tokio::test]
+async fn answers_in_every_chat() {
+    let clock = ManualClock::frozen(now());
+    let app = app(&clock).await;
+    let mut hostile = pr(6, 9, &[("bob", "REVIEWER", None)]);
+    hostile["pullrequest"]["title"] =
+        json!("<b>Fix</b> @channel *bold* <!here> <@U123> & &amp; _it_ `c` [x](https://evil) 🚀");
+    app.processed("pullrequest:updated", &hostile).await;
+    let commands = [
+        ("reviews", "/reviews"),
+        ("all", "/reviews all"),
+        ("mine", "/reviews mine"),
+        ("help", "/reviews help"),
+        ("unknown", "/reviews dance <b>"),
+        ("unsnooze", "/reviews unsnooze acme/payments-api#4"),
+        ("snooze", "/reviews snooze acme/payments-api#4 4h"),
+    ];
+    let ts = now().timestamp();
+    for (case, text) in commands {
+        for (who, mention, slack_user) in [
+            ("mapped", "carol_r", "UCAROL"),
+            ("unmapped", "stranger", "USTRANGER"),
+        ] {
+            let answer = hipchat(&app, HIPCHAT_TOKEN, text, mention, "backend").await;
+            assert_eq!(answer.0, 200, "{}", answer.1);
+            insta::assert_json_snapshot!(format!("answer__hipchat__{case}__{who}"), answer.1);
+            let words = text.strip_prefix("/reviews").unwrap().trim();
+            let body = slack_form(slack_user, "backend", words);
+            let answer = slack(
+                &app,
+                &[
+                    ("X-Slack-Request-Timestamp", ts.to_string()),
+                    ("X-Slack-Signature", slack_signature(ts, &body)),
+                ],
+                body.clone(),
+            )
+            .await;
+            assert_eq!(answer.0, 200, "{}", answer.1);
+            insta::assert_json_snapshot!(format!("answer__slack__{case}__{who}"), answer.1);
+            let answer = slack(
+                &app,
+                &[("Authorization", format!("Token {MATTERMOST_TOKEN}"))],
+                body,
+            )
+            .await;
+            assert_eq!(answer.0, 200, "{}", answer.1);
+            insta::assert_json_snapshot!(format!("answer__mattermost__{case}__{who}"), answer.1);
+        }
+    }
+}
