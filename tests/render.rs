@@ -12,9 +12,11 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use pr_reminder::config::{Sink, SweepSettings};
-use pr_reminder::domain::{NotifyEvent, PullRequestView, RepositoryKey, Reviewer, RoomDigest};
-use pr_reminder::notify::message::{self, Message};
-use pr_reminder::notify::{digest, sink};
+use pr_reminder::domain::{
+    BuildState, NotifyEvent, PullRequestView, RepositoryKey, Reviewer, RoomDigest,
+};
+use pr_reminder::notify::doc::{self, Block, Doc};
+use pr_reminder::notify::{digest, message, sink};
 use secrecy::SecretString;
 
 fn now() -> DateTime<Utc> {
@@ -46,13 +48,16 @@ fn sinks() -> Vec<(&'static str, Sink)> {
 }
 
 /// What each kind of room is sent for `message`, pinned as `render__{case}__{format}`.
-fn pin(case: &str, message: &Message) {
+fn pin(case: &str, message: &Doc) {
     for (format, sink) in sinks() {
-        let name = format!("{case}__{format}");
-        match sink::body(&sink, "backend", message) {
-            sink::Body::Json(json) => insta::assert_json_snapshot!(name, json),
-            sink::Body::Line(line) => insta::assert_snapshot!(name, line),
-        }
+        pin_one(&format!("{case}__{format}"), &sink, message);
+    }
+}
+
+fn pin_one(name: &str, sink: &Sink, message: &Doc) {
+    match sink::body(sink, "backend", message) {
+        sink::Body::Json(json) => insta::assert_json_snapshot!(name, json),
+        sink::Body::Line(line) => insta::assert_snapshot!(name, line),
     }
 }
 
@@ -93,7 +98,7 @@ fn data_center(n: i64, title: &str, hours: i64) -> PullRequestView {
         author: "dee.dev".into(),
         created_on: now() - Duration::hours(hours),
         required_approvals: 1,
-        build_state: Some("INPROGRESS".into()),
+        build_state: Some(BuildState::InProgress),
         ..PullRequestView::default()
     }
 }
@@ -129,7 +134,7 @@ fn pr_news() {
         &message::render(&events(&[Approvals]), &one),
     );
     let mut many = approved(cloud(9, "Bump <serde> & friends", 5), &names(300));
-    many.build_state = Some("SUCCESSFUL".into());
+    many.build_state = Some(BuildState::Successful);
     pin(
         "news_ready_300_reviewers",
         &message::render(&events(&[Approvals]), &many),
@@ -141,7 +146,7 @@ fn pr_news() {
         &message::render(&events(&[ChangesRequested]), &changes),
     );
     let mut failing = data_center(11, "<!channel> Migrate the build to Gradle 8", 26);
-    failing.build_state = Some("FAILED".into());
+    failing.build_state = Some(BuildState::Failed);
     failing.failed_builds = vec![
         (
             "CI #9 <unit>".into(),
@@ -154,13 +159,13 @@ fn pr_news() {
         &message::render(&events(&[BuildFailed]), &failing),
     );
     let mut fixed = data_center(12, "Fix flaky test", 2);
-    fixed.build_state = Some("SUCCESSFUL".into());
+    fixed.build_state = Some(BuildState::Successful);
     pin(
         "news_build_fixed_data_center",
         &message::render(&events(&[BuildFailed, BuildRecovered]), &fixed),
     );
     let mut stopped = data_center(13, "Drop Java 8", 2);
-    stopped.build_state = Some("STOPPED".into());
+    stopped.build_state = Some(BuildState::Stopped);
     stopped.url = None;
     pin(
         "news_opened_no_link_build_stopped",
@@ -185,7 +190,7 @@ fn pr_news() {
 /// A room's digest with both lists, requested reviewers mapped to chat mentions or not.
 fn mixed() -> RoomDigest {
     let mut first = approved(cloud(1, HOSTILE, 80), &names(1));
-    first.build_state = Some("FAILED".into());
+    first.build_state = Some(BuildState::Failed);
     first.waiting_for = vec![
         person("Bob Reviewer", Some("@bob"), Some("UBOB")),
         person("Dee <dev>", None, None),
@@ -195,7 +200,7 @@ fn mixed() -> RoomDigest {
     second.waiting_for = vec![person("Eve", None, Some("UEVE"))];
     let mut third = cloud(3, "Rework login_flow", 30);
     third.changes_requested_by = vec!["Frank".into()];
-    third.build_state = Some("INPROGRESS".into());
+    third.build_state = Some(BuildState::InProgress);
     third.waiting_for = vec![person("Finn", Some("finn"), Some("UFINN"))];
     RoomDigest {
         waiting_review: vec![first, second],
@@ -272,21 +277,35 @@ fn digests() {
 #[test]
 fn the_hipchat_mention_ping() {
     let m = digest::render("backend", &mixed(), &SweepSettings::default(), now());
-    assert_eq!(m.mentions, ["bob", "carol_r"]);
-    insta::assert_json_snapshot!("mention_ping__hipchat", sink::ping_body(&m.mentions));
+    for (format, sink) in sinks() {
+        let ping = sink::ping_body(&sink, &m);
+        if format == "hipchat" {
+            insta::assert_json_snapshot!("mention_ping__hipchat", ping.unwrap());
+        } else {
+            assert_eq!(ping, None, "{format}");
+        }
+    }
+}
+
+/// A backlog summary's parts as `sink` gets them: split by that chat's own measure and limit.
+fn summary(sink: &Sink, heading: &str, items: &[Block]) -> Vec<(Doc, usize)> {
+    let format = sink::format(sink);
+    doc::summary(heading, items.to_vec(), |b| format.size(b), format.limit())
 }
 
 #[test]
 fn backlog_summaries() {
     use NotifyEvent::*;
-    let items: Vec<Message> = (1..=3)
-        .map(|n| message::render(&events(&[Opened]), &cloud(n, HOSTILE, 1)))
+    let items: Vec<Block> = (1..=3)
+        .map(|n| message::news(&events(&[Opened]), &cloud(n, HOSTILE, 1)).1)
         .collect();
-    let parts = message::summary("3 pull requests changed:", &items);
-    assert_eq!(parts.len(), 1);
-    pin("summary_small", &parts[0].0);
+    for (format, sink) in sinks() {
+        let parts = summary(&sink, "3 pull requests changed:", &items);
+        assert_eq!(parts.len(), 1);
+        pin_one(&format!("summary_small__{format}"), &sink, &parts[0].0);
+    }
     // 40 PRs with long titles and many approvers: more than one message can hold.
-    let items: Vec<Message> = (1..=40)
+    let items: Vec<Block> = (1..=40)
         .map(|n| {
             let pr = approved(
                 cloud(
@@ -296,24 +315,25 @@ fn backlog_summaries() {
                 ),
                 &names(12),
             );
-            message::render(&events(&[Approvals]), &pr)
+            message::news(&events(&[Approvals]), &pr).1
         })
         .collect();
-    let parts = message::summary(
-        "While this room was unreachable, 40 pull requests changed:",
-        &items,
-    );
-    assert!(parts.len() > 1, "{}", parts.len());
-    assert_eq!(parts.iter().map(|(_, n)| n).sum::<usize>(), 40);
-    for (i, (part, listed)) in parts.iter().enumerate() {
-        pin(
-            &format!("summary_split_part_{}_of_{}", i + 1, parts.len()),
-            part,
+    for (format, sink) in sinks() {
+        let parts = summary(
+            &sink,
+            "While this room was unreachable, 40 pull requests changed:",
+            &items,
         );
-        insta::assert_snapshot!(
-            format!("summary_split_part_{}_of_{}__listed", i + 1, parts.len()),
-            listed.to_string()
-        );
+        // 27,000 characters: more than HipChat, Slack and plain text take in one message; Teams
+        // (28 KB) and Google Chat (32,000 bytes) take it whole.
+        let whole = matches!(format, "teams" | "google_chat");
+        assert_eq!(parts.len() == 1, whole, "{format}: {}", parts.len());
+        assert_eq!(parts.iter().map(|(_, n)| n).sum::<usize>(), 40);
+        for (i, (part, listed)) in parts.iter().enumerate() {
+            let name = format!("summary_split_part_{}_of_{}", i + 1, parts.len());
+            pin_one(&format!("{name}__{format}"), &sink, part);
+            insta::assert_snapshot!(format!("{name}__{format}__listed"), listed.to_string());
+        }
     }
 }
 
