@@ -53,7 +53,7 @@ impl Format {
             Format::Slack => slack::shown(doc),
             Format::Teams => teams::shown(doc),
             Format::GoogleChat => google_chat::shown(doc),
-            Format::Plain => Vec::new(),
+            Format::Plain => plain::shown(doc),
         }
     }
 

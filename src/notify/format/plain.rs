@@ -12,6 +12,17 @@ const LIST_RESERVE: usize = 400;
 
 /// The document as plain text.
 pub fn text(doc: &Doc) -> String {
+    render(doc).0
+}
+
+/// How many items of each list the text shows.
+pub fn shown(doc: &Doc) -> Vec<usize> {
+    render(doc).1
+}
+
+/// The text, and how many items of each list it shows.
+fn render(doc: &Doc) -> (String, Vec<usize>) {
+    let mut shown = Vec::new();
     let mut out = String::new();
     if let Some(headline) = &doc.headline {
         out.push_str(&headline.text);
@@ -22,7 +33,7 @@ pub fn text(doc: &Doc) -> String {
     for (i, block) in doc.blocks.iter().enumerate() {
         let first = i == 0 && doc.headline.is_none();
         match block {
-            Block::List(list) => push_list(&mut out, list),
+            Block::List(list) => shown.push(push_list(&mut out, list)),
             block => {
                 if !first {
                     out.push('\n');
@@ -36,7 +47,7 @@ pub fn text(doc: &Doc) -> String {
             }
         }
     }
-    out
+    (out, shown)
 }
 
 /// What `block` takes in a message, in characters.
@@ -60,7 +71,7 @@ fn news_text(news: &News) -> String {
     )
 }
 
-fn push_list(out: &mut String, list: &List) {
+fn push_list(out: &mut String, list: &List) -> usize {
     if let Some(title) = &list.title {
         out.push_str(&format!("\n{title}:"));
     }
@@ -81,6 +92,7 @@ fn push_list(out: &mut String, list: &List) {
     if let Some(more) = list.more(shown) {
         out.push_str(&format!("\n  {more}"));
     }
+    shown
 }
 
 /// Inlines as text, then the URL of each link in it as ` <url>`.
