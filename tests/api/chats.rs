@@ -1116,14 +1116,15 @@ async fn digests_queued_by_the_previous_release_still_send() {
     ];
     want.sort_by_key(|b| b.to_string());
     assert_eq!(hipchat_hits, want);
-    // The ping comes right after the digest that names someone.
+    // The ping follows the digest that names someone (the other HipChat room's digest, sent by
+    // its own task to the same fake, may come in between).
     let order: Vec<String> = hip
         .hits()
         .iter()
         .map(|h| h.body["message"].to_string())
         .collect();
     let at = |needle: &str| order.iter().position(|m| m.contains(needle)).unwrap();
-    assert_eq!(at("@bob:"), at("waiting for @bob") + 1, "{order:#?}");
+    assert!(at("@bob:") > at("waiting for @bob"), "{order:#?}");
 
     let slack_body = |v: &Value, color: &str| {
         let fallback = v["text"]
