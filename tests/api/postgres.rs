@@ -32,11 +32,9 @@ use crate::helpers::{
 #[path = "../common/postgres.rs"]
 mod pg;
 
-mod backlog;
 mod binary;
 mod builds;
 mod leases;
-mod metrics;
 mod outbox_cli;
 mod reconciliation;
 mod reviews_command;
@@ -222,7 +220,7 @@ async fn run_cli(database: &str, args: &[&str]) -> (i32, String, String) {
 }
 
 /// The password of a connection string (`scheme://user:password@host/...`).
-fn password_of(url: &str) -> String {
+pub(crate) fn password_of(url: &str) -> String {
     let rest = url.split_once("://").unwrap().1;
     let userinfo = rest.split_once('@').expect("a user in the URL").0;
     userinfo
