@@ -24,6 +24,7 @@ use crate::helpers::{
     uuid_like, App, ManualClock, On, Served, TestApp, SECRET,
 };
 use crate::lifecycle::{pr_event, REPO};
+use pr_reminder::clock::Clock;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pr-reminder");
 /// What a HipChat v2 integration URL looks like once pasted: room in the path, token in the query.
@@ -1068,10 +1069,17 @@ async fn drafts_and_wip_titles_announce_nothing_until_they_leave_that_state() {
     );
 }
 
-#[tokio::test]
-async fn a_failed_build_on_an_open_pr_is_a_red_message_with_the_build_link() {
+on_both!(a_failed_build_on_an_open_pr_is_a_red_message_with_the_build_link);
+
+/// A failing build is a red message naming (and linking) the failing build; the same failure
+/// again is not news; fixed, a green one.
+async fn a_failed_build_on_an_open_pr_is_a_red_message_with_the_build_link(on: On) {
     let fake = Fake::start(vec![hipchat_ok()]).await;
-    let app = app_with(one_room(hipchat("r", fake.url(HIPCHAT_PATH)))).await;
+    let settings = one_room(hipchat("r", fake.url(HIPCHAT_PATH)));
+    let Some(app) = spawn_on(on, "builds", move |s| s.notify = settings, Clock::system()).await
+    else {
+        return;
+    };
     deliver(
         &app,
         "pullrequest:created",
@@ -1104,7 +1112,7 @@ async fn a_failed_build_on_an_open_pr_is_a_red_message_with_the_build_link() {
 
     // The same failure reported again (Bitbucket sends _created and _updated) is not news.
     deliver(&app, "repo:commit_status_created", &failed).await;
-    assert_eq!(outbox(&app).await.len(), 2);
+    assert_eq!(app.count_rows("SELECT count(*) FROM outbox").await, 2);
 
     // Fixed: green.
     let mut passed = failed.clone();

@@ -33,7 +33,6 @@ use crate::helpers::{
 mod pg;
 
 mod binary;
-mod builds;
 mod leases;
 mod outbox_cli;
 mod reconciliation;
