@@ -1,6 +1,6 @@
 //! The `/reviews` chat command: what a person can review now, their own PRs, the room's list,
 //! and snoozes. Parsing is pure; `execute` reads the review queue (and for snoozes writes) and
-//! returns a message that the HipChat and Slack endpoints put in their own format.
+//! returns a chat document that the HipChat and Slack endpoints format for their chat.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use crate::domain::calendar::Calendar;
 use crate::domain::routing::Routing;
 use crate::domain::Timestamp;
 use crate::notify::digest;
-use crate::notify::message::{Color, Message};
+use crate::notify::doc::{Color, Doc};
 use crate::review_queue::{self, Scope};
 use crate::store::snoozes::SnoozeOutcome;
 use crate::store::{self, Db};
@@ -327,7 +327,7 @@ fn snooze_lines(snoozes: &[store::snoozes::CurrentSnooze], calendar: &Calendar) 
 }
 
 /// The answer when the asker's Bitbucket account is needed but unknown.
-fn unknown_user(asker: &Asker, what: &str) -> Message {
+fn unknown_user(asker: &Asker, what: &str) -> Doc {
     append(
         say(
             Color::Gray,
@@ -337,11 +337,11 @@ fn unknown_user(asker: &Asker, what: &str) -> Message {
     )
 }
 
-fn say(color: Color, text: &str) -> Message {
-    Message::plain(color, text)
+fn say(color: Color, text: &str) -> Doc {
+    Doc::lines(color, [text])
 }
 
-fn append(mut message: Message, line: &str) -> Message {
+fn append(mut message: Doc, line: &str) -> Doc {
     message.push_line(line);
     message
 }
@@ -364,7 +364,7 @@ pub async fn execute(
     asker: &Asker,
     room_ids: &[&str],
     now: DateTime<Utc>,
-) -> anyhow::Result<Message> {
+) -> anyhow::Result<Doc> {
     let me = resolve_user(db, &settings.commands.users, asker).await?;
     let room = find_room(&settings.notify.rooms, room_ids);
     let sweep_settings = &settings.sweep;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::config::Settings;
 use crate::domain::routing::Routing;
 use crate::domain::{RoomDigest, Timestamp, Trigger};
-use crate::notify::digest;
+use crate::notify::{digest, sink};
 use crate::review_queue::{self, Scope};
 use crate::store::sweeps::{self, Decision, SweepRecord};
 use crate::store::Db;
@@ -125,11 +125,21 @@ pub async fn run(
             };
             Ok(match skip {
                 Some(reason) => Decision::Skip { reason },
-                None => Decision::Post {
-                    payload: serde_json::to_string(&digest::render(
-                        &room.name, digest, settings, now,
-                    ))?,
-                },
+                None => {
+                    // Stored as the room's chat will show it: its lists cut where that chat's
+                    // formatter cuts them (the same "and N more"), so no PR that cannot be shown
+                    // is stored.
+                    let doc = digest::render(&room.name, digest, settings, now);
+                    let shown = sink::format(&room.sink).shown(&doc);
+                    let doc = if shown.is_empty() {
+                        doc
+                    } else {
+                        doc.cut(&shown)
+                    };
+                    Decision::Post {
+                        payload: serde_json::to_string(&doc)?,
+                    }
+                }
             })
         })
         .await

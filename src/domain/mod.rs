@@ -2,6 +2,7 @@
 //! Nothing in here does I/O, so it is tested with plain unit tests.
 
 pub mod calendar;
+mod event;
 mod model;
 mod notification;
 mod policy;
@@ -9,14 +10,15 @@ pub mod routing;
 mod time;
 mod view;
 
+pub use event::NotifyEvent;
 pub use model::{
     BuildState, Change, CommitStatus, Delivery, Flavour, Origin, Outcome, Participant, PrState,
     PullRequest, Repository, RepositoryKey, RepositoryUpdate, ReviewState, Role, Submission,
     Trigger, User, UserKey,
 };
 pub use notification::{
-    build_event, plan, pr_events, Before, Notification, NotificationPlan, NotifyEvent, PrOnCommit,
-    StoredBuild, StoredPr, Withdrawal,
+    build_event, plan, pr_events, Before, Notification, NotificationPlan, PrOnCommit, StoredBuild,
+    StoredPr, Withdrawal,
 };
 pub use policy::{ReviewSummary, DEFAULT_REQUIRED_APPROVALS};
 pub use time::{Now, Timestamp};

@@ -3,7 +3,8 @@
 
 use globset::{GlobBuilder, GlobMatcher};
 
-use super::{Flavour, NotifyEvent, PrState};
+use super::event::NotifyEvent;
+use super::{Flavour, PrState};
 
 /// Title markers of work in progress used when a route sets no `ignore_title_patterns`; matched
 /// as whole words, in any case.

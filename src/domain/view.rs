@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::RepositoryKey;
+use super::{BuildState, RepositoryKey};
 
 /// A requested reviewer who has not acted yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub struct PullRequestView {
     pub repository: String,
     /// The PR's number in its repository.
     pub number: i64,
-    /// The title, as stored (escape it for the message format).
+    /// The title, as stored (plain text; each chat's formatter makes it safe for its markup).
     pub title: String,
     /// The PR's web page, if known.
     pub url: Option<String>,
@@ -44,9 +44,9 @@ pub struct PullRequestView {
     pub required_approvals: u32,
     /// Who asked for changes, by name.
     pub changes_requested_by: Vec<String>,
-    /// Combined build state of the source commit: `FAILED`, `INPROGRESS`, `STOPPED`,
-    /// `SUCCESSFUL`, or none reported.
-    pub build_state: Option<String>,
+    /// Combined build state of the source commit (any failing: failed; else any running:
+    /// running; else any stopped: stopped; else passed), or none reported.
+    pub build_state: Option<BuildState>,
     /// (name, url) of the failing builds on the source commit.
     pub failed_builds: Vec<(String, Option<String>)>,
     /// Requested reviewers who have neither approved nor asked for changes yet.

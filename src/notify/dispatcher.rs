@@ -18,7 +18,8 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::message::{render, summary, Message};
+use super::doc::{self, Doc, Stored};
+use super::message::{news, render};
 use super::sink::{self, SendError};
 use crate::clock::{Clock, RateClock};
 use crate::config::{NotifySettings, Room, Sink};
@@ -408,9 +409,10 @@ impl RoomWorker {
         }
         let (message, repository, number) = match &row.subject {
             Subject::Digest => {
+                // A chat document, or what a release before it stored (each chat's rendering).
                 let payload = row.payload.as_deref().unwrap_or_default();
-                let message = serde_json::from_str(payload).context("a stored digest")?;
-                (message, "(digest)", 0)
+                let stored: Stored = serde_json::from_str(payload).context("a stored digest")?;
+                (Doc::from(stored), "(digest)", 0)
             }
             Subject::PullRequest {
                 repository,
@@ -451,6 +453,8 @@ impl RoomWorker {
             thread.as_deref(),
         )
         .await;
+        // The record of what was said (`outbox.message`): plain text, of what the chat showed.
+        let text = sink::format(&self.room.sink).plain(&message);
         self.metrics.notification(&self.room.sink, sent.is_ok());
         let result = match sent {
             Ok(()) => {
@@ -465,18 +469,12 @@ impl RoomWorker {
                 // asks to act in a short one after it, within the room's rate, a few tries on
                 // 429/5xx. Not a row of its own: the digest is delivered, and sending it again
                 // would post it twice.
-                if !message.mentions.is_empty() {
-                    self.ping_mentions(&message.mentions, limiter).await;
+                if sink::ping_body(&self.room.sink, &message).is_some() {
+                    self.ping_mentions(&message, limiter).await;
                 }
-                Attempt::Sent {
-                    message: &message.text,
-                }
+                Attempt::Sent { message: &text }
             }
-            Err(err) => {
-                return self
-                    .not_delivered(&row, attempt, err, Some(&message.text))
-                    .await
-            }
+            Err(err) => return self.not_delivered(&row, attempt, err, Some(&text)).await,
         };
         outbox::finish(&self.db, row.id, result, &self.clock.timestamp()).await
     }
@@ -617,7 +615,7 @@ impl RoomWorker {
                 continue;
             };
             match review_queue::load(&self.db, repository, *number).await? {
-                Some(view) => rendered.push((rows, render(&events, &view))),
+                Some(view) => rendered.push((rows, news(&events, &view).1)),
                 None => {
                     for row in &rows {
                         let failed = Attempt::Failed {
@@ -636,8 +634,10 @@ impl RoomWorker {
         } else {
             format!("{prs} changed:")
         };
-        let messages: Vec<Message> = rendered.iter().map(|(_, m)| m.clone()).collect();
-        let parts = summary(&heading, &messages);
+        // Split to the room's chat: its formatter measures each PR's news and says its limit.
+        let format = sink::format(&self.room.sink);
+        let items: Vec<doc::Block> = rendered.iter().map(|(_, b)| b.clone()).collect();
+        let parts = doc::summary(&heading, items, |b| format.size(b), format.limit());
         let mut next = 0;
         for (part, listed) in parts {
             let rows: Vec<&OutboxRow> = rendered[next..next + listed]
@@ -654,7 +654,8 @@ impl RoomWorker {
                 Ok(()) => {
                     tracing::info!(prs = listed, rows = rows.len(), "backlog summary delivered");
                     let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
-                    outbox::sent_all(&self.db, &ids, &part.text, &self.clock.timestamp()).await?;
+                    let text = format.plain(&part);
+                    outbox::sent_all(&self.db, &ids, &text, &self.clock.timestamp()).await?;
                     next += listed;
                 }
                 Err(err) => {
@@ -699,12 +700,12 @@ impl RoomWorker {
 impl RoomWorker {
     /// The mention ping after a HipChat digest: up to 3 tries, each within the room's rate,
     /// waiting what the server asks (or the backoff) between them.
-    async fn ping_mentions(&self, mentions: &[String], limiter: Option<&RoomLimiter>) {
+    async fn ping_mentions(&self, message: &Doc, limiter: Option<&RoomLimiter>) {
         for attempt in 1..=3 {
             if !self.ready_to_send(limiter).await {
                 return;
             }
-            match sink::ping_mentions(&self.client, &self.room.sink, mentions).await {
+            match sink::ping(&self.client, &self.room.sink, message).await {
                 Ok(()) => return,
                 Err(SendError::Retry { after, reason }) if attempt < 3 => {
                     let delay = backoff(&self.settings, attempt).max(after.unwrap_or_default());

@@ -1,12 +1,17 @@
-//! Chat out: rendering (`message` for a PR's news, `digest` for lists), sinks that carry the
-//! bytes (HipChat, Slack-compatible, console), and the dispatcher that sends the outbox.
+//! Chat out, in one direction: renderers (`message` for a PR's news, `digest` for lists, and
+//! `/reviews` in `crate::reviews`) build a chat document (`doc`); one formatter per kind of chat
+//! (`format`) turns it into that chat's bytes, with all escaping and size limits; `sink` picks
+//! the formatter for a room and carries the bytes; the `dispatcher` sends the outbox.
 
 pub mod digest;
 pub mod dispatcher;
-pub mod google_chat;
+pub mod doc;
+pub mod format;
 pub mod message;
 pub mod sink;
-pub mod teams;
+
+#[cfg(test)]
+mod tests;
 
 /// Sample values the renderers' unit tests share.
 #[cfg(test)]
@@ -14,6 +19,32 @@ pub(crate) mod test_support {
     use std::collections::BTreeSet;
 
     use crate::domain::{NotifyEvent, PullRequestView};
+    use crate::notify::doc::{Color, Doc};
+    use crate::notify::format::{google_chat, hipchat, plain, slack, teams};
+
+    /// A document in every format.
+    pub struct R {
+        pub color: Color,
+        pub notify: bool,
+        pub html: String,
+        pub slack: String,
+        pub text: String,
+        pub teams: String,
+        pub google_chat: String,
+    }
+
+    /// `doc` in every format (Google Chat's without its colour emoji).
+    pub fn r(doc: Doc) -> R {
+        R {
+            color: doc.color,
+            notify: doc.notify,
+            html: hipchat::html(&doc),
+            slack: slack::text(&doc),
+            text: plain::text(&doc),
+            teams: teams::markdown(&doc),
+            google_chat: google_chat::markup(&doc),
+        }
+    }
 
     /// acme/api #7 by Ann, approved by Bob of 2 required, with this title.
     pub fn pr(title: &str) -> PullRequestView {

@@ -1,15 +1,16 @@
-//! Carrying a rendered message to a room: HipChat v2, Slack-compatible webhooks, or the console.
-//! Only bytes move here; what a failure means for the outbox is decided by the caller.
+//! Carrying a message to a room: HipChat v2, Slack-compatible webhooks, Teams Workflows, Google
+//! Chat, or the console. The one place that maps a configured sink to its formatter
+//! (`notify::format`): a chat document is formatted here, once, in the format that is sent.
+//! What a failure means for the outbox is decided by the caller.
 
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 
-use super::message::{escape_slack, Color, Message};
-use super::{google_chat, teams};
+use super::doc::Doc;
+use super::format::{google_chat, hipchat, plain, slack, teams, Format};
 use crate::config::Sink;
 
 /// Why a chat server did not take a message; decides whether the outbox row is retried or
@@ -46,6 +47,17 @@ pub fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
+/// The formatter for a kind of room.
+pub fn format(sink: &Sink) -> Format {
+    match sink {
+        Sink::HipChat(_) | Sink::HipChatBearer { .. } => Format::HipChat,
+        Sink::Slack(_) => Format::Slack,
+        Sink::Teams(_) => Format::Teams,
+        Sink::GoogleChat(_) => Format::GoogleChat,
+        Sink::Console => Format::Plain,
+    }
+}
+
 /// Posts `message` to a room: HipChat v2 room notification JSON (with the token in the URL or
 /// as `Authorization: Bearer`), a Slack-compatible webhook payload, a Teams Workflows Adaptive
 /// Card, Google Chat text (in the thread `thread` names, where given), or a line on standard
@@ -55,44 +67,29 @@ pub async fn send(
     client: &reqwest::Client,
     sink: &Sink,
     room: &str,
-    message: &Message,
+    message: &Doc,
     thread: Option<&str>,
 ) -> Result<(), SendError> {
-    let hipchat = || {
-        json!({
-            "message": message.html,
-            "message_format": "html",
-            "color": message.color.hipchat(),
-            "notify": message.notify,
-            "from": "pr-reminder",
-        })
-    };
-    let request = match sink {
-        Sink::Console => {
-            println!("[pr-reminder → {room}] {}", message.text);
+    let request = match (sink, body(sink, room, message)) {
+        (_, Body::Line(line)) => {
+            println!("{line}");
             return Ok(());
         }
-        Sink::HipChat(url) => hipchat_request(client, url, None).json(&hipchat()),
-        Sink::HipChatBearer { url, token } => {
-            hipchat_request(client, url, Some(token)).json(&hipchat())
+        (Sink::HipChat(url), Body::Json(json)) => hipchat_request(client, url, None).json(&json),
+        (Sink::HipChatBearer { url, token }, Body::Json(json)) => {
+            hipchat_request(client, url, Some(token)).json(&json)
         }
-        Sink::Slack(url) => client.post(url.expose_secret()).json(&json!({
-            "text": message.slack,
-            "attachments": [{
-                "color": message.color.hex(),
-                // Plain text where attachments cannot be shown; Slack still reads `<...>` in it
-                // as links and mentions, so user text is escaped here too.
-                "fallback": escape_slack(&message.text),
-            }],
-        })),
-        Sink::Teams(url) => client.post(url.expose_secret()).json(&teams::body(message)),
-        Sink::GoogleChat(url) => {
+        (Sink::GoogleChat(url), Body::Json(json)) => {
             let url = match thread {
                 Some(key) => google_chat::thread_url(url.expose_secret(), key),
                 None => url.expose_secret().to_owned(),
             };
-            client.post(url).json(&google_chat::body(message))
+            client.post(url).json(&json)
         }
+        (Sink::Slack(url) | Sink::Teams(url), Body::Json(json)) => {
+            client.post(url.expose_secret()).json(&json)
+        }
+        (Sink::Console, Body::Json(_)) => return Ok(()),
     };
     post(request, Accepted::of(sink)).await
 }
@@ -233,28 +230,54 @@ async fn outcome(response: reqwest::Response, accepted: Accepted) -> Result<(), 
     }
 }
 
-/// After a digest to a HipChat room: a short `message_format: text` message naming `mentions`
-/// (`@name`), which HipChat turns into pings (it pings only in text messages; Atlassian's HipChat
-/// "Send room notification" docs). Other kinds of room get nothing.
-pub async fn ping_mentions(
-    client: &reqwest::Client,
-    sink: &Sink,
-    mentions: &[String],
-) -> Result<(), SendError> {
-    let names: Vec<String> = mentions.iter().map(|m| format!("@{m}")).collect();
-    let body = json!({
-        "message": format!("{}: pull requests are waiting for your review (see above)", names.join(" ")),
-        "message_format": "text",
-        "color": Color::Yellow.hipchat(),
-        "notify": true,
-        "from": "pr-reminder",
-    });
+/// After a message that asks people to act (a digest) to a HipChat room: a short
+/// `message_format: text` message naming them (`@name`), which HipChat turns into pings (it pings
+/// only in text messages; Atlassian's HipChat "Send room notification" docs). Other kinds of
+/// room, and a message nobody is to be pinged for, get nothing.
+pub async fn ping(client: &reqwest::Client, sink: &Sink, message: &Doc) -> Result<(), SendError> {
+    let Some(body) = ping_body(sink, message) else {
+        return Ok(());
+    };
     let request = match sink {
         Sink::HipChat(url) => hipchat_request(client, url, None),
         Sink::HipChatBearer { url, token } => hipchat_request(client, url, Some(token)),
         _ => return Ok(()),
     };
     post(request.json(&body), Accepted::HipChat).await
+}
+
+/// What `send` puts on the wire: a JSON request body, or the console's line on standard output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// The POST body for a chat's API.
+    Json(serde_json::Value),
+    /// The line printed for the console room.
+    Line(String),
+}
+
+/// The bytes `send` carries for `message` to `room` on `sink`, in the sink's format: HipChat v2
+/// room notification JSON, a Slack-compatible webhook payload, a Teams Workflows Adaptive Card,
+/// Google Chat text, or the console's line.
+pub fn body(sink: &Sink, room: &str, message: &Doc) -> Body {
+    Body::Json(match format(sink) {
+        Format::Plain => {
+            return Body::Line(format!("[pr-reminder → {room}] {}", plain::text(message)))
+        }
+        Format::HipChat => hipchat::notification(message),
+        Format::Slack => slack::webhook(message),
+        Format::Teams => teams::body(message),
+        Format::GoogleChat => google_chat::body(message),
+    })
+}
+
+/// The message that follows `message` to alert the people it asks to act, where the room's chat
+/// alerts only in a message of its own (HipChat's text-format `@mention` ping); `None` for other
+/// chats, or when nobody is to be pinged.
+pub fn ping_body(sink: &Sink, message: &Doc) -> Option<serde_json::Value> {
+    match format(sink) {
+        Format::HipChat => hipchat::ping(message),
+        _ => None,
+    }
 }
 
 /// What went wrong before any answer, for `last_error` (the cause, never the URL and its token).

@@ -17,7 +17,8 @@ const COMMAND_BODY_LIMIT: usize = 256 * 1024;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::routing::Routing;
-use crate::notify::message::{Color, Message};
+use crate::notify::doc::{Color, Doc};
+use crate::notify::format::{hipchat, slack as slack_format};
 use crate::reviews::{self, Asker};
 use crate::signature::{same_secret, verify_slack, SlackSignatureError};
 use crate::store::Db;
@@ -110,7 +111,8 @@ struct HipChatRoom {
     name: Option<String>,
 }
 
-async fn answer(state: &CommandsState, text: &str, asker: &Asker, room_ids: &[&str]) -> Message {
+/// The answer to `/reviews ...`, not alerting anyone (it is an answer to who asked).
+async fn answer(state: &CommandsState, text: &str, asker: &Asker, room_ids: &[&str]) -> Doc {
     let command = reviews::parse(text, state.settings.commands.default_snooze);
     match reviews::execute(
         &state.db,
@@ -123,12 +125,15 @@ async fn answer(state: &CommandsState, text: &str, asker: &Asker, room_ids: &[&s
     )
     .await
     {
-        Ok(message) => message,
+        Ok(mut message) => {
+            message.notify = false;
+            message
+        }
         Err(err) => {
             tracing::error!(error = %format!("{err:#}"), "/reviews failed");
-            Message::plain(
+            Doc::lines(
                 Color::Gray,
-                "Sorry, something went wrong on my side; please try again in a moment.",
+                ["Sorry, something went wrong on my side; please try again in a moment."],
             )
         }
     }
@@ -195,13 +200,7 @@ pub async fn hipchat(
         .flatten()
         .collect();
     let message = answer(&state, &item.message.message, &asker, &ids).await;
-    Ok(HttpResponse::Ok().json(json!({
-        "message": message.html,
-        "message_format": "html",
-        "color": message.color.hipchat(),
-        "notify": false,
-        "from": "pr-reminder",
-    })))
+    Ok(HttpResponse::Ok().json(hipchat::notification(&message)))
 }
 
 #[derive(Deserialize)]
@@ -269,5 +268,5 @@ pub async fn slack(
         &ids,
     )
     .await;
-    Ok(HttpResponse::Ok().json(json!({"response_type": "ephemeral", "text": message.slack})))
+    Ok(HttpResponse::Ok().json(slack_format::answer(&message)))
 }

@@ -1,4 +1,4 @@
-//! The status page as HTML (maud: every interpolated value is escaped, so titles, names and
+//! The status page as HTML (maud: every interpolated value is HTML-encoded, so titles, names and
 //! branch names — user input — stay text). No JavaScript; one inline stylesheet; the chart is
 //! inline SVG; narrow screens get one PR per block instead of a wide table.
 
@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::{KnownAs, PrLine, RepositorySection, StatusPage};
-use crate::notify::digest::format_age;
+use crate::notify::doc::format_age;
 use crate::store::outbox::Subject;
 use crate::store::status::AgeBuckets;
 
@@ -131,7 +131,7 @@ fn pr_row(l: &PrLine) -> Markup {
                 @else { (v.changes_requested_by.join(", ")) }
             }
             td data-label="Build" {
-                @match v.build_state.as_deref() {
+                @match v.build_state.map(|s| s.as_str()) {
                     Some(state) => span class=(state) { (state.to_lowercase()) },
                     None => span.muted { "none" },
                 }

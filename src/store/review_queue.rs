@@ -9,7 +9,7 @@ use futures_util::TryStreamExt;
 use super::on_pool;
 use super::{Db, PR_BUILD_STATE};
 use crate::domain::{
-    PullRequestView, RepositoryKey, Reviewer, Timestamp, DEFAULT_REQUIRED_APPROVALS,
+    BuildState, PullRequestView, RepositoryKey, Reviewer, Timestamp, DEFAULT_REQUIRED_APPROVALS,
 };
 
 /// An open PR as the first pass reads it: what routing, the review rule and counting need.
@@ -275,7 +275,7 @@ pub async fn fill_details<'a>(
         view.created_on = Timestamp::parse(&d.created_on)
             .map(|t| t.to_datetime())
             .unwrap_or_default();
-        view.build_state = d.build_state;
+        view.build_state = d.build_state.as_deref().and_then(BuildState::parse);
         view.failed_builds = serde_json::from_str(&d.failed_builds).unwrap_or_default();
     }
     for p in people {

@@ -1148,3 +1148,167 @@ rooms = ["backend-teams", "backend-chat"]
         "{stdout}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Digests queued by the release before the chat document.
+
+/// A digest as the release before the chat document stored it in `outbox.payload`: every chat's
+/// rendering made when it was queued, its colour, `notify` and HipChat mention names.
+const STORED_DIGEST: &str = r##"{"color":"red","notify":true,"html":"<b>2 pull requests waiting for review</b> (backend)<br>• <a href=\"https://bitbucket.org/acme/api/pull-requests/1\">Fix &lt;b&gt;</a> (acme/api #1) by Ann · 0/2 approvals · <b>3d 2h old</b> · waiting for @bob<br>and 1 more","slack":"*2 pull requests waiting for review* (backend)\n• <https://bitbucket.org/acme/api/pull-requests/1|Fix &lt;b&gt;> (acme/api #1) by Ann · 0/2 approvals · *3d 2h old* · waiting for <@UBOB>\nand 1 more","text":"2 pull requests waiting for review (backend)\n  - Fix <b> (acme/api #1) by Ann · 0/2 approvals · 3d 2h old · waiting for Bob <https://bitbucket.org/acme/api/pull-requests/1>\n  and 1 more","teams":"2 pull requests waiting for review \\(backend\\)\n\n- [Fix \\<b\\>](https://bitbucket.org/acme/api/pull-requests/1) (acme/api \\#1) by Ann · 0/2 approvals · **3d 2h old** · waiting for Bob\n\nand 1 more","google_chat":"*2 pull requests waiting for review* (backend)\n• <https://bitbucket.org/acme/api/pull-requests/1|Fix ‹b›> (acme/api #1) by Ann · 0/2 approvals · *3d 2h old* · waiting for Bob\nand 1 more","mentions":["bob"]}"##;
+
+/// A digest stored before Teams and Google Chat existed: HipChat, Slack and plain text only.
+const STORED_BEFORE_TEAMS: &str = r##"{"color":"yellow","notify":true,"html":"<b>1 pull request waiting for review</b> (backend)","slack":"*1 pull request waiting for review* (backend)","text":"1 pull request waiting for review (backend)\n  - Add *x* (acme/api #2) by Ann · 0/2 approvals · 5h old <https://bitbucket.org/acme/api/pull-requests/2>"}"##;
+
+/// Digests queued by the previous release (stored renderings, some from before Teams and Google
+/// Chat) are sent after the upgrade, to every kind of room, exactly as that release would have
+/// sent them; HipChat's mention ping follows the one that names someone, and each row is
+/// recorded sent with its plain text.
+#[tokio::test]
+async fn digests_queued_by_the_previous_release_still_send() {
+    let (hip, slk, tms, gch) = (
+        Fake::start(vec![hipchat_ok()]).await,
+        Fake::start(vec![ResponseTemplate::new(200).set_body_string("ok")]).await,
+        Fake::start(vec![teams_ok()]).await,
+        Fake::start(vec![chat_ok()]).await,
+    );
+    let mut rooms = Vec::new();
+    for suffix in ["new", "old"] {
+        rooms.push(hipchat(&format!("hipchat-{suffix}"), &hip));
+        rooms.push(slack(&format!("slack-{suffix}"), &slk));
+        rooms.push(teams(&format!("teams-{suffix}"), &tms));
+        rooms.push(google_chat(&format!("chat-{suffix}"), &gch));
+    }
+    let names: Vec<String> = rooms.iter().map(|r| r.name.clone()).collect();
+    // Queued straight into the database, as the previous release left them at an upgrade.
+    let app = spawn_app_with(|s| s.notify = notify(rooms, vec![])).await;
+    let writer = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.db_path.display()))
+        .await
+        .unwrap();
+    for name in &names {
+        let payload = if name.ends_with("new") {
+            STORED_DIGEST
+        } else {
+            STORED_BEFORE_TEAMS
+        };
+        sqlx::query(
+            "INSERT INTO outbox (room, kind, events, created_at, not_before, payload) \
+             VALUES ($1, 'digest', 'digest', '2026-11-24T09:00:00.000000Z', \
+                     '2026-11-24T09:00:00.000000Z', $2)",
+        )
+        .bind(name)
+        .bind(payload)
+        .execute(&writer)
+        .await
+        .unwrap();
+    }
+    writer.close().await;
+
+    let stored: Value = serde_json::from_str(STORED_DIGEST).unwrap();
+    let before: Value = serde_json::from_str(STORED_BEFORE_TEAMS).unwrap();
+    let html = |v: &Value, color: &str| json!({"message": v["html"], "message_format": "html", "color": color, "notify": true, "from": "pr-reminder"});
+    let mut hipchat_hits: Vec<Value> = hip.exactly(3).await.into_iter().map(|h| h.body).collect();
+    hipchat_hits.sort_by_key(|b| b.to_string());
+    let mut want = vec![
+        html(&stored, "red"),
+        html(&before, "yellow"),
+        json!({"message": "@bob: pull requests are waiting for your review (see above)",
+               "message_format": "text", "color": "yellow", "notify": true, "from": "pr-reminder"}),
+    ];
+    want.sort_by_key(|b| b.to_string());
+    assert_eq!(hipchat_hits, want);
+    // The ping follows the digest that names someone (the other HipChat room's digest, sent by
+    // its own task to the same fake, may come in between).
+    let order: Vec<String> = hip
+        .hits()
+        .iter()
+        .map(|h| h.body["message"].to_string())
+        .collect();
+    let at = |needle: &str| order.iter().position(|m| m.contains(needle)).unwrap();
+    assert!(at("@bob:") > at("waiting for @bob"), "{order:#?}");
+
+    let slack_body = |v: &Value, color: &str| {
+        let fallback = v["text"]
+            .as_str()
+            .unwrap()
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        json!({"text": v["slack"], "attachments": [{"color": color, "fallback": fallback}]})
+    };
+    let mut got: Vec<Value> = slk.exactly(2).await.into_iter().map(|h| h.body).collect();
+    got.sort_by_key(|b| b.to_string());
+    let mut want = vec![
+        slack_body(&stored, "#e01e5a"),
+        slack_body(&before, "#f2c744"),
+    ];
+    want.sort_by_key(|b| b.to_string());
+    assert_eq!(got, want);
+
+    let mut cards: Vec<(String, Vec<String>)> = tms
+        .exactly(2)
+        .await
+        .iter()
+        .map(|h| {
+            let first = &h.body["attachments"][0]["content"]["body"][0];
+            (first["color"].as_str().unwrap().to_owned(), h.card_texts())
+        })
+        .collect();
+    cards.sort();
+    assert_eq!(
+        cards,
+        [
+            (
+                "attention".to_owned(),
+                vec![
+                    "2 pull requests waiting for review \\(backend\\)".to_owned(),
+                    "- [Fix \\<b\\>](https://bitbucket.org/acme/api/pull-requests/1) (acme/api \\#1) by Ann · 0/2 approvals · **3d 2h old** · waiting for Bob".to_owned(),
+                    "and 1 more".to_owned(),
+                ]
+            ),
+            (
+                // No Teams rendering stored: the plain text, one paragraph a line, made inert.
+                "warning".to_owned(),
+                vec![
+                    "1 pull request waiting for review \\(backend\\)".to_owned(),
+                    "  \\- Add \\*x\\* \\(acme/api \\#2\\) by Ann · 0/2 approvals · 5h old \\<https://bitbucket.org/acme/api/pull-requests/2\\>".to_owned(),
+                ]
+            ),
+        ]
+    );
+
+    let mut texts: Vec<Value> = gch.exactly(2).await.into_iter().map(|h| h.body).collect();
+    texts.sort_by_key(|b| b.to_string());
+    let mut want = vec![
+        json!({"text": format!("🔴 {}", stored["google_chat"].as_str().unwrap())}),
+        json!({"text": "🟡 1 pull request waiting for review (backend)\n  - Add ∗x∗ (acme/api #2) by Ann · 0/2 approvals · 5h old ‹https://bitbucket.org/acme/api/pull-requests/2›"}),
+    ];
+    want.sort_by_key(|b| b.to_string());
+    assert_eq!(texts, want);
+    assert!(
+        gch.hits()
+            .iter()
+            .all(|h| h.query.as_deref() == Some(CHAT_QUERY)),
+        "a digest is about no one PR: no thread"
+    );
+
+    // Every row recorded sent, with the plain text it stored.
+    let mut rows: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT room, state, message FROM outbox ORDER BY room")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    rows.sort();
+    assert_eq!(rows.len(), 8);
+    for (room, state, message) in rows {
+        let text = if room.ends_with("new") {
+            &stored["text"]
+        } else {
+            &before["text"]
+        };
+        assert_eq!(
+            (state.as_str(), message.as_deref()),
+            ("sent", text.as_str()),
+            "{room}"
+        );
+    }
+}

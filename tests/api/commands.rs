@@ -10,10 +10,10 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::helpers::{
-    digest_only_route, own_fixture, set_repository, spawn_app_with_clock, uuid_like, ManualClock,
-    Served, TestApp,
+    digest_only_route, on_both, own_fixture, set_repository, spawn_app_with_clock, spawn_on, App,
+    ManualClock, On, Served,
 };
-use crate::lifecycle::pr_event;
+use crate::lifecycle::{key_of, pr_event};
 
 pub(crate) const HIPCHAT_TOKEN: &str = "hipchat-command-token-0123456789";
 pub(crate) const SLACK_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
@@ -109,11 +109,31 @@ pub(crate) async fn seed(app: &impl Served) {
     }
 }
 
-async fn app(clock: &ManualClock) -> TestApp {
-    let app = spawn_app_with_clock(app_settings(), clock.clock()).await;
+/// `app_settings` on `on`'s database with `seed`'s PRs (`None`: PostgreSQL not configured).
+async fn app(on: On, clock: &ManualClock) -> Option<App> {
+    let app = spawn_on(on, "reviews", app_settings(), clock.clock()).await?;
     seed(&app).await;
-    app
+    Some(app)
 }
+
+/// `/reviews ...` from HipChat by `mention` in `room`: the answer's HTML, asserted 200.
+async fn reply(app: &impl Served, text: &str, mention: &str, room: &str) -> String {
+    let (status, answer) = hipchat(app, HIPCHAT_TOKEN, text, mention, room).await;
+    assert_eq!(status, 200, "{text}: {answer}");
+    assert_eq!(answer["message_format"], "html");
+    answer["message"].as_str().unwrap().to_owned()
+}
+
+on_both!(
+    hipchat_reviews_leaves_out_own_and_approved_prs_and_lists_requested_first,
+    the_room_can_be_named_by_the_id_in_its_hipchat_url,
+    mine_unmapped_automatic_and_unknown,
+    slack_signed_commands_and_mattermost_tokens,
+    snooze_hides_until_a_new_commit_expiry_or_unsnooze,
+    snooze_ends_when_a_reviewer_is_requested,
+    snooze_ends_when_an_approval_is_withdrawn,
+    snoozes_have_a_policy_and_say_who_and_until_when,
+);
 
 /// `/reviews ...` from HipChat by `mention` in `room` with `token` in the path: (status, answer).
 pub(crate) async fn hipchat(
@@ -158,10 +178,11 @@ pub(crate) fn link(n: i64) -> String {
     format!("/pull-requests/{n}\">Change {n}</a>")
 }
 
-#[tokio::test]
-async fn hipchat_reviews_leaves_out_own_and_approved_prs_and_lists_requested_first() {
+async fn hipchat_reviews_leaves_out_own_and_approved_prs_and_lists_requested_first(on: On) {
     let clock = ManualClock::frozen(now());
-    let app = app(&clock).await;
+    let Some(app) = app(on, &clock).await else {
+        return;
+    };
     let answer = hipchat(&app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await;
     assert_eq!(answer.1["message_format"], "html");
     assert_eq!(answer.1["notify"], false);
@@ -183,10 +204,11 @@ async fn hipchat_reviews_leaves_out_own_and_approved_prs_and_lists_requested_fir
     assert!(!text.contains("web/site"), "another room's: {text}");
 }
 
-#[tokio::test]
-async fn the_room_can_be_named_by_the_id_in_its_hipchat_url() {
+async fn the_room_can_be_named_by_the_id_in_its_hipchat_url(on: On) {
     let clock = ManualClock::frozen(now());
-    let app = app(&clock).await;
+    let Some(app) = app(on, &clock).await else {
+        return;
+    };
     let answer = hipchat(
         &app,
         HIPCHAT_TOKEN,
@@ -209,10 +231,11 @@ async fn the_room_can_be_named_by_the_id_in_its_hipchat_url() {
     );
 }
 
-#[tokio::test]
-async fn mine_unmapped_automatic_and_unknown() {
+async fn mine_unmapped_automatic_and_unknown(on: On) {
     let clock = ManualClock::frozen(now());
-    let app = app(&clock).await;
+    let Some(app) = app(on, &clock).await else {
+        return;
+    };
     let mine = hipchat(&app, HIPCHAT_TOKEN, "/reviews mine", "carol_r", "backend").await;
     let text = html(&mine);
     assert!(
@@ -266,7 +289,7 @@ async fn mine_unmapped_automatic_and_unknown() {
 #[tokio::test]
 async fn a_wrong_hipchat_token_is_404() {
     let clock = ManualClock::frozen(now());
-    let app = app(&clock).await;
+    let app = app(On::Sqlite, &clock).await.unwrap();
     assert_eq!(
         hipchat(
             &app,
@@ -280,8 +303,11 @@ async fn a_wrong_hipchat_token_is_404() {
         404
     );
     let response = app
-        .client
-        .post(format!("{}/commands/hipchat/{HIPCHAT_TOKEN}", app.address))
+        .client()
+        .post(format!(
+            "{}/commands/hipchat/{HIPCHAT_TOKEN}",
+            app.address()
+        ))
         .body("{not json")
         .send()
         .await
@@ -289,26 +315,60 @@ async fn a_wrong_hipchat_token_is_404() {
     assert_eq!(response.status().as_u16(), 400);
 }
 
-#[tokio::test]
-async fn snooze_hides_until_a_new_commit_or_expiry() {
+/// A snooze as stored: (user_key, number, until, created_at, source_commit, reviewers,
+/// approvers).
+type SnoozeRow = (String, i64, String, String, Option<String>, String, String);
+
+/// Snoozing: the row as recorded (commit, requested reviewers, approvers), hidden from the
+/// asker's list and the room's digest, woken by a new commit, by expiry, by unsnooze; a
+/// repository named in another case; unknown PRs and people; a nickname in another case.
+async fn snooze_hides_until_a_new_commit_expiry_or_unsnooze(on: On) {
     let clock = ManualClock::frozen(now());
-    let app = app(&clock).await;
-    let answer = hipchat(
+    let Some(app) = app(on, &clock).await else {
+        return;
+    };
+    let answer = reply(
         &app,
-        HIPCHAT_TOKEN,
         &format!("/reviews snooze https://bitbucket.org/{REPO}/pull-requests/1 2h"),
         "carol_r",
         "backend",
     )
     .await;
     assert_eq!(
-        html(&answer),
+        answer,
         "Snoozed acme/payments-api#1 until Tue 24 Nov 12:00 UTC, or until it gets a new commit, a new reviewer or loses an approval."
     );
-    let snoozes = app.count("SELECT count(*) FROM snoozes").await;
-    assert_eq!(snoozes, 1, "visible in SQLite");
-    let text =
-        html(&hipchat(&app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await).to_owned();
+    let rows: Vec<SnoozeRow> = app
+        .query_rows(
+            "SELECT s.user_key, s.number, s.until, s.created_at, s.source_commit, s.reviewers, \
+             s.approvers FROM snoozes s",
+        )
+        .await;
+    let (user, number, until, created_at, commit, reviewers, approvers) = rows[0].clone();
+    assert_eq!(
+        (
+            user,
+            number,
+            until.as_str(),
+            created_at.as_str(),
+            commit.as_deref()
+        ),
+        (
+            key_of("carol"),
+            1,
+            "2026-11-24T12:00:00.000000Z",
+            "2026-11-24T10:00:00.000000Z",
+            Some("abcdef012345")
+        )
+    );
+    let mut reviewers: Vec<String> = serde_json::from_str(&reviewers).unwrap();
+    reviewers.sort();
+    assert_eq!(reviewers, [key_of("bob"), key_of("carol")]);
+    assert_eq!(
+        serde_json::from_str::<Vec<String>>(&approvers).unwrap(),
+        Vec::<String>::new()
+    );
+    let text = reply(&app, "/reviews", "carol_r", "backend").await;
     assert!(
         !text.contains(&link(1)) && text.contains(&link(4)),
         "{text}"
@@ -316,12 +376,8 @@ async fn snooze_hides_until_a_new_commit_or_expiry() {
 
     // The room's sweep leaves it out too.
     let report: Value = app
-        .client
-        .post(format!("{}/sweep?force=true", app.address))
-        .header("Authorization", format!("Bearer {SWEEP_TOKEN}"))
-        .send()
+        .post_bearer("/sweep?force=true", SWEEP_TOKEN)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -345,72 +401,95 @@ async fn snooze_hides_until_a_new_commit_or_expiry() {
     );
     pushed["pullrequest"]["created_on"] = json!((now() - Duration::hours(5)).to_rfc3339());
     pushed["pullrequest"]["reviewers"] = json!([]);
-    app.deliver_json("pullrequest:updated", &uuid_like("push"), &pushed)
-        .await;
-    assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 0);
-    let text =
-        html(&hipchat(&app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await).to_owned();
-    assert!(text.contains(&link(1)), "{text}");
+    app.processed("pullrequest:updated", &pushed).await;
+    assert_eq!(app.count_rows("SELECT count(*) FROM snoozes").await, 0);
+    assert!(reply(&app, "/reviews", "carol_r", "backend")
+        .await
+        .contains(&link(1)));
 
-    // Snoozed again for 1 hour; two hours later it is back.
-    hipchat(
+    // Snoozed again by name#number for an hour; two hours later it is back.
+    reply(
         &app,
-        HIPCHAT_TOKEN,
         &format!("/reviews snooze {REPO}#1 1h"),
         "carol_r",
         "backend",
     )
     .await;
-    assert!(
-        !html(&hipchat(&app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await)
-            .contains(&link(1))
-    );
+    assert!(!reply(&app, "/reviews", "carol_r", "backend")
+        .await
+        .contains(&link(1)));
     clock.set(now() + Duration::hours(2));
-    assert!(
-        html(&hipchat(&app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await)
-            .contains(&link(1))
-    );
+    assert!(reply(&app, "/reviews", "carol_r", "backend")
+        .await
+        .contains(&link(1)));
 
-    // unsnooze, and snoozing what does not exist.
-    hipchat(
+    // A repository named in another case is found (PostgreSQL's lower() index).
+    let answer = reply(
         &app,
-        HIPCHAT_TOKEN,
-        &format!("/reviews snooze {REPO}#4 1d"),
+        "/reviews snooze ACME/Payments-API#4 1d",
         "carol_r",
         "backend",
     )
     .await;
-    let answer = hipchat(
+    assert!(
+        answer.starts_with("Snoozed ACME/Payments-API#4 until Wed 25 Nov 12:00 UTC"),
+        "{answer}"
+    );
+    let snoozed: Vec<(String, i64, String)> = app
+        .query_rows(
+            "SELECT r.full_name, s.number, s.until FROM snoozes s \
+             JOIN repositories r ON r.repository_key = s.repository_key ORDER BY s.number",
+        )
+        .await;
+    assert_eq!(
+        snoozed,
+        [
+            (REPO.to_owned(), 1, "2026-11-24T11:00:00.000000Z".to_owned()),
+            (REPO.to_owned(), 4, "2026-11-25T12:00:00.000000Z".to_owned())
+        ],
+        "#1's expired snooze stays, and ends nothing"
+    );
+    assert_eq!(
+        reply(
+            &app,
+            &format!("/reviews unsnooze {REPO}#4"),
+            "carol_r",
+            "backend"
+        )
+        .await,
+        "acme/payments-api#4 is back in your list."
+    );
+    assert_eq!(
+        reply(&app, "/reviews snooze acme/nothing#9", "carol_r", "backend").await,
+        "I don&#39;t know acme/nothing#9."
+    );
+    let answer = reply(
         &app,
-        HIPCHAT_TOKEN,
-        &format!("/reviews unsnooze {REPO}#4"),
-        "carol_r",
-        "backend",
-    )
-    .await;
-    assert_eq!(html(&answer), "acme/payments-api#4 is back in your list.");
-    let answer = hipchat(
-        &app,
-        HIPCHAT_TOKEN,
-        "/reviews snooze acme/nothing#9",
-        "carol_r",
-        "backend",
-    )
-    .await;
-    assert_eq!(html(&answer), "I don&#39;t know acme/nothing#9.");
-    let answer = hipchat(
-        &app,
-        HIPCHAT_TOKEN,
         &format!("/reviews snooze {REPO}#4"),
         "stranger",
         "backend",
     )
     .await;
     assert!(
-        html(&answer).starts_with("I don&#39;t know which Bitbucket account is yours"),
-        "{}",
-        html(&answer)
+        answer.starts_with("I don&#39;t know which Bitbucket account is yours"),
+        "{answer}"
     );
+    // Bob snoozes as "BOB": matched by his nickname in any case, without configuration.
+    let answer = reply(
+        &app,
+        &format!("/reviews snooze {REPO}#4 1d"),
+        "BOB",
+        "backend",
+    )
+    .await;
+    assert!(
+        answer.starts_with("Snoozed acme/payments-api#4"),
+        "{answer}"
+    );
+    let who: Vec<(String,)> = app
+        .query_rows("SELECT user_key FROM snoozes ORDER BY user_key")
+        .await;
+    assert_eq!(who, [(key_of("bob"),), (key_of("carol"),)]);
 }
 
 /// `app_settings` in Berlin (UTC+1 in November), with a status token.
@@ -425,11 +504,17 @@ pub(crate) fn berlin_settings() -> impl FnOnce(&mut Settings) {
 
 pub(crate) const STATUS_TOKEN: &str = "status-token-0123456789abcdef";
 
-/// The snooze policy on `app` (`berlin_settings`, `seed`, now = `now()`): an author cannot
-/// snooze their own PR for the room; a snooze is at most `max_snooze_days` (7); `3 days`, `3d`
-/// and `72h` are one duration and a wrong one is "not a duration"; `/reviews all` and the
-/// status page say who snoozed what until when, in Berlin's time.
-pub(crate) async fn snooze_policy(app: &impl Served) {
+/// The snooze policy (`berlin_settings`, `seed`, now = `now()`): an author cannot snooze their
+/// own PR for the room; a snooze is at most `max_snooze_days` (7); `3 days`, `3d` and `72h` are
+/// one duration and a wrong one is "not a duration"; `/reviews all` and the status page say who
+/// snoozed what until when, in Berlin's time.
+async fn snoozes_have_a_policy_and_say_who_and_until_when(on: On) {
+    let clock = ManualClock::frozen(now());
+    let Some(app) = spawn_on(on, "snooze_policy", berlin_settings(), clock.clock()).await else {
+        return;
+    };
+    seed(&app).await;
+    let app = &app;
     let ask = |text: String| async move {
         let answer = hipchat(app, HIPCHAT_TOKEN, &text, "carol_r", "backend").await;
         html(&answer).to_owned()
@@ -500,14 +585,6 @@ pub(crate) async fn snooze_policy(app: &impl Served) {
     );
 }
 
-#[tokio::test]
-async fn snoozes_have_a_policy_and_say_who_and_until_when() {
-    let clock = ManualClock::frozen(now());
-    let app = spawn_app_with_clock(berlin_settings(), clock.clock()).await;
-    seed(&app).await;
-    snooze_policy(&app).await;
-}
-
 pub(crate) fn slack_form(user: &str, channel: &str, text: &str) -> String {
     serde_urlencoded::to_string([
         ("token", "deprecated"),
@@ -550,10 +627,11 @@ pub(crate) async fn slack(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test]
-async fn slack_signed_commands_and_mattermost_tokens() {
+async fn slack_signed_commands_and_mattermost_tokens(on: On) {
     let clock = ManualClock::frozen(now());
-    let app = app(&clock).await;
+    let Some(app) = app(on, &clock).await else {
+        return;
+    };
     let ts = now().timestamp();
     let body = slack_form("UCAROL", "backend", "");
     let answer = slack(
@@ -683,7 +761,7 @@ pub(crate) fn signed_at(ts: i64, body: &str) -> Vec<(&'static str, String)> {
 #[tokio::test]
 async fn slack_timestamps_up_to_five_minutes_either_way_are_accepted_and_no_further() {
     let clock = ManualClock::frozen(now());
-    let app = app(&clock).await;
+    let app = app(On::Sqlite, &clock).await.unwrap();
     let body = slack_form("UCAROL", "backend", "");
     let t = now().timestamp();
     // Exactly at the edge, in the past and in the future (a sender's clock a bit ahead).
@@ -714,7 +792,7 @@ async fn slack_timestamps_up_to_five_minutes_either_way_are_accepted_and_no_furt
 #[tokio::test]
 async fn missing_or_garbled_slack_headers_are_401_with_the_reason() {
     let clock = ManualClock::frozen(now());
-    let app = app(&clock).await;
+    let app = app(On::Sqlite, &clock).await.unwrap();
     let body = slack_form("UCAROL", "backend", "");
     let ts = now().timestamp();
     let good = slack_signature(ts, &body);
@@ -867,14 +945,14 @@ async fn unconfigured_command_endpoints_are_404() {
     assert_eq!(answer.0, 401, "{}", answer.1);
 }
 
-async fn hipchat_raw(app: &TestApp, body: &Value) -> (u16, Value) {
+async fn hipchat_raw(app: &impl Served, body: &Value) -> (u16, Value) {
     hipchat_command(app, HIPCHAT_TOKEN, body).await
 }
 
 #[tokio::test]
 async fn hipchat_bodies_that_are_not_room_message_are_400() {
     let clock = ManualClock::frozen(now());
-    let app = app(&clock).await;
+    let app = app(On::Sqlite, &clock).await.unwrap();
     let message = |event: Option<Value>, text: &str| {
         let mut body = json!({
             "webhook_id": 7,
@@ -929,7 +1007,7 @@ async fn hipchat_bodies_that_are_not_room_message_are_400() {
         );
     }
     assert_eq!(
-        app.count("SELECT count(*) FROM snoozes").await,
+        app.count_rows("SELECT count(*) FROM snoozes").await,
         0,
         "none of them was executed"
     );
@@ -941,7 +1019,7 @@ async fn hipchat_bodies_that_are_not_room_message_are_400() {
         "{}",
         answer.1
     );
-    assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 1);
+    assert_eq!(app.count_rows("SELECT count(*) FROM snoozes").await, 1);
     let answer = hipchat_raw(
         &app,
         &json!({"event": "room_message", "item": {"room": {"id": 4242}}}),
@@ -982,10 +1060,11 @@ pub(crate) async fn carol_sees_4(app: &impl Served) -> bool {
     html(&hipchat(app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await).contains(&link(4))
 }
 
-#[tokio::test]
-async fn snooze_ends_when_a_reviewer_is_requested() {
+async fn snooze_ends_when_a_reviewer_is_requested(on: On) {
     let clock = ManualClock::frozen(now());
-    let app = app(&clock).await;
+    let Some(app) = app(on, &clock).await else {
+        return;
+    };
     let bob = [("bob", "REVIEWER", None)];
     let answer = hipchat(
         &app,
@@ -1006,7 +1085,7 @@ async fn snooze_ends_when_a_reviewer_is_requested() {
     // description) leaves it snoozed.
     app.processed("pullrequest:updated", &pr4(1, "Now with tests.", &bob, &[]))
         .await;
-    assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 1);
+    assert_eq!(app.count_rows("SELECT count(*) FROM snoozes").await, 1);
     assert!(!carol_sees_4(&app).await);
 
     // Dave is asked to review: the snooze ends, for the room's digest too.
@@ -1016,23 +1095,24 @@ async fn snooze_ends_when_a_reviewer_is_requested() {
     )
     .await;
     assert_eq!(
-        app.reviews(REPO, 4)
+        app.review_rows(REPO, 4)
             .await
             .iter()
             .filter(|(_, role, _)| role == "REVIEWER")
             .count(),
         2,
         "{:?}",
-        app.reviews(REPO, 4).await
+        app.review_rows(REPO, 4).await
     );
-    assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 0);
+    assert_eq!(app.count_rows("SELECT count(*) FROM snoozes").await, 0);
     assert!(carol_sees_4(&app).await);
 }
 
-#[tokio::test]
-async fn snooze_ends_when_an_approval_is_withdrawn() {
+async fn snooze_ends_when_an_approval_is_withdrawn(on: On) {
     let clock = ManualClock::frozen(now());
-    let app = app(&clock).await;
+    let Some(app) = app(on, &clock).await else {
+        return;
+    };
     // Bob approves #4 (one of two approvals); Carol still can review it, and snoozes it.
     let approved = [("bob", "REVIEWER", Some("approved"))];
     app.processed(
@@ -1049,7 +1129,7 @@ async fn snooze_ends_when_an_approval_is_withdrawn() {
         "backend",
     )
     .await;
-    assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 1);
+    assert_eq!(app.count_rows("SELECT count(*) FROM snoozes").await, 1);
     assert!(!carol_sees_4(&app).await);
 
     // Another event that keeps Bob's approval leaves it snoozed.
@@ -1058,7 +1138,7 @@ async fn snooze_ends_when_an_approval_is_withdrawn() {
         &pr4(2, "Now with tests.", &approved, &[]),
     )
     .await;
-    assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 1);
+    assert_eq!(app.count_rows("SELECT count(*) FROM snoozes").await, 1);
     assert!(!carol_sees_4(&app).await);
 
     // Bob withdraws his approval: the snooze ends.
@@ -1067,6 +1147,61 @@ async fn snooze_ends_when_an_approval_is_withdrawn() {
         &pr4(3, "Now with tests.", &[("bob", "REVIEWER", None)], &[]),
     )
     .await;
-    assert_eq!(app.count("SELECT count(*) FROM snoozes").await, 0);
+    assert_eq!(app.count_rows("SELECT count(*) FROM snoozes").await, 0);
     assert!(carol_sees_4(&app).await);
+}
+
+/// Every `/reviews` answer, pinned as the exact JSON each chat gets back (HipChat's room
+/// notification, Slack's and Mattermost's ephemeral reply): lists with a hostile title, a mapped
+/// and an unmapped asker, help, a command not understood, a snooze. A change shows up as a
+/// snapshot diff (`tests/api/snapshots/api__commands__answer__*.snap`).
+#[tokio::test]
+async fn answers_in_every_chat() {
+    let clock = ManualClock::frozen(now());
+    let app = app(On::Sqlite, &clock).await.unwrap();
+    let mut hostile = pr(6, 9, &[("bob", "REVIEWER", None)]);
+    hostile["pullrequest"]["title"] =
+        json!("<b>Fix</b> @channel *bold* <!here> <@U123> & &amp; _it_ `c` [x](https://evil) 🚀");
+    app.processed("pullrequest:updated", &hostile).await;
+    let commands = [
+        ("reviews", "/reviews"),
+        ("all", "/reviews all"),
+        ("mine", "/reviews mine"),
+        ("help", "/reviews help"),
+        ("unknown", "/reviews dance <b>"),
+        ("unsnooze", "/reviews unsnooze acme/payments-api#4"),
+        ("snooze", "/reviews snooze acme/payments-api#4 4h"),
+    ];
+    let ts = now().timestamp();
+    for (case, text) in commands {
+        for (who, mention, slack_user) in [
+            ("mapped", "carol_r", "UCAROL"),
+            ("unmapped", "stranger", "USTRANGER"),
+        ] {
+            let answer = hipchat(&app, HIPCHAT_TOKEN, text, mention, "backend").await;
+            assert_eq!(answer.0, 200, "{}", answer.1);
+            insta::assert_json_snapshot!(format!("answer__hipchat__{case}__{who}"), answer.1);
+            let words = text.strip_prefix("/reviews").unwrap().trim();
+            let body = slack_form(slack_user, "backend", words);
+            let answer = slack(
+                &app,
+                &[
+                    ("X-Slack-Request-Timestamp", ts.to_string()),
+                    ("X-Slack-Signature", slack_signature(ts, &body)),
+                ],
+                body.clone(),
+            )
+            .await;
+            assert_eq!(answer.0, 200, "{}", answer.1);
+            insta::assert_json_snapshot!(format!("answer__slack__{case}__{who}"), answer.1);
+            let answer = slack(
+                &app,
+                &[("Authorization", format!("Token {MATTERMOST_TOKEN}"))],
+                body,
+            )
+            .await;
+            assert_eq!(answer.0, 200, "{}", answer.1);
+            insta::assert_json_snapshot!(format!("answer__mattermost__{case}__{who}"), answer.1);
+        }
+    }
 }

@@ -23,9 +23,10 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::fake_chat::PATIENCE;
 use crate::helpers::{
-    own_fixture, post_webhook, route, set_repository, shared_fixtures, spawn_app, spawn_app_with,
-    uuid_like, Answer, PendingRow, Served, TestApp, PENDING_ROW_SELECT, SECRET,
+    on_both, own_fixture, post_webhook, route, set_repository, shared_fixtures, spawn_app,
+    spawn_on, uuid_like, Answer, On, PendingRow, Served, TestApp, PENDING_ROW_SELECT, SECRET,
 };
+use pr_reminder::clock::Clock;
 
 pub(crate) const REPO: &str = "ACME/api";
 const REPO_KEY: &str = "datacenter/bitbucket.acme.example/17";
@@ -471,22 +472,34 @@ fn console(name: &str) -> Room {
 }
 
 /// (events, state) of every outbox row.
-async fn outbox(app: &TestApp) -> Vec<(String, String)> {
-    sqlx::query_as("SELECT events, state FROM outbox ORDER BY id")
-        .fetch_all(&app.db)
+async fn outbox(app: &impl Served) -> Vec<(String, String)> {
+    app.query_rows("SELECT events, state FROM outbox ORDER BY id")
         .await
-        .unwrap()
 }
 
-#[tokio::test]
-async fn a_deleted_pr_leaves_the_lists_its_waiting_message_is_withdrawn_and_it_stays_gone() {
+on_both!(
+    a_deleted_pr_leaves_the_lists_its_waiting_message_is_withdrawn_and_it_stays_gone,
+    three_reviewers_from_opened_to_merged,
+    nothing_dated_after_the_deletion_reopens_it,
+    a_redelivery_by_request_id_is_a_duplicate_and_changes_nothing,
+);
+
+async fn a_deleted_pr_leaves_the_lists_its_waiting_message_is_withdrawn_and_it_stays_gone(on: On) {
     // A long window: the "opened" message is still waiting when the PR is deleted.
-    let app = spawn_app_with(|s| {
-        s.notify.rooms = vec![console("acme")];
-        s.notify.routes = vec![route(&["acme/*"], "acme")];
-        s.notify.coalesce = Duration::from_secs(600);
-    })
-    .await;
+    let Some(app) = spawn_on(
+        on,
+        "dcdeleted",
+        |s| {
+            s.notify.rooms = vec![console("acme")];
+            s.notify.routes = vec![route(&["acme/*"], "acme")];
+            s.notify.coalesce = Duration::from_secs(600);
+        },
+        Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
     processed(&app, "pr:opened", &fixture("base.json")).await;
     assert_eq!(pending(&app).await, vec![(REPO.to_owned(), 7, 0, 0)]);
     assert_eq!(
@@ -502,7 +515,7 @@ async fn a_deleted_pr_leaves_the_lists_its_waiting_message_is_withdrawn_and_it_s
         vec![],
         "the waiting message is withdrawn"
     );
-    let row = app.pull_request(REPO, 7).await.unwrap();
+    let row = app.pull_request_row(REPO, 7).await.unwrap();
     assert_eq!(row.state, "DELETED");
 
     // Events from before the deletion that arrive late (an approval, a comment, the opening
@@ -527,7 +540,10 @@ async fn a_deleted_pr_leaves_the_lists_its_waiting_message_is_withdrawn_and_it_s
         processed(&app, key, body).await;
         assert_eq!(pending(&app).await, vec![], "{key}");
         assert_eq!(outbox(&app).await, vec![], "{key}");
-        assert_eq!(app.pull_request(REPO, 7).await.unwrap().state, "DELETED");
+        assert_eq!(
+            app.pull_request_row(REPO, 7).await.unwrap().state,
+            "DELETED"
+        );
     }
 }
 
@@ -617,14 +633,15 @@ pub(crate) fn html(head: &str, details: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn three_reviewers_from_opened_to_merged() {
+async fn three_reviewers_from_opened_to_merged(on: On) {
     let room = FakeRoom::start().await;
     let url = format!(
         "{}/v2/room/acme/notification?auth_token=t0k",
         room.server.uri()
     );
-    let app = spawn_app_with(acme_room(url)).await;
+    let Some(app) = spawn_on(on, "dclife", acme_room(url), Clock::system()).await else {
+        return;
+    };
 
     // Opened.
     processed(&app, "pr:opened", &fixture("base.json")).await;
@@ -717,7 +734,7 @@ async fn three_reviewers_from_opened_to_merged() {
         hipchat(&html("Ready to merge", all_three), "green", true)
     );
     // Verdicts do not move updatedDate: the event dates ordered them.
-    let row = app.pull_request(REPO, 7).await.unwrap();
+    let row = app.pull_request_row(REPO, 7).await.unwrap();
     assert_eq!(row.updated_on, "2019-03-01T10:10:00.000000Z");
     assert_eq!(row.created_on, "2019-03-01T09:31:15.860000Z");
 
@@ -725,13 +742,13 @@ async fn three_reviewers_from_opened_to_merged() {
     let body = merged("2019-03-01T11:20:00+0100", 1_551_435_600_000, &verdicts);
     processed(&app, "pr:merged", &body).await;
     assert_eq!(pending(&app).await, vec![]);
-    assert_eq!(app.pull_request(REPO, 7).await.unwrap().state, "MERGED");
+    assert_eq!(app.pull_request_row(REPO, 7).await.unwrap().state, "MERGED");
     assert_eq!(
         room.message(6).await,
         hipchat(&html("Merged", all_three), "gray", false)
     );
     assert_eq!(
-        app.reviews(REPO, 7).await,
+        app.review_rows(REPO, 7).await,
         reviews(&[
             ("ada", "approved"),
             ("brian", "approved"),
@@ -739,7 +756,7 @@ async fn three_reviewers_from_opened_to_merged() {
         ])
     );
     let sent = app
-        .count("SELECT count(*) FROM outbox WHERE state = 'sent'")
+        .count_rows("SELECT count(*) FROM outbox WHERE state = 'sent'")
         .await;
     assert_eq!(sent, 6);
 }
@@ -817,16 +834,14 @@ struct State {
     state: String,
 }
 
-async fn state(app: &TestApp) -> State {
-    let reviews: Vec<ReviewRow> = sqlx::query_as(
-        "SELECT user_key, role, state, state_on FROM reviews WHERE repository_key = ?1 \
-         AND number = 7 ORDER BY user_key",
-    )
-    .bind(REPO_KEY)
-    .fetch_all(&app.db)
-    .await
-    .unwrap();
-    let pr = app.pull_request(REPO, 7).await.unwrap();
+async fn state(app: &impl Served) -> State {
+    let reviews: Vec<ReviewRow> = app
+        .query_rows(&format!(
+            "SELECT user_key, role, state, state_on FROM reviews WHERE repository_key = '{REPO_KEY}' \
+             AND number = 7 ORDER BY user_key"
+        ))
+        .await;
+    let pr = app.pull_request_row(REPO, 7).await.unwrap();
     State {
         reviews,
         pending: pending(app).await,
@@ -898,9 +913,10 @@ async fn every_order_of_four_events_with_one_updated_date_ends_in_the_in_order_s
     }
 }
 
-#[tokio::test]
-async fn a_redelivery_by_request_id_is_a_duplicate_and_changes_nothing() {
-    let app = spawn_app().await;
+async fn a_redelivery_by_request_id_is_a_duplicate_and_changes_nothing(on: On) {
+    let Some(app) = spawn_on(on, "dcredeliver", |_| {}, Clock::system()).await else {
+        return;
+    };
     let events = four_events();
     let mut ids = Vec::new();
     for (key, body) in &events {
@@ -910,7 +926,7 @@ async fn a_redelivery_by_request_id_is_a_duplicate_and_changes_nothing() {
         ids.push(id);
     }
     let before = state(&app).await;
-    let deliveries = app.deliveries().await;
+    let deliveries = app.delivery_rows().await;
 
     // The same approval again, byte for byte.
     let (key, body) = &events[1];
@@ -935,7 +951,7 @@ async fn a_redelivery_by_request_id_is_a_duplicate_and_changes_nothing() {
     );
     assert_eq!(state(&app).await, before);
     assert_eq!(
-        app.deliveries().await,
+        app.delivery_rows().await,
         deliveries,
         "nothing recorded either"
     );
@@ -1109,19 +1125,29 @@ async fn dates_in_millis_iso_and_plus_0530_are_stored_as_utc_instants() {
 /// node whose clock is ahead, say) re-opens the PR, lists it again and queues a new "Needs
 /// review". src/store/writer.rs `UPSERT_PULL_REQUESTS` has no guard for DELETED, and
 /// `domain::notification::pr_events` treats a deleted PR like one never seen.
-#[tokio::test]
-async fn nothing_dated_after_the_deletion_reopens_it() {
-    let app = spawn_app_with(|s| {
-        s.notify.rooms = vec![console("acme")];
-        s.notify.routes = vec![route(&["ACME/*"], "acme")];
-        s.notify.coalesce = Duration::from_secs(600);
-    })
-    .await;
+async fn nothing_dated_after_the_deletion_reopens_it(on: On) {
+    let Some(app) = spawn_on(
+        on,
+        "dcafter",
+        |s| {
+            s.notify.rooms = vec![console("acme")];
+            s.notify.routes = vec![route(&["ACME/*"], "acme")];
+            s.notify.coalesce = Duration::from_secs(600);
+        },
+        Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
     processed(&app, "pr:opened", &fixture("base.json")).await;
     processed(&app, "pr:deleted", &fixture("pr_deleted.json")).await;
     let body = event("pr:comment:added", "2019-03-01T13:30:00+0100", &[], None);
     processed(&app, "pr:comment:added", &body).await;
-    assert_eq!(app.pull_request(REPO, 7).await.unwrap().state, "DELETED");
+    assert_eq!(
+        app.pull_request_row(REPO, 7).await.unwrap().state,
+        "DELETED"
+    );
     assert_eq!(pending(&app).await, vec![]);
     assert_eq!(outbox(&app).await, vec![]);
 }

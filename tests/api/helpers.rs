@@ -240,6 +240,98 @@ impl Served for TestApp {
     }
 }
 
+/// The database a scenario runs on. A scenario is written once, as `async fn name(on: On)`
+/// that spawns its app with `spawn_on`, and `on_both!(name)` runs it as two tests,
+/// `name::sqlite` (always) and `name::postgres` (where `PR_REMINDER_TEST_POSTGRES` names a
+/// server; SKIPPED otherwise, a failure under `CI=true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum On {
+    Sqlite,
+    Postgres,
+}
+
+/// The running application on either database.
+pub enum App {
+    Sqlite(TestApp),
+    Postgres(crate::postgres::PgApp),
+}
+
+/// The application on `on`'s database (a fresh one named after `label` on PostgreSQL), with
+/// one webhook secret (`SECRET`), `adjust`ed settings and `clock`; `None` on PostgreSQL without
+/// a test server (SKIPPED was printed).
+pub async fn spawn_on(
+    on: On,
+    label: &str,
+    adjust: impl FnOnce(&mut Settings),
+    clock: pr_reminder::clock::Clock,
+) -> Option<App> {
+    match on {
+        On::Sqlite => Some(App::Sqlite(spawn_app_with_clock(adjust, clock).await)),
+        On::Postgres => crate::postgres::spawn_pg(label, adjust, clock)
+            .await
+            .map(App::Postgres),
+    }
+}
+
+impl Served for App {
+    fn address(&self) -> &str {
+        match self {
+            App::Sqlite(app) => app.address(),
+            App::Postgres(app) => app.address(),
+        }
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        match self {
+            App::Sqlite(app) => app.client(),
+            App::Postgres(app) => app.client(),
+        }
+    }
+
+    async fn query_rows<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: Send + Unpin + for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow>,
+    {
+        match self {
+            App::Sqlite(app) => app.query_rows(sql).await,
+            App::Postgres(app) => app.query_rows(sql).await,
+        }
+    }
+
+    async fn review_rows(&self, repository: &str, number: i64) -> Vec<(String, String, String)> {
+        match self {
+            App::Sqlite(app) => app.review_rows(repository, number).await,
+            App::Postgres(app) => app.review_rows(repository, number).await,
+        }
+    }
+
+    async fn pull_request_row(&self, repository: &str, number: i64) -> Option<PrRow> {
+        match self {
+            App::Sqlite(app) => app.pull_request_row(repository, number).await,
+            App::Postgres(app) => app.pull_request_row(repository, number).await,
+        }
+    }
+}
+
+/// Runs each `async fn name(on: On)` scenario on both databases: tests `name::sqlite` and
+/// `name::postgres`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(crate::helpers::On::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(crate::helpers::On::Postgres).await
+            }
+        }
+    )*};
+}
+pub(crate) use on_both;
+
 /// What a test asks of the running application whichever database it stores in (`TestApp` on
 /// SQLite, the PostgreSQL tests' `PgApp`): where it listens, an HTTP client, and its rows.
 pub(crate) trait Served {
@@ -259,6 +351,18 @@ pub(crate) trait Served {
 
     /// The stored pull request `number` of `repository` (its current name), `draft` as 0/1.
     async fn pull_request_row(&self, repository: &str, number: i64) -> Option<PrRow>;
+
+    /// Every delivery: (request_id, event_key, outcome, reason), in order of arrival.
+    async fn delivery_rows(&self) -> Vec<DeliveryRow> {
+        self.query_rows("SELECT request_id, event_key, outcome, reason FROM deliveries ORDER BY id")
+            .await
+    }
+
+    /// A Cloud delivery of `body` signed with `SECRET`: the answer.
+    async fn deliver_body(&self, event_key: &str, request_id: &str, body: &Value) -> Answer {
+        let body = serde_json::to_vec(body).unwrap();
+        deliver_signed(self.client(), self.address(), event_key, request_id, &body).await
+    }
 
     /// The count `sql` (a `SELECT count(*) ...`) answers.
     async fn count_rows(&self, sql: &str) -> i64 {

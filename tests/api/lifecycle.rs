@@ -2,7 +2,11 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{own_fixture, spawn_app, uuid_like, PendingRow, TestApp};
+use crate::helpers::{
+    on_both, own_fixture, spawn_app, spawn_on, uuid_like, On, PendingRow, Served,
+    PENDING_ROW_SELECT,
+};
+use pr_reminder::clock::Clock;
 
 pub const REPO: &str = "acme/payments-api";
 
@@ -50,8 +54,8 @@ pub fn key_of(user: &str) -> String {
         .to_owned()
 }
 
-async fn send(app: &TestApp, key: &str, body: &Value) {
-    let answer = app.deliver_json(key, &uuid_like("life"), body).await;
+async fn send(app: &impl Served, key: &str, body: &Value) {
+    let answer = app.deliver_body(key, &uuid_like("life"), body).await;
     assert_eq!(answer.status, 200, "{key}: {}", answer.body);
     assert_eq!(answer.body["status"], "processed", "{key}: {}", answer.body);
 }
@@ -328,13 +332,16 @@ pub(crate) fn commit_status(key: &str, state: &str, commit: &str, updated_on: &s
     body
 }
 
+on_both!(the_combined_build_state_of_several_statuses_on_one_commit);
+
 /// The combined state of every status on the PR's source commit: FAILED wins over INPROGRESS,
 /// which wins over STOPPED, which wins over SUCCESSFUL; no status at all is NULL. Read in both
 /// `pending_reviews.build_state` and `pull_request_builds` (state and the `key=STATE` list).
-#[tokio::test]
-async fn the_combined_build_state_of_several_statuses_on_one_commit() {
+async fn the_combined_build_state_of_several_statuses_on_one_commit(on: On) {
     const COMMIT: &str = "9b2c4e6f8a100c1d2e3f4a5b6c7d8e9f0a1b2c3d";
-    let app = spawn_app().await;
+    let Some(app) = spawn_on(on, "builds", |_| {}, Clock::system()).await else {
+        return;
+    };
     send(
         &app,
         "pullrequest:created",
@@ -343,17 +350,16 @@ async fn the_combined_build_state_of_several_statuses_on_one_commit() {
     .await;
 
     // (build_state in pending_reviews, build_state and sorted builds in pull_request_builds)
-    async fn builds(app: &TestApp) -> (Option<String>, Option<String>, Vec<String>) {
-        let rows = app.pending().await;
+    async fn builds(app: &impl Served) -> (Option<String>, Option<String>, Vec<String>) {
+        let rows: Vec<PendingRow> = app.query_rows(PENDING_ROW_SELECT).await;
         assert_eq!(rows.len(), 1, "{rows:?}");
-        let (state, list): (Option<String>, Option<String>) = sqlx::query_as(
-            "SELECT build_state, builds FROM pull_request_builds \
-             WHERE repository = ?1 AND number = 42",
-        )
-        .bind(REPO)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+        let found: Vec<(Option<String>, Option<String>)> = app
+            .query_rows(&format!(
+                "SELECT build_state, builds FROM pull_request_builds \
+                 WHERE repository = '{REPO}' AND number = 42"
+            ))
+            .await;
+        let (state, list) = found[0].clone();
         let mut list: Vec<String> = list
             .map(|l| l.split(", ").map(str::to_owned).collect())
             .unwrap_or_default();
@@ -489,7 +495,7 @@ async fn the_combined_build_state_of_several_statuses_on_one_commit() {
         );
     }
     assert_eq!(
-        app.count("SELECT count(*) FROM commit_statuses").await,
+        app.count_rows("SELECT count(*) FROM commit_statuses").await,
         5,
         "one row per (commit, key)"
     );

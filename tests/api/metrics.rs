@@ -11,10 +11,11 @@ use wiremock::ResponseTemplate;
 
 use crate::fake_chat::Fake;
 use crate::helpers::{
-    deliver_signed, post_webhook, route, set_repository, spawn_app_with, uuid_like, Served,
-    TestApp, SECRET,
+    deliver_signed, on_both, post_webhook, route, set_repository, spawn_app_with, spawn_on,
+    uuid_like, App, On, Served, SECRET,
 };
 use crate::lifecycle::pr_event;
+use pr_reminder::clock::Clock;
 
 pub(crate) const METRICS_TOKEN: &str = "metrics-token-0123456789";
 pub(crate) const SLACK_PATH: &str = "/services/T000/B000/slack-url-secret-42";
@@ -36,8 +37,8 @@ pub(crate) fn value(text: &str, series: &str) -> String {
     found[0].to_owned()
 }
 
-async fn scrape(app: &TestApp, token: Option<&str>) -> (u16, Option<String>, String) {
-    let mut request = app.client.get(format!("{}/metrics", app.address));
+async fn scrape(app: &impl Served, token: Option<&str>) -> (u16, Option<String>, String) {
+    let mut request = app.client().get(format!("{}/metrics", app.address()));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -50,15 +51,17 @@ async fn scrape(app: &TestApp, token: Option<&str>) -> (u16, Option<String>, Str
     (status, challenge, response.text().await.unwrap())
 }
 
-async fn wait_for(app: &TestApp, sql: &str, want: i64) {
+async fn wait_for(app: &impl Served, sql: &str, want: i64) {
     for _ in 0..500 {
-        if app.count(sql).await == want {
+        if app.count_rows(sql).await == want {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("{sql}: expected {want}, got {}", app.count(sql).await);
+    panic!("{sql}: expected {want}, got {}", app.count_rows(sql).await);
 }
+
+on_both!(metrics_count_deliveries_and_notifications_exactly);
 
 /// The chats of the metrics tests: Slack takes every message; HipChat refuses every one (404).
 pub(crate) async fn fakes() -> (Fake, Fake) {
@@ -169,10 +172,15 @@ pub(crate) async fn deliver_five(app: &impl Served) {
     assert_eq!(a.status, 401, "{}", a.body);
 }
 
-#[tokio::test]
-async fn metrics_count_deliveries_and_notifications_exactly() {
+/// The gauges read from the database (pending reviews, outbox messages per state) and the
+/// counters, after a processed (twice), a duplicate, an ignored and a rejected delivery and a
+/// sent and a failed message; no secret (nor PostgreSQL's password) in the exposition.
+async fn metrics_count_deliveries_and_notifications_exactly(on: On) {
     let (slack, hipchat) = fakes().await;
-    let app = spawn_app_with(settings(&slack, &hipchat)).await;
+    let Some(app) = spawn_on(on, "metrics", settings(&slack, &hipchat), Clock::system()).await
+    else {
+        return;
+    };
 
     // Before anything: every series of both flavours is there, at 0.
     let (status, _, before) = scrape(&app, Some(METRICS_TOKEN)).await;
@@ -189,7 +197,7 @@ async fn metrics_count_deliveries_and_notifications_exactly() {
     // Processed (twice: one PR in each room), a duplicate, an ignored one and a rejected one.
     deliver_five(&app).await;
     // The rejected one is recorded without the sender waiting.
-    app.wait_for_deliveries(4).await;
+    wait_for(&app, "SELECT count(*) FROM deliveries", 4).await;
 
     // One message accepted by the Slack fake, one refused for good by the HipChat fake.
     slack.wait_for_hits(1).await;
@@ -275,6 +283,13 @@ async fn metrics_count_deliveries_and_notifications_exactly() {
         "Alice",
     ] {
         assert!(!text.contains(secret), "{secret} in:\n{text}");
+    }
+    if let App::Postgres(pg) = &app {
+        let password = crate::postgres::password_of(&pg.url);
+        assert!(
+            !text.contains(&password),
+            "the database password in:\n{text}"
+        );
     }
 }
 

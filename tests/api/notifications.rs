@@ -20,10 +20,11 @@ use wiremock::ResponseTemplate;
 
 use crate::fake_chat::{hipchat_ok, Answer, Fake, Hit, PATIENCE};
 use crate::helpers::{
-    own_fixture, route, set_repository, spawn_app_with, spawn_app_with_clock, uuid_like,
-    ManualClock, TestApp, SECRET,
+    on_both, own_fixture, route, set_repository, spawn_app_with, spawn_app_with_clock, spawn_on,
+    uuid_like, App, ManualClock, On, Served, TestApp, SECRET,
 };
 use crate::lifecycle::{pr_event, REPO};
+use pr_reminder::clock::Clock;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pr-reminder");
 /// What a HipChat v2 integration URL looks like once pasted: room in the path, token in the query.
@@ -115,9 +116,9 @@ fn in_repo(mut body: Value, repository: &str) -> Value {
     body
 }
 
-async fn deliver(app: &TestApp, event_key: &str, body: &Value) {
+async fn deliver(app: &impl Served, event_key: &str, body: &Value) {
     let answer = app
-        .deliver_json(event_key, &uuid_like("notify"), body)
+        .deliver_body(event_key, &uuid_like("notify"), body)
         .await;
     assert_eq!(answer.status, 200, "{event_key}: {}", answer.body);
     assert_eq!(
@@ -159,31 +160,33 @@ type OutboxTuple = (
     Option<String>,
 );
 
+/// Every outbox row (`Outbox`), oldest first.
+const OUTBOX_SELECT: &str =
+    "SELECT o.id, o.room, coalesce(r.full_name, ''), coalesce(o.number, 0), o.events, \
+     o.state, o.attempts, o.last_error, o.message \
+     FROM outbox o LEFT JOIN repositories r ON r.repository_key = o.repository_key \
+     ORDER BY o.id";
+
+impl From<OutboxTuple> for Outbox {
+    fn from(row: OutboxTuple) -> Outbox {
+        let (id, room, repository, number, events, state, attempts, last_error, message) = row;
+        Outbox {
+            id,
+            room,
+            repository,
+            number,
+            events,
+            state,
+            attempts,
+            last_error,
+            message,
+        }
+    }
+}
+
 async fn outbox_rows(db: &SqlitePool) -> Vec<Outbox> {
-    let rows: Vec<OutboxTuple> = sqlx::query_as(
-        "SELECT o.id, o.room, coalesce(r.full_name, ''), coalesce(o.number, 0), o.events, \
-         o.state, o.attempts, o.last_error, o.message \
-         FROM outbox o LEFT JOIN repositories r ON r.repository_key = o.repository_key \
-         ORDER BY o.id",
-    )
-    .fetch_all(db)
-    .await
-    .unwrap();
-    rows.into_iter()
-        .map(
-            |(id, room, repository, number, events, state, attempts, last_error, message)| Outbox {
-                id,
-                room,
-                repository,
-                number,
-                events,
-                state,
-                attempts,
-                last_error,
-                message,
-            },
-        )
-        .collect()
+    let rows: Vec<OutboxTuple> = sqlx::query_as(OUTBOX_SELECT).fetch_all(db).await.unwrap();
+    rows.into_iter().map(Outbox::from).collect()
 }
 
 async fn outbox(app: &TestApp) -> Vec<Outbox> {
@@ -210,8 +213,24 @@ async fn wait_outbox_in(
     }
 }
 
-async fn wait_outbox(app: &TestApp, what: &str, done: impl Fn(&[Outbox]) -> bool) -> Vec<Outbox> {
-    wait_outbox_in(&app.db, what, done).await
+async fn wait_outbox(
+    app: &impl Served,
+    what: &str,
+    done: impl Fn(&[Outbox]) -> bool,
+) -> Vec<Outbox> {
+    let started = Instant::now();
+    loop {
+        let rows: Vec<OutboxTuple> = app.query_rows(OUTBOX_SELECT).await;
+        let rows: Vec<Outbox> = rows.into_iter().map(Outbox::from).collect();
+        if done(&rows) {
+            return rows;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "timed out waiting for {what}: {rows:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 fn all_in(state: &'static str, count: usize) -> impl Fn(&[Outbox]) -> bool {
@@ -1049,10 +1068,17 @@ async fn drafts_and_wip_titles_announce_nothing_until_they_leave_that_state() {
     );
 }
 
-#[tokio::test]
-async fn a_failed_build_on_an_open_pr_is_a_red_message_with_the_build_link() {
+on_both!(a_failed_build_on_an_open_pr_is_a_red_message_with_the_build_link);
+
+/// A failing build is a red message naming (and linking) the failing build; the same failure
+/// again is not news; fixed, a green one.
+async fn a_failed_build_on_an_open_pr_is_a_red_message_with_the_build_link(on: On) {
     let fake = Fake::start(vec![hipchat_ok()]).await;
-    let app = app_with(one_room(hipchat("r", fake.url(HIPCHAT_PATH)))).await;
+    let settings = one_room(hipchat("r", fake.url(HIPCHAT_PATH)));
+    let Some(app) = spawn_on(on, "builds", move |s| s.notify = settings, Clock::system()).await
+    else {
+        return;
+    };
     deliver(
         &app,
         "pullrequest:created",
@@ -1085,7 +1111,7 @@ async fn a_failed_build_on_an_open_pr_is_a_red_message_with_the_build_link() {
 
     // The same failure reported again (Bitbucket sends _created and _updated) is not news.
     deliver(&app, "repo:commit_status_created", &failed).await;
-    assert_eq!(outbox(&app).await.len(), 2);
+    assert_eq!(app.count_rows("SELECT count(*) FROM outbox").await, 2);
 
     // Fixed: green.
     let mut passed = failed.clone();
@@ -1319,9 +1345,10 @@ async fn messages_pending_when_the_service_is_killed_are_delivered_after_restart
 /// The app of the outage tests, on a frozen clock at `t0`: one HipChat room answering `answers`
 /// (the last repeats), backing off from 10 s (so only the probe explains a quicker retry).
 async fn outage_app(
+    on: On,
     answers: Vec<ResponseTemplate>,
     max_attempts: u32,
-) -> (Fake, TestApp, ManualClock, chrono::DateTime<chrono::Utc>) {
+) -> Option<(Fake, App, ManualClock, chrono::DateTime<chrono::Utc>)> {
     let fake = Fake::start(answers).await;
     let mut settings = one_room(hipchat("team", fake.url(HIPCHAT_PATH)));
     settings.retry_min = Duration::from_secs(10);
@@ -1329,8 +1356,8 @@ async fn outage_app(
     settings.max_attempts = max_attempts;
     let t0 = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 30, 9, 0, 0).unwrap();
     let clock = ManualClock::frozen(t0);
-    let app = spawn_app_with_clock(move |s| s.notify = settings, clock.clock()).await;
-    (fake, app, clock, t0)
+    let app = spawn_on(on, "outage", move |s| s.notify = settings, clock.clock()).await?;
+    Some((fake, app, clock, t0))
 }
 
 /// Moves the clock to the room's next wait, which must end at `expected`.
@@ -1343,10 +1370,12 @@ async fn next_wait(clock: &ManualClock, expected: chrono::DateTime<chrono::Utc>)
 /// Twelve PRs' news wait while the room refuses: the room is probed every 5 s (not after the
 /// 10 s backoff), and once it answers, one summary lists all twelve, oldest first, and marks
 /// every row sent; no PR is posted on its own.
-#[tokio::test]
-async fn a_room_back_from_an_outage_gets_one_summary_of_its_backlog() {
+async fn a_room_back_from_an_outage_gets_one_summary_of_its_backlog(on: On) {
     let down = || ResponseTemplate::new(503);
-    let (fake, app, clock, t0) = outage_app(vec![down(), down(), hipchat_ok()], 10).await;
+    let Some((fake, app, clock, t0)) = outage_app(on, vec![down(), down(), hipchat_ok()], 10).await
+    else {
+        return;
+    };
     for k in 1..=12 {
         let body = open_pr(k, &at(k as u32), &format!("Outage {k}"), &[]);
         deliver(&app, "pullrequest:created", &body).await;
@@ -1390,18 +1419,26 @@ async fn a_room_back_from_an_outage_gets_one_summary_of_its_backlog() {
     for row in &rows {
         assert_eq!(row.message.as_ref(), Some(&summary), "#{}", row.number);
     }
-    let sent_at: Vec<String> = sqlx::query_scalar("SELECT DISTINCT sent_at FROM outbox")
-        .fetch_all(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(sent_at, vec!["2026-11-30T09:00:10.200000Z"]);
+    let sent_at: Vec<(Option<String>,)> =
+        app.query_rows("SELECT DISTINCT sent_at FROM outbox").await;
+    assert_eq!(
+        sent_at,
+        vec![(Some("2026-11-30T09:00:10.200000Z".to_owned()),)]
+    );
 }
+
+on_both!(a_room_back_from_an_outage_gets_one_summary_of_its_backlog);
 
 /// Ten waiting is not a flood: after the outage each PR gets its own message, in order.
 #[tokio::test]
 async fn ten_waiting_after_an_outage_are_sent_one_by_one() {
-    let (fake, app, clock, t0) =
-        outage_app(vec![ResponseTemplate::new(503), hipchat_ok()], 10).await;
+    let (fake, app, clock, t0) = outage_app(
+        On::Sqlite,
+        vec![ResponseTemplate::new(503), hipchat_ok()],
+        10,
+    )
+    .await
+    .unwrap();
     for k in 1..=10 {
         let body = open_pr(k, &at(k as u32), &format!("Outage {k}"), &[]);
         deliver(&app, "pullrequest:created", &body).await;
@@ -1436,7 +1473,9 @@ async fn ten_waiting_after_an_outage_are_sent_one_by_one() {
 /// not at its third try.
 #[tokio::test]
 async fn probing_does_not_give_up_sooner_than_backing_off() {
-    let (_fake, app, clock, t0) = outage_app(vec![ResponseTemplate::new(503)], 3).await;
+    let (_fake, app, clock, t0) = outage_app(On::Sqlite, vec![ResponseTemplate::new(503)], 3)
+        .await
+        .unwrap();
     for k in 1..=2 {
         let body = open_pr(k, &at(k as u32), &format!("Outage {k}"), &[]);
         deliver(&app, "pullrequest:created", &body).await;
@@ -1463,7 +1502,9 @@ async fn probing_does_not_give_up_sooner_than_backing_off() {
 /// speak of an outage.
 #[tokio::test]
 async fn twelve_due_at_once_are_one_summary_without_an_outage() {
-    let (fake, app, clock, t0) = outage_app(vec![hipchat_ok()], 10).await;
+    let (fake, app, clock, t0) = outage_app(On::Sqlite, vec![hipchat_ok()], 10)
+        .await
+        .unwrap();
     for k in 1..=12 {
         let body = open_pr(k, &at(k as u32), &format!("Burst {k}"), &[]);
         deliver(&app, "pullrequest:created", &body).await;

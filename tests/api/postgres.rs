@@ -25,25 +25,20 @@ use sqlx::{FromRow, Row};
 
 use crate::fake_chat::PATIENCE;
 use crate::helpers::{
-    deliver_signed, output, post_webhook, Answer, PendingRow, PrRow, Served, PENDING_ROW_SELECT,
-    PR_ROW_SELECT, SECRET,
+    output, post_webhook, Answer, PendingRow, PrRow, Served, PENDING_ROW_SELECT, PR_ROW_SELECT,
+    SECRET,
 };
 
 #[path = "../common/postgres.rs"]
 mod pg;
 
-mod backlog;
 mod binary;
-mod builds;
 mod chats;
 mod compose;
-mod datacenter;
 mod identity;
 mod leases;
-mod metrics;
 mod outbox_cli;
 mod reconciliation;
-mod renames;
 mod reviews_command;
 mod status_page;
 mod sweeps;
@@ -56,7 +51,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_pr-reminder");
 
 /// The running application on its own PostgreSQL database, and a pool on that database for the
 /// assertions (what `psql` would show an operator).
-struct PgApp {
+pub(crate) struct PgApp {
     pub address: String,
     pub db: PgPool,
     /// The database's connection string (with its password), for the binary.
@@ -67,7 +62,11 @@ struct PgApp {
 /// The application on a fresh database named after `label`, with one webhook secret (`SECRET`),
 /// settings adjusted by `adjust`, and `clock`; `None` when there is no test server (SKIPPED was
 /// printed).
-async fn spawn_pg(label: &str, adjust: impl FnOnce(&mut Settings), clock: Clock) -> Option<PgApp> {
+pub(crate) async fn spawn_pg(
+    label: &str,
+    adjust: impl FnOnce(&mut Settings),
+    clock: Clock,
+) -> Option<PgApp> {
     let url = pg::fresh_database(label).await?;
     Some(spawn_pg_at(url, adjust, clock).await)
 }
@@ -97,16 +96,6 @@ async fn spawn_pg_at(url: String, adjust: impl FnOnce(&mut Settings), clock: Clo
 }
 
 impl PgApp {
-    /// A delivery signed with `SECRET`, as Bitbucket Cloud sends it.
-    async fn deliver(&self, event_key: &str, request_id: &str, body: &[u8]) -> Answer {
-        deliver_signed(&self.client, &self.address, event_key, request_id, body).await
-    }
-
-    async fn deliver_json(&self, event_key: &str, request_id: &str, body: &Value) -> Answer {
-        self.deliver(event_key, request_id, &serde_json::to_vec(body).unwrap())
-            .await
-    }
-
     async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql)
             .fetch_one(&self.db)
@@ -160,12 +149,6 @@ impl PgApp {
         .fetch_all(&self.db)
         .await
         .unwrap()
-    }
-
-    /// Every delivery: (request_id, event_key, outcome, reason), in order of arrival.
-    async fn deliveries(&self) -> Vec<crate::helpers::DeliveryRow> {
-        self.query_rows("SELECT request_id, event_key, outcome, reason FROM deliveries ORDER BY id")
-            .await
     }
 }
 
@@ -240,7 +223,7 @@ async fn run_cli(database: &str, args: &[&str]) -> (i32, String, String) {
 }
 
 /// The password of a connection string (`scheme://user:password@host/...`).
-fn password_of(url: &str) -> String {
+pub(crate) fn password_of(url: &str) -> String {
     let rest = url.split_once("://").unwrap().1;
     let userinfo = rest.split_once('@').expect("a user in the URL").0;
     userinfo

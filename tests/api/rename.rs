@@ -8,9 +8,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
+use pr_reminder::clock::Clock;
 use pr_reminder::config::{Room, Settings, Sink};
 
-use crate::helpers::{own_fixture, route, spawn_app_with, uuid_like, Served, TestApp};
+use crate::helpers::{on_both, own_fixture, route, spawn_on, uuid_like, On, Served};
 use crate::lifecycle::pr_event;
 
 pub(crate) const OLD: &str = "acme/payments-api";
@@ -67,13 +68,11 @@ pub(crate) fn settings(s: &mut Settings) {
     s.notify.coalesce = Duration::from_secs(600);
 }
 
-async fn app() -> TestApp {
-    spawn_app_with(settings).await
-}
-
-async fn send(app: &TestApp, key: &str, body: &Value) {
-    app.processed(key, body).await;
-}
+on_both!(
+    a_renamed_repository_keeps_one_pr_under_its_current_name,
+    repo_updated_renames_before_any_pr_event_says_so,
+    two_repositories_sharing_a_name_stay_apart,
+);
 
 /// (room, repository name, number, events) of every outbox row, oldest first.
 pub(crate) async fn outbox(app: &impl Served) -> Vec<(String, String, i64, String)> {
@@ -90,14 +89,13 @@ pub(crate) async fn pending(app: &impl Served) -> Vec<(String, i64, String, i64)
         .await
 }
 
-#[tokio::test]
-async fn a_renamed_repository_keeps_one_pr_under_its_current_name() {
-    keeps_one_pr_under_its_current_name(&app().await).await;
-}
-
 /// PR #42 of acme/payments-api, opened under `OLD`, approved under `NEW`, then a late delivery
 /// under `OLD`: one PR, shown and routed under `NEW`; the late one changes nothing.
-pub(crate) async fn keeps_one_pr_under_its_current_name(app: &impl Served) {
+async fn a_renamed_repository_keeps_one_pr_under_its_current_name(on: On) {
+    let Some(app) = spawn_on(on, "rename", settings, Clock::system()).await else {
+        return;
+    };
+    let app = &app;
     let opened = pr_event(
         42,
         "2026-11-20T10:00:00+00:00",
@@ -167,9 +165,11 @@ pub(crate) async fn keeps_one_pr_under_its_current_name(app: &impl Served) {
     assert_eq!(outbox(app).await.len(), 2);
 }
 
-#[tokio::test]
-async fn repo_updated_renames_before_any_pr_event_says_so() {
-    let app = app().await;
+/// The repository's new name and link, from `repo:updated`, before any PR event carries them.
+async fn repo_updated_renames_before_any_pr_event_says_so(on: On) {
+    let Some(app) = spawn_on(on, "repoupdated", settings, Clock::system()).await else {
+        return;
+    };
     let opened = pr_event(
         7,
         "2026-11-20T10:00:00+00:00",
@@ -178,9 +178,10 @@ async fn repo_updated_renames_before_any_pr_event_says_so() {
         "0a1b2c3d4e5f",
         &[],
     );
-    send(&app, "pullrequest:created", &renamed(opened, OLD)).await;
+    app.processed("pullrequest:created", &renamed(opened, OLD))
+        .await;
     let answer = app
-        .deliver_json(
+        .deliver_body(
             "repo:updated",
             &uuid_like("repo"),
             &own_fixture("repo_updated.json"),
@@ -199,29 +200,26 @@ async fn repo_updated_renames_before_any_pr_event_says_so() {
         pending(&app).await,
         vec![(NEW.to_owned(), 7, "Add refunds".to_owned(), 0)]
     );
-    let repo: (String, Option<String>) = sqlx::query_as("SELECT full_name, url FROM repositories")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let repo: Vec<(String, Option<String>, Option<String>)> = app
+        .query_rows("SELECT full_name, url, named_on FROM repositories")
+        .await;
     assert_eq!(
-        repo,
-        (
-            NEW.to_owned(),
-            Some("https://bitbucket.org/acme/payments-service".to_owned())
-        )
+        (repo[0].0.as_str(), repo[0].1.as_deref()),
+        (NEW, Some("https://bitbucket.org/acme/payments-service"))
     );
-    let recorded: (String, Option<String>) = sqlx::query_as(
-        "SELECT outcome, repository FROM deliveries WHERE event_key = 'repo:updated'",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
-    assert_eq!(recorded, ("processed".to_owned(), Some(NEW.to_owned())));
+    assert!(repo[0].2.is_some(), "named_on recorded: {repo:?}");
+    let recorded: Vec<(String, Option<String>)> = app
+        .query_rows("SELECT outcome, repository FROM deliveries WHERE event_key = 'repo:updated'")
+        .await;
+    assert_eq!(recorded, [("processed".to_owned(), Some(NEW.to_owned()))]);
 }
 
-#[tokio::test]
-async fn two_repositories_sharing_a_name_stay_apart() {
-    let app = app().await;
+/// Two repositories that share a name (one deleted and created again, say) are two
+/// repositories, each with its PR #1, both waiting for review.
+async fn two_repositories_sharing_a_name_stay_apart(on: On) {
+    let Some(app) = spawn_on(on, "samename", settings, Clock::system()).await else {
+        return;
+    };
     let with_uuid = renamed(
         pr_event(
             1,
@@ -235,12 +233,29 @@ async fn two_repositories_sharing_a_name_stay_apart() {
     );
     let mut other = same_name_other_repository(with_uuid.clone());
     other["pullrequest"]["title"] = json!("Other");
-    send(&app, "pullrequest:created", &with_uuid).await;
-    send(&app, "pullrequest:created", &other).await;
-    // Two repositories that happen to share a name (one deleted and created again, say) are
-    // two repositories: both PRs #1 are kept.
-    assert_eq!(app.count("SELECT count(*) FROM repositories").await, 2);
-    assert_eq!(app.count("SELECT count(*) FROM pull_requests").await, 2);
+    other["pullrequest"]["updated_on"] = json!("2026-11-21T10:00:00+00:00");
+    app.processed("pullrequest:created", &with_uuid).await;
+    app.processed("pullrequest:created", &other).await;
+    let prs: Vec<(String, String, i64, String)> = app
+        .query_rows(
+            "SELECT r.repository_key, r.full_name, p.number, p.title FROM pull_requests p \
+             JOIN repositories r ON r.repository_key = p.repository_key ORDER BY p.title",
+        )
+        .await;
+    assert_eq!(
+        prs,
+        [
+            (format!("cloud/{UUID}"), OLD.to_owned(), 1, "One".to_owned()),
+            (
+                "cloud/{00000000-0000-4000-8000-00000000beef}".to_owned(),
+                OLD.to_owned(),
+                1,
+                "Other".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(app.count_rows("SELECT count(*) FROM repositories").await, 2);
+    assert_eq!(pending(&app).await.len(), 2);
 }
 
 /// A database written before repositories had keys, with a PR split in two by a rename, is

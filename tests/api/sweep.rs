@@ -10,7 +10,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::fake_chat::PATIENCE;
 use crate::helpers::{
-    digest_only_route, set_repository, spawn_app_with_clock, ManualClock, Served, TestApp,
+    digest_only_route, on_both, set_repository, spawn_app_with_clock, spawn_on, App, ManualClock,
+    On, Served,
 };
 use crate::lifecycle::pr_event;
 
@@ -65,15 +66,20 @@ pub(crate) fn sweep_settings() -> SweepSettings {
     }
 }
 
+/// The app on `on`'s database with `fake`'s rooms and the sweep settings `adjust`ed (`None`:
+/// PostgreSQL not configured).
 async fn app(
+    on: On,
     fake: &MockServer,
     clock: &ManualClock,
     adjust: impl FnOnce(&mut SweepSettings),
-) -> TestApp {
+) -> Option<App> {
     let mut sweep = sweep_settings();
     adjust(&mut sweep);
     let notify = notify(fake);
-    spawn_app_with_clock(
+    spawn_on(
+        on,
+        "sweep",
         move |s| {
             s.notify = notify;
             s.sweep = sweep;
@@ -82,6 +88,20 @@ async fn app(
     )
     .await
 }
+
+on_both!(
+    tokens,
+    one_digest_per_room_listing_what_still_needs_review,
+    red_once_a_pr_is_older_than_three_days,
+    counting_working_days_only_skips_the_weekend,
+    the_bearer_scheme_is_case_insensitive,
+    a_second_sweep_within_the_interval_posts_nothing_unless_forced,
+    concurrent_sweeps_post_once,
+    quiet_hours_and_weekends_in_the_team_zone,
+    nothing_pending_is_silent_unless_all_clear_is_asked_for,
+    many_prs_are_cut_to_fit_with_and_n_more,
+    the_built_in_schedule_sweeps_by_itself,
+);
 
 /// A PR opened at `created` in `repository`.
 pub(crate) fn pr(
@@ -154,16 +174,19 @@ pub(crate) fn room_status(report: &Value, room: &str) -> (String, Option<String>
     )
 }
 
-#[tokio::test]
-async fn tokens() {
+async fn tokens(on: On) {
     let fake = fake_room().await;
     let clock = ManualClock::frozen(utc(2026, 11, 24, 10, 0));
-    let disabled = app(&fake, &clock, |s| s.token = None).await;
+    let Some(disabled) = app(on, &fake, &clock, |s| s.token = None).await else {
+        return;
+    };
     let (status, body) = sweep(&disabled, Some(TOKEN), "").await;
     assert_eq!(status, 403);
     assert_eq!(body["status"], "disabled");
 
-    let app = app(&fake, &clock, |_| {}).await;
+    let Some(app) = app(on, &fake, &clock, |_| {}).await else {
+        return;
+    };
     assert_eq!(sweep(&app, None, "").await.0, 401);
     assert_eq!(
         sweep(&app, Some("wrong-token-0123456789abcdef"), "")
@@ -172,8 +195,8 @@ async fn tokens() {
         401
     );
     let response = app
-        .client
-        .post(format!("{}/sweep", app.address))
+        .client()
+        .post(format!("{}/sweep", app.address()))
         .header("Authorization", format!("Basic {TOKEN}"))
         .send()
         .await
@@ -182,18 +205,19 @@ async fn tokens() {
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     assert_eq!(sweep(&app, Some(TOKEN), "").await.0, 200);
     assert_eq!(
-        app.count("SELECT count(*) FROM sweeps").await,
+        app.count_rows("SELECT count(*) FROM sweeps").await,
         2,
         "one row per room"
     );
 }
 
-#[tokio::test]
-async fn one_digest_per_room_listing_what_still_needs_review() {
+async fn one_digest_per_room_listing_what_still_needs_review(on: On) {
     let fake = fake_room().await;
     let now = utc(2026, 11, 24, 10, 0); // Tuesday
     let clock = ManualClock::frozen(now);
-    let app = app(&fake, &clock, |_| {}).await;
+    let Some(app) = app(on, &fake, &clock, |_| {}).await else {
+        return;
+    };
     let h = |hours: i64| now - Duration::hours(hours);
     let repo = "acme/payments-api";
     send(
@@ -317,12 +341,13 @@ async fn one_digest_per_room_listing_what_still_needs_review() {
     assert!(!html.contains("other/unrouted") && !web_html.contains("other/unrouted"));
 }
 
-#[tokio::test]
-async fn red_once_a_pr_is_older_than_three_days() {
+async fn red_once_a_pr_is_older_than_three_days(on: On) {
     let fake = fake_room().await;
     let created = utc(2026, 11, 20, 9, 0); // Friday
     let clock = ManualClock::frozen(created + Duration::hours(71));
-    let app = app(&fake, &clock, |_| {}).await;
+    let Some(app) = app(on, &fake, &clock, |_| {}).await else {
+        return;
+    };
     send(
         &app,
         &pr("acme/api", 1, created, "Getting old", "OPEN", &[]),
@@ -342,14 +367,15 @@ async fn red_once_a_pr_is_older_than_three_days() {
     assert_eq!(colours, vec!["yellow", "red"]);
 }
 
-#[tokio::test]
-async fn counting_working_days_only_skips_the_weekend() {
+async fn counting_working_days_only_skips_the_weekend(on: On) {
     let fake = fake_room().await;
     let created = utc(2026, 11, 20, 9, 0); // Friday 09:00
                                            // Tuesday 10:00: 97 h old, but only 49 working hours (Friday 15 + Monday 24 + Tuesday 10;
                                            // Saturday and Sunday's 48 h do not count): under the 72 h threshold, which 97 h is over.
     let clock = ManualClock::frozen(utc(2026, 11, 24, 10, 0));
-    let app = app(&fake, &clock, |s| s.escalate_working_days_only = true).await;
+    let Some(app) = app(on, &fake, &clock, |s| s.escalate_working_days_only = true).await else {
+        return;
+    };
     send(
         &app,
         &pr("acme/api", 1, created, "Over a weekend", "OPEN", &[]),
@@ -372,17 +398,18 @@ async fn counting_working_days_only_skips_the_weekend() {
     assert_eq!(report["rooms"][0]["escalated"], true);
 }
 
-#[tokio::test]
-async fn the_bearer_scheme_is_case_insensitive() {
+async fn the_bearer_scheme_is_case_insensitive(on: On) {
     let fake = fake_room().await;
     let clock = ManualClock::frozen(utc(2026, 11, 24, 10, 0));
-    let app = app(&fake, &clock, |_| {}).await;
+    let Some(app) = app(on, &fake, &clock, |_| {}).await else {
+        return;
+    };
     let with = |authorization: String| {
         let app = &app;
         async move {
             let response = app
-                .client
-                .post(format!("{}/sweep", app.address))
+                .client()
+                .post(format!("{}/sweep", app.address()))
                 .header("Authorization", authorization)
                 .send()
                 .await
@@ -414,7 +441,7 @@ async fn the_bearer_scheme_is_case_insensitive() {
         );
     }
     assert_eq!(
-        app.count("SELECT count(*) FROM sweeps").await,
+        app.count_rows("SELECT count(*) FROM sweeps").await,
         0,
         "a refused request runs no sweep"
     );
@@ -424,7 +451,7 @@ async fn the_bearer_scheme_is_case_insensitive() {
         assert_eq!(status, 200, "{scheme}: {body}");
         assert_eq!(body["rooms"].as_array().unwrap().len(), 2, "{body}");
         assert_eq!(
-            app.count("SELECT count(*) FROM sweeps").await,
+            app.count_rows("SELECT count(*) FROM sweeps").await,
             2 * (i as i64 + 1),
             "{scheme}: one row per room"
         );
@@ -627,12 +654,13 @@ room = "web"
     );
 }
 
-#[tokio::test]
-async fn a_second_sweep_within_the_interval_posts_nothing_unless_forced() {
+async fn a_second_sweep_within_the_interval_posts_nothing_unless_forced(on: On) {
     let fake = fake_room().await;
     let t0 = utc(2026, 11, 24, 10, 0);
     let clock = ManualClock::frozen(t0);
-    let app = app(&fake, &clock, |_| {}).await;
+    let Some(app) = app(on, &fake, &clock, |_| {}).await else {
+        return;
+    };
     send(
         &app,
         &pr(
@@ -677,18 +705,19 @@ async fn a_second_sweep_within_the_interval_posts_nothing_unless_forced() {
     );
     assert_eq!(digests(&fake, 3).await.len(), 3);
     assert_eq!(
-        app.count("SELECT count(*) FROM sweeps WHERE room = 'backend' AND outcome = 'posted'")
+        app.count_rows("SELECT count(*) FROM sweeps WHERE room = 'backend' AND outcome = 'posted'")
             .await,
         3
     );
 }
 
-#[tokio::test]
-async fn concurrent_sweeps_post_once() {
+async fn concurrent_sweeps_post_once(on: On) {
     let fake = fake_room().await;
     let t0 = utc(2026, 11, 24, 10, 0);
     let clock = ManualClock::frozen(t0);
-    let app = app(&fake, &clock, |_| {}).await;
+    let Some(app) = app(on, &fake, &clock, |_| {}).await else {
+        return;
+    };
     send(
         &app,
         &pr(
@@ -711,16 +740,18 @@ async fn concurrent_sweeps_post_once() {
     assert_eq!(digests(&fake, 1).await.len(), 1);
 }
 
-#[tokio::test]
-async fn quiet_hours_and_weekends_in_the_team_zone() {
+async fn quiet_hours_and_weekends_in_the_team_zone(on: On) {
     let fake = fake_room().await;
     // 08:30 in New York (13:30 UTC) on a Tuesday, quiet until 09:00 there.
     let clock = ManualClock::frozen(utc(2026, 11, 24, 13, 30));
-    let app = app(&fake, &clock, |s| {
+    let Some(app) = app(on, &fake, &clock, |s| {
         s.calendar.tz = "America/New_York".parse().unwrap();
         s.calendar.quiet_hours = Some(parse_hours("18:00-09:00").unwrap());
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     send(
         &app,
         &pr(
@@ -951,18 +982,21 @@ async fn a_skipped_sweep_reports_the_real_counts_with_its_reason() {
     cli_skipped_sweep(app.db_path.display().to_string(), &fake).await;
 }
 
-#[tokio::test]
-async fn nothing_pending_is_silent_unless_all_clear_is_asked_for() {
+async fn nothing_pending_is_silent_unless_all_clear_is_asked_for(on: On) {
     let fake = fake_room().await;
     let clock = ManualClock::frozen(utc(2026, 11, 24, 10, 0));
-    let quiet = app(&fake, &clock, |_| {}).await;
+    let Some(quiet) = app(on, &fake, &clock, |_| {}).await else {
+        return;
+    };
     let (_, report) = sweep(&quiet, Some(TOKEN), "").await;
     assert_eq!(
         room_status(&report, "backend").1.unwrap(),
         "nothing is waiting for review"
     );
-    assert_eq!(quiet.count("SELECT count(*) FROM outbox").await, 0);
-    let loud = app(&fake, &clock, |s| s.all_clear = true).await;
+    assert_eq!(quiet.count_rows("SELECT count(*) FROM outbox").await, 0);
+    let Some(loud) = app(on, &fake, &clock, |s| s.all_clear = true).await else {
+        return;
+    };
     let (_, report) = sweep(&loud, Some(TOKEN), "").await;
     assert_eq!(room_status(&report, "backend").0, "posted");
     let messages = digests(&fake, 2).await; // one per room
@@ -973,12 +1007,13 @@ async fn nothing_pending_is_silent_unless_all_clear_is_asked_for() {
         .starts_with("<b>All clear"));
 }
 
-#[tokio::test]
-async fn many_prs_are_cut_to_fit_with_and_n_more() {
+async fn many_prs_are_cut_to_fit_with_and_n_more(on: On) {
     let fake = fake_room().await;
     let now = utc(2026, 11, 24, 10, 0);
     let clock = ManualClock::frozen(now);
-    let app = app(&fake, &clock, |_| {}).await;
+    let Some(app) = app(on, &fake, &clock, |_| {}).await else {
+        return;
+    };
     let title = "Refactor the payment gateway adapters so that retries are bounded everywhere";
     let sends = (1..=150).map(|n| {
         let body = pr(
@@ -1008,15 +1043,19 @@ async fn many_prs_are_cut_to_fit_with_and_n_more() {
     assert!(html.contains("/pull-requests/1\""), "the oldest is shown");
 }
 
-#[tokio::test]
-async fn the_built_in_schedule_sweeps_by_itself() {
+/// The scheduler sleeps until 10:00 by the service's clock, then sweeps (recorded as
+/// `schedule`) and posts the digest.
+async fn the_built_in_schedule_sweeps_by_itself(on: On) {
     let fake = fake_room().await;
     // One second before 10:00 on a Tuesday; the schedule says 10:00 on working days.
     let clock = ManualClock::frozen(utc(2026, 11, 24, 9, 59) + Duration::seconds(59));
-    let app = app(&fake, &clock, |s| {
+    let Some(app) = app(on, &fake, &clock, |s| {
         s.schedule = Some("0 10 * * Mon-Fri".into())
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     send(
         &app,
         &pr(
@@ -1042,11 +1081,12 @@ async fn the_built_in_schedule_sweeps_by_itself() {
     assert_eq!(clock.advance_to_next(), Some(utc(2026, 11, 24, 10, 0)));
     let messages = digests(&fake, 1).await;
     assert_eq!(messages[0].0, "backend");
-    let trigger: String = sqlx::query_scalar("SELECT trigger FROM sweeps WHERE outcome = 'posted'")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(trigger, "schedule");
+    let rows: Vec<(String, String, String)> = app
+        .query_rows("SELECT room, trigger, outcome FROM sweeps ORDER BY room")
+        .await;
+    let row =
+        |room: &str, outcome: &str| (room.to_owned(), "schedule".to_owned(), outcome.to_owned());
+    assert_eq!(rows, [row("backend", "posted"), row("web", "skipped")]);
 }
 
 /// A PR's own message waiting out its 30 s coalescing window does not hold the digest back.

@@ -1,0 +1,243 @@
+//! HipChat v2: a chat document as a room notification in `message_format: html` (every user
+//! string escaped, at most 10,000 characters), and the `message_format: text` mention ping.
+//! Source: developer.atlassian.com/server/hipchat/send-room-notification (`message` 1..10000
+//! characters; HTML allows `a b i strong em br ...`; `@mentions` ping only in text messages).
+
+use serde_json::{json, Value};
+
+use crate::notify::doc::{Block, Color, Doc, FailedBuild, Inline, List, News, Person};
+
+/// HipChat's room notification limit, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 10_000;
+
+/// Room a digest leaves for its "and N more" lines and its second heading.
+const LIST_RESERVE: usize = 400;
+
+/// The name HipChat v2's room notification `color` field takes.
+pub fn color(color: Color) -> &'static str {
+    match color {
+        Color::Yellow => "yellow",
+        Color::Green => "green",
+        Color::Red => "red",
+        Color::Purple => "purple",
+        Color::Gray => "gray",
+    }
+}
+
+/// The room notification (and `/reviews` answer) body: `message` (HTML), `message_format`,
+/// `color`, `notify`, `from`.
+pub fn notification(doc: &Doc) -> Value {
+    json!({
+        "message": html(doc),
+        "message_format": "html",
+        "color": color(doc.color),
+        "notify": doc.notify,
+        "from": "pr-reminder",
+    })
+}
+
+/// Most people one mention ping names (those of the first list items shown, in order).
+pub const MAX_MENTIONS: usize = 30;
+
+/// The mention ping after a message that asks people to act (`doc.ping`): a yellow, notifying
+/// `message_format: text` message naming those with a HipChat mention name, `@name`, each once,
+/// leaving out anyone mentioned only in list items the message had no room for ("see above"
+/// must be true). `None` when nobody is left. Mention names come from `[[users]]`, not from
+/// Bitbucket.
+pub fn ping(doc: &Doc) -> Option<Value> {
+    let (_, shown) = render(doc);
+    let lists = doc.blocks.iter().filter_map(|b| match b {
+        Block::List(list) => Some(list),
+        _ => None,
+    });
+    let mut in_sight: Vec<&str> = Vec::new();
+    for (list, shown) in lists.zip(&shown) {
+        for item in list.items.iter().take(*shown) {
+            for inline in item {
+                if let Inline::Person(Person {
+                    hipchat: Some(m), ..
+                }) = inline
+                {
+                    in_sight.push(m.trim_start_matches('@'));
+                }
+            }
+        }
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for name in doc.ping.iter().filter_map(|p| p.hipchat.as_deref()) {
+        let name = name.trim_start_matches('@');
+        let seen = shown.is_empty() || in_sight.contains(&name);
+        if seen && !names.contains(&name) && names.len() < MAX_MENTIONS {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = names.iter().map(|m| format!("@{m}")).collect();
+    Some(json!({
+        "message": format!("{}: pull requests are waiting for your review (see above)", names.join(" ")),
+        "message_format": "text",
+        "color": color(Color::Yellow),
+        "notify": true,
+        "from": "pr-reminder",
+    }))
+}
+
+/// The document as HipChat HTML, within `MAX_MESSAGE_CHARS` (lists cut with "and N more"; a
+/// PR's news that would not fit says only where the PR is).
+pub fn html(doc: &Doc) -> String {
+    render(doc).0
+}
+
+/// How many items of each list the HTML shows.
+pub fn shown(doc: &Doc) -> Vec<usize> {
+    render(doc).1
+}
+
+/// The HTML, and how many items of each list it shows.
+fn render(doc: &Doc) -> (String, Vec<usize>) {
+    let mut shown = Vec::new();
+    let mut out = String::new();
+    if let Some(headline) = &doc.headline {
+        out.push_str(&format!("<b>{}</b>", escape(&headline.text)));
+        if let Some(room) = &headline.room {
+            out.push_str(&escape(&format!(" ({room})")));
+        }
+    }
+    for (i, block) in doc.blocks.iter().enumerate() {
+        let first = i == 0 && doc.headline.is_none();
+        match block {
+            Block::Paragraph(inlines) => {
+                if !first {
+                    out.push_str("<br>");
+                }
+                out.push_str(&line(inlines));
+            }
+            Block::News(news) => {
+                if !first {
+                    out.push_str("<br><br>");
+                }
+                out.push_str(&news_html(news));
+            }
+            Block::List(list) => shown.push(push_list(&mut out, list)),
+            Block::Rendered(r) => {
+                if !first {
+                    out.push_str("<br>");
+                }
+                out.push_str(&r.html);
+            }
+        }
+    }
+    (out, shown)
+}
+
+/// What `block` takes in a message, in characters.
+pub fn size(block: &Block) -> usize {
+    let doc = Doc {
+        color: Color::Gray,
+        notify: false,
+        headline: None,
+        blocks: vec![block.clone()],
+        ping: Vec::new(),
+    };
+    html(&doc).chars().count()
+}
+
+fn news_html(news: &News) -> String {
+    let full = format!(
+        "<b>{}</b>: {}<br>{}",
+        escape(&news.headline),
+        line(&news.line),
+        line(&news.details)
+    );
+    if full.chars().count() > MAX_MESSAGE_CHARS {
+        // Only reachable with pathological data; a short message beats a refused one.
+        return format!("<b>{}</b>: {}", escape(&news.headline), escape(&news.place));
+    }
+    full
+}
+
+/// A list: its title, then as many items as fit in the message, then "and N more". Returns how
+/// many items it shows.
+fn push_list(out: &mut String, list: &List) -> usize {
+    if let Some(title) = &list.title {
+        out.push_str(&format!("<br><b>{title}</b>"));
+    }
+    let budget = MAX_MESSAGE_CHARS - LIST_RESERVE;
+    let mut used = out.chars().count();
+    let mut shown = 0;
+    for item in &list.items {
+        let item = line(item);
+        let n = item.chars().count();
+        if used + n + 8 > budget {
+            break;
+        }
+        out.push_str("<br>• ");
+        out.push_str(&item);
+        used += n + 6;
+        shown += 1;
+    }
+    if let Some(more) = list.more(shown) {
+        out.push_str(&format!("<br>{more}"));
+    }
+    shown
+}
+
+/// Inlines as HTML.
+fn line(inlines: &[Inline]) -> String {
+    let mut out = String::new();
+    for inline in inlines {
+        match inline {
+            Inline::Text(text) => out.push_str(&escape(text)),
+            Inline::Fixed(words) => out.push_str(words),
+            Inline::Strong(inner) => out.push_str(&format!("<b>{}</b>", line(inner))),
+            Inline::Link { label, url } => out.push_str(&link(label, Some(url))),
+            Inline::Person(person) => out.push_str(&mention(person)),
+            Inline::FailedBuilds(builds) => out.push_str(&failed(builds)),
+        }
+    }
+    out
+}
+
+fn link(label: &str, url: Option<&str>) -> String {
+    match url {
+        Some(url) => format!("<a href=\"{}\">{}</a>", escape(url), escape(label)),
+        None => escape(label),
+    }
+}
+
+/// `@mention` where `[[users]]` gives one (a ping only in text messages), else the name.
+fn mention(person: &Person) -> String {
+    match &person.hipchat {
+        Some(m) => format!("@{}", escape(m.trim_start_matches('@'))),
+        None => escape(&person.name),
+    }
+}
+
+fn failed(builds: &[FailedBuild]) -> String {
+    if builds.is_empty() {
+        return String::new();
+    }
+    let links: Vec<String> = builds
+        .iter()
+        .map(|b| link(&b.name, b.url.as_deref()))
+        .collect();
+    format!(": {}", links.join(", "))
+}
+
+/// Escapes `&`, `<`, `>`, `"` and `'` for HipChat's HTML.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}

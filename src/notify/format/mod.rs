@@ -1,0 +1,99 @@
+//! One formatter per kind of chat: each turns a chat document (`notify::doc`) into the bytes
+//! that chat's API takes, with all of its escaping and its size limits. Imports only
+//! `notify::doc` (and each other's plain text where a chat wants a fallback).
+//!
+//! - `hipchat`: HipChat v2 HTML (10,000 characters) and its text-format mention ping;
+//! - `slack`: Slack mrkdwn, also for Mattermost and Rocket.Chat;
+//! - `teams`: a Microsoft Teams Workflows Adaptive Card (about 28 KB);
+//! - `google_chat`: Google Chat text (32,000 bytes);
+//! - `plain`: plain text, for the console, logs and the outbox's record.
+
+pub mod google_chat;
+pub mod hipchat;
+pub mod plain;
+pub mod slack;
+pub mod teams;
+
+use super::doc::Block;
+
+/// A kind of chat, as far as what it is sent looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// HipChat v2 room notifications (`hipchat`).
+    HipChat,
+    /// Slack-compatible incoming webhooks (`slack`).
+    Slack,
+    /// Microsoft Teams Workflows (`teams`).
+    Teams,
+    /// Google Chat incoming webhooks (`google_chat`).
+    GoogleChat,
+    /// Plain text (`plain`).
+    Plain,
+}
+
+impl Format {
+    /// The most one message may hold, in `size`'s measure (characters or bytes, per chat).
+    pub fn limit(self) -> usize {
+        match self {
+            Format::HipChat => hipchat::MAX_MESSAGE_CHARS,
+            Format::Slack => slack::MAX_TEXT_CHARS,
+            Format::Teams => teams::MAX_CARD_BYTES,
+            Format::GoogleChat => google_chat::MAX_TEXT_BYTES,
+            Format::Plain => plain::MAX_TEXT_CHARS,
+        }
+    }
+
+    /// How many items of each list of `doc` this chat's message shows (`Doc::cut`).
+    pub fn shown(self, doc: &super::doc::Doc) -> Vec<usize> {
+        if !doc.has_list() {
+            return Vec::new();
+        }
+        match self {
+            Format::HipChat => hipchat::shown(doc),
+            Format::Slack => slack::shown(doc),
+            Format::Teams => teams::shown(doc),
+            Format::GoogleChat => google_chat::shown(doc),
+            Format::Plain => plain::shown(doc),
+        }
+    }
+
+    /// The plain text of `doc` as this chat shows it (its lists cut where this chat cuts them):
+    /// the record of what was said, and a fallback.
+    pub fn plain(self, doc: &super::doc::Doc) -> String {
+        let shown = self.shown(doc);
+        if shown.is_empty() {
+            plain::text(doc)
+        } else {
+            plain::text(&doc.cut(&shown))
+        }
+    }
+
+    /// What `block` takes in this chat, in the measure of `limit`: how a backlog summary is
+    /// split.
+    pub fn size(self, block: &Block) -> usize {
+        match self {
+            Format::HipChat => hipchat::size(block),
+            Format::Slack => slack::size(block),
+            Format::Teams => teams::size(block),
+            Format::GoogleChat => google_chat::size(block),
+            Format::Plain => plain::size(block),
+        }
+    }
+}
+
+/// `url` with each of `chars` (and any control character) percent-encoded as UTF-8: a URL made
+/// safe to stand inside a chat's link syntax.
+pub(crate) fn encode_chars(url: &str, chars: &[char]) -> String {
+    let mut out = String::with_capacity(url.len());
+    for c in url.chars() {
+        if chars.contains(&c) || c.is_control() {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

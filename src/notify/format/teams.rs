@@ -1,0 +1,228 @@
+//! Microsoft Teams: a chat document as the body a Workflows webhook ("when a Teams webhook
+//! request is received") takes: a `message` carrying one Adaptive Card whose TextBlocks hold
+//! markdown. The flow fails a body without `attachments`, and Office 365 connector MessageCards
+//! are retired, so this is the only shape (learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/connectors-using).
+//! Teams takes cards up to about 28 KB.
+
+use serde_json::{json, Value};
+
+use super::encode_chars;
+use crate::notify::doc::{Block, Color, Doc, FailedBuild, Inline, List, News};
+
+/// Adaptive Card version: 1.4 is what Teams renders everywhere (desktop, web, mobile).
+const CARD_VERSION: &str = "1.4";
+
+/// The most one card's text may take, in bytes as sent (JSON-escaped).
+pub const MAX_CARD_BYTES: usize = 28_000;
+
+/// Room a digest leaves for its "and N more" lines, its second heading and the card around it.
+const LIST_RESERVE: usize = 400;
+
+/// The TextBlock `color` standing in for a message's colour: Teams has no free colours, only
+/// these host-themed ones.
+pub fn text_color(color: Color) -> &'static str {
+    match color {
+        Color::Red => "attention",
+        Color::Green => "good",
+        Color::Yellow => "warning",
+        Color::Purple => "accent",
+        Color::Gray => "default",
+    }
+}
+
+/// The POST body: the first paragraph as a bold heading coloured by `doc.color`, each further
+/// paragraph as a wrapped TextBlock.
+pub fn body(doc: &Doc) -> Value {
+    let markdown = markdown(doc);
+    let mut paragraphs = markdown.split("\n\n").filter(|p| !p.trim().is_empty());
+    let mut blocks = vec![json!({
+        "type": "TextBlock",
+        "text": paragraphs.next().unwrap_or_default(),
+        "wrap": true,
+        "weight": "bolder",
+        "color": text_color(doc.color),
+    })];
+    blocks.extend(paragraphs.map(|p| {
+        json!({
+            "type": "TextBlock",
+            "text": p,
+            "wrap": true,
+        })
+    }));
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": CARD_VERSION,
+                "body": blocks,
+            },
+        }],
+    })
+}
+
+/// The document as Adaptive Card TextBlock markdown: paragraphs separated by `\n\n` (the first
+/// is the heading), a list's items within one paragraph by `\n`.
+pub fn markdown(doc: &Doc) -> String {
+    render(doc).0
+}
+
+/// How many items of each list the card shows.
+pub fn shown(doc: &Doc) -> Vec<usize> {
+    render(doc).1
+}
+
+/// The markdown, and how many items of each list it shows.
+fn render(doc: &Doc) -> (String, Vec<usize>) {
+    let mut shown = Vec::new();
+    let mut paragraphs: Vec<String> = Vec::new();
+    if let Some(headline) = &doc.headline {
+        let mut p = escape(&headline.text);
+        if let Some(room) = &headline.room {
+            p.push_str(&escape(&format!(" ({room})")));
+        }
+        paragraphs.push(p);
+    }
+    for block in &doc.blocks {
+        match block {
+            Block::Paragraph(inlines) => paragraphs.push(line(inlines)),
+            Block::News(news) => paragraphs.extend(news_paragraphs(news)),
+            Block::List(list) => shown.push(push_list(&mut paragraphs, list)),
+            Block::Rendered(r) if r.teams.is_empty() => {
+                // Stored before Teams existed: its plain text, escaped.
+                let lines: Vec<String> = r.text.lines().map(escape).collect();
+                paragraphs.push(lines.join("\n\n"));
+            }
+            Block::Rendered(r) => paragraphs.push(r.teams.clone()),
+        }
+    }
+    (paragraphs.join("\n\n"), shown)
+}
+
+/// What `block` takes in a card, in bytes as sent.
+pub fn size(block: &Block) -> usize {
+    let doc = Doc {
+        color: Color::Gray,
+        notify: false,
+        headline: None,
+        blocks: vec![block.clone()],
+        ping: Vec::new(),
+    };
+    sent_bytes(&markdown(&doc))
+}
+
+/// Bytes of `text` inside a JSON string: backslashes and quotes take two.
+fn sent_bytes(text: &str) -> usize {
+    text.len() + text.chars().filter(|c| matches!(c, '\\' | '"')).count()
+}
+
+fn news_paragraphs(news: &News) -> [String; 3] {
+    [
+        escape(&news.headline),
+        line(&news.line),
+        line(&news.details),
+    ]
+}
+
+fn push_list(paragraphs: &mut Vec<String>, list: &List) -> usize {
+    if let Some(title) = &list.title {
+        paragraphs.push(format!("**{title}**"));
+    }
+    let budget = MAX_CARD_BYTES - LIST_RESERVE;
+    let mut used: usize = paragraphs.iter().map(|p| sent_bytes(p) + 2).sum();
+    let mut items = Vec::new();
+    for item in &list.items {
+        let item = line(item);
+        let n = sent_bytes(&item);
+        if used + n + 8 > budget {
+            break;
+        }
+        used += n + 3;
+        items.push(format!("- {item}"));
+    }
+    let shown = items.len();
+    if !items.is_empty() {
+        paragraphs.push(items.join("\n"));
+    }
+    if let Some(more) = list.more(shown) {
+        paragraphs.push(more);
+    }
+    shown
+}
+
+fn line(inlines: &[Inline]) -> String {
+    let mut out = String::new();
+    for inline in inlines {
+        match inline {
+            Inline::Text(text) => out.push_str(&escape(text)),
+            Inline::Fixed(words) => out.push_str(words),
+            Inline::Strong(inner) => out.push_str(&format!("**{}**", line(inner))),
+            Inline::Link { label, url } => out.push_str(&link(label, Some(url))),
+            // No mention ids are mapped for Teams: the name.
+            Inline::Person(person) => out.push_str(&escape(&person.name)),
+            Inline::FailedBuilds(builds) => out.push_str(&failed(builds)),
+        }
+    }
+    out
+}
+
+fn link(label: &str, url: Option<&str>) -> String {
+    match url {
+        Some(url) => format!("[{}]({})", escape(label), url_escape(url)),
+        None => escape(label),
+    }
+}
+
+fn failed(builds: &[FailedBuild]) -> String {
+    if builds.is_empty() {
+        return String::new();
+    }
+    let links: Vec<String> = builds
+        .iter()
+        .map(|b| link(&b.name, b.url.as_deref()))
+        .collect();
+    format!(": {}", links.join(", "))
+}
+
+/// Makes a user-supplied string inert in Adaptive Card TextBlock markdown.
+///
+/// Adaptive Cards take a CommonMark subset (bold, italic, lists, `[text](url)`), and CommonMark
+/// lets any ASCII punctuation be backslash-escaped, so every character that can open markup is:
+/// `\ * _ [ ] ( ) # > ` ~ |`, plus `<` (autolinks, `<at>` tags), `&` (so `&amp;` stays literal
+/// instead of becoming an entity), `!` (images) and `{ }` (the `{{DATE(…)}}` and `{{TIME(…)}}`
+/// functions). A list marker (`-`, `+`, `1.`) only counts at the start of a line, so it is escaped
+/// only there. Even a host that ignored the backslashes could not form a link: `](` never stands
+/// side by side. Line breaks become spaces so a title cannot start a list or a paragraph.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    // Where a list marker would be: after up to a few spaces, then digits for `1.`.
+    let lead = s.chars().take_while(|c| *c == ' ').count();
+    let digits = lead
+        + s.chars()
+            .skip(lead)
+            .take_while(char::is_ascii_digit)
+            .count();
+    for (i, c) in s.chars().enumerate() {
+        match c {
+            '\\' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '>' | '<' | '`' | '~' | '|' | '&'
+            | '!' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '-' | '+' if i == lead => out.push_str(&format!("\\{c}")),
+            '.' if i == digits && i > lead => out.push_str("\\."),
+            '\r' | '\n' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A URL as the destination of a markdown link `[text](url)`: the characters that would end or
+/// break the destination are percent-encoded.
+pub fn url_escape(url: &str) -> String {
+    encode_chars(url, &[' ', '(', ')', '<', '>', '\\', '[', ']'])
+}
