@@ -6,13 +6,10 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 use super::encode_chars;
-use crate::notify::doc::{Block, Color, Doc, FailedBuild, Inline, List, News};
+use crate::notify::doc::{Block, Color, Doc, FailedBuild, Inline, News};
 
 /// Google Chat's limit on a message's text, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 32_000;
-
-/// Room a digest leaves for its "and N more" lines, its second heading and the colour emoji.
-const LIST_RESERVE: usize = 400;
 
 /// What ends a text that had to be cut.
 const CUT_MARKER: &str = "\n…";
@@ -87,7 +84,7 @@ fn render(doc: &Doc) -> (String, Vec<usize>) {
                 }
                 out.push_str(&news_text(news));
             }
-            Block::List(list) => shown.push(push_list(&mut out, list)),
+            Block::List(list) => shown.push(super::push_list(&mut out, list, &LIST, line)),
             Block::Rendered(r) => {
                 if !first {
                     out.push('\n');
@@ -107,14 +104,7 @@ fn render(doc: &Doc) -> (String, Vec<usize>) {
 
 /// What `block` takes in a message, in bytes.
 pub fn size(block: &Block) -> usize {
-    let doc = Doc {
-        color: Color::Gray,
-        notify: false,
-        headline: None,
-        blocks: vec![block.clone()],
-        ping: Vec::new(),
-    };
-    markup(&doc).len()
+    super::block_size(block, markup, super::bytes)
 }
 
 fn news_text(news: &News) -> String {
@@ -126,29 +116,14 @@ fn news_text(news: &News) -> String {
     )
 }
 
-fn push_list(out: &mut String, list: &List) -> usize {
-    if let Some(title) = &list.title {
-        out.push_str(&format!("\n*{title}*"));
-    }
-    let budget = MAX_TEXT_BYTES - LIST_RESERVE;
-    let mut used = out.len();
-    let mut shown = 0;
-    for item in &list.items {
-        let item = line(item);
-        let n = item.len();
-        if used + n + 8 > budget {
-            break;
-        }
-        out.push_str("\n• ");
-        out.push_str(&item);
-        used += n + 5;
-        shown += 1;
-    }
-    if let Some(more) = list.more(shown) {
-        out.push_str(&format!("\n{more}"));
-    }
-    shown
-}
+/// How this chat writes a list (`super::push_list`).
+const LIST: super::ListStyle = super::ListStyle {
+    title: |title| format!("\n*{title}*"),
+    bullet: "\n• ",
+    more: "\n",
+    limit: MAX_TEXT_BYTES,
+    measure: super::bytes,
+};
 
 fn line(inlines: &[Inline]) -> String {
     let mut out = String::new();

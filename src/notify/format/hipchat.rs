@@ -5,13 +5,10 @@
 
 use serde_json::{json, Value};
 
-use crate::notify::doc::{Block, Color, Doc, FailedBuild, Inline, List, News, Person};
+use crate::notify::doc::{Block, Color, Doc, FailedBuild, Inline, News, Person};
 
 /// HipChat's room notification limit, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 10_000;
-
-/// Room a digest leaves for its "and N more" lines and its second heading.
-const LIST_RESERVE: usize = 400;
 
 /// The name HipChat v2's room notification `color` field takes.
 pub fn color(color: Color) -> &'static str {
@@ -120,7 +117,7 @@ fn render(doc: &Doc) -> (String, Vec<usize>) {
                 }
                 out.push_str(&news_html(news));
             }
-            Block::List(list) => shown.push(push_list(&mut out, list)),
+            Block::List(list) => shown.push(super::push_list(&mut out, list, &LIST, line)),
             Block::Rendered(r) => {
                 if !first {
                     out.push_str("<br>");
@@ -134,14 +131,7 @@ fn render(doc: &Doc) -> (String, Vec<usize>) {
 
 /// What `block` takes in a message, in characters.
 pub fn size(block: &Block) -> usize {
-    let doc = Doc {
-        color: Color::Gray,
-        notify: false,
-        headline: None,
-        blocks: vec![block.clone()],
-        ping: Vec::new(),
-    };
-    html(&doc).chars().count()
+    super::block_size(block, html, super::chars)
 }
 
 fn news_html(news: &News) -> String {
@@ -158,31 +148,14 @@ fn news_html(news: &News) -> String {
     full
 }
 
-/// A list: its title, then as many items as fit in the message, then "and N more". Returns how
-/// many items it shows.
-fn push_list(out: &mut String, list: &List) -> usize {
-    if let Some(title) = &list.title {
-        out.push_str(&format!("<br><b>{title}</b>"));
-    }
-    let budget = MAX_MESSAGE_CHARS - LIST_RESERVE;
-    let mut used = out.chars().count();
-    let mut shown = 0;
-    for item in &list.items {
-        let item = line(item);
-        let n = item.chars().count();
-        if used + n + 8 > budget {
-            break;
-        }
-        out.push_str("<br>• ");
-        out.push_str(&item);
-        used += n + 6;
-        shown += 1;
-    }
-    if let Some(more) = list.more(shown) {
-        out.push_str(&format!("<br>{more}"));
-    }
-    shown
-}
+/// How this chat writes a list (`super::push_list`).
+const LIST: super::ListStyle = super::ListStyle {
+    title: |title| format!("<br><b>{title}</b>"),
+    bullet: "<br>• ",
+    more: "<br>",
+    limit: MAX_MESSAGE_CHARS,
+    measure: super::chars,
+};
 
 /// Inlines as HTML.
 fn line(inlines: &[Inline]) -> String {

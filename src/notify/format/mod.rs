@@ -14,7 +14,7 @@ pub mod plain;
 pub mod slack;
 pub mod teams;
 
-use super::doc::Block;
+use super::doc::{Block, Color, Doc, Inline, List};
 
 /// A kind of chat, as far as what it is sent looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,4 +96,82 @@ pub(crate) fn encode_chars(url: &str, chars: &[char]) -> String {
         }
     }
     out
+}
+
+/// Room kept after a list's items for its "and N more" line and what follows, in the chat's
+/// measure.
+const LIST_RESERVE: usize = 400;
+
+/// How one chat writes a list (`push_list`): what stands before the items, before each item and
+/// before "and N more", the chat's limit, and its measure (characters or bytes).
+pub(crate) struct ListStyle {
+    /// The list's title as it opens the list (on its own line).
+    pub title: fn(&str) -> String,
+    /// Before each item: a line break and a bullet.
+    pub bullet: &'static str,
+    /// Before "and N more": a line break (and an indent).
+    pub more: &'static str,
+    /// The most one message may hold, in `measure`.
+    pub limit: usize,
+    /// A text's size in the chat's measure.
+    pub measure: fn(&str) -> usize,
+}
+
+/// Characters, the measure of chats whose limit counts characters.
+pub(crate) fn chars(text: &str) -> usize {
+    text.chars().count()
+}
+
+/// Bytes, the measure of chats whose limit counts bytes.
+pub(crate) fn bytes(text: &str) -> usize {
+    text.len()
+}
+
+/// Appends `list` to `out` in `style`: its title, then as many items (each written by `line`) as
+/// fit in the message with room to spare (`LIST_RESERVE`), then "and N more". Returns how many
+/// items it shows.
+pub(crate) fn push_list(
+    out: &mut String,
+    list: &List,
+    style: &ListStyle,
+    line: fn(&[Inline]) -> String,
+) -> usize {
+    if let Some(title) = &list.title {
+        out.push_str(&(style.title)(title));
+    }
+    let budget = style.limit - LIST_RESERVE;
+    let mut used = (style.measure)(out);
+    let mut shown = 0;
+    for item in &list.items {
+        let item = line(item);
+        let n = (style.measure)(&item);
+        if used + n + 8 > budget {
+            break;
+        }
+        out.push_str(style.bullet);
+        out.push_str(&item);
+        used += n + (style.measure)(style.bullet);
+        shown += 1;
+    }
+    if let Some(more) = list.more(shown) {
+        out.push_str(style.more);
+        out.push_str(&more);
+    }
+    shown
+}
+
+/// What `block` alone takes in a message that `render` writes, in `measure`.
+pub(crate) fn block_size(
+    block: &Block,
+    render: fn(&Doc) -> String,
+    measure: fn(&str) -> usize,
+) -> usize {
+    let doc = Doc {
+        color: Color::Gray,
+        notify: false,
+        headline: None,
+        blocks: vec![block.clone()],
+        ping: Vec::new(),
+    };
+    measure(&render(&doc))
 }

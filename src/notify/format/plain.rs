@@ -2,13 +2,10 @@
 //! (`outbox.message`): user text as typed (nothing here is markup), a link as its label with its
 //! URL in angle brackets at the end of its line.
 
-use crate::notify::doc::{Block, Color, Doc, Inline, List, News};
+use crate::notify::doc::{Block, Doc, Inline, News};
 
 /// The most text one message carries, in characters (lists are cut to it with "and N more").
 pub const MAX_TEXT_CHARS: usize = 10_000;
-
-/// Room a digest leaves for its "and N more" lines and its second heading.
-const LIST_RESERVE: usize = 400;
 
 /// The document as plain text.
 pub fn text(doc: &Doc) -> String {
@@ -33,7 +30,7 @@ fn render(doc: &Doc) -> (String, Vec<usize>) {
     for (i, block) in doc.blocks.iter().enumerate() {
         let first = i == 0 && doc.headline.is_none();
         match block {
-            Block::List(list) => shown.push(push_list(&mut out, list)),
+            Block::List(list) => shown.push(super::push_list(&mut out, list, &LIST, line)),
             block => {
                 if !first {
                     out.push('\n');
@@ -52,14 +49,7 @@ fn render(doc: &Doc) -> (String, Vec<usize>) {
 
 /// What `block` takes in a message, in characters.
 pub fn size(block: &Block) -> usize {
-    let doc = Doc {
-        color: Color::Gray,
-        notify: false,
-        headline: None,
-        blocks: vec![block.clone()],
-        ping: Vec::new(),
-    };
-    text(&doc).chars().count()
+    super::block_size(block, text, super::chars)
 }
 
 fn news_text(news: &News) -> String {
@@ -71,29 +61,14 @@ fn news_text(news: &News) -> String {
     )
 }
 
-fn push_list(out: &mut String, list: &List) -> usize {
-    if let Some(title) = &list.title {
-        out.push_str(&format!("\n{title}:"));
-    }
-    let budget = MAX_TEXT_CHARS - LIST_RESERVE;
-    let mut used = out.chars().count();
-    let mut shown = 0;
-    for item in &list.items {
-        let item = line(item);
-        let n = item.chars().count();
-        if used + n + 8 > budget {
-            break;
-        }
-        out.push_str("\n  - ");
-        out.push_str(&item);
-        used += n + 5;
-        shown += 1;
-    }
-    if let Some(more) = list.more(shown) {
-        out.push_str(&format!("\n  {more}"));
-    }
-    shown
-}
+/// How this chat writes a list (`super::push_list`).
+const LIST: super::ListStyle = super::ListStyle {
+    title: |title| format!("\n{title}:"),
+    bullet: "\n  - ",
+    more: "\n  ",
+    limit: MAX_TEXT_CHARS,
+    measure: super::chars,
+};
 
 /// Inlines as text, then the URL of each link in it as ` <url>`.
 fn line(inlines: &[Inline]) -> String {

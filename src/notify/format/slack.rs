@@ -7,14 +7,11 @@
 use serde_json::{json, Value};
 
 use super::plain;
-use crate::notify::doc::{Block, Color, Doc, FailedBuild, Inline, List, News, Person};
+use crate::notify::doc::{Block, Color, Doc, FailedBuild, Inline, News, Person};
 
 /// The most text one message carries, in characters (lists are cut to it with "and N more"; a
 /// backlog summary is split by it).
 pub const MAX_TEXT_CHARS: usize = 10_000;
-
-/// Room a digest leaves for its "and N more" lines and its second heading.
-const LIST_RESERVE: usize = 400;
 
 /// An `#rrggbb` colour for an attachment's `color`.
 pub fn color(color: Color) -> &'static str {
@@ -83,7 +80,7 @@ fn render(doc: &Doc) -> (String, Vec<usize>) {
                 }
                 out.push_str(&news_text(news));
             }
-            Block::List(list) => shown.push(push_list(&mut out, list)),
+            Block::List(list) => shown.push(super::push_list(&mut out, list, &LIST, line)),
             Block::Rendered(r) => {
                 if !first {
                     out.push('\n');
@@ -97,14 +94,7 @@ fn render(doc: &Doc) -> (String, Vec<usize>) {
 
 /// What `block` takes in a message, in characters.
 pub fn size(block: &Block) -> usize {
-    let doc = Doc {
-        color: Color::Gray,
-        notify: false,
-        headline: None,
-        blocks: vec![block.clone()],
-        ping: Vec::new(),
-    };
-    text(&doc).chars().count()
+    super::block_size(block, text, super::chars)
 }
 
 fn news_text(news: &News) -> String {
@@ -116,29 +106,14 @@ fn news_text(news: &News) -> String {
     )
 }
 
-fn push_list(out: &mut String, list: &List) -> usize {
-    if let Some(title) = &list.title {
-        out.push_str(&format!("\n*{title}*"));
-    }
-    let budget = MAX_TEXT_CHARS - LIST_RESERVE;
-    let mut used = out.chars().count();
-    let mut shown = 0;
-    for item in &list.items {
-        let item = line(item);
-        let n = item.chars().count();
-        if used + n + 8 > budget {
-            break;
-        }
-        out.push_str("\n• ");
-        out.push_str(&item);
-        used += n + 3;
-        shown += 1;
-    }
-    if let Some(more) = list.more(shown) {
-        out.push_str(&format!("\n{more}"));
-    }
-    shown
-}
+/// How this chat writes a list (`super::push_list`).
+const LIST: super::ListStyle = super::ListStyle {
+    title: |title| format!("\n*{title}*"),
+    bullet: "\n• ",
+    more: "\n",
+    limit: MAX_TEXT_CHARS,
+    measure: super::chars,
+};
 
 fn line(inlines: &[Inline]) -> String {
     let mut out = String::new();
