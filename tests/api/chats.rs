@@ -522,10 +522,20 @@ pub(crate) async fn a_2xx_that_is_not_the_chats_yes(app: &impl Served, fakes: &[
     }
 }
 
-#[tokio::test]
-async fn a_2xx_that_is_not_the_chats_yes_is_retried_then_failed() {
+crate::helpers::on_both!(a_2xx_that_is_not_the_chats_yes_is_retried_then_failed);
+
+async fn a_2xx_that_is_not_the_chats_yes_is_retried_then_failed(on: crate::helpers::On) {
     let fakes = two_hundred_fakes().await;
-    let app = spawn_app_with(two_hundred_settings(&fakes)).await;
+    let Some(app) = crate::helpers::spawn_on(
+        on,
+        "twohundred",
+        two_hundred_settings(&fakes),
+        pr_reminder::clock::Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
     a_2xx_that_is_not_the_chats_yes(&app, &fakes).await;
 }
 

@@ -1,8 +1,8 @@
 //! One Bitbucket Data Center server, one identity (issue 21): whatever the deliveries' links say
 //! (the public base URL, none at all on servers before 5.14, another one after a move behind a
 //! proxy) and whatever address reconciliation reaches the server at, each pull request is stored,
-//! listed and announced once. Every scenario here is written once and runs on SQLite (below) and
-//! on PostgreSQL (`postgres::identity`).
+//! listed and announced once. Every scenario here is written once and runs on SQLite and on
+//! PostgreSQL (`on_both!`).
 //!
 //! The payloads are the real ones in `../shared/fixtures/bitbucket/server`: drone-go-scm's
 //! `PRJ/my-repo` (repository 1 of one server) sends `pr_open.json` and `pr_declined.json` without
@@ -18,8 +18,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::datacenter::{bytes, deliver_as};
 use crate::helpers::{
-    route, shared_fixtures, spawn_app_at, spawn_app_with, spawn_app_with_clock, uuid_like,
-    ManualClock, Served,
+    on_both, route, shared_fixtures, spawn_on, uuid_like, ManualClock, On, Served,
 };
 use crate::metrics::{value, METRICS_TOKEN};
 use crate::reconcile::{reconcile, site, TOKEN};
@@ -111,9 +110,19 @@ pub(crate) async fn datacenter_repository_events_are_datacenter(app: &impl Serve
     );
 }
 
-#[tokio::test]
-async fn datacenter_repository_events_are_recorded_shown_and_counted_as_datacenter() {
-    let app = spawn_app_with(tokens).await;
+on_both!(
+    datacenter_repository_events_are_recorded_shown_and_counted_as_datacenter,
+    links_appearing_after_an_upgrade_are_the_same_repository,
+    one_site_owns_link_less_deliveries_and_warns_of_its_other_base_url,
+    a_split_server_merges_once_its_other_base_url_is_an_alias,
+    the_migration_merges_what_links_appearing_had_split,
+);
+
+async fn datacenter_repository_events_are_recorded_shown_and_counted_as_datacenter(on: On) {
+    let clock = pr_reminder::clock::Clock::system();
+    let Some(app) = spawn_on(on, "dcflavour", tokens, clock).await else {
+        return;
+    };
     datacenter_repository_events_are_datacenter(&app).await;
 }
 
@@ -312,10 +321,11 @@ pub(crate) async fn links_appearing_after_an_upgrade(app: &impl Served, p: &Payl
     assert_eq!(pending(app).await, []);
 }
 
-#[tokio::test]
-async fn links_appearing_after_an_upgrade_are_the_same_repository() {
+async fn links_appearing_after_an_upgrade_are_the_same_repository(on: On) {
     let Some(p) = payloads() else { return };
-    let app = spawn_app_with_clock(room, clock().clock()).await;
+    let Some(app) = spawn_on(on, "dclinks", room, clock().clock()).await else {
+        return;
+    };
     links_appearing_after_an_upgrade(&app, &p).await;
 }
 
@@ -395,11 +405,13 @@ pub(crate) async fn one_site_owns_link_less_deliveries(
     );
 }
 
-#[tokio::test]
-async fn one_site_owns_link_less_deliveries_and_warns_of_its_other_base_url() {
+async fn one_site_owns_link_less_deliveries_and_warns_of_its_other_base_url(on: On) {
     let Some(p) = payloads() else { return };
     let server = MockServer::start().await;
-    let app = spawn_app_with_clock(with_site(server.uri(), &[]), clock().clock()).await;
+    let settings = with_site(server.uri(), &[]);
+    let Some(app) = spawn_on(on, "dconesite", settings, clock().clock()).await else {
+        return;
+    };
     one_site_owns_link_less_deliveries(&app, &server, &p).await;
 }
 
@@ -519,20 +531,19 @@ pub(crate) async fn aliases_merge_what_was_split(
     assert_eq!(pending(app).await, [(REPO.to_owned(), 6)]);
 }
 
-#[tokio::test]
-async fn a_split_server_merges_once_its_other_base_url_is_an_alias() {
+/// The second start (with the alias) on the same database merges what the first stored twice.
+async fn a_split_server_merges_once_its_other_base_url_is_an_alias(on: On) {
     let Some(p) = payloads() else { return };
     let server = MockServer::start().await;
     let clock = clock();
-    let app = spawn_app_with_clock(with_site(server.uri(), &[]), clock.clock()).await;
+    let settings = with_site(server.uri(), &[]);
+    let Some(app) = spawn_on(on, "dcsplit", settings, clock.clock()).await else {
+        return;
+    };
     without_aliases_a_merged_pr_closes_under_every_key(&app, &server, &p).await;
-    let again = spawn_app_at(
-        app.db_path.clone(),
-        None,
-        with_site(server.uri(), &[PUBLIC]),
-        clock.clock(),
-    )
-    .await;
+    let again = app
+        .again(with_site(server.uri(), &[PUBLIC]), clock.clock())
+        .await;
     aliases_merge_what_was_split(&again, &server, &p).await;
 }
 
@@ -677,27 +688,13 @@ pub(crate) const AFTER: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// A SQLite database written before issue 21, with repositories stored under `unknown` and
-/// under the identity their links named after an upgrade: the migration merges the ones the data
-/// tells (same id, same name, one other identity) and leaves the rest.
-#[tokio::test]
-async fn the_migration_merges_what_links_appearing_had_split() {
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("before.db");
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(
-            SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true)
-                .foreign_keys(true),
-        )
-        .await
-        .unwrap();
-    let mut before = sqlx::migrate::Migrator {
+/// A database (SQLite or PostgreSQL) written before issue 21, with repositories stored under
+/// `unknown` and under the identity their links named after an upgrade: the migration merges the
+/// ones the data tells (same id, same name, one other identity) and leaves the rest.
+async fn the_migration_merges_what_links_appearing_had_split(on: On) {
+    let before = |migrator: &'static sqlx::migrate::Migrator| sqlx::migrate::Migrator {
         migrations: std::borrow::Cow::Owned(
-            pr_reminder::store::MIGRATOR
+            migrator
                 .iter()
                 .filter(|m| m.version < IDENTITY_MIGRATION)
                 .cloned()
@@ -705,18 +702,61 @@ async fn the_migration_merges_what_links_appearing_had_split() {
         ),
         ..sqlx::migrate::Migrator::DEFAULT
     };
-    before.set_locking(false);
-    before.run(&pool).await.unwrap();
-    sqlx::raw_sql(BEFORE).execute(&pool).await.unwrap();
-    pr_reminder::store::MIGRATOR.run(&pool).await.unwrap();
-    for (sql, want) in AFTER {
-        let got: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
-        assert_eq!(got, *want, "{sql}");
+    // The same statements on each database; the pool's type differs.
+    match on {
+        On::Sqlite => {
+            use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("before.db");
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(
+                    SqliteConnectOptions::new()
+                        .filename(&path)
+                        .create_if_missing(true)
+                        .foreign_keys(true),
+                )
+                .await
+                .unwrap();
+            let mut before = before(&pr_reminder::store::MIGRATOR);
+            before.set_locking(false);
+            before.run(&pool).await.unwrap();
+            sqlx::raw_sql(BEFORE).execute(&pool).await.unwrap();
+            pr_reminder::store::MIGRATOR.run(&pool).await.unwrap();
+            for (sql, want) in AFTER {
+                let got: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+                assert_eq!(got, *want, "{sql}");
+            }
+            // SQLite checks foreign keys only when asked (PostgreSQL on every statement).
+            let violations: Vec<(String,)> =
+                sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            assert!(violations.is_empty(), "{violations:?}");
+        }
+        On::Postgres => {
+            let Some(url) = crate::postgres::fresh_database("dcmigration").await else {
+                return;
+            };
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .unwrap();
+            before(&pr_reminder::store::POSTGRES_MIGRATOR)
+                .run(&pool)
+                .await
+                .unwrap();
+            sqlx::raw_sql(BEFORE).execute(&pool).await.unwrap();
+            pr_reminder::store::POSTGRES_MIGRATOR
+                .run(&pool)
+                .await
+                .unwrap();
+            for (sql, want) in AFTER {
+                let got: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+                assert_eq!(got, *want, "{sql}");
+            }
+        }
     }
-    let violations: Vec<(String,)> =
-        sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert!(violations.is_empty(), "{violations:?}");
 }

@@ -101,6 +101,8 @@ on_both!(
     nothing_pending_is_silent_unless_all_clear_is_asked_for,
     many_prs_are_cut_to_fit_with_and_n_more,
     the_built_in_schedule_sweeps_by_itself,
+    the_cli_sweep_beside_the_running_service_posts_once,
+    a_skipped_sweep_reports_the_real_counts_with_its_reason,
 );
 
 /// A PR opened at `created` in `repository`.
@@ -459,37 +461,34 @@ async fn the_bearer_scheme_is_case_insensitive(on: On) {
 }
 
 /// `pr-reminder sweep` beside a running service, on the same database and rooms: the digest is
-/// posted once per room, whichever process sweeps first (the README's cron example).
-#[tokio::test]
-async fn the_cli_sweep_beside_the_running_service_posts_once() {
+/// posted once per room, whichever process sweeps first (the README's cron example). The CLI's
+/// digest is queued once per room and sent by the service; the service's sweep and the CLI's
+/// again within the interval are skipped.
+async fn the_cli_sweep_beside_the_running_service_posts_once(on: On) {
     let fake = fake_room().await;
     // The CLI reads the wall clock: so does the service here, and every day is a working day
     // without quiet hours, so that neither skips for the day or hour the test runs at.
     let every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
     let notify = NotifySettings {
-        rooms: vec![room("backend", &fake), room("web", &fake)],
-        routes: vec![
-            digest_only_route(&["acme/*"], "backend"),
-            digest_only_route(&["web/*"], "web"),
-        ],
-        retry_min: std::time::Duration::from_millis(50),
-        room_rate_per_minute: Some(6000),
-        ..NotifySettings::default()
+        coalesce: NotifySettings::default().coalesce,
+        ..notify(&fake)
     };
-    let mut sweep_settings = SweepSettings {
-        token: Some(SecretToken(SecretString::from(TOKEN.to_owned()))),
-        ..SweepSettings::default()
-    };
+    let mut sweep_settings = sweep_settings();
     sweep_settings.calendar = crate::helpers::always_open();
     let min_interval = sweep_settings.min_interval;
-    let app = spawn_app_with_clock(
+    let Some(app) = spawn_on(
+        on,
+        "clisweep",
         move |s| {
             s.notify = notify;
             s.sweep = sweep_settings;
         },
         pr_reminder::clock::Clock::system(),
     )
-    .await;
+    .await
+    else {
+        return;
+    };
     let now = Utc::now();
     send(
         &app,
@@ -553,28 +552,15 @@ room = "web"
         ),
     )
     .unwrap();
-    let cli = |dir: std::path::PathBuf, config: std::path::PathBuf, db: std::path::PathBuf| async move {
-        tokio::task::spawn_blocking(move || {
-            let out = crate::helpers::clean_command(env!("CARGO_BIN_EXE_pr-reminder"))
-                .current_dir(&dir)
-                .env("PR_REMINDER_DATABASE", &db)
-                .arg("--config")
-                .arg(&config)
-                .args(["sweep", "--json"])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            serde_json::from_slice::<Value>(&out.stdout)
-                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-        })
-        .await
-        .unwrap()
+    let config = config.display().to_string();
+    let database = app.database();
+    let run_cli = || async {
+        let (code, stdout, stderr) =
+            crate::helpers::run_binary(&database, &["--config", &config, "sweep", "--json"]).await;
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert_eq!(stderr, "", "nothing on stderr");
+        serde_json::from_str::<Value>(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
     };
-    let run_cli = || cli(dir.path().to_owned(), config.clone(), app.db_path.clone());
 
     // The CLI sweeps first: it queues one digest per room, which the service sends.
     let report = run_cli().await;
@@ -606,11 +592,9 @@ room = "web"
     }
     assert_eq!(digests(&fake, 2).await.len(), 2, "nothing more was posted");
 
-    let sweeps: Vec<(String, String, String, Option<String>)> =
-        sqlx::query_as("SELECT room, trigger, outcome, reason FROM sweeps ORDER BY id")
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
+    let sweeps: Vec<(String, String, String, Option<String>)> = app
+        .query_rows("SELECT room, trigger, outcome, reason FROM sweeps ORDER BY id")
+        .await;
     let row = |room: &str, trigger: &str, outcome: &str, reason: &Option<String>| {
         (
             room.to_owned(),
@@ -631,21 +615,15 @@ room = "web"
         ]
     );
     // One digest row per room in the outbox, the one the CLI's sweep recorded, sent by the service.
-    let mut outbox: Vec<(String, String, String)> = Vec::new();
-    for _ in 0..200 {
-        outbox = sqlx::query_as("SELECT room, kind, state FROM outbox ORDER BY id")
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
-        if outbox.iter().all(|(_, _, state)| state == "sent") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    app.wait_for_count("SELECT count(*) FROM outbox WHERE state = 'sent'", 2)
+        .await;
+    let outbox: Vec<(String, String, String)> = app
+        .query_rows("SELECT room, kind, state FROM outbox ORDER BY id")
+        .await;
     let digest_row = |room: &str| (room.to_owned(), "digest".to_owned(), "sent".to_owned());
     assert_eq!(outbox, vec![digest_row("backend"), digest_row("web")]);
     assert_eq!(
-        app.count(
+        app.count_rows(
             "SELECT count(*) FROM sweeps s JOIN outbox o ON o.id = s.outbox_id \
              WHERE s.outcome = 'posted' AND s.trigger = 'cli' AND o.room = s.room"
         )
@@ -973,13 +951,14 @@ fn weekday_name(day: chrono::Weekday) -> &'static str {
     }
 }
 
-#[tokio::test]
-async fn a_skipped_sweep_reports_the_real_counts_with_its_reason() {
+async fn a_skipped_sweep_reports_the_real_counts_with_its_reason(on: On) {
     let fake = fake_room().await;
     let clock = ManualClock::frozen(quiet_morning());
-    let app = spawn_app_with_clock(quiet_settings(&fake), clock.clock()).await;
+    let Some(app) = spawn_on(on, "sweepquiet", quiet_settings(&fake), clock.clock()).await else {
+        return;
+    };
     a_skipped_sweep_reports_what_waits(&app, &clock).await;
-    cli_skipped_sweep(app.db_path.display().to_string(), &fake).await;
+    cli_skipped_sweep(app.database(), &fake).await;
 }
 
 async fn nothing_pending_is_silent_unless_all_clear_is_asked_for(on: On) {
