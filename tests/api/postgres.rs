@@ -33,7 +33,6 @@ pub(crate) use pg::fresh_database;
 mod binary;
 mod compose;
 mod leases;
-mod reviews_command;
 mod status_page;
 mod views;
 
