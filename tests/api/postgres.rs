@@ -1,10 +1,14 @@
-//! The product on PostgreSQL: the real application in-process on a fresh PostgreSQL database per
-//! test (`PR_REMINDER_TEST_POSTGRES`; see tests/common/postgres.rs), driven through HTTP and the
-//! binary as the SQLite tests of the same features drive it, with the same exact answers, rows
-//! and messages: `outbox list|retry`, `/reviews` and `/reviews snooze`, `POST /sweep`,
-//! `GET /status`, `GET /metrics`, `POST /reconcile` against a fake Bitbucket API, renamed
-//! repositories, deleted pull requests, Data Center deliveries, build statuses, `migrate`,
-//! `check-config`, and the operator views compared with SQLite's for the same deliveries.
+//! PostgreSQL's harness and what only PostgreSQL has: the real application in-process on a fresh
+//! PostgreSQL database per test (`PR_REMINDER_TEST_POSTGRES`; see tests/common/postgres.rs).
+//!
+//! Every feature's scenarios are written once, in the feature's file, and run on both databases
+//! (`on_both!` over `helpers::App`; `PgApp` below is its PostgreSQL side). What stays here has
+//! no SQLite counterpart, each module saying why:
+//! - `binary`: a connection string carries a password (`check-config`, logs at trace);
+//! - `compose`: the compose `postgres` profile's two replicas on one database;
+//! - `leases`: room leases, how replicas share the rooms;
+//! - `status_page`: the page's table of which replica sends each room;
+//! - `views`: the schema and operator views compared with SQLite's for the same deliveries.
 //!
 //! Without a server these tests say so (SKIPPED) and pass over it; under `CI=true` they fail.
 
