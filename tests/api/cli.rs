@@ -597,53 +597,56 @@ fn serve_logs_json_and_stops_on_sigterm() {
     assert_eq!(rows, 1, "the refused delivery was recorded before the stop");
 }
 
-#[test]
-fn outbox_list_and_retry() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("state.db");
-    let run = |args: &[&str]| {
-        command(dir.path())
-            .args(args)
-            .env("PR_REMINDER_DATABASE", &db)
-            .output()
-            .unwrap()
-    };
-    assert!(run(&["migrate"]).status.success());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let url = format!("sqlite://{}", db.display());
-    runtime.block_on(async {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::query(
-            "INSERT INTO repositories (repository_key, full_name) VALUES ('cloud/{api}', 'acme/api'); \
-             INSERT INTO outbox (id, room, repository_key, number, events, state, created_at, not_before, attempts, last_error) VALUES \
-             (7, 'backend', 'cloud/{api}', 3, 'opened', 'failed', '2026-11-20T10:00:00.000000Z', '2026-11-20T10:00:00.000000Z', 1, 'HTTP 401 Unauthorized'), \
-             (8, 'backend', 'cloud/{api}', 4, 'approvals', 'sent', '2026-11-20T10:00:00.000000Z', '2026-11-20T10:00:00.000000Z', 1, NULL)",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
-    });
+crate::helpers::on_both!(outbox_list_and_retry_on_rows_another_process_wrote);
 
-    let out = run(&["outbox", "list", "--failed"]);
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+/// `outbox list|retry` on a database no service runs on, whose rows another process wrote (a
+/// failed message and a sent one): `list --failed` shows only the failed one, `list` both; a sent
+/// message is not retried (exit 1, the error said once, as a plain line or one JSON log line);
+/// `retry` alone is a usage error (exit 2); `retry <id>` of the failed one puts it back as
+/// `retrying` with its attempts and error cleared.
+async fn outbox_list_and_retry_on_rows_another_process_wrote(on: crate::helpers::On) {
+    use crate::helpers::{execute_at, query_at, run_binary};
+    let Some(fresh) = crate::helpers::fresh_database(on, "outboxrows").await else {
+        return;
+    };
+    let db = fresh.database.clone();
+    let (code, stdout, stderr) = run_binary(&db, &["migrate"]).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    execute_at(
+        on,
+        &db,
+        "INSERT INTO repositories (repository_key, full_name) VALUES ('cloud/{api}', 'acme/api'); \
+         INSERT INTO outbox (id, room, repository_key, number, events, state, created_at, not_before, attempts, last_error) VALUES \
+         (7, 'backend', 'cloud/{api}', 3, 'opened', 'failed', '2026-11-20T10:00:00.000000Z', '2026-11-20T10:00:00.000000Z', 1, 'HTTP 401 Unauthorized'), \
+         (8, 'backend', 'cloud/{api}', 4, 'approvals', 'sent', '2026-11-20T10:00:00.000000Z', '2026-11-20T10:00:00.000000Z', 1, NULL)",
+    )
+    .await;
+
+    let (code, text, stderr) = run_binary(&db, &["outbox", "list", "--failed"]).await;
+    assert_eq!(code, 0, "{stderr}");
     assert!(
         text.contains("acme/api#3") && text.contains("HTTP 401 Unauthorized"),
         "{text}"
     );
     assert!(!text.contains("acme/api#4"), "only failed rows: {text}");
-    let all = String::from_utf8_lossy(&run(&["outbox", "list"]).stdout).to_string();
-    assert!(all.contains("acme/api#4"), "{all}");
+    let (code, all, stderr) = run_binary(&db, &["outbox", "list"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        all.contains("acme/api#3") && all.contains("acme/api#4"),
+        "{all}"
+    );
 
-    let missing = run(&["outbox", "retry", "8"]);
-    assert_eq!(missing.status.code(), Some(1), "a sent row is not retried");
+    let (code, _, stderr) = run_binary(&db, &["outbox", "retry", "8"]).await;
+    assert_eq!(code, 1, "a sent row is not retried");
     // A fatal error is said once: a plain line, or (JSON logs) one log line.
     assert_eq!(
-        String::from_utf8_lossy(&missing.stderr),
+        stderr,
         "pr-reminder: notification 8 does not exist or has not failed\n"
     );
-    let json = run(&["--log-format", "json", "outbox", "retry", "8"]);
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&json.stderr)
+    let (code, _, stderr) =
+        run_binary(&db, &["--log-format", "json", "outbox", "retry", "8"]).await;
+    assert_eq!(code, 1, "{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -653,26 +656,18 @@ fn outbox_list_and_retry() {
         lines[0]["fields"]["error"],
         "notification 8 does not exist or has not failed"
     );
-    assert_eq!(
-        run(&["outbox", "retry"]).status.code(),
-        Some(2),
-        "id or --failed is required"
-    );
-    let out = run(&["outbox", "retry", "7"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 notification(s) requeued"));
-    let state: (String, i64, Option<String>) = runtime.block_on(async {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::query_as("SELECT state, attempts, last_error FROM outbox WHERE id = 7")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    });
-    assert_eq!(state, ("retrying".to_owned(), 0, None));
+    let (code, _, _) = run_binary(&db, &["outbox", "retry"]).await;
+    assert_eq!(code, 2, "id or --failed is required");
+    let (code, stdout, stderr) = run_binary(&db, &["outbox", "retry", "7"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("1 notification(s) requeued"), "{stdout}");
+    let state: Vec<(String, i64, Option<String>)> = query_at(
+        on,
+        &db,
+        "SELECT state, attempts, last_error FROM outbox WHERE id = 7",
+    )
+    .await;
+    assert_eq!(state, [("retrying".to_owned(), 0, None)]);
 }
 
 crate::helpers::on_both!(a_failed_message_is_listed_and_retried_by_id_and_all_failed);

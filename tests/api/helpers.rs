@@ -274,6 +274,14 @@ pub async fn spawn_on(
 }
 
 impl App {
+    /// The database this app runs on.
+    pub fn on(&self) -> On {
+        match self {
+            App::Sqlite(_) => On::Sqlite,
+            App::Postgres(_) => On::Postgres,
+        }
+    }
+
     /// What a binary is given as `PR_REMINDER_DATABASE` to work on this app's database: the
     /// SQLite file's path, or the PostgreSQL connection string (with its password).
     pub fn database(&self) -> String {
@@ -286,26 +294,7 @@ impl App {
     /// Runs `sql` (statements without parameters, SQL both databases read alike) on this app's
     /// database, as an operator's own connection would: rows a test writes beside the service.
     pub async fn execute(&self, sql: &str) {
-        match self {
-            App::Sqlite(app) => {
-                let write = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(SqliteConnectOptions::new().filename(&app.db_path))
-                    .await
-                    .expect("a writer on the test's SQLite file");
-                sqlx::raw_sql(sql)
-                    .execute(&write)
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
-                write.close().await;
-            }
-            App::Postgres(app) => {
-                sqlx::raw_sql(sql)
-                    .execute(&app.db)
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
-            }
-        }
+        execute_at(self.on(), &self.database(), sql).await
     }
 
     /// Another start of the application on this app's database (migrated again at start), with
@@ -316,11 +305,74 @@ impl App {
         adjust: impl FnOnce(&mut Settings),
         clock: pr_reminder::clock::Clock,
     ) -> App {
-        let on = match self {
-            App::Sqlite(_) => On::Sqlite,
-            App::Postgres(_) => On::Postgres,
-        };
-        spawn_at(on, &self.database(), adjust, clock).await
+        spawn_at(self.on(), &self.database(), adjust, clock).await
+    }
+}
+
+/// Runs `sql` (statements without parameters, SQL both databases read alike) on `database`
+/// (`PR_REMINDER_DATABASE`'s value on `on`) over a connection of its own, closed after.
+pub async fn execute_at(on: On, database: &str, sql: &str) {
+    match on {
+        On::Sqlite => {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(SqliteConnectOptions::new().filename(database))
+                .await
+                .expect("a connection to the test's SQLite file");
+            sqlx::raw_sql(sql)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            pool.close().await;
+        }
+        On::Postgres => {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(database)
+                .await
+                .expect("a connection to the test's PostgreSQL database");
+            sqlx::raw_sql(sql)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            pool.close().await;
+        }
+    }
+}
+
+/// Every row of `sql` (no parameters; SQL both databases read alike) on `database`
+/// (`PR_REMINDER_DATABASE`'s value on `on`), read over a connection of its own, in its order.
+pub async fn query_at<T>(on: On, database: &str, sql: &str) -> Vec<T>
+where
+    T: Send + Unpin + for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow>,
+{
+    match on {
+        On::Sqlite => {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(SqliteConnectOptions::new().filename(database))
+                .await
+                .expect("a connection to the test's SQLite file");
+            let rows = sqlx::query_as(sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            pool.close().await;
+            rows
+        }
+        On::Postgres => {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(database)
+                .await
+                .expect("a connection to the test's PostgreSQL database");
+            let rows = sqlx::query_as(sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            pool.close().await;
+            rows
+        }
     }
 }
 
