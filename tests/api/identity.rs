@@ -55,7 +55,7 @@ fn refs_changed() -> Value {
 /// Data Center's events other than `pr:*` (`repo:refs_changed`, `mirror:repo_synchronized`,
 /// `repo:modified`, `project:modified`) are recorded, shown and counted as Data Center: the
 /// headers as a whole (`X-Request-Id`, no Cloud UUIDs) say who sent them.
-pub(crate) async fn datacenter_repository_events_are_datacenter(app: &impl Served) {
+async fn datacenter_repository_events_are_datacenter(app: &impl Served) {
     for key in [
         "repo:refs_changed",
         "mirror:repo_synchronized",
@@ -131,11 +131,11 @@ async fn datacenter_repository_events_are_recorded_shown_and_counted_as_datacent
 
 pub(crate) const REPO: &str = "PRJ/my-repo";
 /// The host drone-go-scm's payloads with links name (`http://example.com:7990`).
-pub(crate) const PUBLIC: &str = "http://example.com:7990";
+const PUBLIC: &str = "http://example.com:7990";
 
 /// A real Data Center payload of drone-go-scm's `PRJ/my-repo`; `None` (SKIPPED was printed)
 /// without the shared fixtures.
-pub(crate) fn drone(name: &str) -> Option<Value> {
+fn drone(name: &str) -> Option<Value> {
     let path = shared_fixtures()?.join("server/drone-go-scm").join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
@@ -188,7 +188,7 @@ pub(crate) fn room(s: &mut Settings) {
 }
 
 /// `room`, and one Data Center site at `url` over PRJ/my-repo with these aliases.
-pub(crate) fn with_site(url: String, aliases: &[&str]) -> impl FnOnce(&mut Settings) {
+fn with_site(url: String, aliases: &[&str]) -> impl FnOnce(&mut Settings) {
     let mut dc = site(Flavour::DataCenter, url, &[REPO]);
     dc.aliases = aliases.iter().map(|a| a.parse().unwrap()).collect();
     move |s| {
@@ -239,7 +239,7 @@ pub(crate) async fn messages(app: &impl Served) -> Vec<(String, i64, String)> {
 }
 
 /// The status page's Data Center servers table and what follows it up to the sites table.
-pub(crate) async fn servers_section(app: &impl Served) -> String {
+async fn servers_section(app: &impl Served) -> String {
     let (status, page) = app.get_text("/status", Some(STATUS_TOKEN)).await;
     assert_eq!(status, 200, "{page}");
     between(
@@ -251,7 +251,7 @@ pub(crate) async fn servers_section(app: &impl Served) -> String {
 }
 
 /// `servers_section` rows: (server, known as, repositories, open, last delivery).
-pub(crate) fn server_rows(section: &str) -> Vec<Vec<String>> {
+fn server_rows(section: &str) -> Vec<Vec<String>> {
     let body = between(section, "<tbody>", "</tbody>");
     body.split("<tr>")
         .skip(1)
@@ -275,7 +275,7 @@ pub(crate) fn clock() -> ManualClock {
 }
 
 /// The key PRJ/my-repo (repository 1) has on `server`.
-pub(crate) fn key_on(server: &str) -> String {
+fn key_on(server: &str) -> String {
     format!("datacenter/{server}/1")
 }
 
@@ -284,7 +284,7 @@ pub(crate) fn key_on(server: &str) -> String {
 /// the second delivery arrives. One repository, one PR, one announcement, listed once; the
 /// status page shows the one identity with its last delivery; the decline, with links, closes
 /// the PR.
-pub(crate) async fn links_appearing_after_an_upgrade(app: &impl Served, p: &Payloads) {
+async fn links_appearing_after_an_upgrade(app: &impl Served, p: &Payloads) {
     deliver(app, &p.opened).await;
     assert_eq!(
         repositories(app).await,
@@ -331,7 +331,7 @@ async fn links_appearing_after_an_upgrade_are_the_same_repository(on: On) {
 
 /// Bitbucket Data Center's REST API (the fake) answering PRJ/my-repo's open PRs with `prs`
 /// (the payloads' `pullRequest`, the REST resource's shape) and no build for any commit.
-pub(crate) async fn rest_lists(server: &MockServer, prs: &[&Value]) {
+async fn rest_lists(server: &MockServer, prs: &[&Value]) {
     server.reset().await;
     let values: Vec<Value> = prs.iter().map(|p| p["pullRequest"].clone()).collect();
     Mock::given(method("GET"))
@@ -354,7 +354,7 @@ pub(crate) async fn rest_lists(server: &MockServer, prs: &[&Value]) {
 }
 
 /// `host:port` of the fake API, the site's server.
-pub(crate) fn site_server(server: &MockServer) -> String {
+fn site_server(server: &MockServer) -> String {
     server.uri().trim_start_matches("http://").to_owned()
 }
 
@@ -362,11 +362,7 @@ pub(crate) fn site_server(server: &MockServer) -> String {
 /// public base URL, and no aliases: the link-less delivery (#2 opened) belongs to the one site;
 /// the REST answer, whose links name `PUBLIC`, is the same PR. The status page lists the site's
 /// identity with its last delivery, and warns that the links name another base URL.
-pub(crate) async fn one_site_owns_link_less_deliveries(
-    app: &impl Served,
-    server: &MockServer,
-    p: &Payloads,
-) {
+async fn one_site_owns_link_less_deliveries(app: &impl Served, server: &MockServer, p: &Payloads) {
     let site = site_server(server);
     deliver(app, &p.opened).await;
     assert_eq!(repositories(app).await, [(key_on(&site), REPO.to_owned())]);
@@ -419,7 +415,7 @@ async fn one_site_owns_link_less_deliveries_and_warns_of_its_other_base_url(on: 
 /// deliveries (#2 and #6, with links) are stored as the public host, reconciliation as the site,
 /// so without aliases each PR is stored twice; the status page shows both identities and the
 /// warning. #2 merged: reconciliation fetches it once and closes it under both keys.
-pub(crate) async fn without_aliases_a_merged_pr_closes_under_every_key(
+async fn without_aliases_a_merged_pr_closes_under_every_key(
     app: &impl Served,
     server: &MockServer,
     p: &Payloads,
@@ -489,11 +485,7 @@ pub(crate) async fn without_aliases_a_merged_pr_closes_under_every_key(
 /// stored under it is merged into the site's identity (the newest snapshot of each PR wins), so
 /// #6 is listed once and #2 stays merged; the warning is gone, the status page shows one
 /// identity and its alias; a later delivery with links is stored under the site's identity.
-pub(crate) async fn aliases_merge_what_was_split(
-    app: &impl Served,
-    server: &MockServer,
-    p: &Payloads,
-) {
+async fn aliases_merge_what_was_split(app: &impl Served, server: &MockServer, p: &Payloads) {
     let site = site_server(server);
     let internal = key_on(&site);
     assert_eq!(
@@ -552,13 +544,13 @@ async fn a_split_server_merges_once_its_other_base_url_is_an_alias(on: On) {
 
 /// The version of the migration that merges identities; the database is built up to the one
 /// before it.
-pub(crate) const IDENTITY_MIGRATION: i64 = 20261205000000;
+const IDENTITY_MIGRATION: i64 = 20261205000000;
 
 /// Rows a database written before issue 21 may hold (SQL both databases read): PRJ/my-repo
 /// (repository 1) under `unknown` (#2 as opened, #3 only there, a snooze, a build, messages)
 /// and under `example.com:7990` (#2 newer, approved by Bob); PRJ/other under `unknown` alone;
 /// PRJ/two under `unknown` and two linked servers (which one is it? left alone).
-pub(crate) const BEFORE: &str = "
+const BEFORE: &str = "
 INSERT INTO users (user_key, display_name) VALUES
     ('datacenter/unknown/user/1', 'Jane Citizen'),
     ('datacenter/unknown/user/7', NULL),
@@ -613,7 +605,7 @@ VALUES ('datacenter/unknown/user/7', 'datacenter/unknown/1', 3, '2026-12-01T00:0
 ";
 
 /// What every table holds after the migration, each as rows of text.
-pub(crate) const AFTER: &[(&str, &[&str])] = &[
+const AFTER: &[(&str, &[&str])] = &[
     (
         "SELECT repository_key || ' ' || full_name FROM repositories ORDER BY 1",
         &[

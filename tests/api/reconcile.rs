@@ -106,7 +106,7 @@ pub(crate) async fn announced(app: &impl Served) -> Vec<(i64, String)> {
 
 // ---------- Bitbucket Cloud ----------
 
-pub(crate) fn cloud_pr(id: i64, commit: &str, updated: &str, participants: Value) -> Value {
+fn cloud_pr(id: i64, commit: &str, updated: &str, participants: Value) -> Value {
     json!({
         "id": id, "title": format!("PR {id}"), "state": "OPEN",
         "author": {"uuid": "{ann}", "display_name": "Ann"},
@@ -125,7 +125,7 @@ pub(crate) fn reviewer(uuid: &str, state: Value) -> Value {
            "participated_on": "2026-11-02T10:00:00+00:00"})
 }
 
-pub(crate) async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Value>) {
+async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Value>) {
     Mock::given(method("GET"))
         .and(path(format!("/2.0/repositories/{repo}/pullrequests")))
         .and(query_param("state", "OPEN"))
@@ -142,12 +142,7 @@ pub(crate) async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Valu
         .await;
 }
 
-pub(crate) async fn cloud_statuses(
-    server: &MockServer,
-    repo: &str,
-    hash: &str,
-    values: Vec<Value>,
-) {
+async fn cloud_statuses(server: &MockServer, repo: &str, hash: &str, values: Vec<Value>) {
     Mock::given(method("GET"))
         .and(path(format!(
             "/2.0/repositories/{repo}/commit/{hash}/statuses"
@@ -184,12 +179,12 @@ async fn one_open_pr(server: &MockServer) {
 }
 
 /// The statuses of the 12-digit commit `short`: one failed CI build on its full hash.
-pub(crate) async fn failed_build(server: &MockServer, repo: &str, short: &str) {
+async fn failed_build(server: &MockServer, repo: &str, short: &str) {
     let full = format!("{short}0000111122223333444455556666");
     cloud_statuses(server, repo, short, vec![cloud_status(&full, "FAILED")]).await;
 }
 
-pub(crate) fn cloud_status(hash: &str, state: &str) -> Value {
+fn cloud_status(hash: &str, state: &str) -> Value {
     json!({"key": "ci", "state": state, "name": "CI", "url": "https://ci.example/1",
            "updated_on": "2026-11-02T11:00:00+00:00", "commit": {"hash": hash}})
 }
@@ -396,7 +391,7 @@ pub(crate) fn sample(text: &str, series: &str) -> String {
 
 /// The metrics of reconciliation at `site` in `text`: `requests` in all, `passes` passes timed,
 /// a last success within a minute of now; and no API token anywhere.
-pub(crate) fn assert_reconciliation_metrics(text: &str, site: &str, requests: &str, passes: &str) {
+fn assert_reconciliation_metrics(text: &str, site: &str, requests: &str, passes: &str) {
     assert_eq!(
         sample(
             text,
@@ -533,7 +528,7 @@ async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_
 
 /// The first state of the repair tests: acme/api lists #1-#4 open on commits aaaa.., bbbb..,
 /// cccc.., dddd.. (Bob asked to review #2 and #3), none with a build.
-pub(crate) async fn four_open(server: &MockServer) {
+async fn four_open(server: &MockServer) {
     cloud_list(
         server,
         "acme/api",
@@ -567,7 +562,7 @@ pub(crate) async fn four_open(server: &MockServer) {
 
 /// The list after `four_open` was repaired: #2 approved by Bob, #3 needs work, #4 on commit
 /// eeee.. (#1 is gone from it).
-pub(crate) async fn repaired_list(server: &MockServer) {
+async fn repaired_list(server: &MockServer) {
     cloud_list(
         server,
         "acme/api",
@@ -592,7 +587,7 @@ pub(crate) async fn repaired_list(server: &MockServer) {
 
 /// What Bitbucket answers after `four_open` changed: `repaired_list`, #1 merged, and a failed
 /// build on eeee...
-pub(crate) async fn repaired(server: &MockServer) {
+async fn repaired(server: &MockServer) {
     repaired_list(server).await;
     let mut merged = cloud_pr(1, "aaaaaaaaaaaa", "2026-11-03T09:00:00+00:00", json!([]));
     merged["state"] = json!("MERGED");
@@ -606,7 +601,7 @@ pub(crate) async fn repaired(server: &MockServer) {
 
 /// The pass over `repaired` after one over `four_open`: its `report`, the rows and reviews it
 /// left, and what it announced (as webhooks would; merges are not announced by default).
-pub(crate) async fn assert_repaired(app: &impl Served, report: &Value) {
+async fn assert_repaired(app: &impl Served, report: &Value) {
     let repo = &report["repositories"][0];
     assert_eq!(
         (
@@ -781,13 +776,7 @@ async fn a_webhook_newer_than_the_rest_snapshot_wins() {
 
 // ---------- Bitbucket Data Center ----------
 
-pub(crate) fn dc_pr(
-    server: &MockServer,
-    id: i64,
-    commit: &str,
-    updated: i64,
-    status: &str,
-) -> Value {
+fn dc_pr(server: &MockServer, id: i64, commit: &str, updated: i64, status: &str) -> Value {
     json!({
         "id": id, "title": format!("DC {id}"), "state": "OPEN", "draft": false,
         "createdDate": 1_700_000_000_000i64, "updatedDate": updated,
@@ -805,7 +794,7 @@ pub(crate) fn dc_pr(
     })
 }
 
-pub(crate) async fn dc_pages(server: &MockServer, pages: Vec<Vec<Value>>) {
+async fn dc_pages(server: &MockServer, pages: Vec<Vec<Value>>) {
     let n = pages.len();
     for (i, values) in pages.into_iter().enumerate() {
         let last = i + 1 == n;
@@ -1555,7 +1544,7 @@ async fn datacenter_a_pr_gone_from_the_list_that_answers_404_is_closed_as_delete
 
 /// The status page's sites table in `html` shows `url`'s last pass, of one repository and one
 /// request; the sweeps table, which is returned.
-pub(crate) fn assert_one_site_pass<'a>(html: &'a str, url: &str) -> &'a str {
+fn assert_one_site_pass<'a>(html: &'a str, url: &str) -> &'a str {
     let sites = between(html, "<table id=\"sites\">", "</table>");
     assert!(sites.contains(&format!("<td>{url}</td>")), "{sites}");
     assert!(
@@ -1581,7 +1570,7 @@ async fn cli_reconcile(database: &str, url: &str, args: &[&str]) -> (i32, String
 
 /// Makes `cmd` `reconcile ARGS` with the single-site variables for `url` (Cloud, acme/api and
 /// acme/web, `API_TOKEN`).
-pub(crate) fn reconcile_command(cmd: &mut std::process::Command, url: &str, args: &[&str]) {
+fn reconcile_command(cmd: &mut std::process::Command, url: &str, args: &[&str]) {
     cmd.env("PR_REMINDER_BITBUCKET_KIND", "cloud")
         .env("PR_REMINDER_BITBUCKET_URL", url)
         .env("PR_REMINDER_BITBUCKET_TOKEN", API_TOKEN)
@@ -1669,13 +1658,13 @@ async fn the_cli_exits_0_when_every_repository_went_through_and_1_naming_the_fai
 }
 
 /// Why `api_and_a_refusing_web`'s acme/web fails, as reported.
-pub(crate) const CLI_FAILURE: &str = "HTTP 403 from GET /2.0/repositories/acme/web/pullrequests \
+const CLI_FAILURE: &str = "HTTP 403 from GET /2.0/repositories/acme/web/pullrequests \
     (the token lacks read access to pull requests and repositories): Your credentials lack one \
     or more required privilege scopes.";
 
 /// The fake Cloud API of the CLI tests: acme/api lists #1 on commit aaaa.., whose build
 /// succeeded; acme/web refuses the token (403).
-pub(crate) async fn api_and_a_refusing_web(server: &MockServer) {
+async fn api_and_a_refusing_web(server: &MockServer) {
     cloud_list(
         server,
         "acme/api",
@@ -1709,7 +1698,7 @@ pub(crate) async fn api_and_a_refusing_web(server: &MockServer) {
 
 /// `reconcile --repository acme/api`'s first run against `api_and_a_refusing_web` at `url`:
 /// exit 0, the repository's line and the summary, nothing on stderr.
-pub(crate) fn assert_api_went_through(code: i32, stdout: &str, stderr: &str, url: &str) {
+fn assert_api_went_through(code: i32, stdout: &str, stderr: &str, url: &str) {
     assert_eq!(code, 0, "{stdout}{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
@@ -1729,7 +1718,7 @@ pub(crate) fn assert_api_went_through(code: i32, stdout: &str, stderr: &str, url
 
 /// `reconcile` (both repositories, as text) after `assert_api_went_through`: exit 1, acme/api
 /// unchanged, acme/web's failure on stdout and stderr, no token anywhere.
-pub(crate) fn assert_web_failed(code: i32, stdout: &str, stderr: &str, url: &str) {
+fn assert_web_failed(code: i32, stdout: &str, stderr: &str, url: &str) {
     assert_eq!(code, 1, "{stdout}{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
@@ -1862,7 +1851,7 @@ async fn a_database_failure_is_reported_without_its_internal_text() {
 // ---------- a repository that is gone ----------
 
 /// A Data Center PR of `PRJ/{slug}` (repository `id`), as `dc_pr` makes PRJ/api's.
-pub(crate) fn dc_pr_in(server: &MockServer, slug: &str, id: i64, number: i64) -> Value {
+fn dc_pr_in(server: &MockServer, slug: &str, id: i64, number: i64) -> Value {
     let text = dc_pr(server, number, "aaaa1111", 1_700_000_100_000, "UNAPPROVED")
         .to_string()
         .replace("/repos/api/", &format!("/repos/{slug}/"))
@@ -1872,7 +1861,7 @@ pub(crate) fn dc_pr_in(server: &MockServer, slug: &str, id: i64, number: i64) ->
 }
 
 /// The fake Data Center API answering `PRJ/{slug}`'s open PRs with `answer`, and no builds.
-pub(crate) async fn dc_list(server: &MockServer, slug: &str, answer: ResponseTemplate) {
+async fn dc_list(server: &MockServer, slug: &str, answer: ResponseTemplate) {
     Mock::given(method("GET"))
         .and(path(format!(
             "/rest/api/1.0/projects/PRJ/repos/{slug}/pull-requests"
@@ -1892,19 +1881,19 @@ pub(crate) async fn dc_list(server: &MockServer, slug: &str, answer: ResponseTem
 }
 
 /// A page of `values`.
-pub(crate) fn dc_page(values: Vec<Value>) -> ResponseTemplate {
+fn dc_page(values: Vec<Value>) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({"values": values, "isLastPage": true}))
 }
 
 /// Data Center's 404 for a repository that does not exist (its `errors` body).
-pub(crate) fn dc_404(slug: &str) -> ResponseTemplate {
+fn dc_404(slug: &str) -> ResponseTemplate {
     ResponseTemplate::new(404).set_body_json(json!({"errors": [{
         "context": null, "message": format!("Repository PRJ/{slug} does not exist."),
         "exceptionName": "com.atlassian.bitbucket.repository.NoSuchRepositoryException"}]}))
 }
 
 /// Data Center's 403 for a repository the token may not read.
-pub(crate) fn dc_403() -> ResponseTemplate {
+fn dc_403() -> ResponseTemplate {
     ResponseTemplate::new(403).set_body_json(json!({"errors": [{
         "context": null, "message": "You are not permitted to access this resource",
         "exceptionName": "com.atlassian.bitbucket.AuthorisationException"}]}))
@@ -1912,7 +1901,7 @@ pub(crate) fn dc_403() -> ResponseTemplate {
 
 /// The settings of `a_repository_answering_404_*`: one Data Center site at `server` over
 /// PRJ/api, PRJ/locked and PRJ/web.
-pub(crate) fn gone_settings(server: &MockServer) -> impl FnOnce(&mut Settings) {
+fn gone_settings(server: &MockServer) -> impl FnOnce(&mut Settings) {
     let sites = vec![site(
         Flavour::DataCenter,
         server.uri(),
@@ -1946,7 +1935,7 @@ fn outcomes(report: &Value) -> Vec<(String, bool, i64, String)> {
 /// pass says so. A repository that answers 403 for days (inaccessible, not gone) is never
 /// closed; one that went through in between starts its day again. `clock` starts on Tuesday
 /// 2026-11-24 10:00 UTC.
-pub(crate) async fn a_repository_answering_404_for_a_day(
+async fn a_repository_answering_404_for_a_day(
     app: &impl Served,
     server: &MockServer,
     clock: &crate::helpers::ManualClock,
@@ -2093,7 +2082,7 @@ async fn a_repository_answering_404_for_a_day_has_its_prs_closed_as_deleted(on: 
 
 /// The settings of `a_repository_gone_from_its_project_*`: one Data Center site at `server` over
 /// PRJ/*.
-pub(crate) fn project_settings(server: &MockServer) -> impl FnOnce(&mut Settings) {
+fn project_settings(server: &MockServer) -> impl FnOnce(&mut Settings) {
     let sites = vec![site(Flavour::DataCenter, server.uri(), &["PRJ/*"])];
     move |s| {
         s.bitbucket = sites;
@@ -2117,7 +2106,7 @@ async fn project_lists(server: &MockServer, slugs: &[&str]) {
 /// Configured as `PRJ/*`, a repository deleted from its project is no longer listed: the
 /// repositories stored with open PRs are asked for too, so the deleted one answers 404 and, a day
 /// later, its PRs are closed as deleted.
-pub(crate) async fn a_repository_gone_from_its_project(
+async fn a_repository_gone_from_its_project(
     app: &impl Served,
     server: &MockServer,
     clock: &crate::helpers::ManualClock,

@@ -66,7 +66,7 @@ fn with_participants(mut body: Value, participants: &[(&str, &str)]) -> Value {
 
 /// The seeded app's settings: rooms `payments` (console) and `web` (Slack at `web_url`), each
 /// with its repository, and the status token.
-pub(crate) fn seeded_settings(web_url: String) -> impl FnOnce(&mut Settings) {
+fn seeded_settings(web_url: String) -> impl FnOnce(&mut Settings) {
     move |s| {
         s.notify = NotifySettings {
             rooms: vec![
@@ -95,7 +95,7 @@ pub(crate) fn seeded_settings(web_url: String) -> impl FnOnce(&mut Settings) {
 }
 
 /// The fake chat of the web room, which refuses every message, and the room's URL on it.
-pub(crate) async fn refusing_chat() -> (Fake, String) {
+async fn refusing_chat() -> (Fake, String) {
     let fake = Fake::start(vec![ResponseTemplate::new(404).set_body_string(REFUSAL)]).await;
     let web_url = fake.url("/services/T/B/web-secret");
     (fake, web_url)
@@ -250,7 +250,7 @@ async fn the_page_lists_what_waits_oldest_first_with_everything_apart_and_escape
 
 /// The seeded app's page (see `seeded_app`): its lists and their order, the rows' cells, the
 /// chart's age buckets, and the health tables.
-pub(crate) fn assert_seeded_page(html: &str) {
+fn assert_seeded_page(html: &str) {
     let payments = between(html, "<h3>Room payments</h3>", "<h3>Room ");
     let web = between(html, "<h3>Room web</h3>", "<h2 id=\"chart\">");
 

@@ -59,7 +59,7 @@ pub(crate) fn notify(fake: &MockServer) -> NotifySettings {
 }
 
 /// The sweep settings with `TOKEN`.
-pub(crate) fn sweep_settings() -> SweepSettings {
+fn sweep_settings() -> SweepSettings {
     SweepSettings {
         token: Some(SecretToken(SecretString::from(TOKEN.to_owned()))),
         ..SweepSettings::default()
@@ -163,7 +163,7 @@ pub(crate) async fn digests(fake: &MockServer, expected: usize) -> Vec<(String, 
 }
 
 /// (status, reason) of `room` in a sweep's report.
-pub(crate) fn room_status(report: &Value, room: &str) -> (String, Option<String>) {
+fn room_status(report: &Value, room: &str) -> (String, Option<String>) {
     let r = report["rooms"]
         .as_array()
         .unwrap()
@@ -773,7 +773,7 @@ async fn quiet_hours_and_weekends_in_the_team_zone(on: On) {
 
 /// The settings of `a_skipped_sweep_*`: the rooms at `fake`, New York's time zone with quiet
 /// hours 18:00-09:00 and working days Monday to Friday.
-pub(crate) fn quiet_settings(fake: &MockServer) -> impl FnOnce(&mut pr_reminder::config::Settings) {
+fn quiet_settings(fake: &MockServer) -> impl FnOnce(&mut pr_reminder::config::Settings) {
     let notify = notify(fake);
     let mut sweep = sweep_settings();
     sweep.calendar.tz = "America/New_York".parse().unwrap();
@@ -785,15 +785,15 @@ pub(crate) fn quiet_settings(fake: &MockServer) -> impl FnOnce(&mut pr_reminder:
 }
 
 /// Tuesday 2026-11-24 08:30 in New York (quiet until 09:00 there).
-pub(crate) fn quiet_morning() -> DateTime<Utc> {
+fn quiet_morning() -> DateTime<Utc> {
     utc(2026, 11, 24, 13, 30)
 }
 
 /// (room, outcome, reason, waiting_review, waiting_on_author) of every sweep, in order.
-pub(crate) type SweepCounts = (String, String, Option<String>, i64, i64);
+type SweepCounts = (String, String, Option<String>, i64, i64);
 
 /// (status, reason, waiting_review, waiting_on_author) of `room` in a report.
-pub(crate) fn room_counts(report: &Value, room: &str) -> (String, Option<String>, i64, i64) {
+fn room_counts(report: &Value, room: &str) -> (String, Option<String>, i64, i64) {
     let (status, reason) = room_status(report, room);
     let r = report["rooms"]
         .as_array()
@@ -813,7 +813,7 @@ pub(crate) fn room_counts(report: &Value, room: &str) -> (String, Option<String>
 /// reason, in the HTTP answer and in the `sweeps` table (issue 21: it used to answer
 /// `skipped  0 waiting for review` while PRs were waiting). Backend has two PRs waiting for
 /// review and one on its author; web one waiting for review.
-pub(crate) async fn a_skipped_sweep_reports_what_waits(app: &impl Served, clock: &ManualClock) {
+async fn a_skipped_sweep_reports_what_waits(app: &impl Served, clock: &ManualClock) {
     let created = utc(2026, 11, 23, 10, 0);
     for body in [
         pr("acme/api", 1, created, "One", "OPEN", &[]),
@@ -892,7 +892,7 @@ pub(crate) async fn a_skipped_sweep_reports_what_waits(app: &impl Served, clock:
 /// `pr-reminder sweep --json` against `database` (a file or a connection string) on the real
 /// clock, with rooms at `fake` whose working days leave out today and tomorrow (UTC), so that
 /// it is skipped whenever it runs: the report of each room, as the CLI printed it.
-pub(crate) async fn cli_skipped_sweep(database: String, fake: &MockServer) -> Value {
+async fn cli_skipped_sweep(database: String, fake: &MockServer) -> Value {
     use chrono::Datelike;
     let today = Utc::now().date_naive();
     let off = [today.weekday(), today.weekday().succ()];
