@@ -107,7 +107,9 @@ async fn a_browser_logs_in_with_basic_auth_and_sees_the_rows_and_the_chart() {
     let Some(driver_path) = browser() else {
         return;
     };
-    let (app, _fake) = seeded_app().await;
+    let Some((app, _fake)) = seeded_app(crate::helpers::On::Sqlite).await else {
+        unreachable!("SQLite always runs");
+    };
     let driver = start_driver(&driver_path).await;
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -123,7 +125,7 @@ async fn a_browser_logs_in_with_basic_auth_and_sees_the_rows_and_the_chart() {
         .expect("a browser session");
     // The session is closed even when an assertion fails, so no browser outlives the test.
     let result = AssertUnwindSafe(async {
-        let page = format!("{}/status", app.address);
+        let page = format!("{}/status", crate::helpers::Served::address(&app));
 
         // Without credentials the browser gets the 401 challenge (a login prompt), not the page.
         client.goto(&page).await?;

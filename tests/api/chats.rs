@@ -431,13 +431,13 @@ async fn google_chat_429_and_503_are_retried_then_delivered() {
 
 /// What a Teams connector (or a workflow with a Response action) answers when Teams refused the
 /// message: 200 with the failure as text (MicrosoftDocs/msteams-docs#402, #1810).
-pub(crate) const TEAMS_FAILED: &str = "Webhook message delivery failed with error: Microsoft \
+const TEAMS_FAILED: &str = "Webhook message delivery failed with error: Microsoft \
      Teams endpoint returned HTTP error 429 with ContextId \
      tcid=0,server=msgapi-production-eus-azsc2-4-170,cv=deadbeef.0..";
 
 /// The four chats of `a_2xx_that_is_not_the_chats_yes_*`: each answers its first request with a
 /// 2xx that is not its documented success; Teams keeps doing so, the others then say yes.
-pub(crate) async fn two_hundred_fakes() -> [Fake; 4] {
+async fn two_hundred_fakes() -> [Fake; 4] {
     [
         Fake::start(vec![
             ResponseTemplate::new(200).set_body_string(TEAMS_FAILED)
@@ -464,7 +464,7 @@ pub(crate) async fn two_hundred_fakes() -> [Fake; 4] {
 
 /// Rooms `a-teams`, `b-slack`, `c-chat` and `d-hipchat` at the `two_hundred_fakes`, every
 /// repository announced in each, two attempts at most, quick retries.
-pub(crate) fn two_hundred_settings(fakes: &[Fake; 4]) -> impl FnOnce(&mut Settings) {
+fn two_hundred_settings(fakes: &[Fake; 4]) -> impl FnOnce(&mut Settings) {
     let mut settings = to_all(vec![
         teams("a-teams", &fakes[0]),
         slack("b-slack", &fakes[1]),
@@ -481,7 +481,7 @@ pub(crate) fn two_hundred_settings(fakes: &[Fake; 4]) -> impl FnOnce(&mut Settin
 /// body is retried with backoff like a 5xx; Teams' `200 Webhook message delivery failed ...`
 /// ends `failed` after `max_attempts` with that text as its last error, the others are sent on
 /// their second try.
-pub(crate) async fn a_2xx_that_is_not_the_chats_yes(app: &impl Served, fakes: &[Fake; 4]) {
+async fn a_2xx_that_is_not_the_chats_yes(app: &impl Served, fakes: &[Fake; 4]) {
     app.processed(
         "pullrequest:created",
         &open_pr(1, &at(0), "Add retries", &[]),
@@ -522,10 +522,20 @@ pub(crate) async fn a_2xx_that_is_not_the_chats_yes(app: &impl Served, fakes: &[
     }
 }
 
-#[tokio::test]
-async fn a_2xx_that_is_not_the_chats_yes_is_retried_then_failed() {
+crate::helpers::on_both!(a_2xx_that_is_not_the_chats_yes_is_retried_then_failed);
+
+async fn a_2xx_that_is_not_the_chats_yes_is_retried_then_failed(on: crate::helpers::On) {
     let fakes = two_hundred_fakes().await;
-    let app = spawn_app_with(two_hundred_settings(&fakes)).await;
+    let Some(app) = crate::helpers::spawn_on(
+        on,
+        "twohundred",
+        two_hundred_settings(&fakes),
+        pr_reminder::clock::Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
     a_2xx_that_is_not_the_chats_yes(&app, &fakes).await;
 }
 

@@ -213,50 +213,107 @@ fn a_configured_service_without_secret_refuses_to_start() {
     );
 }
 
-#[test]
-fn migrate_creates_the_database_without_needing_the_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("sub/state.db");
-    let out = command(dir.path())
-        .arg("migrate")
-        .env("PR_REMINDER_DATABASE", &db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(db.exists());
-    // It says how many it applied: every file of migrations/sqlite/.
-    let migrations = std::fs::read_dir(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite"),
-    )
-    .unwrap()
-    .count();
-    assert!(migrations > 1);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        format!(
-            "database {}: applied {migrations} migrations; it is up to date\n",
-            db.display()
-        )
-    );
-    // Running it again is a no-op, and says so.
-    let again = command(dir.path())
-        .arg("migrate")
-        .env("PR_REMINDER_DATABASE", &db)
-        .env("PR_REMINDER_WEBHOOK_SECRET", "s")
-        .output()
-        .unwrap();
-    assert!(again.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&again.stdout),
-        format!(
-            "database {} is up to date (no migration to apply)\n",
-            db.display()
-        )
-    );
+crate::helpers::on_both!(migrate_applies_every_migration_once_without_the_secret);
+
+/// `pr-reminder migrate` on a database nothing was written to (on SQLite a file whose folder
+/// does not exist yet), without a webhook secret: it applies every file of the database's
+/// migrations (recorded by sqlx in `_sqlx_migrations`), names the database (a connection
+/// string without its password), and is a no-op the second time. The schema's tables and views
+/// are then there.
+async fn migrate_applies_every_migration_once_without_the_secret(on: crate::helpers::On) {
+    use crate::helpers::{On, Served as _};
+    let Some(fresh) = crate::helpers::fresh_database(on, "migrate").await else {
+        return;
+    };
+    let database = fresh.database.clone();
+    let (shown, password, folder) = match on {
+        On::Sqlite => (database.clone(), None, "sqlite"),
+        On::Postgres => {
+            let password = crate::postgres::password_of(&database);
+            let shown = database.replace(&format!(":{password}@"), ":[redacted]@");
+            (shown, Some(password), "postgres")
+        }
+    };
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(folder);
+    let count = std::fs::read_dir(&migrations).unwrap().count();
+    assert!(count > 1, "{count} migrations");
+    for round in 0..2 {
+        let (code, stdout, stderr) = crate::helpers::run_binary(&database, &["migrate"]).await;
+        assert_eq!(code, 0, "round {round}: {stdout}{stderr}");
+        let said = match round {
+            0 => format!("database {shown}: applied {count} migrations; it is up to date\n"),
+            _ => format!("database {shown} is up to date (no migration to apply)\n"),
+        };
+        assert_eq!(stdout, said);
+        if let Some(password) = &password {
+            assert!(!stdout.contains(password) && !stderr.contains(password));
+        }
+    }
+    if on == On::Sqlite {
+        assert!(std::path::Path::new(&database).exists(), "{database}");
+    }
+
+    // Read as the service reads it (its own start migrates nothing more).
+    let app =
+        crate::helpers::spawn_at(on, &database, |_| {}, pr_reminder::clock::Clock::system()).await;
+    let applied: Vec<(i64, String, bool)> = app
+        .query_rows("SELECT version, description, success FROM _sqlx_migrations ORDER BY version")
+        .await;
+    // Every file of the migrations folder, once: `{version}_{description}.sql`.
+    let mut files: Vec<(i64, String, bool)> = std::fs::read_dir(&migrations)
+        .unwrap()
+        .map(|entry| {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let (version, rest) = name.split_once('_').unwrap();
+            let description = rest.trim_end_matches(".sql").replace('_', " ");
+            (version.parse().unwrap(), description, true)
+        })
+        .collect();
+    files.sort();
+    assert_eq!(applied, files);
+    let relations: Vec<(String, String)> = app
+        .query_rows(match on {
+            On::Sqlite => {
+                "SELECT name, CASE type WHEN 'view' THEN 'VIEW' ELSE 'BASE TABLE' END \
+                 FROM sqlite_master WHERE type IN ('table', 'view') \
+                 AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name"
+            }
+            On::Postgres => {
+                "SELECT table_name::text, table_type::text FROM information_schema.tables \
+                 WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations' \
+                 ORDER BY table_name"
+            }
+        })
+        .await;
+    let table = |name: &str| (name.to_owned(), "BASE TABLE".to_owned());
+    let view = |name: &str| (name.to_owned(), "VIEW".to_owned());
+    let mut expected = vec![
+        table("commit_statuses"),
+        table("deliveries"),
+        table("missing_repositories"),
+        table("outbox"),
+        view("pending_reviews"),
+        view("pull_request_builds"),
+        view("pull_request_reviews"),
+        table("pull_requests"),
+        table("reconciled_commits"),
+        table("reconciled_repositories"),
+        table("repositories"),
+        table("reviews"),
+        table("room_leases"),
+        table("settings"),
+        table("snoozes"),
+        table("sweeps"),
+        table("users"),
+    ];
+    if on == On::Sqlite {
+        // Room leases are how PostgreSQL's replicas share the rooms; one SQLite process sends
+        // every room.
+        expected.retain(|(name, _)| name != "room_leases");
+    }
+    assert_eq!(relations, expected);
 }
 
 /// Five processes started at once on a fresh SQLite file (say `serve` and a `sweep` from cron
@@ -540,53 +597,56 @@ fn serve_logs_json_and_stops_on_sigterm() {
     assert_eq!(rows, 1, "the refused delivery was recorded before the stop");
 }
 
-#[test]
-fn outbox_list_and_retry() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("state.db");
-    let run = |args: &[&str]| {
-        command(dir.path())
-            .args(args)
-            .env("PR_REMINDER_DATABASE", &db)
-            .output()
-            .unwrap()
-    };
-    assert!(run(&["migrate"]).status.success());
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let url = format!("sqlite://{}", db.display());
-    runtime.block_on(async {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::query(
-            "INSERT INTO repositories (repository_key, full_name) VALUES ('cloud/{api}', 'acme/api'); \
-             INSERT INTO outbox (id, room, repository_key, number, events, state, created_at, not_before, attempts, last_error) VALUES \
-             (7, 'backend', 'cloud/{api}', 3, 'opened', 'failed', '2026-11-20T10:00:00.000000Z', '2026-11-20T10:00:00.000000Z', 1, 'HTTP 401 Unauthorized'), \
-             (8, 'backend', 'cloud/{api}', 4, 'approvals', 'sent', '2026-11-20T10:00:00.000000Z', '2026-11-20T10:00:00.000000Z', 1, NULL)",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
-    });
+crate::helpers::on_both!(outbox_list_and_retry_on_rows_another_process_wrote);
 
-    let out = run(&["outbox", "list", "--failed"]);
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+/// `outbox list|retry` on a database no service runs on, whose rows another process wrote (a
+/// failed message and a sent one): `list --failed` shows only the failed one, `list` both; a sent
+/// message is not retried (exit 1, the error said once, as a plain line or one JSON log line);
+/// `retry` alone is a usage error (exit 2); `retry <id>` of the failed one puts it back as
+/// `retrying` with its attempts and error cleared.
+async fn outbox_list_and_retry_on_rows_another_process_wrote(on: crate::helpers::On) {
+    use crate::helpers::{execute_at, query_at, run_binary};
+    let Some(fresh) = crate::helpers::fresh_database(on, "outboxrows").await else {
+        return;
+    };
+    let db = fresh.database.clone();
+    let (code, stdout, stderr) = run_binary(&db, &["migrate"]).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    execute_at(
+        on,
+        &db,
+        "INSERT INTO repositories (repository_key, full_name) VALUES ('cloud/{api}', 'acme/api'); \
+         INSERT INTO outbox (id, room, repository_key, number, events, state, created_at, not_before, attempts, last_error) VALUES \
+         (7, 'backend', 'cloud/{api}', 3, 'opened', 'failed', '2026-11-20T10:00:00.000000Z', '2026-11-20T10:00:00.000000Z', 1, 'HTTP 401 Unauthorized'), \
+         (8, 'backend', 'cloud/{api}', 4, 'approvals', 'sent', '2026-11-20T10:00:00.000000Z', '2026-11-20T10:00:00.000000Z', 1, NULL)",
+    )
+    .await;
+
+    let (code, text, stderr) = run_binary(&db, &["outbox", "list", "--failed"]).await;
+    assert_eq!(code, 0, "{stderr}");
     assert!(
         text.contains("acme/api#3") && text.contains("HTTP 401 Unauthorized"),
         "{text}"
     );
     assert!(!text.contains("acme/api#4"), "only failed rows: {text}");
-    let all = String::from_utf8_lossy(&run(&["outbox", "list"]).stdout).to_string();
-    assert!(all.contains("acme/api#4"), "{all}");
+    let (code, all, stderr) = run_binary(&db, &["outbox", "list"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        all.contains("acme/api#3") && all.contains("acme/api#4"),
+        "{all}"
+    );
 
-    let missing = run(&["outbox", "retry", "8"]);
-    assert_eq!(missing.status.code(), Some(1), "a sent row is not retried");
+    let (code, _, stderr) = run_binary(&db, &["outbox", "retry", "8"]).await;
+    assert_eq!(code, 1, "a sent row is not retried");
     // A fatal error is said once: a plain line, or (JSON logs) one log line.
     assert_eq!(
-        String::from_utf8_lossy(&missing.stderr),
+        stderr,
         "pr-reminder: notification 8 does not exist or has not failed\n"
     );
-    let json = run(&["--log-format", "json", "outbox", "retry", "8"]);
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&json.stderr)
+    let (code, _, stderr) =
+        run_binary(&db, &["--log-format", "json", "outbox", "retry", "8"]).await;
+    assert_eq!(code, 1, "{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -596,26 +656,188 @@ fn outbox_list_and_retry() {
         lines[0]["fields"]["error"],
         "notification 8 does not exist or has not failed"
     );
+    let (code, _, _) = run_binary(&db, &["outbox", "retry"]).await;
+    assert_eq!(code, 2, "id or --failed is required");
+    let (code, stdout, stderr) = run_binary(&db, &["outbox", "retry", "7"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("1 notification(s) requeued"), "{stdout}");
+    let state: Vec<(String, i64, Option<String>)> = query_at(
+        on,
+        &db,
+        "SELECT state, attempts, last_error FROM outbox WHERE id = 7",
+    )
+    .await;
+    assert_eq!(state, [("retrying".to_owned(), 0, None)]);
+}
+
+crate::helpers::on_both!(a_failed_message_is_listed_and_retried_by_id_and_all_failed);
+
+/// (id, state, attempts, room, created_at, events, last_error, first_failed_at) of an outbox row.
+type OutboxRow = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+/// `outbox list`'s table: its header and one line per row, as the binary lays them out.
+fn outbox_table(lines: &[String]) -> String {
+    let mut out = format!(
+        "{:>6}  {:<9} {:>3}  {:<12} {:<40} {:<28} {}\n",
+        "id", "state", "try", "room", "pull request", "created", "events / last error"
+    );
+    for line in lines {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// `outbox list`'s line of `row`, about the pull request `pr`.
+fn outbox_line(row: &OutboxRow, pr: &str) -> String {
+    let detail = match &row.6 {
+        Some(error) => format!("{} / {error}", row.5),
+        None => row.5.clone(),
+    };
+    format!(
+        "{:>6}  {:<9} {:>3}  {:<12} {:<40} {:<28} {}",
+        row.0, row.1, row.2, row.3, pr, row.4, detail
+    )
+}
+
+/// A message the room refuses (404) is failed; `outbox list [--failed]`, run beside the service
+/// on its database, shows it with its error; `outbox retry 999` names what it cannot retry
+/// (exit 1), `outbox retry` alone is a usage error (exit 2); `outbox retry <id>` and `outbox
+/// retry --failed` put it back with its attempts at zero, and the running service sends it
+/// (here refused once more, then accepted); a sent message is not retried (exit 1).
+async fn a_failed_message_is_listed_and_retried_by_id_and_all_failed(on: crate::helpers::On) {
+    use crate::fake_chat::{hipchat_ok, Fake, PATIENCE};
+    use crate::helpers::{run_binary, Served as _};
+    use crate::notifications::{hipchat, one_room};
+
+    let fake = Fake::start(vec![
+        wiremock::ResponseTemplate::new(404).set_body_string("no such room"),
+        wiremock::ResponseTemplate::new(404).set_body_string("no such room"),
+        hipchat_ok(),
+    ])
+    .await;
+    let url = fake.url("/v2/room/payments/notification?auth_token=outbox-secret-token");
+    let Some(app) = crate::helpers::spawn_on(
+        on,
+        "outbox",
+        move |s| {
+            s.notify = one_room(hipchat("payments", url));
+        },
+        pr_reminder::clock::Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
+    let database = app.database();
+    let cli = |args: &'static [&'static str]| run_binary(&database, args);
+    // Waits until the one row is in `state`.
+    let wait_state = |state: &'static str| {
+        let app = &app;
+        async move {
+            let started = Instant::now();
+            loop {
+                let rows: Vec<OutboxRow> = app
+                    .query_rows(
+                        "SELECT id, state, attempts, room, created_at, events, last_error, \
+                         first_failed_at FROM outbox",
+                    )
+                    .await;
+                assert_eq!(rows.len(), 1, "{rows:?}");
+                if rows[0].1 == state {
+                    return rows[0].clone();
+                }
+                assert!(started.elapsed() < PATIENCE, "never {state}: {rows:?}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    let body = crate::lifecycle::pr_event(
+        1,
+        "2026-11-20T10:00:00.000000+00:00",
+        "OPEN",
+        "One",
+        "9b2c4e6f8a10",
+        &[],
+    );
+    app.processed("pullrequest:created", &body).await;
+    let failed = wait_state("failed").await;
     assert_eq!(
-        run(&["outbox", "retry"]).status.code(),
-        Some(2),
-        "id or --failed is required"
+        (failed.2, failed.5.as_str(), failed.6.as_deref()),
+        (1, "opened", Some("HTTP 404 Not Found: no such room"))
     );
-    let out = run(&["outbox", "retry", "7"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert!(failed.7.is_some(), "first_failed_at: {failed:?}");
+    let pr = "acme/payments-api#1";
+
+    for args in [&["outbox", "list", "--failed"][..], &["outbox", "list"][..]] {
+        let (code, stdout, stderr) = run_binary(&database, args).await;
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert_eq!(
+            stdout,
+            outbox_table(&[outbox_line(&failed, pr)]),
+            "{args:?}"
+        );
+    }
+    let (code, stdout, stderr) = cli(&["outbox", "retry", "999"]).await;
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    // The fatal error said once; nothing else (on PostgreSQL: no notice of its own about the
+    // migrations table).
+    assert_eq!(
+        stderr,
+        "pr-reminder: notification 999 does not exist or has not failed\n"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 notification(s) requeued"));
-    let state: (String, i64, Option<String>) = runtime.block_on(async {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::query_as("SELECT state, attempts, last_error FROM outbox WHERE id = 7")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    });
-    assert_eq!(state, ("retrying".to_owned(), 0, None));
+    let (code, _, stderr) = cli(&["outbox", "retry"]).await;
+    assert_eq!(code, 2, "id or --failed is required: {stderr}");
+
+    // By id: requeued, refused once more.
+    let id = failed.0.to_string();
+    let (code, stdout, stderr) = run_binary(&database, &["outbox", "retry", &id]).await;
+    assert_eq!(
+        (code, stdout.as_str()),
+        (0, "1 notification(s) requeued\n"),
+        "{stderr}"
+    );
+    fake.wait_for_hits(2).await;
+    let again = wait_state("failed").await;
+    assert_eq!(again.2, 1, "attempts started again from zero: {again:?}");
+
+    // All failed ones: requeued, and sent by the service.
+    let (code, stdout, stderr) = cli(&["outbox", "retry", "--failed"]).await;
+    assert_eq!(
+        (code, stdout.as_str()),
+        (0, "1 notification(s) requeued\n"),
+        "{stderr}"
+    );
+    let sent = wait_state("sent").await;
+    assert_eq!(
+        (sent.2, sent.6.as_deref(), sent.7.as_deref()),
+        (1, None, None),
+        "one attempt since the retry, no error, no failure"
+    );
+    assert_eq!(fake.exactly(3).await.len(), 3);
+    let (_, stdout, _) = cli(&["outbox", "list", "--failed"]).await;
+    assert_eq!(stdout, outbox_table(&["(no notifications)".to_owned()]));
+    let (_, stdout, _) = cli(&["outbox", "list"]).await;
+    assert_eq!(stdout, outbox_table(&[outbox_line(&sent, pr)]));
+    assert!(!stdout.contains("outbox-secret-token"));
+
+    // A sent message is not retried.
+    let (code, stdout, stderr) = run_binary(&database, &["outbox", "retry", &id]).await;
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!("pr-reminder: notification {id} does not exist or has not failed\n")
+    );
+    assert_eq!(fake.exactly(3).await.len(), 3, "nothing more was sent");
 }
 
 /// `serve` started with JSON logs on a free port; its standard error is read by a thread of its

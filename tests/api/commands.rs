@@ -125,6 +125,7 @@ async fn reply(app: &impl Served, text: &str, mention: &str, room: &str) -> Stri
 }
 
 on_both!(
+    a_person_on_both_sites_is_their_cloud_account,
     hipchat_reviews_leaves_out_own_and_approved_prs_and_lists_requested_first,
     the_room_can_be_named_by_the_id_in_its_hipchat_url,
     mine_unmapped_automatic_and_unknown,
@@ -1204,4 +1205,68 @@ async fn answers_in_every_chat() {
             insta::assert_json_snapshot!(format!("answer__mattermost__{case}__{who}"), answer.1);
         }
     }
+}
+
+/// Carol has an account on Bitbucket Cloud and one on Data Center (nickname `carol` on both).
+/// `/reviews snooze` from HipChat as `carol` (no mapping) picks the Cloud account, whose uuid and
+/// account id are set and which is reviewing the PR. The choice is made in SQL, so each database
+/// is held to the same account and the same answer.
+async fn a_person_on_both_sites_is_their_cloud_account(on: On) {
+    let settings = |s: &mut Settings| {
+        s.notify.rooms = vec![Room {
+            name: "backend".into(),
+            sink: Sink::Console,
+        }];
+        s.notify.routes = vec![digest_only_route(&["acme/*"], "backend")];
+        s.commands.hipchat_token = Some(SecretToken(SecretString::from(HIPCHAT_TOKEN.to_owned())));
+    };
+    let clock = ManualClock::frozen(now());
+    let Some(app) = spawn_on(on, "bothsites", settings, clock.clock()).await else {
+        return;
+    };
+    let cloud = pr(
+        1,
+        5,
+        &[("bob", "REVIEWER", None), ("carol", "REVIEWER", None)],
+    );
+    app.processed("pullrequest:created", &cloud).await;
+    let mut datacenter: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/datacenter/base.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let claire = &mut datacenter["pullRequest"]["reviewers"][2]["user"];
+    claire["name"] = json!("carol");
+    claire["slug"] = json!("carol");
+    claire["displayName"] = json!("Carol (Data Center)");
+    let answer = crate::datacenter::deliver_as(
+        &app,
+        "pr:opened",
+        "both-1",
+        serde_json::to_vec(&datacenter).unwrap(),
+    )
+    .await;
+    assert_eq!(answer.body["status"], "processed", "{}", answer.body);
+
+    let command = json!({
+        "event": "room_message",
+        "item": {
+            "message": {"message": format!("/reviews snooze {REPO}#1 1h"),
+                        "from": {"id": 99, "name": "Carol", "mention_name": "carol"}},
+            "room": {"id": 1, "name": "backend"},
+        }
+    });
+    let (status, answer) = hipchat_command(&app, HIPCHAT_TOKEN, &command).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["message"],
+        "Snoozed acme/payments-api#1 until Tue 24 Nov 11:00 UTC, or until it gets a new commit, \
+         a new reviewer or loses an approval.",
+        "{answer}"
+    );
+    let snoozed: Vec<(String,)> = app.query_rows("SELECT user_key FROM snoozes").await;
+    assert_eq!(snoozed, [(key_of("carol"),)], "the Cloud account");
 }

@@ -273,6 +273,167 @@ pub async fn spawn_on(
     }
 }
 
+impl App {
+    /// The database this app runs on.
+    pub fn on(&self) -> On {
+        match self {
+            App::Sqlite(_) => On::Sqlite,
+            App::Postgres(_) => On::Postgres,
+        }
+    }
+
+    /// What a binary is given as `PR_REMINDER_DATABASE` to work on this app's database: the
+    /// SQLite file's path, or the PostgreSQL connection string (with its password).
+    pub fn database(&self) -> String {
+        match self {
+            App::Sqlite(app) => app.db_path.display().to_string(),
+            App::Postgres(app) => app.url.clone(),
+        }
+    }
+
+    /// Runs `sql` (statements without parameters, SQL both databases read alike) on this app's
+    /// database, as an operator's own connection would: rows a test writes beside the service.
+    pub async fn execute(&self, sql: &str) {
+        execute_at(self.on(), &self.database(), sql).await
+    }
+
+    /// Another start of the application on this app's database (migrated again at start), with
+    /// one webhook secret (`SECRET`), `adjust`ed settings and `clock`: a restart or a second
+    /// replica. This app must outlive it (on SQLite it owns the file's folder).
+    pub async fn again(
+        &self,
+        adjust: impl FnOnce(&mut Settings),
+        clock: pr_reminder::clock::Clock,
+    ) -> App {
+        spawn_at(self.on(), &self.database(), adjust, clock).await
+    }
+}
+
+/// Runs `sql` (statements without parameters, SQL both databases read alike) on `database`
+/// (`PR_REMINDER_DATABASE`'s value on `on`) over a connection of its own, closed after.
+pub async fn execute_at(on: On, database: &str, sql: &str) {
+    match on {
+        On::Sqlite => {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(SqliteConnectOptions::new().filename(database))
+                .await
+                .expect("a connection to the test's SQLite file");
+            sqlx::raw_sql(sql)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            pool.close().await;
+        }
+        On::Postgres => {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(database)
+                .await
+                .expect("a connection to the test's PostgreSQL database");
+            sqlx::raw_sql(sql)
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            pool.close().await;
+        }
+    }
+}
+
+/// Every row of `sql` (no parameters; SQL both databases read alike) on `database`
+/// (`PR_REMINDER_DATABASE`'s value on `on`), read over a connection of its own, in its order.
+pub async fn query_at<T>(on: On, database: &str, sql: &str) -> Vec<T>
+where
+    T: Send + Unpin + for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow>,
+{
+    match on {
+        On::Sqlite => {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(SqliteConnectOptions::new().filename(database))
+                .await
+                .expect("a connection to the test's SQLite file");
+            let rows = sqlx::query_as(sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            pool.close().await;
+            rows
+        }
+        On::Postgres => {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(database)
+                .await
+                .expect("a connection to the test's PostgreSQL database");
+            let rows = sqlx::query_as(sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            pool.close().await;
+            rows
+        }
+    }
+}
+
+/// A database nothing was written to yet, for a binary to start on: an absent SQLite file in a
+/// folder of its own that does not exist either (kept as long as this value), or an empty
+/// PostgreSQL database.
+pub struct FreshDatabase {
+    /// `PR_REMINDER_DATABASE`'s value: the file's path, or the connection string.
+    pub database: String,
+    _dir: Option<TempDir>,
+}
+
+/// A fresh database on `on` (named after `label` on PostgreSQL); `None` on PostgreSQL without a
+/// test server (SKIPPED was printed).
+pub async fn fresh_database(on: On, label: &str) -> Option<FreshDatabase> {
+    match on {
+        On::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let path = dir.path().join("sub").join("state.db");
+            Some(FreshDatabase {
+                database: path.display().to_string(),
+                _dir: Some(dir),
+            })
+        }
+        On::Postgres => Some(FreshDatabase {
+            database: crate::postgres::fresh_database(label).await?,
+            _dir: None,
+        }),
+    }
+}
+
+/// The application on `database` (`PR_REMINDER_DATABASE`'s value on `on`: a SQLite file, made
+/// if missing, or a PostgreSQL connection string; migrated at start), with one webhook secret
+/// (`SECRET`), `adjust`ed settings and `clock`: another start on a database a running app, the
+/// binary or the test wrote. Whoever made the database keeps it as long as the app.
+pub async fn spawn_at(
+    on: On,
+    database: &str,
+    adjust: impl FnOnce(&mut Settings),
+    clock: pr_reminder::clock::Clock,
+) -> App {
+    match on {
+        On::Sqlite => App::Sqlite(spawn_app_at(PathBuf::from(database), None, adjust, clock).await),
+        On::Postgres => {
+            App::Postgres(crate::postgres::spawn_pg_at(database.to_owned(), adjust, clock).await)
+        }
+    }
+}
+
+/// The binary (`pr-reminder ARGS`) on `database` (a SQLite file or a PostgreSQL connection
+/// string, as [`App::database`] gives it), run in an empty folder with nothing of the caller's
+/// environment, to its end off the async runtime: (exit code, stdout, stderr).
+pub async fn run_binary(database: &str, args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = clean_command(env!("CARGO_BIN_EXE_pr-reminder"));
+    cmd.current_dir(dir.path())
+        .env("PR_REMINDER_DATABASE", database)
+        .args(args);
+    output(cmd).await
+}
+
 impl Served for App {
     fn address(&self) -> &str {
         match self {
@@ -368,6 +529,22 @@ pub(crate) trait Served {
     async fn count_rows(&self, sql: &str) -> i64 {
         let rows: Vec<(i64,)> = self.query_rows(sql).await;
         rows[0].0
+    }
+
+    /// Polls `sql` (a `SELECT count(*) ...`) until it answers `want`; fails after `PATIENCE`.
+    async fn wait_for_count(&self, sql: &str, want: i64) {
+        let started = std::time::Instant::now();
+        loop {
+            let got = self.count_rows(sql).await;
+            if got == want {
+                return;
+            }
+            assert!(
+                started.elapsed() < crate::fake_chat::PATIENCE,
+                "{sql}: expected {want}, got {got}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// A Cloud delivery of `body` signed with `SECRET`, asserted processed (200).

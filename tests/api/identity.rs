@@ -1,8 +1,8 @@
 //! One Bitbucket Data Center server, one identity (issue 21): whatever the deliveries' links say
 //! (the public base URL, none at all on servers before 5.14, another one after a move behind a
 //! proxy) and whatever address reconciliation reaches the server at, each pull request is stored,
-//! listed and announced once. Every scenario here is written once and runs on SQLite (below) and
-//! on PostgreSQL (`postgres::identity`).
+//! listed and announced once. Every scenario here is written once and runs on SQLite and on
+//! PostgreSQL (`on_both!`).
 //!
 //! The payloads are the real ones in `../shared/fixtures/bitbucket/server`: drone-go-scm's
 //! `PRJ/my-repo` (repository 1 of one server) sends `pr_open.json` and `pr_declined.json` without
@@ -18,8 +18,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::datacenter::{bytes, deliver_as};
 use crate::helpers::{
-    route, shared_fixtures, spawn_app_at, spawn_app_with, spawn_app_with_clock, uuid_like,
-    ManualClock, Served,
+    on_both, route, shared_fixtures, spawn_on, uuid_like, ManualClock, On, Served,
 };
 use crate::metrics::{value, METRICS_TOKEN};
 use crate::reconcile::{reconcile, site, TOKEN};
@@ -56,7 +55,7 @@ fn refs_changed() -> Value {
 /// Data Center's events other than `pr:*` (`repo:refs_changed`, `mirror:repo_synchronized`,
 /// `repo:modified`, `project:modified`) are recorded, shown and counted as Data Center: the
 /// headers as a whole (`X-Request-Id`, no Cloud UUIDs) say who sent them.
-pub(crate) async fn datacenter_repository_events_are_datacenter(app: &impl Served) {
+async fn datacenter_repository_events_are_datacenter(app: &impl Served) {
     for key in [
         "repo:refs_changed",
         "mirror:repo_synchronized",
@@ -111,9 +110,19 @@ pub(crate) async fn datacenter_repository_events_are_datacenter(app: &impl Serve
     );
 }
 
-#[tokio::test]
-async fn datacenter_repository_events_are_recorded_shown_and_counted_as_datacenter() {
-    let app = spawn_app_with(tokens).await;
+on_both!(
+    datacenter_repository_events_are_recorded_shown_and_counted_as_datacenter,
+    links_appearing_after_an_upgrade_are_the_same_repository,
+    one_site_owns_link_less_deliveries_and_warns_of_its_other_base_url,
+    a_split_server_merges_once_its_other_base_url_is_an_alias,
+    the_migration_merges_what_links_appearing_had_split,
+);
+
+async fn datacenter_repository_events_are_recorded_shown_and_counted_as_datacenter(on: On) {
+    let clock = pr_reminder::clock::Clock::system();
+    let Some(app) = spawn_on(on, "dcflavour", tokens, clock).await else {
+        return;
+    };
     datacenter_repository_events_are_datacenter(&app).await;
 }
 
@@ -122,11 +131,11 @@ async fn datacenter_repository_events_are_recorded_shown_and_counted_as_datacent
 
 pub(crate) const REPO: &str = "PRJ/my-repo";
 /// The host drone-go-scm's payloads with links name (`http://example.com:7990`).
-pub(crate) const PUBLIC: &str = "http://example.com:7990";
+const PUBLIC: &str = "http://example.com:7990";
 
 /// A real Data Center payload of drone-go-scm's `PRJ/my-repo`; `None` (SKIPPED was printed)
 /// without the shared fixtures.
-pub(crate) fn drone(name: &str) -> Option<Value> {
+fn drone(name: &str) -> Option<Value> {
     let path = shared_fixtures()?.join("server/drone-go-scm").join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
@@ -179,7 +188,7 @@ pub(crate) fn room(s: &mut Settings) {
 }
 
 /// `room`, and one Data Center site at `url` over PRJ/my-repo with these aliases.
-pub(crate) fn with_site(url: String, aliases: &[&str]) -> impl FnOnce(&mut Settings) {
+fn with_site(url: String, aliases: &[&str]) -> impl FnOnce(&mut Settings) {
     let mut dc = site(Flavour::DataCenter, url, &[REPO]);
     dc.aliases = aliases.iter().map(|a| a.parse().unwrap()).collect();
     move |s| {
@@ -230,7 +239,7 @@ pub(crate) async fn messages(app: &impl Served) -> Vec<(String, i64, String)> {
 }
 
 /// The status page's Data Center servers table and what follows it up to the sites table.
-pub(crate) async fn servers_section(app: &impl Served) -> String {
+async fn servers_section(app: &impl Served) -> String {
     let (status, page) = app.get_text("/status", Some(STATUS_TOKEN)).await;
     assert_eq!(status, 200, "{page}");
     between(
@@ -242,7 +251,7 @@ pub(crate) async fn servers_section(app: &impl Served) -> String {
 }
 
 /// `servers_section` rows: (server, known as, repositories, open, last delivery).
-pub(crate) fn server_rows(section: &str) -> Vec<Vec<String>> {
+fn server_rows(section: &str) -> Vec<Vec<String>> {
     let body = between(section, "<tbody>", "</tbody>");
     body.split("<tr>")
         .skip(1)
@@ -266,7 +275,7 @@ pub(crate) fn clock() -> ManualClock {
 }
 
 /// The key PRJ/my-repo (repository 1) has on `server`.
-pub(crate) fn key_on(server: &str) -> String {
+fn key_on(server: &str) -> String {
     format!("datacenter/{server}/1")
 }
 
@@ -275,7 +284,7 @@ pub(crate) fn key_on(server: &str) -> String {
 /// the second delivery arrives. One repository, one PR, one announcement, listed once; the
 /// status page shows the one identity with its last delivery; the decline, with links, closes
 /// the PR.
-pub(crate) async fn links_appearing_after_an_upgrade(app: &impl Served, p: &Payloads) {
+async fn links_appearing_after_an_upgrade(app: &impl Served, p: &Payloads) {
     deliver(app, &p.opened).await;
     assert_eq!(
         repositories(app).await,
@@ -312,16 +321,17 @@ pub(crate) async fn links_appearing_after_an_upgrade(app: &impl Served, p: &Payl
     assert_eq!(pending(app).await, []);
 }
 
-#[tokio::test]
-async fn links_appearing_after_an_upgrade_are_the_same_repository() {
+async fn links_appearing_after_an_upgrade_are_the_same_repository(on: On) {
     let Some(p) = payloads() else { return };
-    let app = spawn_app_with_clock(room, clock().clock()).await;
+    let Some(app) = spawn_on(on, "dclinks", room, clock().clock()).await else {
+        return;
+    };
     links_appearing_after_an_upgrade(&app, &p).await;
 }
 
 /// Bitbucket Data Center's REST API (the fake) answering PRJ/my-repo's open PRs with `prs`
 /// (the payloads' `pullRequest`, the REST resource's shape) and no build for any commit.
-pub(crate) async fn rest_lists(server: &MockServer, prs: &[&Value]) {
+async fn rest_lists(server: &MockServer, prs: &[&Value]) {
     server.reset().await;
     let values: Vec<Value> = prs.iter().map(|p| p["pullRequest"].clone()).collect();
     Mock::given(method("GET"))
@@ -344,7 +354,7 @@ pub(crate) async fn rest_lists(server: &MockServer, prs: &[&Value]) {
 }
 
 /// `host:port` of the fake API, the site's server.
-pub(crate) fn site_server(server: &MockServer) -> String {
+fn site_server(server: &MockServer) -> String {
     server.uri().trim_start_matches("http://").to_owned()
 }
 
@@ -352,11 +362,7 @@ pub(crate) fn site_server(server: &MockServer) -> String {
 /// public base URL, and no aliases: the link-less delivery (#2 opened) belongs to the one site;
 /// the REST answer, whose links name `PUBLIC`, is the same PR. The status page lists the site's
 /// identity with its last delivery, and warns that the links name another base URL.
-pub(crate) async fn one_site_owns_link_less_deliveries(
-    app: &impl Served,
-    server: &MockServer,
-    p: &Payloads,
-) {
+async fn one_site_owns_link_less_deliveries(app: &impl Served, server: &MockServer, p: &Payloads) {
     let site = site_server(server);
     deliver(app, &p.opened).await;
     assert_eq!(repositories(app).await, [(key_on(&site), REPO.to_owned())]);
@@ -395,11 +401,13 @@ pub(crate) async fn one_site_owns_link_less_deliveries(
     );
 }
 
-#[tokio::test]
-async fn one_site_owns_link_less_deliveries_and_warns_of_its_other_base_url() {
+async fn one_site_owns_link_less_deliveries_and_warns_of_its_other_base_url(on: On) {
     let Some(p) = payloads() else { return };
     let server = MockServer::start().await;
-    let app = spawn_app_with_clock(with_site(server.uri(), &[]), clock().clock()).await;
+    let settings = with_site(server.uri(), &[]);
+    let Some(app) = spawn_on(on, "dconesite", settings, clock().clock()).await else {
+        return;
+    };
     one_site_owns_link_less_deliveries(&app, &server, &p).await;
 }
 
@@ -407,7 +415,7 @@ async fn one_site_owns_link_less_deliveries_and_warns_of_its_other_base_url() {
 /// deliveries (#2 and #6, with links) are stored as the public host, reconciliation as the site,
 /// so without aliases each PR is stored twice; the status page shows both identities and the
 /// warning. #2 merged: reconciliation fetches it once and closes it under both keys.
-pub(crate) async fn without_aliases_a_merged_pr_closes_under_every_key(
+async fn without_aliases_a_merged_pr_closes_under_every_key(
     app: &impl Served,
     server: &MockServer,
     p: &Payloads,
@@ -477,11 +485,7 @@ pub(crate) async fn without_aliases_a_merged_pr_closes_under_every_key(
 /// stored under it is merged into the site's identity (the newest snapshot of each PR wins), so
 /// #6 is listed once and #2 stays merged; the warning is gone, the status page shows one
 /// identity and its alias; a later delivery with links is stored under the site's identity.
-pub(crate) async fn aliases_merge_what_was_split(
-    app: &impl Served,
-    server: &MockServer,
-    p: &Payloads,
-) {
+async fn aliases_merge_what_was_split(app: &impl Served, server: &MockServer, p: &Payloads) {
     let site = site_server(server);
     let internal = key_on(&site);
     assert_eq!(
@@ -519,20 +523,19 @@ pub(crate) async fn aliases_merge_what_was_split(
     assert_eq!(pending(app).await, [(REPO.to_owned(), 6)]);
 }
 
-#[tokio::test]
-async fn a_split_server_merges_once_its_other_base_url_is_an_alias() {
+/// The second start (with the alias) on the same database merges what the first stored twice.
+async fn a_split_server_merges_once_its_other_base_url_is_an_alias(on: On) {
     let Some(p) = payloads() else { return };
     let server = MockServer::start().await;
     let clock = clock();
-    let app = spawn_app_with_clock(with_site(server.uri(), &[]), clock.clock()).await;
+    let settings = with_site(server.uri(), &[]);
+    let Some(app) = spawn_on(on, "dcsplit", settings, clock.clock()).await else {
+        return;
+    };
     without_aliases_a_merged_pr_closes_under_every_key(&app, &server, &p).await;
-    let again = spawn_app_at(
-        app.db_path.clone(),
-        None,
-        with_site(server.uri(), &[PUBLIC]),
-        clock.clock(),
-    )
-    .await;
+    let again = app
+        .again(with_site(server.uri(), &[PUBLIC]), clock.clock())
+        .await;
     aliases_merge_what_was_split(&again, &server, &p).await;
 }
 
@@ -541,13 +544,13 @@ async fn a_split_server_merges_once_its_other_base_url_is_an_alias() {
 
 /// The version of the migration that merges identities; the database is built up to the one
 /// before it.
-pub(crate) const IDENTITY_MIGRATION: i64 = 20261205000000;
+const IDENTITY_MIGRATION: i64 = 20261205000000;
 
 /// Rows a database written before issue 21 may hold (SQL both databases read): PRJ/my-repo
 /// (repository 1) under `unknown` (#2 as opened, #3 only there, a snooze, a build, messages)
 /// and under `example.com:7990` (#2 newer, approved by Bob); PRJ/other under `unknown` alone;
 /// PRJ/two under `unknown` and two linked servers (which one is it? left alone).
-pub(crate) const BEFORE: &str = "
+const BEFORE: &str = "
 INSERT INTO users (user_key, display_name) VALUES
     ('datacenter/unknown/user/1', 'Jane Citizen'),
     ('datacenter/unknown/user/7', NULL),
@@ -602,7 +605,7 @@ VALUES ('datacenter/unknown/user/7', 'datacenter/unknown/1', 3, '2026-12-01T00:0
 ";
 
 /// What every table holds after the migration, each as rows of text.
-pub(crate) const AFTER: &[(&str, &[&str])] = &[
+const AFTER: &[(&str, &[&str])] = &[
     (
         "SELECT repository_key || ' ' || full_name FROM repositories ORDER BY 1",
         &[
@@ -677,27 +680,13 @@ pub(crate) const AFTER: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// A SQLite database written before issue 21, with repositories stored under `unknown` and
-/// under the identity their links named after an upgrade: the migration merges the ones the data
-/// tells (same id, same name, one other identity) and leaves the rest.
-#[tokio::test]
-async fn the_migration_merges_what_links_appearing_had_split() {
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("before.db");
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(
-            SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true)
-                .foreign_keys(true),
-        )
-        .await
-        .unwrap();
-    let mut before = sqlx::migrate::Migrator {
+/// A database (SQLite or PostgreSQL) written before issue 21, with repositories stored under
+/// `unknown` and under the identity their links named after an upgrade: the migration merges the
+/// ones the data tells (same id, same name, one other identity) and leaves the rest.
+async fn the_migration_merges_what_links_appearing_had_split(on: On) {
+    let before = |migrator: &'static sqlx::migrate::Migrator| sqlx::migrate::Migrator {
         migrations: std::borrow::Cow::Owned(
-            pr_reminder::store::MIGRATOR
+            migrator
                 .iter()
                 .filter(|m| m.version < IDENTITY_MIGRATION)
                 .cloned()
@@ -705,18 +694,61 @@ async fn the_migration_merges_what_links_appearing_had_split() {
         ),
         ..sqlx::migrate::Migrator::DEFAULT
     };
-    before.set_locking(false);
-    before.run(&pool).await.unwrap();
-    sqlx::raw_sql(BEFORE).execute(&pool).await.unwrap();
-    pr_reminder::store::MIGRATOR.run(&pool).await.unwrap();
-    for (sql, want) in AFTER {
-        let got: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
-        assert_eq!(got, *want, "{sql}");
+    // The same statements on each database; the pool's type differs.
+    match on {
+        On::Sqlite => {
+            use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("before.db");
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(
+                    SqliteConnectOptions::new()
+                        .filename(&path)
+                        .create_if_missing(true)
+                        .foreign_keys(true),
+                )
+                .await
+                .unwrap();
+            let mut before = before(&pr_reminder::store::MIGRATOR);
+            before.set_locking(false);
+            before.run(&pool).await.unwrap();
+            sqlx::raw_sql(BEFORE).execute(&pool).await.unwrap();
+            pr_reminder::store::MIGRATOR.run(&pool).await.unwrap();
+            for (sql, want) in AFTER {
+                let got: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+                assert_eq!(got, *want, "{sql}");
+            }
+            // SQLite checks foreign keys only when asked (PostgreSQL on every statement).
+            let violations: Vec<(String,)> =
+                sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            assert!(violations.is_empty(), "{violations:?}");
+        }
+        On::Postgres => {
+            let Some(url) = crate::postgres::fresh_database("dcmigration").await else {
+                return;
+            };
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .unwrap();
+            before(&pr_reminder::store::POSTGRES_MIGRATOR)
+                .run(&pool)
+                .await
+                .unwrap();
+            sqlx::raw_sql(BEFORE).execute(&pool).await.unwrap();
+            pr_reminder::store::POSTGRES_MIGRATOR
+                .run(&pool)
+                .await
+                .unwrap();
+            for (sql, want) in AFTER {
+                let got: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+                assert_eq!(got, *want, "{sql}");
+            }
+        }
     }
-    let violations: Vec<(String,)> =
-        sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert!(violations.is_empty(), "{violations:?}");
 }

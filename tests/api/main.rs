@@ -1,5 +1,8 @@
-//! Integration tests: each spawns the real application on port 0 with a fresh SQLite file and
-//! talks to it over HTTP, then reads the database the way an operator would.
+//! Integration tests: each spawns the real application on port 0 with a fresh database and
+//! talks to it over HTTP, then reads the database the way an operator would. A scenario is
+//! written once, as `async fn name(on: On)` over `helpers::App`, and `on_both!` runs it on a
+//! SQLite file and on a PostgreSQL database (where `PR_REMINDER_TEST_POSTGRES` names a server);
+//! `postgres` holds only what PostgreSQL alone has.
 
 mod browser;
 mod chats;

@@ -1,10 +1,14 @@
-//! The product on PostgreSQL: the real application in-process on a fresh PostgreSQL database per
-//! test (`PR_REMINDER_TEST_POSTGRES`; see tests/common/postgres.rs), driven through HTTP and the
-//! binary as the SQLite tests of the same features drive it, with the same exact answers, rows
-//! and messages: `outbox list|retry`, `/reviews` and `/reviews snooze`, `POST /sweep`,
-//! `GET /status`, `GET /metrics`, `POST /reconcile` against a fake Bitbucket API, renamed
-//! repositories, deleted pull requests, Data Center deliveries, build statuses, `migrate`,
-//! `check-config`, and the operator views compared with SQLite's for the same deliveries.
+//! PostgreSQL's harness and what only PostgreSQL has: the real application in-process on a fresh
+//! PostgreSQL database per test (`PR_REMINDER_TEST_POSTGRES`; see tests/common/postgres.rs).
+//!
+//! Every feature's scenarios are written once, in the feature's file, and run on both databases
+//! (`on_both!` over `helpers::App`; `PgApp` below is its PostgreSQL side). What stays here has
+//! no SQLite counterpart, each module saying why:
+//! - `binary`: a connection string carries a password (`check-config`, logs at trace);
+//! - `compose`: the compose `postgres` profile's two replicas on one database;
+//! - `leases`: room leases, how replicas share the rooms;
+//! - `status_page`: the page's table of which replica sends each room;
+//! - `views`: the schema and operator views compared with SQLite's for the same deliveries.
 //!
 //! Without a server these tests say so (SKIPPED) and pass over it; under `CI=true` they fail.
 
@@ -24,24 +28,16 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
 
 use crate::fake_chat::PATIENCE;
-use crate::helpers::{
-    output, post_webhook, Answer, PendingRow, PrRow, Served, PENDING_ROW_SELECT, PR_ROW_SELECT,
-    SECRET,
-};
+use crate::helpers::{output, post_webhook, Answer, PrRow, Served, PR_ROW_SELECT, SECRET};
 
 #[path = "../common/postgres.rs"]
 mod pg;
+pub(crate) use pg::fresh_database;
 
 mod binary;
-mod chats;
 mod compose;
-mod identity;
 mod leases;
-mod outbox_cli;
-mod reconciliation;
-mod reviews_command;
 mod status_page;
-mod sweeps;
 mod views;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pr-reminder");
@@ -73,7 +69,11 @@ pub(crate) async fn spawn_pg(
 
 /// The application on the PostgreSQL database `url` (migrated at start): another start on the
 /// database of a running app, or on one a test wrote.
-async fn spawn_pg_at(url: String, adjust: impl FnOnce(&mut Settings), clock: Clock) -> PgApp {
+pub(crate) async fn spawn_pg_at(
+    url: String,
+    adjust: impl FnOnce(&mut Settings),
+    clock: Clock,
+) -> PgApp {
     let mut settings =
         crate::helpers::test_settings(Database::Postgres(SecretString::from(url.clone())), &clock);
     adjust(&mut settings);
@@ -117,11 +117,6 @@ impl PgApp {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    }
-
-    /// `pending_reviews` as `TestApp::pending` reads it.
-    async fn pending(&self) -> Vec<PendingRow> {
-        self.query_rows(PENDING_ROW_SELECT).await
     }
 
     /// A stored pull request by its repository's current name, as `TestApp::pull_request` reads
@@ -213,13 +208,6 @@ fn command(database: &str) -> Command {
     let mut cmd = crate::helpers::clean_command(BIN);
     cmd.env("PR_REMINDER_DATABASE", database);
     cmd
-}
-
-/// Runs the binary with `args` on `database` (off the async runtime): (exit code, stdout, stderr).
-async fn run_cli(database: &str, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = command(database);
-    cmd.args(args);
-    output(cmd).await
 }
 
 /// The password of a connection string (`scheme://user:password@host/...`).

@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{spawn_app_with, Served, TestApp};
+use crate::helpers::{
+    on_both, spawn_app_with, spawn_on, App, On, PendingRow, Served, TestApp, PENDING_ROW_SELECT,
+};
 use crate::status::between;
 
 pub(crate) const TOKEN: &str = "reconcile-token-0123456789abcdef-0123";
@@ -38,6 +40,35 @@ async fn app_with(sites: Vec<Site>) -> TestApp {
     })
     .await
 }
+
+/// The token of the status page of `app_on`'s apps.
+const STATUS_TOKEN: &str = "status-token-0123456789abcdef";
+
+/// The app on `on`'s database (a fresh one named after `label` on PostgreSQL) with `sites`, the
+/// sweep token `TOKEN` and the status token `STATUS_TOKEN`; `None` on PostgreSQL without a test
+/// server.
+async fn app_on(on: On, label: &str, sites: Vec<Site>) -> Option<App> {
+    spawn_on(
+        on,
+        label,
+        move |s: &mut Settings| {
+            s.bitbucket = sites;
+            s.sweep.token = Some(SecretToken(SecretString::from(TOKEN.to_owned())));
+            s.monitoring.status_token =
+                Some(SecretToken(SecretString::from(STATUS_TOKEN.to_owned())));
+        },
+        pr_reminder::clock::Clock::system(),
+    )
+    .await
+}
+
+on_both!(
+    cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_failure,
+    datacenter_a_pr_gone_from_the_list_that_answers_404_is_closed_as_deleted,
+    the_cli_exits_0_when_every_repository_went_through_and_1_naming_the_failure,
+    a_repository_answering_404_for_a_day_has_its_prs_closed_as_deleted,
+    a_repository_gone_from_its_project_has_its_prs_closed_as_deleted,
+);
 
 /// `POST /reconcile`: (status, report).
 pub(crate) async fn reconcile(app: &impl Served) -> (u16, Value) {
@@ -75,7 +106,7 @@ pub(crate) async fn announced(app: &impl Served) -> Vec<(i64, String)> {
 
 // ---------- Bitbucket Cloud ----------
 
-pub(crate) fn cloud_pr(id: i64, commit: &str, updated: &str, participants: Value) -> Value {
+fn cloud_pr(id: i64, commit: &str, updated: &str, participants: Value) -> Value {
     json!({
         "id": id, "title": format!("PR {id}"), "state": "OPEN",
         "author": {"uuid": "{ann}", "display_name": "Ann"},
@@ -94,7 +125,7 @@ pub(crate) fn reviewer(uuid: &str, state: Value) -> Value {
            "participated_on": "2026-11-02T10:00:00+00:00"})
 }
 
-pub(crate) async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Value>) {
+async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Value>) {
     Mock::given(method("GET"))
         .and(path(format!("/2.0/repositories/{repo}/pullrequests")))
         .and(query_param("state", "OPEN"))
@@ -111,12 +142,7 @@ pub(crate) async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Valu
         .await;
 }
 
-pub(crate) async fn cloud_statuses(
-    server: &MockServer,
-    repo: &str,
-    hash: &str,
-    values: Vec<Value>,
-) {
+async fn cloud_statuses(server: &MockServer, repo: &str, hash: &str, values: Vec<Value>) {
     Mock::given(method("GET"))
         .and(path(format!(
             "/2.0/repositories/{repo}/commit/{hash}/statuses"
@@ -153,12 +179,12 @@ async fn one_open_pr(server: &MockServer) {
 }
 
 /// The statuses of the 12-digit commit `short`: one failed CI build on its full hash.
-pub(crate) async fn failed_build(server: &MockServer, repo: &str, short: &str) {
+async fn failed_build(server: &MockServer, repo: &str, short: &str) {
     let full = format!("{short}0000111122223333444455556666");
     cloud_statuses(server, repo, short, vec![cloud_status(&full, "FAILED")]).await;
 }
 
-pub(crate) fn cloud_status(hash: &str, state: &str) -> Value {
+fn cloud_status(hash: &str, state: &str) -> Value {
     json!({"key": "ci", "state": state, "name": "CI", "url": "https://ci.example/1",
            "updated_on": "2026-11-02T11:00:00+00:00", "commit": {"hash": hash}})
 }
@@ -365,7 +391,7 @@ pub(crate) fn sample(text: &str, series: &str) -> String {
 
 /// The metrics of reconciliation at `site` in `text`: `requests` in all, `passes` passes timed,
 /// a last success within a minute of now; and no API token anywhere.
-pub(crate) fn assert_reconciliation_metrics(text: &str, site: &str, requests: &str, passes: &str) {
+fn assert_reconciliation_metrics(text: &str, site: &str, requests: &str, passes: &str) {
     assert_eq!(
         sample(
             text,
@@ -394,13 +420,53 @@ pub(crate) fn assert_reconciliation_metrics(text: &str, site: &str, requests: &s
     assert!(!text.contains(API_TOKEN), "{text}");
 }
 
-#[tokio::test]
-async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_failure() {
+/// The first pass backfills without announcing (and remembers the commits it checked in
+/// `reconciled_commits`); the second repairs a merge, an approval, a needs work and a build
+/// failure that no delivery told, announcing them as webhooks would; the third, over the same
+/// answers, asks for the list only. The metrics and the status page then show the site's passes.
+async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_failure(on: On) {
     let server = MockServer::start().await;
     four_open(&server).await;
-    let app = cloud_app(&server, &["acme/api"]).await;
-    assert_eq!(reconcile(&app).await.0, 200);
-    assert!(announced(&app).await.is_empty());
+    let url = format!("{}/2.0", server.uri());
+    let Some(app) = app_on(
+        on,
+        "reconcile",
+        vec![site(Flavour::Cloud, url.clone(), &["acme/api"])],
+    )
+    .await
+    else {
+        return;
+    };
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    let repo = &report["repositories"][0];
+    assert_eq!(
+        (
+            &repo["ok"],
+            &repo["first_pass"],
+            &repo["open"],
+            &repo["updated"],
+            &repo["requests"]
+        ),
+        (&json!(true), &json!(true), &json!(4), &json!(4), &json!(5))
+    );
+    assert!(
+        announced(&app).await.is_empty(),
+        "a backfill announces nothing"
+    );
+    let checked: Vec<(String,)> = app
+        .query_rows("SELECT commit_hash FROM reconciled_commits ORDER BY commit_hash")
+        .await;
+    assert_eq!(
+        checked,
+        [
+            "aaaaaaaaaaaa",
+            "bbbbbbbbbbbb",
+            "cccccccccccc",
+            "dddddddddddd"
+        ]
+        .map(|c| (c.to_owned(),))
+    );
 
     // Meanwhile: #1 merged, #2 approved, #3 needs work, #4 got a commit whose build failed; no
     // delivery arrived.
@@ -409,11 +475,60 @@ async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_
     let (status, report) = reconcile(&app).await;
     assert_eq!(status, 200, "{report}");
     assert_repaired(&app, &report).await;
+    let pending: Vec<(i64, Option<String>)> = app
+        .query_rows::<PendingRow>(PENDING_ROW_SELECT)
+        .await
+        .into_iter()
+        .map(|p| (p.number, p.build_state))
+        .collect();
+    assert_eq!(
+        pending,
+        [(2, None), (3, None), (4, Some("FAILED".to_owned()))]
+    );
+
+    // The same answers again: the list only.
+    server.reset().await;
+    repaired_list(&server).await;
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    let repo = &report["repositories"][0];
+    assert_eq!(
+        (
+            &repo["updated"],
+            &repo["closed"],
+            &repo["builds"],
+            &repo["requests"]
+        ),
+        (&json!(0), &json!(0), &json!(0), &json!(1))
+    );
+    assert_eq!(
+        requests(&server).await,
+        ["GET /2.0/repositories/acme/api/pullrequests?state=OPEN&pagelen=50&fields=%2Bvalues.participants"]
+    );
+    assert_eq!(announced(&app).await.len(), 3, "nothing new announced");
+
+    // The metrics: three passes, 5 + 3 + 1 requests, a last success now (the gauge read
+    // from reconciled_repositories).
+    let (_, text) = app.get_text("/metrics", None).await;
+    assert_reconciliation_metrics(&text, &url, "9", "3");
+
+    // The status page: the site's last pass (one repository, one request), and the sweep of
+    // the console room (#2 and #4 wait for review, #3 on its author).
+    let swept = app.post_bearer("/sweep", TOKEN).await;
+    assert_eq!(swept.status(), 200);
+    let (status, html) = app.get_text("/status", Some(STATUS_TOKEN)).await;
+    assert_eq!(status, 200, "{html}");
+    let sweeps = assert_one_site_pass(&html, &url);
+    assert!(
+        sweeps.contains("<td>http</td><td class=\"posted\">posted</td><td>2</td><td>1</td>")
+            && sweeps.contains("<tr><td>console</td>"),
+        "{sweeps}"
+    );
 }
 
 /// The first state of the repair tests: acme/api lists #1-#4 open on commits aaaa.., bbbb..,
 /// cccc.., dddd.. (Bob asked to review #2 and #3), none with a build.
-pub(crate) async fn four_open(server: &MockServer) {
+async fn four_open(server: &MockServer) {
     cloud_list(
         server,
         "acme/api",
@@ -447,7 +562,7 @@ pub(crate) async fn four_open(server: &MockServer) {
 
 /// The list after `four_open` was repaired: #2 approved by Bob, #3 needs work, #4 on commit
 /// eeee.. (#1 is gone from it).
-pub(crate) async fn repaired_list(server: &MockServer) {
+async fn repaired_list(server: &MockServer) {
     cloud_list(
         server,
         "acme/api",
@@ -472,7 +587,7 @@ pub(crate) async fn repaired_list(server: &MockServer) {
 
 /// What Bitbucket answers after `four_open` changed: `repaired_list`, #1 merged, and a failed
 /// build on eeee...
-pub(crate) async fn repaired(server: &MockServer) {
+async fn repaired(server: &MockServer) {
     repaired_list(server).await;
     let mut merged = cloud_pr(1, "aaaaaaaaaaaa", "2026-11-03T09:00:00+00:00", json!([]));
     merged["state"] = json!("MERGED");
@@ -486,7 +601,7 @@ pub(crate) async fn repaired(server: &MockServer) {
 
 /// The pass over `repaired` after one over `four_open`: its `report`, the rows and reviews it
 /// left, and what it announced (as webhooks would; merges are not announced by default).
-pub(crate) async fn assert_repaired(app: &impl Served, report: &Value) {
+async fn assert_repaired(app: &impl Served, report: &Value) {
     let repo = &report["repositories"][0];
     assert_eq!(
         (
@@ -661,13 +776,7 @@ async fn a_webhook_newer_than_the_rest_snapshot_wins() {
 
 // ---------- Bitbucket Data Center ----------
 
-pub(crate) fn dc_pr(
-    server: &MockServer,
-    id: i64,
-    commit: &str,
-    updated: i64,
-    status: &str,
-) -> Value {
+fn dc_pr(server: &MockServer, id: i64, commit: &str, updated: i64, status: &str) -> Value {
     json!({
         "id": id, "title": format!("DC {id}"), "state": "OPEN", "draft": false,
         "createdDate": 1_700_000_000_000i64, "updatedDate": updated,
@@ -685,7 +794,7 @@ pub(crate) fn dc_pr(
     })
 }
 
-pub(crate) async fn dc_pages(server: &MockServer, pages: Vec<Vec<Value>>) {
+async fn dc_pages(server: &MockServer, pages: Vec<Vec<Value>>) {
     let n = pages.len();
     for (i, values) in pages.into_iter().enumerate() {
         let last = i + 1 == n;
@@ -1328,13 +1437,14 @@ async fn a_username_sends_http_basic_with_the_token() {
     );
 }
 
-#[tokio::test]
-async fn datacenter_a_pr_gone_from_the_list_that_answers_404_is_closed_as_deleted() {
+/// Data Center keys, a needs-work verdict read by REST, and a PR the server no longer lists
+/// that answers 404: closed as DELETED, out of pending_reviews.
+async fn datacenter_a_pr_gone_from_the_list_that_answers_404_is_closed_as_deleted(on: On) {
     let server = MockServer::start().await;
     dc_pages(
         &server,
         vec![vec![
-            dc_pr(&server, 1, "aaaa1111", 1_700_000_100_000, "UNAPPROVED"),
+            dc_pr(&server, 1, "aaaa1111", 1_700_000_100_000, "NEEDS_WORK"),
             dc_pr(&server, 2, "bbbb2222", 1_700_000_100_000, "UNAPPROVED"),
         ]],
     )
@@ -1348,8 +1458,29 @@ async fn datacenter_a_pr_gone_from_the_list_that_answers_404_is_closed_as_delete
         )
         .mount(&server)
         .await;
-    let app = app_with(vec![site(Flavour::DataCenter, server.uri(), &["PRJ/api"])]).await;
+    let Some(app) = app_on(
+        on,
+        "dcreconcile",
+        vec![site(Flavour::DataCenter, server.uri(), &["PRJ/api"])],
+    )
+    .await
+    else {
+        return;
+    };
     assert_eq!(reconcile(&app).await.0, 200);
+    let host = server.uri().trim_start_matches("http://").to_owned();
+    let keys: Vec<(String,)> = app
+        .query_rows("SELECT DISTINCT repository_key FROM pull_requests")
+        .await;
+    assert_eq!(keys, vec![(format!("datacenter/{host}/42"),)]);
+    assert_eq!(
+        app.review_rows("PRJ/api", 1).await,
+        vec![(
+            format!("datacenter/{host}/user/7"),
+            "REVIEWER".into(),
+            "changes_requested".into()
+        )]
+    );
 
     server.reset().await;
     dc_pages(
@@ -1359,7 +1490,7 @@ async fn datacenter_a_pr_gone_from_the_list_that_answers_404_is_closed_as_delete
             1,
             "aaaa1111",
             1_700_000_100_000,
-            "UNAPPROVED",
+            "NEEDS_WORK",
         )]],
     )
     .await;
@@ -1398,20 +1529,22 @@ async fn datacenter_a_pr_gone_from_the_list_that_answers_404_is_closed_as_delete
             (2, "DELETED".into(), Some("bbbb2222".into()))
         ]
     );
+    let pending: Vec<(String, i64, i64)> = app
+        .query_rows::<PendingRow>(PENDING_ROW_SELECT)
+        .await
+        .into_iter()
+        .map(|p| (p.repository, p.number, p.changes_requested))
+        .collect();
     assert_eq!(
-        app.pending()
-            .await
-            .iter()
-            .map(|p| p.number)
-            .collect::<Vec<_>>(),
-        vec![1],
+        pending,
+        [("PRJ/api".to_owned(), 1, 1)],
         "a deleted PR no longer waits for review"
     );
 }
 
 /// The status page's sites table in `html` shows `url`'s last pass, of one repository and one
 /// request; the sweeps table, which is returned.
-pub(crate) fn assert_one_site_pass<'a>(html: &'a str, url: &str) -> &'a str {
+fn assert_one_site_pass<'a>(html: &'a str, url: &str) -> &'a str {
     let sites = between(html, "<table id=\"sites\">", "</table>");
     assert!(sites.contains(&format!("<td>{url}</td>")), "{sites}");
     assert!(
@@ -1423,19 +1556,21 @@ pub(crate) fn assert_one_site_pass<'a>(html: &'a str, url: &str) -> &'a str {
 
 // ---------- pr-reminder reconcile (the binary) ----------
 
-/// `pr-reminder reconcile ARGS` with the single-site variables for `url` (Cloud), a database in
-/// `dir`, and nothing else from the caller's environment: (exit code, stdout, stderr).
-async fn cli_reconcile(dir: &std::path::Path, url: &str, args: &[&str]) -> (i32, String, String) {
+/// `pr-reminder reconcile ARGS` with the single-site variables for `url` (Cloud) on `database`
+/// (a SQLite file or a PostgreSQL connection string), run in an empty folder with nothing else
+/// of the caller's environment: (exit code, stdout, stderr).
+async fn cli_reconcile(database: &str, url: &str, args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
     let mut cmd = crate::helpers::clean_command(env!("CARGO_BIN_EXE_pr-reminder"));
-    cmd.current_dir(dir)
-        .env("PR_REMINDER_DATABASE", dir.join("state.db"));
+    cmd.current_dir(dir.path())
+        .env("PR_REMINDER_DATABASE", database);
     reconcile_command(&mut cmd, url, args);
     crate::helpers::output(cmd).await
 }
 
 /// Makes `cmd` `reconcile ARGS` with the single-site variables for `url` (Cloud, acme/api and
 /// acme/web, `API_TOKEN`).
-pub(crate) fn reconcile_command(cmd: &mut std::process::Command, url: &str, args: &[&str]) {
+fn reconcile_command(cmd: &mut std::process::Command, url: &str, args: &[&str]) {
     cmd.env("PR_REMINDER_BITBUCKET_KIND", "cloud")
         .env("PR_REMINDER_BITBUCKET_URL", url)
         .env("PR_REMINDER_BITBUCKET_TOKEN", API_TOKEN)
@@ -1444,23 +1579,29 @@ pub(crate) fn reconcile_command(cmd: &mut std::process::Command, url: &str, args
         .args(args);
 }
 
-#[tokio::test]
-async fn the_cli_exits_0_when_every_repository_went_through_and_1_naming_the_failure() {
+/// `pr-reminder reconcile` on the database of a running service (which has no site of its
+/// own): one repository goes through (exit 0, its line and the summary); both, as JSON and as
+/// text, name the one Bitbucket refuses (exit 1, on stderr too). The rows are the service's to
+/// read.
+async fn the_cli_exits_0_when_every_repository_went_through_and_1_naming_the_failure(on: On) {
     let server = MockServer::start().await;
     api_and_a_refusing_web(&server).await;
-    let dir = tempfile::tempdir().unwrap();
+    let Some(app) = app_on(on, "clireconcile", Vec::new()).await else {
+        return;
+    };
+    let database = app.database();
     let url = format!("{}/2.0", server.uri());
     let failure = CLI_FAILURE;
 
     // One repository, which goes through: exit 0.
     let (code, stdout, stderr) =
-        cli_reconcile(dir.path(), &url, &["--repository", "acme/api"]).await;
+        cli_reconcile(&database, &url, &["--repository", "acme/api"]).await;
     assert_api_went_through(code, &stdout, &stderr, &url);
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[1].ends_with(" ms"), "{stdout}");
 
     // Both, as JSON: acme/web is refused, exit 1, named on standard error.
-    let (code, stdout, stderr) = cli_reconcile(dir.path(), &url, &["--json"]).await;
+    let (code, stdout, stderr) = cli_reconcile(&database, &url, &["--json"]).await;
     assert_eq!(code, 1, "{stdout}{stderr}");
     let mut report: Value = serde_json::from_str(&stdout).unwrap();
     assert!(report["elapsed_ms"].is_u64(), "{report}");
@@ -1486,23 +1627,44 @@ async fn the_cli_exits_0_when_every_repository_went_through_and_1_naming_the_fai
     );
 
     // As text: the failed line names site, repository and status.
-    let (code, stdout, stderr) = cli_reconcile(dir.path(), &url, &[]).await;
+    let (code, stdout, stderr) = cli_reconcile(&database, &url, &[]).await;
     assert_web_failed(code, &stdout, &stderr, &url);
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(
         lines[2].starts_with("2 repositories, 1 failed, 2 requests, "),
         "{stdout}"
     );
+
+    // What the CLI stored, as the service reads it.
+    let stored: Vec<(String, i64, String, Option<String>)> = app
+        .query_rows::<PendingRow>(PENDING_ROW_SELECT)
+        .await
+        .into_iter()
+        .map(|p| (p.repository, p.number, p.title, p.build_state))
+        .collect();
+    assert_eq!(
+        stored,
+        [(
+            "acme/api".to_owned(),
+            1,
+            "PR 1".to_owned(),
+            Some("SUCCESSFUL".to_owned())
+        )]
+    );
+    let passes: Vec<(String, String, i64)> = app
+        .query_rows("SELECT site, full_name, last_requests FROM reconciled_repositories")
+        .await;
+    assert_eq!(passes, [(url.clone(), "acme/api".to_owned(), 1)]);
 }
 
 /// Why `api_and_a_refusing_web`'s acme/web fails, as reported.
-pub(crate) const CLI_FAILURE: &str = "HTTP 403 from GET /2.0/repositories/acme/web/pullrequests \
+const CLI_FAILURE: &str = "HTTP 403 from GET /2.0/repositories/acme/web/pullrequests \
     (the token lacks read access to pull requests and repositories): Your credentials lack one \
     or more required privilege scopes.";
 
 /// The fake Cloud API of the CLI tests: acme/api lists #1 on commit aaaa.., whose build
 /// succeeded; acme/web refuses the token (403).
-pub(crate) async fn api_and_a_refusing_web(server: &MockServer) {
+async fn api_and_a_refusing_web(server: &MockServer) {
     cloud_list(
         server,
         "acme/api",
@@ -1536,7 +1698,7 @@ pub(crate) async fn api_and_a_refusing_web(server: &MockServer) {
 
 /// `reconcile --repository acme/api`'s first run against `api_and_a_refusing_web` at `url`:
 /// exit 0, the repository's line and the summary, nothing on stderr.
-pub(crate) fn assert_api_went_through(code: i32, stdout: &str, stderr: &str, url: &str) {
+fn assert_api_went_through(code: i32, stdout: &str, stderr: &str, url: &str) {
     assert_eq!(code, 0, "{stdout}{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
@@ -1556,7 +1718,7 @@ pub(crate) fn assert_api_went_through(code: i32, stdout: &str, stderr: &str, url
 
 /// `reconcile` (both repositories, as text) after `assert_api_went_through`: exit 1, acme/api
 /// unchanged, acme/web's failure on stdout and stderr, no token anywhere.
-pub(crate) fn assert_web_failed(code: i32, stdout: &str, stderr: &str, url: &str) {
+fn assert_web_failed(code: i32, stdout: &str, stderr: &str, url: &str) {
     assert_eq!(code, 1, "{stdout}{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
@@ -1581,7 +1743,6 @@ pub(crate) fn assert_web_failed(code: i32, stdout: &str, stderr: &str, url: &str
 /// its repositories and requests, and the room's last sweep with its trigger and outcome.
 #[tokio::test]
 async fn the_status_page_shows_the_last_pass_and_the_last_sweep() {
-    const STATUS_TOKEN: &str = "status-token-0123456789abcdef";
     let server = MockServer::start().await;
     cloud_list(&server, "acme/api", vec![]).await;
     let url = format!("{}/2.0", server.uri());
@@ -1633,8 +1794,9 @@ async fn the_cli_refuses_an_unconfigured_repository_and_spells_a_configured_one_
     let server = MockServer::start().await;
     cloud_list(&server, "acme/api", vec![]).await;
     let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("state.db").display().to_string();
     let url = format!("{}/2.0", server.uri());
-    let (code, _, stderr) = cli_reconcile(dir.path(), &url, &["--repository", "other/repo"]).await;
+    let (code, _, stderr) = cli_reconcile(&database, &url, &["--repository", "other/repo"]).await;
     assert_eq!(code, 2, "{stderr}");
     assert_eq!(
         stderr,
@@ -1644,7 +1806,7 @@ async fn the_cli_refuses_an_unconfigured_repository_and_spells_a_configured_one_
     assert!(requests(&server).await.is_empty());
 
     let (code, stdout, stderr) =
-        cli_reconcile(dir.path(), &url, &["--repository", "ACME/Api"]).await;
+        cli_reconcile(&database, &url, &["--repository", "ACME/Api"]).await;
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(
         requests(&server).await,
@@ -1689,7 +1851,7 @@ async fn a_database_failure_is_reported_without_its_internal_text() {
 // ---------- a repository that is gone ----------
 
 /// A Data Center PR of `PRJ/{slug}` (repository `id`), as `dc_pr` makes PRJ/api's.
-pub(crate) fn dc_pr_in(server: &MockServer, slug: &str, id: i64, number: i64) -> Value {
+fn dc_pr_in(server: &MockServer, slug: &str, id: i64, number: i64) -> Value {
     let text = dc_pr(server, number, "aaaa1111", 1_700_000_100_000, "UNAPPROVED")
         .to_string()
         .replace("/repos/api/", &format!("/repos/{slug}/"))
@@ -1699,7 +1861,7 @@ pub(crate) fn dc_pr_in(server: &MockServer, slug: &str, id: i64, number: i64) ->
 }
 
 /// The fake Data Center API answering `PRJ/{slug}`'s open PRs with `answer`, and no builds.
-pub(crate) async fn dc_list(server: &MockServer, slug: &str, answer: ResponseTemplate) {
+async fn dc_list(server: &MockServer, slug: &str, answer: ResponseTemplate) {
     Mock::given(method("GET"))
         .and(path(format!(
             "/rest/api/1.0/projects/PRJ/repos/{slug}/pull-requests"
@@ -1719,19 +1881,19 @@ pub(crate) async fn dc_list(server: &MockServer, slug: &str, answer: ResponseTem
 }
 
 /// A page of `values`.
-pub(crate) fn dc_page(values: Vec<Value>) -> ResponseTemplate {
+fn dc_page(values: Vec<Value>) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({"values": values, "isLastPage": true}))
 }
 
 /// Data Center's 404 for a repository that does not exist (its `errors` body).
-pub(crate) fn dc_404(slug: &str) -> ResponseTemplate {
+fn dc_404(slug: &str) -> ResponseTemplate {
     ResponseTemplate::new(404).set_body_json(json!({"errors": [{
         "context": null, "message": format!("Repository PRJ/{slug} does not exist."),
         "exceptionName": "com.atlassian.bitbucket.repository.NoSuchRepositoryException"}]}))
 }
 
 /// Data Center's 403 for a repository the token may not read.
-pub(crate) fn dc_403() -> ResponseTemplate {
+fn dc_403() -> ResponseTemplate {
     ResponseTemplate::new(403).set_body_json(json!({"errors": [{
         "context": null, "message": "You are not permitted to access this resource",
         "exceptionName": "com.atlassian.bitbucket.AuthorisationException"}]}))
@@ -1739,7 +1901,7 @@ pub(crate) fn dc_403() -> ResponseTemplate {
 
 /// The settings of `a_repository_answering_404_*`: one Data Center site at `server` over
 /// PRJ/api, PRJ/locked and PRJ/web.
-pub(crate) fn gone_settings(server: &MockServer) -> impl FnOnce(&mut Settings) {
+fn gone_settings(server: &MockServer) -> impl FnOnce(&mut Settings) {
     let sites = vec![site(
         Flavour::DataCenter,
         server.uri(),
@@ -1773,7 +1935,7 @@ fn outcomes(report: &Value) -> Vec<(String, bool, i64, String)> {
 /// pass says so. A repository that answers 403 for days (inaccessible, not gone) is never
 /// closed; one that went through in between starts its day again. `clock` starts on Tuesday
 /// 2026-11-24 10:00 UTC.
-pub(crate) async fn a_repository_answering_404_for_a_day(
+async fn a_repository_answering_404_for_a_day(
     app: &impl Served,
     server: &MockServer,
     clock: &crate::helpers::ManualClock,
@@ -1909,17 +2071,18 @@ pub(crate) async fn a_repository_answering_404_for_a_day(
     );
 }
 
-#[tokio::test]
-async fn a_repository_answering_404_for_a_day_has_its_prs_closed_as_deleted() {
+async fn a_repository_answering_404_for_a_day_has_its_prs_closed_as_deleted(on: On) {
     let server = MockServer::start().await;
     let clock = crate::helpers::ManualClock::frozen(crate::sweep::utc(2026, 11, 24, 10, 0));
-    let app = crate::helpers::spawn_app_with_clock(gone_settings(&server), clock.clock()).await;
+    let Some(app) = spawn_on(on, "dcgone", gone_settings(&server), clock.clock()).await else {
+        return;
+    };
     a_repository_answering_404_for_a_day(&app, &server, &clock).await;
 }
 
 /// The settings of `a_repository_gone_from_its_project_*`: one Data Center site at `server` over
 /// PRJ/*.
-pub(crate) fn project_settings(server: &MockServer) -> impl FnOnce(&mut Settings) {
+fn project_settings(server: &MockServer) -> impl FnOnce(&mut Settings) {
     let sites = vec![site(Flavour::DataCenter, server.uri(), &["PRJ/*"])];
     move |s| {
         s.bitbucket = sites;
@@ -1943,7 +2106,7 @@ async fn project_lists(server: &MockServer, slugs: &[&str]) {
 /// Configured as `PRJ/*`, a repository deleted from its project is no longer listed: the
 /// repositories stored with open PRs are asked for too, so the deleted one answers 404 and, a day
 /// later, its PRs are closed as deleted.
-pub(crate) async fn a_repository_gone_from_its_project(
+async fn a_repository_gone_from_its_project(
     app: &impl Served,
     server: &MockServer,
     clock: &crate::helpers::ManualClock,
@@ -1977,10 +2140,12 @@ pub(crate) async fn a_repository_gone_from_its_project(
     assert_eq!(states, [(1, "DELETED".to_owned())]);
 }
 
-#[tokio::test]
-async fn a_repository_gone_from_its_project_has_its_prs_closed_as_deleted() {
+async fn a_repository_gone_from_its_project_has_its_prs_closed_as_deleted(on: On) {
     let server = MockServer::start().await;
     let clock = crate::helpers::ManualClock::frozen(crate::sweep::utc(2026, 11, 24, 10, 0));
-    let app = crate::helpers::spawn_app_with_clock(project_settings(&server), clock.clock()).await;
+    let Some(app) = spawn_on(on, "dcgoneglob", project_settings(&server), clock.clock()).await
+    else {
+        return;
+    };
     a_repository_gone_from_its_project(&app, &server, &clock).await;
 }

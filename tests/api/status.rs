@@ -10,13 +10,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use pr_reminder::config::{NotifySettings, Room, SecretToken, Settings, SignaturePolicy, Sink};
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use wiremock::ResponseTemplate;
 
 use crate::fake_chat::Fake;
 use crate::helpers::{
-    post_webhook, route, set_repository, spawn_app_with, spawn_app_with_clock, uuid_like,
-    ManualClock, Served, TestApp, SECRET,
+    on_both, post_webhook, route, set_repository, spawn_app_with, spawn_on, uuid_like, App,
+    ManualClock, On, Served, SECRET,
 };
 use crate::lifecycle::{key_of, pr_event};
 use pr_reminder::signature::sign;
@@ -67,7 +66,7 @@ fn with_participants(mut body: Value, participants: &[(&str, &str)]) -> Value {
 
 /// The seeded app's settings: rooms `payments` (console) and `web` (Slack at `web_url`), each
 /// with its repository, and the status token.
-pub(crate) fn seeded_settings(web_url: String) -> impl FnOnce(&mut Settings) {
+fn seeded_settings(web_url: String) -> impl FnOnce(&mut Settings) {
     move |s| {
         s.notify = NotifySettings {
             rooms: vec![
@@ -96,7 +95,7 @@ pub(crate) fn seeded_settings(web_url: String) -> impl FnOnce(&mut Settings) {
 }
 
 /// The fake chat of the web room, which refuses every message, and the room's URL on it.
-pub(crate) async fn refusing_chat() -> (Fake, String) {
+async fn refusing_chat() -> (Fake, String) {
     let fake = Fake::start(vec![ResponseTemplate::new(404).set_body_string(REFUSAL)]).await;
     let web_url = fake.url("/services/T/B/web-secret");
     (fake, web_url)
@@ -145,47 +144,34 @@ pub(crate) async fn seed(app: &impl Served) {
 ///   asks for changes (2 days), #4 a draft (6 h), #5 "WIP: ..." (2 d 23 h), #6 snoozed (6 days);
 /// - acme/web #7 (1 h), whose message the web room refuses;
 /// - one refused delivery (no `X-Event-Key`).
-pub async fn seeded_app() -> (TestApp, Fake) {
+///
+/// On `on`'s database (a fresh one on PostgreSQL); `None` on PostgreSQL without a test server.
+pub async fn seeded_app(on: On) -> Option<(App, Fake)> {
     let (fake, web_url) = refusing_chat().await;
     let clock = ManualClock::running(start());
-    let app = spawn_app_with_clock(seeded_settings(web_url), clock.clock()).await;
+    let app = spawn_on(on, "status", seeded_settings(web_url), clock.clock()).await?;
     seed(&app).await;
-    app.wait_for_deliveries(8).await;
+    app.wait_for_count("SELECT count(*) FROM deliveries", 8)
+        .await;
 
     // Bob snoozes #6 for a day (as `/reviews snooze` records it).
-    let write = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(SqliteConnectOptions::new().filename(&app.db_path))
-        .await
-        .unwrap();
-    sqlx::query(
+    app.execute(&format!(
         "INSERT INTO snoozes (user_key, repository_key, number, until, created_at)
-         SELECT ?1, repository_key, 6, '2026-11-25T09:00:00.000000Z', '2026-11-24T09:00:00.000000Z'
+         SELECT '{}', repository_key, 6, '2026-11-25T09:00:00.000000Z', '2026-11-24T09:00:00.000000Z'
            FROM repositories WHERE full_name = 'acme/payments-api'",
-    )
-    .bind(key_of("bob"))
-    .execute(&write)
-    .await
-    .unwrap();
-    write.close().await;
+        key_of("bob").replace('\'', "''")
+    ))
+    .await;
 
     // The web room refused #7's message for good.
     fake.wait_for_hits(1).await;
-    for _ in 0..500 {
-        if app
-            .count("SELECT count(*) FROM outbox WHERE state = 'failed'")
-            .await
-            == 1
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    (app, fake)
+    app.wait_for_count("SELECT count(*) FROM outbox WHERE state = 'failed'", 1)
+        .await;
+    Some((app, fake))
 }
 
-async fn get_status(app: &TestApp, authorization: Option<String>) -> reqwest::Response {
-    let mut request = app.client.get(format!("{}/status", app.address));
+async fn get_status(app: &impl Served, authorization: Option<String>) -> reqwest::Response {
+    let mut request = app.client().get(format!("{}/status", app.address()));
     if let Some(value) = authorization {
         request = request.header("Authorization", value);
     }
@@ -220,9 +206,14 @@ pub(crate) fn rows(html: &str) -> Vec<i64> {
         .collect()
 }
 
-#[tokio::test]
-async fn the_page_lists_what_waits_oldest_first_with_everything_apart_and_escaped() {
-    let (app, _fake) = seeded_app().await;
+on_both!(the_page_lists_what_waits_oldest_first_with_everything_apart_and_escaped);
+
+/// The seeded app's page (see `seeded_app`), read from either database: its headers, no script,
+/// the lists and their order, the chart's age buckets, the health tables, rooms by name.
+async fn the_page_lists_what_waits_oldest_first_with_everything_apart_and_escaped(on: On) {
+    let Some((app, _fake)) = seeded_app(on).await else {
+        return;
+    };
     let response = get_status(&app, Some(format!("Bearer {STATUS_TOKEN}"))).await;
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
@@ -239,6 +230,13 @@ async fn the_page_lists_what_waits_oldest_first_with_everything_apart_and_escape
     );
 
     assert_seeded_page(&html);
+    // Which replica sends each room (room leases) is PostgreSQL's alone: on SQLite one process
+    // sends every room (`postgres::status_page` reads that table).
+    assert_eq!(
+        html.contains("<table id=\"leases\">"),
+        on == On::Postgres,
+        "the leases table on {on:?}"
+    );
 
     // Rooms by name; in each, repositories by name.
     let payments = between(&html, "<h3>Room payments</h3>", "<h3>Room ");
@@ -252,7 +250,7 @@ async fn the_page_lists_what_waits_oldest_first_with_everything_apart_and_escape
 
 /// The seeded app's page (see `seeded_app`): its lists and their order, the rows' cells, the
 /// chart's age buckets, and the health tables.
-pub(crate) fn assert_seeded_page(html: &str) {
+fn assert_seeded_page(html: &str) {
     let payments = between(html, "<h3>Room payments</h3>", "<h3>Room ");
     let web = between(html, "<h3>Room web</h3>", "<h2 id=\"chart\">");
 

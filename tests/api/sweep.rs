@@ -59,7 +59,7 @@ pub(crate) fn notify(fake: &MockServer) -> NotifySettings {
 }
 
 /// The sweep settings with `TOKEN`.
-pub(crate) fn sweep_settings() -> SweepSettings {
+fn sweep_settings() -> SweepSettings {
     SweepSettings {
         token: Some(SecretToken(SecretString::from(TOKEN.to_owned()))),
         ..SweepSettings::default()
@@ -101,6 +101,8 @@ on_both!(
     nothing_pending_is_silent_unless_all_clear_is_asked_for,
     many_prs_are_cut_to_fit_with_and_n_more,
     the_built_in_schedule_sweeps_by_itself,
+    the_cli_sweep_beside_the_running_service_posts_once,
+    a_skipped_sweep_reports_the_real_counts_with_its_reason,
 );
 
 /// A PR opened at `created` in `repository`.
@@ -161,7 +163,7 @@ pub(crate) async fn digests(fake: &MockServer, expected: usize) -> Vec<(String, 
 }
 
 /// (status, reason) of `room` in a sweep's report.
-pub(crate) fn room_status(report: &Value, room: &str) -> (String, Option<String>) {
+fn room_status(report: &Value, room: &str) -> (String, Option<String>) {
     let r = report["rooms"]
         .as_array()
         .unwrap()
@@ -459,37 +461,34 @@ async fn the_bearer_scheme_is_case_insensitive(on: On) {
 }
 
 /// `pr-reminder sweep` beside a running service, on the same database and rooms: the digest is
-/// posted once per room, whichever process sweeps first (the README's cron example).
-#[tokio::test]
-async fn the_cli_sweep_beside_the_running_service_posts_once() {
+/// posted once per room, whichever process sweeps first (the README's cron example). The CLI's
+/// digest is queued once per room and sent by the service; the service's sweep and the CLI's
+/// again within the interval are skipped.
+async fn the_cli_sweep_beside_the_running_service_posts_once(on: On) {
     let fake = fake_room().await;
     // The CLI reads the wall clock: so does the service here, and every day is a working day
     // without quiet hours, so that neither skips for the day or hour the test runs at.
     let every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
     let notify = NotifySettings {
-        rooms: vec![room("backend", &fake), room("web", &fake)],
-        routes: vec![
-            digest_only_route(&["acme/*"], "backend"),
-            digest_only_route(&["web/*"], "web"),
-        ],
-        retry_min: std::time::Duration::from_millis(50),
-        room_rate_per_minute: Some(6000),
-        ..NotifySettings::default()
+        coalesce: NotifySettings::default().coalesce,
+        ..notify(&fake)
     };
-    let mut sweep_settings = SweepSettings {
-        token: Some(SecretToken(SecretString::from(TOKEN.to_owned()))),
-        ..SweepSettings::default()
-    };
+    let mut sweep_settings = sweep_settings();
     sweep_settings.calendar = crate::helpers::always_open();
     let min_interval = sweep_settings.min_interval;
-    let app = spawn_app_with_clock(
+    let Some(app) = spawn_on(
+        on,
+        "clisweep",
         move |s| {
             s.notify = notify;
             s.sweep = sweep_settings;
         },
         pr_reminder::clock::Clock::system(),
     )
-    .await;
+    .await
+    else {
+        return;
+    };
     let now = Utc::now();
     send(
         &app,
@@ -553,28 +552,15 @@ room = "web"
         ),
     )
     .unwrap();
-    let cli = |dir: std::path::PathBuf, config: std::path::PathBuf, db: std::path::PathBuf| async move {
-        tokio::task::spawn_blocking(move || {
-            let out = crate::helpers::clean_command(env!("CARGO_BIN_EXE_pr-reminder"))
-                .current_dir(&dir)
-                .env("PR_REMINDER_DATABASE", &db)
-                .arg("--config")
-                .arg(&config)
-                .args(["sweep", "--json"])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            serde_json::from_slice::<Value>(&out.stdout)
-                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-        })
-        .await
-        .unwrap()
+    let config = config.display().to_string();
+    let database = app.database();
+    let run_cli = || async {
+        let (code, stdout, stderr) =
+            crate::helpers::run_binary(&database, &["--config", &config, "sweep", "--json"]).await;
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert_eq!(stderr, "", "nothing on stderr");
+        serde_json::from_str::<Value>(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
     };
-    let run_cli = || cli(dir.path().to_owned(), config.clone(), app.db_path.clone());
 
     // The CLI sweeps first: it queues one digest per room, which the service sends.
     let report = run_cli().await;
@@ -606,11 +592,9 @@ room = "web"
     }
     assert_eq!(digests(&fake, 2).await.len(), 2, "nothing more was posted");
 
-    let sweeps: Vec<(String, String, String, Option<String>)> =
-        sqlx::query_as("SELECT room, trigger, outcome, reason FROM sweeps ORDER BY id")
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
+    let sweeps: Vec<(String, String, String, Option<String>)> = app
+        .query_rows("SELECT room, trigger, outcome, reason FROM sweeps ORDER BY id")
+        .await;
     let row = |room: &str, trigger: &str, outcome: &str, reason: &Option<String>| {
         (
             room.to_owned(),
@@ -631,21 +615,15 @@ room = "web"
         ]
     );
     // One digest row per room in the outbox, the one the CLI's sweep recorded, sent by the service.
-    let mut outbox: Vec<(String, String, String)> = Vec::new();
-    for _ in 0..200 {
-        outbox = sqlx::query_as("SELECT room, kind, state FROM outbox ORDER BY id")
-            .fetch_all(&app.db)
-            .await
-            .unwrap();
-        if outbox.iter().all(|(_, _, state)| state == "sent") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    app.wait_for_count("SELECT count(*) FROM outbox WHERE state = 'sent'", 2)
+        .await;
+    let outbox: Vec<(String, String, String)> = app
+        .query_rows("SELECT room, kind, state FROM outbox ORDER BY id")
+        .await;
     let digest_row = |room: &str| (room.to_owned(), "digest".to_owned(), "sent".to_owned());
     assert_eq!(outbox, vec![digest_row("backend"), digest_row("web")]);
     assert_eq!(
-        app.count(
+        app.count_rows(
             "SELECT count(*) FROM sweeps s JOIN outbox o ON o.id = s.outbox_id \
              WHERE s.outcome = 'posted' AND s.trigger = 'cli' AND o.room = s.room"
         )
@@ -795,7 +773,7 @@ async fn quiet_hours_and_weekends_in_the_team_zone(on: On) {
 
 /// The settings of `a_skipped_sweep_*`: the rooms at `fake`, New York's time zone with quiet
 /// hours 18:00-09:00 and working days Monday to Friday.
-pub(crate) fn quiet_settings(fake: &MockServer) -> impl FnOnce(&mut pr_reminder::config::Settings) {
+fn quiet_settings(fake: &MockServer) -> impl FnOnce(&mut pr_reminder::config::Settings) {
     let notify = notify(fake);
     let mut sweep = sweep_settings();
     sweep.calendar.tz = "America/New_York".parse().unwrap();
@@ -807,15 +785,15 @@ pub(crate) fn quiet_settings(fake: &MockServer) -> impl FnOnce(&mut pr_reminder:
 }
 
 /// Tuesday 2026-11-24 08:30 in New York (quiet until 09:00 there).
-pub(crate) fn quiet_morning() -> DateTime<Utc> {
+fn quiet_morning() -> DateTime<Utc> {
     utc(2026, 11, 24, 13, 30)
 }
 
 /// (room, outcome, reason, waiting_review, waiting_on_author) of every sweep, in order.
-pub(crate) type SweepCounts = (String, String, Option<String>, i64, i64);
+type SweepCounts = (String, String, Option<String>, i64, i64);
 
 /// (status, reason, waiting_review, waiting_on_author) of `room` in a report.
-pub(crate) fn room_counts(report: &Value, room: &str) -> (String, Option<String>, i64, i64) {
+fn room_counts(report: &Value, room: &str) -> (String, Option<String>, i64, i64) {
     let (status, reason) = room_status(report, room);
     let r = report["rooms"]
         .as_array()
@@ -835,7 +813,7 @@ pub(crate) fn room_counts(report: &Value, room: &str) -> (String, Option<String>
 /// reason, in the HTTP answer and in the `sweeps` table (issue 21: it used to answer
 /// `skipped  0 waiting for review` while PRs were waiting). Backend has two PRs waiting for
 /// review and one on its author; web one waiting for review.
-pub(crate) async fn a_skipped_sweep_reports_what_waits(app: &impl Served, clock: &ManualClock) {
+async fn a_skipped_sweep_reports_what_waits(app: &impl Served, clock: &ManualClock) {
     let created = utc(2026, 11, 23, 10, 0);
     for body in [
         pr("acme/api", 1, created, "One", "OPEN", &[]),
@@ -914,7 +892,7 @@ pub(crate) async fn a_skipped_sweep_reports_what_waits(app: &impl Served, clock:
 /// `pr-reminder sweep --json` against `database` (a file or a connection string) on the real
 /// clock, with rooms at `fake` whose working days leave out today and tomorrow (UTC), so that
 /// it is skipped whenever it runs: the report of each room, as the CLI printed it.
-pub(crate) async fn cli_skipped_sweep(database: String, fake: &MockServer) -> Value {
+async fn cli_skipped_sweep(database: String, fake: &MockServer) -> Value {
     use chrono::Datelike;
     let today = Utc::now().date_naive();
     let off = [today.weekday(), today.weekday().succ()];
@@ -973,13 +951,14 @@ fn weekday_name(day: chrono::Weekday) -> &'static str {
     }
 }
 
-#[tokio::test]
-async fn a_skipped_sweep_reports_the_real_counts_with_its_reason() {
+async fn a_skipped_sweep_reports_the_real_counts_with_its_reason(on: On) {
     let fake = fake_room().await;
     let clock = ManualClock::frozen(quiet_morning());
-    let app = spawn_app_with_clock(quiet_settings(&fake), clock.clock()).await;
+    let Some(app) = spawn_on(on, "sweepquiet", quiet_settings(&fake), clock.clock()).await else {
+        return;
+    };
     a_skipped_sweep_reports_what_waits(&app, &clock).await;
-    cli_skipped_sweep(app.db_path.display().to_string(), &fake).await;
+    cli_skipped_sweep(app.database(), &fake).await;
 }
 
 async fn nothing_pending_is_silent_unless_all_clear_is_asked_for(on: On) {

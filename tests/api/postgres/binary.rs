@@ -1,86 +1,10 @@
-//! The binary on PostgreSQL: `migrate`, `check-config`, and the logs of a served app at trace.
+//! The binary on PostgreSQL, where the database's name carries a password: `check-config` shows
+//! the connection string redacted (the password in its userinfo or as a query parameter), and a
+//! served app at `RUST_LOG=trace` writes it on no log line. A SQLite database is a file path,
+//! with no secret in it; what the binary does on either database (`migrate`, `outbox`, `sweep`,
+//! `reconcile`) is specified once in `crate::cli`, `crate::sweep` and `crate::reconcile`.
 
 use super::*;
-
-/// `pr-reminder migrate` on an empty PostgreSQL database applies the PostgreSQL migrations
-/// (recorded by sqlx), names the database without its password, and is a no-op the
-/// second time.
-#[tokio::test]
-async fn migrate_applies_the_postgres_schema_once() {
-    let Some(url) = pg::fresh_database("migrate").await else {
-        return;
-    };
-    let password = password_of(&url);
-    let shown = url.replace(&format!(":{password}@"), ":[redacted]@");
-    let files = std::fs::read_dir(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres"),
-    )
-    .unwrap()
-    .count();
-    for round in 0..2 {
-        let (code, stdout, stderr) = run_cli(&url, &["migrate"]).await;
-        assert_eq!(code, 0, "round {round}: {stdout}{stderr}");
-        let said = match round {
-            0 => format!("database {shown}: applied {files} migrations; it is up to date\n"),
-            _ => format!("database {shown} is up to date (no migration to apply)\n"),
-        };
-        assert_eq!(stdout, said);
-        assert!(!stdout.contains(&password) && !stderr.contains(&password));
-    }
-    let db = PgPoolOptions::new().connect(&url).await.unwrap();
-    let applied: Vec<(i64, String, bool)> = sqlx::query_as(
-        "SELECT version, description, success FROM _sqlx_migrations ORDER BY version",
-    )
-    .fetch_all(&db)
-    .await
-    .unwrap();
-    // Every file of migrations/postgres/, once: `{version}_{description}.sql`.
-    let mut files: Vec<(i64, String, bool)> = std::fs::read_dir(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres"),
-    )
-    .unwrap()
-    .map(|entry| {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        let (version, rest) = name.split_once('_').unwrap();
-        let description = rest.trim_end_matches(".sql").replace('_', " ");
-        (version.parse().unwrap(), description, true)
-    })
-    .collect();
-    files.sort();
-    assert!(files.len() >= 2, "{files:?}");
-    assert_eq!(applied, files);
-    let relations: Vec<(String, String)> = sqlx::query_as(
-        "SELECT table_name::text, table_type::text FROM information_schema.tables \
-         WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations' ORDER BY table_name",
-    )
-    .fetch_all(&db)
-    .await
-    .unwrap();
-    let table = |name: &str| (name.to_owned(), "BASE TABLE".to_owned());
-    let view = |name: &str| (name.to_owned(), "VIEW".to_owned());
-    assert_eq!(
-        relations,
-        vec![
-            table("commit_statuses"),
-            table("deliveries"),
-            table("missing_repositories"),
-            table("outbox"),
-            view("pending_reviews"),
-            view("pull_request_builds"),
-            view("pull_request_reviews"),
-            table("pull_requests"),
-            table("reconciled_commits"),
-            table("reconciled_repositories"),
-            table("repositories"),
-            table("reviews"),
-            table("room_leases"),
-            table("settings"),
-            table("snoozes"),
-            table("sweeps"),
-            table("users"),
-        ]
-    );
-}
 
 /// `check-config` with a PostgreSQL connection string shows it with the password redacted.
 #[tokio::test]

@@ -1,3 +1,6 @@
+//! PostgreSQL-only: the compose file runs two replicas only in its `postgres` profile (a SQLite
+//! file has one writer; the default profile's single replica is `crate::compose`'s).
+//!
 //! docker-compose.yml's `postgres` profile as it runs: both replicas started exactly as compose
 //! starts them (see `crate::compose`), on one fresh PostgreSQL database where the profile's
 //! `postgres` service would be. Each replica runs the schedule of pr-reminder.toml; the room

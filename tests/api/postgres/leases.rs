@@ -1,5 +1,10 @@
 //! Room leases on PostgreSQL: the replica sending a room keeps its lease through a long run of
 //! chat requests.
+//!
+//! PostgreSQL-only: leases (`room_leases`, tied to a database session) are how replicas on one
+//! PostgreSQL database share the rooms; on SQLite one process sends every room and there is no
+//! lease to keep. The backlog summary itself is specified on both databases in
+//! `crate::notifications`.
 
 use super::*;
 use crate::fake_chat::{hipchat_ok, Fake};

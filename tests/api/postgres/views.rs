@@ -1,5 +1,9 @@
 //! The tables and operator views on PostgreSQL beside SQLite's: the same columns in the same
 //! order and, for the same deliveries, the same rows, and the same answers made from them.
+//!
+//! PostgreSQL-only in the sense that each test needs both databases at once: it compares the two
+//! schemas' relations and rows directly (what an operator reading either with `psql` or
+//! `sqlite3` sees), which no scenario run on one database at a time can state.
 
 use super::*;
 use crate::commands::hipchat_command;
