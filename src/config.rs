@@ -385,6 +385,18 @@ pub struct NotifySettings {
     pub room_rate_per_minute: Option<u32>,
 }
 
+impl NotifySettings {
+    /// The rooms that keep one message per PR and edit it (`slack_channel` rooms): what
+    /// `Routing::with_final_edits` takes.
+    pub fn editing_rooms(&self) -> Vec<String> {
+        self.rooms
+            .iter()
+            .filter(|r| matches!(r.sink, Sink::SlackApi { .. }))
+            .map(|r| r.name.clone())
+            .collect()
+    }
+}
+
 /// The defaults are those of `RawNotify`: everything to one console room.
 impl Default for NotifySettings {
     fn default() -> Self {

@@ -17,3 +17,13 @@ CREATE TABLE chat_messages (
     edited_at      TEXT COLLATE "C",            -- when it was last edited
     PRIMARY KEY (room, repository_key, number)
 );
+
+-- The room's latest digest where the room can edit it (a Slack room through the Web API): when
+-- the next one is posted, this one is edited to a line saying it was superseded, so the channel
+-- holds one current list.
+CREATE TABLE chat_digests (
+    room      TEXT COLLATE "C" NOT NULL PRIMARY KEY,  -- the [[rooms]] name
+    channel   TEXT COLLATE "C" NOT NULL,              -- the channel ID Slack answered
+    ts        TEXT COLLATE "C" NOT NULL,              -- the digest message's ts
+    posted_at TEXT COLLATE "C" NOT NULL               -- when it was posted
+);

@@ -17,3 +17,13 @@ CREATE TABLE chat_messages (
     edited_at      TEXT,                        -- when it was last edited
     PRIMARY KEY (room, repository_key, number)
 ) WITHOUT ROWID;
+
+-- The room's latest digest where the room can edit it (a Slack room through the Web API): when
+-- the next one is posted, this one is edited to a line saying it was superseded, so the channel
+-- holds one current list.
+CREATE TABLE chat_digests (
+    room      TEXT    NOT NULL PRIMARY KEY,  -- the [[rooms]] name
+    channel   TEXT    NOT NULL,              -- the channel ID Slack answered
+    ts        TEXT    NOT NULL,              -- the digest message's ts
+    posted_at TEXT    NOT NULL               -- when it was posted
+) WITHOUT ROWID;

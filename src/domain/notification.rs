@@ -182,25 +182,31 @@ pub fn plan(
             continue;
         };
         let quiet = |title: &str, draft: bool| !route.reviewable(PrState::Open, title, draft);
-        let mut announced = false;
+        // The rooms that got news of this PR (a room that edits its PR messages hears a merge
+        // its route does not announce: `Routing::hears`).
+        let mut announced: Vec<&str> = Vec::new();
         if announce {
             for event in pr_events(stored, pr, quiet) {
-                if route.announce.wants(event) {
-                    for room in &route.rooms {
+                for room in &route.rooms {
+                    if routing.hears(route, room, event) {
                         plan.notifications.push(Notification {
                             room: room.clone(),
                             repository: pr.repository.key.clone(),
                             number: pr.number,
                             event,
                         });
+                        announced.push(room);
                     }
-                    announced = true;
                 }
             }
         }
         let was_reviewable = stored.is_some_and(|s| route.reviewable(s.state, &s.title, s.draft));
-        if was_reviewable && !route.reviewable(pr.state, &pr.title, pr.draft) && !announced {
-            for room in &route.rooms {
+        if was_reviewable && !route.reviewable(pr.state, &pr.title, pr.draft) {
+            for room in route
+                .rooms
+                .iter()
+                .filter(|r| !announced.contains(&r.as_str()))
+            {
                 plan.withdrawals.push(Withdrawal {
                     room: room.clone(),
                     repository: pr.repository.key.clone(),

@@ -460,6 +460,9 @@ impl RoomWorker {
                 self.deliver_living(&row, repository, *number, &message, limiter)
                     .await?
             }
+            (Sink::SlackApi { .. }, Subject::Digest) => {
+                self.deliver_living_digest(&message, limiter).await?
+            }
             _ => {
                 sink::send(
                     &self.client,

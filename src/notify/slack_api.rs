@@ -174,6 +174,19 @@ pub fn update(channel: &str, ts: &str, message: &Doc) -> Value {
     body
 }
 
+/// The `chat.update` body that turns an earlier digest (`ts` in `channel`) into one line saying
+/// the digest posted as `newer` (its `ts`) superseded it. `attachments` is an empty list:
+/// chat.update keeps the old ones unless given, and an empty array removes them
+/// (docs.slack.dev/reference/methods/chat.update, `attachments`).
+pub fn superseded(channel: &str, ts: &str, newer: &str) -> Value {
+    let posted = newer
+        .split('.')
+        .next()
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or_default();
+    json!({"channel": channel, "ts": ts, "text": slack::superseded(posted), "attachments": []})
+}
+
 /// A reply in the thread of the message `ts` (chat.postMessage's `thread_ts`: "Provide another
 /// message's ts value to make this message a reply"): just the text, not shown in the channel.
 pub fn reply(channel: &str, ts: &str, message: &Doc) -> Value {

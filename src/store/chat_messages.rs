@@ -1,5 +1,6 @@
 //! `chat_messages`: the one message a room keeps per pull request where it can edit it (a room
 //! through the Slack Web API): its channel and `ts`, or, while it is being posted, since when.
+//! `chat_digests`: such a room's latest digest, edited to "superseded" by the next.
 
 use anyhow::Context;
 
@@ -142,4 +143,44 @@ pub async fn edited(
     .await
     .map(|_| ()))
     .context("recording an edited message")
+}
+
+/// A room's latest digest: its channel and `ts`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ChatDigest {
+    /// The channel ID the chat answered.
+    pub channel: String,
+    /// The digest message's `ts`.
+    pub ts: String,
+}
+
+/// Records `channel`/`ts` as `room`'s latest digest; answers the one it replaces, if any.
+pub async fn digest_posted(
+    db: &Db,
+    room: &str,
+    channel: &str,
+    ts: &str,
+    now: &Timestamp,
+) -> anyhow::Result<Option<ChatDigest>> {
+    let previous: Option<ChatDigest> = on_pool!(db, pool => sqlx::query_as(
+        "SELECT channel, ts FROM chat_digests WHERE room = $1",
+    )
+    .bind(room)
+    .fetch_optional(pool)
+    .await)
+    .context("reading a room's latest digest")?;
+    on_pool!(db, pool => sqlx::query(
+        "INSERT INTO chat_digests (room, channel, ts, posted_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (room) DO UPDATE SET
+            channel = excluded.channel, ts = excluded.ts, posted_at = excluded.posted_at",
+    )
+    .bind(room)
+    .bind(channel)
+    .bind(ts)
+    .bind(now.as_str())
+    .execute(pool)
+    .await
+    .map(|_| ()))
+    .context("recording a room's latest digest")?;
+    Ok(previous)
 }

@@ -444,7 +444,130 @@ async fn a_post_whose_answer_was_lost_is_not_posted_twice(on: On) {
     assert_eq!(chat_rows(&app).await[0].4.as_deref(), Some(ts.as_str()));
 }
 
+/// With the route's default switches (merges and declines not announced): a room that edits
+/// its PR messages still gets the final edit, and a webhook room on the same route hears
+/// nothing of the merge.
+async fn the_final_edit_comes_without_announce_merged(on: On) {
+    use crate::fake_chat::{hipchat_ok, Fake};
+    let fake = FakeSlack::start().await;
+    let hipchat = Fake::start(vec![hipchat_ok()]).await;
+    let rooms = vec![
+        living_room("living", &fake, CHANNEL, BOT_TOKEN),
+        Room {
+            name: "webhook".into(),
+            sink: Sink::HipChat(SecretString::from(
+                hipchat.url("/v2/room/1/notification?auth_token=t"),
+            )),
+        },
+    ];
+    let adjust = settings(rooms, Duration::from_secs(2));
+    let Some(app) = spawn_on(
+        on,
+        "living_default_announce",
+        move |s: &mut Settings| {
+            adjust(s);
+            s.notify.routes[0].announce = Default::default();
+        },
+        Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
+    app.processed("pullrequest:created", &pr(1, 0, "OPEN", &[]))
+        .await;
+    fake.exactly(1).await;
+    settled(&app, 2).await;
+    app.processed("pullrequest:rejected", &pr(1, 10, "DECLINED", &[]))
+        .await;
+    let calls = fake.exactly(3).await;
+    let rows = settled(&app, 3).await;
+    assert_eq!(rows[2], ("living".into(), "sent".into(), 1, None));
+    assert_eq!(calls[1].method, "chat.update");
+    assert_eq!(calls[2].body["text"], "Declined");
+    assert_eq!(
+        hipchat.exactly(1).await.len(),
+        1,
+        "the webhook room heard only the opening"
+    );
+}
+
+/// Digests in a Web-API room: each is posted as a new message, and the one before it is
+/// edited to one line naming the time of the newer (Slack's date formatting: each reader's own
+/// zone; UTC as the fallback), its attachment removed.
+async fn each_digest_supersedes_the_one_before(on: On) {
+    use pr_reminder::config::SecretToken;
+    const SWEEP_TOKEN: &str = "sweep-token-0123456789abcdef";
+    let fake = FakeSlack::start().await;
+    let room = living_room("living", &fake, CHANNEL, BOT_TOKEN);
+    let adjust = settings(vec![room], Duration::from_secs(2));
+    let Some(app) = spawn_on(
+        on,
+        "living_digests",
+        move |s: &mut Settings| {
+            adjust(s);
+            s.sweep.token = Some(SecretToken(SecretString::from(SWEEP_TOKEN.to_owned())));
+        },
+        Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
+    app.processed("pullrequest:created", &pr(1, 0, "OPEN", &[]))
+        .await;
+    fake.exactly(1).await;
+    settled(&app, 1).await;
+    for round in 1..=2 {
+        let response = app.post_bearer("/sweep?force=true", SWEEP_TOKEN).await;
+        assert_eq!(response.status().as_u16(), 200);
+        settled(&app, 1 + round).await;
+    }
+    let calls = fake.exactly(4).await;
+    let methods: Vec<&str> = calls.iter().map(|c| c.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "chat.postMessage",
+            "chat.postMessage",
+            "chat.postMessage",
+            "chat.update"
+        ]
+    );
+    let top = fake.top_level();
+    assert_eq!(top.len(), 3, "the PR's message and two digests");
+    let (first, second) = (&top[1], &top[2]);
+    assert_eq!(
+        calls[1].body["text"], calls[2].body["text"],
+        "the same list"
+    );
+    let posted: i64 = second.ts.split('.').next().unwrap().parse().unwrap();
+    let hhmm = chrono::DateTime::from_timestamp(posted, 0)
+        .unwrap()
+        .format("%H:%M UTC");
+    assert_eq!(
+        calls[3].body,
+        json!({
+            "channel": CHANNEL,
+            "ts": first.ts,
+            "text": format!("Superseded by the digest of <!date^{posted}^{{time}}|{hhmm}>"),
+            "attachments": [],
+        })
+    );
+    assert_eq!(first.attachments, json!([]));
+    assert_eq!(second.edits, 0);
+    let stored: Vec<(String, String, String)> = app
+        .query_rows("SELECT room, channel, ts FROM chat_digests")
+        .await;
+    assert_eq!(
+        stored,
+        vec![("living".into(), CHANNEL.into(), second.ts.clone())]
+    );
+}
+
 on_both!(
+    each_digest_supersedes_the_one_before,
+    the_final_edit_comes_without_announce_merged,
     one_message_per_pr_edited_as_it_changes,
     real_deliveries_post_then_give_the_final_edit,
     a_deleted_message_is_posted_again,

@@ -207,6 +207,56 @@ impl RoomWorker {
         }
     }
 
+    /// A digest to a Web-API room: posted as a new message (`chat.postMessage`), as in any
+    /// room; then the room's previous digest is edited to one line saying this one superseded
+    /// it, so the channel holds one current list. The digest counts as delivered once posted:
+    /// an edit that does not go through (the old digest deleted, say) is only logged.
+    pub(super) async fn deliver_living_digest(
+        &self,
+        message: &Doc,
+        limiter: Option<&RoomLimiter>,
+    ) -> anyhow::Result<Result<(), SendError>> {
+        let Sink::SlackApi {
+            channel,
+            api_url,
+            token,
+        } = &self.room.sink
+        else {
+            anyhow::bail!("not a Web-API room");
+        };
+        let api = Api::new(&self.client, api_url, token);
+        let posted = match api
+            .post_message(&slack_api::message(channel, message))
+            .await
+        {
+            Ok(posted) => posted,
+            Err(err) => return Ok(Err(err.into_send_error("chat.postMessage"))),
+        };
+        let previous = chat_messages::digest_posted(
+            &self.db,
+            &self.room.name,
+            &posted.channel,
+            &posted.ts,
+            &self.clock.timestamp(),
+        )
+        .await?;
+        let Some(previous) = previous.filter(|p| p.ts != posted.ts) else {
+            return Ok(Ok(()));
+        };
+        if !self.ready_to_send(limiter).await {
+            return Ok(Ok(()));
+        }
+        let body = slack_api::superseded(&previous.channel, &previous.ts, &posted.ts);
+        if let Err(err) = api.call("chat.update", &body).await {
+            let err = err.into_send_error("chat.update");
+            tracing::warn!(
+                reason = err.reason(),
+                "the previous digest was not marked superseded"
+            );
+        }
+        Ok(Ok(()))
+    }
+
     /// Before each Web API request: the first goes on the permit `deliver` took; each further
     /// one waits for its own within the room's rate. `false` when the room's lease was lost.
     async fn next_request(&self, requests: &mut u32, limiter: Option<&RoomLimiter>) -> bool {

@@ -61,6 +61,8 @@ async fn migrate_applies_the_postgres_schema_once() {
     assert_eq!(
         relations,
         vec![
+            table("chat_digests"),
+            table("chat_messages"),
             table("commit_statuses"),
             table("deliveries"),
             table("missing_repositories"),
