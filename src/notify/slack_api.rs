@@ -65,14 +65,16 @@ impl CallError {
         }
     }
 
-    /// Whether Slack said the message to edit is not there to edit: `message_not_found` ("No
-    /// message exists with the requested timestamp": deleted in Slack) or `cant_update_message`
-    /// ("Authenticated user does not have permission to update this message")
-    /// (docs.slack.dev/reference/methods/chat.update, "Errors"). A new one is posted instead.
+    /// Whether Slack said the message cannot be edited any more: `message_not_found` ("No
+    /// message exists with the requested timestamp": deleted in Slack), `cant_update_message`
+    /// ("Authenticated user does not have permission to update this message") or
+    /// `edit_window_closed` ("The message cannot be edited due to the team message edit
+    /// settings") (docs.slack.dev/reference/methods/chat.update, "Errors"). A new one is posted
+    /// instead, which later news edits.
     pub fn message_gone(&self) -> bool {
         matches!(
             self.error(),
-            Some("message_not_found" | "cant_update_message")
+            Some("message_not_found" | "cant_update_message" | "edit_window_closed")
         )
     }
 
@@ -374,7 +376,8 @@ mod tests {
         }
         assert!(slack("message_not_found").message_gone());
         assert!(slack("cant_update_message").message_gone());
-        assert!(!slack("edit_window_closed").message_gone());
+        assert!(slack("edit_window_closed").message_gone());
+        assert!(!slack("msg_too_long").message_gone());
         assert!(slack("channel_not_found").refused());
         assert!(!CallError::Http(SendError::Retry {
             after: None,

@@ -265,8 +265,8 @@ async fn real_deliveries_post_then_give_the_final_edit(on: On) {
 }
 
 /// A message deleted in Slack: the edit answers `message_not_found`, and a new message is
-/// posted (with its key) and its `ts` stored. Once the PR is merged, a deleted message is not
-/// posted again.
+/// posted (with its key) and its `ts` stored; the same for `cant_update_message` and
+/// `edit_window_closed`. Once the PR is merged, a deleted message is not posted again.
 async fn a_deleted_message_is_posted_again(on: On) {
     let fake = FakeSlack::start().await;
     let Some(app) = spawn(on, "living_deleted", &fake).await else {
@@ -314,18 +314,31 @@ async fn a_deleted_message_is_posted_again(on: On) {
     let third = fake.messages().last().unwrap().ts.clone();
     assert_eq!(chat_rows(&app).await[0].4.as_deref(), Some(third.as_str()));
 
+    // `edit_window_closed` too.
+    fake.script("chat.update", vec![Scripted::Error("edit_window_closed")]);
+    app.processed("pullrequest:unapproved", &pr(1, 25, "OPEN", &["bob"]))
+        .await;
+    let calls = fake.exactly(7).await;
+    settled(&app, 4).await;
+    assert_eq!(calls[5].body["ts"], third.as_str());
+    assert_eq!(calls[6].body["thread_ts"], Value::Null);
+    let fourth = fake.messages().last().unwrap().ts.clone();
+    assert_eq!(chat_rows(&app).await[0].4.as_deref(), Some(fourth.as_str()));
+
     // Merged after its message was deleted: nothing new in the channel.
-    fake.delete(&third);
-    app.processed(
-        "pullrequest:fulfilled",
-        &pr(1, 30, "MERGED", &["bob", "carol"]),
-    )
-    .await;
-    let calls = fake.exactly(6).await;
-    assert_eq!(calls[5].method, "chat.update");
-    let rows = settled(&app, 4).await;
-    assert_eq!(rows[3].1, "sent");
-    assert_eq!(fake.top_level().len(), 1, "only the second message is left");
+    fake.delete(&fourth);
+    app.processed("pullrequest:fulfilled", &pr(1, 30, "MERGED", &["bob"]))
+        .await;
+    let calls = fake.exactly(8).await;
+    assert_eq!(calls[7].method, "chat.update");
+    let rows = settled(&app, 5).await;
+    assert_eq!(rows[4].1, "sent");
+    let left: Vec<String> = fake.top_level().into_iter().map(|m| m.ts).collect();
+    assert_eq!(
+        left,
+        [second, third],
+        "the ones Slack would not let us edit"
+    );
 }
 
 /// The errors that say the setup is wrong fail the message at once with Slack's error name as
