@@ -1509,10 +1509,15 @@ fn resolve_rooms(
                 ));
             }
             let channel = channel.trim().to_owned();
-            if channel.is_empty()
-                || channel.contains(char::is_whitespace)
-                || channel.starts_with('#')
-            {
+            // Slack's conversation IDs: `C...` (channels), `G...` (older private channels),
+            // `D...` (direct messages), upper-case letters and digits. Stored messages are kept
+            // by the ID Slack answers, so a name would never match them.
+            let is_id = channel.len() >= 3
+                && channel.starts_with(['C', 'G', 'D'])
+                && channel
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            if !is_id {
                 return Err(ConfigError::new(
                     format!("{key}.slack_channel"),
                     format!(
@@ -2504,8 +2509,10 @@ repositories = ["PAY/*"]
         assert!(again.placeholder().is_none());
         assert_eq!(again.render(), printed);
         // A channel's name is not its ID; a room has one kind; the API base is a URL.
-        let err = load_text(&text.replace("C0123ABCD", "#backend"), &[token]).unwrap_err();
-        assert_eq!(err.key, "rooms[0].slack_channel");
+        for name in ["#backend", "backend", "C0123 ABC", "U0123ABCD", ""] {
+            let err = load_text(&text.replace("C0123ABCD", name), &[token]).unwrap_err();
+            assert_eq!(err.key, "rooms[0].slack_channel", "{name}");
+        }
         let both = format!("{text}slack_webhook_url = \"https://hooks.slack.com/services/x\"\n");
         let err = load_text(&both, &[token]).unwrap_err();
         assert_eq!(

@@ -242,7 +242,10 @@ impl<'a> Api<'a> {
     /// `conversations.history` (docs.slack.dev/reference/methods/conversations.history) with
     /// `include_all_metadata=true` returns each message's `metadata`, newest first, `oldest`
     /// bounding how far back; pages follow `response_metadata.next_cursor` while `has_more`.
-    /// The bot needs `channels:history` (`groups:history` for a private channel).
+    /// The bot needs `channels:history` (`groups:history` for a private channel). The page
+    /// says an app built for its own workspace keeps Tier 3 (50+ a minute), while apps
+    /// distributed outside the Marketplace get 1 a minute and at most 15 messages a page: a
+    /// lookup happens only after a post whose answer was lost, and `ratelimited` is retried.
     pub async fn find(
         &self,
         channel: &str,

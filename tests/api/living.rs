@@ -578,7 +578,53 @@ async fn each_digest_supersedes_the_one_before(on: On) {
     );
 }
 
+/// The room's `slack_channel` changed since its message about a PR was posted: the PR gets a
+/// new message in the room's channel, not an edit in the old one.
+async fn a_room_moved_to_another_channel_starts_new_messages(on: On) {
+    let fake = FakeSlack::start().await;
+    let Some(app) = spawn(on, "living_moved", &fake).await else {
+        return;
+    };
+    // What an earlier run in channel C0OLDCHAN1 left (the test app's own SQLite handle reads
+    // only: this one writes).
+    let sql = format!(
+        "INSERT INTO chat_messages (room, repository_key, number, channel, ts, posting_since, \
+         created_at, edited_at) VALUES ('living', '{REPO_KEY}', 1, 'C0OLDCHAN1', \
+         '1700000000.000100', NULL, '2026-11-20T10:00:00Z', NULL)"
+    );
+    match &app {
+        App::Sqlite(test) => {
+            let url = format!("sqlite://{}", test.db_path.display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::query(&sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        App::Postgres(_) => {
+            let _: Vec<(i64,)> = app.query_rows(&sql).await;
+        }
+    }
+    app.processed("pullrequest:created", &pr(1, 0, "OPEN", &[]))
+        .await;
+    let calls = fake.exactly(1).await;
+    settled(&app, 1).await;
+    assert_eq!(calls[0].method, "chat.postMessage");
+    assert_eq!(calls[0].body["channel"], CHANNEL);
+    assert_eq!(calls[0].body["thread_ts"], Value::Null);
+    let ts = fake.top_level()[0].ts.clone();
+    assert_eq!(
+        chat_rows(&app).await,
+        vec![(
+            "living".into(),
+            REPO_KEY.into(),
+            1,
+            CHANNEL.into(),
+            Some(ts)
+        )]
+    );
+}
+
 on_both!(
+    a_room_moved_to_another_channel_starts_new_messages,
     each_digest_supersedes_the_one_before,
     the_final_edit_comes_without_announce_merged,
     one_message_per_pr_edited_as_it_changes,

@@ -68,7 +68,11 @@ impl RoomWorker {
         // The permit `deliver` took covers the first request; each further one takes its own.
         let mut requests = 0;
 
-        let stored = chat_messages::get(&self.db, room, repository, number).await?;
+        // A message in another channel (the room's `slack_channel` changed) is left there: the
+        // PR gets a new one in the room's channel.
+        let stored = chat_messages::get(&self.db, room, repository, number)
+            .await?
+            .filter(|m| m.channel == *channel);
         let mut target = None;
         // Whether the message to edit is one a cut-short post made (of this news, as a rule: the
         // row is tried again or recovered at start): the edit is then the news, with no reply.
