@@ -110,6 +110,9 @@ pub struct Settings {
     pub bitbucket: Vec<Site>,
     /// Who may read `GET /metrics` and `GET /status` (`[monitoring]`).
     pub monitoring: MonitoringSettings,
+    /// The Slack bot (`[direct]`): its token and the Web API base, for rooms with a
+    /// `slack_channel`.
+    pub direct: DirectSettings,
     /// The rooms an environment variable added (`PR_REMINDER_SLACK_WEBHOOK_URL`...), each with
     /// its catch-all route: (room name, variable). Not file settings: `render` shows them as
     /// comments, since the variable adds them again.
@@ -127,6 +130,23 @@ pub struct MonitoringSettings {
     /// mode, where it is open on loopback.
     pub status_token: Option<SecretToken>,
 }
+
+/// The chat bot that posts through a chat's Web API rather than a webhook (`[direct]`): what a
+/// `[[rooms]]` entry with `slack_channel` posts and edits with.
+#[derive(Debug, Clone)]
+pub struct DirectSettings {
+    /// The Slack bot token, `xoxb-...` (`slack_bot_token`, `PR_REMINDER_SLACK_BOT_TOKEN`), sent
+    /// as `Authorization: Bearer`; needs the `chat:write` scope, and `channels:history` (or
+    /// `groups:history` for a private channel) to find a message whose post was cut short.
+    pub slack_bot_token: Option<SecretToken>,
+    /// The Slack Web API base URL, without a trailing slash (`slack_api_url`,
+    /// `PR_REMINDER_SLACK_API_URL`, default `https://slack.com/api`): methods are
+    /// `{base}/chat.postMessage` and so on.
+    pub slack_api_url: String,
+}
+
+/// The Slack Web API's base URL (docs.slack.dev/apis/web-api: `https://slack.com/api/METHOD`).
+pub const SLACK_API_URL: &str = "https://slack.com/api";
 
 /// The `/reviews` chat command.
 #[derive(Debug, Clone)]
@@ -243,6 +263,16 @@ pub enum Sink {
     /// A Google Chat space's incoming webhook URL (its `key` and `token` parameters are the
     /// secret); takes `{"text": ...}`, at most 32,000 bytes, 60 messages a minute per space.
     GoogleChat(SecretString),
+    /// A Slack channel through the Web API (`slack_channel`): one message per PR, posted with
+    /// `chat.postMessage` and edited with `chat.update` as the PR changes (a "living message").
+    SlackApi {
+        /// The channel's ID (`C0123...`), as Slack's URLs and "Copy link" show it.
+        channel: String,
+        /// The Web API base (`[direct] slack_api_url`), without a trailing slash.
+        api_url: String,
+        /// The bot token (`[direct] slack_bot_token`), sent as `Authorization: Bearer`.
+        token: SecretString,
+    },
     /// Printed to standard output (no chat configured).
     Console,
 }
@@ -256,7 +286,9 @@ impl Sink {
     pub fn default_rate_per_minute(&self) -> Option<u32> {
         match self {
             Sink::HipChat(_) | Sink::HipChatBearer { .. } => Some(30),
-            Sink::Slack(_) => Some(60),
+            // chat.postMessage: about one message a second per channel
+            // (docs.slack.dev/reference/methods/chat.postMessage, "Rate limiting").
+            Sink::Slack(_) | Sink::SlackApi { .. } => Some(60),
             Sink::Teams(_) | Sink::GoogleChat(_) => Some(30),
             Sink::Console => None,
         }
@@ -277,6 +309,13 @@ impl fmt::Debug for Sink {
             Sink::GoogleChat(url) => {
                 write!(f, "google chat {}", redact_url(url.expose_secret()))
             }
+            Sink::SlackApi {
+                channel, api_url, ..
+            } => write!(
+                f,
+                "slack channel {channel} through {} (bot token)",
+                redact_url(api_url)
+            ),
             Sink::Console => f.write_str("console"),
         }
     }
@@ -344,6 +383,18 @@ pub struct NotifySettings {
     /// Most messages per minute to one room, for every room; `None`: each kind of room's own
     /// default (`Sink::default_rate_per_minute`).
     pub room_rate_per_minute: Option<u32>,
+}
+
+impl NotifySettings {
+    /// The rooms that keep one message per PR and edit it (`slack_channel` rooms): what
+    /// `Routing::with_final_edits` takes.
+    pub fn editing_rooms(&self) -> Vec<String> {
+        self.rooms
+            .iter()
+            .filter(|r| matches!(r.sink, Sink::SlackApi { .. }))
+            .map(|r| r.name.clone())
+            .collect()
+    }
 }
 
 /// The defaults are those of `RawNotify`: everything to one console room.
@@ -641,6 +692,15 @@ impl Settings {
             toml_number(c.max_snooze.as_secs_f64() / 86_400.0),
         ));
 
+        let d = &self.direct;
+        out.push_str("\n[direct]\n");
+        out.push_str(&secret(
+            d.slack_bot_token.is_some(),
+            ": no room may have a slack_channel",
+            "slack_bot_token",
+        ));
+        out.push_str(&format!("slack_api_url = {}\n", toml_str(&d.slack_api_url)));
+
         let m = &self.monitoring;
         out.push_str("\n[monitoring]\n");
         out.push_str(&secret(
@@ -693,6 +753,10 @@ impl Settings {
                 Sink::Slack(url) => format!("slack_webhook_url = {}\n", redacted(url)),
                 Sink::Teams(url) => format!("teams_webhook_url = {}\n", redacted(url)),
                 Sink::GoogleChat(url) => format!("google_chat_webhook_url = {}\n", redacted(url)),
+                Sink::SlackApi { channel, .. } => format!(
+                    "slack_channel = {} # through the Web API, with [direct] slack_bot_token\n",
+                    toml_str(channel)
+                ),
                 Sink::Console => "# the console\n".to_owned(),
             });
         }
@@ -775,6 +839,7 @@ impl Settings {
             ("commands.mattermost_token", &self.commands.mattermost_token),
             ("monitoring.metrics_token", &self.monitoring.metrics_token),
             ("monitoring.status_token", &self.monitoring.status_token),
+            ("direct.slack_bot_token", &self.direct.slack_bot_token),
         ];
         for (key, token) in tokens {
             if token
@@ -791,7 +856,8 @@ impl Settings {
                 Sink::Slack(url) => ("slack_webhook_url", url, None),
                 Sink::Teams(url) => ("teams_webhook_url", url, None),
                 Sink::GoogleChat(url) => ("google_chat_webhook_url", url, None),
-                Sink::Console => continue,
+                // Its token is `direct.slack_bot_token`, checked above.
+                Sink::SlackApi { .. } | Sink::Console => continue,
             };
             if is_placeholder(url.expose_secret()) {
                 keys.push(format!("rooms[{i}].{key}"));
@@ -909,6 +975,8 @@ const ENV_VARS: &[(&str, &str, Kind)] = &[
     ("PR_REMINDER_MATTERMOST_TOKEN",        "commands.mattermost_token",     Kind::Text),
     ("PR_REMINDER_METRICS_TOKEN",           "monitoring.metrics_token",      Kind::Text),
     ("PR_REMINDER_STATUS_TOKEN",            "monitoring.status_token",       Kind::Text),
+    ("PR_REMINDER_SLACK_BOT_TOKEN",         "direct.slack_bot_token",        Kind::Text),
+    ("PR_REMINDER_SLACK_API_URL",           "direct.slack_api_url",          Kind::Text),
     // Not file keys: one more room, of this name, for every repository no route claims.
     ("PR_REMINDER_HIPCHAT_URL",             "hipchat",                       Kind::Room(Sink::HipChat)),
     ("PR_REMINDER_SLACK_WEBHOOK_URL",       "slack",                         Kind::Room(Sink::Slack)),
@@ -1018,6 +1086,7 @@ section!(RawSettings {
     sweep: RawSweep = RawSweep::default(),
     commands: RawCommands = RawCommands::default(),
     monitoring: RawMonitoring = RawMonitoring::default(),
+    direct: RawDirect = RawDirect::default(),
     users: Vec<UserMapping> = Vec::new(),
     /// Empty: everything goes to the console (or to the environment's room).
     rooms: Vec<RawRoom> = Vec::new(),
@@ -1052,6 +1121,11 @@ section!(RawSweep {
 section!(RawMonitoring {
     metrics_token: Option<String> = None,
     status_token: Option<String> = None,
+});
+
+section!(RawDirect {
+    slack_bot_token: Option<String> = None,
+    slack_api_url: String = SLACK_API_URL.into(),
 });
 
 section!(RawCommands {
@@ -1097,6 +1171,8 @@ struct RawRoom {
     slack_webhook_url: Option<String>,
     teams_webhook_url: Option<String>,
     google_chat_webhook_url: Option<String>,
+    /// A Slack channel ID, posted to through the Web API with `[direct] slack_bot_token`.
+    slack_channel: Option<String>,
 }
 
 /// Unset `announce_*` switches keep `Announce::default()`.
@@ -1135,6 +1211,7 @@ impl RawSettings {
             sweep,
             commands,
             monitoring,
+            direct,
             users,
             rooms,
             routes,
@@ -1175,7 +1252,8 @@ impl RawSettings {
             }
         }
         commands.users = users;
-        let rooms_from_environment = resolve_rooms(rooms, routes, shortcuts, &mut notify)?;
+        let direct = direct.resolve()?;
+        let rooms_from_environment = resolve_rooms(rooms, routes, shortcuts, &direct, &mut notify)?;
         Ok(Settings {
             listen,
             database,
@@ -1195,6 +1273,34 @@ impl RawSettings {
                 status_token: long_secret("monitoring.status_token", monitoring.status_token)?,
             },
             rooms_from_environment,
+            direct,
+        })
+    }
+}
+
+impl RawDirect {
+    fn resolve(self) -> Result<DirectSettings, ConfigError> {
+        let RawDirect {
+            slack_bot_token,
+            slack_api_url,
+        } = self;
+        let slack_bot_token = long_secret("direct.slack_bot_token", slack_bot_token)?;
+        let url = slack_api_url.trim().trim_end_matches('/');
+        match reqwest::Url::parse(url) {
+            Ok(parsed)
+                if matches!(parsed.scheme(), "http" | "https")
+                    && parsed.host().is_some()
+                    && parsed.query().is_none() => {}
+            _ => {
+                return Err(ConfigError::at(
+                    "direct.slack_api_url",
+                    format!("`{url}` is not an http(s) URL such as {SLACK_API_URL}"),
+                ))
+            }
+        }
+        Ok(DirectSettings {
+            slack_bot_token,
+            slack_api_url: url.to_owned(),
         })
     }
 }
@@ -1370,6 +1476,7 @@ fn resolve_rooms(
     rooms: Vec<RawRoom>,
     routes: Vec<RawRoute>,
     shortcuts: &[Shortcut<'_>],
+    direct: &DirectSettings,
     notify: &mut NotifySettings,
 ) -> Result<Vec<(String, &'static str)>, ConfigError> {
     let mut out_rooms: Vec<Room> = Vec::new();
@@ -1383,6 +1490,58 @@ fn resolve_rooms(
                 format!("{key}.name"),
                 format!("room `{}` is defined twice", room.name),
             ));
+        }
+        if let Some(channel) = room.slack_channel {
+            let given = [
+                ("hipchat_url", room.hipchat_url.is_some()),
+                ("hipchat_token", room.hipchat_token.is_some()),
+                ("slack_webhook_url", room.slack_webhook_url.is_some()),
+                ("teams_webhook_url", room.teams_webhook_url.is_some()),
+                (
+                    "google_chat_webhook_url",
+                    room.google_chat_webhook_url.is_some(),
+                ),
+            ];
+            if let Some((other, _)) = given.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("has both slack_channel and {other}: a room has exactly one"),
+                ));
+            }
+            let channel = channel.trim().to_owned();
+            // Slack's conversation IDs: `C...` (channels), `G...` (older private channels),
+            // `D...` (direct messages), upper-case letters and digits. Stored messages are kept
+            // by the ID Slack answers, so a name would never match them.
+            let is_id = channel.len() >= 3
+                && channel.starts_with(['C', 'G', 'D'])
+                && channel
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            if !is_id {
+                return Err(ConfigError::new(
+                    format!("{key}.slack_channel"),
+                    format!(
+                        "`{channel}` is not a channel ID: give the ID (C0123ABCD, at the end of \
+                         the channel's link), not its name"
+                    ),
+                ));
+            }
+            let Some(token) = &direct.slack_bot_token else {
+                return Err(ConfigError::new(
+                    format!("{key}.slack_channel"),
+                    "needs a Slack bot token: set [direct] slack_bot_token or \
+                     PR_REMINDER_SLACK_BOT_TOKEN (xoxb-..., with the chat:write scope)",
+                ));
+            };
+            out_rooms.push(Room {
+                name: room.name,
+                sink: Sink::SlackApi {
+                    channel,
+                    api_url: direct.slack_api_url.clone(),
+                    token: token.0.clone(),
+                },
+            });
+            continue;
         }
         let urls = [
             ("hipchat_url", room.hipchat_url),
@@ -1399,7 +1558,7 @@ fn resolve_rooms(
                 return Err(ConfigError::new(
                     key,
                     "needs exactly one of hipchat_url, slack_webhook_url, teams_webhook_url, \
-                     google_chat_webhook_url",
+                     google_chat_webhook_url, slack_channel",
                 ))
             }
         };
@@ -1957,6 +2116,12 @@ mod tests {
             ("PR_REMINDER_STATUS_TOKEN", TOKEN, |s| {
                 token(&s.monitoring.status_token)
             }),
+            ("PR_REMINDER_SLACK_BOT_TOKEN", TOKEN, |s| {
+                token(&s.direct.slack_bot_token)
+            }),
+            ("PR_REMINDER_SLACK_API_URL", "http://slack.example:8080/api/", |s| {
+                s.direct.slack_api_url == "http://slack.example:8080/api"
+            }),
             (
                 "PR_REMINDER_HIPCHAT_URL",
                 "https://team.hipchat.example/v2/room/1/notification?auth_token=t",
@@ -2148,6 +2313,10 @@ hipchat_mention_ping = true
 default_snooze_hours = 24
 max_snooze_days = 7
 
+[direct]
+# slack_bot_token: not set: no room may have a slack_channel
+slack_api_url = "https://slack.com/api"
+
 [monitoring]
 # metrics_token: not set: GET /metrics is open
 # status_token: not set: GET /status is open (demo mode)
@@ -2278,6 +2447,88 @@ repositories = ["PAY/*"]
             "https://hooks.slack.example/services/T/B/env-secret-c",
         ),
     ];
+
+    #[test]
+    fn a_slack_channel_room_posts_with_the_bot_token_which_is_never_shown() {
+        let text = "webhook_secret = \"webhook-secret-0\"\n\n[direct]\n\
+                    slack_api_url = \"http://127.0.0.1:9/api/\"\n\n\
+                    [[rooms]]\nname = \"living\"\nslack_channel = \"C0123ABCD\"\n";
+        let token = ("PR_REMINDER_SLACK_BOT_TOKEN", "xoxb-env-secret-bot-token");
+        // Without the bot token: an error naming the room's key and where the token goes.
+        let err = load_text(text, &[]).unwrap_err();
+        assert_eq!(err.key, "rooms[0].slack_channel");
+        assert!(
+            err.message.contains("[direct] slack_bot_token")
+                && err.message.contains("PR_REMINDER_SLACK_BOT_TOKEN"),
+            "{}",
+            err.message
+        );
+        let s = load_text(text, &[token]).unwrap();
+        match &s.notify.rooms[0].sink {
+            Sink::SlackApi {
+                channel,
+                api_url,
+                token,
+            } => {
+                assert_eq!(channel, "C0123ABCD");
+                assert_eq!(api_url, "http://127.0.0.1:9/api", "no trailing slash");
+                assert_eq!(token.expose_secret(), "xoxb-env-secret-bot-token");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            s.direct
+                .slack_bot_token
+                .as_ref()
+                .map(|t| t.0.expose_secret()),
+            Some("xoxb-env-secret-bot-token")
+        );
+        // Never shown: not in Debug, not in check-config.
+        let printed = s.render();
+        let shown = format!("{s:?}{printed}");
+        assert!(!shown.contains("env-secret"), "{shown}");
+        assert!(
+            printed.contains(
+                "\n[direct]\nslack_bot_token = \"[redacted]\"\nslack_api_url = \"http://127.0.0.1:9/api\"\n"
+            ),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("\nslack_channel = \"C0123ABCD\""),
+            "{printed}"
+        );
+        // Read back, the placeholder is named and refused; the variable puts the token back.
+        let again = load_text(&printed, &[]).unwrap();
+        let err = again.placeholder().expect("placeholders");
+        assert!(
+            err.message.contains("direct.slack_bot_token"),
+            "{}",
+            err.message
+        );
+        let again = load_text(&printed, &[token, ("PR_REMINDER_WEBHOOK_SECRET", "w")]).unwrap();
+        assert!(again.placeholder().is_none());
+        assert_eq!(again.render(), printed);
+        // A channel's name is not its ID; a room has one kind; the API base is a URL.
+        for name in ["#backend", "backend", "C0123 ABC", "U0123ABCD", ""] {
+            let err = load_text(&text.replace("C0123ABCD", name), &[token]).unwrap_err();
+            assert_eq!(err.key, "rooms[0].slack_channel", "{name}");
+        }
+        let both = format!("{text}slack_webhook_url = \"https://hooks.slack.com/services/x\"\n");
+        let err = load_text(&both, &[token]).unwrap_err();
+        assert_eq!(
+            (err.key.as_str(), err.message.as_str()),
+            (
+                "rooms[0]",
+                "has both slack_channel and slack_webhook_url: a room has exactly one"
+            )
+        );
+        let err = load_text(
+            text,
+            &[token, ("PR_REMINDER_SLACK_API_URL", "slack.com/api")],
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "direct.slack_api_url (PR_REMINDER_SLACK_API_URL)");
+    }
 
     #[test]
     fn check_config_prints_a_file_that_reads_back_the_same() {
@@ -2446,6 +2697,7 @@ repositories = ["PAY/*"]
             ("sweep", fields::<RawSweep>()),
             ("commands", fields::<RawCommands>()),
             ("monitoring", fields::<RawMonitoring>()),
+            ("direct", fields::<RawDirect>()),
             ("rooms", fields::<RawRoom>()),
             ("routes", fields::<RawRoute>()),
             ("users", fields::<UserMapping>()),
@@ -2485,7 +2737,11 @@ repositories = ["PAY/*"]
 
         // It loads, and every setting of a table is its default; the [[...]] lists, which
         // have none, are examples.
-        let vars = [("PR_REMINDER_WEBHOOK_SECRET", "a-webhook-secret")];
+        let vars = [
+            ("PR_REMINDER_WEBHOOK_SECRET", "a-webhook-secret"),
+            // The example's slack_channel room needs a bot token.
+            ("PR_REMINDER_SLACK_BOT_TOKEN", "xoxb-a-slack-bot-token"),
+        ];
         let mut example = load_text(&text, &vars).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let defaults = Settings::load(None, &env(&vars), false).unwrap();
         assert!(example.bitbucket.len() == 1 && example.commands.users.len() == 1);

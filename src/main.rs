@@ -174,10 +174,10 @@ async fn reconcile(
         );
     }
     let db = store::connect(&settings.database, &settings.synchronous).await?;
-    let routing = Arc::new(Routing::new(
-        &settings.notify.routes,
-        settings.required_approvals,
-    )?);
+    let routing = Arc::new(
+        Routing::new(&settings.notify.routes, settings.required_approvals)?
+            .with_final_edits(settings.notify.editing_rooms()),
+    );
     let (writer, writer_task) = db
         .spawn_writer(store::WriterConfig {
             max_batch: settings.max_batch,
@@ -388,10 +388,10 @@ fn main() -> ExitCode {
             }
             Command::Sweep { force, json } => {
                 let db = store::connect(&settings.database, &settings.synchronous).await?;
-                let routing = Arc::new(Routing::new(
-                    &settings.notify.routes,
-                    settings.required_approvals,
-                )?);
+                let routing = Arc::new(
+                    Routing::new(&settings.notify.routes, settings.required_approvals)?
+                        .with_final_edits(settings.notify.editing_rooms()),
+                );
                 // The running service sends what this queues (it looks at the outbox every few
                 // seconds); nothing here needs waking.
                 let jobs = Jobs::new(

@@ -103,6 +103,7 @@ pub fn sink_kind(sink: &Sink) -> &'static str {
     match sink {
         Sink::HipChat(_) | Sink::HipChatBearer { .. } => "hipchat",
         Sink::Slack(_) => "slack",
+        Sink::SlackApi { .. } => "slack_api",
         Sink::Teams(_) => "teams",
         Sink::GoogleChat(_) => "google_chat",
         Sink::Console => "console",

@@ -64,7 +64,8 @@ impl Application {
         store::write_settings(&db, settings.required_approvals).await?;
         let routing = Arc::new(
             Routing::new(&settings.notify.routes, settings.required_approvals)
-                .context("compiling routes")?,
+                .context("compiling routes")?
+                .with_final_edits(settings.notify.editing_rooms()),
         );
         store::repositories::apply_required_approvals(&db, |key, name| {
             routing

@@ -502,3 +502,38 @@ fn every_user_string_is_escaped_exactly_once() {
     let end = fallback.find(" (acme/api #7)").unwrap();
     assert_eq!(slack_once(&fallback[start..end]).as_deref(), Some(title));
 }
+
+/// A Slack room through the Web API (`slack_channel`, issue 25): a PR's first message is the
+/// Slack formatter's payload with its channel and, in its metadata, the key it is found by again;
+/// its edits the same with the message's `ts`; a superseded digest is one line, its attachment
+/// removed, the newer digest's time in each reader's zone (UTC as the fallback).
+#[test]
+fn the_slack_web_api_bodies() {
+    use pr_reminder::notify::slack_api;
+    let hostile = message::render(&events(&[NotifyEvent::Opened]), &cloud(7, HOSTILE, 3));
+    insta::assert_json_snapshot!(
+        "render__slack_api__new_message",
+        slack_api::new_message("C0123ABCD", &hostile, "reviews|cloud/{5e1f}#7")
+    );
+    let ready = approved(cloud(8, "Add retries", 5), &names(2));
+    insta::assert_json_snapshot!(
+        "render__slack_api__update",
+        slack_api::update(
+            "C0123ABCD",
+            "1796000000.000100",
+            &message::render(&events(&[NotifyEvent::Approvals]), &ready)
+        )
+    );
+    insta::assert_json_snapshot!(
+        "render__slack_api__thread_reply",
+        slack_api::reply(
+            "C0123ABCD",
+            "1796000000.000100",
+            &Doc::lines(doc::Color::Green, ["Ready to merge <now> & then"])
+        )
+    );
+    insta::assert_json_snapshot!(
+        "render__slack_api__superseded",
+        slack_api::superseded("C0123ABCD", "1796000000.000100", "1796003600.000200")
+    );
+}

@@ -182,25 +182,31 @@ pub fn plan(
             continue;
         };
         let quiet = |title: &str, draft: bool| !route.reviewable(PrState::Open, title, draft);
-        let mut announced = false;
+        // The rooms that got news of this PR (a room that edits its PR messages hears a merge
+        // its route does not announce: `Routing::hears`).
+        let mut announced: Vec<&str> = Vec::new();
         if announce {
             for event in pr_events(stored, pr, quiet) {
-                if route.announce.wants(event) {
-                    for room in &route.rooms {
+                for room in &route.rooms {
+                    if routing.hears(route, room, event) {
                         plan.notifications.push(Notification {
                             room: room.clone(),
                             repository: pr.repository.key.clone(),
                             number: pr.number,
                             event,
                         });
+                        announced.push(room);
                     }
-                    announced = true;
                 }
             }
         }
         let was_reviewable = stored.is_some_and(|s| route.reviewable(s.state, &s.title, s.draft));
-        if was_reviewable && !route.reviewable(pr.state, &pr.title, pr.draft) && !announced {
-            for room in &route.rooms {
+        if was_reviewable && !route.reviewable(pr.state, &pr.title, pr.draft) {
+            for room in route
+                .rooms
+                .iter()
+                .filter(|r| !announced.contains(&r.as_str()))
+            {
                 plan.withdrawals.push(Withdrawal {
                     room: room.clone(),
                     repository: pr.repository.key.clone(),
@@ -525,6 +531,50 @@ mod tests {
                 .map(|w| w.room.as_str())
                 .collect();
             assert_eq!(rooms, ["old-chat", "new-chat"]);
+        }
+
+        /// A room that edits its PR messages (`Routing::with_final_edits`) hears the merge its
+        /// route does not announce, for the final edit; the route's other room has its waiting
+        /// message withdrawn as before. Opened news is unchanged for both.
+        #[test]
+        fn a_room_that_edits_hears_the_merge_for_its_final_edit() {
+            let route = Route {
+                repositories: vec!["*".into()],
+                rooms: vec!["webhook".into(), "living".into()],
+                required_approvals: None,
+                announce: Announce::default(),
+                ignore_title_patterns: vec![],
+            };
+            let routing = Routing::new(&[route], 2)
+                .unwrap()
+                .with_final_edits(["living".to_owned()]);
+            let open = pr("a/x", "2026-01-01T00:00:00Z", PrState::Open, "t");
+            let planned = plan_of(&[(&open, true)], &Before::default(), &routing);
+            assert_eq!(
+                notes(&planned),
+                vec![
+                    ("webhook", "cloud/{a/x}", 1, Opened),
+                    ("living", "cloud/{a/x}", 1, Opened)
+                ]
+            );
+            for state in [PrState::Merged, PrState::Declined] {
+                let closed = pr("a/x", "2026-01-02T00:00:00Z", state, "t");
+                let planned = plan_of(&[(&closed, true)], &before_with(&[&open]), &routing);
+                let event = if state == PrState::Merged {
+                    Merged
+                } else {
+                    Declined
+                };
+                assert_eq!(notes(&planned), vec![("living", "cloud/{a/x}", 1, event)]);
+                assert_eq!(
+                    planned.withdrawals,
+                    vec![Withdrawal {
+                        room: "webhook".into(),
+                        repository: open.repository.key.clone(),
+                        number: 1
+                    }]
+                );
+            }
         }
 
         #[test]

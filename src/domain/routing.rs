@@ -88,6 +88,8 @@ pub struct Route {
 pub struct Routing {
     routes: Vec<CompiledRoute>,
     default_required: u32,
+    /// Rooms that keep one message per PR and edit it (`with_final_edits`).
+    final_edits: std::collections::BTreeSet<String>,
 }
 
 /// A `Route` ready for matching: globs compiled, the required approvals settled, patterns
@@ -184,7 +186,25 @@ impl Routing {
         Ok(Routing {
             routes: compiled,
             default_required,
+            final_edits: Default::default(),
         })
+    }
+
+    /// Names the rooms that keep one message per PR and edit it as the PR changes (a Slack
+    /// room through the Web API): they hear a PR's merge or decline whatever their route's
+    /// `announce_merged` / `announce_declined` say, for the final edit of that message (which
+    /// posts nothing new).
+    pub fn with_final_edits(mut self, rooms: impl IntoIterator<Item = String>) -> Routing {
+        self.final_edits = rooms.into_iter().collect();
+        self
+    }
+
+    /// Whether `room` hears `event` of a PR its route sends it, by its route's switches or as
+    /// the final edit of its message (`with_final_edits`).
+    pub fn hears(&self, route: &CompiledRoute, room: &str, event: NotifyEvent) -> bool {
+        route.announce.wants(event)
+            || matches!(event, NotifyEvent::Merged | NotifyEvent::Declined)
+                && self.final_edits.contains(room)
     }
 
     /// The index of the route a repository of `flavour` named `full_name` takes (to cache it),

@@ -28,6 +28,8 @@ use crate::metrics::Metrics;
 use crate::store::outbox::{self, Attempt, OutboxRow, Subject};
 use crate::store::{leases, review_queue, Db};
 
+mod living;
+
 /// The events of a per-PR outbox row (`opened,approvals`); unknown words are skipped.
 pub fn parse_events(events: &str) -> BTreeSet<NotifyEvent> {
     events.split(',').filter_map(NotifyEvent::parse).collect()
@@ -345,7 +347,10 @@ impl RoomWorker {
                 .as_ref()
                 .filter(|_| !matches!(self.room.sink, Sink::Console));
             let id = row.id;
-            if matches!(row.subject, Subject::PullRequest { .. }) {
+            // A Web-API room edits each PR's own message: a backlog is so many edits, never a
+            // flood of posts, and a summary would be a message outside them.
+            let living = matches!(self.room.sink, Sink::SlackApi { .. });
+            if matches!(row.subject, Subject::PullRequest { .. }) && !living {
                 match self.backlog().await {
                     Ok(Some(backlog)) => {
                         let ids: Vec<i64> = backlog.iter().map(|r| r.id).collect();
@@ -445,14 +450,30 @@ impl RoomWorker {
             } => Some(format!("{repository}#{number}")),
             Subject::Digest => None,
         };
-        let sent = sink::send(
-            &self.client,
-            &self.room.sink,
-            &self.room.name,
-            &message,
-            thread.as_deref(),
-        )
-        .await;
+        let sent = match (&self.room.sink, &row.subject) {
+            (
+                Sink::SlackApi { .. },
+                Subject::PullRequest {
+                    repository, number, ..
+                },
+            ) => {
+                self.deliver_living(&row, repository, *number, &message, limiter)
+                    .await?
+            }
+            (Sink::SlackApi { .. }, Subject::Digest) => {
+                self.deliver_living_digest(&message, limiter).await?
+            }
+            _ => {
+                sink::send(
+                    &self.client,
+                    &self.room.sink,
+                    &self.room.name,
+                    &message,
+                    thread.as_deref(),
+                )
+                .await
+            }
+        };
         // The record of what was said (`outbox.message`): plain text, of what the chat showed.
         let text = sink::format(&self.room.sink).plain(&message);
         self.metrics.notification(&self.room.sink, sent.is_ok());

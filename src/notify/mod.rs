@@ -9,6 +9,7 @@ pub mod doc;
 pub mod format;
 pub mod message;
 pub mod sink;
+pub mod slack_api;
 
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::doc::Doc;
 use super::format::{google_chat, hipchat, plain, slack, teams, Format};
+use super::slack_api;
 use crate::config::Sink;
 
 /// Why a chat server did not take a message; decides whether the outbox row is retried or
@@ -51,7 +52,7 @@ pub fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
 pub fn format(sink: &Sink) -> Format {
     match sink {
         Sink::HipChat(_) | Sink::HipChatBearer { .. } => Format::HipChat,
-        Sink::Slack(_) => Format::Slack,
+        Sink::Slack(_) | Sink::SlackApi { .. } => Format::Slack,
         Sink::Teams(_) => Format::Teams,
         Sink::GoogleChat(_) => Format::GoogleChat,
         Sink::Console => Format::Plain,
@@ -60,8 +61,9 @@ pub fn format(sink: &Sink) -> Format {
 
 /// Posts `message` to a room: HipChat v2 room notification JSON (with the token in the URL or
 /// as `Authorization: Bearer`), a Slack-compatible webhook payload, a Teams Workflows Adaptive
-/// Card, Google Chat text (in the thread `thread` names, where given), or a line on standard
-/// output for the console. Delivered only when the answer is the chat's documented success
+/// Card, Google Chat text (in the thread `thread` names, where given), a new top-level Slack
+/// message through `chat.postMessage` (a Web-API room: its living PR messages are posted and
+/// edited by `notify::living` instead), or a line on standard output for the console. Delivered only when the answer is the chat's documented success
 /// (`Accepted`), not on any 2xx. Errors say whether to retry.
 pub async fn send(
     client: &reqwest::Client,
@@ -88,6 +90,13 @@ pub async fn send(
         }
         (Sink::Slack(url) | Sink::Teams(url), Body::Json(json)) => {
             client.post(url.expose_secret()).json(&json)
+        }
+        (Sink::SlackApi { api_url, token, .. }, Body::Json(json)) => {
+            return slack_api::Api::new(client, api_url, token)
+                .call("chat.postMessage", &json)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.into_send_error("chat.postMessage"));
         }
         (Sink::Console, Body::Json(_)) => return Ok(()),
     };
@@ -153,7 +162,7 @@ enum Accepted {
 impl Accepted {
     fn of(sink: &Sink) -> Accepted {
         match sink {
-            Sink::Slack(_) => Accepted::Slack,
+            Sink::Slack(_) | Sink::SlackApi { .. } => Accepted::Slack,
             Sink::Teams(_) => Accepted::Teams,
             Sink::GoogleChat(_) => Accepted::GoogleChat,
             Sink::HipChat(_) | Sink::HipChatBearer { .. } | Sink::Console => Accepted::HipChat,
@@ -264,7 +273,10 @@ pub fn body(sink: &Sink, room: &str, message: &Doc) -> Body {
             return Body::Line(format!("[pr-reminder → {room}] {}", plain::text(message)))
         }
         Format::HipChat => hipchat::notification(message),
-        Format::Slack => slack::webhook(message),
+        Format::Slack => match sink {
+            Sink::SlackApi { channel, .. } => slack_api::message(channel, message),
+            _ => slack::webhook(message),
+        },
         Format::Teams => teams::body(message),
         Format::GoogleChat => google_chat::body(message),
     })
@@ -281,7 +293,7 @@ pub fn ping_body(sink: &Sink, message: &Doc) -> Option<serde_json::Value> {
 }
 
 /// What went wrong before any answer, for `last_error` (the cause, never the URL and its token).
-fn transport_error(err: reqwest::Error) -> String {
+pub(crate) fn transport_error(err: reqwest::Error) -> String {
     if err.is_timeout() {
         return "timed out waiting for the chat server".into();
     }

@@ -9,6 +9,7 @@
 //! task per process owns a write connection and group-commits changes (`writer`); everything else
 //! goes through a small pool.
 
+pub mod chat_messages;
 pub mod identities;
 pub mod leases;
 pub mod outbox;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_pr-reminder");
 
 /// The binary with a clean environment: no PR_REMINDER_* leaks in from the caller.
-fn command(dir: &std::path::Path) -> Command {
+pub(crate) fn command(dir: &std::path::Path) -> Command {
     let mut cmd = crate::helpers::clean_command(BIN);
     cmd.current_dir(dir);
     cmd
@@ -290,6 +290,8 @@ async fn migrate_applies_every_migration_once_without_the_secret(on: crate::help
     let table = |name: &str| (name.to_owned(), "BASE TABLE".to_owned());
     let view = |name: &str| (name.to_owned(), "VIEW".to_owned());
     let mut expected = vec![
+        table("chat_digests"),
+        table("chat_messages"),
         table("commit_statuses"),
         table("deliveries"),
         table("missing_repositories"),
@@ -842,14 +844,14 @@ async fn a_failed_message_is_listed_and_retried_by_id_and_all_failed(on: crate::
 
 /// `serve` started with JSON logs on a free port; its standard error is read by a thread of its
 /// own (so a chatty server never blocks on a full pipe) and kept for the assertions.
-struct Served {
+pub(crate) struct Served {
     child: std::process::Child,
-    port: u16,
+    pub(crate) port: u16,
     log: std::sync::Arc<std::sync::Mutex<String>>,
     stdout: Option<std::sync::mpsc::Receiver<String>>,
 }
 
-fn serve(mut cmd: Command, capture_stdout: bool) -> Served {
+pub(crate) fn serve(mut cmd: Command, capture_stdout: bool) -> Served {
     cmd.args(["--log-format", "json", "serve"])
         .env("PR_REMINDER_LISTEN", "127.0.0.1:0")
         .stderr(Stdio::piped())
@@ -896,7 +898,7 @@ fn serve(mut cmd: Command, capture_stdout: bool) -> Served {
 }
 
 impl Served {
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let sent = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status()
@@ -905,7 +907,7 @@ impl Served {
     }
 
     /// Waits for the exit (at most `within`); the status and the whole log.
-    fn wait(&mut self, within: Duration) -> (std::process::ExitStatus, String) {
+    pub(crate) fn wait(&mut self, within: Duration) -> (std::process::ExitStatus, String) {
         let started = Instant::now();
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {

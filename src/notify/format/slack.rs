@@ -106,6 +106,17 @@ impl super::TextMarkup for Mrkdwn {
     }
 }
 
+/// The line an earlier digest is edited to once a newer one was posted at `posted` (Unix
+/// seconds): "Superseded by the digest of 10:00", the time shown in each reader's own zone by
+/// Slack's date formatting, `<!date^{unix}^{time}|fallback>`, with the UTC time as the fallback
+/// (docs.slack.dev/messaging/formatting-message-text#date-formatting).
+pub fn superseded(posted: i64) -> String {
+    let fallback = chrono::DateTime::from_timestamp(posted, 0)
+        .map(|t| t.format("%H:%M UTC").to_string())
+        .unwrap_or_default();
+    format!("Superseded by the digest of <!date^{posted}^{{time}}|{fallback}>")
+}
+
 /// Slack asks for exactly these three to be escaped in message text.
 pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")

@@ -1,0 +1,391 @@
+//! The Slack Web API, for rooms with a `slack_channel`: `chat.postMessage`, `chat.update` and
+//! `conversations.history`, with the bot token as `Authorization: Bearer`.
+//!
+//! The contract (docs.slack.dev/apis/web-api, "Evaluating responses"): every method answers
+//! HTTP 200 with a JSON object whose `ok` says whether it worked; when it did not, `error` names
+//! why (`{"ok": false, "error": "channel_not_found"}`). Over the rate limit the answer is HTTP
+//! 429 with `Retry-After` in seconds (docs.slack.dev/apis/web-api/rate-limits). Which `error`
+//! names are worth another try is `retryable`; the rest say the request or the setup is wrong.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+use super::doc::Doc;
+use super::format::slack;
+use super::sink::{wait_requested, SendError};
+
+/// The `metadata.event_type` of the messages the service posts about a PR
+/// (docs.slack.dev/messaging/message-metadata: an alphanumeric, human-readable name; the
+/// `event_payload` is free-form).
+pub const EVENT_TYPE: &str = "pr_reminder_pull_request";
+
+/// Most pages of `conversations.history` read when looking a message up.
+const LOOKUP_PAGES: usize = 10;
+
+/// The Web API of one workspace, as the bot.
+pub struct Api<'a> {
+    client: &'a reqwest::Client,
+    base: &'a str,
+    token: &'a SecretString,
+}
+
+/// Why a Web API call did not work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// Slack answered `{"ok": false, "error": NAME}` (or HTTP 429, as `ratelimited`); `after`
+    /// is the `Retry-After` it gave.
+    Slack {
+        /// Slack's error name (`channel_not_found`, `message_not_found`, ...).
+        error: String,
+        /// How long it asked us to wait.
+        after: Option<Duration>,
+    },
+    /// No answer, or not the Web API's JSON: retried or not as `SendError` says.
+    Http(SendError),
+}
+
+/// A message `chat.postMessage` posted: where, and its `ts` (the id `chat.update` and
+/// `thread_ts` name it by).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    /// The channel ID (`C0123...`).
+    pub channel: String,
+    /// The message's timestamp id, `"1405894322.002768"`.
+    pub ts: String,
+}
+
+impl CallError {
+    /// Slack's error name, if Slack answered one.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            CallError::Slack { error, .. } => Some(error),
+            CallError::Http(_) => None,
+        }
+    }
+
+    /// Whether Slack said the message cannot be edited any more: `message_not_found` ("No
+    /// message exists with the requested timestamp": deleted in Slack), `cant_update_message`
+    /// ("Authenticated user does not have permission to update this message") or
+    /// `edit_window_closed` ("The message cannot be edited due to the team message edit
+    /// settings") (docs.slack.dev/reference/methods/chat.update, "Errors"). A new one is posted
+    /// instead, which later news edits.
+    pub fn message_gone(&self) -> bool {
+        matches!(
+            self.error(),
+            Some("message_not_found" | "cant_update_message" | "edit_window_closed")
+        )
+    }
+
+    /// Whether Slack said the request was refused (so nothing was posted), as opposed to no
+    /// answer at all (it may have been).
+    pub fn refused(&self) -> bool {
+        match self {
+            CallError::Slack { .. } => true,
+            CallError::Http(SendError::Permanent(_)) => true,
+            CallError::Http(SendError::Retry { .. }) => false,
+        }
+    }
+
+    /// What the outbox makes of it: retried (after what Slack asked) or failed, with
+    /// `{method}: {error}` as the reason, and a hint where the fix is known.
+    pub fn into_send_error(self, method: &str) -> SendError {
+        match self {
+            CallError::Http(err) => match err {
+                SendError::Retry { after, reason } => SendError::Retry {
+                    after,
+                    reason: format!("{method}: {reason}"),
+                },
+                SendError::Permanent(reason) => SendError::Permanent(format!("{method}: {reason}")),
+            },
+            CallError::Slack { error, after } => {
+                let reason = match hint(&error) {
+                    Some(hint) => format!("{method}: {error} ({hint})"),
+                    None => format!("{method}: {error}"),
+                };
+                if retryable(&error) {
+                    SendError::Retry { after, reason }
+                } else {
+                    SendError::Permanent(reason)
+                }
+            }
+        }
+    }
+}
+
+/// The error names worth another try: `ratelimited` (over the rate limit; also HTTP 429,
+/// docs.slack.dev/apis/web-api/rate-limits), and the server's own trouble `internal_error`
+/// ("likely due to a transient issue on our end"), `fatal_error`, `service_unavailable`
+/// ("The service is temporarily unavailable") and `request_timeout` (chat.postMessage and
+/// chat.update, "Errors"). Every other name (`channel_not_found`, `not_in_channel`,
+/// `is_archived`, `invalid_auth`, `not_authed`, `missing_scope`, `msg_too_long`, ...) says the
+/// request or the setup is wrong, and another try would get the same answer: failed at once,
+/// with the name as the reason.
+pub fn retryable(error: &str) -> bool {
+    matches!(
+        error,
+        "ratelimited"
+            | "rate_limited"
+            | "internal_error"
+            | "fatal_error"
+            | "service_unavailable"
+            | "request_timeout"
+    )
+}
+
+/// What to do about the errors a setup causes (the meanings are chat.postMessage's "Errors").
+fn hint(error: &str) -> Option<&'static str> {
+    Some(match error {
+        "channel_not_found" => "no channel has that ID, or the bot cannot see it",
+        "not_in_channel" => "invite the bot to the channel: /invite @your-bot",
+        "is_archived" => "the channel is archived",
+        "invalid_auth" | "not_authed" | "token_revoked" | "account_inactive" => {
+            "check [direct] slack_bot_token"
+        }
+        "missing_scope" => "the bot token lacks a scope: chat:write (and channels:history)",
+        _ => return None,
+    })
+}
+
+/// The `chat.postMessage` body of a new top-level message about a PR: `channel`, the message
+/// as the Slack formatter makes it (`text` in mrkdwn, `attachments` with its colour), and
+/// `metadata` carrying `key` (docs.slack.dev/reference/methods/chat.postMessage: `metadata`,
+/// "JSON object with event_type and event_payload fields"), by which the message is found again
+/// if its `ts` was lost (`Api::find`).
+pub fn new_message(channel: &str, message: &Doc, key: &str) -> Value {
+    let mut body = self::message(channel, message);
+    body["metadata"] = json!({"event_type": EVENT_TYPE, "event_payload": {"key": key}});
+    body
+}
+
+/// A `chat.postMessage` body for `message` in `channel`: the Slack formatter's `text` and
+/// `attachments`, and `channel`.
+pub fn message(channel: &str, message: &Doc) -> Value {
+    let mut body = slack::webhook(message);
+    body["channel"] = json!(channel);
+    body
+}
+
+/// The `chat.update` body that makes the message `ts` in `channel` show `message`
+/// (docs.slack.dev/reference/methods/chat.update: `channel`, `ts`, and the new `text` and
+/// `attachments`, which replace the old ones).
+pub fn update(channel: &str, ts: &str, message: &Doc) -> Value {
+    let mut body = self::message(channel, message);
+    body["ts"] = json!(ts);
+    body
+}
+
+/// The `chat.update` body that turns an earlier digest (`ts` in `channel`) into one line saying
+/// the digest posted as `newer` (its `ts`) superseded it. `attachments` is an empty list:
+/// chat.update keeps the old ones unless given, and an empty array removes them
+/// (docs.slack.dev/reference/methods/chat.update, `attachments`).
+pub fn superseded(channel: &str, ts: &str, newer: &str) -> Value {
+    let posted = newer
+        .split('.')
+        .next()
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or_default();
+    json!({"channel": channel, "ts": ts, "text": slack::superseded(posted), "attachments": []})
+}
+
+/// A reply in the thread of the message `ts` (chat.postMessage's `thread_ts`: "Provide another
+/// message's ts value to make this message a reply"): just the text, not shown in the channel.
+pub fn reply(channel: &str, ts: &str, message: &Doc) -> Value {
+    json!({"channel": channel, "thread_ts": ts, "text": slack::text(message)})
+}
+
+impl<'a> Api<'a> {
+    /// The API at `base` (`https://slack.com/api`), with the bot `token`.
+    pub fn new(client: &'a reqwest::Client, base: &'a str, token: &'a SecretString) -> Api<'a> {
+        Api {
+            client,
+            base,
+            token,
+        }
+    }
+
+    /// POSTs `body` as JSON to `method` and reads the answer: the whole JSON object when `ok`.
+    /// JSON bodies are sent as `application/json; charset=utf-8` (docs.slack.dev/apis/web-api,
+    /// "JSON-encoded bodies": without the charset Slack warns `missing_charset`).
+    pub async fn call(&self, method: &str, body: &Value) -> Result<Value, CallError> {
+        let request = self
+            .client
+            .post(format!("{}/{method}", self.base))
+            .bearer_auth(self.token.expose_secret())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/json; charset=utf-8",
+            )
+            .body(body.to_string());
+        answer(request).await
+    }
+
+    /// `chat.postMessage`: the message's `channel` and `ts`.
+    pub async fn post_message(&self, body: &Value) -> Result<Posted, CallError> {
+        let answer = self.call("chat.postMessage", body).await?;
+        match (answer["channel"].as_str(), answer["ts"].as_str()) {
+            (Some(channel), Some(ts)) => Ok(Posted {
+                channel: channel.to_owned(),
+                ts: ts.to_owned(),
+            }),
+            _ => Err(CallError::Http(SendError::Retry {
+                after: None,
+                reason: "Slack said ok but named no channel and ts".into(),
+            })),
+        }
+    }
+
+    /// The newest top-level message in `channel` since `oldest` (a Unix time in seconds) whose
+    /// metadata carries `key` (`new_message`): its `ts`, or `None`.
+    ///
+    /// `conversations.history` (docs.slack.dev/reference/methods/conversations.history) with
+    /// `include_all_metadata=true` returns each message's `metadata`, newest first, `oldest`
+    /// bounding how far back; pages follow `response_metadata.next_cursor` while `has_more`.
+    /// The bot needs `channels:history` (`groups:history` for a private channel). The page
+    /// says an app built for its own workspace keeps Tier 3 (50+ a minute), while apps
+    /// distributed outside the Marketplace get 1 a minute and at most 15 messages a page: a
+    /// lookup happens only after a post whose answer was lost, and `ratelimited` is retried.
+    pub async fn find(
+        &self,
+        channel: &str,
+        oldest: &str,
+        key: &str,
+    ) -> Result<Option<String>, CallError> {
+        let mut cursor: Option<String> = None;
+        for _ in 0..LOOKUP_PAGES {
+            let mut query = vec![
+                ("channel", channel.to_owned()),
+                ("oldest", oldest.to_owned()),
+                ("include_all_metadata", "true".to_owned()),
+                ("limit", "100".to_owned()),
+            ];
+            if let Some(cursor) = &cursor {
+                query.push(("cursor", cursor.clone()));
+            }
+            let request = self
+                .client
+                .get(format!("{}/conversations.history", self.base))
+                .bearer_auth(self.token.expose_secret())
+                .query(&query);
+            let page = answer(request).await?;
+            let messages = page["messages"].as_array().cloned().unwrap_or_default();
+            let found = messages.iter().find(|m| {
+                m["metadata"]["event_type"] == EVENT_TYPE
+                    && m["metadata"]["event_payload"]["key"] == key
+            });
+            if let Some(ts) = found.and_then(|m| m["ts"].as_str()) {
+                return Ok(Some(ts.to_owned()));
+            }
+            let next = page["response_metadata"]["next_cursor"]
+                .as_str()
+                .filter(|c| !c.is_empty());
+            match next {
+                Some(next) if page["has_more"] == true => cursor = Some(next.to_owned()),
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Sends a request and reads the Web API's answer.
+async fn answer(request: reqwest::RequestBuilder) -> Result<Value, CallError> {
+    let response = request.send().await.map_err(|e| {
+        CallError::Http(SendError::Retry {
+            after: None,
+            reason: super::sink::transport_error(e),
+        })
+    })?;
+    let status = response.status();
+    let after = wait_requested(response.headers());
+    let text = response.text().await.unwrap_or_default();
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return Err(CallError::Slack {
+            error: "ratelimited".into(),
+            after,
+        });
+    }
+    let detail: String = text.trim().chars().take(200).collect();
+    if !status.is_success() {
+        let reason = match detail.as_str() {
+            "" => format!("HTTP {status}"),
+            detail => format!("HTTP {status}: {detail}"),
+        };
+        return Err(CallError::Http(
+            if status.is_server_error() || status == reqwest::StatusCode::REQUEST_TIMEOUT {
+                SendError::Retry { after, reason }
+            } else {
+                SendError::Permanent(reason)
+            },
+        ));
+    }
+    let json: Option<Value> = serde_json::from_str(&text).ok();
+    match json {
+        Some(json) if json["ok"] == true => Ok(json),
+        Some(json) if json["ok"] == false => Err(CallError::Slack {
+            error: json["error"].as_str().unwrap_or("unknown_error").to_owned(),
+            after,
+        }),
+        _ => Err(CallError::Http(SendError::Retry {
+            after,
+            reason: format!(
+                "HTTP {status} but not the Web API's answer (a JSON object with `ok`): {}",
+                if detail.is_empty() {
+                    "empty body"
+                } else {
+                    &detail
+                }
+            ),
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_is_retried_or_failed_with_its_name() {
+        let slack = |error: &str| CallError::Slack {
+            error: error.into(),
+            after: Some(Duration::from_secs(3)),
+        };
+        assert_eq!(
+            slack("channel_not_found").into_send_error("chat.postMessage"),
+            SendError::Permanent(
+                "chat.postMessage: channel_not_found (no channel has that ID, or the bot cannot \
+                 see it)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            slack("ratelimited").into_send_error("chat.update"),
+            SendError::Retry {
+                after: Some(Duration::from_secs(3)),
+                reason: "chat.update: ratelimited".into()
+            }
+        );
+        for permanent in [
+            "not_in_channel",
+            "is_archived",
+            "invalid_auth",
+            "not_authed",
+        ] {
+            assert!(matches!(
+                slack(permanent).into_send_error("chat.postMessage"),
+                SendError::Permanent(reason) if reason.starts_with(&format!("chat.postMessage: {permanent}"))
+            ));
+        }
+        assert!(slack("message_not_found").message_gone());
+        assert!(slack("cant_update_message").message_gone());
+        assert!(slack("edit_window_closed").message_gone());
+        assert!(!slack("msg_too_long").message_gone());
+        assert!(slack("channel_not_found").refused());
+        assert!(!CallError::Http(SendError::Retry {
+            after: None,
+            reason: "timed out".into()
+        })
+        .refused());
+    }
+}
