@@ -8,7 +8,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -53,6 +53,10 @@ pub async fn fresh_database(label: &str) -> Option<String> {
     let mut conn = PgConnection::connect(&admin)
         .await
         .expect("connecting to PR_REMINDER_TEST_POSTGRES");
+    static SWEPT: AtomicBool = AtomicBool::new(false);
+    if !SWEPT.swap(true, Ordering::Relaxed) {
+        drop_orphans(&mut conn).await;
+    }
     conn.execute(format!("DROP DATABASE IF EXISTS \"{name}\"").as_str())
         .await
         .expect("dropping an old test database");
@@ -61,6 +65,38 @@ pub async fn fresh_database(label: &str) -> Option<String> {
         .expect("creating a test database");
     let _ = conn.close().await;
     Some(with_database(&admin, &name))
+}
+
+/// Drops the test databases of earlier test processes that have ended (`prr_<label>_<pid>_<n>`
+/// whose process is gone), so that a cluster used for many runs does not fill the disk. A test
+/// process running beside this one keeps its databases. Where `/proc` does not exist (not
+/// Linux), nothing is dropped.
+async fn drop_orphans(conn: &mut PgConnection) {
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let names: Vec<(String,)> =
+        sqlx::query_as("SELECT datname::text FROM pg_database WHERE datname LIKE 'prr\\_%'")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_default();
+    for (name,) in names {
+        let mut parts = name.rsplitn(3, '_');
+        let (Some(_counter), Some(pid), Some(_)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        // Best effort: a database still in use by a leftover server process stays for later.
+        let _ = conn
+            .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+            .await;
+    }
 }
 
 /// `url` with its path (the database) replaced by `name`.
