@@ -1,0 +1,400 @@
+//! Drift made visible (issue 26): a reconciliation pass over a site with a `webhook_url` reads
+//! the hooks that could cover each repository (the fake hook APIs of `connect.rs`, which follow
+//! Bitbucket's documented contracts, cited there) and records what covers it; the status page
+//! shows it with the last delivery from the repository and "webhook silent?", and
+//! `pr_reminder_webhooks{state}` counts it. Each scenario runs on both databases.
+
+use chrono::{DateTime, TimeZone, Utc};
+use pr_reminder::config::{SecretToken, Settings, Site};
+use pr_reminder::connect::CLOUD_EVENTS;
+use pr_reminder::domain::Flavour;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::connect::{Fake, HOOK_URL};
+use crate::helpers::{on_both, set_repository, spawn_on, ManualClock, On, Served};
+use crate::lifecycle::pr_event;
+use crate::reconcile::{cloud_list, cloud_pr, cloud_statuses, reconcile, TOKEN};
+
+const STATUS_TOKEN: &str = "status-token-0123456789";
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap()
+}
+
+/// A Cloud hook as the fake lists it.
+fn cloud_hook(uuid: &str, url: &str, active: bool, events: &[&str], subject: &str) -> Value {
+    json!({"uuid": uuid, "url": url, "description": "pr-reminder", "subject_type": subject,
+           "active": active, "events": events, "secret_set": true,
+           "created_at": "2026-01-01T00:00:00+00:00"})
+}
+
+/// An open PR of `repository` as the REST list gives it, last updated at `updated`.
+fn listed_pr(repository: &str, id: i64, updated: &str) -> Value {
+    let mut pr = cloud_pr(id, &format!("{id:012}"), updated, json!([]));
+    pr["destination"]["repository"] =
+        json!({"full_name": repository, "uuid": format!("{{repo:{repository}}}")});
+    pr
+}
+
+const REPOSITORIES: [&str; 5] = [
+    "acme/api",
+    "beta/hooked",
+    "beta/bare",
+    "beta/asleep",
+    "delta/locked",
+];
+
+/// The fake Cloud: acme's workspace hook covers acme/api; beta has no workspace hook of
+/// pr-reminder's (a CI hook only), beta/hooked has its own repository hook, beta/asleep an
+/// inactive one, beta/bare none; the token may not read delta's hooks at all (403).
+async fn fake_cloud() -> Fake {
+    let fake = Fake::start(Flavour::Cloud).await;
+    fake.seed(
+        "/2.0/workspaces/acme/hooks",
+        cloud_hook("{w-acme}", HOOK_URL, true, CLOUD_EVENTS, "workspace"),
+    );
+    fake.seed(
+        "/2.0/workspaces/beta/hooks",
+        crate::connect::foreign("{ci}", "https://ci.example.com/hook"),
+    );
+    fake.seed(
+        "/2.0/repositories/beta/hooked/hooks",
+        cloud_hook("{r-hooked}", HOOK_URL, true, CLOUD_EVENTS, "repository"),
+    );
+    fake.seed(
+        "/2.0/repositories/beta/asleep/hooks",
+        cloud_hook("{r-asleep}", HOOK_URL, false, CLOUD_EVENTS, "repository"),
+    );
+    fake.forbid("/2.0/workspaces/delta/hooks");
+    fake.forbid("/2.0/repositories/delta/locked/hooks");
+    for repository in REPOSITORIES {
+        let prs = match repository {
+            "acme/api" => vec![listed_pr(repository, 1, "2026-11-30T10:00:00+00:00")],
+            "beta/bare" => vec![listed_pr(repository, 2, "2026-11-30T12:00:00+00:00")],
+            _ => Vec::new(),
+        };
+        cloud_list(&fake.server, repository, prs).await;
+    }
+    cloud_statuses(&fake.server, "acme/api", "000000000001", vec![]).await;
+    cloud_statuses(&fake.server, "beta/bare", "000000000002", vec![]).await;
+    fake
+}
+
+fn settings(site: Site) -> impl FnOnce(&mut Settings) {
+    move |s: &mut Settings| {
+        s.bitbucket = vec![site];
+        s.sweep.token = Some(SecretToken(SecretString::from(TOKEN.to_owned())));
+        s.monitoring.status_token = Some(SecretToken(SecretString::from(STATUS_TOKEN.to_owned())));
+    }
+}
+
+/// (repository, state, scope, events_missing, detail) of every recorded coverage.
+type Row = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+async fn coverage(app: &impl Served) -> Vec<Row> {
+    app.query_rows(
+        "SELECT full_name, state, scope, events_missing, detail FROM webhook_coverage
+          ORDER BY repository",
+    )
+    .await
+}
+
+fn row(name: &str, state: &str, scope: Option<&str>, detail: Option<&str>) -> Row {
+    (
+        name.into(),
+        state.into(),
+        scope.map(Into::into),
+        None,
+        detail.map(Into::into),
+    )
+}
+
+/// The `pr_reminder_webhooks` samples of the exposition, by state name.
+async fn webhook_lines(app: &impl Served) -> Vec<String> {
+    let (status, text) = app.get_text("/metrics", None).await;
+    assert_eq!(status, 200);
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("pr_reminder_webhooks{"))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The status page's webhook rows: (data-repository, data-state, the row's text).
+async fn page_rows(app: &impl Served) -> Vec<(String, String, String)> {
+    let (status, html) = app.get_text("/status", Some(STATUS_TOKEN)).await;
+    assert_eq!(status, 200);
+    let table = crate::status::between(&html, "<table id=\"webhooks\">", "</table>");
+    table
+        .split("<tr class=\"webhook\"")
+        .skip(1)
+        .map(|tr| {
+            let attr = |name: &str| {
+                let from = tr.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                tr[from..from + tr[from..].find('"').unwrap()].to_owned()
+            };
+            let mut text = String::new();
+            let mut in_tag = false;
+            for c in tr[tr.find('>').unwrap() + 1..].chars() {
+                match c {
+                    '<' => {
+                        in_tag = true;
+                        text.push(' ');
+                    }
+                    '>' => in_tag = false,
+                    c if !in_tag => text.push(c),
+                    _ => {}
+                }
+            }
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            (attr("data-repository"), attr("data-state"), text)
+        })
+        .collect()
+}
+
+on_both!(reconciliation_records_what_covers_each_repository_and_the_page_and_metric_show_it);
+
+async fn reconciliation_records_what_covers_each_repository_and_the_page_and_metric_show_it(
+    on: On,
+) {
+    let fake = fake_cloud().await;
+    let clock = ManualClock::frozen(t0());
+    let Some(app) = spawn_on(
+        on,
+        "drift_coverage",
+        settings(fake.site(&REPOSITORIES)),
+        clock.clock(),
+    )
+    .await
+    else {
+        return;
+    };
+    // Nothing checked yet: the page says how coverage is checked; every state is 0.
+    let (_, html) = app.get_text("/status", Some(STATUS_TOKEN)).await;
+    assert!(html.contains("Not checked: reconciliation reads the hooks of sites with a"));
+    assert_eq!(
+        webhook_lines(&app).await,
+        [
+            "pr_reminder_webhooks{state=\"covered\"} 0",
+            "pr_reminder_webhooks{state=\"inactive\"} 0",
+            "pr_reminder_webhooks{state=\"incomplete\"} 0",
+            "pr_reminder_webhooks{state=\"missing\"} 0",
+            "pr_reminder_webhooks{state=\"silent\"} 0",
+            "pr_reminder_webhooks{state=\"unknown\"} 0",
+        ]
+    );
+    // A delivery from acme/api at t0.
+    let mut body = pr_event(
+        1,
+        "2026-11-30T10:00:00+00:00",
+        "OPEN",
+        "PR 1",
+        "000000000001",
+        &[],
+    );
+    set_repository(&mut body, "acme/api");
+    app.processed("pullrequest:updated", &body).await;
+
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    // The 403 on delta's hooks never fails the pass (delta/locked's PR list went through).
+    assert_eq!(report["ok"], true, "{report}");
+
+    let needs = |scope: &str, name: &str| match scope {
+        "workspace" => format!(
+            "to manage the webhooks of workspace {name}: a workspace access token with the \
+             webhook scope, or an API token with read:webhook:bitbucket and \
+             write:webhook:bitbucket of a workspace admin"
+        ),
+        _ => format!(
+            "to manage the webhooks of repository {name}: a repository, project or workspace \
+             access token with the webhook scope, or an API token with \
+             read:webhook:bitbucket and write:webhook:bitbucket of a repository admin"
+        ),
+    };
+    let locked = format!(
+        "no permission: the token needs {}; no permission: the token needs {}",
+        needs("workspace", "delta"),
+        needs("repository", "delta/locked")
+    );
+    assert_eq!(
+        coverage(&app).await,
+        [
+            row("acme/api", "covered", Some("workspace"), None),
+            row("beta/asleep", "inactive", Some("repository"), None),
+            row("beta/bare", "missing", None, None),
+            row("beta/hooked", "covered", Some("repository"), None),
+            row("delta/locked", "unknown", None, Some(&locked)),
+        ]
+    );
+    // acme's workspace hook covers acme/api: its own hooks were not asked for.
+    let asked: Vec<String> = fake
+        .received()
+        .await
+        .iter()
+        .filter(|r| r.url.path().ends_with("/hooks"))
+        .map(|r| format!("{} {}", r.method, r.url.path()))
+        .collect();
+    let mut asked_sorted = asked.clone();
+    asked_sorted.sort();
+    assert_eq!(
+        asked_sorted,
+        [
+            "GET /2.0/repositories/beta/asleep/hooks",
+            "GET /2.0/repositories/beta/bare/hooks",
+            "GET /2.0/repositories/beta/hooked/hooks",
+            "GET /2.0/repositories/delta/locked/hooks",
+            "GET /2.0/workspaces/acme/hooks",
+            "GET /2.0/workspaces/beta/hooks",
+            "GET /2.0/workspaces/delta/hooks",
+        ]
+    );
+
+    // The page: covered by, last delivery, and beta/bare, never delivered from while its PR
+    // changed within the week, "webhook silent?".
+    let rows = page_rows(&app).await;
+    let silent = "webhook silent? no delivery for 7 days while its pull requests changed";
+    assert_eq!(
+        rows,
+        [
+            (
+                "acme/api".into(),
+                "covered".into(),
+                format!(
+                    "acme/api {url} workspace hook 2026-12-01 09:00 UTC 1 2026-12-01 09:00 UTC",
+                    url = fake.site(&[]).name()
+                )
+            ),
+            (
+                "beta/asleep".into(),
+                "inactive".into(),
+                format!(
+                    "beta/asleep {url} repository hook (inactive) none 0 2026-12-01 09:00 UTC",
+                    url = fake.site(&[]).name()
+                )
+            ),
+            (
+                "beta/bare".into(),
+                "missing".into(),
+                format!(
+                    "beta/bare {url} none none {silent} 1 2026-12-01 09:00 UTC",
+                    url = fake.site(&[]).name()
+                )
+            ),
+            (
+                "beta/hooked".into(),
+                "covered".into(),
+                format!(
+                    "beta/hooked {url} repository hook none 0 2026-12-01 09:00 UTC",
+                    url = fake.site(&[]).name()
+                )
+            ),
+            (
+                "delta/locked".into(),
+                "unknown".into(),
+                format!(
+                    "delta/locked {url} unknown {locked} none 0 2026-12-01 09:00 UTC",
+                    url = fake.site(&[]).name()
+                )
+            ),
+        ]
+    );
+    assert_eq!(
+        webhook_lines(&app).await,
+        [
+            "pr_reminder_webhooks{state=\"covered\"} 2",
+            "pr_reminder_webhooks{state=\"inactive\"} 1",
+            "pr_reminder_webhooks{state=\"incomplete\"} 0",
+            "pr_reminder_webhooks{state=\"missing\"} 1",
+            "pr_reminder_webhooks{state=\"silent\"} 1",
+            "pr_reminder_webhooks{state=\"unknown\"} 1",
+        ]
+    );
+}
+
+on_both!(a_covered_repository_turns_silent_after_webhook_silence_days_while_its_prs_change);
+
+async fn a_covered_repository_turns_silent_after_webhook_silence_days_while_its_prs_change(on: On) {
+    let fake = Fake::start(Flavour::Cloud).await;
+    fake.seed(
+        "/2.0/workspaces/acme/hooks",
+        cloud_hook("{w-acme}", HOOK_URL, true, CLOUD_EVENTS, "workspace"),
+    );
+    let clock = ManualClock::frozen(t0());
+    let site = fake.site(&["acme/api"]);
+    let Some(app) = spawn_on(
+        on,
+        "drift_silent",
+        move |s: &mut Settings| {
+            settings(site)(s);
+            s.monitoring.webhook_silence = std::time::Duration::from_secs(3 * 86_400);
+        },
+        clock.clock(),
+    )
+    .await
+    else {
+        return;
+    };
+    let mut body = pr_event(
+        1,
+        "2026-11-30T10:00:00+00:00",
+        "OPEN",
+        "PR 1",
+        "000000000001",
+        &[],
+    );
+    set_repository(&mut body, "acme/api");
+    app.processed("pullrequest:created", &body).await;
+    // Bitbucket lists the PR as the delivery left it.
+    cloud_list(
+        &fake.server,
+        "acme/api",
+        vec![listed_pr("acme/api", 1, "2026-11-30T10:00:00+00:00")],
+    )
+    .await;
+    cloud_statuses(&fake.server, "acme/api", "000000000001", vec![]).await;
+    assert_eq!(reconcile(&app).await.0, 200);
+    let state = |rows: Vec<(String, String, String)>| rows[0].2.clone();
+    assert!(!state(page_rows(&app).await).contains("silent"));
+
+    // Four days on, quiet: nothing changed, so nothing is silent.
+    clock.set(t0() + chrono::Duration::days(4));
+    assert_eq!(reconcile(&app).await.0, 200);
+    assert!(!state(page_rows(&app).await).contains("silent"));
+    assert!(webhook_lines(&app)
+        .await
+        .contains(&"pr_reminder_webhooks{state=\"silent\"} 0".to_owned()));
+
+    // The PR changed two days ago and no delivery said so: reconciliation sees it.
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/acme/api/pullrequests"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [listed_pr("acme/api", 1, "2026-12-03T10:00:00+00:00")], "pagelen": 50
+        })))
+        .with_priority(1)
+        .mount(&fake.server)
+        .await;
+    assert_eq!(reconcile(&app).await.0, 200);
+    let text = state(page_rows(&app).await);
+    assert!(
+        text.contains(
+            "workspace hook 2026-12-01 09:00 UTC webhook silent? no delivery for 3 days while \
+             its pull requests changed"
+        ),
+        "{text}"
+    );
+    assert!(webhook_lines(&app)
+        .await
+        .contains(&"pr_reminder_webhooks{state=\"silent\"} 1".to_owned()));
+}
