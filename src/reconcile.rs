@@ -946,7 +946,7 @@ fn judge(
 /// Why a hooks list could not be read, as recorded: a 403 names what the token needs.
 fn unreadable(scope: &HookScope, flavour: Flavour, err: &RestError) -> String {
     if err.status == Some(403) {
-        format!("no permission: the token needs {}", scope.needs(flavour))
+        format!("no permission: the token needs {}", scope.reads(flavour))
     } else {
         format!(
             "the hooks of {} {} could not be read: {err}",

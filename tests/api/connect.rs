@@ -391,7 +391,7 @@ fn datacenter(state: &mut State, request: &Request) -> ResponseTemplate {
     }
 }
 
-async fn run(sites: &[Site], dry_run: bool) -> ConnectReport {
+pub(crate) async fn run(sites: &[Site], dry_run: bool) -> ConnectReport {
     let secret = SecretString::from(SECRET.to_owned());
     let targets: Vec<Target> = sites
         .iter()

@@ -5,7 +5,7 @@
 //! `pr_reminder_webhooks{state}` counts it. Each scenario runs on both databases.
 
 use chrono::{DateTime, TimeZone, Utc};
-use pr_reminder::config::{SecretToken, Settings, Site};
+use pr_reminder::config::{Credentials, SecretToken, Settings, Site};
 use pr_reminder::connect::CLOUD_EVENTS;
 use pr_reminder::domain::Flavour;
 use secrecy::SecretString;
@@ -14,9 +14,11 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::connect::{Fake, HOOK_URL};
-use crate::helpers::{on_both, set_repository, spawn_on, ManualClock, On, Served};
+use crate::helpers::{
+    on_both, set_repository, spawn_app_with_clock, spawn_on, ManualClock, On, Served,
+};
 use crate::lifecycle::pr_event;
-use crate::reconcile::{cloud_list, cloud_pr, cloud_statuses, reconcile, TOKEN};
+use crate::reconcile::{cloud_list, cloud_pr, cloud_statuses, reconcile, API_TOKEN, TOKEN};
 
 const STATUS_TOKEN: &str = "status-token-0123456789";
 
@@ -213,14 +215,13 @@ async fn reconciliation_records_what_covers_each_repository_and_the_page_and_met
 
     let needs = |scope: &str, name: &str| match scope {
         "workspace" => format!(
-            "to manage the webhooks of workspace {name}: a workspace access token with the \
-             webhook scope, or an API token with read:webhook:bitbucket and \
-             write:webhook:bitbucket of a workspace admin"
+            "to read the webhooks of workspace {name}: a workspace access token with the \
+             webhook scope, or an API token with read:webhook:bitbucket of a workspace admin"
         ),
         _ => format!(
-            "to manage the webhooks of repository {name}: a repository, project or workspace \
+            "to read the webhooks of repository {name}: a repository, project or workspace \
              access token with the webhook scope, or an API token with \
-             read:webhook:bitbucket and write:webhook:bitbucket of a repository admin"
+             read:webhook:bitbucket of a repository admin"
         ),
     };
     let locked = format!(
@@ -397,4 +398,54 @@ async fn a_covered_repository_turns_silent_after_webhook_silence_days_while_its_
     assert!(webhook_lines(&app)
         .await
         .contains(&"pr_reminder_webhooks{state=\"silent\"} 1".to_owned()));
+}
+
+/// Atlassian API tokens (Basic: the account's e-mail and the token) and access tokens (Bearer)
+/// both work for `connect` and for reconciliation's hook check, on both flavours: every request
+/// carries the site's credentials, and the hook `connect` made is then found covering.
+#[tokio::test]
+async fn connect_and_the_coverage_check_send_basic_or_bearer_credentials_on_both_flavours() {
+    for flavour in [Flavour::Cloud, Flavour::DataCenter] {
+        for basic in [false, true] {
+            let fake = Fake::start(flavour).await;
+            let (name, scope) = match flavour {
+                Flavour::Cloud => ("acme/api", "workspace"),
+                Flavour::DataCenter => ("PAY/api", "project"),
+            };
+            let mut site = fake.site(&[name]);
+            let expected = if basic {
+                site.credentials = Credentials::Basic {
+                    username: "me@example.com".into(),
+                    token: SecretToken(SecretString::from(API_TOKEN.to_owned())),
+                };
+                // base64("me@example.com:bitbucket-api-token")
+                "Basic bWVAZXhhbXBsZS5jb206Yml0YnVja2V0LWFwaS10b2tlbg==".to_owned()
+            } else {
+                format!("Bearer {API_TOKEN}")
+            };
+            let report = crate::connect::run(std::slice::from_ref(&site), false).await;
+            assert!(report.ok, "{}", report.to_text());
+            let app = spawn_app_with_clock(settings(site), ManualClock::frozen(t0()).clock()).await;
+            reconcile(&app).await;
+            assert_eq!(
+                coverage(&app).await,
+                [row(name, "covered", Some(scope), None)],
+                "{flavour:?}, basic: {basic}"
+            );
+            let received = fake.received().await;
+            assert!(received.len() >= 3, "{flavour:?}: {}", received.len());
+            for request in received {
+                assert_eq!(
+                    request
+                        .headers
+                        .get("authorization")
+                        .map(|v| v.to_str().unwrap().to_owned()),
+                    Some(expected.clone()),
+                    "{flavour:?} {} {}",
+                    request.method,
+                    request.url.path()
+                );
+            }
+        }
+    }
 }

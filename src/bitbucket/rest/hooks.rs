@@ -201,6 +201,38 @@ impl Scope {
         api.url(&segments)
     }
 
+    /// What a token needs to read this scope's hooks (reconciliation's check), as a 403 is
+    /// recorded. Listing hooks is an admin's right on both flavours: Cloud's hooks endpoints
+    /// want the `webhook` scope (access tokens) or `read:webhook:bitbucket` (API tokens) and
+    /// the admin role (support.atlassian.com/bitbucket-cloud/docs/api-token-permissions,
+    /// …/repository-access-token-permissions); Data Center's "Find webhooks" wants PROJECT_ADMIN
+    /// or REPO_ADMIN (developer.atlassian.com/server/bitbucket/rest/v815/api-group-project/).
+    pub fn reads(&self, flavour: Flavour) -> String {
+        match (flavour, self.kind) {
+            (Flavour::Cloud, ScopeKind::Workspace) => format!(
+                "to read the webhooks of workspace {}: a workspace access token with the \
+                 webhook scope, or an API token with read:webhook:bitbucket of a workspace admin",
+                self.name
+            ),
+            (Flavour::Cloud, _) => format!(
+                "to read the webhooks of repository {}: a repository, project or workspace \
+                 access token with the webhook scope, or an API token with \
+                 read:webhook:bitbucket of a repository admin",
+                self.name
+            ),
+            (Flavour::DataCenter, ScopeKind::Repository) => format!(
+                "REPO_ADMIN on repository {}: an HTTP access token with Repository admin \
+                 permission",
+                self.name
+            ),
+            (Flavour::DataCenter, _) => format!(
+                "PROJECT_ADMIN on project {}: an HTTP access token with Project admin \
+                 permission",
+                self.name
+            ),
+        }
+    }
+
     /// What a token needs to manage this scope's hooks, as a 403 reports it.
     pub fn needs(&self, flavour: Flavour) -> String {
         match (flavour, self.kind) {
