@@ -87,8 +87,8 @@ pub async fn summarise_deliveries(db: &Db) -> anyhow::Result<()> {
          SELECT flavour, lower(repository), max(id), max(received_at)
            FROM deliveries
           WHERE id > (SELECT coalesce(max(last_id), 0) FROM repository_deliveries)
-            AND outcome = 'processed' AND repository IS NOT NULL AND flavour IS NOT NULL
-          GROUP BY flavour, lower(repository)
+            AND outcome = 'processed' AND repository IS NOT NULL AND coalesce(flavour, '') <> ''
+          GROUP BY lower(repository), flavour
          ON CONFLICT (flavour, repository) DO UPDATE SET
              last_id = {greatest}(repository_deliveries.last_id, excluded.last_id),
              received_at = {greatest}(repository_deliveries.received_at, excluded.received_at)"
@@ -106,7 +106,7 @@ pub async fn last_deliveries(db: &Db) -> anyhow::Result<Vec<(String, String, Str
              UNION ALL
              SELECT flavour, lower(repository) AS repository, received_at FROM deliveries
               WHERE id > (SELECT coalesce(max(last_id), 0) FROM repository_deliveries)
-                AND outcome = 'processed' AND repository IS NOT NULL AND flavour IS NOT NULL
+                AND outcome = 'processed' AND repository IS NOT NULL AND coalesce(flavour, '') <> ''
          ) AS d
          GROUP BY flavour, repository",
     )
