@@ -20,7 +20,7 @@ use crate::helpers::{
 use crate::lifecycle::pr_event;
 use crate::reconcile::{cloud_list, cloud_pr, cloud_statuses, reconcile, API_TOKEN, TOKEN};
 
-const STATUS_TOKEN: &str = "status-token-0123456789";
+pub(crate) const STATUS_TOKEN: &str = "status-token-0123456789";
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap()
@@ -163,6 +163,30 @@ async fn page_rows(app: &impl Served) -> Vec<(String, String, String)> {
             (attr("data-repository"), attr("data-state"), text)
         })
         .collect()
+}
+
+/// The app the browser test reads: the fake Cloud of `fake_cloud`, a delivery from acme/api at
+/// `t0`, then one reconciliation pass (SQLite).
+pub(crate) async fn drift_app() -> (crate::helpers::TestApp, Fake) {
+    let fake = fake_cloud().await;
+    let app = spawn_app_with_clock(
+        settings(fake.site(&REPOSITORIES)),
+        ManualClock::frozen(t0()).clock(),
+    )
+    .await;
+    let mut body = pr_event(
+        1,
+        "2026-11-30T10:00:00+00:00",
+        "OPEN",
+        "PR 1",
+        "000000000001",
+        &[],
+    );
+    set_repository(&mut body, "acme/api");
+    app.processed("pullrequest:updated", &body).await;
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    (app, fake)
 }
 
 on_both!(reconciliation_records_what_covers_each_repository_and_the_page_and_metric_show_it);
