@@ -6,7 +6,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 use super::encode_chars;
-use crate::notify::doc::{Block, Color, Doc, FailedBuild, Inline, News};
+use crate::notify::doc::{Block, Color, Doc, Rendered};
 
 /// Google Chat's limit on a message's text, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 32_000;
@@ -61,45 +61,7 @@ pub fn shown(doc: &Doc) -> Vec<usize> {
 
 /// The markup, and how many items of each list it shows.
 fn render(doc: &Doc) -> (String, Vec<usize>) {
-    let mut shown = Vec::new();
-    let mut out = String::new();
-    if let Some(headline) = &doc.headline {
-        out.push_str(&format!("*{}*", escape(&headline.text)));
-        if let Some(room) = &headline.room {
-            out.push_str(&escape(&format!(" ({room})")));
-        }
-    }
-    for (i, block) in doc.blocks.iter().enumerate() {
-        let first = i == 0 && doc.headline.is_none();
-        match block {
-            Block::Paragraph(inlines) => {
-                if !first {
-                    out.push('\n');
-                }
-                out.push_str(&line(inlines));
-            }
-            Block::News(news) => {
-                if !first {
-                    out.push_str("\n\n");
-                }
-                out.push_str(&news_text(news));
-            }
-            Block::List(list) => shown.push(super::push_list(&mut out, list, &LIST, line)),
-            Block::Rendered(r) => {
-                if !first {
-                    out.push('\n');
-                }
-                if r.google_chat.is_empty() {
-                    // Stored before Google Chat existed: its plain text, escaped.
-                    let lines: Vec<String> = r.text.lines().map(escape).collect();
-                    out.push_str(&lines.join("\n"));
-                } else {
-                    out.push_str(&r.google_chat);
-                }
-            }
-        }
-    }
-    (out, shown)
+    super::render::<Text>(doc)
 }
 
 /// What `block` takes in a message, in bytes.
@@ -107,56 +69,44 @@ pub fn size(block: &Block) -> usize {
     super::block_size(block, markup, super::bytes)
 }
 
-fn news_text(news: &News) -> String {
-    format!(
-        "*{}*: {}\n{}",
-        escape(&news.headline),
-        line(&news.line),
-        line(&news.details)
-    )
+/// Google Chat's text markup (`super::Markup`). No mention ids are mapped for Google Chat: a
+/// person is their name.
+struct Text;
+
+impl super::Markup for Text {
+    fn escape(text: &str) -> String {
+        escape(text)
+    }
+
+    fn strong(inner: &str) -> String {
+        format!("*{inner}*")
+    }
+
+    fn link(label: &str, url: &str) -> String {
+        format!("<{}|{}>", url_escape(url), escape(label))
+    }
 }
 
-/// How this chat writes a list (`super::push_list`).
-const LIST: super::ListStyle = super::ListStyle {
-    title: |title| format!("\n*{title}*"),
-    bullet: "\n• ",
-    more: "\n",
-    limit: MAX_TEXT_BYTES,
-    measure: super::bytes,
-};
+impl super::TextMarkup for Text {
+    const BREAK: &'static str = "\n";
 
-fn line(inlines: &[Inline]) -> String {
-    let mut out = String::new();
-    for inline in inlines {
-        match inline {
-            Inline::Text(text) => out.push_str(&escape(text)),
-            Inline::Fixed(words) => out.push_str(words),
-            Inline::Strong(inner) => out.push_str(&format!("*{}*", line(inner))),
-            Inline::Link { label, url } => out.push_str(&link(label, Some(url))),
-            // No mention ids are mapped for Google Chat: the name.
-            Inline::Person(person) => out.push_str(&escape(&person.name)),
-            Inline::FailedBuilds(builds) => out.push_str(&failed(builds)),
+    const LIST: super::ListStyle = super::ListStyle {
+        title: |title| format!("\n*{title}*"),
+        bullet: "\n• ",
+        more: "\n",
+        limit: MAX_TEXT_BYTES,
+        measure: super::bytes,
+    };
+
+    fn rendered(rendered: &Rendered) -> String {
+        if rendered.google_chat.is_empty() {
+            // Stored before Google Chat existed: its plain text, escaped.
+            let lines: Vec<String> = rendered.text.lines().map(escape).collect();
+            lines.join("\n")
+        } else {
+            rendered.google_chat.clone()
         }
     }
-    out
-}
-
-fn link(label: &str, url: Option<&str>) -> String {
-    match url {
-        Some(url) => format!("<{}|{}>", url_escape(url), escape(label)),
-        None => escape(label),
-    }
-}
-
-fn failed(builds: &[FailedBuild]) -> String {
-    if builds.is_empty() {
-        return String::new();
-    }
-    let links: Vec<String> = builds
-        .iter()
-        .map(|b| link(&b.name, b.url.as_deref()))
-        .collect();
-    format!(": {}", links.join(", "))
 }
 
 /// `text` cut to at most `max` bytes on a character boundary, ending with `\n…` if it was cut.

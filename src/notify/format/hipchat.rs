@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::notify::doc::{Block, Color, Doc, FailedBuild, Inline, News, Person};
+use crate::notify::doc::{Block, Color, Doc, Inline, News, Person, Rendered};
 
 /// HipChat's room notification limit, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 10_000;
@@ -94,39 +94,7 @@ pub fn shown(doc: &Doc) -> Vec<usize> {
 
 /// The HTML, and how many items of each list it shows.
 fn render(doc: &Doc) -> (String, Vec<usize>) {
-    let mut shown = Vec::new();
-    let mut out = String::new();
-    if let Some(headline) = &doc.headline {
-        out.push_str(&format!("<b>{}</b>", escape(&headline.text)));
-        if let Some(room) = &headline.room {
-            out.push_str(&escape(&format!(" ({room})")));
-        }
-    }
-    for (i, block) in doc.blocks.iter().enumerate() {
-        let first = i == 0 && doc.headline.is_none();
-        match block {
-            Block::Paragraph(inlines) => {
-                if !first {
-                    out.push_str("<br>");
-                }
-                out.push_str(&line(inlines));
-            }
-            Block::News(news) => {
-                if !first {
-                    out.push_str("<br><br>");
-                }
-                out.push_str(&news_html(news));
-            }
-            Block::List(list) => shown.push(super::push_list(&mut out, list, &LIST, line)),
-            Block::Rendered(r) => {
-                if !first {
-                    out.push_str("<br>");
-                }
-                out.push_str(&r.html);
-            }
-        }
-    }
-    (out, shown)
+    super::render::<Html>(doc)
 }
 
 /// What `block` takes in a message, in characters.
@@ -134,69 +102,54 @@ pub fn size(block: &Block) -> usize {
     super::block_size(block, html, super::chars)
 }
 
-fn news_html(news: &News) -> String {
-    let full = format!(
-        "<b>{}</b>: {}<br>{}",
-        escape(&news.headline),
-        line(&news.line),
-        line(&news.details)
-    );
-    if full.chars().count() > MAX_MESSAGE_CHARS {
-        // Only reachable with pathological data; a short message beats a refused one.
-        return format!("<b>{}</b>: {}", escape(&news.headline), escape(&news.place));
+/// HipChat's HTML (`super::Markup`).
+struct Html;
+
+impl super::Markup for Html {
+    fn escape(text: &str) -> String {
+        escape(text)
     }
-    full
-}
 
-/// How this chat writes a list (`super::push_list`).
-const LIST: super::ListStyle = super::ListStyle {
-    title: |title| format!("<br><b>{title}</b>"),
-    bullet: "<br>• ",
-    more: "<br>",
-    limit: MAX_MESSAGE_CHARS,
-    measure: super::chars,
-};
+    fn strong(inner: &str) -> String {
+        format!("<b>{inner}</b>")
+    }
 
-/// Inlines as HTML.
-fn line(inlines: &[Inline]) -> String {
-    let mut out = String::new();
-    for inline in inlines {
-        match inline {
-            Inline::Text(text) => out.push_str(&escape(text)),
-            Inline::Fixed(words) => out.push_str(words),
-            Inline::Strong(inner) => out.push_str(&format!("<b>{}</b>", line(inner))),
-            Inline::Link { label, url } => out.push_str(&link(label, Some(url))),
-            Inline::Person(person) => out.push_str(&mention(person)),
-            Inline::FailedBuilds(builds) => out.push_str(&failed(builds)),
+    fn link(label: &str, url: &str) -> String {
+        format!("<a href=\"{}\">{}</a>", escape(url), escape(label))
+    }
+
+    /// `@mention` where `[[users]]` gives one (a ping only in text messages), else the name.
+    fn mention(person: &Person) -> String {
+        match &person.hipchat {
+            Some(m) => format!("@{}", escape(m.trim_start_matches('@'))),
+            None => escape(&person.name),
         }
     }
-    out
 }
 
-fn link(label: &str, url: Option<&str>) -> String {
-    match url {
-        Some(url) => format!("<a href=\"{}\">{}</a>", escape(url), escape(label)),
-        None => escape(label),
-    }
-}
+impl super::TextMarkup for Html {
+    const BREAK: &'static str = "<br>";
 
-/// `@mention` where `[[users]]` gives one (a ping only in text messages), else the name.
-fn mention(person: &Person) -> String {
-    match &person.hipchat {
-        Some(m) => format!("@{}", escape(m.trim_start_matches('@'))),
-        None => escape(&person.name),
-    }
-}
+    const LIST: super::ListStyle = super::ListStyle {
+        title: |title| format!("<br><b>{title}</b>"),
+        bullet: "<br>• ",
+        more: "<br>",
+        limit: MAX_MESSAGE_CHARS,
+        measure: super::chars,
+    };
 
-fn failed(builds: &[FailedBuild]) -> String {
-    if builds.is_empty() {
-        return String::new();
+    fn news(news: &News) -> String {
+        let full = super::news_text::<Self>(news);
+        if full.chars().count() > MAX_MESSAGE_CHARS {
+            // Only reachable with pathological data; a short message beats a refused one.
+            return format!("<b>{}</b>: {}", escape(&news.headline), escape(&news.place));
+        }
+        full
     }
-    let links: Vec<String> = builds
-        .iter()
-        .map(|b| link(&b.name, b.url.as_deref()))
-        .collect();
-    format!(": {}", links.join(", "))
+
+    fn rendered(rendered: &Rendered) -> String {
+        rendered.html.clone()
+    }
 }
 
 /// Escapes `&`, `<`, `>`, `"` and `'` for HipChat's HTML.

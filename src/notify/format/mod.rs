@@ -14,7 +14,7 @@ pub mod plain;
 pub mod slack;
 pub mod teams;
 
-use super::doc::{Block, Color, Doc, Inline, List};
+use super::doc::{Block, Color, Doc, FailedBuild, Inline, List, News, Person, Rendered};
 
 /// A kind of chat, as far as what it is sent looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,4 +174,124 @@ pub(crate) fn block_size(
         ping: Vec::new(),
     };
     measure(&render(&doc))
+}
+
+/// How one chat writes inline markup: the pieces `line` puts together. User text reaches a
+/// message only through `escape` (directly, or inside `link` and `mention`), so each formatter
+/// escapes each user string exactly once.
+pub(crate) trait Markup {
+    /// User text made inert in this chat's markup.
+    fn escape(text: &str) -> String;
+
+    /// Markup already written (escaped), shown strong.
+    fn strong(inner: &str) -> String;
+
+    /// A link labelled `label` to `url` (both user text: escaped here).
+    fn link(label: &str, url: &str) -> String;
+
+    /// A person: the chat's mention where `[[users]]` gives one, else the name. Chats without
+    /// mention ids keep this default, the escaped name.
+    fn mention(person: &Person) -> String {
+        Self::escape(&person.name)
+    }
+}
+
+/// Inlines in `M`'s markup.
+pub(crate) fn line<M: Markup>(inlines: &[Inline]) -> String {
+    let mut out = String::new();
+    for inline in inlines {
+        match inline {
+            Inline::Text(text) => out.push_str(&M::escape(text)),
+            Inline::Fixed(words) => out.push_str(words),
+            Inline::Strong(inner) => out.push_str(&M::strong(&line::<M>(inner))),
+            Inline::Link { label, url } => out.push_str(&M::link(label, url)),
+            Inline::Person(person) => out.push_str(&M::mention(person)),
+            Inline::FailedBuilds(builds) => out.push_str(&failed::<M>(builds)),
+        }
+    }
+    out
+}
+
+/// `: name, name` for failed builds, each a link where the build has one; empty for none.
+fn failed<M: Markup>(builds: &[FailedBuild]) -> String {
+    if builds.is_empty() {
+        return String::new();
+    }
+    let links: Vec<String> = builds
+        .iter()
+        .map(|b| match &b.url {
+            Some(url) => M::link(&b.name, url),
+            None => M::escape(&b.name),
+        })
+        .collect();
+    format!(": {}", links.join(", "))
+}
+
+/// A chat whose message is one text with blocks on lines of their own (HipChat HTML, Slack
+/// mrkdwn, Google Chat text): `render` writes all of them alike.
+pub(crate) trait TextMarkup: Markup + Sized {
+    /// A line break.
+    const BREAK: &'static str;
+
+    /// How this chat writes a list.
+    const LIST: ListStyle;
+
+    /// A PR's news: strong headline, its line, its details on the next line.
+    fn news(news: &News) -> String {
+        news_text::<Self>(news)
+    }
+
+    /// What a release before the chat document stored for this chat (`Block::Rendered`).
+    fn rendered(rendered: &Rendered) -> String;
+}
+
+/// `headline: line` and `details` below it, in `M`'s markup.
+pub(crate) fn news_text<M: TextMarkup>(news: &News) -> String {
+    format!(
+        "{}: {}{}{}",
+        M::strong(&M::escape(&news.headline)),
+        line::<M>(&news.line),
+        M::BREAK,
+        line::<M>(&news.details)
+    )
+}
+
+/// `doc` in `M`'s markup, and how many items of each list it shows: the headline (strong, the
+/// room after it), then each block on a line of its own (a PR's news after an empty line), lists
+/// cut to the chat's limit by `push_list`.
+pub(crate) fn render<M: TextMarkup>(doc: &Doc) -> (String, Vec<usize>) {
+    let mut shown = Vec::new();
+    let mut out = String::new();
+    if let Some(headline) = &doc.headline {
+        out.push_str(&M::strong(&M::escape(&headline.text)));
+        if let Some(room) = &headline.room {
+            out.push_str(&M::escape(&format!(" ({room})")));
+        }
+    }
+    for (i, block) in doc.blocks.iter().enumerate() {
+        let first = i == 0 && doc.headline.is_none();
+        match block {
+            Block::Paragraph(inlines) => {
+                if !first {
+                    out.push_str(M::BREAK);
+                }
+                out.push_str(&line::<M>(inlines));
+            }
+            Block::News(news) => {
+                if !first {
+                    out.push_str(M::BREAK);
+                    out.push_str(M::BREAK);
+                }
+                out.push_str(&M::news(news));
+            }
+            Block::List(list) => shown.push(push_list(&mut out, list, &M::LIST, line::<M>)),
+            Block::Rendered(r) => {
+                if !first {
+                    out.push_str(M::BREAK);
+                }
+                out.push_str(&M::rendered(r));
+            }
+        }
+    }
+    (out, shown)
 }

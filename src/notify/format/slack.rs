@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use super::plain;
-use crate::notify::doc::{Block, Color, Doc, FailedBuild, Inline, News, Person};
+use crate::notify::doc::{Block, Color, Doc, Person, Rendered};
 
 /// The most text one message carries, in characters (lists are cut to it with "and N more"; a
 /// backlog summary is split by it).
@@ -57,39 +57,7 @@ pub fn shown(doc: &Doc) -> Vec<usize> {
 
 /// The mrkdwn, and how many items of each list it shows.
 fn render(doc: &Doc) -> (String, Vec<usize>) {
-    let mut shown = Vec::new();
-    let mut out = String::new();
-    if let Some(headline) = &doc.headline {
-        out.push_str(&format!("*{}*", escape(&headline.text)));
-        if let Some(room) = &headline.room {
-            out.push_str(&escape(&format!(" ({room})")));
-        }
-    }
-    for (i, block) in doc.blocks.iter().enumerate() {
-        let first = i == 0 && doc.headline.is_none();
-        match block {
-            Block::Paragraph(inlines) => {
-                if !first {
-                    out.push('\n');
-                }
-                out.push_str(&line(inlines));
-            }
-            Block::News(news) => {
-                if !first {
-                    out.push_str("\n\n");
-                }
-                out.push_str(&news_text(news));
-            }
-            Block::List(list) => shown.push(super::push_list(&mut out, list, &LIST, line)),
-            Block::Rendered(r) => {
-                if !first {
-                    out.push('\n');
-                }
-                out.push_str(&r.slack);
-            }
-        }
-    }
-    (out, shown)
+    super::render::<Mrkdwn>(doc)
 }
 
 /// What `block` takes in a message, in characters.
@@ -97,63 +65,45 @@ pub fn size(block: &Block) -> usize {
     super::block_size(block, text, super::chars)
 }
 
-fn news_text(news: &News) -> String {
-    format!(
-        "*{}*: {}\n{}",
-        escape(&news.headline),
-        line(&news.line),
-        line(&news.details)
-    )
-}
+/// Slack's mrkdwn (`super::Markup`).
+struct Mrkdwn;
 
-/// How this chat writes a list (`super::push_list`).
-const LIST: super::ListStyle = super::ListStyle {
-    title: |title| format!("\n*{title}*"),
-    bullet: "\n• ",
-    more: "\n",
-    limit: MAX_TEXT_CHARS,
-    measure: super::chars,
-};
+impl super::Markup for Mrkdwn {
+    fn escape(text: &str) -> String {
+        escape(text)
+    }
 
-fn line(inlines: &[Inline]) -> String {
-    let mut out = String::new();
-    for inline in inlines {
-        match inline {
-            Inline::Text(text) => out.push_str(&escape(text)),
-            Inline::Fixed(words) => out.push_str(words),
-            Inline::Strong(inner) => out.push_str(&format!("*{}*", line(inner))),
-            Inline::Link { label, url } => out.push_str(&link(label, Some(url))),
-            Inline::Person(person) => out.push_str(&mention(person)),
-            Inline::FailedBuilds(builds) => out.push_str(&failed(builds)),
+    fn strong(inner: &str) -> String {
+        format!("*{inner}*")
+    }
+
+    fn link(label: &str, url: &str) -> String {
+        format!("<{}|{}>", escape(url), escape(label))
+    }
+
+    /// `<@U…>` where `[[users]]` gives a member id, else the name.
+    fn mention(person: &Person) -> String {
+        match &person.slack {
+            Some(id) => format!("<@{}>", escape(id)),
+            None => escape(&person.name),
         }
     }
-    out
 }
 
-fn link(label: &str, url: Option<&str>) -> String {
-    match url {
-        Some(url) => format!("<{}|{}>", escape(url), escape(label)),
-        None => escape(label),
-    }
-}
+impl super::TextMarkup for Mrkdwn {
+    const BREAK: &'static str = "\n";
 
-/// `<@U…>` where `[[users]]` gives a member id, else the name.
-fn mention(person: &Person) -> String {
-    match &person.slack {
-        Some(id) => format!("<@{}>", escape(id)),
-        None => escape(&person.name),
-    }
-}
+    const LIST: super::ListStyle = super::ListStyle {
+        title: |title| format!("\n*{title}*"),
+        bullet: "\n• ",
+        more: "\n",
+        limit: MAX_TEXT_CHARS,
+        measure: super::chars,
+    };
 
-fn failed(builds: &[FailedBuild]) -> String {
-    if builds.is_empty() {
-        return String::new();
+    fn rendered(rendered: &Rendered) -> String {
+        rendered.slack.clone()
     }
-    let links: Vec<String> = builds
-        .iter()
-        .map(|b| link(&b.name, b.url.as_deref()))
-        .collect();
-    format!(": {}", links.join(", "))
 }
 
 /// Slack asks for exactly these three to be escaped in message text.

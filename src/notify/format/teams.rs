@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use super::encode_chars;
-use crate::notify::doc::{Block, Color, Doc, FailedBuild, Inline, List, News};
+use crate::notify::doc::{Block, Color, Doc, Inline, List, News};
 
 /// Adaptive Card version: 1.4 is what Teams renders everywhere (desktop, web, mobile).
 const CARD_VERSION: &str = "1.4";
@@ -153,38 +153,27 @@ fn push_list(paragraphs: &mut Vec<String>, list: &List) -> usize {
     shown
 }
 
+/// Inlines as Adaptive Card markdown.
 fn line(inlines: &[Inline]) -> String {
-    let mut out = String::new();
-    for inline in inlines {
-        match inline {
-            Inline::Text(text) => out.push_str(&escape(text)),
-            Inline::Fixed(words) => out.push_str(words),
-            Inline::Strong(inner) => out.push_str(&format!("**{}**", line(inner))),
-            Inline::Link { label, url } => out.push_str(&link(label, Some(url))),
-            // No mention ids are mapped for Teams: the name.
-            Inline::Person(person) => out.push_str(&escape(&person.name)),
-            Inline::FailedBuilds(builds) => out.push_str(&failed(builds)),
-        }
-    }
-    out
+    super::line::<Markdown>(inlines)
 }
 
-fn link(label: &str, url: Option<&str>) -> String {
-    match url {
-        Some(url) => format!("[{}]({})", escape(label), url_escape(url)),
-        None => escape(label),
-    }
-}
+/// Adaptive Card TextBlock markdown (`super::Markup`). No mention ids are mapped for Teams: a
+/// person is their name.
+struct Markdown;
 
-fn failed(builds: &[FailedBuild]) -> String {
-    if builds.is_empty() {
-        return String::new();
+impl super::Markup for Markdown {
+    fn escape(text: &str) -> String {
+        escape(text)
     }
-    let links: Vec<String> = builds
-        .iter()
-        .map(|b| link(&b.name, b.url.as_deref()))
-        .collect();
-    format!(": {}", links.join(", "))
+
+    fn strong(inner: &str) -> String {
+        format!("**{inner}**")
+    }
+
+    fn link(label: &str, url: &str) -> String {
+        format!("[{}]({})", escape(label), url_escape(url))
+    }
 }
 
 /// Makes a user-supplied string inert in Adaptive Card TextBlock markdown.
