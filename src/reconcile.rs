@@ -101,6 +101,10 @@ pub struct RepositoryReport {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What covers it with pr-reminder's webhook (sites with a `webhook_url`): `covered by
+    /// workspace hook`, `repository hook inactive`, `none`, `unknown (no permission: …)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
 }
 
 impl ReconcileReport {
@@ -110,7 +114,7 @@ impl ReconcileReport {
         for r in &self.repositories {
             if r.ok {
                 out.push_str(&format!(
-                    "ok      {} {}: {} open, {} updated, {} closed, {} builds, {} requests{}\n",
+                    "ok      {} {}: {} open, {} updated, {} closed, {} builds, {} requests{}{}\n",
                     r.site,
                     r.repository,
                     r.open,
@@ -122,14 +126,16 @@ impl ReconcileReport {
                         " (first pass: nothing announced)"
                     } else {
                         ""
-                    }
+                    },
+                    r.webhook_text()
                 ));
             } else {
                 out.push_str(&format!(
-                    "FAILED  {} {}: {}\n",
+                    "FAILED  {} {}: {}{}\n",
                     r.site,
                     r.repository,
-                    r.failure()
+                    r.failure(),
+                    r.webhook_text()
                 ));
             }
         }
@@ -151,6 +157,14 @@ impl ReconcileReport {
 }
 
 impl RepositoryReport {
+    /// `; webhook: …` when the coverage was checked, else empty.
+    fn webhook_text(&self) -> String {
+        self.webhook
+            .as_deref()
+            .map(|w| format!("; webhook: {w}"))
+            .unwrap_or_default()
+    }
+
     /// Why it failed, with the HTTP status when an answer came (`HTTP 401 from GET ...`); empty
     /// when it went through.
     pub fn failure(&self) -> String {
@@ -292,7 +306,18 @@ impl Reconciler {
                 .await;
             repositories.extend(reports);
             // Drift: what covers each repository (a site with a webhook_url only).
-            self.check_webhooks(site, &names, &listing).await;
+            let covered = self.check_webhooks(site, &names, &listing).await;
+            for r in repositories
+                .iter_mut()
+                .filter(|r| r.site == site.site.name())
+            {
+                if let Some((_, text)) = covered
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(&r.repository))
+                {
+                    r.webhook = Some(text.clone());
+                }
+            }
             lock.release().await;
         }
         repositories.sort_by(|a, b| {
@@ -657,6 +682,7 @@ impl Reconciler {
             requests: 0,
             http_status: None,
             error: None,
+            webhook: None,
         })
     }
 
@@ -891,6 +917,7 @@ fn failure_text(
         requests: 0,
         http_status: status,
         error: Some(error),
+        webhook: None,
     }
 }
 
@@ -905,6 +932,27 @@ struct Covering {
 }
 
 impl Covering {
+    /// As reports show it: `covered by workspace hook`, `repository hook inactive`,
+    /// `project hook incomplete (events missing: pr:merged)`, `none`, `unknown (…)`.
+    fn to_text(&self) -> String {
+        let by = self.scope.map(|s| format!("{} hook", s.as_str()));
+        let mut text = match (self.state, by) {
+            ("covered", Some(by)) => format!("covered by {by}"),
+            (state, Some(by)) => format!("{by} {state}"),
+            ("missing", None) => "none".to_owned(),
+            (state, None) => state.to_owned(),
+        };
+        if !self.events_missing.is_empty() {
+            text.push_str(&format!(
+                " (events missing: {})",
+                self.events_missing.join(", ")
+            ));
+        } else if let Some(detail) = &self.detail {
+            text.push_str(&format!(" ({detail})"));
+        }
+        text
+    }
+
     fn unknown(detail: String) -> Self {
         Covering {
             state: "unknown",
@@ -1008,10 +1056,16 @@ impl Reconciler {
     /// records what covers each; then summarises the deliveries per repository. Never fails the
     /// pass: what cannot be read is recorded as `unknown` (a 403 with what the token needs), and
     /// a database error is logged. The requests are added to `requests`.
-    async fn check_webhooks(&self, sc: &SiteClient, names: &[String], requests: &Requests) {
+    async fn check_webhooks(
+        &self,
+        sc: &SiteClient,
+        names: &[String],
+        requests: &Requests,
+    ) -> Vec<(String, String)> {
         let Some(ours) = sc.site.webhook_url.as_ref() else {
-            return;
+            return Vec::new();
         };
+        let mut shown = Vec::new();
         let flavour = sc.site.kind;
         let now = self.clock.timestamp();
         let mut wide: HashMap<String, (HookScope, Result<Vec<Hook>, RestError>)> = HashMap::new();
@@ -1035,6 +1089,7 @@ impl Reconciler {
             .collect()
             .await;
         for (name, c) in judged.into_iter().flatten() {
+            shown.push((name.clone(), c.to_text()));
             if c.state != "covered" {
                 tracing::warn!(
                     site = sc.site.name(),
@@ -1065,6 +1120,7 @@ impl Reconciler {
         if let Err(err) = webhooks::summarise_deliveries(&self.db).await {
             tracing::warn!(error = %format!("{err:#}"), "cannot summarise deliveries");
         }
+        shown
     }
 }
 

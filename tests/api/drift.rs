@@ -263,6 +263,37 @@ async fn reconciliation_records_what_covers_each_repository_and_the_page_and_met
             row("delta/locked", "unknown", None, Some(&locked)),
         ]
     );
+    // The pass's report says it too.
+    let reported: Vec<(String, String)> = report["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["repository"].as_str().unwrap().to_owned(),
+                r["webhook"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reported,
+        [
+            (
+                "acme/api".to_owned(),
+                "covered by workspace hook".to_owned()
+            ),
+            (
+                "beta/asleep".to_owned(),
+                "repository hook inactive".to_owned()
+            ),
+            ("beta/bare".to_owned(), "none".to_owned()),
+            (
+                "beta/hooked".to_owned(),
+                "covered by repository hook".to_owned()
+            ),
+            ("delta/locked".to_owned(), format!("unknown ({locked})")),
+        ]
+    );
     // acme's workspace hook covers acme/api: its own hooks were not asked for.
     let asked: Vec<String> = fake
         .received()
