@@ -1117,7 +1117,8 @@ impl Reconciler {
                 tracing::warn!(error = %format!("{err:#}"), "cannot record webhook coverage");
             }
         }
-        if let Err(err) = webhooks::summarise_deliveries(&self.db).await {
+        let minute_ago = Timestamp::from_datetime(self.clock.now() - chrono::Duration::minutes(1));
+        if let Err(err) = webhooks::summarise_deliveries(&self.db, &minute_ago).await {
             tracing::warn!(error = %format!("{err:#}"), "cannot summarise deliveries");
         }
         shown

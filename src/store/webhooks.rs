@@ -11,6 +11,7 @@ use anyhow::Context;
 
 use super::on_pool;
 use super::Db;
+use crate::domain::Timestamp;
 
 /// One repository's coverage as reconciliation recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -78,9 +79,13 @@ pub async fn coverage(db: &Db) -> anyhow::Result<Vec<Coverage>> {
     .context("reading webhook coverage")
 }
 
-/// Folds the processed deliveries after the last summarised one into `repository_deliveries`.
-/// Run by reconciliation; idempotent, and safe to run from two replicas at once.
-pub async fn summarise_deliveries(db: &Db) -> anyhow::Result<()> {
+/// Folds the processed deliveries after the last summarised one, and received before `before`,
+/// into `repository_deliveries`. Run by reconciliation with `before` a minute ago: on
+/// PostgreSQL ids are taken before their transactions commit, so a delivery with a lower id may
+/// become visible after one with a higher id; a minute later every such batch has committed
+/// (the writer commits within milliseconds), so the summary never passes over one. Idempotent,
+/// and safe to run from two replicas at once.
+pub async fn summarise_deliveries(db: &Db, before: &Timestamp) -> anyhow::Result<()> {
     let greatest = if db.is_postgres() { "greatest" } else { "max" };
     let sql = format!(
         "INSERT INTO repository_deliveries (flavour, repository, last_id, received_at)
@@ -88,12 +93,13 @@ pub async fn summarise_deliveries(db: &Db) -> anyhow::Result<()> {
            FROM deliveries
           WHERE id > (SELECT coalesce(max(last_id), 0) FROM repository_deliveries)
             AND outcome = 'processed' AND repository IS NOT NULL AND coalesce(flavour, '') <> ''
+            AND received_at < $1
           GROUP BY lower(repository), flavour
          ON CONFLICT (flavour, repository) DO UPDATE SET
              last_id = {greatest}(repository_deliveries.last_id, excluded.last_id),
              received_at = {greatest}(repository_deliveries.received_at, excluded.received_at)"
     );
-    on_pool!(db, pool => sqlx::query(&sql).execute(pool).await.map(|_| ()))
+    on_pool!(db, pool => sqlx::query(&sql).bind(before.as_str()).execute(pool).await.map(|_| ()))
         .context("summarising the last delivery per repository")?;
     Ok(())
 }

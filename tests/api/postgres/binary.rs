@@ -72,12 +72,14 @@ async fn migrate_applies_the_postgres_schema_once() {
             table("reconciled_commits"),
             table("reconciled_repositories"),
             table("repositories"),
+            table("repository_deliveries"),
             table("reviews"),
             table("room_leases"),
             table("settings"),
             table("snoozes"),
             table("sweeps"),
             table("users"),
+            table("webhook_coverage"),
         ]
     );
 }
