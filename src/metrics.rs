@@ -346,7 +346,8 @@ impl Metrics {
     pub async fn encode(&self, db: &Db, now: DateTime<Utc>) -> anyhow::Result<String> {
         let gauges = store::status::gauges(db).await?;
         let inner = &self.inner;
-        let webhooks = crate::status::webhooks::lines(db, inner.webhook_silence, now).await?;
+        let webhooks =
+            crate::status::webhooks::lines(db, &inner.sites, inner.webhook_silence, now).await?;
         for state in WEBHOOK_STATES {
             let count = webhooks
                 .iter()

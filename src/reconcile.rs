@@ -297,6 +297,8 @@ impl Reconciler {
             let (targets, failed) = self
                 .targets(site, scope.repository.as_deref(), &listing)
                 .await;
+            // Every repository of the site is in this pass: coverage of others is forgotten.
+            let every = scope.repository.is_none() && failed.is_empty();
             repositories.extend(failed);
             let names = targets.clone();
             let reports: Vec<RepositoryReport> = stream::iter(targets)
@@ -306,7 +308,7 @@ impl Reconciler {
                 .await;
             repositories.extend(reports);
             // Drift: what covers each repository (a site with a webhook_url only).
-            let covered = self.check_webhooks(site, &names, &listing).await;
+            let covered = self.check_webhooks(site, &names, every, &listing).await;
             for r in repositories
                 .iter_mut()
                 .filter(|r| r.site == site.site.name())
@@ -1053,13 +1055,16 @@ fn coverage_of(
 
 impl Reconciler {
     /// Reads the hooks that could cover each of `names` (a site with a `webhook_url` only) and
-    /// records what covers each; then summarises the deliveries per repository. Never fails the
-    /// pass: what cannot be read is recorded as `unknown` (a 403 with what the token needs), and
-    /// a database error is logged. The requests are added to `requests`.
+    /// records what covers each (with `every`, `names` are all the site's repositories, and the
+    /// coverage of any other is forgotten); then summarises the deliveries per repository.
+    /// Never fails the pass: what cannot be read is recorded as `unknown` (a 403 with what the
+    /// token needs), and a database error is logged. The requests are added to `requests`.
+    /// Returns each repository's coverage as reports show it.
     async fn check_webhooks(
         &self,
         sc: &SiteClient,
         names: &[String],
+        every: bool,
         requests: &Requests,
     ) -> Vec<(String, String)> {
         let Some(ours) = sc.site.webhook_url.as_ref() else {
@@ -1115,6 +1120,13 @@ impl Reconciler {
             };
             if let Err(err) = webhooks::record(&self.db, &row).await {
                 tracing::warn!(error = %format!("{err:#}"), "cannot record webhook coverage");
+            }
+        }
+        if every {
+            if let Err(err) =
+                webhooks::forget_unchecked(&self.db, sc.site.name(), now.as_str()).await
+            {
+                tracing::warn!(error = %format!("{err:#}"), "cannot forget old webhook coverage");
             }
         }
         let minute_ago = Timestamp::from_datetime(self.clock.now() - chrono::Duration::minutes(1));

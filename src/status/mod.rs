@@ -237,7 +237,17 @@ pub async fn gather(
         sweeps: store::status::last_sweeps(db).await?,
         sites,
         leases: store::leases::list(db).await?,
-        webhooks: webhooks::lines(db, settings.monitoring.webhook_silence, now).await?,
+        webhooks: webhooks::lines(
+            db,
+            &settings
+                .bitbucket
+                .iter()
+                .map(|s| s.name().to_owned())
+                .collect::<Vec<_>>(),
+            settings.monitoring.webhook_silence,
+            now,
+        )
+        .await?,
         webhook_silence_days: format!(
             "{}",
             settings.monitoring.webhook_silence.as_secs_f64() / 86_400.0

@@ -62,13 +62,16 @@ fn at(text: &str) -> Option<DateTime<Utc>> {
     Timestamp::parse(text).ok().map(|t| t.to_datetime())
 }
 
-/// Every recorded repository's line at `now`, by site and repository.
+/// The line of every recorded repository of the `sites` configured (`Site::name()`) at `now`,
+/// by site and repository.
 pub async fn lines(
     db: &Db,
+    sites: &[String],
     silence: Duration,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<WebhookLine>> {
-    let coverage = store::webhooks::coverage(db).await?;
+    let mut coverage = store::webhooks::coverage(db).await?;
+    coverage.retain(|c| sites.contains(&c.site));
     if coverage.is_empty() {
         return Ok(Vec::new());
     }

@@ -67,6 +67,20 @@ pub async fn record(db: &Db, c: &Coverage) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Forgets the coverage of `site`'s repositories not checked at `checked_on` (after a pass over
+/// every repository of the site: those are no longer configured or no longer exist).
+pub async fn forget_unchecked(db: &Db, site: &str, checked_on: &str) -> anyhow::Result<()> {
+    on_pool!(db, pool => sqlx::query(
+        "DELETE FROM webhook_coverage WHERE site = $1 AND checked_on < $2",
+    )
+    .bind(site)
+    .bind(checked_on)
+    .execute(pool)
+    .await
+    .map(|_| ()))
+    .context("forgetting the coverage of repositories no longer checked")
+}
+
 /// Every recorded coverage, by site and repository.
 pub async fn coverage(db: &Db) -> anyhow::Result<Vec<Coverage>> {
     on_pool!(db, pool => sqlx::query_as(

@@ -504,3 +504,55 @@ async fn connect_and_the_coverage_check_send_basic_or_bearer_credentials_on_both
         }
     }
 }
+
+on_both!(a_repository_gone_from_the_workspace_leaves_the_coverage_table);
+
+/// After a pass over every repository of a site, the coverage of a repository the pass no
+/// longer has (deleted, or no longer configured) is forgotten; a pass over one repository
+/// forgets nothing.
+async fn a_repository_gone_from_the_workspace_leaves_the_coverage_table(on: On) {
+    let fake = Fake::start(Flavour::Cloud).await;
+    let listing = |names: &[&str]| {
+        let values: Vec<Value> = names.iter().map(|n| json!({"full_name": n})).collect();
+        ResponseTemplate::new(200).set_body_json(json!({"values": values, "pagelen": 100}))
+    };
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/beta"))
+        .respond_with(listing(&["beta/one", "beta/two"]))
+        .mount(&fake.server)
+        .await;
+    for repository in ["beta/one", "beta/two"] {
+        cloud_list(&fake.server, repository, Vec::new()).await;
+    }
+    let clock = ManualClock::frozen(t0());
+    let Some(app) = spawn_on(
+        on,
+        "drift_forget",
+        settings(fake.site(&["beta/*"])),
+        clock.clock(),
+    )
+    .await
+    else {
+        return;
+    };
+    assert_eq!(reconcile(&app).await.0, 200);
+    let names = |rows: Vec<Row>| rows.into_iter().map(|r| r.0).collect::<Vec<_>>();
+    assert_eq!(names(coverage(&app).await), ["beta/one", "beta/two"]);
+
+    // beta/two is deleted: the workspace lists beta/one only.
+    Mock::given(method("GET"))
+        .and(path("/2.0/repositories/beta"))
+        .respond_with(listing(&["beta/one"]))
+        .with_priority(1)
+        .mount(&fake.server)
+        .await;
+    clock.set(t0() + chrono::Duration::hours(1));
+    let response = app
+        .post_bearer("/reconcile?repository=beta/one", TOKEN)
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(names(coverage(&app).await), ["beta/one", "beta/two"]);
+    clock.set(t0() + chrono::Duration::hours(2));
+    assert_eq!(reconcile(&app).await.0, 200);
+    assert_eq!(names(coverage(&app).await), ["beta/one"]);
+}
