@@ -7,7 +7,7 @@
 //! pattern, HTTP status and configured site; never a repository, user or PR.
 //!
 //! Counters and histograms are kept in memory by the code that does the work; the gauges
-//! (`pending_reviews`, `outbox_messages`, the reconciliation's last success) are read from the
+//! (`pending_reviews`, `outbox_messages`, the reconciliation's last success, `webhooks`) are read from the
 //! database when scraped (`Metrics::encode`), so they hold across restarts and other processes.
 
 use std::sync::atomic::AtomicU64;
