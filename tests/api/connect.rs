@@ -605,7 +605,7 @@ async fn cloud_without_workspace_admin_uses_repository_hooks_and_names_the_missi
     );
 }
 
-fn dc_hook(id: i64, url: &str, events: &[&str], active: bool) -> Value {
+pub(crate) fn dc_hook(id: i64, url: &str, events: &[&str], active: bool) -> Value {
     json!({"id": id, "name": "someone's", "createdDate": 1, "updatedDate": 1,
            "events": events, "configuration": {}, "url": url, "active": active,
            "scopeType": "project"})

@@ -556,3 +556,81 @@ async fn a_repository_gone_from_the_workspace_leaves_the_coverage_table(on: On) 
     assert_eq!(reconcile(&app).await.0, 200);
     assert_eq!(names(coverage(&app).await), ["beta/one"]);
 }
+
+on_both!(datacenter_project_webhooks_cover_or_fall_short_and_a_403_names_the_admin_permission);
+
+/// Data Center: PAY's project webhook lacks `pr:merged` (incomplete), OPS's project webhooks
+/// may not be read but OPS/tool has its own (covered by the repository's), and SEC's may not be
+/// read at all (unknown, naming PROJECT_ADMIN and REPO_ADMIN).
+async fn datacenter_project_webhooks_cover_or_fall_short_and_a_403_names_the_admin_permission(
+    on: On,
+) {
+    let fake = Fake::start(Flavour::DataCenter).await;
+    let all = pr_reminder::connect::DATACENTER_EVENTS;
+    let short: Vec<&str> = all.iter().copied().filter(|e| *e != "pr:merged").collect();
+    fake.seed(
+        "/rest/api/1.0/projects/PAY/webhooks",
+        crate::connect::dc_hook(1, HOOK_URL, &short, true),
+    );
+    fake.forbid("/rest/api/1.0/projects/OPS/webhooks");
+    fake.seed(
+        "/rest/api/1.0/projects/OPS/repos/tool/webhooks",
+        crate::connect::dc_hook(2, HOOK_URL, all, true),
+    );
+    fake.forbid("/rest/api/1.0/projects/SEC/webhooks");
+    fake.forbid("/rest/api/1.0/projects/SEC/repos/vault/webhooks");
+    for (project, slug) in [("PAY", "api"), ("OPS", "tool"), ("SEC", "vault")] {
+        Mock::given(method("GET"))
+            .and(path(format!(
+                "/rest/api/1.0/projects/{project}/repos/{slug}/pull-requests"
+            )))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"size": 0, "limit": 25, "start": 0, "isLastPage": true, "values": []}),
+            ))
+            .mount(&fake.server)
+            .await;
+    }
+    let Some(app) = spawn_on(
+        on,
+        "drift_datacenter",
+        settings(fake.site(&["PAY/api", "OPS/tool", "SEC/vault"])),
+        ManualClock::frozen(t0()).clock(),
+    )
+    .await
+    else {
+        return;
+    };
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        coverage(&app).await,
+        [
+            row("OPS/tool", "covered", Some("repository"), None),
+            (
+                "PAY/api".into(),
+                "incomplete".into(),
+                Some("project".into()),
+                Some("pr:merged".into()),
+                None
+            ),
+            row(
+                "SEC/vault",
+                "unknown",
+                None,
+                Some(
+                    "no permission: the token needs PROJECT_ADMIN on project SEC: an HTTP access \
+                     token with Project admin permission; no permission: the token needs \
+                     REPO_ADMIN on repository SEC/vault: an HTTP access token with Repository \
+                     admin permission"
+                )
+            ),
+        ]
+    );
+    let rows = page_rows(&app).await;
+    assert!(
+        rows[1]
+            .2
+            .contains("project hook (events missing: pr:merged)"),
+        "{rows:?}"
+    );
+}
