@@ -119,8 +119,8 @@ pub struct Settings {
     pub rooms_from_environment: Vec<(String, &'static str)>,
 }
 
-/// Access to the operator's views (`[monitoring]`).
-#[derive(Debug, Clone, Default)]
+/// Access to the operator's views, and what they judge (`[monitoring]`).
+#[derive(Debug, Clone)]
 pub struct MonitoringSettings {
     /// `GET /metrics` wants `Authorization: Bearer <token>` when set (`metrics_token`,
     /// `PR_REMINDER_METRICS_TOKEN`); unset, it is open (as Prometheus endpoints usually are).
@@ -129,6 +129,20 @@ pub struct MonitoringSettings {
     /// (`status_token`, `PR_REMINDER_STATUS_TOKEN`); unset, the page is off (404) except in demo
     /// mode, where it is open on loopback.
     pub status_token: Option<SecretToken>,
+    /// A repository with open pull requests is shown as "webhook silent?" (and counted as
+    /// `silent` by `pr_reminder_webhooks`) when no delivery from it has arrived for this long
+    /// while its pull requests changed (`webhook_silence_days`, default 7 days; 0.01 to 365).
+    pub webhook_silence: std::time::Duration,
+}
+
+impl Default for MonitoringSettings {
+    fn default() -> Self {
+        MonitoringSettings {
+            metrics_token: None,
+            status_token: None,
+            webhook_silence: std::time::Duration::from_secs(7 * 86_400),
+        }
+    }
 }
 
 /// The chat bot that posts through a chat's Web API rather than a webhook (`[direct]`): what a
@@ -717,6 +731,10 @@ impl Settings {
             },
             "status_token",
         ));
+        out.push_str(&format!(
+            "webhook_silence_days = {}\n",
+            toml_number(m.webhook_silence.as_secs_f64() / 86_400.0)
+        ));
 
         // The rooms and routes the file gave (or would give): not the console default, not
         // those an environment variable adds.
@@ -1121,6 +1139,7 @@ section!(RawSweep {
 section!(RawMonitoring {
     metrics_token: Option<String> = None,
     status_token: Option<String> = None,
+    webhook_silence_days: f64 = 7.0,
 });
 
 section!(RawDirect {
@@ -1271,6 +1290,12 @@ impl RawSettings {
             monitoring: MonitoringSettings {
                 metrics_token: long_secret("monitoring.metrics_token", monitoring.metrics_token)?,
                 status_token: long_secret("monitoring.status_token", monitoring.status_token)?,
+                webhook_silence: duration(
+                    "monitoring.webhook_silence_days",
+                    monitoring.webhook_silence_days,
+                    0.01..=365.0,
+                    86_400.0,
+                )?,
             },
             rooms_from_environment,
             direct,
@@ -2320,6 +2345,7 @@ slack_api_url = "https://slack.com/api"
 [monitoring]
 # metrics_token: not set: GET /metrics is open
 # status_token: not set: GET /status is open (demo mode)
+webhook_silence_days = 7
 
 # [[rooms]]: none: messages are printed to standard output (the console room)
 "#;

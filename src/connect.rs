@@ -43,76 +43,15 @@ use std::fmt::Write as _;
 
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::bitbucket::rest::hooks::{self, missing_events, own_hook, Hook, Scope};
+pub use crate::bitbucket::rest::hooks::{ScopeKind, CLOUD_EVENTS, DATACENTER_EVENTS, HOOK_NAME};
 use crate::bitbucket::rest::{self, Api, Requests, RestError, RetryPolicy};
 use crate::clock::Clock;
 use crate::config::Site;
 use crate::domain::Flavour;
-
-/// The description (Cloud) or name (Data Center) of the hooks pr-reminder creates.
-pub const HOOK_NAME: &str = "pr-reminder";
-
-/// The Cloud event keys pr-reminder acts on: what its hooks subscribe to (each one is
-/// `bitbucket::cloud::handles`; DESIGN.md §4 "Bitbucket Cloud webhooks";
-/// support.atlassian.com/bitbucket-cloud/docs/event-payloads).
-pub const CLOUD_EVENTS: &[&str] = &[
-    "pullrequest:created",
-    "pullrequest:updated",
-    "pullrequest:approved",
-    "pullrequest:unapproved",
-    "pullrequest:changes_request_created",
-    "pullrequest:changes_request_removed",
-    "pullrequest:fulfilled",
-    "pullrequest:rejected",
-    "pullrequest:comment_created",
-    "repo:commit_status_created",
-    "repo:commit_status_updated",
-    "repo:updated",
-];
-
-/// The Data Center event keys pr-reminder acts on (each one is `bitbucket::datacenter::handles`),
-/// without `pr:reviewer:changes_requested`, which pr-reminder reads but a live 10.4.3 server
-/// refuses as an unknown event (DESIGN.md §4 "Bitbucket Data Center / Server webhooks"): asking
-/// for it would fail the whole create.
-pub const DATACENTER_EVENTS: &[&str] = &[
-    "pr:opened",
-    "pr:modified",
-    "pr:from_ref_updated",
-    "pr:reviewer:updated",
-    "pr:reviewer:approved",
-    "pr:reviewer:unapproved",
-    "pr:reviewer:needs_work",
-    "pr:merged",
-    "pr:declined",
-    "pr:deleted",
-    "pr:comment:added",
-    "pr:comment:edited",
-    "pr:comment:deleted",
-];
-
-/// What a hook scope is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScopeKind {
-    /// A Cloud workspace hook (every repository of the workspace).
-    Workspace,
-    /// A Data Center project webhook (every repository of the project).
-    Project,
-    /// One repository's hook.
-    Repository,
-}
-
-impl ScopeKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            ScopeKind::Workspace => "workspace",
-            ScopeKind::Project => "project",
-            ScopeKind::Repository => "repository",
-        }
-    }
-}
 
 /// What `connect` did (or, with `--dry-run`, would do) for one scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -271,52 +210,6 @@ impl ConnectReport {
     }
 }
 
-/// A hook as both flavours' lists give it.
-#[derive(Debug, Clone)]
-struct Hook {
-    id: String,
-    url: String,
-    description: String,
-    active: bool,
-    events: Vec<String>,
-    /// Cloud's `secret_set`; Data Center does not say (`None`).
-    secret_set: Option<bool>,
-}
-
-/// Cloud's hook (the `webhook_subscription` schema).
-#[derive(Deserialize)]
-struct CloudHook {
-    uuid: String,
-    #[serde(default)]
-    url: String,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    active: bool,
-    #[serde(default)]
-    events: Vec<String>,
-    #[serde(default)]
-    secret_set: Option<bool>,
-}
-
-/// Data Center's webhook (`RestWebhook`): `id` is a number.
-#[derive(Deserialize)]
-struct DataCenterHook {
-    id: i64,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    url: String,
-    #[serde(default = "yes")]
-    active: bool,
-    #[serde(default)]
-    events: Vec<String>,
-}
-
-fn yes() -> bool {
-    true
-}
-
 /// What to do with one scope's hooks.
 #[derive(Debug, PartialEq)]
 enum Plan {
@@ -333,26 +226,12 @@ enum Plan {
     },
 }
 
-/// Whether `hook_url` is `ours`: the same URL, ignoring a trailing slash and the host's case.
-fn same_url(hook_url: &str, ours: &Url) -> bool {
-    match Url::parse(hook_url.trim()) {
-        Ok(theirs) => theirs.as_str().trim_end_matches('/') == ours.as_str().trim_end_matches('/'),
-        Err(_) => false,
-    }
-}
-
 /// Decides from the listed hooks; the second value counts further own hooks (left alone).
 fn plan(hooks: &[Hook], ours: &Url, wanted: &[&str]) -> (Plan, usize) {
-    let mut own = hooks.iter().filter(|h| same_url(&h.url, ours));
-    let Some(hook) = own.next() else {
+    let (Some(hook), extra) = own_hook(hooks, ours) else {
         return (Plan::Create, 0);
     };
-    let extra = own.count();
-    let events_added: Vec<String> = wanted
-        .iter()
-        .filter(|w| !hook.events.iter().any(|e| e == *w))
-        .map(|w| (*w).to_owned())
-        .collect();
+    let events_added = missing_events(hook, wanted);
     let mut repairs = Vec::new();
     if !hook.active {
         repairs.push("activated".to_owned());
@@ -394,92 +273,6 @@ pub struct Target<'a> {
     pub site: &'a Site,
     /// The secret Bitbucket signs deliveries with (the first `webhook_secret`).
     pub secret: &'a SecretString,
-}
-
-/// A scope to handle: its kind, name, and the REST path of its hooks list.
-struct Scope {
-    kind: ScopeKind,
-    name: String,
-    path: Vec<String>,
-}
-
-impl Scope {
-    fn cloud_workspace(ws: &str) -> Self {
-        Scope {
-            kind: ScopeKind::Workspace,
-            name: ws.to_owned(),
-            path: vec!["workspaces".into(), ws.into(), "hooks".into()],
-        }
-    }
-
-    fn cloud_repository(ws: &str, slug: &str) -> Self {
-        Scope {
-            kind: ScopeKind::Repository,
-            name: format!("{ws}/{slug}"),
-            path: vec![
-                "repositories".into(),
-                ws.into(),
-                slug.into(),
-                "hooks".into(),
-            ],
-        }
-    }
-
-    fn dc_project(key: &str) -> Self {
-        Scope {
-            kind: ScopeKind::Project,
-            name: key.to_owned(),
-            path: ["rest", "api", "1.0", "projects", key, "webhooks"]
-                .map(str::to_owned)
-                .to_vec(),
-        }
-    }
-
-    fn dc_repository(key: &str, slug: &str) -> Self {
-        Scope {
-            kind: ScopeKind::Repository,
-            name: format!("{key}/{slug}"),
-            path: [
-                "rest", "api", "1.0", "projects", key, "repos", slug, "webhooks",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-        }
-    }
-
-    fn url(&self, api: &Api, tail: &[&str]) -> Url {
-        let mut segments: Vec<&str> = self.path.iter().map(String::as_str).collect();
-        segments.extend_from_slice(tail);
-        api.url(&segments)
-    }
-
-    /// What a token needs to manage this scope's hooks, as a 403 reports it.
-    fn needs(&self, flavour: Flavour) -> String {
-        match (flavour, self.kind) {
-            (Flavour::Cloud, ScopeKind::Workspace) => format!(
-                "to manage the webhooks of workspace {}: a workspace access token with the \
-                 webhook scope, or an API token with read:webhook:bitbucket and \
-                 write:webhook:bitbucket of a workspace admin",
-                self.name
-            ),
-            (Flavour::Cloud, _) => format!(
-                "to manage the webhooks of repository {}: a repository, project or workspace \
-                 access token with the webhook scope, or an API token with \
-                 read:webhook:bitbucket and write:webhook:bitbucket of a repository admin",
-                self.name
-            ),
-            (Flavour::DataCenter, ScopeKind::Repository) => format!(
-                "REPO_ADMIN on repository {}: an HTTP access token with Repository admin \
-                 permission",
-                self.name
-            ),
-            (Flavour::DataCenter, _) => format!(
-                "PROJECT_ADMIN on project {}: an HTTP access token with Project admin \
-                 permission",
-                self.name
-            ),
-        }
-    }
 }
 
 /// A failure of one scope: 403 (no permission) or anything else.
@@ -710,10 +503,7 @@ impl Connector<'_> {
 
     async fn apply(&self, scope: &Scope, line: &mut ScopeReport) -> Result<(), Refused> {
         let hooks = self.list(scope).await?;
-        let wanted = match self.flavour {
-            Flavour::Cloud => CLOUD_EVENTS,
-            Flavour::DataCenter => DATACENTER_EVENTS,
-        };
+        let wanted = hooks::wanted_events(self.flavour);
         let (plan, extra) = plan(&hooks, self.webhook_url, wanted);
         let mut notes = Vec::new();
         if extra > 0 {
@@ -771,58 +561,7 @@ impl Connector<'_> {
 
     /// Every hook of the scope (all pages).
     async fn list(&self, scope: &Scope) -> Result<Vec<Hook>, Refused> {
-        let requests = Requests::default();
-        let url = scope.url(self.api, &[]);
-        let not_found = |err: RestError| -> Refused {
-            if err.status != Some(404) {
-                return err.into();
-            }
-            let server = if self.flavour == Flavour::DataCenter && scope.kind == ScopeKind::Project
-            {
-                ", or the server has no project webhooks"
-            } else {
-                ""
-            };
-            Refused {
-                status: err.status,
-                message: format!(
-                    "HTTP 404: {} {} was not found, or the token cannot see it{server}",
-                    scope.kind.as_str(),
-                    scope.name
-                ),
-            }
-        };
-        Ok(match self.flavour {
-            Flavour::Cloud => rest::cloud::pages::<CloudHook>(self.api, url, &requests)
-                .await
-                .map_err(not_found)?
-                .into_iter()
-                .map(|h| Hook {
-                    id: h.uuid,
-                    url: h.url,
-                    description: h.description.unwrap_or_default(),
-                    active: h.active,
-                    events: h.events,
-                    secret_set: h.secret_set,
-                })
-                .collect(),
-            Flavour::DataCenter => {
-                rest::datacenter::pages::<DataCenterHook>(self.api, &url, &requests)
-                    .await
-                    .map_err(not_found)?
-                    .0
-                    .into_iter()
-                    .map(|h| Hook {
-                        id: h.id.to_string(),
-                        url: h.url,
-                        description: h.name.unwrap_or_default(),
-                        active: h.active,
-                        events: h.events,
-                        secret_set: None,
-                    })
-                    .collect()
-            }
-        })
+        Ok(hooks::list(self.api, self.flavour, scope, &Requests::default()).await?)
     }
 
     /// The create/update body, with the secret (sent on every write: pr-reminder's secret is the

@@ -7,13 +7,14 @@
 //! pattern, HTTP status and configured site; never a repository, user or PR.
 //!
 //! Counters and histograms are kept in memory by the code that does the work; the gauges
-//! (`pending_reviews`, `outbox_messages`, the reconciliation's last success) are read from the
+//! (`pending_reviews`, `outbox_messages`, the reconciliation's last success, `webhooks`) are read from the
 //! database when scraped (`Metrics::encode`), so they hold across restarts and other processes.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -70,6 +71,18 @@ struct SiteLabels {
     site: String,
 }
 
+/// Every state of `pr_reminder_webhooks`, each always exposed (0 when none): the coverage
+/// states reconciliation records (one per checked repository), then `silent` (repositories of
+/// any coverage state that look silent; see `status::webhooks::is_silent`).
+const WEBHOOK_STATES: [&str; 6] = [
+    "covered",
+    "incomplete",
+    "inactive",
+    "missing",
+    "unknown",
+    "silent",
+];
+
 /// Every outbox state (`outbox.state`), each always exposed (0 when none).
 const OUTBOX_STATES: [&str; 5] = ["pending", "retrying", "sending", "sent", "failed"];
 
@@ -89,6 +102,9 @@ struct Inner {
     commit_seconds: Histogram,
     pending_reviews: Gauge,
     outbox: Family<StateLabels, Gauge>,
+    webhooks: Family<StateLabels, Gauge>,
+    /// `webhook_silence_days`.
+    webhook_silence: Duration,
     reconciliation_requests: Family<SiteLabels, Counter>,
     reconciliation_failures: Family<SiteLabels, Counter>,
     reconciliation_seconds: Histogram,
@@ -138,6 +154,13 @@ impl Metrics {
             "outbox_messages",
             "Chat messages in the outbox, by state",
             outbox.clone(),
+        );
+        let webhooks = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "webhooks",
+            "Configured repositories by what reconciliation found of pr-reminder's webhook \
+             (covered, incomplete, inactive, missing, unknown), and those that look silent",
+            webhooks.clone(),
         );
         let notifications_sent = Family::<SinkLabels, Counter>::default();
         registry.register(
@@ -237,6 +260,8 @@ impl Metrics {
                 commit_seconds,
                 pending_reviews,
                 outbox,
+                webhooks,
+                webhook_silence: settings.monitoring.webhook_silence,
                 reconciliation_requests,
                 reconciliation_failures,
                 reconciliation_seconds,
@@ -317,11 +342,29 @@ impl Metrics {
         }
     }
 
-    /// Reads the gauges from the database, then writes the whole exposition (OpenMetrics text,
-    /// ending in `# EOF`).
-    pub async fn encode(&self, db: &Db) -> anyhow::Result<String> {
+    /// Reads the gauges from the database (webhook silence judged at `now`), then writes the
+    /// whole exposition (OpenMetrics text, ending in `# EOF`).
+    pub async fn encode(&self, db: &Db, now: DateTime<Utc>) -> anyhow::Result<String> {
         let gauges = store::status::gauges(db).await?;
         let inner = &self.inner;
+        let webhooks =
+            crate::status::webhooks::lines(db, &inner.sites, inner.webhook_silence, now).await?;
+        for state in WEBHOOK_STATES {
+            let count = webhooks
+                .iter()
+                .filter(|w| {
+                    if state == "silent" {
+                        w.silent
+                    } else {
+                        w.state == state
+                    }
+                })
+                .count();
+            inner
+                .webhooks
+                .get_or_create(&StateLabels { state })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
         inner.pending_reviews.set(gauges.pending_reviews);
         for state in OUTBOX_STATES {
             let count = gauges

@@ -27,6 +27,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::bitbucket::rest::datacenter::BuildEndpoint;
+use crate::bitbucket::rest::hooks::{self, Hook, Scope as HookScope, ScopeKind};
 use crate::bitbucket::rest::{self, Api, Requests, RestError, RetryPolicy, MAX_IN_FLIGHT};
 use crate::bitbucket::servers::DataCenterServers;
 use crate::clock::Clock;
@@ -36,6 +37,7 @@ use crate::domain::{
     Timestamp, User,
 };
 use crate::store::reconciliations::{self, OpenPr};
+use crate::store::webhooks;
 use crate::store::{Db, WriteError, Writer};
 
 /// Submissions handed to the writer at once (its queue holds 8,192).
@@ -99,6 +101,10 @@ pub struct RepositoryReport {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What covers it with pr-reminder's webhook (sites with a `webhook_url`): `covered by
+    /// workspace hook`, `repository hook inactive`, `none`, `unknown (no permission: …)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
 }
 
 impl ReconcileReport {
@@ -108,7 +114,7 @@ impl ReconcileReport {
         for r in &self.repositories {
             if r.ok {
                 out.push_str(&format!(
-                    "ok      {} {}: {} open, {} updated, {} closed, {} builds, {} requests{}\n",
+                    "ok      {} {}: {} open, {} updated, {} closed, {} builds, {} requests{}{}\n",
                     r.site,
                     r.repository,
                     r.open,
@@ -120,14 +126,16 @@ impl ReconcileReport {
                         " (first pass: nothing announced)"
                     } else {
                         ""
-                    }
+                    },
+                    r.webhook_text()
                 ));
             } else {
                 out.push_str(&format!(
-                    "FAILED  {} {}: {}\n",
+                    "FAILED  {} {}: {}{}\n",
                     r.site,
                     r.repository,
-                    r.failure()
+                    r.failure(),
+                    r.webhook_text()
                 ));
             }
         }
@@ -149,6 +157,14 @@ impl ReconcileReport {
 }
 
 impl RepositoryReport {
+    /// `; webhook: …` when the coverage was checked, else empty.
+    fn webhook_text(&self) -> String {
+        self.webhook
+            .as_deref()
+            .map(|w| format!("; webhook: {w}"))
+            .unwrap_or_default()
+    }
+
     /// Why it failed, with the HTTP status when an answer came (`HTTP 401 from GET ...`); empty
     /// when it went through.
     pub fn failure(&self) -> String {
@@ -281,13 +297,29 @@ impl Reconciler {
             let (targets, failed) = self
                 .targets(site, scope.repository.as_deref(), &listing)
                 .await;
+            // Every repository of the site is in this pass: coverage of others is forgotten.
+            let every = scope.repository.is_none() && failed.is_empty();
             repositories.extend(failed);
+            let names = targets.clone();
             let reports: Vec<RepositoryReport> = stream::iter(targets)
                 .map(|name| self.repository(site, name))
                 .buffer_unordered(MAX_IN_FLIGHT)
                 .collect()
                 .await;
             repositories.extend(reports);
+            // Drift: what covers each repository (a site with a webhook_url only).
+            let covered = self.check_webhooks(site, &names, every, &listing).await;
+            for r in repositories
+                .iter_mut()
+                .filter(|r| r.site == site.site.name())
+            {
+                if let Some((_, text)) = covered
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(&r.repository))
+                {
+                    r.webhook = Some(text.clone());
+                }
+            }
             lock.release().await;
         }
         repositories.sort_by(|a, b| {
@@ -652,6 +684,7 @@ impl Reconciler {
             requests: 0,
             http_status: None,
             error: None,
+            webhook: None,
         })
     }
 
@@ -886,5 +919,260 @@ fn failure_text(
         requests: 0,
         http_status: status,
         error: Some(error),
+        webhook: None,
+    }
+}
+
+/// What reconciliation found of pr-reminder's hook for one repository (`webhook_coverage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Covering {
+    state: &'static str,
+    scope: Option<ScopeKind>,
+    hook: Option<String>,
+    events_missing: Vec<String>,
+    detail: Option<String>,
+}
+
+impl Covering {
+    /// As reports show it: `covered by workspace hook`, `repository hook inactive`,
+    /// `project hook incomplete (events missing: pr:merged)`, `none`, `unknown (…)`.
+    fn to_text(&self) -> String {
+        let by = self.scope.map(|s| format!("{} hook", s.as_str()));
+        let mut text = match (self.state, by) {
+            ("covered", Some(by)) => format!("covered by {by}"),
+            (state, Some(by)) => format!("{by} {state}"),
+            ("missing", None) => "none".to_owned(),
+            (state, None) => state.to_owned(),
+        };
+        if !self.events_missing.is_empty() {
+            text.push_str(&format!(
+                " (events missing: {})",
+                self.events_missing.join(", ")
+            ));
+        } else if let Some(detail) = &self.detail {
+            text.push_str(&format!(" ({detail})"));
+        }
+        text
+    }
+
+    fn unknown(detail: String) -> Self {
+        Covering {
+            state: "unknown",
+            scope: None,
+            hook: None,
+            events_missing: Vec::new(),
+            detail: Some(detail),
+        }
+    }
+}
+
+/// The own hook of one listed scope, judged: `covered` (active, every event), `inactive`, or
+/// `incomplete` (active, events missing); `None` without an own hook.
+fn judge(
+    kind: ScopeKind,
+    hooks: &[Hook],
+    ours: &reqwest::Url,
+    flavour: Flavour,
+) -> Option<Covering> {
+    let (hook, _) = hooks::own_hook(hooks, ours);
+    let hook = hook?;
+    let events_missing = hooks::missing_events(hook, hooks::wanted_events(flavour));
+    let state = if !hook.active {
+        "inactive"
+    } else if events_missing.is_empty() {
+        "covered"
+    } else {
+        "incomplete"
+    };
+    Some(Covering {
+        state,
+        scope: Some(kind),
+        hook: Some(hook.id.clone()),
+        events_missing,
+        detail: None,
+    })
+}
+
+/// Why a hooks list could not be read, as recorded: a 403 names what the token needs.
+fn unreadable(scope: &HookScope, flavour: Flavour, err: &RestError) -> String {
+    if err.status == Some(403) {
+        format!("no permission: the token needs {}", scope.reads(flavour))
+    } else {
+        format!(
+            "the hooks of {} {} could not be read: {err}",
+            scope.kind.as_str(),
+            scope.name
+        )
+    }
+}
+
+/// One repository's coverage from its workspace's or project's hooks (`wide`) and, unless those
+/// cover it, its own (`narrow`): a covering hook wins (the wider first), then an own hook that
+/// falls short, then `unknown` when a list could not be read, else `missing`.
+fn coverage_of(
+    flavour: Flavour,
+    ours: &reqwest::Url,
+    wide: (&HookScope, &Result<Vec<Hook>, RestError>),
+    narrow: Option<(&HookScope, &Result<Vec<Hook>, RestError>)>,
+) -> Covering {
+    let mut judged = Vec::new();
+    let mut unread = Vec::new();
+    let mut foreign = None;
+    for (scope, listed) in std::iter::once(wide).chain(narrow) {
+        match listed {
+            Ok(list) => {
+                if let Some(c) = judge(scope.kind, list, ours, flavour) {
+                    judged.push(c);
+                } else if let Some(h) = list.iter().find(|h| h.description == hooks::HOOK_NAME) {
+                    foreign = Some(format!(
+                        "the {} hook named {} points at {}, not at webhook_url",
+                        scope.kind.as_str(),
+                        hooks::HOOK_NAME,
+                        h.url
+                    ));
+                }
+            }
+            Err(err) => unread.push(unreadable(scope, flavour, err)),
+        }
+    }
+    if let Some(c) = judged.iter().find(|c| c.state == "covered") {
+        return c.clone();
+    }
+    if let Some(c) = judged.into_iter().next() {
+        return c;
+    }
+    if !unread.is_empty() {
+        return Covering::unknown(unread.join("; "));
+    }
+    Covering {
+        state: "missing",
+        scope: None,
+        hook: None,
+        events_missing: Vec::new(),
+        detail: foreign,
+    }
+}
+
+impl Reconciler {
+    /// Reads the hooks that could cover each of `names` (a site with a `webhook_url` only) and
+    /// records what covers each (with `every`, `names` are all the site's repositories, and the
+    /// coverage of any other is forgotten); then summarises the deliveries per repository.
+    /// Never fails the pass: what cannot be read is recorded as `unknown` (a 403 with what the
+    /// token needs), and a database error is logged. The requests are added to `requests`.
+    /// Returns each repository's coverage as reports show it.
+    async fn check_webhooks(
+        &self,
+        sc: &SiteClient,
+        names: &[String],
+        every: bool,
+        requests: &Requests,
+    ) -> Vec<(String, String)> {
+        let Some(ours) = sc.site.webhook_url.as_ref() else {
+            return Vec::new();
+        };
+        let mut shown = Vec::new();
+        let flavour = sc.site.kind;
+        let now = self.clock.timestamp();
+        let mut wide: HashMap<String, (HookScope, Result<Vec<Hook>, RestError>)> = HashMap::new();
+        for name in names {
+            let Some((owner, _)) = name.split_once('/') else {
+                continue;
+            };
+            if wide.contains_key(&owner.to_lowercase()) {
+                continue;
+            }
+            let scope = match flavour {
+                Flavour::Cloud => HookScope::cloud_workspace(owner),
+                Flavour::DataCenter => HookScope::dc_project(owner),
+            };
+            let listed = hooks::list(&sc.api, flavour, &scope, requests).await;
+            wide.insert(owner.to_lowercase(), (scope, listed));
+        }
+        let judged: Vec<Option<(String, Covering)>> = stream::iter(names.to_vec())
+            .map(|name| self.cover_one(sc, ours, &wide, name, requests))
+            .buffer_unordered(MAX_IN_FLIGHT)
+            .collect()
+            .await;
+        for (name, c) in judged.into_iter().flatten() {
+            shown.push((name.clone(), c.to_text()));
+            if c.state != "covered" {
+                tracing::warn!(
+                    site = sc.site.name(),
+                    repository = %name,
+                    state = c.state,
+                    detail = c.detail.as_deref().unwrap_or_default(),
+                    events_missing = %c.events_missing.join(","),
+                    "pr-reminder's webhook does not cover this repository; `pr-reminder connect` \
+                     makes it right"
+                );
+            }
+            let row = webhooks::Coverage {
+                site: sc.site.name().to_owned(),
+                repository: name.to_lowercase(),
+                full_name: name.clone(),
+                flavour: flavour.as_str().to_owned(),
+                state: c.state.to_owned(),
+                scope: c.scope.map(|s| s.as_str().to_owned()),
+                hook: c.hook,
+                events_missing: (!c.events_missing.is_empty()).then(|| c.events_missing.join(",")),
+                detail: c.detail,
+                checked_on: now.as_str().to_owned(),
+            };
+            if let Err(err) = webhooks::record(&self.db, &row).await {
+                tracing::warn!(error = %format!("{err:#}"), "cannot record webhook coverage");
+            }
+        }
+        if every {
+            if let Err(err) =
+                webhooks::forget_unchecked(&self.db, sc.site.name(), now.as_str()).await
+            {
+                tracing::warn!(error = %format!("{err:#}"), "cannot forget old webhook coverage");
+            }
+        }
+        let minute_ago = Timestamp::from_datetime(self.clock.now() - chrono::Duration::minutes(1));
+        if let Err(err) = webhooks::summarise_deliveries(&self.db, &minute_ago).await {
+            tracing::warn!(error = %format!("{err:#}"), "cannot summarise deliveries");
+        }
+        shown
+    }
+}
+
+impl Reconciler {
+    /// One repository's coverage: its workspace's or project's hooks (listed already, in
+    /// `wide` by lowercased owner) and, unless those cover it, its own.
+    async fn cover_one(
+        &self,
+        sc: &SiteClient,
+        ours: &reqwest::Url,
+        wide: &HashMap<String, (HookScope, Result<Vec<Hook>, RestError>)>,
+        name: String,
+        requests: &Requests,
+    ) -> Option<(String, Covering)> {
+        let flavour = sc.site.kind;
+        let (owner, slug) = name.split_once('/')?;
+        let (wide_scope, wide_list) = wide.get(&owner.to_lowercase())?;
+        let covering = match wide_list
+            .as_ref()
+            .ok()
+            .and_then(|l| judge(wide_scope.kind, l, ours, flavour))
+        {
+            // Covered by the workspace's or project's hook: the repository's own list is not
+            // asked for.
+            Some(c) if c.state == "covered" => c,
+            _ => {
+                let scope = match flavour {
+                    Flavour::Cloud => HookScope::cloud_repository(owner, slug),
+                    Flavour::DataCenter => HookScope::dc_repository(owner, slug),
+                };
+                let listed = hooks::list(&sc.api, flavour, &scope, requests).await;
+                coverage_of(
+                    flavour,
+                    ours,
+                    (wide_scope, wide_list),
+                    Some((&scope, &listed)),
+                )
+            }
+        };
+        Some((name, covering))
     }
 }

@@ -201,6 +201,7 @@ impl Application {
             token: settings.monitoring.metrics_token.clone(),
             metrics: metrics.clone(),
             db: db.clone(),
+            clock: clock.clone(),
         });
         let commands = web::Data::new(routes::commands::CommandsState {
             settings: settings.clone(),

@@ -18,6 +18,8 @@ pub struct MetricsState {
     pub metrics: Metrics,
     /// Where the gauges are read.
     pub db: Db,
+    /// Webhook silence is judged at its now.
+    pub clock: crate::clock::Clock,
 }
 
 /// Why the exposition was not given.
@@ -58,10 +60,14 @@ pub async fn metrics(
     if check_bearer(&req, state.token.as_ref()) == BearerCheck::Refused {
         return Err(MetricsError::Unauthorized);
     }
-    let body = state.metrics.encode(&state.db).await.map_err(|err| {
-        tracing::error!(error = %format!("{err:#}"), "metrics failed");
-        MetricsError::Failed
-    })?;
+    let body = state
+        .metrics
+        .encode(&state.db, state.clock.now())
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %format!("{err:#}"), "metrics failed");
+            MetricsError::Failed
+        })?;
     Ok(HttpResponse::Ok()
         .content_type(CONTENT_TYPE)
         .insert_header(("Cache-Control", "no-store"))

@@ -4,6 +4,7 @@
 //! HTML. Every age is measured from the service's `Clock`.
 
 pub mod page;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -57,6 +58,10 @@ pub struct StatusPage {
     /// The built-in digest schedule and its zone (`0 9-17 * * Mon-Fri (Europe/Berlin)`), if
     /// any.
     pub schedule: Option<String>,
+    /// Webhook coverage per repository reconciliation checked (sites with a `webhook_url`).
+    pub webhooks: Vec<webhooks::WebhookLine>,
+    /// `webhook_silence_days`, as shown.
+    pub webhook_silence_days: String,
 }
 
 /// One identity Data Center repositories are stored under (`datacenter/{server}/...`).
@@ -232,6 +237,21 @@ pub async fn gather(
         sweeps: store::status::last_sweeps(db).await?,
         sites,
         leases: store::leases::list(db).await?,
+        webhooks: webhooks::lines(
+            db,
+            &settings
+                .bitbucket
+                .iter()
+                .map(|s| s.name().to_owned())
+                .collect::<Vec<_>>(),
+            settings.monitoring.webhook_silence,
+            now,
+        )
+        .await?,
+        webhook_silence_days: format!(
+            "{}",
+            settings.monitoring.webhook_silence.as_secs_f64() / 86_400.0
+        ),
         schedule: settings
             .sweep
             .schedule

@@ -352,6 +352,7 @@ fn health(page: &StatusPage) -> Markup {
             }
         }
         (servers(page))
+        (webhooks(page))
         h3 { "Last reconciliation per site" }
         @if page.sites.is_empty() {
             p.muted { "No Bitbucket site is configured ([[bitbucket]])." }
@@ -431,6 +432,77 @@ fn servers(page: &StatusPage) -> Markup {
                 code { "\"" (base) "\"" } " to the site's " code { "aliases" } "."
             }
         }
+    }
+}
+
+/// Webhook coverage per repository (issue 26): what covers it, the last delivery from it, and
+/// "webhook silent?".
+fn webhooks(page: &StatusPage) -> Markup {
+    let silence = &page.webhook_silence_days;
+    html! {
+        h3 { "Webhook coverage" }
+        @if page.webhooks.is_empty() {
+            p.muted {
+                "Not checked: reconciliation reads the hooks of sites with a "
+                code { "webhook_url" } " (see " code { "pr-reminder connect" } ")."
+            }
+        } @else {
+            p.muted {
+                "What reconciliation last found of pr-reminder's hook (the one pointing at the                  site's " code { "webhook_url" } "). " code { "pr-reminder connect" }
+                " creates or repairs it."
+            }
+            table id="webhooks" {
+                thead { tr { th { "Repository" } th { "Covered by" } th { "Last delivery" } th { "Open pull requests" } th { "Checked" } } }
+                tbody {
+                    @for w in &page.webhooks {
+                        tr.webhook data-repository=(w.repository) data-state=(w.state) {
+                            td data-label="Repository" { (w.repository) br; span.muted { (w.site) } }
+                            td data-label="Covered by" class=(coverage_class(&w.state)) {
+                                (coverage_text(w))
+                                @if let Some(detail) = &w.detail { br; span.muted { (detail) } }
+                            }
+                            td data-label="Last delivery" {
+                                @match &w.last_delivery {
+                                    Some(at) => (stamp(at)),
+                                    None => span.muted { "none" },
+                                }
+                                @if w.silent {
+                                    br; span.failed.silent {
+                                        "webhook silent? no delivery for " (silence)
+                                        " days while its pull requests changed"
+                                    }
+                                }
+                            }
+                            td data-label="Open pull requests" { (w.open) }
+                            td data-label="Checked" { (stamp(&w.checked_on)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `workspace hook`, `repository hook (inactive)`, `project hook (events missing: pr:merged)`,
+/// `none`, `unknown`.
+fn coverage_text(w: &super::webhooks::WebhookLine) -> String {
+    let by = w.covered_by.as_deref().map(|s| format!("{s} hook"));
+    match (w.state.as_str(), by) {
+        ("covered", Some(by)) => by,
+        ("inactive", Some(by)) => format!("{by} (inactive)"),
+        ("incomplete", Some(by)) => {
+            format!("{by} (events missing: {})", w.events_missing.join(", "))
+        }
+        ("unknown", _) => "unknown".to_owned(),
+        _ => "none".to_owned(),
+    }
+}
+
+fn coverage_class(state: &str) -> &'static str {
+    match state {
+        "covered" => "clear",
+        "unknown" => "muted",
+        _ => "failed",
     }
 }
 

@@ -20,6 +20,7 @@ pub mod snoozes;
 pub mod status;
 pub mod sweeps;
 pub mod users;
+pub mod webhooks;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

@@ -102,6 +102,22 @@ fn screenshot_path(name: &str) -> PathBuf {
     target.join(name)
 }
 
+/// A headless Chromium session through `driver`, with a tall desktop window.
+async fn session(driver: &Driver) -> fantoccini::Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                        "--disable-gpu", "--hide-scrollbars", "--window-size=1280,1900"]}),
+    );
+    // chromedriver is on loopback: plain HTTP, no TLS stack.
+    ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session")
+}
+
 #[tokio::test]
 async fn a_browser_logs_in_with_basic_auth_and_sees_the_rows_and_the_chart() {
     let Some(driver_path) = browser() else {
@@ -111,18 +127,7 @@ async fn a_browser_logs_in_with_basic_auth_and_sees_the_rows_and_the_chart() {
         unreachable!("SQLite always runs");
     };
     let driver = start_driver(&driver_path).await;
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                        "--disable-gpu", "--hide-scrollbars", "--window-size=1280,1900"]}),
-    );
-    // chromedriver is on loopback: plain HTTP, no TLS stack.
-    let client = ClientBuilder::new(HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("a browser session");
+    let client = session(&driver).await;
     // The session is closed even when an assertion fails, so no browser outlives the test.
     let result = AssertUnwindSafe(async {
         let page = format!("{}/status", crate::helpers::Served::address(&app));
@@ -220,6 +225,105 @@ async fn a_browser_logs_in_with_basic_auth_and_sees_the_rows_and_the_chart() {
             "status page screenshots: {} and status-page-phone.png beside it",
             path.display()
         );
+        Ok::<(), fantoccini::error::CmdError>(())
+    })
+    .catch_unwind()
+    .await;
+    let closed = client.close().await;
+    match result {
+        Ok(result) => result.expect("the browser session"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+    closed.expect("closing the browser");
+}
+
+/// Issue 26: the webhook coverage a reconciliation pass recorded, as a person sees it: one row
+/// per repository with what covers it and its last delivery, "webhook silent?" in red, readable
+/// on a phone.
+#[tokio::test]
+async fn a_browser_sees_the_webhook_coverage_per_repository() {
+    let Some(driver_path) = browser() else {
+        return;
+    };
+    let (app, fake) = crate::drift::drift_app().await;
+    let driver = start_driver(&driver_path).await;
+    let client = session(&driver).await;
+    let result = AssertUnwindSafe(async {
+        let port = app.address.trim_start_matches("http://127.0.0.1:");
+        let token = crate::drift::STATUS_TOKEN;
+        client
+            .goto(&format!("http://status:{token}@127.0.0.1:{port}/status"))
+            .await?;
+        assert_eq!(client.title().await?, "pr-reminder status");
+        let rows = client
+            .find_all(Locator::Css("#webhooks tr.webhook"))
+            .await?;
+        let mut seen = Vec::new();
+        for row in &rows {
+            assert!(row.is_displayed().await?);
+            let cells = row.find_all(Locator::Css("td")).await?;
+            let mut texts = Vec::new();
+            for cell in cells.iter().take(3) {
+                texts.push(cell.text().await?.replace('\n', " | "));
+            }
+            seen.push(texts);
+        }
+        let site = |name: &str| format!("{name} | {}", fake.site(&[]).name());
+        assert_eq!(seen.len(), 5, "{seen:?}");
+        assert_eq!(
+            seen[0],
+            [
+                site("acme/api"),
+                "workspace hook".into(),
+                "2026-12-01 09:00 UTC".into()
+            ]
+        );
+        assert_eq!(
+            seen[1],
+            [
+                site("beta/asleep"),
+                "repository hook (inactive)".into(),
+                "none".into()
+            ]
+        );
+        assert_eq!(
+            seen[2],
+            [
+                site("beta/bare"),
+                "none".into(),
+                "none | webhook silent? no delivery for 7 days while its pull requests changed"
+                    .into()
+            ]
+        );
+        assert_eq!(
+            seen[3],
+            [site("beta/hooked"), "repository hook".into(), "none".into()]
+        );
+        assert!(
+            seen[4][1].starts_with(
+                "unknown | no permission: the token needs to read the webhooks of workspace delta"
+            ),
+            "{:?}",
+            seen[4]
+        );
+        // Silent is red; covered is green.
+        let silent = client.find(Locator::Css("#webhooks .silent")).await?;
+        assert_eq!(silent.css_value("color").await?, "rgba(198, 40, 40, 1)");
+
+        // On a phone the coverage table is blocks too, no wider than the screen.
+        client.set_window_size(390, 844).await?;
+        let widths = client
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await?;
+        let (page_width, window) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+        assert!(
+            page_width <= window,
+            "{page_width} px wide in a {window} px window"
+        );
+        assert!(rows[4].is_displayed().await?);
         Ok::<(), fantoccini::error::CmdError>(())
     })
     .catch_unwind()

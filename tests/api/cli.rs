@@ -303,12 +303,14 @@ async fn migrate_applies_every_migration_once_without_the_secret(on: crate::help
         table("reconciled_commits"),
         table("reconciled_repositories"),
         table("repositories"),
+        table("repository_deliveries"),
         table("reviews"),
         table("room_leases"),
         table("settings"),
         table("snoozes"),
         table("sweeps"),
         table("users"),
+        table("webhook_coverage"),
     ];
     if on == On::Sqlite {
         // Room leases are how PostgreSQL's replicas share the rooms; one SQLite process sends

@@ -38,7 +38,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 use crate::reconcile::{site, API_TOKEN};
 
 const SECRET: &str = "the-webhook-secret-4f9a0c";
-const HOOK_URL: &str = "https://pr.example.com/webhooks/bitbucket";
+pub(crate) const HOOK_URL: &str = "https://pr.example.com/webhooks/bitbucket";
 
 /// What the fake holds: hooks by their collection's path, secrets by hook id, and which
 /// collections the token may not touch (403) or that do not exist (404).
@@ -52,8 +52,8 @@ struct State {
     tests: Vec<String>,
 }
 
-struct Fake {
-    server: MockServer,
+pub(crate) struct Fake {
+    pub(crate) server: MockServer,
     state: Arc<Mutex<State>>,
     flavour: Flavour,
     /// Requests before this many are from earlier runs (`reset`).
@@ -67,7 +67,7 @@ fn json_response(status: u16, body: Value) -> ResponseTemplate {
 }
 
 impl Fake {
-    async fn start(flavour: Flavour) -> Fake {
+    pub(crate) async fn start(flavour: Flavour) -> Fake {
         let server = MockServer::start().await;
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
@@ -96,7 +96,7 @@ impl Fake {
         }
     }
 
-    fn site(&self, repositories: &[&str]) -> Site {
+    pub(crate) fn site(&self, repositories: &[&str]) -> Site {
         let url = match self.flavour {
             Flavour::Cloud => format!("{}/2.0", self.server.uri()),
             Flavour::DataCenter => self.server.uri(),
@@ -107,7 +107,7 @@ impl Fake {
     }
 
     /// Puts a hook in a collection (`/2.0/workspaces/acme/hooks`), as Bitbucket would list it.
-    fn seed(&self, collection: &str, hook: Value) {
+    pub(crate) fn seed(&self, collection: &str, hook: Value) {
         let mut state = self.state.lock().unwrap();
         state
             .hooks
@@ -116,7 +116,7 @@ impl Fake {
             .push(hook);
     }
 
-    fn forbid(&self, collection: &str) {
+    pub(crate) fn forbid(&self, collection: &str) {
         self.state
             .lock()
             .unwrap()
@@ -135,7 +135,7 @@ impl Fake {
     }
 
     /// The requests since the last `reset`.
-    async fn received(&self) -> Vec<Request> {
+    pub(crate) async fn received(&self) -> Vec<Request> {
         let all = self.server.received_requests().await.unwrap();
         let seen = *self.seen.lock().unwrap();
         all.into_iter().skip(seen).collect()
@@ -391,7 +391,7 @@ fn datacenter(state: &mut State, request: &Request) -> ResponseTemplate {
     }
 }
 
-async fn run(sites: &[Site], dry_run: bool) -> ConnectReport {
+pub(crate) async fn run(sites: &[Site], dry_run: bool) -> ConnectReport {
     let secret = SecretString::from(SECRET.to_owned());
     let targets: Vec<Target> = sites
         .iter()
@@ -416,7 +416,7 @@ async fn run(sites: &[Site], dry_run: bool) -> ConnectReport {
     report
 }
 
-fn foreign(uuid: &str, url: &str) -> Value {
+pub(crate) fn foreign(uuid: &str, url: &str) -> Value {
     json!({"uuid": uuid, "url": url, "description": "CI", "subject_type": "workspace",
            "active": true, "events": ["repo:push"], "secret_set": true,
            "created_at": "2025-01-01T00:00:00+00:00"})
@@ -605,7 +605,7 @@ async fn cloud_without_workspace_admin_uses_repository_hooks_and_names_the_missi
     );
 }
 
-fn dc_hook(id: i64, url: &str, events: &[&str], active: bool) -> Value {
+pub(crate) fn dc_hook(id: i64, url: &str, events: &[&str], active: bool) -> Value {
     json!({"id": id, "name": "someone's", "createdDate": 1, "updatedDate": 1,
            "events": events, "configuration": {}, "url": url, "active": active,
            "scopeType": "project"})

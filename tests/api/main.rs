@@ -12,6 +12,7 @@ mod compose;
 mod connect;
 mod datacenter;
 mod docs;
+mod drift;
 mod errors;
 mod fake_chat;
 mod fake_slack;

@@ -106,7 +106,7 @@ pub(crate) async fn announced(app: &impl Served) -> Vec<(i64, String)> {
 
 // ---------- Bitbucket Cloud ----------
 
-fn cloud_pr(id: i64, commit: &str, updated: &str, participants: Value) -> Value {
+pub(crate) fn cloud_pr(id: i64, commit: &str, updated: &str, participants: Value) -> Value {
     json!({
         "id": id, "title": format!("PR {id}"), "state": "OPEN",
         "author": {"uuid": "{ann}", "display_name": "Ann"},
@@ -125,7 +125,7 @@ pub(crate) fn reviewer(uuid: &str, state: Value) -> Value {
            "participated_on": "2026-11-02T10:00:00+00:00"})
 }
 
-async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Value>) {
+pub(crate) async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Value>) {
     Mock::given(method("GET"))
         .and(path(format!("/2.0/repositories/{repo}/pullrequests")))
         .and(query_param("state", "OPEN"))
@@ -142,7 +142,12 @@ async fn cloud_list(server: &MockServer, repo: &str, values: Vec<Value>) {
         .await;
 }
 
-async fn cloud_statuses(server: &MockServer, repo: &str, hash: &str, values: Vec<Value>) {
+pub(crate) async fn cloud_statuses(
+    server: &MockServer,
+    repo: &str,
+    hash: &str,
+    values: Vec<Value>,
+) {
     Mock::given(method("GET"))
         .and(path(format!(
             "/2.0/repositories/{repo}/commit/{hash}/statuses"

@@ -10,6 +10,7 @@
 
 pub mod cloud;
 pub mod datacenter;
+pub mod hooks;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
