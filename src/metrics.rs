@@ -22,7 +22,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::config::{Settings, Sink};
-use crate::domain::Flavour;
+use crate::domain::{Flavour, Turn};
 use crate::reconcile::ReconcileReport;
 use crate::store::{self, Db};
 
@@ -59,6 +59,12 @@ struct StateLabels {
     state: &'static str,
 }
 
+/// `turn`: `reviewers`, `author` or `merge` (`Turn::label`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TurnLabels {
+    turn: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     route: String,
@@ -88,6 +94,7 @@ struct Inner {
     batch_size: Histogram,
     commit_seconds: Histogram,
     pending_reviews: Gauge,
+    open_pull_requests: Family<TurnLabels, Gauge>,
     outbox: Family<StateLabels, Gauge>,
     reconciliation_requests: Family<SiteLabels, Counter>,
     reconciliation_failures: Family<SiteLabels, Counter>,
@@ -132,6 +139,15 @@ impl Metrics {
             "Open pull requests short of their required approvals (the pending_reviews view)",
             pending_reviews.clone(),
         );
+        let open_pull_requests = Family::<TurnLabels, Gauge>::default();
+        registry.register(
+            "open_pull_requests",
+            "Open pull requests by whose turn it is (the open_pull_requests view)",
+            open_pull_requests.clone(),
+        );
+        for turn in Turn::LABELS {
+            drop(open_pull_requests.get_or_create(&TurnLabels { turn }));
+        }
         let outbox = Family::<StateLabels, Gauge>::default();
         registry.register(
             "outbox_messages",
@@ -235,6 +251,7 @@ impl Metrics {
                 batch_size,
                 commit_seconds,
                 pending_reviews,
+                open_pull_requests,
                 outbox,
                 reconciliation_requests,
                 reconciliation_failures,
@@ -322,6 +339,17 @@ impl Metrics {
         let gauges = store::status::gauges(db).await?;
         let inner = &self.inner;
         inner.pending_reviews.set(gauges.pending_reviews);
+        for turn in Turn::LABELS {
+            let count = gauges
+                .turns
+                .iter()
+                .find(|(t, _)| t == turn)
+                .map_or(0, |(_, n)| *n);
+            inner
+                .open_pull_requests
+                .get_or_create(&TurnLabels { turn })
+                .set(count);
+        }
         for state in OUTBOX_STATES {
             let count = gauges
                 .outbox

@@ -215,15 +215,27 @@ async fn fill<'a>(
 ) -> anyhow::Result<()> {
     let mut views: Vec<&mut PullRequestView> = views.collect();
     store::review_queue::fill_details(db, views.iter_mut().map(|v| &mut **v)).await?;
-    for reviewer in views.iter_mut().flat_map(|v| v.waiting_for.iter_mut()) {
+    for view in views {
+        mention_people(view, users);
+    }
+    Ok(())
+}
+
+/// Gives the owed reviewers and the author of `view` their chat names where `[[users]]` maps
+/// their account (any of its identifiers, any case).
+pub fn mention_people(view: &mut PullRequestView, users: &[UserMapping]) {
+    for person in view
+        .waiting_for
+        .iter_mut()
+        .chain(std::iter::once(&mut view.author_as))
+    {
         let mapping = users.iter().find(|u| {
-            reviewer
+            person
                 .ids
                 .iter()
                 .any(|id| id.eq_ignore_ascii_case(&u.bitbucket))
         });
-        reviewer.hipchat = mapping.and_then(|m| m.hipchat.clone());
-        reviewer.slack = mapping.and_then(|m| m.slack.clone());
+        person.hipchat = mapping.and_then(|m| m.hipchat.clone());
+        person.slack = mapping.and_then(|m| m.slack.clone());
     }
-    Ok(())
 }

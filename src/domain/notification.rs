@@ -289,6 +289,7 @@ mod tests {
             destination_branch: None,
             state,
             draft,
+            open_tasks: None,
             created_on: t.clone(),
             updated_on: t.clone(),
             activity_on: t,
@@ -300,6 +301,7 @@ mod tests {
                     role: Role::Reviewer,
                     state: *s,
                     state_on: None,
+                    reviewed_commit: None,
                 })
                 .collect(),
         }
@@ -424,6 +426,7 @@ mod tests {
                 repositories: globs.iter().map(|g| g.to_string()).collect(),
                 rooms: vec![room.into()],
                 required_approvals: None,
+                approvals_after_last_push: false,
                 announce,
                 ignore_title_patterns: vec!["WIP".into()],
             };
@@ -502,6 +505,7 @@ mod tests {
                 repositories: vec!["*".into()],
                 rooms: vec!["old-chat".into(), "new-chat".into()],
                 required_approvals: None,
+                approvals_after_last_push: false,
                 announce: Announce::default(),
                 ignore_title_patterns: vec![],
             };

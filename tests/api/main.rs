@@ -23,3 +23,4 @@ mod reconcile;
 mod rename;
 mod status;
 mod sweep;
+mod turns;

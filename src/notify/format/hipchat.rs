@@ -136,14 +136,20 @@ pub fn size(block: &Block) -> usize {
 
 fn news_html(news: &News) -> String {
     let full = format!(
-        "<b>{}</b>: {}<br>{}",
+        "<b>{}{}</b>: {}<br>{}",
         escape(&news.headline),
+        line(&news.who),
         line(&news.line),
         line(&news.details)
     );
     if full.chars().count() > MAX_MESSAGE_CHARS {
         // Only reachable with pathological data; a short message beats a refused one.
-        return format!("<b>{}</b>: {}", escape(&news.headline), escape(&news.place));
+        return format!(
+            "<b>{}{}</b>: {}",
+            escape(&news.headline),
+            line(&news.who),
+            escape(&news.place)
+        );
     }
     full
 }

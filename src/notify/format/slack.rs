@@ -99,8 +99,9 @@ pub fn size(block: &Block) -> usize {
 
 fn news_text(news: &News) -> String {
     format!(
-        "*{}*: {}\n{}",
+        "*{}{}*: {}\n{}",
         escape(&news.headline),
+        line(&news.who),
         line(&news.line),
         line(&news.details)
     )

@@ -64,6 +64,7 @@ async fn migrate_applies_the_postgres_schema_once() {
             table("commit_statuses"),
             table("deliveries"),
             table("missing_repositories"),
+            view("open_pull_requests"),
             table("outbox"),
             view("pending_reviews"),
             view("pull_request_builds"),
