@@ -50,8 +50,31 @@ fn row(
     )
 }
 
+/// The text of the `n`th message sent (1-based), once it is sent: what the chat showed, as
+/// `outbox.message` records it.
+async fn sent(app: &impl Served, n: i64) -> String {
+    for _ in 0..500 {
+        if app
+            .count_rows("SELECT count(*) FROM outbox WHERE state = 'sent'")
+            .await
+            >= n
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let rows: Vec<(Option<String>,)> = app
+        .query_rows("SELECT message FROM outbox WHERE state = 'sent' ORDER BY id")
+        .await;
+    let Some((Some(message),)) = rows.get(usize::try_from(n - 1).unwrap()).cloned() else {
+        panic!("no message #{n}: {rows:?}");
+    };
+    message
+}
+
 fn settings(after_push: bool, required: u32) -> impl FnOnce(&mut Settings) {
     move |s: &mut Settings| {
+        s.notify.coalesce = std::time::Duration::ZERO;
         s.required_approvals = required;
         s.notify.rooms = vec![Room {
             name: "acme".into(),
@@ -114,6 +137,11 @@ async fn cloud_reviewers_owe_until_they_approve_and_new_commits_date_the_turn(on
             ),
             (0, 1, None, Some(0), "2023-05-17T12:21:20.777669Z"),
         )]
+    );
+    let message = sent(&app, 1).await;
+    assert!(
+        message.contains("Needs review from Gianpaolo Macario: Gt/develop (arolgroup/"),
+        "{message}"
     );
     for (key, file) in [
         (
@@ -234,6 +262,11 @@ async fn datacenter_needs_work_then_approval_then_a_new_commit(on: On) {
             (0, 1, None, None, "2019-03-01T09:31:15.860000Z"),
         )]
     );
+    let message = sent(&app, 1).await;
+    assert!(
+        message.contains("Needs review from Cain Piper: Update README (~gopher/webhook-test #5)"),
+        "{message}"
+    );
     let needs_work = shared(&format!("{dir}/pr-reviewer-needs-work.json")).unwrap();
     datacenter(&app, "pr:reviewer:needs_work", &needs_work).await;
     assert_eq!(
@@ -244,6 +277,11 @@ async fn datacenter_needs_work_then_approval_then_a_new_commit(on: On) {
         )],
         "changes requested: the author's turn since the verdict"
     );
+    let message = sent(&app, 2).await;
+    assert!(
+        message.contains("Changes requested by Cain Piper: Foo Bar's turn: Update README"),
+        "{message}"
+    );
     let mut approved = shared(&format!("{dir}/pr-reviewer-approved.json")).unwrap();
     datacenter(&app, "pr:reviewer:approved", &approved).await;
     assert_eq!(
@@ -252,6 +290,11 @@ async fn datacenter_needs_work_then_approval_then_a_new_commit(on: On) {
             (repo, 5, "Foo Bar", "merge", Some("Foo Bar")),
             (1, 1, None, None, "2019-03-01T09:35:38.000000Z"),
         )]
+    );
+    let message = sent(&app, 3).await;
+    assert!(
+        message.contains("Ready to merge: Foo Bar: Update README"),
+        "{message}"
     );
     // A new commit: the approval was given on the previous one (lastReviewedCommit).
     approved["pullRequest"]["fromRef"]["latestCommit"] =
