@@ -78,7 +78,7 @@ fn repository_section(r: &RepositorySection, now: DateTime<Utc>) -> Markup {
         div.repository {
             h4 { (r.repository) }
             (pr_table("Waiting for review", "waiting-review", &r.waiting_review, now))
-            (pr_table("Waiting on the author (changes requested)", "waiting-author", &r.waiting_author, now))
+            (pr_table("Waiting on the author", "waiting-author", &r.waiting_author, now))
             (pr_table("Drafts and work in progress", "drafts", &r.drafts, now))
             (pr_table("Snoozed", "snoozed", &r.snoozed, now))
         }

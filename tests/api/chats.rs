@@ -618,7 +618,7 @@ fn teams_digest(room: &str) -> Value {
                  1d 6h old · waiting for Bob Reviewer, Carol Reviewer",
                 link(1)
             ),
-            "**Waiting on author (changes requested)**",
+            "**Waiting on the author**",
             &format!(
                 "- [Asked to change]({}) (acme/payments-api \\#2) by Alice Author · \
                  0/2 approvals · changes requested by Carol Reviewer · 1d 1h old",
@@ -633,7 +633,7 @@ fn google_chat_digest(room: &str) -> Value {
         "🟡 *1 pull request waiting for review, 1 waiting on their author* ({room})\n\
          • <{}|Oldest> (acme/payments-api #1) by Alice Author · 0/2 approvals · 1d 6h old · \
          waiting for Bob Reviewer, Carol Reviewer\n\
-         *Waiting on author (changes requested)*\n\
+         *Waiting on the author*\n\
          • <{}|Asked to change> (acme/payments-api #2) by Alice Author · 0/2 approvals · \
          changes requested by Carol Reviewer · 1d 1h old",
         link(1),
