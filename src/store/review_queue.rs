@@ -400,6 +400,17 @@ pub async fn fill_details<'a>(
     }
     for (i, f) in facts {
         let view = &mut views[i];
+        if f.approvals_after_last_push {
+            // Only the approvals that count are shown and counted: one given before the latest
+            // new commit is owed again.
+            view.approved_by = f
+                .counted_approvals()
+                .iter()
+                .filter_map(|r| reviewers.get(&(i, r.key.as_str().to_owned())))
+                .map(|r| r.name.clone())
+                .collect();
+            view.approvals = f.approvals();
+        }
         view.waiting_for = f
             .owed()
             .iter()
@@ -425,6 +436,7 @@ pub async fn fill_details<'a>(
             view.turn.clone_from(&filled.turn);
             view.turn_since = filled.turn_since;
             view.open_tasks = filled.open_tasks;
+            view.approvals = filled.approvals;
         }
     }
     Ok(())
