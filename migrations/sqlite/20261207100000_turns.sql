@@ -62,10 +62,17 @@ people AS (
            sum(counts) AS approvals,
            sum(blocks) AS blocking,
            min(CASE WHEN blocks THEN state_on END) AS blocked_on,
-           max(CASE WHEN counts THEN state_on END) AS approved_on,
-           group_concat(CASE WHEN role = 'REVIEWER' AND NOT counts AND NOT blocks THEN name END,
-                        ', ' ORDER BY lower(name), name) AS owed
+           max(CASE WHEN counts THEN state_on END) AS approved_on
       FROM marked
+     GROUP BY repository_key, number
+),
+-- The owed reviewers' names in name order. (group_concat's own ORDER BY needs SQLite 3.44; an
+-- operator's older sqlite3 could then not read this schema at all, so the rows come ordered.)
+owed AS (
+    SELECT repository_key, number, group_concat(name, ', ') AS owed
+      FROM (SELECT repository_key, number, name FROM marked
+             WHERE role = 'REVIEWER' AND NOT counts AND NOT blocks
+             ORDER BY repository_key, number, lower(name), name)
      GROUP BY repository_key, number
 ),
 builds AS (
@@ -86,7 +93,7 @@ builds AS (
 facts AS (
     SELECT p.*, coalesce(a.display_name, a.nickname, a.username, p.author) AS author_name,
            coalesce(pe.approvals, 0) AS approvals, coalesce(pe.blocking, 0) AS blocking,
-           pe.blocked_on, pe.approved_on, pe.owed, b.build_state, b.build_on,
+           pe.blocked_on, pe.approved_on, o.owed, b.build_state, b.build_on,
            p.draft
            OR coalesce(pe.blocking, 0) > 0
            OR coalesce(b.build_state IN ('FAILED', 'STOPPED'), 0)
@@ -95,6 +102,7 @@ facts AS (
       FROM prs p
       LEFT JOIN users a ON a.user_key = p.author
       LEFT JOIN people pe ON pe.repository_key = p.repository_key AND pe.number = p.number
+      LEFT JOIN owed o ON o.repository_key = p.repository_key AND o.number = p.number
       LEFT JOIN builds b ON b.repository_key = p.repository_key AND b.number = p.number
 )
 SELECT full_name AS repository,
