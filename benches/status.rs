@@ -83,6 +83,7 @@ async fn run() -> anyhow::Result<()> {
             repositories: vec![format!("w{i}/*")],
             rooms: vec![format!("room-{i}")],
             required_approvals: None,
+            approvals_after_last_push: false,
             announce: Announce::default(),
             ignore_title_patterns: vec!["WIP".into()],
         })

@@ -802,6 +802,10 @@ impl Settings {
                     self.required_approvals
                 ),
             });
+            out.push_str(&format!(
+                "approvals_after_last_push = {}\n",
+                route.approvals_after_last_push
+            ));
             let a = &route.announce;
             out.push_str(&format!(
                 "announce_opened = {}\nannounce_approvals = {}\nannounce_changes_requested = {}\n\
@@ -1203,6 +1207,7 @@ struct RawRoute {
     room: Option<String>,
     rooms: Option<Vec<String>>,
     required_approvals: Option<i64>,
+    approvals_after_last_push: Option<bool>,
     announce_opened: Option<bool>,
     announce_approvals: Option<bool>,
     announce_changes_requested: Option<bool>,
@@ -1482,6 +1487,7 @@ fn catch_all(room: &str) -> Route {
         repositories: vec!["*".into()],
         rooms: vec![room.into()],
         required_approvals: None,
+        approvals_after_last_push: false,
         announce: Announce::default(),
         ignore_title_patterns: default_ignore_title_patterns(),
     }
@@ -1654,6 +1660,7 @@ fn resolve_rooms(
                 .required_approvals
                 .map(|n| whole(&format!("{key}.required_approvals"), n, 1..=100))
                 .transpose()?,
+            approvals_after_last_push: route.approvals_after_last_push.unwrap_or(false),
             announce: Announce {
                 opened: route.announce_opened.unwrap_or(defaults.opened),
                 approvals: route.announce_approvals.unwrap_or(defaults.approvals),

@@ -23,7 +23,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::config::{Settings, Sink};
-use crate::domain::Flavour;
+use crate::domain::{Flavour, Turn};
 use crate::reconcile::ReconcileReport;
 use crate::store::{self, Db};
 
@@ -58,6 +58,12 @@ struct SinkLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: &'static str,
+}
+
+/// `turn`: `reviewers`, `author` or `merge` (`Turn::label`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TurnLabels {
+    turn: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -101,6 +107,7 @@ struct Inner {
     batch_size: Histogram,
     commit_seconds: Histogram,
     pending_reviews: Gauge,
+    open_pull_requests: Family<TurnLabels, Gauge>,
     outbox: Family<StateLabels, Gauge>,
     webhooks: Family<StateLabels, Gauge>,
     /// `webhook_silence_days`.
@@ -149,6 +156,15 @@ impl Metrics {
             "Open pull requests short of their required approvals (the pending_reviews view)",
             pending_reviews.clone(),
         );
+        let open_pull_requests = Family::<TurnLabels, Gauge>::default();
+        registry.register(
+            "open_pull_requests",
+            "Open pull requests by whose turn it is (the open_pull_requests view)",
+            open_pull_requests.clone(),
+        );
+        for turn in Turn::LABELS {
+            drop(open_pull_requests.get_or_create(&TurnLabels { turn }));
+        }
         let outbox = Family::<StateLabels, Gauge>::default();
         registry.register(
             "outbox_messages",
@@ -259,6 +275,7 @@ impl Metrics {
                 batch_size,
                 commit_seconds,
                 pending_reviews,
+                open_pull_requests,
                 outbox,
                 webhooks,
                 webhook_silence: settings.monitoring.webhook_silence,
@@ -366,6 +383,17 @@ impl Metrics {
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
         inner.pending_reviews.set(gauges.pending_reviews);
+        for turn in Turn::LABELS {
+            let count = gauges
+                .turns
+                .iter()
+                .find(|(t, _)| t == turn)
+                .map_or(0, |(_, n)| *n);
+            inner
+                .open_pull_requests
+                .get_or_create(&TurnLabels { turn })
+                .set(count);
+        }
         for state in OUTBOX_STATES {
             let count = gauges
                 .outbox

@@ -889,6 +889,7 @@ fn deleted(stored: &OpenPr, now: &Timestamp) -> PullRequest {
         destination_branch: stored.destination_branch.clone(),
         state: PrState::Deleted,
         draft: stored.draft,
+        open_tasks: None,
         created_on: stored.created_on.clone(),
         updated_on: now.clone().max(stored.updated_on.clone()),
         activity_on: stored.last_activity_on.clone(),

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::UserMapping;
 use crate::domain::routing::Routing;
-use crate::domain::{PrState, PullRequestView, RepositoryKey, RoomDigest, Timestamp};
+use crate::domain::{PrState, PullRequestView, RepositoryKey, RoomDigest, Timestamp, Turn};
 use crate::store::{self, review_queue::OpenPr, Db};
 
 /// PRs kept per list per room: more than any 10,000-character message can show.
@@ -176,7 +176,35 @@ pub async fn select_with(
         views.extend(queue.snoozed.iter_mut());
     }
     fill(db, views.into_iter(), users).await?;
+    for queue in digests.values_mut() {
+        by_turn(&mut queue.digest);
+    }
     Ok(digests)
+}
+
+/// Sorts a digest's listed PRs by their turn (issue 23), now that it is known: one whose turn is
+/// its author's (a failed build, a request for changes still standing, open tasks) is not
+/// waiting for review, and one whose requests for changes a new commit superseded waits for its
+/// reviewers again. Each list stays oldest first; the totals follow the PRs moved.
+fn by_turn(digest: &mut RoomDigest) {
+    let authors = |v: &PullRequestView| matches!(v.turn, Some(Turn::Author(_)));
+    let reviewers = |v: &PullRequestView| matches!(v.turn, Some(Turn::Reviewers { .. }));
+    let (to_author, review): (Vec<_>, Vec<_>) = std::mem::take(&mut digest.waiting_review)
+        .into_iter()
+        .partition(authors);
+    let (to_review, author): (Vec<_>, Vec<_>) = std::mem::take(&mut digest.waiting_author)
+        .into_iter()
+        .partition(reviewers);
+    digest.review_total = digest.review_total + to_review.len() - to_author.len();
+    digest.author_total = digest.author_total + to_author.len() - to_review.len();
+    let oldest_first = |mut list: Vec<PullRequestView>| {
+        list.sort_by_key(|v| v.created_on);
+        list
+    };
+    // The review list keeps its order (on `/reviews`, the asker's own requests first); those
+    // handed back to the reviewers follow, oldest first.
+    digest.waiting_review = [review, oldest_first(to_review)].concat();
+    digest.waiting_author = oldest_first([author, to_author].concat());
 }
 
 /// The asker's own open PRs, whatever their approvals (drafts too).
@@ -215,15 +243,71 @@ async fn fill<'a>(
 ) -> anyhow::Result<()> {
     let mut views: Vec<&mut PullRequestView> = views.collect();
     store::review_queue::fill_details(db, views.iter_mut().map(|v| &mut **v)).await?;
-    for reviewer in views.iter_mut().flat_map(|v| v.waiting_for.iter_mut()) {
+    for view in views {
+        mention_people(view, users);
+    }
+    Ok(())
+}
+
+/// Gives the owed reviewers and the author of `view` their chat names where `[[users]]` maps
+/// their account (any of its identifiers, any case).
+pub fn mention_people(view: &mut PullRequestView, users: &[UserMapping]) {
+    for person in view
+        .waiting_for
+        .iter_mut()
+        .chain(std::iter::once(&mut view.author_as))
+    {
         let mapping = users.iter().find(|u| {
-            reviewer
+            person
                 .ids
                 .iter()
                 .any(|id| id.eq_ignore_ascii_case(&u.bitbucket))
         });
-        reviewer.hipchat = mapping.and_then(|m| m.hipchat.clone());
-        reviewer.slack = mapping.and_then(|m| m.slack.clone());
+        person.hipchat = mapping.and_then(|m| m.hipchat.clone());
+        person.slack = mapping.and_then(|m| m.slack.clone());
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::AuthorReason;
+
+    fn pr(number: i64, hours_old: i64, turn: Turn) -> PullRequestView {
+        PullRequestView {
+            number,
+            created_on: DateTime::<Utc>::from_timestamp(1_800_000_000 - hours_old * 3600, 0)
+                .unwrap(),
+            turn: Some(turn),
+            ..PullRequestView::default()
+        }
+    }
+
+    fn numbers(list: &[PullRequestView]) -> Vec<i64> {
+        list.iter().map(|v| v.number).collect()
+    }
+
+    #[test]
+    fn a_digest_lists_each_pr_under_its_turn() {
+        let reviewers = || Turn::Reviewers { owed: Vec::new() };
+        let mut digest = RoomDigest {
+            // #1 waits for review; #2's build failed (its author's turn); #5 is not listed
+            // (beyond the kept ones) but counted.
+            waiting_review: vec![
+                pr(1, 50, reviewers()),
+                pr(2, 40, Turn::Author(AuthorReason::BuildFailed)),
+            ],
+            // #3's request for changes stands; a new commit superseded #4's.
+            waiting_author: vec![
+                pr(3, 45, Turn::Author(AuthorReason::ChangesRequested)),
+                pr(4, 30, reviewers()),
+            ],
+            review_total: 3,
+            author_total: 2,
+        };
+        by_turn(&mut digest);
+        assert_eq!(numbers(&digest.waiting_review), [1, 4]);
+        assert_eq!(numbers(&digest.waiting_author), [3, 2], "oldest first");
+        assert_eq!((digest.review_total, digest.author_total), (3, 2));
+    }
 }

@@ -70,7 +70,9 @@ impl Application {
         store::repositories::apply_required_approvals(&db, |key, name| {
             routing
                 .route(key.flavour(), name)
-                .and_then(|r| r.required_override)
+                .map_or((None, false), |r| {
+                    (r.required_override, r.approvals_after_last_push)
+                })
         })
         .await?;
         // PostgreSQL: other replicas may be sending right now; a room's messages left half-sent
@@ -115,6 +117,7 @@ impl Application {
             wake.clone(),
             clock.clone(),
             metrics.clone(),
+            &settings.commands.users,
         )?;
         // PostgreSQL: other replicas' commits wake this one's dispatcher too.
         let _news = store::listen_for_news(&db, wake.clone());

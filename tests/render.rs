@@ -13,7 +13,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use pr_reminder::config::{Sink, SweepSettings};
 use pr_reminder::domain::{
-    BuildState, NotifyEvent, PullRequestView, RepositoryKey, Reviewer, RoomDigest,
+    AuthorReason, BuildState, NotifyEvent, PullRequestView, RepositoryKey, Reviewer, RoomDigest,
+    Turn, UserKey,
 };
 use pr_reminder::notify::doc::{self, Block, Doc};
 use pr_reminder::notify::{digest, message, sink};
@@ -79,6 +80,7 @@ fn cloud(n: i64, title: &str, hours: i64) -> PullRequestView {
         title: title.into(),
         url: Some(format!("https://bitbucket.org/acme/api/pull-requests/{n}")),
         author: "Ann Author".into(),
+        author_as: person("Ann Author", Some("@ann"), Some("UANN")),
         created_on: now() - Duration::hours(hours),
         required_approvals: 2,
         ..PullRequestView::default()
@@ -96,6 +98,7 @@ fn data_center(n: i64, title: &str, hours: i64) -> PullRequestView {
             "https://bitbucket.example.com/projects/PROJ/repos/web/pull-requests/{n}/overview"
         )),
         author: "dee.dev".into(),
+        author_as: person("dee.dev", None, None),
         created_on: now() - Duration::hours(hours),
         required_approvals: 1,
         build_state: Some(BuildState::InProgress),
@@ -113,6 +116,12 @@ fn names(n: usize) -> Vec<String> {
     (1..=n).map(|k| format!("Reviewer {k:03}")).collect()
 }
 
+fn owed(keys: &[&str]) -> Turn {
+    Turn::Reviewers {
+        owed: keys.iter().map(|k| UserKey::from(*k)).collect(),
+    }
+}
+
 fn events(list: &[NotifyEvent]) -> BTreeSet<NotifyEvent> {
     list.iter().copied().collect()
 }
@@ -125,22 +134,27 @@ fn pr_news() {
         "news_opened_hostile_no_reviewers",
         &message::render(&events(&[Opened]), &hostile),
     );
-    let one = approved(
+    let mut one = approved(
         cloud(8, "Add retries to the webhook client 🔁", 5),
         &names(1),
     );
+    // Issue 23: who must act, named after the headline (mentions where mapped).
+    one.waiting_for = vec![person("Bob Reviewer", Some("@bob"), Some("UBOB"))];
+    one.turn = Some(owed(&["bob"]));
     pin(
         "news_approvals_one_reviewer",
         &message::render(&events(&[Approvals]), &one),
     );
     let mut many = approved(cloud(9, "Bump <serde> & friends", 5), &names(300));
     many.build_state = Some(BuildState::Successful);
+    many.turn = Some(Turn::Merge);
     pin(
         "news_ready_300_reviewers",
         &message::render(&events(&[Approvals]), &many),
     );
     let mut changes = approved(cloud(10, "*Refactor* the _payments_ module", 5), &names(1));
     changes.changes_requested_by = vec!["Carol <QA>".into(), "@here".into()];
+    changes.turn = Some(Turn::Author(AuthorReason::ChangesRequested));
     pin(
         "news_changes_requested",
         &message::render(&events(&[ChangesRequested]), &changes),
@@ -154,6 +168,7 @@ fn pr_news() {
         ),
         ("lint *strict*".into(), None),
     ];
+    failing.turn = Some(Turn::Author(AuthorReason::BuildFailed));
     pin(
         "news_build_failed_data_center",
         &message::render(&events(&[BuildFailed]), &failing),
@@ -178,6 +193,23 @@ fn pr_news() {
     pin(
         "news_declined",
         &message::render(&events(&[Declined]), &one),
+    );
+    let mut owed_two = cloud(15, "Cache <the> tokens", 4);
+    owed_two.waiting_for = vec![
+        person("Bob Reviewer", Some("@bob"), Some("UBOB")),
+        person("Dee <dev>", None, None),
+    ];
+    owed_two.turn = Some(owed(&["bob", "dee"]));
+    pin(
+        "news_needs_review_from_owed_reviewers",
+        &message::render(&events(&[Opened]), &owed_two),
+    );
+    let mut tasks = approved(cloud(16, "Rotate keys", 6), &names(2));
+    tasks.open_tasks = Some(1);
+    tasks.turn = Some(Turn::Author(AuthorReason::OpenTasks));
+    pin(
+        "news_open_task_authors_turn",
+        &message::render(&events(&[Approvals]), &tasks),
     );
     let mut huge = cloud(14, &"x".repeat(20_000), 1);
     huge.author = "y".repeat(5_000);

@@ -86,6 +86,10 @@ struct WirePr {
     created_on: Timestamp,
     updated_on: Timestamp,
     draft: Option<bool>,
+    /// Open tasks on the PR ("task_count" in every PR resource and webhook payload:
+    /// https://developer.atlassian.com/cloud/bitbucket/rest/api-group-pullrequests/ -
+    /// pullrequest schema).
+    task_count: Option<u32>,
     links: Option<WireLinks>,
 }
 
@@ -265,6 +269,7 @@ impl PrEnvelope {
                 role,
                 state,
                 state_on: p.participated_on,
+                reviewed_commit: None,
             });
         }
         // Requested reviewers who have not acted yet appear only in `reviewers`.
@@ -277,6 +282,7 @@ impl PrEnvelope {
                     role: Role::Reviewer,
                     state: ReviewState::None,
                     state_on: None,
+                    reviewed_commit: None,
                 }),
             }
         }
@@ -301,6 +307,7 @@ impl PrEnvelope {
             destination_branch,
             state,
             draft: pr.draft.unwrap_or(false),
+            open_tasks: pr.task_count,
             created_on: pr.created_on,
             updated_on: pr.updated_on,
             activity_on,

@@ -203,7 +203,18 @@ struct WirePr {
     #[serde(default)]
     participants: Vec<WireParticipant>,
     draft: Option<bool>,
+    /// The REST PR resource's `properties` (`openTaskCount`, ...); webhook payloads leave it
+    /// out. https://developer.atlassian.com/server/bitbucket/rest/v906/api-group-pull-requests/
+    properties: Option<WireProperties>,
     links: Option<WireLinks>,
+}
+
+/// The part of a PR's `properties` the turn needs.
+#[derive(Deserialize)]
+struct WireProperties {
+    /// Open tasks (blocker comments) on the PR.
+    #[serde(rename = "openTaskCount")]
+    open_task_count: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -249,6 +260,10 @@ struct WireParticipant {
     role: Option<String>,
     approved: Option<bool>,
     status: Option<String>,
+    /// The source commit the reviewer's verdict was given on (`lastReviewedCommit`, in
+    /// `pr:reviewer:*` payloads and the REST PR resource).
+    #[serde(rename = "lastReviewedCommit")]
+    last_reviewed_commit: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -382,6 +397,10 @@ impl Envelope {
             };
             for (i, p) in list.into_iter().enumerate() {
                 let state = review_state(&p);
+                let reviewed_commit = p
+                    .last_reviewed_commit
+                    .as_deref()
+                    .map(str::to_ascii_lowercase);
                 let user = p
                     .user
                     .into_domain(&server, &format!("pullRequest.{field}[{i}].user"))?;
@@ -393,6 +412,7 @@ impl Envelope {
                     role,
                     state,
                     state_on: None,
+                    reviewed_commit,
                 });
             }
         }
@@ -400,6 +420,10 @@ impl Envelope {
         // seen; the event's own word wins).
         if let Some(p) = acting {
             let state = review_state(&p);
+            let reviewed_commit = p
+                .last_reviewed_commit
+                .as_deref()
+                .map(str::to_ascii_lowercase);
             let role = match p.role.as_deref() {
                 Some("REVIEWER") => Role::Reviewer,
                 _ => Role::Participant,
@@ -410,12 +434,16 @@ impl Envelope {
                     Some(existing) => {
                         existing.state = state;
                         existing.state_on = Some(updated_on.clone());
+                        if reviewed_commit.is_some() {
+                            existing.reviewed_commit = reviewed_commit;
+                        }
                     }
                     None => participants.push(Participant {
                         user,
                         role,
                         state,
                         state_on: Some(updated_on.clone()),
+                        reviewed_commit,
                     }),
                 }
             }
@@ -435,6 +463,7 @@ impl Envelope {
             destination_branch: pr.to_ref.display_id,
             state,
             draft: pr.draft.unwrap_or(false),
+            open_tasks: pr.properties.and_then(|p| p.open_task_count),
             created_on,
             activity_on: if rest { updated } else { updated_on.clone() },
             updated_on,

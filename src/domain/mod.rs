@@ -8,6 +8,7 @@ mod notification;
 mod policy;
 pub mod routing;
 mod time;
+mod turn;
 mod view;
 
 pub use event::NotifyEvent;
@@ -22,4 +23,5 @@ pub use notification::{
 };
 pub use policy::{ReviewSummary, DEFAULT_REQUIRED_APPROVALS};
 pub use time::{Now, Timestamp};
+pub use turn::{name_order, AuthorReason, ReviewerFacts, Turn, TurnFacts};
 pub use view::{PullRequestView, Reviewer, RoomDigest};

@@ -260,6 +260,9 @@ pub struct Participant {
     pub state: ReviewState,
     /// When this person last acted on the PR (Bitbucket's `participated_on`), if known.
     pub state_on: Option<Timestamp>,
+    /// Data Center's `lastReviewedCommit`: the source commit the verdict was given on (lower
+    /// case); `None` on Cloud, which dates verdicts instead.
+    pub reviewed_commit: Option<String>,
 }
 
 /// The whole of a pull request as one event showed it at `updated_on`.
@@ -287,6 +290,9 @@ pub struct PullRequest {
     pub state: PrState,
     /// Bitbucket's `draft` flag (absent means false); drafts are not announced.
     pub draft: bool,
+    /// Open tasks: Cloud's `task_count`, Data Center's open task count (REST
+    /// `properties.openTaskCount`); `None` when the payload does not say.
+    pub open_tasks: Option<u32>,
     /// When the PR was opened (Cloud `created_on`, Data Center `createdDate`).
     pub created_on: Timestamp,
     /// The snapshot's time, which orders snapshots: Cloud's `updated_on`, or on Data Center the
@@ -577,6 +583,7 @@ mod tests {
             destination_branch: None,
             state: PrState::Open,
             draft: false,
+            open_tasks: None,
             created_on: at.clone(),
             updated_on: at.clone(),
             activity_on: at,
@@ -586,6 +593,7 @@ mod tests {
                 role: Role::Reviewer,
                 state: ReviewState::Approved,
                 state_on: None,
+                reviewed_commit: None,
             }],
         };
         assert_eq!(pr.repository.key.datacenter_parts(), Some(("unknown", 17)));

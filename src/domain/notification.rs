@@ -295,6 +295,7 @@ mod tests {
             destination_branch: None,
             state,
             draft,
+            open_tasks: None,
             created_on: t.clone(),
             updated_on: t.clone(),
             activity_on: t,
@@ -306,6 +307,7 @@ mod tests {
                     role: Role::Reviewer,
                     state: *s,
                     state_on: None,
+                    reviewed_commit: None,
                 })
                 .collect(),
         }
@@ -430,6 +432,7 @@ mod tests {
                 repositories: globs.iter().map(|g| g.to_string()).collect(),
                 rooms: vec![room.into()],
                 required_approvals: None,
+                approvals_after_last_push: false,
                 announce,
                 ignore_title_patterns: vec!["WIP".into()],
             };
@@ -508,6 +511,7 @@ mod tests {
                 repositories: vec!["*".into()],
                 rooms: vec!["old-chat".into(), "new-chat".into()],
                 required_approvals: None,
+                approvals_after_last_push: false,
                 announce: Announce::default(),
                 ignore_title_patterns: vec![],
             };
@@ -542,6 +546,7 @@ mod tests {
                 repositories: vec!["*".into()],
                 rooms: vec!["webhook".into(), "living".into()],
                 required_approvals: None,
+                approvals_after_last_push: false,
                 announce: Announce::default(),
                 ignore_title_patterns: vec![],
             };

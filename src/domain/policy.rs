@@ -67,6 +67,7 @@ mod tests {
             role: Role::Reviewer,
             state,
             state_on: None,
+            reviewed_commit: None,
         }
     }
 

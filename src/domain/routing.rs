@@ -77,6 +77,10 @@ pub struct Route {
     pub rooms: Vec<String>,
     /// Approvals these PRs need; `None` keeps the service-wide `required_approvals`.
     pub required_approvals: Option<u32>,
+    /// `approvals_after_last_push`: an approval given before the PR's latest new commit does
+    /// not count (Data Center's `lastReviewedCommit`, else the approval's date against the
+    /// commit's arrival). `false` (the default) counts as Bitbucket does.
+    pub approvals_after_last_push: bool,
     /// Which state changes are posted to the room.
     pub announce: Announce,
     /// Titles containing one of these (case-insensitive) announce nothing, like drafts.
@@ -104,6 +108,8 @@ pub struct CompiledRoute {
     pub required_approvals: u32,
     /// The route's own setting, if it has one (else the service default applies).
     pub required_override: Option<u32>,
+    /// See `Route::approvals_after_last_push`.
+    pub approvals_after_last_push: bool,
     /// Which state changes are posted to the room.
     pub announce: Announce,
     ignore_title_patterns: Vec<String>,
@@ -174,6 +180,7 @@ impl Routing {
                 rooms: route.rooms.clone(),
                 required_approvals: route.required_approvals.unwrap_or(default_required),
                 required_override: route.required_approvals,
+                approvals_after_last_push: route.approvals_after_last_push,
                 announce: route.announce,
                 ignore_title_patterns: route
                     .ignore_title_patterns
@@ -245,6 +252,7 @@ mod tests {
             repositories: globs.iter().map(|s| s.to_string()).collect(),
             rooms: vec![room.into()],
             required_approvals: required,
+            approvals_after_last_push: false,
             announce: Announce::default(),
             ignore_title_patterns: vec!["WIP".into(), "Draft:".into()],
         }

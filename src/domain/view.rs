@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{BuildState, RepositoryKey};
+use super::{BuildState, RepositoryKey, Turn};
 
 /// A requested reviewer who has not acted yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,8 +49,17 @@ pub struct PullRequestView {
     pub build_state: Option<BuildState>,
     /// (name, url) of the failing builds on the source commit.
     pub failed_builds: Vec<(String, Option<String>)>,
-    /// Requested reviewers who have neither approved nor asked for changes yet.
+    /// The owed reviewers (issue 23): requested reviewers with neither an approval that counts
+    /// nor a standing request for changes, in the order their verdicts came (none first).
     pub waiting_for: Vec<Reviewer>,
+    /// The author as a person a `[[users]]` mapping may name (for "Alice's turn").
+    pub author_as: Reviewer,
+    /// Whose turn it is, where the details were read (`TurnFacts::turn`).
+    pub turn: Option<Turn>,
+    /// Since when it has been that turn (`TurnFacts::since`).
+    pub turn_since: Option<DateTime<Utc>>,
+    /// Open tasks, where Bitbucket told.
+    pub open_tasks: Option<u32>,
 }
 
 /// What one room's digest (or one person's list) holds: the oldest PRs of each list, and how

@@ -186,7 +186,7 @@ pub fn render_list(
     }
     if digest.author_total > 0 {
         blocks.push(Block::List(List {
-            title: Some("Waiting on author (changes requested)".into()),
+            title: Some("Waiting on the author".into()),
             items: digest
                 .waiting_author
                 .iter()
@@ -276,7 +276,7 @@ mod tests {
             "<b>2 pull requests waiting for review, 1 waiting on their author</b> (backend)\
              <br>• <a href=\"https://bitbucket.org/acme/api/pull-requests/1\">Change &lt;1&gt; &amp; more</a> (acme/api #1) by Ann · 1/2 approvals (Bob) · 2d 2h old · <b>build FAILED</b>\
              <br>• <a href=\"https://bitbucket.org/acme/api/pull-requests/2\">Change &lt;2&gt; &amp; more</a> (acme/api #2) by Ann · 0/2 approvals · 5h old\
-             <br><b>Waiting on author (changes requested)</b>\
+             <br><b>Waiting on the author</b>\
              <br>• <a href=\"https://bitbucket.org/acme/api/pull-requests/3\">Change &lt;3&gt; &amp; more</a> (acme/api #3) by Ann · 0/2 approvals · changes requested by Carol · 1d 6h old · <b>build running</b>"
         );
         assert_eq!(
@@ -284,7 +284,7 @@ mod tests {
             "2 pull requests waiting for review, 1 waiting on their author (backend)\n  \
              - Change <1> & more (acme/api #1) by Ann · 1/2 approvals (Bob) · 2d 2h old · build FAILED <https://bitbucket.org/acme/api/pull-requests/1>\n  \
              - Change <2> & more (acme/api #2) by Ann · 0/2 approvals · 5h old <https://bitbucket.org/acme/api/pull-requests/2>\n\
-             Waiting on author (changes requested):\n  \
+             Waiting on the author:\n  \
              - Change <3> & more (acme/api #3) by Ann · 0/2 approvals · changes requested by Carol · 1d 6h old · build running <https://bitbucket.org/acme/api/pull-requests/3>"
         );
         assert!(m.slack.contains(

@@ -22,7 +22,7 @@ use super::doc::{self, Doc, Stored};
 use super::message::{news, render};
 use super::sink::{self, SendError};
 use crate::clock::{Clock, RateClock};
-use crate::config::{NotifySettings, Room, Sink};
+use crate::config::{NotifySettings, Room, Sink, UserMapping};
 use crate::domain::{NotifyEvent, Timestamp};
 use crate::metrics::Metrics;
 use crate::store::outbox::{self, Attempt, OutboxRow, Subject};
@@ -103,7 +103,9 @@ impl Dispatcher {
         wake: Arc<Notify>,
         clock: Clock,
         metrics: Metrics,
+        users: &[UserMapping],
     ) -> anyhow::Result<Dispatcher> {
+        let users: Arc<[UserMapping]> = users.into();
         let client = sink::client(settings.timeout)?;
         let holder: Arc<str> = holder_name().into();
         let (stop, stopped) = watch::channel(false);
@@ -119,6 +121,7 @@ impl Dispatcher {
                 clock: clock.clone(),
                 metrics: metrics.clone(),
                 holder: holder.clone(),
+                users: users.clone(),
                 lease: std::sync::Mutex::new(None),
                 period: None,
             };
@@ -155,6 +158,8 @@ struct RoomWorker {
     metrics: Metrics,
     /// This replica's name in room leases.
     holder: Arc<str>,
+    /// `[[users]]`: whom a message names as a chat mention.
+    users: Arc<[UserMapping]>,
     /// When this replica last took or renewed the room's lease (real time); `None`: not held.
     lease: std::sync::Mutex<Option<std::time::Instant>>,
     /// The room's spacing between two messages, if it has a rate.
@@ -425,13 +430,15 @@ impl RoomWorker {
                 number,
             } => {
                 let events = parse_events(&row.events);
-                let Some(view) = review_queue::load(&self.db, repository, *number).await? else {
+                let Some(mut view) = review_queue::load(&self.db, repository, *number).await?
+                else {
                     let failed = Attempt::Failed {
                         error: "pull request not found",
                         message: None,
                     };
                     return outbox::finish(&self.db, row.id, failed, &self.clock.timestamp()).await;
                 };
+                crate::review_queue::mention_people(&mut view, &self.users);
                 (render(&events, &view), full_name.as_str(), *number)
             }
         };
@@ -636,7 +643,10 @@ impl RoomWorker {
                 continue;
             };
             match review_queue::load(&self.db, repository, *number).await? {
-                Some(view) => rendered.push((rows, news(&events, &view).1)),
+                Some(mut view) => {
+                    crate::review_queue::mention_people(&mut view, &self.users);
+                    rendered.push((rows, news(&events, &view).1));
+                }
                 None => {
                     for row in &rows {
                         let failed = Attempt::Failed {

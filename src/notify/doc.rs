@@ -84,6 +84,11 @@ pub enum Block {
 pub struct News {
     /// The most important thing that happened (`Changes requested by Dee`).
     pub headline: String,
+    /// Who must act, said right after the headline and as strong (issue 23): ` from Bob, Carol`,
+    /// `: Alice's turn`, `: Alice`; people as `Inline::Person`, mentions where mapped. Empty in
+    /// documents stored before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub who: Vec<Inline>,
     /// The PR: its title (a link), where it is and who wrote it.
     pub line: Vec<Inline>,
     /// Approvals, changes requested, builds.

@@ -4,48 +4,106 @@
 
 use std::collections::BTreeSet;
 
-use super::doc::{clip, Block, Color, Doc, FailedBuild, Inline, News};
-use crate::domain::{BuildState, NotifyEvent, PullRequestView};
+use super::doc::{clip, Block, Color, Doc, FailedBuild, Inline, News, Person};
+use crate::domain::{AuthorReason, BuildState, NotifyEvent, PullRequestView, Reviewer, Turn};
 
 /// Names joined with `, `, each clipped.
 pub fn list(names: &[String]) -> String {
     names.iter().map(|n| clip(n)).collect::<Vec<_>>().join(", ")
 }
 
-/// The headline and colour: the most important thing that happened, judged on the current state.
-fn headline(events: &BTreeSet<NotifyEvent>, pr: &PullRequestView) -> (Color, String) {
+/// A person as a message names them: a mention where `[[users]]` maps them.
+fn person(who: &Reviewer) -> Inline {
+    Inline::Person(Person {
+        name: clip(&who.name),
+        hipchat: who.hipchat.clone(),
+        slack: who.slack.clone(),
+    })
+}
+
+/// `: Alice's turn` (the author must act).
+fn authors_turn(pr: &PullRequestView) -> Vec<Inline> {
+    vec![
+        Inline::fixed(": "),
+        person(&pr.author_as),
+        Inline::fixed("'s turn"),
+    ]
+}
+
+/// `{lead}Bob, Carol`: the owed reviewers; nothing when none is named.
+fn owed(lead: &'static str, pr: &PullRequestView) -> Vec<Inline> {
+    let mut out = Vec::new();
+    for (i, reviewer) in pr.waiting_for.iter().enumerate() {
+        out.push(Inline::fixed(if i == 0 { lead } else { ", " }));
+        out.push(person(reviewer));
+    }
+    out
+}
+
+/// The headline, who must act (issue 23) and the colour: the most important thing that
+/// happened, judged on the current state and turn.
+fn headline(events: &BTreeSet<NotifyEvent>, pr: &PullRequestView) -> (Color, String, Vec<Inline>) {
     let approvals = pr.approved_by.len();
     let ready = approvals as u32 >= pr.required_approvals;
     let failing = pr.build_state == Some(BuildState::Failed);
+    // Who must act, where the turn is known (a view filled from the store).
+    let turn = pr.turn.as_ref();
+    let authors = matches!(turn, Some(Turn::Author(_)));
+    let when = |yes: bool, who: Vec<Inline>| if yes { who } else { Vec::new() };
     if events.contains(&NotifyEvent::Merged) {
-        return (Color::Gray, "Merged".into());
+        return (Color::Gray, "Merged".into(), Vec::new());
     }
     if events.contains(&NotifyEvent::Declined) {
-        return (Color::Gray, "Declined".into());
+        return (Color::Gray, "Declined".into(), Vec::new());
     }
     if events.contains(&NotifyEvent::BuildFailed) && failing {
-        return (Color::Red, "Build failed".into());
+        return (
+            Color::Red,
+            "Build failed".into(),
+            when(authors, authors_turn(pr)),
+        );
     }
     if events.contains(&NotifyEvent::ChangesRequested) && !pr.changes_requested_by.is_empty() {
         return (
             Color::Purple,
             format!("Changes requested by {}", list(&pr.changes_requested_by)),
+            when(authors, authors_turn(pr)),
         );
     }
-    if ready && (events.contains(&NotifyEvent::Approvals) || events.contains(&NotifyEvent::Opened))
-    {
-        return (Color::Green, "Ready to merge".into());
+    let announced =
+        events.contains(&NotifyEvent::Approvals) || events.contains(&NotifyEvent::Opened);
+    if let (true, Some(Turn::Author(AuthorReason::OpenTasks))) = (announced, turn) {
+        let tasks = pr.open_tasks.unwrap_or(0);
+        let noun = if tasks == 1 { "task" } else { "tasks" };
+        return (
+            Color::Purple,
+            format!("{tasks} open {noun}"),
+            authors_turn(pr),
+        );
+    }
+    if ready && announced {
+        let who = match turn {
+            Some(Turn::Merge) => vec![Inline::fixed(": "), person(&pr.author_as)],
+            _ => Vec::new(),
+        };
+        return (Color::Green, "Ready to merge".into(), who);
     }
     if events.contains(&NotifyEvent::BuildRecovered) && !failing {
-        return (Color::Green, "Build fixed".into());
+        return (Color::Green, "Build fixed".into(), Vec::new());
     }
+    let reviewers = matches!(turn, Some(Turn::Reviewers { .. }));
     if events.contains(&NotifyEvent::Approvals) {
         return (
             Color::Yellow,
             format!("{approvals}/{} approvals", pr.required_approvals),
+            when(reviewers, owed(", needs review from ", pr)),
         );
     }
-    (Color::Yellow, "Needs review".into())
+    (
+        Color::Yellow,
+        "Needs review".into(),
+        when(reviewers, owed(" from ", pr)),
+    )
 }
 
 /// How a PR message names a build state: `build FAILED`, `build passed`, `build running`,
@@ -64,7 +122,7 @@ fn build_words(state: BuildState) -> &'static str {
 /// link), author, approvals, changes requested and builds (the failing ones named). With its
 /// colour.
 pub fn news(events: &BTreeSet<NotifyEvent>, pr: &PullRequestView) -> (Color, Block) {
-    let (color, headline) = headline(events, pr);
+    let (color, headline, who) = headline(events, pr);
     let place = format!("{} #{}", pr.repository, pr.number);
     let line = vec![
         Inline::link(clip(&pr.title), pr.url.as_deref()),
@@ -108,6 +166,7 @@ pub fn news(events: &BTreeSet<NotifyEvent>, pr: &PullRequestView) -> (Color, Blo
     }
     let news = News {
         headline,
+        who,
         line,
         details,
         place,

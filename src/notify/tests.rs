@@ -79,7 +79,7 @@ fn teams_a_digest_as_a_card() {
             {"type": "TextBlock", "text": "3 pull requests waiting for review, 1 waiting on their author \\(back\\_end\\)", "wrap": true, "weight": "bolder", "color": "attention"},
             {"type": "TextBlock", "text": "- [Old one](https://bitbucket.org/acme/api/pull-requests/7) (acme/api \\#7) by Ann · 1/2 approvals \\(Bob\\) · **3d 8h old** · **build FAILED**", "wrap": true},
             {"type": "TextBlock", "text": "and 2 more", "wrap": true},
-            {"type": "TextBlock", "text": "**Waiting on author (changes requested)**", "wrap": true},
+            {"type": "TextBlock", "text": "**Waiting on the author**", "wrap": true},
             {"type": "TextBlock", "text": "- Needs work (acme/api \\#8) by Ann · 0/2 approvals · changes requested by Carol · 5h old", "wrap": true},
         ]))
     );

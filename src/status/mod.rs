@@ -4,6 +4,7 @@
 //! HTML. Every age is measured from the service's `Clock`.
 
 pub mod page;
+pub mod turns;
 pub mod webhooks;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,8 @@ pub struct StatusPage {
     pub escalate_after: Duration,
     /// Every configured room, by name, with what waits there.
     pub rooms: Vec<RoomSection>,
+    /// Whom the waiting PRs wait on (issue 23), the most loaded first.
+    pub people: Vec<turns::PersonLoad>,
     /// Open PRs per repository by age (the chart).
     pub chart: Vec<AgeBuckets>,
     /// The last delivery per Bitbucket flavour.
@@ -229,6 +232,7 @@ pub async fn gather(
         servers,
         foreign_links,
         escalate_after: settings.sweep.escalate_after,
+        people: turns::people(&rooms),
         rooms,
         chart: store::status::open_by_age(db, &stamp).await?,
         last_deliveries: store::status::last_deliveries(db).await?,

@@ -61,6 +61,8 @@ pub fn render(page: &StatusPage) -> String {
                         }
                     }
                 }
+                h2 id="people" { "Whose turn: who is waited on" }
+                (super::turns::people_section(&page.people, page.now))
                 h2 id="chart" { "Open pull requests by age" }
                 (chart(&page.chart))
                 h2 id="health" { "Health" }
@@ -76,31 +78,31 @@ fn repository_section(r: &RepositorySection, now: DateTime<Utc>) -> Markup {
         div.repository {
             h4 { (r.repository) }
             (pr_table("Waiting for review", "waiting-review", &r.waiting_review, now))
-            (pr_table("Waiting on the author (changes requested)", "waiting-author", &r.waiting_author, now))
+            (pr_table("Waiting on the author", "waiting-author", &r.waiting_author, now))
             (pr_table("Drafts and work in progress", "drafts", &r.drafts, now))
             (pr_table("Snoozed", "snoozed", &r.snoozed, now))
         }
     }
 }
 
-fn pr_table(caption: &str, class: &str, lines: &[PrLine], _now: DateTime<Utc>) -> Markup {
+fn pr_table(caption: &str, class: &str, lines: &[PrLine], now: DateTime<Utc>) -> Markup {
     if lines.is_empty() {
         return html! {};
     }
     html! {
         table class={ "prs " (class) } {
             caption style="text-align:left;font-weight:600" { (caption) " (" (lines.len()) ")" }
-            thead { tr { th { "Pull request" } th { "Author" } th { "Approvals" } th { "Changes requested" } th { "Build" } th { "Age" } } }
+            thead { tr { th { "Pull request" } th { "Author" } th { "Approvals" } th { "Changes requested" } th { "Build" } th { "Turn" } th { "Age" } } }
             tbody {
                 @for l in lines {
-                    (pr_row(l))
+                    (pr_row(l, now))
                 }
             }
         }
     }
 }
 
-fn pr_row(l: &PrLine) -> Markup {
+fn pr_row(l: &PrLine, now: DateTime<Utc>) -> Markup {
     let v = &l.view;
     // Only web links: a stored URL is Bitbucket's, but never trusted to be one.
     let href = v
@@ -136,6 +138,7 @@ fn pr_row(l: &PrLine) -> Markup {
                     None => span.muted { "none" },
                 }
             }
+            (super::turns::turn_cell(v, now))
             td data-label="Age" class={ "age" @if l.late { " late" } } { (format_age(l.age)) }
         }
     }

@@ -57,14 +57,14 @@ const MERGE: &[&str] = &[
     // Each PR: the newest snapshot wins.
     "INSERT INTO pull_requests (repository_key, number, title, author, source_branch, source_commit,
          destination_branch, state, draft, created_on, updated_on, last_activity_on, url, approvals,
-         changes_requested)
+         changes_requested, open_tasks, pushed_on)
      SELECT m.into_key, p.number, p.title,
             CASE WHEN substr(p.author, 1, length(m.from_prefix)) = m.from_prefix
                  THEN m.into_prefix || substr(p.author, length(m.from_prefix) + 1)
                  ELSE p.author END,
             p.source_branch, p.source_commit, p.destination_branch, p.state, p.draft,
             p.created_on, p.updated_on, p.last_activity_on, p.url, p.approvals,
-            p.changes_requested
+            p.changes_requested, p.open_tasks, p.pushed_on
        FROM identity_merges m JOIN pull_requests p ON p.repository_key = m.from_key
       WHERE true
      ON CONFLICT (repository_key, number) DO UPDATE SET
@@ -77,16 +77,21 @@ const MERGE: &[&str] = &[
                                  THEN excluded.last_activity_on
                                  ELSE pull_requests.last_activity_on END,
          url = coalesce(excluded.url, pull_requests.url),
-         approvals = excluded.approvals, changes_requested = excluded.changes_requested
+         approvals = excluded.approvals, changes_requested = excluded.changes_requested,
+         open_tasks = excluded.open_tasks,
+         pushed_on = CASE WHEN excluded.source_commit = pull_requests.source_commit
+                          THEN coalesce(pull_requests.pushed_on, excluded.pushed_on)
+                          ELSE excluded.pushed_on END
      WHERE pull_requests.state <> 'DELETED'
        AND (excluded.state = 'DELETED' OR excluded.updated_on > pull_requests.updated_on)",
     // The reviews of the snapshots that won (or were alone).
-    "INSERT INTO reviews (repository_key, number, user_key, role, state, state_on, snapshot_on)
+    "INSERT INTO reviews (repository_key, number, user_key, role, state, state_on, snapshot_on,
+         reviewed_commit)
      SELECT m.into_key, r.number,
             CASE WHEN substr(r.user_key, 1, length(m.from_prefix)) = m.from_prefix
                  THEN m.into_prefix || substr(r.user_key, length(m.from_prefix) + 1)
                  ELSE r.user_key END,
-            r.role, r.state, r.state_on, r.snapshot_on
+            r.role, r.state, r.state_on, r.snapshot_on, r.reviewed_commit
        FROM identity_merges m
        JOIN reviews r ON r.repository_key = m.from_key
        JOIN pull_requests s ON s.repository_key = r.repository_key AND s.number = r.number

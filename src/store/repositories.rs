@@ -6,26 +6,30 @@ use super::on_pool;
 use super::Db;
 use crate::domain::RepositoryKey;
 
-/// Writes each repository's required approvals as the routes say now (routes may have changed
-/// since the last start). `required(key, full_name)` is the route's own setting; `None` means
-/// "the service default", stored as NULL.
+/// Writes each repository's required approvals and `approvals_after_last_push` as the routes
+/// say now (routes may have changed since the last start). `policy(key, full_name)` is the
+/// route's own required approvals (`None`: "the service default", stored as NULL) and its
+/// `approvals_after_last_push`.
 pub async fn apply_required_approvals(
     db: &Db,
-    required: impl Fn(&RepositoryKey, &str) -> Option<u32>,
+    policy: impl Fn(&RepositoryKey, &str) -> (Option<u32>, bool),
 ) -> anyhow::Result<()> {
-    let repositories: Vec<(String, String, Option<i64>)> =
-        on_pool!(db, pool => sqlx::query_as("SELECT repository_key, full_name, required_approvals FROM repositories")
+    let repositories: Vec<(String, String, Option<i64>, bool)> =
+        on_pool!(db, pool => sqlx::query_as("SELECT repository_key, full_name, required_approvals, approvals_after_last_push FROM repositories")
             .fetch_all(pool)
             .await)
             .context("reading repositories")?;
-    for (key, name, current) in repositories {
-        let wanted = required(&RepositoryKey::from_stored(key.clone()), &name).map(i64::from);
-        if wanted != current {
+    for (key, name, current, current_after_push) in repositories {
+        let (wanted, after_push) = policy(&RepositoryKey::from_stored(key.clone()), &name);
+        let wanted = wanted.map(i64::from);
+        if wanted != current || after_push != current_after_push {
             on_pool!(db, pool => sqlx::query(
-                "UPDATE repositories SET required_approvals = $1 WHERE repository_key = $2",
+                "UPDATE repositories SET required_approvals = $1, approvals_after_last_push = $3
+                  WHERE repository_key = $2",
             )
             .bind(wanted)
             .bind(&key)
+            .bind(after_push)
             .execute(pool)
             .await.map(|r| r.rows_affected()))
             .context("updating required approvals")?;

@@ -9,8 +9,17 @@ use futures_util::TryStreamExt;
 use super::on_pool;
 use super::{Db, PR_BUILD_STATE};
 use crate::domain::{
-    BuildState, PullRequestView, RepositoryKey, Reviewer, Timestamp, DEFAULT_REQUIRED_APPROVALS,
+    BuildState, PullRequestView, RepositoryKey, ReviewState, Reviewer, ReviewerFacts, Role,
+    Timestamp, TurnFacts, UserKey, DEFAULT_REQUIRED_APPROVALS,
 };
+
+/// A person's identifiers a `[[users]]` mapping may name, empty ones left out.
+fn ids(ids: [Option<String>; 5]) -> Vec<String> {
+    ids.into_iter()
+        .flatten()
+        .filter(|id| !id.is_empty())
+        .collect()
+}
 
 /// An open PR as the first pass reads it: what routing, the review rule and counting need.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -201,15 +210,36 @@ pub async fn fill_details<'a>(
         number: i64,
         url: Option<String>,
         author: String,
+        author_key: String,
+        author_account_id: Option<String>,
+        author_nickname: Option<String>,
+        author_username: Option<String>,
+        author_email: Option<String>,
         created_on: String,
+        updated_on: String,
+        draft: bool,
+        open_tasks: Option<i64>,
+        source_commit: Option<String>,
+        pushed_on: Option<String>,
+        approvals_after_last_push: bool,
         build_state: Option<String>,
+        /// The newest build status's time on the source commit.
+        build_on: Option<String>,
         /// JSON array of [name, url] of the failing builds.
         failed_builds: String,
     }
     let details: Vec<Detail> = on_pool!(db, pool => sqlx::query_as(&format!(
         "SELECT p.repository_key, p.number, p.url,
                 coalesce(a.display_name, a.nickname, a.username, p.author) AS author,
-                p.created_on, {PR_BUILD_STATE} AS build_state,
+                p.author AS author_key, a.account_id AS author_account_id,
+                a.nickname AS author_nickname, a.username AS author_username,
+                a.email AS author_email,
+                p.created_on, p.updated_on, p.draft, p.open_tasks, p.source_commit, p.pushed_on,
+                repo.approvals_after_last_push,
+                {PR_BUILD_STATE} AS build_state,
+                (SELECT max(cs.updated_on) FROM commit_statuses cs
+                  WHERE cs.commit_hash >= lower(p.source_commit)
+                    AND cs.commit_hash < lower(p.source_commit) || 'g') AS build_on,
                 (SELECT {failed}
                    FROM commit_statuses cs
                   WHERE cs.state = 'FAILED' AND cs.commit_hash >= lower(p.source_commit)
@@ -217,6 +247,7 @@ pub async fn fill_details<'a>(
            FROM {keys}
            JOIN pull_requests p ON p.repository_key = j.value->>0
                                AND p.number = CAST(j.value->>1 AS BIGINT)
+           JOIN repositories repo ON repo.repository_key = p.repository_key
            LEFT JOIN users a ON a.user_key = p.author",
         failed = db.json_agg(&db.json_array(&["coalesce(cs.name, cs.key)", "cs.url"])),
         keys = db.json_rows(1),
@@ -232,6 +263,9 @@ pub async fn fill_details<'a>(
         repository_key: String,
         number: i64,
         state: String,
+        role: String,
+        state_on: Option<String>,
+        reviewed_commit: Option<String>,
         name: String,
         user_key: String,
         account_id: Option<String>,
@@ -240,7 +274,7 @@ pub async fn fill_details<'a>(
         email: Option<String>,
     }
     let sql = format!(
-        "SELECT r.repository_key, r.number, r.state,
+        "SELECT r.repository_key, r.number, r.state, r.role, r.state_on, r.reviewed_commit,
                 coalesce(u.display_name, u.nickname, u.username, r.user_key) AS name,
                 r.user_key, u.account_id, u.nickname, u.username, u.email
            FROM {}
@@ -265,44 +299,125 @@ pub async fn fill_details<'a>(
             .get(&(key.to_owned(), number))
             .and_then(|g| g.first().copied())
     };
+    // Each PR's turn facts (issue 23), completed by its people below.
+    let mut facts: HashMap<usize, TurnFacts> = HashMap::new();
+    let at = |text: &str| Timestamp::parse(text).ok();
     for d in details {
         let Some(i) = first(&d.repository_key, d.number) else {
             continue;
         };
         let view = &mut views[i];
         view.url = d.url;
+        view.author_as = Reviewer {
+            name: d.author.clone(),
+            ids: ids([
+                Some(d.author_key.clone()),
+                d.author_account_id,
+                d.author_nickname,
+                d.author_username,
+                d.author_email,
+            ]),
+            hipchat: None,
+            slack: None,
+        };
         view.author = d.author;
-        view.created_on = Timestamp::parse(&d.created_on)
-            .map(|t| t.to_datetime())
+        let created_on = at(&d.created_on);
+        view.created_on = created_on
+            .as_ref()
+            .map(Timestamp::to_datetime)
             .unwrap_or_default();
         view.build_state = d.build_state.as_deref().and_then(BuildState::parse);
         view.failed_builds = serde_json::from_str(&d.failed_builds).unwrap_or_default();
+        view.open_tasks = d.open_tasks.and_then(|n| u32::try_from(n).ok());
+        let Some(created_on) = created_on else {
+            continue;
+        };
+        let build = view.build_state.zip(d.build_on.as_deref().and_then(at));
+        facts.insert(
+            i,
+            TurnFacts {
+                author: UserKey::from(d.author_key),
+                reviewers: Vec::new(),
+                required_approvals: view.required_approvals,
+                approvals_after_last_push: d.approvals_after_last_push,
+                source_commit: d.source_commit,
+                pushed_on: d.pushed_on.as_deref().and_then(at),
+                build,
+                draft: d.draft,
+                open_tasks: view.open_tasks,
+                updated_on: at(&d.updated_on).unwrap_or_else(|| created_on.clone()),
+                created_on,
+            },
+        );
     }
+    // Everyone who may owe a review, by key, for the owed list.
+    let mut reviewers: HashMap<(usize, String), Reviewer> = HashMap::new();
     for p in people {
         let Some(i) = first(&p.repository_key, p.number) else {
             continue;
         };
         let view = &mut views[i];
-        match p.state.as_str() {
-            "approved" => view.approved_by.push(p.name),
-            "changes_requested" => view.changes_requested_by.push(p.name),
-            _ => view.waiting_for.push(Reviewer {
+        let state = match p.state.as_str() {
+            "approved" => {
+                view.approved_by.push(p.name.clone());
+                ReviewState::Approved
+            }
+            "changes_requested" => {
+                view.changes_requested_by.push(p.name.clone());
+                ReviewState::ChangesRequested
+            }
+            _ => ReviewState::None,
+        };
+        let role = if p.role == "REVIEWER" {
+            Role::Reviewer
+        } else {
+            Role::Participant
+        };
+        if let Some(f) = facts.get_mut(&i) {
+            f.reviewers.push(ReviewerFacts {
+                key: UserKey::from(p.user_key.clone()),
+                role,
+                state,
+                state_on: p.state_on.as_deref().and_then(at),
+                reviewed_commit: p.reviewed_commit,
+            });
+        }
+        reviewers.insert(
+            (i, p.user_key.clone()),
+            Reviewer {
                 name: p.name,
-                ids: [
+                ids: ids([
                     Some(p.user_key),
                     p.account_id,
                     p.nickname,
                     p.username,
                     p.email,
-                ]
-                .into_iter()
-                .flatten()
-                .filter(|id| !id.is_empty())
-                .collect(),
+                ]),
                 hipchat: None,
                 slack: None,
-            }),
+            },
+        );
+    }
+    for (i, f) in facts {
+        let view = &mut views[i];
+        if f.approvals_after_last_push {
+            // Only the approvals that count are shown and counted: one given before the latest
+            // new commit is owed again.
+            view.approved_by = f
+                .counted_approvals()
+                .iter()
+                .filter_map(|r| reviewers.get(&(i, r.key.as_str().to_owned())))
+                .map(|r| r.name.clone())
+                .collect();
+            view.approvals = f.approvals();
         }
+        view.waiting_for = f
+            .owed()
+            .iter()
+            .filter_map(|key| reviewers.remove(&(i, key.as_str().to_owned())))
+            .collect();
+        view.turn = Some(f.turn());
+        view.turn_since = Some(f.since().to_datetime());
     }
     for group in groups.values().filter(|g| g.len() > 1) {
         let filled = views[group[0]].clone();
@@ -317,6 +432,11 @@ pub async fn fill_details<'a>(
             view.changes_requested_by
                 .clone_from(&filled.changes_requested_by);
             view.waiting_for.clone_from(&filled.waiting_for);
+            view.author_as.clone_from(&filled.author_as);
+            view.turn.clone_from(&filled.turn);
+            view.turn_since = filled.turn_since;
+            view.open_tasks = filled.open_tasks;
+            view.approvals = filled.approvals;
         }
     }
     Ok(())

@@ -12,6 +12,8 @@ use crate::domain::Timestamp;
 pub struct Gauges {
     /// Rows of the `pending_reviews` view: open PRs short of their required approvals.
     pub pending_reviews: i64,
+    /// (turn, open PRs) for each turn that has any (the `open_pull_requests` view).
+    pub turns: Vec<(String, i64)>,
     /// (state, messages) for each outbox state that has any.
     pub outbox: Vec<(String, i64)>,
     /// (site, last successful pass over any of its repositories), per site ever reconciled.
@@ -25,6 +27,12 @@ pub async fn gauges(db: &Db) -> anyhow::Result<Gauges> {
         .fetch_one(pool)
         .await)
         .context("counting pending reviews")?;
+    let turns: Vec<(String, i64)> = on_pool!(db, pool => sqlx::query_as(
+        "SELECT turn, count(*) FROM open_pull_requests GROUP BY turn ORDER BY turn",
+    )
+    .fetch_all(pool)
+    .await)
+    .context("counting open pull requests by turn")?;
     let outbox: Vec<(String, i64)> =
         on_pool!(db, pool => sqlx::query_as("SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state")
             .fetch_all(pool)
@@ -38,6 +46,7 @@ pub async fn gauges(db: &Db) -> anyhow::Result<Gauges> {
     .context("reading the last reconciliations")?;
     Ok(Gauges {
         pending_reviews,
+        turns,
         outbox,
         reconciled: reconciled
             .into_iter()

@@ -312,21 +312,24 @@ FROM batch";
 // arrival order (`named_on`). Rows are rewritten only when something differs.
 const UPSERT_REPOSITORIES: &str = "\
 WITH batch(v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?))
-INSERT INTO repositories (repository_key, full_name, uuid, url, required_approvals, named_on)
+INSERT INTO repositories (repository_key, full_name, uuid, url, required_approvals, named_on,
+    approvals_after_last_push)
 SELECT v->>'repository_key', v->>'full_name', v->>'uuid', v->>'url',
-    v->>'required_approvals', v->>'named_on'
+    v->>'required_approvals', v->>'named_on', v->>'approvals_after_last_push'
 FROM batch WHERE true
 ON CONFLICT (repository_key) DO UPDATE SET
     full_name = excluded.full_name,
     named_on = excluded.named_on,
     uuid = coalesce(excluded.uuid, uuid),
     url = coalesce(excluded.url, url),
-    required_approvals = excluded.required_approvals
+    required_approvals = excluded.required_approvals,
+    approvals_after_last_push = excluded.approvals_after_last_push
 WHERE excluded.named_on >= coalesce(repositories.named_on, '')
   AND (excluded.full_name IS NOT repositories.full_name
        OR coalesce(excluded.uuid, repositories.uuid) IS NOT repositories.uuid
        OR coalesce(excluded.url, repositories.url) IS NOT repositories.url
-       OR excluded.required_approvals IS NOT repositories.required_approvals)";
+       OR excluded.required_approvals IS NOT repositories.required_approvals
+       OR excluded.approvals_after_last_push IS NOT repositories.approvals_after_last_push)";
 
 const UPSERT_USERS: &str = "\
 WITH batch(v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?))
@@ -353,13 +356,19 @@ const UPSERT_PULL_REQUESTS: &str = "\
 WITH batch(v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?))
 INSERT INTO pull_requests (repository_key, number, title, author, source_branch, source_commit,
     destination_branch, state, draft, created_on, updated_on, last_activity_on, url, approvals,
-    changes_requested)
+    changes_requested, open_tasks, pushed_on)
 SELECT v->>'repository_key', v->>'number', v->>'title', v->>'author',
     v->>'source_branch', v->>'source_commit', v->>'destination_branch',
     v->>'state', v->>'draft', v->>'created_on', v->>'updated_on',
-    v->>'last_activity_on', v->>'url', v->>'approvals', v->>'changes_requested'
+    v->>'last_activity_on', v->>'url', v->>'approvals', v->>'changes_requested',
+    v->>'open_tasks', v->>'created_on'
 FROM batch WHERE true
 ON CONFLICT (repository_key, number) DO UPDATE SET
+    -- A new source commit is dated by the snapshot that first shows it (issue 23: verdicts
+    -- given before it are on an older state of the PR).
+    pushed_on = CASE WHEN excluded.source_commit IS NOT pull_requests.source_commit
+                     THEN excluded.updated_on ELSE pull_requests.pushed_on END,
+    open_tasks = coalesce(excluded.open_tasks, pull_requests.open_tasks),
     title = excluded.title,
     author = excluded.author,
     source_branch = excluded.source_branch,
@@ -377,11 +386,13 @@ WHERE excluded.updated_on >= pull_requests.updated_on";
 
 const UPSERT_REVIEWS: &str = "\
 WITH batch(v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?))
-INSERT INTO reviews (repository_key, number, user_key, role, state, state_on, snapshot_on)
+INSERT INTO reviews (repository_key, number, user_key, role, state, state_on, snapshot_on,
+    reviewed_commit)
 SELECT v->>'repository_key', v->>'number', v->>'user_key', v->>'role',
-    v->>'state', v->>'state_on', v->>'snapshot_on'
+    v->>'state', v->>'state_on', v->>'snapshot_on', v->>'reviewed_commit'
 FROM batch WHERE true
 ON CONFLICT (repository_key, number, user_key) DO UPDATE SET
+    reviewed_commit = excluded.reviewed_commit,
     role = excluded.role,
     state = excluded.state,
     state_on = excluded.state_on,
@@ -793,6 +804,8 @@ struct RepositoryRow<'a> {
     /// The route's own setting, else NULL (the service default).
     required_approvals: Option<u32>,
     named_on: &'a Timestamp,
+    /// The route's `approvals_after_last_push` (false without a route).
+    approvals_after_last_push: bool,
 }
 
 #[derive(Serialize)]
@@ -823,6 +836,8 @@ struct PullRequestRow<'a> {
     url: Option<&'a str>,
     approvals: u32,
     changes_requested: usize,
+    /// Open tasks, when the snapshot says (else the stored count is kept).
+    open_tasks: Option<u32>,
     /// Everyone attached in this snapshot (user keys): the others are detached.
     participants: Vec<&'a str>,
 }
@@ -837,6 +852,8 @@ struct ReviewRow<'a> {
     state_on: Option<&'a Timestamp>,
     /// `updated_on` of the PR snapshot that writes the row.
     snapshot_on: &'a Timestamp,
+    /// Data Center's `lastReviewedCommit`.
+    reviewed_commit: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -992,6 +1009,9 @@ impl<'a> Rows<'a> {
                     .route(r.key.flavour(), &r.full_name)
                     .and_then(|route| route.required_override),
                 named_on: at,
+                approvals_after_last_push: routing
+                    .route(r.key.flavour(), &r.full_name)
+                    .is_some_and(|route| route.approvals_after_last_push),
             })
             .collect();
         write_json(&mut buf.repositories, &repositories)?;
@@ -1032,6 +1052,7 @@ impl<'a> Rows<'a> {
                     url: pr.url.as_deref(),
                     approvals: summary.approvals(),
                     changes_requested: summary.changes_requested_by.len(),
+                    open_tasks: pr.open_tasks,
                     participants: pr
                         .participants
                         .iter()
@@ -1054,6 +1075,7 @@ impl<'a> Rows<'a> {
                     state: p.state.as_str(),
                     state_on: p.state_on.as_ref(),
                     snapshot_on: &pr.updated_on,
+                    reviewed_commit: p.reviewed_commit.as_deref(),
                 })
             })
             .collect();

@@ -282,7 +282,7 @@ async fn teams_gets_exactly_the_adaptive_card_and_202_is_delivered() {
         card(
             "warning",
             &[
-                "Needs review",
+                "Needs review from Bob Reviewer, Carol Reviewer",
                 &format!(
                     "[Add retries to the payments client]({}) (acme/payments-api \\#7) by Alice Author",
                     link(7)
@@ -295,7 +295,7 @@ async fn teams_gets_exactly_the_adaptive_card_and_202_is_delivered() {
         rows[0].message.as_deref(),
         Some(
             format!(
-                "Needs review: Add retries to the payments client (acme/payments-api #7) by \
+                "Needs review from Bob Reviewer, Carol Reviewer: Add retries to the payments client (acme/payments-api #7) by \
                  Alice Author <{}> — 0/2 approvals",
                 link(7)
             )
@@ -321,7 +321,10 @@ async fn teams_5xx_is_retried_then_delivered() {
     assert_eq!(rows[0].last_error, None, "cleared once delivered");
     let hits = fake.exactly(3).await;
     assert!(hits.iter().all(|h| h.body == hits[0].body), "{hits:#?}");
-    assert_eq!(hits[0].card_texts()[0], "Needs review");
+    assert_eq!(
+        hits[0].card_texts()[0],
+        "Needs review from Bob Reviewer, Carol Reviewer"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -368,7 +371,7 @@ async fn google_chat_gets_exactly_the_text_in_one_thread_per_pr() {
     assert_eq!(
         hits[0].body,
         json!({"text": format!(
-            "🟡 *Needs review*: <{}|{title}> (acme/payments-api #7) by Alice Author\n0/2 approvals",
+            "🟡 *Needs review from Bob Reviewer, Carol Reviewer*: <{}|{title}> (acme/payments-api #7) by Alice Author\n0/2 approvals",
             link(7)
         )})
     );
@@ -379,7 +382,7 @@ async fn google_chat_gets_exactly_the_text_in_one_thread_per_pr() {
     assert_eq!(
         hits[1].body,
         json!({"text": format!(
-            "🟡 *1/2 approvals*: <{}|{title}> (acme/payments-api #7) by Alice Author\n\
+            "🟡 *1/2 approvals, needs review from Carol Reviewer*: <{}|{title}> (acme/payments-api #7) by Alice Author\n\
              1/2 approvals: Bob Reviewer",
             link(7)
         )})
@@ -625,7 +628,7 @@ fn teams_digest(room: &str) -> Value {
                  1d 6h old · waiting for Bob Reviewer, Carol Reviewer",
                 link(1)
             ),
-            "**Waiting on author (changes requested)**",
+            "**Waiting on the author**",
             &format!(
                 "- [Asked to change]({}) (acme/payments-api \\#2) by Alice Author · \
                  0/2 approvals · changes requested by Carol Reviewer · 1d 1h old",
@@ -640,7 +643,7 @@ fn google_chat_digest(room: &str) -> Value {
         "🟡 *1 pull request waiting for review, 1 waiting on their author* ({room})\n\
          • <{}|Oldest> (acme/payments-api #1) by Alice Author · 0/2 approvals · 1d 6h old · \
          waiting for Bob Reviewer, Carol Reviewer\n\
-         *Waiting on author (changes requested)*\n\
+         *Waiting on the author*\n\
          • <{}|Asked to change> (acme/payments-api #2) by Alice Author · 0/2 approvals · \
          changes requested by Carol Reviewer · 1d 1h old",
         link(1),
@@ -763,7 +766,7 @@ async fn hostile_titles_arrive_inert_in_every_format() {
         assert_eq!(
             about(&h, n).body["message"],
             format!(
-                "<b>Needs review</b>: <a href=\"{url}\">{html}</a> (acme/payments-api #{n}) by \
+                "<b>Needs review from Bob Reviewer, Carol Reviewer</b>: <a href=\"{url}\">{html}</a> (acme/payments-api #{n}) by \
                  Alice Author<br>0/2 approvals"
             ),
             "HipChat, {title}"
@@ -772,7 +775,7 @@ async fn hostile_titles_arrive_inert_in_every_format() {
         assert_eq!(
             slack_hit.body["text"],
             format!(
-                "*Needs review*: <{url}|{slack_text}> (acme/payments-api #{n}) by Alice \
+                "*Needs review from Bob Reviewer, Carol Reviewer*: <{url}|{slack_text}> (acme/payments-api #{n}) by Alice \
                  Author\n0/2 approvals"
             ),
             "Slack, {title}"
@@ -780,7 +783,7 @@ async fn hostile_titles_arrive_inert_in_every_format() {
         assert_eq!(
             slack_hit.body["attachments"][0]["fallback"],
             format!(
-                "Needs review: {slack_text} (acme/payments-api #{n}) by Alice Author \
+                "Needs review from Bob Reviewer, Carol Reviewer: {slack_text} (acme/payments-api #{n}) by Alice Author \
                  &lt;{url}&gt; — 0/2 approvals"
             ),
             "Slack fallback, {title}"
@@ -793,7 +796,7 @@ async fn hostile_titles_arrive_inert_in_every_format() {
         assert_eq!(
             about(&g, n).body["text"],
             format!(
-                "🟡 *Needs review*: <{url}|{chat_text}> (acme/payments-api #{n}) by Alice \
+                "🟡 *Needs review from Bob Reviewer, Carol Reviewer*: <{url}|{chat_text}> (acme/payments-api #{n}) by Alice \
                  Author\n0/2 approvals"
             ),
             "Google Chat, {title}"
@@ -842,7 +845,7 @@ async fn a_route_to_a_hipchat_and_a_teams_room_tells_both_the_same() {
         h[0].body,
         json!({
             "message": format!(
-                "<b>Needs review</b>: <a href=\"{}\">Shared news</a> (acme/payments-api #7) by \
+                "<b>Needs review from Carol Reviewer</b>: <a href=\"{}\">Shared news</a> (acme/payments-api #7) by \
                  Alice Author<br>1/2 approvals: Bob Reviewer",
                 link(7)
             ),
@@ -858,7 +861,7 @@ async fn a_route_to_a_hipchat_and_a_teams_room_tells_both_the_same() {
         card(
             "warning",
             &[
-                "Needs review",
+                "Needs review from Carol Reviewer",
                 &format!(
                     "[Shared news]({}) (acme/payments-api \\#7) by Alice Author",
                     link(7)
@@ -907,7 +910,7 @@ async fn hipchat_bearer_form_sends_the_token_as_a_header() {
         hit.body,
         json!({
             "message": format!(
-                "<b>Needs review</b>: <a href=\"{}\">Three</a> (acme/payments-api #3) by Alice \
+                "<b>Needs review from Bob Reviewer, Carol Reviewer</b>: <a href=\"{}\">Three</a> (acme/payments-api #3) by Alice \
                  Author<br>0/2 approvals",
                 link(3)
             ),

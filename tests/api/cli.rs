@@ -295,6 +295,7 @@ async fn migrate_applies_every_migration_once_without_the_secret(on: crate::help
         table("commit_statuses"),
         table("deliveries"),
         table("missing_repositories"),
+        view("open_pull_requests"),
         table("outbox"),
         view("pending_reviews"),
         view("pull_request_builds"),
@@ -1158,7 +1159,7 @@ fn the_console_room_prints_the_message_on_stdout() {
         .unwrap_or_else(|_| panic!("nothing printed:\n{}", served.log.lock().unwrap()));
     assert_eq!(
         line,
-        "[pr-reminder → console] Needs review: Retry card captures on gateway timeouts \
+        "[pr-reminder → console] Needs review from Bob Reviewer, Carol Reviewer: Retry card captures on gateway timeouts \
          (acme/payments-api #42) by Alice Author \
          <https://bitbucket.org/acme/payments-api/pull-requests/42> — 0/2 approvals"
     );

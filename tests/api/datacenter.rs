@@ -648,7 +648,14 @@ async fn three_reviewers_from_opened_to_merged(on: On) {
     assert_eq!(pending(&app).await, vec![(REPO.to_owned(), 7, 0, 0)]);
     assert_eq!(
         room.message(1).await,
-        hipchat(&html("Needs review", "0/3 approvals"), "yellow", true)
+        hipchat(
+            &html(
+                "Needs review from Ada Lovelace, Brian Kernighan, Claire Chen",
+                "0/3 approvals"
+            ),
+            "yellow",
+            true
+        )
     );
 
     // Approved by Ada.
@@ -664,7 +671,10 @@ async fn three_reviewers_from_opened_to_merged(on: On) {
     assert_eq!(
         room.message(2).await,
         hipchat(
-            &html("1/3 approvals", "1/3 approvals: Ada Lovelace"),
+            &html(
+                "1/3 approvals, needs review from Brian Kernighan, Claire Chen",
+                "1/3 approvals: Ada Lovelace"
+            ),
             "yellow",
             true
         )
@@ -684,7 +694,7 @@ async fn three_reviewers_from_opened_to_merged(on: On) {
         room.message(3).await,
         hipchat(
             &html(
-                "Changes requested by Brian Kernighan",
+                "Changes requested by Brian Kernighan: Pat Author's turn",
                 "1/3 approvals: Ada Lovelace · changes requested by Brian Kernighan"
             ),
             "purple",
@@ -706,7 +716,7 @@ async fn three_reviewers_from_opened_to_merged(on: On) {
         room.message(4).await,
         hipchat(
             &html(
-                "2/3 approvals",
+                "2/3 approvals, needs review from Claire Chen",
                 "2/3 approvals: Ada Lovelace, Brian Kernighan"
             ),
             "yellow",
@@ -731,7 +741,11 @@ async fn three_reviewers_from_opened_to_merged(on: On) {
     let all_three = "3/3 approvals: Ada Lovelace, Brian Kernighan, Claire Chen";
     assert_eq!(
         room.message(5).await,
-        hipchat(&html("Ready to merge", all_three), "green", true)
+        hipchat(
+            &html("Ready to merge: Pat Author", all_three),
+            "green",
+            true
+        )
     );
     // Verdicts do not move updatedDate: the event dates ordered them.
     let row = app.pull_request_row(REPO, 7).await.unwrap();

@@ -719,6 +719,7 @@ pub fn digest_only_route(globs: &[&str], room: &str) -> pr_reminder::config::Rou
         repositories: globs.iter().map(|g| g.to_string()).collect(),
         rooms: vec![room.into()],
         required_approvals: None,
+        approvals_after_last_push: false,
         announce: pr_reminder::config::Announce::NOTHING,
         ignore_title_patterns: vec!["WIP".into()],
     }
@@ -730,6 +731,7 @@ pub fn route(globs: &[&str], room: &str) -> pr_reminder::config::Route {
         repositories: globs.iter().map(|g| g.to_string()).collect(),
         rooms: vec![room.into()],
         required_approvals: None,
+        approvals_after_last_push: false,
         announce: pr_reminder::config::Announce::default(),
         ignore_title_patterns: pr_reminder::config::DEFAULT_IGNORE_TITLE_PATTERNS
             .iter()

@@ -29,3 +29,4 @@ mod reconcile;
 mod rename;
 mod status;
 mod sweep;
+mod turns;

@@ -228,6 +228,10 @@ async fn metrics_count_deliveries_and_notifications_exactly(on: On) {
         ("pr_reminder_webhook_deliveries_total{flavour=\"datacenter\",outcome=\"processed\"}", "0"),
         ("pr_reminder_webhook_deliveries_total{flavour=\"datacenter\",outcome=\"rejected\"}", "0"),
         ("pr_reminder_pending_reviews", "2"),
+        // Both wait for their reviewers (issue 23).
+        ("pr_reminder_open_pull_requests{turn=\"reviewers\"}", "2"),
+        ("pr_reminder_open_pull_requests{turn=\"author\"}", "0"),
+        ("pr_reminder_open_pull_requests{turn=\"merge\"}", "0"),
         ("pr_reminder_outbox_messages{state=\"pending\"}", "0"),
         ("pr_reminder_outbox_messages{state=\"retrying\"}", "0"),
         ("pr_reminder_outbox_messages{state=\"sending\"}", "0"),
@@ -260,6 +264,7 @@ async fn metrics_count_deliveries_and_notifications_exactly(on: On) {
     for declared in [
         "# TYPE pr_reminder_webhook_deliveries counter",
         "# TYPE pr_reminder_pending_reviews gauge",
+        "# TYPE pr_reminder_open_pull_requests gauge",
         "# TYPE pr_reminder_outbox_messages gauge",
         "# TYPE pr_reminder_notifications_sent counter",
         "# TYPE pr_reminder_notification_failures counter",
@@ -299,6 +304,10 @@ async fn metrics_are_open_without_a_token() {
     let (status, challenge, text) = scrape(&app, None).await;
     assert_eq!((status, challenge), (200, None));
     assert_eq!(value(&text, "pr_reminder_pending_reviews"), "0");
+    for turn in ["reviewers", "author", "merge"] {
+        let series = format!("pr_reminder_open_pull_requests{{turn=\"{turn}\"}}");
+        assert_eq!(value(&text, &series), "0", "{series}");
+    }
     // The console room of the defaults.
     assert_eq!(
         value(

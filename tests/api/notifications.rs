@@ -260,7 +260,7 @@ async fn hipchat_gets_exactly_the_v2_room_notification() {
     );
     assert_eq!(hit.content_type.as_deref(), Some("application/json"));
     let html = format!(
-        "<b>Needs review</b>: {} (acme/payments-api #7) by Alice Author<br>0/2 approvals",
+        "<b>Needs review from Bob Reviewer, Carol Reviewer</b>: {} (acme/payments-api #7) by Alice Author<br>0/2 approvals",
         pr_link(
             REPO,
             7,
@@ -294,7 +294,7 @@ async fn hipchat_gets_exactly_the_v2_room_notification() {
     assert_eq!(
         row.message.as_deref(),
         Some(
-            "Needs review: Fix <script>alert(1)</script> & co (acme/payments-api #7) by Alice \
+            "Needs review from Bob Reviewer, Carol Reviewer: Fix <script>alert(1)</script> & co (acme/payments-api #7) by Alice \
              Author <https://bitbucket.org/acme/payments-api/pull-requests/7> — 0/2 approvals"
         )
     );
@@ -648,10 +648,18 @@ async fn a_burst_on_ten_prs_becomes_one_message_each_within_the_room_rate() {
             .unwrap_or_else(|| panic!("which PR? {}", hit.html()));
         seen.push(k);
         let (head, color, details) = match k % 3 {
-            0 => ("0/2 approvals", "yellow", "0/2 approvals"),
-            1 => ("1/2 approvals", "yellow", "1/2 approvals: Bob Reviewer"),
+            0 => (
+                "0/2 approvals, needs review from Bob Reviewer, Carol Reviewer",
+                "yellow",
+                "0/2 approvals",
+            ),
+            1 => (
+                "1/2 approvals, needs review from Carol Reviewer",
+                "yellow",
+                "1/2 approvals: Bob Reviewer",
+            ),
             _ => (
-                "Ready to merge",
+                "Ready to merge: Alice Author",
                 "green",
                 "2/2 approvals: Bob Reviewer, Carol Reviewer",
             ),
@@ -689,16 +697,16 @@ async fn slack_gets_exactly_the_incoming_webhook_payload() {
     assert_eq!(hit.content_type.as_deref(), Some("application/json"));
     // The record keeps the plain text; Slack's fallback is escaped like its text, so that a
     // title can never turn into a link or a mention there either.
-    let plain = "Needs review: Fix <script>alert(1)</script> & co (acme/payments-api #7) by \
+    let plain = "Needs review from Bob Reviewer, Carol Reviewer: Fix <script>alert(1)</script> & co (acme/payments-api #7) by \
                  Alice Author <https://bitbucket.org/acme/payments-api/pull-requests/7> — \
                  0/2 approvals";
-    let fallback = "Needs review: Fix &lt;script&gt;alert(1)&lt;/script&gt; &amp; co \
+    let fallback = "Needs review from Bob Reviewer, Carol Reviewer: Fix &lt;script&gt;alert(1)&lt;/script&gt; &amp; co \
                     (acme/payments-api #7) by Alice Author \
                     &lt;https://bitbucket.org/acme/payments-api/pull-requests/7&gt; — 0/2 approvals";
     assert_eq!(
         hit.body,
         json!({
-            "text": "*Needs review*: <https://bitbucket.org/acme/payments-api/pull-requests/7|\
+            "text": "*Needs review from Bob Reviewer, Carol Reviewer*: <https://bitbucket.org/acme/payments-api/pull-requests/7|\
                      Fix &lt;script&gt;alert(1)&lt;/script&gt; &amp; co> (acme/payments-api #7) \
                      by Alice Author\n0/2 approvals",
             "attachments": [{"color": "#f2c744", "fallback": fallback}],
@@ -796,7 +804,7 @@ async fn the_first_matching_route_picks_the_room_and_unrouted_repositories_stay_
     assert_eq!(
         hits[0].html(),
         format!(
-            "<b>Needs review</b>: {} (acme/web #2) by Alice Author<br>0/2 approvals",
+            "<b>Needs review from Bob Reviewer, Carol Reviewer</b>: {} (acme/web #2) by Alice Author<br>0/2 approvals",
             pr_link("acme/web", 2, "PR 2")
         )
     );
@@ -804,7 +812,7 @@ async fn the_first_matching_route_picks_the_room_and_unrouted_repositories_stay_
     assert_eq!(
         hits[1].html(),
         format!(
-            "<b>Needs review</b>: {} (acme/payments-api #1) by Alice Author<br>0/1 approvals",
+            "<b>Needs review from Bob Reviewer, Carol Reviewer</b>: {} (acme/payments-api #1) by Alice Author<br>0/1 approvals",
             pr_link("acme/payments-api", 1, "PR 1")
         ),
         "the route's own required approvals"
@@ -964,7 +972,7 @@ async fn a_pr_that_closes_within_its_window_is_not_announced_as_open() {
             ),
             (
                 "/v2/room/quiet/notification".to_owned(),
-                "<b>Needs review".to_owned()
+                "<b>Needs review from Bob Reviewer, Carol Reviewer".to_owned()
             ),
         ]
     );
@@ -1050,11 +1058,11 @@ async fn drafts_and_wip_titles_announce_nothing_until_they_leave_that_state() {
         html,
         vec![
             format!(
-                "<b>Needs review</b>: {} (acme/payments-api #3) by Alice Author<br>0/2 approvals",
+                "<b>Needs review from Bob Reviewer, Carol Reviewer</b>: {} (acme/payments-api #3) by Alice Author<br>0/2 approvals",
                 pr_link(REPO, 3, "Wipe stale sessions")
             ),
             format!(
-                "<b>Needs review</b>: {} (acme/payments-api #1) by Alice Author<br>\
+                "<b>Needs review from Carol Reviewer</b>: {} (acme/payments-api #1) by Alice Author<br>\
                  1/2 approvals: Bob Reviewer",
                 pr_link(REPO, 1, "Capture retries")
             ),
@@ -1098,7 +1106,7 @@ async fn a_failed_build_on_an_open_pr_is_a_red_message_with_the_build_link(on: O
         hits[1].body,
         json!({
             "message": format!(
-                "<b>Build failed</b>: {pr} (acme/payments-api #42) by Alice Author<br>\
+                "<b>Build failed: Alice Author's turn</b>: {pr} (acme/payments-api #42) by Alice Author<br>\
                  0/2 approvals · build FAILED: \
                  <a href=\"https://ci.acme.example/builds/381\">Unit tests #381</a>"
             ),
@@ -1401,7 +1409,7 @@ async fn a_room_back_from_an_outage_gets_one_summary_of_its_backlog(on: On) {
     let mut from = 0;
     for k in 1..=12 {
         let item = format!(
-            "<br><br><b>Needs review</b>: {} (acme/payments-api #{k}) by Alice Author",
+            "<br><br><b>Needs review from Bob Reviewer, Carol Reviewer</b>: {} (acme/payments-api #{k}) by Alice Author",
             pr_link(REPO, k, &format!("Outage {k}"))
         );
         let found = html[from..]
@@ -1515,7 +1523,7 @@ async fn twelve_due_at_once_are_one_summary_without_an_outage() {
     assert_eq!(hits.len(), 1, "{hits:#?}");
     let html = hits[0].html();
     assert!(
-        html.starts_with("<b>12 pull requests changed:</b><br><br><b>Needs review</b>: "),
+        html.starts_with("<b>12 pull requests changed:</b><br><br><b>Needs review from Bob Reviewer, Carol Reviewer</b>: "),
         "{html}"
     );
     for k in 1..=12 {

@@ -518,14 +518,15 @@ async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_
     assert_reconciliation_metrics(&text, &url, "9", "3");
 
     // The status page: the site's last pass (one repository, one request), and the sweep of
-    // the console room (#2 and #4 wait for review, #3 on its author).
+    // the console room (#2 waits for review; #3 on its author, and #4 too: its build failed, so
+    // it is its author's turn).
     let swept = app.post_bearer("/sweep", TOKEN).await;
     assert_eq!(swept.status(), 200);
     let (status, html) = app.get_text("/status", Some(STATUS_TOKEN)).await;
     assert_eq!(status, 200, "{html}");
     let sweeps = assert_one_site_pass(&html, &url);
     assert!(
-        sweeps.contains("<td>http</td><td class=\"posted\">posted</td><td>2</td><td>1</td>")
+        sweeps.contains("<td>http</td><td class=\"posted\">posted</td><td>1</td><td>2</td>")
             && sweeps.contains("<tr><td>console</td>"),
         "{sweeps}"
     );

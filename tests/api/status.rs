@@ -266,6 +266,46 @@ fn assert_seeded_page(html: &str) {
     assert_eq!(rows(payments), [2, 1, 3, 5, 4, 6], "the order of the lists");
     assert_eq!(rows(web), [7]);
 
+    // Whose turn (issue 23): each row's turn, and who the waiting PRs wait on.
+    let people = between(html, "<h2 id=\"people\">", "<h2 id=\"chart\">");
+    let person = |name: &str, waiting: usize, oldest: &str| {
+        format!(
+            "<tr><td data-label=\"Person\">{name}</td>\
+             <td data-label=\"Waiting on them\">{waiting}</td>\
+             <td data-label=\"Oldest\">{oldest}</td></tr>"
+        )
+    };
+    assert_eq!(
+        between(people, "<tbody>", "</tbody>"),
+        format!(
+            "<tbody>{}{}{}",
+            person("Carol Reviewer", 3, "5d"),
+            person("Bob Reviewer", 2, "1d"),
+            person("Alice Author", 1, "1h")
+        ),
+        "Carol owes #1, #2 and #7; Bob #1 and #7 (he approved #2); #3 waits on Alice"
+    );
+    let turn = |table: &str, n: i64| {
+        let row = between(table, &format!("data-number=\"{n}\""), "</tr>");
+        between(row, "<td data-label=\"Turn\">", "</td>").to_owned()
+    };
+    assert_eq!(
+        turn(review, 2),
+        "<td data-label=\"Turn\">reviewers: Carol Reviewer <span class=\"muted\">for 5d</span>"
+    );
+    assert_eq!(
+        turn(review, 1),
+        "<td data-label=\"Turn\">reviewers: Bob Reviewer, Carol Reviewer \
+         <span class=\"muted\">for 1d</span>"
+    );
+    assert!(
+        turn(author, 3).starts_with(
+            "<td data-label=\"Turn\">author <span class=\"muted\">(changes requested)</span>"
+        ),
+        "{}",
+        turn(author, 3)
+    );
+
     // #2: link, escaped title, author, 1/2 approvals by Bob, no changes requested, red age.
     let two = between(review, "data-number=\"2\"", "</tr>");
     assert!(

@@ -321,7 +321,7 @@ async fn one_digest_per_room_listing_what_still_needs_review(on: On) {
         html.find(&line(3)).unwrap(),
     );
     assert!(p1 < p2, "oldest first");
-    let author_section = html.find("Waiting on author").unwrap();
+    let author_section = html.find("Waiting on the author").unwrap();
     assert!(p2 < author_section && author_section < p3, "{html}");
     for absent in [4, 5, 6, 7] {
         assert!(

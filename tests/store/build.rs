@@ -39,6 +39,7 @@ pub fn reviewer(key: &str, state: ReviewState) -> Participant {
         role: Role::Reviewer,
         state,
         state_on: None,
+        reviewed_commit: None,
     }
 }
 
@@ -56,6 +57,7 @@ pub fn pr(repository: &Repository, number: i64, updated_on: Timestamp) -> PullRe
         source_commit: Some(SOURCE_COMMIT.into()),
         destination_branch: Some("main".into()),
         state: PrState::Open,
+        open_tasks: None,
         draft: false,
         created_on: at(0),
         activity_on: updated_on.clone(),

@@ -28,6 +28,7 @@ pub fn route(globs: &[&str], room: &str, announce: Announce) -> Route {
         repositories: globs.iter().map(|g| g.to_string()).collect(),
         rooms: vec![room.into()],
         required_approvals: None,
+        approvals_after_last_push: false,
         announce,
         ignore_title_patterns: vec!["WIP".into()],
     }

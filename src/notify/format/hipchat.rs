@@ -142,7 +142,11 @@ impl super::TextMarkup for Html {
         let full = super::news_text::<Self>(news);
         if full.chars().count() > MAX_MESSAGE_CHARS {
             // Only reachable with pathological data; a short message beats a refused one.
-            return format!("<b>{}</b>: {}", escape(&news.headline), escape(&news.place));
+            return format!(
+                "<b>{}</b>: {}",
+                super::headline::<Self>(news),
+                escape(&news.place)
+            );
         }
         full
     }

@@ -245,11 +245,17 @@ pub(crate) trait TextMarkup: Markup + Sized {
     fn rendered(rendered: &Rendered) -> String;
 }
 
+/// A PR's news headline and who must act (`Needs review from Bob`), in `M`'s markup, not yet
+/// strong.
+pub(crate) fn headline<M: Markup>(news: &News) -> String {
+    format!("{}{}", M::escape(&news.headline), line::<M>(&news.who))
+}
+
 /// `headline: line` and `details` below it, in `M`'s markup.
 pub(crate) fn news_text<M: TextMarkup>(news: &News) -> String {
     format!(
         "{}: {}{}{}",
-        M::strong(&M::escape(&news.headline)),
+        M::strong(&headline::<M>(news)),
         line::<M>(&news.line),
         M::BREAK,
         line::<M>(&news.details)

@@ -54,8 +54,9 @@ pub fn size(block: &Block) -> usize {
 
 fn news_text(news: &News) -> String {
     format!(
-        "{}: {} — {}",
+        "{}{}: {} — {}",
         news.headline,
+        line(&news.who),
         line(&news.line),
         line(&news.details)
     )

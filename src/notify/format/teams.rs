@@ -121,7 +121,7 @@ fn sent_bytes(text: &str) -> usize {
 
 fn news_paragraphs(news: &News) -> [String; 3] {
     [
-        escape(&news.headline),
+        super::headline::<Markdown>(news),
         line(&news.line),
         line(&news.details),
     ]

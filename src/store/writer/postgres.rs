@@ -68,10 +68,12 @@ FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS b(request_id text, event_key text,
 
 // The newest name wins whatever the arrival order; rows are rewritten only when something differs.
 const UPSERT_REPOSITORIES: &str = "\
-INSERT INTO repositories AS t (repository_key, full_name, uuid, url, required_approvals, named_on)
-SELECT repository_key, full_name, uuid, url, required_approvals, named_on
+INSERT INTO repositories AS t (repository_key, full_name, uuid, url, required_approvals, named_on,
+    approvals_after_last_push)
+SELECT repository_key, full_name, uuid, url, required_approvals, named_on,
+    approvals_after_last_push
 FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS b(repository_key text, full_name text, uuid text,
-    url text, required_approvals bigint, named_on text)
+    url text, required_approvals bigint, named_on text, approvals_after_last_push boolean)
 -- A row with nothing new is left out before the upsert, which would lock it even unchanged and
 -- make every other replica's batch naming it wait for this commit.
 WHERE NOT EXISTS (SELECT 1 FROM repositories r
@@ -80,19 +82,22 @@ WHERE NOT EXISTS (SELECT 1 FROM repositories r
                           OR (b.full_name = r.full_name
                               AND coalesce(b.uuid, r.uuid) IS NOT DISTINCT FROM r.uuid
                               AND coalesce(b.url, r.url) IS NOT DISTINCT FROM r.url
-                              AND b.required_approvals IS NOT DISTINCT FROM r.required_approvals)))
+                              AND b.required_approvals IS NOT DISTINCT FROM r.required_approvals
+                              AND b.approvals_after_last_push = r.approvals_after_last_push)))
 ORDER BY repository_key
 ON CONFLICT (repository_key) DO UPDATE SET
     full_name = excluded.full_name,
     named_on = excluded.named_on,
     uuid = coalesce(excluded.uuid, t.uuid),
     url = coalesce(excluded.url, t.url),
-    required_approvals = excluded.required_approvals
+    required_approvals = excluded.required_approvals,
+    approvals_after_last_push = excluded.approvals_after_last_push
 WHERE excluded.named_on >= coalesce(t.named_on, '')
   AND (excluded.full_name IS DISTINCT FROM t.full_name
        OR coalesce(excluded.uuid, t.uuid) IS DISTINCT FROM t.uuid
        OR coalesce(excluded.url, t.url) IS DISTINCT FROM t.url
-       OR excluded.required_approvals IS DISTINCT FROM t.required_approvals)";
+       OR excluded.required_approvals IS DISTINCT FROM t.required_approvals
+       OR excluded.approvals_after_last_push IS DISTINCT FROM t.approvals_after_last_push)";
 
 const UPSERT_USERS: &str = "\
 INSERT INTO users AS t (user_key, uuid, account_id, nickname, username, display_name, email)
@@ -128,15 +133,19 @@ WHERE coalesce(excluded.uuid, t.uuid) IS DISTINCT FROM t.uuid
 const UPSERT_PULL_REQUESTS: &str = "\
 INSERT INTO pull_requests AS t (repository_key, number, title, author, source_branch,
     source_commit, destination_branch, state, draft, created_on, updated_on, last_activity_on, url,
-    approvals, changes_requested)
+    approvals, changes_requested, open_tasks, pushed_on)
 SELECT repository_key, number, title, author, source_branch, source_commit, destination_branch,
-    state, draft, created_on, updated_on, last_activity_on, url, approvals, changes_requested
+    state, draft, created_on, updated_on, last_activity_on, url, approvals, changes_requested,
+    open_tasks, created_on
 FROM jsonb_to_recordset(CAST($1 AS jsonb)) AS b(repository_key text, number bigint, title text,
     author text, source_branch text, source_commit text, destination_branch text, state text,
     draft boolean, created_on text, updated_on text, last_activity_on text, url text,
-    approvals bigint, changes_requested bigint)
+    approvals bigint, changes_requested bigint, open_tasks bigint)
 ORDER BY repository_key, number
 ON CONFLICT (repository_key, number) DO UPDATE SET
+    pushed_on = CASE WHEN excluded.source_commit IS DISTINCT FROM t.source_commit
+                     THEN excluded.updated_on ELSE t.pushed_on END,
+    open_tasks = coalesce(excluded.open_tasks, t.open_tasks),
     title = excluded.title,
     author = excluded.author,
     source_branch = excluded.source_branch,
@@ -155,14 +164,18 @@ WHERE excluded.updated_on >= t.updated_on";
 // A snapshot may list one person twice (a reviewer who also commented): the last row counts, as
 // on SQLite.
 const UPSERT_REVIEWS: &str = "\
-INSERT INTO reviews AS t (repository_key, number, user_key, role, state, state_on, snapshot_on)
+INSERT INTO reviews AS t (repository_key, number, user_key, role, state, state_on, snapshot_on,
+    reviewed_commit)
 SELECT DISTINCT ON (repository_key, number, user_key)
-    repository_key, number, user_key, role, state, state_on, snapshot_on
+    repository_key, number, user_key, role, state, state_on, snapshot_on, reviewed_commit
 FROM ROWS FROM (jsonb_to_recordset(CAST($1 AS jsonb)) AS (repository_key text, number bigint,
-    user_key text, role text, state text, state_on text, snapshot_on text)) WITH ORDINALITY
-    AS b(repository_key, number, user_key, role, state, state_on, snapshot_on, i)
+    user_key text, role text, state text, state_on text, snapshot_on text,
+    reviewed_commit text)) WITH ORDINALITY
+    AS b(repository_key, number, user_key, role, state, state_on, snapshot_on, reviewed_commit,
+         i)
 ORDER BY repository_key, number, user_key, i DESC
 ON CONFLICT (repository_key, number, user_key) DO UPDATE SET
+    reviewed_commit = excluded.reviewed_commit,
     role = excluded.role,
     state = excluded.state,
     state_on = excluded.state_on,
