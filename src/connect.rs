@@ -701,9 +701,8 @@ mod tests {
 
     #[test]
     fn the_events_are_those_the_parsers_act_on() {
-        for key in CLOUD_EVENTS {
-            assert!(crate::bitbucket::cloud::handles(key), "{key}");
-        }
+        // Cloud hooks subscribe to the parser's own list (`cloud::EVENT_KEYS`); Data Center's
+        // list leaves out a key a live server refuses, so each of its keys is checked.
         for key in DATACENTER_EVENTS {
             assert!(crate::bitbucket::datacenter::handles(key), "{key}");
         }

@@ -11,7 +11,11 @@ use crate::domain::{
     RepositoryUpdate, ReviewState, Role, Timestamp, User,
 };
 
-const PR_KEYS: &[&str] = &[
+/// The Cloud event keys pr-reminder acts on: pull-request events, build statuses and
+/// `repo:updated` (DESIGN.md §4 "Bitbucket Cloud webhooks";
+/// support.atlassian.com/bitbucket-cloud/docs/event-payloads). What `connect` subscribes hooks
+/// to (`bitbucket::rest::hooks::CLOUD_EVENTS`).
+pub const EVENT_KEYS: &[&str] = &[
     "pullrequest:created",
     "pullrequest:updated",
     "pullrequest:approved",
@@ -21,14 +25,17 @@ const PR_KEYS: &[&str] = &[
     "pullrequest:fulfilled",
     "pullrequest:rejected",
     "pullrequest:comment_created",
+    "repo:commit_status_created",
+    "repo:commit_status_updated",
+    "repo:updated",
 ];
 const STATUS_KEYS: &[&str] = &["repo:commit_status_created", "repo:commit_status_updated"];
 /// A repository's settings changed; pr-reminder reads its (new) name.
 const REPOSITORY_KEY: &str = "repo:updated";
 
-/// The Cloud event keys pr-reminder acts on.
+/// The Cloud event keys pr-reminder acts on (`EVENT_KEYS`).
 pub fn handles(event_key: &str) -> bool {
-    PR_KEYS.contains(&event_key) || STATUS_KEYS.contains(&event_key) || event_key == REPOSITORY_KEY
+    EVENT_KEYS.contains(&event_key)
 }
 
 /// Turns a Cloud payload into a domain change. `received_at` dates a `repo:updated`, whose

@@ -17,23 +17,9 @@ use crate::domain::Flavour;
 /// The description (Cloud) or name (Data Center) of the hooks pr-reminder creates.
 pub const HOOK_NAME: &str = "pr-reminder";
 
-/// The Cloud event keys pr-reminder acts on: what its hooks subscribe to (each one is
-/// `bitbucket::cloud::handles`; DESIGN.md §4 "Bitbucket Cloud webhooks";
-/// support.atlassian.com/bitbucket-cloud/docs/event-payloads).
-pub const CLOUD_EVENTS: &[&str] = &[
-    "pullrequest:created",
-    "pullrequest:updated",
-    "pullrequest:approved",
-    "pullrequest:unapproved",
-    "pullrequest:changes_request_created",
-    "pullrequest:changes_request_removed",
-    "pullrequest:fulfilled",
-    "pullrequest:rejected",
-    "pullrequest:comment_created",
-    "repo:commit_status_created",
-    "repo:commit_status_updated",
-    "repo:updated",
-];
+/// The Cloud event keys pr-reminder acts on: what its hooks subscribe to
+/// (`bitbucket::cloud::EVENT_KEYS`, the one list the webhook route also reads).
+pub const CLOUD_EVENTS: &[&str] = crate::bitbucket::cloud::EVENT_KEYS;
 
 /// The Data Center event keys pr-reminder acts on (each one is `bitbucket::datacenter::handles`),
 /// without `pr:reviewer:changes_requested`, which pr-reminder reads but a live 10.4.3 server
