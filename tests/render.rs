@@ -239,6 +239,7 @@ fn mixed() -> RoomDigest {
         waiting_author: vec![third],
         review_total: 4,
         author_total: 1,
+        ..RoomDigest::default()
     }
 }
 
@@ -253,6 +254,19 @@ fn digests() {
     pin(
         "digest_mixed",
         &digest::render("back_end *team*", &mixed, &settings, now()),
+    );
+    // The three groups by turn (issue 23): ready to merge names who can merge (the author, as a
+    // chat mention where mapped).
+    let mut ready = approved(cloud(8, "Ready *now* <b>", 12), &names(2));
+    ready.turn = Some(Turn::Merge);
+    let three = RoomDigest {
+        ready_to_merge: vec![ready, approved(data_center(9, "DC ready", 4), &names(1))],
+        merge_total: 3,
+        ..mixed.clone()
+    };
+    pin(
+        "digest_by_turn",
+        &digest::render("backend", &three, &settings, now()),
     );
     let mut one = RoomDigest {
         waiting_review: vec![cloud(5, "Only one", 2)],

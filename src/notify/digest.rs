@@ -68,11 +68,16 @@ pub fn render(
         "All clear: no pull request is waiting for review".to_owned()
     } else {
         format!(
-            "{} pull request{} waiting for review{}",
+            "{} pull request{} waiting for review{}{}",
             digest.review_total,
             if digest.review_total == 1 { "" } else { "s" },
             if digest.author_total > 0 {
                 format!(", {} waiting on their author", digest.author_total)
+            } else {
+                String::new()
+            },
+            if digest.merge_total > 0 {
+                format!(", {} ready to merge", digest.merge_total)
             } else {
                 String::new()
             }
@@ -181,6 +186,24 @@ fn own_line(pr: &PullRequestView, settings: &SweepSettings, now: DateTime<Utc>) 
     out
 }
 
+/// A line of the "Ready to merge" list: the PR's line, then who can merge it (its author, a
+/// chat mention where `[[users]]` maps them).
+fn merge_line(pr: &PullRequestView, settings: &SweepSettings, now: DateTime<Utc>) -> Vec<Inline> {
+    let mut out = line(pr, true, settings, now);
+    let name = if pr.author_as.name.is_empty() {
+        &pr.author
+    } else {
+        &pr.author_as.name
+    };
+    out.push(Inline::fixed(" · can merge: "));
+    out.push(Inline::Person(Person {
+        name: clip(name),
+        hipchat: pr.author_as.hipchat.clone(),
+        slack: pr.author_as.slack.clone(),
+    }));
+    out
+}
+
 /// One person's `/reviews` answer (issue 23): the PRs in `room` on which they are an owed
 /// reviewer (`owed`, listed as a digest lists them), then, titled `Your turn: N`, their own PRs
 /// whose turn is theirs (`mine`: changes requested, a failed build, open tasks, a draft, or
@@ -241,7 +264,7 @@ pub fn render_personal(
 }
 
 /// A heading (strong; the room after it, if any), then the digest's PRs: those waiting for
-/// review, then those waiting on their author, each list cut by the chat's formatter to what
+/// review, then those waiting on their author, then those ready to merge (with who can merge), each list cut by the chat's formatter to what
 /// fits with "and N more". With `[sweep] hipchat_mention_ping`, the requested reviewers of the
 /// review list who have a HipChat mention name are the message's `ping`.
 pub fn render_list(
@@ -279,6 +302,17 @@ pub fn render_list(
                 .map(|pr| line(pr, true, settings, now))
                 .collect(),
             total: digest.author_total,
+        }));
+    }
+    if digest.merge_total > 0 {
+        blocks.push(Block::List(List {
+            title: Some("Ready to merge".into()),
+            items: digest
+                .ready_to_merge
+                .iter()
+                .map(|pr| merge_line(pr, settings, now))
+                .collect(),
+            total: digest.merge_total,
         }));
     }
     let mut ping: Vec<Person> = Vec::new();
@@ -354,6 +388,7 @@ mod tests {
             waiting_author: vec![pr(3, h(30), &[], &["Carol"], Some("INPROGRESS"))],
             review_total: 2,
             author_total: 1,
+            ..RoomDigest::default()
         };
         let m = r(render("backend", &digest, &SweepSettings::default(), now));
         assert_eq!(m.color, Color::Yellow);
@@ -398,6 +433,7 @@ mod tests {
             waiting_author: vec![waiting_on_author],
             review_total: 2,
             author_total: 1,
+            ..RoomDigest::default()
         };
         let m = render("r", &digest, &SweepSettings::default(), now);
         // Each once, in order; nobody from the waiting-on-author list (the author acts next).
