@@ -16,8 +16,8 @@ use crate::store::{self, review_queue::OpenPr, Db};
 pub const KEEP: usize = 80;
 
 /// Whose view a selection takes: a room's sweep (anyone's snooze hides a PR), or one person's
-/// `/reviews` (their own PRs, those they approved and those they snoozed are left out; those they
-/// were asked to review come first).
+/// `/reviews` (only the PRs they were asked to review, never their own, those they approved or
+/// those they snoozed; `reviews` then keeps those on which they owe a review).
 #[derive(Debug, Default, Clone)]
 pub struct Scope {
     /// Only this room's PRs.
@@ -93,7 +93,9 @@ pub async fn select_with(
     let now = Timestamp::from_datetime(now);
     let asker = scope.asker.as_deref();
     store::review_queue::for_each_open_with(db, &now, asker, selection.apart, |pr: OpenPr| {
-        if pr.excluded {
+        // A person's list (issue 23) shows only what they owe, and an owed reviewer is always a
+        // requested one: the others are not kept, so the per-room cap never cuts an owed review.
+        if pr.excluded || (asker.is_some() && !pr.asked) {
             return;
         }
         let index = match routes.get(&pr.repository_key) {
