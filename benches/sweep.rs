@@ -119,7 +119,7 @@ async fn run() -> anyhow::Result<()> {
     let waiting: usize = report
         .rooms
         .iter()
-        .map(|r| r.waiting_review + r.waiting_on_author)
+        .map(|r| r.waiting_review + r.waiting_on_author + r.ready_to_merge)
         .sum();
     times.sort_by(f64::total_cmp);
     println!(

@@ -16,8 +16,8 @@ use crate::store::{self, review_queue::OpenPr, Db};
 pub const KEEP: usize = 80;
 
 /// Whose view a selection takes: a room's sweep (anyone's snooze hides a PR), or one person's
-/// `/reviews` (their own PRs, those they approved and those they snoozed are left out; those they
-/// were asked to review come first).
+/// `/reviews` (only the PRs they were asked to review, never their own, those they approved or
+/// those they snoozed; `reviews` then keeps those on which they owe a review).
 #[derive(Debug, Default, Clone)]
 pub struct Scope {
     /// Only this room's PRs.
@@ -93,7 +93,9 @@ pub async fn select_with(
     let now = Timestamp::from_datetime(now);
     let asker = scope.asker.as_deref();
     store::review_queue::for_each_open_with(db, &now, asker, selection.apart, |pr: OpenPr| {
-        if pr.excluded {
+        // A person's list (issue 23) shows only what they owe, and an owed reviewer is always a
+        // requested one: the others are not kept, so the per-room cap never cuts an owed review.
+        if pr.excluded || (asker.is_some() && !pr.asked) {
             return;
         }
         let index = match routes.get(&pr.repository_key) {
@@ -113,7 +115,16 @@ pub async fn select_with(
         // otherwise be listed.
         let draft = !route.reviewable(PrState::Open, &pr.title, pr.draft);
         let apart = selection.apart && (draft || pr.snoozed);
-        if !apart && !route.needs_review(PrState::Open, &pr.title, pr.draft, approvals) {
+        // A room's digest (not a person's list, not the status page) also lists the PRs whose
+        // approvals are met: ready to merge, or their author's turn (issue 23); `by_turn` sorts
+        // them once their details are read.
+        let approved = !apart
+            && !selection.apart
+            && scope.asker.is_none()
+            && !draft
+            && approvals >= route.required_approvals;
+        if !apart && !approved && !route.needs_review(PrState::Open, &pr.title, pr.draft, approvals)
+        {
             return;
         }
         if apart && !draft && approvals >= route.required_approvals {
@@ -142,6 +153,13 @@ pub async fn select_with(
                 continue;
             }
             let digest = &mut queue.digest;
+            if approved {
+                digest.merge_total += 1;
+                if digest.ready_to_merge.len() < keep {
+                    digest.ready_to_merge.push(view.clone());
+                }
+                continue;
+            }
             if changes > 0 {
                 digest.author_total += 1;
                 if digest.waiting_author.len() < keep {
@@ -184,27 +202,52 @@ pub async fn select_with(
 
 /// Sorts a digest's listed PRs by their turn (issue 23), now that it is known: one whose turn is
 /// its author's (a failed build, a request for changes still standing, open tasks) is not
-/// waiting for review, and one whose requests for changes a new commit superseded waits for its
-/// reviewers again. Each list stays oldest first; the totals follow the PRs moved.
+/// waiting for review, one whose requests for changes a new commit superseded waits for its
+/// reviewers again, and one whose approvals are met is ready to merge unless something makes it
+/// its author's turn. A PR whose turn is unknown stays where the selection put it. Each list
+/// stays oldest first; the totals follow the PRs moved.
 fn by_turn(digest: &mut RoomDigest) {
-    let authors = |v: &PullRequestView| matches!(v.turn, Some(Turn::Author(_)));
-    let reviewers = |v: &PullRequestView| matches!(v.turn, Some(Turn::Reviewers { .. }));
-    let (to_author, review): (Vec<_>, Vec<_>) = std::mem::take(&mut digest.waiting_review)
-        .into_iter()
-        .partition(authors);
-    let (to_review, author): (Vec<_>, Vec<_>) = std::mem::take(&mut digest.waiting_author)
-        .into_iter()
-        .partition(reviewers);
-    digest.review_total = digest.review_total + to_review.len() - to_author.len();
-    digest.author_total = digest.author_total + to_author.len() - to_review.len();
+    const REVIEW: usize = 0;
+    const AUTHOR: usize = 1;
+    const MERGE: usize = 2;
+    let mut totals = [digest.review_total, digest.author_total, digest.merge_total];
+    // The review list keeps its order (on `/reviews`, the asker's own requests first); those
+    // handed back to the reviewers follow, oldest first.
+    let (mut review, mut to_review, mut author, mut merge) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let lists = [
+        (REVIEW, std::mem::take(&mut digest.waiting_review)),
+        (AUTHOR, std::mem::take(&mut digest.waiting_author)),
+        (MERGE, std::mem::take(&mut digest.ready_to_merge)),
+    ];
+    for (origin, list) in lists {
+        for view in list {
+            let dest = match view.turn {
+                Some(Turn::Reviewers { .. }) => REVIEW,
+                Some(Turn::Author(_)) => AUTHOR,
+                Some(Turn::Merge) => MERGE,
+                None => origin,
+            };
+            if dest != origin {
+                totals[origin] = totals[origin].saturating_sub(1);
+                totals[dest] += 1;
+            }
+            match dest {
+                REVIEW if origin == REVIEW => review.push(view),
+                REVIEW => to_review.push(view),
+                AUTHOR => author.push(view),
+                _ => merge.push(view),
+            }
+        }
+    }
     let oldest_first = |mut list: Vec<PullRequestView>| {
         list.sort_by_key(|v| v.created_on);
         list
     };
-    // The review list keeps its order (on `/reviews`, the asker's own requests first); those
-    // handed back to the reviewers follow, oldest first.
     digest.waiting_review = [review, oldest_first(to_review)].concat();
-    digest.waiting_author = oldest_first([author, to_author].concat());
+    digest.waiting_author = oldest_first(author);
+    digest.ready_to_merge = oldest_first(merge);
+    [digest.review_total, digest.author_total, digest.merge_total] = totals;
 }
 
 /// The asker's own open PRs, whatever their approvals (drafts too).
@@ -304,10 +347,20 @@ mod tests {
             ],
             review_total: 3,
             author_total: 2,
+            // Approvals met: #6 can be merged; #7 has open tasks (its author's turn).
+            ready_to_merge: vec![
+                pr(6, 20, Turn::Merge),
+                pr(7, 60, Turn::Author(AuthorReason::OpenTasks)),
+            ],
+            merge_total: 2,
         };
         by_turn(&mut digest);
         assert_eq!(numbers(&digest.waiting_review), [1, 4]);
-        assert_eq!(numbers(&digest.waiting_author), [3, 2], "oldest first");
-        assert_eq!((digest.review_total, digest.author_total), (3, 2));
+        assert_eq!(numbers(&digest.waiting_author), [7, 3, 2], "oldest first");
+        assert_eq!(numbers(&digest.ready_to_merge), [6]);
+        assert_eq!(
+            (digest.review_total, digest.author_total, digest.merge_total),
+            (3, 3, 1)
+        );
     }
 }

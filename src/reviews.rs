@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::config::{Room, Settings, Sink, UserMapping};
 use crate::domain::calendar::Calendar;
 use crate::domain::routing::Routing;
-use crate::domain::Timestamp;
+use crate::domain::{PullRequestView, Timestamp, Turn};
 use crate::notify::digest;
 use crate::notify::doc::{Color, Doc};
 use crate::review_queue::{self, Scope};
@@ -29,7 +29,8 @@ pub struct PrRef {
 /// A parsed `/reviews` command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// `/reviews`: open PRs in this room the asker can review, requested reviews first.
+    /// `/reviews`: the open PRs in this room on which the asker is an owed reviewer, then
+    /// ("Your turn: N") the asker's own whose turn is theirs (author's turn or ready to merge).
     Reviews,
     /// `/reviews mine`: the asker's own open PRs.
     Mine,
@@ -326,6 +327,19 @@ fn snooze_lines(snoozes: &[store::snoozes::CurrentSnooze], calendar: &Calendar) 
     lines
 }
 
+/// Whether `me` (a `user_key`) owes a review on `view`: its turn is its reviewers' and they
+/// are among the owed.
+fn owes(view: &PullRequestView, me: &str) -> bool {
+    matches!(&view.turn, Some(Turn::Reviewers { owed }) if owed.iter().any(|k| k.as_str() == me))
+}
+
+/// Whether `view`'s route lists it in `room`.
+fn routed_to(routing: &Routing, view: &PullRequestView, room: &str) -> bool {
+    routing
+        .route(view.key.flavour(), &view.repository)
+        .is_some_and(|route| route.rooms.iter().any(|r| r == room))
+}
+
 /// The answer when the asker's Bitbucket account is needed but unknown.
 fn unknown_user(asker: &Asker, what: &str) -> Doc {
     append(
@@ -348,7 +362,7 @@ fn append(mut message: Doc, line: &str) -> Doc {
 
 /// The answer to `/reviews help` (and, after a line saying what was wrong, to anything not
 /// understood).
-pub const HELP: &str = "/reviews: open pull requests you can review in this room (not yours, not those you approved), those you were asked to review first\n\
+pub const HELP: &str = "/reviews: the pull requests in this room waiting for your review, then yours whose turn is yours (changes requested, a failed build, open tasks, a draft, or ready to merge)\n\
 /reviews mine: your own open pull requests\n\
 /reviews all: everything waiting for review in this room\n\
 /reviews snooze <PR link | workspace/repo#number> [4h | 3d | 3 days | 1w]: hide someone else's pull request from your list and the room's digest (default 1 day) until then or until it changes\n\
@@ -393,21 +407,31 @@ pub async fn execute(
             let mut digests =
                 review_queue::select(db, routing, &settings.commands.users, now, &scope).await?;
             let digest = digests.remove(&room.name).unwrap_or_default();
-            let mut message = if personal {
-                if digest.is_empty() {
-                    say(Color::Green, "Nothing is waiting for your review here.")
-                } else {
-                    let heading = format!(
-                        "{} pull request{} you can review",
-                        digest.review_total,
-                        if digest.review_total == 1 { "" } else { "s" }
-                    );
-                    digest::render_list(&heading, Some(&room.name), &digest, sweep_settings, now)
+            let mut message = match me.as_deref().filter(|_| personal) {
+                Some(me) => {
+                    // Only the PRs on which the asker owes a review (issue 23), then their own
+                    // whose turn is theirs.
+                    let owed: Vec<_> = digest
+                        .waiting_review
+                        .into_iter()
+                        .filter(|v| owes(v, me))
+                        .collect();
+                    let mine =
+                        review_queue::authored(db, routing, &settings.commands.users, me).await?;
+                    let mut mine: Vec<_> = mine
+                        .waiting_review
+                        .into_iter()
+                        .chain(mine.waiting_author)
+                        .filter(|v| matches!(v.turn, Some(Turn::Author(_) | Turn::Merge)))
+                        .filter(|v| routed_to(routing, v, &room.name))
+                        .collect();
+                    mine.sort_by_key(|v| v.created_on);
+                    digest::render_personal(&room.name, &owed, &mine, sweep_settings, now)
                 }
-            } else if digest.is_empty() {
-                say(Color::Green, "Nothing is waiting for review here.")
-            } else {
-                digest::render(&room.name, &digest, sweep_settings, now)
+                None if digest.is_empty() => {
+                    say(Color::Green, "Nothing is waiting for review here.")
+                }
+                None => digest::render(&room.name, &digest, sweep_settings, now),
             };
             message.notify = false;
             // What this list leaves out for a snooze: in the room's list anyone's, in a

@@ -30,6 +30,8 @@ pub struct RoomReport {
     pub waiting_review: usize,
     /// PRs where changes were requested: the author has the next move.
     pub waiting_on_author: usize,
+    /// PRs whose approvals are met with nothing blocking (turn `merge`): the author can merge.
+    pub ready_to_merge: usize,
     /// Some listed PR is older than `escalate_after`, so the digest is red.
     pub escalated: bool,
 }
@@ -56,11 +58,16 @@ impl SweepReport {
         );
         for r in &self.rooms {
             out.push_str(&format!(
-                "  {:<16} {:<8} {} waiting for review, {} waiting on author{}{}\n",
+                "  {:<16} {:<8} {} waiting for review, {} waiting on author{}{}{}\n",
                 r.room,
                 r.status,
                 r.waiting_review,
                 r.waiting_on_author,
+                if r.ready_to_merge > 0 {
+                    format!(", {} ready to merge", r.ready_to_merge)
+                } else {
+                    String::new()
+                },
                 if r.escalated { ", escalated" } else { "" },
                 r.reason
                     .as_deref()
@@ -154,6 +161,7 @@ pub async fn run(
             reason,
             waiting_review: digest.review_total,
             waiting_on_author: digest.author_total,
+            ready_to_merge: digest.merge_total,
             escalated,
         });
     }

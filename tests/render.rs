@@ -239,6 +239,7 @@ fn mixed() -> RoomDigest {
         waiting_author: vec![third],
         review_total: 4,
         author_total: 1,
+        ..RoomDigest::default()
     }
 }
 
@@ -253,6 +254,19 @@ fn digests() {
     pin(
         "digest_mixed",
         &digest::render("back_end *team*", &mixed, &settings, now()),
+    );
+    // The three groups by turn (issue 23): ready to merge names who can merge (the author, as a
+    // chat mention where mapped).
+    let mut ready = approved(cloud(8, "Ready *now* <b>", 12), &names(2));
+    ready.turn = Some(Turn::Merge);
+    let three = RoomDigest {
+        ready_to_merge: vec![ready, approved(data_center(9, "DC ready", 4), &names(1))],
+        merge_total: 3,
+        ..mixed.clone()
+    };
+    pin(
+        "digest_by_turn",
+        &digest::render("backend", &three, &settings, now()),
     );
     let mut one = RoomDigest {
         waiting_review: vec![cloud(5, "Only one", 2)],
@@ -303,6 +317,57 @@ fn digests() {
     pin(
         "list_without_room",
         &digest::render_list("Your 5 open pull requests", None, &mixed, &settings, now()),
+    );
+}
+
+/// One person's `/reviews` (issue 23): the PRs on which they owe a review (a hostile title),
+/// then "Your turn" with every reason it can be theirs; and the answer with only their turn,
+/// and with nothing at all.
+#[test]
+fn personal_reviews() {
+    let settings = SweepSettings::default();
+    let mut owes = cloud(1, HOSTILE, 80);
+    owes.turn = Some(owed(&["carol"]));
+    owes.waiting_for = vec![person("Carol", Some("carol_r"), Some("UCAROL"))];
+    let turn = |n: i64, turn: Turn| {
+        let mut pr = cloud(n, &format!("Mine *{n}*"), n);
+        pr.author = "Carol".into();
+        pr.turn = Some(turn);
+        pr
+    };
+    let mut changes = turn(2, Turn::Author(AuthorReason::ChangesRequested));
+    changes.changes_requested_by = vec!["Frank".into()];
+    let mut failed = approved(turn(3, Turn::Author(AuthorReason::BuildFailed)), &names(2));
+    failed.build_state = Some(BuildState::Failed);
+    let mut tasks = approved(turn(4, Turn::Author(AuthorReason::OpenTasks)), &names(2));
+    tasks.open_tasks = Some(2);
+    let mut stopped = turn(5, Turn::Author(AuthorReason::BuildStopped));
+    stopped.build_state = Some(BuildState::Stopped);
+    let mine = vec![
+        changes,
+        failed,
+        tasks,
+        stopped,
+        turn(6, Turn::Author(AuthorReason::Draft)),
+        approved(turn(7, Turn::Merge), &names(2)),
+    ];
+    pin(
+        "reviews_personal",
+        &digest::render_personal(
+            "backend",
+            std::slice::from_ref(&owes),
+            &mine,
+            &settings,
+            now(),
+        ),
+    );
+    pin(
+        "reviews_personal_only_mine",
+        &digest::render_personal("backend", &[], &mine[5..], &settings, now()),
+    );
+    pin(
+        "reviews_personal_nothing",
+        &digest::render_personal("backend", &[], &[], &settings, now()),
     );
 }
 

@@ -74,12 +74,16 @@ pub struct RoomDigest {
     pub review_total: usize,
     /// How many PRs wait for their author in all, including those beyond the listed ones.
     pub author_total: usize,
+    /// Approvals met, nothing blocking (turn `merge`, issue 23): the author can merge.
+    pub ready_to_merge: Vec<PullRequestView>,
+    /// How many PRs are ready to merge in all, including those beyond the listed ones.
+    pub merge_total: usize,
 }
 
 impl RoomDigest {
     /// Nothing waits in this room: the digest would say "all clear" (or nothing).
     pub fn is_empty(&self) -> bool {
-        self.review_total == 0 && self.author_total == 0
+        self.review_total == 0 && self.author_total == 0 && self.merge_total == 0
     }
 
     /// Every PR the digest shows.
@@ -87,5 +91,6 @@ impl RoomDigest {
         self.waiting_review
             .iter_mut()
             .chain(self.waiting_author.iter_mut())
+            .chain(self.ready_to_merge.iter_mut())
     }
 }

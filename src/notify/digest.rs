@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::doc::{clip, format_age, Block, Color, Doc, Headline, Inline, List, Person};
 use super::message::list;
 use crate::config::SweepSettings;
-use crate::domain::{BuildState, PullRequestView, RoomDigest};
+use crate::domain::{AuthorReason, BuildState, PullRequestView, RoomDigest, Turn};
 
 /// Names one list of a digest line shows (who approved, who asked for changes, who is waited
 /// for); the rest are counted (`and 295 others`), so that a line stays short whatever the PR
@@ -68,11 +68,16 @@ pub fn render(
         "All clear: no pull request is waiting for review".to_owned()
     } else {
         format!(
-            "{} pull request{} waiting for review{}",
+            "{} pull request{} waiting for review{}{}",
             digest.review_total,
             if digest.review_total == 1 { "" } else { "s" },
             if digest.author_total > 0 {
                 format!(", {} waiting on their author", digest.author_total)
+            } else {
+                String::new()
+            },
+            if digest.merge_total > 0 {
+                format!(", {} ready to merge", digest.merge_total)
             } else {
                 String::new()
             }
@@ -154,8 +159,112 @@ fn line(
     out
 }
 
+/// Why a PR is its author's to act on, where its line does not already say so: `draft`,
+/// `1 open task`, `build stopped`, `ready to merge` (a request for changes and a failed build
+/// are on the line already); `None` otherwise.
+fn turn_note(pr: &PullRequestView) -> Option<String> {
+    match pr.turn.as_ref()? {
+        Turn::Merge => Some("ready to merge".into()),
+        Turn::Author(AuthorReason::Draft) => Some("draft".into()),
+        Turn::Author(AuthorReason::BuildStopped) => Some("build stopped".into()),
+        Turn::Author(AuthorReason::OpenTasks) => {
+            let n = pr.open_tasks.unwrap_or(0);
+            Some(format!("{n} open task{}", if n == 1 { "" } else { "s" }))
+        }
+        Turn::Author(AuthorReason::ChangesRequested | AuthorReason::BuildFailed)
+        | Turn::Reviewers { .. } => None,
+    }
+}
+
+/// A line of the asker's own list: the author's line, then why it is their turn.
+fn own_line(pr: &PullRequestView, settings: &SweepSettings, now: DateTime<Utc>) -> Vec<Inline> {
+    let mut out = line(pr, true, settings, now);
+    if let Some(note) = turn_note(pr) {
+        out.push(Inline::fixed(" · "));
+        out.push(Inline::text(note));
+    }
+    out
+}
+
+/// A line of the "Ready to merge" list: the PR's line, then who can merge it (its author, a
+/// chat mention where `[[users]]` maps them).
+fn merge_line(pr: &PullRequestView, settings: &SweepSettings, now: DateTime<Utc>) -> Vec<Inline> {
+    let mut out = line(pr, true, settings, now);
+    let name = if pr.author_as.name.is_empty() {
+        &pr.author
+    } else {
+        &pr.author_as.name
+    };
+    out.push(Inline::fixed(" · can merge: "));
+    out.push(Inline::Person(Person {
+        name: clip(name),
+        hipchat: pr.author_as.hipchat.clone(),
+        slack: pr.author_as.slack.clone(),
+    }));
+    out
+}
+
+/// One person's `/reviews` answer (issue 23): the PRs in `room` on which they are an owed
+/// reviewer (`owed`, listed as a digest lists them), then, titled `Your turn: N`, their own PRs
+/// whose turn is theirs (`mine`: changes requested, a failed build, open tasks, a draft, or
+/// ready to merge). Green when both are empty ("Nothing is waiting for your review here."),
+/// red when an owed review has waited past `escalate_after`, else yellow. Never notifies and
+/// never pings: it answers the asker.
+pub fn render_personal(
+    room: &str,
+    owed: &[PullRequestView],
+    mine: &[PullRequestView],
+    settings: &SweepSettings,
+    now: DateTime<Utc>,
+) -> Doc {
+    let heading = match owed.len() {
+        0 if mine.is_empty() => "Nothing is waiting for your review here.".to_owned(),
+        0 => "No pull request is waiting for your review".to_owned(),
+        n => format!(
+            "{n} pull request{} waiting for your review",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    if owed.is_empty() && mine.is_empty() {
+        return Doc::lines(Color::Green, [heading.as_str()]);
+    }
+    let color = if owed.iter().any(|pr| age(pr, settings, now).1) {
+        Color::Red
+    } else {
+        Color::Yellow
+    };
+    let mut blocks = Vec::new();
+    if !owed.is_empty() {
+        blocks.push(Block::List(List {
+            title: None,
+            items: owed
+                .iter()
+                .map(|pr| line(pr, false, settings, now))
+                .collect(),
+            total: owed.len(),
+        }));
+    }
+    if !mine.is_empty() {
+        blocks.push(Block::List(List {
+            title: Some(format!("Your turn: {}", mine.len()).into()),
+            items: mine.iter().map(|pr| own_line(pr, settings, now)).collect(),
+            total: mine.len(),
+        }));
+    }
+    Doc {
+        color,
+        notify: false,
+        headline: Some(Headline {
+            text: heading,
+            room: Some(room.to_owned()),
+        }),
+        blocks,
+        ping: Vec::new(),
+    }
+}
+
 /// A heading (strong; the room after it, if any), then the digest's PRs: those waiting for
-/// review, then those waiting on their author, each list cut by the chat's formatter to what
+/// review, then those waiting on their author, then those ready to merge (with who can merge), each list cut by the chat's formatter to what
 /// fits with "and N more". With `[sweep] hipchat_mention_ping`, the requested reviewers of the
 /// review list who have a HipChat mention name are the message's `ping`.
 pub fn render_list(
@@ -193,6 +302,17 @@ pub fn render_list(
                 .map(|pr| line(pr, true, settings, now))
                 .collect(),
             total: digest.author_total,
+        }));
+    }
+    if digest.merge_total > 0 {
+        blocks.push(Block::List(List {
+            title: Some("Ready to merge".into()),
+            items: digest
+                .ready_to_merge
+                .iter()
+                .map(|pr| merge_line(pr, settings, now))
+                .collect(),
+            total: digest.merge_total,
         }));
     }
     let mut ping: Vec<Person> = Vec::new();
@@ -268,6 +388,7 @@ mod tests {
             waiting_author: vec![pr(3, h(30), &[], &["Carol"], Some("INPROGRESS"))],
             review_total: 2,
             author_total: 1,
+            ..RoomDigest::default()
         };
         let m = r(render("backend", &digest, &SweepSettings::default(), now));
         assert_eq!(m.color, Color::Yellow);
@@ -312,6 +433,7 @@ mod tests {
             waiting_author: vec![waiting_on_author],
             review_total: 2,
             author_total: 1,
+            ..RoomDigest::default()
         };
         let m = render("r", &digest, &SweepSettings::default(), now);
         // Each once, in order; nobody from the waiting-on-author list (the author acts next).

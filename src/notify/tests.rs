@@ -70,6 +70,7 @@ fn teams_a_digest_as_a_card() {
         waiting_author: vec![waiting],
         review_total: 3,
         author_total: 1,
+        ..RoomDigest::default()
     };
     let m = digest::render("back_end", &d, &SweepSettings::default(), now);
     assert_eq!(m.color, Color::Red);

@@ -126,7 +126,7 @@ async fn reply(app: &impl Served, text: &str, mention: &str, room: &str) -> Stri
 
 on_both!(
     a_person_on_both_sites_is_their_cloud_account,
-    hipchat_reviews_leaves_out_own_and_approved_prs_and_lists_requested_first,
+    hipchat_reviews_lists_owed_reviews_then_the_askers_turn,
     the_room_can_be_named_by_the_id_in_its_hipchat_url,
     mine_unmapped_automatic_and_unknown,
     slack_signed_commands_and_mattermost_tokens,
@@ -179,31 +179,63 @@ pub(crate) fn link(n: i64) -> String {
     format!("/pull-requests/{n}\">Change {n}</a>")
 }
 
-async fn hipchat_reviews_leaves_out_own_and_approved_prs_and_lists_requested_first(on: On) {
+/// `/reviews` (issue 23): only the PRs on which the asker is an owed reviewer (#1: asked, no
+/// verdict), not those anyone could review (#4: only Bob asked), nor those they approved (#2) or
+/// on which their request for changes stands (#8); then, under "Your turn", their own PRs whose
+/// turn is theirs: changes requested (#3), ready to merge (#7).
+async fn hipchat_reviews_lists_owed_reviews_then_the_askers_turn(on: On) {
     let clock = ManualClock::frozen(now());
     let Some(app) = app(on, &clock).await else {
         return;
     };
+    let users = own_fixture("users.json");
+    let mut ready = pr(
+        7,
+        3,
+        &[
+            ("bob", "REVIEWER", Some("approved")),
+            ("dave", "REVIEWER", Some("approved")),
+        ],
+    );
+    ready["pullrequest"]["author"] = users["carol"].clone();
+    app.processed("pullrequest:updated", &ready).await;
+    let asked_changes = pr(8, 4, &[("carol", "REVIEWER", Some("changes_requested"))]);
+    app.processed("pullrequest:updated", &asked_changes).await;
+
     let answer = hipchat(&app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await;
     assert_eq!(answer.1["message_format"], "html");
     assert_eq!(answer.1["notify"], false);
+    assert_eq!(answer.1["color"], "yellow");
     let text = html(&answer);
+    assert_eq!(text, CAROL_REVIEWS, "{text}");
+    assert!(!text.contains(&link(4)), "Carol was not asked: {text}");
+    assert!(!text.contains(&link(2)), "approved by Carol: {text}");
     assert!(
-        text.starts_with("<b>2 pull requests you can review</b> (backend)"),
+        !text.contains(&link(8)),
+        "Carol's request for changes stands: {text}"
+    );
+    assert!(!text.contains("web/site"), "another room's: {text}");
+
+    // Bob owes #1 and #4 (asked, #4 first: the oldest), and #7 is no longer his to review.
+    let text = reply(&app, "/reviews", "bob", "backend").await;
+    assert!(
+        text.starts_with("<b>2 pull requests waiting for your review</b> (backend)"),
         "{text}"
     );
     let (one, four) = (
         text.find(&link(1)).expect("#1"),
         text.find(&link(4)).expect("#4"),
     );
-    assert!(
-        one < four,
-        "asked to review first, although #4 is older: {text}"
-    );
-    assert!(!text.contains(&link(2)), "approved by Carol: {text}");
-    assert!(!text.contains(&link(3)), "Carol's own: {text}");
-    assert!(!text.contains("web/site"), "another room's: {text}");
+    assert!(four < one, "oldest first: {text}");
+    assert!(!text.contains("Your turn"), "{text}");
 }
+
+/// Carol's `/reviews` in `hipchat_reviews_lists_owed_reviews_then_the_askers_turn`.
+const CAROL_REVIEWS: &str = "<b>1 pull request waiting for your review</b> (backend)<br>\
+• <a href=\"https://bitbucket.org/acme/payments-api/pull-requests/1\">Change 1</a> (acme/payments-api #1) by Alice Author · 0/2 approvals · 5h old · waiting for Bob Reviewer, @carol_r<br>\
+<b>Your turn: 2</b><br>\
+• <a href=\"https://bitbucket.org/acme/payments-api/pull-requests/3\">Change 3</a> (acme/payments-api #3) by Carol Reviewer · 0/2 approvals · changes requested by Dave Bystander · 7h old<br>\
+• <a href=\"https://bitbucket.org/acme/payments-api/pull-requests/7\">Change 7</a> (acme/payments-api #7) by Carol Reviewer · 2/2 approvals (Bob Reviewer, Dave Bystander) · 3h old · ready to merge";
 
 async fn the_room_can_be_named_by_the_id_in_its_hipchat_url(on: On) {
     let clock = ManualClock::frozen(now());
@@ -260,12 +292,12 @@ async fn mine_unmapped_automatic_and_unknown(on: On) {
         "{text}"
     );
 
-    // "bob" is a Bitbucket nickname: matched without configuration. Bob authored nothing and
-    // approved nothing, so he sees all four, #1 and #4 (asked) first.
+    // "bob" is a Bitbucket nickname: matched without configuration. Bob authored nothing; he
+    // owes #1 and #4, on which he was asked.
     let bob = hipchat(&app, HIPCHAT_TOKEN, "/reviews", "bob", "backend").await;
     let text = html(&bob);
     assert!(
-        text.starts_with("<b>3 pull requests you can review</b>"),
+        text.starts_with("<b>2 pull requests waiting for your review</b>"),
         "{text}"
     );
     assert!(!text.contains("Tip:"), "{text}");
@@ -278,7 +310,9 @@ async fn mine_unmapped_automatic_and_unknown(on: On) {
     );
     assert!(text.contains("/reviews snooze"), "{text}");
     let help = hipchat(&app, HIPCHAT_TOKEN, "/reviews help", "carol_r", "backend").await;
-    assert!(html(&help).starts_with("/reviews: open pull requests you can review"));
+    assert!(
+        html(&help).starts_with("/reviews: the pull requests in this room waiting for your review")
+    );
 
     let nowhere = hipchat(&app, HIPCHAT_TOKEN, "/reviews", "carol_r", "random").await;
     assert_eq!(
@@ -369,9 +403,12 @@ async fn snooze_hides_until_a_new_commit_expiry_or_unsnooze(on: On) {
         serde_json::from_str::<Vec<String>>(&approvers).unwrap(),
         Vec::<String>::new()
     );
+    // Carol owed a review only on #1; her own #3 (changes requested) is still hers.
     let text = reply(&app, "/reviews", "carol_r", "backend").await;
     assert!(
-        !text.contains(&link(1)) && text.contains(&link(4)),
+        !text.contains(&link(1))
+            && text.starts_with("<b>No pull request is waiting for your review</b>")
+            && text.contains(&link(3)),
         "{text}"
     );
 
@@ -648,7 +685,7 @@ async fn slack_signed_commands_and_mattermost_tokens(on: On) {
     assert_eq!(answer.1["response_type"], "ephemeral");
     let text = answer.1["text"].as_str().unwrap();
     assert!(
-        text.starts_with("*2 pull requests you can review* (backend)"),
+        text.starts_with("*1 pull request waiting for your review* (backend)"),
         "{text}"
     );
     assert!(
@@ -1056,9 +1093,9 @@ pub(crate) fn pr4(
     body
 }
 
-/// Whether #4 is in Carol's `/reviews` list in backend.
-pub(crate) async fn carol_sees_4(app: &impl Served) -> bool {
-    html(&hipchat(app, HIPCHAT_TOKEN, "/reviews", "carol_r", "backend").await).contains(&link(4))
+/// Whether #4 is in Bob's `/reviews` list in backend (he is asked to review it and owes it).
+pub(crate) async fn bob_sees_4(app: &impl Served) -> bool {
+    html(&hipchat(app, HIPCHAT_TOKEN, "/reviews", "bob", "backend").await).contains(&link(4))
 }
 
 async fn snooze_ends_when_a_reviewer_is_requested(on: On) {
@@ -1071,7 +1108,7 @@ async fn snooze_ends_when_a_reviewer_is_requested(on: On) {
         &app,
         HIPCHAT_TOKEN,
         &format!("/reviews snooze {REPO}#4 1d"),
-        "carol_r",
+        "bob",
         "backend",
     )
     .await;
@@ -1080,14 +1117,14 @@ async fn snooze_ends_when_a_reviewer_is_requested(on: On) {
         "{}",
         answer.1
     );
-    assert!(!carol_sees_4(&app).await);
+    assert!(!bob_sees_4(&app).await);
 
     // A newer event that changes neither the commit, the reviewers nor an approval (only the
     // description) leaves it snoozed.
     app.processed("pullrequest:updated", &pr4(1, "Now with tests.", &bob, &[]))
         .await;
     assert_eq!(app.count_rows("SELECT count(*) FROM snoozes").await, 1);
-    assert!(!carol_sees_4(&app).await);
+    assert!(!bob_sees_4(&app).await);
 
     // Dave is asked to review: the snooze ends, for the room's digest too.
     app.processed(
@@ -1106,7 +1143,7 @@ async fn snooze_ends_when_a_reviewer_is_requested(on: On) {
         app.review_rows(REPO, 4).await
     );
     assert_eq!(app.count_rows("SELECT count(*) FROM snoozes").await, 0);
-    assert!(carol_sees_4(&app).await);
+    assert!(bob_sees_4(&app).await);
 }
 
 async fn snooze_ends_when_an_approval_is_withdrawn(on: On) {
@@ -1114,42 +1151,50 @@ async fn snooze_ends_when_an_approval_is_withdrawn(on: On) {
     let Some(app) = app(on, &clock).await else {
         return;
     };
-    // Bob approves #4 (one of two approvals); Carol still can review it, and snoozes it.
-    let approved = [("bob", "REVIEWER", Some("approved"))];
+    // Dave approves #4 (one of two approvals); Bob still owes his review, and snoozes it.
+    let approved = [
+        ("bob", "REVIEWER", None),
+        ("dave", "PARTICIPANT", Some("approved")),
+    ];
     app.processed(
         "pullrequest:approved",
         &pr4(1, "Adds bounded retries.", &approved, &[]),
     )
     .await;
-    assert!(carol_sees_4(&app).await);
+    assert!(bob_sees_4(&app).await);
     hipchat(
         &app,
         HIPCHAT_TOKEN,
         &format!("/reviews snooze {REPO}#4 1d"),
-        "carol_r",
+        "bob",
         "backend",
     )
     .await;
     assert_eq!(app.count_rows("SELECT count(*) FROM snoozes").await, 1);
-    assert!(!carol_sees_4(&app).await);
+    assert!(!bob_sees_4(&app).await);
 
-    // Another event that keeps Bob's approval leaves it snoozed.
+    // Another event that keeps Dave's approval leaves it snoozed.
     app.processed(
         "pullrequest:updated",
         &pr4(2, "Now with tests.", &approved, &[]),
     )
     .await;
     assert_eq!(app.count_rows("SELECT count(*) FROM snoozes").await, 1);
-    assert!(!carol_sees_4(&app).await);
+    assert!(!bob_sees_4(&app).await);
 
-    // Bob withdraws his approval: the snooze ends.
+    // Dave withdraws his approval: the snooze ends.
     app.processed(
         "pullrequest:unapproved",
-        &pr4(3, "Now with tests.", &[("bob", "REVIEWER", None)], &[]),
+        &pr4(
+            3,
+            "Now with tests.",
+            &[("bob", "REVIEWER", None), ("dave", "PARTICIPANT", None)],
+            &[],
+        ),
     )
     .await;
     assert_eq!(app.count_rows("SELECT count(*) FROM snoozes").await, 0);
-    assert!(carol_sees_4(&app).await);
+    assert!(bob_sees_4(&app).await);
 }
 
 /// Every `/reviews` answer, pinned as the exact JSON each chat gets back (HipChat's room

@@ -91,7 +91,7 @@ async fn app(
 
 on_both!(
     tokens,
-    one_digest_per_room_listing_what_still_needs_review,
+    one_digest_per_room_grouped_by_turn,
     red_once_a_pr_is_older_than_three_days,
     counting_working_days_only_skips_the_weekend,
     the_bearer_scheme_is_case_insensitive,
@@ -213,7 +213,7 @@ async fn tokens(on: On) {
     );
 }
 
-async fn one_digest_per_room_listing_what_still_needs_review(on: On) {
+async fn one_digest_per_room_grouped_by_turn(on: On) {
     let fake = fake_room().await;
     let now = utc(2026, 11, 24, 10, 0); // Tuesday
     let clock = ManualClock::frozen(now);
@@ -296,6 +296,7 @@ async fn one_digest_per_room_listing_what_still_needs_review(on: On) {
     assert_eq!(backend["status"], "posted");
     assert_eq!(backend["waiting_review"], 2);
     assert_eq!(backend["waiting_on_author"], 1);
+    assert_eq!(backend["ready_to_merge"], 1);
     assert_eq!(backend["escalated"], false);
 
     let messages = digests(&fake, 2).await;
@@ -309,11 +310,17 @@ async fn one_digest_per_room_listing_what_still_needs_review(on: On) {
     assert_eq!(backend["message_format"], "html");
     let html = backend["message"].as_str().unwrap();
     let line = |n: i64| format!("<a href=\"https://bitbucket.org/{repo}/pull-requests/{n}\">");
-    assert!(
-        html.starts_with(
-            "<b>2 pull requests waiting for review, 1 waiting on their author</b> (backend)"
-        ),
-        "{html}"
+    // The three groups of issue 23: waiting for review (with who owes it), waiting on the
+    // author, ready to merge (with who can merge).
+    assert_eq!(
+        html,
+        "<b>2 pull requests waiting for review, 1 waiting on their author, 1 ready to merge</b> (backend)<br>\
+         • <a href=\"https://bitbucket.org/acme/payments-api/pull-requests/1\">Oldest, nobody looked</a> (acme/payments-api #1) by Alice Author · 0/2 approvals · 1d 6h old · waiting for Bob Reviewer, Carol Reviewer<br>\
+         • <a href=\"https://bitbucket.org/acme/payments-api/pull-requests/2\">One approval</a> (acme/payments-api #2) by Alice Author · 1/2 approvals (Bob Reviewer) · 20h old · waiting for Carol Reviewer<br>\
+         <b>Waiting on the author</b><br>\
+         • <a href=\"https://bitbucket.org/acme/payments-api/pull-requests/3\">Changes asked</a> (acme/payments-api #3) by Alice Author · 0/2 approvals · changes requested by Carol Reviewer · 1d 1h old<br>\
+         <b>Ready to merge</b><br>\
+         • <a href=\"https://bitbucket.org/acme/payments-api/pull-requests/4\">Fully approved</a> (acme/payments-api #4) by Alice Author · 2/2 approvals (Bob Reviewer, Carol Reviewer) · 1d 16h old · can merge: Alice Author"
     );
     let (p1, p2, p3) = (
         html.find(&line(1)).unwrap(),
@@ -323,7 +330,7 @@ async fn one_digest_per_room_listing_what_still_needs_review(on: On) {
     assert!(p1 < p2, "oldest first");
     let author_section = html.find("Waiting on the author").unwrap();
     assert!(p2 < author_section && author_section < p3, "{html}");
-    for absent in [4, 5, 6, 7] {
+    for absent in [5, 6, 7] {
         assert!(
             !html.contains(&line(absent)),
             "#{absent} is not listed: {html}"
