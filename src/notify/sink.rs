@@ -91,12 +91,13 @@ pub async fn send(
         (Sink::Slack(url) | Sink::Teams(url), Body::Json(json)) => {
             client.post(url.expose_secret()).json(&json)
         }
-        (Sink::SlackApi { api_url, token, .. }, Body::Json(json)) => {
-            return slack_api::Api::new(client, api_url, token)
-                .call("chat.postMessage", &json)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.into_send_error("chat.postMessage"));
+        (Sink::SlackApi { .. }, Body::Json(_)) => {
+            // A Web-API room's messages are posted and edited by `dispatcher::living`, which
+            // records each one in `chat_messages`; a plain post here would start a second
+            // message for the PR.
+            return Err(SendError::Permanent(
+                "a slack_channel room is delivered by its living messages, not by send".into(),
+            ));
         }
         (Sink::Console, Body::Json(_)) => return Ok(()),
     };

@@ -1000,18 +1000,19 @@ impl<'a> Rows<'a> {
         let repositories: Vec<RepositoryRow> = self
             .repositories
             .values()
-            .map(|(r, at)| RepositoryRow {
-                repository_key: &r.key,
-                full_name: &r.full_name,
-                uuid: r.uuid.as_deref(),
-                url: r.url.as_deref(),
-                required_approvals: routing
-                    .route(r.key.flavour(), &r.full_name)
-                    .and_then(|route| route.required_override),
-                named_on: at,
-                approvals_after_last_push: routing
-                    .route(r.key.flavour(), &r.full_name)
-                    .is_some_and(|route| route.approvals_after_last_push),
+            .map(|(r, at)| {
+                // One glob scan per repository: the route gives both of its settings.
+                let route = routing.route(r.key.flavour(), &r.full_name);
+                RepositoryRow {
+                    repository_key: &r.key,
+                    full_name: &r.full_name,
+                    uuid: r.uuid.as_deref(),
+                    url: r.url.as_deref(),
+                    required_approvals: route.and_then(|route| route.required_override),
+                    named_on: at,
+                    approvals_after_last_push: route
+                        .is_some_and(|route| route.approvals_after_last_push),
+                }
             })
             .collect();
         write_json(&mut buf.repositories, &repositories)?;

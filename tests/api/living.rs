@@ -623,7 +623,34 @@ async fn a_room_moved_to_another_channel_starts_new_messages(on: On) {
     );
 }
 
+/// A thread reply Slack refuses after the edit went through: the row is sent (the message shows
+/// the PR's state), not retried (a retry would edit again and could post the reply twice).
+async fn a_refused_thread_reply_leaves_the_edit_sent(on: On) {
+    let fake = FakeSlack::start().await;
+    let Some(app) = spawn(on, "living_reply", &fake).await else {
+        return;
+    };
+    app.processed("pullrequest:created", &pr(1, 0, "OPEN", &[]))
+        .await;
+    fake.exactly(1).await;
+    settled(&app, 1).await;
+    let ts = fake.top_level()[0].ts.clone();
+
+    fake.script("chat.postMessage", vec![Scripted::Error("internal_error")]);
+    app.processed("pullrequest:approved", &pr(1, 10, "OPEN", &["bob"]))
+        .await;
+    let rows = settled(&app, 2).await;
+    assert!(rows.iter().all(|r| r.1 == "sent" && r.2 == 1), "{rows:#?}");
+    let calls = fake.exactly(3).await;
+    assert_eq!(calls[1].method, "chat.update");
+    assert_eq!(calls[2].method, "chat.postMessage");
+    assert_eq!(calls[2].body["thread_ts"], ts.as_str());
+    assert_eq!(fake.top_level()[0].edits, 1);
+    assert!(fake.replies(&ts).is_empty());
+}
+
 on_both!(
+    a_refused_thread_reply_leaves_the_edit_sent,
     a_room_moved_to_another_channel_starts_new_messages,
     each_digest_supersedes_the_one_before,
     the_final_edit_comes_without_announce_merged,

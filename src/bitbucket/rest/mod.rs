@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
@@ -210,9 +210,8 @@ impl Api {
             .request(method, url)
             .header("Accept", "application/json");
         match &self.credentials {
-            Credentials::Bearer(token) => {
-                request.header(AUTHORIZATION, format!("Bearer {}", token.0.expose_secret()))
-            }
+            // `bearer_auth` marks the header sensitive, as `basic_auth` does: never in a log.
+            Credentials::Bearer(token) => request.bearer_auth(token.0.expose_secret()),
             Credentials::Basic { username, token } => {
                 request.basic_auth(username, Some(token.0.expose_secret()))
             }
