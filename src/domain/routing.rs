@@ -130,11 +130,6 @@ impl CompiledRoute {
     pub fn reviewable(&self, state: PrState, title: &str, draft: bool) -> bool {
         state == PrState::Open && !draft && !self.ignores_title(title)
     }
-
-    /// The one `needs review` rule: reviewable and short of this route's required approvals.
-    pub fn needs_review(&self, state: PrState, title: &str, draft: bool, approvals: u32) -> bool {
-        self.reviewable(state, title, draft) && approvals < self.required_approvals
-    }
 }
 
 /// `cloud:acme/*` → (Cloud, `acme/*`); an unprefixed glob is for either Bitbucket.
