@@ -21,6 +21,7 @@ use tracing::Instrument;
 use super::doc::{self, Doc, Stored};
 use super::message::{news, render};
 use super::sink::{self, SendError};
+use super::slack_api;
 use crate::clock::{Clock, RateClock};
 use crate::config::{NotifySettings, Room, Sink, UserMapping};
 use crate::domain::{NotifyEvent, Timestamp};
@@ -95,8 +96,9 @@ fn holder_name() -> String {
 impl Dispatcher {
     /// Starts one task per configured room, each sending its queue in order at no more than
     /// `room_rate_per_minute`; `wake` prompts them after new rows are committed; every wait and
-    /// due time is read on `clock`; every attempt is counted in `metrics`. Fails only if the
-    /// HTTP client cannot be built.
+    /// due time is read on `clock`; every attempt is counted in `metrics`; every Slack Web API
+    /// call keeps within `slack` (the process's one, shared with other Web API callers). Fails
+    /// only if the HTTP client cannot be built.
     pub fn spawn(
         db: Db,
         settings: &NotifySettings,
@@ -104,6 +106,7 @@ impl Dispatcher {
         clock: Clock,
         metrics: Metrics,
         users: &[UserMapping],
+        slack: &slack_api::Limits,
     ) -> anyhow::Result<Dispatcher> {
         let users: Arc<[UserMapping]> = users.into();
         let client = sink::client(settings.timeout)?;
@@ -124,6 +127,7 @@ impl Dispatcher {
                 users: users.clone(),
                 lease: std::sync::Mutex::new(None),
                 period: None,
+                slack: slack.clone(),
             };
             let span = tracing::info_span!("room", room = %room.name);
             tasks.spawn(worker.run().instrument(span));
@@ -164,6 +168,8 @@ struct RoomWorker {
     lease: std::sync::Mutex<Option<std::time::Instant>>,
     /// The room's spacing between two messages, if it has a rate.
     period: Option<Duration>,
+    /// The Slack Web API's per-channel limits, shared by every room and caller.
+    slack: slack_api::Limits,
 }
 
 impl RoomWorker {

@@ -753,3 +753,114 @@ fn a_kill_between_the_post_and_its_commit_leaves_one_message() {
         vec![(CHANNEL.to_owned(), Some(posted[0].ts.clone()))]
     );
 }
+
+/// The Web API's limits (`slack_api::Limits`), one per process and shared by every caller (two
+/// rooms on one channel, direct messages), on a frozen clock so that every wait is exact:
+///
+/// - requests to one channel: a burst of `CHANNEL_BURST`, then one per `CHANNEL_PERIOD` (the
+///   next one waits, sending nothing, until the clock reaches its turn); another channel has
+///   its own turn;
+/// - HTTP 429 with `Retry-After: 2`: the call answers `ratelimited` with those 2 s (what the
+///   outbox waits before the row's next try), and until they have passed nothing at all goes
+///   to that channel, whatever the method: a call answers `ratelimited` with the time left.
+#[tokio::test]
+async fn the_web_api_keeps_each_channels_rate_and_its_retry_after() {
+    use pr_reminder::clock::ManualClock;
+    use pr_reminder::notify::slack_api::{Api, CallError, Limits, CHANNEL_BURST};
+
+    let fake = FakeSlack::start().await;
+    let manual = ManualClock::frozen(chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap());
+    let limits = Limits::new(manual.clock());
+    let client = reqwest::Client::new();
+    let base = fake.api_url();
+    let token = SecretString::from(BOT_TOKEN.to_owned());
+    let text = |n: u32| json!({"channel": CHANNEL, "text": format!("message {n}")});
+
+    // The burst goes at once.
+    for n in 0..CHANNEL_BURST {
+        Api::new(&client, &base, &token, &limits)
+            .post_message(&text(n))
+            .await
+            .unwrap();
+    }
+    assert_eq!(fake.calls().len(), CHANNEL_BURST as usize);
+    // The next waits for its turn, one second on: nothing is sent before.
+    let next = tokio::spawn({
+        let (client, base, token, limits) =
+            (client.clone(), base.clone(), token.clone(), limits.clone());
+        let body = text(9);
+        async move {
+            Api::new(&client, &base, &token, &limits)
+                .post_message(&body)
+                .await
+        }
+    });
+    assert!(manual.until_waiting(1, PATIENCE).await);
+    assert_eq!(
+        manual.waits(),
+        vec![manual.now() + chrono::Duration::seconds(1)]
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        fake.calls().len(),
+        CHANNEL_BURST as usize,
+        "sent before its turn"
+    );
+    // Another channel is not held by this one's turn (the fake does not know it).
+    let other = Api::new(&client, &base, &token, &limits)
+        .call(
+            "chat.postMessage",
+            &json!({"channel": "C0OTHER001", "text": "x"}),
+        )
+        .await;
+    assert_eq!(other.unwrap_err().error(), Some("channel_not_found"));
+    manual.advance(Duration::from_secs(1));
+    next.await.unwrap().unwrap();
+    assert_eq!(fake.calls().len(), CHANNEL_BURST as usize + 2);
+
+    // A 429: the call says `ratelimited` with Slack's Retry-After.
+    manual.advance(Duration::from_secs(10));
+    fake.script("chat.update", vec![Scripted::RateLimited(2)]);
+    let api = Api::new(&client, &base, &token, &limits);
+    let update = json!({"channel": CHANNEL, "ts": "1.0", "text": "edited"});
+    let limited = api.call("chat.update", &update).await.unwrap_err();
+    assert_eq!(
+        limited,
+        CallError::Slack {
+            error: "ratelimited".into(),
+            after: Some(Duration::from_secs(2))
+        }
+    );
+    let sent = fake.calls().len();
+    // For those 2 s nothing goes to the channel, whatever the method.
+    manual.advance(Duration::from_millis(1500));
+    let held = api.post_message(&text(10)).await.unwrap_err();
+    assert_eq!(
+        held,
+        CallError::Slack {
+            error: "ratelimited".into(),
+            after: Some(Duration::from_millis(500))
+        }
+    );
+    assert_eq!(
+        held.clone().into_send_error("chat.postMessage"),
+        pr_reminder::notify::sink::SendError::Retry {
+            after: Some(Duration::from_millis(500)),
+            reason: "chat.postMessage: ratelimited".into()
+        }
+    );
+    assert!(held.refused(), "nothing was posted");
+    let lookup = api.find(CHANNEL, "0", "key").await.unwrap_err();
+    assert_eq!(lookup.error(), Some("ratelimited"));
+    assert_eq!(
+        fake.calls().len(),
+        sent,
+        "a call went out while Slack said to wait"
+    );
+    // Then it goes.
+    manual.advance(Duration::from_millis(500));
+    api.post_message(&text(11)).await.unwrap();
+    let calls = fake.calls();
+    assert_eq!(calls.len(), sent + 1);
+    assert_eq!(calls[sent].body["text"], "message 11");
+}

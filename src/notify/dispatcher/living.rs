@@ -59,7 +59,7 @@ impl RoomWorker {
         else {
             anyhow::bail!("not a Web-API room");
         };
-        let api = Api::new(&self.client, api_url, token);
+        let api = Api::new(&self.client, api_url, token, &self.slack);
         let room = self.room.name.as_str();
         let key = message_key(room, repository, number);
         let events = parse_events(&row.events);
@@ -231,7 +231,7 @@ impl RoomWorker {
         else {
             anyhow::bail!("not a Web-API room");
         };
-        let api = Api::new(&self.client, api_url, token);
+        let api = Api::new(&self.client, api_url, token, &self.slack);
         let posted = match api
             .post_message(&slack_api::message(channel, message))
             .await
