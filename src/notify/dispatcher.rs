@@ -423,12 +423,12 @@ impl RoomWorker {
             tokio::time::sleep(Duration::from_millis(20)).await;
             return Ok(());
         }
-        let (message, repository, number) = match &row.subject {
+        let (message, repository, number, view) = match &row.subject {
             Subject::Digest => {
                 // A chat document, or what a release before it stored (each chat's rendering).
                 let payload = row.payload.as_deref().unwrap_or_default();
                 let stored: Stored = serde_json::from_str(payload).context("a stored digest")?;
-                (Doc::from(stored), "(digest)", 0)
+                (Doc::from(stored), "(digest)", 0, None)
             }
             Subject::PullRequest {
                 repository,
@@ -445,7 +445,12 @@ impl RoomWorker {
                     return outbox::finish(&self.db, row.id, failed, &self.clock.timestamp()).await;
                 };
                 crate::review_queue::mention_people(&mut view, &self.users);
-                (render(&events, &view), full_name.as_str(), *number)
+                (
+                    render(&events, &view),
+                    full_name.as_str(),
+                    *number,
+                    Some(view),
+                )
             }
         };
         let attempt = row.attempts + 1;
@@ -470,7 +475,8 @@ impl RoomWorker {
                     repository, number, ..
                 },
             ) => {
-                self.deliver_living(&row, repository, *number, &message, limiter)
+                let view = view.as_ref().context("a PR's message without its PR")?;
+                self.deliver_living(&row, repository, *number, view, &message, limiter)
                     .await?
             }
             (Sink::SlackApi { .. }, Subject::Digest) => {

@@ -329,6 +329,16 @@ pub fn reply(channel: &str, ts: &str, message: &Doc) -> Value {
     json!({"channel": channel, "thread_ts": ts, "text": slack::text(message)})
 }
 
+/// A reply in the thread of the message `ts` that is also shown in the channel
+/// (chat.postMessage's `reply_broadcast`: "Used in conjunction with thread_ts and indicates
+/// whether reply should be made visible to everyone in the channel or conversation. Defaults to
+/// false."): for a reply that asks someone to act.
+pub fn broadcast_reply(channel: &str, ts: &str, message: &Doc) -> Value {
+    let mut body = reply(channel, ts, message);
+    body["reply_broadcast"] = json!(true);
+    body
+}
+
 impl<'a> Api<'a> {
     /// The API at `base` (`https://slack.com/api`), with the bot `token`, within `limits`
     /// (the process's one [`Limits`]).

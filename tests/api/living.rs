@@ -649,7 +649,203 @@ async fn a_refused_thread_reply_leaves_the_edit_sent(on: On) {
     assert!(fake.replies(&ts).is_empty());
 }
 
+/// acme/payments-api#1 by Alice at `second`, in `state`, on source commit `commit`, with the
+/// participants' verdicts (`approved`, `changes_requested`).
+fn pr_with(second: u32, state: &str, commit: &str, verdicts: &[(&str, &str)]) -> Value {
+    let participants: Vec<(&str, &str, Option<&str>)> = verdicts
+        .iter()
+        .map(|(u, v)| (*u, "REVIEWER", Some(*v)))
+        .collect();
+    pr_event(1, &at(second), state, "Add retries", commit, &participants)
+}
+
+/// The replies under the edits say what changed, from what the message showed before: who
+/// approved, who asked for changes, new commits, the merge; and, when the turn moved, whose it
+/// is now. `reply_broadcast` (the reply shown in the channel too) only when the turn moves to
+/// someone `[[users]]` maps to a Slack member (Alice, `<@U0ALICE01>`): not when Bob's approval
+/// leaves Carol (already asked), nor when Alice's turn becomes "ready to merge: Alice".
+async fn replies_say_what_changed_and_call_whose_turn_it_is(on: On) {
+    use pr_reminder::config::UserMapping;
+    let fake = FakeSlack::start().await;
+    let room = living_room("living", &fake, CHANNEL, BOT_TOKEN);
+    let adjust = settings(vec![room], Duration::from_secs(2));
+    let Some(app) = spawn_on(
+        on,
+        "living_replies",
+        move |s: &mut Settings| {
+            adjust(s);
+            s.commands.users = vec![
+                UserMapping {
+                    bitbucket: "alice".into(),
+                    hipchat: None,
+                    slack: Some("U0ALICE01".into()),
+                },
+                UserMapping {
+                    bitbucket: "carol".into(),
+                    hipchat: None,
+                    slack: Some("U0CAROL01".into()),
+                },
+            ];
+        },
+        Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
+    let mut sent = 0;
+    let mut step = |event: &'static str, body: Value, calls: usize| {
+        sent += 1;
+        let (app, fake) = (&app, &fake);
+        let rows = sent;
+        async move {
+            app.processed(event, &body).await;
+            let all = fake.exactly(calls).await;
+            let outbox = settled(app, rows).await;
+            assert!(outbox.iter().all(|r| r.1 == "sent"), "{outbox:#?}");
+            all
+        }
+    };
+    step(
+        "pullrequest:created",
+        pr_with(0, "OPEN", "aaaaaaaaaaaa", &[]),
+        1,
+    )
+    .await;
+    let ts = fake.top_level()[0].ts.clone();
+    step(
+        "pullrequest:approved",
+        pr_with(10, "OPEN", "aaaaaaaaaaaa", &[("bob", "approved")]),
+        3,
+    )
+    .await;
+    step(
+        "pullrequest:changes_request_created",
+        pr_with(
+            20,
+            "OPEN",
+            "aaaaaaaaaaaa",
+            &[("bob", "approved"), ("carol", "changes_requested")],
+        ),
+        5,
+    )
+    .await;
+    // Alice pushes, and Carol approves the new commit.
+    step(
+        "pullrequest:approved",
+        pr_with(
+            30,
+            "OPEN",
+            "bbbbbbbbbbbb",
+            &[("bob", "approved"), ("carol", "approved")],
+        ),
+        7,
+    )
+    .await;
+    let calls = step(
+        "pullrequest:fulfilled",
+        pr_with(
+            40,
+            "MERGED",
+            "bbbbbbbbbbbb",
+            &[("bob", "approved"), ("carol", "approved")],
+        ),
+        9,
+    )
+    .await;
+    let replies: Vec<Value> = calls
+        .iter()
+        .filter(|c| c.body["thread_ts"].is_string())
+        .map(|c| {
+            assert_eq!(c.body["thread_ts"], ts.as_str());
+            assert_eq!(c.body["channel"], CHANNEL);
+            json!([c.body["text"], c.body["reply_broadcast"]])
+        })
+        .collect();
+    assert_eq!(
+        replies,
+        vec![
+            json!([
+                "Bob Reviewer approved · needs review from <@U0CAROL01>",
+                null
+            ]),
+            json!([
+                "Changes requested by Carol Reviewer · <@U0ALICE01>'s turn",
+                true
+            ]),
+            json!([
+                "New commits · Carol Reviewer approved · ready to merge: <@U0ALICE01>",
+                null
+            ]),
+            json!(["Merged", null]),
+        ]
+    );
+    assert_eq!(fake.top_level().len(), 1);
+    assert_eq!(fake.replies(&ts).len(), 4);
+}
+
+/// Back to draft: the message is edited to say so (gray, its title not struck: it may come
+/// back), with "Moved back to draft" under it; ready again, it shows the PR's state again.
+/// Opened and moved to draft before its message went out: nothing is posted at all.
+async fn a_pr_moved_back_to_draft_is_shown_so(on: On) {
+    let fake = FakeSlack::start().await;
+    let Some(app) = spawn(on, "living_draft", &fake).await else {
+        return;
+    };
+    app.processed("pullrequest:created", &pr(1, 0, "OPEN", &[]))
+        .await;
+    fake.exactly(1).await;
+    settled(&app, 1).await;
+    let ts = fake.top_level()[0].ts.clone();
+    let mut draft = pr(1, 10, "OPEN", &[]);
+    draft["pullrequest"]["draft"] = json!(true);
+    app.processed("pullrequest:updated", &draft).await;
+    let calls = fake.exactly(3).await;
+    let rows = settled(&app, 2).await;
+    assert_eq!(rows[1].1, "sent");
+    assert_eq!(calls[1].method, "chat.update");
+    assert_eq!(calls[1].body["ts"], ts.as_str());
+    assert_eq!(
+        calls[1].body["text"],
+        "*Draft*: <https://bitbucket.org/acme/payments-api/pull-requests/1|Add retries> \
+         (acme/payments-api #1) by Alice Author\n0/2 approvals"
+    );
+    assert_eq!(calls[1].body["attachments"][0]["color"], "#9ca3af");
+    assert_eq!(calls[2].body["text"], "Moved back to draft");
+    assert_eq!(calls[2].body["thread_ts"], ts.as_str());
+
+    app.processed("pullrequest:updated", &pr(1, 20, "OPEN", &[]))
+        .await;
+    let calls = fake.exactly(5).await;
+    settled(&app, 3).await;
+    assert_eq!(
+        calls[3].body["text"],
+        "*Needs review from Bob Reviewer, Carol Reviewer*: \
+         <https://bitbucket.org/acme/payments-api/pull-requests/1|Add retries> \
+         (acme/payments-api #1) by Alice Author\n0/2 approvals"
+    );
+    assert_eq!(
+        calls[4].body["text"],
+        "Ready for review · needs review from Bob Reviewer, Carol Reviewer"
+    );
+    assert_eq!(fake.top_level().len(), 1);
+
+    // PR 2: opened, and back to draft within the coalescing window: no message at all.
+    let mut opened = pr(2, 0, "OPEN", &[]);
+    opened["pullrequest"]["id"] = json!(2);
+    let mut redrafted = pr(2, 1, "OPEN", &[]);
+    redrafted["pullrequest"]["draft"] = json!(true);
+    app.processed("pullrequest:created", &opened).await;
+    app.processed("pullrequest:updated", &redrafted).await;
+    let rows = settled(&app, 4).await;
+    assert_eq!(rows[3], ("living".into(), "sent".into(), 1, None));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fake.exactly(5).await;
+}
+
 on_both!(
+    replies_say_what_changed_and_call_whose_turn_it_is,
+    a_pr_moved_back_to_draft_is_shown_so,
     a_refused_thread_reply_leaves_the_edit_sent,
     a_room_moved_to_another_channel_starts_new_messages,
     each_digest_supersedes_the_one_before,
