@@ -843,7 +843,161 @@ async fn a_pr_moved_back_to_draft_is_shown_so(on: On) {
     fake.exactly(5).await;
 }
 
+/// The lookup after a post whose answer was lost is refused (`missing_scope`: the bot token
+/// lacks `channels:history`; docs.slack.dev/reference/methods/conversations.history,
+/// "Errors"): the message is posted again (a warning in the log), which may leave a second
+/// message beside the first, a rare duplicate rather than none. The new one is the PR's
+/// message from then on.
+async fn a_refused_lookup_posts_again(on: On) {
+    let fake = FakeSlack::start().await;
+    let room = living_room("living", &fake, CHANNEL, BOT_TOKEN);
+    let Some(app) = spawn_on(
+        on,
+        "living_no_scope",
+        settings(vec![room], Duration::from_millis(500)),
+        Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
+    fake.script(
+        "chat.postMessage",
+        vec![Scripted::Late(Duration::from_secs(2))],
+    );
+    fake.script(
+        "conversations.history",
+        vec![Scripted::Error("missing_scope")],
+    );
+    app.processed("pullrequest:created", &pr(1, 0, "OPEN", &[]))
+        .await;
+    let calls = fake.exactly(3).await;
+    let rows = settled(&app, 1).await;
+    assert_eq!(rows, vec![("living".into(), "sent".into(), 2, None)]);
+    let methods: Vec<String> = calls
+        .iter()
+        .map(|c| format!("{} {}", c.http_method, c.method))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "POST chat.postMessage",
+            "GET conversations.history",
+            "POST chat.postMessage"
+        ]
+    );
+    assert_eq!(calls[0].body, calls[2].body, "the same message again");
+    let top = fake.top_level();
+    assert_eq!(top.len(), 2, "the refused lookup's duplicate");
+    assert_eq!(
+        chat_rows(&app).await[0].4.as_deref(),
+        Some(top[1].ts.as_str())
+    );
+}
+
+/// A post whose answer was lost (or that failed without Slack's answer, a 502), then the PR
+/// merged before the row's next attempt: that attempt finds the PR over, looks the message up,
+/// and gives what it finds the final edit (no reply: the message is that news; the merge's own
+/// row then says "Merged" under it); or finds none, and posts nothing, the "being posted" mark
+/// dropped. Never a new top-level message for a closed PR.
+async fn a_pr_closed_while_its_message_was_being_posted(on: On) {
+    let fake = FakeSlack::start().await;
+    let room = living_room("living", &fake, CHANNEL, BOT_TOKEN);
+    let adjust = settings(vec![room], Duration::from_millis(500));
+    let Some(app) = spawn_on(
+        on,
+        "living_closed_posting",
+        move |s: &mut Settings| {
+            adjust(s);
+            s.notify.retry_min = Duration::from_secs(2);
+            s.notify.retry_max = Duration::from_secs(2);
+        },
+        Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
+    // PR 1: Slack posted it, the answer was lost.
+    fake.script(
+        "chat.postMessage",
+        vec![Scripted::Late(Duration::from_secs(1))],
+    );
+    app.processed("pullrequest:created", &pr(1, 0, "OPEN", &[]))
+        .await;
+    wait_retrying(&app, 1).await;
+    app.processed("pullrequest:fulfilled", &pr(1, 10, "MERGED", &[]))
+        .await;
+    let calls = fake.exactly(5).await;
+    let rows = settled(&app, 2).await;
+    assert_eq!(
+        rows,
+        vec![
+            ("living".into(), "sent".into(), 2, None),
+            ("living".into(), "sent".into(), 1, None)
+        ]
+    );
+    let methods: Vec<&str> = calls.iter().map(|c| c.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "chat.postMessage",
+            "conversations.history",
+            "chat.update",
+            "chat.update",
+            "chat.postMessage"
+        ]
+    );
+    let top = fake.top_level();
+    assert_eq!(top.len(), 1);
+    assert_eq!(calls[2].body["ts"], top[0].ts.as_str());
+    assert!(top[0].text.starts_with("*Merged*: ~<"), "{}", top[0].text);
+    let replies: Vec<String> = fake
+        .replies(&top[0].ts)
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(replies, ["Merged"]);
+
+    // PR 2: the post failed without Slack's answer (502): nothing to find, nothing posted.
+    fake.script("chat.postMessage", vec![Scripted::Status(502)]);
+    app.processed("pullrequest:created", &pr(2, 20, "OPEN", &[]))
+        .await;
+    wait_retrying(&app, 3).await;
+    let marked = chat_rows(&app).await;
+    assert_eq!(marked.len(), 2);
+    assert_eq!(marked[1].4, None, "being posted");
+    app.processed("pullrequest:fulfilled", &pr(2, 30, "MERGED", &[]))
+        .await;
+    let calls = fake.exactly(7).await;
+    let rows = settled(&app, 4).await;
+    assert_eq!(rows[2], ("living".into(), "sent".into(), 2, None));
+    assert_eq!(rows[3], ("living".into(), "sent".into(), 1, None));
+    assert_eq!(calls[5].method, "chat.postMessage");
+    assert_eq!(calls[6].method, "conversations.history");
+    assert_eq!(fake.top_level().len(), 1, "nothing new for PR 2");
+    let left: Vec<i64> = chat_rows(&app).await.iter().map(|r| r.2).collect();
+    assert_eq!(left, [1], "PR 2's mark dropped");
+}
+
+/// Waits until the `count`-th outbox row is waiting for its second attempt.
+async fn wait_retrying(app: &App, count: usize) {
+    let started = Instant::now();
+    loop {
+        let rows: Vec<(String, i64)> = app
+            .query_rows("SELECT state, attempts FROM outbox ORDER BY id")
+            .await;
+        if rows.len() == count && rows[count - 1] == ("retrying".to_owned(), 1) {
+            return;
+        }
+        assert!(started.elapsed() < PATIENCE, "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 on_both!(
+    a_refused_lookup_posts_again,
+    a_pr_closed_while_its_message_was_being_posted,
     replies_say_what_changed_and_call_whose_turn_it_is,
     a_pr_moved_back_to_draft_is_shown_so,
     a_refused_thread_reply_leaves_the_edit_sent,
@@ -1059,4 +1213,151 @@ async fn the_web_api_keeps_each_channels_rate_and_its_retry_after() {
     let calls = fake.calls();
     assert_eq!(calls.len(), sent + 1);
     assert_eq!(calls[sent].body["text"], "message 11");
+}
+
+/// `conversations.history` pages (`limit`, `cursor`, `response_metadata.next_cursor` while
+/// `has_more`: docs.slack.dev/reference/methods/conversations.history, and
+/// docs.slack.dev/apis/web-api/pagination): a lookup follows the cursor page by page until it
+/// finds the key, and reads at most 10 pages (1,000 messages) before it gives up.
+#[tokio::test]
+async fn a_lookup_follows_the_cursor_through_the_channels_history() {
+    use pr_reminder::notify::slack_api::{Api, Limits};
+
+    let fake = FakeSlack::start().await;
+    let limits = Limits::with_spacing(Clock::system(), Duration::from_millis(1), 100);
+    let client = reqwest::Client::new();
+    let base = fake.api_url();
+    let token = SecretString::from(BOT_TOKEN.to_owned());
+    let api = Api::new(&client, &base, &token, &limits);
+    let key = "living|cloud/{x}#1";
+    let ours = json!({"event_type": "pr_reminder_pull_request", "event_payload": {"key": key}});
+    // The message sought is the oldest, under 250 newer ones (another bot's metadata on one).
+    let wanted = fake.insert(1_796_000_000, "ours", ours);
+    for k in 1..=250u64 {
+        let metadata = if k == 7 {
+            json!({"event_type": "other_app", "event_payload": {"key": key}})
+        } else {
+            Value::Null
+        };
+        fake.insert(1_796_000_000 + k, "someone else's", metadata);
+    }
+    let found = api.find(CHANNEL, "1795999000", key).await.unwrap();
+    assert_eq!(found.as_deref(), Some(wanted.as_str()));
+    let pages: Vec<(Value, Value, Value)> = fake
+        .calls()
+        .iter()
+        .map(|c| {
+            assert_eq!(c.method, "conversations.history");
+            assert_eq!(c.body["channel"], CHANNEL);
+            assert_eq!(c.body["oldest"], "1795999000");
+            (
+                c.body["limit"].clone(),
+                c.body["include_all_metadata"].clone(),
+                c.body["cursor"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pages,
+        vec![
+            (json!("100"), json!("true"), Value::Null),
+            (json!("100"), json!("true"), json!("dXNlcjpV100")),
+            (json!("100"), json!("true"), json!("dXNlcjpV200")),
+        ]
+    );
+    // A key no message carries: every page read, then none.
+    assert_eq!(
+        api.find(CHANNEL, "0", "living|other#2").await.unwrap(),
+        None
+    );
+    assert_eq!(fake.calls().len(), 6);
+    // Beyond 10 pages the lookup stops: the message is taken as not posted.
+    for k in 251..=1_000u64 {
+        fake.insert(1_796_000_000 + k, "someone else's", Value::Null);
+    }
+    assert_eq!(api.find(CHANNEL, "0", key).await.unwrap(), None);
+    assert_eq!(fake.calls().len(), 16, "ten pages");
+}
+
+/// PostgreSQL, several replicas: the room's lease is lost while an edit is under way (its
+/// answer, `message_not_found`, comes after the lease's renewal time): the new message is not
+/// posted (another replica sends the room's messages now), the "being posted" mark is dropped
+/// and the row waits; once the lease is back, the row is sent, one new message.
+#[tokio::test]
+async fn a_lease_lost_before_the_post_posts_nothing() {
+    let fake = FakeSlack::start().await;
+    let room = living_room("living", &fake, CHANNEL, BOT_TOKEN);
+    let Some(app) = spawn_on(
+        On::Postgres,
+        "living_lease",
+        settings(vec![room], Duration::from_secs(10)),
+        Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
+    app.processed("pullrequest:created", &pr(1, 0, "OPEN", &[]))
+        .await;
+    fake.exactly(1).await;
+    settled(&app, 1).await;
+    let first = fake.top_level()[0].ts.clone();
+    fake.delete(&first);
+    fake.script(
+        "chat.update",
+        vec![Scripted::LateError(
+            "message_not_found",
+            Duration::from_millis(3_500),
+        )],
+    );
+    app.processed("pullrequest:approved", &pr(1, 10, "OPEN", &["bob"]))
+        .await;
+    let started = Instant::now();
+    while fake.calls().len() < 2 {
+        assert!(started.elapsed() < PATIENCE);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Another replica takes the room (its session alive: the app's own, so it is not stale).
+    let _: Vec<(String,)> = app
+        .query_rows("UPDATE room_leases SET holder = 'another-replica' RETURNING holder")
+        .await;
+    let started = Instant::now();
+    loop {
+        let rows: Vec<(String, i64, Option<String>)> = app
+            .query_rows("SELECT state, attempts, last_error FROM outbox ORDER BY id")
+            .await;
+        if rows[1].1 == 1 && rows[1].0 == "retrying" {
+            assert_eq!(
+                rows[1].2.as_deref(),
+                Some("another replica took the room's lease")
+            );
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let methods: Vec<String> = fake.calls().iter().map(|c| c.method.clone()).collect();
+    assert_eq!(
+        methods,
+        ["chat.postMessage", "chat.update"],
+        "nothing posted"
+    );
+    assert_eq!(chat_rows(&app).await, vec![], "the mark dropped");
+
+    // The lease is free again: this replica takes it and sends the row.
+    let _: Vec<(String,)> = app
+        .query_rows("DELETE FROM room_leases RETURNING room")
+        .await;
+    let calls = fake.exactly(3).await;
+    let rows = settled(&app, 2).await;
+    assert_eq!(rows[1], ("living".into(), "sent".into(), 2, None));
+    assert_eq!(calls[2].method, "chat.postMessage");
+    assert_eq!(calls[2].body["thread_ts"], Value::Null);
+    let top = fake.top_level();
+    assert_eq!(top.len(), 1);
+    assert_eq!(
+        chat_rows(&app).await[0].4.as_deref(),
+        Some(top[0].ts.as_str())
+    );
 }

@@ -379,10 +379,17 @@ impl RoomWorker {
                             target = Some((stored.channel, ts));
                             adopted = true;
                         }
+                        // Not posted after all; a closed PR gets none, so its mark goes.
+                        Ok(None) if closed => {
+                            chat_messages::not_posted(&self.db, room, repository, number).await?;
+                        }
                         Ok(None) => {}
                         Err(err) if err.refused() => {
-                            // Cannot look (no `channels:history` scope, say): posting again may
-                            // make a second message, which beats never posting again.
+                            // Cannot look (`missing_scope`: no `channels:history`; `not_in_channel`
+                            // for a private channel without `groups:history`;
+                            // docs.slack.dev/reference/methods/conversations.history, "Errors"):
+                            // posting again may make a second message, which beats never posting
+                            // again. (Logged; a closed PR still gets no new message.)
                             let err = err.into_send_error("conversations.history");
                             tracing::warn!(
                                 reason = err.reason(),
