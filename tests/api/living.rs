@@ -995,7 +995,76 @@ async fn wait_retrying(app: &App, count: usize) {
     }
 }
 
+/// A build on the PR's source commit fails, then passes: each edit's reply says so, and whose
+/// turn it is now; the failure moves the turn to Alice (mapped to a Slack member), so that
+/// reply is also shown in the channel (`reply_broadcast`); the fix hands it back to Bob and
+/// Carol (not mapped): a thread reply only.
+async fn build_replies_say_failed_then_fixed(on: On) {
+    use crate::lifecycle::commit_status;
+    use pr_reminder::config::UserMapping;
+    let fake = FakeSlack::start().await;
+    let room = living_room("living", &fake, CHANNEL, BOT_TOKEN);
+    let adjust = settings(vec![room], Duration::from_secs(2));
+    let Some(app) = spawn_on(
+        on,
+        "living_builds",
+        move |s: &mut Settings| {
+            adjust(s);
+            s.commands.users = vec![UserMapping {
+                bitbucket: "alice".into(),
+                hipchat: None,
+                slack: Some("U0ALICE01".into()),
+            }];
+        },
+        Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
+    const COMMIT: &str = "9b2c4e6f8a100c1d2e3f4a5b6c7d8e9f0a1b2c3d";
+    app.processed("pullrequest:created", &pr(1, 0, "OPEN", &[]))
+        .await;
+    fake.exactly(1).await;
+    settled(&app, 1).await;
+    let ts = fake.top_level()[0].ts.clone();
+    app.processed(
+        "repo:commit_status_updated",
+        &commit_status("ci", "FAILED", COMMIT, &at(10)),
+    )
+    .await;
+    fake.exactly(3).await;
+    settled(&app, 2).await;
+    app.processed(
+        "repo:commit_status_updated",
+        &commit_status("ci", "SUCCESSFUL", COMMIT, &at(20)),
+    )
+    .await;
+    let calls = fake.exactly(5).await;
+    settled(&app, 3).await;
+    let replies: Vec<Value> = calls
+        .iter()
+        .filter(|c| c.body["thread_ts"] == ts.as_str())
+        .map(|c| json!([c.body["text"], c.body["reply_broadcast"]]))
+        .collect();
+    assert_eq!(
+        replies,
+        vec![
+            json!(["Build failed · <@U0ALICE01>'s turn", true]),
+            json!([
+                "Build fixed · needs review from Bob Reviewer, Carol Reviewer",
+                null
+            ]),
+        ]
+    );
+    assert!(calls[3].body["text"]
+        .as_str()
+        .unwrap()
+        .ends_with("0/2 approvals · build passed"));
+}
+
 on_both!(
+    build_replies_say_failed_then_fixed,
     a_refused_lookup_posts_again,
     a_pr_closed_while_its_message_was_being_posted,
     replies_say_what_changed_and_call_whose_turn_it_is,
