@@ -1063,7 +1063,38 @@ async fn build_replies_say_failed_then_fixed(on: On) {
         .ends_with("0/2 approvals · build passed"));
 }
 
+/// Data Center: a PR deleted (`pr:deleted`) gets the final edit of its message, "Deleted" with
+/// its title struck through, and "Deleted" in its thread; nothing new in the channel. (Other
+/// rooms drop what they had queued for it, as before.)
+async fn a_deleted_pr_gets_its_final_edit(on: On) {
+    use crate::datacenter::{fixture, processed};
+    let fake = FakeSlack::start().await;
+    let Some(app) = spawn(on, "living_dc_deleted", &fake).await else {
+        return;
+    };
+    processed(&app, "pr:opened", &fixture("base.json")).await;
+    fake.exactly(1).await;
+    settled(&app, 1).await;
+    let ts = fake.top_level()[0].ts.clone();
+    processed(&app, "pr:deleted", &fixture("pr_deleted.json")).await;
+    let calls = fake.exactly(3).await;
+    let rows = settled(&app, 2).await;
+    assert_eq!(rows[1], ("living".into(), "sent".into(), 1, None));
+    assert_eq!(calls[1].method, "chat.update");
+    assert_eq!(calls[1].body["ts"], ts.as_str());
+    let text = calls[1].body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("*Deleted*: ~<{}|", crate::datacenter::PR_URL)),
+        "{text}"
+    );
+    assert_eq!(calls[1].body["attachments"][0]["color"], "#9ca3af");
+    assert_eq!(calls[2].body["text"], "Deleted");
+    assert_eq!(calls[2].body["thread_ts"], ts.as_str());
+    assert_eq!(fake.top_level().len(), 1);
+}
+
 on_both!(
+    a_deleted_pr_gets_its_final_edit,
     build_replies_say_failed_then_fixed,
     a_refused_lookup_posts_again,
     a_pr_closed_while_its_message_was_being_posted,
