@@ -64,6 +64,7 @@ on_both!(
     hipchat_mattermost_and_teams_get_their_documented_requests,
     direct_messages_queued_before_a_restart_are_sent_after_it,
     commands_set_a_persons_own_reminders_and_refuse_bad_input,
+    the_status_page_shows_each_persons_direct_messages_and_next_reminder,
 );
 
 /// Carol's queue at 09:30 Europe/Berlin on a Tuesday (08:30 UTC): her e-mail looked up once in
@@ -549,4 +550,66 @@ async fn a_person_with_no_direct_chat_is_skipped_with_a_debug_log() {
             && stderr.contains("DEBUG"),
         "{stderr}"
     );
+}
+
+const STATUS_TOKEN: &str = "status-token-0123456789abcdef";
+
+/// The status page lists each person: DMs on (and the chat) or off, their next reminder in
+/// their zone, and until when they are away.
+async fn the_status_page_shows_each_persons_direct_messages_and_next_reminder(on: On) {
+    let slack = FakeDirect::slack(&[]).await;
+    // Tuesday 24 November 2026, 09:00 UTC: 10:00 in Berlin, past Carol's 09:30.
+    let clock = ManualClock::frozen(at(2026, 11, 24, 9, 0));
+    let api = format!("{}/api", slack.uri());
+    let users = vec![
+        carol(),
+        UserMapping {
+            bitbucket: "bob".into(),
+            hipchat: Some("bob".into()),
+            ..UserMapping::default()
+        },
+        UserMapping {
+            bitbucket: "erin".into(),
+            slack: Some("U0ERIN0001".into()),
+            remind_at: Some(vec!["08:00".into()]),
+            away_until: Some("2026-12-01".into()),
+            ..UserMapping::default()
+        },
+    ];
+    let adjust = move |s: &mut Settings| {
+        with_slack(api, users)(s);
+        s.monitoring.status_token = Some(SecretToken(SecretString::from(STATUS_TOKEN.to_owned())));
+    };
+    let Some(app) = spawn_on(on, "dmstatus", adjust, clock.clock()).await else {
+        return;
+    };
+    let (status, page) = app.get_text("/status", Some(STATUS_TOKEN)).await;
+    assert_eq!(status, 200);
+    let start = page.find("<h2 id=\"reminders\">").expect("the section");
+    let end = start + page[start..].find("</table>").expect("its table");
+    let rows: Vec<&str> = page[start..end].split("<tr>").skip(2).collect();
+    assert_eq!(rows.len(), 3, "{}", &page[start..end]);
+    assert!(
+        rows[0].contains(">carol<") && rows[0].contains("on (slack)"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        rows[0].contains("datetime=\"2026-11-25T08:30:00+00:00\">Wed 25 Nov 09:30 CET<"),
+        "{}",
+        rows[0]
+    );
+    assert!(
+        rows[1].contains(">bob<") && rows[1].contains(">off<"),
+        "{}",
+        rows[1]
+    );
+    // Erin (UTC, the [sweep] zone) is away until Tuesday 1 December: her next is that day.
+    assert!(
+        rows[2].contains(">erin<") && rows[2].contains("on (slack)"),
+        "{}",
+        rows[2]
+    );
+    assert!(rows[2].contains(">Tue 1 Dec 08:00 UTC<"), "{}", rows[2]);
+    assert!(rows[2].contains(">2026-12-01<"), "{}", rows[2]);
 }
