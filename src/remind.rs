@@ -13,9 +13,9 @@ use serde::Serialize;
 use crate::config::{parse_clock_time, parse_date, DirectChat, Settings, UserMapping};
 use crate::domain::reminders::Schedule;
 use crate::domain::routing::Routing;
-use crate::domain::{PullRequestView, Timestamp, Turn};
+use crate::domain::{AuthorReason, PullRequestView, Timestamp, Turn};
 use crate::notify::direct::format;
-use crate::notify::personal;
+use crate::notify::personal::{self, Why};
 use crate::review_queue::{self, Scope};
 use crate::store::direct::{self, DirectKind, NewDirect, Preferences};
 use crate::store::{self, Db};
@@ -82,6 +82,7 @@ pub fn person<'a>(
             times,
             working_days: user.working_day_mask().unwrap_or(calendar.working_days),
             away_until,
+            quiet_hours: calendar.quiet_hours,
         },
     }
 }
@@ -126,6 +127,19 @@ pub struct RemindReport {
     pub forced: bool,
     /// One entry per person looked at.
     pub people: Vec<PersonReport>,
+    /// Real-time messages queued: a turn that became someone's since the last look.
+    pub news: Vec<NewsReport>,
+}
+
+/// One real-time message queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewsReport {
+    /// The recipient's `[[users]] bitbucket` name.
+    pub person: String,
+    /// `repository #number`.
+    pub pull_request: String,
+    /// `review`, `changes_requested`, `build_failed` or `merge`.
+    pub turn: &'static str,
 }
 
 impl RemindReport {
@@ -147,12 +161,18 @@ impl RemindReport {
         if self.people.is_empty() {
             out.push_str("no [[users]] to remind\n");
         }
+        for n in &self.news {
+            out.push_str(&format!(
+                "{}: news of {} ({})\n",
+                n.person, n.pull_request, n.turn
+            ));
+        }
         out
     }
 
-    /// How many queues were queued.
+    /// How many messages were queued: queues and news.
     pub fn queued(&self) -> usize {
-        self.people.iter().filter(|p| p.status == "queued").count()
+        self.people.iter().filter(|p| p.status == "queued").count() + self.news.len()
     }
 }
 
@@ -281,11 +301,152 @@ pub async fn run(
         report.status = if queued { "queued" } else { "already sent" };
         reports.push(report);
     }
+    let news = if force {
+        Vec::new()
+    } else {
+        watch(db, routing, settings, now, only).await?
+    };
     Ok(RemindReport {
         at: stamp.to_string(),
         forced: force,
         people: reports,
+        news,
     })
+}
+
+/// The turn words a person is watched for, and which of them are news.
+fn turn_word(turn: &Option<Turn>) -> Option<(&'static str, Option<Why>)> {
+    Some(match turn.as_ref()? {
+        Turn::Reviewers { .. } => ("review", Some(Why::AskedToReview)),
+        Turn::Merge => ("merge", Some(Why::ReadyToMerge)),
+        Turn::Author(AuthorReason::ChangesRequested) => {
+            ("changes_requested", Some(Why::ChangesRequested))
+        }
+        Turn::Author(AuthorReason::BuildFailed) => ("build_failed", Some(Why::BuildFailed)),
+        Turn::Author(AuthorReason::BuildStopped) => ("build_stopped", None),
+        Turn::Author(AuthorReason::OpenTasks) => ("open_tasks", None),
+        Turn::Author(AuthorReason::Draft) => ("draft", None),
+    })
+}
+
+/// How long before the last look a person's own part in a PR still makes them its actor:
+/// Bitbucket's clock and ours may differ a little, and a look takes time.
+const ACTOR_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Real-time messages: for each person with a direct chat (of `only`, if given), the PRs that
+/// became theirs to act on since the last look (asked to review; their own with changes
+/// requested, a failed build, or ready to merge) are news, queued to them, coalesced per person
+/// per PR (`[notify] coalesce_seconds`) and held until their next working hour. Never to the
+/// person who caused it (their own part in the PR dates from after the last look), never while
+/// they are away, never for a PR they muted or snoozed. A person's first look records what is
+/// theirs already and sends nothing.
+pub async fn watch(
+    db: &Db,
+    routing: &Routing,
+    settings: &Settings,
+    now: DateTime<Utc>,
+    only: Option<&str>,
+) -> anyhow::Result<Vec<NewsReport>> {
+    let stamp = Timestamp::from_datetime(now);
+    let coalesce = chrono::Duration::from_std(settings.notify.coalesce).unwrap_or_default();
+    let mut news = Vec::new();
+    for person in people(db, settings).await? {
+        let user = person.user;
+        if only.is_some_and(|name| !names(user, name)) {
+            continue;
+        }
+        let Some(chat) = person.chat else {
+            continue;
+        };
+        let Some(me) = store::users::find(db, &user.bitbucket).await? else {
+            // Nothing is theirs yet: this look is their baseline, so their first PR is news.
+            direct::looked(db, &user.bitbucket, &stamp).await?;
+            continue;
+        };
+        let last_look = direct::looked_at(db, &user.bitbucket)
+            .await?
+            .and_then(|t| Timestamp::parse(&t).ok())
+            .map(|t| t.to_datetime());
+        let (owed, mine) = queue_of(db, routing, settings, &user.bitbucket, &me, now).await?;
+        let seen = direct::seen_turns(db, &user.bitbucket).await?;
+        let mut current = HashSet::new();
+        for view in owed.iter().chain(&mine) {
+            let Some((word, why)) = turn_word(&view.turn) else {
+                continue;
+            };
+            let turn = direct::SeenTurn {
+                repository_key: view.key.as_str().to_owned(),
+                number: view.number,
+                turn: word.to_owned(),
+                since: view
+                    .turn_since
+                    .map(|t| Timestamp::from_datetime(t).to_string()),
+            };
+            current.insert((turn.repository_key.clone(), turn.number));
+            // A reviewer who owes a review already is not told again when a new commit dates
+            // the turn anew; an author is (a new failure, a new request for changes).
+            let known = seen.iter().any(|s| {
+                s.repository_key == turn.repository_key
+                    && s.number == turn.number
+                    && s.turn == turn.turn
+                    && (word == "review" || s.since == turn.since)
+            });
+            if known {
+                continue;
+            }
+            direct::see_turn(db, &user.bitbucket, &turn, &stamp).await?;
+            let (Some(why), Some(last_look)) = (why, last_look) else {
+                continue;
+            };
+            if person.schedule.away(now) {
+                continue;
+            }
+            // Their own doing (they approved, withdrew, asked for changes...): not news to them.
+            let acted = direct::participated_on(db, &me, &turn.repository_key, turn.number)
+                .await?
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .is_some_and(|t| t.with_timezone(&Utc) > last_look - ACTOR_MARGIN);
+            if acted {
+                tracing::debug!(person = %user.bitbucket, pr = %format!("{}#{}", view.repository, view.number), "their own doing: no direct message");
+                continue;
+            }
+            let doc = personal::news(why, view, &settings.sweep, now);
+            let shown = format(chat).shown(&doc);
+            let doc = if shown.is_empty() {
+                doc
+            } else {
+                doc.cut(&shown)
+            };
+            let due = Timestamp::from_datetime(person.schedule.next_working(now + coalesce));
+            direct::queue(
+                db,
+                &NewDirect {
+                    chat: chat.as_str(),
+                    person: &user.bitbucket,
+                    kind: DirectKind::News,
+                    pull_request: Some((&turn.repository_key, turn.number)),
+                    dedupe: None,
+                    payload: serde_json::to_string(&doc)?,
+                    created_at: &stamp,
+                    not_before: &due,
+                },
+            )
+            .await?;
+            news.push(NewsReport {
+                person: user.bitbucket.clone(),
+                pull_request: format!("{} #{}", view.repository, view.number),
+                turn: word,
+            });
+        }
+        for gone in seen
+            .iter()
+            .filter(|s| !current.contains(&(s.repository_key.clone(), s.number)))
+        {
+            direct::forget_turn(db, &user.bitbucket, &gone.repository_key, gone.number).await?;
+        }
+        direct::looked(db, &user.bitbucket, &stamp).await?;
+    }
+    Ok(news)
 }
 
 /// A person's queue at `now`: the open PRs on which `me` (their `user_key`) owes a review,

@@ -19,6 +19,9 @@ pub struct Schedule {
     pub working_days: [bool; 7],
     /// No personal messages on days before this one (their zone).
     pub away_until: Option<NaiveDate>,
+    /// Local times between which nothing personal is sent (`[sweep] quiet_hours`, read in their
+    /// zone); may wrap midnight. Real-time messages wait for their end.
+    pub quiet_hours: Option<(NaiveTime, NaiveTime)>,
 }
 
 impl Schedule {
@@ -73,6 +76,44 @@ impl Schedule {
         due
     }
 
+    /// The first instant at or after `at` within their working hours: a working day of theirs,
+    /// outside quiet hours. (Away is the caller's: news is dropped, not held, while away.)
+    pub fn next_working(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let mut at = at;
+        // Each step ends a non-working day or a quiet stretch; a fortnight of steps is plenty.
+        for _ in 0..32 {
+            let local = at.with_timezone(&self.tz);
+            let day = local.date_naive();
+            if !self.is_working_day(day) {
+                let Some(next) = day.succ_opt().and_then(|d| self.instant(d, NaiveTime::MIN))
+                else {
+                    return at;
+                };
+                at = next;
+                continue;
+            }
+            let Some((from, to)) = self.quiet_hours else {
+                return at;
+            };
+            let t = local.time();
+            let quiet = if from <= to {
+                t >= from && t < to
+            } else {
+                t >= from || t < to
+            };
+            if !quiet {
+                return at;
+            }
+            // The quiet stretch ends at `to`: today if it is still ahead, else tomorrow.
+            let end_day = if t < to { Some(day) } else { day.succ_opt() };
+            match end_day.and_then(|d| self.instant(d, to)) {
+                Some(end) if end > at => at = end,
+                _ => return at,
+            }
+        }
+        at
+    }
+
     /// Their next reminder after `now` (within four weeks), if any.
     pub fn next(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let today = now.with_timezone(&self.tz).date_naive();
@@ -98,6 +139,7 @@ mod tests {
                 .collect(),
             working_days: [true, true, true, true, true, false, false],
             away_until: None,
+            quiet_hours: None,
         }
     }
 
@@ -151,5 +193,38 @@ mod tests {
             Some(utc("2026-11-30T08:30:00Z"))
         );
         assert_eq!(berlin(&[]).next(utc("2026-11-27T14:00:00Z")), None);
+    }
+
+    #[test]
+    fn news_waits_for_the_next_working_hour() {
+        let mut s = berlin(&[]);
+        let t = |h, m| NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        s.quiet_hours = Some((t(19, 0), t(8, 0)));
+        // Tuesday 10:00 in Berlin: at once.
+        assert_eq!(
+            s.next_working(utc("2026-11-24T09:00:00Z")),
+            utc("2026-11-24T09:00:00Z")
+        );
+        // Tuesday 20:00 in Berlin: Wednesday 08:00.
+        assert_eq!(
+            s.next_working(utc("2026-11-24T19:00:00Z")),
+            utc("2026-11-25T07:00:00Z")
+        );
+        // Tuesday 03:00 in Berlin: 08:00 the same day.
+        assert_eq!(
+            s.next_working(utc("2026-11-24T02:00:00Z")),
+            utc("2026-11-24T07:00:00Z")
+        );
+        // Friday 20:00: Monday 08:00.
+        assert_eq!(
+            s.next_working(utc("2026-11-27T19:00:00Z")),
+            utc("2026-11-30T07:00:00Z")
+        );
+        s.quiet_hours = None;
+        // Saturday noon without quiet hours: Monday 00:00 in Berlin.
+        assert_eq!(
+            s.next_working(utc("2026-11-28T11:00:00Z")),
+            utc("2026-11-29T23:00:00Z")
+        );
     }
 }

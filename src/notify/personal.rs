@@ -37,3 +37,64 @@ pub fn reminder(
     }
     doc
 }
+
+/// Why a person hears of a PR as it happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// They were asked to review it (they are an owed reviewer now).
+    AskedToReview,
+    /// Their own PR: a reviewer asked for changes.
+    ChangesRequested,
+    /// Their own PR: its build failed.
+    BuildFailed,
+    /// Their own PR: approvals are met, nothing else holds it.
+    ReadyToMerge,
+}
+
+/// A real-time direct message about one PR to the person who must act on it: what happened, in
+/// their words (`Alice Author asked you to review`, `Changes requested by Dave on your pull
+/// request`, `A build failed on your pull request`, `Your pull request is ready to merge`), then
+/// the PR's line as their queue shows it (its state). Alerts.
+pub fn news(why: Why, pr: &PullRequestView, settings: &SweepSettings, now: DateTime<Utc>) -> Doc {
+    let names = |list: &[String]| list.join(", ");
+    let (heading, owed, mine) = match why {
+        Why::AskedToReview => (
+            format!("{} asked you to review", pr.author),
+            std::slice::from_ref(pr),
+            &[][..],
+        ),
+        Why::ChangesRequested if !pr.changes_requested_by.is_empty() => (
+            format!(
+                "Changes requested by {} on your pull request",
+                names(&pr.changes_requested_by)
+            ),
+            &[][..],
+            std::slice::from_ref(pr),
+        ),
+        Why::ChangesRequested => (
+            "Changes requested on your pull request".to_owned(),
+            &[][..],
+            std::slice::from_ref(pr),
+        ),
+        Why::BuildFailed => (
+            "A build failed on your pull request".to_owned(),
+            &[][..],
+            std::slice::from_ref(pr),
+        ),
+        Why::ReadyToMerge => (
+            "Your pull request is ready to merge".to_owned(),
+            &[][..],
+            std::slice::from_ref(pr),
+        ),
+    };
+    let mut doc = reminder(owed, mine, settings, now);
+    if let Some(headline) = &mut doc.headline {
+        headline.text = heading;
+    }
+    for block in &mut doc.blocks {
+        if let Block::List(list) = block {
+            list.title = None;
+        }
+    }
+    doc
+}

@@ -377,3 +377,112 @@ pub async fn remember_slack_user(
     .await.map(|_| ()))
     .context("remembering a Slack user")
 }
+
+/// When `person`'s turns were last looked at (`None`: never: the next look is their baseline).
+pub async fn looked_at(db: &Db, person: &str) -> anyhow::Result<Option<String>> {
+    on_pool!(db, pool => sqlx::query_scalar(
+        "SELECT looked_at FROM direct_watch WHERE person = $1",
+    )
+    .bind(person)
+    .fetch_optional(pool)
+    .await)
+    .context("reading the direct-message watch")
+}
+
+/// Records a look at `person`'s turns at `now`.
+pub async fn looked(db: &Db, person: &str, now: &Timestamp) -> anyhow::Result<()> {
+    on_pool!(db, pool => sqlx::query(
+        "INSERT INTO direct_watch (person, looked_at) VALUES ($1, $2) \
+         ON CONFLICT (person) DO UPDATE SET looked_at = excluded.looked_at",
+    )
+    .bind(person)
+    .bind(now.as_str())
+    .execute(pool)
+    .await.map(|_| ()))
+    .context("recording the direct-message watch")
+}
+
+/// A turn a person was told of (or saw at their baseline).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SeenTurn {
+    /// The PR's repository.
+    pub repository_key: String,
+    /// The PR's number.
+    pub number: i64,
+    /// `review`, `merge`, `changes_requested`, `build_failed`, ...
+    pub turn: String,
+    /// The turn's start when seen.
+    pub since: Option<String>,
+}
+
+/// The turns `person` was last seen to have.
+pub async fn seen_turns(db: &Db, person: &str) -> anyhow::Result<Vec<SeenTurn>> {
+    on_pool!(db, pool => sqlx::query_as(
+        "SELECT repository_key, number, turn, since FROM direct_turns WHERE person = $1",
+    )
+    .bind(person)
+    .fetch_all(pool)
+    .await)
+    .context("reading the turns seen")
+}
+
+/// Records that `person` has `turn` on a PR (replacing what was seen of it).
+pub async fn see_turn(
+    db: &Db,
+    person: &str,
+    turn: &SeenTurn,
+    now: &Timestamp,
+) -> anyhow::Result<()> {
+    on_pool!(db, pool => sqlx::query(
+        "INSERT INTO direct_turns (person, repository_key, number, turn, since, seen_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (person, repository_key, number) \
+         DO UPDATE SET turn = excluded.turn, since = excluded.since, seen_at = excluded.seen_at",
+    )
+    .bind(person)
+    .bind(&turn.repository_key)
+    .bind(turn.number)
+    .bind(&turn.turn)
+    .bind(turn.since.as_deref())
+    .bind(now.as_str())
+    .execute(pool)
+    .await.map(|_| ()))
+    .context("recording a turn seen")
+}
+
+/// Forgets that `person` had a turn on a PR (it is no longer theirs).
+pub async fn forget_turn(
+    db: &Db,
+    person: &str,
+    repository_key: &str,
+    number: i64,
+) -> anyhow::Result<()> {
+    on_pool!(db, pool => sqlx::query(
+        "DELETE FROM direct_turns WHERE person = $1 AND repository_key = $2 AND number = $3",
+    )
+    .bind(person)
+    .bind(repository_key)
+    .bind(number)
+    .execute(pool)
+    .await.map(|_| ()))
+    .context("forgetting a turn")
+}
+
+/// When `user_key` last took part in the PR (Bitbucket's `participated_on`, as stored in
+/// `reviews.state_on`), if they did.
+pub async fn participated_on(
+    db: &Db,
+    user_key: &str,
+    repository_key: &str,
+    number: i64,
+) -> anyhow::Result<Option<String>> {
+    let at: Option<Option<String>> = on_pool!(db, pool => sqlx::query_scalar(
+        "SELECT state_on FROM reviews WHERE repository_key = $1 AND number = $2 AND user_key = $3",
+    )
+    .bind(repository_key)
+    .bind(number)
+    .bind(user_key)
+    .fetch_optional(pool)
+    .await)
+    .context("reading a participation")?;
+    Ok(at.flatten())
+}

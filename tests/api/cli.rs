@@ -297,6 +297,8 @@ async fn migrate_applies_every_migration_once_without_the_secret(on: crate::help
         table("direct_mutes"),
         table("direct_outbox"),
         table("direct_preferences"),
+        table("direct_turns"),
+        table("direct_watch"),
         table("missing_repositories"),
         view("open_pull_requests"),
         table("outbox"),

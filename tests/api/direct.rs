@@ -65,6 +65,8 @@ on_both!(
     direct_messages_queued_before_a_restart_are_sent_after_it,
     commands_set_a_persons_own_reminders_and_refuse_bad_input,
     the_status_page_shows_each_persons_direct_messages_and_next_reminder,
+    who_must_act_hears_it_and_the_actor_never_dms_themselves,
+    news_outside_working_hours_waits_for_the_next_working_hour,
 );
 
 /// Carol's queue at 09:30 Europe/Berlin on a Tuesday (08:30 UTC): her e-mail looked up once in
@@ -612,4 +614,214 @@ async fn the_status_page_shows_each_persons_direct_messages_and_next_reminder(on
     );
     assert!(rows[2].contains(">Tue 1 Dec 08:00 UTC<"), "{}", rows[2]);
     assert!(rows[2].contains(">2026-12-01<"), "{}", rows[2]);
+}
+
+/// PR `n` as Bitbucket Cloud sends it at `at`: by Alice unless `author` says, `participants`
+/// (user, role, state), each one who has a state having taken part at `at`.
+fn event(
+    n: i64,
+    at: DateTime<Utc>,
+    author: Option<&str>,
+    participants: &[(&str, &str, Option<&str>)],
+) -> Value {
+    let mut body = crate::commands::pr(n, 1, participants);
+    body["pullrequest"]["updated_on"] = json!(at.to_rfc3339());
+    body["pullrequest"]["created_on"] = json!((at - Duration::hours(1)).to_rfc3339());
+    if let Some(author) = author {
+        body["pullrequest"]["author"] = crate::helpers::own_fixture("users.json")[author].clone();
+    }
+    for p in body["pullrequest"]["participants"].as_array_mut().unwrap() {
+        if !p["state"].is_null() {
+            p["participated_on"] = json!(at.to_rfc3339());
+        }
+    }
+    body
+}
+
+/// Bob, found in Slack by his id.
+fn bob() -> UserMapping {
+    UserMapping {
+        bitbucket: "bob".into(),
+        hipchat: Some("bob".into()),
+        slack: Some("U0BOB00001".into()),
+        ..UserMapping::default()
+    }
+}
+
+/// The texts posted to the DM channel `channel`, in order.
+fn posted_to(slack: &FakeDirect, channel: &str) -> Vec<String> {
+    slack
+        .calls_to("chat.postMessage")
+        .into_iter()
+        .filter(|c| c.body["channel"] == channel)
+        .map(|c| c.body["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Moves the clock a minute on and waits for the reminders' run (its news queued).
+async fn next_minute(clock: &ManualClock, app: &impl Served, looks: i64) {
+    clock.advance(std::time::Duration::from_secs(60));
+    app.wait_for_count("SELECT count(*) FROM direct_watch", looks)
+        .await;
+    settle().await;
+}
+
+/// Alice asks Carol and Bob to review #10: each hears it from the Slack bot, once (the PR's
+/// state in the message). Bob approves #4 and then takes his approval back: #4 is his to review
+/// again, but he did it, so he hears nothing. Carol's #3 gets its approvals: she hears it is
+/// ready to merge. What was theirs before the first look is not news.
+async fn who_must_act_hears_it_and_the_actor_never_dms_themselves(on: On) {
+    let slack = FakeDirect::slack(&[
+        ("carol@example.com", "U0CAROL01", "Europe/Berlin"),
+        ("bob@example.com", "U0BOB00001", "Europe/Berlin"),
+    ])
+    .await;
+    let t0 = at(2026, 11, 24, 10, 0);
+    let clock = ManualClock::frozen(t0);
+    let api = format!("{}/api", slack.uri());
+    let adjust = move |s: &mut Settings| {
+        with_slack(api, vec![carol(), bob()])(s);
+        s.notify.coalesce = std::time::Duration::ZERO;
+    };
+    let Some(app) = spawn_on(on, "dmnews", adjust, clock.clock()).await else {
+        return;
+    };
+    seed(&app).await;
+    // The first look: what is theirs already (Bob #1 and #4, Carol #1 and her #3) is no news.
+    next_minute(&clock, &app, 2).await;
+    assert_eq!(app.count_rows("SELECT count(*) FROM direct_turns").await, 4);
+    assert!(slack.calls().is_empty(), "{:#?}", slack.calls());
+
+    let t1 = clock.now();
+    app.processed(
+        "pullrequest:updated",
+        &event(
+            10,
+            t1,
+            None,
+            &[("bob", "REVIEWER", None), ("carol", "REVIEWER", None)],
+        ),
+    )
+    .await;
+    // Bob approves #4.
+    app.processed(
+        "pullrequest:updated",
+        &event(4, t1, None, &[("bob", "REVIEWER", Some("approved"))]),
+    )
+    .await;
+    next_minute(&clock, &app, 2).await;
+    slack.wait_for("chat.postMessage", 2).await;
+    let carol_heard = posted_to(&slack, "D0CAROL01");
+    assert_eq!(carol_heard.len(), 1, "{carol_heard:?}");
+    assert!(
+        carol_heard[0].starts_with("*Alice Author asked you to review*\n• <https://bitbucket.org/acme/payments-api/pull-requests/10|Change 10> (acme/payments-api #10) by Alice Author · 0/2 approvals"),
+        "{}",
+        carol_heard[0]
+    );
+    let bob_heard = posted_to(&slack, "D0BOB00001");
+    assert_eq!(bob_heard.len(), 1, "{bob_heard:?}");
+    assert!(bob_heard[0].contains("|Change 10>"), "{}", bob_heard[0]);
+
+    // Bob takes his approval back on #4 (his own doing): not a word to him.
+    let t2 = clock.now();
+    let mut withdrawn = event(4, t2, None, &[("bob", "REVIEWER", None)]);
+    withdrawn["pullrequest"]["participants"][0]["participated_on"] = json!(t2.to_rfc3339());
+    app.processed("pullrequest:updated", &withdrawn).await;
+    // Carol's #3: Bob and Dave approve, nobody asks for changes any more.
+    app.processed(
+        "pullrequest:updated",
+        &event(
+            3,
+            t2,
+            Some("carol"),
+            &[
+                ("bob", "REVIEWER", Some("approved")),
+                ("dave", "REVIEWER", Some("approved")),
+            ],
+        ),
+    )
+    .await;
+    next_minute(&clock, &app, 2).await;
+    let carol_heard = slack.wait_for("chat.postMessage", 3).await;
+    let carol_heard: Vec<&str> = carol_heard
+        .iter()
+        .filter(|c| c.body["channel"] == "D0CAROL01")
+        .map(|c| c.body["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(carol_heard.len(), 2, "{carol_heard:?}");
+    assert!(
+        carol_heard[1].starts_with("*Your pull request is ready to merge*\n• <https://bitbucket.org/acme/payments-api/pull-requests/3|Change 3>"),
+        "{}",
+        carol_heard[1]
+    );
+    next_minute(&clock, &app, 2).await;
+    assert_eq!(
+        posted_to(&slack, "D0BOB00001").len(),
+        1,
+        "Bob took his approval back himself"
+    );
+    let bob_turns: Vec<(String, i64, String)> = app
+        .query_rows(
+            "SELECT person, number, turn FROM direct_turns WHERE person = 'bob' ORDER BY number",
+        )
+        .await;
+    assert_eq!(
+        bob_turns,
+        [
+            ("bob".to_owned(), 1, "review".to_owned()),
+            ("bob".to_owned(), 4, "review".to_owned()),
+            ("bob".to_owned(), 10, "review".to_owned()),
+        ]
+    );
+    assert_eq!(
+        app.count_rows("SELECT count(*) FROM direct_outbox WHERE kind = 'news' AND state = 'sent'")
+            .await,
+        3
+    );
+}
+
+/// News at 20:30 in Berlin, in quiet hours (19:00 to 08:00): held until 08:00 the next morning,
+/// on the service's clock.
+async fn news_outside_working_hours_waits_for_the_next_working_hour(on: On) {
+    let slack = FakeDirect::slack(&[("carol@example.com", "U0CAROL01", "Europe/Berlin")]).await;
+    let clock = ManualClock::frozen(at(2026, 11, 24, 19, 29));
+    let api = format!("{}/api", slack.uri());
+    let adjust = move |s: &mut Settings| {
+        with_slack(api, vec![carol()])(s);
+        s.notify.coalesce = std::time::Duration::from_secs(30);
+        s.sweep.calendar.quiet_hours = Some((
+            chrono::NaiveTime::from_hms_opt(19, 0, 0).unwrap(),
+            chrono::NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+        ));
+    };
+    let Some(app) = spawn_on(on, "dmquiet", adjust, clock.clock()).await else {
+        return;
+    };
+    next_minute(&clock, &app, 1).await;
+    let now = clock.now();
+    app.processed(
+        "pullrequest:updated",
+        &event(11, now, None, &[("carol", "REVIEWER", None)]),
+    )
+    .await;
+    clock.advance(std::time::Duration::from_secs(60));
+    app.wait_for_count(
+        "SELECT count(*) FROM direct_outbox WHERE kind = 'news' \
+         AND not_before = '2026-11-25T07:00:00.000000Z'",
+        1,
+    )
+    .await;
+    clock.set(at(2026, 11, 25, 6, 59));
+    settle().await;
+    assert!(slack.calls_to("chat.postMessage").is_empty());
+    clock.set(at(2026, 11, 25, 7, 0));
+    let posted = slack.wait_for("chat.postMessage", 1).await;
+    assert!(
+        posted[0].body["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("*Alice Author asked you to review*"),
+        "{}",
+        posted[0].body
+    );
 }
