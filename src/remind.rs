@@ -158,8 +158,8 @@ impl RemindReport {
             }
             out.push('\n');
         }
-        if self.people.is_empty() {
-            out.push_str("no [[users]] to remind\n");
+        if self.people.is_empty() && self.news.is_empty() {
+            out.push_str("no personal reminder is due now\n");
         }
         for n in &self.news {
             out.push_str(&format!(

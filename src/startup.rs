@@ -204,6 +204,18 @@ impl Application {
             .into_iter()
             .any(|chat| settings.direct.configured(chat))
             && !settings.commands.users.is_empty();
+        if anyone_direct {
+            let chats: Vec<&str> = crate::config::DirectChat::ALL
+                .into_iter()
+                .filter(|chat| settings.direct.configured(*chat))
+                .map(|chat| chat.as_str())
+                .collect();
+            tracing::info!(
+                people = settings.commands.users.len(),
+                chats = %chats.join(", "),
+                "personal reminders and direct messages: checked every minute"
+            );
+        }
         let reminders = anyone_direct.then(|| tokio::spawn(jobs::run_reminders(jobs.clone())));
         let webhook = web::Data::new(routes::webhook::WebhookState {
             signature: settings.signature.clone(),
