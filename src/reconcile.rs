@@ -33,9 +33,10 @@ use crate::bitbucket::servers::DataCenterServers;
 use crate::clock::Clock;
 use crate::config::{server_name, Site};
 use crate::domain::{
-    Change, CommitStatus, Flavour, PrState, PullRequest, Repository, RepositoryKey, Submission,
-    Timestamp, User,
+    Change, CommitStatus, Flavour, PrState, PullRequest, Repository, RepositoryKey, Role,
+    Submission, Timestamp, User, DEFAULT_REQUIRED_APPROVALS,
 };
+use crate::store::default_reviewers;
 use crate::store::reconciliations::{self, OpenPr};
 use crate::store::webhooks;
 use crate::store::{Db, WriteError, Writer};
@@ -206,6 +207,20 @@ struct SiteClient {
 struct Stored<'a> {
     canonical: RepositoryKey,
     pr: &'a OpenPr,
+}
+
+/// How long a repository's default reviewers are trusted before a pass reads them again (a PR
+/// new or changed in a pass has its own read at once).
+const DEFAULT_REVIEWERS_MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// A listed PR as the default reviewers need it.
+struct Requested {
+    key: RepositoryKey,
+    number: i64,
+    /// Requested reviewers other than the author.
+    reviewers: usize,
+    /// New or changed in this pass.
+    changed: bool,
 }
 
 /// Runs passes over the configured sites. One per service (and one per CLI run).
@@ -501,12 +516,12 @@ impl Reconciler {
         let listed = match sc.site.kind {
             Flavour::Cloud => rest::cloud::open_pull_requests(&sc.api, full_name, requests)
                 .await
-                .map(|open| (open, None)),
+                .map(|open| (open, None, HashMap::new())),
             Flavour::DataCenter => {
                 rest::datacenter::open_pull_requests(&sc.api, &server, full_name, requests).await
             }
         };
-        let (open, base_url) = match listed {
+        let (open, base_url, default_queries) = match listed {
             Ok(listed) => listed,
             Err(err) if err.status == Some(404) => return Err(PassError::NotFound(err)),
             Err(err) => return Err(err.into()),
@@ -610,6 +625,26 @@ impl Reconciler {
             .filter(|answer| answer.as_ref().is_none_or(|pr| pr.state != PrState::Open))
             .count();
 
+        // Requested reviewers per listed PR (the author never counts), for the default
+        // reviewers below.
+        // With each, whether it is new or changed in this pass (its default reviewers are then
+        // read at once).
+        let requested: Vec<Requested> = open
+            .iter()
+            .map(|pr| Requested {
+                key: pr.repository.key.clone(),
+                number: pr.number,
+                reviewers: pr
+                    .participants
+                    .iter()
+                    .filter(|p| p.role == Role::Reviewer && p.user.key != pr.author.key)
+                    .count(),
+                changed: stored_by
+                    .get(&(&pr.repository.key, pr.number))
+                    .is_none_or(|s| differs(s, pr)),
+            })
+            .collect();
+
         // 4. Everything answered: submit what differs.
         let announce = !first_pass;
         let changed: Vec<PullRequest> = open
@@ -672,6 +707,9 @@ impl Reconciler {
         )
         .await?;
         reconciliations::clear_not_found(&self.db, site, full_name).await?;
+        // 5. Default reviewers, once the PRs and the pass are stored.
+        self.default_reviewers(sc, full_name, &requested, &default_queries, requests, &now)
+            .await?;
         Ok(RepositoryReport {
             site: site.to_owned(),
             repository: full_name.to_owned(),
@@ -686,6 +724,110 @@ impl Reconciler {
             error: None,
             webhook: None,
         })
+    }
+
+    /// Reads and stores the default reviewers (issue 23) of the listed PRs that have fewer
+    /// requested reviewers than the approvals they need, and clears those of the others; only
+    /// what differs from what is stored is written. They are read for a PR new or changed in this
+    /// pass, and for all of them when the repository's were last read over
+    /// `DEFAULT_REVIEWERS_MAX_AGE` ago (an unchanged pass within it costs no request). Cloud's are
+    /// the repository's (one request, only when some PR needs them); Data Center's are resolved
+    /// per PR from its pair of refs (`default_queries`). A refused or failed request leaves what
+    /// is stored as it is, with a warning: default reviewers complete the turn, they never fail
+    /// a pass.
+    async fn default_reviewers(
+        &self,
+        sc: &SiteClient,
+        full_name: &str,
+        requested: &[Requested],
+        default_queries: &HashMap<i64, rest::datacenter::DefaultReviewersQuery>,
+        requests: &Requests,
+        now: &Timestamp,
+    ) -> Result<(), PassError> {
+        let site = sc.site.name();
+        let every = default_reviewers::refreshed_on(&self.db, site, full_name)
+            .await?
+            .is_none_or(|at| now.to_datetime() - at.to_datetime() >= DEFAULT_REVIEWERS_MAX_AGE);
+        let server = sc.site.server();
+        let mut required: HashMap<&RepositoryKey, u32> = HashMap::new();
+        let mut stored: HashMap<&RepositoryKey, HashMap<i64, Vec<String>>> = HashMap::new();
+        let mut cloud: Option<Option<Vec<User>>> = None;
+        for Requested {
+            key,
+            number,
+            reviewers: asked,
+            changed,
+        } in requested
+        {
+            if !every && !changed {
+                continue;
+            }
+            if !required.contains_key(key) {
+                let n = default_reviewers::required_approvals(&self.db, key)
+                    .await?
+                    .unwrap_or(DEFAULT_REQUIRED_APPROVALS);
+                required.insert(key, n);
+                stored.insert(key, default_reviewers::of_repository(&self.db, key).await?);
+            }
+            let short = u32::try_from(*asked).unwrap_or(u32::MAX) < required[key];
+            let users = if !short {
+                Some(Vec::new())
+            } else {
+                let answer = match sc.site.kind {
+                    Flavour::Cloud => match &cloud {
+                        Some(users) => Ok(users.clone()),
+                        None => {
+                            rest::cloud::effective_default_reviewers(&sc.api, full_name, requests)
+                                .await
+                                .map(Some)
+                        }
+                    },
+                    Flavour::DataCenter => match default_queries.get(number) {
+                        Some(query) => rest::datacenter::default_reviewers(
+                            &sc.api, &server, full_name, query, requests,
+                        )
+                        .await
+                        .map(Some),
+                        None => Ok(None),
+                    },
+                };
+                match answer {
+                    Ok(users) => {
+                        if sc.site.kind == Flavour::Cloud {
+                            cloud = Some(users.clone());
+                        }
+                        users
+                    }
+                    Err(err) => {
+                        tracing::warn!(
+                            site = sc.site.name(),
+                            repository = full_name,
+                            pr = number,
+                            error = %err.message,
+                            http_status = err.status,
+                            "could not read default reviewers; the stored ones are kept"
+                        );
+                        if sc.site.kind == Flavour::Cloud {
+                            // One failure per pass is enough to say.
+                            cloud = Some(None);
+                        }
+                        None
+                    }
+                }
+            };
+            let Some(users) = users else {
+                continue;
+            };
+            let keys: Vec<String> = users.iter().map(|u| u.key.as_str().to_owned()).collect();
+            let before = stored[key].get(number).cloned().unwrap_or_default();
+            if keys != before {
+                default_reviewers::replace(&self.db, key, *number, &users, now).await?;
+            }
+        }
+        if every {
+            default_reviewers::mark_refreshed(&self.db, site, full_name, now).await?;
+        }
+        Ok(())
     }
 
     /// Every key a stored open PR of one repository is under: on Data Center the site's own and

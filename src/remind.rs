@@ -483,6 +483,7 @@ pub async fn queue_of(
         .waiting_review
         .into_iter()
         .chain(mine.waiting_author)
+        .chain(mine.ready_to_merge)
         .filter(|v| matches!(v.turn, Some(Turn::Author(_) | Turn::Merge)))
         .filter(|v| !is_muted(v))
         .collect();

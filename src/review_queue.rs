@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::UserMapping;
 use crate::domain::routing::Routing;
-use crate::domain::{PrState, PullRequestView, RepositoryKey, RoomDigest, Timestamp, Turn};
+use crate::domain::{PrState, PullRequestView, RepositoryKey, RoomDigest, Timestamp, TurnKind};
 use crate::store::{self, review_queue::OpenPr, Db};
 
 /// PRs kept per list per room: more than any 10,000-character message can show.
@@ -88,14 +88,11 @@ pub async fn select_with(
     let keep = selection.keep;
     let mut routes: HashMap<String, Option<usize>> = HashMap::new();
     let mut digests: HashMap<String, RoomQueue> = HashMap::new();
-    // Per room, the PRs the asker was asked to review, kept apart to be listed first.
-    let mut asked: HashMap<String, Vec<PullRequestView>> = HashMap::new();
     let now = Timestamp::from_datetime(now);
     let asker = scope.asker.as_deref();
     store::review_queue::for_each_open_with(db, &now, asker, selection.apart, |pr: OpenPr| {
-        // A person's list (issue 23) shows only what they owe, and an owed reviewer is always a
-        // requested one: the others are not kept, so the per-room cap never cuts an owed review.
-        if pr.excluded || (asker.is_some() && !pr.asked) {
+        // A person's list (issue 23) shows only the reviews they owe: never their own PRs.
+        if pr.excluded || (asker.is_some() && !pr.owes) {
             return;
         }
         let index = match routes.get(&pr.repository_key) {
@@ -110,27 +107,26 @@ pub async fn select_with(
         let Some(route) = index.and_then(|i| routing.route_at(i)) else {
             return;
         };
-        let approvals = u32::try_from(pr.approvals).unwrap_or(0);
-        // Kept apart (status page): drafts whatever their approvals, snoozed ones that would
-        // otherwise be listed.
+        // Sorted by turn before any list is cut, so that every count and every kept PR follows
+        // the turn (issue 23), not Bitbucket's raw approval count.
+        let kind = pr.turn_counts(route.required_approvals).kind();
+        // A draft or a work-in-progress title: never in a digest or a person's list; the status
+        // page keeps it apart. A snoozed PR there is kept apart unless it is ready to merge.
         let draft = !route.reviewable(PrState::Open, &pr.title, pr.draft);
-        let apart = selection.apart && (draft || pr.snoozed);
-        // A room's digest (not a person's list, not the status page) also lists the PRs whose
-        // approvals are met: ready to merge, or their author's turn (issue 23); `by_turn` sorts
-        // them once their details are read.
-        let approved = !apart
-            && !selection.apart
-            && scope.asker.is_none()
-            && !draft
-            && approvals >= route.required_approvals;
-        if !apart && !approved && !route.needs_review(PrState::Open, &pr.title, pr.draft, approvals)
-        {
-            return;
+        let apart = selection.apart && (draft || (pr.snoozed && kind != TurnKind::Merge));
+        if !apart {
+            let listed = match kind {
+                _ if draft => false,
+                TurnKind::Reviewers => true,
+                // A person's list holds only reviews owed.
+                TurnKind::Author(_) => asker.is_none(),
+                // Ready to merge: in a room's digest; not on the status page.
+                TurnKind::Merge => asker.is_none() && !selection.apart,
+            };
+            if !listed {
+                return;
+            }
         }
-        if apart && !draft && approvals >= route.required_approvals {
-            return;
-        }
-        let (changes, asked_me) = (pr.changes_requested, pr.asked);
         let view = pr.into_view(route.required_approvals);
         // A PR is listed in every room of its route (or the one room asked about).
         for room in &route.rooms {
@@ -141,51 +137,23 @@ pub async fn select_with(
                 Some(queue) => queue,
                 None => digests.entry(room.clone()).or_default(),
             };
-            if apart {
-                let list = if draft {
-                    &mut queue.drafts
-                } else {
-                    &mut queue.snoozed
-                };
-                if list.len() < keep {
-                    list.push(view.clone());
-                }
-                continue;
-            }
             let digest = &mut queue.digest;
-            if approved {
-                digest.merge_total += 1;
-                if digest.ready_to_merge.len() < keep {
-                    digest.ready_to_merge.push(view.clone());
-                }
-                continue;
+            let (list, total) = match kind {
+                _ if apart && draft => (&mut queue.drafts, None),
+                _ if apart => (&mut queue.snoozed, None),
+                TurnKind::Reviewers => (&mut digest.waiting_review, Some(&mut digest.review_total)),
+                TurnKind::Author(_) => (&mut digest.waiting_author, Some(&mut digest.author_total)),
+                TurnKind::Merge => (&mut digest.ready_to_merge, Some(&mut digest.merge_total)),
+            };
+            if let Some(total) = total {
+                *total += 1;
             }
-            if changes > 0 {
-                digest.author_total += 1;
-                if digest.waiting_author.len() < keep {
-                    digest.waiting_author.push(view.clone());
-                }
-                continue;
-            }
-            digest.review_total += 1;
-            if asked_me {
-                let first = asked.entry(room.clone()).or_default();
-                if first.len() < keep {
-                    first.push(view.clone());
-                }
-            } else if digest.waiting_review.len() < keep {
-                digest.waiting_review.push(view.clone());
+            if list.len() < keep {
+                list.push(view.clone());
             }
         }
     })
     .await?;
-    for (room, mut first) in asked {
-        if let Some(queue) = digests.get_mut(&room) {
-            first.append(&mut queue.digest.waiting_review);
-            first.truncate(keep);
-            queue.digest.waiting_review = first;
-        }
-    }
     // A room with only PRs kept apart has an empty digest, as before.
     let mut views: Vec<&mut PullRequestView> = Vec::new();
     for queue in digests.values_mut() {
@@ -194,60 +162,7 @@ pub async fn select_with(
         views.extend(queue.snoozed.iter_mut());
     }
     fill(db, views.into_iter(), users).await?;
-    for queue in digests.values_mut() {
-        by_turn(&mut queue.digest);
-    }
     Ok(digests)
-}
-
-/// Sorts a digest's listed PRs by their turn (issue 23), now that it is known: one whose turn is
-/// its author's (a failed build, a request for changes still standing, open tasks) is not
-/// waiting for review, one whose requests for changes a new commit superseded waits for its
-/// reviewers again, and one whose approvals are met is ready to merge unless something makes it
-/// its author's turn. A PR whose turn is unknown stays where the selection put it. Each list
-/// stays oldest first; the totals follow the PRs moved.
-fn by_turn(digest: &mut RoomDigest) {
-    const REVIEW: usize = 0;
-    const AUTHOR: usize = 1;
-    const MERGE: usize = 2;
-    let mut totals = [digest.review_total, digest.author_total, digest.merge_total];
-    // The review list keeps its order (on `/reviews`, the asker's own requests first); those
-    // handed back to the reviewers follow, oldest first.
-    let (mut review, mut to_review, mut author, mut merge) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let lists = [
-        (REVIEW, std::mem::take(&mut digest.waiting_review)),
-        (AUTHOR, std::mem::take(&mut digest.waiting_author)),
-        (MERGE, std::mem::take(&mut digest.ready_to_merge)),
-    ];
-    for (origin, list) in lists {
-        for view in list {
-            let dest = match view.turn {
-                Some(Turn::Reviewers { .. }) => REVIEW,
-                Some(Turn::Author(_)) => AUTHOR,
-                Some(Turn::Merge) => MERGE,
-                None => origin,
-            };
-            if dest != origin {
-                totals[origin] = totals[origin].saturating_sub(1);
-                totals[dest] += 1;
-            }
-            match dest {
-                REVIEW if origin == REVIEW => review.push(view),
-                REVIEW => to_review.push(view),
-                AUTHOR => author.push(view),
-                _ => merge.push(view),
-            }
-        }
-    }
-    let oldest_first = |mut list: Vec<PullRequestView>| {
-        list.sort_by_key(|v| v.created_on);
-        list
-    };
-    digest.waiting_review = [review, oldest_first(to_review)].concat();
-    digest.waiting_author = oldest_first(author);
-    digest.ready_to_merge = oldest_first(merge);
-    [digest.review_total, digest.author_total, digest.merge_total] = totals;
 }
 
 /// The asker's own open PRs, whatever their approvals (drafts too).
@@ -259,14 +174,14 @@ pub async fn authored(
 ) -> anyhow::Result<RoomDigest> {
     let mut digest = RoomDigest::default();
     for pr in store::review_queue::authored_open(db, author).await? {
-        let changes = pr.changes_requested;
         let flavour = RepositoryKey::from_stored(pr.repository_key.clone()).flavour();
         let required = routing.required_approvals(flavour, &pr.full_name);
+        let kind = pr.turn_counts(required).kind();
         let view = pr.into_view(required);
-        let (list, total) = if changes > 0 {
-            (&mut digest.waiting_author, &mut digest.author_total)
-        } else {
-            (&mut digest.waiting_review, &mut digest.review_total)
+        let (list, total) = match kind {
+            TurnKind::Reviewers => (&mut digest.waiting_review, &mut digest.review_total),
+            TurnKind::Author(_) => (&mut digest.waiting_author, &mut digest.author_total),
+            TurnKind::Merge => (&mut digest.ready_to_merge, &mut digest.merge_total),
         };
         *total += 1;
         if list.len() < KEEP {
@@ -308,59 +223,5 @@ pub fn mention_people(view: &mut PullRequestView, users: &[UserMapping]) {
         });
         person.hipchat = mapping.and_then(|m| m.hipchat.clone());
         person.slack = mapping.and_then(|m| m.slack.clone());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::AuthorReason;
-
-    fn pr(number: i64, hours_old: i64, turn: Turn) -> PullRequestView {
-        PullRequestView {
-            number,
-            created_on: DateTime::<Utc>::from_timestamp(1_800_000_000 - hours_old * 3600, 0)
-                .unwrap(),
-            turn: Some(turn),
-            ..PullRequestView::default()
-        }
-    }
-
-    fn numbers(list: &[PullRequestView]) -> Vec<i64> {
-        list.iter().map(|v| v.number).collect()
-    }
-
-    #[test]
-    fn a_digest_lists_each_pr_under_its_turn() {
-        let reviewers = || Turn::Reviewers { owed: Vec::new() };
-        let mut digest = RoomDigest {
-            // #1 waits for review; #2's build failed (its author's turn); #5 is not listed
-            // (beyond the kept ones) but counted.
-            waiting_review: vec![
-                pr(1, 50, reviewers()),
-                pr(2, 40, Turn::Author(AuthorReason::BuildFailed)),
-            ],
-            // #3's request for changes stands; a new commit superseded #4's.
-            waiting_author: vec![
-                pr(3, 45, Turn::Author(AuthorReason::ChangesRequested)),
-                pr(4, 30, reviewers()),
-            ],
-            review_total: 3,
-            author_total: 2,
-            // Approvals met: #6 can be merged; #7 has open tasks (its author's turn).
-            ready_to_merge: vec![
-                pr(6, 20, Turn::Merge),
-                pr(7, 60, Turn::Author(AuthorReason::OpenTasks)),
-            ],
-            merge_total: 2,
-        };
-        by_turn(&mut digest);
-        assert_eq!(numbers(&digest.waiting_review), [1, 4]);
-        assert_eq!(numbers(&digest.waiting_author), [7, 3, 2], "oldest first");
-        assert_eq!(numbers(&digest.ready_to_merge), [6]);
-        assert_eq!(
-            (digest.review_total, digest.author_total, digest.merge_total),
-            (3, 3, 1)
-        );
     }
 }

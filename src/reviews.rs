@@ -489,10 +489,9 @@ pub async fn execute(
                     let mine =
                         review_queue::authored(db, routing, &settings.commands.users, me).await?;
                     let mut mine: Vec<_> = mine
-                        .waiting_review
+                        .waiting_author
                         .into_iter()
-                        .chain(mine.waiting_author)
-                        .filter(|v| matches!(v.turn, Some(Turn::Author(_) | Turn::Merge)))
+                        .chain(mine.ready_to_merge)
                         .filter(|v| routed_to(routing, v, &room.name))
                         .collect();
                     mine.sort_by_key(|v| v.created_on);
@@ -527,14 +526,11 @@ pub async fn execute(
             if digest.is_empty() {
                 return Ok(say(Color::Gray, "You have no open pull requests."));
             }
+            let open = digest.review_total + digest.author_total + digest.merge_total;
             let heading = format!(
                 "Your {} open pull request{}",
-                digest.review_total + digest.author_total,
-                if digest.review_total + digest.author_total == 1 {
-                    ""
-                } else {
-                    "s"
-                }
+                open,
+                if open == 1 { "" } else { "s" }
             );
             let mut message = digest::render_list(&heading, None, &digest, sweep_settings, now);
             message.notify = false;

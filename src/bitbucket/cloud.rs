@@ -143,6 +143,20 @@ struct WireHref {
     href: String,
 }
 
+/// A user as Cloud's REST API answers it (`uuid`, `account_id`, `nickname`, `display_name`),
+/// e.g. the `user` of each effective default reviewer.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct ApiUser(WireUser);
+
+impl ApiUser {
+    /// The user as stored, keyed as a delivery's users are (`uuid`, else `account_id`, else
+    /// `username`); an error names a user with none of them.
+    pub fn into_domain(self) -> Result<User, PayloadError> {
+        self.0.into_domain("user")
+    }
+}
+
 #[derive(Deserialize)]
 struct WireUser {
     uuid: Option<String>,

@@ -125,6 +125,21 @@ impl ApiPullRequest {
         self.0.id
     }
 
+    /// The query of Data Center's default reviewers for this PR (`GET /rest/default-reviewers/
+    /// 1.0/projects/{P}/repos/{r}/reviewers`): `sourceRepoId`, `targetRepoId`, `sourceRefId`,
+    /// `targetRefId` from its `fromRef` and `toRef` (`id` is the full ref name, `repository.id`
+    /// the repository's; a fork's source repository differs from the target). `None` when the
+    /// answer lacks one of them.
+    pub fn default_reviewers_query(&self) -> Option<[(&'static str, String); 4]> {
+        let (from, to) = (&self.0.from_ref, &self.0.to_ref);
+        Some([
+            ("sourceRepoId", from.repository.as_ref()?.id.to_string()),
+            ("targetRepoId", to.repository.as_ref()?.id.to_string()),
+            ("sourceRefId", from.id.clone()?),
+            ("targetRefId", to.id.clone()?),
+        ])
+    }
+
     /// The base URL the server writes in its links (`https://bitbucket.example.com`, with a
     /// context path if it has one): the PR's `links.self` up to `/projects/` or `/users/`, else
     /// the repository's. `None` when the answer has no such link.
@@ -219,6 +234,8 @@ struct WireProperties {
 
 #[derive(Deserialize)]
 struct WireRef {
+    /// The full ref name (`refs/heads/main`).
+    id: Option<String>,
     #[serde(rename = "displayId")]
     display_id: Option<String>,
     #[serde(rename = "latestCommit")]
@@ -264,6 +281,20 @@ struct WireParticipant {
     /// `pr:reviewer:*` payloads and the REST PR resource).
     #[serde(rename = "lastReviewedCommit")]
     last_reviewed_commit: Option<String>,
+}
+
+/// A user as Data Center's REST API answers it (`RestApplicationUser`: `id`, `name`, `slug`,
+/// `displayName`, `emailAddress`), e.g. each item of the default reviewers of a PR.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct ApiUser(WireUser);
+
+impl ApiUser {
+    /// The user as stored, keyed under `server` (`datacenter/{server}/user/{id}`), as a
+    /// delivery's users are.
+    pub fn into_domain(self, server: &str) -> Result<User, PayloadError> {
+        self.0.into_domain(server, "user")
+    }
 }
 
 #[derive(Deserialize)]

@@ -24,5 +24,5 @@ pub use notification::{
 };
 pub use policy::{ReviewSummary, DEFAULT_REQUIRED_APPROVALS};
 pub use time::{Now, Timestamp};
-pub use turn::{name_order, AuthorReason, ReviewerFacts, Turn, TurnFacts};
+pub use turn::{name_order, AuthorReason, ReviewerFacts, Turn, TurnCounts, TurnFacts, TurnKind};
 pub use view::{PullRequestView, Reviewer, RoomDigest};

@@ -62,6 +62,72 @@ impl Turn {
     pub const LABELS: [&'static str; 3] = ["reviewers", "author", "merge"];
 }
 
+/// A turn without its owed reviewers: what a first pass over every open PR can decide from
+/// counts alone (`TurnCounts::kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnKind {
+    /// The author must act, for this reason.
+    Author(AuthorReason),
+    /// The reviewers must act.
+    Reviewers,
+    /// Whoever merges can merge.
+    Merge,
+}
+
+/// The counts a turn's kind follows from, by the rules of `TurnFacts` (which builds one with
+/// `TurnFacts::counts`): a list over every open PR reads them in SQL, so that it sorts PRs by
+/// turn before cutting its lists, and reads the whole facts only of the PRs it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnCounts {
+    /// Bitbucket's draft flag.
+    pub draft: bool,
+    /// Requests for changes that still stand (`TurnFacts::standing_changes_requested`).
+    pub changes_requested: u32,
+    /// The combined build state of the source commit, if any status was reported.
+    pub build: Option<BuildState>,
+    /// Approvals that count (`TurnFacts::counted_approvals`).
+    pub approvals: u32,
+    /// Approvals the route requires.
+    pub required_approvals: u32,
+    /// Open tasks, if known.
+    pub open_tasks: Option<u32>,
+}
+
+impl TurnCounts {
+    /// The author's reasons to act, in the order `AuthorReason` lists them.
+    pub fn author_reasons(&self) -> Vec<AuthorReason> {
+        let approvals_met = self.approvals >= self.required_approvals;
+        let mut reasons = Vec::new();
+        if self.draft {
+            reasons.push(AuthorReason::Draft);
+        }
+        if self.changes_requested > 0 {
+            reasons.push(AuthorReason::ChangesRequested);
+        }
+        match self.build {
+            Some(BuildState::Failed) => reasons.push(AuthorReason::BuildFailed),
+            Some(BuildState::Stopped) => reasons.push(AuthorReason::BuildStopped),
+            _ => {}
+        }
+        if approvals_met && self.open_tasks.unwrap_or(0) > 0 {
+            reasons.push(AuthorReason::OpenTasks);
+        }
+        reasons
+    }
+
+    /// Whose turn it is: the author's first reason, else the reviewers' while approvals are
+    /// short, else merge.
+    pub fn kind(&self) -> TurnKind {
+        if let Some(reason) = self.author_reasons().first() {
+            return TurnKind::Author(*reason);
+        }
+        if self.approvals < self.required_approvals {
+            return TurnKind::Reviewers;
+        }
+        TurnKind::Merge
+    }
+}
+
 /// One person attached to the PR, as the turn needs them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviewerFacts {
@@ -85,6 +151,10 @@ pub struct TurnFacts {
     pub author: UserKey,
     /// Everyone attached, requested reviewers first in the order they should be named.
     pub reviewers: Vec<ReviewerFacts>,
+    /// The repository's default reviewers for this PR, in Bitbucket's order, as a
+    /// reconciliation pass read them (Cloud `effective-default-reviewers`, Data Center's
+    /// default-reviewer conditions for its refs); empty without a configured site.
+    pub default_reviewers: Vec<UserKey>,
     /// Approvals the route requires.
     pub required_approvals: u32,
     /// The route's `approvals_after_last_push`: an approval given before the latest new commit
@@ -150,38 +220,53 @@ impl TurnFacts {
             .collect()
     }
 
-    /// The requested reviewers who owe a review: neither a counted approval nor a standing
-    /// request for changes.
+    /// Who owes a review: the requested reviewers with neither a counted approval nor a standing
+    /// request for changes, then, when fewer reviewers were requested than approvals are
+    /// required, the default reviewers who are neither the author, nor requested, nor hold such
+    /// a verdict.
     pub fn owed(&self) -> Vec<UserKey> {
         let approved = self.counted_approvals();
         let blocking = self.standing_changes_requested();
-        self.others()
-            .filter(|r| r.role == Role::Reviewer)
-            .filter(|r| !approved.iter().any(|a| a.key == r.key))
-            .filter(|r| !blocking.iter().any(|b| b.key == r.key))
+        let settled = |key: &UserKey| {
+            approved.iter().any(|a| &a.key == key) || blocking.iter().any(|b| &b.key == key)
+        };
+        let requested: Vec<&ReviewerFacts> =
+            self.others().filter(|r| r.role == Role::Reviewer).collect();
+        let mut owed: Vec<UserKey> = requested
+            .iter()
+            .filter(|r| !settled(&r.key))
             .map(|r| r.key.clone())
-            .collect()
+            .collect();
+        if u32::try_from(requested.len()).unwrap_or(u32::MAX) < self.required_approvals {
+            for key in &self.default_reviewers {
+                if *key != self.author
+                    && !requested.iter().any(|r| &r.key == key)
+                    && !settled(key)
+                    && !owed.contains(key)
+                {
+                    owed.push(key.clone());
+                }
+            }
+        }
+        owed
+    }
+
+    /// The counts the turn's kind is decided by.
+    pub fn counts(&self) -> TurnCounts {
+        TurnCounts {
+            draft: self.draft,
+            changes_requested: u32::try_from(self.standing_changes_requested().len())
+                .unwrap_or(u32::MAX),
+            build: self.build.as_ref().map(|b| b.0),
+            approvals: self.approvals(),
+            required_approvals: self.required_approvals,
+            open_tasks: self.open_tasks,
+        }
     }
 
     /// The author's reasons to act, in the order `AuthorReason` lists them.
     fn author_reasons(&self) -> Vec<AuthorReason> {
-        let approvals_met = self.approvals() >= self.required_approvals;
-        let mut reasons = Vec::new();
-        if self.draft {
-            reasons.push(AuthorReason::Draft);
-        }
-        if !self.standing_changes_requested().is_empty() {
-            reasons.push(AuthorReason::ChangesRequested);
-        }
-        match self.build.as_ref().map(|b| b.0) {
-            Some(BuildState::Failed) => reasons.push(AuthorReason::BuildFailed),
-            Some(BuildState::Stopped) => reasons.push(AuthorReason::BuildStopped),
-            _ => {}
-        }
-        if approvals_met && self.open_tasks.unwrap_or(0) > 0 {
-            reasons.push(AuthorReason::OpenTasks);
-        }
-        reasons
+        self.counts().author_reasons()
     }
 
     /// How many approvals count.
@@ -191,13 +276,11 @@ impl TurnFacts {
 
     /// The PR's turn.
     pub fn turn(&self) -> Turn {
-        if let Some(reason) = self.author_reasons().first() {
-            return Turn::Author(*reason);
+        match self.counts().kind() {
+            TurnKind::Author(reason) => Turn::Author(reason),
+            TurnKind::Reviewers => Turn::Reviewers { owed: self.owed() },
+            TurnKind::Merge => Turn::Merge,
         }
-        if self.approvals() < self.required_approvals {
-            return Turn::Reviewers { owed: self.owed() };
-        }
-        Turn::Merge
     }
 
     /// Since when it has been this turn, dated by the facts themselves:
@@ -283,6 +366,7 @@ mod tests {
         TurnFacts {
             author: "alice".into(),
             reviewers: vec![reviewer("bob"), reviewer("carol")],
+            default_reviewers: Vec::new(),
             required_approvals: 2,
             approvals_after_last_push: false,
             source_commit: Some("aaaaaaaaaaaa".into()),
@@ -480,6 +564,35 @@ mod tests {
         assert_eq!(f.turn(), owed(&["carol"]));
         f.reviewers[0].role = Role::Participant;
         assert_eq!(f.turn(), owed(&[]), "nobody named: anyone may review");
+    }
+
+    #[test]
+    fn default_reviewers_owe_only_when_too_few_were_requested() {
+        // Two approvals needed, only Bob requested: the default reviewers (Dave, Carol, the
+        // author Alice and Bob himself among them) fill in, in Bitbucket's order, never the
+        // author, never twice.
+        let mut f = facts();
+        f.reviewers.retain(|r| r.key.as_str() != "carol");
+        f.default_reviewers = ["dave", "alice", "bob", "carol"]
+            .map(UserKey::from)
+            .to_vec();
+        assert_eq!(f.turn(), owed(&["bob", "dave", "carol"]));
+        // A default reviewer who approved (as a participant) no longer owes; one whose request
+        // for changes stands makes it the author's turn.
+        f.reviewers.push(ReviewerFacts {
+            role: Role::Participant,
+            ..reviewer("dave")
+        });
+        verdict(&mut f, "dave", ReviewState::Approved, 2);
+        assert_eq!(f.turn(), owed(&["bob", "carol"]));
+        // Enough reviewers requested: the defaults owe nothing.
+        f.reviewers.push(reviewer("erin"));
+        assert_eq!(f.turn(), owed(&["bob", "erin"]));
+        // A new commit supersedes Dave's approval only with approvals_after_last_push.
+        f.reviewers.retain(|r| r.key.as_str() != "erin");
+        f.approvals_after_last_push = true;
+        push(&mut f, "bbbbbbbbbbbb", 3);
+        assert_eq!(f.turn(), owed(&["bob", "dave", "carol"]));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! goes through a small pool.
 
 pub mod chat_messages;
+pub mod default_reviewers;
 pub mod direct;
 pub mod identities;
 pub mod leases;

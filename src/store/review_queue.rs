@@ -2,6 +2,7 @@
 //! their verdict counts (first pass, streamed), then the details of the few a message shows.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use anyhow::Context;
 use futures_util::TryStreamExt;
@@ -10,7 +11,7 @@ use super::on_pool;
 use super::{Db, PR_BUILD_STATE};
 use crate::domain::{
     BuildState, PullRequestView, RepositoryKey, ReviewState, Reviewer, ReviewerFacts, Role,
-    Timestamp, TurnFacts, UserKey, DEFAULT_REQUIRED_APPROVALS,
+    Timestamp, TurnCounts, TurnFacts, UserKey, DEFAULT_REQUIRED_APPROVALS,
 };
 
 /// A person's identifiers a `[[users]]` mapping may name, empty ones left out.
@@ -21,7 +22,8 @@ fn ids(ids: [Option<String>; 5]) -> Vec<String> {
         .collect()
 }
 
-/// An open PR as the first pass reads it: what routing, the review rule and counting need.
+/// An open PR as the first pass reads it: what routing, the turn (`TurnCounts`) and counting
+/// need.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OpenPr {
     /// The repository's lasting key (`repositories.repository_key`).
@@ -34,20 +36,42 @@ pub struct OpenPr {
     pub title: String,
     /// Bitbucket's draft flag.
     pub draft: bool,
-    /// Approvals that count (never the author's own).
+    /// Approvals that count (`TurnFacts::counted_approvals`): never the author's own; with the
+    /// repository's `approvals_after_last_push`, only those on the current state.
     pub approvals: i64,
-    /// How many people other than the author ask for changes.
+    /// Requests for changes that still stand (`TurnFacts::standing_changes_requested`).
     pub changes_requested: i64,
-    /// The asker's own PR, or one the asker approved (always false without an asker).
+    /// The combined build state of the source commit (`FAILED`, `INPROGRESS`, `STOPPED`,
+    /// `SUCCESSFUL`), if any status was reported.
+    pub build_state: Option<String>,
+    /// Open tasks, where a payload told.
+    pub open_tasks: Option<i64>,
+    /// The asker's own PR (always false without an asker).
     pub excluded: bool,
-    /// The asker is a requested reviewer (always false without an asker).
-    pub asked: bool,
+    /// The asker owes a review (`TurnFacts::owed`): a requested reviewer with neither an
+    /// approval that counts nor a request for changes that stands, or a default reviewer of a
+    /// PR with fewer requested reviewers than it needs approvals (always false without an
+    /// asker).
+    pub owes: bool,
     /// A current snooze hides it (read only by `for_each_open_with(.., with_snoozed: true, ..)`;
     /// else always false).
     pub snoozed: bool,
 }
 
 impl OpenPr {
+    /// The counts its turn's kind follows from, under a route requiring `required_approvals`.
+    pub fn turn_counts(&self, required_approvals: u32) -> TurnCounts {
+        let count = |n: i64| u32::try_from(n).unwrap_or(0);
+        TurnCounts {
+            draft: self.draft,
+            changes_requested: count(self.changes_requested),
+            build: self.build_state.as_deref().and_then(BuildState::parse),
+            approvals: count(self.approvals),
+            required_approvals,
+            open_tasks: self.open_tasks.and_then(|n| u32::try_from(n).ok()),
+        }
+    }
+
     /// The view to fill with `fill_details`.
     pub fn into_view(self, required_approvals: u32) -> PullRequestView {
         PullRequestView {
@@ -82,27 +106,41 @@ pub async fn for_each_open_with(
     with_snoozed: bool,
     mut visit: impl FnMut(OpenPr),
 ) -> anyhow::Result<()> {
-    on_pool!(db, pool => {
-    let mut rows = sqlx::query_as::<_, OpenPr>(
-        "SELECT p.repository_key, repo.full_name, p.number, p.title, p.draft, p.approvals,
-                p.changes_requested,
+    let sql = format!(
+        "{turn},
                 $3 AND EXISTS (SELECT 1 FROM snoozes s
                              WHERE s.repository_key = p.repository_key AND s.number = p.number
                                AND s.until > $1 AND ($2 IS NULL OR s.user_key = $2)) AS snoozed,
-                $2 IS NOT NULL AND (p.author = $2 OR EXISTS (SELECT 1 FROM reviews r
-                    WHERE r.repository_key = p.repository_key AND r.number = p.number
-                      AND r.user_key = $2 AND r.state = 'approved')) AS excluded,
+                $2 IS NOT NULL AND p.author = $2 AS excluded,
                 $2 IS NOT NULL AND EXISTS (SELECT 1 FROM reviews r
                     WHERE r.repository_key = p.repository_key AND r.number = p.number
-                      AND r.user_key = $2 AND r.role = 'REVIEWER') AS asked
-           FROM pull_requests p
-           JOIN repositories repo ON repo.repository_key = p.repository_key
+                      AND r.user_key = $2 AND r.user_key <> p.author AND r.role = 'REVIEWER'
+                      AND NOT ({counts} OR {blocks}))
+                OR $2 IS NOT NULL AND EXISTS (SELECT 1 FROM default_reviewers d
+                    WHERE d.repository_key = p.repository_key AND d.number = p.number
+                      AND d.user_key = $2 AND d.user_key <> p.author
+                      AND (SELECT count(*) FROM reviews r
+                            WHERE r.repository_key = p.repository_key AND r.number = p.number
+                              AND r.role = 'REVIEWER' AND r.user_key <> p.author)
+                          < coalesce(repo.required_approvals,
+                                     (SELECT CAST(value AS BIGINT) FROM settings
+                                       WHERE name = 'required_approvals'))
+                      AND NOT EXISTS (SELECT 1 FROM reviews r
+                            WHERE r.repository_key = p.repository_key AND r.number = p.number
+                              AND r.user_key = $2
+                              AND (r.role = 'REVIEWER' OR {counts} OR {blocks}))) AS owes
+           {FROM_PR}
           WHERE p.state = 'OPEN'
             AND ($3 OR NOT EXISTS (SELECT 1 FROM snoozes s
                              WHERE s.repository_key = p.repository_key AND s.number = p.number
                                AND s.until > $1 AND ($2 IS NULL OR s.user_key = $2)))
           ORDER BY p.created_on, p.repository_key, p.number",
-    )
+        turn = *OPEN_PR_TURN,
+        counts = *COUNTS,
+        blocks = *BLOCKS,
+    );
+    on_pool!(db, pool => {
+    let mut rows = sqlx::query_as::<_, OpenPr>(&sql)
     .bind(now.as_str())
     .bind(asker)
     .bind(with_snoozed)
@@ -118,20 +156,63 @@ pub async fn for_each_open_with(
     })
 }
 
-/// The columns of an `OpenPr` read without an asker (no one excluded, no one asked), from
+/// Whether the verdict of `reviews r` was given on the current state of `pull_requests p`, as
+/// `TurnFacts` decides it: Data Center's `lastReviewedCommit` against the source commit (either
+/// a prefix of the other: Cloud gives 12 hex digits) when both are known, else the verdict's
+/// date against `pushed_on`, else current. The view `open_pull_requests` applies the same rule.
+const CURRENT: &str = "(CASE WHEN r.reviewed_commit IS NOT NULL AND p.source_commit IS NOT NULL
+                  THEN (substr(lower(p.source_commit), 1, length(r.reviewed_commit))
+                            = r.reviewed_commit
+                        OR substr(r.reviewed_commit, 1, length(p.source_commit))
+                            = lower(p.source_commit))
+             WHEN r.state_on IS NOT NULL AND p.pushed_on IS NOT NULL
+                  THEN r.state_on >= p.pushed_on
+             ELSE true END)";
+
+/// `reviews r`'s verdict is an approval that counts (`TurnFacts::counted_approvals`).
+static COUNTS: LazyLock<String> = LazyLock::new(|| {
+    format!("(r.state = 'approved' AND (NOT repo.approvals_after_last_push OR {CURRENT}))")
+});
+/// `reviews r`'s verdict is a request for changes that stands.
+static BLOCKS: LazyLock<String> =
+    LazyLock::new(|| format!("(r.state = 'changes_requested' AND {CURRENT})"));
+
+/// The columns of an `OpenPr` that the turn needs, from `pull_requests p` joined to its
+/// repository `repo`: verdicts counted by `COUNTS` and `BLOCKS` among people other than the
+/// author, the build state, the open tasks.
+static OPEN_PR_TURN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT p.repository_key, repo.full_name, p.number, p.title, p.draft,
+            (SELECT count(*) FROM reviews r
+              WHERE r.repository_key = p.repository_key AND r.number = p.number
+                AND r.user_key <> p.author AND {counts}) AS approvals,
+            (SELECT count(*) FROM reviews r
+              WHERE r.repository_key = p.repository_key AND r.number = p.number
+                AND r.user_key <> p.author AND {blocks}) AS changes_requested,
+            {PR_BUILD_STATE} AS build_state, p.open_tasks",
+        counts = *COUNTS,
+        blocks = *BLOCKS,
+    )
+});
+
+/// The columns of an `OpenPr` read without an asker (no one excluded, no one owing), from
 /// `pull_requests p` joined to its repository `repo`.
-const OPEN_PR: &str = "SELECT p.repository_key, repo.full_name, p.number, p.title, p.draft,
-                p.approvals, p.changes_requested, false AS excluded, false AS asked,
-                false AS snoozed";
+static OPEN_PR: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{}, false AS excluded, false AS owes, false AS snoozed",
+        *OPEN_PR_TURN
+    )
+});
 const FROM_PR: &str = "FROM pull_requests p
            JOIN repositories repo ON repo.repository_key = p.repository_key";
 
 /// The open PRs `author` wrote, oldest first, whatever their approvals.
 pub async fn authored_open(db: &Db, author: &str) -> anyhow::Result<Vec<OpenPr>> {
     on_pool!(db, pool => sqlx::query_as(&format!(
-        "{OPEN_PR} {FROM_PR}
+        "{open_pr} {FROM_PR}
           WHERE p.author = $1 AND p.state = 'OPEN'
-          ORDER BY p.created_on, p.repository_key, p.number"
+          ORDER BY p.created_on, p.repository_key, p.number",
+        open_pr = *OPEN_PR,
     ))
     .bind(author)
     .fetch_all(pool)
@@ -153,12 +234,13 @@ pub async fn load(
         required_approvals: Option<i64>,
     }
     let row: Option<Row> = on_pool!(db, pool => sqlx::query_as(&format!(
-        "{OPEN_PR},
+        "{open_pr},
                 coalesce(repo.required_approvals,
                          (SELECT CAST(value AS BIGINT) FROM settings
                            WHERE name = 'required_approvals')) AS required_approvals
            {FROM_PR}
-          WHERE p.repository_key = $1 AND p.number = $2"
+          WHERE p.repository_key = $1 AND p.number = $2",
+        open_pr = *OPEN_PR,
     ))
     .bind(repository.as_str())
     .bind(number)
@@ -338,6 +420,7 @@ pub async fn fill_details<'a>(
             TurnFacts {
                 author: UserKey::from(d.author_key),
                 reviewers: Vec::new(),
+                default_reviewers: Vec::new(),
                 required_approvals: view.required_approvals,
                 approvals_after_last_push: d.approvals_after_last_push,
                 source_commit: d.source_commit,
@@ -397,6 +480,55 @@ pub async fn fill_details<'a>(
                 slack: None,
             },
         );
+    }
+    // The default reviewers (issue 23), who owe a review when too few were requested.
+    #[derive(sqlx::FromRow)]
+    struct Default {
+        repository_key: String,
+        number: i64,
+        user_key: String,
+        name: String,
+        account_id: Option<String>,
+        nickname: Option<String>,
+        username: Option<String>,
+        email: Option<String>,
+    }
+    let defaults: Vec<Default> = on_pool!(db, pool => sqlx::query_as(&format!(
+        "SELECT d.repository_key, d.number, d.user_key,
+                coalesce(u.display_name, u.nickname, u.username, d.user_key) AS name,
+                u.account_id, u.nickname, u.username, u.email
+           FROM {}
+           JOIN default_reviewers d ON d.repository_key = j.value->>0
+                                   AND d.number = CAST(j.value->>1 AS BIGINT)
+           LEFT JOIN users u ON u.user_key = d.user_key
+          ORDER BY d.position",
+        db.json_rows(1)
+    ))
+    .bind(&keys)
+    .fetch_all(pool)
+    .await)
+    .context("reading default reviewers")?;
+    for d in defaults {
+        let Some(i) = first(&d.repository_key, d.number) else {
+            continue;
+        };
+        if let Some(f) = facts.get_mut(&i) {
+            f.default_reviewers.push(UserKey::from(d.user_key.clone()));
+        }
+        reviewers
+            .entry((i, d.user_key.clone()))
+            .or_insert_with(|| Reviewer {
+                name: d.name,
+                ids: ids([
+                    Some(d.user_key),
+                    d.account_id,
+                    d.nickname,
+                    d.username,
+                    d.email,
+                ]),
+                hipchat: None,
+                slack: None,
+            });
     }
     for (i, f) in facts {
         let view = &mut views[i];

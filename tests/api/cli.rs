@@ -293,6 +293,7 @@ async fn migrate_applies_every_migration_once_without_the_secret(on: crate::help
         table("chat_digests"),
         table("chat_messages"),
         table("commit_statuses"),
+        table("default_reviewers"),
         table("deliveries"),
         table("direct_mutes"),
         table("direct_outbox"),

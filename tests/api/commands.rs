@@ -128,6 +128,7 @@ async fn reply(app: &impl Served, text: &str, mention: &str, room: &str) -> Stri
 on_both!(
     a_person_on_both_sites_is_their_cloud_account,
     hipchat_reviews_lists_owed_reviews_then_the_askers_turn,
+    an_approval_before_a_new_commit_is_owed_again_when_the_route_says,
     the_room_can_be_named_by_the_id_in_its_hipchat_url,
     mine_unmapped_automatic_and_unknown,
     slack_signed_commands_and_mattermost_tokens,
@@ -229,6 +230,59 @@ async fn hipchat_reviews_lists_owed_reviews_then_the_askers_turn(on: On) {
     );
     assert!(four < one, "oldest first: {text}");
     assert!(!text.contains("Your turn"), "{text}");
+}
+
+/// With `approvals_after_last_push`, Carol's approval of #9 given before its latest new commit
+/// no longer counts: she owes the review again, her `/reviews` lists it, and the room's list
+/// counts it as waiting for review. Without the option her approval stands and she owes
+/// nothing. (The PR is cut by the turn before any list is, so no count uses Bitbucket's raw
+/// approvals.)
+async fn an_approval_before_a_new_commit_is_owed_again_when_the_route_says(on: On) {
+    for after_push in [true, false] {
+        let clock = ManualClock::frozen(now());
+        let settings = app_settings();
+        let Some(app) = spawn_on(
+            on,
+            "reviewspush",
+            move |s: &mut Settings| {
+                settings(s);
+                s.required_approvals = 1;
+                s.notify.routes[0].approvals_after_last_push = after_push;
+            },
+            clock.clock(),
+        )
+        .await
+        else {
+            return;
+        };
+        let approved = pr(9, 4, &[("carol", "REVIEWER", Some("approved"))]);
+        app.processed("pullrequest:approved", &approved).await;
+        let mut pushed = approved.clone();
+        pushed["pullrequest"]["source"]["commit"]["hash"] = json!("fedcba987654");
+        pushed["pullrequest"]["updated_on"] = json!((now() - Duration::hours(1)).to_rfc3339());
+        app.processed("pullrequest:updated", &pushed).await;
+
+        let mine = reply(&app, "/reviews", "carol_r", "backend").await;
+        let room = reply(&app, "/reviews all", "carol_r", "backend").await;
+        if after_push {
+            assert!(
+                mine.starts_with("<b>1 pull request waiting for your review</b> (backend)")
+                    && mine.contains(&link(9))
+                    && mine.contains("0/1 approvals"),
+                "{mine}"
+            );
+            assert!(
+                room.contains("1 pull request waiting for review") && room.contains(&link(9)),
+                "{room}"
+            );
+        } else {
+            assert_eq!(mine, "Nothing is waiting for your review here.", "{mine}");
+            assert!(
+                room.contains("1 ready to merge") && room.contains("ready to merge"),
+                "{room}"
+            );
+        }
+    }
 }
 
 /// Carol's `/reviews` in `hipchat_reviews_lists_owed_reviews_then_the_askers_turn`.

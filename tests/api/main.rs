@@ -11,6 +11,7 @@ mod commands;
 mod compose;
 mod connect;
 mod datacenter;
+mod default_reviewers;
 mod direct;
 mod docs;
 mod drift;

@@ -247,7 +247,7 @@ async fn cloud_backfill_from_a_real_list_answer_announces_nothing() {
             &json!(5),
             &json!(5),
             &json!(1),
-            &json!(6)
+            &json!(7)
         )
     );
     assert_eq!(
@@ -453,7 +453,7 @@ async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_
             &repo["updated"],
             &repo["requests"]
         ),
-        (&json!(true), &json!(true), &json!(4), &json!(4), &json!(5))
+        (&json!(true), &json!(true), &json!(4), &json!(4), &json!(6))
     );
     assert!(
         announced(&app).await.is_empty(),
@@ -515,7 +515,7 @@ async fn cloud_later_passes_repair_a_missed_merge_approval_needs_work_and_build_
     // The metrics: three passes, 5 + 3 + 1 requests, a last success now (the gauge read
     // from reconciled_repositories).
     let (_, text) = app.get_text("/metrics", None).await;
-    assert_reconciliation_metrics(&text, &url, "9", "3");
+    assert_reconciliation_metrics(&text, &url, "11", "3");
 
     // The status page: the site's last pass (one repository, one request), and the sweep of
     // the console room (#2 waits for review; #3 on its author, and #4 too: its build failed, so
@@ -617,7 +617,8 @@ async fn assert_repaired(app: &impl Served, report: &Value) {
             &repo["builds"],
             &repo["requests"]
         ),
-        (&json!(false), &json!(3), &json!(1), &json!(1), &json!(3))
+        // The list, the merged PR, one new build, and the default reviewers of the changed PRs.
+        (&json!(false), &json!(3), &json!(1), &json!(1), &json!(4))
     );
     assert_eq!(
         rows(app).await,
@@ -685,7 +686,7 @@ async fn a_429_is_waited_out_and_a_401_leaves_state_untouched_while_others_go_on
     let api = &report["repositories"][0];
     assert_eq!(
         (&api["repository"], &api["ok"], &api["requests"]),
-        (&json!("acme/api"), &json!(true), &json!(3))
+        (&json!("acme/api"), &json!(true), &json!(4))
     );
     let web = &report["repositories"][1];
     assert_eq!(
@@ -782,7 +783,13 @@ async fn a_webhook_newer_than_the_rest_snapshot_wins() {
 
 // ---------- Bitbucket Data Center ----------
 
-fn dc_pr(server: &MockServer, id: i64, commit: &str, updated: i64, status: &str) -> Value {
+pub(crate) fn dc_pr(
+    server: &MockServer,
+    id: i64,
+    commit: &str,
+    updated: i64,
+    status: &str,
+) -> Value {
     json!({
         "id": id, "title": format!("DC {id}"), "state": "OPEN", "draft": false,
         "createdDate": 1_700_000_000_000i64, "updatedDate": updated,
@@ -800,7 +807,7 @@ fn dc_pr(server: &MockServer, id: i64, commit: &str, updated: i64, status: &str)
     })
 }
 
-async fn dc_pages(server: &MockServer, pages: Vec<Vec<Value>>) {
+pub(crate) async fn dc_pages(server: &MockServer, pages: Vec<Vec<Value>>) {
     let n = pages.len();
     for (i, values) in pages.into_iter().enumerate() {
         let last = i + 1 == n;
@@ -1212,7 +1219,7 @@ async fn a_5xx_is_retried_then_reported_and_the_pass_changes_nothing() {
         .await;
     let (status, report) = reconcile(&app).await;
     assert_eq!(status, 200, "{report}");
-    assert_eq!(report["requests"], 3);
+    assert_eq!(report["requests"], 4);
     assert_eq!(
         rows(&app).await,
         vec![
@@ -1268,6 +1275,7 @@ async fn cloud_workspace_glob_lists_every_page_of_repositories() {
         asked,
         vec![
             "GET /2.0/repositories/acme/api/commit/aaaaaaaaaaaa/statuses".to_owned(),
+            "GET /2.0/repositories/acme/api/effective-default-reviewers?pagelen=100".to_owned(),
             "GET /2.0/repositories/acme/api/pullrequests?state=OPEN&pagelen=50&fields=%2Bvalues.participants".to_owned(),
             "GET /2.0/repositories/acme/web/pullrequests?state=OPEN&pagelen=50&fields=%2Bvalues.participants".to_owned(),
             "GET /2.0/repositories/acme?pagelen=100".to_owned(),
@@ -1283,12 +1291,12 @@ async fn cloud_workspace_glob_lists_every_page_of_repositories() {
     assert_eq!(
         seen,
         vec![
-            (&json!("acme/api"), &json!(true), &json!(1), &json!(2)),
+            (&json!("acme/api"), &json!(true), &json!(1), &json!(3)),
             (&json!("acme/web"), &json!(true), &json!(0), &json!(1)),
         ]
     );
     assert_eq!(
-        report["requests"], 5,
+        report["requests"], 6,
         "the listing's requests count in the pass's total"
     );
     assert_eq!(
@@ -1437,6 +1445,11 @@ async fn a_username_sends_http_basic_with_the_token() {
             ),
             (
                 "/2.0/repositories/acme/api/commit/aaaaaaaaaaaa/statuses".to_owned(),
+                expected.clone()
+            ),
+            // #1 has no requested reviewer: its default reviewers are read (issue 23).
+            (
+                "/2.0/repositories/acme/api/effective-default-reviewers".to_owned(),
                 expected
             ),
         ]
@@ -1711,12 +1724,12 @@ fn assert_api_went_through(code: i32, stdout: &str, stderr: &str, url: &str) {
     assert_eq!(
         lines[0],
         format!(
-            "ok      {url} acme/api: 1 open, 1 updated, 0 closed, 1 builds, 2 requests \
+            "ok      {url} acme/api: 1 open, 1 updated, 0 closed, 1 builds, 3 requests \
              (first pass: nothing announced)"
         )
     );
     assert!(
-        lines[1].starts_with("1 repositories, 0 failed, 2 requests, "),
+        lines[1].starts_with("1 repositories, 0 failed, 3 requests, "),
         "{stdout}"
     );
     assert!(!stderr.contains("pr-reminder:"), "{stderr}");

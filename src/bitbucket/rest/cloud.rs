@@ -6,13 +6,15 @@
 //! - `GET .../pullrequests/{id}`: one PR, whole (a closed one too).
 //! - `GET .../commit/{hash}/statuses`: a commit's build statuses.
 //! - `GET {url}/repositories/{ws}`: a workspace's repositories (for `ws/*`).
+//! - `GET {url}/repositories/{ws}/{slug}/effective-default-reviewers`: the repository's and its
+//!   project's default reviewers.
 
 use reqwest::Url;
 use serde::Deserialize;
 
 use super::{Api, Requests, RestError};
-use crate::bitbucket::cloud::{ApiCommitStatus, ApiPullRequest, ApiRepository};
-use crate::domain::{CommitStatus, PullRequest, Repository};
+use crate::bitbucket::cloud::{ApiCommitStatus, ApiPullRequest, ApiRepository, ApiUser};
+use crate::domain::{CommitStatus, PullRequest, Repository, User};
 
 /// The most PRs a list page may hold.
 pub const PAGELEN: &str = "50";
@@ -135,4 +137,35 @@ pub async fn workspace_repositories(
     url.query_pairs_mut().append_pair("pagelen", "100");
     let items: Vec<ApiRepository> = pages(api, url, requests).await?;
     Ok(items.iter().map(|r| r.full_name().to_owned()).collect())
+}
+
+/// One item of `effective-default-reviewers`: `{type: "default_reviewer_and_type",
+/// reviewer_type: "repository" | "project", user: {...}}`.
+#[derive(Deserialize)]
+struct DefaultReviewer {
+    user: ApiUser,
+}
+
+/// The effective default reviewers of `workspace/slug`: those of the repository and of its
+/// project, each once (`GET /2.0/repositories/{workspace}/{repo_slug}/effective-default-reviewers`,
+/// paged as every list; needs the `pullrequest` scope, `read:pullrequest:bitbucket` for API
+/// tokens). Source: developer.atlassian.com/cloud/bitbucket/rest/api-group-pullrequests/
+/// #api-repositories-workspace-repo-slug-effective-default-reviewers-get.
+pub async fn effective_default_reviewers(
+    api: &Api,
+    full_name: &str,
+    requests: &Requests,
+) -> Result<Vec<User>, RestError> {
+    let (ws, slug) = split(full_name)?;
+    let mut url = api.url(&["repositories", ws, slug, "effective-default-reviewers"]);
+    url.query_pairs_mut().append_pair("pagelen", "100");
+    let items: Vec<DefaultReviewer> = pages(api, url, requests).await?;
+    let mut users: Vec<User> = Vec::with_capacity(items.len());
+    for item in items {
+        let user = item.user.into_domain()?;
+        if !users.iter().any(|u| u.key == user.key) {
+            users.push(user);
+        }
+    }
+    Ok(users)
 }

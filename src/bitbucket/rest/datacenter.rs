@@ -9,6 +9,8 @@
 //!   on newer servers, `GET {url}/rest/build-status/1.0/commits/{hash}` on older ones (the first
 //!   answers 404 there; the one that works is remembered).
 //! - `GET {url}/rest/api/1.0/projects/{P}/repos`: a project's repositories (for `P/*`).
+//! - `GET {url}/rest/default-reviewers/1.0/projects/{P}/repos/{r}/reviewers?...`: the default
+//!   reviewers of one PR's pair of refs.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -16,8 +18,10 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use super::{Api, Requests, RestError};
-use crate::bitbucket::datacenter::ApiPullRequest;
-use crate::domain::{BuildState, CommitStatus, PullRequest, Repository, Timestamp};
+use std::collections::HashMap;
+
+use crate::bitbucket::datacenter::{ApiPullRequest, ApiUser};
+use crate::domain::{BuildState, CommitStatus, PullRequest, Repository, Timestamp, User};
 
 /// The page size asked for (servers cap it at 1,000 unless configured lower).
 pub const LIMIT: &str = "1000";
@@ -88,16 +92,27 @@ pub(crate) async fn pages<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The query of one PR's default reviewers (`ApiPullRequest::default_reviewers_query`).
+pub type DefaultReviewersQuery = [(&'static str, String); 4];
+
 /// The open pull requests of `PROJECT/slug`, as snapshots; `server` is the site's
 /// `host[:port]`. Each is dated as of the first page's answer (see `ApiPullRequest`). With them,
 /// the base URL the server writes in its links (`ApiPullRequest::linked_base_url`), if any PR
-/// has a link.
+/// has a link, and by PR number the query of its default reviewers.
+#[allow(clippy::type_complexity)]
 pub async fn open_pull_requests(
     api: &Api,
     server: &str,
     full_name: &str,
     requests: &Requests,
-) -> Result<(Vec<PullRequest>, Option<String>), RestError> {
+) -> Result<
+    (
+        Vec<PullRequest>,
+        Option<String>,
+        HashMap<i64, DefaultReviewersQuery>,
+    ),
+    RestError,
+> {
     let (project, slug) = split(full_name)?;
     let mut url = api.url(&[
         "rest",
@@ -113,6 +128,10 @@ pub async fn open_pull_requests(
     let (items, at) = pages::<ApiPullRequest>(api, &url, requests).await?;
     let at = at.unwrap_or_else(|| api.now());
     let base_url = items.iter().find_map(ApiPullRequest::linked_base_url);
+    let queries = items
+        .iter()
+        .filter_map(|pr| Some((pr.number(), pr.default_reviewers_query()?)))
+        .collect();
     let prs = items
         .into_iter()
         .map(|pr| {
@@ -123,7 +142,42 @@ pub async fn open_pull_requests(
             })
         })
         .collect::<Result<_, _>>()?;
-    Ok((prs, base_url))
+    Ok((prs, base_url, queries))
+}
+
+/// The default reviewers Data Center would add to a PR from `query`'s source to its target
+/// (`GET {url}/rest/default-reviewers/1.0/projects/{P}/repos/{r}/reviewers?sourceRepoId=&
+/// targetRepoId=&sourceRefId=&targetRefId=`: the server resolves the repository's and project's
+/// default-reviewer conditions for that pair of refs; the answer is a JSON array of users, not
+/// a page). Source: Atlassian, "Bitbucket Data Center REST API: Default reviewers, Get required
+/// reviewers for PR creation" (developer.atlassian.com/server/bitbucket/rest/, group
+/// default-reviewers) and support.atlassian.com/bitbucket-data-center/kb/
+/// get-default-reviewers-api-in-bitbucket-datacenter-fails-with-nosuchbranchexception.
+pub async fn default_reviewers(
+    api: &Api,
+    server: &str,
+    full_name: &str,
+    query: &DefaultReviewersQuery,
+    requests: &Requests,
+) -> Result<Vec<User>, RestError> {
+    let (project, slug) = split(full_name)?;
+    let mut url = api.url(&[
+        "rest",
+        "default-reviewers",
+        "1.0",
+        "projects",
+        project,
+        "repos",
+        slug,
+        "reviewers",
+    ]);
+    url.query_pairs_mut()
+        .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+    let users: Vec<ApiUser> = api.get(url, requests).await?.body;
+    users
+        .into_iter()
+        .map(|u| u.into_domain(server).map_err(RestError::from))
+        .collect()
 }
 
 /// One pull request, whatever its state; `None` when the server answers 404 (deleted).
