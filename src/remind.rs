@@ -443,6 +443,7 @@ pub async fn watch(
             .filter(|s| !current.contains(&(s.repository_key.clone(), s.number)))
         {
             direct::forget_turn(db, &user.bitbucket, &gone.repository_key, gone.number).await?;
+            direct::withdraw_news(db, &user.bitbucket, &gone.repository_key, gone.number).await?;
         }
         direct::looked(db, &user.bitbucket, &stamp).await?;
     }
@@ -489,4 +490,52 @@ pub async fn queue_of(
         .collect();
     mine.sort_by_key(|v| v.created_on);
     Ok((owed, mine))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_persons_zone_is_theirs_else_slacks_else_the_teams() {
+        let mut settings = Settings::with_defaults(crate::config::SignaturePolicy::Demo);
+        settings.sweep.calendar.tz = chrono_tz::Europe::London;
+        let mut user = UserMapping {
+            bitbucket: "carol".into(),
+            email: Some("Carol@Example.com".into()),
+            ..UserMapping::default()
+        };
+        let zones: HashMap<String, String> = [(
+            "carol@example.com".to_owned(),
+            "America/New_York".to_owned(),
+        )]
+        .into();
+        let none = HashMap::new();
+        assert_eq!(
+            person(&user, None, &settings, &zones).schedule.tz,
+            chrono_tz::America::New_York,
+            "Slack's, found by her e-mail"
+        );
+        assert_eq!(
+            person(&user, None, &settings, &none).schedule.tz,
+            chrono_tz::Europe::London
+        );
+        user.timezone = Some("Asia/Tokyo".into());
+        assert_eq!(
+            person(&user, None, &settings, &zones).schedule.tz,
+            chrono_tz::Asia::Tokyo
+        );
+        // Her own settings win over the file's; `dm off` stops everything.
+        user.remind_at = Some(vec!["09:30".into()]);
+        let prefs = Preferences {
+            dm: Some("off".into()),
+            remind_at: Some("14:00,08:15".into()),
+            away_until: Some(String::new()),
+        };
+        let p = person(&user, Some(&prefs), &settings, &zones);
+        assert_eq!(p.chat, None);
+        let t = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        assert_eq!(p.schedule.times, [t(8, 15), t(14, 0)]);
+        assert_eq!(p.schedule.away_until, None);
+    }
 }

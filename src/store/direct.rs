@@ -486,3 +486,23 @@ pub async fn participated_on(
     .context("reading a participation")?;
     Ok(at.flatten())
 }
+
+/// Withdraws `person`'s news of a PR still waiting in its window (the PR is no longer theirs to
+/// act on: it would tell of a state that is gone). Returns how many were withdrawn.
+pub async fn withdraw_news(
+    db: &Db,
+    person: &str,
+    repository_key: &str,
+    number: i64,
+) -> anyhow::Result<u64> {
+    on_pool!(db, pool => sqlx::query(
+        "DELETE FROM direct_outbox WHERE person = $1 AND repository_key = $2 AND number = $3 \
+         AND kind = 'news' AND state = 'pending'",
+    )
+    .bind(person)
+    .bind(repository_key)
+    .bind(number)
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))
+    .context("withdrawing a direct message")
+}

@@ -781,7 +781,7 @@ async fn who_must_act_hears_it_and_the_actor_never_dms_themselves(on: On) {
 }
 
 /// News at 20:30 in Berlin, in quiet hours (19:00 to 08:00): held until 08:00 the next morning,
-/// on the service's clock.
+/// on the service's clock; news of a PR that stopped being hers meanwhile is withdrawn.
 async fn news_outside_working_hours_waits_for_the_next_working_hour(on: On) {
     let slack = FakeDirect::slack(&[("carol@example.com", "U0CAROL01", "Europe/Berlin")]).await;
     let clock = ManualClock::frozen(at(2026, 11, 24, 19, 29));
@@ -811,11 +811,35 @@ async fn news_outside_working_hours_waits_for_the_next_working_hour(on: On) {
         1,
     )
     .await;
+    // #12: Carol asked, then no longer before the morning: its news is withdrawn.
+    let asked = clock.now();
+    app.processed(
+        "pullrequest:updated",
+        &event(12, asked, None, &[("carol", "REVIEWER", None)]),
+    )
+    .await;
+    clock.advance(std::time::Duration::from_secs(60));
+    app.wait_for_count(
+        "SELECT count(*) FROM direct_outbox WHERE kind = 'news' AND number = 12",
+        1,
+    )
+    .await;
+    let mut unasked = event(12, asked + Duration::minutes(1), None, &[]);
+    unasked["pullrequest"]["created_on"] = json!((asked - Duration::hours(1)).to_rfc3339());
+    app.processed("pullrequest:updated", &unasked).await;
+    clock.advance(std::time::Duration::from_secs(60));
+    app.wait_for_count(
+        "SELECT count(*) FROM direct_outbox WHERE kind = 'news' AND number = 12",
+        0,
+    )
+    .await;
     clock.set(at(2026, 11, 25, 6, 59));
     settle().await;
     assert!(slack.calls_to("chat.postMessage").is_empty());
     clock.set(at(2026, 11, 25, 7, 0));
     let posted = slack.wait_for("chat.postMessage", 1).await;
+    settle().await;
+    assert_eq!(slack.calls_to("chat.postMessage").len(), 1, "#11 only");
     assert!(
         posted[0].body["text"]
             .as_str()
