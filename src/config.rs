@@ -146,8 +146,9 @@ impl Default for MonitoringSettings {
 }
 
 /// The chat bot that posts through a chat's Web API rather than a webhook (`[direct]`): what a
-/// `[[rooms]]` entry with `slack_channel` posts and edits with.
-#[derive(Debug, Clone)]
+/// `[[rooms]]` entry with `slack_channel` posts and edits with. `Debug` shows the API URL by
+/// its scheme and host only (`redact_url`) and the token not at all.
+#[derive(Clone)]
 pub struct DirectSettings {
     /// The Slack bot token, `xoxb-...` (`slack_bot_token`, `PR_REMINDER_SLACK_BOT_TOKEN`), sent
     /// as `Authorization: Bearer`; needs the `chat:write` scope, and `channels:history` (or
@@ -185,6 +186,15 @@ impl DirectSettings {
             }
             DirectChat::Teams => self.teams_workflow_url.is_some(),
         }
+    }
+}
+
+impl fmt::Debug for DirectSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirectSettings")
+            .field("slack_bot_token", &self.slack_bot_token)
+            .field("slack_api_url", &redact_url(&self.slack_api_url))
+            .finish()
     }
 }
 
@@ -888,14 +898,20 @@ impl Settings {
             ": no room may have a slack_channel",
             "slack_bot_token",
         ));
-        out.push_str(&format!("slack_api_url = {}\n", toml_str(&d.slack_api_url)));
+        // Scheme and host only, unless it is the default: a path may hold a proxy's token.
+        let api_url = if d.slack_api_url == SLACK_API_URL {
+            d.slack_api_url.clone()
+        } else {
+            redact_url(&d.slack_api_url)
+        };
+        out.push_str(&format!("slack_api_url = {}\n", toml_str(&api_url)));
         out.push_str(&match &d.hipchat_url {
-            Some(url) => format!("hipchat_url = {}\n", toml_str(url)),
+            Some(url) => format!("hipchat_url = {}\n", toml_str(&shown_base(url))),
             None => "# hipchat_url: not set: no HipChat direct messages\n".to_owned(),
         });
         out.push_str(&secret(d.hipchat_token.is_some(), "", "hipchat_token"));
         out.push_str(&match &d.mattermost_url {
-            Some(url) => format!("mattermost_url = {}\n", toml_str(url)),
+            Some(url) => format!("mattermost_url = {}\n", toml_str(&shown_base(url))),
             None => "# mattermost_url: not set: no Mattermost direct messages\n".to_owned(),
         });
         out.push_str(&secret(
@@ -1081,6 +1097,9 @@ impl Settings {
             ("direct.hipchat_token", &self.direct.hipchat_token),
             ("direct.mattermost_token", &self.direct.mattermost_token),
         ];
+        if is_placeholder(&self.direct.slack_api_url) {
+            keys.push("direct.slack_api_url".into());
+        }
         for (key, token) in tokens {
             if token
                 .as_ref()
@@ -1620,6 +1639,15 @@ fn check_user(i: usize, user: &UserMapping, direct: &DirectSettings) -> Result<(
     Ok(())
 }
 
+/// A chat server's base URL as check-config shows it: in full when it is only a scheme and a
+/// host (and port), else by scheme and host (a path may hold a proxy's token).
+fn shown_base(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.path(), "" | "/") => url.to_owned(),
+        _ => redact_url(url),
+    }
+}
+
 /// An http(s) base URL without query or trailing slash, for `key`.
 fn base_url(key: &str, url: &str) -> Result<String, ConfigError> {
     let url = url.trim().trim_end_matches('/');
@@ -1627,13 +1655,16 @@ fn base_url(key: &str, url: &str) -> Result<String, ConfigError> {
         Ok(parsed)
             if matches!(parsed.scheme(), "http" | "https")
                 && parsed.host().is_some()
-                && parsed.query().is_none() =>
+                && parsed.query().is_none()
+                && parsed.username().is_empty()
+                && parsed.password().is_none() =>
         {
             Ok(url.to_owned())
         }
+        // Never the value itself: a user name or password in it would be shown.
         _ => Err(ConfigError::at(
             key,
-            format!("`{url}` is not an http(s) URL such as https://chat.example.com"),
+            "is not an http(s) URL such as https://chat.example.com (no user:password@, no query)",
         )),
     }
 }
@@ -1690,15 +1721,32 @@ impl RawDirect {
         }
         let slack_bot_token = long_secret("direct.slack_bot_token", slack_bot_token)?;
         let url = slack_api_url.trim().trim_end_matches('/');
+        // Errors name the URL by its scheme and host only (`redact_url`): what follows may be
+        // a secret (a proxy's path token, a user name and password).
+        let refused = |why: &str| Err(ConfigError::at("direct.slack_api_url", why.to_owned()));
         match reqwest::Url::parse(url) {
+            Ok(parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+                return refused(&format!(
+                    "`{}` carries a user name or password (user:pass@), which would be sent \
+                     to every request and shown where the URL is: the Web API authenticates \
+                     with the bot token ([direct] slack_bot_token, PR_REMINDER_SLACK_BOT_TOKEN) \
+                     alone, so give the URL without them, such as {SLACK_API_URL}",
+                    redact_url(url)
+                ))
+            }
             Ok(parsed)
                 if matches!(parsed.scheme(), "http" | "https")
                     && parsed.host().is_some()
                     && parsed.query().is_none() => {}
-            _ => {
-                return Err(ConfigError::at(
-                    "direct.slack_api_url",
-                    format!("`{url}` is not an http(s) URL such as {SLACK_API_URL}"),
+            Ok(_) => {
+                return refused(&format!(
+                    "`{}` is not an http(s) URL without a query, such as {SLACK_API_URL}",
+                    redact_url(url)
+                ))
+            }
+            Err(_) => {
+                return refused(&format!(
+                    "is not a URL (http or https), such as {SLACK_API_URL}"
                 ))
             }
         }
@@ -3010,7 +3058,7 @@ repositories = ["PAY/*"]
         assert!(!shown.contains("env-secret"), "{shown}");
         assert!(
             printed.contains(
-                "\n[direct]\nslack_bot_token = \"[redacted]\"\nslack_api_url = \"http://127.0.0.1:9/api\"\n"
+                "\n[direct]\nslack_bot_token = \"[redacted]\"\nslack_api_url = \"http://127.0.0.1:9/[redacted]\"\n"
             ),
             "{printed}"
         );
@@ -3022,11 +3070,17 @@ repositories = ["PAY/*"]
         let again = load_text(&printed, &[]).unwrap();
         let err = again.placeholder().expect("placeholders");
         assert!(
-            err.message.contains("direct.slack_bot_token"),
+            err.message.contains("direct.slack_bot_token")
+                && err.message.contains("direct.slack_api_url"),
             "{}",
             err.message
         );
-        let again = load_text(&printed, &[token, ("PR_REMINDER_WEBHOOK_SECRET", "w")]).unwrap();
+        let api_url = ("PR_REMINDER_SLACK_API_URL", "http://127.0.0.1:9/api");
+        let again = load_text(
+            &printed,
+            &[token, api_url, ("PR_REMINDER_WEBHOOK_SECRET", "w")],
+        )
+        .unwrap();
         assert!(again.placeholder().is_none());
         assert_eq!(again.render(), printed);
         // A channel's name is not its ID; a room has one kind; the API base is a URL.
@@ -3049,6 +3103,58 @@ repositories = ["PAY/*"]
         )
         .unwrap_err();
         assert_eq!(err.key, "direct.slack_api_url (PR_REMINDER_SLACK_API_URL)");
+    }
+
+    /// `slack_api_url` with a user name or password (`user:pass@`) is refused at load with a
+    /// clear error; no error (nor `check-config`, nor `Debug`) shows it beyond scheme and host.
+    #[test]
+    fn the_slack_api_url_carries_no_credentials_and_is_shown_by_its_host_only() {
+        let text = "webhook_secret = \"webhook-secret-0\"\n\n[direct]\n\
+                    slack_bot_token = \"xoxb-file-secret-bot-token\"\n\
+                    slack_api_url = \"URL\"\n";
+        for url in [
+            "https://ops:hunter2-secret@slack-proxy.example/api",
+            "https://only-user-secret@slack-proxy.example/api",
+        ] {
+            let err = load_text(&text.replace("URL", url), &[]).unwrap_err();
+            assert_eq!(err.key, "direct.slack_api_url (PR_REMINDER_SLACK_API_URL)");
+            assert_eq!(
+                err.message,
+                "`https://slack-proxy.example/[redacted]` carries a user name or password \
+                 (user:pass@), which would be sent to every request and shown where the URL is: \
+                 the Web API authenticates with the bot token ([direct] slack_bot_token, \
+                 PR_REMINDER_SLACK_BOT_TOKEN) alone, so give the URL without them, such as \
+                 https://slack.com/api"
+            );
+            assert!(!format!("{err:?}{err}").contains("-secret"), "{err}");
+        }
+        // Not a URL: nothing of it is repeated.
+        let err = load_text(&text.replace("URL", "ops:hunter2-secret"), &[]).unwrap_err();
+        assert!(!format!("{err:?}{err}").contains("hunter2"), "{err}");
+        let err = load_text(&text.replace("URL", "ftp://h/p-secret"), &[]).unwrap_err();
+        assert_eq!(
+            err.message,
+            "`ftp://h/[redacted]` is not an http(s) URL without a query, such as https://slack.com/api"
+        );
+        // A proxy's path: check-config shows its scheme and host (the default in full).
+        let proxied = load_text(
+            &text.replace("URL", "https://proxy.example:8443/path-secret/api"),
+            &[],
+        )
+        .unwrap();
+        let printed = proxied.render();
+        assert!(
+            printed.contains("slack_api_url = \"https://proxy.example:8443/[redacted]\"\n"),
+            "{printed}"
+        );
+        assert!(
+            !format!("{printed}{proxied:?}").contains("path-secret"),
+            "{printed}"
+        );
+        let default = load_text(&text.replace("URL", "https://slack.com/api/"), &[]).unwrap();
+        assert!(default
+            .render()
+            .contains("slack_api_url = \"https://slack.com/api\"\n"));
     }
 
     #[test]

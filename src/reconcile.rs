@@ -697,6 +697,23 @@ impl Reconciler {
                 .collect();
             reconciliations::mark_commits_checked(&self.db, key, &fetched, &now).await?;
         }
+        // 5. Default reviewers, once the PRs are stored (their requests count in the pass's).
+        let closed_numbers: Vec<(RepositoryKey, i64)> = fetched
+            .iter()
+            .filter(|(_, answer)| answer.as_ref().is_none_or(|pr| pr.state != PrState::Open))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let refreshed = self
+            .default_reviewers(
+                sc,
+                full_name,
+                &requested,
+                &closed_numbers,
+                &default_queries,
+                requests,
+                &now,
+            )
+            .await;
         reconciliations::record_pass(
             &self.db,
             site,
@@ -707,9 +724,14 @@ impl Reconciler {
         )
         .await?;
         reconciliations::clear_not_found(&self.db, site, full_name).await?;
-        // 5. Default reviewers, once the PRs and the pass are stored.
-        self.default_reviewers(sc, full_name, &requested, &default_queries, requests, &now)
-            .await?;
+        if refreshed {
+            if let Err(err) =
+                default_reviewers::mark_refreshed(&self.db, site, full_name, &now).await
+            {
+                tracing::warn!(repository = full_name, error = %format!("{err:#}"),
+                               "could not record the default reviewers' read");
+            }
+        }
         Ok(RepositoryReport {
             site: site.to_owned(),
             repository: full_name.to_owned(),
@@ -727,62 +749,114 @@ impl Reconciler {
     }
 
     /// Reads and stores the default reviewers (issue 23) of the listed PRs that have fewer
-    /// requested reviewers than the approvals they need, and clears those of the others; only
-    /// what differs from what is stored is written. They are read for a PR new or changed in this
-    /// pass, and for all of them when the repository's were last read over
-    /// `DEFAULT_REVIEWERS_MAX_AGE` ago (an unchanged pass within it costs no request). Cloud's are
-    /// the repository's (one request, only when some PR needs them); Data Center's are resolved
-    /// per PR from its pair of refs (`default_queries`). A refused or failed request leaves what
-    /// is stored as it is, with a warning: default reviewers complete the turn, they never fail
-    /// a pass.
+    /// requested reviewers than the approvals they need, clears those of the others and of the
+    /// PRs found closed (`closed`); only what differs from what is stored is written. A short PR
+    /// is read when it is new or changed in this pass, when it was never read (it may have come
+    /// by webhook), and every PR when the repository's were last read over
+    /// `DEFAULT_REVIEWERS_MAX_AGE` ago: an unchanged pass within it costs no request. Cloud's are
+    /// the repository's (one request); Data Center's are resolved per PR from its pair of refs
+    /// (`default_queries`; a PR whose answer lacks them is not asked about).
+    ///
+    /// Default reviewers complete the turn; they never fail a pass: a refused or failed request
+    /// keeps what is stored, with one warning (a 401, 403 or 404 from Data Center stops the
+    /// repository's reads for this pass), and so does a database error. Returns whether the
+    /// pass was a full refresh to record (`mark_refreshed`): not after a failure that may pass
+    /// (a 5xx, a 429 out of tries, the network), so that the next pass asks again; a refusal
+    /// is asked again at the next hourly refresh.
+    #[allow(clippy::too_many_arguments)]
     async fn default_reviewers(
         &self,
         sc: &SiteClient,
         full_name: &str,
         requested: &[Requested],
+        closed: &[(RepositoryKey, i64)],
         default_queries: &HashMap<i64, rest::datacenter::DefaultReviewersQuery>,
         requests: &Requests,
         now: &Timestamp,
-    ) -> Result<(), PassError> {
+    ) -> bool {
+        match self
+            .read_default_reviewers(
+                sc,
+                full_name,
+                requested,
+                closed,
+                default_queries,
+                requests,
+                now,
+            )
+            .await
+        {
+            Ok(refreshed) => refreshed,
+            Err(err) => {
+                tracing::warn!(
+                    site = sc.site.name(),
+                    repository = full_name,
+                    error = %format!("{err:#}"),
+                    "could not store default reviewers; the stored ones are kept"
+                );
+                false
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn read_default_reviewers(
+        &self,
+        sc: &SiteClient,
+        full_name: &str,
+        requested: &[Requested],
+        closed: &[(RepositoryKey, i64)],
+        default_queries: &HashMap<i64, rest::datacenter::DefaultReviewersQuery>,
+        requests: &Requests,
+        now: &Timestamp,
+    ) -> anyhow::Result<bool> {
         let site = sc.site.name();
+        let server = sc.site.server();
         let every = default_reviewers::refreshed_on(&self.db, site, full_name)
             .await?
             .is_none_or(|at| now.to_datetime() - at.to_datetime() >= DEFAULT_REVIEWERS_MAX_AGE);
-        let server = sc.site.server();
+        // A request failed for a reason that may pass (a 5xx, a 429 out of tries, the network):
+        // the next pass asks again. A refusal (401, 403, 404) waits for the hourly refresh.
+        let mut retry_soon = false;
         let mut required: HashMap<&RepositoryKey, u32> = HashMap::new();
-        let mut stored: HashMap<&RepositoryKey, HashMap<i64, Vec<String>>> = HashMap::new();
+        let mut stored: HashMap<&RepositoryKey, default_reviewers::Stored> = HashMap::new();
+        // Cloud's one answer for the repository; `Some(None)` once it failed.
         let mut cloud: Option<Option<Vec<User>>> = None;
-        for Requested {
-            key,
-            number,
-            reviewers: asked,
-            changed,
-        } in requested
-        {
-            if !every && !changed {
-                continue;
-            }
-            if !required.contains_key(key) {
-                let n = default_reviewers::required_approvals(&self.db, key)
+        // Bitbucket refused this repository's reads (401, 403, 404): no more asking in this pass.
+        let mut refused = false;
+        for (key, number) in closed {
+            default_reviewers::clear(&self.db, key, *number).await?;
+        }
+        for r in requested {
+            if !required.contains_key(&r.key) {
+                let n = default_reviewers::required_approvals(&self.db, &r.key)
                     .await?
                     .unwrap_or(DEFAULT_REQUIRED_APPROVALS);
-                required.insert(key, n);
-                stored.insert(key, default_reviewers::of_repository(&self.db, key).await?);
+                required.insert(&r.key, n);
+                stored.insert(
+                    &r.key,
+                    default_reviewers::of_repository(&self.db, &r.key).await?,
+                );
             }
-            let short = u32::try_from(*asked).unwrap_or(u32::MAX) < required[key];
+            let before = &stored[&r.key];
+            let short = u32::try_from(r.reviewers).unwrap_or(u32::MAX) < required[&r.key];
             let users = if !short {
-                Some(Vec::new())
-            } else {
+                Vec::new()
+            } else if every || r.changed || !before.read.contains(&r.number) {
+                // `Ok(None)`: not asked (no refs to ask with, or already refused/failed in
+                // this pass); the refusal flag says whether to record the attempt.
                 let answer = match sc.site.kind {
                     Flavour::Cloud => match &cloud {
-                        Some(users) => Ok(users.clone()),
+                        Some(Some(users)) => Ok(Some(users.clone())),
+                        Some(None) => Ok(None),
                         None => {
                             rest::cloud::effective_default_reviewers(&sc.api, full_name, requests)
                                 .await
                                 .map(Some)
                         }
                     },
-                    Flavour::DataCenter => match default_queries.get(number) {
+                    Flavour::DataCenter => match default_queries.get(&r.number) {
+                        Some(_) if refused => Ok(None),
                         Some(query) => rest::datacenter::default_reviewers(
                             &sc.api, &server, full_name, query, requests,
                         )
@@ -792,42 +866,52 @@ impl Reconciler {
                     },
                 };
                 match answer {
-                    Ok(users) => {
+                    Ok(Some(users)) => {
                         if sc.site.kind == Flavour::Cloud {
-                            cloud = Some(users.clone());
+                            cloud = Some(Some(users.clone()));
                         }
                         users
                     }
+                    Ok(None) => {
+                        if refused {
+                            default_reviewers::mark_read(&self.db, &r.key, r.number, now).await?;
+                        }
+                        continue;
+                    }
                     Err(err) => {
+                        let refusal = matches!(err.status, Some(401 | 403 | 404));
+                        retry_soon |= !refusal;
+                        refused = refusal;
                         tracing::warn!(
-                            site = sc.site.name(),
+                            site,
                             repository = full_name,
-                            pr = number,
+                            pr = r.number,
                             error = %err.message,
                             http_status = err.status,
                             "could not read default reviewers; the stored ones are kept"
                         );
                         if sc.site.kind == Flavour::Cloud {
-                            // One failure per pass is enough to say.
                             cloud = Some(None);
                         }
-                        None
+                        if refusal {
+                            // Asked and refused: not asked again before the hourly refresh.
+                            default_reviewers::mark_read(&self.db, &r.key, r.number, now).await?;
+                        }
+                        continue;
                     }
                 }
-            };
-            let Some(users) = users else {
+            } else {
                 continue;
             };
-            let keys: Vec<String> = users.iter().map(|u| u.key.as_str().to_owned()).collect();
-            let before = stored[key].get(number).cloned().unwrap_or_default();
-            if keys != before {
-                default_reviewers::replace(&self.db, key, *number, &users, now).await?;
+            let keys: Vec<&str> = users.iter().map(|u| u.key.as_str()).collect();
+            let unchanged = before.users.get(&r.number).map_or(keys.is_empty(), |b| {
+                b.iter().map(String::as_str).eq(keys.iter().copied())
+            });
+            if !unchanged || (short && !before.read.contains(&r.number)) {
+                default_reviewers::replace(&self.db, &r.key, r.number, &users, now).await?;
             }
         }
-        if every {
-            default_reviewers::mark_refreshed(&self.db, site, full_name, now).await?;
-        }
-        Ok(())
+        Ok(every && !retry_soon)
     }
 
     /// Every key a stored open PR of one repository is under: on Data Center the site's own and

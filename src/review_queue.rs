@@ -9,15 +9,17 @@ use chrono::{DateTime, Utc};
 
 use crate::config::UserMapping;
 use crate::domain::routing::Routing;
-use crate::domain::{PrState, PullRequestView, RepositoryKey, RoomDigest, Timestamp, TurnKind};
+use crate::domain::{
+    PrState, PullRequestView, RepositoryKey, RoomDigest, Timestamp, Turn, TurnKind,
+};
 use crate::store::{self, review_queue::OpenPr, Db};
 
 /// PRs kept per list per room: more than any 10,000-character message can show.
 pub const KEEP: usize = 80;
 
 /// Whose view a selection takes: a room's sweep (anyone's snooze hides a PR), or one person's
-/// `/reviews` (only the PRs they were asked to review, never their own, those they approved or
-/// those they snoozed; `reviews` then keeps those on which they owe a review).
+/// `/reviews` (only the PRs on which they owe a review, as a requested or a default reviewer:
+/// never their own, those they approved or those they snoozed).
 #[derive(Debug, Default, Clone)]
 pub struct Scope {
     /// Only this room's PRs.
@@ -52,7 +54,8 @@ impl Selection {
 /// One room's queue in full: its digest, plus the PRs kept apart (`Selection::apart`).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RoomQueue {
-    /// Waiting for review and waiting on the author, as a digest lists them.
+    /// Waiting for review, waiting on the author and ready to merge, as a digest lists them (the
+    /// status page's has no PR ready to merge).
     pub digest: RoomDigest,
     /// Drafts and work-in-progress titles, oldest first, whatever their approvals.
     pub drafts: Vec<PullRequestView>,
@@ -162,7 +165,34 @@ pub async fn select_with(
         views.extend(queue.snoozed.iter_mut());
     }
     fill(db, views.into_iter(), users).await?;
+    for queue in digests.values() {
+        agrees(&queue.digest);
+    }
     Ok(digests)
+}
+
+/// In debug builds (every test), that each listed PR's turn as its details give it
+/// (`TurnFacts`, in Rust) is the turn the first pass sorted it by (`TurnCounts`, from SQL): the
+/// two must never disagree.
+fn agrees(digest: &RoomDigest) {
+    if cfg!(debug_assertions) {
+        let lists = [
+            ("reviewers", &digest.waiting_review),
+            ("author", &digest.waiting_author),
+            ("merge", &digest.ready_to_merge),
+        ];
+        for (label, list) in lists {
+            for view in list {
+                let turn = view.turn.as_ref().map(Turn::label);
+                assert!(
+                    turn.is_none_or(|t| t == label),
+                    "{} #{} listed as {label} but its turn is {turn:?}",
+                    view.repository,
+                    view.number
+                );
+            }
+        }
+    }
 }
 
 /// The asker's own open PRs, whatever their approvals (drafts too).
@@ -189,6 +219,7 @@ pub async fn authored(
         }
     }
     fill(db, digest.views_mut(), users).await?;
+    agrees(&digest);
     Ok(digest)
 }
 

@@ -124,6 +124,8 @@ impl Application {
                 on_commit: Some(metrics.commit_observer()),
             })
             .await?;
+        // The Slack Web API's per-channel limits: one for the process, whoever calls it.
+        let slack_limits = crate::notify::slack_api::Limits::new(clock.clone());
         let dispatcher = Dispatcher::spawn(
             db.clone(),
             &settings.notify,
@@ -131,6 +133,7 @@ impl Application {
             clock.clone(),
             metrics.clone(),
             &settings.commands.users,
+            &slack_limits,
         )?;
         let direct = DirectDispatcher::spawn(
             db.clone(),
@@ -140,6 +143,7 @@ impl Application {
             wake.clone(),
             clock.clone(),
             metrics.clone(),
+            &slack_limits,
         )?;
         // PostgreSQL: other replicas' commits wake this one's dispatcher too.
         let _news = store::listen_for_news(&db, wake.clone());

@@ -140,3 +140,6 @@ SELECT full_name AS repository,
 -- When a pass last read every default reviewer of a repository (they are read again at most
 -- hourly, and at once for a PR new or changed in a pass).
 ALTER TABLE reconciled_repositories ADD COLUMN default_reviewers_on TEXT;
+-- When a pass last read a PR's default reviewers (NULL: never, or since it was closed): a PR
+-- short of reviewers that was never read (it came by webhook) is read at the next pass.
+ALTER TABLE pull_requests ADD COLUMN default_reviewers_on TEXT;

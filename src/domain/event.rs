@@ -19,6 +19,11 @@ pub enum NotifyEvent {
     Merged,
     /// Declined while reviewable (announced only where the route's `announce_declined` is on).
     Declined,
+    /// Stopped being reviewable without a merge or decline: back to draft, a work-in-progress
+    /// title, or the PR deleted or superseded. Heard only by rooms that edit their message
+    /// about the PR (`Routing::with_final_edits`), to show it; other rooms drop what they had
+    /// queued (a withdrawal).
+    Withdrawn,
 }
 
 impl NotifyEvent {
@@ -33,6 +38,7 @@ impl NotifyEvent {
             NotifyEvent::BuildRecovered => "build_recovered",
             NotifyEvent::Merged => "merged",
             NotifyEvent::Declined => "declined",
+            NotifyEvent::Withdrawn => "withdrawn",
         }
     }
 
@@ -46,6 +52,7 @@ impl NotifyEvent {
             "build_recovered" => NotifyEvent::BuildRecovered,
             "merged" => NotifyEvent::Merged,
             "declined" => NotifyEvent::Declined,
+            "withdrawn" => NotifyEvent::Withdrawn,
             _ => return None,
         })
     }

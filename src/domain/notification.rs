@@ -207,6 +207,17 @@ pub fn plan(
                 .iter()
                 .filter(|r| !announced.contains(&r.as_str()))
             {
+                // A room that edits its message about the PR shows it withdrawn (back to
+                // draft, deleted) rather than dropping what it had queued.
+                if routing.edits(room) {
+                    plan.notifications.push(Notification {
+                        room: room.clone(),
+                        repository: pr.repository.key.clone(),
+                        number: pr.number,
+                        event: NotifyEvent::Withdrawn,
+                    });
+                    continue;
+                }
                 plan.withdrawals.push(Withdrawal {
                     room: room.clone(),
                     repository: pr.repository.key.clone(),
@@ -579,6 +590,22 @@ mod tests {
                         number: 1
                     }]
                 );
+            }
+            // Back to draft, deleted (Data Center) or superseded (Cloud): the room that edits
+            // shows it (`Withdrawn`), the other drops what it had queued.
+            let mut draft = pr("a/x", "2026-01-02T00:00:00Z", PrState::Open, "t");
+            draft.draft = true;
+            let deleted = pr("a/x", "2026-01-02T00:00:00Z", PrState::Deleted, "t");
+            let superseded = pr("a/x", "2026-01-02T00:00:00Z", PrState::Superseded, "t");
+            for gone in [draft, deleted, superseded] {
+                let planned = plan_of(&[(&gone, true)], &before_with(&[&open]), &routing);
+                assert_eq!(
+                    notes(&planned),
+                    vec![("living", "cloud/{a/x}", 1, Withdrawn)],
+                    "{gone:?}"
+                );
+                assert_eq!(planned.withdrawals.len(), 1);
+                assert_eq!(planned.withdrawals[0].room, "webhook");
             }
         }
 

@@ -9,8 +9,8 @@ pub const DEFAULT_REQUIRED_APPROVALS: u32 = 2;
 /// and some old payloads show it), nor do their own "changes requested". The SQL view
 /// `pending_reviews` applies the same rule; tests keep the two in agreement.
 ///
-/// Whether a PR then needs review is the route's call (`CompiledRoute::needs_review`), since the
-/// number of approvals required is set per route.
+/// Whether a PR then waits for its reviewers is its turn's call (`TurnCounts::kind`), under the
+/// number of approvals its route requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviewSummary<'a> {
     /// Everyone but the author whose verdict is approved, in participant order.

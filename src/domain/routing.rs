@@ -47,6 +47,8 @@ impl Announce {
             NotifyEvent::BuildFailed | NotifyEvent::BuildRecovered => self.builds,
             NotifyEvent::Merged => self.merged,
             NotifyEvent::Declined => self.declined,
+            // Only a room that edits its message shows it (`Routing::hears`).
+            NotifyEvent::Withdrawn => false,
         }
     }
 }
@@ -130,11 +132,6 @@ impl CompiledRoute {
     pub fn reviewable(&self, state: PrState, title: &str, draft: bool) -> bool {
         state == PrState::Open && !draft && !self.ignores_title(title)
     }
-
-    /// The one `needs review` rule: reviewable and short of this route's required approvals.
-    pub fn needs_review(&self, state: PrState, title: &str, draft: bool, approvals: u32) -> bool {
-        self.reviewable(state, title, draft) && approvals < self.required_approvals
-    }
 }
 
 /// `cloud:acme/*` → (Cloud, `acme/*`); an unprefixed glob is for either Bitbucket.
@@ -210,8 +207,16 @@ impl Routing {
     /// the final edit of its message (`with_final_edits`).
     pub fn hears(&self, route: &CompiledRoute, room: &str, event: NotifyEvent) -> bool {
         route.announce.wants(event)
-            || matches!(event, NotifyEvent::Merged | NotifyEvent::Declined)
-                && self.final_edits.contains(room)
+            || matches!(
+                event,
+                NotifyEvent::Merged | NotifyEvent::Declined | NotifyEvent::Withdrawn
+            ) && self.edits(room)
+    }
+
+    /// Whether `room` keeps one message per PR and edits it (`with_final_edits`): a PR that
+    /// stops being reviewable there is shown so (`NotifyEvent::Withdrawn`), not withdrawn.
+    pub fn edits(&self, room: &str) -> bool {
+        self.final_edits.contains(room)
     }
 
     /// The index of the route a repository of `flavour` named `full_name` takes (to cache it),

@@ -6,8 +6,10 @@
 //! pure function of those facts, so it changes only when one of them changes, and it is dated by
 //! the facts (`Turn::since`).
 //!
-//! The SQL view `open_pull_requests` (migrations `20261207100000_turns.sql`) applies the same
-//! rules for people who query the database; tests keep the two in agreement.
+//! The SQL view `open_pull_requests` (migrations `20261208000000_default_reviewers.sql`) applies
+//! the same rules for people who query the database, and the lists' first pass counts by them in
+//! SQL (`store::review_queue`, checked against this model in every test by
+//! `review_queue::agrees`).
 
 use std::cmp::Ordering;
 
@@ -37,7 +39,8 @@ pub enum Turn {
     Author(AuthorReason),
     /// Approvals are short of the required count: the reviewers must act. `owed` are the
     /// requested reviewers (never the author) who have neither an approval that counts nor a
-    /// standing request for changes, in the order of `TurnFacts::reviewers`.
+    /// standing request for changes, in the order of `TurnFacts::reviewers`, then, when too few
+    /// were requested, the default reviewers (`TurnFacts::owed`).
     Reviewers {
         /// Who owes a review (user keys).
         owed: Vec<UserKey>,

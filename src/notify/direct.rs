@@ -58,16 +58,26 @@ pub struct Sender {
     db: Db,
     /// The Mattermost bot's own user id, asked once (`GET /api/v4/users/me`).
     mattermost_me: OnceCell<String>,
+    /// The process's Slack Web API limits (per channel, and a 429's `Retry-After`), shared with
+    /// the rooms.
+    slack_limits: slack_api::Limits,
 }
 
 impl Sender {
-    /// A sender with `settings`' tokens, requests timing out after `timeout`.
-    pub fn new(settings: DirectSettings, db: Db, timeout: Duration) -> anyhow::Result<Sender> {
+    /// A sender with `settings`' tokens, requests timing out after `timeout`, Slack's calls
+    /// within `slack_limits`.
+    pub fn new(
+        settings: DirectSettings,
+        db: Db,
+        timeout: Duration,
+        slack_limits: slack_api::Limits,
+    ) -> anyhow::Result<Sender> {
         Ok(Sender {
             client: sink::client(timeout)?,
             settings,
             db,
             mattermost_me: OnceCell::new(),
+            slack_limits,
         })
     }
 
@@ -103,7 +113,12 @@ impl Sender {
         let Some(token) = &self.settings.slack_bot_token else {
             return Err(Self::not_configured(DirectChat::Slack));
         };
-        let api = Api::new(&self.client, &self.settings.slack_api_url, &token.0);
+        let api = Api::new(
+            &self.client,
+            &self.settings.slack_api_url,
+            &token.0,
+            &self.slack_limits,
+        );
         let user = self.slack_user(&api, person, now).await?;
         let channel = api
             .open_direct(&user)
@@ -353,7 +368,9 @@ struct Worker {
 impl DirectDispatcher {
     /// Starts one task per chat `direct` configures (none: nothing runs), each sending its
     /// queue oldest due first, with `notify`'s attempts and backoff, on `clock`; `wake`
-    /// prompts them after new rows are committed.
+    /// prompts them after new rows are committed; Slack's calls count against `slack_limits`,
+    /// the process's one.
+    #[allow(clippy::too_many_arguments)]
     pub fn spawn(
         db: Db,
         direct: &DirectSettings,
@@ -362,8 +379,14 @@ impl DirectDispatcher {
         wake: Arc<Notify>,
         clock: Clock,
         metrics: Metrics,
+        slack_limits: &slack_api::Limits,
     ) -> anyhow::Result<DirectDispatcher> {
-        let sender = Arc::new(Sender::new(direct.clone(), db.clone(), notify.timeout)?);
+        let sender = Arc::new(Sender::new(
+            direct.clone(),
+            db.clone(),
+            notify.timeout,
+            slack_limits.clone(),
+        )?);
         let users: Arc<[UserMapping]> = users.into();
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();

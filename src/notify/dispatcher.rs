@@ -21,6 +21,7 @@ use tracing::Instrument;
 use super::doc::{self, Doc, Stored};
 use super::message::{news, render};
 use super::sink::{self, SendError};
+use super::slack_api;
 use crate::clock::{Clock, RateClock};
 use crate::config::{NotifySettings, Room, Sink, UserMapping};
 use crate::domain::{NotifyEvent, Timestamp};
@@ -95,8 +96,9 @@ fn holder_name() -> String {
 impl Dispatcher {
     /// Starts one task per configured room, each sending its queue in order at no more than
     /// `room_rate_per_minute`; `wake` prompts them after new rows are committed; every wait and
-    /// due time is read on `clock`; every attempt is counted in `metrics`. Fails only if the
-    /// HTTP client cannot be built.
+    /// due time is read on `clock`; every attempt is counted in `metrics`; every Slack Web API
+    /// call keeps within `slack` (the process's one, shared with other Web API callers). Fails
+    /// only if the HTTP client cannot be built.
     pub fn spawn(
         db: Db,
         settings: &NotifySettings,
@@ -104,6 +106,7 @@ impl Dispatcher {
         clock: Clock,
         metrics: Metrics,
         users: &[UserMapping],
+        slack: &slack_api::Limits,
     ) -> anyhow::Result<Dispatcher> {
         let users: Arc<[UserMapping]> = users.into();
         let client = sink::client(settings.timeout)?;
@@ -124,6 +127,7 @@ impl Dispatcher {
                 users: users.clone(),
                 lease: std::sync::Mutex::new(None),
                 period: None,
+                slack: slack.clone(),
             };
             let span = tracing::info_span!("room", room = %room.name);
             tasks.spawn(worker.run().instrument(span));
@@ -164,6 +168,8 @@ struct RoomWorker {
     lease: std::sync::Mutex<Option<std::time::Instant>>,
     /// The room's spacing between two messages, if it has a rate.
     period: Option<Duration>,
+    /// The Slack Web API's per-channel limits, shared by every room and caller.
+    slack: slack_api::Limits,
 }
 
 impl RoomWorker {
@@ -417,12 +423,12 @@ impl RoomWorker {
             tokio::time::sleep(Duration::from_millis(20)).await;
             return Ok(());
         }
-        let (message, repository, number) = match &row.subject {
+        let (message, repository, number, view) = match &row.subject {
             Subject::Digest => {
                 // A chat document, or what a release before it stored (each chat's rendering).
                 let payload = row.payload.as_deref().unwrap_or_default();
                 let stored: Stored = serde_json::from_str(payload).context("a stored digest")?;
-                (Doc::from(stored), "(digest)", 0)
+                (Doc::from(stored), "(digest)", 0, None)
             }
             Subject::PullRequest {
                 repository,
@@ -439,7 +445,12 @@ impl RoomWorker {
                     return outbox::finish(&self.db, row.id, failed, &self.clock.timestamp()).await;
                 };
                 crate::review_queue::mention_people(&mut view, &self.users);
-                (render(&events, &view), full_name.as_str(), *number)
+                (
+                    render(&events, &view),
+                    full_name.as_str(),
+                    *number,
+                    Some(view),
+                )
             }
         };
         let attempt = row.attempts + 1;
@@ -464,7 +475,8 @@ impl RoomWorker {
                     repository, number, ..
                 },
             ) => {
-                self.deliver_living(&row, repository, *number, &message, limiter)
+                let view = view.as_ref().context("a PR's message without its PR")?;
+                self.deliver_living(&row, repository, *number, view, &message, limiter)
                     .await?
             }
             (Sink::SlackApi { .. }, Subject::Digest) => {

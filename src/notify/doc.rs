@@ -148,6 +148,9 @@ pub enum Inline {
     Fixed(Cow<'static, str>),
     /// Stressed: bold where the chat has it.
     Strong(Vec<Inline>),
+    /// No longer current: struck through where the chat has it (a closed PR's title in its
+    /// living message), as it is elsewhere.
+    Struck(Vec<Inline>),
     /// A link: `label` (text as typed) to `url`.
     Link {
         /// What is shown.

@@ -56,6 +56,10 @@ fn headline(events: &BTreeSet<NotifyEvent>, pr: &PullRequestView) -> (Color, Str
     if events.contains(&NotifyEvent::Declined) {
         return (Color::Gray, "Declined".into(), Vec::new());
     }
+    if events.contains(&NotifyEvent::Withdrawn) {
+        // Only a room that edits its message hears it; it names the reason (`living`).
+        return (Color::Gray, "No longer up for review".into(), Vec::new());
+    }
     if events.contains(&NotifyEvent::BuildFailed) && failing {
         return (
             Color::Red,

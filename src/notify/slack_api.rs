@@ -6,15 +6,28 @@
 //! why (`{"ok": false, "error": "channel_not_found"}`). Over the rate limit the answer is HTTP
 //! 429 with `Retry-After` in seconds (docs.slack.dev/apis/web-api/rate-limits). Which `error`
 //! names are worth another try is `retryable`; the rest say the request or the setup is wrong.
+//!
+//! Every call goes through [`Limits`], one per process and shared by every caller (the rooms'
+//! living messages, direct messages): at most one request a second to each channel, and none
+//! to a channel while a `Retry-After` Slack gave for it runs.
 
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use governor::clock::Clock as _;
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use super::doc::Doc;
 use super::format::slack;
 use super::sink::{wait_requested, SendError};
+use crate::clock::{Clock, RateClock};
 
 /// The `metadata.event_type` of the messages the service posts about a PR
 /// (docs.slack.dev/messaging/message-metadata: an alphanumeric, human-readable name; the
@@ -24,11 +37,132 @@ pub const EVENT_TYPE: &str = "pr_reminder_pull_request";
 /// Most pages of `conversations.history` read when looking a message up.
 const LOOKUP_PAGES: usize = 10;
 
+/// The spacing of requests to one channel: one a second. "chat.postMessage generally allows
+/// posting one message per second per channel, while also maintaining a workspace-wide limit"
+/// (docs.slack.dev/apis/web-api/rate-limits, "Special rate limits"; and
+/// docs.slack.dev/reference/methods/chat.postMessage, "Rate limiting"). Edits, lookups and
+/// thread replies in a channel are spaced the same way: they are what a channel's messages cost.
+pub const CHANNEL_PERIOD: Duration = Duration::from_secs(1);
+
+/// How many requests to one channel may go at once before the spacing applies: the rate-limits
+/// page allows "short bursts >1"; three lets a PR's edit, its thread reply (and a lookup before
+/// them) go together, while a longer run is held to one a second.
+pub const CHANNEL_BURST: u32 = 3;
+
+/// How long a channel is left alone after a 429 that named no `Retry-After` (Slack always
+/// sends one: docs.slack.dev/apis/web-api/rate-limits, "Responding to rate limiting
+/// conditions"): the channel's own spacing.
+const RETRY_AFTER_UNSAID: Duration = CHANNEL_PERIOD;
+
+/// Per-channel request spacing, on the service's clock.
+type ChannelLimiter =
+    RateLimiter<String, DefaultKeyedStateStore<String>, RateClock, NoOpMiddleware<Duration>>;
+
+/// The Web API's rate limits as this process keeps them, per channel (`C0123…` for a channel,
+/// `D0123…` for a direct message): each request waits its turn within [`CHANNEL_PERIOD`]
+/// (after a burst of [`CHANNEL_BURST`]); and after an HTTP 429, nothing goes to that channel
+/// until its `Retry-After` has passed ("your app will receive an HTTP 429 Too Many Requests
+/// response, and a Retry-After HTTP header containing the number of seconds until you can
+/// retry", docs.slack.dev/apis/web-api/rate-limits; the page warns that an app that keeps
+/// calling while limited may be disabled). A call in that time is not sent: it answers
+/// `ratelimited` with the time left as its `after`, which the outbox honours like Slack's own.
+/// A call that names no channel (`conversations.open`) is held by its method instead.
+///
+/// One per process, cheap to clone, shared by every caller of the Web API: two rooms on one
+/// channel, and direct messages, count against the same limits.
+#[derive(Clone)]
+pub struct Limits {
+    inner: Arc<LimitsInner>,
+}
+
+struct LimitsInner {
+    clock: Clock,
+    spacing: ChannelLimiter,
+    /// Until when (the service's clock) a 429 holds each key.
+    held: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits").finish_non_exhaustive()
+    }
+}
+
+impl Limits {
+    /// Slack's limits ([`CHANNEL_PERIOD`], [`CHANNEL_BURST`]), read on `clock`.
+    pub fn new(clock: Clock) -> Limits {
+        Limits::with_spacing(clock, CHANNEL_PERIOD, CHANNEL_BURST)
+    }
+
+    /// One request per `period` to each channel after a burst of `burst` (at least 1).
+    pub fn with_spacing(clock: Clock, period: Duration, burst: u32) -> Limits {
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
+        let spacing = RateLimiter::new(
+            quota,
+            DefaultKeyedStateStore::default(),
+            RateClock(clock.clone()),
+        );
+        Limits {
+            inner: Arc::new(LimitsInner {
+                clock,
+                spacing,
+                held: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, DateTime<Utc>>> {
+        self.inner.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How much longer a 429 holds `key` (`None`: it does not).
+    pub fn held_for(&self, key: &str) -> Option<Duration> {
+        let now = self.inner.clock.now();
+        let mut held = self.held();
+        match held.get(key) {
+            Some(until) if *until > now => (*until - now).to_std().ok(),
+            Some(_) => {
+                held.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Records Slack's 429 for `key`: nothing goes to it for `after`.
+    pub fn rate_limited(&self, key: &str, after: Duration) {
+        let until = self.inner.clock.now() + chrono::Duration::from_std(after).unwrap_or_default();
+        let mut held = self.held();
+        let entry = held.entry(key.to_owned()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    /// Before a request to `key`: `Err` with the time left while a 429 holds it (send
+    /// nothing); else waits, on the service's clock, for the key's turn (`spaced`) and says go.
+    pub async fn ready(&self, key: &str, spaced: bool) -> Result<(), Duration> {
+        if let Some(left) = self.held_for(key) {
+            return Err(left);
+        }
+        if !spaced {
+            return Ok(());
+        }
+        let key = key.to_owned();
+        while let Err(not_until) = self.inner.spacing.check_key(&key) {
+            let now = RateClock(self.inner.clock.clone()).now();
+            self.inner.clock.sleep(not_until.wait_time_from(now)).await;
+        }
+        Ok(())
+    }
+}
+
 /// The Web API of one workspace, as the bot.
 pub struct Api<'a> {
     client: &'a reqwest::Client,
     base: &'a str,
     token: &'a SecretString,
+    limits: &'a Limits,
 }
 
 /// Why a Web API call did not work.
@@ -195,19 +329,38 @@ pub fn reply(channel: &str, ts: &str, message: &Doc) -> Value {
     json!({"channel": channel, "thread_ts": ts, "text": slack::text(message)})
 }
 
+/// A reply in the thread of the message `ts` that is also shown in the channel
+/// (chat.postMessage's `reply_broadcast`: "Used in conjunction with thread_ts and indicates
+/// whether reply should be made visible to everyone in the channel or conversation. Defaults to
+/// false."): for a reply that asks someone to act.
+pub fn broadcast_reply(channel: &str, ts: &str, message: &Doc) -> Value {
+    let mut body = reply(channel, ts, message);
+    body["reply_broadcast"] = json!(true);
+    body
+}
+
 impl<'a> Api<'a> {
-    /// The API at `base` (`https://slack.com/api`), with the bot `token`.
-    pub fn new(client: &'a reqwest::Client, base: &'a str, token: &'a SecretString) -> Api<'a> {
+    /// The API at `base` (`https://slack.com/api`), with the bot `token`, within `limits`
+    /// (the process's one [`Limits`]).
+    pub fn new(
+        client: &'a reqwest::Client,
+        base: &'a str,
+        token: &'a SecretString,
+        limits: &'a Limits,
+    ) -> Api<'a> {
         Api {
             client,
             base,
             token,
+            limits,
         }
     }
 
     /// POSTs `body` as JSON to `method` and reads the answer: the whole JSON object when `ok`.
     /// JSON bodies are sent as `application/json; charset=utf-8` (docs.slack.dev/apis/web-api,
-    /// "JSON-encoded bodies": without the charset Slack warns `missing_charset`).
+    /// "JSON-encoded bodies": without the charset Slack warns `missing_charset`). Waits for
+    /// the turn of `body`'s `channel` (`Limits`); a call without one is held only by a 429 to
+    /// its method.
     pub async fn call(&self, method: &str, body: &Value) -> Result<Value, CallError> {
         let request = self
             .client
@@ -218,7 +371,40 @@ impl<'a> Api<'a> {
                 "application/json; charset=utf-8",
             )
             .body(body.to_string());
-        answer(request).await
+        match body["channel"].as_str() {
+            Some(channel) => self.limited(channel, true, request).await,
+            None => self.limited(method, false, request).await,
+        }
+    }
+
+    /// Sends `request` within the limits of `key` (a channel, spaced; or a method): not at all
+    /// while a 429 holds it, and a 429 (or `ratelimited`) it gets holds the key for the
+    /// `Retry-After` given.
+    async fn limited(
+        &self,
+        key: &str,
+        spaced: bool,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Value, CallError> {
+        if let Err(left) = self.limits.ready(key, spaced).await {
+            return Err(CallError::Slack {
+                error: "ratelimited".into(),
+                after: Some(left),
+            });
+        }
+        let answer = answer(request).await;
+        if let Err(CallError::Slack { error, after }) = &answer {
+            if error == "ratelimited" || error == "rate_limited" {
+                let after = after.unwrap_or(RETRY_AFTER_UNSAID);
+                tracing::warn!(
+                    key,
+                    retry_after_ms = after.as_millis() as u64,
+                    "Slack rate limit: nothing goes to it until then"
+                );
+                self.limits.rate_limited(key, after);
+            }
+        }
+        answer
     }
 
     /// `chat.postMessage`: the message's `channel` and `ts`.
@@ -268,7 +454,7 @@ impl<'a> Api<'a> {
                 .get(format!("{}/conversations.history", self.base))
                 .bearer_auth(self.token.expose_secret())
                 .query(&query);
-            let page = answer(request).await?;
+            let page = self.limited(channel, true, request).await?;
             let messages = page["messages"].as_array().cloned().unwrap_or_default();
             let found = messages.iter().find(|m| {
                 m["metadata"]["event_type"] == EVENT_TYPE
@@ -423,14 +609,15 @@ impl<'a> Api<'a> {
     /// e-mail address, `user.id` and `user.tz`; a GET with `email` in the query (the method
     /// takes form or query arguments, not JSON); scope `users:read.email`; `users_not_found`
     /// when nobody in the workspace has it. Tier 3 (50+ a minute): the service calls it once
-    /// per person and keeps the answer (`store::direct::slack_users`).
+    /// per person and keeps the answer (`store::direct::slack_users`); a 429 holds the method
+    /// (`Limits`).
     pub async fn lookup_by_email(&self, email: &str) -> Result<SlackUser, CallError> {
         let request = self
             .client
             .get(format!("{}/users.lookupByEmail", self.base))
             .bearer_auth(self.token.expose_secret())
             .query(&[("email", email)]);
-        let answer = answer(request).await?;
+        let answer = self.limited("users.lookupByEmail", false, request).await?;
         match answer["user"]["id"].as_str() {
             Some(id) if !id.is_empty() => Ok(SlackUser {
                 id: id.to_owned(),

@@ -22,6 +22,9 @@ pub struct ChatMessage {
     pub created_at: String,
     /// When it was last edited.
     pub edited_at: Option<String>,
+    /// What it showed when last posted or edited: the caller's JSON (`None` before it was
+    /// kept, or while being posted).
+    pub shown: Option<String>,
 }
 
 /// The message `room` keeps about PR `number` of `repository`, if any.
@@ -32,7 +35,7 @@ pub async fn get(
     number: i64,
 ) -> anyhow::Result<Option<ChatMessage>> {
     on_pool!(db, pool => sqlx::query_as(
-        "SELECT channel, ts, posting_since, created_at, edited_at FROM chat_messages
+        "SELECT channel, ts, posting_since, created_at, edited_at, shown FROM chat_messages
           WHERE room = $1 AND repository_key = $2 AND number = $3",
     )
     .bind(room)
@@ -61,7 +64,7 @@ pub async fn posting(
          VALUES ($1, $2, $3, $4, NULL, $5, $5, NULL)
          ON CONFLICT (room, repository_key, number) DO UPDATE SET
             channel = excluded.channel, ts = NULL, posting_since = excluded.posting_since,
-            created_at = excluded.created_at, edited_at = NULL",
+            created_at = excluded.created_at, edited_at = NULL, shown = NULL",
     )
     .bind(room)
     .bind(repository.as_str())
@@ -74,7 +77,9 @@ pub async fn posting(
     .context("recording a message being posted")
 }
 
-/// Records the message the chat posted (or that a lookup found): its channel and `ts`.
+/// Records the message the chat posted (or that a lookup found): its channel and `ts`, and
+/// what it shows (`shown`, the caller's JSON).
+#[allow(clippy::too_many_arguments)]
 pub async fn posted(
     db: &Db,
     room: &str,
@@ -82,14 +87,16 @@ pub async fn posted(
     number: i64,
     channel: &str,
     ts: &str,
+    shown: &str,
     now: &Timestamp,
 ) -> anyhow::Result<()> {
     on_pool!(db, pool => sqlx::query(
-        "INSERT INTO chat_messages
-                (room, repository_key, number, channel, ts, posting_since, created_at, edited_at)
-         VALUES ($1, $2, $3, $4, $5, NULL, $6, NULL)
+        "INSERT INTO chat_messages (room, repository_key, number, channel, ts, posting_since,
+                                    created_at, edited_at, shown)
+         VALUES ($1, $2, $3, $4, $5, NULL, $6, NULL, $7)
          ON CONFLICT (room, repository_key, number) DO UPDATE SET
-            channel = excluded.channel, ts = excluded.ts, posting_since = NULL",
+            channel = excluded.channel, ts = excluded.ts, posting_since = NULL,
+            shown = excluded.shown",
     )
     .bind(room)
     .bind(repository.as_str())
@@ -97,6 +104,7 @@ pub async fn posted(
     .bind(channel)
     .bind(ts)
     .bind(now.as_str())
+    .bind(shown)
     .execute(pool)
     .await
     .map(|_| ()))
@@ -123,26 +131,57 @@ pub async fn not_posted(
     .context("forgetting a refused post")
 }
 
-/// Records that the message was edited `now`.
+/// Records that the message was edited `now` to show `shown` (the caller's JSON).
 pub async fn edited(
     db: &Db,
     room: &str,
     repository: &RepositoryKey,
     number: i64,
+    shown: &str,
     now: &Timestamp,
 ) -> anyhow::Result<()> {
     on_pool!(db, pool => sqlx::query(
-        "UPDATE chat_messages SET edited_at = $4
+        "UPDATE chat_messages SET edited_at = $4, shown = $5
           WHERE room = $1 AND repository_key = $2 AND number = $3",
     )
     .bind(room)
     .bind(repository.as_str())
     .bind(number)
     .bind(now.as_str())
+    .bind(shown)
     .execute(pool)
     .await
     .map(|_| ()))
     .context("recording an edited message")
+}
+
+/// What a living message says about a PR beyond its review state: where it stands in
+/// Bitbucket (`pull_requests.state`, `draft`) and its source commit.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PrFacts {
+    /// `OPEN`, `MERGED`, `DECLINED`, `SUPERSEDED` or `DELETED`.
+    pub state: String,
+    /// Bitbucket's draft flag.
+    pub draft: bool,
+    /// The source commit, as Bitbucket gave it (lower case compared).
+    pub source_commit: Option<String>,
+}
+
+/// The stored state, draft flag and source commit of PR `number` of `repository`.
+pub async fn pr_facts(
+    db: &Db,
+    repository: &RepositoryKey,
+    number: i64,
+) -> anyhow::Result<Option<PrFacts>> {
+    on_pool!(db, pool => sqlx::query_as(
+        "SELECT state, draft, lower(source_commit) AS source_commit FROM pull_requests
+          WHERE repository_key = $1 AND number = $2",
+    )
+    .bind(repository.as_str())
+    .bind(number)
+    .fetch_optional(pool)
+    .await)
+    .context("reading a pull request's state for its message")
 }
 
 /// A room's latest digest: its channel and `ts`.

@@ -2,15 +2,18 @@
 //! as reviewers, as a reconciliation pass read them. A PR with fewer requested reviewers than the
 //! approvals it needs owes its review to these too (`TurnFacts::owed`).
 
+use std::collections::{HashMap, HashSet};
+
 use anyhow::Context;
 
 use super::{on_pool, Db};
 use crate::domain::{RepositoryKey, Timestamp, User};
 
 /// Replaces the default reviewers of PR `number` of `repository` with `users`, in Bitbucket's
-/// order, read at `checked_on`; their names are stored as a delivery's are (a name a snapshot
-/// carried is kept where the answer has none). An empty `users` clears them. Nothing is stored
-/// for a PR the database does not hold. One transaction.
+/// order (a user listed twice is kept once), read at `checked_on`, and records the read
+/// (`pull_requests.default_reviewers_on`); their names are stored as a delivery's are (a name a
+/// snapshot carried is kept where the answer has none). An empty `users` clears them. Nothing
+/// is stored for a PR the database does not hold. One transaction.
 pub async fn replace(
     db: &Db,
     repository: &RepositoryKey,
@@ -18,7 +21,13 @@ pub async fn replace(
     users: &[User],
     checked_on: &Timestamp,
 ) -> anyhow::Result<()> {
-    let rows: Vec<serde_json::Value> = users
+    let mut unique: Vec<&User> = Vec::with_capacity(users.len());
+    for user in users {
+        if !unique.iter().any(|u| u.key == user.key) {
+            unique.push(user);
+        }
+    }
+    let rows: Vec<serde_json::Value> = unique
         .iter()
         .enumerate()
         .map(|(position, u)| {
@@ -79,14 +88,72 @@ pub async fn replace(
             .execute(&mut *tx)
             .await
             .with_context(|| format!("storing the default reviewers of #{number}"))?;
+        sqlx::query(
+            "UPDATE pull_requests SET default_reviewers_on = $3
+              WHERE repository_key = $1 AND number = $2",
+        )
+        .bind(repository.as_str())
+        .bind(number)
+        .bind(checked_on.as_str())
+        .execute(&mut *tx)
+        .await
+        .context("recording the default reviewers' read")?;
         tx.commit().await.context("commit")?;
         Ok(())
     })
 }
 
-/// The approvals a PR of `repository` needs, as the view `open_pull_requests` reads them: the
+/// Records that PR `number` of `repository` was asked about at `at` though the answer was a
+/// refusal (what is stored stays): it is asked again at the next hourly refresh, not at every
+/// pass.
+pub async fn mark_read(
+    db: &Db,
+    repository: &RepositoryKey,
+    number: i64,
+    at: &Timestamp,
+) -> anyhow::Result<()> {
+    on_pool!(db, pool => sqlx::query(
+        "UPDATE pull_requests SET default_reviewers_on = $3
+          WHERE repository_key = $1 AND number = $2",
+    )
+    .bind(repository.as_str())
+    .bind(number)
+    .bind(at.as_str())
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))
+    .context("recording the default reviewers' read")?;
+    Ok(())
+}
+
+/// Forgets the default reviewers of a closed PR, and that they were read (a reopened PR is read
+/// again).
+pub async fn clear(db: &Db, repository: &RepositoryKey, number: i64) -> anyhow::Result<()> {
+    on_pool!(db, pool => {
+        let mut tx = pool.begin().await.context("begin")?;
+        sqlx::query("DELETE FROM default_reviewers WHERE repository_key = $1 AND number = $2")
+            .bind(repository.as_str())
+            .bind(number)
+            .execute(&mut *tx)
+            .await
+            .context("clearing the default reviewers")?;
+        sqlx::query(
+            "UPDATE pull_requests SET default_reviewers_on = NULL
+              WHERE repository_key = $1 AND number = $2 AND default_reviewers_on IS NOT NULL",
+        )
+        .bind(repository.as_str())
+        .bind(number)
+        .execute(&mut *tx)
+        .await
+        .context("clearing the default reviewers' read")?;
+        tx.commit().await.context("commit")?;
+        Ok(())
+    })
+}
+
+/// The approvals a PR of `repository` needs, as the lists' first pass reads them: the
 /// repository's (as routes set them at start), else the configured default; `None` when
-/// neither is stored.
+/// neither is stored (the caller then uses `DEFAULT_REQUIRED_APPROVALS`, as the first pass does).
 pub async fn required_approvals(
     db: &Db,
     repository: &RepositoryKey,
@@ -104,12 +171,17 @@ pub async fn required_approvals(
     Ok(row.and_then(|(n,)| n).and_then(|n| u32::try_from(n).ok()))
 }
 
-/// The stored default reviewers of every PR of `repository`: PR number → user keys in
-/// Bitbucket's order.
-pub async fn of_repository(
-    db: &Db,
-    repository: &RepositoryKey,
-) -> anyhow::Result<std::collections::HashMap<i64, Vec<String>>> {
+/// What is stored of the default reviewers of one repository's PRs.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// PR number → user keys, in Bitbucket's order.
+    pub users: HashMap<i64, Vec<String>>,
+    /// The PRs whose default reviewers were read (even if there were none).
+    pub read: HashSet<i64>,
+}
+
+/// The stored default reviewers of every PR of `repository`, and which PRs were read.
+pub async fn of_repository(db: &Db, repository: &RepositoryKey) -> anyhow::Result<Stored> {
     let rows: Vec<(i64, String)> = on_pool!(db, pool => sqlx::query_as(
         "SELECT number, user_key FROM default_reviewers WHERE repository_key = $1
           ORDER BY number, position",
@@ -118,9 +190,20 @@ pub async fn of_repository(
     .fetch_all(pool)
     .await)
     .context("reading default reviewers")?;
-    let mut out: std::collections::HashMap<i64, Vec<String>> = Default::default();
+    let read: Vec<(i64,)> = on_pool!(db, pool => sqlx::query_as(
+        "SELECT number FROM pull_requests
+          WHERE repository_key = $1 AND default_reviewers_on IS NOT NULL",
+    )
+    .bind(repository.as_str())
+    .fetch_all(pool)
+    .await)
+    .context("reading which default reviewers were read")?;
+    let mut out = Stored {
+        read: read.into_iter().map(|(n,)| n).collect(),
+        ..Stored::default()
+    };
     for (number, user) in rows {
-        out.entry(number).or_default().push(user);
+        out.users.entry(number).or_default().push(user);
     }
     Ok(out)
 }

@@ -141,7 +141,8 @@ const MERGE: &[&str] = &[
      ON CONFLICT (user_key, repository_key, number) DO UPDATE SET
          until = CASE WHEN excluded.until > snoozes.until THEN excluded.until ELSE snoozes.until END",
     "DELETE FROM snoozes WHERE repository_key IN (SELECT from_key FROM identity_merges)",
-    // The merged rows (their reviews go with them).
+    // The merged rows (their reviews and default reviewers go with them: the next
+    // reconciliation pass reads the latter again, the merged PRs having never been read).
     "DELETE FROM pull_requests WHERE repository_key IN (SELECT from_key FROM identity_merges)",
     "DELETE FROM repositories WHERE repository_key IN (SELECT from_key FROM identity_merges)",
     "DELETE FROM users
@@ -149,7 +150,8 @@ const MERGE: &[&str] = &[
                            JOIN users u ON substr(u.user_key, 1, length(m.from_prefix)) = m.from_prefix)
         AND NOT EXISTS (SELECT 1 FROM pull_requests p WHERE p.author = users.user_key)
         AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.user_key = users.user_key)
-        AND NOT EXISTS (SELECT 1 FROM snoozes s WHERE s.user_key = users.user_key)",
+        AND NOT EXISTS (SELECT 1 FROM snoozes s WHERE s.user_key = users.user_key)
+        AND NOT EXISTS (SELECT 1 FROM default_reviewers d WHERE d.user_key = users.user_key)",
 ];
 
 /// Every Data Center repository stored: (key, current name), by key.

@@ -124,7 +124,8 @@ pub async fn for_each_open_with(
                               AND r.role = 'REVIEWER' AND r.user_key <> p.author)
                           < coalesce(repo.required_approvals,
                                      (SELECT CAST(value AS BIGINT) FROM settings
-                                       WHERE name = 'required_approvals'))
+                                       WHERE name = 'required_approvals'),
+                                     {default_required})
                       AND NOT EXISTS (SELECT 1 FROM reviews r
                             WHERE r.repository_key = p.repository_key AND r.number = p.number
                               AND r.user_key = $2
@@ -138,6 +139,7 @@ pub async fn for_each_open_with(
         turn = *OPEN_PR_TURN,
         counts = *COUNTS,
         blocks = *BLOCKS,
+        default_required = DEFAULT_REQUIRED_APPROVALS,
     );
     on_pool!(db, pool => {
     let mut rows = sqlx::query_as::<_, OpenPr>(&sql)
@@ -159,9 +161,12 @@ pub async fn for_each_open_with(
 /// Whether the verdict of `reviews r` was given on the current state of `pull_requests p`, as
 /// `TurnFacts` decides it: Data Center's `lastReviewedCommit` against the source commit (either
 /// a prefix of the other: Cloud gives 12 hex digits) when both are known, else the verdict's
-/// date against `pushed_on`, else current. The view `open_pull_requests` applies the same rule.
+/// date against `pushed_on`, else current; an empty commit matches none, as in `TurnFacts`. (The
+/// view `open_pull_requests` compares the commits exactly: Data Center, the only source of
+/// `lastReviewedCommit`, gives 40 digits on both sides.)
 const CURRENT: &str = "(CASE WHEN r.reviewed_commit IS NOT NULL AND p.source_commit IS NOT NULL
-                  THEN (substr(lower(p.source_commit), 1, length(r.reviewed_commit))
+                  THEN r.reviewed_commit <> '' AND p.source_commit <> ''
+                   AND (substr(lower(p.source_commit), 1, length(r.reviewed_commit))
                             = r.reviewed_commit
                         OR substr(r.reviewed_commit, 1, length(p.source_commit))
                             = lower(p.source_commit))

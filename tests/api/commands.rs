@@ -129,6 +129,7 @@ on_both!(
     a_person_on_both_sites_is_their_cloud_account,
     hipchat_reviews_lists_owed_reviews_then_the_askers_turn,
     an_approval_before_a_new_commit_is_owed_again_when_the_route_says,
+    every_total_follows_the_turn_past_the_cut,
     the_room_can_be_named_by_the_id_in_its_hipchat_url,
     mine_unmapped_automatic_and_unknown,
     slack_signed_commands_and_mattermost_tokens,
@@ -278,11 +279,61 @@ async fn an_approval_before_a_new_commit_is_owed_again_when_the_route_says(on: O
         } else {
             assert_eq!(mine, "Nothing is waiting for your review here.", "{mine}");
             assert!(
-                room.contains("1 ready to merge") && room.contains("ready to merge"),
+                room.contains("1 ready to merge") && room.contains(&link(9)),
                 "{room}"
             );
         }
     }
+}
+
+/// The lists are cut (here to 1 PR each) only after each PR is sorted by its turn, so every
+/// total counts by the turn: `seed`'s backend PRs wait for review (#4, #2, #1), on their
+/// author (#3), and #7 is ready to merge; each list keeps its oldest.
+async fn every_total_follows_the_turn_past_the_cut(on: On) {
+    use pr_reminder::review_queue::{select_with, Scope, Selection};
+    let clock = ManualClock::frozen(now());
+    let Some(app) = app(on, &clock).await else {
+        return;
+    };
+    let mut ready = pr(
+        7,
+        3,
+        &[
+            ("bob", "REVIEWER", Some("approved")),
+            ("dave", "REVIEWER", Some("approved")),
+        ],
+    );
+    ready["pullrequest"]["author"] = own_fixture("users.json")["carol"].clone();
+    app.processed("pullrequest:updated", &ready).await;
+    let database = pr_reminder::store::Database::parse(&app.database()).unwrap();
+    let db = pr_reminder::store::connect(&database, "normal")
+        .await
+        .unwrap();
+    let routing =
+        pr_reminder::domain::routing::Routing::new(&[digest_only_route(&["acme/*"], "backend")], 2)
+            .unwrap();
+    let scope = Scope {
+        room: Some("backend".into()),
+        asker: None,
+    };
+    let cut = Selection {
+        keep: 1,
+        apart: false,
+    };
+    let queues = select_with(&db, &routing, &[], now(), &scope, cut)
+        .await
+        .unwrap();
+    let digest = &queues["backend"].digest;
+    let numbers = |list: &[pr_reminder::domain::PullRequestView]| {
+        list.iter().map(|v| v.number).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        (digest.review_total, digest.author_total, digest.merge_total),
+        (3, 1, 1)
+    );
+    assert_eq!(numbers(&digest.waiting_review), [4]);
+    assert_eq!(numbers(&digest.waiting_author), [3]);
+    assert_eq!(numbers(&digest.ready_to_merge), [7]);
 }
 
 /// Carol's `/reviews` in `hipchat_reviews_lists_owed_reviews_then_the_askers_turn`.

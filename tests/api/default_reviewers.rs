@@ -12,7 +12,7 @@ use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::commands::{app_settings, hipchat, HIPCHAT_TOKEN};
-use crate::helpers::{on_both, spawn_on, On, Served};
+use crate::helpers::{on_both, spawn_on, ManualClock, On, Served};
 use crate::reconcile::{
     cloud_list, cloud_pr, cloud_statuses, dc_pages, dc_pr, reconcile, requests, reviewer, site,
     API_TOKEN, TOKEN,
@@ -46,6 +46,24 @@ fn settings(site: pr_reminder::config::Site) -> impl FnOnce(&mut Settings) {
 async fn waiting_on(app: &impl Served) -> Vec<(i64, String, Option<String>)> {
     app.query_rows("SELECT number, turn, waiting_on FROM open_pull_requests ORDER BY number")
         .await
+}
+
+/// The fake's requests for default reviewers so far.
+async fn reads(server: &MockServer) -> usize {
+    requests(server)
+        .await
+        .iter()
+        .filter(|r| r.contains("default-reviewers"))
+        .count()
+}
+
+/// The clock of these apps: after the fixtures' dates, a Thursday.
+fn clock() -> ManualClock {
+    ManualClock::frozen(
+        chrono::DateTime::parse_from_rfc3339("2026-11-05T10:00:00Z")
+            .unwrap()
+            .into(),
+    )
 }
 
 fn default_reviewer(uuid: &str, name: &str, kind: &str) -> Value {
@@ -104,14 +122,8 @@ async fn cloud_default_reviewers_owe_when_too_few_were_requested(on: On) {
         format!("{}/2.0", server.uri()),
         &["acme/api"],
     );
-    let Some(app) = spawn_on(
-        on,
-        "defaults",
-        settings(site),
-        pr_reminder::clock::Clock::system(),
-    )
-    .await
-    else {
+    let clock = clock();
+    let Some(app) = spawn_on(on, "defaults", settings(site), clock.clock()).await else {
         return;
     };
     let (status, report) = reconcile(&app).await;
@@ -158,14 +170,79 @@ async fn cloud_default_reviewers_owe_when_too_few_were_requested(on: On) {
         "{text}"
     );
 
-    // The same answers again: nothing rewritten.
+    // Another pass within the hour, nothing changed: no request for default reviewers.
     let checked: Vec<(String,)> = app
         .query_rows("SELECT DISTINCT checked_on FROM default_reviewers")
         .await;
+    clock.advance(std::time::Duration::from_secs(30 * 60));
     let (status, _) = reconcile(&app).await;
     assert_eq!(status, 200);
+    assert_eq!(reads(&server).await, 1, "read at most hourly");
+
+    // A PR that came by webhook (#3, Ann's, nobody requested) is read at the next pass although
+    // the list shows it unchanged.
+    let mut pr3 = cloud_pr(3, "cccccccccccc", "2026-11-04T10:00:00+00:00", json!([]));
+    pr3["created_on"] = json!("2026-11-04T09:00:00+00:00");
+    let repository = json!({"full_name": "acme/api", "uuid": "{acme-api}", "name": "api",
+                            "type": "repository"});
+    let mut body = json!({"pullrequest": pr3.clone(), "repository": repository,
+                          "actor": {"uuid": "{ann}", "display_name": "Ann"}});
+    body["pullrequest"]["destination"]["repository"] = body["repository"].clone();
+    app.processed("pullrequest:created", &body).await;
+    server.reset().await;
+    let two = json!([
+        reviewer("{bob}", json!(null)),
+        reviewer("{dave}", json!(null))
+    ]);
+    cloud_list(
+        &server,
+        "acme/api",
+        vec![
+            cloud_pr(
+                1,
+                "aaaaaaaaaaaa",
+                "2026-11-02T10:00:00+00:00",
+                json!([reviewer("{bob}", json!(null))]),
+            ),
+            cloud_pr(2, "bbbbbbbbbbbb", "2026-11-02T10:00:00+00:00", two),
+            pr3,
+        ],
+    )
+    .await;
+    cloud_statuses(&server, "acme/api", "cccccccccccc", vec![]).await;
+    Mock::given(method("GET"))
+        .and(path(
+            "/2.0/repositories/acme/api/effective-default-reviewers",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "values": [
+                default_reviewer("{carol}", "Carol", "repository"),
+                default_reviewer("{bob}", "Bob", "project"),
+                default_reviewer("{ann}", "Ann", "project"),
+            ]
+        })))
+        .mount(&server)
+        .await;
+    clock.advance(std::time::Duration::from_secs(60));
+    let (status, report) = reconcile(&app).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["repositories"][0]["updated"], 0,
+        "#3 as the webhook left it: {report}"
+    );
+    assert_eq!(reads(&server).await, 1, "#3 was never read");
+    assert_eq!(
+        waiting_on(&app).await[2],
+        (3, "reviewers".into(), Some("Bob, Carol".into()))
+    );
+
+    // Over an hour later every PR is read again; the same answers rewrite nothing.
+    clock.advance(std::time::Duration::from_secs(61 * 60));
+    let (status, _) = reconcile(&app).await;
+    assert_eq!(status, 200);
+    assert_eq!(reads(&server).await, 2);
     let again: Vec<(String,)> = app
-        .query_rows("SELECT DISTINCT checked_on FROM default_reviewers")
+        .query_rows("SELECT DISTINCT checked_on FROM default_reviewers WHERE number = 1")
         .await;
     assert_eq!(checked, again);
 
@@ -223,7 +300,9 @@ async fn datacenter_default_reviewers_are_resolved_for_the_prs_refs(on: On) {
     pr["fromRef"]["id"] = json!("refs/heads/feature");
     pr["fromRef"]["repository"]["id"] = json!(43); // a fork
     pr["toRef"]["id"] = json!("refs/heads/main");
-    dc_pages(&server, vec![vec![pr.clone()]]).await;
+    // #4's answer lacks its refs' ids: it is not asked about.
+    let without_refs = dc_pr(&server, 4, "c0ffee", 1_700_000_100_000, "UNAPPROVED");
+    dc_pages(&server, vec![vec![pr.clone(), without_refs.clone()]]).await;
     Mock::given(method("GET"))
         .and(path(
             "/rest/default-reviewers/1.0/projects/PRJ/repos/api/reviewers",
@@ -240,7 +319,9 @@ async fn datacenter_default_reviewers_are_resolved_for_the_prs_refs(on: On) {
             {"name": "dave", "emailAddress": "dave@example.com", "id": 9,
              "displayName": "Dave", "active": true, "slug": "dave", "type": "NORMAL"},
             {"name": "bob", "emailAddress": "bob@example.com", "id": 7,
-             "displayName": "Bob", "active": true, "slug": "bob", "type": "NORMAL"}
+             "displayName": "Bob", "active": true, "slug": "bob", "type": "NORMAL"},
+            {"name": "dave", "emailAddress": "dave@example.com", "id": 9,
+             "displayName": "Dave", "active": true, "slug": "dave", "type": "NORMAL"}
         ])))
         .mount(&server)
         .await;
@@ -252,22 +333,21 @@ async fn datacenter_default_reviewers_are_resolved_for_the_prs_refs(on: On) {
         .mount(&server)
         .await;
     let site = site(Flavour::DataCenter, server.uri(), &["PRJ/api"]);
-    let Some(app) = spawn_on(
-        on,
-        "defaultsdc",
-        settings(site),
-        pr_reminder::clock::Clock::system(),
-    )
-    .await
-    else {
+    let clock = clock();
+    let Some(app) = spawn_on(on, "defaultsdc", settings(site), clock.clock()).await else {
         return;
     };
     let (status, report) = reconcile(&app).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(
         waiting_on(&app).await,
-        vec![(3, "reviewers".into(), Some("Bob, Dave".into()))]
+        vec![
+            (3, "reviewers".into(), Some("Bob, Dave".into())),
+            (4, "reviewers".into(), Some("Bob".into())),
+        ],
+        "Dave listed twice is stored once"
     );
+    assert_eq!(reads(&server).await, 1, "only #3 is asked about");
     let host = server.address().to_string();
     let stored: Vec<(String, Option<String>)> = app
         .query_rows(
@@ -289,9 +369,11 @@ async fn datacenter_default_reviewers_are_resolved_for_the_prs_refs(on: On) {
         ]
     );
 
-    // The token may not read default reviewers any more: the pass goes through, Dave stays.
+    // Over an hour later the token may no longer read them: the pass goes through and Dave
+    // stays; a refusal is asked again at the next hourly refresh, not at every pass.
+    clock.advance(std::time::Duration::from_secs(61 * 60));
     server.reset().await;
-    dc_pages(&server, vec![vec![pr]]).await;
+    dc_pages(&server, vec![vec![pr, without_refs]]).await;
     Mock::given(method("GET"))
         .and(path(
             "/rest/default-reviewers/1.0/projects/PRJ/repos/api/reviewers",
@@ -300,11 +382,21 @@ async fn datacenter_default_reviewers_are_resolved_for_the_prs_refs(on: On) {
             {"message": "You are not permitted to access this resource"}]})))
         .mount(&server)
         .await;
-    let (status, report) = reconcile(&app).await;
-    assert_eq!(status, 200, "{report}");
-    assert_eq!(report["ok"], true, "{report}");
+    for minutes in [1, 61] {
+        let (status, report) = reconcile(&app).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["ok"], true, "{report}");
+        assert_eq!(reads(&server).await, 1);
+        clock.advance(std::time::Duration::from_secs(minutes * 60));
+    }
+    let (status, _) = reconcile(&app).await;
+    assert_eq!(status, 200);
+    assert_eq!(reads(&server).await, 2, "asked again an hour later");
     assert_eq!(
         waiting_on(&app).await,
-        vec![(3, "reviewers".into(), Some("Bob, Dave".into()))]
+        vec![
+            (3, "reviewers".into(), Some("Bob, Dave".into())),
+            (4, "reviewers".into(), Some("Bob".into())),
+        ]
     );
 }

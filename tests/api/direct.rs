@@ -1,7 +1,7 @@
 //! Personal reminders in direct messages (issue 24), against loopback fakes of each chat's
 //! direct-message API (`fake_direct`), on the service's clock.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
 use pr_reminder::config::{SecretToken, Settings, UserMapping};
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -658,12 +658,29 @@ fn posted_to(slack: &FakeDirect, channel: &str) -> Vec<String> {
         .collect()
 }
 
-/// Moves the clock a minute on and waits for the reminders' run (its news queued).
+/// Moves the clock to the next whole minute, and waits for that run (its news queued).
 async fn next_minute(clock: &ManualClock, app: &impl Served, looks: i64) {
-    clock.advance(std::time::Duration::from_secs(60));
+    tick(clock).await;
     app.wait_for_count("SELECT count(*) FROM direct_watch", looks)
         .await;
     settle().await;
+}
+
+/// Moves the clock to the next whole minute once the reminders' schedule waits for it (so that
+/// the run at that minute happens, whatever the machine's load).
+async fn tick(clock: &ManualClock) {
+    let now = clock.now();
+    let next = now + Duration::seconds(60 - i64::from(now.second()));
+    let started = std::time::Instant::now();
+    while !clock.waits().contains(&next) {
+        assert!(
+            started.elapsed() < crate::fake_chat::PATIENCE,
+            "the reminders never waited for {next}: {:?}",
+            clock.waits()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    clock.set(next);
 }
 
 /// Alice asks Carol and Bob to review #10: each hears it from the Slack bot, once (the PR's
@@ -804,7 +821,7 @@ async fn news_outside_working_hours_waits_for_the_next_working_hour(on: On) {
         &event(11, now, None, &[("carol", "REVIEWER", None)]),
     )
     .await;
-    clock.advance(std::time::Duration::from_secs(60));
+    tick(&clock).await;
     app.wait_for_count(
         "SELECT count(*) FROM direct_outbox WHERE kind = 'news' \
          AND not_before = '2026-11-25T07:00:00.000000Z'",
@@ -818,7 +835,7 @@ async fn news_outside_working_hours_waits_for_the_next_working_hour(on: On) {
         &event(12, asked, None, &[("carol", "REVIEWER", None)]),
     )
     .await;
-    clock.advance(std::time::Duration::from_secs(60));
+    tick(&clock).await;
     app.wait_for_count(
         "SELECT count(*) FROM direct_outbox WHERE kind = 'news' AND number = 12",
         1,
@@ -827,7 +844,7 @@ async fn news_outside_working_hours_waits_for_the_next_working_hour(on: On) {
     let mut unasked = event(12, asked + Duration::minutes(1), None, &[]);
     unasked["pullrequest"]["created_on"] = json!((asked - Duration::hours(1)).to_rfc3339());
     app.processed("pullrequest:updated", &unasked).await;
-    clock.advance(std::time::Duration::from_secs(60));
+    tick(&clock).await;
     app.wait_for_count(
         "SELECT count(*) FROM direct_outbox WHERE kind = 'news' AND number = 12",
         0,

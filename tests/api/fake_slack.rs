@@ -10,8 +10,12 @@
 //! - `chat.update` (docs.slack.dev/reference/methods/chat.update) takes `channel`, `ts` and the
 //!   new `text`/`attachments`; a `ts` it does not hold is `message_not_found`;
 //! - `conversations.history` (docs.slack.dev/reference/methods/conversations.history), a GET
-//!   with `channel`, `oldest`, `limit`, `include_all_metadata`: the channel's top-level messages
-//!   newest first, `metadata` only when asked for, `has_more`.
+//!   with `channel`, `oldest`, `limit`, `include_all_metadata`, `cursor`: the channel's top-level
+//!   messages newest first, `metadata` only when asked for, at most `limit` of them (default
+//!   100, at most 999: "The maximum number of items to return"), `has_more`, and
+//!   `response_metadata.next_cursor` naming the next page while there is one (the page's
+//!   "Pagination" with cursors: docs.slack.dev/apis/web-api/pagination: an empty
+//!   `next_cursor` means the last page).
 //!
 //! A test can script what the next calls of a method answer (an error name, a 429 with
 //! `Retry-After`, a reply that arrives too late) and delete a message as a person would.
@@ -67,6 +71,10 @@ pub enum Scripted {
     /// Does what was asked, but the answer comes after this long (past the app's timeout: the
     /// message exists, the app never learns its `ts`).
     Late(Duration),
+    /// An HTTP error status with no Web API answer (a proxy's 502, say): nothing done.
+    Status(u16),
+    /// `{"ok": false, "error": NAME}`, after this long.
+    LateError(&'static str, Duration),
 }
 
 #[derive(Default)]
@@ -128,12 +136,16 @@ impl Respond for Web {
         let scripted = state.script.get_mut(&method).and_then(VecDeque::pop_front);
         let late = match scripted {
             Some(Scripted::Error(name)) => return error(name),
+            Some(Scripted::LateError(name, delay)) => return error(name).set_delay(delay),
             Some(Scripted::RateLimited(seconds)) => {
                 return ResponseTemplate::new(429)
                     .insert_header("retry-after", seconds.to_string().as_str())
                     .set_body_json(json!({"ok": false, "error": "ratelimited"}))
             }
             Some(Scripted::Late(delay)) => Some(delay),
+            Some(Scripted::Status(status)) => {
+                return ResponseTemplate::new(status).set_body_string("Bad Gateway")
+            }
             None => None,
         };
         let answer = match method.as_str() {
@@ -198,7 +210,22 @@ impl Respond for Web {
                     .and_then(|o| o.parse().ok())
                     .unwrap_or(0.0);
                 let metadata = body["include_all_metadata"] == "true";
-                let messages: Vec<Value> = state
+                let limit: usize = body["limit"]
+                    .as_str()
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(100)
+                    .clamp(1, 999);
+                // The cursor is opaque to the caller: here, how many messages came before.
+                let skip: usize = match body["cursor"].as_str() {
+                    None => 0,
+                    Some(cursor) => {
+                        match cursor.strip_prefix("dXNlcjpV").and_then(|n| n.parse().ok()) {
+                            Some(n) => n,
+                            None => return error("invalid_cursor"),
+                        }
+                    }
+                };
+                let all: Vec<Value> = state
                     .messages
                     .values()
                     .rev()
@@ -212,7 +239,18 @@ impl Respond for Web {
                         shown
                     })
                     .collect();
-                ok(json!({"messages": messages, "has_more": false}))
+                let messages: Vec<Value> = all.iter().skip(skip).take(limit).cloned().collect();
+                let more = all.len() > skip + limit;
+                let next = if more {
+                    format!("dXNlcjpV{}", skip + limit)
+                } else {
+                    String::new()
+                };
+                ok(json!({
+                    "messages": messages,
+                    "has_more": more,
+                    "response_metadata": {"next_cursor": next},
+                }))
             }
             _ => return error("unknown_method"),
         };
@@ -254,6 +292,25 @@ impl FakeSlack {
             .entry(method.to_owned())
             .or_default()
             .extend(answers);
+    }
+
+    /// Puts a top-level message in `CHANNEL` as if posted earlier (by anyone): its `ts` is
+    /// `seconds.000000`, its `metadata` as given (`Value::Null`: none).
+    pub fn insert(&self, seconds: u64, text: &str, metadata: Value) -> String {
+        let ts = format!("{seconds}.000000");
+        self.state.lock().unwrap().messages.insert(
+            ts.clone(),
+            Message {
+                channel: CHANNEL.into(),
+                ts: ts.clone(),
+                text: text.into(),
+                attachments: Value::Null,
+                thread_ts: None,
+                metadata,
+                edits: 0,
+            },
+        );
+        ts
     }
 
     /// Deletes a message, as a person in Slack would.

@@ -649,7 +649,460 @@ async fn a_refused_thread_reply_leaves_the_edit_sent(on: On) {
     assert!(fake.replies(&ts).is_empty());
 }
 
+/// acme/payments-api#1 by Alice at `second`, in `state`, on source commit `commit`, with the
+/// participants' verdicts (`approved`, `changes_requested`).
+fn pr_with(second: u32, state: &str, commit: &str, verdicts: &[(&str, &str)]) -> Value {
+    let participants: Vec<(&str, &str, Option<&str>)> = verdicts
+        .iter()
+        .map(|(u, v)| (*u, "REVIEWER", Some(*v)))
+        .collect();
+    pr_event(1, &at(second), state, "Add retries", commit, &participants)
+}
+
+/// The replies under the edits say what changed, from what the message showed before: who
+/// approved, who asked for changes, new commits, the merge; and, when the turn moved, whose it
+/// is now. `reply_broadcast` (the reply shown in the channel too) only when the turn moves to
+/// someone `[[users]]` maps to a Slack member (Alice, `<@U0ALICE01>`): not when Bob's approval
+/// leaves Carol (already asked), nor when Alice's turn becomes "ready to merge: Alice".
+async fn replies_say_what_changed_and_call_whose_turn_it_is(on: On) {
+    use pr_reminder::config::UserMapping;
+    let fake = FakeSlack::start().await;
+    let room = living_room("living", &fake, CHANNEL, BOT_TOKEN);
+    let adjust = settings(vec![room], Duration::from_secs(2));
+    let Some(app) = spawn_on(
+        on,
+        "living_replies",
+        move |s: &mut Settings| {
+            adjust(s);
+            s.commands.users = vec![
+                UserMapping {
+                    bitbucket: "alice".into(),
+                    hipchat: None,
+                    slack: Some("U0ALICE01".into()),
+                    ..UserMapping::default()
+                },
+                UserMapping {
+                    bitbucket: "carol".into(),
+                    hipchat: None,
+                    slack: Some("U0CAROL01".into()),
+                    ..UserMapping::default()
+                },
+            ];
+        },
+        Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
+    let mut sent = 0;
+    let mut step = |event: &'static str, body: Value, calls: usize| {
+        sent += 1;
+        let (app, fake) = (&app, &fake);
+        let rows = sent;
+        async move {
+            app.processed(event, &body).await;
+            let all = fake.exactly(calls).await;
+            let outbox = settled(app, rows).await;
+            assert!(outbox.iter().all(|r| r.1 == "sent"), "{outbox:#?}");
+            all
+        }
+    };
+    step(
+        "pullrequest:created",
+        pr_with(0, "OPEN", "aaaaaaaaaaaa", &[]),
+        1,
+    )
+    .await;
+    let ts = fake.top_level()[0].ts.clone();
+    step(
+        "pullrequest:approved",
+        pr_with(10, "OPEN", "aaaaaaaaaaaa", &[("bob", "approved")]),
+        3,
+    )
+    .await;
+    step(
+        "pullrequest:changes_request_created",
+        pr_with(
+            20,
+            "OPEN",
+            "aaaaaaaaaaaa",
+            &[("bob", "approved"), ("carol", "changes_requested")],
+        ),
+        5,
+    )
+    .await;
+    // Alice pushes, and Carol approves the new commit.
+    step(
+        "pullrequest:approved",
+        pr_with(
+            30,
+            "OPEN",
+            "bbbbbbbbbbbb",
+            &[("bob", "approved"), ("carol", "approved")],
+        ),
+        7,
+    )
+    .await;
+    let calls = step(
+        "pullrequest:fulfilled",
+        pr_with(
+            40,
+            "MERGED",
+            "bbbbbbbbbbbb",
+            &[("bob", "approved"), ("carol", "approved")],
+        ),
+        9,
+    )
+    .await;
+    let replies: Vec<Value> = calls
+        .iter()
+        .filter(|c| c.body["thread_ts"].is_string())
+        .map(|c| {
+            assert_eq!(c.body["thread_ts"], ts.as_str());
+            assert_eq!(c.body["channel"], CHANNEL);
+            json!([c.body["text"], c.body["reply_broadcast"]])
+        })
+        .collect();
+    assert_eq!(
+        replies,
+        vec![
+            json!([
+                "Bob Reviewer approved · needs review from <@U0CAROL01>",
+                null
+            ]),
+            json!([
+                "Changes requested by Carol Reviewer · <@U0ALICE01>'s turn",
+                true
+            ]),
+            json!([
+                "New commits · Carol Reviewer approved · ready to merge: <@U0ALICE01>",
+                null
+            ]),
+            json!(["Merged", null]),
+        ]
+    );
+    assert_eq!(fake.top_level().len(), 1);
+    assert_eq!(fake.replies(&ts).len(), 4);
+}
+
+/// Back to draft: the message is edited to say so (gray, its title not struck: it may come
+/// back), with "Moved back to draft" under it; ready again, it shows the PR's state again.
+/// Opened and moved to draft before its message went out: nothing is posted at all.
+async fn a_pr_moved_back_to_draft_is_shown_so(on: On) {
+    let fake = FakeSlack::start().await;
+    let Some(app) = spawn(on, "living_draft", &fake).await else {
+        return;
+    };
+    app.processed("pullrequest:created", &pr(1, 0, "OPEN", &[]))
+        .await;
+    fake.exactly(1).await;
+    settled(&app, 1).await;
+    let ts = fake.top_level()[0].ts.clone();
+    let mut draft = pr(1, 10, "OPEN", &[]);
+    draft["pullrequest"]["draft"] = json!(true);
+    app.processed("pullrequest:updated", &draft).await;
+    let calls = fake.exactly(3).await;
+    let rows = settled(&app, 2).await;
+    assert_eq!(rows[1].1, "sent");
+    assert_eq!(calls[1].method, "chat.update");
+    assert_eq!(calls[1].body["ts"], ts.as_str());
+    assert_eq!(
+        calls[1].body["text"],
+        "*Draft*: <https://bitbucket.org/acme/payments-api/pull-requests/1|Add retries> \
+         (acme/payments-api #1) by Alice Author\n0/2 approvals"
+    );
+    assert_eq!(calls[1].body["attachments"][0]["color"], "#9ca3af");
+    assert_eq!(calls[2].body["text"], "Moved back to draft");
+    assert_eq!(calls[2].body["thread_ts"], ts.as_str());
+
+    app.processed("pullrequest:updated", &pr(1, 20, "OPEN", &[]))
+        .await;
+    let calls = fake.exactly(5).await;
+    settled(&app, 3).await;
+    assert_eq!(
+        calls[3].body["text"],
+        "*Needs review from Bob Reviewer, Carol Reviewer*: \
+         <https://bitbucket.org/acme/payments-api/pull-requests/1|Add retries> \
+         (acme/payments-api #1) by Alice Author\n0/2 approvals"
+    );
+    assert_eq!(
+        calls[4].body["text"],
+        "Ready for review · needs review from Bob Reviewer, Carol Reviewer"
+    );
+    assert_eq!(fake.top_level().len(), 1);
+
+    // PR 2: opened, and back to draft within the coalescing window: no message at all.
+    let mut opened = pr(2, 0, "OPEN", &[]);
+    opened["pullrequest"]["id"] = json!(2);
+    let mut redrafted = pr(2, 1, "OPEN", &[]);
+    redrafted["pullrequest"]["draft"] = json!(true);
+    app.processed("pullrequest:created", &opened).await;
+    app.processed("pullrequest:updated", &redrafted).await;
+    let rows = settled(&app, 4).await;
+    assert_eq!(rows[3], ("living".into(), "sent".into(), 1, None));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fake.exactly(5).await;
+}
+
+/// The lookup after a post whose answer was lost is refused (`missing_scope`: the bot token
+/// lacks `channels:history`; docs.slack.dev/reference/methods/conversations.history,
+/// "Errors"): the message is posted again (a warning in the log), which may leave a second
+/// message beside the first, a rare duplicate rather than none. The new one is the PR's
+/// message from then on.
+async fn a_refused_lookup_posts_again(on: On) {
+    let fake = FakeSlack::start().await;
+    let room = living_room("living", &fake, CHANNEL, BOT_TOKEN);
+    let Some(app) = spawn_on(
+        on,
+        "living_no_scope",
+        settings(vec![room], Duration::from_millis(500)),
+        Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
+    fake.script(
+        "chat.postMessage",
+        vec![Scripted::Late(Duration::from_secs(2))],
+    );
+    fake.script(
+        "conversations.history",
+        vec![Scripted::Error("missing_scope")],
+    );
+    app.processed("pullrequest:created", &pr(1, 0, "OPEN", &[]))
+        .await;
+    let calls = fake.exactly(3).await;
+    let rows = settled(&app, 1).await;
+    assert_eq!(rows, vec![("living".into(), "sent".into(), 2, None)]);
+    let methods: Vec<String> = calls
+        .iter()
+        .map(|c| format!("{} {}", c.http_method, c.method))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "POST chat.postMessage",
+            "GET conversations.history",
+            "POST chat.postMessage"
+        ]
+    );
+    assert_eq!(calls[0].body, calls[2].body, "the same message again");
+    let top = fake.top_level();
+    assert_eq!(top.len(), 2, "the refused lookup's duplicate");
+    assert_eq!(
+        chat_rows(&app).await[0].4.as_deref(),
+        Some(top[1].ts.as_str())
+    );
+}
+
+/// A post whose answer was lost (or that failed without Slack's answer, a 502), then the PR
+/// merged before the row's next attempt: that attempt finds the PR over, looks the message up,
+/// and gives what it finds the final edit (no reply: the message is that news; the merge's own
+/// row then says "Merged" under it); or finds none, and posts nothing, the "being posted" mark
+/// dropped. Never a new top-level message for a closed PR.
+async fn a_pr_closed_while_its_message_was_being_posted(on: On) {
+    let fake = FakeSlack::start().await;
+    let room = living_room("living", &fake, CHANNEL, BOT_TOKEN);
+    let adjust = settings(vec![room], Duration::from_millis(500));
+    let Some(app) = spawn_on(
+        on,
+        "living_closed_posting",
+        move |s: &mut Settings| {
+            adjust(s);
+            s.notify.retry_min = Duration::from_secs(2);
+            s.notify.retry_max = Duration::from_secs(2);
+        },
+        Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
+    // PR 1: Slack posted it, the answer was lost.
+    fake.script(
+        "chat.postMessage",
+        vec![Scripted::Late(Duration::from_secs(1))],
+    );
+    app.processed("pullrequest:created", &pr(1, 0, "OPEN", &[]))
+        .await;
+    wait_retrying(&app, 1).await;
+    app.processed("pullrequest:fulfilled", &pr(1, 10, "MERGED", &[]))
+        .await;
+    let calls = fake.exactly(5).await;
+    let rows = settled(&app, 2).await;
+    assert_eq!(
+        rows,
+        vec![
+            ("living".into(), "sent".into(), 2, None),
+            ("living".into(), "sent".into(), 1, None)
+        ]
+    );
+    let methods: Vec<&str> = calls.iter().map(|c| c.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "chat.postMessage",
+            "conversations.history",
+            "chat.update",
+            "chat.update",
+            "chat.postMessage"
+        ]
+    );
+    let top = fake.top_level();
+    assert_eq!(top.len(), 1);
+    assert_eq!(calls[2].body["ts"], top[0].ts.as_str());
+    assert!(top[0].text.starts_with("*Merged*: ~<"), "{}", top[0].text);
+    let replies: Vec<String> = fake
+        .replies(&top[0].ts)
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(replies, ["Merged"]);
+
+    // PR 2: the post failed without Slack's answer (502): nothing to find, nothing posted.
+    fake.script("chat.postMessage", vec![Scripted::Status(502)]);
+    app.processed("pullrequest:created", &pr(2, 20, "OPEN", &[]))
+        .await;
+    wait_retrying(&app, 3).await;
+    let marked = chat_rows(&app).await;
+    assert_eq!(marked.len(), 2);
+    assert_eq!(marked[1].4, None, "being posted");
+    app.processed("pullrequest:fulfilled", &pr(2, 30, "MERGED", &[]))
+        .await;
+    let calls = fake.exactly(7).await;
+    let rows = settled(&app, 4).await;
+    assert_eq!(rows[2], ("living".into(), "sent".into(), 2, None));
+    assert_eq!(rows[3], ("living".into(), "sent".into(), 1, None));
+    assert_eq!(calls[5].method, "chat.postMessage");
+    assert_eq!(calls[6].method, "conversations.history");
+    assert_eq!(fake.top_level().len(), 1, "nothing new for PR 2");
+    let left: Vec<i64> = chat_rows(&app).await.iter().map(|r| r.2).collect();
+    assert_eq!(left, [1], "PR 2's mark dropped");
+}
+
+/// Waits until the `count`-th outbox row is waiting for its second attempt.
+async fn wait_retrying(app: &App, count: usize) {
+    let started = Instant::now();
+    loop {
+        let rows: Vec<(String, i64)> = app
+            .query_rows("SELECT state, attempts FROM outbox ORDER BY id")
+            .await;
+        if rows.len() == count && rows[count - 1] == ("retrying".to_owned(), 1) {
+            return;
+        }
+        assert!(started.elapsed() < PATIENCE, "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A build on the PR's source commit fails, then passes: each edit's reply says so, and whose
+/// turn it is now; the failure moves the turn to Alice (mapped to a Slack member), so that
+/// reply is also shown in the channel (`reply_broadcast`); the fix hands it back to Bob and
+/// Carol (not mapped): a thread reply only.
+async fn build_replies_say_failed_then_fixed(on: On) {
+    use crate::lifecycle::commit_status;
+    use pr_reminder::config::UserMapping;
+    let fake = FakeSlack::start().await;
+    let room = living_room("living", &fake, CHANNEL, BOT_TOKEN);
+    let adjust = settings(vec![room], Duration::from_secs(2));
+    let Some(app) = spawn_on(
+        on,
+        "living_builds",
+        move |s: &mut Settings| {
+            adjust(s);
+            s.commands.users = vec![UserMapping {
+                bitbucket: "alice".into(),
+                hipchat: None,
+                slack: Some("U0ALICE01".into()),
+                ..UserMapping::default()
+            }];
+        },
+        Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
+    const COMMIT: &str = "9b2c4e6f8a100c1d2e3f4a5b6c7d8e9f0a1b2c3d";
+    app.processed("pullrequest:created", &pr(1, 0, "OPEN", &[]))
+        .await;
+    fake.exactly(1).await;
+    settled(&app, 1).await;
+    let ts = fake.top_level()[0].ts.clone();
+    app.processed(
+        "repo:commit_status_updated",
+        &commit_status("ci", "FAILED", COMMIT, &at(10)),
+    )
+    .await;
+    fake.exactly(3).await;
+    settled(&app, 2).await;
+    app.processed(
+        "repo:commit_status_updated",
+        &commit_status("ci", "SUCCESSFUL", COMMIT, &at(20)),
+    )
+    .await;
+    let calls = fake.exactly(5).await;
+    settled(&app, 3).await;
+    let replies: Vec<Value> = calls
+        .iter()
+        .filter(|c| c.body["thread_ts"] == ts.as_str())
+        .map(|c| json!([c.body["text"], c.body["reply_broadcast"]]))
+        .collect();
+    assert_eq!(
+        replies,
+        vec![
+            json!(["Build failed · <@U0ALICE01>'s turn", true]),
+            json!([
+                "Build fixed · needs review from Bob Reviewer, Carol Reviewer",
+                null
+            ]),
+        ]
+    );
+    assert!(calls[3].body["text"]
+        .as_str()
+        .unwrap()
+        .ends_with("0/2 approvals · build passed"));
+}
+
+/// Data Center: a PR deleted (`pr:deleted`) gets the final edit of its message, "Deleted" with
+/// its title struck through, and "Deleted" in its thread; nothing new in the channel. (Other
+/// rooms drop what they had queued for it, as before.)
+async fn a_deleted_pr_gets_its_final_edit(on: On) {
+    use crate::datacenter::{fixture, processed};
+    let fake = FakeSlack::start().await;
+    let Some(app) = spawn(on, "living_dc_deleted", &fake).await else {
+        return;
+    };
+    processed(&app, "pr:opened", &fixture("base.json")).await;
+    fake.exactly(1).await;
+    settled(&app, 1).await;
+    let ts = fake.top_level()[0].ts.clone();
+    processed(&app, "pr:deleted", &fixture("pr_deleted.json")).await;
+    let calls = fake.exactly(3).await;
+    let rows = settled(&app, 2).await;
+    assert_eq!(rows[1], ("living".into(), "sent".into(), 1, None));
+    assert_eq!(calls[1].method, "chat.update");
+    assert_eq!(calls[1].body["ts"], ts.as_str());
+    let text = calls[1].body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("*Deleted*: ~<{}|", crate::datacenter::PR_URL)),
+        "{text}"
+    );
+    assert_eq!(calls[1].body["attachments"][0]["color"], "#9ca3af");
+    assert_eq!(calls[2].body["text"], "Deleted");
+    assert_eq!(calls[2].body["thread_ts"], ts.as_str());
+    assert_eq!(fake.top_level().len(), 1);
+}
+
 on_both!(
+    a_deleted_pr_gets_its_final_edit,
+    build_replies_say_failed_then_fixed,
+    a_refused_lookup_posts_again,
+    a_pr_closed_while_its_message_was_being_posted,
+    replies_say_what_changed_and_call_whose_turn_it_is,
+    a_pr_moved_back_to_draft_is_shown_so,
     a_refused_thread_reply_leaves_the_edit_sent,
     a_room_moved_to_another_channel_starts_new_messages,
     each_digest_supersedes_the_one_before,
@@ -751,5 +1204,263 @@ fn a_kill_between_the_post_and_its_commit_leaves_one_message() {
     assert_eq!(
         stored,
         vec![(CHANNEL.to_owned(), Some(posted[0].ts.clone()))]
+    );
+}
+
+/// The Web API's limits (`slack_api::Limits`), one per process and shared by every caller (two
+/// rooms on one channel, direct messages), on a frozen clock so that every wait is exact:
+///
+/// - requests to one channel: a burst of `CHANNEL_BURST`, then one per `CHANNEL_PERIOD` (the
+///   next one waits, sending nothing, until the clock reaches its turn); another channel has
+///   its own turn;
+/// - HTTP 429 with `Retry-After: 2`: the call answers `ratelimited` with those 2 s (what the
+///   outbox waits before the row's next try), and until they have passed nothing at all goes
+///   to that channel, whatever the method: a call answers `ratelimited` with the time left.
+#[tokio::test]
+async fn the_web_api_keeps_each_channels_rate_and_its_retry_after() {
+    use pr_reminder::clock::ManualClock;
+    use pr_reminder::notify::slack_api::{Api, CallError, Limits, CHANNEL_BURST};
+
+    let fake = FakeSlack::start().await;
+    let manual = ManualClock::frozen(chrono::DateTime::from_timestamp(1_796_000_000, 0).unwrap());
+    let limits = Limits::new(manual.clock());
+    let client = reqwest::Client::new();
+    let base = fake.api_url();
+    let token = SecretString::from(BOT_TOKEN.to_owned());
+    let text = |n: u32| json!({"channel": CHANNEL, "text": format!("message {n}")});
+
+    // The burst goes at once.
+    for n in 0..CHANNEL_BURST {
+        Api::new(&client, &base, &token, &limits)
+            .post_message(&text(n))
+            .await
+            .unwrap();
+    }
+    assert_eq!(fake.calls().len(), CHANNEL_BURST as usize);
+    // The next waits for its turn, one second on: nothing is sent before.
+    let next = tokio::spawn({
+        let (client, base, token, limits) =
+            (client.clone(), base.clone(), token.clone(), limits.clone());
+        let body = text(9);
+        async move {
+            Api::new(&client, &base, &token, &limits)
+                .post_message(&body)
+                .await
+        }
+    });
+    assert!(manual.until_waiting(1, PATIENCE).await);
+    assert_eq!(
+        manual.waits(),
+        vec![manual.now() + chrono::Duration::seconds(1)]
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        fake.calls().len(),
+        CHANNEL_BURST as usize,
+        "sent before its turn"
+    );
+    // Another channel is not held by this one's turn (the fake does not know it).
+    let other = Api::new(&client, &base, &token, &limits)
+        .call(
+            "chat.postMessage",
+            &json!({"channel": "C0OTHER001", "text": "x"}),
+        )
+        .await;
+    assert_eq!(other.unwrap_err().error(), Some("channel_not_found"));
+    manual.advance(Duration::from_secs(1));
+    next.await.unwrap().unwrap();
+    assert_eq!(fake.calls().len(), CHANNEL_BURST as usize + 2);
+
+    // A 429: the call says `ratelimited` with Slack's Retry-After.
+    manual.advance(Duration::from_secs(10));
+    fake.script("chat.update", vec![Scripted::RateLimited(2)]);
+    let api = Api::new(&client, &base, &token, &limits);
+    let update = json!({"channel": CHANNEL, "ts": "1.0", "text": "edited"});
+    let limited = api.call("chat.update", &update).await.unwrap_err();
+    assert_eq!(
+        limited,
+        CallError::Slack {
+            error: "ratelimited".into(),
+            after: Some(Duration::from_secs(2))
+        }
+    );
+    let sent = fake.calls().len();
+    // For those 2 s nothing goes to the channel, whatever the method.
+    manual.advance(Duration::from_millis(1500));
+    let held = api.post_message(&text(10)).await.unwrap_err();
+    assert_eq!(
+        held,
+        CallError::Slack {
+            error: "ratelimited".into(),
+            after: Some(Duration::from_millis(500))
+        }
+    );
+    assert_eq!(
+        held.clone().into_send_error("chat.postMessage"),
+        pr_reminder::notify::sink::SendError::Retry {
+            after: Some(Duration::from_millis(500)),
+            reason: "chat.postMessage: ratelimited".into()
+        }
+    );
+    assert!(held.refused(), "nothing was posted");
+    let lookup = api.find(CHANNEL, "0", "key").await.unwrap_err();
+    assert_eq!(lookup.error(), Some("ratelimited"));
+    assert_eq!(
+        fake.calls().len(),
+        sent,
+        "a call went out while Slack said to wait"
+    );
+    // Then it goes.
+    manual.advance(Duration::from_millis(500));
+    api.post_message(&text(11)).await.unwrap();
+    let calls = fake.calls();
+    assert_eq!(calls.len(), sent + 1);
+    assert_eq!(calls[sent].body["text"], "message 11");
+}
+
+/// `conversations.history` pages (`limit`, `cursor`, `response_metadata.next_cursor` while
+/// `has_more`: docs.slack.dev/reference/methods/conversations.history, and
+/// docs.slack.dev/apis/web-api/pagination): a lookup follows the cursor page by page until it
+/// finds the key, and reads at most 10 pages (1,000 messages) before it gives up.
+#[tokio::test]
+async fn a_lookup_follows_the_cursor_through_the_channels_history() {
+    use pr_reminder::notify::slack_api::{Api, Limits};
+
+    let fake = FakeSlack::start().await;
+    let limits = Limits::with_spacing(Clock::system(), Duration::from_millis(1), 100);
+    let client = reqwest::Client::new();
+    let base = fake.api_url();
+    let token = SecretString::from(BOT_TOKEN.to_owned());
+    let api = Api::new(&client, &base, &token, &limits);
+    let key = "living|cloud/{x}#1";
+    let ours = json!({"event_type": "pr_reminder_pull_request", "event_payload": {"key": key}});
+    // The message sought is the oldest, under 250 newer ones (another bot's metadata on one).
+    let wanted = fake.insert(1_796_000_000, "ours", ours);
+    for k in 1..=250u64 {
+        let metadata = if k == 7 {
+            json!({"event_type": "other_app", "event_payload": {"key": key}})
+        } else {
+            Value::Null
+        };
+        fake.insert(1_796_000_000 + k, "someone else's", metadata);
+    }
+    let found = api.find(CHANNEL, "1795999000", key).await.unwrap();
+    assert_eq!(found.as_deref(), Some(wanted.as_str()));
+    let pages: Vec<(Value, Value, Value)> = fake
+        .calls()
+        .iter()
+        .map(|c| {
+            assert_eq!(c.method, "conversations.history");
+            assert_eq!(c.body["channel"], CHANNEL);
+            assert_eq!(c.body["oldest"], "1795999000");
+            (
+                c.body["limit"].clone(),
+                c.body["include_all_metadata"].clone(),
+                c.body["cursor"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pages,
+        vec![
+            (json!("100"), json!("true"), Value::Null),
+            (json!("100"), json!("true"), json!("dXNlcjpV100")),
+            (json!("100"), json!("true"), json!("dXNlcjpV200")),
+        ]
+    );
+    // A key no message carries: every page read, then none.
+    assert_eq!(
+        api.find(CHANNEL, "0", "living|other#2").await.unwrap(),
+        None
+    );
+    assert_eq!(fake.calls().len(), 6);
+    // Beyond 10 pages the lookup stops: the message is taken as not posted.
+    for k in 251..=1_000u64 {
+        fake.insert(1_796_000_000 + k, "someone else's", Value::Null);
+    }
+    assert_eq!(api.find(CHANNEL, "0", key).await.unwrap(), None);
+    assert_eq!(fake.calls().len(), 16, "ten pages");
+}
+
+/// PostgreSQL, several replicas: the room's lease is lost while an edit is under way (its
+/// answer, `message_not_found`, comes after the lease's renewal time): the new message is not
+/// posted (another replica sends the room's messages now), the "being posted" mark is dropped
+/// and the row waits; once the lease is back, the row is sent, one new message.
+#[tokio::test]
+async fn a_lease_lost_before_the_post_posts_nothing() {
+    let fake = FakeSlack::start().await;
+    let room = living_room("living", &fake, CHANNEL, BOT_TOKEN);
+    let Some(app) = spawn_on(
+        On::Postgres,
+        "living_lease",
+        settings(vec![room], Duration::from_secs(10)),
+        Clock::system(),
+    )
+    .await
+    else {
+        return;
+    };
+    app.processed("pullrequest:created", &pr(1, 0, "OPEN", &[]))
+        .await;
+    fake.exactly(1).await;
+    settled(&app, 1).await;
+    let first = fake.top_level()[0].ts.clone();
+    fake.delete(&first);
+    fake.script(
+        "chat.update",
+        vec![Scripted::LateError(
+            "message_not_found",
+            Duration::from_millis(3_500),
+        )],
+    );
+    app.processed("pullrequest:approved", &pr(1, 10, "OPEN", &["bob"]))
+        .await;
+    let started = Instant::now();
+    while fake.calls().len() < 2 {
+        assert!(started.elapsed() < PATIENCE);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Another replica takes the room (its session alive: the app's own, so it is not stale).
+    let _: Vec<(String,)> = app
+        .query_rows("UPDATE room_leases SET holder = 'another-replica' RETURNING holder")
+        .await;
+    let started = Instant::now();
+    loop {
+        let rows: Vec<(String, i64, Option<String>)> = app
+            .query_rows("SELECT state, attempts, last_error FROM outbox ORDER BY id")
+            .await;
+        if rows[1].1 == 1 && rows[1].0 == "retrying" {
+            assert_eq!(
+                rows[1].2.as_deref(),
+                Some("another replica took the room's lease")
+            );
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let methods: Vec<String> = fake.calls().iter().map(|c| c.method.clone()).collect();
+    assert_eq!(
+        methods,
+        ["chat.postMessage", "chat.update"],
+        "nothing posted"
+    );
+    assert_eq!(chat_rows(&app).await, vec![], "the mark dropped");
+
+    // The lease is free again: this replica takes it and sends the row.
+    let _: Vec<(String,)> = app
+        .query_rows("DELETE FROM room_leases RETURNING room")
+        .await;
+    let calls = fake.exactly(3).await;
+    let rows = settled(&app, 2).await;
+    assert_eq!(rows[1], ("living".into(), "sent".into(), 2, None));
+    assert_eq!(calls[2].method, "chat.postMessage");
+    assert_eq!(calls[2].body["thread_ts"], Value::Null);
+    let top = fake.top_level();
+    assert_eq!(top.len(), 1);
+    assert_eq!(
+        chat_rows(&app).await[0].4.as_deref(),
+        Some(top[0].ts.as_str())
     );
 }

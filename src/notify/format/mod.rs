@@ -189,6 +189,11 @@ pub(crate) trait Markup {
     /// A link labelled `label` to `url` (both user text: escaped here).
     fn link(label: &str, url: &str) -> String;
 
+    /// Markup already written (escaped), struck through; chats without it show it as it is.
+    fn struck(inner: &str) -> String {
+        inner.to_owned()
+    }
+
     /// A person: the chat's mention where `[[users]]` gives one, else the name. Chats without
     /// mention ids keep this default, the escaped name.
     fn mention(person: &Person) -> String {
@@ -204,6 +209,7 @@ pub(crate) fn line<M: Markup>(inlines: &[Inline]) -> String {
             Inline::Text(text) => out.push_str(&M::escape(text)),
             Inline::Fixed(words) => out.push_str(words),
             Inline::Strong(inner) => out.push_str(&M::strong(&line::<M>(inner))),
+            Inline::Struck(inner) => out.push_str(&M::struck(&line::<M>(inner))),
             Inline::Link { label, url } => out.push_str(&M::link(label, url)),
             Inline::Person(person) => out.push_str(&M::mention(person)),
             Inline::FailedBuilds(builds) => out.push_str(&failed::<M>(builds)),

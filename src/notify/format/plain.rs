@@ -87,7 +87,7 @@ fn words<'a>(inlines: &'a [Inline], out: &mut String, urls: &mut Vec<&'a str>) {
         match inline {
             Inline::Text(text) => out.push_str(text),
             Inline::Fixed(words) => out.push_str(words),
-            Inline::Strong(inner) => words(inner, out, urls),
+            Inline::Strong(inner) | Inline::Struck(inner) => words(inner, out, urls),
             Inline::Link { label, url } => {
                 out.push_str(label);
                 urls.push(url);

@@ -77,6 +77,11 @@ impl super::Markup for Mrkdwn {
         format!("*{inner}*")
     }
 
+    /// `~text~` (docs.slack.dev/messaging/formatting-message-text, "Visual styles": strike).
+    fn struck(inner: &str) -> String {
+        format!("~{inner}~")
+    }
+
     fn link(label: &str, url: &str) -> String {
         format!("<{}|{}>", escape(url), escape(label))
     }
