@@ -158,6 +158,35 @@ pub struct DirectSettings {
     /// `PR_REMINDER_SLACK_API_URL`, default `https://slack.com/api`): methods are
     /// `{base}/chat.postMessage` and so on.
     pub slack_api_url: String,
+    /// The HipChat server for direct messages (`hipchat_url`, `https://hipchat.example.com`,
+    /// without a trailing slash): `POST {hipchat_url}/v2/user/{id}/message`.
+    pub hipchat_url: Option<String>,
+    /// A HipChat token with the `send_message` scope (`hipchat_token`), sent as
+    /// `Authorization: Bearer`.
+    pub hipchat_token: Option<SecretToken>,
+    /// The Mattermost server (`mattermost_url`, without a trailing slash): `{url}/api/v4/...`.
+    pub mattermost_url: Option<String>,
+    /// A Mattermost bot account's access token (`mattermost_token`), sent as
+    /// `Authorization: Bearer`.
+    pub mattermost_token: Option<SecretToken>,
+    /// A Teams Workflow's "when a webhook request is received" URL whose flow posts a card in
+    /// a chat with the recipient the request names (`teams_workflow_url`; its `sig` is a
+    /// secret).
+    pub teams_workflow_url: Option<SecretString>,
+}
+
+impl DirectSettings {
+    /// Whether `chat` can carry direct messages: its token (and server) are set.
+    pub fn configured(&self, chat: DirectChat) -> bool {
+        match chat {
+            DirectChat::Slack => self.slack_bot_token.is_some(),
+            DirectChat::HipChat => self.hipchat_url.is_some() && self.hipchat_token.is_some(),
+            DirectChat::Mattermost => {
+                self.mattermost_url.is_some() && self.mattermost_token.is_some()
+            }
+            DirectChat::Teams => self.teams_workflow_url.is_some(),
+        }
+    }
 }
 
 impl fmt::Debug for DirectSettings {
@@ -211,6 +240,152 @@ pub struct UserMapping {
     pub hipchat: Option<String>,
     /// The Slack or Mattermost user id or name.
     pub slack: Option<String>,
+    /// The Mattermost user id (26 characters, as `GET /api/v4/users/username/{name}` answers
+    /// it): where a Mattermost direct message goes.
+    pub mattermost: Option<String>,
+    /// The person's e-mail address: how Slack finds them when `slack` is not a user id
+    /// (`users.lookupByEmail`), the recipient of a Teams workflow, and a HipChat user id.
+    pub email: Option<String>,
+    /// Their IANA time zone (`Europe/Berlin`); unset: the zone Slack gives for them, else
+    /// `[sweep] timezone`.
+    pub timezone: Option<String>,
+    /// Local times (`HH:MM`) at which their queue is sent to them on their working days;
+    /// unset or empty: no scheduled personal reminder (`/reviews remind` sets one).
+    pub remind_at: Option<Vec<String>>,
+    /// Their working days (`mon`..`sun`); unset: `[sweep] working_days`.
+    pub working_days: Option<Vec<String>>,
+    /// A date (`YYYY-MM-DD`, in their zone): no personal messages before it.
+    pub away_until: Option<String>,
+    /// Where their direct messages go: `slack`, `hipchat`, `mattermost`, `teams` or `off`;
+    /// unset: the first of those they have an id for and that `[direct]` configures.
+    pub direct: Option<String>,
+}
+
+/// A chat that can carry a direct message to one person (`[[users]] direct`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DirectChat {
+    /// Slack's Web API: `conversations.open`, then `chat.postMessage`.
+    Slack,
+    /// HipChat v2: `POST /v2/user/{id}/message`.
+    HipChat,
+    /// Mattermost API v4: `POST /api/v4/channels/direct`, then `POST /api/v4/posts`.
+    Mattermost,
+    /// A Teams Workflow that posts a card in a chat with the recipient.
+    Teams,
+}
+
+impl DirectChat {
+    /// Every direct chat, in the order the default rule tries them.
+    pub const ALL: [DirectChat; 4] = [
+        DirectChat::Slack,
+        DirectChat::HipChat,
+        DirectChat::Mattermost,
+        DirectChat::Teams,
+    ];
+
+    /// The word the file and the database use: `slack`, `hipchat`, `mattermost`, `teams`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DirectChat::Slack => "slack",
+            DirectChat::HipChat => "hipchat",
+            DirectChat::Mattermost => "mattermost",
+            DirectChat::Teams => "teams",
+        }
+    }
+
+    /// The chat a word names (`None` for anything else, `off` included).
+    pub fn parse(word: &str) -> Option<DirectChat> {
+        DirectChat::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(word.trim()))
+    }
+}
+
+impl UserMapping {
+    /// Their time zone from the file, if set (validated at load).
+    pub fn tz(&self) -> Option<chrono_tz::Tz> {
+        self.timezone.as_deref().and_then(|t| t.trim().parse().ok())
+    }
+
+    /// Their `remind_at` times from the file (validated at load), earliest first.
+    pub fn remind_times(&self) -> Vec<chrono::NaiveTime> {
+        let mut times: Vec<chrono::NaiveTime> = self
+            .remind_at
+            .iter()
+            .flatten()
+            .filter_map(|t| parse_clock_time(t).ok())
+            .collect();
+        times.sort();
+        times.dedup();
+        times
+    }
+
+    /// Their working days from the file (validated at load), Monday first.
+    pub fn working_day_mask(&self) -> Option<[bool; 7]> {
+        self.working_days
+            .as_deref()
+            .and_then(|d| parse_working_days(d).ok())
+    }
+
+    /// Their `away_until` date from the file (validated at load).
+    pub fn away_date(&self) -> Option<chrono::NaiveDate> {
+        self.away_until.as_deref().and_then(|d| parse_date(d).ok())
+    }
+
+    /// Whether they have what `chat` needs to find them: a Slack user id or an e-mail address
+    /// (Slack), a HipChat mention name or e-mail address (HipChat), a Mattermost user id, an
+    /// e-mail address (Teams).
+    pub fn reachable_on(&self, chat: DirectChat) -> bool {
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
+        match chat {
+            DirectChat::Slack => {
+                self.slack.as_deref().is_some_and(is_slack_user_id) || set(&self.email)
+            }
+            DirectChat::HipChat => set(&self.hipchat) || set(&self.email),
+            DirectChat::Mattermost => set(&self.mattermost),
+            DirectChat::Teams => set(&self.email),
+        }
+    }
+
+    /// Where the file sends their direct messages: `direct` when it names a chat (`None` for
+    /// `off`), else the first chat `direct` configures that they can be found on.
+    pub fn direct_chat(&self, direct: &DirectSettings) -> Option<DirectChat> {
+        match self.direct.as_deref().map(str::trim) {
+            Some(word) if word.eq_ignore_ascii_case("off") => None,
+            Some(word) => DirectChat::parse(word),
+            None => self.default_chat(direct),
+        }
+    }
+
+    /// The first chat `direct` configures that they can be found on (the default rule).
+    pub fn default_chat(&self, direct: &DirectSettings) -> Option<DirectChat> {
+        DirectChat::ALL
+            .into_iter()
+            .find(|c| direct.configured(*c) && self.reachable_on(*c))
+    }
+}
+
+/// Whether `id` is a Slack user id (`U...` or `W...`, upper-case letters and digits), as
+/// `conversations.open` takes it, rather than a name.
+pub fn is_slack_user_id(id: &str) -> bool {
+    let id = id.trim();
+    id.len() >= 9
+        && (id.starts_with('U') || id.starts_with('W'))
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// `09:30` (24-hour `HH:MM`) as a time of day.
+pub fn parse_clock_time(text: &str) -> Result<chrono::NaiveTime, String> {
+    chrono::NaiveTime::parse_from_str(text.trim(), "%H:%M")
+        .map_err(|_| format!("`{text}` is not a time of day such as 09:30 (24-hour HH:MM)"))
+}
+
+/// `2027-01-04` as a date.
+pub fn parse_date(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("`{text}` is not a date such as 2027-01-04 (YYYY-MM-DD)"))
 }
 
 /// The periodic digest (`POST /sweep`, `pr-reminder sweep`, optional built-in schedule).
@@ -730,6 +905,27 @@ impl Settings {
             redact_url(&d.slack_api_url)
         };
         out.push_str(&format!("slack_api_url = {}\n", toml_str(&api_url)));
+        out.push_str(&match &d.hipchat_url {
+            Some(url) => format!("hipchat_url = {}\n", toml_str(&shown_base(url))),
+            None => "# hipchat_url: not set: no HipChat direct messages\n".to_owned(),
+        });
+        out.push_str(&secret(d.hipchat_token.is_some(), "", "hipchat_token"));
+        out.push_str(&match &d.mattermost_url {
+            Some(url) => format!("mattermost_url = {}\n", toml_str(&shown_base(url))),
+            None => "# mattermost_url: not set: no Mattermost direct messages\n".to_owned(),
+        });
+        out.push_str(&secret(
+            d.mattermost_token.is_some(),
+            "",
+            "mattermost_token",
+        ));
+        out.push_str(&match &d.teams_workflow_url {
+            Some(url) => format!(
+                "teams_workflow_url = {}\n",
+                toml_str(&redact_url(url.expose_secret()))
+            ),
+            None => "# teams_workflow_url: not set: no Teams direct messages\n".to_owned(),
+        });
 
         let m = &self.monitoring;
         out.push_str("\n[monitoring]\n");
@@ -847,6 +1043,26 @@ impl Settings {
                     None => format!("# {key}: not set\n"),
                 });
             }
+            // The direct-message keys only when set: a file without them reads back the same.
+            for (key, value) in [
+                ("mattermost", &user.mattermost),
+                ("email", &user.email),
+                ("timezone", &user.timezone),
+                ("away_until", &user.away_until),
+                ("direct", &user.direct),
+            ] {
+                if let Some(value) = value {
+                    out.push_str(&format!("{key} = {}\n", toml_str(value)));
+                }
+            }
+            for (key, value) in [
+                ("remind_at", &user.remind_at),
+                ("working_days", &user.working_days),
+            ] {
+                if let Some(list) = value {
+                    out.push_str(&format!("{key} = {}\n", toml_list(list)));
+                }
+            }
         }
         out.push_str(&sites::render(&self.bitbucket));
         out
@@ -878,6 +1094,8 @@ impl Settings {
             ("monitoring.metrics_token", &self.monitoring.metrics_token),
             ("monitoring.status_token", &self.monitoring.status_token),
             ("direct.slack_bot_token", &self.direct.slack_bot_token),
+            ("direct.hipchat_token", &self.direct.hipchat_token),
+            ("direct.mattermost_token", &self.direct.mattermost_token),
         ];
         if is_placeholder(&self.direct.slack_api_url) {
             keys.push("direct.slack_api_url".into());
@@ -889,6 +1107,14 @@ impl Settings {
             {
                 keys.push(key.into());
             }
+        }
+        if self
+            .direct
+            .teams_workflow_url
+            .as_ref()
+            .is_some_and(|url| is_placeholder(url.expose_secret()))
+        {
+            keys.push("direct.teams_workflow_url".into());
         }
         for (i, room) in self.notify.rooms.iter().enumerate() {
             let (key, url, token) = match &room.sink {
@@ -1168,6 +1394,11 @@ section!(RawMonitoring {
 section!(RawDirect {
     slack_bot_token: Option<String> = None,
     slack_api_url: String = SLACK_API_URL.into(),
+    hipchat_url: Option<String> = None,
+    hipchat_token: Option<String> = None,
+    mattermost_url: Option<String> = None,
+    mattermost_token: Option<String> = None,
+    teams_workflow_url: Option<String> = None,
 });
 
 section!(RawCommands {
@@ -1294,8 +1525,11 @@ impl RawSettings {
                 ));
             }
         }
-        commands.users = users;
         let direct = direct.resolve()?;
+        for (i, user) in users.iter().enumerate() {
+            check_user(i, user, &direct)?;
+        }
+        commands.users = users;
         let rooms_from_environment = resolve_rooms(rooms, routes, shortcuts, &direct, &mut notify)?;
         Ok(Settings {
             listen,
@@ -1327,12 +1561,164 @@ impl RawSettings {
     }
 }
 
+/// The direct-message keys of `[[users]]` entry `i`: each value readable, and a chat `direct`
+/// names configured and able to find them.
+fn check_user(i: usize, user: &UserMapping, direct: &DirectSettings) -> Result<(), ConfigError> {
+    let key = |name: &str| format!("users[{i}].{name}");
+    if let Some(zone) = &user.timezone {
+        zone.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+            ConfigError::new(
+                key("timezone"),
+                format!("`{zone}` is not an IANA time zone such as Europe/Berlin"),
+            )
+        })?;
+    }
+    for time in user.remind_at.iter().flatten() {
+        parse_clock_time(time).map_err(|e| ConfigError::new(key("remind_at"), e))?;
+    }
+    if let Some(days) = &user.working_days {
+        parse_working_days(days).map_err(|e| ConfigError::new(key("working_days"), e))?;
+    }
+    if let Some(date) = &user.away_until {
+        parse_date(date).map_err(|e| ConfigError::new(key("away_until"), e))?;
+    }
+    if let Some(email) = &user.email {
+        let email = email.trim();
+        let valid = email
+            .split_once('@')
+            .is_some_and(|(name, host)| !name.is_empty() && host.contains('.'))
+            && !email.contains(char::is_whitespace);
+        if !valid {
+            return Err(ConfigError::new(
+                key("email"),
+                format!("`{email}` is not an e-mail address"),
+            ));
+        }
+    }
+    if let Some(word) = &user.direct {
+        if word.trim().eq_ignore_ascii_case("off") {
+            return Ok(());
+        }
+        let Some(chat) = DirectChat::parse(word) else {
+            return Err(ConfigError::new(
+                key("direct"),
+                format!("`{word}` is not one of slack, hipchat, mattermost, teams, off"),
+            ));
+        };
+        if !direct.configured(chat) {
+            return Err(ConfigError::new(
+                key("direct"),
+                format!(
+                    "is `{}`, but [direct] does not configure it ({})",
+                    chat.as_str(),
+                    match chat {
+                        DirectChat::Slack => "slack_bot_token",
+                        DirectChat::HipChat => "hipchat_url and hipchat_token",
+                        DirectChat::Mattermost => "mattermost_url and mattermost_token",
+                        DirectChat::Teams => "teams_workflow_url",
+                    }
+                ),
+            ));
+        }
+        if !user.reachable_on(chat) {
+            return Err(ConfigError::new(
+                key("direct"),
+                format!(
+                    "is `{}`, but the entry has no {} to find them by",
+                    chat.as_str(),
+                    match chat {
+                        DirectChat::Slack => "Slack user id (slack = \"U...\") or email",
+                        DirectChat::HipChat => "hipchat mention name or email",
+                        DirectChat::Mattermost => "mattermost user id",
+                        DirectChat::Teams => "email",
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A chat server's base URL as check-config shows it: in full when it is only a scheme and a
+/// host (and port), else by scheme and host (a path may hold a proxy's token).
+fn shown_base(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.path(), "" | "/") => url.to_owned(),
+        _ => redact_url(url),
+    }
+}
+
+/// An http(s) base URL without query or trailing slash, for `key`.
+fn base_url(key: &str, url: &str) -> Result<String, ConfigError> {
+    let url = url.trim().trim_end_matches('/');
+    match reqwest::Url::parse(url) {
+        Ok(parsed)
+            if matches!(parsed.scheme(), "http" | "https")
+                && parsed.host().is_some()
+                && parsed.query().is_none()
+                && parsed.username().is_empty()
+                && parsed.password().is_none() =>
+        {
+            Ok(url.to_owned())
+        }
+        // Never the value itself: a user name or password in it would be shown.
+        _ => Err(ConfigError::at(
+            key,
+            "is not an http(s) URL such as https://chat.example.com (no user:password@, no query)",
+        )),
+    }
+}
+
 impl RawDirect {
     fn resolve(self) -> Result<DirectSettings, ConfigError> {
         let RawDirect {
             slack_bot_token,
             slack_api_url,
+            hipchat_url,
+            hipchat_token,
+            mattermost_url,
+            mattermost_token,
+            teams_workflow_url,
         } = self;
+        let hipchat_url = hipchat_url
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| base_url("direct.hipchat_url", &u))
+            .transpose()?;
+        let mattermost_url = mattermost_url
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| base_url("direct.mattermost_url", &u))
+            .transpose()?;
+        let hipchat_token = long_secret("direct.hipchat_token", hipchat_token)?;
+        let mattermost_token = long_secret("direct.mattermost_token", mattermost_token)?;
+        let teams_workflow_url = teams_workflow_url
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| {
+                if u.trim() == REDACTED || is_placeholder(&u) {
+                    Ok(SecretString::from(u.trim().to_owned()))
+                } else {
+                    parse_chat_url("direct.teams_workflow_url", &u)
+                }
+            })
+            .transpose()?;
+        for (key, url, token) in [
+            (
+                "direct.hipchat_url",
+                hipchat_url.is_some(),
+                hipchat_token.is_some(),
+            ),
+            (
+                "direct.mattermost_url",
+                mattermost_url.is_some(),
+                mattermost_token.is_some(),
+            ),
+        ] {
+            if url != token {
+                return Err(ConfigError::at(
+                    key,
+                    "and its token go together: set both (or neither)",
+                ));
+            }
+        }
         let slack_bot_token = long_secret("direct.slack_bot_token", slack_bot_token)?;
         let url = slack_api_url.trim().trim_end_matches('/');
         // Errors name the URL by its scheme and host only (`redact_url`): what follows may be
@@ -1367,6 +1753,11 @@ impl RawDirect {
         Ok(DirectSettings {
             slack_bot_token,
             slack_api_url: url.to_owned(),
+            hipchat_url,
+            hipchat_token,
+            mattermost_url,
+            mattermost_token,
+            teams_workflow_url,
         })
     }
 }
@@ -2289,10 +2680,7 @@ mod tests {
                 "[[routes]]\nrepositories = []\nroom = \"a\"\nannounce = 1\n",
                 "announce",
             ),
-            (
-                "[[users]]\nbitbucket = \"a\"\nmattermost = \"b\"\n",
-                "mattermost",
-            ),
+            ("[[users]]\nbitbucket = \"a\"\nmatrix = \"b\"\n", "matrix"),
         ] {
             std::fs::write(&path, format!("webhook_secret = \"s\"\n{body}")).unwrap();
             let err = Settings::load(Some(&path), &env(&[]), false).unwrap_err();
@@ -2384,6 +2772,11 @@ max_snooze_days = 7
 [direct]
 # slack_bot_token: not set: no room may have a slack_channel
 slack_api_url = "https://slack.com/api"
+# hipchat_url: not set: no HipChat direct messages
+# hipchat_token: not set
+# mattermost_url: not set: no Mattermost direct messages
+# mattermost_token: not set
+# teams_workflow_url: not set: no Teams direct messages
 
 [monitoring]
 # metrics_token: not set: GET /metrics is open
@@ -2394,6 +2787,113 @@ webhook_silence_days = 7
 "#;
 
     /// Loads `text` as a file under `vars`.
+    #[test]
+    fn direct_message_settings_are_checked_and_their_secrets_never_shown() {
+        let vars = [("PR_REMINDER_WEBHOOK_SECRET", "a-webhook-secret")];
+        for (body, key, start) in [
+            (
+                "[[users]]\nbitbucket = \"a\"\ntimezone = \"Mars/Olympus\"\n",
+                "users[0].timezone",
+                "`Mars/Olympus` is not an IANA time zone",
+            ),
+            (
+                "[[users]]\nbitbucket = \"a\"\nremind_at = [\"09:30\", \"9h\"]\n",
+                "users[0].remind_at",
+                "`9h` is not a time of day such as 09:30",
+            ),
+            (
+                "[[users]]\nbitbucket = \"a\"\nworking_days = [\"funday\"]\n",
+                "users[0].working_days",
+                "`funday` is not a weekday",
+            ),
+            (
+                "[[users]]\nbitbucket = \"a\"\naway_until = \"soon\"\n",
+                "users[0].away_until",
+                "`soon` is not a date such as 2027-01-04",
+            ),
+            (
+                "[[users]]\nbitbucket = \"a\"\nemail = \"nobody\"\n",
+                "users[0].email",
+                "`nobody` is not an e-mail address",
+            ),
+            (
+                "[[users]]\nbitbucket = \"a\"\ndirect = \"signal\"\n",
+                "users[0].direct",
+                "`signal` is not one of slack, hipchat, mattermost, teams, off",
+            ),
+            (
+                "[[users]]\nbitbucket = \"a\"\nslack = \"U0123ABCD\"\ndirect = \"slack\"\n",
+                "users[0].direct",
+                "is `slack`, but [direct] does not configure it (slack_bot_token)",
+            ),
+            (
+                "[direct]\nmattermost_url = \"https://mm.example\"\n\
+                 mattermost_token = \"0123456789abcdef0\"\n\
+                 [[users]]\nbitbucket = \"a\"\ndirect = \"mattermost\"\n",
+                "users[0].direct",
+                "is `mattermost`, but the entry has no mattermost user id",
+            ),
+            (
+                "[direct]\nhipchat_url = \"https://hipchat.example\"\n",
+                "direct.hipchat_url",
+                "and its token go together",
+            ),
+            (
+                "[direct]\nteams_workflow_url = \"not a url\"\n",
+                "direct.teams_workflow_url",
+                "is not an http(s) URL",
+            ),
+        ] {
+            let err = load_text(body, &vars).unwrap_err();
+            assert_eq!(err.key, key, "{body}: {err}");
+            assert!(err.message.starts_with(start), "{body}: {err}");
+        }
+
+        let text = "[direct]\nhipchat_url = \"https://hipchat.example/\"\n\
+            hipchat_token = \"hipchat-dm-token-secret-0123\"\n\
+            mattermost_url = \"https://mm.example\"\n\
+            mattermost_token = \"mattermost-token-secret-0123\"\n\
+            teams_workflow_url = \"https://prod.example/workflows/1/invoke?sig=teams-secret-sig\"\n\
+            [[users]]\nbitbucket = \"carol\"\nmattermost = \"q7w3mb6yqtbm8ce3q1q3jsk5gh\"\n\
+            email = \"carol@example.com\"\ntimezone = \"Europe/Berlin\"\nremind_at = [\"14:00\", \"09:30\"]\n\
+            working_days = [\"mon\", \"tue\"]\naway_until = \"2027-01-04\"\ndirect = \"teams\"\n";
+        let s = load_text(text, &vars).unwrap();
+        assert_eq!(
+            s.direct.hipchat_url.as_deref(),
+            Some("https://hipchat.example")
+        );
+        let carol = &s.commands.users[0];
+        assert_eq!(carol.direct_chat(&s.direct), Some(DirectChat::Teams));
+        assert_eq!(carol.tz(), Some(chrono_tz::Europe::Berlin));
+        let t = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        assert_eq!(carol.remind_times(), [t(9, 30), t(14, 0)]);
+        assert_eq!(
+            carol.away_date(),
+            chrono::NaiveDate::from_ymd_opt(2027, 1, 4)
+        );
+        // Without `direct`: the first configured chat she can be found on (HipChat by e-mail).
+        let mut default = carol.clone();
+        default.direct = None;
+        assert_eq!(default.direct_chat(&s.direct), Some(DirectChat::HipChat));
+        let shown = s.render();
+        for secret in [
+            "hipchat-dm-token-secret-0123",
+            "mattermost-token-secret-0123",
+            "teams-secret-sig",
+            "workflows",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in:\n{shown}");
+            assert!(!format!("{s:?}").contains(secret), "{secret} in Debug");
+        }
+        assert!(shown.contains("teams_workflow_url = \"https://prod.example/[redacted]\""));
+        assert!(shown.contains("hipchat_token = \"[redacted]\""));
+        // What check-config prints reads back the same (its placeholders refused to run).
+        let again = load_text(&shown, &vars).unwrap();
+        assert_eq!(again.commands.users, s.commands.users);
+        let placeholder = again.placeholder().expect("the placeholders are refused");
+        assert!(placeholder.key.starts_with("direct."), "{placeholder}");
+    }
+
     fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{Timelike, Utc};
 use serde::Serialize;
 use tokio::sync::{Mutex, Notify};
 
@@ -14,6 +14,7 @@ use crate::domain::routing::Routing;
 use crate::domain::{Timestamp, Trigger};
 use crate::metrics::Metrics;
 use crate::reconcile::{ReconcileReport, Reconciler, Scope};
+use crate::remind::{self, RemindReport};
 use crate::store::{self, Db};
 use crate::sweep::{self, SweepReport};
 
@@ -25,6 +26,14 @@ pub enum Job {
     /// A reconciliation pass over Bitbucket's REST API (`POST /reconcile`,
     /// `pr-reminder reconcile`, `poll_interval_minutes`).
     Reconcile(Scope),
+    /// Queue the personal reminders that are due (`POST /remind`, `pr-reminder remind`, every
+    /// minute): of one person (`user`) or everyone; `force` sends now, whatever the hour.
+    Remind {
+        /// One person (a `[[users]]` bitbucket name, chat id or e-mail), or everyone.
+        user: Option<String>,
+        /// Now, whatever the hour or day.
+        force: bool,
+    },
 }
 
 /// What a job did, as the HTTP answer and the CLI print it.
@@ -33,6 +42,7 @@ pub enum Job {
 pub enum JobReport {
     Sweep(SweepReport),
     Reconcile(ReconcileReport),
+    Remind(RemindReport),
 }
 
 impl JobReport {
@@ -41,6 +51,7 @@ impl JobReport {
         match self {
             JobReport::Sweep(report) => report.to_text(),
             JobReport::Reconcile(report) => report.to_text(),
+            JobReport::Remind(report) => report.to_text(),
         }
     }
 }
@@ -139,6 +150,17 @@ impl Jobs {
                 }
                 JobReport::Reconcile(report)
             }
+            Job::Remind { user, force } => JobReport::Remind(
+                remind::run(
+                    &self.db,
+                    &self.routing,
+                    &self.settings,
+                    now,
+                    user.as_deref(),
+                    force,
+                )
+                .await?,
+            ),
         };
         self.wake.notify_waiters();
         if let Err(err) = store::announce_news(&self.db).await {
@@ -205,6 +227,31 @@ pub async fn run_polls(jobs: Arc<Jobs>, site: usize, every: std::time::Duration)
             }
         }
         jobs.clock.sleep(every).await;
+    }
+}
+
+/// The personal reminders' schedule: at the start of every minute (on the service's clock),
+/// queues the reminders due then (`Job::Remind`), as a scheduler calling `POST /remind` would,
+/// until the task is aborted. Runs only when someone could get a direct message.
+pub async fn run_reminders(jobs: Arc<Jobs>) {
+    loop {
+        let now = jobs.clock.now();
+        let next = now + chrono::Duration::seconds(60 - i64::from(now.second()))
+            - chrono::Duration::nanoseconds(i64::from(now.nanosecond() % 1_000_000_000));
+        jobs.clock.sleep_until(next).await;
+        let job = Job::Remind {
+            user: None,
+            force: false,
+        };
+        match jobs.run(job, Trigger::Schedule).await {
+            Ok(JobReport::Remind(report)) if report.queued() > 0 => {
+                tracing::info!(queued = report.queued(), report = %report.to_text().replace('\n', "; "), "personal reminders queued")
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::error!(error = %format!("{err:#}"), "personal reminders failed")
+            }
+        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod notify;
 pub mod reconcile;
+pub mod remind;
 pub mod review_queue;
 pub mod reviews;
 pub mod routes;

@@ -101,6 +101,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Queue the personal reminders that are due now (as `POST /remind` does; the running
+    /// service sends them): each person's queue at their `remind_at` hour, in a direct message.
+    Remind {
+        /// Only this person (their [[users]] bitbucket name, a chat id or their e-mail).
+        #[arg(long, value_name = "U")]
+        user: Option<String>,
+        /// Now, whatever the hour or day (still not while away, nor with DMs off).
+        #[arg(long)]
+        force: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reconcile with Bitbucket's REST API now: backfill the open pull requests of the
     /// configured repositories (`[[bitbucket]]`) and repair what webhooks missed. Exit status 1
     /// when a repository failed.
@@ -284,6 +297,7 @@ fn main() -> ExitCode {
         Command::Migrate
         | Command::Outbox { .. }
         | Command::Sweep { .. }
+        | Command::Remind { .. }
         | Command::Reconcile { .. }
         | Command::Connect { .. } => true,
         Command::CheckConfig => false,
@@ -403,6 +417,29 @@ fn main() -> ExitCode {
                 );
                 let report = jobs.run(Job::Sweep { force }, Trigger::Cli).await?;
                 db.close().await;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", report.to_text());
+                }
+                Ok(())
+            }
+            Command::Remind { user, force, json } => {
+                let db = store::connect(&settings.database, &settings.synchronous).await?;
+                let routing = Arc::new(
+                    Routing::new(&settings.notify.routes, settings.required_approvals)?
+                        .with_final_edits(settings.notify.editing_rooms()),
+                );
+                let jobs = Jobs::new(
+                    db.clone(),
+                    routing,
+                    Arc::new(settings.clone()),
+                    Arc::new(tokio::sync::Notify::new()),
+                    pr_reminder::clock::Clock::system(),
+                );
+                let report = jobs.run(Job::Remind { user, force }, Trigger::Cli).await;
+                db.close().await;
+                let report = report?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&report)?);
                 } else {

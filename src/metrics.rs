@@ -60,6 +60,11 @@ struct StateLabels {
     state: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChatLabels {
+    chat: &'static str,
+}
+
 /// `turn`: `reviewers`, `author` or `merge` (`Turn::label`).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TurnLabels {
@@ -103,6 +108,8 @@ struct Inner {
     deliveries: Family<DeliveryLabels, Counter>,
     notifications_sent: Family<SinkLabels, Counter>,
     notification_failures: Family<SinkLabels, Counter>,
+    direct_sent: Family<ChatLabels, Counter>,
+    direct_failures: Family<ChatLabels, Counter>,
     http: Family<HttpLabels, Histogram>,
     batch_size: Histogram,
     commit_seconds: Histogram,
@@ -190,6 +197,27 @@ impl Metrics {
             "Attempts to send a chat message that failed (refused, rate-limited, unreachable), by kind of room",
             notification_failures.clone(),
         );
+        let direct_sent = Family::<ChatLabels, Counter>::default();
+        registry.register(
+            "direct_messages_sent",
+            "Direct messages to a person the chat server accepted, by chat",
+            direct_sent.clone(),
+        );
+        let direct_failures = Family::<ChatLabels, Counter>::default();
+        registry.register(
+            "direct_message_failures",
+            "Attempts to send a direct message that failed, by chat",
+            direct_failures.clone(),
+        );
+        for chat in crate::config::DirectChat::ALL {
+            if settings.direct.configured(chat) {
+                let labels = ChatLabels {
+                    chat: chat.as_str(),
+                };
+                drop(direct_sent.get_or_create(&labels));
+                drop(direct_failures.get_or_create(&labels));
+            }
+        }
         let http = Family::<HttpLabels, Histogram>::new_with_constructor(
             http_histogram as fn() -> Histogram,
         );
@@ -271,6 +299,8 @@ impl Metrics {
                 deliveries,
                 notifications_sent,
                 notification_failures,
+                direct_sent,
+                direct_failures,
                 http,
                 batch_size,
                 commit_seconds,
@@ -308,6 +338,19 @@ impl Metrics {
             &self.inner.notifications_sent
         } else {
             &self.inner.notification_failures
+        };
+        family.get_or_create(&labels).inc();
+    }
+
+    /// Counts one attempt to send a direct message through `chat`: accepted or not.
+    pub fn direct_message(&self, chat: crate::config::DirectChat, accepted: bool) {
+        let labels = ChatLabels {
+            chat: chat.as_str(),
+        };
+        let family = if accepted {
+            &self.inner.direct_sent
+        } else {
+            &self.inner.direct_failures
         };
         family.get_or_create(&labels).inc();
     }

@@ -49,6 +49,31 @@ pub enum Command {
         /// The PR to show again.
         target: PrRef,
     },
+    /// `/reviews dm on|off`: direct messages on or off for the asker.
+    Dm {
+        /// On or off.
+        on: bool,
+    },
+    /// `/reviews remind 09:30[,14:00]` (or `off`): when the asker's queue is sent to them.
+    Remind {
+        /// Local times of day, earliest first; empty: no scheduled reminder.
+        times: Vec<chrono::NaiveTime>,
+    },
+    /// `/reviews away until 2027-01-04` (or `/reviews back`): no personal messages until then.
+    Away {
+        /// The first day they are back (`None`: back now).
+        until: Option<chrono::NaiveDate>,
+    },
+    /// `/reviews mute <PR>`: no direct messages about it.
+    Mute {
+        /// The PR.
+        target: PrRef,
+    },
+    /// `/reviews unmute <PR>`.
+    Unmute {
+        /// The PR.
+        target: PrRef,
+    },
     /// `help`, or anything not understood (with what was wrong).
     Help {
         /// What was not understood; `None` for a plain `help`.
@@ -155,6 +180,47 @@ pub fn parse(text: &str, default_snooze: Duration) -> Command {
         ["mine"] => Command::Mine,
         ["all"] => Command::All,
         ["help"] => Command::Help { problem: None },
+        ["dm", "on"] => Command::Dm { on: true },
+        ["dm", "off"] => Command::Dm { on: false },
+        ["dm", ..] => Command::Help {
+            problem: Some("`/reviews dm` takes on or off".into()),
+        },
+        ["remind", "off"] => Command::Remind { times: Vec::new() },
+        ["remind", rest @ ..] if !rest.is_empty() => {
+            let mut times = Vec::new();
+            for word in rest.join(",").split(',').filter(|w| !w.trim().is_empty()) {
+                match crate::config::parse_clock_time(word) {
+                    Ok(time) => times.push(time),
+                    Err(problem) => {
+                        return Command::Help {
+                            problem: Some(problem),
+                        }
+                    }
+                }
+            }
+            times.sort();
+            times.dedup();
+            Command::Remind { times }
+        }
+        ["away", "until", date] => match crate::config::parse_date(date) {
+            Ok(until) => Command::Away { until: Some(until) },
+            Err(problem) => Command::Help {
+                problem: Some(problem),
+            },
+        },
+        ["away", "off"] | ["back"] => Command::Away { until: None },
+        ["away", ..] => Command::Help {
+            problem: Some("`/reviews away` takes until YYYY-MM-DD (or off)".into()),
+        },
+        [verb @ ("mute" | "unmute"), target] => match parse_ref(target) {
+            Some(target) if *verb == "mute" => Command::Mute { target },
+            Some(target) => Command::Unmute { target },
+            None => Command::Help {
+                problem: Some(format!(
+                    "`{target}` is not a pull request (a link, or workspace/repo#number)"
+                )),
+            },
+        },
         ["unsnooze", target] => match parse_ref(target) {
             Some(target) => Command::Unsnooze { target },
             None => Command::Help {
@@ -367,6 +433,10 @@ pub const HELP: &str = "/reviews: the pull requests in this room waiting for you
 /reviews all: everything waiting for review in this room\n\
 /reviews snooze <PR link | workspace/repo#number> [4h | 3d | 3 days | 1w]: hide someone else's pull request from your list and the room's digest (default 1 day) until then or until it changes\n\
 /reviews unsnooze <PR link | workspace/repo#number>\n\
+/reviews dm on|off: your personal reminders in a direct message, or none\n\
+/reviews remind 09:30[,14:00] | off: when your queue is sent to you (your time zone, your working days)\n\
+/reviews away until 2027-01-04 | off: no personal messages until then\n\
+/reviews mute | unmute <PR link | workspace/repo#number>: no direct messages about it\n\
 /reviews help: this text";
 
 /// Carries out a command for `asker` in the chat room known by `room_ids`.
@@ -512,6 +582,11 @@ pub async fn execute(
                 },
             ))
         }
+        Command::Dm { .. }
+        | Command::Remind { .. }
+        | Command::Away { .. }
+        | Command::Mute { .. }
+        | Command::Unmute { .. } => personal(db, settings, command, asker, now).await,
         Command::Unsnooze { target } => {
             let Some(me) = me else {
                 return Ok(unknown_user(asker, ""));
@@ -533,6 +608,121 @@ pub async fn execute(
             ))
         }
     }
+}
+
+/// The asker's `[[users]]` entry: the one whose chat name is theirs.
+fn mapped<'a>(users: &'a [UserMapping], asker: &Asker) -> Option<&'a UserMapping> {
+    let names = asker.chat_names();
+    users.iter().find(|u| {
+        let chat = match asker {
+            Asker::HipChat { .. } => u.hipchat.as_deref(),
+            Asker::Slack { .. } => u.slack.as_deref().or(u.mattermost.as_deref()),
+        };
+        chat.is_some_and(|c| {
+            names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(c.trim_start_matches('@')))
+        })
+    })
+}
+
+/// The direct-message commands (`dm`, `remind`, `away`, `mute`, `unmute`), stored for the
+/// asker's `[[users]]` entry.
+async fn personal(
+    db: &Db,
+    settings: &Settings,
+    command: &Command,
+    asker: &Asker,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Doc> {
+    use crate::store::direct::{self, Preference};
+    let Some(user) = mapped(&settings.commands.users, asker) else {
+        return Ok(append(
+            say(
+                Color::Gray,
+                "Personal reminders need a [[users]] entry with your chat name; I have none for you.",
+            ),
+            &asker.hint(),
+        ));
+    };
+    let person = user.bitbucket.as_str();
+    let stamp = Timestamp::from_datetime(now);
+    let zones = std::collections::HashMap::new();
+    let text = match command {
+        Command::Dm { on } => {
+            let word = if *on { "on" } else { "off" };
+            direct::set(db, person, Preference::Dm, word, &stamp).await?;
+            let prefs = direct::preferences(db).await?.remove(person);
+            let chat = crate::remind::person(user, prefs.as_ref(), settings, &zones).chat;
+            match (on, chat) {
+                (false, _) => "Direct messages are off for you: no personal reminders.".to_owned(),
+                (true, Some(chat)) => format!(
+                    "Direct messages are on for you: they come through {}.",
+                    chat.as_str()
+                ),
+                (true, None) => "Direct messages are on for you, but no chat here can reach you \
+                     (ask your admin to add your Slack id or e-mail to [[users]])."
+                    .to_owned(),
+            }
+        }
+        Command::Remind { times } => {
+            let list: Vec<String> = times
+                .iter()
+                .map(|t| t.format("%H:%M").to_string())
+                .collect();
+            direct::set(db, person, Preference::RemindAt, &list.join(","), &stamp).await?;
+            if list.is_empty() {
+                "No scheduled reminder any more.".to_owned()
+            } else {
+                format!(
+                    "Your queue will be sent to you at {} on your working days.",
+                    list.join(", ")
+                )
+            }
+        }
+        Command::Away { until } => {
+            let prefs = direct::preferences(db).await?.remove(person);
+            let tz = crate::remind::person(user, prefs.as_ref(), settings, &zones)
+                .schedule
+                .tz;
+            let today = now.with_timezone(&tz).date_naive();
+            match until {
+                Some(date) if *date <= today => format!(
+                    "{} is not after today ({}): nothing changed.",
+                    date.format("%Y-%m-%d"),
+                    today.format("%Y-%m-%d")
+                ),
+                Some(date) => {
+                    let text = date.format("%Y-%m-%d").to_string();
+                    direct::set(db, person, Preference::AwayUntil, &text, &stamp).await?;
+                    format!("Away until {text}: no personal messages before then.")
+                }
+                None => {
+                    direct::set(db, person, Preference::AwayUntil, "", &stamp).await?;
+                    "Welcome back: personal messages are on again.".to_owned()
+                }
+            }
+        }
+        Command::Mute { target } | Command::Unmute { target } => {
+            let pr = format!("{}#{}", target.repository, target.number);
+            match store::repositories::find_by_name(db, &target.repository).await? {
+                None => format!("I don't know {pr}."),
+                Some(key) if matches!(command, Command::Mute { .. }) => {
+                    direct::mute(db, person, &key, target.number, &stamp).await?;
+                    format!("Muted {pr}: no direct messages about it.")
+                }
+                Some(key) => {
+                    if direct::unmute(db, person, &key, target.number).await? {
+                        format!("Unmuted {pr}.")
+                    } else {
+                        format!("{pr} was not muted.")
+                    }
+                }
+            }
+        }
+        _ => return Ok(say(Color::Gray, HELP)),
+    };
+    Ok(say(Color::Gray, &text))
 }
 
 #[cfg(test)]
@@ -633,6 +823,57 @@ mod tests {
         assert!(
             matches!(parse("dance", day), Command::Help { problem: Some(p) } if p.contains("dance"))
         );
+    }
+
+    #[test]
+    fn direct_message_commands() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(parse("dm off", day), Command::Dm { on: false });
+        assert_eq!(parse("/reviews dm on", day), Command::Dm { on: true });
+        let t = |s: &str| chrono::NaiveTime::parse_from_str(s, "%H:%M").unwrap();
+        assert_eq!(
+            parse("remind 14:00, 09:30", day),
+            Command::Remind {
+                times: vec![t("09:30"), t("14:00")]
+            }
+        );
+        assert_eq!(parse("remind off", day), Command::Remind { times: vec![] });
+        assert!(matches!(
+            parse("remind 9h30", day),
+            Command::Help { problem: Some(p) } if p == "`9h30` is not a time of day such as 09:30 (24-hour HH:MM)"
+        ));
+        assert!(matches!(
+            parse("remind 25:00", day),
+            Command::Help { problem: Some(p) } if p.contains("25:00")
+        ));
+        assert_eq!(
+            parse("away until 2027-01-04", day),
+            Command::Away {
+                until: chrono::NaiveDate::from_ymd_opt(2027, 1, 4)
+            }
+        );
+        assert!(matches!(
+            parse("away until 4/1/2027", day),
+            Command::Help { problem: Some(p) } if p == "`4/1/2027` is not a date such as 2027-01-04 (YYYY-MM-DD)"
+        ));
+        assert_eq!(parse("back", day), Command::Away { until: None });
+        assert!(matches!(
+            parse("dm maybe", day),
+            Command::Help { problem: Some(_) }
+        ));
+        assert_eq!(
+            parse("mute acme/api#3", day),
+            Command::Mute {
+                target: PrRef {
+                    repository: "acme/api".into(),
+                    number: 3
+                }
+            }
+        );
+        assert!(matches!(
+            parse("mute nothing", day),
+            Command::Help { problem: Some(_) }
+        ));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::domain::routing::Routing;
 use crate::identity::Identities;
 use crate::jobs::{self, Jobs};
 use crate::metrics::Metrics;
+use crate::notify::direct::DirectDispatcher;
 use crate::notify::dispatcher::Dispatcher;
 use crate::reconcile::Reconciler;
 use crate::routes;
@@ -29,7 +30,11 @@ pub struct Application {
     server: Server,
     writer_task: JoinHandle<()>,
     dispatcher: Dispatcher,
+    /// Sends the direct messages (issue 24).
+    direct: DirectDispatcher,
     scheduler: Option<JoinHandle<()>>,
+    /// Queues the personal reminders every minute, when anyone can get a direct message.
+    reminders: Option<JoinHandle<()>>,
     /// One reconciliation poller per site with `poll_interval_minutes`.
     pollers: Vec<JoinHandle<()>>,
     db: Db,
@@ -88,6 +93,14 @@ impl Application {
                 "messages interrupted by the last stop will be sent again"
             );
         }
+        // Direct messages: one sender per chat, not per room, so any process may recover them.
+        let recovered = store::direct::recover_in_flight(&db).await?;
+        if recovered > 0 {
+            tracing::warn!(
+                recovered,
+                "direct messages interrupted by the last stop will be sent again"
+            );
+        }
         // One Data Center server, one identity: what the configuration (or the data) says is one
         // server is merged before anything is read or written.
         let identities = Arc::new(Identities::new(
@@ -120,6 +133,16 @@ impl Application {
             clock.clone(),
             metrics.clone(),
             &settings.commands.users,
+            &slack_limits,
+        )?;
+        let direct = DirectDispatcher::spawn(
+            db.clone(),
+            &settings.direct,
+            &settings.notify,
+            &settings.commands.users,
+            wake.clone(),
+            clock.clone(),
+            metrics.clone(),
             &slack_limits,
         )?;
         // PostgreSQL: other replicas' commits wake this one's dispatcher too.
@@ -180,6 +203,24 @@ impl Application {
             .schedule
             .clone()
             .map(|expression| tokio::spawn(jobs::run_schedule(jobs.clone(), expression)));
+        // Someone could get a direct message: their queue at their hour, every minute.
+        let anyone_direct = crate::config::DirectChat::ALL
+            .into_iter()
+            .any(|chat| settings.direct.configured(chat))
+            && !settings.commands.users.is_empty();
+        if anyone_direct {
+            let chats: Vec<&str> = crate::config::DirectChat::ALL
+                .into_iter()
+                .filter(|chat| settings.direct.configured(*chat))
+                .map(|chat| chat.as_str())
+                .collect();
+            tracing::info!(
+                people = settings.commands.users.len(),
+                chats = %chats.join(", "),
+                "personal reminders and direct messages: checked every minute"
+            );
+        }
+        let reminders = anyone_direct.then(|| tokio::spawn(jobs::run_reminders(jobs.clone())));
         let webhook = web::Data::new(routes::webhook::WebhookState {
             signature: settings.signature.clone(),
             max_body_bytes: settings.max_body_bytes,
@@ -190,6 +231,10 @@ impl Application {
             identities,
         });
         let reconcile = web::Data::new(routes::reconcile::ReconcileState {
+            token: settings.sweep.token.clone(),
+            jobs: jobs.clone(),
+        });
+        let remind = web::Data::new(routes::remind::RemindState {
             token: settings.sweep.token.clone(),
             jobs: jobs.clone(),
         });
@@ -240,6 +285,7 @@ impl Application {
                 })
                 .app_data(webhook.clone())
                 .app_data(sweep.clone())
+                .app_data(remind.clone())
                 .app_data(reconcile.clone())
                 .app_data(commands.clone())
                 .app_data(health.clone())
@@ -248,6 +294,7 @@ impl Application {
                 .app_data(metrics_route.clone())
                 .service(post("/webhooks/bitbucket").to(routes::webhook::bitbucket))
                 .service(post("/sweep").to(routes::sweep::sweep))
+                .service(post("/remind").to(routes::remind::remind))
                 .service(post("/reconcile").to(routes::reconcile::reconcile))
                 .service(post("/commands/hipchat/{token}").to(routes::commands::hipchat))
                 .service(post("/commands/slack").to(routes::commands::slack))
@@ -280,7 +327,9 @@ impl Application {
             server,
             writer_task,
             dispatcher,
+            direct,
             scheduler,
+            reminders,
             pollers,
             db,
             signals,
@@ -311,6 +360,9 @@ impl Application {
         if let Some(scheduler) = &self.scheduler {
             scheduler.abort();
         }
+        if let Some(reminders) = &self.reminders {
+            reminders.abort();
+        }
         for poller in &self.pollers {
             poller.abort();
         }
@@ -327,6 +379,12 @@ impl Application {
             .is_err()
         {
             tracing::warn!("notification dispatcher did not stop within 15 s");
+        }
+        if tokio::time::timeout(Duration::from_secs(15), self.direct.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!("direct-message dispatcher did not stop within 15 s");
         }
         self.db.close().await;
         tracing::info!("stopped");

@@ -6,6 +6,7 @@ mod event;
 mod model;
 mod notification;
 mod policy;
+pub mod reminders;
 pub mod routing;
 mod time;
 mod turn;

@@ -774,7 +774,7 @@ pub fn room_period(rate: u32) -> Duration {
 }
 
 /// How long backing off takes in all, without jitter, before the last of `max_attempts` tries.
-fn schedule(settings: &NotifySettings) -> Duration {
+pub(crate) fn schedule(settings: &NotifySettings) -> Duration {
     (1..i64::from(settings.max_attempts))
         .map(|attempt| {
             let doubled = 2f64.powi(i32::try_from(attempt - 1).unwrap_or(i32::MAX));
@@ -785,7 +785,7 @@ fn schedule(settings: &NotifySettings) -> Duration {
 }
 
 /// Exponential backoff with jitter for the `attempt`-th failure (1-based).
-fn backoff(settings: &NotifySettings, attempt: i64) -> Duration {
+pub(crate) fn backoff(settings: &NotifySettings, attempt: i64) -> Duration {
     let n = usize::try_from(attempt.max(1) - 1).unwrap_or(0);
     ExponentialBuilder::default()
         .with_min_delay(settings.retry_min)

@@ -4,10 +4,12 @@
 //! the formatter for a room and carries the bytes; the `dispatcher` sends the outbox.
 
 pub mod digest;
+pub mod direct;
 pub mod dispatcher;
 pub mod doc;
 pub mod format;
 pub mod message;
+pub mod personal;
 pub mod sink;
 pub mod slack_api;
 

@@ -575,3 +575,76 @@ mod tests {
         .refused());
     }
 }
+
+/// A Slack user as `users.lookupByEmail` answers them: their id and time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackUser {
+    /// The user id (`U0123...`).
+    pub id: String,
+    /// Their IANA time zone as Slack has it (`user.tz`, "America/Los_Angeles"), if given.
+    pub tz: Option<String>,
+}
+
+/// Direct messages (issue 24): opening a person's DM channel and finding a person by e-mail.
+impl<'a> Api<'a> {
+    /// `conversations.open` with `users` = one user id: the id of the direct-message channel
+    /// between the bot and that user, opened if it was not (api.slack.com/methods/
+    /// conversations.open: "Opens or resumes a direct message or multi-person direct message";
+    /// the answer's `channel.id`, a `D...` id; scopes `im:write`; errors such as `user_not_found`,
+    /// `user_disabled`, `cannot_dm_bot`, `missing_scope`). JSON bodies are accepted.
+    pub async fn open_direct(&self, user: &str) -> Result<String, CallError> {
+        let answer = self
+            .call("conversations.open", &json!({"users": user}))
+            .await?;
+        match answer["channel"]["id"].as_str() {
+            Some(id) if !id.is_empty() => Ok(id.to_owned()),
+            _ => Err(CallError::Http(SendError::Retry {
+                after: None,
+                reason: "conversations.open: Slack said ok but named no channel".into(),
+            })),
+        }
+    }
+
+    /// `users.lookupByEmail` (api.slack.com/methods/users.lookupByEmail): the user with this
+    /// e-mail address, `user.id` and `user.tz`; a GET with `email` in the query (the method
+    /// takes form or query arguments, not JSON); scope `users:read.email`; `users_not_found`
+    /// when nobody in the workspace has it. Tier 3 (50+ a minute): the service calls it once
+    /// per person and keeps the answer (`store::direct::slack_users`); a 429 holds the method
+    /// (`Limits`).
+    pub async fn lookup_by_email(&self, email: &str) -> Result<SlackUser, CallError> {
+        let request = self
+            .client
+            .get(format!("{}/users.lookupByEmail", self.base))
+            .bearer_auth(self.token.expose_secret())
+            .query(&[("email", email)]);
+        let answer = self.limited("users.lookupByEmail", false, request).await?;
+        match answer["user"]["id"].as_str() {
+            Some(id) if !id.is_empty() => Ok(SlackUser {
+                id: id.to_owned(),
+                tz: answer["user"]["tz"]
+                    .as_str()
+                    .filter(|tz| !tz.is_empty())
+                    .map(str::to_owned),
+            }),
+            _ => Err(CallError::Http(SendError::Retry {
+                after: None,
+                reason: "users.lookupByEmail: Slack said ok but named no user".into(),
+            })),
+        }
+    }
+}
+
+/// What to do about the errors of a direct message (conversations.open and users.lookupByEmail,
+/// "Errors"), for `last_error`.
+pub fn direct_hint(error: &str) -> Option<&'static str> {
+    Some(match error {
+        "users_not_found" => {
+            "no Slack user has this e-mail address: set [[users]] slack = \"U...\""
+        }
+        "user_not_found" => "no Slack user has this id: check [[users]] slack",
+        "user_disabled" => "the Slack user is deactivated",
+        "cannot_dm_bot" => "the user is a bot",
+        "missing_scope" => "the bot token lacks a scope: chat:write, im:write, users:read.email",
+        _ => return None,
+    })
+}

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod health;
 pub mod metrics;
 pub mod reconcile;
+pub mod remind;
 pub mod status;
 pub mod sweep;
 pub mod webhook;

@@ -3,6 +3,7 @@
 //! selection, `review_queue::select_with`, plus `store::status`); `page::render` turns it into
 //! HTML. Every age is measured from the service's `Clock`.
 
+pub mod direct;
 pub mod page;
 pub mod turns;
 pub mod webhooks;
@@ -39,6 +40,8 @@ pub struct StatusPage {
     pub rooms: Vec<RoomSection>,
     /// Whom the waiting PRs wait on (issue 23), the most loaded first.
     pub people: Vec<turns::PersonLoad>,
+    /// Each `[[users]]` entry's direct messages and next reminder (issue 24).
+    pub reminders: Vec<direct::ReminderLine>,
     /// Open PRs per repository by age (the chart).
     pub chart: Vec<AgeBuckets>,
     /// The last delivery per Bitbucket flavour.
@@ -233,6 +236,7 @@ pub async fn gather(
         foreign_links,
         escalate_after: settings.sweep.escalate_after,
         people: turns::people(&rooms),
+        reminders: direct::lines(db, settings, now).await?,
         rooms,
         chart: store::status::open_by_age(db, &stamp).await?,
         last_deliveries: store::status::last_deliveries(db).await?,

@@ -63,6 +63,8 @@ pub fn render(page: &StatusPage) -> String {
                 }
                 h2 id="people" { "Whose turn: who is waited on" }
                 (super::turns::people_section(&page.people, page.now))
+                h2 id="reminders" { "Personal reminders" }
+                (super::direct::section(&page.reminders))
                 h2 id="chart" { "Open pull requests by age" }
                 (chart(&page.chart))
                 h2 id="health" { "Health" }

@@ -11,6 +11,7 @@
 
 pub mod chat_messages;
 pub mod default_reviewers;
+pub mod direct;
 pub mod identities;
 pub mod leases;
 pub mod outbox;

@@ -966,11 +966,13 @@ fn mention_names(s: &mut Settings) {
             bitbucket: "bob".into(),
             hipchat: Some("bob.r".into()),
             slack: None,
+            ..UserMapping::default()
         },
         UserMapping {
             bitbucket: "carol".into(),
             hipchat: Some("@carol".into()),
             slack: None,
+            ..UserMapping::default()
         },
     ];
 }

@@ -55,6 +55,7 @@ pub(crate) fn app_settings() -> impl FnOnce(&mut Settings) {
             bitbucket: "carol".into(),
             hipchat: Some("carol_r".into()),
             slack: Some("UCAROL".into()),
+            ..UserMapping::default()
         }],
         ..CommandSettings::default()
     };

@@ -38,6 +38,7 @@ fn settings(site: pr_reminder::config::Site) -> impl FnOnce(&mut Settings) {
             bitbucket: "{carol}".into(),
             hipchat: Some("carol_r".into()),
             slack: None,
+            ..UserMapping::default()
         }];
     }
 }

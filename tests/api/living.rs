@@ -679,11 +679,13 @@ async fn replies_say_what_changed_and_call_whose_turn_it_is(on: On) {
                     bitbucket: "alice".into(),
                     hipchat: None,
                     slack: Some("U0ALICE01".into()),
+                    ..UserMapping::default()
                 },
                 UserMapping {
                     bitbucket: "carol".into(),
                     hipchat: None,
                     slack: Some("U0CAROL01".into()),
+                    ..UserMapping::default()
                 },
             ];
         },
@@ -1014,6 +1016,7 @@ async fn build_replies_say_failed_then_fixed(on: On) {
                 bitbucket: "alice".into(),
                 hipchat: None,
                 slack: Some("U0ALICE01".into()),
+                ..UserMapping::default()
             }];
         },
         Clock::system(),
