@@ -84,6 +84,7 @@ async fn run() -> anyhow::Result<()> {
             rooms: vec![format!("room-{i}")],
             required_approvals: None,
             approvals_after_last_push: false,
+            room_reminders: true,
             announce: Announce::default(),
             ignore_title_patterns: vec!["WIP".into()],
         })

@@ -1015,8 +1015,8 @@ impl Settings {
                 ),
             });
             out.push_str(&format!(
-                "approvals_after_last_push = {}\n",
-                route.approvals_after_last_push
+                "approvals_after_last_push = {}\nroom_reminders = {}\n",
+                route.approvals_after_last_push, route.room_reminders
             ));
             let a = &route.announce;
             out.push_str(&format!(
@@ -1458,6 +1458,7 @@ struct RawRoute {
     rooms: Option<Vec<String>>,
     required_approvals: Option<i64>,
     approvals_after_last_push: Option<bool>,
+    room_reminders: Option<bool>,
     announce_opened: Option<bool>,
     announce_approvals: Option<bool>,
     announce_changes_requested: Option<bool>,
@@ -1915,6 +1916,7 @@ fn catch_all(room: &str) -> Route {
         rooms: vec![room.into()],
         required_approvals: None,
         approvals_after_last_push: false,
+        room_reminders: true,
         announce: Announce::default(),
         ignore_title_patterns: default_ignore_title_patterns(),
     }
@@ -2088,6 +2090,7 @@ fn resolve_rooms(
                 .map(|n| whole(&format!("{key}.required_approvals"), n, 1..=100))
                 .transpose()?,
             approvals_after_last_push: route.approvals_after_last_push.unwrap_or(false),
+            room_reminders: route.room_reminders.unwrap_or(true),
             announce: Announce {
                 opened: route.announce_opened.unwrap_or(defaults.opened),
                 approvals: route.announce_approvals.unwrap_or(defaults.approvals),

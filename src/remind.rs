@@ -466,6 +466,7 @@ pub async fn queue_of(
     let scope = Scope {
         room: None,
         asker: Some(me.to_owned()),
+        reminders: false,
     };
     let digests = review_queue::select(db, routing, users, now, &scope).await?;
     let mut seen = HashSet::new();

@@ -26,6 +26,8 @@ pub struct Scope {
     pub room: Option<String>,
     /// The asker's Bitbucket `user_key`.
     pub asker: Option<String>,
+    /// A room's scheduled digest: the PRs of routes with `room_reminders = false` are left out.
+    pub reminders: bool,
 }
 
 /// How much a selection keeps: the digests' few, or the status page's whole picture.
@@ -110,6 +112,9 @@ pub async fn select_with(
         let Some(route) = index.and_then(|i| routing.route_at(i)) else {
             return;
         };
+        if scope.reminders && !route.room_reminders {
+            return;
+        }
         // Sorted by turn before any list is cut, so that every count and every kept PR follows
         // the turn (issue 23), not Bitbucket's raw approval count.
         let kind = pr.turn_counts(route.required_approvals).kind();

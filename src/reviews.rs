@@ -473,6 +473,7 @@ pub async fn execute(
             let scope = Scope {
                 room: Some(room.name.clone()),
                 asker: if personal { me.clone() } else { None },
+                reminders: false,
             };
             let mut digests =
                 review_queue::select(db, routing, &settings.commands.users, now, &scope).await?;

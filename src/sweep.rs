@@ -97,7 +97,17 @@ pub async fn run(
     };
     // Selected even when the sweep will be quiet: a skipped sweep reports (and records) what
     // is waiting, with the reason it posts nothing.
-    let digests = review_queue::select(db, routing, users, now, &Scope::default()).await?;
+    let digests = review_queue::select(
+        db,
+        routing,
+        users,
+        now,
+        &Scope {
+            reminders: true,
+            ..Scope::default()
+        },
+    )
+    .await?;
     let mut reports = Vec::with_capacity(rooms.len());
     for room in rooms {
         let empty = RoomDigest::default();

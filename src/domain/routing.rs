@@ -83,6 +83,10 @@ pub struct Route {
     /// not count (Data Center's `lastReviewedCommit`, else the approval's date against the
     /// commit's arrival). `false` (the default) counts as Bitbucket does.
     pub approvals_after_last_push: bool,
+    /// `room_reminders`: whether the rooms' scheduled digests list these PRs (`true`, the
+    /// default); `false` for teams that want only personal reminders (announcements and
+    /// `/reviews` are unchanged).
+    pub room_reminders: bool,
     /// Which state changes are posted to the room.
     pub announce: Announce,
     /// Titles containing one of these (case-insensitive) announce nothing, like drafts.
@@ -112,6 +116,8 @@ pub struct CompiledRoute {
     pub required_override: Option<u32>,
     /// See `Route::approvals_after_last_push`.
     pub approvals_after_last_push: bool,
+    /// See `Route::room_reminders`.
+    pub room_reminders: bool,
     /// Which state changes are posted to the room.
     pub announce: Announce,
     ignore_title_patterns: Vec<String>,
@@ -178,6 +184,7 @@ impl Routing {
                 required_approvals: route.required_approvals.unwrap_or(default_required),
                 required_override: route.required_approvals,
                 approvals_after_last_push: route.approvals_after_last_push,
+                room_reminders: route.room_reminders,
                 announce: route.announce,
                 ignore_title_patterns: route
                     .ignore_title_patterns
@@ -258,6 +265,7 @@ mod tests {
             rooms: vec![room.into()],
             required_approvals: required,
             approvals_after_last_push: false,
+            room_reminders: true,
             announce: Announce::default(),
             ignore_title_patterns: vec!["WIP".into(), "Draft:".into()],
         }

@@ -315,6 +315,7 @@ async fn every_total_follows_the_turn_past_the_cut(on: On) {
     let scope = Scope {
         room: Some("backend".into()),
         asker: None,
+        reminders: false,
     };
     let cut = Selection {
         keep: 1,

@@ -720,6 +720,7 @@ pub fn digest_only_route(globs: &[&str], room: &str) -> pr_reminder::config::Rou
         rooms: vec![room.into()],
         required_approvals: None,
         approvals_after_last_push: false,
+        room_reminders: true,
         announce: pr_reminder::config::Announce::NOTHING,
         ignore_title_patterns: vec!["WIP".into()],
     }
@@ -732,6 +733,7 @@ pub fn route(globs: &[&str], room: &str) -> pr_reminder::config::Route {
         rooms: vec![room.into()],
         required_approvals: None,
         approvals_after_last_push: false,
+        room_reminders: true,
         announce: pr_reminder::config::Announce::default(),
         ignore_title_patterns: pr_reminder::config::DEFAULT_IGNORE_TITLE_PATTERNS
             .iter()

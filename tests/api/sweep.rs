@@ -103,6 +103,7 @@ on_both!(
     the_built_in_schedule_sweeps_by_itself,
     the_cli_sweep_beside_the_running_service_posts_once,
     a_skipped_sweep_reports_the_real_counts_with_its_reason,
+    a_route_without_room_reminders_is_left_out_of_the_digest,
 );
 
 /// A PR opened at `created` in `repository`.
@@ -991,6 +992,58 @@ async fn nothing_pending_is_silent_unless_all_clear_is_asked_for(on: On) {
         .as_str()
         .unwrap()
         .starts_with("<b>All clear"));
+}
+
+/// `room_reminders = false` on web/*'s route (a team on personal reminders only): the sweep
+/// leaves its PRs out of web's digest, while backend's is posted; `/reviews` is unchanged.
+async fn a_route_without_room_reminders_is_left_out_of_the_digest(on: On) {
+    let fake = fake_room().await;
+    let now = utc(2026, 11, 24, 10, 0);
+    let clock = ManualClock::frozen(now);
+    let mut notify = notify(&fake);
+    notify.routes[1].room_reminders = false;
+    let Some(app) = spawn_on(
+        on,
+        "sweepreminders",
+        move |s| {
+            s.notify = notify;
+            s.sweep = sweep_settings();
+        },
+        clock.clock(),
+    )
+    .await
+    else {
+        return;
+    };
+    let created = now - Duration::hours(5);
+    let participants = [("bob", "REVIEWER", None)];
+    send(
+        &app,
+        &pr(
+            "acme/api",
+            1,
+            created,
+            "Backend change",
+            "OPEN",
+            &participants,
+        ),
+    )
+    .await;
+    send(
+        &app,
+        &pr("web/site", 2, created, "Web change", "OPEN", &participants),
+    )
+    .await;
+    let (status, report) = sweep(&app, Some(TOKEN), "").await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(room_status(&report, "backend").0, "posted", "{report}");
+    assert_eq!(
+        room_status(&report, "web").1.unwrap(),
+        "nothing is waiting for review",
+        "{report}"
+    );
+    let messages = digests(&fake, 1).await;
+    assert_eq!(messages[0].0, "backend");
 }
 
 async fn many_prs_are_cut_to_fit_with_and_n_more(on: On) {

@@ -29,6 +29,7 @@ pub fn route(globs: &[&str], room: &str, announce: Announce) -> Route {
         rooms: vec![room.into()],
         required_approvals: None,
         approvals_after_last_push: false,
+        room_reminders: true,
         announce,
         ignore_title_patterns: vec!["WIP".into()],
     }
