@@ -444,6 +444,7 @@ mod tests {
                 rooms: vec![room.into()],
                 required_approvals: None,
                 approvals_after_last_push: false,
+                room_reminders: true,
                 announce,
                 ignore_title_patterns: vec!["WIP".into()],
             };
@@ -523,6 +524,7 @@ mod tests {
                 rooms: vec!["old-chat".into(), "new-chat".into()],
                 required_approvals: None,
                 approvals_after_last_push: false,
+                room_reminders: true,
                 announce: Announce::default(),
                 ignore_title_patterns: vec![],
             };
@@ -558,6 +560,7 @@ mod tests {
                 rooms: vec!["webhook".into(), "living".into()],
                 required_approvals: None,
                 approvals_after_last_push: false,
+                room_reminders: true,
                 announce: Announce::default(),
                 ignore_title_patterns: vec![],
             };
