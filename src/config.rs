@@ -243,6 +243,14 @@ pub struct UserMapping {
     /// The Mattermost user id (26 characters, as `GET /api/v4/users/username/{name}` answers
     /// it): where a Mattermost direct message goes.
     pub mattermost: Option<String>,
+    /// Their Google Chat user id (`users/123456789`, or the number alone), from the Google Chat
+    /// API's `User.name` or the Admin console: a Google Chat room names them as a mention
+    /// (`<users/123456789>`). Source: developers.google.com/workspace/chat/format-messages
+    /// ("Mention users": `<users/{user}>`).
+    pub google_chat: Option<String>,
+    /// Their Microsoft Teams id for a mention in an Adaptive Card: the user principal name
+    /// (usually their e-mail address) or the Microsoft Entra object id; unset: `email`.
+    pub teams: Option<String>,
     /// The person's e-mail address: how Slack finds them when `slack` is not a user id
     /// (`users.lookupByEmail`), the recipient of a Teams workflow, and a HipChat user id.
     pub email: Option<String>,
@@ -1046,6 +1054,8 @@ impl Settings {
             // The direct-message keys only when set: a file without them reads back the same.
             for (key, value) in [
                 ("mattermost", &user.mattermost),
+                ("google_chat", &user.google_chat),
+                ("teams", &user.teams),
                 ("email", &user.email),
                 ("timezone", &user.timezone),
                 ("away_until", &user.away_until),
@@ -1582,6 +1592,30 @@ fn check_user(i: usize, user: &UserMapping, direct: &DirectSettings) -> Result<(
     }
     if let Some(date) = &user.away_until {
         parse_date(date).map_err(|e| ConfigError::new(key("away_until"), e))?;
+    }
+    // Ids that go into a chat's markup (a mention) must be plain words: never markup themselves.
+    let plain = |id: &str| {
+        !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._%+@-".contains(c))
+    };
+    if let Some(id) = &user.google_chat {
+        let bare = id.trim().strip_prefix("users/").unwrap_or(id.trim());
+        if !plain(bare) {
+            return Err(ConfigError::new(
+                key("google_chat"),
+                format!("`{id}` is not a Google Chat user id such as users/123456789"),
+            ));
+        }
+    }
+    if let Some(id) = &user.teams {
+        if !plain(id.trim()) {
+            return Err(ConfigError::new(
+                key("teams"),
+                format!("`{id}` is not a user principal name or an object id"),
+            ));
+        }
     }
     if let Some(email) = &user.email {
         let email = email.trim();
@@ -2818,6 +2852,16 @@ webhook_silence_days = 7
                 "[[users]]\nbitbucket = \"a\"\nemail = \"nobody\"\n",
                 "users[0].email",
                 "`nobody` is not an e-mail address",
+            ),
+            (
+                "[[users]]\nbitbucket = \"a\"\ngoogle_chat = \"users/1> <users/all\"\n",
+                "users[0].google_chat",
+                "`users/1> <users/all` is not a Google Chat user id such as users/123456789",
+            ),
+            (
+                "[[users]]\nbitbucket = \"a\"\nteams = \"<at>x</at>\"\n",
+                "users[0].teams",
+                "`<at>x</at>` is not a user principal name or an object id",
             ),
             (
                 "[[users]]\nbitbucket = \"a\"\ndirect = \"signal\"\n",

@@ -259,5 +259,9 @@ pub fn mention_people(view: &mut PullRequestView, users: &[UserMapping]) {
         });
         person.hipchat = mapping.and_then(|m| m.hipchat.clone());
         person.slack = mapping.and_then(|m| m.slack.clone());
+        person.google_chat = mapping
+            .and_then(|m| m.google_chat.as_deref())
+            .map(|id| id.trim().trim_start_matches("users/").to_owned());
+        person.teams = mapping.and_then(|m| m.teams.clone().or_else(|| m.email.clone()));
     }
 }

@@ -243,6 +243,28 @@ fn mixed() -> RoomDigest {
     }
 }
 
+/// Mentions in every chat (issue 23): Bob has every chat id `[[users]]` can give (HipChat,
+/// Slack, Google Chat, Teams), Carol none: each chat mentions Bob its own way (Teams with the
+/// card's `msteams.entities`) and names Carol.
+#[test]
+fn mentions_in_every_chat() {
+    use NotifyEvent::*;
+    let mut pr = approved(cloud(11, "Add retries", 5), &names(0));
+    pr.waiting_for = vec![
+        Reviewer {
+            google_chat: Some("123456789".into()),
+            teams: Some("bob@acme.example".into()),
+            ..person("Bob Reviewer", Some("@bob"), Some("UBOB"))
+        },
+        person("Carol Reviewer", None, None),
+    ];
+    pr.turn = Some(owed(&["bob", "carol"]));
+    pin(
+        "news_mentions_every_chat",
+        &message::render(&events(&[Opened]), &pr),
+    );
+}
+
 #[test]
 fn digests() {
     let settings = SweepSettings::default();

@@ -17,6 +17,10 @@ pub struct Reviewer {
     pub hipchat: Option<String>,
     /// Slack member id, where `[[users]]` maps the account.
     pub slack: Option<String>,
+    /// Google Chat user id (`123456789`, without `users/`), where `[[users]]` maps the account.
+    pub google_chat: Option<String>,
+    /// Microsoft Teams user principal name or object id, where `[[users]]` maps the account.
+    pub teams: Option<String>,
 }
 
 /// A pull request as a message shows it.

@@ -145,11 +145,7 @@ fn line(
             if i > 0 {
                 out.push(Inline::fixed(", "));
             }
-            out.push(Inline::Person(Person {
-                name: clip(&reviewer.name),
-                hipchat: reviewer.hipchat.clone(),
-                slack: reviewer.slack.clone(),
-            }));
+            out.push(Inline::Person(Person::of(reviewer, clip(&reviewer.name))));
         }
         let others = and_others(pr.waiting_for.len());
         if !others.is_empty() {
@@ -196,11 +192,7 @@ fn merge_line(pr: &PullRequestView, settings: &SweepSettings, now: DateTime<Utc>
         &pr.author_as.name
     };
     out.push(Inline::fixed(" · can merge: "));
-    out.push(Inline::Person(Person {
-        name: clip(name),
-        hipchat: pr.author_as.hipchat.clone(),
-        slack: pr.author_as.slack.clone(),
-    }));
+    out.push(Inline::Person(Person::of(&pr.author_as, clip(name))));
     out
 }
 
@@ -327,6 +319,8 @@ pub fn render_list(
                     name: clip(&reviewer.name),
                     hipchat: Some(name.to_owned()),
                     slack: None,
+                    google_chat: None,
+                    teams: None,
                 });
             }
         }

@@ -208,6 +208,26 @@ pub struct Person {
     /// Slack member id (`U…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack: Option<String>,
+    /// Google Chat user id (the number of `users/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google_chat: Option<String>,
+    /// Microsoft Teams user principal name or object id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teams: Option<String>,
+}
+
+impl Person {
+    /// `who` as a message names them (their name clipped by the caller), with every chat id
+    /// `[[users]]` gives.
+    pub fn of(who: &crate::domain::Reviewer, name: String) -> Person {
+        Person {
+            name,
+            hipchat: who.hipchat.clone(),
+            slack: who.slack.clone(),
+            google_chat: who.google_chat.clone(),
+            teams: who.teams.clone(),
+        }
+    }
 }
 
 /// A message as releases before the chat document stored it (`outbox.payload` of a digest): one
@@ -314,6 +334,8 @@ impl From<Stored> for Doc {
                         name: m.clone(),
                         hipchat: Some(m),
                         slack: None,
+                        google_chat: None,
+                        teams: None,
                     })
                     .collect(),
             },

@@ -14,11 +14,7 @@ pub fn list(names: &[String]) -> String {
 
 /// A person as a message names them: a mention where `[[users]]` maps them.
 fn person(who: &Reviewer) -> Inline {
-    Inline::Person(Person {
-        name: clip(&who.name),
-        hipchat: who.hipchat.clone(),
-        slack: who.slack.clone(),
-    })
+    Inline::Person(Person::of(who, clip(&who.name)))
 }
 
 /// `: Alice's turn` (the author must act).

@@ -406,6 +406,8 @@ pub async fn fill_details<'a>(
             ]),
             hipchat: None,
             slack: None,
+            google_chat: None,
+            teams: None,
         };
         view.author = d.author;
         let created_on = at(&d.created_on);
@@ -483,6 +485,8 @@ pub async fn fill_details<'a>(
                 ]),
                 hipchat: None,
                 slack: None,
+                google_chat: None,
+                teams: None,
             },
         );
     }
@@ -533,6 +537,8 @@ pub async fn fill_details<'a>(
                 ]),
                 hipchat: None,
                 slack: None,
+                google_chat: None,
+                teams: None,
             });
     }
     for (i, f) in facts {

@@ -181,13 +181,7 @@ pub fn changes(before: &Shown, now: &Shown) -> Vec<String> {
 /// Whose turn it is now, as a reply ends: `Alice's turn`, `needs review from Bob, Carol`,
 /// `ready to merge: Alice`; people as mentions where mapped.
 fn turn_words(view: &PullRequestView) -> Vec<Inline> {
-    let person = |r: &Reviewer| {
-        Inline::Person(Person {
-            name: clip(&r.name),
-            hipchat: r.hipchat.clone(),
-            slack: r.slack.clone(),
-        })
-    };
+    let person = |r: &Reviewer| Inline::Person(Person::of(r, clip(&r.name)));
     let people = turn_people(view);
     let mut out = Vec::new();
     match view.turn {

@@ -69,8 +69,9 @@ pub fn size(block: &Block) -> usize {
     super::block_size(block, markup, super::bytes)
 }
 
-/// Google Chat's text markup (`super::Markup`). No mention ids are mapped for Google Chat: a
-/// person is their name.
+/// Google Chat's text markup (`super::Markup`). A person `[[users]]` gives a Google Chat id is
+/// a mention, `<users/{id}>` ("Mention users", developers.google.com/workspace/chat/
+/// format-messages; incoming webhooks read the same text syntax); anyone else is their name.
 struct Text;
 
 impl super::Markup for Text {
@@ -84,6 +85,14 @@ impl super::Markup for Text {
 
     fn link(label: &str, url: &str) -> String {
         format!("<{}|{}>", url_escape(url), escape(label))
+    }
+
+    fn mention(person: &super::Person) -> String {
+        // The id was checked at load to be a plain word (letters, digits, `._%+@-`).
+        match person.google_chat.as_deref() {
+            Some(id) if !id.is_empty() => format!("<users/{id}>"),
+            _ => escape(&person.name),
+        }
     }
 }
 

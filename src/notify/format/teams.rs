@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use super::encode_chars;
-use crate::notify::doc::{Block, Color, Doc, Inline, List, News};
+use crate::notify::doc::{Block, Color, Doc, Inline, List, News, Person};
 
 /// Adaptive Card version: 1.4 is what Teams renders everywhere (desktop, web, mobile).
 const CARD_VERSION: &str = "1.4";
@@ -49,17 +49,22 @@ pub fn body(doc: &Doc) -> Value {
             "wrap": true,
         })
     }));
+    let mut content = json!({
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": CARD_VERSION,
+        "body": blocks,
+    });
+    let entities = mention_entities(doc, &markdown);
+    if !entities.is_empty() {
+        content["msteams"] = json!({ "entities": entities });
+    }
     json!({
         "type": "message",
         "attachments": [{
             "contentType": "application/vnd.microsoft.card.adaptive",
             "contentUrl": null,
-            "content": {
-                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                "type": "AdaptiveCard",
-                "version": CARD_VERSION,
-                "body": blocks,
-            },
+            "content": content,
         }],
     })
 }
@@ -158,8 +163,9 @@ fn line(inlines: &[Inline]) -> String {
     super::line::<Markdown>(inlines)
 }
 
-/// Adaptive Card TextBlock markdown (`super::Markup`). No mention ids are mapped for Teams: a
-/// person is their name.
+/// Adaptive Card TextBlock markdown (`super::Markup`). A person `[[users]]` gives a Teams id
+/// (their user principal name or object id, else their e-mail) is a mention, `<at>Name</at>`,
+/// which `body` declares in the card's `msteams.entities`; anyone else is their name.
 struct Markdown;
 
 impl super::Markup for Markdown {
@@ -174,6 +180,74 @@ impl super::Markup for Markdown {
     fn link(label: &str, url: &str) -> String {
         format!("[{}]({})", escape(label), url_escape(url))
     }
+
+    fn mention(person: &Person) -> String {
+        match person.teams.as_deref() {
+            Some(id) if !id.is_empty() => mention_text(person),
+            _ => escape(&person.name),
+        }
+    }
+}
+
+/// The text of a mention of `person` in the card: `<at>Name</at>`, the name made inert.
+fn mention_text(person: &Person) -> String {
+    format!("<at>{}</at>", escape(&person.name))
+}
+
+/// Every person of `doc` with a Teams id, once each (by id), in the order they first appear.
+fn people_with_teams_ids(doc: &Doc) -> Vec<&Person> {
+    fn walk<'a>(inlines: &'a [Inline], out: &mut Vec<&'a Person>) {
+        for inline in inlines {
+            match inline {
+                Inline::Person(p)
+                    if p.teams.as_deref().is_some_and(|id| !id.is_empty())
+                        && !out.iter().any(|q| q.teams == p.teams) =>
+                {
+                    out.push(p);
+                }
+                Inline::Strong(inner) | Inline::Struck(inner) => walk(inner, out),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for block in &doc.blocks {
+        match block {
+            Block::Paragraph(inlines) => walk(inlines, &mut out),
+            Block::News(news) => {
+                walk(&news.who, &mut out);
+                walk(&news.line, &mut out);
+                walk(&news.details, &mut out);
+            }
+            Block::List(list) => {
+                for item in &list.items {
+                    walk(item, &mut out);
+                }
+            }
+            Block::Rendered(_) => {}
+        }
+    }
+    out
+}
+
+/// The card's `msteams.entities`: one mention per person with a Teams id whose `<at>` text the
+/// card shows (a list cut to fit may leave some out; Teams refuses an entity whose text is not
+/// in the card). Source: learn.microsoft.com/microsoftteams/platform/task-modules-and-cards/
+/// cards/cards-format ("Mention support within Adaptive Cards": `type: "mention"`, `text`
+/// equal to the `<at>` tag, `mentioned.id` the user principal name or Microsoft Entra object id,
+/// `mentioned.name`).
+fn mention_entities(doc: &Doc, markdown: &str) -> Vec<Value> {
+    people_with_teams_ids(doc)
+        .into_iter()
+        .filter(|p| markdown.contains(&mention_text(p)))
+        .map(|p| {
+            json!({
+                "type": "mention",
+                "text": mention_text(p),
+                "mentioned": {"id": p.teams, "name": p.name},
+            })
+        })
+        .collect()
 }
 
 /// Makes a user-supplied string inert in Adaptive Card TextBlock markdown.
