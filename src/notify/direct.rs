@@ -274,9 +274,11 @@ impl Sender {
 }
 
 /// A Mattermost post's `message`: the Markdown the Teams formatter writes (links
-/// `[label](url)`, its escaping), with its first paragraph, the heading, in bold.
+/// `[label](url)`, its escaping), with its first paragraph, the heading, in bold. Teams'
+/// mentions (`<at>…</at>`) mean nothing in Mattermost: people are named.
 pub fn mattermost_markdown(doc: &Doc) -> String {
-    let markdown = teams::markdown(doc);
+    let doc = doc.clone().with_people(|p| p.teams = None);
+    let markdown = teams::markdown(&doc);
     match markdown.split_once("\n\n") {
         Some((heading, rest)) if !heading.trim().is_empty() => {
             format!("**{}**\n\n{rest}", heading.trim())

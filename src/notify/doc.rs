@@ -250,6 +250,47 @@ pub struct Rendered {
 }
 
 impl Doc {
+    /// The same document with `change` applied to every person it names (in its blocks and its
+    /// `ping`): e.g. a chat's ids taken away where another chat's formatter is borrowed.
+    pub fn with_people(mut self, change: impl Fn(&mut Person) + Copy) -> Doc {
+        fn walk(inlines: &mut [Inline], change: impl Fn(&mut Person) + Copy) {
+            for inline in inlines {
+                match inline {
+                    Inline::Person(p) => change(p),
+                    Inline::Strong(inner) | Inline::Struck(inner) => walk(inner, change),
+                    _ => {}
+                }
+            }
+        }
+        for block in &mut self.blocks {
+            match block {
+                Block::Paragraph(inlines) => walk(inlines, change),
+                Block::News(news) => {
+                    walk(&mut news.who, change);
+                    walk(&mut news.line, change);
+                    walk(&mut news.details, change);
+                }
+                Block::List(list) => {
+                    for item in &mut list.items {
+                        walk(item, change);
+                    }
+                }
+                Block::Rendered(_) => {}
+            }
+        }
+        self.ping.iter_mut().for_each(change);
+        self
+    }
+
+    /// Every person the document names, in order (repeats included).
+    pub fn people(&self) -> Vec<Person> {
+        let seen = std::cell::RefCell::new(Vec::new());
+        let _ = self
+            .clone()
+            .with_people(|p| seen.borrow_mut().push(p.clone()));
+        seen.into_inner()
+    }
+
     /// A message of plain lines (our words, no markup), not alerting anyone.
     pub fn lines<'a>(color: Color, lines: impl IntoIterator<Item = &'a str>) -> Doc {
         Doc {

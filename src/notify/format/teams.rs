@@ -194,42 +194,6 @@ fn mention_text(person: &Person) -> String {
     format!("<at>{}</at>", escape(&person.name))
 }
 
-/// Every person of `doc` with a Teams id, once each (by id), in the order they first appear.
-fn people_with_teams_ids(doc: &Doc) -> Vec<&Person> {
-    fn walk<'a>(inlines: &'a [Inline], out: &mut Vec<&'a Person>) {
-        for inline in inlines {
-            match inline {
-                Inline::Person(p)
-                    if p.teams.as_deref().is_some_and(|id| !id.is_empty())
-                        && !out.iter().any(|q| q.teams == p.teams) =>
-                {
-                    out.push(p);
-                }
-                Inline::Strong(inner) | Inline::Struck(inner) => walk(inner, out),
-                _ => {}
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for block in &doc.blocks {
-        match block {
-            Block::Paragraph(inlines) => walk(inlines, &mut out),
-            Block::News(news) => {
-                walk(&news.who, &mut out);
-                walk(&news.line, &mut out);
-                walk(&news.details, &mut out);
-            }
-            Block::List(list) => {
-                for item in &list.items {
-                    walk(item, &mut out);
-                }
-            }
-            Block::Rendered(_) => {}
-        }
-    }
-    out
-}
-
 /// The card's `msteams.entities`: one mention per person with a Teams id whose `<at>` text the
 /// card shows (a list cut to fit may leave some out; Teams refuses an entity whose text is not
 /// in the card). Source: learn.microsoft.com/microsoftteams/platform/task-modules-and-cards/
@@ -237,13 +201,21 @@ fn people_with_teams_ids(doc: &Doc) -> Vec<&Person> {
 /// equal to the `<at>` tag, `mentioned.id` the user principal name or Microsoft Entra object id,
 /// `mentioned.name`).
 fn mention_entities(doc: &Doc, markdown: &str) -> Vec<Value> {
-    people_with_teams_ids(doc)
+    let mut people: Vec<Person> = Vec::new();
+    for p in doc.people() {
+        if p.teams.as_deref().is_some_and(|id| !id.is_empty())
+            && !people.iter().any(|q| q.teams == p.teams)
+        {
+            people.push(p);
+        }
+    }
+    people
         .into_iter()
         .filter(|p| markdown.contains(&mention_text(p)))
         .map(|p| {
             json!({
                 "type": "mention",
-                "text": mention_text(p),
+                "text": mention_text(&p),
                 "mentioned": {"id": p.teams, "name": p.name},
             })
         })
