@@ -713,7 +713,16 @@ impl Reconciler {
                 requests,
                 &now,
             )
-            .await;
+            .await
+            .unwrap_or_else(|err| {
+                tracing::warn!(
+                    site,
+                    repository = full_name,
+                    error = %format!("{err:#}"),
+                    "could not store default reviewers; the stored ones are kept"
+                );
+                false
+            });
         reconciliations::record_pass(
             &self.db,
             site,
@@ -759,48 +768,13 @@ impl Reconciler {
     ///
     /// Default reviewers complete the turn; they never fail a pass: a refused or failed request
     /// keeps what is stored, with one warning (a 401, 403 or 404 from Data Center stops the
-    /// repository's reads for this pass), and so does a database error. Returns whether the
-    /// pass was a full refresh to record (`mark_refreshed`): not after a failure that may pass
+    /// repository's reads for this pass), and so does a database error (the caller warns).
+    /// Returns whether the pass was a full refresh to record (`mark_refreshed`): not after a
+    /// failure that may pass
     /// (a 5xx, a 429 out of tries, the network), so that the next pass asks again; a refusal
     /// is asked again at the next hourly refresh.
     #[allow(clippy::too_many_arguments)]
     async fn default_reviewers(
-        &self,
-        sc: &SiteClient,
-        full_name: &str,
-        requested: &[Requested],
-        closed: &[(RepositoryKey, i64)],
-        default_queries: &HashMap<i64, rest::datacenter::DefaultReviewersQuery>,
-        requests: &Requests,
-        now: &Timestamp,
-    ) -> bool {
-        match self
-            .read_default_reviewers(
-                sc,
-                full_name,
-                requested,
-                closed,
-                default_queries,
-                requests,
-                now,
-            )
-            .await
-        {
-            Ok(refreshed) => refreshed,
-            Err(err) => {
-                tracing::warn!(
-                    site = sc.site.name(),
-                    repository = full_name,
-                    error = %format!("{err:#}"),
-                    "could not store default reviewers; the stored ones are kept"
-                );
-                false
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn read_default_reviewers(
         &self,
         sc: &SiteClient,
         full_name: &str,
@@ -908,7 +882,7 @@ impl Reconciler {
                 b.iter().map(String::as_str).eq(keys.iter().copied())
             });
             if !unchanged || (short && !before.read.contains(&r.number)) {
-                default_reviewers::replace(&self.db, &r.key, r.number, &users, now).await?;
+                default_reviewers::replace(&self.db, &r.key, r.number, &users, Some(now)).await?;
             }
         }
         Ok(every && !retry_soon)

@@ -6,12 +6,12 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
 
-use super::{on_pool, Db};
+use super::{on_pool, Db, REPO_REQUIRED_APPROVALS};
 use crate::domain::{RepositoryKey, Timestamp, User};
 
 /// Replaces the default reviewers of PR `number` of `repository` with `users`, in Bitbucket's
 /// order (a user listed twice is kept once), read at `checked_on`, and records the read
-/// (`pull_requests.default_reviewers_on`); their names are stored as a delivery's are (a name a
+/// (`pull_requests.default_reviewers_on`; `None`: never read); their names are stored as a delivery's are (a name a
 /// snapshot carried is kept where the answer has none). An empty `users` clears them. Nothing
 /// is stored for a PR the database does not hold. One transaction.
 pub async fn replace(
@@ -19,7 +19,7 @@ pub async fn replace(
     repository: &RepositoryKey,
     number: i64,
     users: &[User],
-    checked_on: &Timestamp,
+    checked_on: Option<&Timestamp>,
 ) -> anyhow::Result<()> {
     let mut unique: Vec<&User> = Vec::with_capacity(users.len());
     for user in users {
@@ -83,7 +83,7 @@ pub async fn replace(
         sqlx::query(&insert)
             .bind(repository.as_str())
             .bind(number)
-            .bind(checked_on.as_str())
+            .bind(checked_on.map(Timestamp::as_str))
             .bind(&rows)
             .execute(&mut *tx)
             .await
@@ -94,7 +94,7 @@ pub async fn replace(
         )
         .bind(repository.as_str())
         .bind(number)
-        .bind(checked_on.as_str())
+        .bind(checked_on.map(Timestamp::as_str))
         .execute(&mut *tx)
         .await
         .context("recording the default reviewers' read")?;
@@ -127,28 +127,9 @@ pub async fn mark_read(
 }
 
 /// Forgets the default reviewers of a closed PR, and that they were read (a reopened PR is read
-/// again).
+/// again): `replace` with none and no read.
 pub async fn clear(db: &Db, repository: &RepositoryKey, number: i64) -> anyhow::Result<()> {
-    on_pool!(db, pool => {
-        let mut tx = pool.begin().await.context("begin")?;
-        sqlx::query("DELETE FROM default_reviewers WHERE repository_key = $1 AND number = $2")
-            .bind(repository.as_str())
-            .bind(number)
-            .execute(&mut *tx)
-            .await
-            .context("clearing the default reviewers")?;
-        sqlx::query(
-            "UPDATE pull_requests SET default_reviewers_on = NULL
-              WHERE repository_key = $1 AND number = $2 AND default_reviewers_on IS NOT NULL",
-        )
-        .bind(repository.as_str())
-        .bind(number)
-        .execute(&mut *tx)
-        .await
-        .context("clearing the default reviewers' read")?;
-        tx.commit().await.context("commit")?;
-        Ok(())
-    })
+    replace(db, repository, number, &[], None).await
 }
 
 /// The approvals a PR of `repository` needs, as the lists' first pass reads them: the
@@ -158,12 +139,10 @@ pub async fn required_approvals(
     db: &Db,
     repository: &RepositoryKey,
 ) -> anyhow::Result<Option<u32>> {
-    let row: Option<(Option<i64>,)> = on_pool!(db, pool => sqlx::query_as(
-        "SELECT coalesce(repo.required_approvals,
-                         (SELECT CAST(value AS BIGINT) FROM settings
-                           WHERE name = 'required_approvals'))
-           FROM repositories repo WHERE repo.repository_key = $1",
-    )
+    let sql = format!(
+        "SELECT {REPO_REQUIRED_APPROVALS} FROM repositories repo WHERE repo.repository_key = $1"
+    );
+    let row: Option<(Option<i64>,)> = on_pool!(db, pool => sqlx::query_as(&sql)
     .bind(repository.as_str())
     .fetch_optional(pool)
     .await)

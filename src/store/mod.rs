@@ -250,6 +250,11 @@ fn file_identity(path: &Path) -> std::io::Result<Option<FileIdentity>> {
 /// The combined build state of the source commit of the PR aliased `p` (the same rule as the
 /// `pull_request_builds` view): any failure wins, then running, then stopped, else passed.
 /// Cloud PRs name 12-digit commits and statuses 40-digit ones, hence the prefix range.
+/// The approvals a PR of `repositories repo` needs, as routes stored them at start (else the
+/// configured default in `settings`); NULL when neither is stored.
+const REPO_REQUIRED_APPROVALS: &str = "coalesce(repo.required_approvals,
+                  (SELECT CAST(value AS BIGINT) FROM settings WHERE name = 'required_approvals'))";
+
 const PR_BUILD_STATE: &str = "(SELECT CASE WHEN count(*) = 0 THEN NULL
                   WHEN count(*) FILTER (WHERE cs.state = 'FAILED') > 0 THEN 'FAILED'
                   WHEN count(*) FILTER (WHERE cs.state = 'INPROGRESS') > 0 THEN 'INPROGRESS'

@@ -8,7 +8,7 @@ use anyhow::Context;
 use futures_util::TryStreamExt;
 
 use super::on_pool;
-use super::{Db, PR_BUILD_STATE};
+use super::{Db, PR_BUILD_STATE, REPO_REQUIRED_APPROVALS};
 use crate::domain::{
     BuildState, PullRequestView, RepositoryKey, ReviewState, Reviewer, ReviewerFacts, Role,
     Timestamp, TurnCounts, TurnFacts, UserKey, DEFAULT_REQUIRED_APPROVALS,
@@ -122,10 +122,7 @@ pub async fn for_each_open_with(
                       AND (SELECT count(*) FROM reviews r
                             WHERE r.repository_key = p.repository_key AND r.number = p.number
                               AND r.role = 'REVIEWER' AND r.user_key <> p.author)
-                          < coalesce(repo.required_approvals,
-                                     (SELECT CAST(value AS BIGINT) FROM settings
-                                       WHERE name = 'required_approvals'),
-                                     {default_required})
+                          < coalesce({REPO_REQUIRED_APPROVALS}, {default_required})
                       AND NOT EXISTS (SELECT 1 FROM reviews r
                             WHERE r.repository_key = p.repository_key AND r.number = p.number
                               AND r.user_key = $2
@@ -240,9 +237,7 @@ pub async fn load(
     }
     let row: Option<Row> = on_pool!(db, pool => sqlx::query_as(&format!(
         "{open_pr},
-                coalesce(repo.required_approvals,
-                         (SELECT CAST(value AS BIGINT) FROM settings
-                           WHERE name = 'required_approvals')) AS required_approvals
+                {REPO_REQUIRED_APPROVALS} AS required_approvals
            {FROM_PR}
           WHERE p.repository_key = $1 AND p.number = $2",
         open_pr = *OPEN_PR,
