@@ -113,6 +113,10 @@ pub struct Settings {
     /// The Slack bot (`[direct]`): its token and the Web API base, for rooms with a
     /// `slack_channel`.
     pub direct: DirectSettings,
+    /// The review-flow figures: window, working time, the weekly report (`[analytics]`).
+    pub analytics: AnalyticsSettings,
+    /// How long deliveries, sent messages and closed pull requests are kept (`[retention]`).
+    pub retention: RetentionSettings,
     /// The rooms an environment variable added (`PR_REMINDER_SLACK_WEBHOOK_URL`...), each with
     /// its catch-all route: (room name, variable). Not file settings: `render` shows them as
     /// comments, since the variable adds them again.
@@ -133,6 +137,57 @@ pub struct MonitoringSettings {
     /// `silent` by `pr_reminder_webhooks`) when no delivery from it has arrived for this long
     /// while its pull requests changed (`webhook_silence_days`, default 7 days; 0.01 to 365).
     pub webhook_silence: std::time::Duration,
+}
+
+/// The review-flow figures (`[analytics]`): `pr-reminder report`, `GET /status/review-flow`
+/// and the weekly report to each room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnalyticsSettings {
+    /// Count only the `[sweep]` calendar's working days in every time, in its time zone, as
+    /// escalation does (`working_hours_only`, default `false`: wall-clock time).
+    pub working_hours_only: bool,
+    /// The window figures cover unless asked otherwise (`window_days`, default 28; 1 to 366).
+    pub window: chrono::Duration,
+    /// When each room gets last week's figures (`weekly_report = "mon 09:00"`: a weekday's
+    /// first three letters and a 24-hour time, in `[sweep] timezone`); `None` (the default):
+    /// no weekly report.
+    pub weekly_report: Option<(chrono::Weekday, chrono::NaiveTime)>,
+}
+
+impl Default for AnalyticsSettings {
+    fn default() -> Self {
+        AnalyticsSettings {
+            working_hours_only: false,
+            window: chrono::Duration::days(28),
+            weekly_report: None,
+        }
+    }
+}
+
+/// What pr-reminder keeps, and for how long (`[retention]`); `None` keeps rows forever
+/// (the setting is `0`). The dated facts of each pull request (`pull_request_facts`) are
+/// never pruned: the figures are computed from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionSettings {
+    /// Delivery rows (`deliveries_days`, default 90). Whatever the setting, request ids of the
+    /// last day are kept, so a redelivery within Bitbucket's retry window is still a duplicate.
+    pub deliveries: Option<chrono::Duration>,
+    /// Sent and withdrawn outbox rows, room and direct (`outbox_days`, default 30); failed
+    /// messages are kept until retried or dismissed.
+    pub outbox: Option<chrono::Duration>,
+    /// Merged, declined, superseded and deleted pull requests with their reviews
+    /// (`closed_pull_requests_days`, default 365), counted from when they closed.
+    pub closed_pull_requests: Option<chrono::Duration>,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            deliveries: Some(chrono::Duration::days(90)),
+            outbox: Some(chrono::Duration::days(30)),
+            closed_pull_requests: Some(chrono::Duration::days(365)),
+        }
+    }
 }
 
 impl Default for MonitoringSettings {
@@ -956,6 +1011,31 @@ impl Settings {
             toml_number(m.webhook_silence.as_secs_f64() / 86_400.0)
         ));
 
+        let a = &self.analytics;
+        out.push_str("\n[analytics]\n");
+        out.push_str(&format!("working_hours_only = {}\n", a.working_hours_only));
+        out.push_str(&format!("window_days = {}\n", a.window.num_days()));
+        out.push_str(&match a.weekly_report {
+            Some((day, time)) => format!(
+                "weekly_report = {}\n",
+                toml_str(&format!(
+                    "{} {}",
+                    day.to_string().to_ascii_lowercase(),
+                    time.format("%H:%M")
+                ))
+            ),
+            None => "# weekly_report: not set: no weekly report\n".to_owned(),
+        });
+        let r = &self.retention;
+        out.push_str("\n[retention]\n");
+        let days = |d: &Option<chrono::Duration>| d.map_or(0, |d| d.num_days());
+        out.push_str(&format!("deliveries_days = {}\n", days(&r.deliveries)));
+        out.push_str(&format!("outbox_days = {}\n", days(&r.outbox)));
+        out.push_str(&format!(
+            "closed_pull_requests_days = {}\n",
+            days(&r.closed_pull_requests)
+        ));
+
         // The rooms and routes the file gave (or would give): not the console default, not
         // those an environment variable adds.
         let from_env = |room: &str| {
@@ -1364,6 +1444,8 @@ section!(RawSettings {
     commands: RawCommands = RawCommands::default(),
     monitoring: RawMonitoring = RawMonitoring::default(),
     direct: RawDirect = RawDirect::default(),
+    analytics: RawAnalytics = RawAnalytics::default(),
+    retention: RawRetention = RawRetention::default(),
     users: Vec<UserMapping> = Vec::new(),
     /// Empty: everything goes to the console (or to the environment's room).
     rooms: Vec<RawRoom> = Vec::new(),
@@ -1400,6 +1482,73 @@ section!(RawMonitoring {
     status_token: Option<String> = None,
     webhook_silence_days: f64 = 7.0,
 });
+
+section!(RawAnalytics {
+    working_hours_only: bool = false,
+    window_days: i64 = 28,
+    weekly_report: Option<String> = None,
+});
+
+section!(RawRetention {
+    deliveries_days: i64 = 90,
+    outbox_days: i64 = 30,
+    closed_pull_requests_days: i64 = 365,
+});
+
+impl RawAnalytics {
+    fn resolve(self) -> Result<AnalyticsSettings, ConfigError> {
+        let window = whole::<i64>("analytics.window_days", self.window_days, 1..=366)?;
+        let weekly_report = match self.weekly_report.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(
+                parse_weekly(text).map_err(|e| ConfigError::at("analytics.weekly_report", e))?,
+            ),
+        };
+        Ok(AnalyticsSettings {
+            working_hours_only: self.working_hours_only,
+            window: chrono::Duration::days(window),
+            weekly_report,
+        })
+    }
+}
+
+/// `mon 09:00` → (Monday, 09:00); errors say what was expected.
+pub fn parse_weekly(text: &str) -> Result<(chrono::Weekday, chrono::NaiveTime), String> {
+    let expected = || format!("`{text}` is not a weekday and a time such as \"mon 09:00\"");
+    let mut words = text.split_whitespace();
+    let (Some(day), Some(time), None) = (words.next(), words.next(), words.next()) else {
+        return Err(expected());
+    };
+    let day = match day.to_ascii_lowercase().as_str() {
+        "mon" => chrono::Weekday::Mon,
+        "tue" => chrono::Weekday::Tue,
+        "wed" => chrono::Weekday::Wed,
+        "thu" => chrono::Weekday::Thu,
+        "fri" => chrono::Weekday::Fri,
+        "sat" => chrono::Weekday::Sat,
+        "sun" => chrono::Weekday::Sun,
+        _ => return Err(expected()),
+    };
+    let time = chrono::NaiveTime::parse_from_str(time, "%H:%M").map_err(|_| expected())?;
+    Ok((day, time))
+}
+
+impl RawRetention {
+    fn resolve(self) -> Result<RetentionSettings, ConfigError> {
+        let days = |path: &str, n: i64| -> Result<Option<chrono::Duration>, ConfigError> {
+            let n = whole::<i64>(path, n, 0..=36_500)?;
+            Ok((n > 0).then(|| chrono::Duration::days(n)))
+        };
+        Ok(RetentionSettings {
+            deliveries: days("retention.deliveries_days", self.deliveries_days)?,
+            outbox: days("retention.outbox_days", self.outbox_days)?,
+            closed_pull_requests: days(
+                "retention.closed_pull_requests_days",
+                self.closed_pull_requests_days,
+            )?,
+        })
+    }
+}
 
 section!(RawDirect {
     slack_bot_token: Option<String> = None,
@@ -1497,6 +1646,8 @@ impl RawSettings {
             commands,
             monitoring,
             direct,
+            analytics,
+            retention,
             users,
             rooms,
             routes,
@@ -1536,6 +1687,8 @@ impl RawSettings {
                 ));
             }
         }
+        let analytics = analytics.resolve()?;
+        let retention = retention.resolve()?;
         let direct = direct.resolve()?;
         for (i, user) in users.iter().enumerate() {
             check_user(i, user, &direct)?;
@@ -1568,6 +1721,8 @@ impl RawSettings {
             },
             rooms_from_environment,
             direct,
+            analytics,
+            retention,
         })
     }
 }
@@ -2420,6 +2575,32 @@ mod tests {
     }
 
     #[test]
+    fn analytics_and_retention_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "webhook_secret = \"s\"\n[analytics]\nweekly_report = \"Fri 16:30\"\nworking_hours_only = true\n\
+             [retention]\noutbox_days = 0\ndeliveries_days = 7\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path), &env(&[]), false).unwrap();
+        assert_eq!(
+            s.analytics.weekly_report,
+            Some((
+                chrono::Weekday::Fri,
+                chrono::NaiveTime::from_hms_opt(16, 30, 0).unwrap()
+            ))
+        );
+        assert!(s.analytics.working_hours_only);
+        assert_eq!(s.retention.outbox, None);
+        assert_eq!(s.retention.deliveries, Some(chrono::Duration::days(7)));
+        let shown = s.render();
+        assert!(shown.contains("weekly_report = \"fri 16:30\"\n"), "{shown}");
+        assert!(shown.contains("outbox_days = 0\n"), "{shown}");
+    }
+
+    #[test]
     fn rooms_routes_sweep_and_commands_errors_name_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
@@ -2447,6 +2628,18 @@ mod tests {
                 "sweep.schedule",
             ),
             ("[sweep]\ntoken = \"short\"\n".to_owned(), "sweep.token"),
+            (
+                "[analytics]\nweekly_report = \"monday 9am\"\n".to_owned(),
+                "analytics.weekly_report",
+            ),
+            (
+                "[analytics]\nwindow_days = 0\n".to_owned(),
+                "analytics.window_days",
+            ),
+            (
+                "[retention]\ndeliveries_days = -1\n".to_owned(),
+                "retention.deliveries_days",
+            ),
             (
                 "[commands]\ndefault_snooze_hours = 0\n".to_owned(),
                 "commands.default_snooze_hours",
@@ -2819,6 +3012,16 @@ slack_api_url = "https://slack.com/api"
 # metrics_token: not set: GET /metrics is open
 # status_token: not set: GET /status is open (demo mode)
 webhook_silence_days = 7
+
+[analytics]
+working_hours_only = false
+window_days = 28
+# weekly_report: not set: no weekly report
+
+[retention]
+deliveries_days = 90
+outbox_days = 30
+closed_pull_requests_days = 365
 
 # [[rooms]]: none: messages are printed to standard output (the console room)
 "#;
@@ -3372,6 +3575,8 @@ repositories = ["PAY/*"]
             ("commands", fields::<RawCommands>()),
             ("monitoring", fields::<RawMonitoring>()),
             ("direct", fields::<RawDirect>()),
+            ("analytics", fields::<RawAnalytics>()),
+            ("retention", fields::<RawRetention>()),
             ("rooms", fields::<RawRoom>()),
             ("routes", fields::<RawRoute>()),
             ("users", fields::<UserMapping>()),

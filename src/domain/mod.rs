@@ -1,6 +1,7 @@
 //! The pure core: what a pull request, a review and a delivery are, and the review policy.
 //! Nothing in here does I/O, so it is tested with plain unit tests.
 
+pub mod analytics;
 pub mod calendar;
 mod event;
 mod model;
