@@ -202,3 +202,16 @@ pub struct ReviewFlow {
     /// Open PRs whose turn is with the reviewers, longest wait first.
     pub waiting: Vec<Waiting>,
 }
+
+/// What the store reads for one report (`store::analytics::read`, one query per table): the
+/// facts of every PR open now or closed (or opened) at or after the earliest instant asked
+/// for, with their turn spans and review requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowRows {
+    /// One per PR.
+    pub facts: Vec<PrFacts>,
+    /// The turn spans of those PRs, by PR then `since`.
+    pub turns: Vec<TurnSpan>,
+    /// The review requests of those PRs.
+    pub requests: Vec<ReviewRequest>,
+}
