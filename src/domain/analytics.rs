@@ -99,6 +99,18 @@ pub struct Stat {
     pub p90_seconds: Option<i64>,
 }
 
+/// A sample of review-round counts: its size, median and 90th percentile (same definitions as
+/// `Stat`, over counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Rounds {
+    /// How many PRs the sample has.
+    pub count: u32,
+    /// The median number of rounds.
+    pub median: Option<i64>,
+    /// The nearest-rank 90th percentile of rounds.
+    pub p90: Option<i64>,
+}
+
 /// The figures of one group of PRs (everything, one repository, or one room's PRs) over a
 /// window. A PR counts in a time's sample when the end of that time falls in the window
 /// (a merge in the window counts in `time_to_merge`, whenever the PR was opened).
@@ -118,8 +130,8 @@ pub struct Summary {
     pub time_to_approval: Stat,
     /// From ready to merge.
     pub time_to_merge: Stat,
-    /// Review rounds of the PRs merged or declined in the window.
-    pub rounds: Stat,
+    /// Review rounds of the PRs merged or declined in the window (counts, not seconds).
+    pub rounds: Rounds,
     /// Total time with the reviewers, per PR closed in the window.
     pub reviewers_turn: Stat,
     /// Total time with the author, per PR closed in the window.
