@@ -20,6 +20,9 @@ use pr_reminder::notify::doc::{self, Block, Doc};
 use pr_reminder::notify::{digest, message, sink};
 use secrecy::SecretString;
 
+#[path = "render/review_flow.rs"]
+mod review_flow;
+
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap() // a Tuesday
 }

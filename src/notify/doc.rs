@@ -453,3 +453,30 @@ pub fn format_age(age: Duration) -> String {
         (d, h) => format!("{d}d {h}h"),
     }
 }
+
+/// A span of `seconds` as the figures show it: `12m`, `4h 10m`, `2d 3h` (rounded down to the
+/// minute; never negative: a negative span reads `0m`).
+pub fn format_span(seconds: i64) -> String {
+    let minutes = seconds.max(0) / 60;
+    let (days, hours, minutes) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    match (days, hours) {
+        (0, 0) => format!("{minutes}m"),
+        (0, h) => format!("{h}h {minutes}m"),
+        (d, h) => format!("{d}d {h}h"),
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::format_span;
+
+    #[test]
+    fn spans_read_in_minutes_hours_and_days() {
+        assert_eq!(format_span(-5), "0m");
+        assert_eq!(format_span(59), "0m");
+        assert_eq!(format_span(12 * 60 + 30), "12m");
+        assert_eq!(format_span(4 * 3600 + 10 * 60), "4h 10m");
+        assert_eq!(format_span(6 * 3600), "6h 0m");
+        assert_eq!(format_span(2 * 86_400 + 3 * 3600 + 59 * 60), "2d 3h");
+    }
+}

@@ -12,6 +12,7 @@ pub mod message;
 pub mod personal;
 pub mod sink;
 pub mod slack_api;
+pub mod weekly;
 
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 
 pub mod direct;
 pub mod page;
+pub mod review_flow;
 pub mod turns;
 pub mod webhooks;
 
