@@ -413,12 +413,16 @@ fn waiting_chart(waiting: &[Waiting]) -> Option<anyhow::Result<String>> {
             .label_style((FONT, 16).into_font().color(&INK))
             .axis_desc_style((FONT, 16).into_font().color(&INK))
             .draw()?;
-        chart.draw_series(
-            Histogram::vertical(&chart)
-                .style(AMBER.filled())
-                .margin(10)
-                .data(counts.iter().enumerate().map(|(i, n)| (i as u32, *n))),
-        )?;
+        // One series per bar: a histogram keeps its bars in a hash map, so several in one
+        // series come out in no fixed order (and the page would not be the same bytes twice).
+        for (i, n) in counts.iter().enumerate() {
+            chart.draw_series(
+                Histogram::vertical(&chart)
+                    .style(AMBER.filled())
+                    .margin(10)
+                    .data([(i as u32, *n)]),
+            )?;
+        }
         Ok(())
     }))
 }
@@ -461,12 +465,15 @@ fn reviewers_chart(reviewers: &[ReviewerLoad]) -> Option<anyhow::Result<String>>
             .x_labels(4)
             .label_style((FONT, 16).into_font().color(&INK))
             .draw()?;
-        given.draw_series(
-            Histogram::horizontal(&given)
-                .style(BLUE.filled())
-                .margin(5)
-                .data(shown.iter().enumerate().map(|(i, r)| (row(i), r.reviews))),
-        )?;
+        // One series per bar, in order (see `waiting_chart`).
+        for (i, r) in shown.iter().enumerate() {
+            given.draw_series(
+                Histogram::horizontal(&given)
+                    .style(BLUE.filled())
+                    .margin(5)
+                    .data([(row(i), r.reviews)]),
+            )?;
+        }
         let mut waiting = ChartBuilder::on(&right)
             .margin(8)
             .caption("waiting on them now", (FONT, 16).into_font().color(&INK))
@@ -482,12 +489,14 @@ fn reviewers_chart(reviewers: &[ReviewerLoad]) -> Option<anyhow::Result<String>>
             .x_labels(4)
             .label_style((FONT, 16).into_font().color(&INK))
             .draw()?;
-        waiting.draw_series(
-            Histogram::horizontal(&waiting)
-                .style(AMBER.filled())
-                .margin(5)
-                .data(shown.iter().enumerate().map(|(i, r)| (row(i), r.waiting))),
-        )?;
+        for (i, r) in shown.iter().enumerate() {
+            waiting.draw_series(
+                Histogram::horizontal(&waiting)
+                    .style(AMBER.filled())
+                    .margin(5)
+                    .data([(row(i), r.waiting)]),
+            )?;
+        }
         Ok(())
     }))
 }
