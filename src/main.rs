@@ -20,6 +20,7 @@ fn format_outbox(rows: &[OutboxRow]) -> String {
     for row in rows {
         let pr = match &row.subject {
             Subject::Digest => "(digest)".to_owned(),
+            Subject::Report => "(weekly report)".to_owned(),
             Subject::PullRequest {
                 full_name, number, ..
             } => format!("{full_name}#{number}"),

@@ -430,6 +430,11 @@ impl RoomWorker {
                 let stored: Stored = serde_json::from_str(payload).context("a stored digest")?;
                 (Doc::from(stored), "(digest)", 0, None)
             }
+            Subject::Report => {
+                let payload = row.payload.as_deref().unwrap_or_default();
+                let doc: Doc = serde_json::from_str(payload).context("a stored weekly report")?;
+                (doc, "(weekly report)", 0, None)
+            }
             Subject::PullRequest {
                 repository,
                 full_name,
@@ -466,7 +471,7 @@ impl RoomWorker {
             Subject::PullRequest {
                 repository, number, ..
             } => Some(format!("{repository}#{number}")),
-            Subject::Digest => None,
+            Subject::Digest | Subject::Report => None,
         };
         let sent = match (&self.room.sink, &row.subject) {
             (
@@ -482,6 +487,7 @@ impl RoomWorker {
             (Sink::SlackApi { .. }, Subject::Digest) => {
                 self.deliver_living_digest(&message, limiter).await?
             }
+            (Sink::SlackApi { .. }, Subject::Report) => self.deliver_new_message(&message).await?,
             _ => {
                 sink::send(
                     &self.client,

@@ -47,7 +47,8 @@ pub fn render(page: &StatusPage) -> String {
                 p.muted {
                     "As of " time datetime=(page.now.to_rfc3339()) { (when(page.now)) }
                     ". Ages in red are past the escalation threshold ("
-                    (format_age(page.escalate_after)) ")."
+                    (format_age(page.escalate_after)) "). "
+                    a href="status/review-flow" { "The review flow in numbers" }
                 }
                 h2 id="queue" { "Waiting for review" }
                 @for room in &page.rooms {
@@ -289,6 +290,7 @@ fn health(page: &StatusPage) -> Markup {
                             td {
                                 @match &m.subject {
                                     Subject::Digest => "digest",
+                                    Subject::Report => "weekly report",
                                     Subject::PullRequest { full_name, number, .. } => { (full_name) " #" (number) },
                                 }
                             }

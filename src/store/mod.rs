@@ -23,6 +23,7 @@ pub mod status;
 pub mod sweeps;
 pub mod users;
 pub mod webhooks;
+pub mod weekly_reports;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

@@ -70,6 +70,9 @@ pub enum Subject {
     },
     /// A sweep's digest, rendered when the sweep ran (`OutboxRow::payload`).
     Digest,
+    /// A room's weekly report (issue 28), rendered when it was queued (`OutboxRow::payload`;
+    /// `weekly_reports` says which week).
+    Report,
 }
 
 /// One outbox row.
@@ -97,7 +100,7 @@ pub struct OutboxRow {
     pub sent_at: Option<String>,
     /// When its first attempt failed (`None` until one did; cleared by `outbox retry`).
     pub first_failed_at: Option<String>,
-    /// The pre-rendered message of a digest, as JSON.
+    /// The pre-rendered message of a digest or a report, as JSON.
     pub payload: Option<String>,
 }
 
@@ -124,6 +127,7 @@ impl RawRow {
     fn into_row(self) -> anyhow::Result<OutboxRow> {
         let subject = match (self.kind.as_str(), self.repository_key, self.number) {
             ("digest", _, _) => Subject::Digest,
+            ("report", _, _) => Subject::Report,
             (_, Some(key), Some(number)) => Subject::PullRequest {
                 full_name: self.full_name.unwrap_or_else(|| key.clone()),
                 repository: RepositoryKey::from_stored(key),

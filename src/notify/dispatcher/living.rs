@@ -547,6 +547,28 @@ impl RoomWorker {
         Ok(Ok(()))
     }
 
+    /// A weekly report in a Web-API room (issue 28): one new message (`chat.postMessage`), kept
+    /// nowhere and never edited (it is no PR's living message, and no digest it supersedes).
+    pub(super) async fn deliver_new_message(
+        &self,
+        message: &Doc,
+    ) -> anyhow::Result<Result<(), SendError>> {
+        let Sink::SlackApi {
+            channel,
+            api_url,
+            token,
+        } = &self.room.sink
+        else {
+            anyhow::bail!("not a Web-API room");
+        };
+        let api = Api::new(&self.client, api_url, token, &self.slack);
+        Ok(api
+            .post_message(&slack_api::message(channel, message))
+            .await
+            .map(|_| ())
+            .map_err(|err| err.into_send_error("chat.postMessage")))
+    }
+
     /// Before each Web API request: the first goes on the permit `deliver` took; each further
     /// one waits for its own within the room's rate. `false` when the room's lease was lost.
     async fn next_request(&self, requests: &mut u32, limiter: Option<&RoomLimiter>) -> bool {
