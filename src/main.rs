@@ -201,6 +201,7 @@ async fn reconcile(
             wake: Arc::new(tokio::sync::Notify::new()),
             now: pr_reminder::clock::Clock::system().reader(),
             on_commit: None,
+            on_flow: None,
         })
         .await?;
     let reconciler = Reconciler::new(
