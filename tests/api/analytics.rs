@@ -846,6 +846,7 @@ async fn the_report_gives_the_figures_computed_by_hand(on: On) {
             "0 / 0 (2)",
             "1d 10h / 2d 18h (2)",
             "0s / 0s (2)",
+            "2h / 2h (2)",
         ],
         "{out}"
     );
