@@ -160,7 +160,7 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-const SUMMARY_HEADER: [&str; 11] = [
+const SUMMARY_HEADER: [&str; 12] = [
     "",
     "opened",
     "merged",
@@ -172,6 +172,7 @@ const SUMMARY_HEADER: [&str; 11] = [
     "rounds",
     "with reviewers",
     "with author",
+    "to merge",
 ];
 
 fn summary_row(name: &str, s: &Summary) -> Vec<String> {
@@ -187,6 +188,7 @@ fn summary_row(name: &str, s: &Summary) -> Vec<String> {
         rounds(&s.rounds),
         stat(&s.reviewers_turn),
         stat(&s.author_turn),
+        stat(&s.merge_turn),
     ]
 }
 

@@ -376,3 +376,176 @@ pub fn fold(
         merge_seconds,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Participant, Repository, RepositoryKey, UserKey};
+
+    fn at(text: &str) -> Timestamp {
+        Timestamp::parse(text).unwrap()
+    }
+
+    fn person(key: &str, role: Role, state: ReviewState, on: Option<&str>) -> Participant {
+        Participant {
+            user: User::keyed(UserKey::from(key)),
+            role,
+            state,
+            state_on: on.map(at),
+            reviewed_commit: None,
+        }
+    }
+
+    fn snapshot(updated: &str, state: PrState, people: Vec<Participant>) -> PullRequest {
+        PullRequest {
+            repository: Repository {
+                key: RepositoryKey::from_stored("cloud/{r}".into()),
+                full_name: "acme/api".into(),
+                uuid: None,
+                url: None,
+            },
+            number: 1,
+            title: "t".into(),
+            author: User::keyed(UserKey::from("ann")),
+            source_branch: None,
+            source_commit: Some("aaaaaaaaaaaa".into()),
+            destination_branch: None,
+            state,
+            draft: false,
+            open_tasks: None,
+            created_on: at("2026-11-02T09:00:00Z"),
+            updated_on: at(updated),
+            activity_on: at(updated),
+            url: None,
+            participants: people,
+        }
+    }
+
+    fn ctx(required: u32) -> FoldContext {
+        FoldContext {
+            required_approvals: required,
+            approvals_after_last_push: false,
+            build: None,
+        }
+    }
+
+    /// Folds `order` of `snapshots` one batch each, as deliveries arriving in that order.
+    fn one_by_one(snapshots: &[PullRequest], order: &[usize]) -> (FactsState, Vec<ReviewRequest>) {
+        let (mut state, mut requests): (Option<FactsState>, Vec<ReviewRequest>) = (None, vec![]);
+        for &i in order {
+            let folded = fold(state, &requests, &[&snapshots[i]], &ctx(2)).unwrap();
+            for r in folded.requests {
+                requests.retain(|q| q.reviewer != r.reviewer);
+                requests.push(r);
+            }
+            requests.sort_by(|a, b| a.reviewer.cmp(&b.reviewer));
+            state = Some(folded.state);
+        }
+        (state.unwrap(), requests)
+    }
+
+    #[test]
+    fn arrival_order_does_not_change_the_dated_facts() {
+        let (r, a) = (Role::Reviewer, ReviewState::Approved);
+        let snapshots = vec![
+            snapshot(
+                "2026-11-02T09:00:00Z",
+                PrState::Open,
+                vec![
+                    person("bob", r, ReviewState::None, None),
+                    person("cy", r, ReviewState::None, None),
+                ],
+            ),
+            snapshot(
+                "2026-11-02T11:00:00Z",
+                PrState::Open,
+                vec![
+                    person("bob", r, a, Some("2026-11-02T11:00:00Z")),
+                    person("cy", r, ReviewState::None, None),
+                ],
+            ),
+            snapshot(
+                "2026-11-02T13:00:00Z",
+                PrState::Open,
+                vec![
+                    person("bob", r, a, Some("2026-11-02T11:00:00Z")),
+                    person("cy", r, a, Some("2026-11-02T13:00:00Z")),
+                ],
+            ),
+            snapshot(
+                "2026-11-02T15:00:00Z",
+                PrState::Merged,
+                vec![
+                    person("bob", r, a, Some("2026-11-02T11:00:00Z")),
+                    person("cy", r, a, Some("2026-11-02T13:00:00Z")),
+                ],
+            ),
+        ];
+        let (live, live_requests) = one_by_one(&snapshots, &[0, 1, 2, 3]);
+        assert_eq!(live.facts.first_review_on, Some(at("2026-11-02T11:00:00Z")));
+        assert_eq!(live.facts.approved_on, Some(at("2026-11-02T13:00:00Z")));
+        assert_eq!(live.facts.closed_on, Some(at("2026-11-02T15:00:00Z")));
+        assert_eq!(live.facts.state, PrState::Merged);
+        assert_eq!(
+            live_requests
+                .iter()
+                .map(|q| (q.asked_on.clone(), q.reviewed_on.clone()))
+                .collect::<Vec<_>>(),
+            [
+                (at("2026-11-02T09:00:00Z"), Some(at("2026-11-02T11:00:00Z"))),
+                (at("2026-11-02T09:00:00Z"), Some(at("2026-11-02T13:00:00Z"))),
+            ]
+        );
+        // Backwards, and the merge first: the same facts.
+        for order in [[3, 2, 1, 0], [3, 0, 2, 1]] {
+            let (state, requests) = one_by_one(&snapshots, &order);
+            assert_eq!(state.facts, live.facts, "{order:?}");
+            assert_eq!(requests, live_requests, "{order:?}");
+        }
+        // All four in one batch.
+        let all: Vec<&PullRequest> = snapshots.iter().rev().collect();
+        let folded = fold(None, &[], &all, &ctx(2)).unwrap();
+        assert_eq!(folded.state.facts, live.facts);
+        assert_eq!(folded.first_review_seconds, Some(7200));
+        assert_eq!(folded.merge_seconds, Some(6 * 3600));
+    }
+
+    #[test]
+    fn a_new_commit_on_a_standing_request_for_changes_is_a_round() {
+        let r = Role::Reviewer;
+        let changes = person(
+            "bob",
+            r,
+            ReviewState::ChangesRequested,
+            Some("2026-11-02T10:00:00Z"),
+        );
+        let asked = snapshot("2026-11-02T10:00:00Z", PrState::Open, vec![changes.clone()]);
+        let mut pushed = snapshot("2026-11-02T12:00:00Z", PrState::Open, vec![changes]);
+        pushed.source_commit = Some("bbbbbbbbbbbb".into());
+        let first = fold(None, &[], &[&asked], &ctx(1)).unwrap();
+        assert_eq!(first.state.turn.as_deref(), Some("author"));
+        let second = fold(Some(first.state), &[], &[&pushed], &ctx(1)).unwrap();
+        assert_eq!(second.state.facts.rounds, 1);
+        // The request for changes predates the commit: the reviewers' turn again.
+        assert_eq!(second.state.turn.as_deref(), Some("reviewers"));
+        assert_eq!(
+            second.spans,
+            [
+                TurnSpan {
+                    repository: RepositoryKey::from_stored("cloud/{r}".into()),
+                    number: 1,
+                    turn: "author".into(),
+                    since: at("2026-11-02T10:00:00Z"),
+                    until: Some(at("2026-11-02T12:00:00Z")),
+                },
+                TurnSpan {
+                    repository: RepositoryKey::from_stored("cloud/{r}".into()),
+                    number: 1,
+                    turn: "reviewers".into(),
+                    since: at("2026-11-02T12:00:00Z"),
+                    until: None,
+                },
+            ]
+        );
+    }
+}

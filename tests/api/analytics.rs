@@ -677,3 +677,183 @@ async fn a_backfill_of_the_final_state_gives_the_live_facts(on: On) {
     assert_eq!(status, 200, "{report}");
     assert_eq!(everything(&backfilled).await, live_facts);
 }
+
+on_both!(the_report_gives_the_figures_computed_by_hand);
+
+/// #11: opened Friday 6 November 16:00 with Gianluca asked, approved on Monday 9 November at
+/// 10:00, merged at 12:00: across a weekend.
+async fn weekend_history(app: &impl Served) -> Option<()> {
+    let base = cloud_base()?;
+    let gianluca = base["pullrequest"]["participants"][0]["user"].clone();
+    let eleven = |updated: &str, state: &str, verdict: Option<&str>| {
+        let on = verdict.map(|_| "2026-11-09T10:00:00+00:00");
+        cloud_snapshot(
+            &base,
+            11,
+            "2026-11-06T16:00:00+00:00",
+            updated,
+            state,
+            false,
+            "c50556ede84b",
+            vec![participant(&gianluca, "REVIEWER", verdict, on)],
+        )
+    };
+    for (key, body) in [
+        (
+            "pullrequest:created",
+            eleven("2026-11-06T16:00:00+00:00", "OPEN", None),
+        ),
+        (
+            "pullrequest:approved",
+            eleven("2026-11-09T10:00:00+00:00", "OPEN", Some("approved")),
+        ),
+        (
+            "pullrequest:fulfilled",
+            eleven("2026-11-09T12:00:00+00:00", "MERGED", Some("approved")),
+        ),
+    ] {
+        app.processed(key, &body).await;
+    }
+    Some(())
+}
+
+/// `pr-reminder report ARGS` on the app's database, with `config` as its settings file:
+/// (exit code, stdout, stderr).
+async fn report(app: &App, config: &str, args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pr-reminder.toml");
+    std::fs::write(&path, config).unwrap();
+    let path = path.display().to_string();
+    let mut all = vec!["--config", path.as_str(), "report"];
+    all.extend_from_slice(args);
+    crate::helpers::run_binary(&app.database(), &all).await
+}
+
+fn stat(count: u32, median: i64, p90: i64) -> Value {
+    json!({"count": count, "median_seconds": median, "p90_seconds": p90})
+}
+
+/// The Cloud histories (#7, #9) and the weekend one (#11), reported over November on; each
+/// figure computed by hand below. The Data Center PR (2019) is outside the window.
+async fn the_report_gives_the_figures_computed_by_hand(on: On) {
+    let Some(app) = spawn_on(on, "flowreport", settings, Clock::system()).await else {
+        return;
+    };
+    if cloud_history(&app).await.is_none() {
+        return;
+    }
+    weekend_history(&app).await.unwrap();
+    datacenter_history(&app).await.unwrap();
+    let since = ["--since", "2026-11-01T00:00:00Z", "--json"];
+
+    // Wall-clock time. Per PR (seconds):
+    //   #7: ready Mon 09:00; first review and approval 12:00 (10800); merged 14:00 (18000);
+    //       0 rounds; with reviewers 09:00-12:00 (10800), author 0, merge 12:00-14:00 (7200).
+    //   #9: ready Tue 10:00; first review 11:00 (3600); approved 15:00 (18000); still open.
+    //   #11: ready Fri 16:00; first review and approval Mon 10:00 (66 h, 237600); merged Mon
+    //       12:00 (244800); 0 rounds; with reviewers 237600, author 0, merge 7200.
+    // First review [3600, 10800, 237600]: median 10800, p90 rank ⌈2.7⌉ = 3: 237600.
+    // Approval [10800, 18000, 237600]: median 18000, p90 237600.
+    // Merge [18000, 244800]: median (18000 + 244800) / 2 = 131400, p90 rank ⌈1.8⌉ = 2: 244800.
+    // Rounds [0, 0]. With reviewers [10800, 237600]: median 124200, p90 237600; author [0, 0];
+    // merge [7200, 7200].
+    let (code, out, err) = report(&app, "", &since).await;
+    assert_eq!(code, 0, "{err}");
+    let flow: Value = serde_json::from_str(&out).unwrap();
+    let overall = json!({
+        "opened": 3, "merged": 2, "declined": 0, "merged_under_approved": 0,
+        "time_to_first_review": stat(3, 10800, 237600),
+        "time_to_approval": stat(3, 18000, 237600),
+        "time_to_merge": stat(2, 131400, 244800),
+        "rounds": {"count": 2, "median": 0, "p90": 0},
+        "reviewers_turn": stat(2, 124200, 237600),
+        "author_turn": stat(2, 0, 0),
+        "merge_turn": stat(2, 7200, 7200),
+    });
+    assert_eq!(flow["overall"], overall, "{out}");
+    assert_eq!(flow["working_hours_only"], false);
+    assert_eq!(flow["since"], "2026-11-01T00:00:00.000000Z");
+    let mut repository = overall.clone();
+    repository["name"] = json!(BLE);
+    assert_eq!(flow["repositories"], json!([repository]));
+    // Without a configuration, the default room (`console`) hears every repository.
+    let mut room = overall.clone();
+    room["name"] = json!("console");
+    assert_eq!(flow["rooms"], json!([room]));
+    // Gianluca's three first verdicts, 3 h, 1 h and 66 h after being asked: median 3 h. #9
+    // waits on nobody (approved: whoever merges).
+    assert_eq!(flow["reviewers"][0]["name"], "Gianluca Teti");
+    assert_eq!(
+        (
+            &flow["reviewers"][0]["reviews"],
+            &flow["reviewers"][0]["median_response_seconds"],
+            &flow["reviewers"][0]["waiting"]
+        ),
+        (&json!(3), &json!(10800), &json!(0))
+    );
+    assert_eq!(flow["waiting"], json!([]));
+
+    // Working days only (the [sweep] calendar: Monday to Friday, UTC): #11's weekend does not
+    // count. First review and approval Fri 16:00-24:00 + Mon 00:00-10:00 = 18 h (64800), merge
+    // 20 h (72000), with reviewers 64800. First review [3600, 10800, 64800]: median 10800, p90
+    // 64800; approval [10800, 18000, 64800]: median 18000, p90 64800; merge [18000, 72000]:
+    // median 45000, p90 72000; with reviewers [10800, 64800]: median 37800, p90 64800.
+    let config = "[analytics]\nworking_hours_only = true\n";
+    let (code, out, err) = report(&app, config, &since).await;
+    assert_eq!(code, 0, "{err}");
+    let flow: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(flow["working_hours_only"], true);
+    let mut expected = overall.clone();
+    expected["time_to_first_review"] = stat(3, 10800, 64800);
+    expected["time_to_approval"] = stat(3, 18000, 64800);
+    expected["time_to_merge"] = stat(2, 45000, 72000);
+    expected["reviewers_turn"] = stat(2, 37800, 64800);
+    assert_eq!(flow["overall"], expected, "{out}");
+
+    // The table: medians and p90s read as people say them; one repository, by name in any case.
+    let (code, out, err) = report(
+        &app,
+        "",
+        &[
+            "--since",
+            "2026-11-01T00:00:00Z",
+            "--repository",
+            &BLE.to_uppercase(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let overall_line = out
+        .lines()
+        .find(|l| l.starts_with("overall"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let cells: Vec<&str> = overall_line
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            "overall",
+            "3",
+            "2",
+            "0",
+            "0",
+            "3h / 2d 18h (3)",
+            "5h / 2d 18h (3)",
+            "1d 12h / 2d 20h (2)",
+            "0 / 0 (2)",
+            "1d 10h / 2d 18h (2)",
+            "0s / 0s (2)",
+            "2h / 2h (2)",
+        ],
+        "{out}"
+    );
+    assert!(out.contains("\nGianluca Teti  "), "{out}");
+
+    // A bad --since: a usage error naming the flag.
+    let (code, _, err) = report(&app, "", &["--since", "yesterday"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--since") && err.contains("28d"), "{err}");
+}

@@ -38,7 +38,7 @@ pub(super) const SQLITE_BEFORE_FACTS: &str = "\
                             AND c.commit_hash < lower(j.value->>2) || 'g'
      WHERE j.value->>2 IS NOT NULL)";
 
-/// PostgreSQL: the same as `SQLITE_BEFORE_FACTS`, from `$5`, `$6` and `$7`.
+/// PostgreSQL: the same as `SQLITE_BEFORE_FACTS`, from the PR keys `$2` of `BEFORE_BATCH`.
 pub(super) const POSTGRES_BEFORE_FACTS: &str = "\
  'facts', coalesce((SELECT json_agg(json_build_object(
         'repository_key', f.repository_key, 'number', f.number,
@@ -49,17 +49,17 @@ pub(super) const POSTGRES_BEFORE_FACTS: &str = "\
         'updated_on', f.updated_on, 'source_commit', f.source_commit, 'pushed_on', f.pushed_on,
         'blocked', CASE WHEN f.blocked THEN 1 ELSE 0 END, 'turn', f.turn,
         'turn_since', f.turn_since))
-      FROM jsonb_array_elements(CAST($5 AS jsonb)) j
+      FROM jsonb_array_elements(CAST($2 AS jsonb)) j
       JOIN pull_request_facts f ON f.repository_key = j->>0 AND f.number = CAST(j->>1 AS bigint)),
       '[]'),
  'requests', coalesce((SELECT json_agg(json_build_array(q.repository_key, q.number, q.reviewer,
                      q.reviewer_name, q.asked_on, q.reviewed_on))
-      FROM jsonb_array_elements(CAST($6 AS jsonb)) j
+      FROM jsonb_array_elements(CAST($2 AS jsonb)) j
       JOIN pull_request_review_requests q
         ON q.repository_key = j->>0 AND q.number = CAST(j->>1 AS bigint)), '[]'),
  'pr_builds', coalesce((SELECT json_agg(json_build_array(j->>0, CAST(j->>1 AS bigint), c.state,
                       c.updated_on))
-      FROM jsonb_array_elements(CAST($7 AS jsonb)) j
+      FROM jsonb_array_elements(CAST($2 AS jsonb)) j
       JOIN commit_statuses c ON c.commit_hash >= lower(j->>2)
                             AND c.commit_hash < lower(j->>2) || 'g'
      WHERE j->>2 IS NOT NULL), '[]')";

@@ -303,9 +303,6 @@ async fn write_once(
         .bind(buf.pr_keys.as_str())
         .bind(buf.build_keys.as_str())
         .bind(buf.hashes.as_str())
-        .bind(buf.pr_keys.as_str())
-        .bind(buf.pr_keys.as_str())
-        .bind(buf.pr_keys.as_str())
         .fetch_one(&mut *tx)
         .await
         .context("reading state before the batch")?;
