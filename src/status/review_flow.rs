@@ -339,8 +339,15 @@ fn weeks_chart(weeks: &[Week]) -> Option<anyhow::Result<String>> {
             .build_cartesian_2d(0..last.max(1), 0.0..top)?;
         chart
             .configure_mesh()
-            .x_labels(weeks.len().div_ceil(2).max(2))
-            .x_label_formatter(&|i| labels.get(*i as usize).cloned().unwrap_or_default())
+            .x_labels(weeks.len())
+            // Every other week named, so that the dates fit a phone's width.
+            .x_label_formatter(&|i| {
+                let from_last = last - *i;
+                match labels.get(*i as usize) {
+                    Some(label) if from_last % 2 == 0 => label.clone(),
+                    _ => String::new(),
+                }
+            })
             .y_desc("hours")
             .y_label_formatter(&|h| format!("{h:.0}"))
             .label_style((FONT, 16).into_font().color(&INK))
@@ -348,16 +355,22 @@ fn weeks_chart(weeks: &[Week]) -> Option<anyhow::Result<String>> {
             .light_line_style(WHITE)
             .draw()?;
         for (points, colour, name) in [(&first, BLUE, "first review"), (&merge, GREEN, "merge")] {
+            // A dot per week with a median; lines only between consecutive weeks, so that a
+            // week without one is a gap, not a slope.
             chart
-                .draw_series(LineSeries::new(
-                    points.iter().copied(),
-                    colour.stroke_width(3),
-                ))?
+                .draw_series(points.iter().map(|p| Circle::new(*p, 4, colour.filled())))?
                 .label(name)
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 14, y + 5)], colour.filled())
                 });
-            chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, colour.filled())))?;
+            for run in points.chunk_by(|a, b| b.0 == a.0 + 1) {
+                if run.len() > 1 {
+                    chart.draw_series(LineSeries::new(
+                        run.iter().copied(),
+                        colour.stroke_width(3),
+                    ))?;
+                }
+            }
         }
         chart
             .configure_series_labels()
