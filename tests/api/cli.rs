@@ -322,6 +322,7 @@ async fn migrate_applies_every_migration_once_without_the_secret(on: crate::help
         table("sweeps"),
         table("users"),
         table("webhook_coverage"),
+        table("weekly_reports"),
     ];
     if on == On::Sqlite {
         // Room leases are how PostgreSQL's replicas share the rooms; one SQLite process sends
