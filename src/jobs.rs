@@ -17,6 +17,7 @@ use crate::reconcile::{ReconcileReport, Reconciler, Scope};
 use crate::remind::{self, RemindReport};
 use crate::store::{self, Db};
 use crate::sweep::{self, SweepReport};
+use crate::weekly_report::{self, WeeklyReport};
 
 /// A piece of periodic work.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,9 @@ pub enum Job {
         /// Now, whatever the hour or day.
         force: bool,
     },
+    /// Queue each room's weekly team report if one is due (`[analytics] weekly_report`, issue
+    /// 28; `run_weekly_reports`): once per room and week, see `weekly_report`.
+    WeeklyReport,
 }
 
 /// What a job did, as the HTTP answer and the CLI print it.
@@ -43,6 +47,7 @@ pub enum JobReport {
     Sweep(SweepReport),
     Reconcile(ReconcileReport),
     Remind(RemindReport),
+    WeeklyReport(WeeklyReport),
 }
 
 impl JobReport {
@@ -52,6 +57,7 @@ impl JobReport {
             JobReport::Sweep(report) => report.to_text(),
             JobReport::Reconcile(report) => report.to_text(),
             JobReport::Remind(report) => report.to_text(),
+            JobReport::WeeklyReport(report) => report.to_text(),
         }
     }
 }
@@ -161,6 +167,9 @@ impl Jobs {
                 )
                 .await?,
             ),
+            Job::WeeklyReport => JobReport::WeeklyReport(
+                weekly_report::run(&self.db, &self.routing, &self.settings, now).await?,
+            ),
         };
         self.wake.notify_waiters();
         if let Err(err) = store::announce_news(&self.db).await {
@@ -252,6 +261,26 @@ pub async fn run_reminders(jobs: Arc<Jobs>) {
                 tracing::error!(error = %format!("{err:#}"), "personal reminders failed")
             }
         }
+    }
+}
+
+/// The weekly team report's schedule (`[analytics] weekly_report`, in `[sweep] timezone`): runs
+/// `Job::WeeklyReport` at start (a report due within the last day and not yet queued goes out:
+/// a restart at 09:05 does not lose Monday's) and then at each weekly instant, until the task is
+/// aborted. Every replica runs it; the report is queued once per room and week all the same.
+pub async fn run_weekly_reports(jobs: Arc<Jobs>) {
+    let Some((weekday, time)) = jobs.settings.analytics.weekly_report else {
+        return;
+    };
+    let tz = jobs.settings.sweep.calendar.tz;
+    loop {
+        match jobs.run(Job::WeeklyReport, Trigger::Schedule).await {
+            Ok(report) => tracing::info!(report = %one_line(&report), "weekly report run"),
+            Err(err) => tracing::error!(error = %format!("{err:#}"), "weekly report failed"),
+        }
+        let next = weekly_report::next_due(jobs.clock.now(), weekday, time, tz);
+        tracing::info!(next = %next, "next weekly report");
+        jobs.clock.sleep_until(next).await;
     }
 }
 

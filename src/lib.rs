@@ -27,3 +27,4 @@ pub mod status;
 pub mod store;
 pub mod sweep;
 pub mod telemetry;
+pub mod weekly_report;

@@ -115,6 +115,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Queue each room's weekly team report if one is due (as the running service does at
+    /// `[analytics] weekly_report`; it sends them): within a day of the configured weekday and
+    /// time, once per room and week (docs/analytics.md).
+    WeeklyReport {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reconcile with Bitbucket's REST API now: backfill the open pull requests of the
     /// configured repositories (`[[bitbucket]]`) and repair what webhooks missed. Exit status 1
     /// when a repository failed.
@@ -304,6 +312,33 @@ fn connect_usage(settings: &Settings, site: Option<&str>) -> Result<(), String> 
     Ok(())
 }
 
+/// Runs `job` once as the CLI's (`Trigger::Cli`) and prints its report (text, or JSON with
+/// `--json`). The running service sends what it queues (it looks at the outbox every few
+/// seconds); nothing here needs waking.
+async fn run_job(settings: &Settings, job: Job, json: bool) -> anyhow::Result<()> {
+    let db = store::connect(&settings.database, &settings.synchronous).await?;
+    let routing = Arc::new(
+        Routing::new(&settings.notify.routes, settings.required_approvals)?
+            .with_final_edits(settings.notify.editing_rooms()),
+    );
+    let jobs = Jobs::new(
+        db.clone(),
+        routing,
+        Arc::new(settings.clone()),
+        Arc::new(tokio::sync::Notify::new()),
+        pr_reminder::clock::Clock::system(),
+    );
+    let report = jobs.run(job, Trigger::Cli).await;
+    db.close().await;
+    let report = report?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     // An empty variable is an unset one, as for every setting (compose passes `${VAR:-}` on);
     // clap would take it for a missing value. Nothing else runs yet.
@@ -320,6 +355,7 @@ fn main() -> ExitCode {
         | Command::Outbox { .. }
         | Command::Sweep { .. }
         | Command::Remind { .. }
+        | Command::WeeklyReport { .. }
         | Command::Reconcile { .. }
         | Command::Report { .. }
         | Command::Connect { .. } => true,
@@ -423,53 +459,11 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }
-            Command::Sweep { force, json } => {
-                let db = store::connect(&settings.database, &settings.synchronous).await?;
-                let routing = Arc::new(
-                    Routing::new(&settings.notify.routes, settings.required_approvals)?
-                        .with_final_edits(settings.notify.editing_rooms()),
-                );
-                // The running service sends what this queues (it looks at the outbox every few
-                // seconds); nothing here needs waking.
-                let jobs = Jobs::new(
-                    db.clone(),
-                    routing,
-                    Arc::new(settings.clone()),
-                    Arc::new(tokio::sync::Notify::new()),
-                    pr_reminder::clock::Clock::system(),
-                );
-                let report = jobs.run(Job::Sweep { force }, Trigger::Cli).await?;
-                db.close().await;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
-                } else {
-                    print!("{}", report.to_text());
-                }
-                Ok(())
-            }
+            Command::Sweep { force, json } => run_job(&settings, Job::Sweep { force }, json).await,
             Command::Remind { user, force, json } => {
-                let db = store::connect(&settings.database, &settings.synchronous).await?;
-                let routing = Arc::new(
-                    Routing::new(&settings.notify.routes, settings.required_approvals)?
-                        .with_final_edits(settings.notify.editing_rooms()),
-                );
-                let jobs = Jobs::new(
-                    db.clone(),
-                    routing,
-                    Arc::new(settings.clone()),
-                    Arc::new(tokio::sync::Notify::new()),
-                    pr_reminder::clock::Clock::system(),
-                );
-                let report = jobs.run(Job::Remind { user, force }, Trigger::Cli).await;
-                db.close().await;
-                let report = report?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
-                } else {
-                    print!("{}", report.to_text());
-                }
-                Ok(())
+                run_job(&settings, Job::Remind { user, force }, json).await
             }
+            Command::WeeklyReport { json } => run_job(&settings, Job::WeeklyReport, json).await,
             Command::Reconcile { repository, json } => {
                 let report = reconcile(&settings, repository).await?;
                 if json {

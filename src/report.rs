@@ -9,16 +9,17 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::config::Settings;
-use crate::domain::analytics::{earliest, FlowOptions, Group, ReviewFlow, Rounds, Stat, Summary};
+use crate::domain::analytics::{
+    earliest, FlowOptions, FlowRows, Group, ReviewFlow, Rounds, Stat, Summary,
+};
 use crate::domain::routing::Routing;
 use crate::domain::RepositoryKey;
 use crate::domain::Timestamp;
 use crate::store::{self, Db};
 
 /// The figures over [`since`, `now`) of every repository, or of `repository` (full name, any
-/// case): one read of the dated facts (`store::analytics::read`) and `ReviewFlow::compute`,
-/// with the rooms of the configured routes and, under `[analytics] working_hours_only`, the
-/// `[sweep]` calendar. Errors: the database's, or routes that do not compile.
+/// case): one read of the dated facts (`store::analytics::read`) and [`compute`]. Errors: the
+/// database's, or routes that do not compile.
 pub async fn flow(
     db: &Db,
     settings: &Settings,
@@ -29,12 +30,32 @@ pub async fn flow(
     let from = Timestamp::from_datetime(earliest(since, now));
     let rows = store::analytics::read(db, &from, repository).await?;
     let routing = Routing::new(&settings.notify.routes, settings.required_approvals)?;
-    let rooms_of = |key: &RepositoryKey, name: &str| {
+    Ok(compute(&rows, settings, &routing, since, now))
+}
+
+/// The rooms a repository's PRs go to: those of the first route that matches it, none when no
+/// route does.
+pub fn rooms_of(routing: &Routing) -> impl Fn(&RepositoryKey, &str) -> Vec<String> + '_ {
+    move |key, name| {
         routing
             .route(key.flavour(), name)
             .map(|r| r.rooms.clone())
             .unwrap_or_default()
-    };
+    }
+}
+
+/// `ReviewFlow::compute` of `rows` over [`since`, `until`), with the rooms of `routing` in the
+/// configuration's order and, under `[analytics] working_hours_only`, the `[sweep]` calendar:
+/// the one place the settings become `FlowOptions` (the page, `pr-reminder report` and the
+/// weekly report alike).
+pub fn compute(
+    rows: &FlowRows,
+    settings: &Settings,
+    routing: &Routing,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> ReviewFlow {
+    let rooms_of = rooms_of(routing);
     let room_order: Vec<String> = settings
         .notify
         .rooms
@@ -43,7 +64,7 @@ pub async fn flow(
         .collect();
     let options = FlowOptions {
         since,
-        until: now,
+        until,
         calendar: settings
             .analytics
             .working_hours_only
@@ -51,7 +72,7 @@ pub async fn flow(
         rooms_of: &rooms_of,
         room_order: &room_order,
     };
-    Ok(ReviewFlow::compute(&rows, &options))
+    ReviewFlow::compute(rows, &options)
 }
 
 /// Reads `--since`: a span back from `now` (`28d`, `12h`, `2w`, `90m`: a whole number and one

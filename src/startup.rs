@@ -35,6 +35,8 @@ pub struct Application {
     scheduler: Option<JoinHandle<()>>,
     /// Queues the personal reminders every minute, when anyone can get a direct message.
     reminders: Option<JoinHandle<()>>,
+    /// Queues each room's weekly team report, when `[analytics] weekly_report` is set.
+    weekly_reports: Option<JoinHandle<()>>,
     /// One reconciliation poller per site with `poll_interval_minutes`.
     pollers: Vec<JoinHandle<()>>,
     db: Db,
@@ -222,6 +224,11 @@ impl Application {
             );
         }
         let reminders = anyone_direct.then(|| tokio::spawn(jobs::run_reminders(jobs.clone())));
+        let weekly_reports = settings
+            .analytics
+            .weekly_report
+            .is_some()
+            .then(|| tokio::spawn(jobs::run_weekly_reports(jobs.clone())));
         let webhook = web::Data::new(routes::webhook::WebhookState {
             signature: settings.signature.clone(),
             max_body_bytes: settings.max_body_bytes,
@@ -303,6 +310,7 @@ impl Application {
                 .service(get("/readyz", routes::health::readyz))
                 .service(get("/metrics", routes::metrics::metrics))
                 .service(get("/status", routes::status::status))
+                .service(get("/status/review-flow", routes::status::review_flow))
         })
         // Connections past the cap wait in the kernel's queue until a slot turns over; std's
         // listener would queue only 128, and a dropped SYN is retried by the client after a
@@ -331,6 +339,7 @@ impl Application {
             direct,
             scheduler,
             reminders,
+            weekly_reports,
             pollers,
             db,
             signals,
@@ -360,6 +369,9 @@ impl Application {
         served?;
         if let Some(scheduler) = &self.scheduler {
             scheduler.abort();
+        }
+        if let Some(weekly_reports) = &self.weekly_reports {
+            weekly_reports.abort();
         }
         if let Some(reminders) = &self.reminders {
             reminders.abort();

@@ -14,6 +14,7 @@ use super::header;
 use crate::clock::Clock;
 use crate::config::{SecretToken, Settings, SignaturePolicy};
 use crate::domain::routing::Routing;
+use crate::report;
 use crate::signature;
 use crate::status;
 use crate::store::Db;
@@ -63,6 +64,10 @@ pub enum StatusError {
     /// 500: reading the database failed (logged).
     #[error("the status page could not be read; see the service log")]
     Failed,
+    /// 400: a query parameter of `GET /status/review-flow` is not one it reads; says which
+    /// and what it takes.
+    #[error("{0}")]
+    BadQuery(String),
 }
 
 impl ResponseError for StatusError {
@@ -71,6 +76,7 @@ impl ResponseError for StatusError {
             StatusError::Off => StatusCode::NOT_FOUND,
             StatusError::Unauthorized => StatusCode::UNAUTHORIZED,
             StatusError::Failed => StatusCode::INTERNAL_SERVER_ERROR,
+            StatusError::BadQuery(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -138,21 +144,44 @@ pub(crate) fn token_presented(authorization: Option<&str>, token: &SecretToken) 
         .is_some_and(|(_, password)| signature::same_secret(password, token.0.expose_secret()))
 }
 
+/// Whether `req` may read the status pages (see the module): `Off` (404) or `Unauthorized`
+/// (401) when not.
+fn allowed(req: &HttpRequest, settings: &Settings) -> Result<(), StatusError> {
+    match Access::of(settings) {
+        Access::Open => Ok(()),
+        Access::Off => Err(StatusError::Off),
+        Access::Token => {
+            let token = settings.monitoring.status_token.as_ref();
+            if token.is_some_and(|t| token_presented(header(req, "Authorization"), t)) {
+                Ok(())
+            } else {
+                Err(StatusError::Unauthorized)
+            }
+        }
+    }
+}
+
+/// An HTML page as the status pages answer it: not cached, no script, nothing framed.
+fn html_page(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        // No script at all; the one stylesheet is inline.
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ))
+        .body(body)
+}
+
 /// `GET /status`: the page as HTML (200), or 401/404 as `StatusError` says.
 pub async fn status(
     req: HttpRequest,
     state: web::Data<StatusState>,
 ) -> Result<HttpResponse, StatusError> {
-    match Access::of(&state.settings) {
-        Access::Open => {}
-        Access::Off => return Err(StatusError::Off),
-        Access::Token => {
-            let token = state.settings.monitoring.status_token.as_ref();
-            if !token.is_some_and(|t| token_presented(header(&req, "Authorization"), t)) {
-                return Err(StatusError::Unauthorized);
-            }
-        }
-    }
+    allowed(&req, &state.settings)?;
     let page = status::gather(
         &state.db,
         &state.routing,
@@ -164,15 +193,69 @@ pub async fn status(
         tracing::error!(error = %format!("{err:#}"), "status page failed");
         StatusError::Failed
     })?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("Cache-Control", "no-store"))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
-        // No script at all; the one stylesheet is inline.
-        .insert_header((
-            "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-        ))
-        .body(status::page::render(&page)))
+    Ok(html_page(status::page::render(&page)))
+}
+
+/// What `GET /status/review-flow` was asked: `since` and `repository`, each at most once;
+/// anything else is a 400 that says what the page reads.
+fn review_flow_query(query: &str) -> Result<status::review_flow::Asked, StatusError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|_| {
+        StatusError::BadQuery(
+            "the query string could not be read; use ?since=28d&repository=team/repo".into(),
+        )
+    })?;
+    let mut asked = status::review_flow::Asked::default();
+    for (key, value) in pairs {
+        let slot = match key.as_str() {
+            "since" => &mut asked.since,
+            "repository" => &mut asked.repository,
+            other => {
+                return Err(StatusError::BadQuery(format!(
+                    "unknown parameter {other:?}: this page reads since (28d, 12h, 2w, or an RFC 3339 date-time) and repository (a full name)"
+                )))
+            }
+        };
+        if slot.replace(value).is_some() {
+            return Err(StatusError::BadQuery(format!("{key} is given twice")));
+        }
+    }
+    if let Some(repository) = &asked.repository {
+        if repository.trim().is_empty() || repository.chars().count() > 200 {
+            return Err(StatusError::BadQuery(
+                "repository must be a repository's full name (team/repo), at most 200 characters"
+                    .into(),
+            ));
+        }
+    }
+    Ok(asked)
+}
+
+/// `GET /status/review-flow` (issue 28): the review-flow figures and charts as HTML (200) over
+/// `?since=` (default `[analytics] window_days`) for `?repository=` (default every one); 400
+/// for a query it does not read, 401/404 as `GET /status`.
+pub async fn review_flow(
+    req: HttpRequest,
+    state: web::Data<StatusState>,
+) -> Result<HttpResponse, StatusError> {
+    allowed(&req, &state.settings)?;
+    let asked = review_flow_query(req.query_string())?;
+    let now = state.clock.now();
+    let since = match &asked.since {
+        Some(since) => report::parse_since(since, now)
+            .map_err(|err| StatusError::BadQuery(format!("since: {err}")))?,
+        None => now - state.settings.analytics.window,
+    };
+    let flow = report::flow(
+        &state.db,
+        &state.settings,
+        since,
+        now,
+        asked.repository.as_deref(),
+    )
+    .await
+    .map_err(|err| {
+        tracing::error!(error = %format!("{err:#}"), "review-flow page failed");
+        StatusError::Failed
+    })?;
+    Ok(html_page(status::review_flow::render(&flow, &asked)))
 }

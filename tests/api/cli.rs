@@ -33,13 +33,18 @@ fn every_subcommand_has_help() {
 
 /// Each subcommand's help shows its usage line and lists its own flags.
 #[test]
-fn sweep_and_outbox_help_name_their_flags() {
+fn sweep_weekly_report_and_outbox_help_name_their_flags() {
     let dir = tempfile::tempdir().unwrap();
     for (args, usage, flags) in [
         (
             vec!["sweep", "--help"],
             "Usage: pr-reminder sweep [OPTIONS]",
             vec!["--force", "--json"],
+        ),
+        (
+            vec!["weekly-report", "--help"],
+            "Usage: pr-reminder weekly-report [OPTIONS]",
+            vec!["--json"],
         ),
         (
             vec!["outbox", "--help"],
