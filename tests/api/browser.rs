@@ -335,3 +335,136 @@ async fn a_browser_sees_the_webhook_coverage_per_repository() {
     }
     closed.expect("closing the browser");
 }
+
+/// Issue 28: the review-flow page in a real browser, logged in with Basic auth: its three charts
+/// are drawn (inline SVG with their bars and lines visible), and on a phone the page is no wider
+/// than the screen with the charts scaled to it. Screenshots: `review-flow.png` (the README's
+/// `docs/review-flow.png` is a copy) and `review-flow-phone.png` in the target folder.
+#[tokio::test]
+async fn a_browser_sees_the_review_flow_charts_on_a_phone() {
+    let Some(driver_path) = browser() else {
+        return;
+    };
+    let fake = crate::sweep::fake_room().await;
+    let clock = crate::helpers::ManualClock::frozen(crate::review_flow::before_the_report());
+    let Some(app) = crate::review_flow::flow_app(crate::helpers::On::Sqlite, &fake, &clock).await
+    else {
+        unreachable!("SQLite always runs");
+    };
+    let driver = start_driver(&driver_path).await;
+    let client = session(&driver).await;
+    let result = AssertUnwindSafe(async {
+        let port = crate::helpers::Served::address(&app).trim_start_matches("http://127.0.0.1:");
+        let token = crate::review_flow::STATUS_TOKEN;
+        client
+            .goto(&format!(
+                "http://status:{token}@127.0.0.1:{port}/status/review-flow?since=5w"
+            ))
+            .await?;
+        assert_eq!(client.title().await?, "pr-reminder review flow");
+
+        // Each chart is an SVG that is shown, with its marks: a dot per week that had a median,
+        // a bar per wait bucket, a bar per reviewer and chart.
+        for id in ["trend-chart", "waiting-chart", "reviewers-chart"] {
+            let svg = client.find(Locator::Css(&format!("#{id} svg"))).await?;
+            assert!(svg.is_displayed().await?, "{id}");
+            let (_, _, width, height) = svg.rectangle().await?;
+            assert!(width > 300.0 && height > 100.0, "{id}: {width} x {height}");
+        }
+        // The weeks of 2 Nov and 30 Nov are not consecutive: dots, and no line across the gap.
+        for colour in ["#1F6FEB", "#2E7D32"] {
+            let lines = client
+                .find_all(Locator::Css(&format!(
+                    "#trend-chart svg polyline[stroke=\"{colour}\"]"
+                )))
+                .await?;
+            assert_eq!(lines.len(), 0, "{colour}");
+        }
+        let dots = client
+            .find_all(Locator::Css("#trend-chart svg circle"))
+            .await?;
+        assert_eq!(
+            dots.len(),
+            4,
+            "first review and merge, in the weeks of 2 Nov and 30 Nov"
+        );
+        let bars = client
+            .find_all(Locator::Css("#waiting-chart svg rect[fill=\"#F9A825\"]"))
+            .await?;
+        // Six buckets, five empty: the one bar of #3 (2-3 days) has a height.
+        assert_eq!(bars.len(), 6);
+        let mut tall = 0;
+        for bar in &bars {
+            if bar.rectangle().await?.3 > 1.0 {
+                tall += 1;
+            }
+        }
+        assert_eq!(tall, 1, "#3 alone waits");
+        let reviewer_bars = client
+            .find_all(Locator::Css("#reviewers-chart svg rect[fill=\"#1F6FEB\"]"))
+            .await?;
+        assert_eq!(reviewer_bars.len(), 2, "Bob and Carol");
+        let names = client
+            .find(Locator::Css("#reviewers-chart svg"))
+            .await?
+            .text()
+            .await?;
+        assert!(
+            names.contains("Bob Reviewer") && names.contains("Carol Reviewer"),
+            "{names}"
+        );
+
+        // Tall enough for the whole page in one picture.
+        client.set_window_size(1280, 2550).await?;
+        let desktop = client.screenshot().await?;
+        assert!(desktop.starts_with(b"\x89PNG"), "a PNG");
+        let path = screenshot_path("review-flow.png");
+        std::fs::write(&path, &desktop).unwrap();
+
+        // On a phone: nothing wider than the screen; the charts scale down to it.
+        client.set_window_size(390, 844).await?;
+        let widths = client
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth,
+                         ...[...document.querySelectorAll('figure.chart svg')]
+                            .map(s => Math.ceil(s.getBoundingClientRect().right))];",
+                vec![],
+            )
+            .await?;
+        let widths: Vec<u64> = widths
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_u64().unwrap())
+            .collect();
+        let window = widths[1];
+        assert!(
+            widths[0] <= window,
+            "{} px wide in a {window} px window",
+            widths[0]
+        );
+        assert_eq!(widths.len(), 5, "three charts");
+        for right in &widths[2..] {
+            assert!(
+                *right <= window,
+                "a chart ends at {right} px in a {window} px window"
+            );
+        }
+        let phone = client.screenshot().await?;
+        std::fs::write(screenshot_path("review-flow-phone.png"), &phone).unwrap();
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "review-flow screenshots: {} and review-flow-phone.png beside it",
+            path.display()
+        );
+        Ok::<(), fantoccini::error::CmdError>(())
+    })
+    .catch_unwind()
+    .await;
+    let closed = client.close().await;
+    match result {
+        Ok(result) => result.expect("the browser session"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+    closed.expect("closing the browser");
+}
