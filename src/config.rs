@@ -152,6 +152,10 @@ pub struct AnalyticsSettings {
     /// first three letters and a 24-hour time, in `[sweep] timezone`); `None` (the default):
     /// no weekly report.
     pub weekly_report: Option<(chrono::Weekday, chrono::NaiveTime)>,
+    /// The review-flow page's address as the team opens it (`page_url`, such as
+    /// `https://pr-reminder.example.com/status/review-flow`): the weekly report links to it;
+    /// `None` (the default): no link, since nothing else says where the service is reached.
+    pub page_url: Option<String>,
 }
 
 impl Default for AnalyticsSettings {
@@ -160,6 +164,7 @@ impl Default for AnalyticsSettings {
             working_hours_only: false,
             window: chrono::Duration::days(28),
             weekly_report: None,
+            page_url: None,
         }
     }
 }
@@ -1026,6 +1031,10 @@ impl Settings {
             ),
             None => "# weekly_report: not set: no weekly report\n".to_owned(),
         });
+        out.push_str(&match &a.page_url {
+            Some(url) => format!("page_url = {}\n", toml_str(url)),
+            None => "# page_url: not set: the weekly report does not link to the page\n".to_owned(),
+        });
         let r = &self.retention;
         out.push_str("\n[retention]\n");
         let days = |d: &Option<chrono::Duration>| d.map_or(0, |d| d.num_days());
@@ -1487,6 +1496,7 @@ section!(RawAnalytics {
     working_hours_only: bool = false,
     window_days: i64 = 28,
     weekly_report: Option<String> = None,
+    page_url: Option<String> = None,
 });
 
 section!(RawRetention {
@@ -1504,10 +1514,15 @@ impl RawAnalytics {
                 parse_weekly(text).map_err(|e| ConfigError::at("analytics.weekly_report", e))?,
             ),
         };
+        let page_url = match self.page_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => Some(base_url("analytics.page_url", url)?),
+        };
         Ok(AnalyticsSettings {
             working_hours_only: self.working_hours_only,
             window: chrono::Duration::days(window),
             weekly_report,
+            page_url,
         })
     }
 }
@@ -2581,6 +2596,7 @@ mod tests {
         std::fs::write(
             &path,
             "webhook_secret = \"s\"\n[analytics]\nweekly_report = \"Fri 16:30\"\nworking_hours_only = true\n\
+             page_url = \"https://pr.example.com/status/review-flow/\"\n\
              [retention]\noutbox_days = 0\ndeliveries_days = 7\n",
         )
         .unwrap();
@@ -2597,6 +2613,14 @@ mod tests {
         assert_eq!(s.retention.deliveries, Some(chrono::Duration::days(7)));
         let shown = s.render();
         assert!(shown.contains("weekly_report = \"fri 16:30\"\n"), "{shown}");
+        assert_eq!(
+            s.analytics.page_url.as_deref(),
+            Some("https://pr.example.com/status/review-flow")
+        );
+        assert!(
+            shown.contains("page_url = \"https://pr.example.com/status/review-flow\"\n"),
+            "{shown}"
+        );
         assert!(shown.contains("outbox_days = 0\n"), "{shown}");
     }
 
@@ -2622,6 +2646,10 @@ mod tests {
             (
                 "[sweep]\nquiet_hours = \"late\"\n".to_owned(),
                 "sweep.quiet_hours",
+            ),
+            (
+                "[analytics]\npage_url = \"pr.example.com/status/review-flow\"\n".to_owned(),
+                "analytics.page_url",
             ),
             (
                 "[sweep]\nschedule = \"every hour\"\n".to_owned(),
@@ -3017,6 +3045,7 @@ webhook_silence_days = 7
 working_hours_only = false
 window_days = 28
 # weekly_report: not set: no weekly report
+# page_url: not set: the weekly report does not link to the page
 
 [retention]
 deliveries_days = 90

@@ -218,7 +218,6 @@ pub async fn run(
         let last_week = figures(starts, ends);
         let earlier = figures(before, starts);
         let current = figures(now - settings.analytics.window, now);
-        // No setting gives the service's public address, so the report cannot link to the page.
         let doc = weekly::render(&WeeklyFigures {
             room: &room.name,
             week_starts_on: week,
@@ -226,7 +225,7 @@ pub async fn run(
             before: &earlier.overall,
             waiting: &current.waiting,
             reviewers: &last_week.reviewers,
-            page_url: None,
+            page_url: settings.analytics.page_url.as_deref(),
         });
         // Stored as the room's chat will show it (as the sweep stores a digest).
         let shown = sink::format(&room.sink).shown(&doc);

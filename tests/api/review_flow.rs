@@ -25,6 +25,9 @@ use crate::sweep::{digests, fake_room, notify, utc};
 
 pub const STATUS_TOKEN: &str = "review-flow-token-0123456789";
 
+/// `[analytics] page_url`: where the weekly report links.
+const PAGE: &str = "https://pr-reminder.example.com/status/review-flow";
+
 /// Mon 7 Dec 2026 07:59:59 UTC: one second before the weekly report (Mon 09:00 in Berlin).
 pub fn before_the_report() -> DateTime<Utc> {
     utc(2026, 12, 7, 7, 59) + Duration::seconds(59)
@@ -169,7 +172,7 @@ pub(crate) async fn seed(app: &impl Served) {
 }
 
 /// Rooms backend (acme/*) and web (web/*) on `fake` (HipChat), the weekly report on Mondays
-/// at 09:00 in Berlin, the status token; `adjust` after.
+/// at 09:00 in Berlin linking to `PAGE`, the status token; `adjust` after.
 fn settings(fake: &MockServer, adjust: impl FnOnce(&mut Settings)) -> impl FnOnce(&mut Settings) {
     let notify = notify(fake);
     move |s| {
@@ -177,6 +180,7 @@ fn settings(fake: &MockServer, adjust: impl FnOnce(&mut Settings)) -> impl FnOnc
         s.sweep.calendar.tz = "Europe/Berlin".parse().unwrap();
         s.analytics.weekly_report = Some((Weekday::Mon, NaiveTime::from_hms_opt(9, 0, 0).unwrap()));
         s.monitoring.status_token = Some(SecretToken(SecretString::from(STATUS_TOKEN)));
+        s.analytics.page_url = Some(PAGE.to_owned());
         adjust(s);
     }
 }
@@ -431,7 +435,8 @@ async fn the_weekly_report_is_posted_once_per_room_and_week_at_its_time(on: On) 
          <b>Waiting longest for review</b><br>\
          • <a href=\"https://bitbucket.org/acme/api/pull-requests/3\">Change 3</a> (acme/api #3) · waiting 2d 23h<br>\
          <b>Reviewed most</b><br>\
-         • Bob Reviewer · 1 review, median response 4h 0m",
+         • Bob Reviewer · 1 review, median response 4h 0m<br>\
+         <a href=\"https://pr-reminder.example.com/status/review-flow\">All the figures</a>",
     );
     assert_eq!(
         web.1,
@@ -440,7 +445,8 @@ async fn the_weekly_report_is_posted_once_per_room_and_week_at_its_time(on: On) 
          1 opened, 0 merged, 0 declined.<br>\
          Nothing waits for review now.<br>\
          <b>Reviewed most</b><br>\
-         • Carol Reviewer · 1 review, median response 2h 0m",
+         • Carol Reviewer · 1 review, median response 2h 0m<br>\
+         <a href=\"https://pr-reminder.example.com/status/review-flow\">All the figures</a>",
     );
     let rows: Vec<(String, String)> = app
         .query_rows("SELECT room, week_starts_on FROM weekly_reports ORDER BY room")
@@ -610,6 +616,11 @@ room = "web"
     assert_eq!(messages[0].0, "backend");
     let heading = format!("<b>Review flow, week of {}", week.format("%a %-d %b"));
     assert!(messages[0].1.starts_with(&heading), "{messages:?}");
+    // No [analytics] page_url in this configuration: no link.
+    assert!(
+        !messages[0].1.contains("<a href=\"https://pr-reminder"),
+        "{messages:?}"
+    );
 
     // Again in the same week: nothing more.
     assert_eq!(
