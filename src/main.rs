@@ -149,6 +149,10 @@ enum Command {
         /// date-time; default `[analytics] window_days`.
         #[arg(long, value_name = "WHEN", value_parser = since_arg)]
         since: Option<chrono::DateTime<chrono::Utc>>,
+        /// The window's end, as `--since` reads it; default now. A past end gives the figures
+        /// as they stood then (later reviews and merges undone, waits measured up to it).
+        #[arg(long, value_name = "WHEN", value_parser = since_arg)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
         /// Only this repository (its full name, any case).
         #[arg(long, value_name = "R")]
         repository: Option<String>,
@@ -396,6 +400,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    // A report's window must not be empty (exit 2).
+    if let Command::Report {
+        since: Some(since),
+        until,
+        ..
+    } = &cli.command
+    {
+        let end = until.unwrap_or_else(chrono::Utc::now);
+        if *since >= end {
+            eprintln!(
+                "pr-reminder: --since {} is not before --until {} (the window is empty)",
+                since.to_rfc3339(),
+                end.to_rfc3339()
+            );
+            return ExitCode::from(2);
+        }
+    }
     let mut failed = false;
     let failed_ref = &mut failed;
     let result = runtime.block_on(async move {
@@ -514,14 +535,15 @@ fn main() -> ExitCode {
             }
             Command::Report {
                 since,
+                until,
                 repository,
                 json,
             } => {
+                let end = until.unwrap_or_else(chrono::Utc::now);
+                let since = since.unwrap_or(end - settings.analytics.window);
                 let db = store::connect(&settings.database, &settings.synchronous).await?;
-                let now = chrono::Utc::now();
-                let since = since.unwrap_or(now - settings.analytics.window);
                 let flow =
-                    pr_reminder::report::flow(&db, &settings, since, now, repository.as_deref())
+                    pr_reminder::report::flow(&db, &settings, since, until, repository.as_deref())
                         .await;
                 db.close().await;
                 let flow = flow?;
