@@ -852,6 +852,45 @@ async fn the_report_gives_the_figures_computed_by_hand(on: On) {
     );
     assert!(out.contains("\nGianluca Teti  "), "{out}");
 
+    // The Data Center PR, in its own day of 2019: opened 09:31:15.860, needs work 09:34:53
+    // (first review 217.14 s), approved 09:35:38 (262.14 s), merged 09:37:14.286 (358.426 s);
+    // whole seconds, rounded down.
+    let (code, out, err) = report(
+        &app,
+        "",
+        &[
+            "--since",
+            "2019-03-01T00:00:00Z",
+            "--until",
+            "2019-03-02T00:00:00Z",
+            "--repository",
+            GOPHER,
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let flow: Value = serde_json::from_str(&out).unwrap();
+    let dc = &flow["overall"];
+    assert_eq!(
+        (
+            &dc["opened"],
+            &dc["merged"],
+            &dc["time_to_first_review"],
+            &dc["time_to_approval"],
+            &dc["time_to_merge"]
+        ),
+        (
+            &json!(1),
+            &json!(1),
+            &stat(1, 217, 217),
+            &stat(1, 262, 262),
+            &stat(1, 358, 358)
+        ),
+        "{out}"
+    );
+    assert_eq!(flow["repositories"][0]["name"], GOPHER);
+
     // A bad --since: a usage error naming the flag.
     let (code, _, err) = report(&app, "", &["--since", "yesterday"]).await;
     assert_eq!(code, 2, "{err}");
