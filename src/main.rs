@@ -193,6 +193,16 @@ enum OutboxCommand {
         #[arg(long, conflicts_with = "id")]
         failed: bool,
     },
+    /// Delete a failed notification (or all of them) for good: it will not be sent, and
+    /// retention no longer keeps it.
+    Dismiss {
+        /// The notification's id (see `outbox list --failed`).
+        #[arg(required_unless_present = "failed")]
+        id: Option<i64>,
+        /// Every failed notification.
+        #[arg(long, conflicts_with = "id")]
+        failed: bool,
+    },
 }
 
 /// `pr-reminder reconcile`: one pass through a writer of its own (the running service, if any,
@@ -568,6 +578,15 @@ fn main() -> ExitCode {
                                 anyhow::bail!("notification {id} does not exist or has not failed")
                             }
                             _ => println!("{n} notification(s) requeued"),
+                        }
+                    }
+                    OutboxCommand::Dismiss { id, .. } => {
+                        let n = store::outbox::dismiss(&db, id).await?;
+                        match (id, n) {
+                            (Some(id), 0) => {
+                                anyhow::bail!("notification {id} does not exist or has not failed")
+                            }
+                            _ => println!("{n} notification(s) dismissed"),
                         }
                     }
                 }
