@@ -158,6 +158,10 @@ enum Command {
         /// date-time; default `[analytics] window_days`.
         #[arg(long, value_name = "WHEN", value_parser = since_arg)]
         since: Option<chrono::DateTime<chrono::Utc>>,
+        /// The window's end, as `--since` reads it; default now. A past end gives the figures
+        /// as they stood then (later reviews and merges undone, waits measured up to it).
+        #[arg(long, value_name = "WHEN", value_parser = since_arg)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
         /// Only this repository (its full name, any case).
         #[arg(long, value_name = "R")]
         repository: Option<String>,
@@ -191,6 +195,16 @@ enum OutboxCommand {
     /// Put a failed notification (or all of them) back in the queue; a running service sends it
     /// within a few seconds.
     Retry {
+        /// The notification's id (see `outbox list --failed`).
+        #[arg(required_unless_present = "failed")]
+        id: Option<i64>,
+        /// Every failed notification.
+        #[arg(long, conflicts_with = "id")]
+        failed: bool,
+    },
+    /// Delete a failed notification (or all of them) for good: it will not be sent, and
+    /// retention no longer keeps it.
+    Dismiss {
         /// The notification's id (see `outbox list --failed`).
         #[arg(required_unless_present = "failed")]
         id: Option<i64>,
@@ -433,6 +447,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    // A report's window must not be empty (exit 2).
+    if let Command::Report {
+        since: Some(since),
+        until,
+        ..
+    } = &cli.command
+    {
+        let end = until.unwrap_or_else(chrono::Utc::now);
+        if *since >= end {
+            eprintln!(
+                "pr-reminder: --since {} is not before --until {} (the window is empty)",
+                since.to_rfc3339(),
+                end.to_rfc3339()
+            );
+            return ExitCode::from(2);
+        }
+    }
     let mut failed = false;
     let failed_ref = &mut failed;
     let result = runtime.block_on(async move {
@@ -509,14 +540,15 @@ fn main() -> ExitCode {
             }
             Command::Report {
                 since,
+                until,
                 repository,
                 json,
             } => {
+                let end = until.unwrap_or_else(chrono::Utc::now);
+                let since = since.unwrap_or(end - settings.analytics.window);
                 let db = store::connect(&settings.database, &settings.synchronous).await?;
-                let now = chrono::Utc::now();
-                let since = since.unwrap_or(now - settings.analytics.window);
                 let flow =
-                    pr_reminder::report::flow(&db, &settings, since, now, repository.as_deref())
+                    pr_reminder::report::flow(&db, &settings, since, until, repository.as_deref())
                         .await;
                 db.close().await;
                 let flow = flow?;
@@ -541,6 +573,15 @@ fn main() -> ExitCode {
                                 anyhow::bail!("notification {id} does not exist or has not failed")
                             }
                             _ => println!("{n} notification(s) requeued"),
+                        }
+                    }
+                    OutboxCommand::Dismiss { id, .. } => {
+                        let n = store::outbox::dismiss(&db, id).await?;
+                        match (id, n) {
+                            (Some(id), 0) => {
+                                anyhow::bail!("notification {id} does not exist or has not failed")
+                            }
+                            _ => println!("{n} notification(s) dismissed"),
                         }
                     }
                 }

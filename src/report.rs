@@ -17,18 +17,24 @@ use crate::domain::RepositoryKey;
 use crate::domain::Timestamp;
 use crate::store::{self, Db};
 
-/// The figures over [`since`, `now`) of every repository, or of `repository` (full name, any
-/// case): one read of the dated facts (`store::analytics::read`) and [`compute`]. Errors: the
+/// The figures over [`since`, `until`) of every repository, or of `repository` (full name, any
+/// case): one read of the dated facts (`store::analytics::read`) and [`compute`]. `until`:
+/// `None` is now; a past instant gives the figures as they stood then (`FlowRows::as_of`: later
+/// events undone, waits measured up to it). Errors: the
 /// database's, or routes that do not compile.
 pub async fn flow(
     db: &Db,
     settings: &Settings,
     since: DateTime<Utc>,
-    now: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
     repository: Option<&str>,
 ) -> anyhow::Result<ReviewFlow> {
+    let now = until.unwrap_or_else(Utc::now);
     let from = Timestamp::from_datetime(earliest(since, now));
-    let rows = store::analytics::read(db, &from, repository).await?;
+    let mut rows = store::analytics::read(db, &from, repository).await?;
+    if until.is_some() {
+        rows = rows.as_of(&Timestamp::from_datetime(now));
+    }
     let routing = Routing::new(&settings.notify.routes, settings.required_approvals)?;
     Ok(compute(&rows, settings, &routing, since, now))
 }

@@ -233,6 +233,60 @@ pub struct FlowRows {
     pub requests: Vec<ReviewRequest>,
 }
 
+impl FlowRows {
+    /// The rows as they stood at `at`: PRs opened later are left out; a PR closed later is
+    /// open again (its close, state and rounds unknown yet); reviews, approvals, turn spans and
+    /// review requests dated later are undone (a span running past `at` is still running).
+    /// `ReviewFlow::compute` over `as_of(until)` with `until` in the past gives the figures a
+    /// report run at `until` would have given, waiting times included.
+    pub fn as_of(&self, at: &Timestamp) -> FlowRows {
+        let before = |t: &Option<Timestamp>| t.clone().filter(|t| t < at);
+        let facts: Vec<PrFacts> = self
+            .facts
+            .iter()
+            .filter(|pr| pr.created_on < *at)
+            .map(|pr| {
+                let closed = pr.closed_on.as_ref().is_some_and(|c| c < at);
+                PrFacts {
+                    ready_on: before(&pr.ready_on),
+                    first_review_on: before(&pr.first_review_on),
+                    approved_on: before(&pr.approved_on),
+                    state: if closed { pr.state } else { PrState::Open },
+                    closed_on: before(&pr.closed_on),
+                    rounds: if closed { pr.rounds } else { 0 },
+                    ..pr.clone()
+                }
+            })
+            .collect();
+        let kept: std::collections::HashSet<(&RepositoryKey, i64)> =
+            facts.iter().map(|pr| (&pr.repository, pr.number)).collect();
+        let known = |repository: &RepositoryKey, number: i64| kept.contains(&(repository, number));
+        let turns = self
+            .turns
+            .iter()
+            .filter(|t| t.since < *at && known(&t.repository, t.number))
+            .map(|t| TurnSpan {
+                until: before(&t.until),
+                ..t.clone()
+            })
+            .collect();
+        let requests = self
+            .requests
+            .iter()
+            .filter(|r| r.asked_on < *at && known(&r.repository, r.number))
+            .map(|r| ReviewRequest {
+                reviewed_on: before(&r.reviewed_on),
+                ..r.clone()
+            })
+            .collect();
+        FlowRows {
+            facts,
+            turns,
+            requests,
+        }
+    }
+}
+
 /// How `ReviewFlow::compute` reads the rows: the window, the clock it counts in, and which
 /// rooms (teams) each repository belongs to.
 pub struct FlowOptions<'a> {
@@ -887,6 +941,53 @@ mod tests {
     }
 
     const H: i64 = 3600;
+
+    /// Wednesday 11 November 17:00, as the rows stood then: C, E and F are not opened yet; B
+    /// (approved and merged later) is open, its reviewers' turn since 16:00 still running; its
+    /// approval and close are undone. A and D had closed.
+    #[test]
+    fn rows_as_they_stood() {
+        let then = at("2026-11-11T17:00:00Z");
+        let then_rows = rows().as_of(&then);
+        let numbers: Vec<i64> = then_rows.facts.iter().map(|pr| pr.number).collect();
+        assert_eq!(numbers, [1, 2, 4]);
+        let b = &then_rows.facts[1];
+        assert_eq!(
+            (b.state, &b.approved_on, &b.closed_on, b.rounds),
+            (PrState::Open, &None, &None, 0)
+        );
+        assert_eq!(b.first_review_on, Some(at("2026-11-10T14:00:00Z")));
+        assert_eq!(then_rows.facts[0].state, PrState::Merged);
+        let b_turns: Vec<&TurnSpan> = then_rows.turns.iter().filter(|t| t.number == 2).collect();
+        assert_eq!(b_turns.len(), 4);
+        assert_eq!(
+            (b_turns[3].turn.as_str(), &b_turns[3].until),
+            ("reviewers", &None)
+        );
+        assert!(then_rows.requests.iter().all(|r| r.number != 5));
+        let rooms = ["backend".to_owned()];
+        let flow = ReviewFlow::compute(
+            &then_rows,
+            &FlowOptions {
+                since: at("2026-11-02T00:00:00Z").to_datetime(),
+                until: then.to_datetime(),
+                calendar: None,
+                rooms_of: &rooms_of,
+                room_order: &rooms,
+            },
+        );
+        // B has waited on its reviewers for an hour; A and D merged; A and B opened.
+        assert_eq!(
+            flow.waiting
+                .iter()
+                .map(|w| (w.number, w.seconds))
+                .collect::<Vec<_>>(),
+            [(2, H)]
+        );
+        assert_eq!((flow.overall.opened, flow.overall.merged), (2, 2));
+        // After the last date, nothing is undone.
+        assert_eq!(rows().as_of(&at("2027-01-01T00:00:00Z")), rows());
+    }
 
     #[test]
     fn medians_and_p90s_by_hand() {

@@ -249,7 +249,7 @@ pub async fn review_flow(
         &state.db,
         &state.settings,
         since,
-        now,
+        Some(now),
         asked.repository.as_deref(),
     )
     .await

@@ -189,6 +189,20 @@ pub async fn retry(db: &Db, id: Option<i64>, now: &Timestamp) -> anyhow::Result<
     Ok(result)
 }
 
+/// Deletes failed rows for good (all of them, or one by id): messages nobody will retry, which
+/// retention keeps until then (`[retention] outbox_days` prunes sent messages only). Returns how
+/// many went.
+pub async fn dismiss(db: &Db, id: Option<i64>) -> anyhow::Result<u64> {
+    let result = on_pool!(db, pool => sqlx::query(
+        "DELETE FROM outbox WHERE state = 'failed' AND ($1 IS NULL OR id = $1)",
+    )
+    .bind(id)
+    .execute(pool)
+    .await.map(|r| r.rows_affected()))
+    .context("dismissing failed messages")?;
+    Ok(result)
+}
+
 /// Rows that were being sent when the process died go back in the queue (at-least-once).
 pub async fn recover_in_flight(db: &Db) -> anyhow::Result<u64> {
     let result = on_pool!(db, pool => sqlx::query("UPDATE outbox SET state = 'retrying' WHERE state = 'sending'")

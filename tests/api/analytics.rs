@@ -852,8 +852,97 @@ async fn the_report_gives_the_figures_computed_by_hand(on: On) {
     );
     assert!(out.contains("\nGianluca Teti  "), "{out}");
 
+    // The Data Center PR, in its own day of 2019: opened 09:31:15.860, needs work 09:34:53
+    // (first review 217.14 s), approved 09:35:38 (262.14 s), merged 09:37:14.286 (358.426 s);
+    // whole seconds, rounded down.
+    let (code, out, err) = report(
+        &app,
+        "",
+        &[
+            "--since",
+            "2019-03-01T00:00:00Z",
+            "--until",
+            "2019-03-02T00:00:00Z",
+            "--repository",
+            GOPHER,
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let flow: Value = serde_json::from_str(&out).unwrap();
+    let dc = &flow["overall"];
+    assert_eq!(
+        (
+            &dc["opened"],
+            &dc["merged"],
+            &dc["time_to_first_review"],
+            &dc["time_to_approval"],
+            &dc["time_to_merge"]
+        ),
+        (
+            &json!(1),
+            &json!(1),
+            &stat(1, 217, 217),
+            &stat(1, 262, 262),
+            &stat(1, 358, 358)
+        ),
+        "{out}"
+    );
+    assert_eq!(flow["repositories"][0]["name"], GOPHER);
+
     // A bad --since: a usage error naming the flag.
     let (code, _, err) = report(&app, "", &["--since", "yesterday"]).await;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--since") && err.contains("28d"), "{err}");
 }
+
+/// The sample `report` of README.md and docs/analytics.md: the command line and every line of
+/// its output, over this file's histories (#7, #9, #11 and the Data Center PR). November's first
+/// week as it stood at its end (#11 waiting on its reviewer since Friday 16:00), so the output is the same whenever the test runs. `cargo test --test api
+/// the_documented_report_sample` reproduces it; on a difference the message holds the output.
+async fn the_documented_report_sample_is_this_data(on: On) {
+    let Some(app) = spawn_on(on, "flowsample", settings, Clock::system()).await else {
+        return;
+    };
+    if cloud_history(&app).await.is_none() {
+        return;
+    }
+    weekend_history(&app).await.unwrap();
+    datacenter_history(&app).await.unwrap();
+    let args = [
+        "--since",
+        "2026-11-01T00:00:00Z",
+        "--until",
+        "2026-11-07T00:00:00Z",
+    ];
+    let (code, out, err) = report(&app, "", &args).await;
+    assert_eq!(code, 0, "{err}");
+    let command = format!("$ pr-reminder report {}", args.join(" "));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in ["README.md", "docs/analytics.md"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let start = text
+            .find(&format!("{command}\n"))
+            .unwrap_or_else(|| panic!("{file} has no `{command}` line; the output is:\n{out}"));
+        let shown = &text[start + command.len() + 1..];
+        let shown = &shown[..shown.find("```").unwrap()];
+        assert_eq!(shown, out, "{file}'s sample differs from the output");
+    }
+    // An empty window is a usage error.
+    let (code, _, err) = report(
+        &app,
+        "",
+        &[
+            "--since",
+            "2026-12-01T00:00:00Z",
+            "--until",
+            "2026-11-01T00:00:00Z",
+        ],
+    )
+    .await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--since") && err.contains("empty"), "{err}");
+}
+
+on_both!(the_documented_report_sample_is_this_data);

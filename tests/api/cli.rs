@@ -49,7 +49,7 @@ fn sweep_weekly_report_and_outbox_help_name_their_flags() {
         (
             vec!["outbox", "--help"],
             "Usage: pr-reminder outbox [OPTIONS] <COMMAND>",
-            vec!["list", "retry"],
+            vec!["list", "retry", "dismiss"],
         ),
         (
             vec!["outbox", "list", "--help"],
@@ -59,6 +59,11 @@ fn sweep_weekly_report_and_outbox_help_name_their_flags() {
         (
             vec!["outbox", "retry", "--help"],
             "Usage: pr-reminder outbox retry [OPTIONS] [ID]",
+            vec!["--failed", "[ID]"],
+        ),
+        (
+            vec!["outbox", "dismiss", "--help"],
+            "Usage: pr-reminder outbox dismiss [OPTIONS] [ID]",
             vec!["--failed", "[ID]"],
         ),
     ] {
@@ -689,6 +694,23 @@ async fn outbox_list_and_retry_on_rows_another_process_wrote(on: crate::helpers:
     )
     .await;
     assert_eq!(state, [("retrying".to_owned(), 0, None)]);
+
+    // Dismissed: a failed message goes for good; a sent or retrying one is not touched (exit 1).
+    execute_at(on, &db, "UPDATE outbox SET state = 'failed' WHERE id = 7").await;
+    let (code, _, stderr) = run_binary(&db, &["outbox", "dismiss", "8"]).await;
+    assert_eq!(code, 1, "a sent row is not dismissed");
+    assert_eq!(
+        stderr,
+        "pr-reminder: notification 8 does not exist or has not failed\n"
+    );
+    let (code, _, _) = run_binary(&db, &["outbox", "dismiss"]).await;
+    assert_eq!(code, 2, "id or --failed is required");
+    let (code, stdout, stderr) = run_binary(&db, &["outbox", "dismiss", "--failed"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "1 notification(s) dismissed\n");
+    let left: Vec<(i64, String)> =
+        query_at(on, &db, "SELECT id, state FROM outbox ORDER BY id").await;
+    assert_eq!(left, [(8, "sent".to_owned())]);
 }
 
 crate::helpers::on_both!(a_failed_message_is_listed_and_retried_by_id_and_all_failed);
