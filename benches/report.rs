@@ -41,15 +41,16 @@ async fn run() -> anyhow::Result<()> {
         .await?;
 
     let started = Instant::now();
-    // PR i was opened i * 240 s ago; ages below are in seconds before now (a smaller age is
-    // later). Ready 10 minutes after opening for one in ten (drafts); first review up to 16 h
-    // later (none for one in 13); approved an hour after that (none for one in 7); closed up
-    // to 50 h after opening, one in ten declined; the newest 2,000 open.
-    let created = "n.i * 240";
-    let ready = "n.i * 240 - CASE WHEN n.i % 10 = 0 THEN 600 ELSE 0 END";
-    let review = "n.i * 240 - 600 - (n.i % 97) * 600";
-    let approved = "n.i * 240 - 4200 - (n.i % 97) * 600";
-    let closed = "n.i * 240 - (n.i % 50 + 1) * 3600";
+    // PR i was opened i * 240 + 64,000 s ago (the newest 17 h 46 min ago, so that all of its
+    // dates are in the past); ages below are in seconds before now (a smaller age is later).
+    // Ready 10 minutes after opening for one in ten (drafts); first review 20 minutes to
+    // 16 h 20 min after opening (none for one in 13); approved an hour after that (none for one
+    // in 7); closed up to 50 h after opening, one in ten declined; the newest 2,000 open.
+    let created = "(n.i * 240 + 64000)";
+    let ready = "(n.i * 240 + 64000) - CASE WHEN n.i % 10 = 0 THEN 600 ELSE 0 END";
+    let review = "(n.i * 240 + 64000) - 1200 - (n.i % 97) * 600";
+    let approved = "(n.i * 240 + 64000) - 4800 - (n.i % 97) * 600";
+    let closed = "(n.i * 240 + 64000) - (n.i % 50 + 1) * 3600";
     let open = "n.i < 2000";
     sqlx::query(&format!(
         "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < {PRS})
@@ -87,7 +88,7 @@ async fn run() -> anyhow::Result<()> {
                               SELECT 1, 'author' UNION ALL SELECT 2, 'reviewers') s",
         r = at(ready),
         v = at(review),
-        w = at("n.i * 240 - 4200 - (n.i % 97) * 600 + 600"),
+        w = at("(n.i * 240 + 64000) - 4800 - (n.i % 97) * 600 + 600"),
         x = at(closed),
     ))
     .execute(&pool)

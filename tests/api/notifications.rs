@@ -424,7 +424,9 @@ async fn a_401_fails_at_once_and_later_messages_still_flow() {
 
 #[tokio::test]
 async fn a_timeout_is_retried_then_delivered() {
-    let slow = Duration::from_secs(3);
+    // Longer than the timeout (300 ms) plus the largest first retry delay (1.5 s doubled by
+    // jitter at most: 3 s) plus a poll, so a retry sooner than this did not wait for the answer.
+    let slow = Duration::from_secs(6);
     let fake = Fake::start(vec![hipchat_ok().set_delay(slow), hipchat_ok()]).await;
     let mut settings = one_room(hipchat("r", fake.url(HIPCHAT_PATH)));
     settings.timeout = Duration::from_millis(300);
