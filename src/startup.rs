@@ -35,6 +35,9 @@ pub struct Application {
     scheduler: Option<JoinHandle<()>>,
     /// Queues the personal reminders every minute, when anyone can get a direct message.
     reminders: Option<JoinHandle<()>>,
+    /// Prunes hourly what `[retention]` no longer keeps (when it keeps anything for a limited
+    /// time).
+    pruner: Option<JoinHandle<()>>,
     /// One reconciliation poller per site with `poll_interval_minutes`.
     pollers: Vec<JoinHandle<()>>,
     db: Db,
@@ -221,6 +224,10 @@ impl Application {
             );
         }
         let reminders = anyone_direct.then(|| tokio::spawn(jobs::run_reminders(jobs.clone())));
+        let r = &settings.retention;
+        let pruner =
+            (r.deliveries.is_some() || r.outbox.is_some() || r.closed_pull_requests.is_some())
+                .then(|| tokio::spawn(jobs::run_retention(jobs.clone())));
         let webhook = web::Data::new(routes::webhook::WebhookState {
             signature: settings.signature.clone(),
             max_body_bytes: settings.max_body_bytes,
@@ -330,6 +337,7 @@ impl Application {
             direct,
             scheduler,
             reminders,
+            pruner,
             pollers,
             db,
             signals,
@@ -362,6 +370,9 @@ impl Application {
         }
         if let Some(reminders) = &self.reminders {
             reminders.abort();
+        }
+        if let Some(pruner) = &self.pruner {
+            pruner.abort();
         }
         for poller in &self.pollers {
             poller.abort();
