@@ -30,6 +30,7 @@
 //!   source. `pull_request_facts`, `pull_request_turns` and `pull_request_review_requests`
 //!   (the figures' own rows) are never pruned.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -157,7 +158,7 @@ pub async fn prune(
         run.by_id("sweeps", SWEEPS_FILTER, cutoff)
             .await
             .context("pruning sweeps")?;
-        run.by_id("outbox", OUTBOX_FILTER, cutoff)
+        run.by_id("outbox", &OUTBOX_FILTER, cutoff)
             .await
             .context("pruning sent messages")?;
         run.by_id("direct_outbox", DIRECT_OUTBOX_FILTER, cutoff)
@@ -165,7 +166,7 @@ pub async fn prune(
             .context("pruning sent direct messages")?;
     }
     if let Some(cutoff) = &cutoffs.closed_pull_requests {
-        run.pull_requests(cutoff)
+        run.pull_requests(cutoff, cutoffs.outbox.as_ref())
             .await
             .context("pruning closed pull requests")?;
         run.commits(cutoff)
@@ -213,9 +214,15 @@ const SWEEPS_FILTER: &str = "at < $1
     AND id NOT IN (SELECT max(id) FROM sweeps GROUP BY room)
     AND id NOT IN (SELECT max(id) FROM sweeps WHERE outcome = 'posted' GROUP BY room)";
 
-/// Room messages sent before `$1`, but not a digest a kept sweep names.
-const OUTBOX_FILTER: &str = "state = 'sent' AND sent_at < $1
-    AND id NOT IN (SELECT outbox_id FROM sweeps WHERE outbox_id IS NOT NULL)";
+/// Room messages sent before `$1`, but not a digest a kept sweep names (one `SWEEPS_FILTER`
+/// does not take, so that a dry run counts as a real run, which prunes sweeps first, deletes).
+static OUTBOX_FILTER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "state = 'sent' AND sent_at < $1
+    AND id NOT IN (SELECT outbox_id FROM sweeps
+                    WHERE outbox_id IS NOT NULL AND NOT ({SWEEPS_FILTER}))"
+    )
+});
 
 /// Direct messages sent before `$1`.
 const DIRECT_OUTBOX_FILTER: &str = "state = 'sent' AND sent_at < $1";
@@ -241,17 +248,29 @@ const PR_TABLES: [&str; 6] = [
     "direct_turns",
 ];
 
-/// A build status `cs` no stored pull request has as its source commit (Cloud PRs name 12
-/// digits, statuses 40), last updated before `$1`.
-const UNUSED_STATUS: &str = "cs.updated_on < $1
+/// A build status `cs` last updated before `$1` whose commit is the source of no pull request
+/// that stays (Cloud PRs name 12 digits, statuses 40). "That stays": not one a prune with the
+/// same cutoff deletes, so that a dry run, where those PRs are still there, counts as a real
+/// run deletes.
+static UNUSED_STATUS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "cs.updated_on < $1
     AND NOT EXISTS (SELECT 1 FROM pull_requests p
-                     WHERE p.source_commit IN (substr(cs.commit_hash, 1, 12), cs.commit_hash))";
+                     WHERE p.source_commit IN (substr(cs.commit_hash, 1, 12), cs.commit_hash)
+                       AND NOT ({CLOSED_PR}))"
+    )
+});
 
-/// A checked commit `c` no stored pull request of its repository has as its source, checked
-/// before `$1`.
-const UNUSED_CHECK: &str = "c.checked_on < $1
+/// A checked commit `c` checked before `$1` that is the source of no pull request of its
+/// repository that stays.
+static UNUSED_CHECK: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "c.checked_on < $1
     AND NOT EXISTS (SELECT 1 FROM pull_requests p
-                     WHERE p.repository_key = c.repository_key AND p.source_commit = c.commit_hash)";
+                     WHERE p.repository_key = c.repository_key AND p.source_commit = c.commit_hash
+                       AND NOT ({CLOSED_PR}))"
+    )
+});
 
 struct Run<'a> {
     db: &'a Db,
@@ -415,7 +434,13 @@ impl Run<'_> {
 
     /// Closed pull requests with their rows, by key; a batch of at most `batch / 5` PRs (each
     /// brings its reviews and more).
-    async fn pull_requests(&mut self, cutoff: &Timestamp) -> anyhow::Result<()> {
+    /// `sent_before`: the outbox cutoff, when set: messages sent before it were the outbox
+    /// step's (deleted by it, or in a dry run counted by it), so they are not counted again.
+    async fn pull_requests(
+        &mut self,
+        cutoff: &Timestamp,
+        sent_before: Option<&Timestamp>,
+    ) -> anyhow::Result<()> {
         let per_batch = (self.pace.batch / 5).max(1);
         let next = format!(
             "SELECT p.repository_key, p.number FROM pull_requests p
@@ -444,10 +469,12 @@ impl Run<'_> {
         );
         let sent = |table: &str| {
             format!(
-                "SELECT id FROM {table} WHERE state = 'sent' AND (repository_key, number) IN ({})",
+                "SELECT id FROM {table} WHERE state = 'sent' AND (repository_key, number) IN ({})
+                    AND ($2 IS NULL OR sent_at >= $2)",
                 keys.replace("${KEYS}", "$1")
             )
         };
+        let sent_before = sent_before.map(|t| t.as_str().to_owned());
         let (sent_outbox, sent_direct) = (sent("outbox"), sent("direct_outbox"));
         let mut after = (String::new(), i64::MIN);
         loop {
@@ -466,10 +493,12 @@ impl Run<'_> {
             // its messages) and deleted by id inside it.
             let outbox_ids: Vec<i64> = on_pool!(self.db, pool => sqlx::query_scalar(&sent_outbox)
                 .bind(&list)
+                .bind(&sent_before)
                 .fetch_all(pool)
                 .await)?;
             let direct_ids: Vec<i64> = on_pool!(self.db, pool => sqlx::query_scalar(&sent_direct)
                 .bind(&list)
+                .bind(&sent_before)
                 .fetch_all(pool)
                 .await)?;
             let counts = if self.dry_run {
@@ -587,7 +616,7 @@ impl Run<'_> {
             "commit_statuses",
             "cs",
             ("commit_hash", "key"),
-            UNUSED_STATUS,
+            &UNUSED_STATUS,
             cutoff,
         )
         .await?;
@@ -595,7 +624,7 @@ impl Run<'_> {
             "reconciled_commits",
             "c",
             ("repository_key", "commit_hash"),
-            UNUSED_CHECK,
+            &UNUSED_CHECK,
             cutoff,
         )
         .await

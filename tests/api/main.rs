@@ -30,6 +30,7 @@ mod ordering;
 mod postgres;
 mod reconcile;
 mod rename;
+mod retention;
 mod status;
 mod sweep;
 mod turns;
