@@ -54,7 +54,7 @@ sqlite3 "$SEED" <<SQL
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $SEED_ROWS)
 INSERT INTO deliveries (id, request_id, event_key, received_at, outcome, reason, repository,
                         flavour)
-SELECT i, 'seed-' || i, 'repo:push',
+SELECT i, lower(hex(randomblob(16))), 'repo:push',
        strftime('%Y-%m-%dT%H:%M:%f', 'now', '-100 days', '+' || (i / 20) || ' seconds') || '000Z',
        'ignored', 'not a pull-request event', 'bench/repo-' || (i % 200), 'cloud'
   FROM n;

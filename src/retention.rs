@@ -43,6 +43,10 @@ pub struct PruneReport {
     pub tables: BTreeMap<&'static str, u64>,
     /// SQLite pages returned to the file system (`auto_vacuum = INCREMENTAL` only).
     pub vacuumed_pages: u64,
+    /// Write transactions run, and the longest, from taking the write lock to the commit
+    /// (microseconds).
+    pub transactions: u64,
+    pub longest_transaction_us: u64,
     /// The cutoffs applied (`Timestamp` text; `null`: kept forever).
     pub deliveries_before: Option<String>,
     pub outbox_before: Option<String>,
@@ -77,6 +81,13 @@ impl PruneReport {
                 self.vacuumed_pages
             ));
         }
+        if self.transactions > 0 {
+            out.push_str(&format!(
+                "{} transactions, the longest {:.3} ms\n",
+                self.transactions,
+                self.longest_transaction_us as f64 / 1000.0
+            ));
+        }
         let shown = |cutoff: &Option<String>| cutoff.clone().unwrap_or_else(|| "kept".into());
         out.push_str(&format!(
             "before: deliveries {}, messages and sweeps {}, closed pull requests {}\n",
@@ -105,6 +116,8 @@ pub async fn run(
         skipped: false,
         tables: TABLES.iter().map(|t| (*t, 0)).collect(),
         vacuumed_pages: 0,
+        transactions: 0,
+        longest_transaction_us: 0,
         deliveries_before: cutoffs.deliveries.as_ref().map(|t| t.as_str().to_owned()),
         outbox_before: cutoffs.outbox.as_ref().map(|t| t.as_str().to_owned()),
         closed_pull_requests_before: cutoffs
@@ -130,6 +143,8 @@ pub async fn run(
         report.tables.insert(table, *rows);
     }
     report.vacuumed_pages = pruned.vacuumed_pages;
+    report.transactions = pruned.transactions;
+    report.longest_transaction_us = pruned.longest_transaction_us;
     Ok(report)
 }
 

@@ -31,7 +31,7 @@
 //!   (the figures' own rows) are never pruned.
 
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde::Serialize;
@@ -95,6 +95,11 @@ pub struct Pruned {
     /// SQLite pages given back to the file system by `PRAGMA incremental_vacuum` (0: none, a
     /// dry run, PostgreSQL, or a database whose `auto_vacuum` is not INCREMENTAL).
     pub vacuumed_pages: u64,
+    /// Write transactions run (0 in a dry run).
+    pub transactions: u64,
+    /// The longest of them, from taking the write gate (SQLite) to the commit, in microseconds:
+    /// how long the service's writer could have waited for one.
+    pub longest_transaction_us: u64,
 }
 
 impl Default for Pruned {
@@ -102,6 +107,8 @@ impl Default for Pruned {
         Pruned {
             tables: TABLES.iter().map(|t| (*t, 0)).collect(),
             vacuumed_pages: 0,
+            transactions: 0,
+            longest_transaction_us: 0,
         }
     }
 }
@@ -297,6 +304,13 @@ impl Run<'_> {
         }
     }
 
+    /// Notes how long a write transaction held the lock (`Pruned::longest_transaction_us`).
+    fn held(&mut self, held: Duration) {
+        let micros = u64::try_from(held.as_micros()).unwrap_or(u64::MAX);
+        self.pruned.longest_transaction_us = self.pruned.longest_transaction_us.max(micros);
+        self.pruned.transactions += 1;
+    }
+
     async fn pause(&self) {
         if !self.pace.pause.is_zero() {
             tokio::time::sleep(self.pace.pause).await;
@@ -355,8 +369,9 @@ impl Run<'_> {
             let deleted = if self.dry_run {
                 old.len() as u64
             } else {
-                let _gate = self.gate().await;
-                on_pool!(self.db, pool => {
+                let gate = self.gate().await;
+                let started = Instant::now();
+                let deleted = on_pool!(self.db, pool => {
                     let mut tx = pool.begin_with(self.begin()).await?;
                     sqlx::query(&fold)
                         .bind(lo)
@@ -373,7 +388,11 @@ impl Run<'_> {
                         .rows_affected();
                     tx.commit().await?;
                     deleted
-                })
+                });
+                let held = started.elapsed();
+                drop(gate);
+                self.held(held);
+                deleted
             };
             self.done("deliveries", deleted).await;
             if old.len() < rows.len() || rows.len() < self.pace.batch as usize {
@@ -414,13 +433,16 @@ impl Run<'_> {
             } else {
                 let list = serde_json::to_string(&ids)?;
                 let gate = self.gate().await;
+                let started = Instant::now();
                 let deleted = on_pool!(self.db, pool => sqlx::query(&delete)
                     .bind(cutoff.as_str())
                     .bind(list)
                     .execute(pool)
                     .await
                     .map(|r| r.rows_affected()))?;
+                let held = started.elapsed();
                 drop(gate);
+                self.held(held);
                 deleted
             };
             self.done(table, deleted).await;
@@ -505,8 +527,11 @@ impl Run<'_> {
                 self.count_pr_rows(&keys, &list, &outbox_ids, &direct_ids)
                     .await?
             } else {
-                self.delete_prs(&confirm, &keys, &list, cutoff, &outbox_ids, &direct_ids)
-                    .await?
+                let (counts, held) = self
+                    .delete_prs(&confirm, &keys, &list, cutoff, &outbox_ids, &direct_ids)
+                    .await?;
+                self.held(held);
+                counts
             };
             for (table, rows) in counts {
                 self.done(table, rows).await;
@@ -555,7 +580,7 @@ impl Run<'_> {
         cutoff: &Timestamp,
         outbox_ids: &[i64],
         direct_ids: &[i64],
-    ) -> anyhow::Result<Vec<(&'static str, u64)>> {
+    ) -> anyhow::Result<(Vec<(&'static str, u64)>, Duration)> {
         let keys1 = keys.replace("${KEYS}", "$1");
         let keys2 = keys.replace("${KEYS}", "$2");
         let by_key = |table: &str| {
@@ -571,6 +596,7 @@ impl Run<'_> {
         let outbox_list = serde_json::to_string(outbox_ids)?;
         let direct_list = serde_json::to_string(direct_ids)?;
         let gate = self.gate().await;
+        let started = Instant::now();
         let counts = on_pool!(self.db, pool => {
             let mut tx = pool.begin_with(self.begin()).await?;
             let confirmed: Vec<(String, i64)> = sqlx::query_as(confirm)
@@ -606,8 +632,9 @@ impl Run<'_> {
             tx.commit().await?;
             counts
         });
+        let held = started.elapsed();
         drop(gate);
-        Ok(counts)
+        Ok((counts, held))
     }
 
     /// Build statuses and checked commits no stored pull request needs any more.
@@ -671,13 +698,16 @@ impl Run<'_> {
                 let list =
                     serde_json::to_string(&rows.iter().map(|(x, y)| [x, y]).collect::<Vec<_>>())?;
                 let gate = self.gate().await;
+                let started = Instant::now();
                 let deleted = on_pool!(self.db, pool => sqlx::query(&delete)
                     .bind(cutoff.as_str())
                     .bind(list)
                     .execute(pool)
                     .await
                     .map(|r| r.rows_affected()))?;
+                let held = started.elapsed();
                 drop(gate);
+                self.held(held);
                 deleted
             };
             self.done(table, deleted).await;
@@ -701,18 +731,24 @@ impl Run<'_> {
         if mode != 2 {
             return Ok(());
         }
+        let mut last: Option<i64> = None;
         loop {
             let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
                 .fetch_one(pool)
                 .await?;
-            if free <= 0 {
+            // Done, or a step that freed nothing (never loop on it).
+            if free <= 0 || last.is_some_and(|last| free >= last) {
                 return Ok(());
             }
+            last = Some(free);
             let gate = self.gate().await;
+            let started = Instant::now();
             sqlx::query("PRAGMA incremental_vacuum(256)")
                 .execute(pool)
                 .await?;
+            let held = started.elapsed();
             drop(gate);
+            self.held(held);
             self.pruned.vacuumed_pages += u64::try_from(free.min(256)).unwrap_or(0);
             self.pause().await;
         }
