@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod notify;
 pub mod reconcile;
 pub mod remind;
+pub mod report;
 pub mod retention;
 pub mod review_queue;
 pub mod reviews;

@@ -152,11 +152,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The review flow in numbers: how long PRs waited for their first review, approval and
+    /// merge (median / p90), per repository, room and reviewer, and the PRs waiting on their
+    /// reviewers now, from the dated facts in the database (docs/analytics.md).
+    Report {
+        /// The window's start: a span back from now (`28d`, `12h`, `2w`) or an RFC 3339
+        /// date-time; default `[analytics] window_days`.
+        #[arg(long, value_name = "WHEN", value_parser = since_arg)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only this repository (its full name, any case).
+        #[arg(long, value_name = "R")]
+        repository: Option<String>,
+        /// Print the figures as JSON (field names in docs/analytics.md).
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect chat notifications and requeue failed ones.
     Outbox {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+}
+
+/// `--since`: a span back from now or a date (`report::parse_since`).
+fn since_arg(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    pr_reminder::report::parse_since(text, chrono::Utc::now())
 }
 
 #[derive(Subcommand)]
@@ -212,6 +232,7 @@ async fn reconcile(
             wake: Arc::new(tokio::sync::Notify::new()),
             now: pr_reminder::clock::Clock::system().reader(),
             on_commit: None,
+            on_flow: None,
         })
         .await?;
     let reconciler = Reconciler::new(
@@ -311,6 +332,7 @@ fn main() -> ExitCode {
         | Command::Sweep { .. }
         | Command::Remind { .. }
         | Command::Reconcile { .. }
+        | Command::Report { .. }
         | Command::Connect { .. } => true,
         Command::CheckConfig => false,
     };
@@ -522,6 +544,26 @@ fn main() -> ExitCode {
                     println!("{}", serde_json::to_string_pretty(&report)?);
                 } else {
                     print!("{}", report.to_text());
+                }
+                Ok(())
+            }
+            Command::Report {
+                since,
+                repository,
+                json,
+            } => {
+                let db = store::connect(&settings.database, &settings.synchronous).await?;
+                let now = chrono::Utc::now();
+                let since = since.unwrap_or(now - settings.analytics.window);
+                let flow =
+                    pr_reminder::report::flow(&db, &settings, since, now, repository.as_deref())
+                        .await;
+                db.close().await;
+                let flow = flow?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&flow)?);
+                } else {
+                    print!("{}", pr_reminder::report::to_text(&flow));
                 }
                 Ok(())
             }

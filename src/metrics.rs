@@ -100,6 +100,24 @@ const WEBHOOK_STATES: [&str; 6] = [
     "silent",
 ];
 
+/// The review-flow histograms' buckets, in seconds: 5, 15 and 30 minutes; 1, 2, 4 and 8
+/// hours; 1, 2 and 4 days; 1, 2 and 4 weeks.
+const FLOW_BUCKETS: [f64; 13] = [
+    300.0,
+    900.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    14_400.0,
+    28_800.0,
+    86_400.0,
+    172_800.0,
+    345_600.0,
+    604_800.0,
+    1_209_600.0,
+    2_419_200.0,
+];
+
 /// Every outbox state (`outbox.state`), each always exposed (0 when none).
 const OUTBOX_STATES: [&str; 5] = ["pending", "retrying", "sending", "sent", "failed"];
 
@@ -119,6 +137,8 @@ struct Inner {
     http: Family<HttpLabels, Histogram>,
     batch_size: Histogram,
     commit_seconds: Histogram,
+    time_to_first_review: Histogram,
+    time_to_merge: Histogram,
     pending_reviews: Gauge,
     open_pull_requests: Family<TurnLabels, Gauge>,
     outbox: Family<StateLabels, Gauge>,
@@ -245,6 +265,20 @@ impl Metrics {
             "Time to fold and commit one writer batch",
             commit_seconds.clone(),
         );
+        let time_to_first_review = Histogram::new(FLOW_BUCKETS);
+        registry.register(
+            "time_to_first_review_seconds",
+            "Time from a PR being ready for review to its first review (Bitbucket's dates), \
+             observed once per PR when the review arrives",
+            time_to_first_review.clone(),
+        );
+        let time_to_merge = Histogram::new(FLOW_BUCKETS);
+        registry.register(
+            "time_to_merge_seconds",
+            "Time from a PR being ready for review (else opened) to its merge (Bitbucket's \
+             dates), observed once per PR when it is merged",
+            time_to_merge.clone(),
+        );
         let reconciliation_requests = Family::<SiteLabels, Counter>::default();
         registry.register(
             "reconciliation_requests",
@@ -320,6 +354,8 @@ impl Metrics {
                 http,
                 batch_size,
                 commit_seconds,
+                time_to_first_review,
+                time_to_merge,
                 pending_reviews,
                 open_pull_requests,
                 outbox,
@@ -403,6 +439,18 @@ impl Metrics {
             .pruned_rows
             .get_or_create(&TableLabels { table })
             .inc_by(rows);
+    }
+
+    /// What the writer calls with each point a PR reached once its batch committed: feeds
+    /// `time_to_first_review_seconds` and `time_to_merge_seconds`.
+    pub fn flow_observer(&self) -> store::writer::FlowObserver {
+        let metrics = self.clone();
+        Arc::new(move |point| match point {
+            store::writer::FlowPoint::FirstReview(s) => {
+                metrics.inner.time_to_first_review.observe(s as f64)
+            }
+            store::writer::FlowPoint::Merged(s) => metrics.inner.time_to_merge.observe(s as f64),
+        })
     }
 
     /// Records a reconciliation pass: its requests and failed repositories per site, its time.

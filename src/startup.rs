@@ -125,6 +125,7 @@ impl Application {
                 wake: wake.clone(),
                 now: clock.reader(),
                 on_commit: Some(metrics.commit_observer()),
+                on_flow: Some(metrics.flow_observer()),
             })
             .await?;
         // The Slack Web API's per-channel limits: one for the process, whoever calls it.

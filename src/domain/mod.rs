@@ -4,6 +4,7 @@
 pub mod analytics;
 pub mod calendar;
 mod event;
+pub mod flow_facts;
 mod model;
 mod notification;
 mod policy;

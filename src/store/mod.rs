@@ -9,6 +9,7 @@
 //! task per process owns a write connection and group-commits changes (`writer`); everything else
 //! goes through a small pool.
 
+pub mod analytics;
 pub mod chat_messages;
 pub mod default_reviewers;
 pub mod direct;

@@ -27,7 +27,10 @@ use sqlx::{Connection as _, PgPool, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
+mod facts;
 mod postgres;
+
+pub use facts::FlowPoint;
 
 use crate::domain::routing::Routing;
 use crate::domain::{
@@ -53,11 +56,18 @@ pub struct WriterConfig {
     pub now: Now,
     /// Told the size and the duration (fold and commit) of every committed batch (metrics).
     pub on_commit: Option<CommitObserver>,
+    /// Told each point a PR reached (its first review, its merge) once its batch committed
+    /// (the review-flow histograms).
+    pub on_flow: Option<FlowObserver>,
 }
 
 /// Hears of each committed batch: how many submissions it held, and how long folding and
 /// committing them took.
 pub type CommitObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
+
+/// Hears of each point a PR reached in a committed batch (`FlowPoint`: seconds from ready to
+/// its first review, or to its merge), once per PR and point.
+pub type FlowObserver = Arc<dyn Fn(FlowPoint) + Send + Sync>;
 
 /// What became of one submission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,6 +289,12 @@ struct Buffers {
     outbox: String,
     /// PostgreSQL: the advisory-lock keys of the batch.
     locks: String,
+    /// The review flow's facts, turn spans and review requests (`facts`).
+    facts: String,
+    turns: String,
+    review_requests: String,
+    /// The points PRs of the batch reached, observed once it commits.
+    reached: Vec<FlowPoint>,
 }
 
 // What the batch must know before it writes, as ONE row holding one JSON object (each row
@@ -312,7 +328,7 @@ SELECT json_object(
                  FROM json_each(?) j
                 CROSS JOIN pull_requests p ON p.source_commit IN (substr(j.value, 1, 12), j.value)
                  JOIN repositories repo ON repo.repository_key = p.repository_key
-                WHERE +p.state = 'OPEN'))";
+                WHERE +p.state = 'OPEN')";
 
 const INSERT_DELIVERIES: &str = "\
 WITH batch(v) AS MATERIALIZED (SELECT jsonb(value) FROM json_each(?))
@@ -491,6 +507,7 @@ WHERE instr(',' || outbox.events || ',', ',' || excluded.events || ',') = 0";
 /// binds in order of appearance across the statements (numbered `?N` would not work: sqlx stops
 /// binding a statement at its first unnumbered gap).
 static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
+    let facts = facts::sqlite_writes();
     [
         INSERT_DELIVERIES,
         UPSERT_REPOSITORIES,
@@ -502,14 +519,21 @@ static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
         WAKE_SNOOZES,
         WITHDRAW_NOTIFICATIONS,
         QUEUE_NOTIFICATIONS,
+        &facts[0],
+        &facts[1],
+        &facts[2],
         "COMMIT",
     ]
     .join(";\n")
 });
 
 /// The transaction opens with the look-up, in the same round trip.
-static BEGIN_AND_CHECK: LazyLock<String> =
-    LazyLock::new(|| format!("BEGIN IMMEDIATE;\n{BEFORE_BATCH}"));
+static BEGIN_AND_CHECK: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "BEGIN IMMEDIATE;\n{BEFORE_BATCH},\n{}\n)",
+        facts::SQLITE_BEFORE_FACTS
+    )
+});
 
 /// Folds a batch into the database in one transaction. Returns one outcome per submission, in
 /// order.
@@ -533,6 +557,11 @@ async fn apply(
         Connection::Postgres(pool) => postgres::write(pool, batch, buf, config).await,
     };
     let (outcomes, notified) = written?;
+    if let Some(observe) = &config.on_flow {
+        for point in buf.reached.drain(..) {
+            observe(point);
+        }
+    }
     if notified {
         config.wake.notify_waiters();
     }
@@ -542,7 +571,8 @@ async fn apply(
 /// The keys the look-up before the batch needs: request ids, PRs, builds and their commits.
 fn encode_lookups(batch: &[&Submission], buf: &mut Buffers) -> anyhow::Result<()> {
     let mut ids = Vec::with_capacity(batch.len());
-    let mut prs = Vec::new();
+    let mut prs: Vec<(&str, i64, Option<&str>)> = Vec::new();
+    let mut newest: HashMap<(&str, i64), (usize, &Timestamp)> = HashMap::new();
     let mut builds = Vec::new();
     let mut hashes = Vec::new();
     for submission in batch {
@@ -553,7 +583,25 @@ fn encode_lookups(batch: &[&Submission], buf: &mut Buffers) -> anyhow::Result<()
             ids.extend(delivery.request_id.as_deref());
         }
         match submission.change() {
-            Some(Change::PullRequest(pr)) => prs.push((pr.repository.key.as_str(), pr.number)),
+            // Each PR once, with its newest snapshot's commit (whose builds the facts read).
+            Some(Change::PullRequest(pr)) => {
+                let row = (
+                    pr.repository.key.as_str(),
+                    pr.number,
+                    pr.source_commit.as_deref(),
+                );
+                match newest.get(&(row.0, row.1)) {
+                    Some(&(_, on)) if *on > pr.updated_on => {}
+                    Some(&(i, _)) => {
+                        prs[i] = row;
+                        newest.insert((row.0, row.1), (i, &pr.updated_on));
+                    }
+                    None => {
+                        newest.insert((row.0, row.1), (prs.len(), &pr.updated_on));
+                        prs.push(row);
+                    }
+                }
+            }
             Some(Change::CommitStatus(status)) => {
                 builds.push((status.commit_hash.as_str(), status.key.as_str()));
                 hashes.push(status.commit_hash.as_str());
@@ -574,6 +622,9 @@ struct BeforeRow {
     prs: Vec<StoredPrRow>,
     builds: Vec<StoredBuildRow>,
     prs_on_commits: Vec<PrOnCommitRow>,
+    /// The review flow's stored facts of the batch's PRs.
+    #[serde(flatten)]
+    flow: facts::StoredFacts,
 }
 
 #[derive(Deserialize)]
@@ -673,6 +724,9 @@ async fn write(
         .bind(buf.pr_keys.as_str())
         .bind(buf.build_keys.as_str())
         .bind(buf.hashes.as_str())
+        .bind(buf.pr_keys.as_str())
+        .bind(buf.pr_keys.as_str())
+        .bind(buf.pr_keys.as_str())
         .fetch_one(&mut *conn)
         .await
         .context("reading state before the batch")?;
@@ -688,6 +742,9 @@ async fn write(
         .bind(buf.pull_requests.as_str()) // WAKE_SNOOZES
         .bind(buf.withdrawn.as_str())
         .bind(buf.outbox.as_str())
+        .bind(buf.facts.as_str())
+        .bind(buf.turns.as_str())
+        .bind(buf.review_requests.as_str())
         .execute(&mut *conn)
         .await
         .context("writing the batch")?;
@@ -706,7 +763,8 @@ fn prepare(
     config: &WriterConfig,
     group_events: bool,
 ) -> anyhow::Result<(Vec<WriteOutcome>, bool)> {
-    let row: BeforeRow = serde_json::from_str(before).context("state before the batch")?;
+    let mut row: BeforeRow = serde_json::from_str(before).context("state before the batch")?;
+    let flow = std::mem::take(&mut row.flow);
     let (duplicates, before) = row.into_domain();
     let mut taken: HashSet<&str> = duplicates.iter().map(String::as_str).collect();
 
@@ -747,6 +805,21 @@ fn prepare(
     encode_deliveries(&recorded, &mut buf.deliveries)?;
     let rows = Rows::new(&changes);
     rows.encode(buf, &config.routing)?;
+    let snapshots: Vec<&PullRequest> = changes
+        .iter()
+        .filter_map(|(change, _)| match change {
+            Change::PullRequest(pr) => Some(&**pr),
+            _ => None,
+        })
+        .collect();
+    let statuses: Vec<&CommitStatus> = rows.statuses.values().map(|s| s.0).collect();
+    buf.reached = facts::encode(
+        flow,
+        &snapshots,
+        &statuses,
+        &config.routing,
+        (&mut buf.facts, &mut buf.turns, &mut buf.review_requests),
+    )?;
     let prs: Vec<(&PullRequest, bool)> = rows.pull_requests.values().copied().collect();
     let builds: Vec<(&CommitStatus, bool)> = rows.statuses.values().copied().collect();
     let planned = plan(&prs, &builds, &before, &config.routing);

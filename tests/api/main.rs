@@ -4,6 +4,7 @@
 //! SQLite file and on a PostgreSQL database (where `PR_REMINDER_TEST_POSTGRES` names a server);
 //! `postgres` holds only what PostgreSQL alone has.
 
+mod analytics;
 mod browser;
 mod chats;
 mod cli;

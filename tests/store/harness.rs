@@ -46,6 +46,7 @@ pub fn writer_config(routes: &[Route]) -> WriterConfig {
         wake: Arc::new(Notify::new()),
         now: Arc::new(chrono::Utc::now),
         on_commit: None,
+        on_flow: None,
     }
 }
 

@@ -15,7 +15,9 @@
 use anyhow::Context;
 use sqlx::PgPool;
 
-use super::{prepare, Buffers, WriteOutcome, WriterConfig};
+use std::sync::LazyLock;
+
+use super::{facts, prepare, Buffers, WriteOutcome, WriterConfig};
 use crate::domain::{Change, Origin, Outcome, Submission};
 
 /// Transaction-scoped advisory locks on the keys of `$1` (a JSON array of strings), in one
@@ -55,7 +57,7 @@ SELECT CAST(json_build_object(
                  FROM jsonb_array_elements_text(CAST($4 AS jsonb)) j(hash)
                  JOIN pull_requests p ON p.source_commit IN (substr(j.hash, 1, 12), j.hash)
                  JOIN repositories repo ON repo.repository_key = p.repository_key
-                WHERE p.state = 'OPEN'), '[]')) AS text)";
+                WHERE p.state = 'OPEN'), '[]')";
 
 const INSERT_DELIVERIES: &str = "\
 INSERT INTO deliveries (request_id, event_key, received_at, outcome, reason, repository, pr_number,
@@ -249,6 +251,17 @@ DO UPDATE SET events = t.events || (
 WHERE EXISTS (SELECT 1 FROM unnest(string_to_array(excluded.events, ',')) AS e(event)
                WHERE strpos(',' || t.events || ',', ',' || e.event || ',') = 0)";
 
+/// The look-up before the batch with the review flow's stored facts (`facts`).
+static BEFORE_AND_FACTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{BEFORE_BATCH},\n{}) AS text)",
+        facts::POSTGRES_BEFORE_FACTS
+    )
+});
+
+/// The review flow's writes (`facts::postgres_writes`).
+static FLOW_WRITES: LazyLock<[String; 3]> = LazyLock::new(facts::postgres_writes);
+
 /// How often a batch that PostgreSQL aborted as a deadlock or a serialization failure is tried
 /// again before its submissions are answered with an error.
 const CONFLICT_ATTEMPTS: usize = 5;
@@ -285,7 +298,7 @@ async fn write_once(
         .execute(&mut *tx)
         .await
         .context("locking the batch's pull requests and deliveries")?;
-    let json: String = sqlx::query_scalar(BEFORE_BATCH)
+    let json: String = sqlx::query_scalar(BEFORE_AND_FACTS.as_str())
         .bind(buf.request_ids.as_str())
         .bind(buf.pr_keys.as_str())
         .bind(buf.build_keys.as_str())
@@ -294,7 +307,8 @@ async fn write_once(
         .await
         .context("reading state before the batch")?;
     let (outcomes, queued) = prepare(batch, &json, buf, config, true)?;
-    let statements: [(&str, &str); 10] = [
+    let flow = &*FLOW_WRITES;
+    let statements: [(&str, &str); 13] = [
         (INSERT_DELIVERIES, &buf.deliveries),
         (UPSERT_REPOSITORIES, &buf.repositories),
         (UPSERT_USERS, &buf.users),
@@ -305,6 +319,9 @@ async fn write_once(
         (WAKE_SNOOZES, &buf.pull_requests),
         (WITHDRAW_NOTIFICATIONS, &buf.withdrawn),
         (QUEUE_NOTIFICATIONS, &buf.outbox),
+        (&flow[0], &buf.facts),
+        (&flow[1], &buf.turns),
+        (&flow[2], &buf.review_requests),
     ];
     for (sql, rows) in statements {
         // An empty batch of a kind costs no round trip.
