@@ -1,6 +1,7 @@
 //! Retention (`[retention]`): the built-in schedule and `pr-reminder prune [--dry-run]` delete
 //! exactly the old rows of each table, keep the recent ones, failed messages, open pull
-//! requests and whatever a kept row names, and a recent redelivery stays a duplicate.
+//! requests and whatever a kept row names, and a recent redelivery stays a duplicate; a prune
+//! of the review-flow histories (tests/api/analytics.rs) leaves their figures byte for byte.
 //!
 //! One fixed set of rows (`seed`) dated relative to the app's clock, and the exact counts it
 //! must leave (`PRUNED`, `KEPT`), shared by every scenario.
@@ -13,14 +14,16 @@ use pr_reminder::config::RetentionSettings;
 use pr_reminder::domain::Timestamp;
 use serde_json::Value;
 
+use crate::analytics;
 use crate::fake_chat::PATIENCE;
-use crate::helpers::{on_both, run_binary, spawn_on, uuid_like, App, On, Served};
+use crate::helpers::{on_both, run_binary, spawn_on, test_settings, uuid_like, App, On, Served};
 use crate::lifecycle::pr_event;
 
 on_both!(
     the_schedule_prunes_old_rows_and_keeps_the_rest,
     prune_dry_run_deletes_nothing_and_counts_what_prune_deletes,
     a_redelivery_two_hours_later_is_still_a_duplicate_after_a_prune,
+    a_prune_keeps_the_figures_identical_and_a_recent_redelivery_a_duplicate,
 );
 
 const REPO: &str = "cloud/{retention-repo}";
@@ -407,5 +410,150 @@ async fn a_redelivery_two_hours_later_is_still_a_duplicate_after_a_prune(on: On)
     assert_eq!(
         again.body,
         serde_json::json!({"status": "duplicate", "request_id": id})
+    );
+}
+
+/// The figures of the review-flow histories of tests/api/analytics.rs (over their whole span,
+/// to a fixed end), serialised as `pr-reminder report --json` prints them.
+async fn figures(app: &App, clock: &ManualClock) -> String {
+    let mut settings = test_settings(
+        pr_reminder::store::Database::parse(&app.database()).unwrap(),
+        &clock.clock(),
+    );
+    analytics::settings(&mut settings);
+    let db = analytics::connect(app).await;
+    let flow = pr_reminder::report::flow(
+        &db,
+        &settings,
+        utc(2019, 1, 1, 0, 0),
+        utc(2026, 12, 1, 0, 0),
+        None,
+    )
+    .await
+    .unwrap();
+    db.close().await;
+    serde_json::to_string_pretty(&flow).unwrap()
+}
+
+/// Waits until every room message is sent (one waiting would keep its pull request).
+async fn all_sent(app: &App) {
+    let started = std::time::Instant::now();
+    loop {
+        let unsent = app
+            .count_rows("SELECT count(*) FROM outbox WHERE state <> 'sent'")
+            .await;
+        if unsent == 0 {
+            return;
+        }
+        assert!(started.elapsed() < PATIENCE, "{unsent} messages not sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A prune that takes the histories' deliveries, their messages and their closed pull requests
+/// (every retention a day) leaves the figures byte for byte as they were, and the facts tables
+/// row for row; a delivery of an hour ago stays, and its redelivery is a duplicate.
+async fn a_prune_keeps_the_figures_identical_and_a_recent_redelivery_a_duplicate(on: On) {
+    // The Cloud histories arrive three days ago on the service's clock, the Data Center one an
+    // hour ago; the binary prunes on the system clock.
+    let now = Utc::now();
+    let clock = ManualClock::frozen(now - chrono::Duration::days(3));
+    let Some(app) = spawn_on(on, "retention_figures", analytics::settings, clock.clock()).await
+    else {
+        return;
+    };
+    if analytics::cloud_history(&app).await.is_none() {
+        return;
+    }
+    analytics::weekend_history(&app).await.unwrap();
+    // Their messages sent then, three days ago.
+    all_sent(&app).await;
+    clock.advance(Duration::from_secs(3 * 86_400 - 3600));
+    analytics::datacenter_history(&app).await.unwrap();
+    all_sent(&app).await;
+
+    let figures_before = figures(&app, &clock).await;
+    // The four PRs count: three merged (#7, #11 and #5), which the prune takes.
+    let flow: Value = serde_json::from_str(&figures_before).unwrap();
+    assert_eq!(
+        (&flow["overall"]["opened"], &flow["overall"]["merged"]),
+        (&serde_json::json!(4), &serde_json::json!(3)),
+        "{figures_before}"
+    );
+    let facts_before = (
+        analytics::facts(&app).await,
+        analytics::spans(&app).await,
+        analytics::requests(&app).await,
+    );
+    let deliveries = app.count_rows("SELECT count(*) FROM deliveries").await;
+    let messages = app.count_rows("SELECT count(*) FROM outbox").await;
+    // #7, #9, #11 (Cloud) and #5 (Data Center); the Data Center deliveries of an hour ago.
+    assert_eq!(
+        app.count_rows("SELECT count(*) FROM pull_requests").await,
+        4
+    );
+    assert!(messages > 0, "no message to prune");
+    let recent: Vec<(String, String)> = app
+        .query_rows("SELECT event_key, request_id FROM deliveries ORDER BY id")
+        .await;
+    let recent: Vec<(String, String)> = recent
+        .into_iter()
+        .filter(|(key, _)| key.starts_with("pr:"))
+        .collect();
+    assert_eq!(recent.len(), 4, "{recent:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pr-reminder.toml");
+    std::fs::write(
+        &config,
+        "[retention]\ndeliveries_days = 1\noutbox_days = 1\nclosed_pull_requests_days = 1\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let (code, out, err) =
+        run_binary(&app.database(), &["--config", &config, "prune", "--json"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let pruned: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+
+    // The rows went: the Cloud deliveries of three days ago, every message (sent three days
+    // ago, or about a closed PR), every closed PR; the open #9 and the recent deliveries stay.
+    assert_eq!(pruned["tables"]["deliveries"], deliveries - 4, "{out}");
+    assert_eq!(pruned["tables"]["pull_requests"], 3, "{out}");
+    assert_eq!(pruned["tables"]["outbox"], messages, "{out}");
+    let kept: Vec<(String, String)> = app
+        .query_rows("SELECT event_key, request_id FROM deliveries ORDER BY id")
+        .await;
+    assert_eq!(kept, recent);
+    let open: Vec<(i64, String)> = app
+        .query_rows("SELECT number, state FROM pull_requests")
+        .await;
+    assert_eq!(open, [(9, "OPEN".to_owned())]);
+    assert_eq!(app.count_rows("SELECT count(*) FROM outbox").await, 0);
+
+    // The figures and their rows, unchanged.
+    assert_eq!(figures(&app, &clock).await, figures_before);
+    assert_eq!(
+        (
+            analytics::facts(&app).await,
+            analytics::spans(&app).await,
+            analytics::requests(&app).await,
+        ),
+        facts_before
+    );
+
+    // The merge of #5 (an hour ago), delivered again: a duplicate, #5 not brought back.
+    let (key, id) = recent.last().unwrap().clone();
+    assert_eq!(key, "pr:merged");
+    let body = analytics::shared("server/go-playground-webhooks/pr-merged.json").unwrap();
+    let again =
+        crate::datacenter::deliver_as(&app, &key, &id, serde_json::to_vec(&body).unwrap()).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(
+        again.body,
+        serde_json::json!({"status": "duplicate", "request_id": id})
+    );
+    assert_eq!(
+        app.count_rows("SELECT count(*) FROM pull_requests").await,
+        1
     );
 }
