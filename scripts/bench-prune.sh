@@ -20,7 +20,8 @@
 #
 # Settings (environment): ROUNDS=2, MODES="none server cli", SEED_ROWS=1000000, DURATION=30s
 # (each webhook run), HEALTH_DURATION=50s (the healthz run first: it places the prune inside the
-# Cloud c64 run), PR_REMINDER_BIN (else the release build).
+# Cloud c64 run), BESIDE_WAIT=300 (seconds a prune still running after the runs may take to
+# finish, unloaded, before the server is killed), PR_REMINDER_BIN (else the release build).
 
 set -euo pipefail
 
@@ -32,6 +33,7 @@ MODES="${MODES:-none server cli}"
 SEED_ROWS="${SEED_ROWS:-1000000}"
 export DURATION="${DURATION:-30s}"
 export HEALTH_DURATION="${HEALTH_DURATION:-50s}"
+BESIDE_WAIT="${BESIDE_WAIT:-300}"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -61,10 +63,17 @@ SELECT i, lower(hex(randomblob(16))), 'repo:push',
 SQL
 say "seed: $(du -h "$SEED" | cut -f1), auto_vacuum $(sqlite3 "$SEED" 'PRAGMA auto_vacuum')"
 
-# Every 2 s: seconds since the runs began and the oldest delivery id left.
-WATCH='start=$(date +%s); while :; do
-  printf "t=+%ss oldest id %s\n" $(( $(date +%s) - start )) \
-    "$(sqlite3 -cmd ".timeout 2000" "$PR_REMINDER_DATABASE" "SELECT min(id) FROM deliveries")";
+# Every 2 s: seconds since the runs began and the oldest delivery id left; once, the server's
+# log line of its scheduled prune (rows, transactions, the longest in microseconds). It ends once
+# every seeded row is gone and, with WATCH_LOG=1, the server has logged its prune; bench-ingest.sh
+# waits for that (BENCH_BESIDE_WAIT) after the runs, so the prune's report is whole.
+WATCH='start=$(date +%s); logged=""; while :; do
+  oldest="$(sqlite3 -cmd ".timeout 2000" "$PR_REMINDER_DATABASE" "SELECT min(id) FROM deliveries")"
+  printf "t=+%ss oldest id %s\n" $(( $(date +%s) - start )) "$oldest"
+  if [ -z "$logged" ] && grep -q "scheduled prune done" "$BENCH_SERVER_LOG"; then
+    grep "scheduled prune done" "$BENCH_SERVER_LOG"; logged=1; fi
+  if [ "${oldest:-0}" -gt '"$SEED_ROWS"' ] && { [ -n "$logged" ] || [ -z "${WATCH_LOG:-}" ]; }; then
+    break; fi
   sleep 2; done'
 PRUNE="sleep 10; s=\$(date +%s.%N); PR_REMINDER_CONFIG= \"$PR_REMINDER_BIN\" prune --json | tr -d '\\n '; echo; echo \"prune took \$(echo \"\$(date +%s.%N) - \$s\" | bc) s\""
 
@@ -73,20 +82,24 @@ for round in $(seq "$ROUNDS"); do
     for mode in $MODES; do
         say "round $round, mode $mode"
         case "$mode" in
-            none) config="$KEEP" beside="$WATCH" ;;
-            server) config="" beside="$WATCH" ;;
-            cli) config="$KEEP" beside="($PRUNE) & $WATCH" ;;
+            none) config="$KEEP" beside="$WATCH"; log="warn" wait="" ;;
+            server) config="" beside="WATCH_LOG=1; $WATCH"; log="warn,pr_reminder::jobs=info"
+                    wait="$BESIDE_WAIT" ;;
+            cli) config="$KEEP" beside="($PRUNE) & $WATCH; wait"; log="warn" wait="$BESIDE_WAIT" ;;
             *) say "unknown mode $mode"; exit 2 ;;
         esac
         out="$(PR_REMINDER_CONFIG="$config" BENCH_SEED_DB="$SEED" BENCH_BESIDE="$beside" \
+            BENCH_RUST_LOG="$log" BENCH_BESIDE_WAIT="$wait" \
             WEBHOOK_CONNECTIONS=64 scripts/bench-ingest.sh 2>&1 | tee /dev/stderr)" || true
         rates="$(printf '%s\n' "$out" | sed -n 's/^deliveries\/s, cloud \/ datacenter: //p')"
-        p99="$(printf '%s\n' "$out" | awk '$(NF-6) == 64 && $1 != "GET" { printf "%s ", $(NF-2) }')"
-        began="$(printf '%s\n' "$out" | awk -v n="$SEED_ROWS" '/oldest id/ && $NF > 1 { print $1; exit }')"
-        gone="$(printf '%s\n' "$out" | awk -v n="$SEED_ROWS" '/oldest id/ && $NF > n { print $1; exit }')"
-        took="$(printf '%s\n' "$out" | sed -n 's/.*prune took //p')"
+        p99="$(printf '%s\n' "$out" | awk 'NF >= 8 && $(NF-6) == 64 && $1 != "GET" { printf "%s ", $(NF-2) }')"
+        began="$(printf '%s\n' "$out" | awk '/^  \| t=\+/ && $NF > 1 { print $2; exit }')"
+        gone="$(printf '%s\n' "$out" | awk -v n="$SEED_ROWS" '/^  \| t=\+/ && $NF > n { print $2; exit }')"
+        took="$(printf '%s\n' "$out" | sed -n 's/^  | prune took //p')"
         result="$(printf '%s\n' "$out" | grep -E '^RESULT' | head -1)"
-        LINES+=("round $round $mode: $rates; c64 p99 ms (cloud datacenter) $p99; prune began ${began:--} all seeded rows gone ${gone:--} ${took:+(cli: $took)}; $result")
+        longest="$(printf '%s\n' "$out" | grep '^  | ' | grep -o 'longest_transaction_us[^0-9]*[0-9]*' | head -1 \
+            | grep -o '[0-9]*$' || true)"
+        LINES+=("round $round $mode: $rates; c64 p99 ms (cloud datacenter) $p99; prune began ${began:--} all seeded rows gone ${gone:--} ${took:+(cli: $took)}${longest:+, longest transaction $longest µs}; $result")
     done
 done
 printf '%s\n' "${LINES[@]}"

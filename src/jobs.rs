@@ -304,7 +304,13 @@ pub async fn run_retention(jobs: Arc<Jobs>) {
                 tracing::debug!("another replica is pruning; skipped")
             }
             Ok(JobReport::Prune(report)) => {
-                tracing::info!(rows = report.total(), report = %serde_json::to_string(&report.tables).unwrap_or_default(), "scheduled prune done")
+                tracing::info!(
+                    rows = report.total(),
+                    report = %serde_json::to_string(&report.tables).unwrap_or_default(),
+                    transactions = report.transactions,
+                    longest_transaction_us = report.longest_transaction_us,
+                    "scheduled prune done"
+                )
             }
             Ok(_) => {}
             Err(err) => tracing::error!(error = %format!("{err:#}"), "scheduled prune failed"),
