@@ -51,6 +51,13 @@
 #   BENCH_RUST_LOG=warn       the servers' RUST_LOG (debug shows each writer batch's timing)
 #   WRITER_STATS=1            also with sqlite: the writer's batches (mean size, mean commit time)
 #                             from each server's GET /metrics (always shown with postgres)
+#   BENCH_SEED_DB=<file>      sqlite: the server starts on a copy of this database instead of an
+#                             empty one (scripts/bench-prune.sh: a million old deliveries)
+#   BENCH_BESIDE=<command>    run (bash -c) in the background from the first webhook run on, with
+#                             PR_REMINDER_DATABASE set to the server's database and
+#                             BENCH_SERVER_LOG to its log file; its output is appended to the
+#                             summary, and it is stopped after the runs
+#   BENCH_BESIDE_WAIT=<s>     first wait up to this many seconds for it to end by itself
 #
 # Exit status: 0 all good; 1 a non-2xx, a socket error, a lost delivery or a dead server;
 # 2 the benchmark could not be set up.
@@ -295,6 +302,11 @@ if [ "$BENCH_DATABASE" = postgres ]; then
     say "starting $REPLICAS server(s) on 127.0.0.1:${PORTS[*]} (PostgreSQL $PG_VERSION, database $PG_DB on $PG_WHERE)"
 else
     SERVER_DB="$DB"
+    if [ -n "${BENCH_SEED_DB:-}" ]; then
+        cp "$BENCH_SEED_DB" "$DB" || die "cannot copy $BENCH_SEED_DB"
+        # The seed's own rows (ignored pushes) are not the runs': the checks below skip them.
+        SEED_MAX_ID="$(sqlite3 "$DB" 'SELECT coalesce(max(id), 0) FROM deliveries')"
+    fi
     say "starting the server on 127.0.0.1:$PORT (database $DB, synchronous=$SYNCHRONOUS)"
 fi
 # Every replica at once: they apply the migrations concurrently, as a rolling start would.
@@ -416,6 +428,13 @@ RUNS=()
 run_wrk "healthz-c$HEALTH_CONNECTIONS" "$HEALTH_CONNECTIONS" "$HEALTH_DURATION" get /healthz
 RUNS+=("healthz-c$HEALTH_CONNECTIONS")
 WEBHOOK_RUNS=()
+BESIDE_PID=""
+if [ -n "${BENCH_BESIDE:-}" ]; then
+    say "beside the runs: $BENCH_BESIDE"
+    PR_REMINDER_DATABASE="$SERVER_DB" BENCH_SERVER_LOG="${LOGS[0]}" bash -c "$BENCH_BESIDE" \
+        >"$TMP/beside.log" 2>&1 &
+    BESIDE_PID=$!
+fi
 # Cloud first, as before Data Center was added, so its numbers stay comparable with earlier runs;
 # the Data Center runs then start on a database the Cloud runs have already grown.
 for flavour in "${FLAVOURS[@]}"; do
@@ -426,6 +445,18 @@ for flavour in "${FLAVOURS[@]}"; do
         WEBHOOK_RUNS+=("$flavour-c$c")
     done
 done
+
+if [ -n "$BESIDE_PID" ]; then
+    if [ -n "${BENCH_BESIDE_WAIT:-}" ]; then
+        say "waiting up to ${BENCH_BESIDE_WAIT}s for the command beside the runs to end"
+        for _ in $(seq "$BENCH_BESIDE_WAIT"); do
+            kill -0 "$BESIDE_PID" 2>/dev/null || break
+            sleep 1
+        done
+    fi
+    kill -TERM "$BESIDE_PID" 2>/dev/null || true
+    wait "$BESIDE_PID" 2>/dev/null || true
+fi
 
 # --- memory, then durability --------------------------------------------------------------
 # When wrk's clock runs out it drops the requests still in flight; the server may already have
@@ -551,7 +582,7 @@ CREATE INDEX temp.processed_id ON processed (request_id, dc);
 WITH flavours (flavour, dc) AS (VALUES ('cloud', 0), ('datacenter', 1))
 SELECT f.flavour,
   (SELECT count(*) FROM processed p WHERE p.dc = f.dc),
-  (SELECT count(*) FROM bench.deliveries d WHERE d.outcome <> 'processed'
+  (SELECT count(*) FROM bench.deliveries d WHERE d.outcome <> 'processed' AND d.id > ${SEED_MAX_ID:-0}
        AND (d.event_key LIKE 'pr:%' OR d.event_key LIKE 'diagnostics:%') = f.dc),
   (SELECT count(*) FROM acked WHERE substr(id, 1, length(f.flavour) + 2) = f.flavour || '-c'),
   (SELECT count(DISTINCT id) FROM acked WHERE substr(id, 1, length(f.flavour) + 2) = f.flavour || '-c'),
@@ -704,6 +735,10 @@ fi
              "SQLite synchronous=$SYNCHRONOUS; wrk $THREADS threads on the same machine"
     fi
     echo "runs: healthz $HEALTH_DURATION, webhook $DURATION each (cloud runs first, then datacenter)"
+    if [ -n "${BENCH_BESIDE:-}" ]; then
+        echo "beside the runs: $BENCH_BESIDE"
+        sed 's/^/  | /' "$TMP/beside.log"
+    fi
     echo
     if [ "${#FAILURES[@]}" -eq 0 ]; then
         echo "RESULT: OK"

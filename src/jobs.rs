@@ -15,6 +15,7 @@ use crate::domain::{Timestamp, Trigger};
 use crate::metrics::Metrics;
 use crate::reconcile::{ReconcileReport, Reconciler, Scope};
 use crate::remind::{self, RemindReport};
+use crate::retention::{self, PruneReport};
 use crate::store::{self, Db};
 use crate::sweep::{self, SweepReport};
 use crate::weekly_report::{self, WeeklyReport};
@@ -38,6 +39,9 @@ pub enum Job {
     /// Queue each room's weekly team report if one is due (`[analytics] weekly_report`, issue
     /// 28; `run_weekly_reports`): once per room and week, see `weekly_report`.
     WeeklyReport,
+    /// Delete what `[retention]` no longer keeps (`pr-reminder prune`, hourly); `dry_run`
+    /// deletes nothing and says what would go.
+    Prune { dry_run: bool },
 }
 
 /// What a job did, as the HTTP answer and the CLI print it.
@@ -48,6 +52,7 @@ pub enum JobReport {
     Reconcile(ReconcileReport),
     Remind(RemindReport),
     WeeklyReport(WeeklyReport),
+    Prune(PruneReport),
 }
 
 impl JobReport {
@@ -58,6 +63,7 @@ impl JobReport {
             JobReport::Reconcile(report) => report.to_text(),
             JobReport::Remind(report) => report.to_text(),
             JobReport::WeeklyReport(report) => report.to_text(),
+            JobReport::Prune(report) => report.to_text(),
         }
     }
 }
@@ -71,6 +77,10 @@ pub struct Jobs {
     wake: Arc<Notify>,
     clock: Clock,
     running: Mutex<()>,
+    /// One prune at a time in this process. Pruning does not take `running`: a prune of a
+    /// large backlog takes minutes (short transactions with pauses), and sweeps and reminders
+    /// must not wait for it.
+    pruning: Mutex<()>,
     /// Runs `Job::Reconcile`; `None` when no Bitbucket site is configured.
     reconciler: Option<Arc<Reconciler>>,
     /// Counts reconciliation passes (the service's; the CLI has none).
@@ -116,6 +126,7 @@ impl Jobs {
             wake,
             clock,
             running: Mutex::new(()),
+            pruning: Mutex::new(()),
             reconciler: None,
             metrics: None,
         }
@@ -140,6 +151,19 @@ impl Jobs {
 
     /// Runs `job` now (after any job already running in this process).
     pub async fn run(&self, job: Job, trigger: Trigger) -> anyhow::Result<JobReport> {
+        if let Job::Prune { dry_run } = job {
+            let _pruning = self.pruning.lock().await;
+            let report = retention::run(
+                &self.db,
+                &self.settings.retention,
+                self.clock.now(),
+                dry_run,
+                store::retention::Pace::default(),
+                self.metrics.as_ref(),
+            )
+            .await?;
+            return Ok(JobReport::Prune(report));
+        }
         let _running = self.running.lock().await;
         let now = self.clock.now();
         let report = match job {
@@ -156,6 +180,8 @@ impl Jobs {
                 }
                 JobReport::Reconcile(report)
             }
+            // Run above, without `running`.
+            Job::Prune { .. } => unreachable!("a prune does not wait for other jobs"),
             Job::Remind { user, force } => JobReport::Remind(
                 remind::run(
                     &self.db,
@@ -281,6 +307,43 @@ pub async fn run_weekly_reports(jobs: Arc<Jobs>) {
         let next = weekly_report::next_due(jobs.clock.now(), weekday, time, tz);
         tracing::info!(next = %next, "next weekly report");
         jobs.clock.sleep_until(next).await;
+    }
+}
+
+/// How long after start the built-in schedule first prunes (on the service's clock): past the
+/// start's own work, soon enough that a service restarted often still prunes.
+pub const FIRST_PRUNE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How often the built-in schedule prunes after the first time.
+pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The built-in retention schedule: a prune `FIRST_PRUNE_AFTER` the start, then every
+/// `PRUNE_EVERY`, through the same job path as `pr-reminder prune`, until the task is aborted.
+/// Started when `[retention]` keeps anything for a limited time.
+pub async fn run_retention(jobs: Arc<Jobs>) {
+    let mut wait = FIRST_PRUNE_AFTER;
+    loop {
+        jobs.clock.sleep(wait).await;
+        wait = PRUNE_EVERY;
+        match jobs
+            .run(Job::Prune { dry_run: false }, Trigger::Schedule)
+            .await
+        {
+            Ok(JobReport::Prune(report)) if report.skipped => {
+                tracing::debug!("another replica is pruning; skipped")
+            }
+            Ok(JobReport::Prune(report)) => {
+                tracing::info!(
+                    rows = report.total(),
+                    report = %serde_json::to_string(&report.tables).unwrap_or_default(),
+                    transactions = report.transactions,
+                    longest_transaction_us = report.longest_transaction_us,
+                    "scheduled prune done"
+                )
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!(error = %format!("{err:#}"), "scheduled prune failed"),
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod notify;
 pub mod reconcile;
 pub mod remind;
 pub mod report;
+pub mod retention;
 pub mod review_queue;
 pub mod reviews;
 pub mod routes;

@@ -150,6 +150,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Delete what `[retention]` no longer keeps, now (the service also does it hourly): old
+    /// deliveries, sent messages and sweeps, closed pull requests with their rows; in small
+    /// batches beside a running service. Prints the rows per table.
+    Prune {
+        /// Delete nothing; print what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The review flow in numbers: how long PRs waited for their first review, approval and
     /// merge (median / p90), per repository, room and reviewer, and the PRs waiting on their
     /// reviewers now, from the dated facts in the database (docs/analytics.md).
@@ -367,6 +378,7 @@ fn main() -> ExitCode {
         } => insecure_skip_signature,
         Command::Migrate
         | Command::Outbox { .. }
+        | Command::Prune { .. }
         | Command::Sweep { .. }
         | Command::Remind { .. }
         | Command::WeeklyReport { .. }
@@ -536,6 +548,29 @@ fn main() -> ExitCode {
                     print!("{}", report.to_text());
                 }
                 *failed_ref = !report.ok;
+                Ok(())
+            }
+            Command::Prune { dry_run, json } => {
+                let db = store::connect(&settings.database, &settings.synchronous).await?;
+                let routing = Arc::new(
+                    Routing::new(&settings.notify.routes, settings.required_approvals)?
+                        .with_final_edits(settings.notify.editing_rooms()),
+                );
+                let jobs = Jobs::new(
+                    db.clone(),
+                    routing,
+                    Arc::new(settings.clone()),
+                    Arc::new(tokio::sync::Notify::new()),
+                    pr_reminder::clock::Clock::system(),
+                );
+                let report = jobs.run(Job::Prune { dry_run }, Trigger::Cli).await;
+                db.close().await;
+                let report = report?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", report.to_text());
+                }
                 Ok(())
             }
             Command::Report {

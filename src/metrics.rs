@@ -77,6 +77,12 @@ struct HttpLabels {
     status: u16,
 }
 
+/// `table`: one of `store::retention::TABLES`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    table: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SiteLabels {
     site: String,
@@ -143,6 +149,7 @@ struct Inner {
     reconciliation_failures: Family<SiteLabels, Counter>,
     reconciliation_seconds: Histogram,
     reconciliation_last_success: Family<SiteLabels, Gauge<f64, AtomicU64>>,
+    pruned_rows: Family<TableLabels, Counter>,
     /// The configured sites' names (`Site::name()`: their URL, which never carries credentials),
     /// in `[[bitbucket]]` order.
     sites: Vec<String>,
@@ -296,6 +303,15 @@ impl Metrics {
             "Unix time of the last successful reconciliation of any repository of the site",
             reconciliation_last_success.clone(),
         );
+        let pruned_rows = Family::<TableLabels, Counter>::default();
+        registry.register(
+            "pruned_rows",
+            "Rows deleted by retention ([retention], pr-reminder prune in this process), by table",
+            pruned_rows.clone(),
+        );
+        for table in store::retention::TABLES {
+            drop(pruned_rows.get_or_create(&TableLabels { table }));
+        }
 
         for flavour in [Flavour::Cloud, Flavour::DataCenter] {
             for outcome in [
@@ -349,6 +365,7 @@ impl Metrics {
                 reconciliation_failures,
                 reconciliation_seconds,
                 reconciliation_last_success,
+                pruned_rows,
                 sites,
             }),
         }
@@ -414,6 +431,14 @@ impl Metrics {
     pub fn commit_observer(&self) -> store::writer::CommitObserver {
         let metrics = self.clone();
         Arc::new(move |size, took| metrics.writer_commit(size, took))
+    }
+
+    /// Counts `rows` deleted from `table` by retention (`pr_reminder_pruned_rows_total`).
+    pub fn pruned(&self, table: &'static str, rows: u64) {
+        self.inner
+            .pruned_rows
+            .get_or_create(&TableLabels { table })
+            .inc_by(rows);
     }
 
     /// What the writer calls with each point a PR reached once its batch committed: feeds

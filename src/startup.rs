@@ -37,6 +37,9 @@ pub struct Application {
     reminders: Option<JoinHandle<()>>,
     /// Queues each room's weekly team report, when `[analytics] weekly_report` is set.
     weekly_reports: Option<JoinHandle<()>>,
+    /// Prunes hourly what `[retention]` no longer keeps (when it keeps anything for a limited
+    /// time).
+    pruner: Option<JoinHandle<()>>,
     /// One reconciliation poller per site with `poll_interval_minutes`.
     pollers: Vec<JoinHandle<()>>,
     db: Db,
@@ -229,6 +232,10 @@ impl Application {
             .weekly_report
             .is_some()
             .then(|| tokio::spawn(jobs::run_weekly_reports(jobs.clone())));
+        let r = &settings.retention;
+        let pruner =
+            (r.deliveries.is_some() || r.outbox.is_some() || r.closed_pull_requests.is_some())
+                .then(|| tokio::spawn(jobs::run_retention(jobs.clone())));
         let webhook = web::Data::new(routes::webhook::WebhookState {
             signature: settings.signature.clone(),
             max_body_bytes: settings.max_body_bytes,
@@ -340,6 +347,7 @@ impl Application {
             scheduler,
             reminders,
             weekly_reports,
+            pruner,
             pollers,
             db,
             signals,
@@ -375,6 +383,9 @@ impl Application {
         }
         if let Some(reminders) = &self.reminders {
             reminders.abort();
+        }
+        if let Some(pruner) = &self.pruner {
+            pruner.abort();
         }
         for poller in &self.pollers {
             poller.abort();

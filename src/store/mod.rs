@@ -18,6 +18,7 @@ pub mod leases;
 pub mod outbox;
 pub mod reconciliations;
 pub mod repositories;
+pub mod retention;
 pub mod review_queue;
 pub mod snoozes;
 pub mod status;
@@ -35,7 +36,8 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 
 pub use writer::{WriteError, WriteOutcome, Writer, WriterConfig};
@@ -203,6 +205,10 @@ pub struct Db {
     leases: Option<PgPool>,
     /// How many migrations opening it applied (0: it was up to date).
     migrations_applied: u64,
+    /// SQLite: held by the batch writer around each batch and by the pruner around each of its
+    /// delete transactions, so that the two take turns instead of meeting in SQLite's busy
+    /// handler (`retention`). PostgreSQL: none (row locks).
+    write_gate: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 #[derive(Clone)]
@@ -317,6 +323,9 @@ async fn applied_migrations(pool: &Pool) -> u64 {
 
 /// Connection options shared by the writer and the read pool: WAL so readers never block the
 /// writer, foreign keys on, and a busy timeout for the rare outside writer (`sqlite3`, `migrate`).
+/// A new file is created with `auto_vacuum = INCREMENTAL`, so that pruning (`retention`) gives
+/// freed pages back with `PRAGMA incremental_vacuum`; on an existing file the setting changes
+/// nothing until a `VACUUM` (docs/database.md says when an operator runs one).
 pub fn connect_options(path: &Path, synchronous: &str) -> anyhow::Result<SqliteConnectOptions> {
     let synchronous = SqliteSynchronous::from_str(synchronous)
         .map_err(|e| anyhow::anyhow!("{e}"))
@@ -324,6 +333,7 @@ pub fn connect_options(path: &Path, synchronous: &str) -> anyhow::Result<SqliteC
     Ok(SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
+        .auto_vacuum(SqliteAutoVacuum::Incremental)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(synchronous)
         .foreign_keys(true)
@@ -370,6 +380,7 @@ pub async fn open(path: &Path, synchronous: &str) -> anyhow::Result<Db> {
         .with_context(|| format!("reading the database file {}", path.display()))?;
     Ok(Db {
         migrations_applied: after.saturating_sub(before),
+        write_gate: Some(std::sync::Arc::new(tokio::sync::Mutex::new(()))),
         leases: None,
         pool: Pool::Sqlite(pool),
         target: Target::File {
@@ -445,6 +456,7 @@ async fn open_postgres(url: &SecretString) -> anyhow::Result<Db> {
         .connect_lazy_with(options.clone());
     Ok(Db {
         migrations_applied: u64::try_from(migrations_applied).unwrap_or(0),
+        write_gate: None,
         leases: Some(leases),
         pool: Pool::Postgres(pool),
         target: Target::Postgres {
@@ -495,6 +507,11 @@ impl Db {
     /// The pool, for `on_pool!`.
     pub(crate) fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// SQLite: the gate the batch writer and the pruner take turns through.
+    pub(crate) fn write_gate(&self) -> Option<&std::sync::Arc<tokio::sync::Mutex<()>>> {
+        self.write_gate.as_ref()
     }
 
     /// PostgreSQL: the connection room leases are taken on.
@@ -613,7 +630,11 @@ impl Db {
                     .connect()
                     .await
                     .context("opening the write connection")?;
-                Ok(Writer::spawn(writer::Connection::Sqlite(conn), config))
+                Ok(Writer::spawn(
+                    writer::Connection::Sqlite(conn),
+                    config,
+                    self.write_gate.clone(),
+                ))
             }
             Target::Postgres { options, shown } => {
                 // A pool of one: the writer's connection, re-established by the pool when the
@@ -631,7 +652,11 @@ impl Db {
                     .connect_with(options)
                     .await
                     .with_context(|| format!("opening the write connection to {shown}"))?;
-                Ok(Writer::spawn(writer::Connection::Postgres(pool), config))
+                Ok(Writer::spawn(
+                    writer::Connection::Postgres(pool),
+                    config,
+                    None,
+                ))
             }
         }
     }

@@ -118,9 +118,14 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub(super) fn spawn(conn: Connection, config: WriterConfig) -> (Writer, JoinHandle<()>) {
+    /// `gate`: held around each batch (SQLite; the pruner takes turns through it).
+    pub(super) fn spawn(
+        conn: Connection,
+        config: WriterConfig,
+        gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    ) -> (Writer, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
-        let task = tokio::spawn(run(conn, rx, config));
+        let task = tokio::spawn(run(conn, rx, config, gate));
         (Writer { tx }, task)
     }
 
@@ -173,12 +178,21 @@ impl Connection {
     }
 }
 
-async fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, config: WriterConfig) {
+async fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    config: WriterConfig,
+    gate: Option<Arc<tokio::sync::Mutex<()>>>,
+) {
     let max_batch = config.max_batch.max(1);
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut buffers = Buffers::default();
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let submissions: Vec<&Submission> = batch.iter().map(|j| &j.submission).collect();
+        let _turn = match &gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        };
         // A measurement, not a time decision: the real clock.
         let started = std::time::Instant::now();
         match apply(&mut conn, &submissions, &mut buffers, &config).await {

@@ -17,7 +17,7 @@ use crate::metrics::{value, METRICS_TOKEN};
 const BLE: &str = "arolgroup/j0664-ns2-firmware";
 const GOPHER: &str = "~gopher/webhook-test";
 
-fn settings(s: &mut Settings) {
+pub(crate) fn settings(s: &mut Settings) {
     s.notify.coalesce = std::time::Duration::ZERO;
     s.required_approvals = 1;
     s.notify.rooms = vec![Room {
@@ -34,7 +34,7 @@ fn two_required(s: &mut Settings) {
     s.required_approvals = 2;
 }
 
-fn shared(file: &str) -> Option<Value> {
+pub(crate) fn shared(file: &str) -> Option<Value> {
     let dir = shared_fixtures()?;
     Some(serde_json::from_slice(&std::fs::read(dir.join(file)).unwrap()).unwrap())
 }
@@ -84,7 +84,7 @@ fn cloud_snapshot(
 
 /// (repository name, number, created, ready, first review, approved, state, closed, approvals,
 /// required, rounds): every figure column of `pull_request_facts` but title, url and author.
-type FactsRow = (
+pub(crate) type FactsRow = (
     String,
     i64,
     String,
@@ -98,7 +98,7 @@ type FactsRow = (
     i64,
 );
 
-async fn facts(app: &impl Served) -> Vec<FactsRow> {
+pub(crate) async fn facts(app: &impl Served) -> Vec<FactsRow> {
     app.query_rows(
         "SELECT repository_name, number, created_on, ready_on, first_review_on, approved_on,
                 state, closed_on, approvals, required_approvals, rounds
@@ -108,7 +108,7 @@ async fn facts(app: &impl Served) -> Vec<FactsRow> {
 }
 
 /// (number, turn, since, until) of every span, by PR then start.
-async fn spans(app: &impl Served) -> Vec<(i64, String, String, Option<String>)> {
+pub(crate) async fn spans(app: &impl Served) -> Vec<(i64, String, String, Option<String>)> {
     app.query_rows(
         "SELECT number, turn, since, until FROM pull_request_turns
           ORDER BY repository_key, number, since",
@@ -117,7 +117,7 @@ async fn spans(app: &impl Served) -> Vec<(i64, String, String, Option<String>)> 
 }
 
 /// (number, reviewer name, asked on, reviewed on) of every review request.
-async fn requests(app: &impl Served) -> Vec<(i64, String, String, Option<String>)> {
+pub(crate) async fn requests(app: &impl Served) -> Vec<(i64, String, String, Option<String>)> {
     app.query_rows(
         "SELECT number, reviewer_name, asked_on, reviewed_on FROM pull_request_review_requests
           ORDER BY repository_key, number, reviewer",
@@ -164,7 +164,7 @@ fn fact(
 /// author at 10:00 (not a review), approved at 12:00, merged at 14:00; #9 opened as a draft on
 /// Tuesday 09:00, ready at 10:00, changes requested at 11:00, a new commit at 13:00 (a review
 /// round), approved at 15:00, still open.
-async fn cloud_history(app: &impl Served) -> Option<Value> {
+pub(crate) async fn cloud_history(app: &impl Served) -> Option<Value> {
     let base = cloud_base()?;
     let pr = &base["pullrequest"];
     let author = pr["author"].clone();
@@ -294,7 +294,7 @@ async fn cloud_history(app: &impl Served) -> Option<Value> {
 
 /// go-playground-webhooks' Data Center PR #5 as delivered: opened 09:31:15.860 with Cain
 /// Piper asked, needs work at 09:34:53, approved at 09:35:38, merged at 09:37:14.286 (UTC).
-async fn datacenter_history(app: &impl Served) -> Option<()> {
+pub(crate) async fn datacenter_history(app: &impl Served) -> Option<()> {
     let dir = "server/go-playground-webhooks";
     for (key, file) in [
         ("pr:opened", "pr-opened.json"),
@@ -550,7 +550,7 @@ async fn live_histories_keep_their_dated_facts_whatever_the_arrival_order(on: On
 }
 
 /// The app's database, opened as the binary opens it.
-async fn connect(app: &App) -> pr_reminder::store::Db {
+pub(crate) async fn connect(app: &App) -> pr_reminder::store::Db {
     let database = Database::parse(&app.database()).unwrap();
     pr_reminder::store::connect(&database, "normal")
         .await
@@ -682,7 +682,7 @@ on_both!(the_report_gives_the_figures_computed_by_hand);
 
 /// #11: opened Friday 6 November 16:00 with Gianluca asked, approved on Monday 9 November at
 /// 10:00, merged at 12:00: across a weekend.
-async fn weekend_history(app: &impl Served) -> Option<()> {
+pub(crate) async fn weekend_history(app: &impl Served) -> Option<()> {
     let base = cloud_base()?;
     let gianluca = base["pullrequest"]["participants"][0]["user"].clone();
     let eleven = |updated: &str, state: &str, verdict: Option<&str>| {

@@ -38,6 +38,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 /// a working day, no quiet hours, UTC): the defaults (Monday to Friday) would make its sweeps
 /// depend on the weekday the suite runs on. A test about the calendar runs on a [`ManualClock`]
 /// and keeps the defaults, or sets its own in `adjust`.
+///
+/// Nothing is pruned (`[retention]` all off): the pruner's hourly wait would sit among the waits
+/// a test on a [`ManualClock`] pins. The retention tests set their own.
 pub fn test_settings(
     database: pr_reminder::store::Database,
     clock: &pr_reminder::clock::Clock,
@@ -47,6 +50,11 @@ pub fn test_settings(
     )]));
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.database = database;
+    settings.retention = pr_reminder::config::RetentionSettings {
+        deliveries: None,
+        outbox: None,
+        closed_pull_requests: None,
+    };
     if !clock.is_manual() {
         settings.sweep.calendar = always_open();
     }

@@ -31,6 +31,7 @@ mod ordering;
 mod postgres;
 mod reconcile;
 mod rename;
+mod retention;
 mod review_flow;
 mod status;
 mod sweep;
