@@ -551,27 +551,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Prune { dry_run, json } => {
-                let db = store::connect(&settings.database, &settings.synchronous).await?;
-                let routing = Arc::new(
-                    Routing::new(&settings.notify.routes, settings.required_approvals)?
-                        .with_final_edits(settings.notify.editing_rooms()),
-                );
-                let jobs = Jobs::new(
-                    db.clone(),
-                    routing,
-                    Arc::new(settings.clone()),
-                    Arc::new(tokio::sync::Notify::new()),
-                    pr_reminder::clock::Clock::system(),
-                );
-                let report = jobs.run(Job::Prune { dry_run }, Trigger::Cli).await;
-                db.close().await;
-                let report = report?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
-                } else {
-                    print!("{}", report.to_text());
-                }
-                Ok(())
+                run_job(&settings, Job::Prune { dry_run }, json).await
             }
             Command::Report {
                 since,

@@ -229,12 +229,7 @@ async fn a_browser_logs_in_with_basic_auth_and_sees_the_rows_and_the_chart() {
     })
     .catch_unwind()
     .await;
-    let closed = client.close().await;
-    match result {
-        Ok(result) => result.expect("the browser session"),
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
-    closed.expect("closing the browser");
+    end_session(client, result).await;
 }
 
 /// Issue 26: the webhook coverage a reconciliation pass recorded, as a person sees it: one row
@@ -328,12 +323,7 @@ async fn a_browser_sees_the_webhook_coverage_per_repository() {
     })
     .catch_unwind()
     .await;
-    let closed = client.close().await;
-    match result {
-        Ok(result) => result.expect("the browser session"),
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
-    closed.expect("closing the browser");
+    end_session(client, result).await;
 }
 
 /// Issue 28: the review-flow page in a real browser, logged in with Basic auth: its three charts
@@ -461,6 +451,15 @@ async fn a_browser_sees_the_review_flow_charts_on_a_phone() {
     })
     .catch_unwind()
     .await;
+    end_session(client, result).await;
+}
+
+/// Closes the browser whatever the session did, then fails as the session failed (its error,
+/// or its panic resumed).
+async fn end_session(
+    client: fantoccini::Client,
+    result: std::thread::Result<Result<(), fantoccini::error::CmdError>>,
+) {
     let closed = client.close().await;
     match result {
         Ok(result) => result.expect("the browser session"),

@@ -194,31 +194,17 @@ fn seed(now: DateTime<Utc>) -> String {
     )
 }
 
-/// Every row of the tables a prune reads, for "nothing changed" comparisons.
-const EVERY_TABLE: [&str; 14] = [
-    "deliveries",
-    "sweeps",
-    "outbox",
-    "direct_outbox",
-    "pull_requests",
-    "reviews",
-    "default_reviewers",
-    "snoozes",
-    "chat_messages",
-    "direct_mutes",
-    "direct_turns",
-    "commit_statuses",
-    "reconciled_commits",
-    "repository_deliveries",
-];
-
 async fn row_counts(app: &App) -> Vec<(String, i64)> {
     let mut counts = Vec::new();
-    for table in EVERY_TABLE {
+    // Every table a prune deletes from, and the summary it folds deliveries into.
+    let tables = pr_reminder::store::retention::TABLES
+        .iter()
+        .chain(&["repository_deliveries"]);
+    for table in tables {
         let n = app
             .count_rows(&format!("SELECT count(*) FROM {table}"))
             .await;
-        counts.push((table.to_owned(), n));
+        counts.push(((*table).to_owned(), n));
     }
     counts
 }
